@@ -1,0 +1,352 @@
+//! The local invoke router (development and tests only; never deployed).
+//!
+//! moto's Step Functions engine sends its Lambda `Invoke` calls to
+//! `http://localhost:$MOTO_PORT`; `make up` points `MOTO_PORT` here. This router sends
+//! `POST /2015-03-31/functions/{name}/invocations` to `cargo lambda watch` and forwards
+//! every other request to moto, so one endpoint serves every AWS API locally.
+//!
+//! It also restores the real Lambda contract that `cargo lambda watch` differs from:
+//! a function error comes back from watch as HTTP 500, from AWS as HTTP 200 with
+//! `X-Amz-Function-Error: Unhandled`. A 500 would make the engine treat a handled
+//! business error (say `Payment.Declined`) as a Lambda service failure. And when watch
+//! cannot be reached, the router answers the way AWS does (`Lambda.ServiceException`,
+//! which the state machine retries) instead of closing the socket.
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Largest request body forwarded (Lambda's synchronous payload limit is 6 MB).
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Parser)]
+#[command(about = "Routes Lambda invokes to cargo lambda watch and everything else to moto")]
+struct Args {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:4566")]
+    listen: SocketAddr,
+    /// cargo lambda watch's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:9000")]
+    lambda: String,
+    /// moto server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:5000")]
+    aws: String,
+}
+
+#[derive(Clone)]
+struct Router {
+    client: reqwest::Client,
+    lambda: String,
+    aws: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("refusing to listen on {0}: the router binds loopback addresses only")]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("server: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+#[tokio::main]
+async fn main() -> Result<(), StartError> {
+    tracing_subscriber::fmt().json().with_target(false).init();
+    let args = Args::parse();
+    if !args.listen.ip().is_loopback() {
+        return Err(StartError::NotLoopback(args.listen));
+    }
+    let router = Router {
+        client: reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?,
+        lambda: args.lambda.trim_end_matches('/').to_owned(),
+        aws: args.aws.trim_end_matches('/').to_owned(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    tracing::info!(listen = %args.listen, lambda = %router.lambda, aws = %router.aws, "invoke router listening");
+    let app = axum::Router::new().fallback(route).with_state(router);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn route(State(router): State<Router>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(error) => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body unreadable or over {MAX_BODY_BYTES} bytes: {error}"),
+            )
+        }
+    };
+    let function = (parts.method == Method::POST)
+        .then(|| invoked_function(parts.uri.path()))
+        .flatten();
+    match function {
+        Some(function) => invoke(&router, &function, &parts.headers, body).await,
+        None => {
+            let path_and_query = parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            forward(&router, parts.method, &path_and_query, &parts.headers, body).await
+        }
+    }
+}
+
+/// The bare function name of a Lambda Invoke path, or `None` for any other request.
+///
+/// The name may arrive URL-encoded, as a full ARN, and with a qualifier:
+/// `arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Avalidate-order%3A%24LATEST`.
+/// cargo lambda watch knows functions by their binary name only.
+fn invoked_function(path: &str) -> Option<String> {
+    let encoded = path
+        .strip_prefix("/2015-03-31/functions/")?
+        .strip_suffix("/invocations")?;
+    let name = percent_decode(encoded)?;
+    let bare = match name.strip_prefix("arn:") {
+        // arn:aws:lambda:region:account:function:name[:qualifier]
+        Some(_) => name.split(':').nth(6)?,
+        None => name.split(':').next()?,
+    };
+    (!bare.is_empty()).then(|| bare.to_owned())
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn request_id() -> HeaderValue {
+    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+        .unwrap_or(HeaderValue::from_static("local"))
+}
+
+fn plain(status: StatusCode, message: String) -> Response {
+    let mut response = Response::new(Body::from(message));
+    *response.status_mut() = status;
+    response
+}
+
+/// The answer AWS Lambda gives when the service itself failed: the state machine sees
+/// `Lambda.ServiceException`, which its Retry handles.
+fn service_exception(message: String) -> Response {
+    let body = serde_json::json!({"Type": "Service", "Message": message}).to_string();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("ServiceException"),
+    );
+    headers.insert("x-amzn-requestid", request_id());
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn invoke(router: &Router, function: &str, headers: &HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let url = format!(
+        "{}/2015-03-31/functions/{function}/invocations",
+        router.lambda
+    );
+    let mut request = router.client.post(&url).body(body);
+    for name in [
+        "x-amz-invocation-type",
+        "x-amz-client-context",
+        "content-type",
+    ] {
+        if let Some(value) = headers.get(name) {
+            request = request.header(name, value);
+        }
+    }
+    let upstream = match request.send().await {
+        Ok(upstream) => upstream,
+        Err(error) => {
+            tracing::warn!(function, %error, "cargo lambda watch unreachable");
+            return service_exception(format!("cannot reach the function {function}: {error}"));
+        }
+    };
+    let status = upstream.status();
+    let body = match upstream.bytes().await {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::warn!(function, %error, "function answer cut short");
+            return service_exception(format!("the answer of {function} was cut short: {error}"));
+        }
+    };
+    let function_error = status == StatusCode::INTERNAL_SERVER_ERROR && is_function_error(&body);
+    tracing::info!(
+        function,
+        status = status.as_u16(),
+        function_error,
+        millis = started.elapsed().as_millis() as u64,
+        "invoke"
+    );
+    if status.is_server_error() && !function_error {
+        return service_exception(format!(
+            "{function} failed in the runtime ({status}): {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = if function_error {
+        StatusCode::OK
+    } else {
+        status
+    };
+    let headers = response.headers_mut();
+    headers.insert("x-amzn-requestid", request_id());
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert(
+        "x-amz-executed-version",
+        HeaderValue::from_static("$LATEST"),
+    );
+    if function_error {
+        headers.insert(
+            "x-amz-function-error",
+            HeaderValue::from_static("Unhandled"),
+        );
+    }
+    response
+}
+
+/// Whether a 500 from watch carries the function's own error (`{"errorType": ...}`)
+/// rather than a failure of the emulator.
+fn is_function_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("errorType").map(serde_json::Value::is_string))
+        .unwrap_or(false)
+}
+
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "proxy-connection",
+];
+
+async fn forward(
+    router: &Router,
+    method: Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let url = format!("{}{path_and_query}", router.aws);
+    let mut request = router.client.request(method, &url).body(body);
+    for (name, value) in headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            request = request.header(name, value);
+        }
+    }
+    let upstream = match request.send().await {
+        Ok(upstream) => upstream,
+        Err(error) => {
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                format!("the AWS emulator at {} is unreachable: {error}", router.aws),
+            )
+        }
+    };
+    let status = upstream.status();
+    let upstream_headers = upstream.headers().clone();
+    let body = match upstream.bytes().await {
+        Ok(body) => body,
+        Err(error) => {
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                format!("the AWS emulator's answer was cut short: {error}"),
+            )
+        }
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    for (name, value) in &upstream_headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from(name), value.clone());
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_arn_with_a_qualifier_becomes_the_binary_name() {
+        let path = "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Avalidate-order%3A%24LATEST/invocations";
+        assert_eq!(invoked_function(path).as_deref(), Some("validate-order"));
+    }
+
+    #[test]
+    fn a_bare_name_and_a_name_with_a_qualifier_are_kept() {
+        assert_eq!(
+            invoked_function("/2015-03-31/functions/fail-order/invocations").as_deref(),
+            Some("fail-order")
+        );
+        assert_eq!(
+            invoked_function("/2015-03-31/functions/fail-order:live/invocations").as_deref(),
+            Some("fail-order")
+        );
+    }
+
+    #[test]
+    fn other_aws_requests_are_not_invokes() {
+        assert_eq!(invoked_function("/"), None);
+        assert_eq!(
+            invoked_function("/2015-03-31/functions/x/configuration"),
+            None
+        );
+        assert_eq!(
+            invoked_function("/2015-03-31/functions/%ZZ/invocations"),
+            None
+        );
+    }
+
+    #[test]
+    fn only_a_body_with_an_error_type_is_a_function_error() {
+        assert!(is_function_error(
+            br#"{"errorType":"Payment.Declined","errorMessage":"no"}"#
+        ));
+        assert!(!is_function_error(b"Internal Server Error"));
+        assert!(!is_function_error(br#"{"message":"boom"}"#));
+    }
+}

@@ -1,0 +1,612 @@
+//! Creates the template's tables, queues and state machines in the emulator, and reads
+//! them back to check they still match the template.
+
+use crate::template::{LocalResources, QueueSpec, StateMachineSpec, TableSpec, LOCAL_ACCOUNT};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableDescription, TimeToLiveSpecification,
+};
+use aws_sdk_sfn::types::StateMachineType;
+use aws_sdk_sqs::types::QueueAttributeName;
+use std::collections::{BTreeMap, HashMap};
+
+/// An AWS call made while deploying or checking failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} {resource}: {message}")]
+pub struct DeployError {
+    pub operation: &'static str,
+    pub resource: String,
+    pub message: String,
+}
+
+fn failed<E: std::error::Error>(operation: &'static str, resource: &str, error: E) -> DeployError {
+    DeployError {
+        operation,
+        resource: resource.to_owned(),
+        message: aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string(),
+    }
+}
+
+/// The clients the deployer uses.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sfn: aws_sdk_sfn::Client,
+}
+
+impl Clients {
+    pub fn new(config: &aws_config::SdkConfig) -> Clients {
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            sfn: aws_sdk_sfn::Client::new(config),
+        }
+    }
+
+    /// Clients for the emulator at `endpoint`, with the dummy credentials it accepts.
+    pub async fn local(endpoint: &str, region: &str) -> Clients {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "local-stack",
+            ))
+            .load()
+            .await;
+        Clients::new(&config)
+    }
+}
+
+/// What deploying created, by logical id.
+#[derive(Debug, Clone, Default)]
+pub struct Deployed {
+    pub queue_urls: BTreeMap<String, String>,
+    pub state_machine_arns: BTreeMap<String, String>,
+}
+
+/// Creates every resource; ones that exist already are updated to the template.
+pub async fn deploy(
+    clients: &Clients,
+    resources: &LocalResources,
+) -> Result<Deployed, DeployError> {
+    let mut deployed = Deployed::default();
+    for table in &resources.tables {
+        create_table(clients, table).await?;
+    }
+    for queue in &resources.queues {
+        let url = create_queue(clients, queue).await?;
+        deployed.queue_urls.insert(queue.logical_id.clone(), url);
+    }
+    for machine in &resources.state_machines {
+        let arn = create_state_machine(clients, machine).await?;
+        deployed
+            .state_machine_arns
+            .insert(machine.logical_id.clone(), arn);
+    }
+    Ok(deployed)
+}
+
+fn key_schema(keys: &[(String, String)]) -> Result<Vec<KeySchemaElement>, DeployError> {
+    keys.iter()
+        .map(|(name, kind)| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(KeyType::from(kind.as_str()))
+                .build()
+                .map_err(|e| failed("build key schema", name, e))
+        })
+        .collect()
+}
+
+async fn create_table(clients: &Clients, table: &TableSpec) -> Result<(), DeployError> {
+    let name = table.name.as_str();
+    let mut request = clients
+        .dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::from(table.billing_mode.as_str()))
+        .set_key_schema(Some(key_schema(&table.key_schema)?));
+    for (attribute, kind) in &table.attributes {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                .build()
+                .map_err(|e| failed("build attribute", name, e))?,
+        );
+    }
+    for (index, (keys, projection)) in &table.indexes {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index)
+                .set_key_schema(Some(key_schema(keys)?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(projection.as_str()))
+                        .build(),
+                )
+                .build()
+                .map_err(|e| failed("build index", name, e))?,
+        );
+    }
+    match request.send().await {
+        Ok(_) => {}
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+        Err(error) => return Err(failed("CreateTable", name, error)),
+    }
+    if let Some(attribute) = &table.ttl_attribute {
+        clients
+            .dynamodb
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(attribute)
+                    .enabled(true)
+                    .build()
+                    .map_err(|e| failed("build TTL", name, e))?,
+            )
+            .send()
+            .await
+            .map_err(|e| failed("UpdateTimeToLive", name, e))?;
+    }
+    Ok(())
+}
+
+async fn create_queue(clients: &Clients, queue: &QueueSpec) -> Result<String, DeployError> {
+    let attributes: HashMap<QueueAttributeName, String> = queue
+        .attributes
+        .iter()
+        .map(|(name, value)| (QueueAttributeName::from(name.as_str()), value.clone()))
+        .collect();
+    let output = clients
+        .sqs
+        .create_queue()
+        .queue_name(&queue.name)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .map_err(|e| failed("CreateQueue", &queue.name, e))?;
+    output.queue_url.ok_or_else(|| DeployError {
+        operation: "CreateQueue",
+        resource: queue.name.clone(),
+        message: "no queue URL in the answer".into(),
+    })
+}
+
+async fn create_state_machine(
+    clients: &Clients,
+    machine: &StateMachineSpec,
+) -> Result<String, DeployError> {
+    let arn = crate::template::state_machine_arn(clients_region(clients).as_str(), &machine.name);
+    let exists = clients
+        .sfn
+        .describe_state_machine()
+        .state_machine_arn(&arn)
+        .send()
+        .await
+        .is_ok();
+    let definition = machine.definition.to_string();
+    if exists {
+        clients
+            .sfn
+            .update_state_machine()
+            .state_machine_arn(&arn)
+            .definition(definition)
+            .send()
+            .await
+            .map_err(|e| failed("UpdateStateMachine", &machine.name, e))?;
+        return Ok(arn);
+    }
+    let output = clients
+        .sfn
+        .create_state_machine()
+        .name(&machine.name)
+        .definition(definition)
+        .role_arn(format!(
+            "arn:aws:iam::{LOCAL_ACCOUNT}:role/{}Role",
+            machine.logical_id
+        ))
+        .r#type(StateMachineType::from(machine.kind.as_str()))
+        .send()
+        .await
+        .map_err(|e| failed("CreateStateMachine", &machine.name, e))?;
+    Ok(output.state_machine_arn)
+}
+
+fn clients_region(clients: &Clients) -> String {
+    clients
+        .sfn
+        .config()
+        .region()
+        .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string())
+}
+
+/// One way a live resource differs from the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub resource: String,
+    pub what: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} is {} but the template says {}",
+            self.resource, self.what, self.actual, self.expected
+        )
+    }
+}
+
+fn compare<T: std::fmt::Debug + PartialEq>(
+    differences: &mut Vec<Difference>,
+    resource: &str,
+    what: &str,
+    expected: T,
+    actual: T,
+) {
+    if expected != actual {
+        differences.push(Difference {
+            resource: resource.to_owned(),
+            what: what.to_owned(),
+            expected: format!("{expected:?}"),
+            actual: format!("{actual:?}"),
+        });
+    }
+}
+
+/// Reads every resource back and lists how each differs from the template (none: empty).
+pub async fn verify(
+    clients: &Clients,
+    resources: &LocalResources,
+) -> Result<Vec<Difference>, DeployError> {
+    let mut differences = Vec::new();
+    for table in &resources.tables {
+        let description = clients
+            .dynamodb
+            .describe_table()
+            .table_name(&table.name)
+            .send()
+            .await
+            .map_err(|e| failed("DescribeTable", &table.name, e))?
+            .table
+            .unwrap_or_else(|| TableDescription::builder().build());
+        let ttl = clients
+            .dynamodb
+            .describe_time_to_live()
+            .table_name(&table.name)
+            .send()
+            .await
+            .map_err(|e| failed("DescribeTimeToLive", &table.name, e))?
+            .time_to_live_description
+            .filter(|d| {
+                d.time_to_live_status()
+                    .is_some_and(|s| s.as_str() == "ENABLED")
+            })
+            .and_then(|d| d.attribute_name);
+        differences.extend(compare_table(table, &description, ttl));
+    }
+    for queue in &resources.queues {
+        let url = clients
+            .sqs
+            .get_queue_url()
+            .queue_name(&queue.name)
+            .send()
+            .await
+            .map_err(|e| failed("GetQueueUrl", &queue.name, e))?
+            .queue_url
+            .unwrap_or_default();
+        let attributes = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| failed("GetQueueAttributes", &queue.name, e))?
+            .attributes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value))
+            .collect();
+        differences.extend(compare_queue(queue, &attributes));
+    }
+    for machine in &resources.state_machines {
+        let arn = crate::template::state_machine_arn(&resources.region, &machine.name);
+        let description = clients
+            .sfn
+            .describe_state_machine()
+            .state_machine_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| failed("DescribeStateMachine", &machine.name, e))?;
+        differences.extend(compare_state_machine(
+            machine,
+            &description.definition,
+            description.r#type.as_str(),
+        ));
+    }
+    Ok(differences)
+}
+
+/// How a described table differs from its template.
+pub fn compare_table(
+    spec: &TableSpec,
+    table: &TableDescription,
+    ttl_attribute: Option<String>,
+) -> Vec<Difference> {
+    let keys = |schema: &[KeySchemaElement]| -> Vec<(String, String)> {
+        schema
+            .iter()
+            .map(|k| {
+                (
+                    k.attribute_name().to_owned(),
+                    k.key_type().as_str().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let mut differences = Vec::new();
+    let name = &spec.logical_id;
+    compare(
+        &mut differences,
+        name,
+        "key schema",
+        spec.key_schema.clone(),
+        keys(table.key_schema()),
+    );
+    let attributes: BTreeMap<String, String> = table
+        .attribute_definitions()
+        .iter()
+        .map(|a| {
+            (
+                a.attribute_name().to_owned(),
+                a.attribute_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    compare(
+        &mut differences,
+        name,
+        "attribute definitions",
+        spec.attributes.clone(),
+        attributes,
+    );
+    let indexes: BTreeMap<String, (Vec<(String, String)>, String)> = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|index| {
+            (
+                index.index_name().unwrap_or_default().to_owned(),
+                (
+                    keys(index.key_schema()),
+                    index
+                        .projection()
+                        .and_then(|p| p.projection_type())
+                        .map_or("", |p| p.as_str())
+                        .to_owned(),
+                ),
+            )
+        })
+        .collect();
+    compare(
+        &mut differences,
+        name,
+        "global secondary indexes",
+        spec.indexes.clone(),
+        indexes,
+    );
+    let billing = table
+        .billing_mode_summary()
+        .and_then(|b| b.billing_mode())
+        .map_or("PROVISIONED", |b| b.as_str())
+        .to_owned();
+    compare(
+        &mut differences,
+        name,
+        "billing mode",
+        spec.billing_mode.clone(),
+        billing,
+    );
+    compare(
+        &mut differences,
+        name,
+        "time-to-live attribute",
+        spec.ttl_attribute.clone(),
+        ttl_attribute,
+    );
+    differences
+}
+
+/// How a queue's attributes differ from its template. A redrive policy is compared as
+/// data (target and receive count), not as text.
+pub fn compare_queue(spec: &QueueSpec, attributes: &HashMap<String, String>) -> Vec<Difference> {
+    let mut differences = Vec::new();
+    for (name, expected) in &spec.attributes {
+        let actual = attributes.get(name).cloned();
+        if name == "RedrivePolicy" {
+            compare(
+                &mut differences,
+                &spec.logical_id,
+                name,
+                Some(redrive(expected)),
+                actual.as_deref().map(redrive),
+            );
+        } else {
+            compare(
+                &mut differences,
+                &spec.logical_id,
+                name,
+                Some(expected.clone()),
+                actual,
+            );
+        }
+    }
+    if !spec.attributes.contains_key("RedrivePolicy") {
+        compare(
+            &mut differences,
+            &spec.logical_id,
+            "RedrivePolicy",
+            None,
+            attributes.get("RedrivePolicy").map(|text| redrive(text)),
+        );
+    }
+    differences
+}
+
+fn redrive(text: &str) -> (String, String) {
+    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let field = |name: &str| match value.get(name) {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    (field("deadLetterTargetArn"), field("maxReceiveCount"))
+}
+
+/// How a state machine differs from its template (definition compared as JSON).
+pub fn compare_state_machine(
+    spec: &StateMachineSpec,
+    definition: &str,
+    kind: &str,
+) -> Vec<Difference> {
+    let mut differences = Vec::new();
+    let actual: serde_json::Value = serde_json::from_str(definition).unwrap_or_default();
+    if actual != spec.definition {
+        differences.push(Difference {
+            resource: spec.logical_id.clone(),
+            what: "definition".into(),
+            expected: "the ASL file with its substitutions".into(),
+            actual: "a different definition (redeploy with `make down up`)".into(),
+        });
+    }
+    compare(
+        &mut differences,
+        &spec.logical_id,
+        "type",
+        spec.kind.as_str(),
+        kind,
+    );
+    differences
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue_spec(redrive: Option<&str>) -> QueueSpec {
+        let mut attributes = BTreeMap::from([("VisibilityTimeout".to_owned(), "60".to_owned())]);
+        if let Some(redrive) = redrive {
+            attributes.insert("RedrivePolicy".into(), redrive.into());
+        }
+        QueueSpec {
+            logical_id: "Work".into(),
+            name: "Work".into(),
+            attributes,
+            dead_letter_queue: redrive.map(|_| "Dlq".to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_redrive_policy_with_another_receive_count_is_a_difference() {
+        let spec = queue_spec(Some(
+            r#"{"deadLetterTargetArn":"arn:dlq","maxReceiveCount":3}"#,
+        ));
+        let live = HashMap::from([
+            ("VisibilityTimeout".to_owned(), "60".to_owned()),
+            (
+                "RedrivePolicy".to_owned(),
+                r#"{"deadLetterTargetArn": "arn:dlq", "maxReceiveCount": "5"}"#.to_owned(),
+            ),
+        ]);
+        let differences = compare_queue(&spec, &live);
+        assert_eq!(differences.len(), 1);
+        assert_eq!(differences[0].what, "RedrivePolicy");
+    }
+
+    #[test]
+    fn the_same_redrive_policy_written_differently_is_no_difference() {
+        let spec = queue_spec(Some(
+            r#"{"deadLetterTargetArn":"arn:dlq","maxReceiveCount":3}"#,
+        ));
+        let live = HashMap::from([
+            ("VisibilityTimeout".to_owned(), "60".to_owned()),
+            (
+                "RedrivePolicy".to_owned(),
+                r#"{"maxReceiveCount": "3", "deadLetterTargetArn": "arn:dlq"}"#.to_owned(),
+            ),
+        ]);
+        assert_eq!(compare_queue(&spec, &live), []);
+    }
+
+    #[test]
+    fn a_live_redrive_policy_the_template_lacks_is_a_difference() {
+        let live = HashMap::from([
+            ("VisibilityTimeout".to_owned(), "60".to_owned()),
+            (
+                "RedrivePolicy".to_owned(),
+                r#"{"deadLetterTargetArn":"arn:dlq","maxReceiveCount":1}"#.to_owned(),
+            ),
+        ]);
+        let differences = compare_queue(&queue_spec(None), &live);
+        assert_eq!(differences.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_index_and_another_key_are_differences() -> Result<(), DeployError> {
+        let spec = TableSpec {
+            logical_id: "T".into(),
+            name: "T".into(),
+            billing_mode: "PAY_PER_REQUEST".into(),
+            key_schema: vec![("pk".into(), "HASH".into()), ("sk".into(), "RANGE".into())],
+            attributes: BTreeMap::from([("pk".into(), "S".into()), ("sk".into(), "S".into())]),
+            indexes: BTreeMap::from([(
+                "by-status".into(),
+                (vec![("pk".into(), "HASH".into())], "ALL".into()),
+            )]),
+            ttl_attribute: Some("expires_at".into()),
+        };
+        let live = TableDescription::builder()
+            .set_key_schema(Some(key_schema(&[("pk".into(), "HASH".into())])?))
+            .build();
+        let what: Vec<_> = compare_table(&spec, &live, Some("expires_at".into()))
+            .into_iter()
+            .map(|d| d.what)
+            .collect();
+        assert_eq!(
+            what,
+            [
+                "key schema",
+                "attribute definitions",
+                "global secondary indexes",
+                "billing mode"
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_changed_definition_is_a_difference() {
+        let spec = StateMachineSpec {
+            logical_id: "M".into(),
+            name: "M".into(),
+            kind: "STANDARD".into(),
+            definition: serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}),
+        };
+        let same = r#"{"States": {"A": {"Type": "Succeed"}}, "StartAt": "A"}"#;
+        assert_eq!(compare_state_machine(&spec, same, "STANDARD"), []);
+        let changed = r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}"#;
+        assert_eq!(compare_state_machine(&spec, changed, "STANDARD").len(), 1);
+    }
+}

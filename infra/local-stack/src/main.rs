@@ -1,0 +1,265 @@
+//! `local-stack`: start, check, use and stop the offline AWS stack. The Makefile's `up`,
+//! `down`, `demo` and `test` targets call it; see README.md.
+
+use clap::{Args, Parser, Subcommand};
+use local_stack::stack::{self, Ports, Up, UpOptions};
+use local_stack::template::LocalResources;
+use local_stack::{deploy, process};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "The offline AWS stack: moto + invoke router + cargo lambda watch, from template.yaml"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+struct StackDir {
+    /// Where the stack keeps PID files, logs and stack.env.
+    #[arg(long, env = "STACK_DIR", default_value = ".local/stack")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+struct UpArgs {
+    #[command(flatten)]
+    stack: StackDir,
+    /// The AWS endpoint port (what AWS_ENDPOINT_URL points at).
+    #[arg(long, env = "AWS_PORT", default_value_t = 4599)]
+    aws_port: u16,
+    /// moto's own port, behind the router.
+    #[arg(long, env = "MOTO_SERVER_PORT", default_value_t = 4598)]
+    moto_port: u16,
+    /// cargo lambda watch's port (function URLs).
+    #[arg(long, env = "LAMBDA_PORT", default_value_t = 9099)]
+    lambda_port: u16,
+    /// Pick free ports instead (what `make test` does).
+    #[arg(long)]
+    free_ports: bool,
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    /// The virtualenv with moto_server and cargo-lambda.
+    #[arg(long, default_value = ".venv")]
+    venv: PathBuf,
+    /// The workspace root (where template.yaml is).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Instances per function cargo lambda watch may run at once.
+    #[arg(long, env = "LAMBDA_CONCURRENCY", default_value_t = 4)]
+    concurrency: u32,
+    /// Do not restart functions when their source changes.
+    #[arg(long)]
+    no_reload: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the stack and deploy template.yaml into it (says so if already running).
+    Up(UpArgs),
+    /// Stop exactly the processes `up` started.
+    Down(StackDir),
+    /// Show the stack's processes and endpoints.
+    Status(StackDir),
+    /// Check the running stack's resources against template.yaml and the ASL file.
+    Verify(StackDir),
+    /// Place an order and follow it to COMPLETED.
+    Demo(StackDir),
+    /// Start a stack, run COMMAND with its environment, and stop the stack afterwards,
+    /// also when COMMAND fails or is interrupted.
+    Exec {
+        #[command(flatten)]
+        up: UpArgs,
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+impl UpArgs {
+    fn options(&self) -> Result<UpOptions, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+        let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        Ok(UpOptions {
+            dir: absolute(&self.stack.dir),
+            root: absolute(&self.root),
+            region: self.region.clone(),
+            ports: (!self.free_ports).then_some(Ports {
+                aws: self.aws_port,
+                moto: self.moto_port,
+                lambda: self.lambda_port,
+            }),
+            venv: absolute(&self.venv),
+            router: exe.with_file_name("invoke-router"),
+            concurrency: self.concurrency.max(1),
+            reload: !self.no_reload,
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("local-stack: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Up(args) => {
+            let options = args.options()?;
+            up(&options).await.map(|_| ExitCode::SUCCESS)
+        }
+        Command::Down(StackDir { dir }) => {
+            let stopped = stack::down(&dir);
+            if stopped.is_empty() {
+                println!("no local stack was running in {}", dir.display());
+            }
+            for process in stopped {
+                println!("stopped {} (pid {})", process.name, process.pid);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(StackDir { dir }) => {
+            let running = stack::running(&dir);
+            if running.is_empty() {
+                println!("no local stack is running in {}", dir.display());
+                return Ok(ExitCode::from(3));
+            }
+            for process in &running {
+                println!("running {} (pid {})", process.name, process.pid);
+            }
+            if let Ok(env) = stack::read_env(&dir.join("stack.env")) {
+                for (name, value) in env {
+                    println!("  {name}={value}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify(StackDir { dir }) => {
+            let env = stack::read_env(&dir.join("stack.env")).map_err(|e| e.to_string())?;
+            let endpoint = env.get("AWS_ENDPOINT_URL").cloned().unwrap_or_default();
+            let region = env.get("AWS_REGION").cloned().unwrap_or_default();
+            let resources =
+                LocalResources::load(&PathBuf::from("template.yaml"), &region, &endpoint)
+                    .map_err(|e| e.to_string())?;
+            let clients = deploy::Clients::local(&endpoint, &region).await;
+            let differences = deploy::verify(&clients, &resources)
+                .await
+                .map_err(|e| e.to_string())?;
+            if differences.is_empty() {
+                println!("the local resources match template.yaml");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for difference in differences {
+                println!("{difference}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Command::Demo(StackDir { dir }) => {
+            let completed = local_stack::demo::run(&dir)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(if completed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Exec { up: args, command } => {
+            let options = args.options()?;
+            exec(&options, &command).await
+        }
+    }
+}
+
+async fn up(options: &UpOptions) -> Result<Option<stack::Running>, String> {
+    eprintln!("starting the local stack in {} ...", options.dir.display());
+    match stack::up(options).await.map_err(|e| e.to_string())? {
+        Up::AlreadyRunning(processes) => {
+            let list: Vec<String> = processes
+                .iter()
+                .map(|p| format!("{} (pid {})", p.name, p.pid))
+                .collect();
+            println!(
+                "the local stack is already running in {}: {}",
+                options.dir.display(),
+                list.join(", ")
+            );
+            Ok(None)
+        }
+        Up::Started(running) => {
+            let env = &running.env;
+            let value = |k: &str| env.get(k).cloned().unwrap_or_default();
+            println!("local stack up (logs in {})", running.log_dir.display());
+            println!(
+                "  AWS endpoint     {}  (moto on :{}, behind the invoke router)",
+                value("AWS_ENDPOINT_URL"),
+                running.ports.moto
+            );
+            println!(
+                "  functions        {}  (cargo lambda watch: {})",
+                value("LAMBDA_ENDPOINT_URL"),
+                running.functions.join(", ")
+            );
+            println!("  orders API       {}/orders", value("ORDERS_API_URL"));
+            println!("  table            {}", value("TABLE_NAME"));
+            println!("  state machine    {}", value("STATE_MACHINE_ARN"));
+            println!(
+                "  use it from a shell: set -a; . {}; set +a",
+                running.env_file.display()
+            );
+            Ok(Some(running))
+        }
+    }
+}
+
+async fn exec(options: &UpOptions, command: &[String]) -> Result<ExitCode, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // The directory belongs to this run: stop whatever an interrupted earlier run left.
+    stack::down(&options.dir);
+    let running = match up(options).await? {
+        Some(running) => running,
+        None => return Err("a stack is still running in the exec directory".into()),
+    };
+    let (program, args) = command.split_first().ok_or("no command to run")?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .envs(&running.env)
+        .spawn();
+    let outcome = match child {
+        Err(error) => Err(format!("cannot run {program}: {error}")),
+        Ok(mut child) => {
+            tokio::select! {
+                status = child.wait() => status
+                    .map(|s| u8::try_from(s.code().unwrap_or(1)).unwrap_or(1))
+                    .map_err(|e| e.to_string()),
+                _ = interrupt.recv() => {
+                    let _ = child.kill().await;
+                    Ok(130)
+                }
+                _ = terminate.recv() => {
+                    let _ = child.kill().await;
+                    Ok(143)
+                }
+            }
+        }
+    };
+    let stopped = stack::down(&options.dir);
+    eprintln!("stopped the test stack ({} processes)", stopped.len());
+    if !process::read_pids(&options.dir).is_empty() {
+        eprintln!(
+            "warning: some stack processes could not be stopped; see {}",
+            options.dir.display()
+        );
+    }
+    outcome.map(ExitCode::from)
+}

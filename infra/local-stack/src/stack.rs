@@ -1,0 +1,505 @@
+//! `up`, `down`, `status` and `exec`: the local stack's life cycle.
+//!
+//! `up` starts, on 127.0.0.1 only: moto (DynamoDB, SQS, Step Functions with real
+//! execution), the invoke router in front of it, and cargo lambda watch serving every
+//! function; then creates the template's resources and writes `stack.env`, the
+//! environment that points any AWS client (and the functions) at the stack.
+
+use crate::deploy::{self, Clients, DeployError};
+use crate::process::{self, ProcessError, Tracked};
+use crate::template::{LocalResources, TemplateError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a function's first start may take (it may have to compile).
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(900);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("port {port} for {what} is already in use; stop what uses it or choose another port with {variable}=<port>")]
+    PortTaken {
+        port: u16,
+        what: &'static str,
+        variable: &'static str,
+    },
+    #[error("{what} is missing at {path}; {hint}")]
+    Missing {
+        what: &'static str,
+        path: PathBuf,
+        hint: &'static str,
+    },
+    #[error("{what} did not become ready within {seconds} s; last lines of {log}:\n{tail}")]
+    NotReady {
+        what: String,
+        seconds: u64,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("{what} exited while starting; last lines of {log}:\n{tail}")]
+    Exited {
+        what: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("no local stack is running in {0} (start one with `make up`)")]
+    NotRunning(PathBuf),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("deploying the template failed: {0}")]
+    Deploy(#[from] DeployError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The three ports of a stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// The AWS endpoint (the invoke router): what `AWS_ENDPOINT_URL` points at.
+    pub aws: u16,
+    /// moto itself, behind the router.
+    pub moto: u16,
+    /// cargo lambda watch: Lambda Invoke API and function URLs.
+    pub lambda: u16,
+}
+
+/// How to start a stack.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Where PID files, logs and stack.env go.
+    pub dir: PathBuf,
+    /// The workspace root (template.yaml and Cargo.toml).
+    pub root: PathBuf,
+    pub region: String,
+    /// Fixed ports, or `None` to pick free ones.
+    pub ports: Option<Ports>,
+    /// The virtualenv holding moto_server and cargo-lambda.
+    pub venv: PathBuf,
+    /// The invoke-router binary.
+    pub router: PathBuf,
+    /// Instances per function cargo lambda watch may run at once.
+    pub concurrency: u32,
+    /// Restart functions when their source changes (development) or not (tests).
+    pub reload: bool,
+}
+
+/// A running stack, as `up` describes it.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub ports: Ports,
+    pub env_file: PathBuf,
+    pub log_dir: PathBuf,
+    pub functions: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+/// What `up` did.
+#[derive(Debug)]
+pub enum Up {
+    Started(Running),
+    AlreadyRunning(Vec<Tracked>),
+}
+
+/// The processes of the stack in `dir` that are still running.
+pub fn running(dir: &Path) -> Vec<Tracked> {
+    process::read_pids(dir)
+        .into_iter()
+        .filter(Tracked::is_alive)
+        .collect()
+}
+
+/// Starts a stack in `options.dir`, unless one is already running there. On failure,
+/// whatever was started is stopped again.
+pub async fn up(options: &UpOptions) -> Result<Up, StackError> {
+    let alive = running(&options.dir);
+    if !alive.is_empty() {
+        return Ok(Up::AlreadyRunning(alive));
+    }
+    // Leftovers of a stack that died: their processes are gone, forget them.
+    for stale in process::read_pids(&options.dir) {
+        process::forget(&options.dir, &stale);
+    }
+    let ports = choose_ports(options.ports)?;
+    let mut started = Vec::new();
+    match start(options, ports, &mut started).await {
+        Ok(running) => Ok(Up::Started(running)),
+        Err(error) => {
+            for process in started.iter().rev() {
+                process::stop(process, Duration::from_secs(5));
+                process::forget(&options.dir, process);
+            }
+            Err(error)
+        }
+    }
+}
+
+fn choose_ports(fixed: Option<Ports>) -> Result<Ports, StackError> {
+    let Some(ports) = fixed else {
+        let pick =
+            || process::free_port().map_err(|e| StackError::Other(format!("no free port: {e}")));
+        return Ok(Ports {
+            aws: pick()?,
+            moto: pick()?,
+            lambda: pick()?,
+        });
+    };
+    for (port, what, variable) in [
+        (ports.aws, "the AWS endpoint (invoke router)", "AWS_PORT"),
+        (ports.moto, "moto", "MOTO_SERVER_PORT"),
+        (ports.lambda, "cargo lambda watch", "LAMBDA_PORT"),
+    ] {
+        if !process::port_is_free(port) {
+            return Err(StackError::PortTaken {
+                port,
+                what,
+                variable,
+            });
+        }
+    }
+    Ok(ports)
+}
+
+fn require(path: PathBuf, what: &'static str, hint: &'static str) -> Result<PathBuf, StackError> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(StackError::Missing { what, path, hint })
+    }
+}
+
+async fn start(
+    options: &UpOptions,
+    ports: Ports,
+    started: &mut Vec<Tracked>,
+) -> Result<Running, StackError> {
+    let venv_bin = options.venv.join("bin");
+    let moto = require(
+        venv_bin.join("moto_server"),
+        "moto_server",
+        "run `make venv` to install the pinned tools",
+    )?;
+    let cargo_lambda = require(
+        venv_bin.join("cargo-lambda"),
+        "cargo-lambda",
+        "run `make venv` to install the pinned tools",
+    )?;
+    let router = require(
+        options.router.clone(),
+        "the invoke-router binary",
+        "run `cargo build --workspace` first",
+    )?;
+    let log_dir = options.dir.join("logs");
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| StackError::Other(format!("{}: {e}", log_dir.display())))?;
+    let aws_endpoint = format!("http://127.0.0.1:{}", ports.aws);
+    let moto_endpoint = format!("http://127.0.0.1:{}", ports.moto);
+    let lambda_endpoint = format!("http://127.0.0.1:{}", ports.lambda);
+
+    // moto's Step Functions engine invokes Lambda at localhost:$MOTO_PORT: the router.
+    let moto_log = log_dir.join("moto.log");
+    let process = process::spawn(
+        "moto",
+        &moto,
+        &[
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            ports.moto.to_string(),
+        ],
+        &[("MOTO_PORT".into(), ports.aws.to_string())],
+        &options.root,
+        &moto_log,
+    )?;
+    process::write_pid(&options.dir, &process)?;
+    started.push(process.clone());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| StackError::Other(e.to_string()))?;
+    wait_until_ready("moto", &process, &moto_log, Duration::from_secs(60), || {
+        let http = http.clone();
+        let url = format!("{moto_endpoint}/moto-api/");
+        async move { http.get(url).send().await.is_ok() }
+    })
+    .await?;
+    http.post(format!("{moto_endpoint}/moto-api/config"))
+        .json(&serde_json::json!({"stepfunctions": {"execute_state_machine": true}}))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| {
+            StackError::Other(format!(
+                "cannot switch on moto's state machine execution: {e}"
+            ))
+        })?;
+
+    let router_log = log_dir.join("invoke-router.log");
+    let process = process::spawn(
+        "invoke-router",
+        &router,
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{}", ports.aws),
+            "--lambda".into(),
+            lambda_endpoint.clone(),
+            "--aws".into(),
+            moto_endpoint.clone(),
+        ],
+        &[],
+        &options.root,
+        &router_log,
+    )?;
+    process::write_pid(&options.dir, &process)?;
+    started.push(process.clone());
+    wait_until_ready(
+        "the invoke router",
+        &process,
+        &router_log,
+        Duration::from_secs(30),
+        || {
+            let port = ports.aws;
+            async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+            }
+        },
+    )
+    .await?;
+
+    let resources = LocalResources::load(
+        &options.root.join("template.yaml"),
+        &options.region,
+        &aws_endpoint,
+    )?;
+    let clients = Clients::local(&aws_endpoint, &options.region).await;
+    let deployed = deploy::deploy(&clients, &resources).await?;
+
+    let mut function_env = resources.function_environment()?;
+    function_env.extend([
+        ("AWS_ENDPOINT_URL".to_owned(), aws_endpoint.clone()),
+        ("AWS_REGION".to_owned(), options.region.clone()),
+        ("AWS_DEFAULT_REGION".to_owned(), options.region.clone()),
+        ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+    ]);
+    let functions_env_file = options.dir.join("functions.env");
+    write_env(&functions_env_file, &function_env)?;
+
+    let mut stack_env = function_env.clone();
+    stack_env.insert("LOCAL_STACK_DIR".into(), options.dir.display().to_string());
+    stack_env.insert("LAMBDA_ENDPOINT_URL".into(), lambda_endpoint.clone());
+    let functions: Vec<String> = resources
+        .functions
+        .iter()
+        .map(|f| f.binary.clone())
+        .collect();
+    for function in &functions {
+        let variable = format!("{}_URL", function.to_uppercase().replace('-', "_"));
+        stack_env.insert(variable, format!("{lambda_endpoint}/lambda-url/{function}"));
+    }
+    for (logical_id, url) in &deployed.queue_urls {
+        stack_env.insert(format!("{}_URL", screaming(logical_id)), url.clone());
+    }
+    for (logical_id, arn) in &deployed.state_machine_arns {
+        stack_env.insert(format!("{}_ARN", screaming(logical_id)), arn.clone());
+    }
+    let env_file = options.dir.join("stack.env");
+
+    let watch_log = log_dir.join("cargo-lambda-watch.log");
+    let mut args: Vec<String> = [
+        "lambda",
+        "watch",
+        "--invoke-address",
+        "127.0.0.1",
+        "--invoke-port",
+    ]
+    .map(str::to_owned)
+    .into();
+    args.push(ports.lambda.to_string());
+    args.push("--concurrency".into());
+    args.push(options.concurrency.to_string());
+    args.push("--env-file".into());
+    args.push(functions_env_file.display().to_string());
+    if !options.reload {
+        args.push("--ignore-changes".into());
+    }
+    let process = process::spawn(
+        "cargo-lambda-watch",
+        &cargo_lambda,
+        &args,
+        &[],
+        &options.root,
+        &watch_log,
+    )?;
+    process::write_pid(&options.dir, &process)?;
+    started.push(process.clone());
+    wait_until_ready(
+        "cargo lambda watch",
+        &process,
+        &watch_log,
+        Duration::from_secs(60),
+        || {
+            let port = ports.lambda;
+            async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+            }
+        },
+    )
+    .await?;
+
+    // Start one instance of every function now, so the first real request does not wait
+    // for cargo (and a function that cannot start fails here, with its log).
+    let slow = reqwest::Client::builder()
+        .timeout(WARM_UP_TIMEOUT)
+        .build()
+        .map_err(|e| StackError::Other(e.to_string()))?;
+    for function in &functions {
+        eprintln!("  starting function {function} ...");
+        let url = format!("{aws_endpoint}/2015-03-31/functions/{function}/invocations");
+        let answer = slow.post(&url).body("{\"warm_up\": true}").send().await;
+        let service_failed = match &answer {
+            Ok(response) => response.headers().contains_key("x-amzn-errortype"),
+            Err(_) => true,
+        };
+        if service_failed {
+            return Err(StackError::Exited {
+                what: format!("function {function}"),
+                tail: process::tail(&watch_log, 30),
+                log: watch_log,
+            });
+        }
+    }
+    write_env(&env_file, &stack_env)?;
+    Ok(Running {
+        ports,
+        env_file,
+        log_dir,
+        functions,
+        env: stack_env,
+    })
+}
+
+fn screaming(logical_id: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in logical_id.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+async fn wait_until_ready<F, Fut>(
+    what: &str,
+    process: &Tracked,
+    log: &Path,
+    timeout: Duration,
+    ready: F,
+) -> Result<(), StackError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready().await {
+            return Ok(());
+        }
+        if !process.is_alive() {
+            return Err(StackError::Exited {
+                what: what.to_owned(),
+                log: log.to_owned(),
+                tail: process::tail(log, 20),
+            });
+        }
+        if Instant::now() > deadline {
+            return Err(StackError::NotReady {
+                what: what.to_owned(),
+                seconds: timeout.as_secs(),
+                log: log.to_owned(),
+                tail: process::tail(log, 20),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes `KEY=VALUE` lines (what cargo lambda's `--env-file` and `set -a; . file` read).
+fn write_env(path: &Path, env: &BTreeMap<String, String>) -> Result<(), StackError> {
+    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(path, text).map_err(|e| StackError::Other(format!("{}: {e}", path.display())))
+}
+
+/// Reads a `KEY=VALUE` file written by `up`.
+pub fn read_env(path: &Path) -> Result<BTreeMap<String, String>, StackError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|_| StackError::NotRunning(path.parent().unwrap_or(Path::new(".")).to_owned()))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}
+
+/// Stops every process of the stack in `dir`, newest first. Returns what was stopped.
+pub fn down(dir: &Path) -> Vec<Tracked> {
+    let mut stopped = Vec::new();
+    for process in process::read_pids(dir).into_iter().rev() {
+        if process::stop(&process, Duration::from_secs(10)) {
+            stopped.push(process.clone());
+        }
+        process::forget(dir, &process);
+    }
+    let _ = std::fs::remove_file(dir.join("stack.env"));
+    stopped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logical_ids_become_screaming_snake_case() {
+        assert_eq!(
+            screaming("WorkflowDeadLetterQueue"),
+            "WORKFLOW_DEAD_LETTER_QUEUE"
+        );
+        assert_eq!(screaming("OrderWorkflow"), "ORDER_WORKFLOW");
+    }
+
+    #[test]
+    fn a_taken_port_is_refused_with_the_variable_that_changes_it() -> std::io::Result<()> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let taken = listener.local_addr()?.port();
+        let ports = Ports {
+            aws: process::free_port()?,
+            moto: taken,
+            lambda: process::free_port()?,
+        };
+        let error = choose_ports(Some(ports)).err().map(|e| e.to_string());
+        assert_eq!(
+            error,
+            Some(format!("port {taken} for moto is already in use; stop what uses it or choose another port with MOTO_SERVER_PORT=<port>"))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn env_files_round_trip() -> Result<(), StackError> {
+        let path = std::env::temp_dir().join(format!("stack-env-{}.env", std::process::id()));
+        let env = BTreeMap::from([
+            ("A".to_owned(), "http://127.0.0.1:1".to_owned()),
+            ("B".to_owned(), "x=y".to_owned()),
+        ]);
+        write_env(&path, &env)?;
+        assert_eq!(read_env(&path)?, env);
+        let _ = std::fs::remove_file(&path);
+        Ok(())
+    }
+}

@@ -1,0 +1,717 @@
+//! Reads `template.yaml` (SAM) and resolves what the local stack needs from it: the
+//! tables, queues and state machines to create, and each function's binary and
+//! environment. Intrinsic functions are resolved to the names the local stack gives
+//! resources, so the very file that deploys to AWS describes the local resources.
+
+use serde_json::{json, Map, Value as Json};
+use serde_yaml::Value as Yaml;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The account id the AWS emulator uses.
+pub const LOCAL_ACCOUNT: &str = "123456789012";
+/// The stack name the local stack stands for (used by `${AWS::StackName}`).
+pub const LOCAL_STACK_NAME: &str = "terminal-orders";
+
+/// The template cannot be read or uses something the local stack cannot resolve.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid YAML: {source}")]
+    Yaml {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+    #[error("{path} is not valid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("template: {0}")]
+    Invalid(String),
+}
+
+fn invalid(message: impl Into<String>) -> TemplateError {
+    TemplateError::Invalid(message.into())
+}
+
+/// A DynamoDB table as the template declares it, in the shape DescribeTable reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    pub logical_id: String,
+    pub name: String,
+    pub billing_mode: String,
+    /// `(attribute, HASH|RANGE)` in order.
+    pub key_schema: Vec<(String, String)>,
+    /// attribute → type.
+    pub attributes: BTreeMap<String, String>,
+    /// index name → (key schema, projection type).
+    pub indexes: BTreeMap<String, (Vec<(String, String)>, String)>,
+    pub ttl_attribute: Option<String>,
+}
+
+/// An SQS queue as the template declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub logical_id: String,
+    pub name: String,
+    /// Attributes as SetQueueAttributes takes them (RedrivePolicy as its JSON text).
+    pub attributes: BTreeMap<String, String>,
+    /// The logical id of the dead-letter queue, if the queue has a redrive policy.
+    pub dead_letter_queue: Option<String>,
+}
+
+/// A state machine with its definition, substitutions filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateMachineSpec {
+    pub logical_id: String,
+    pub name: String,
+    pub kind: String,
+    pub definition: Json,
+}
+
+/// A function: the cargo binary that implements it and its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    pub binary: String,
+    pub environment: BTreeMap<String, String>,
+}
+
+/// Everything the local stack creates, resolved for one region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalResources {
+    pub region: String,
+    pub tables: Vec<TableSpec>,
+    pub queues: Vec<QueueSpec>,
+    pub state_machines: Vec<StateMachineSpec>,
+    pub functions: Vec<FunctionSpec>,
+}
+
+impl LocalResources {
+    /// Reads `template` (and the definition files it names, relative to it) and resolves
+    /// every resource for `region`, reached through the emulator at `endpoint`.
+    pub fn load(
+        template: &Path,
+        region: &str,
+        endpoint: &str,
+    ) -> Result<LocalResources, TemplateError> {
+        let text = std::fs::read_to_string(template).map_err(|source| TemplateError::Read {
+            path: template.to_owned(),
+            source,
+        })?;
+        let yaml: Yaml = serde_yaml::from_str(&text).map_err(|source| TemplateError::Yaml {
+            path: template.to_owned(),
+            source,
+        })?;
+        let base = template.parent().unwrap_or(Path::new("."));
+        Template::new(yaml, region, endpoint)?.resources(base)
+    }
+
+    /// The environment every local function gets: the union of what the template gives
+    /// each. Two functions that need different values for one variable cannot share a
+    /// local Lambda emulator, so that is an error.
+    pub fn function_environment(&self) -> Result<BTreeMap<String, String>, TemplateError> {
+        let mut merged: BTreeMap<String, String> = BTreeMap::new();
+        for function in &self.functions {
+            for (name, value) in &function.environment {
+                match merged.get(name) {
+                    Some(existing) if existing != value => {
+                        return Err(invalid(format!(
+                            "functions disagree on environment variable {name} ({existing:?} vs {value:?}); the local stack serves all functions with one environment"
+                        )))
+                    }
+                    _ => {
+                        merged.insert(name.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        Ok(merged)
+    }
+
+    /// The local ARN of a state machine by logical id.
+    pub fn state_machine_arn(&self, logical_id: &str) -> Option<String> {
+        self.state_machines
+            .iter()
+            .find(|m| m.logical_id == logical_id)
+            .map(|m| state_machine_arn(&self.region, &m.name))
+    }
+}
+
+pub fn state_machine_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:states:{region}:{LOCAL_ACCOUNT}:stateMachine:{name}")
+}
+
+pub fn queue_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:sqs:{region}:{LOCAL_ACCOUNT}:{name}")
+}
+
+pub fn function_arn(region: &str, binary: &str) -> String {
+    format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{binary}")
+}
+
+/// The URL the emulator gives a queue, given the endpoint it is reached through.
+pub fn queue_url(endpoint: &str, name: &str) -> String {
+    format!("{}/{LOCAL_ACCOUNT}/{name}", endpoint.trim_end_matches('/'))
+}
+
+struct Template {
+    region: String,
+    endpoint: String,
+    resources: Map<String, Json>,
+    globals_function: Json,
+}
+
+impl Template {
+    fn new(yaml: Yaml, region: &str, endpoint: &str) -> Result<Template, TemplateError> {
+        let root = to_json(yaml)?;
+        let resources = root
+            .get("Resources")
+            .and_then(Json::as_object)
+            .cloned()
+            .ok_or_else(|| invalid("has no Resources"))?;
+        let globals_function = root
+            .pointer("/Globals/Function")
+            .cloned()
+            .unwrap_or(Json::Null);
+        Ok(Template {
+            region: region.to_owned(),
+            endpoint: endpoint.to_owned(),
+            resources,
+            globals_function,
+        })
+    }
+
+    fn kind(&self, logical_id: &str) -> Option<&str> {
+        self.resources.get(logical_id)?.get("Type")?.as_str()
+    }
+
+    fn properties(&self, logical_id: &str) -> &Json {
+        self.resources
+            .get(logical_id)
+            .and_then(|r| r.get("Properties"))
+            .unwrap_or(&Json::Null)
+    }
+
+    fn binary(&self, logical_id: &str) -> Result<String, TemplateError> {
+        self.resources
+            .get(logical_id)
+            .and_then(|r| r.pointer("/Metadata/BuildProperties/Binary"))
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "function {logical_id} has no Metadata.BuildProperties.Binary: the local stack cannot tell which binary implements it"
+                ))
+            })
+    }
+
+    /// The value `!Ref logical_id` has locally.
+    fn reference(&self, logical_id: &str) -> Result<String, TemplateError> {
+        match logical_id {
+            "AWS::Region" => return Ok(self.region.clone()),
+            "AWS::AccountId" => return Ok(LOCAL_ACCOUNT.into()),
+            "AWS::StackName" => return Ok(LOCAL_STACK_NAME.into()),
+            "AWS::Partition" => return Ok("aws".into()),
+            "AWS::URLSuffix" => return Ok("amazonaws.com".into()),
+            _ => {}
+        }
+        match self.kind(logical_id) {
+            Some("AWS::DynamoDB::Table") => Ok(logical_id.to_owned()),
+            Some("AWS::SQS::Queue") => Ok(queue_url(&self.endpoint, logical_id)),
+            Some("AWS::Serverless::StateMachine") => {
+                Ok(state_machine_arn(&self.region, logical_id))
+            }
+            Some("AWS::Serverless::Function") => self.binary(logical_id),
+            Some("AWS::Logs::LogGroup") => Ok(logical_id.to_owned()),
+            Some(other) => Err(invalid(format!(
+                "!Ref {logical_id} ({other}) has no local value"
+            ))),
+            None => Err(invalid(format!("!Ref {logical_id}: no such resource"))),
+        }
+    }
+
+    /// The value `!GetAtt logical_id.attribute` has locally.
+    fn attribute(&self, logical_id: &str, attribute: &str) -> Result<String, TemplateError> {
+        let region = &self.region;
+        match (self.kind(logical_id), attribute) {
+            (Some("AWS::Serverless::Function"), "Arn") => {
+                Ok(function_arn(region, &self.binary(logical_id)?))
+            }
+            (Some("AWS::SQS::Queue"), "Arn") => Ok(queue_arn(region, logical_id)),
+            (Some("AWS::SQS::Queue"), "QueueName") => Ok(logical_id.to_owned()),
+            (Some("AWS::DynamoDB::Table"), "Arn") => Ok(format!(
+                "arn:aws:dynamodb:{region}:{LOCAL_ACCOUNT}:table/{logical_id}"
+            )),
+            (Some("AWS::Serverless::StateMachine"), "Arn") => {
+                Ok(state_machine_arn(region, logical_id))
+            }
+            (Some("AWS::Serverless::StateMachine"), "Name") => Ok(logical_id.to_owned()),
+            (Some("AWS::Logs::LogGroup"), "Arn") => Ok(format!(
+                "arn:aws:logs:{region}:{LOCAL_ACCOUNT}:log-group:{logical_id}:*"
+            )),
+            (Some(kind), _) => Err(invalid(format!(
+                "!GetAtt {logical_id}.{attribute} ({kind}) has no local value"
+            ))),
+            (None, _) => Err(invalid(format!(
+                "!GetAtt {logical_id}.{attribute}: no such resource"
+            ))),
+        }
+    }
+
+    /// Resolves intrinsic functions in `value` to plain JSON.
+    fn resolve(&self, value: &Json) -> Result<Json, TemplateError> {
+        if let Some(object) = value.as_object() {
+            if object.len() == 1 {
+                if let Some((name, argument)) = object.iter().next() {
+                    match name.as_str() {
+                        "Ref" => {
+                            let id = argument
+                                .as_str()
+                                .ok_or_else(|| invalid("Ref takes a logical id"))?;
+                            return self.reference(id).map(Json::String);
+                        }
+                        "Fn::GetAtt" => {
+                            let (id, attribute) = match argument {
+                                Json::String(text) => text
+                                    .split_once('.')
+                                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                                    .ok_or_else(|| invalid(format!("GetAtt {text}")))?,
+                                Json::Array(parts) => match parts.as_slice() {
+                                    [Json::String(a), Json::String(b)] => (a.clone(), b.clone()),
+                                    _ => return Err(invalid("GetAtt takes [id, attribute]")),
+                                },
+                                _ => return Err(invalid("GetAtt takes id.attribute")),
+                            };
+                            return self.attribute(&id, &attribute).map(Json::String);
+                        }
+                        "Fn::Sub" => return self.substitute(argument).map(Json::String),
+                        other if other.starts_with("Fn::") => {
+                            return Err(invalid(format!(
+                                "{other} is not supported by the local stack"
+                            )))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let mut resolved = Map::new();
+            for (key, item) in object {
+                resolved.insert(key.clone(), self.resolve(item)?);
+            }
+            return Ok(Json::Object(resolved));
+        }
+        if let Some(items) = value.as_array() {
+            return items.iter().map(|item| self.resolve(item)).collect();
+        }
+        Ok(value.clone())
+    }
+
+    fn substitute(&self, argument: &Json) -> Result<String, TemplateError> {
+        let (text, variables) = match argument {
+            Json::String(text) => (text.clone(), Map::new()),
+            Json::Array(parts) => match parts.as_slice() {
+                [Json::String(text), Json::Object(vars)] => (text.clone(), vars.clone()),
+                _ => return Err(invalid("Sub takes a string or [string, variables]")),
+            },
+            _ => return Err(invalid("Sub takes a string")),
+        };
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| invalid(format!("unclosed ${{ in Sub {text:?}")))?;
+            let name = &after[..end];
+            let value = if let Some(literal) = name.strip_prefix('!') {
+                format!("${{{literal}}}")
+            } else if let Some(value) = variables.get(name) {
+                scalar(&self.resolve(value)?)?
+            } else if let Some((id, attribute)) = name.split_once('.') {
+                self.attribute(id, attribute)?
+            } else {
+                self.reference(name)?
+            };
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn resources(&self, base: &Path) -> Result<LocalResources, TemplateError> {
+        let mut local = LocalResources {
+            region: self.region.clone(),
+            tables: Vec::new(),
+            queues: Vec::new(),
+            state_machines: Vec::new(),
+            functions: Vec::new(),
+        };
+        for (logical_id, resource) in &self.resources {
+            match resource.get("Type").and_then(Json::as_str) {
+                Some("AWS::DynamoDB::Table") => local.tables.push(self.table(logical_id)?),
+                Some("AWS::SQS::Queue") => local.queues.push(self.queue(logical_id)?),
+                Some("AWS::Serverless::StateMachine") => local
+                    .state_machines
+                    .push(self.state_machine(logical_id, base)?),
+                Some("AWS::Serverless::Function") => {
+                    local.functions.push(self.function(logical_id)?)
+                }
+                _ => {}
+            }
+        }
+        // Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
+        local.queues.sort_by_key(|q| q.dead_letter_queue.is_some());
+        Ok(local)
+    }
+
+    fn table(&self, logical_id: &str) -> Result<TableSpec, TemplateError> {
+        let p = self.resolve(self.properties(logical_id))?;
+        if p.get("TableName").is_some() {
+            return Err(invalid(format!(
+                "{logical_id}: give tables no TableName; CloudFormation names them and functions read the name from TABLE_NAME"
+            )));
+        }
+        let keys = |schema: Option<&Json>| -> Vec<(String, String)> {
+            schema
+                .and_then(Json::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|k| (text_at(k, "AttributeName"), text_at(k, "KeyType")))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let attributes = p
+            .get("AttributeDefinitions")
+            .and_then(Json::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|a| (text_at(a, "AttributeName"), text_at(a, "AttributeType")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let indexes = p
+            .get("GlobalSecondaryIndexes")
+            .and_then(Json::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|index| {
+                        (
+                            text_at(index, "IndexName"),
+                            (
+                                keys(index.get("KeySchema")),
+                                index
+                                    .pointer("/Projection/ProjectionType")
+                                    .and_then(Json::as_str)
+                                    .unwrap_or("ALL")
+                                    .to_owned(),
+                            ),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ttl_enabled = p
+            .pointer("/TimeToLiveSpecification/Enabled")
+            .and_then(Json::as_bool)
+            .unwrap_or(false);
+        Ok(TableSpec {
+            logical_id: logical_id.to_owned(),
+            name: logical_id.to_owned(),
+            billing_mode: p
+                .get("BillingMode")
+                .and_then(Json::as_str)
+                .unwrap_or("PROVISIONED")
+                .to_owned(),
+            key_schema: keys(p.get("KeySchema")),
+            attributes,
+            indexes,
+            ttl_attribute: ttl_enabled
+                .then(|| {
+                    p.pointer("/TimeToLiveSpecification/AttributeName")
+                        .and_then(Json::as_str)
+                        .map(str::to_owned)
+                })
+                .flatten(),
+        })
+    }
+
+    fn queue(&self, logical_id: &str) -> Result<QueueSpec, TemplateError> {
+        let p = self.resolve(self.properties(logical_id))?;
+        let mut attributes = BTreeMap::new();
+        let mut dead_letter_queue = None;
+        if let Some(properties) = p.as_object() {
+            for (name, value) in properties {
+                match name.as_str() {
+                    "QueueName" | "Tags" => {}
+                    "RedrivePolicy" => {
+                        let target = value
+                            .get("deadLetterTargetArn")
+                            .and_then(Json::as_str)
+                            .ok_or_else(|| {
+                                invalid(format!(
+                                    "{logical_id}: RedrivePolicy needs deadLetterTargetArn"
+                                ))
+                            })?;
+                        dead_letter_queue = target.rsplit(':').next().map(str::to_owned);
+                        attributes.insert(name.clone(), value.to_string());
+                    }
+                    _ => {
+                        attributes.insert(name.clone(), scalar(value)?);
+                    }
+                }
+            }
+        }
+        Ok(QueueSpec {
+            logical_id: logical_id.to_owned(),
+            name: logical_id.to_owned(),
+            attributes,
+            dead_letter_queue,
+        })
+    }
+
+    fn state_machine(
+        &self,
+        logical_id: &str,
+        base: &Path,
+    ) -> Result<StateMachineSpec, TemplateError> {
+        let raw = self.properties(logical_id);
+        let uri = raw
+            .get("DefinitionUri")
+            .and_then(Json::as_str)
+            .ok_or_else(|| invalid(format!("{logical_id}: needs a DefinitionUri file")))?;
+        let path = base.join(uri);
+        let mut text = std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let substitutions = self.resolve(
+            raw.get("DefinitionSubstitutions")
+                .unwrap_or(&Json::Object(Map::new())),
+        )?;
+        if let Some(substitutions) = substitutions.as_object() {
+            for (name, value) in substitutions {
+                text = text.replace(&format!("${{{name}}}"), &scalar(value)?);
+            }
+        }
+        if let Some(start) = text.find("${") {
+            let name: String = text[start..].chars().take_while(|c| *c != '}').collect();
+            return Err(invalid(format!(
+                "{logical_id}: {path:?} uses {name}}} but DefinitionSubstitutions does not define it",
+            )));
+        }
+        let definition = serde_json::from_str(&text).map_err(|source| TemplateError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(StateMachineSpec {
+            logical_id: logical_id.to_owned(),
+            name: logical_id.to_owned(),
+            kind: raw
+                .get("Type")
+                .and_then(Json::as_str)
+                .unwrap_or("STANDARD")
+                .to_owned(),
+            definition,
+        })
+    }
+
+    fn function(&self, logical_id: &str) -> Result<FunctionSpec, TemplateError> {
+        let mut environment = BTreeMap::new();
+        for source in [
+            self.globals_function.pointer("/Environment/Variables"),
+            self.properties(logical_id)
+                .pointer("/Environment/Variables"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(variables) = self.resolve(source)?.as_object() {
+                for (name, value) in variables {
+                    environment.insert(name.clone(), scalar(value)?);
+                }
+            }
+        }
+        Ok(FunctionSpec {
+            logical_id: logical_id.to_owned(),
+            binary: self.binary(logical_id)?,
+            environment,
+        })
+    }
+}
+
+fn text_at(value: &Json, key: &str) -> String {
+    value
+        .get(key)
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A resolved scalar as the string AWS APIs take.
+fn scalar(value: &Json) -> Result<String, TemplateError> {
+    match value {
+        Json::String(text) => Ok(text.clone()),
+        Json::Number(number) => Ok(number.to_string()),
+        Json::Bool(flag) => Ok(flag.to_string()),
+        other => Err(invalid(format!("expected a scalar, found {other}"))),
+    }
+}
+
+/// YAML with CloudFormation's short tags (`!Ref x`) to JSON in long form
+/// (`{"Ref": "x"}`).
+fn to_json(yaml: Yaml) -> Result<Json, TemplateError> {
+    Ok(match yaml {
+        Yaml::Null => Json::Null,
+        Yaml::Bool(flag) => Json::Bool(flag),
+        Yaml::Number(number) => {
+            if let Some(n) = number.as_i64() {
+                json!(n)
+            } else if let Some(n) = number.as_u64() {
+                json!(n)
+            } else {
+                json!(number.as_f64().unwrap_or_default())
+            }
+        }
+        Yaml::String(text) => Json::String(text),
+        Yaml::Sequence(items) => {
+            Json::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
+        }
+        Yaml::Mapping(mapping) => {
+            let mut object = Map::new();
+            for (key, value) in mapping {
+                let key = match key {
+                    Yaml::String(text) => text,
+                    other => serde_yaml::to_string(&other)
+                        .map(|s| s.trim().to_owned())
+                        .unwrap_or_default(),
+                };
+                object.insert(key, to_json(value)?);
+            }
+            Json::Object(object)
+        }
+        Yaml::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let long = match name {
+                "Ref" | "Condition" => name.to_owned(),
+                other => format!("Fn::{other}"),
+            };
+            let mut value = to_json(tagged.value)?;
+            if long == "Fn::GetAtt" {
+                if let Json::String(text) = &value {
+                    if let Some((id, attribute)) = text.split_once('.') {
+                        value = json!([id, attribute]);
+                    }
+                }
+            }
+            json!({ long: value })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(text: &str) -> Template {
+        let yaml: Yaml = serde_yaml::from_str(text).unwrap_or(Yaml::Null);
+        match Template::new(yaml, "eu-west-1", "http://127.0.0.1:4566") {
+            Ok(template) => template,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    const FUNCTION: &str = "
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+  Worker:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: worker } }
+    Properties:
+      Environment:
+        Variables:
+          QUEUE_URL: !Ref Queue
+          QUEUE_ARN: !GetAtt Queue.Arn
+          WHERE: !Sub '${AWS::Region}/${Worker.Arn}/${!Literal}'
+";
+
+    #[test]
+    fn short_tags_resolve_to_local_names() -> Result<(), TemplateError> {
+        let t = template(FUNCTION);
+        let worker = t.function("Worker")?;
+        assert_eq!(worker.binary, "worker");
+        assert_eq!(
+            worker.environment.get("QUEUE_ARN").map(String::as_str),
+            Some("arn:aws:sqs:eu-west-1:123456789012:Queue")
+        );
+        assert_eq!(
+            worker.environment.get("WHERE").map(String::as_str),
+            Some("eu-west-1/arn:aws:lambda:eu-west-1:123456789012:function:worker/${Literal}")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_unsupported_intrinsic_is_named_in_the_error() {
+        let t = template(
+            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata: { BuildProperties: { Binary: f } }\n    Properties:\n      Environment: { Variables: { X: !If [c, a, b] } }\n",
+        );
+        let error = t.function("F").map(|_| ()).map_err(|e| e.to_string());
+        assert_eq!(
+            error,
+            Err("template: Fn::If is not supported by the local stack".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_queue_redrive_policy_names_its_dead_letter_queue() -> Result<(), TemplateError> {
+        let t = template(
+            "Resources:\n  Dlq:\n    Type: AWS::SQS::Queue\n  Work:\n    Type: AWS::SQS::Queue\n    Properties:\n      VisibilityTimeout: 30\n      RedrivePolicy: { deadLetterTargetArn: !GetAtt Dlq.Arn, maxReceiveCount: 3 }\n",
+        );
+        let resources = t.resources(Path::new("."))?;
+        let names: Vec<_> = resources.queues.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["Dlq", "Work"]);
+        let work = &resources.queues[1];
+        assert_eq!(work.dead_letter_queue.as_deref(), Some("Dlq"));
+        assert_eq!(
+            work.attributes.get("RedrivePolicy").map(String::as_str),
+            Some(
+                r#"{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:Dlq","maxReceiveCount":3}"#
+            )
+        );
+        assert_eq!(
+            work.attributes.get("VisibilityTimeout").map(String::as_str),
+            Some("30")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_project_template_resolves_completely() -> Result<(), TemplateError> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        let resources = LocalResources::load(&root, "us-east-1", "http://127.0.0.1:4566")?;
+        assert_eq!(resources.tables.len(), 1);
+        assert!(!resources.state_machines.is_empty());
+        let env = resources.function_environment()?;
+        assert_eq!(
+            env.get("TABLE_NAME").map(String::as_str),
+            Some("OrdersTable")
+        );
+        let definition = resources.state_machines[0].definition.to_string();
+        assert!(!definition.contains("${"), "unsubstituted: {definition}");
+        Ok(())
+    }
+}

@@ -1,0 +1,95 @@
+"""Translate a SAM template to plain CloudFormation, offline, for cfn-lint.
+
+cfn-lint (1.55+) lints SAM resources without running the SAM transform, and
+`sam validate` swaps local DefinitionUri files for a fake S3 location. Neither sees
+the resources SAM generates (roles, permissions, the API deployment) nor the state
+machine definitions, so neither catches circular dependencies or a malformed ASL
+structure. This script runs the SAM translator (no AWS call: managed policies are
+resolved from the translator's bundled map) with:
+
+- local function CodeUri replaced by a placeholder S3 location;
+- every local state machine DefinitionUri read from disk, and emitted as the
+  `Definition` object of the generated AWS::StepFunctions::StateMachine (instead of
+  SAM's joined DefinitionString), so cfn-lint's ASL rule (E3601) can read it.
+
+Usage: python translate-sam.py TEMPLATE > translated.json
+Run by infra/lint.sh; needs cfn-lint and aws-sam-translator (both in .venv-lint).
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import boto3
+from cfnlint.decode import decode
+from samtranslator.parser.parser import Parser
+from samtranslator.public.exceptions import InvalidDocumentException
+from samtranslator.translator.translator import Translator
+
+PLACEHOLDER_CODE = "s3://offline-lint-placeholder/code.zip"
+
+
+def is_local(uri: object) -> bool:
+    return isinstance(uri, str) and not uri.startswith("s3://")
+
+
+def main(template_path: str) -> int:
+    path = Path(template_path)
+    decoded, errors = decode(str(path))
+    if errors:
+        for error in errors:
+            print(error, file=sys.stderr)
+        return 1
+    # Plain dicts and strings: the translator does not need cfn-lint's line-marked nodes.
+    template = json.loads(json.dumps(decoded))
+
+    function_globals = template.get("Globals", {}).get("Function", {})
+    if is_local(function_globals.get("CodeUri")):
+        function_globals["CodeUri"] = PLACEHOLDER_CODE
+
+    definitions = {}
+    for logical_id, resource in template.get("Resources", {}).items():
+        properties = resource.get("Properties", {})
+        kind = resource.get("Type")
+        if kind == "AWS::Serverless::Function" and is_local(properties.get("CodeUri")):
+            properties["CodeUri"] = PLACEHOLDER_CODE
+        if kind == "AWS::Serverless::StateMachine" and is_local(properties.get("DefinitionUri")):
+            asl_path = path.parent / properties.pop("DefinitionUri")
+            definitions[logical_id] = json.loads(asl_path.read_text())
+            properties["Definition"] = definitions[logical_id]
+
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    translator = Translator(
+        managed_policy_map=None,
+        sam_parser=Parser(),
+        plugins=[],
+        boto_session=boto3.session.Session(region_name=region),
+    )
+    try:
+        translated = translator.translate(
+            sam_template=template,
+            parameter_values={},
+            # Only called for a managed policy name missing from the bundled map.
+            get_managed_policy_map=lambda: {},
+        )
+    except InvalidDocumentException as error:
+        for cause in error.causes:
+            print(f"SAM translation: {cause}", file=sys.stderr)
+        return 1
+
+    for logical_id, definition in definitions.items():
+        properties = translated["Resources"][logical_id]["Properties"]
+        properties.pop("DefinitionString", None)
+        properties["Definition"] = definition
+
+    json.dump(translated, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))

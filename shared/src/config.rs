@@ -1,0 +1,35 @@
+//! Settings read from the environment once, at cold start.
+//!
+//! AWS clients are built from the standard AWS configuration chain, so `AWS_ENDPOINT_URL`,
+//! `AWS_REGION` and the credential variables point the same binary at the local stack,
+//! LocalStack or AWS without a code change.
+
+use std::env;
+
+/// A setting is missing or malformed; the function refuses to start and says which.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} must be set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// The value of a required environment variable.
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
+    match env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+/// Loads the shared AWS configuration (region, credentials, endpoint) from the standard
+/// sources: environment variables, profiles, then the Lambda execution role.
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// The DynamoDB table every function reads and writes (`TABLE_NAME`).
+pub fn table_name() -> Result<String, ConfigError> {
+    required("TABLE_NAME")
+}

@@ -1,0 +1,180 @@
+//! The stable error names that activities report and the state machine's `Retry` and
+//! `Catch` blocks match on.
+//!
+//! Lambda reports an error's `error_type` to Step Functions, which is what `ErrorEquals`
+//! compares against. The runtime's default is a Rust type name, which no definition can
+//! match, so every activity error is turned into a [`lambda_runtime::Diagnostic`] whose
+//! `error_type` is exactly one of these names.
+
+use lambda_runtime::Diagnostic;
+
+/// One stable error name. Whether an error is worth retrying is a property of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorName {
+    /// A partner answered 5xx, refused the connection or is in an outage.
+    PartnerUnavailable,
+    /// A partner asked us to slow down (429).
+    PartnerThrottled,
+    /// A partner did not answer in time; it may still have acted, hence idempotency keys.
+    PartnerTimeout,
+    /// DynamoDB throttled us or could not be reached.
+    StoreUnavailable,
+    /// The order breaks a rule (unknown SKU, bad quantity, ...); retrying cannot help.
+    OrderInvalid,
+    /// The order the workflow was started for does not exist in the table.
+    OrderNotFound,
+    /// The order is in a status this step cannot start from (someone else moved it).
+    OrderConflict,
+    /// The warehouse has not enough stock for a line.
+    StockUnavailable,
+    /// The payment processor declined the charge.
+    PaymentDeclined,
+    /// The terminal management system refused to provision.
+    ProvisioningRejected,
+    /// The courier refused the shipment (e.g. undeliverable address).
+    ShipmentRejected,
+    /// The order was cancelled while the step ran.
+    OrderCancelled,
+    /// A bug or misconfiguration (bad activity input, missing setting): never retried.
+    Internal,
+}
+
+impl ErrorName {
+    /// Every name, in a stable order: the list workflow checks compare definitions with.
+    pub const ALL: [ErrorName; 13] = [
+        ErrorName::PartnerUnavailable,
+        ErrorName::PartnerThrottled,
+        ErrorName::PartnerTimeout,
+        ErrorName::StoreUnavailable,
+        ErrorName::OrderInvalid,
+        ErrorName::OrderNotFound,
+        ErrorName::OrderConflict,
+        ErrorName::StockUnavailable,
+        ErrorName::PaymentDeclined,
+        ErrorName::ProvisioningRejected,
+        ErrorName::ShipmentRejected,
+        ErrorName::OrderCancelled,
+        ErrorName::Internal,
+    ];
+
+    /// The name exactly as it appears in `error_type` and in `ErrorEquals`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorName::PartnerUnavailable => "Partner.Unavailable",
+            ErrorName::PartnerThrottled => "Partner.Throttled",
+            ErrorName::PartnerTimeout => "Partner.Timeout",
+            ErrorName::StoreUnavailable => "Store.Unavailable",
+            ErrorName::OrderInvalid => "Order.Invalid",
+            ErrorName::OrderNotFound => "Order.NotFound",
+            ErrorName::OrderConflict => "Order.Conflict",
+            ErrorName::StockUnavailable => "Stock.Unavailable",
+            ErrorName::PaymentDeclined => "Payment.Declined",
+            ErrorName::ProvisioningRejected => "Provisioning.Rejected",
+            ErrorName::ShipmentRejected => "Shipment.Rejected",
+            ErrorName::OrderCancelled => "Order.Cancelled",
+            ErrorName::Internal => "Internal.Error",
+        }
+    }
+
+    /// Transient errors may succeed when tried again; every Task that can raise one
+    /// retries it. Permanent errors are never retried: they are caught instead.
+    pub const fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorName::PartnerUnavailable
+                | ErrorName::PartnerThrottled
+                | ErrorName::PartnerTimeout
+                | ErrorName::StoreUnavailable
+        )
+    }
+
+    /// The name for an `error_type` string, if it is one of ours.
+    pub fn parse(name: &str) -> Option<ErrorName> {
+        ErrorName::ALL.into_iter().find(|n| n.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ErrorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An activity's failure: a stable name for the state machine and a message for the
+/// operator that says which order and what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ActivityError {
+    pub name: ErrorName,
+    pub message: String,
+}
+
+impl ActivityError {
+    pub fn new(name: ErrorName, message: impl Into<String>) -> Self {
+        ActivityError {
+            name,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ActivityError> for Diagnostic {
+    fn from(error: ActivityError) -> Self {
+        Diagnostic {
+            error_type: error.name.as_str().to_owned(),
+            error_message: error.message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_round_trips_through_its_string() {
+        for name in ErrorName::ALL {
+            assert_eq!(ErrorName::parse(name.as_str()), Some(name));
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut seen: Vec<&str> = ErrorName::ALL.iter().map(|n| n.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), ErrorName::ALL.len());
+    }
+
+    #[test]
+    fn only_partner_and_store_failures_are_transient() {
+        let transient: Vec<&str> = ErrorName::ALL
+            .iter()
+            .filter(|n| n.is_transient())
+            .map(|n| n.as_str())
+            .collect();
+        assert_eq!(
+            transient,
+            [
+                "Partner.Unavailable",
+                "Partner.Throttled",
+                "Partner.Timeout",
+                "Store.Unavailable"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_diagnostic_carries_the_exact_name_as_error_type() {
+        let diagnostic: Diagnostic =
+            ActivityError::new(ErrorName::PaymentDeclined, "order ord-1: card declined").into();
+        assert_eq!(diagnostic.error_type, "Payment.Declined");
+        assert_eq!(diagnostic.error_message, "order ord-1: card declined");
+    }
+
+    #[test]
+    fn an_unknown_name_is_not_parsed() {
+        assert_eq!(ErrorName::parse("States.ALL"), None);
+        assert_eq!(ErrorName::parse("payment.declined"), None);
+    }
+}

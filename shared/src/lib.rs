@@ -1,0 +1,20 @@
+//! What every function of the terminal order system shares: the order domain and its
+//! validation, the order life cycle, the stable error names the state machine matches,
+//! the DynamoDB store, configuration and telemetry.
+//!
+//! Functions wire these together in their `main.rs` and keep their decisions in a
+//! handler function; all I/O goes through this crate.
+
+pub mod activity;
+pub mod catalogue;
+pub mod config;
+pub mod errors;
+pub mod order;
+pub mod status;
+pub mod store;
+pub mod telemetry;
+pub mod validation;
+
+pub use errors::{ActivityError, ErrorName};
+pub use order::{Order, OrderId, OrderKind};
+pub use status::OrderStatus;

@@ -1,0 +1,272 @@
+//! The life of an order: its statuses and the one table of transitions between them.
+//!
+//! Every status change in the system goes through [`OrderStatus::check_transition`] and is
+//! then written to DynamoDB conditionally on the expected previous status, so two
+//! activities can never both move the same order.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// Stored by the API; the workflow has not validated it yet.
+    Accepted,
+    /// Re-checked by the workflow against the catalogue.
+    Validated,
+    StockReserved,
+    /// Charged (never for replacements under warranty).
+    PaymentTaken,
+    /// Terminals assigned to the merchant in the terminal management system.
+    Provisioned,
+    /// Handed to the courier: from here on the order can no longer be cancelled.
+    Shipped,
+    Delivered,
+    Completed,
+    /// Invalid: refused before anything took effect.
+    Rejected,
+    /// A step failed for good; the completed steps are being undone.
+    Compensating,
+    /// Ended without completing; `failure` on the order says why.
+    Failed,
+    /// Cancelled by request; the completed steps are being undone.
+    Cancelling,
+    Cancelled,
+}
+
+use OrderStatus::*;
+
+/// Every allowed move, `(from, to)`. Anything not listed is an illegal transition.
+const TRANSITIONS: &[(OrderStatus, OrderStatus)] = &[
+    (Accepted, Validated),
+    (Accepted, Rejected),
+    (Accepted, Failed),
+    (Accepted, Cancelling),
+    (Validated, StockReserved),
+    // The first slice of the workflow (validate, then complete) ends here; the full
+    // workflow replaces this shortcut with the steps below.
+    (Validated, Completed),
+    (Validated, Failed),
+    (Validated, Cancelling),
+    (StockReserved, PaymentTaken),
+    // Replacements are free under warranty: no payment step.
+    (StockReserved, Provisioned),
+    (StockReserved, Compensating),
+    (StockReserved, Cancelling),
+    (PaymentTaken, Provisioned),
+    (PaymentTaken, Compensating),
+    (PaymentTaken, Cancelling),
+    (Provisioned, Shipped),
+    (Provisioned, Compensating),
+    (Provisioned, Cancelling),
+    (Shipped, Delivered),
+    // Lost in transit (delivery never confirmed): undo everything, shipment included.
+    (Shipped, Compensating),
+    (Delivered, Completed),
+    (Compensating, Failed),
+    (Cancelling, Cancelled),
+];
+
+/// A status change the life cycle does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an order cannot go from {from} to {to}")]
+pub struct IllegalTransition {
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 13] = [
+        Accepted,
+        Validated,
+        StockReserved,
+        PaymentTaken,
+        Provisioned,
+        Shipped,
+        Delivered,
+        Completed,
+        Rejected,
+        Compensating,
+        Failed,
+        Cancelling,
+        Cancelled,
+    ];
+
+    /// The status as stored and shown: `STOCK_RESERVED`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Accepted => "ACCEPTED",
+            Validated => "VALIDATED",
+            StockReserved => "STOCK_RESERVED",
+            PaymentTaken => "PAYMENT_TAKEN",
+            Provisioned => "PROVISIONED",
+            Shipped => "SHIPPED",
+            Delivered => "DELIVERED",
+            Completed => "COMPLETED",
+            Rejected => "REJECTED",
+            Compensating => "COMPENSATING",
+            Failed => "FAILED",
+            Cancelling => "CANCELLING",
+            Cancelled => "CANCELLED",
+        }
+    }
+
+    /// The status named `text`, if any.
+    pub fn parse(text: &str) -> Option<OrderStatus> {
+        OrderStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// `Ok` when the life cycle allows moving from `self` to `to`.
+    pub fn check_transition(self, to: OrderStatus) -> Result<(), IllegalTransition> {
+        if TRANSITIONS.contains(&(self, to)) {
+            Ok(())
+        } else {
+            Err(IllegalTransition { from: self, to })
+        }
+    }
+
+    /// The statuses this one may move to.
+    pub fn next(self) -> impl Iterator<Item = OrderStatus> {
+        TRANSITIONS
+            .iter()
+            .filter(move |(from, _)| *from == self)
+            .map(|(_, to)| *to)
+    }
+
+    /// Final statuses never change again.
+    pub fn is_final(self) -> bool {
+        self.next().next().is_none()
+    }
+
+    /// Whether a cancel request can still stop the order (not once it has shipped).
+    pub fn is_cancellable(self) -> bool {
+        self.check_transition(Cancelling).is_ok()
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The life cycle written out once more, status by status, the way an operator would
+    /// describe it; the test below holds the table to it for every one of the 169 pairs.
+    fn expected_next(status: OrderStatus) -> &'static [OrderStatus] {
+        match status {
+            Accepted => &[Validated, Rejected, Failed, Cancelling],
+            Validated => &[StockReserved, Completed, Failed, Cancelling],
+            StockReserved => &[PaymentTaken, Provisioned, Compensating, Cancelling],
+            PaymentTaken => &[Provisioned, Compensating, Cancelling],
+            Provisioned => &[Shipped, Compensating, Cancelling],
+            Shipped => &[Delivered, Compensating],
+            Delivered => &[Completed],
+            Compensating => &[Failed],
+            Cancelling => &[Cancelled],
+            Completed | Rejected | Failed | Cancelled => &[],
+        }
+    }
+
+    #[test]
+    fn every_pair_of_statuses_is_allowed_exactly_when_the_life_cycle_says_so() {
+        for from in OrderStatus::ALL {
+            for to in OrderStatus::ALL {
+                let allowed = expected_next(from).contains(&to);
+                let result = from.check_transition(to);
+                assert_eq!(result.is_ok(), allowed, "{from} -> {to}");
+                if !allowed {
+                    assert_eq!(result, Err(IllegalTransition { from, to }));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_illegal_transition_says_which_move_was_refused() {
+        assert_eq!(
+            Completed
+                .check_transition(Accepted)
+                .map_err(|e| e.to_string()),
+            Err("an order cannot go from COMPLETED to ACCEPTED".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_table_lists_no_move_twice_and_no_move_to_itself() {
+        let unique: BTreeSet<_> = TRANSITIONS.iter().collect();
+        assert_eq!(unique.len(), TRANSITIONS.len());
+        assert!(TRANSITIONS.iter().all(|(from, to)| from != to));
+    }
+
+    #[test]
+    fn exactly_the_four_end_states_are_final() {
+        let finals: Vec<_> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect();
+        assert_eq!(finals, [Completed, Rejected, Failed, Cancelled]);
+    }
+
+    #[test]
+    fn every_status_is_reachable_from_accepted() {
+        let mut reached = BTreeSet::from([Accepted]);
+        let mut frontier = vec![Accepted];
+        while let Some(status) = frontier.pop() {
+            for next in status.next() {
+                if reached.insert(next) {
+                    frontier.push(next);
+                }
+            }
+        }
+        assert_eq!(reached.len(), OrderStatus::ALL.len());
+    }
+
+    #[test]
+    fn every_unfinished_order_can_still_reach_an_end() {
+        for status in OrderStatus::ALL {
+            let mut reached = BTreeSet::from([status]);
+            let mut frontier = vec![status];
+            while let Some(s) = frontier.pop() {
+                for next in s.next() {
+                    if reached.insert(next) {
+                        frontier.push(next);
+                    }
+                }
+            }
+            assert!(reached.iter().any(|s| s.is_final()), "{status} is stuck");
+        }
+    }
+
+    #[test]
+    fn orders_are_cancellable_until_they_ship() {
+        let cancellable: Vec<_> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_cancellable())
+            .collect();
+        assert_eq!(
+            cancellable,
+            [
+                Accepted,
+                Validated,
+                StockReserved,
+                PaymentTaken,
+                Provisioned
+            ]
+        );
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_names() {
+        for status in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+            let json = serde_json::to_string(&status).ok();
+            assert_eq!(json, Some(format!("\"{}\"", status.as_str())));
+        }
+    }
+}

@@ -1,0 +1,782 @@
+//! The order table in DynamoDB: one table holds
+//!
+//! | item | `pk` | `sk` |
+//! |---|---|---|
+//! | the order | `ORDER#<id>` | `ORDER` |
+//! | one per workflow step (the activity ledger) | `ORDER#<id>` | `STEP#<step>` |
+//! | one per API `Idempotency-Key` (expires after a day) | `IDEMPOTENCY#<key>` | `IDEMPOTENCY` |
+//!
+//! Orders are indexed by merchant (`by-merchant`: `gsi1pk = MERCHANT#<id>`, sorted by
+//! creation) and by status (`by-status`: `gsi2pk = STATUS#<status>`, sorted by last
+//! change), so operators find stuck and failed orders without a scan.
+//!
+//! New orders and idempotency keys are created only if absent, together, in one
+//! transaction; every status change is conditional on the expected previous status and
+//! bumps `version`. A lost race is a [`StoreError::Conflict`], never a panic.
+
+use crate::errors::{ActivityError, ErrorName};
+use crate::order::{Order, OrderId};
+use crate::status::{IllegalTransition, OrderStatus};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// Index of orders by merchant.
+pub const BY_MERCHANT_INDEX: &str = "by-merchant";
+/// Index of orders by status.
+pub const BY_STATUS_INDEX: &str = "by-status";
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 60 * 60;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Why an order ended without completing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The step that failed for good, e.g. `ValidateOrder`.
+    pub step: String,
+    /// The stable error name, e.g. `Order.Invalid` or `States.Timeout`.
+    pub error: String,
+    /// What the failing step said, for a person.
+    pub reason: String,
+    pub at: String,
+}
+
+/// The order item, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    /// Bumped by every write; lets readers and writers detect concurrent changes.
+    pub version: u64,
+    pub order: Order,
+    /// SHA-256 of the canonical request body, to tell a replay from a different request.
+    pub request_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+/// Where one workflow step is, in the activity ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepStatus {
+    Started,
+    Succeeded,
+    Failed,
+}
+
+/// One step item: attempts, outcome and what the partners answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub order_id: OrderId,
+    pub step: String,
+    pub status: StepStatus,
+    pub attempts: u32,
+    pub started_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Partner references (reservation, charge, terminal and shipment ids) and results.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub references: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+/// A status change made together with a step's success.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    /// Why the order failed, when `to` is a failure.
+    pub failure: Option<&'a Failure>,
+}
+
+/// What [`OrderStore::place_order`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// The order and its idempotency key were written now.
+    Created(OrderRecord),
+    /// The key was used before with the same request: this is that order.
+    Replayed(OrderRecord),
+    /// The key was used before with a different request.
+    KeyReused { order_id: OrderId },
+}
+
+/// What [`OrderStore::begin_step`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepStart {
+    /// The step is (again) under way; `attempts` counts this run.
+    Started(StepRecord),
+    /// The step already succeeded: return its recorded result, call nothing again.
+    AlreadySucceeded(StepRecord),
+}
+
+/// A store operation failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    #[error("order {0} does not exist")]
+    NotFound(OrderId),
+    #[error("order {order_id} is {actual}, not {expected}: someone else moved it")]
+    Conflict {
+        order_id: OrderId,
+        expected: OrderStatus,
+        actual: OrderStatus,
+    },
+    #[error("order {order_id}: {source}")]
+    IllegalTransition {
+        order_id: OrderId,
+        source: IllegalTransition,
+    },
+    /// DynamoDB throttled, failed or could not be reached: worth retrying.
+    #[error("DynamoDB {operation} failed: {message}")]
+    Unavailable {
+        operation: &'static str,
+        message: String,
+    },
+    /// An item does not have the shape this code writes.
+    #[error("item {key} is unreadable: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+impl From<StoreError> for ActivityError {
+    fn from(error: StoreError) -> Self {
+        let name = match &error {
+            StoreError::NotFound(_) => ErrorName::OrderNotFound,
+            StoreError::Conflict {
+                actual: OrderStatus::Cancelling | OrderStatus::Cancelled,
+                ..
+            } => ErrorName::OrderCancelled,
+            StoreError::Conflict { .. } => ErrorName::OrderConflict,
+            StoreError::Unavailable { .. } => ErrorName::StoreUnavailable,
+            StoreError::IllegalTransition { .. } | StoreError::Corrupt { .. } => {
+                ErrorName::Internal
+            }
+        };
+        ActivityError::new(name, error.to_string())
+    }
+}
+
+fn unavailable<E, R>(operation: &'static str, error: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Unavailable {
+        operation,
+        message: DisplayErrorContext(error).to_string(),
+    }
+}
+
+fn build_error(operation: &'static str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable {
+        operation,
+        message: format!("request could not be built: {error}"),
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn order_pk(id: &OrderId) -> String {
+    format!("ORDER#{id}")
+}
+
+fn step_sk(step: &str) -> String {
+    format!("STEP#{step}")
+}
+
+fn idempotency_pk(key: &str) -> String {
+    format!("IDEMPOTENCY#{key}")
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn order_key(id: &OrderId) -> Item {
+    key(order_pk(id), "ORDER")
+}
+
+fn step_key(id: &OrderId, step: &str) -> Item {
+    key(order_pk(id), &step_sk(step))
+}
+
+fn status_index_values(status: OrderStatus, updated_at: &str, id: &OrderId) -> (String, String) {
+    (format!("STATUS#{status}"), format!("{updated_at}#{id}"))
+}
+
+fn read<T: serde::de::DeserializeOwned>(item: Item, what: &str) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt {
+        key: what.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn write<T: Serialize>(value: &T, what: &str) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt {
+        key: what.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct IdempotencyRecord {
+    order_id: OrderId,
+    request_hash: String,
+    created_at: String,
+    expires_at: i64,
+}
+
+/// The order table.
+#[derive(Debug, Clone)]
+pub struct OrderStore {
+    client: Client,
+    table: String,
+}
+
+impl OrderStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        OrderStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The store for `table`, with a client from the standard AWS configuration.
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        OrderStore::new(Client::new(config), table)
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Stores a new ACCEPTED order under an `Idempotency-Key`, or finds the order that key
+    /// already placed. Order and key are written together or not at all.
+    pub async fn place_order(
+        &self,
+        idempotency_key: &str,
+        order: &Order,
+        request_hash: &str,
+    ) -> Result<Placement, StoreError> {
+        const OP: &str = "TransactWriteItems(place order)";
+        let order_id = OrderId::generate();
+        let created_at = now();
+        let record = OrderRecord {
+            order_id: order_id.clone(),
+            status: OrderStatus::Accepted,
+            version: 1,
+            order: order.clone(),
+            request_hash: request_hash.to_owned(),
+            execution_arn: None,
+            created_at: created_at.clone(),
+            updated_at: created_at.clone(),
+            failure: None,
+        };
+        let mut order_item = write(&record, "order")?;
+        order_item.extend(order_key(&order_id));
+        order_item.insert(
+            "gsi1pk".into(),
+            s(format!("MERCHANT#{}", order.merchant_id)),
+        );
+        order_item.insert("gsi1sk".into(), s(format!("{created_at}#{order_id}")));
+        let (gsi2pk, gsi2sk) = status_index_values(OrderStatus::Accepted, &created_at, &order_id);
+        order_item.insert("gsi2pk".into(), s(gsi2pk));
+        order_item.insert("gsi2sk".into(), s(gsi2sk));
+
+        let expires_at = Utc::now().timestamp() + IDEMPOTENCY_TTL_SECONDS;
+        let mut key_item = write(
+            &IdempotencyRecord {
+                order_id: order_id.clone(),
+                request_hash: request_hash.to_owned(),
+                created_at,
+                expires_at,
+            },
+            "idempotency key",
+        )?;
+        key_item.extend(key(idempotency_pk(idempotency_key), "IDEMPOTENCY"));
+
+        let put = |item: Item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map(|put| TransactWriteItem::builder().put(put).build())
+                .map_err(|e| build_error(OP, e))
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(put(key_item)?)
+            .transact_items(put(order_item)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Placement::Created(record)),
+            Err(error) => {
+                let key_taken = cancellation_codes(&error)
+                    .first()
+                    .is_some_and(|code| code.as_deref() == Some("ConditionalCheckFailed"));
+                if !key_taken {
+                    return Err(unavailable(OP, error));
+                }
+                self.find_placement(idempotency_key, request_hash).await
+            }
+        }
+    }
+
+    async fn find_placement(
+        &self,
+        idempotency_key: &str,
+        request_hash: &str,
+    ) -> Result<Placement, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(idempotency_pk(idempotency_key), "IDEMPOTENCY")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem(idempotency key)", e))?
+            .item;
+        let Some(item) = item else {
+            // The key expired between our write and this read: the caller may retry.
+            return Err(StoreError::Unavailable {
+                operation: "GetItem(idempotency key)",
+                message: "the idempotency key vanished while being read; retry".into(),
+            });
+        };
+        let existing: IdempotencyRecord = read(item, "idempotency key")?;
+        if existing.request_hash != request_hash {
+            return Ok(Placement::KeyReused {
+                order_id: existing.order_id,
+            });
+        }
+        let record = self
+            .get_order(&existing.order_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(existing.order_id.clone()))?;
+        Ok(Placement::Replayed(record))
+    }
+
+    /// The order item, read consistently; `None` when there is no such order.
+    pub async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem(order)", e))?
+            .item;
+        item.map(|item| read(item, &order_pk(id))).transpose()
+    }
+
+    /// The order item, or [`StoreError::NotFound`].
+    pub async fn require_order(&self, id: &OrderId) -> Result<OrderRecord, StoreError> {
+        self.get_order(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))
+    }
+
+    /// The order and all of its step items, in one consistent query.
+    pub async fn get_order_with_steps(
+        &self,
+        id: &OrderId,
+    ) -> Result<Option<(OrderRecord, Vec<StepRecord>)>, StoreError> {
+        let mut order = None;
+        let mut steps = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(order_pk(id)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| unavailable("Query(order and steps)", e))?;
+            let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned();
+            match sk.as_deref() {
+                Some("ORDER") => order = Some(read::<OrderRecord>(item, &order_pk(id))?),
+                Some(sk) if sk.starts_with("STEP#") => steps.push(read::<StepRecord>(item, sk)?),
+                _ => {}
+            }
+        }
+        steps.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        Ok(order.map(|order| (order, steps)))
+    }
+
+    /// Records the Step Functions execution that runs the order. Not a status change.
+    pub async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression("SET execution_arn = :arn, version = version + :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":arn", s(arn))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
+            Err(e) => Err(unavailable("UpdateItem(execution arn)", e)),
+        }
+    }
+
+    /// Moves the order from `from` to `to`, only if it is still `from`, optionally with the
+    /// reason it failed. Returns the order as written.
+    pub async fn transition(
+        &self,
+        id: &OrderId,
+        from: OrderStatus,
+        to: OrderStatus,
+        failure: Option<Failure>,
+    ) -> Result<OrderRecord, StoreError> {
+        let update = self.transition_update(id, from, to, failure.as_ref())?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match output.attributes {
+                Some(item) => read(item, &order_pk(id)),
+                None => self.require_order(id).await,
+            },
+            Err(e) if is_conditional_failure(&e) => Err(self.conflict(id, from).await),
+            Err(e) => Err(unavailable("UpdateItem(status)", e)),
+        }
+    }
+
+    /// Explains a failed status condition: the order is gone, or in another status.
+    async fn conflict(&self, id: &OrderId, expected: OrderStatus) -> StoreError {
+        match self.get_order(id).await {
+            Ok(Some(actual)) => StoreError::Conflict {
+                order_id: id.clone(),
+                expected,
+                actual: actual.status,
+            },
+            Ok(None) => StoreError::NotFound(id.clone()),
+            Err(error) => error,
+        }
+    }
+
+    fn transition_update(
+        &self,
+        id: &OrderId,
+        from: OrderStatus,
+        to: OrderStatus,
+        failure: Option<&Failure>,
+    ) -> Result<Update, StoreError> {
+        from.check_transition(to)
+            .map_err(|source| StoreError::IllegalTransition {
+                order_id: id.clone(),
+                source,
+            })?;
+        let updated_at = now();
+        let (gsi2pk, gsi2sk) = status_index_values(to, &updated_at, id);
+        let mut expression = String::from(
+            "SET #status = :to, version = version + :one, updated_at = :now, \
+             gsi2pk = :gsi2pk, gsi2sk = :gsi2sk",
+        );
+        let mut values = HashMap::from([
+            (":to".to_owned(), s(to.as_str())),
+            (":from".to_owned(), s(from.as_str())),
+            (":one".to_owned(), AttributeValue::N("1".into())),
+            (":now".to_owned(), s(updated_at)),
+            (":gsi2pk".to_owned(), s(gsi2pk)),
+            (":gsi2sk".to_owned(), s(gsi2sk)),
+        ]);
+        if let Some(failure) = failure {
+            expression.push_str(", failure = :failure");
+            let value =
+                serde_dynamo::to_attribute_value(failure).map_err(|e| StoreError::Corrupt {
+                    key: order_pk(id),
+                    message: e.to_string(),
+                })?;
+            values.insert(":failure".into(), value);
+        }
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression(expression)
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| build_error("UpdateItem(status)", e))
+    }
+
+    /// Counts an attempt at `step` and marks it under way, unless it already succeeded,
+    /// in which case its recorded result comes back and nothing is changed.
+    pub async fn begin_step(&self, id: &OrderId, step: &str) -> Result<StepStart, StoreError> {
+        let now = now();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, step)))
+            .update_expression(
+                "SET #status = :started, order_id = :id, step = :step, \
+                 started_at = if_not_exists(started_at, :now), updated_at = :now \
+                 ADD attempts :one",
+            )
+            .condition_expression("attribute_not_exists(#status) OR #status <> :succeeded")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":started", s("STARTED"))
+            .expression_attribute_values(":succeeded", s("SUCCEEDED"))
+            .expression_attribute_values(":id", s(id.as_str()))
+            .expression_attribute_values(":step", s(step))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output.attributes.unwrap_or_default();
+                Ok(StepStart::Started(read(item, &step_sk(step))?))
+            }
+            Err(e) if is_conditional_failure(&e) => {
+                let record = self.require_step(id, step).await?;
+                Ok(StepStart::AlreadySucceeded(record))
+            }
+            Err(e) => Err(unavailable("UpdateItem(begin step)", e)),
+        }
+    }
+
+    async fn require_step(&self, id: &OrderId, step: &str) -> Result<StepRecord, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, step)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem(step)", e))?
+            .item
+            .ok_or_else(|| StoreError::Corrupt {
+                key: format!("{}/{}", order_pk(id), step_sk(step)),
+                message: "step item is missing".into(),
+            })?;
+        read(item, &step_sk(step))
+    }
+
+    /// Marks `step` SUCCEEDED with its references and, when given, makes the order's
+    /// status change, both in one transaction: either both happen or neither does.
+    pub async fn succeed_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+        references: BTreeMap<String, String>,
+        transition: Option<Transition<'_>>,
+    ) -> Result<StepRecord, StoreError> {
+        const OP: &str = "TransactWriteItems(step succeeded)";
+        let order_update = transition
+            .map(|t| self.transition_update(id, t.from, t.to, t.failure))
+            .transpose()?;
+        let mut values = HashMap::from([
+            (":succeeded".to_owned(), s("SUCCEEDED")),
+            (":started".to_owned(), s("STARTED")),
+            (":now".to_owned(), s(now())),
+        ]);
+        let mut expression =
+            String::from("SET #status = :succeeded, finished_at = :now, updated_at = :now");
+        if !references.is_empty() {
+            expression.push_str(", #references = :references");
+            let value =
+                serde_dynamo::to_attribute_value(&references).map_err(|e| StoreError::Corrupt {
+                    key: step_sk(step),
+                    message: e.to_string(),
+                })?;
+            values.insert(":references".into(), value);
+        }
+        let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
+        if !references.is_empty() {
+            names.insert("#references".into(), "references".into());
+        }
+        let step_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, step)))
+            .update_expression(expression)
+            .condition_expression("#status = :started")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let step_index = usize::from(order_update.is_some());
+        let mut request = self.client.transact_write_items();
+        if let Some(order_update) = order_update {
+            request =
+                request.transact_items(TransactWriteItem::builder().update(order_update).build());
+        }
+        let result = request
+            .transact_items(TransactWriteItem::builder().update(step_update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => self.require_step(id, step).await,
+            Err(error) => {
+                let reasons = cancellation_codes(&error);
+                let failed = |index: usize| {
+                    reasons.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
+                };
+                if failed(step_index) {
+                    // A concurrent run of the same step finished first: its result stands.
+                    let record = self.require_step(id, step).await?;
+                    if record.status == StepStatus::Succeeded {
+                        return Ok(record);
+                    }
+                }
+                if let (Some(t), true) = (transition, step_index == 1 && failed(0)) {
+                    return Err(self.conflict(id, t.from).await);
+                }
+                Err(unavailable(OP, error))
+            }
+        }
+    }
+
+    /// Marks `step` FAILED with the error name and message. The order is not moved: the
+    /// workflow decides what a failure means.
+    pub async fn fail_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+        error: &ActivityError,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, step)))
+            .update_expression(
+                "SET #status = :failed, #error = :error, error_message = :message, \
+                 finished_at = :now, updated_at = :now",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":failed", s("FAILED"))
+            .expression_attribute_values(":error", s(error.name.as_str()))
+            .expression_attribute_values(":message", s(error.message.clone()))
+            .expression_attribute_values(":now", s(now()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable("UpdateItem(fail step)", e))
+    }
+}
+
+/// Why each item of a cancelled transaction was refused, in the order of the items.
+fn cancellation_codes<R>(error: &SdkError<TransactWriteItemsError, R>) -> Vec<Option<String>> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_conditional_failure<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// SHA-256 of a request's canonical JSON (keys sorted, no insignificant white space), so
+/// the same order sent twice with different formatting is recognised as the same request.
+pub fn request_hash(request: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    // serde_json's default map is ordered by key, so this text is canonical.
+    let canonical = request.to_string();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_same_request_formatted_differently_hashes_the_same() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b": 1, "a": [1, 2]}"#).unwrap_or_default();
+        let b: serde_json::Value =
+            serde_json::from_str("{\n  \"a\":[1,2],\"b\":1}").unwrap_or_default();
+        assert_eq!(request_hash(&a), request_hash(&b));
+        assert_ne!(
+            request_hash(&a),
+            request_hash(&json!({"b": 2, "a": [1, 2]}))
+        );
+    }
+
+    #[test]
+    fn store_errors_map_to_the_names_the_state_machine_matches() {
+        let id = OrderId::generate();
+        let cases = [
+            (StoreError::NotFound(id.clone()), ErrorName::OrderNotFound),
+            (
+                StoreError::Conflict {
+                    order_id: id.clone(),
+                    expected: OrderStatus::Accepted,
+                    actual: OrderStatus::Cancelling,
+                },
+                ErrorName::OrderCancelled,
+            ),
+            (
+                StoreError::Conflict {
+                    order_id: id.clone(),
+                    expected: OrderStatus::Accepted,
+                    actual: OrderStatus::Failed,
+                },
+                ErrorName::OrderConflict,
+            ),
+            (
+                StoreError::Unavailable {
+                    operation: "GetItem",
+                    message: "throttled".into(),
+                },
+                ErrorName::StoreUnavailable,
+            ),
+        ];
+        for (error, name) in cases {
+            assert_eq!(ActivityError::from(error).name, name);
+        }
+    }
+}
