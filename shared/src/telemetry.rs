@@ -1,5 +1,6 @@
 //! Structured logs: one JSON object per line, carrying the fields of the enclosing spans
-//! (the Lambda request id, and the order id every handler sets) on each line, filtered by `RUST_LOG` (default `info`).
+//! (the Lambda request id, and the order id every handler sets) on each line, filtered by
+//! `RUST_LOG` (default `info`).
 
 use tracing_subscriber::EnvFilter;
 

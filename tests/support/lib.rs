@@ -1,1 +1,278 @@
+//! What the integration tests share: the local stack they run against (started by
+//! `make test`, which passes its endpoints in the environment), clients for it, and
+//! helpers to place and follow orders.
 
+use order_core::catalogue::Catalogue;
+use order_core::store::OrderStore;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The local stack's endpoints, from the environment `local-stack exec` provides.
+pub struct Stack {
+    pub aws: aws_config::SdkConfig,
+    pub table: String,
+    pub state_machine_arn: String,
+    pub orders_api: String,
+    pub dir: PathBuf,
+}
+
+fn env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{name} is not set: the integration tests run against a local stack; run them with `make test`"
+        ),
+    }
+}
+
+impl Stack {
+    pub async fn connect() -> Stack {
+        Stack {
+            aws: order_core::config::aws().await,
+            table: env("TABLE_NAME"),
+            state_machine_arn: env("STATE_MACHINE_ARN"),
+            orders_api: env("ORDERS_API_URL"),
+            dir: PathBuf::from(env("LOCAL_STACK_DIR")),
+        }
+    }
+
+    pub fn store(&self) -> OrderStore {
+        OrderStore::from_config(&self.aws, &self.table)
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.aws)
+    }
+
+    pub fn sfn(&self) -> aws_sdk_sfn::Client {
+        aws_sdk_sfn::Client::new(&self.aws)
+    }
+
+    pub fn endpoint(&self) -> String {
+        env("AWS_ENDPOINT_URL")
+    }
+
+    /// POSTs a body to `/orders` with an Idempotency-Key; returns status, headers, JSON.
+    pub async fn post_order(&self, key: Option<&str>, body: &str) -> Reply {
+        let mut request = http()
+            .post(format!("{}/orders", self.orders_api))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        Reply::from(request.send().await).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        Reply::from(
+            http()
+                .get(format!("{}{path}", self.orders_api))
+                .send()
+                .await,
+        )
+        .await
+    }
+
+    /// Polls `GET /orders/{id}` until the order has one of `statuses`.
+    pub async fn wait_for_status(&self, id: &str, statuses: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let reply = self.get(&format!("/orders/{id}")).await;
+            let status = reply.body["status"].as_str().unwrap_or_default().to_owned();
+            if statuses.contains(&status.as_str()) {
+                return reply.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {id} is still {status} after 60 s, expected one of {statuses:?}: {}",
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until an execution has left RUNNING and returns its status.
+    pub async fn execution_status(&self, arn: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = match self
+                .sfn()
+                .describe_execution()
+                .execution_arn(arn)
+                .send()
+                .await
+            {
+                Ok(description) => description.status.as_str().to_owned(),
+                Err(error) => panic!("DescribeExecution {arn}: {error:?}"),
+            };
+            if status != "RUNNING" {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "execution {arn} still RUNNING after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The names of every execution of the order workflow named `name`.
+    pub async fn executions_named(&self, name: &str) -> usize {
+        let mut count = 0;
+        let mut pages = self
+            .sfn()
+            .list_executions()
+            .state_machine_arn(&self.state_machine_arn)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            match item {
+                Ok(execution) if execution.name == name => count += 1,
+                Ok(_) => {}
+                Err(error) => panic!("ListExecutions: {error:?}"),
+            }
+        }
+        count
+    }
+
+    /// How many items the table holds under `pk`.
+    pub async fn items_under(&self, pk: &str) -> usize {
+        let output = self
+            .dynamodb()
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(pk.into()),
+            )
+            .send()
+            .await;
+        match output {
+            Ok(output) => output.items().len(),
+            Err(error) => panic!("Query {pk}: {error:?}"),
+        }
+    }
+
+    /// How many orders the by-merchant index lists for `merchant`.
+    pub async fn orders_of_merchant(&self, merchant: &str) -> usize {
+        let output = self
+            .dynamodb()
+            .query()
+            .table_name(&self.table)
+            .index_name(order_core::store::BY_MERCHANT_INDEX)
+            .key_condition_expression("gsi1pk = :m")
+            .expression_attribute_values(
+                ":m",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("MERCHANT#{merchant}")),
+            )
+            .send()
+            .await;
+        match output {
+            Ok(output) => output.items().len(),
+            Err(error) => panic!("Query by-merchant {merchant}: {error:?}"),
+        }
+    }
+}
+
+/// An HTTP answer, its body parsed as JSON (Null when it is not JSON).
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    async fn from(result: Result<reqwest::Response, reqwest::Error>) -> Reply {
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => panic!("the orders API did not answer: {error}"),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    /// The `path: message` lines of a 400's problems.
+    pub fn problems(&self) -> Vec<String> {
+        self.body["problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    p["path"].as_str().unwrap_or_default(),
+                    p["message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    match reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => panic!("HTTP client: {error}"),
+    }
+}
+
+/// A merchant id no other test uses.
+pub fn unique_merchant() -> String {
+    format!(
+        "m-test-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+pub fn unique_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A valid new_merchant order for `merchant`.
+pub fn valid_order(merchant: &str) -> Value {
+    json!({
+        "kind": "new_merchant",
+        "merchant_id": merchant,
+        "lines": [{"sku": "A920-PRO", "quantity": 2}, {"sku": "P400-PLUS", "quantity": 1}],
+        "delivery_address": {
+            "name": "Café Blau", "line1": "Torstraße 1", "city": "Berlin",
+            "postal_code": "10119", "country": "DE"
+        }
+    })
+}
+
+pub fn catalogue() -> Catalogue {
+    match Catalogue::builtin() {
+        Ok(catalogue) => catalogue,
+        Err(error) => panic!("catalogue: {error}"),
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A binary of the workspace, built next to the test executables.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/<test> → target/debug/<name>
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .map(|debug| debug.join(name))
+        .unwrap_or_else(|| PathBuf::from(name))
+}

@@ -89,7 +89,16 @@ pub fn spawn(
         .open(log)
         .map_err(io_error(log))?;
     let errors = output.try_clone().map_err(io_error(log))?;
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    // When cargo runs us (inside `cargo test`), it sets CARGO_PKG_*, CARGO_MANIFEST_DIR and
+    // friends for the test crate. cargo treats those as build inputs, so passing them on
+    // would make cargo lambda's `cargo run` rebuild half the workspace.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_package_variable) {
+            command.env_remove(name);
+        }
+    }
+    let child = command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(cwd)
@@ -109,6 +118,18 @@ pub fn spawn(
         pid,
         start_time: start_time(pid).unwrap_or_default(),
     })
+}
+
+/// The variables cargo sets for a package's build scripts, tests and binaries.
+fn is_package_variable(name: &str) -> bool {
+    name == "CARGO_MANIFEST_DIR"
+        || name == "CARGO_MANIFEST_PATH"
+        || name == "CARGO_CRATE_NAME"
+        || name == "CARGO_PRIMARY_PACKAGE"
+        || name == "CARGO_TARGET_TMPDIR"
+        || name == "CARGO_RUSTC_CURRENT_DIR"
+        || name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_")
 }
 
 fn pid_dir(dir: &Path) -> PathBuf {
@@ -228,7 +249,7 @@ mod tests {
         )?;
         write_pid(&dir, &sleeper)?;
         let tracked = read_pids(&dir);
-        assert_eq!(tracked, [sleeper.clone()]);
+        assert_eq!(tracked, std::slice::from_ref(&sleeper));
         assert!(sleeper.is_alive());
         assert!(stop(&sleeper, Duration::from_secs(5)));
         assert!(!sleeper.is_alive());
@@ -247,6 +268,14 @@ mod tests {
             start_time: start_time(me).unwrap_or_default() + 1,
         };
         assert!(!impostor.is_alive());
+    }
+
+    #[test]
+    fn the_test_crates_cargo_variables_are_not_passed_on_but_cargo_settings_are() {
+        assert!(is_package_variable("CARGO_PKG_NAME"));
+        assert!(is_package_variable("CARGO_MANIFEST_DIR"));
+        assert!(!is_package_variable("CARGO_HOME"));
+        assert!(!is_package_variable("CARGO_TARGET_DIR"));
     }
 
     #[test]

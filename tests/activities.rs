@@ -1,0 +1,170 @@
+//! The activity handlers, called directly (no Lambda) against the emulator: idempotent
+//! replays, conflicts, and what they record.
+
+use order_core::activity::ActivityInput;
+use order_core::store::{OrderStore, Placement, StepStatus};
+use order_core::{ErrorName, Order, OrderId, OrderStatus};
+use system_tests::{catalogue, unique_key, unique_merchant, valid_order, Stack};
+
+async fn place(store: &OrderStore, order: &Order) -> OrderId {
+    match store.place_order(&unique_key(), order, "h").await {
+        Ok(Placement::Created(record)) => record.order_id,
+        other => panic!("expected a new order, got {other:?}"),
+    }
+}
+
+fn valid() -> Order {
+    match Order::parse(&valid_order(&unique_merchant()), &catalogue()) {
+        Ok(order) => order,
+        Err(problems) => panic!("{problems}"),
+    }
+}
+
+fn input(id: &OrderId) -> ActivityInput {
+    ActivityInput {
+        order_id: id.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn validating_twice_returns_the_recorded_result_without_a_second_attempt() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store, &valid()).await;
+    let first = validate_order::handle(&store, &catalogue(), input(&id)).await;
+    let first = first.map(|o| (o.status, o.attempts, o.replayed));
+    assert_eq!(first, Ok((OrderStatus::Validated, 1, false)));
+    let second = validate_order::handle(&store, &catalogue(), input(&id)).await;
+    let second = second.map(|o| (o.status, o.attempts, o.replayed));
+    assert_eq!(second, Ok((OrderStatus::Validated, 1, true)));
+    let version = store.require_order(&id).await.map(|o| o.version);
+    assert_eq!(version, Ok(2), "the replay wrote to the order");
+}
+
+#[tokio::test]
+async fn an_order_that_no_longer_passes_validation_fails_as_invalid_and_stays_accepted() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let mut order = valid();
+    order.lines[0].sku = "WITHDRAWN-MODEL".into();
+    let id = place(&store, &order).await;
+    let result = validate_order::handle(&store, &catalogue(), input(&id)).await;
+    let error = match result {
+        Ok(output) => panic!("validated an order with a withdrawn SKU: {output:?}"),
+        Err(error) => error,
+    };
+    assert_eq!(error.name, ErrorName::OrderInvalid);
+    assert!(
+        error
+            .message
+            .contains("lines[0].sku: unknown SKU \"WITHDRAWN-MODEL\""),
+        "{}",
+        error.message
+    );
+    let Ok(Some((order, steps))) = store.get_order_with_steps(&id).await else {
+        panic!("order {id} not found");
+    };
+    assert_eq!(order.status, OrderStatus::Accepted);
+    let step = steps
+        .first()
+        .map(|s| (s.step.as_str(), s.status, s.error.as_deref()));
+    assert_eq!(
+        step,
+        Some(("ValidateOrder", StepStatus::Failed, Some("Order.Invalid")))
+    );
+}
+
+#[tokio::test]
+async fn completing_an_order_that_was_not_validated_is_a_conflict() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store, &valid()).await;
+    let result = complete_order::handle(&store, input(&id)).await;
+    assert_eq!(result.map_err(|e| e.name), Err(ErrorName::OrderConflict));
+    let status = store.require_order(&id).await.map(|o| o.status);
+    assert_eq!(status, Ok(OrderStatus::Accepted));
+}
+
+#[tokio::test]
+async fn a_cancelled_order_is_not_validated() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store, &valid()).await;
+    let cancelling = store
+        .transition(&id, OrderStatus::Accepted, OrderStatus::Cancelling, None)
+        .await;
+    assert!(cancelling.is_ok(), "{cancelling:?}");
+    let result = validate_order::handle(&store, &catalogue(), input(&id)).await;
+    assert_eq!(result.map_err(|e| e.name), Err(ErrorName::OrderCancelled));
+}
+
+#[tokio::test]
+async fn an_activity_for_an_unknown_order_fails_as_not_found() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let result = complete_order::handle(&store, input(&OrderId::generate())).await;
+    assert_eq!(result.map_err(|e| e.name), Err(ErrorName::OrderNotFound));
+}
+
+#[tokio::test]
+async fn an_activity_input_without_a_valid_order_id_is_an_internal_error() {
+    let stack = Stack::connect().await;
+    let result = complete_order::handle(
+        &stack.store(),
+        ActivityInput {
+            order_id: "not-an-order".into(),
+        },
+    )
+    .await;
+    assert_eq!(result.map_err(|e| e.name), Err(ErrorName::Internal));
+}
+
+fn failure(id: &OrderId, error: &str, message: &str) -> fail_order::FailureInput {
+    fail_order::FailureInput {
+        order_id: id.to_string(),
+        failed_step: "ValidateOrder".into(),
+        error: error.into(),
+        cause: Some(serde_json::json!({"errorType": error, "errorMessage": message}).to_string()),
+    }
+}
+
+#[tokio::test]
+async fn recording_an_invalid_order_rejects_it_with_its_reason() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store, &valid()).await;
+    let result = fail_order::handle(&store, failure(&id, "Order.Invalid", "unknown SKU")).await;
+    assert_eq!(result.map(|o| o.status), Ok(OrderStatus::Rejected));
+    let order = store.require_order(&id).await;
+    let failure = order.map(|o| o.failure.map(|f| (f.step, f.error, f.reason)));
+    assert_eq!(
+        failure,
+        Ok(Some((
+            "ValidateOrder".into(),
+            "Order.Invalid".into(),
+            "unknown SKU".into()
+        )))
+    );
+}
+
+#[tokio::test]
+async fn recording_a_failure_twice_keeps_the_first_reason() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store, &valid()).await;
+    let first = fail_order::handle(&store, failure(&id, "States.Timeout", "first")).await;
+    assert_eq!(
+        first.map(|o| (o.status, o.replayed)),
+        Ok((OrderStatus::Failed, false))
+    );
+    let second = fail_order::handle(&store, failure(&id, "Internal.Error", "second")).await;
+    assert_eq!(
+        second.map(|o| (o.status, o.replayed)),
+        Ok((OrderStatus::Failed, true))
+    );
+    let reason = store
+        .require_order(&id)
+        .await
+        .map(|o| o.failure.map(|f| f.reason));
+    assert_eq!(reason, Ok(Some("first".to_owned())));
+}

@@ -1,0 +1,272 @@
+//! The orders API through cargo lambda watch's function URL: bad input is refused with
+//! every problem listed and nothing written; idempotency keys replay or refuse.
+
+use serde_json::{json, Value};
+use system_tests::{unique_key, unique_merchant, valid_order, Reply, Stack};
+
+/// Posts `body` and checks it was refused with 400 and exactly `problems`, with no order,
+/// no idempotency key and so no execution written for it.
+async fn assert_refused(stack: &Stack, merchant: &str, body: &str, problems: &[&str]) -> Reply {
+    let key = unique_key();
+    let reply = stack.post_order(Some(&key), body).await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.body["code"], "invalid_request", "{}", reply.text);
+    assert_eq!(reply.problems(), problems);
+    assert_eq!(stack.items_under(&format!("IDEMPOTENCY#{key}")).await, 0);
+    assert_eq!(stack.orders_of_merchant(merchant).await, 0);
+    reply
+}
+
+fn with(mut order: Value, pointer: &str, value: Value) -> String {
+    if let Some(slot) = order.pointer_mut(pointer) {
+        *slot = value;
+    }
+    order.to_string()
+}
+
+#[tokio::test]
+async fn malformed_json_is_refused_with_its_position() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let body = format!("{{\"kind\": \"new_merchant\", \"merchant_id\": \"{merchant}\",");
+    let reply = stack.post_order(Some(&unique_key()), &body).await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    let problems = reply.problems();
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].starts_with("$: malformed JSON: EOF while parsing"),
+        "{problems:?}"
+    );
+    assert_eq!(stack.orders_of_merchant(&merchant).await, 0);
+}
+
+#[tokio::test]
+async fn wrong_types_are_each_named() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let mut order = valid_order(&merchant);
+    order["kind"] = json!(7);
+    order["lines"][0]["quantity"] = json!("two");
+    order["delivery_address"]["city"] = json!(["Berlin"]);
+    assert_refused(
+        &stack,
+        &merchant,
+        &order.to_string(),
+        &[
+            "kind: must be a string, not a number",
+            "lines[0].quantity: must be a number, not a string",
+            "delivery_address.city: must be a string, not an array",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_sku_is_refused() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let body = with(valid_order(&merchant), "/lines/1/sku", json!("T-1000"));
+    assert_refused(
+        &stack,
+        &merchant,
+        &body,
+        &["lines[1].sku: unknown SKU \"T-1000\""],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_quantity_of_zero_or_over_fifty_is_refused() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let mut order = valid_order(&merchant);
+    order["lines"][0]["quantity"] = json!(0);
+    order["lines"][1]["quantity"] = json!(51);
+    assert_refused(
+        &stack,
+        &merchant,
+        &order.to_string(),
+        &[
+            "lines[0].quantity: must be between 1 and 50",
+            "lines[1].quantity: must be between 1 and 50",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn missing_address_fields_are_each_named() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let body = with(
+        valid_order(&merchant),
+        "/delivery_address",
+        json!({"name": "Café Blau", "country": "DE"}),
+    );
+    assert_refused(
+        &stack,
+        &merchant,
+        &body,
+        &[
+            "delivery_address.line1: is required",
+            "delivery_address.city: is required",
+            "delivery_address.postal_code: is required",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_replacement_without_serials_is_refused() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let body = with(valid_order(&merchant), "/kind", json!("replacement"));
+    assert_refused(
+        &stack,
+        &merchant,
+        &body,
+        &["replace_serials: is required for replacement orders: the serials of the faulty terminals"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_unread() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let mut order = valid_order(&merchant);
+    order["padding"] = json!("x".repeat(70_000));
+    let body = order.to_string();
+    let reply = assert_refused(
+        &stack,
+        &merchant,
+        &body,
+        &[&format!(
+            "$: body is {} bytes; at most 65536 are accepted",
+            body.len()
+        )],
+    )
+    .await;
+    assert_eq!(reply.body["problems"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn a_request_without_an_idempotency_key_is_refused_and_nothing_is_written() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let reply = stack
+        .post_order(None, &valid_order(&merchant).to_string())
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.body["code"], "missing_idempotency_key");
+    assert_eq!(stack.orders_of_merchant(&merchant).await, 0);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_with_spaces_or_too_long_is_refused() {
+    let stack = Stack::connect().await;
+    for key in ["has spaces".to_owned(), "k".repeat(129)] {
+        let reply = stack
+            .post_order(Some(&key), &valid_order(&unique_merchant()).to_string())
+            .await;
+        assert_eq!(
+            (reply.status, reply.body["code"].clone()),
+            (400, json!("invalid_idempotency_key"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_by_content_type_is_refused() {
+    let stack = Stack::connect().await;
+    let reply = system_tests::http()
+        .post(format!("{}/orders", stack.orders_api))
+        .header("content-type", "text/plain")
+        .header("Idempotency-Key", unique_key())
+        .body(valid_order(&unique_merchant()).to_string())
+        .send()
+        .await;
+    let status = reply.map(|r| r.status().as_u16());
+    assert_eq!(status.ok(), Some(415));
+}
+
+#[tokio::test]
+async fn the_same_key_and_body_return_the_same_order_without_a_second_execution() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let key = unique_key();
+    let order = valid_order(&merchant);
+    let first = stack.post_order(Some(&key), &order.to_string()).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    // The same order, formatted differently, is the same request.
+    let second = stack
+        .post_order(
+            Some(&key),
+            &serde_json::to_string_pretty(&order).unwrap_or_default(),
+        )
+        .await;
+    assert_eq!(second.status, 202, "{}", second.text);
+    assert_eq!(second.body["order_id"], first.body["order_id"]);
+    assert_eq!(second.body["execution_arn"], first.body["execution_arn"]);
+    assert_eq!(
+        second
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    let id = first.body["order_id"].as_str().unwrap_or_default();
+    assert_eq!(stack.orders_of_merchant(&merchant).await, 1);
+    assert_eq!(stack.executions_named(id).await, 1);
+}
+
+#[tokio::test]
+async fn the_same_key_with_a_different_body_is_refused_with_422() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let key = unique_key();
+    let first = stack
+        .post_order(Some(&key), &valid_order(&merchant).to_string())
+        .await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let changed = with(valid_order(&merchant), "/lines/0/quantity", json!(3));
+    let second = stack.post_order(Some(&key), &changed).await;
+    assert_eq!(second.status, 422, "{}", second.text);
+    assert_eq!(second.body["code"], "idempotency_key_reused");
+    assert_eq!(stack.orders_of_merchant(&merchant).await, 1);
+}
+
+#[tokio::test]
+async fn an_unknown_order_id_is_404() {
+    let stack = Stack::connect().await;
+    let id = order_core::OrderId::generate();
+    for path in [format!("/orders/{id}"), "/orders/not-an-id".to_owned()] {
+        let reply = stack.get(&path).await;
+        assert_eq!(
+            (reply.status, reply.body["code"].clone()),
+            (404, json!("order_not_found")),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_get_json_errors() {
+    let stack = Stack::connect().await;
+    let reply = stack.get("/merchants").await;
+    assert_eq!(
+        (reply.status, reply.body["code"].clone()),
+        (404, json!("route_not_found"))
+    );
+    let reply = system_tests::http()
+        .delete(format!("{}/orders", stack.orders_api))
+        .send()
+        .await;
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(error) => panic!("{error}"),
+    };
+    assert_eq!(reply.status().as_u16(), 405);
+    let body: Value = reply.json().await.unwrap_or_default();
+    assert_eq!(body["code"], "method_not_allowed");
+}

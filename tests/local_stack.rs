@@ -1,0 +1,227 @@
+//! The local stack itself: its resources match template.yaml, the invoke router keeps the
+//! real Lambda contract, and `up` / `down` start and stop exactly what they should.
+
+use local_stack::deploy::{self, Clients};
+use local_stack::template::LocalResources;
+use std::process::Command;
+use system_tests::{root, workspace_binary, Stack};
+
+fn region() -> String {
+    std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into())
+}
+
+#[tokio::test]
+async fn the_local_resources_match_the_template() {
+    let stack = Stack::connect().await;
+    let resources =
+        LocalResources::load(&root().join("template.yaml"), &region(), &stack.endpoint());
+    let resources = match resources {
+        Ok(resources) => resources,
+        Err(error) => panic!("{error}"),
+    };
+    assert!(
+        !resources.tables.is_empty()
+            && !resources.queues.is_empty()
+            && !resources.state_machines.is_empty()
+    );
+    let differences = deploy::verify(&Clients::new(&stack.aws), &resources).await;
+    let differences: Vec<String> = match differences {
+        Ok(differences) => differences.iter().map(ToString::to_string).collect(),
+        Err(error) => panic!("{error}"),
+    };
+    assert_eq!(differences, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_template_that_differs_from_the_running_stack_is_reported() {
+    let stack = Stack::connect().await;
+    // A copy of the template with one more index, one other queue setting and one other
+    // retry: the live resources no longer match it.
+    let dir = std::env::temp_dir().join(format!("template-drift-{}", uuid::Uuid::new_v4()));
+    let statemachine = dir.join("infra/statemachine");
+    std::fs::create_dir_all(&statemachine).unwrap_or_default();
+    let template = std::fs::read_to_string(root().join("template.yaml")).unwrap_or_default();
+    let drifted = template
+        .replace("MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 345600")
+        .replace("        - IndexName: by-status", "        - IndexName: by-kind\n          KeySchema:\n            - AttributeName: gsi1pk\n              KeyType: HASH\n          Projection:\n            ProjectionType: KEYS_ONLY\n        - IndexName: by-status");
+    std::fs::write(dir.join("template.yaml"), drifted).unwrap_or_default();
+    let asl = std::fs::read_to_string(root().join("infra/statemachine/order-workflow.asl.json"))
+        .unwrap_or_default();
+    std::fs::write(
+        statemachine.join("order-workflow.asl.json"),
+        asl.replacen("\"MaxAttempts\": 4", "\"MaxAttempts\": 9", 1),
+    )
+    .unwrap_or_default();
+
+    let resources = LocalResources::load(&dir.join("template.yaml"), &region(), &stack.endpoint());
+    let _ = std::fs::remove_dir_all(&dir);
+    let resources = match resources {
+        Ok(resources) => resources,
+        Err(error) => panic!("{error}"),
+    };
+    let differences = deploy::verify(&Clients::new(&stack.aws), &resources).await;
+    let mut what: Vec<(String, String)> = match differences {
+        Ok(differences) => differences
+            .into_iter()
+            .map(|d| (d.resource, d.what))
+            .collect(),
+        Err(error) => panic!("{error}"),
+    };
+    what.sort();
+    assert_eq!(
+        what,
+        [
+            ("OrderWorkflow".to_owned(), "definition".to_owned()),
+            (
+                "OrdersTable".to_owned(),
+                "global secondary indexes".to_owned()
+            ),
+            (
+                "WorkflowDeadLetterQueue".to_owned(),
+                "MessageRetentionPeriod".to_owned()
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_function_error_comes_back_as_lambda_reports_it_not_as_a_server_error() {
+    let stack = Stack::connect().await;
+    let url = format!("{}/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Acomplete-order/invocations", stack.endpoint());
+    let reply = system_tests::http()
+        .post(url)
+        .body(r#"{"order_id": "not-an-order"}"#)
+        .send()
+        .await;
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(error) => panic!("{error}"),
+    };
+    assert_eq!(reply.status().as_u16(), 200);
+    assert_eq!(
+        reply
+            .headers()
+            .get("x-amz-function-error")
+            .map(|v| v.as_bytes()),
+        Some(&b"Unhandled"[..])
+    );
+    assert!(reply.headers().contains_key("x-amzn-requestid"));
+    let body: serde_json::Value = reply.json().await.unwrap_or_default();
+    assert_eq!(body["errorType"], "Internal.Error");
+}
+
+fn local_stack(args: &[&str]) -> std::process::Output {
+    let output = Command::new(workspace_binary("local-stack"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("STACK_DIR")
+        .output();
+    match output {
+        Ok(output) => output,
+        Err(error) => panic!("cannot run local-stack: {error}"),
+    }
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn up_on_a_running_stack_says_so_and_starts_nothing() {
+    let stack = Stack::connect().await;
+    let before = local_stack::stack::running(&stack.dir);
+    let dir = stack.dir.display().to_string();
+    let output = local_stack(&["up", "--dir", &dir, "--free-ports"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("already running"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(local_stack::stack::running(&stack.dir), before);
+}
+
+#[tokio::test]
+async fn up_on_a_port_already_taken_names_the_port_and_leaves_nothing_behind() {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0));
+    let port = match listener.as_ref().map(|l| l.local_addr()) {
+        Ok(Ok(address)) => address.port(),
+        _ => panic!("cannot bind a port"),
+    };
+    let dir = std::env::temp_dir().join(format!("stack-port-{}", uuid::Uuid::new_v4()));
+    let dir_text = dir.display().to_string();
+    let output = local_stack(&[
+        "up",
+        "--dir",
+        &dir_text,
+        "--aws-port",
+        &port.to_string(),
+        "--moto-port",
+        "0",
+        "--lambda-port",
+        "0",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains(&format!(
+            "port {port} for the AWS endpoint (invoke router) is already in use"
+        )),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(local_stack::stack::running(&dir), []);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
+    let dir = std::env::temp_dir().join(format!("stack-cycle-{}", uuid::Uuid::new_v4()));
+    let dir_text = dir.display().to_string();
+    let venv = root().join(".venv").display().to_string();
+    let output = local_stack(&[
+        "up",
+        "--dir",
+        &dir_text,
+        "--free-ports",
+        "--no-reload",
+        "--venv",
+        &venv,
+    ]);
+    let started = local_stack::stack::running(&dir);
+    let env = local_stack::stack::read_env(&dir.join("stack.env")).unwrap_or_default();
+    let down = local_stack(&["down", "--dir", &dir_text]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        started.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["moto", "invoke-router", "cargo-lambda-watch"]
+    );
+    assert!(down.status.success(), "{}", text(&down));
+    for process in &started {
+        assert!(
+            !process.is_alive(),
+            "{} (pid {}) still runs",
+            process.name,
+            process.pid
+        );
+        assert!(text(&down).contains(&format!("stopped {} (pid {})", process.name, process.pid)));
+    }
+    for variable in ["AWS_ENDPOINT_URL", "LAMBDA_ENDPOINT_URL"] {
+        let url = env.get(variable).cloned().unwrap_or_default();
+        let port: u16 = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_default();
+        assert!(port > 0, "{variable}={url}");
+        assert!(
+            local_stack::process::port_is_free(port),
+            "{variable} port {port} still in use"
+        );
+    }
+    assert_eq!(local_stack::stack::running(&dir), []);
+    let _ = std::fs::remove_dir_all(&dir);
+}
