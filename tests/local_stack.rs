@@ -225,3 +225,84 @@ async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
     assert_eq!(local_stack::stack::running(&dir), []);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn venv() -> String {
+    root().join(".venv").display().to_string()
+}
+
+#[tokio::test]
+async fn exec_passes_on_the_commands_exit_code_and_stops_its_stack() {
+    let dir = std::env::temp_dir().join(format!("stack-exec-{}", uuid::Uuid::new_v4()));
+    let dir_text = dir.display().to_string();
+    let venv = venv();
+    let output = local_stack(&[
+        "exec",
+        "--dir",
+        &dir_text,
+        "--free-ports",
+        "--no-reload",
+        "--venv",
+        &venv,
+        "--",
+        "sh",
+        "-c",
+        "test -n \"$AWS_ENDPOINT_URL\" && test -n \"$ORDERS_API_URL\" && exit 3",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("stopped the test stack (3 processes)"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(local_stack::stack::running(&dir), []);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn exec_stops_its_stack_when_interrupted() {
+    let dir = std::env::temp_dir().join(format!("stack-interrupt-{}", uuid::Uuid::new_v4()));
+    let dir_text = dir.display().to_string();
+    let child = Command::new(workspace_binary("local-stack"))
+        .args([
+            "exec",
+            "--dir",
+            &dir_text,
+            "--free-ports",
+            "--no-reload",
+            "--venv",
+            &venv(),
+            "--",
+            "sleep",
+            "120",
+        ])
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => panic!("cannot run local-stack: {error}"),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !dir.join("stack.env").exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let started = local_stack::stack::running(&dir);
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .map(|s| s.success());
+    let status = child.wait().map(|s| s.code());
+    assert_eq!(started.len(), 3, "the stack did not start in time");
+    assert_eq!(interrupted.ok(), Some(true));
+    assert_eq!(status.ok(), Some(Some(130)));
+    for process in &started {
+        assert!(
+            !process.is_alive(),
+            "{} (pid {}) still runs",
+            process.name,
+            process.pid
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
