@@ -33,9 +33,6 @@ venv: $(VENV)/.installed ## Install moto and cargo-lambda (pinned) into .venv
 
 build: ## Build the whole workspace (functions, router, local-stack, tests)
 	$(CARGO) build --workspace --all-targets --locked
-	@# cargo lambda watch runs `cargo run --bin <function>`: build each function alone too,
-	@# so no function compiles on its first invocation.
-	@for f in functions/*/; do $(CARGO) build --locked --quiet --bin "$$(basename $$f)"; done
 
 up: venv build ## Start the local stack (AWS emulator, invoke router, cargo lambda watch)
 	$(LOCAL) up --dir $(STACK_DIR)
@@ -46,7 +43,7 @@ down: ## Stop exactly what `make up` started
 
 status: ## Show the local stack's processes and endpoints
 	@[ -x $(LOCAL) ] || $(CARGO) build --locked --quiet --bin local-stack
-	@$(LOCAL) status --dir $(STACK_DIR)
+	@$(LOCAL) status --dir $(STACK_DIR) || true
 
 verify: ## Check the running stack's resources against template.yaml
 	$(LOCAL) verify --dir $(STACK_DIR)

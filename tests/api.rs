@@ -270,3 +270,64 @@ async fn unknown_routes_and_wrong_methods_get_json_errors() {
     let body: Value = reply.json().await.unwrap_or_default();
     assert_eq!(body["code"], "method_not_allowed");
 }
+
+fn post_request(key: &str, body: &str) -> lambda_http::Request {
+    let request = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/orders")
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(lambda_http::Body::from(body.to_owned()));
+    match request {
+        Ok(request) => request,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+fn api(stack: &Stack, state_machine_arn: &str) -> orders_api::Api {
+    orders_api::Api {
+        store: stack.store(),
+        workflow: stack.sfn(),
+        state_machine_arn: state_machine_arn.to_owned(),
+        catalogue: system_tests::catalogue(),
+    }
+}
+
+#[tokio::test]
+async fn an_order_whose_workflow_could_not_start_is_kept_and_started_by_the_retry() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let key = unique_key();
+    let body = valid_order(&merchant).to_string();
+    // The first attempt reaches a state machine that does not exist.
+    let broken = api(
+        &stack,
+        "arn:aws:states:us-east-1:123456789012:stateMachine:Missing",
+    );
+    let response = orders_api::handle(&broken, post_request(&key, &body)).await;
+    assert_eq!(response.status().as_u16(), 503);
+    let error: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
+    assert_eq!(error["code"], "workflow_unavailable");
+    assert_eq!(
+        stack.orders_of_merchant(&merchant).await,
+        1,
+        "the accepted order was not kept"
+    );
+
+    // The client retries with the same key: the same order, now with its execution.
+    let working = api(&stack, &stack.state_machine_arn);
+    let response = orders_api::handle(&working, post_request(&key, &body)).await;
+    assert_eq!(response.status().as_u16(), 202);
+    let placed: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
+    let id = placed["order_id"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        error["message"].as_str().unwrap_or_default().contains(&id),
+        "{error}"
+    );
+    let view = stack
+        .wait_for_status(&id, &["COMPLETED", "FAILED", "REJECTED"])
+        .await;
+    assert_eq!(view["status"], "COMPLETED", "{view}");
+    assert_eq!(stack.orders_of_merchant(&merchant).await, 1);
+    assert_eq!(stack.executions_named(&id).await, 1);
+}

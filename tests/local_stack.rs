@@ -3,6 +3,7 @@
 
 use local_stack::deploy::{self, Clients};
 use local_stack::template::LocalResources;
+use std::path::PathBuf;
 use std::process::Command;
 use system_tests::{root, workspace_binary, Stack};
 
@@ -110,13 +111,52 @@ async fn a_function_error_comes_back_as_lambda_reports_it_not_as_a_server_error(
     assert_eq!(body["errorType"], "Internal.Error");
 }
 
-fn local_stack(args: &[&str]) -> std::process::Output {
-    let output = Command::new(workspace_binary("local-stack"))
+/// A stack directory of one test: on drop, even when the test fails, whatever was started
+/// in it is stopped and the directory removed.
+struct Scratch {
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl Scratch {
+    fn new(prefix: &str) -> Scratch {
+        Scratch {
+            dir: std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4())),
+            child: None,
+        }
+    }
+
+    fn path(&self) -> String {
+        self.dir.display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        local_stack::stack::down(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn venv() -> String {
+    root().join(".venv").display().to_string()
+}
+
+fn local_stack_command(args: &[&str]) -> Command {
+    let mut command = Command::new(workspace_binary("local-stack"));
+    command
         .args(args)
         .current_dir(root())
-        .env_remove("STACK_DIR")
-        .output();
-    match output {
+        .env_remove("STACK_DIR");
+    command
+}
+
+fn local_stack(args: &[&str]) -> std::process::Output {
+    match local_stack_command(args).output() {
         Ok(output) => output,
         Err(error) => panic!("cannot run local-stack: {error}"),
     }
@@ -152,12 +192,11 @@ async fn up_on_a_port_already_taken_names_the_port_and_leaves_nothing_behind() {
         Ok(Ok(address)) => address.port(),
         _ => panic!("cannot bind a port"),
     };
-    let dir = std::env::temp_dir().join(format!("stack-port-{}", uuid::Uuid::new_v4()));
-    let dir_text = dir.display().to_string();
+    let scratch = Scratch::new("stack-port");
     let output = local_stack(&[
         "up",
         "--dir",
-        &dir_text,
+        &scratch.path(),
         "--aws-port",
         &port.to_string(),
         "--moto-port",
@@ -166,35 +205,27 @@ async fn up_on_a_port_already_taken_names_the_port_and_leaves_nothing_behind() {
         "0",
     ]);
     assert!(!output.status.success());
-    assert!(
-        text(&output).contains(&format!(
-            "port {port} for the AWS endpoint (invoke router) is already in use"
-        )),
-        "{}",
-        text(&output)
-    );
-    assert_eq!(local_stack::stack::running(&dir), []);
-    let _ = std::fs::remove_dir_all(&dir);
+    let expected = format!("port {port} for the AWS endpoint (invoke router) is already in use");
+    assert!(text(&output).contains(&expected), "{}", text(&output));
+    assert_eq!(local_stack::stack::running(&scratch.dir), []);
 }
 
 #[tokio::test]
 async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
-    let dir = std::env::temp_dir().join(format!("stack-cycle-{}", uuid::Uuid::new_v4()));
-    let dir_text = dir.display().to_string();
-    let venv = root().join(".venv").display().to_string();
+    let scratch = Scratch::new("stack-cycle");
     let output = local_stack(&[
         "up",
         "--dir",
-        &dir_text,
+        &scratch.path(),
         "--free-ports",
         "--no-reload",
         "--venv",
-        &venv,
+        &venv(),
     ]);
-    let started = local_stack::stack::running(&dir);
-    let env = local_stack::stack::read_env(&dir.join("stack.env")).unwrap_or_default();
-    let down = local_stack(&["down", "--dir", &dir_text]);
     assert!(output.status.success(), "{}", text(&output));
+    let started = local_stack::stack::running(&scratch.dir);
+    let env = local_stack::stack::read_env(&scratch.dir.join("stack.env")).unwrap_or_default();
+    let down = local_stack(&["down", "--dir", &scratch.path()]);
     assert_eq!(
         started.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
         ["moto", "invoke-router", "cargo-lambda-watch"]
@@ -222,27 +253,20 @@ async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
             "{variable} port {port} still in use"
         );
     }
-    assert_eq!(local_stack::stack::running(&dir), []);
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn venv() -> String {
-    root().join(".venv").display().to_string()
+    assert_eq!(local_stack::stack::running(&scratch.dir), []);
 }
 
 #[tokio::test]
 async fn exec_passes_on_the_commands_exit_code_and_stops_its_stack() {
-    let dir = std::env::temp_dir().join(format!("stack-exec-{}", uuid::Uuid::new_v4()));
-    let dir_text = dir.display().to_string();
-    let venv = venv();
+    let scratch = Scratch::new("stack-exec");
     let output = local_stack(&[
         "exec",
         "--dir",
-        &dir_text,
+        &scratch.path(),
         "--free-ports",
         "--no-reload",
         "--venv",
-        &venv,
+        &venv(),
         "--",
         "sh",
         "-c",
@@ -254,48 +278,43 @@ async fn exec_passes_on_the_commands_exit_code_and_stops_its_stack() {
         "{}",
         text(&output)
     );
-    assert_eq!(local_stack::stack::running(&dir), []);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(local_stack::stack::running(&scratch.dir), []);
 }
 
 #[tokio::test]
 async fn exec_stops_its_stack_when_interrupted() {
-    let dir = std::env::temp_dir().join(format!("stack-interrupt-{}", uuid::Uuid::new_v4()));
-    let dir_text = dir.display().to_string();
-    let child = Command::new(workspace_binary("local-stack"))
-        .args([
-            "exec",
-            "--dir",
-            &dir_text,
-            "--free-ports",
-            "--no-reload",
-            "--venv",
-            &venv(),
-            "--",
-            "sleep",
-            "120",
-        ])
-        .current_dir(root())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    let mut child = match child {
+    let mut scratch = Scratch::new("stack-interrupt");
+    let child = local_stack_command(&[
+        "exec",
+        "--dir",
+        &scratch.path(),
+        "--free-ports",
+        "--no-reload",
+        "--venv",
+        &venv(),
+        "--",
+        "sleep",
+        "120",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn();
+    let child = scratch.child.insert(match child {
         Ok(child) => child,
         Err(error) => panic!("cannot run local-stack: {error}"),
-    };
+    });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while !dir.join("stack.env").exists() && std::time::Instant::now() < deadline {
+    while !scratch.dir.join("stack.env").exists() && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let started = local_stack::stack::running(&dir);
+    let started = local_stack::stack::running(&scratch.dir);
+    assert_eq!(started.len(), 3, "the stack did not start in time");
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .map(|s| s.success());
-    let status = child.wait().map(|s| s.code());
-    assert_eq!(started.len(), 3, "the stack did not start in time");
     assert_eq!(interrupted.ok(), Some(true));
-    assert_eq!(status.ok(), Some(Some(130)));
+    assert_eq!(child.wait().map(|s| s.code()).ok(), Some(Some(130)));
     for process in &started {
         assert!(
             !process.is_alive(),
@@ -304,5 +323,4 @@ async fn exec_stops_its_stack_when_interrupted() {
             process.pid
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

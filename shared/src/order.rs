@@ -213,6 +213,20 @@ impl Order {
     }
 }
 
+/// A valid `new_merchant` request for `merchant_id` (two portable terminals and a PIN pad
+/// to Berlin): what the README shows, the demo places and tests start from.
+pub fn example_request(merchant_id: &str) -> Value {
+    serde_json::json!({
+        "kind": "new_merchant",
+        "merchant_id": merchant_id,
+        "lines": [{"sku": "A920-PRO", "quantity": 2}, {"sku": "P400-PLUS", "quantity": 1}],
+        "delivery_address": {
+            "name": "Café Blau", "line1": "Torstraße 1", "city": "Berlin",
+            "postal_code": "10119", "country": "DE"
+        }
+    })
+}
+
 fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -514,15 +528,7 @@ mod tests {
     }
 
     fn valid_request() -> Value {
-        json!({
-            "kind": "new_merchant",
-            "merchant_id": "m-1001",
-            "lines": [{"sku": "A920-PRO", "quantity": 2}, {"sku": "P400-PLUS", "quantity": 1}],
-            "delivery_address": {
-                "name": "Café Blau", "line1": "Torstraße 1", "city": "Berlin",
-                "postal_code": "10119", "country": "DE"
-            }
-        })
+        example_request("m-1001")
     }
 
     fn problems_of(value: Value) -> Vec<String> {

@@ -4,7 +4,7 @@
 
 use order_core::catalogue::Catalogue;
 use order_core::store::OrderStore;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -244,15 +244,7 @@ pub fn unique_key() -> String {
 
 /// A valid new_merchant order for `merchant`.
 pub fn valid_order(merchant: &str) -> Value {
-    json!({
-        "kind": "new_merchant",
-        "merchant_id": merchant,
-        "lines": [{"sku": "A920-PRO", "quantity": 2}, {"sku": "P400-PLUS", "quantity": 1}],
-        "delivery_address": {
-            "name": "Café Blau", "line1": "Torstraße 1", "city": "Berlin",
-            "postal_code": "10119", "country": "DE"
-        }
-    })
+    order_core::order::example_request(merchant)
 }
 
 pub fn catalogue() -> Catalogue {

@@ -3,7 +3,7 @@
 
 use crate::deploy::Clients;
 use crate::stack::{read_env, StackError};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -33,15 +33,7 @@ pub async fn run(dir: &Path) -> Result<bool, StackError> {
         .map_err(|e| other(e.to_string()))?;
 
     let merchant = format!("m-demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let order = json!({
-        "kind": "new_merchant",
-        "merchant_id": merchant,
-        "lines": [{"sku": "A920-PRO", "quantity": 2}, {"sku": "P400-PLUS", "quantity": 1}],
-        "delivery_address": {
-            "name": "Café Blau", "line1": "Torstraße 1", "city": "Berlin",
-            "postal_code": "10119", "country": "DE"
-        }
-    });
+    let order = order_core::order::example_request(&merchant);
     println!("Placing a new_merchant order for {merchant}: 2 x A920-PRO, 1 x P400-PLUS, to Berlin");
     let started = Instant::now();
     let response = http
