@@ -288,3 +288,62 @@ async fn a_step_success_whose_status_change_conflicts_records_neither() {
         [StepStatus::Started]
     );
 }
+
+#[tokio::test]
+async fn writes_made_while_another_transaction_is_cancelled_are_kept() {
+    // A cancelled transaction (here: a replayed idempotency key) must not undo what other
+    // requests wrote meanwhile. Stock moto 5.2.5 restores whole-table snapshots and loses
+    // such writes; infra/moto/server.py makes item operations atomic, as on AWS.
+    let stack = Stack::connect().await;
+    let key = unique_key();
+    let order = order_for(&unique_merchant());
+    assert!(matches!(
+        stack.store().place_order(&key, &order, "h").await,
+        Ok(Placement::Created(_))
+    ));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (store, key, order) = (stack.store(), key.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..40 {
+                // Cancelled every time: the key exists.
+                let _ = store.place_order(&key, &order, "h").await;
+            }
+            Vec::new()
+        }));
+    }
+    for _ in 0..4 {
+        let stack_store = stack.store();
+        let order = order.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..40 {
+                if let Ok(Placement::Created(record)) =
+                    stack_store.place_order(&unique_key(), &order, "h").await
+                {
+                    let _ = stack_store
+                        .begin_step(&record.order_id, "ValidateOrder")
+                        .await;
+                    ids.push(record.order_id);
+                }
+            }
+            ids
+        }));
+    }
+    let mut written = Vec::new();
+    for task in tasks {
+        written.extend(task.await.unwrap_or_default());
+    }
+    assert_eq!(written.len(), 160);
+    for id in written {
+        let found = stack.store().get_order_with_steps(&id).await;
+        let steps = match found {
+            Ok(Some((_, steps))) => steps
+                .iter()
+                .map(|s| (s.step.clone(), s.attempts))
+                .collect::<Vec<_>>(),
+            other => panic!("order {id} lost or unreadable: {other:?}"),
+        };
+        assert_eq!(steps, [("ValidateOrder".to_owned(), 1)], "order {id}");
+    }
+}

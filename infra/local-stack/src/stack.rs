@@ -1,7 +1,8 @@
 //! `up`, `down`, `status` and `exec`: the local stack's life cycle.
 //!
 //! `up` starts, on 127.0.0.1 only: moto (DynamoDB, SQS, Step Functions with real
-//! execution), the invoke router in front of it, and cargo lambda watch serving every
+//! execution; launched by `infra/moto/server.py`, which makes DynamoDB item operations
+//! atomic as on AWS), the invoke router in front of it, and cargo lambda watch serving every
 //! function; then creates the template's resources and writes `stack.env`, the
 //! environment that points any AWS client (and the functions) at the stack.
 
@@ -175,10 +176,15 @@ async fn start(
     started: &mut Vec<Tracked>,
 ) -> Result<Running, StackError> {
     let venv_bin = options.venv.join("bin");
-    let moto = require(
-        venv_bin.join("moto_server"),
-        "moto_server",
+    let python = require(
+        venv_bin.join("python"),
+        "the virtualenv's python",
         "run `make venv` to install the pinned tools",
+    )?;
+    let moto = require(
+        options.root.join("infra/moto/server.py"),
+        "the moto launcher",
+        "run from the workspace root",
     )?;
     let cargo_lambda = require(
         venv_bin.join("cargo-lambda"),
@@ -201,8 +207,9 @@ async fn start(
     let moto_log = log_dir.join("moto.log");
     let process = process::spawn(
         "moto",
-        &moto,
+        &python,
         &[
+            moto.display().to_string(),
             "-H".into(),
             "127.0.0.1".into(),
             "-p".into(),
