@@ -58,8 +58,12 @@ lint: ## Formatting, clippy, and the offline template / ASL checks
 	bash infra/lint.sh
 
 test: venv lint build ## Everything: lints, unit tests, and the integration tests on a stack of their own
+	@status=0; \
 	$(LOCAL) exec --dir $(TEST_STACK) --free-ports --no-reload -- \
-		$(CARGO) test --workspace --locked --no-fail-fast
+		$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log || status=$$?; \
+	awk '/^test result:/ { passed += $$4; failed += $$6 } \
+		END { printf "tests: %d passed, %d failed\n", passed, failed }' target/test-output.log; \
+	exit $$status
 
 clean: down ## Stop the stack and remove build output and installed tools
 	rm -rf target $(VENV) .venv-lint infra/node_modules .local
