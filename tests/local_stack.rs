@@ -129,6 +129,24 @@ impl Scratch {
     fn path(&self) -> String {
         self.dir.display().to_string()
     }
+
+    /// `COMMAND --dir <this> --free-ports --no-reload --venv <the workspace's>`, then `rest`.
+    fn args(&self, command: &str, rest: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            command,
+            "--dir",
+            &self.path(),
+            "--free-ports",
+            "--no-reload",
+            "--venv",
+            &venv(),
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+        args.extend(rest.iter().map(|a| (*a).to_owned()));
+        args
+    }
 }
 
 impl Drop for Scratch {
@@ -146,7 +164,7 @@ fn venv() -> String {
     root().join(".venv").display().to_string()
 }
 
-fn local_stack_command(args: &[&str]) -> Command {
+fn local_stack_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
     let mut command = Command::new(workspace_binary("local-stack"));
     command
         .args(args)
@@ -155,7 +173,7 @@ fn local_stack_command(args: &[&str]) -> Command {
     command
 }
 
-fn local_stack(args: &[&str]) -> std::process::Output {
+fn local_stack<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
     match local_stack_command(args).output() {
         Ok(output) => output,
         Err(error) => panic!("cannot run local-stack: {error}"),
@@ -213,15 +231,7 @@ async fn up_on_a_port_already_taken_names_the_port_and_leaves_nothing_behind() {
 #[tokio::test]
 async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
     let scratch = Scratch::new("stack-cycle");
-    let output = local_stack(&[
-        "up",
-        "--dir",
-        &scratch.path(),
-        "--free-ports",
-        "--no-reload",
-        "--venv",
-        &venv(),
-    ]);
+    let output = local_stack(&scratch.args("up", &[]));
     assert!(output.status.success(), "{}", text(&output));
     let started = local_stack::stack::running(&scratch.dir);
     let env = local_stack::stack::read_env(&scratch.dir.join("stack.env")).unwrap_or_default();
@@ -259,19 +269,15 @@ async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
 #[tokio::test]
 async fn exec_passes_on_the_commands_exit_code_and_stops_its_stack() {
     let scratch = Scratch::new("stack-exec");
-    let output = local_stack(&[
+    let output = local_stack(&scratch.args(
         "exec",
-        "--dir",
-        &scratch.path(),
-        "--free-ports",
-        "--no-reload",
-        "--venv",
-        &venv(),
-        "--",
-        "sh",
-        "-c",
-        "test -n \"$AWS_ENDPOINT_URL\" && test -n \"$ORDERS_API_URL\" && exit 3",
-    ]);
+        &[
+            "--",
+            "sh",
+            "-c",
+            "test -n \"$AWS_ENDPOINT_URL\" && test -n \"$ORDERS_API_URL\" && exit 3",
+        ],
+    ));
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     assert!(
         text(&output).contains("stopped the test stack (3 processes)"),
@@ -284,21 +290,10 @@ async fn exec_passes_on_the_commands_exit_code_and_stops_its_stack() {
 #[tokio::test]
 async fn exec_stops_its_stack_when_interrupted() {
     let mut scratch = Scratch::new("stack-interrupt");
-    let child = local_stack_command(&[
-        "exec",
-        "--dir",
-        &scratch.path(),
-        "--free-ports",
-        "--no-reload",
-        "--venv",
-        &venv(),
-        "--",
-        "sleep",
-        "120",
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn();
+    let child = local_stack_command(&scratch.args("exec", &["--", "sleep", "120"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
     let child = scratch.child.insert(match child {
         Ok(child) => child,
         Err(error) => panic!("cannot run local-stack: {error}"),
