@@ -614,6 +614,7 @@ impl OrderStore {
             (":started".to_owned(), s("STARTED")),
             (":now".to_owned(), s(now())),
         ]);
+        let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
         let mut expression =
             String::from("SET #status = :succeeded, finished_at = :now, updated_at = :now");
         if !references.is_empty() {
@@ -624,9 +625,6 @@ impl OrderStore {
                     message: e.to_string(),
                 })?;
             values.insert(":references".into(), value);
-        }
-        let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
-        if !references.is_empty() {
             names.insert("#references".into(), "references".into());
         }
         let step_update = Update::builder()
@@ -662,7 +660,8 @@ impl OrderStore {
                         return Ok(record);
                     }
                 }
-                if let (Some(t), true) = (transition, step_index == 1 && failed(0)) {
+                // With a transition, the order's update is item 0.
+                if let Some(t) = transition.filter(|_| failed(0)) {
                     return Err(self.conflict(id, t.from).await);
                 }
                 Err(unavailable(OP, error))

@@ -231,10 +231,11 @@ async fn place_order(api: &Api, request: &Request) -> Result<Response<Body>, Api
     );
 
     let execution_arn = match (&record.execution_arn, record.status) {
-        (Some(arn), _) => arn.clone(),
-        // Only a replay of an order whose start failed gets here with no execution yet.
-        (None, OrderStatus::Accepted) => start_execution(api, &record.order_id).await?,
-        (None, _) => String::new(),
+        (Some(arn), _) => Some(arn.clone()),
+        // A new order, or the replay of one whose workflow could not be started.
+        (None, OrderStatus::Accepted) => Some(start_execution(api, &record.order_id).await?),
+        // Moved on without a recorded execution (e.g. cancelled): nothing to start.
+        (None, _) => None,
     };
     let mut response = json_response(
         StatusCode::ACCEPTED,
