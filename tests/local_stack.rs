@@ -160,6 +160,17 @@ impl Drop for Scratch {
     }
 }
 
+fn assert_all_stopped(processes: &[local_stack::process::Tracked]) {
+    for process in processes {
+        assert!(
+            !process.is_alive(),
+            "{} (pid {}) still runs",
+            process.name,
+            process.pid
+        );
+    }
+}
+
 fn venv() -> String {
     root().join(".venv").display().to_string()
 }
@@ -241,13 +252,8 @@ async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
         ["moto", "invoke-router", "cargo-lambda-watch"]
     );
     assert!(down.status.success(), "{}", text(&down));
+    assert_all_stopped(&started);
     for process in &started {
-        assert!(
-            !process.is_alive(),
-            "{} (pid {}) still runs",
-            process.name,
-            process.pid
-        );
         assert!(text(&down).contains(&format!("stopped {} (pid {})", process.name, process.pid)));
     }
     for variable in ["AWS_ENDPOINT_URL", "LAMBDA_ENDPOINT_URL"] {
@@ -310,12 +316,5 @@ async fn exec_stops_its_stack_when_interrupted() {
         .map(|s| s.success());
     assert_eq!(interrupted.ok(), Some(true));
     assert_eq!(child.wait().map(|s| s.code()).ok(), Some(Some(130)));
-    for process in &started {
-        assert!(
-            !process.is_alive(),
-            "{} (pid {}) still runs",
-            process.name,
-            process.pid
-        );
-    }
+    assert_all_stopped(&started);
 }

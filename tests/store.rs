@@ -118,22 +118,13 @@ async fn a_status_change_bumps_the_version_and_moves_the_order_in_the_status_ind
     assert_eq!(moved.status, OrderStatus::Validated);
     assert_eq!(moved.version, 2);
     let listed = stack
-        .dynamodb()
-        .query()
-        .table_name(&stack.table)
-        .index_name(order_core::store::BY_STATUS_INDEX)
-        .key_condition_expression("gsi2pk = :s")
-        .expression_attribute_values(
-            ":s",
-            aws_sdk_dynamodb::types::AttributeValue::S("STATUS#VALIDATED".into()),
+        .items_where(
+            Some(order_core::store::BY_STATUS_INDEX),
+            "gsi2pk",
+            "STATUS#VALIDATED",
         )
-        .send()
         .await;
-    let listed = match listed {
-        Ok(output) => output,
-        Err(error) => panic!("{error:?}"),
-    };
-    let found = listed.items().iter().any(|item| {
+    let found = listed.iter().any(|item| {
         item.get("order_id")
             .and_then(|v| v.as_s().ok())
             .map(String::as_str)

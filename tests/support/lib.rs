@@ -2,9 +2,11 @@
 //! `make test`, which passes its endpoints in the environment), clients for it, and
 //! helpers to place and follow orders.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use order_core::catalogue::Catalogue;
 use order_core::store::OrderStore;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -138,43 +140,44 @@ impl Stack {
         count
     }
 
-    /// How many items the table holds under `pk`.
-    pub async fn items_under(&self, pk: &str) -> usize {
+    /// The items whose `key` attribute is `value`, in the table (`index` None) or in one
+    /// of its indexes.
+    pub async fn items_where(
+        &self,
+        index: Option<&str>,
+        key: &str,
+        value: &str,
+    ) -> Vec<HashMap<String, AttributeValue>> {
         let output = self
             .dynamodb()
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(
-                ":pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(pk.into()),
-            )
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression(format!("{key} = :value"))
+            .expression_attribute_values(":value", AttributeValue::S(value.into()))
             .send()
             .await;
         match output {
-            Ok(output) => output.items().len(),
-            Err(error) => panic!("Query {pk}: {error:?}"),
+            Ok(output) => output.items.unwrap_or_default(),
+            Err(error) => panic!("Query {index:?} {key} = {value}: {error:?}"),
         }
+    }
+
+    /// How many items the table holds under `pk`.
+    pub async fn items_under(&self, pk: &str) -> usize {
+        self.items_where(None, "pk", pk).await.len()
     }
 
     /// How many orders the by-merchant index lists for `merchant`.
     pub async fn orders_of_merchant(&self, merchant: &str) -> usize {
-        let output = self
-            .dynamodb()
-            .query()
-            .table_name(&self.table)
-            .index_name(order_core::store::BY_MERCHANT_INDEX)
-            .key_condition_expression("gsi1pk = :m")
-            .expression_attribute_values(
-                ":m",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("MERCHANT#{merchant}")),
-            )
-            .send()
-            .await;
-        match output {
-            Ok(output) => output.items().len(),
-            Err(error) => panic!("Query by-merchant {merchant}: {error:?}"),
-        }
+        let merchant = format!("MERCHANT#{merchant}");
+        self.items_where(
+            Some(order_core::store::BY_MERCHANT_INDEX),
+            "gsi1pk",
+            &merchant,
+        )
+        .await
+        .len()
     }
 }
 
