@@ -290,6 +290,11 @@ fn api(stack: &Stack, state_machine_arn: &str) -> orders_api::Api {
         workflow: stack.sfn(),
         state_machine_arn: state_machine_arn.to_owned(),
         catalogue: system_tests::catalogue(),
+        webhook_secret: stack.webhook_secret(),
+        workflow_config: match orders_api::WorkflowConfig::from_env() {
+            Ok(config) => config,
+            Err(error) => panic!("{error}"),
+        },
     }
 }
 

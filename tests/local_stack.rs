@@ -2,7 +2,7 @@
 //! real Lambda contract, and `up` / `down` start and stop exactly what they should.
 
 use local_stack::deploy::{self, Clients};
-use local_stack::template::LocalResources;
+use local_stack::template::{local_parameters, LocalResources};
 use std::path::PathBuf;
 use std::process::Command;
 use system_tests::{root, workspace_binary, Stack};
@@ -14,8 +14,12 @@ fn region() -> String {
 #[tokio::test]
 async fn the_local_resources_match_the_template() {
     let stack = Stack::connect().await;
-    let resources =
-        LocalResources::load(&root().join("template.yaml"), &region(), &stack.endpoint());
+    let resources = LocalResources::load(
+        &root().join("template.yaml"),
+        &region(),
+        &stack.endpoint(),
+        &local_parameters(&stack.partner_simulator_url()),
+    );
     let resources = match resources {
         Ok(resources) => resources,
         Err(error) => panic!("{error}"),
@@ -54,7 +58,12 @@ async fn a_template_that_differs_from_the_running_stack_is_reported() {
     )
     .unwrap_or_default();
 
-    let resources = LocalResources::load(&dir.join("template.yaml"), &region(), &stack.endpoint());
+    let resources = LocalResources::load(
+        &dir.join("template.yaml"),
+        &region(),
+        &stack.endpoint(),
+        &local_parameters(&stack.partner_simulator_url()),
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let resources = match resources {
         Ok(resources) => resources,
@@ -249,14 +258,23 @@ async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
     let down = local_stack(&["down", "--dir", &scratch.path()]);
     assert_eq!(
         started.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
-        ["moto", "invoke-router", "cargo-lambda-watch"]
+        [
+            "moto",
+            "invoke-router",
+            "partner-simulator",
+            "cargo-lambda-watch"
+        ]
     );
     assert!(down.status.success(), "{}", text(&down));
     assert_all_stopped(&started);
     for process in &started {
         assert!(text(&down).contains(&format!("stopped {} (pid {})", process.name, process.pid)));
     }
-    for variable in ["AWS_ENDPOINT_URL", "LAMBDA_ENDPOINT_URL"] {
+    for variable in [
+        "AWS_ENDPOINT_URL",
+        "LAMBDA_ENDPOINT_URL",
+        "PARTNER_SIMULATOR_URL",
+    ] {
         let url = env.get(variable).cloned().unwrap_or_default();
         let port: u16 = url
             .rsplit(':')
@@ -286,7 +304,7 @@ async fn exec_passes_on_the_commands_exit_code_and_stops_its_stack() {
     ));
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     assert!(
-        text(&output).contains("stopped the test stack (3 processes)"),
+        text(&output).contains("stopped the test stack (4 processes)"),
         "{}",
         text(&output)
     );
@@ -309,7 +327,7 @@ async fn exec_stops_its_stack_when_interrupted() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let started = local_stack::stack::running(&scratch.dir);
-    assert_eq!(started.len(), 3, "the stack did not start in time");
+    assert_eq!(started.len(), 4, "the stack did not start in time");
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -139,7 +139,12 @@ async fn a_status_change_from_a_status_the_order_has_left_is_a_conflict_and_chan
     let (id, _) = placed(&stack).await;
     let store = stack.store();
     let result = store
-        .transition(&id, OrderStatus::Validated, OrderStatus::Completed, None)
+        .transition(
+            &id,
+            OrderStatus::Validated,
+            OrderStatus::StockReserved,
+            None,
+        )
         .await;
     assert_eq!(
         result.map(|r| r.status),
@@ -254,7 +259,7 @@ async fn a_step_success_whose_status_change_conflicts_records_neither() {
     ));
     let wrong = Transition {
         from: OrderStatus::Validated,
-        to: OrderStatus::Completed,
+        to: OrderStatus::StockReserved,
         failure: None,
     };
     let result = store

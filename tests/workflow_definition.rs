@@ -1,33 +1,61 @@
-//! Checks over the state machine definition itself (no stack needed): the error names it
-//! matches exist, every Task retries transient errors, catches the rest and has a timeout,
-//! and the execution's timeout covers the worst-case retry budget, computed from the file.
+//! Checks over the state machine definition itself (no stack needed), held against the
+//! one list of steps (`order_core::steps`) and error names (`order_core::ErrorName`):
+//!
+//! - every error name it matches exists; every transient one is retried where it can be
+//!   raised, no permanent one ever is, and every Task catches what its retries cannot fix;
+//! - every Lambda Task invokes the function `steps.rs` names for it, and every step is there;
+//! - every Task has a timeout; partner steps wait out long outages in a bounded loop;
+//! - the saga: a failure undoes every step that may have taken effect, in reverse order,
+//!   and what cannot be undone ends in the dead-letter queue and a failed execution;
+//! - the execution's timeout covers the worst-case budget, computed from the file.
 
+use order_core::steps::{self, Step, StepRole};
 use order_core::ErrorName;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use system_tests::root;
+
+type States = BTreeMap<String, Value>;
 
 fn definition() -> Value {
     let path = root().join("infra/statemachine/order-workflow.asl.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) => panic!("{}: {error}", path.display()),
+    };
     match serde_json::from_str(&text) {
         Ok(value) => value,
         Err(error) => panic!("{}: {error}", path.display()),
     }
 }
 
-fn states(definition: &Value) -> BTreeMap<String, Value> {
-    definition["States"]
-        .as_object()
-        .map(|s| s.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default()
+fn states(definition: &Value) -> States {
+    let Some(states) = definition["States"].as_object() else {
+        panic!("the definition has no States object");
+    };
+    states.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn tasks(definition: &Value) -> BTreeMap<String, Value> {
-    states(definition)
-        .into_iter()
+fn state<'a>(states: &'a States, name: &str) -> &'a Value {
+    match states.get(name) {
+        Some(state) => state,
+        None => panic!("state {name} does not exist"),
+    }
+}
+
+fn tasks(states: &States) -> BTreeMap<String, Value> {
+    states
+        .iter()
         .filter(|(_, s)| s["Type"] == "Task")
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+fn text<'a>(value: &'a Value, what: &str) -> &'a str {
+    match value.as_str() {
+        Some(text) => text,
+        None => panic!("{what} is not a string: {value}"),
+    }
 }
 
 fn error_names(list: &Value) -> Vec<String> {
@@ -39,158 +67,1056 @@ fn error_names(list: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Error names AWS itself raises for Lambda tasks, which Retry may match.
-const AWS_NAMES: [&str; 6] = [
+fn catchers(task: &Value) -> Vec<Value> {
+    task["Catch"].as_array().cloned().unwrap_or_default()
+}
+
+/// The state a Catch (or any entry with a `Next`) leads to.
+fn next_of(entry: &Value, what: &str) -> String {
+    text(&entry["Next"], &format!("{what}: Next")).to_owned()
+}
+
+fn is_lambda_task(task: &Value) -> bool {
+    task["Type"] == "Task"
+        && task["Resource"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("arn:aws:states:::lambda:invoke"))
+}
+
+fn is_callback_task(task: &Value) -> bool {
+    task["Resource"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(".waitForTaskToken"))
+}
+
+fn is_dead_letter_send(task: &Value) -> bool {
+    task["Type"] == "Task" && task["Resource"] == "arn:aws:states:::sqs:sendMessage"
+}
+
+/// The step `steps.rs` lists under a state's name, for a Lambda Task.
+fn step_of(name: &str) -> Step {
+    match steps::by_name(name) {
+        Some(step) => step,
+        None => panic!("Task {name} runs a Lambda but is not a step in shared/src/steps.rs"),
+    }
+}
+
+/// Where a state can go next on the happy path: `Next` and every Choice branch.
+fn forward_edges(state: &Value) -> Vec<String> {
+    let mut next: Vec<String> = state["Next"]
+        .as_str()
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    for choice in state["Choices"].as_array().into_iter().flatten() {
+        next.extend(choice["Next"].as_str().map(str::to_owned));
+    }
+    next.extend(state["Default"].as_str().map(str::to_owned));
+    next
+}
+
+/// Where a state can go next at all: the happy path and every Catch.
+fn all_edges(state: &Value) -> Vec<String> {
+    let mut next = forward_edges(state);
+    next.extend(
+        catchers(state)
+            .iter()
+            .filter_map(|c| c["Next"].as_str().map(str::to_owned)),
+    );
+    next
+}
+
+/// Every state reachable from `start` (itself included) along `edges`, not expanding
+/// the successors of the states in `stop_after`.
+fn reachable(
+    states: &States,
+    start: &str,
+    edges: fn(&Value) -> Vec<String>,
+    stop_after: &[&str],
+) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![start.to_owned()];
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) || stop_after.contains(&name.as_str()) {
+            continue;
+        }
+        todo.extend(edges(state(states, &name)));
+    }
+    seen
+}
+
+/// Every simple path (no state twice) from `start` to `target` along all edges.
+fn paths_to(states: &States, start: &str, target: &str) -> Vec<Vec<String>> {
+    fn walk(
+        states: &States,
+        name: &str,
+        target: &str,
+        path: &mut Vec<String>,
+        found: &mut Vec<Vec<String>>,
+    ) {
+        if path.iter().any(|p| p == name) {
+            return;
+        }
+        path.push(name.to_owned());
+        if name == target {
+            found.push(path.clone());
+        } else {
+            for next in all_edges(state(states, name)) {
+                walk(states, &next, target, path, found);
+            }
+        }
+        path.pop();
+    }
+    let mut found = Vec::new();
+    walk(states, start, target, &mut Vec::new(), &mut found);
+    found
+}
+
+/// `deactivate-terminals` -> `DeactivateTerminals`.
+fn camel_case(binary: &str) -> String {
+    binary
+        .split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The template's logical id for a step's function: `DeactivateTerminalsFunction`.
+fn logical_id(step: &Step) -> String {
+    format!("{}Function", camel_case(step.function))
+}
+
+const PARTNER_TRANSIENT: [ErrorName; 3] = [
+    ErrorName::PartnerUnavailable,
+    ErrorName::PartnerThrottled,
+    ErrorName::PartnerTimeout,
+];
+
+/// What AWS recommends every Lambda Task retries: failures of the Lambda service itself.
+const LAMBDA_SERVICE_ERRORS: [&str; 4] = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
+/// The dead-letter send's errors: SQS.AmazonSQSException (the service answered with an
+/// error, AWS) and SQS.SdkClientException (the client failed; also what moto's engine
+/// raises for any SQS ClientError).
+const SQS_ERRORS: [&str; 2] = ["SQS.AmazonSQSException", "SQS.SdkClientException"];
+
+/// Error names AWS itself raises, which Retry and Catch may match besides ours.
+const AWS_NAMES: [&str; 10] = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
     "States.Timeout",
+    "States.HeartbeatTimeout",
+    "States.TaskFailed",
     "States.ALL",
+    "SQS.AmazonSQSException",
+    "SQS.SdkClientException",
 ];
 
+// --- 1. error names ----------------------------------------------------------------------
+
 #[test]
-fn every_error_name_the_definition_matches_exists() {
-    let definition = definition();
-    for (name, task) in tasks(&definition) {
-        for error in error_names(&task["Retry"])
+fn every_error_name_the_definition_matches_is_ours_or_aws() {
+    let states = states(&definition());
+    let mut ours = 0;
+    for (name, state) in &states {
+        for error in error_names(&state["Retry"])
             .into_iter()
-            .chain(error_names(&task["Catch"]))
+            .chain(error_names(&state["Catch"]))
         {
-            let known = ErrorName::parse(&error).is_some() || AWS_NAMES.contains(&error.as_str());
+            let is_ours = ErrorName::parse(&error).is_some();
+            ours += usize::from(is_ours);
             assert!(
-                known,
-                "{name} matches {error:?}, which is neither ours nor AWS's"
+                is_ours || AWS_NAMES.contains(&error.as_str()),
+                "{name} matches {error:?}, which is neither ours (shared/src/errors.rs) nor AWS's"
             );
         }
+    }
+    assert!(ours > 0, "the definition matches none of our error names");
+}
+
+// --- 2. functions ------------------------------------------------------------------------
+
+#[test]
+fn every_lambda_task_invokes_the_function_steps_rs_names_for_it() {
+    let states = states(&definition());
+    for (name, task) in tasks(&states) {
+        if is_dead_letter_send(&task) {
+            continue;
+        }
+        assert!(
+            is_lambda_task(&task),
+            "Task {name} is neither a Lambda step nor the dead-letter send: {}",
+            task["Resource"]
+        );
+        let step = step_of(&name);
+        let expected = format!("${{{}Arn}}", logical_id(&step));
+        assert_eq!(
+            task["Parameters"]["FunctionName"],
+            expected,
+            "Task {name} must invoke {} (binary {}) through the substitution {expected}",
+            logical_id(&step),
+            step.function
+        );
+        assert_eq!(
+            task["Parameters"]["Payload"]["order_id.$"], "$.order_id",
+            "Task {name} must pass the order id to its activity"
+        );
     }
 }
 
 #[test]
-fn every_task_retries_store_and_lambda_failures_and_never_a_permanent_error() {
-    let definition = definition();
-    let tasks = tasks(&definition);
-    assert!(!tasks.is_empty());
-    for (name, task) in tasks {
+fn every_step_of_steps_rs_is_a_lambda_task_of_the_workflow() {
+    let states = states(&definition());
+    for step in steps::ALL {
+        let Some(task) = states.get(step.name) else {
+            panic!("step {} is not a state of the workflow", step.name);
+        };
+        assert!(
+            is_lambda_task(task),
+            "state {} is not a Lambda Task",
+            step.name
+        );
+    }
+}
+
+#[test]
+fn the_logical_id_of_a_function_is_the_camel_case_of_its_binary() {
+    assert_eq!(
+        logical_id(&steps::DEACTIVATE_FAULTY_TERMINALS),
+        "DeactivateTerminalsFunction"
+    );
+    assert_eq!(logical_id(&steps::RECORD_FAILURE), "FailOrderFunction");
+}
+
+// --- 3. retries --------------------------------------------------------------------------
+
+/// Whether the activity of `step` can raise the transient error `name`. Every transient
+/// name must have a rule here: a new one fails the check until someone decides which
+/// activities raise it (and so which Tasks must retry it).
+fn can_raise(step: &Step, name: ErrorName) -> bool {
+    match name {
+        ErrorName::PartnerUnavailable | ErrorName::PartnerThrottled | ErrorName::PartnerTimeout => {
+            step.partner.is_some()
+        }
+        // Every activity reads and writes the order in DynamoDB.
+        ErrorName::StoreUnavailable => true,
+        // AwaitDelivery resumes the execution itself (SendTaskSuccess) when the courier's
+        // delivery was recorded before its task token.
+        ErrorName::WorkflowUnavailable => step.name == steps::AWAIT_DELIVERY.name,
+        other => panic!(
+            "{other} is transient but has no rule in can_raise: say which activities raise it"
+        ),
+    }
+}
+
+#[test]
+fn every_task_retries_the_transient_errors_it_can_raise_and_nothing_permanent() {
+    let states = states(&definition());
+    let tasks = tasks(&states);
+    assert!(tasks.len() > steps::ALL.len(), "too few Tasks: {tasks:?}");
+    for (name, task) in &tasks {
         let retried = error_names(&task["Retry"]);
-        for required in [
-            "Store.Unavailable",
-            "Lambda.ServiceException",
-            "States.Timeout",
-        ] {
+        let mut required: Vec<&str> = Vec::new();
+        if is_lambda_task(task) {
+            let step = step_of(name);
+            required.extend(
+                ErrorName::ALL
+                    .into_iter()
+                    .filter(|n| n.is_transient() && can_raise(&step, *n))
+                    .map(ErrorName::as_str),
+            );
+            required.extend(LAMBDA_SERVICE_ERRORS);
+            if is_callback_task(task) {
+                // A callback that timed out means the courier never confirmed delivery:
+                // waiting again would not make the parcel arrive.
+                assert!(
+                    !retried.iter().any(|e| e == "States.Timeout"),
+                    "{name} retries States.Timeout: a timed-out callback is a failed delivery"
+                );
+            } else {
+                required.push("States.Timeout");
+            }
+        } else if is_dead_letter_send(task) {
+            required.extend(SQS_ERRORS);
+        }
+        for error in required {
             assert!(
-                retried.iter().any(|e| e == required),
-                "{name} does not retry {required}"
+                retried.iter().any(|e| e == error),
+                "{name} does not retry {error}"
             );
         }
         for error in &retried {
             let permanent = ErrorName::parse(error).is_some_and(|n| !n.is_transient());
             assert!(!permanent, "{name} retries the permanent error {error}");
             assert_ne!(error, "States.ALL", "{name} retries everything");
+            assert_ne!(
+                error, "States.TaskFailed",
+                "{name} retries States.TaskFailed, which matches permanent errors too"
+            );
         }
         for retrier in task["Retry"].as_array().into_iter().flatten() {
             assert_eq!(
                 retrier["JitterStrategy"], "FULL",
-                "{name}: retries need jitter"
+                "{name}: retries need full jitter"
             );
             assert!(
-                retrier["MaxDelaySeconds"].as_u64().is_some(),
+                retrier["MaxDelaySeconds"].as_u64().is_some_and(|d| d > 0),
                 "{name}: retries need a maximum delay"
+            );
+            assert!(
+                retrier["BackoffRate"].as_f64().is_some_and(|b| b >= 1.0),
+                "{name}: retries need a BackoffRate of at least 1"
+            );
+            assert!(
+                retrier["Comment"].as_str().is_some_and(|c| !c.is_empty()),
+                "{name}: every retrier says why in a Comment"
             );
         }
     }
 }
 
 #[test]
-fn every_task_has_a_timeout_and_catches_what_retries_cannot_fix() {
-    let definition = definition();
-    for (name, task) in tasks(&definition) {
-        assert!(
-            task["TimeoutSeconds"].as_u64().is_some_and(|t| t > 0),
-            "{name} has no TimeoutSeconds"
-        );
+fn every_transient_error_name_has_a_rule_for_who_raises_it() {
+    for name in ErrorName::ALL.into_iter().filter(|n| n.is_transient()) {
+        // Panics for a transient name without a rule.
+        let raisers = steps::ALL.iter().filter(|s| can_raise(s, name)).count();
+        assert!(raisers > 0, "no step raises the transient error {name}");
+    }
+}
+
+// --- 4. catches --------------------------------------------------------------------------
+
+#[test]
+fn every_task_catches_what_its_retries_cannot_fix_and_keeps_its_input() {
+    let states = states(&definition());
+    for (name, task) in tasks(&states) {
+        let catchers = catchers(&task);
+        let Some(last) = catchers.last() else {
+            panic!("{name} has no Catch: a permanent error would fail the execution");
+        };
         assert_eq!(
-            error_names(&task["Catch"]),
-            ["States.ALL"],
-            "{name} must catch everything"
+            last["ErrorEquals"],
+            serde_json::json!(["States.ALL"]),
+            "{name}: the last catcher must catch everything"
+        );
+        for catcher in &catchers {
+            assert!(
+                catcher["Comment"].as_str().is_some_and(|c| !c.is_empty()),
+                "{name}: every catcher says why in a Comment"
+            );
+            // Without a ResultPath the error replaces the state's input, and the order id
+            // the compensations and the failure record need is lost.
+            let result_path = text(&catcher["ResultPath"], &format!("{name}: Catch ResultPath"));
+            assert!(
+                result_path.starts_with("$.") && result_path.len() > 2,
+                "{name}: a catcher must put the error beside the input, not replace it ({result_path})"
+            );
+        }
+        for catcher in &catchers[..catchers.len() - 1] {
+            assert!(
+                !error_names(&Value::Array(vec![catcher.clone()])).contains(&"States.ALL".into()),
+                "{name}: States.ALL may only appear in the last catcher"
+            );
+        }
+    }
+}
+
+// --- 5. timeouts -------------------------------------------------------------------------
+
+/// The production configuration: what `UseDefaultConfiguration` (the Pass that sets
+/// `$.config`) puts in the execution when the input's config is missing or out of bounds.
+fn default_configuration(states: &States) -> (String, Value) {
+    let defaults: Vec<_> = states
+        .iter()
+        .filter(|(_, s)| s["Type"] == "Pass" && s["ResultPath"] == "$.config")
+        .collect();
+    let [(name, pass)] = defaults.as_slice() else {
+        panic!("expected one Pass that sets $.config to the defaults, found {defaults:?}");
+    };
+    (name.to_string(), pass["Result"].clone())
+}
+
+/// The default value of a `$.config.<key>` path.
+fn default_of(defaults: &Value, path: &str) -> u64 {
+    let Some(key) = path.strip_prefix("$.config.") else {
+        panic!("{path} is not read from the execution's config");
+    };
+    match defaults[key].as_u64() {
+        Some(value) => value,
+        None => panic!("the default configuration has no number {key}: {defaults}"),
+    }
+}
+
+#[test]
+fn every_task_has_a_timeout_and_a_timeout_from_the_input_has_a_default() {
+    let states = states(&definition());
+    let (_, defaults) = default_configuration(&states);
+    for (name, task) in tasks(&states) {
+        let fixed = task["TimeoutSeconds"].as_u64().is_some_and(|t| t > 0);
+        let from_input = task["TimeoutSecondsPath"].as_str();
+        assert!(
+            fixed || from_input.is_some(),
+            "{name} has neither TimeoutSeconds nor TimeoutSecondsPath"
+        );
+        if let Some(path) = from_input {
+            assert!(
+                default_of(&defaults, path) > 0,
+                "{name}: {path} defaults to 0"
+            );
+        }
+    }
+}
+
+// --- 6. outages --------------------------------------------------------------------------
+
+/// The bound of a Choice rule that lets an outage loop go round again: the rule's
+/// `NumericLessThan` on `$.outage.waits`, and the state it leads to.
+fn outage_bound(choice: &Value) -> Option<(u64, String)> {
+    choice["Choices"].as_array()?.iter().find_map(|rule| {
+        (rule["Variable"] == "$.outage.waits")
+            .then(|| {
+                Some((
+                    rule["NumericLessThan"].as_u64()?,
+                    rule["Next"].as_str()?.to_owned(),
+                ))
+            })
+            .flatten()
+    })
+}
+
+fn is_outage_count(pass: &Value) -> bool {
+    pass["Type"] == "Pass"
+        && pass["ResultPath"] == "$.outage"
+        && pass["Parameters"]["waits.$"] == "States.MathAdd($.outage.waits, 1)"
+}
+
+/// Follows `Next` through Pass states from `start`; returns the Pass states passed and the
+/// first state that is not a Pass.
+fn through_passes(states: &States, start: &str) -> (Vec<Value>, String) {
+    let mut passes = Vec::new();
+    let mut name = start.to_owned();
+    loop {
+        let current = state(states, &name);
+        if current["Type"] != "Pass" || passes.len() > states.len() {
+            return (passes, name);
+        }
+        passes.push(current.clone());
+        name = next_of(current, &name);
+    }
+}
+
+#[test]
+fn every_forward_partner_step_but_the_notification_waits_out_long_outages_a_bounded_number_of_times(
+) {
+    let states = states(&definition());
+    let partner_names: BTreeSet<&str> = PARTNER_TRANSIENT.map(ErrorName::as_str).into();
+    let looping: Vec<Step> = steps::ALL
+        .into_iter()
+        .filter(|s| s.role == StepRole::Forward && s.partner.is_some())
+        .filter(|s| s.name != steps::NOTIFY_CUSTOMER.name)
+        .collect();
+    assert!(!looping.is_empty());
+    for step in looping {
+        let name = step.name;
+        let task = state(&states, name);
+        let catchers = catchers(task);
+        let Some(first) = catchers.first() else {
+            panic!("{name} has no Catch");
+        };
+        let caught: BTreeSet<String> = error_names(&Value::Array(vec![first.clone()]))
+            .into_iter()
+            .collect();
+        assert_eq!(
+            caught.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+            partner_names,
+            "{name}: the first catcher must catch exactly the partner's transient errors"
+        );
+        assert_eq!(first["ResultPath"], "$.outage.last_error", "{name}");
+
+        let choice_name = next_of(first, name);
+        let choice = state(&states, &choice_name);
+        let Some((bound, wait_name)) = outage_bound(choice) else {
+            panic!("{name}: {choice_name} is not a Choice bounded on $.outage.waits");
+        };
+        assert!((1..=10).contains(&bound), "{name}: outage bound {bound}");
+        let wait = state(&states, &wait_name);
+        assert_eq!(wait["Type"], "Wait", "{name}: {wait_name} is not a Wait");
+        assert_eq!(
+            wait["SecondsPath"], "$.config.outage_wait_seconds",
+            "{name}: the outage wait's length comes from the execution's config"
+        );
+        let (passes, back) = through_passes(&states, &next_of(wait, &wait_name));
+        assert_eq!(
+            back, name,
+            "{name}: {wait_name} does not lead back to the step"
+        );
+        assert!(
+            passes.iter().any(is_outage_count),
+            "{name}: the loop never counts its waits, so it is not bounded"
+        );
+
+        // Outlasting the outage is a failure of the step, with the partner's last error.
+        let Some(catch_all) = catchers.last() else {
+            panic!("{name} has no Catch");
+        };
+        let (passes, end) = through_passes(&states, text(&choice["Default"], &choice_name));
+        let (_, catch_all_end) = through_passes(&states, &next_of(catch_all, name));
+        assert_eq!(
+            end, catch_all_end,
+            "{name}: outlasting the outage must end where any other failure of the step does"
+        );
+        assert!(
+            passes.iter().any(|p| p["ResultPath"] == "$.failure"
+                && p["Parameters"]["Error.$"] == "$.outage.last_error.Error"),
+            "{name}: outlasting the outage must record the partner's last error as the failure"
         );
     }
 }
 
-/// The longest an attempt sequence of one Task can take: every attempt times out, and
-/// every retrier is spent, waiting its capped backoff between attempts.
-fn task_budget(task: &Value) -> u64 {
-    let timeout = task["TimeoutSeconds"].as_u64().unwrap_or(60);
-    let mut attempts = 1;
+#[test]
+fn the_outage_count_starts_at_zero_before_the_first_task() {
+    let definition = definition();
+    let states = states(&definition);
+    let start = text(&definition["StartAt"], "StartAt");
+    let mut first_tasks = 0;
+    // Every happy path from the start to its first Task passes the counter's start.
+    fn walk(states: &States, name: &str, counted: bool, first_tasks: &mut usize) {
+        let current = state(states, name);
+        if current["Type"] == "Task" {
+            *first_tasks += 1;
+            assert!(counted, "{name} runs before the outage counter starts at 0");
+            return;
+        }
+        let counts = current["Type"] == "Pass"
+            && current["ResultPath"] == "$.outage"
+            && current["Result"] == serde_json::json!({"waits": 0});
+        for next in forward_edges(current) {
+            walk(states, &next, counted || counts, first_tasks);
+        }
+    }
+    walk(&states, start, false, &mut first_tasks);
+    assert!(first_tasks > 0, "no Task after the start");
+}
+
+// --- 7. saga -----------------------------------------------------------------------------
+
+/// Where a step stands in the happy path (its place in `steps::ALL`).
+fn forward_position(step_name: &str) -> usize {
+    match steps::ALL.iter().position(|s| s.name == step_name) {
+        Some(position) => position,
+        None => panic!("{step_name} is not a step"),
+    }
+}
+
+/// The compensations a path runs, with the happy-path position of the step each undoes.
+fn compensations_on(path: &[String]) -> Vec<(String, usize)> {
+    path.iter()
+        .filter_map(|name| steps::by_name(name))
+        .filter(|s| s.role == StepRole::Compensation)
+        .map(|c| {
+            let Some(undone) = steps::ALL.iter().find(|f| f.compensation == Some(c.name)) else {
+                panic!("compensation {} undoes no step", c.name);
+            };
+            (c.name.to_owned(), forward_position(undone.name))
+        })
+        .collect()
+}
+
+#[test]
+fn a_failure_undoes_every_step_that_may_have_taken_effect_in_reverse_order() {
+    let definition = definition();
+    let states = states(&definition);
+    let record = steps::RECORD_FAILURE.name;
+    // Delivered orders are never rolled back: nothing after AwaitDelivery compensates.
+    let delivered = [steps::AWAIT_DELIVERY.name];
+    let mut checked = 0;
+    for effect in steps::ALL.iter().filter(|s| s.role == StepRole::Forward) {
+        let Some(compensation) = effect.compensation else {
+            continue;
+        };
+        let later = reachable(&states, effect.name, forward_edges, &delivered);
+        for failing in later.iter().filter(|s| states[*s]["Type"] == "Task") {
+            // Every catcher, including the outage catcher (through the outage loop).
+            for catcher in catchers(&states[failing]) {
+                let paths = paths_to(&states, &next_of(&catcher, failing), record);
+                assert!(
+                    !paths.is_empty(),
+                    "a failure of {failing} ({:?}) never reaches {record}",
+                    catcher["ErrorEquals"]
+                );
+                for path in paths {
+                    assert!(
+                        path.iter().any(|s| s == compensation),
+                        "{failing} fails after {} took effect (or while it may have), \
+                         but {compensation} does not run on the way to {record}: {path:?}",
+                        effect.name
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 0, "no compensation was checked");
+
+    // Along every path from a failure to the record, compensations run in the reverse
+    // order of the steps they undo.
+    for (failing, task) in tasks(&states) {
+        for catcher in catchers(&task) {
+            for path in paths_to(&states, &next_of(&catcher, &failing), record) {
+                let undone = compensations_on(&path);
+                assert!(
+                    undone.windows(2).all(|w| w[0].1 > w[1].1),
+                    "compensations after {failing} run out of order: {undone:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_step_that_cannot_be_undone_ends_in_the_dead_letter_queue_and_a_failed_execution() {
+    let states = states(&definition());
+    let undoing = steps::ALL
+        .into_iter()
+        .filter(|s| matches!(s.role, StepRole::Compensation | StepRole::Record));
+    for step in undoing {
+        let name = step.name;
+        let catchers = catchers(state(&states, name));
+        let Some(catch_all) = catchers.last() else {
+            panic!("{name} has no Catch");
+        };
+        assert_eq!(catch_all["ResultPath"], "$.dead_letter.error", "{name}");
+        let (passes, send) = through_passes(&states, &next_of(catch_all, name));
+        assert!(
+            passes
+                .iter()
+                .any(|p| p["ResultPath"] == "$.dead_letter.step" && p["Result"] == name),
+            "{name}: its failure must name it as the dead-letter message's step"
+        );
+        let send_state = state(&states, &send);
+        assert!(
+            is_dead_letter_send(send_state),
+            "{name}: its failure leads to {send}, not the dead-letter send"
+        );
+        let after = all_edges(send_state);
+        assert!(!after.is_empty(), "{send} has no Next");
+        for next in after {
+            assert_eq!(
+                state(&states, &next)["Type"],
+                "Fail",
+                "after {send}, the execution must fail loudly, not go to {next}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_message_to_the_dead_letter_queue_names_the_order_step_and_error() {
+    let states = states(&definition());
+    let sends: Vec<_> = tasks(&states)
+        .into_iter()
+        .filter(|(_, t)| is_dead_letter_send(t))
+        .collect();
+    let [(send, task)] = sends.as_slice() else {
+        panic!("expected one dead-letter send, found {}", sends.len());
+    };
+    assert_eq!(
+        task["Parameters"]["QueueUrl"],
+        "${WorkflowDeadLetterQueueUrl}"
+    );
+    let body = &task["Parameters"]["MessageBody"];
+    assert_eq!(body["order_id.$"], "$.order_id");
+    assert_eq!(body["execution_arn.$"], "$$.Execution.Id");
+    assert_eq!(body["failed_step.$"], "$.dead_letter.step");
+    assert_eq!(body["error.$"], "$.dead_letter.error.Error");
+    assert_eq!(body["cause.$"], "$.dead_letter.error.Cause");
+    // Those paths exist on every way in: each comes through a Pass that names the step,
+    // which every predecessor reaches by a Catch that stores the error.
+    let mut ways_in = 0;
+    for (name, s) in &states {
+        if !all_edges(s).contains(send) {
+            continue;
+        }
+        assert!(
+            s["Type"] == "Pass" && s["ResultPath"] == "$.dead_letter.step",
+            "{name} goes to {send} without naming the step in $.dead_letter.step"
+        );
+        for (from, f) in &states {
+            if forward_edges(f).contains(name) {
+                panic!("{from} reaches {name} without a Catch that stores the error");
+            }
+            for catcher in catchers(f).iter().filter(|c| c["Next"] == name.as_str()) {
+                assert_eq!(catcher["ResultPath"], "$.dead_letter.error", "{from}");
+                ways_in += 1;
+            }
+        }
+    }
+    assert!(ways_in > 0, "nothing goes to {send}");
+}
+
+#[test]
+fn a_delivered_order_is_never_rolled_back() {
+    let states = states(&definition());
+    let after_delivery = forward_edges(state(&states, steps::AWAIT_DELIVERY.name));
+    assert!(!after_delivery.is_empty());
+    for start in after_delivery {
+        for name in reachable(&states, &start, all_edges, &[]) {
+            let undoes = steps::by_name(&name)
+                .is_some_and(|s| matches!(s.role, StepRole::Compensation | StepRole::Record));
+            assert!(!undoes, "after delivery, {start} can lead to {name}");
+        }
+    }
+}
+
+// --- 8. notification ---------------------------------------------------------------------
+
+#[test]
+fn a_failed_notification_still_completes_the_order() {
+    let states = states(&definition());
+    let name = steps::NOTIFY_CUSTOMER.name;
+    let catchers = catchers(state(&states, name));
+    let [catch_all] = catchers.as_slice() else {
+        panic!("{name} must have exactly one catcher (States.ALL, no outage loop): {catchers:?}");
+    };
+    assert_eq!(catch_all["ErrorEquals"], serde_json::json!(["States.ALL"]));
+    assert_eq!(next_of(catch_all, name), steps::COMPLETE_ORDER.name);
+    assert_eq!(catch_all["ResultPath"], "$.notification_failure");
+}
+
+// --- 9. budget ---------------------------------------------------------------------------
+
+/// Lambda stops an invocation after at most 15 minutes.
+const LAMBDA_MAX_INVOCATION_SECONDS: u64 = 900;
+
+/// The longest an attempt sequence of one Task can take, given its timeout: every attempt
+/// times out, and every retrier is spent, waiting its capped backoff between attempts.
+///
+/// One refinement for callback Tasks (`.waitForTaskToken`) that do not retry
+/// `States.Timeout`: a retried attempt then failed in its Lambda invocation (Lambda or
+/// store errors; the webhook only resumes or fails with names never retried), which
+/// Lambda ends within 15 minutes, so only the last attempt can wait the whole timeout.
+fn task_budget(task: &Value, timeout: u64) -> u64 {
+    let retries_timeouts = error_names(&task["Retry"])
+        .iter()
+        .any(|e| e == "States.Timeout" || e == "States.ALL");
+    let retried_attempt = if is_callback_task(task) && !retries_timeouts {
+        timeout.min(LAMBDA_MAX_INVOCATION_SECONDS)
+    } else {
+        timeout
+    };
+    let mut retries = 0;
     let mut waits = 0.0;
     for retrier in task["Retry"].as_array().into_iter().flatten() {
         let max_attempts = retrier["MaxAttempts"].as_u64().unwrap_or(3);
         let interval = retrier["IntervalSeconds"].as_f64().unwrap_or(1.0);
         let backoff = retrier["BackoffRate"].as_f64().unwrap_or(2.0);
         let cap = retrier["MaxDelaySeconds"].as_f64().unwrap_or(f64::MAX);
-        attempts += max_attempts;
+        retries += max_attempts;
         for retry in 0..max_attempts {
             let exponent = i32::try_from(retry).unwrap_or(i32::MAX);
             waits += (interval * backoff.powi(exponent)).min(cap);
         }
     }
-    attempts * timeout + waits.ceil() as u64
+    retries * retried_attempt + timeout + waits.ceil() as u64
 }
 
-/// The worst case from `state` to the end: the longest path through Next and Catch.
-fn worst_case(states: &BTreeMap<String, Value>, state: &str, depth: usize) -> u64 {
-    assert!(
-        depth <= states.len(),
-        "the definition loops through {state}"
-    );
-    let Some(definition) = states.get(state) else {
-        panic!("state {state} does not exist");
-    };
-    let own = match definition["Type"].as_str() {
-        Some("Task") => task_budget(definition),
-        Some("Wait") => definition["Seconds"].as_u64().unwrap_or(0),
+/// What one pass through a state can cost at most, with the default configuration.
+fn cost(name: &str, state: &Value, defaults: &Value) -> u64 {
+    match state["Type"].as_str() {
+        Some("Task") => {
+            let timeout = match (
+                state["TimeoutSeconds"].as_u64(),
+                state["TimeoutSecondsPath"].as_str(),
+            ) {
+                (Some(seconds), _) => seconds,
+                (None, Some(path)) => default_of(defaults, path),
+                // Step Functions' default for a Task without a timeout: 99999999 s.
+                (None, None) => 99_999_999,
+            };
+            task_budget(state, timeout)
+        }
+        Some("Wait") => match (state["Seconds"].as_u64(), state["SecondsPath"].as_str()) {
+            (Some(seconds), _) => seconds,
+            (None, Some(path)) => default_of(defaults, path),
+            _ => panic!("Wait {name} has neither Seconds nor SecondsPath"),
+        },
         _ => 0,
+    }
+}
+
+/// The worst case of a definition: the longest path from `start` through Next, Choice and
+/// Catch edges, plus its loops. A loop (an edge back to a state on the current path) is
+/// left out of the path and counted apart: it must be bounded by a Choice on
+/// `$.outage.waits` and count that counter up; the counter is one per execution, so all
+/// loops together go round at most `bound` times, each costing at most the dearest loop.
+struct WorstCase {
+    path: Vec<String>,
+    path_seconds: u64,
+    bound: u64,
+    dearest_loop: Vec<String>,
+    loop_seconds: u64,
+}
+
+impl WorstCase {
+    fn total(&self) -> u64 {
+        self.path_seconds + self.bound * self.loop_seconds
+    }
+}
+
+fn worst_case(states: &States, start: &str, defaults: &Value) -> Result<WorstCase, String> {
+    /// The longest path from `name` to an end state, or None if every way on goes back
+    /// to a state on the current path (that way is a loop, counted apart).
+    fn walk(
+        states: &States,
+        defaults: &Value,
+        name: &str,
+        stack: &mut Vec<String>,
+        loops: &mut BTreeSet<Vec<String>>,
+    ) -> Option<(u64, Vec<String>)> {
+        let current = state(states, name);
+        let edges = all_edges(current);
+        let own = cost(name, current, defaults);
+        if edges.is_empty() {
+            return Some((own, vec![name.to_owned()]));
+        }
+        stack.push(name.to_owned());
+        let mut best: Option<(u64, Vec<String>)> = None;
+        for next in edges {
+            if let Some(at) = stack.iter().position(|s| *s == next) {
+                loops.insert(stack[at..].to_vec());
+                continue;
+            }
+            if let Some(candidate) = walk(states, defaults, &next, stack, loops) {
+                if best.as_ref().is_none_or(|b| candidate.0 > b.0) {
+                    best = Some(candidate);
+                }
+            }
+        }
+        stack.pop();
+        best.map(|(seconds, rest)| {
+            let mut path = vec![name.to_owned()];
+            path.extend(rest);
+            (own + seconds, path)
+        })
+    }
+
+    let mut loops = BTreeSet::new();
+    let Some((path_seconds, path)) = walk(states, defaults, start, &mut Vec::new(), &mut loops)
+    else {
+        return Err(format!("no path from {start} ends"));
     };
-    let mut next: Vec<String> = definition["Next"]
-        .as_str()
-        .map(str::to_owned)
-        .into_iter()
-        .collect();
-    next.extend(
-        definition["Catch"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["Next"].as_str().map(str::to_owned)),
-    );
-    own + next
-        .iter()
-        .map(|n| worst_case(states, n, depth + 1))
-        .max()
-        .unwrap_or(0)
+    let mut worst = WorstCase {
+        path,
+        path_seconds,
+        bound: 0,
+        dearest_loop: Vec::new(),
+        loop_seconds: 0,
+    };
+    for cycle in loops {
+        let bound = cycle.iter().find_map(|s| outage_bound(state(states, s)));
+        let Some((bound, _)) = bound else {
+            return Err(format!(
+                "the definition loops through {cycle:?} with no Choice bounding $.outage.waits"
+            ));
+        };
+        if !cycle.iter().any(|s| is_outage_count(state(states, s))) {
+            return Err(format!(
+                "the loop {cycle:?} never counts $.outage.waits up, so its bound never bites"
+            ));
+        }
+        let seconds: u64 = cycle
+            .iter()
+            .map(|s| cost(s, state(states, s), defaults))
+            .sum();
+        worst.bound = worst.bound.max(bound);
+        if seconds > worst.loop_seconds {
+            worst.loop_seconds = seconds;
+            worst.dearest_loop = cycle;
+        }
+    }
+    Ok(worst)
+}
+
+/// The comparisons a Choice rule makes on `variable`, through `And`.
+fn comparisons_on<'a>(rule: &'a Value, variable: &str, found: &mut Vec<&'a Value>) {
+    if rule["Variable"] == variable {
+        found.push(rule);
+    }
+    for inner in rule["And"].as_array().into_iter().flatten() {
+        comparisons_on(inner, variable, found);
+    }
 }
 
 #[test]
-fn the_execution_timeout_covers_the_worst_case_retry_budget() {
+fn the_configuration_from_the_input_never_exceeds_the_defaults() {
+    // The budget below is computed with the defaults; it holds only if the input cannot
+    // ask for longer waits, so the Choice that admits the input's config must bound every
+    // value by its default (and keep it positive).
+    let states = states(&definition());
+    let (use_defaults, defaults) = default_configuration(&states);
+    let Some(keys) = defaults.as_object() else {
+        panic!("the default configuration is not an object: {defaults}");
+    };
+    let admitting: Vec<Value> = states
+        .values()
+        .filter(|s| s["Type"] == "Choice" && s["Default"] == use_defaults.as_str())
+        .flat_map(|s| s["Choices"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(
+        !admitting.is_empty(),
+        "no Choice falls back to {use_defaults}"
+    );
+    for rule in &admitting {
+        for (key, default) in keys {
+            let variable = format!("$.config.{key}");
+            let mut found = Vec::new();
+            comparisons_on(rule, &variable, &mut found);
+            let has = |field: &str, ok: &dyn Fn(&Value) -> bool| {
+                found.iter().any(|c| c.get(field).is_some_and(ok))
+            };
+            assert!(has("IsPresent", &|v| *v == true), "{variable}: IsPresent");
+            assert!(has("IsNumeric", &|v| *v == true), "{variable}: IsNumeric");
+            assert!(
+                has("NumericGreaterThanEquals", &|v| v
+                    .as_f64()
+                    .is_some_and(|n| n >= 1.0)),
+                "{variable} is not checked to be at least 1"
+            );
+            assert!(
+                has("NumericLessThanEquals", &|v| v
+                    .as_f64()
+                    .zip(default.as_f64())
+                    .is_some_and(|(n, d)| n <= d)),
+                "{variable} is not bounded by its default {default}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_execution_timeout_covers_the_worst_case_budget() {
     let definition = definition();
     let states = states(&definition);
-    let start = definition["StartAt"].as_str().unwrap_or_default();
-    let budget = worst_case(&states, start, 0);
+    let (_, defaults) = default_configuration(&states);
+    let start = text(&definition["StartAt"], "StartAt");
+    let worst = match worst_case(&states, start, &defaults) {
+        Ok(worst) => worst,
+        Err(problem) => panic!("{problem}"),
+    };
     let timeout = definition["TimeoutSeconds"].as_u64().unwrap_or(0);
-    println!("worst-case retry budget {budget} s, execution timeout {timeout} s");
-    assert!(budget > 0);
+
+    println!("task budgets (s), default configuration {defaults}:");
+    for (name, task) in tasks(&states) {
+        println!("  {name:<28} {:>9}", cost(&name, &task, &defaults));
+    }
+    println!("longest path: {} s through", worst.path_seconds);
+    for name in &worst.path {
+        println!("  {name:<42} {:>9}", cost(name, &states[name], &defaults));
+    }
+    println!(
+        "outage loops: {} x {} s (dearest: {})",
+        worst.bound,
+        worst.loop_seconds,
+        worst.dearest_loop.join(" -> ")
+    );
+    println!(
+        "worst case {} s ({:.2} days); execution TimeoutSeconds {timeout} s ({:.2} days)",
+        worst.total(),
+        worst.total() as f64 / 86_400.0,
+        timeout as f64 / 86_400.0
+    );
+    assert!(worst.bound > 0, "no outage loop was found");
     assert!(
-        timeout >= budget,
-        "execution TimeoutSeconds {timeout} < worst case {budget} s"
+        timeout >= worst.total(),
+        "execution TimeoutSeconds {timeout} < worst case {} s",
+        worst.total()
     );
 }
 
 #[test]
 fn the_budget_of_a_task_counts_every_attempt_and_capped_wait() {
     let task = serde_json::json!({
-        "TimeoutSeconds": 10,
-        "Retry": [{"MaxAttempts": 3, "IntervalSeconds": 2, "BackoffRate": 3, "MaxDelaySeconds": 10}]
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Retry": [{"ErrorEquals": ["Store.Unavailable"], "MaxAttempts": 3,
+                   "IntervalSeconds": 2, "BackoffRate": 3, "MaxDelaySeconds": 10}]
     });
     // 4 attempts of 10 s, waits 2 + 6 + min(18, 10).
-    assert_eq!(task_budget(&task), 40 + 18);
+    assert_eq!(task_budget(&task, 10), 40 + 18);
+}
+
+#[test]
+fn the_budget_of_a_callback_lets_only_its_last_attempt_wait_the_whole_timeout() {
+    let callback = serde_json::json!({
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Retry": [{"ErrorEquals": ["Lambda.ServiceException"], "MaxAttempts": 2,
+                   "IntervalSeconds": 1, "BackoffRate": 2, "MaxDelaySeconds": 10}]
+    });
+    // 2 failed invocations of at most 900 s, waits 1 + 2, then the whole day.
+    assert_eq!(task_budget(&callback, 86_400), 2 * 900 + 3 + 86_400);
+    // Retrying a timed-out callback would wait the whole timeout again.
+    let mut retries_timeouts = callback.clone();
+    retries_timeouts["Retry"][0]["ErrorEquals"] = serde_json::json!(["States.Timeout"]);
+    assert_eq!(task_budget(&retries_timeouts, 86_400), 3 * 86_400 + 3);
+}
+
+#[test]
+fn the_worst_case_counts_a_bounded_loop_apart_and_refuses_an_unbounded_one() {
+    let defaults = serde_json::json!({"outage_wait_seconds": 100});
+    let task = serde_json::json!({
+        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "TimeoutSeconds": 10,
+        "Catch": [{"ErrorEquals": ["Partner.Unavailable"], "Next": "Left"}],
+        "Next": "Done"
+    });
+    let bounded: States = [
+        ("Step", task),
+        (
+            "Left",
+            serde_json::json!({"Type": "Choice", "Default": "Done",
+            "Choices": [{"Variable": "$.outage.waits", "NumericLessThan": 3, "Next": "Wait"}]}),
+        ),
+        (
+            "Wait",
+            serde_json::json!({"Type": "Wait", "SecondsPath": "$.config.outage_wait_seconds",
+            "Next": "Count"}),
+        ),
+        (
+            "Count",
+            serde_json::json!({"Type": "Pass", "ResultPath": "$.outage",
+            "Parameters": {"waits.$": "States.MathAdd($.outage.waits, 1)"}, "Next": "Step"}),
+        ),
+        ("Done", serde_json::json!({"Type": "Succeed"})),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let worst = match worst_case(&bounded, "Step", &defaults) {
+        Ok(worst) => worst,
+        Err(problem) => panic!("{problem}"),
+    };
+    // The step once (10 s), then 3 rounds of wait (100 s) and the step again (10 s).
+    assert_eq!(worst.path_seconds, 10);
+    assert_eq!(worst.total(), 10 + 3 * 110);
+
+    let mut unbounded = bounded.clone();
+    unbounded.insert(
+        "Count".into(),
+        serde_json::json!({"Type": "Pass", "Next": "Step"}),
+    );
+    let refused = worst_case(&unbounded, "Step", &defaults).map(|w| w.total());
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("never counts")),
+        "a loop that never counts must be refused, got {refused:?}"
+    );
 }

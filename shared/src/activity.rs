@@ -2,14 +2,22 @@
 //! order, count the attempt in the step ledger, return the recorded result when the step
 //! already succeeded (Step Functions and Lambda deliver at least once), and record the
 //! outcome together with the order's status change.
+//!
+//! Forward steps go through [`run_step`], compensations through [`run_compensation`];
+//! a Lambda's `main` wires its handler with [`start`] and [`serve`].
 
 use crate::errors::{ActivityError, ErrorName};
-use crate::order::OrderId;
+use crate::order::{OrderId, OrderKind};
+use crate::partners::CallContext;
 use crate::status::OrderStatus;
+use crate::steps::Step;
 use crate::store::{OrderRecord, OrderStore, StepRecord, StepStart, StoreError, Transition};
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
+use tracing::Instrument;
 
 /// The input every activity receives from the state machine.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +32,8 @@ pub struct ActivityOutput {
     pub step: String,
     /// The order's status after the step.
     pub status: OrderStatus,
+    /// The order's kind: the state machine chooses the replacement branch by it.
+    pub kind: OrderKind,
     /// How many times the step has been attempted, this run included.
     pub attempts: u32,
     /// True when the step had already succeeded and nothing was done again.
@@ -33,12 +43,18 @@ pub struct ActivityOutput {
 }
 
 impl ActivityOutput {
-    /// The output for a step record and the order's status after it.
-    pub fn from_step(record: StepRecord, status: OrderStatus, replayed: bool) -> Self {
+    /// The output for a step record and the order after it.
+    pub fn from_step(
+        record: StepRecord,
+        status: OrderStatus,
+        kind: OrderKind,
+        replayed: bool,
+    ) -> Self {
         ActivityOutput {
             order_id: record.order_id,
             step: record.step,
             status,
+            kind,
             attempts: record.attempts,
             replayed,
             references: record.references,
@@ -46,11 +62,12 @@ impl ActivityOutput {
     }
 }
 
+/// Partner references and results a step records on its step item.
+pub type References = BTreeMap<String, String>;
+
 /// Reads an activity's input from the raw event, with a clear error (never retried)
 /// when the state machine sent something else.
-pub fn parse_input<T: serde::de::DeserializeOwned>(
-    event: serde_json::Value,
-) -> Result<T, ActivityError> {
+pub fn parse_input<T: DeserializeOwned>(event: serde_json::Value) -> Result<T, ActivityError> {
     serde_json::from_value(event).map_err(|e| {
         ActivityError::new(
             ErrorName::Internal,
@@ -69,75 +86,276 @@ pub fn order_id(raw: &str) -> Result<OrderId, ActivityError> {
     })
 }
 
-/// Runs `step` for an order that must be in status `from`, moving it to `to` when `work`
-/// succeeds. `work` returns the partner references to record on the step.
+/// Where a forward step expects the order, and where it leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move {
+    pub from: OrderStatus,
+    /// `None`: the step records its effect but does not change the order's status.
+    pub to: Option<OrderStatus>,
+}
+
+impl Move {
+    /// From `from` to `to`.
+    pub const fn to(from: OrderStatus, to: OrderStatus) -> Move {
+        Move { from, to: Some(to) }
+    }
+
+    /// Runs while the order is `at` and leaves it there.
+    pub const fn stay(at: OrderStatus) -> Move {
+        Move { from: at, to: None }
+    }
+}
+
+/// Runs a forward `step` for the order in `input`. `plan` says, from the order, which
+/// status the step needs and where it leaves the order; `work` does the step's effect,
+/// calling partners with the step's [`CallContext`], and returns the partner references
+/// to record. Every log line inside carries the step and the order id.
 ///
 /// Run again after success, it returns the recorded result without calling `work`. When
-/// the order is no longer in `from` (cancelled, moved by someone else) it fails with
-/// `Order.Cancelled` or `Order.Conflict` and calls nothing.
-pub async fn run_step<F, Fut>(
+/// the order is not in the expected status (cancelled, moved by someone else) it fails
+/// with `Order.Cancelled` or `Order.Conflict` and calls nothing. When the order was
+/// cancelled while `work` ran, the status change is refused (`Order.Cancelled`) and the
+/// state machine's compensations undo what `work` did.
+pub async fn run_step<P, F, Fut>(
     store: &OrderStore,
-    id: &OrderId,
-    step: &str,
-    from: OrderStatus,
-    to: OrderStatus,
+    input: &ActivityInput,
+    step: Step,
+    plan: P,
     work: F,
 ) -> Result<ActivityOutput, ActivityError>
 where
-    F: FnOnce(OrderRecord) -> Fut,
-    Fut: Future<Output = Result<BTreeMap<String, String>, ActivityError>>,
+    P: FnOnce(&OrderRecord) -> Move,
+    F: FnOnce(OrderRecord, CallContext) -> Fut,
+    Fut: Future<Output = Result<References, ActivityError>>,
 {
-    let order = store.require_order(id).await?;
-    let started = match store.begin_step(id, step).await? {
+    let span = tracing::info_span!("activity", step = step.name, order_id = %input.order_id);
+    async move {
+        let id = order_id(&input.order_id)?;
+        let order = store.require_order(&id).await?;
+        let kind = order.order.kind;
+        let started = match begin(store, &id, step.name, &order).await? {
+            Begun::Replayed(output) => return Ok(output),
+            Begun::Started(record) => record,
+        };
+        let Move { from, to } = plan(&order);
+        let outcome = if order.status == from {
+            let call = CallContext::for_step(&order, step.name);
+            work(order, call).await
+        } else {
+            Err(StoreError::Conflict {
+                order_id: id.clone(),
+                expected: from,
+                actual: order.status,
+            }
+            .into())
+        };
+        let transition = to.map(|to| Transition {
+            from,
+            to,
+            failure: None,
+        });
+        let outcome = match outcome {
+            Ok(references) => store
+                .succeed_step(&id, step.name, references, transition)
+                .await
+                .map_err(ActivityError::from),
+            Err(error) => Err(error),
+        };
+        finish(
+            store,
+            &id,
+            step.name,
+            kind,
+            to.unwrap_or(from),
+            outcome,
+            started,
+        )
+        .await
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs a compensation `step` for the order in `input`: undoes a forward step's effect at
+/// a partner. The order is moved to COMPENSATING first when it still stands in a status
+/// with effects (a failure path); a CANCELLING order stays CANCELLING. `work` is only
+/// called for an order that is COMPENSATING or CANCELLING, and must be safe when there is
+/// nothing to undo.
+pub async fn run_compensation<F, Fut>(
+    store: &OrderStore,
+    input: &ActivityInput,
+    step: Step,
+    work: F,
+) -> Result<ActivityOutput, ActivityError>
+where
+    F: FnOnce(OrderRecord, CallContext) -> Fut,
+    Fut: Future<Output = Result<References, ActivityError>>,
+{
+    let span = tracing::info_span!("compensation", step = step.name, order_id = %input.order_id);
+    async move {
+        let id = order_id(&input.order_id)?;
+        let order = store.require_order(&id).await?;
+        let kind = order.order.kind;
+        let started = match begin(store, &id, step.name, &order).await? {
+            Begun::Replayed(output) => return Ok(output),
+            Begun::Started(record) => record,
+        };
+        let outcome = match enter_compensation(store, order).await {
+            Ok(order) => {
+                let status = order.status;
+                let call = CallContext::for_step(&order, step.name);
+                match work(order, call).await {
+                    Ok(references) => store
+                        .succeed_step(&id, step.name, references, None)
+                        .await
+                        .map(|record| (record, status))
+                        .map_err(ActivityError::from),
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok((record, status)) => {
+                finish(store, &id, step.name, kind, status, Ok(record), started).await
+            }
+            Err(error) => {
+                let status = OrderStatus::Compensating;
+                finish(store, &id, step.name, kind, status, Err(error), started).await
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Moves an order that still holds effects to COMPENSATING; returns it COMPENSATING or
+/// CANCELLING, or fails for an order in any other status.
+async fn enter_compensation(
+    store: &OrderStore,
+    mut order: OrderRecord,
+) -> Result<OrderRecord, ActivityError> {
+    const ATTEMPTS: usize = 3;
+    for _ in 0..ATTEMPTS {
+        match order.status {
+            OrderStatus::Compensating | OrderStatus::Cancelling => return Ok(order),
+            status if status.has_effects_to_undo() => {
+                match store
+                    .transition(&order.order_id, status, OrderStatus::Compensating, None)
+                    .await
+                {
+                    Ok(moved) => {
+                        tracing::warn!(from = %status, "order is being rolled back");
+                        return Ok(moved);
+                    }
+                    Err(StoreError::Conflict { .. }) => {
+                        order = store.require_order(&order.order_id).await?;
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            actual => {
+                return Err(ActivityError::new(
+                    ErrorName::OrderConflict,
+                    format!(
+                        "order {} is {actual}: there is nothing to roll back in that status",
+                        order.order_id
+                    ),
+                ))
+            }
+        }
+    }
+    Err(ActivityError::new(
+        ErrorName::OrderConflict,
+        format!(
+            "order {} kept changing while its rollback started",
+            order.order_id
+        ),
+    ))
+}
+
+enum Begun {
+    Started(StepRecord),
+    Replayed(ActivityOutput),
+}
+
+/// Counts the attempt, or finds the step already succeeded.
+async fn begin(
+    store: &OrderStore,
+    id: &OrderId,
+    step: &str,
+    order: &OrderRecord,
+) -> Result<Begun, ActivityError> {
+    match store.begin_step(id, step).await? {
         StepStart::AlreadySucceeded(record) => {
             tracing::info!(
                 step,
                 attempts = record.attempts,
                 "step already succeeded; returning its recorded result"
             );
-            return Ok(ActivityOutput::from_step(record, order.status, true));
+            Ok(Begun::Replayed(ActivityOutput::from_step(
+                record,
+                order.status,
+                order.order.kind,
+                true,
+            )))
         }
-        StepStart::Started(record) => record,
-    };
-    tracing::info!(step, attempts = started.attempts, status = %order.status, "step started");
+        StepStart::Started(record) => {
+            tracing::info!(step, attempts = record.attempts, status = %order.status, "step started");
+            Ok(Begun::Started(record))
+        }
+    }
+}
 
-    let outcome = if order.status == from {
-        work(order).await
-    } else {
-        Err(StoreError::Conflict {
-            order_id: id.clone(),
-            expected: from,
-            actual: order.status,
-        }
-        .into())
-    };
-    let outcome = match outcome {
-        Ok(references) => store
-            .succeed_step(
-                id,
-                step,
-                references,
-                Some(Transition {
-                    from,
-                    to,
-                    failure: None,
-                }),
-            )
-            .await
-            .map_err(ActivityError::from),
-        Err(error) => Err(error),
-    };
+/// Logs the outcome and records a failure on the step item.
+async fn finish(
+    store: &OrderStore,
+    id: &OrderId,
+    step: &str,
+    kind: OrderKind,
+    status: OrderStatus,
+    outcome: Result<StepRecord, ActivityError>,
+    started: StepRecord,
+) -> Result<ActivityOutput, ActivityError> {
     match outcome {
         Ok(record) => {
-            tracing::info!(step, attempts = record.attempts, status = %to, "step succeeded");
-            Ok(ActivityOutput::from_step(record, to, false))
+            tracing::info!(step, attempts = record.attempts, status = %status, references = ?record.references, "step succeeded");
+            Ok(ActivityOutput::from_step(record, status, kind, false))
         }
         Err(error) => {
-            tracing::warn!(step, error = %error.name, message = %error.message, "step failed");
+            tracing::warn!(step, attempts = started.attempts, error = %error.name, message = %error.message, "step failed");
             if let Err(record_error) = store.fail_step(id, step, &error).await {
                 tracing::error!(step, error = %record_error, "could not record the step's failure");
             }
             Err(error)
         }
     }
+}
+
+/// A function's cold start: JSON logs, then the order store from the standard AWS
+/// configuration and `TABLE_NAME`.
+pub async fn start() -> Result<OrderStore, lambda_runtime::Error> {
+    crate::telemetry::init();
+    let aws = crate::config::aws().await;
+    Ok(OrderStore::from_config(&aws, crate::config::table_name()?))
+}
+
+/// Serves an activity: every event is parsed into the handler's input (a clear
+/// `Internal.Error` when it does not fit) and handed to `handler`.
+pub async fn serve<I, H, Fut>(handler: H) -> Result<(), lambda_runtime::Error>
+where
+    I: DeserializeOwned,
+    H: Fn(I) -> Fut,
+    Fut: Future<Output = Result<ActivityOutput, ActivityError>>,
+{
+    let handler = &handler;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let input = parse_input(event.payload)?;
+            // Boxed: the handler's future is deep, and unboxed its layout exceeds the
+            // compiler's default recursion limit inside the runtime's own futures.
+            Box::pin(handler(input)).await
+        },
+    ))
+    .await
 }

@@ -77,6 +77,22 @@ impl Catalogue {
     }
 
     /// Whether terminals can be delivered to this ISO 3166-1 alpha-2 country.
+    /// What `lines` cost in cents, or the first SKU the catalogue does not list.
+    pub fn price_cents(&self, lines: &[crate::order::OrderLine]) -> Result<u64, String> {
+        lines.iter().try_fold(0u64, |total, line| {
+            let entry = self.entry(&line.sku).ok_or_else(|| line.sku.clone())?;
+            Ok(total + entry.unit_price_cents * u64::from(line.quantity))
+        })
+    }
+
+    /// The currency merchants in `country` pay in (ISO 4217).
+    pub fn currency(country: &str) -> &'static str {
+        match country {
+            "GB" => "GBP",
+            _ => "EUR",
+        }
+    }
+
     pub fn serves_market(&self, country: &str) -> bool {
         self.markets.iter().any(|m| m == country)
     }

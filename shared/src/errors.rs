@@ -19,6 +19,8 @@ pub enum ErrorName {
     PartnerTimeout,
     /// DynamoDB throttled us or could not be reached.
     StoreUnavailable,
+    /// Step Functions could not be reached (resuming a waiting execution).
+    WorkflowUnavailable,
     /// The order breaks a rule (unknown SKU, bad quantity, ...); retrying cannot help.
     OrderInvalid,
     /// The order the workflow was started for does not exist in the table.
@@ -35,17 +37,21 @@ pub enum ErrorName {
     ShipmentRejected,
     /// The order was cancelled while the step ran.
     OrderCancelled,
+    /// A partner refused a request for good (4xx) where no more specific name applies,
+    /// e.g. a refund the payment processor will not make.
+    PartnerRejected,
     /// A bug or misconfiguration (bad activity input, missing setting): never retried.
     Internal,
 }
 
 impl ErrorName {
     /// Every name, in a stable order: the list workflow checks compare definitions with.
-    pub const ALL: [ErrorName; 13] = [
+    pub const ALL: [ErrorName; 15] = [
         ErrorName::PartnerUnavailable,
         ErrorName::PartnerThrottled,
         ErrorName::PartnerTimeout,
         ErrorName::StoreUnavailable,
+        ErrorName::WorkflowUnavailable,
         ErrorName::OrderInvalid,
         ErrorName::OrderNotFound,
         ErrorName::OrderConflict,
@@ -54,6 +60,7 @@ impl ErrorName {
         ErrorName::ProvisioningRejected,
         ErrorName::ShipmentRejected,
         ErrorName::OrderCancelled,
+        ErrorName::PartnerRejected,
         ErrorName::Internal,
     ];
 
@@ -64,6 +71,7 @@ impl ErrorName {
             ErrorName::PartnerThrottled => "Partner.Throttled",
             ErrorName::PartnerTimeout => "Partner.Timeout",
             ErrorName::StoreUnavailable => "Store.Unavailable",
+            ErrorName::WorkflowUnavailable => "Workflow.Unavailable",
             ErrorName::OrderInvalid => "Order.Invalid",
             ErrorName::OrderNotFound => "Order.NotFound",
             ErrorName::OrderConflict => "Order.Conflict",
@@ -72,6 +80,7 @@ impl ErrorName {
             ErrorName::ProvisioningRejected => "Provisioning.Rejected",
             ErrorName::ShipmentRejected => "Shipment.Rejected",
             ErrorName::OrderCancelled => "Order.Cancelled",
+            ErrorName::PartnerRejected => "Partner.Rejected",
             ErrorName::Internal => "Internal.Error",
         }
     }
@@ -85,6 +94,7 @@ impl ErrorName {
                 | ErrorName::PartnerThrottled
                 | ErrorName::PartnerTimeout
                 | ErrorName::StoreUnavailable
+                | ErrorName::WorkflowUnavailable
         )
     }
 
@@ -147,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn only_partner_and_store_failures_are_transient() {
+    fn only_partner_store_and_workflow_failures_are_transient() {
         let transient: Vec<&str> = ErrorName::ALL
             .iter()
             .filter(|n| n.is_transient())
@@ -159,7 +169,8 @@ mod tests {
                 "Partner.Unavailable",
                 "Partner.Throttled",
                 "Partner.Timeout",
-                "Store.Unavailable"
+                "Store.Unavailable",
+                "Workflow.Unavailable"
             ]
         );
     }

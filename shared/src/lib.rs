@@ -8,9 +8,12 @@
 pub mod activity;
 pub mod catalogue;
 pub mod config;
+pub mod delivery;
 pub mod errors;
 pub mod order;
+pub mod partners;
 pub mod status;
+pub mod steps;
 pub mod store;
 pub mod telemetry;
 pub mod validation;

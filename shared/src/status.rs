@@ -44,9 +44,8 @@ const TRANSITIONS: &[(OrderStatus, OrderStatus)] = &[
     (Accepted, Failed),
     (Accepted, Cancelling),
     (Validated, StockReserved),
-    // The first slice of the workflow (validate, then complete) ends here; the full
-    // workflow replaces this shortcut with the steps below.
-    (Validated, Completed),
+    // A reservation that failed may still have taken effect (a timeout): it is undone.
+    (Validated, Compensating),
     (Validated, Failed),
     (Validated, Cancelling),
     (StockReserved, PaymentTaken),
@@ -139,6 +138,12 @@ impl OrderStatus {
         self.next().next().is_none()
     }
 
+    /// Statuses in which partners may hold effects of the order that a failure must undo:
+    /// a compensation moves such an order to COMPENSATING first.
+    pub fn has_effects_to_undo(self) -> bool {
+        self.check_transition(Compensating).is_ok()
+    }
+
     /// Whether a cancel request can still stop the order (not once it has shipped).
     pub fn is_cancellable(self) -> bool {
         self.check_transition(Cancelling).is_ok()
@@ -161,7 +166,7 @@ mod tests {
     fn expected_next(status: OrderStatus) -> &'static [OrderStatus] {
         match status {
             Accepted => &[Validated, Rejected, Failed, Cancelling],
-            Validated => &[StockReserved, Completed, Failed, Cancelling],
+            Validated => &[StockReserved, Compensating, Failed, Cancelling],
             StockReserved => &[PaymentTaken, Provisioned, Compensating, Cancelling],
             PaymentTaken => &[Provisioned, Compensating, Cancelling],
             Provisioned => &[Shipped, Compensating, Cancelling],

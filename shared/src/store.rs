@@ -62,6 +62,50 @@ pub struct OrderRecord {
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// The token of the execution waiting in AwaitDelivery; the courier webhook resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_token: Option<String>,
+    /// The courier's delivery event, once it arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+}
+
+/// The courier's confirmation that an order's parcel arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The courier's event id: a repeated event is recognised by it.
+    pub event_id: String,
+    pub shipment_id: String,
+    pub delivered_at: String,
+}
+
+/// What [`OrderStore::store_task_token`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenStored {
+    /// The order is SHIPPED and now holds the token: the webhook will resume the execution.
+    Waiting,
+    /// The delivery arrived first: the caller resumes the execution itself.
+    AlreadyDelivered(Box<OrderRecord>),
+}
+
+/// What [`OrderStore::record_delivery`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryRecorded {
+    /// The order moved SHIPPED -> DELIVERED now.
+    Now(OrderRecord),
+    /// The order had been delivered before (a repeated event).
+    Before(OrderRecord),
+}
+
+/// What [`OrderStore::cancel`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancellation {
+    /// The order moved to CANCELLING now.
+    Started(OrderRecord),
+    /// The order was already CANCELLING or CANCELLED.
+    AlreadyCancelling(OrderRecord),
+    /// The order has shipped or ended: too late to cancel.
+    TooLate(OrderRecord),
 }
 
 /// Where one workflow step is, in the activity ledger.
@@ -288,6 +332,8 @@ impl OrderStore {
             created_at: created_at.clone(),
             updated_at: created_at.clone(),
             failure: None,
+            task_token: None,
+            delivery: None,
         };
         let mut order_item = write(&record, "order")?;
         order_item.extend(order_key(&order_id));
@@ -458,7 +504,7 @@ impl OrderStore {
         to: OrderStatus,
         failure: Option<Failure>,
     ) -> Result<OrderRecord, StoreError> {
-        let update = self.transition_update(id, from, to, failure.as_ref())?;
+        let update = self.transition_update(id, from, to, failure.as_ref(), &[])?;
         let result = self
             .client
             .update_item()
@@ -500,6 +546,7 @@ impl OrderStore {
         from: OrderStatus,
         to: OrderStatus,
         failure: Option<&Failure>,
+        extra: &[(&str, AttributeValue)],
     ) -> Result<Update, StoreError> {
         from.check_transition(to)
             .map_err(|source| StoreError::IllegalTransition {
@@ -529,6 +576,10 @@ impl OrderStore {
                 })?;
             values.insert(":failure".into(), value);
         }
+        for (attribute, value) in extra {
+            expression.push_str(&format!(", {attribute} = :{attribute}"));
+            values.insert(format!(":{attribute}"), value.clone());
+        }
         Update::builder()
             .table_name(&self.table)
             .set_key(Some(order_key(id)))
@@ -538,6 +589,156 @@ impl OrderStore {
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(|e| build_error("UpdateItem(status)", e))
+    }
+
+    /// Stores the task token of the execution waiting for the order's delivery, if the
+    /// order is still SHIPPED. When the delivery was recorded first, says so, so that the
+    /// caller resumes the execution itself: exactly one of the two sides holds both.
+    pub async fn store_task_token(
+        &self,
+        id: &OrderId,
+        token: &str,
+    ) -> Result<TokenStored, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression("SET task_token = :token, updated_at = :now")
+            .condition_expression("#status = :shipped")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":now", s(now()))
+            .expression_attribute_values(":shipped", s(OrderStatus::Shipped.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(TokenStored::Waiting),
+            Err(e) if is_conditional_failure(&e) => {
+                let order = self.require_order(id).await?;
+                match order.status {
+                    OrderStatus::Delivered | OrderStatus::Completed => {
+                        Ok(TokenStored::AlreadyDelivered(Box::new(order)))
+                    }
+                    actual => Err(StoreError::Conflict {
+                        order_id: id.clone(),
+                        expected: OrderStatus::Shipped,
+                        actual,
+                    }),
+                }
+            }
+            Err(e) => Err(unavailable("UpdateItem(task token)", e)),
+        }
+    }
+
+    /// Records the courier's delivery event: the order moves SHIPPED -> DELIVERED and the
+    /// AwaitDelivery step succeeds with the event's references, in one transaction. A
+    /// repeated event finds the order delivered and changes nothing.
+    pub async fn record_delivery(
+        &self,
+        id: &OrderId,
+        delivery: &Delivery,
+    ) -> Result<DeliveryRecorded, StoreError> {
+        const OP: &str = "TransactWriteItems(record delivery)";
+        let value =
+            serde_dynamo::to_attribute_value(delivery).map_err(|e| StoreError::Corrupt {
+                key: order_pk(id),
+                message: e.to_string(),
+            })?;
+        let order_update = self.transition_update(
+            id,
+            OrderStatus::Shipped,
+            OrderStatus::Delivered,
+            None,
+            &[("delivery", value)],
+        )?;
+        let references = BTreeMap::from([
+            ("event_id".to_owned(), delivery.event_id.clone()),
+            ("shipment_id".to_owned(), delivery.shipment_id.clone()),
+            ("delivered_at".to_owned(), delivery.delivered_at.clone()),
+        ]);
+        let references =
+            serde_dynamo::to_attribute_value(&references).map_err(|e| StoreError::Corrupt {
+                key: step_sk(crate::steps::AWAIT_DELIVERY.name),
+                message: e.to_string(),
+            })?;
+        let now = now();
+        let step_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, crate::steps::AWAIT_DELIVERY.name)))
+            .update_expression(
+                "SET #status = :succeeded, order_id = :id, step = :step, \
+                 started_at = if_not_exists(started_at, :now), \
+                 attempts = if_not_exists(attempts, :one), \
+                 finished_at = :now, updated_at = :now, #references = :references",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#references", "references")
+            .expression_attribute_values(":succeeded", s("SUCCEEDED"))
+            .expression_attribute_values(":id", s(id.as_str()))
+            .expression_attribute_values(":step", s(crate::steps::AWAIT_DELIVERY.name))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":references", references)
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(order_update).build())
+            .transact_items(TransactWriteItem::builder().update(step_update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(DeliveryRecorded::Now(self.require_order(id).await?)),
+            Err(error) => {
+                let order_refused = cancellation_codes(&error)
+                    .first()
+                    .is_some_and(|code| code.as_deref() == Some("ConditionalCheckFailed"));
+                if !order_refused {
+                    return Err(unavailable(OP, error));
+                }
+                let order = self.require_order(id).await?;
+                match order.status {
+                    OrderStatus::Delivered | OrderStatus::Completed => {
+                        Ok(DeliveryRecorded::Before(order))
+                    }
+                    actual => Err(StoreError::Conflict {
+                        order_id: id.clone(),
+                        expected: OrderStatus::Shipped,
+                        actual,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Moves the order to CANCELLING if it has not shipped yet. Retries a lost race with
+    /// the workflow a few times; never moves an order that has shipped or ended.
+    pub async fn cancel(&self, id: &OrderId) -> Result<Cancellation, StoreError> {
+        const ATTEMPTS: usize = 5;
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            let order = self.require_order(id).await?;
+            if matches!(
+                order.status,
+                OrderStatus::Cancelling | OrderStatus::Cancelled
+            ) {
+                return Ok(Cancellation::AlreadyCancelling(order));
+            }
+            if !order.status.is_cancellable() {
+                return Ok(Cancellation::TooLate(order));
+            }
+            match self
+                .transition(id, order.status, OrderStatus::Cancelling, None)
+                .await
+            {
+                Ok(record) => return Ok(Cancellation::Started(record)),
+                Err(error @ StoreError::Conflict { .. }) => last = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last.unwrap_or_else(|| StoreError::NotFound(id.clone())))
     }
 
     /// Counts an attempt at `step` and marks it under way, unless it already succeeded,
@@ -607,7 +808,7 @@ impl OrderStore {
     ) -> Result<StepRecord, StoreError> {
         const OP: &str = "TransactWriteItems(step succeeded)";
         let order_update = transition
-            .map(|t| self.transition_update(id, t.from, t.to, t.failure))
+            .map(|t| self.transition_update(id, t.from, t.to, t.failure, &[]))
             .transpose()?;
         let mut values = HashMap::from([
             (":succeeded".to_owned(), s("SUCCEEDED")),
@@ -617,6 +818,9 @@ impl OrderStore {
         let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
         let mut expression =
             String::from("SET #status = :succeeded, finished_at = :now, updated_at = :now");
+        // An earlier attempt's error is history once the step succeeds.
+        let remove = " REMOVE #error, error_message";
+        names.insert("#error".into(), "error".into());
         if !references.is_empty() {
             expression.push_str(", #references = :references");
             let value =
@@ -627,6 +831,7 @@ impl OrderStore {
             values.insert(":references".into(), value);
             names.insert("#references".into(), "references".into());
         }
+        expression.push_str(remove);
         let step_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(step_key(id, step)))

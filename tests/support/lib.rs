@@ -51,8 +51,59 @@ impl Stack {
         aws_sdk_sfn::Client::new(&self.aws)
     }
 
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.aws)
+    }
+
+    /// The workflow dead-letter queue's URL.
+    pub fn dead_letter_queue_url(&self) -> String {
+        env("WORKFLOW_DEAD_LETTER_QUEUE_URL")
+    }
+
+    /// The workflow DLQ message about order `id`, waiting up to 60 s for it. Messages are
+    /// read without hiding them (visibility timeout 0), so other readers still see them.
+    pub async fn dead_letter_for(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let received = self
+                .sqs()
+                .receive_message()
+                .queue_url(self.dead_letter_queue_url())
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .send()
+                .await;
+            let messages = match received {
+                Ok(output) => output.messages.unwrap_or_default(),
+                Err(error) => panic!("ReceiveMessage: {error:?}"),
+            };
+            let found = messages
+                .iter()
+                .filter_map(|m| serde_json::from_str::<Value>(m.body()?).ok())
+                .find(|body| body["order_id"] == id);
+            if let Some(body) = found {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no dead-letter message for order {id} after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub fn endpoint(&self) -> String {
         env("AWS_ENDPOINT_URL")
+    }
+
+    /// The secret the courier signs its webhook calls with.
+    pub fn webhook_secret(&self) -> String {
+        env("COURIER_WEBHOOK_SECRET")
+    }
+
+    /// The partner simulator's base URL (its admin API and ledger).
+    pub fn partner_simulator_url(&self) -> String {
+        env("PARTNER_SIMULATOR_URL")
     }
 
     /// POSTs a body to `/orders` with an Idempotency-Key; returns status, headers, JSON.
@@ -77,9 +128,77 @@ impl Stack {
         .await
     }
 
+    /// Places `order` through the API; returns the order id and execution ARN.
+    pub async fn place(&self, order: &Value) -> (String, String) {
+        let reply = self
+            .post_order(Some(&unique_key()), &order.to_string())
+            .await;
+        assert_eq!(reply.status, 202, "POST /orders: {}", reply.text);
+        let field = |name: &str| reply.body[name].as_str().unwrap_or_default().to_owned();
+        (field("order_id"), field("execution_arn"))
+    }
+
+    /// POSTs to `path` of the orders API with an empty body.
+    pub async fn post(&self, path: &str) -> Reply {
+        Reply::from(
+            http()
+                .post(format!("{}{path}", self.orders_api))
+                .send()
+                .await,
+        )
+        .await
+    }
+
+    /// The partner simulator's admin API.
+    pub fn partners(&self) -> Partners {
+        Partners {
+            base: self.partner_simulator_url(),
+        }
+    }
+
+    /// The names of the states the execution entered, in order.
+    pub async fn states_entered(&self, arn: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut pages = self
+            .sfn()
+            .get_execution_history()
+            .execution_arn(arn)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(event) = pages.next().await {
+            match event {
+                Ok(event) => {
+                    if let Some(details) = event.state_entered_event_details() {
+                        names.push(details.name().to_owned());
+                    }
+                }
+                Err(error) => panic!("GetExecutionHistory {arn}: {error:?}"),
+            }
+        }
+        names
+    }
+
+    /// Polls `GET /orders/{id}` until `ready` holds for its view, for up to 60 s.
+    pub async fn wait_for(&self, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let reply = self.get(&format!("/orders/{id}")).await;
+            if ready(&reply.body) {
+                return reply.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {id}: still not {what} after 60 s: {}",
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Polls `GET /orders/{id}` until the order has one of `statuses`.
     pub async fn wait_for_status(&self, id: &str, statuses: &[&str]) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let reply = self.get(&format!("/orders/{id}")).await;
             let status = reply.body["status"].as_str().unwrap_or_default().to_owned();
@@ -88,7 +207,7 @@ impl Stack {
             }
             assert!(
                 Instant::now() < deadline,
-                "order {id} is still {status} after 60 s, expected one of {statuses:?}: {}",
+                "order {id} is still {status} after 90 s, expected one of {statuses:?}: {}",
                 reply.body
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -181,6 +300,95 @@ impl Stack {
     }
 }
 
+/// The partner simulator's admin API: fault rules, deliveries and the ledger.
+pub struct Partners {
+    base: String,
+}
+
+impl Partners {
+    /// Adds fault rules (see infra/partner-simulator/README.md).
+    pub async fn inject(&self, rules: Value) {
+        let reply = Reply::from(
+            http()
+                .post(format!("{}/admin/faults", self.base))
+                .json(&serde_json::json!({ "rules": rules }))
+                .send()
+                .await,
+        )
+        .await;
+        assert_eq!(reply.status, 201, "POST /admin/faults: {}", reply.text);
+    }
+
+    /// Delivers the order's parcel now (also one held back by a `hold` rule).
+    pub async fn deliver(&self, order_id: &str) {
+        let reply = Reply::from(
+            http()
+                .post(format!("{}/admin/deliveries", self.base))
+                .json(&serde_json::json!({ "order_id": order_id }))
+                .send()
+                .await,
+        )
+        .await;
+        assert_eq!(reply.status, 202, "POST /admin/deliveries: {}", reply.text);
+    }
+
+    /// The ledger of one order.
+    pub async fn ledger(&self, order_id: &str) -> Ledger {
+        let reply = Reply::from(
+            http()
+                .get(format!("{}/admin/ledger?order_id={order_id}", self.base))
+                .send()
+                .await,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "GET /admin/ledger: {}", reply.text);
+        Ledger(reply.body)
+    }
+}
+
+/// One order's entries in the partner ledger.
+#[derive(Debug)]
+pub struct Ledger(pub Value);
+
+impl Ledger {
+    /// The entries of one kind (`charges`, `reservations`, ...).
+    pub fn entries(&self, kind: &str) -> Vec<Value> {
+        self.0[kind].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The `status` of every entry of one kind, in ledger order.
+    pub fn statuses(&self, kind: &str) -> Vec<String> {
+        self.entries(kind)
+            .iter()
+            .map(|e| e["status"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// The `(step, status, attempts)` of every step of an order view, in the order they ran.
+pub fn steps(view: &Value) -> Vec<(String, String, u64)> {
+    view["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap_or_default().to_owned(),
+                s["status"].as_str().unwrap_or_default().to_owned(),
+                s["attempts"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The step named `name` in an order view.
+pub fn step<'a>(view: &'a Value, name: &str) -> &'a Value {
+    view["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["step"] == name))
+        .unwrap_or(&Value::Null)
+}
+
 /// An HTTP answer, its body parsed as JSON (Null when it is not JSON).
 pub struct Reply {
     pub status: u16,
@@ -248,6 +456,17 @@ pub fn unique_key() -> String {
 /// A valid new_merchant order for `merchant`.
 pub fn valid_order(merchant: &str) -> Value {
     order_core::order::example_request(merchant)
+}
+
+/// A valid order of `kind` for `merchant` (replacements name one faulty serial per unit).
+pub fn order_of_kind(kind: &str, merchant: &str) -> Value {
+    let mut order = valid_order(merchant);
+    order["kind"] = Value::from(kind);
+    if kind == "replacement" {
+        order["lines"] = serde_json::json!([{"sku": "A920-PRO", "quantity": 2}]);
+        order["replace_serials"] = serde_json::json!(["SN-FAULTY-0001", "SN-FAULTY-0002"]);
+    }
+    order
 }
 
 pub fn catalogue() -> Catalogue {

@@ -1,14 +1,16 @@
-//! RecordFailure: the end of every failure path. Marks the order REJECTED (it was invalid,
-//! nothing took effect) or FAILED, with the step that failed, the error name and the
-//! reason, so an operator reading the order sees why without opening the execution.
+//! RecordFailure: the end of every failure path, after the compensations. Marks the order
+//! REJECTED (it was invalid, nothing took effect), CANCELLED (cancelled on request) or
+//! FAILED, with the step that failed, the error name and the reason, so an operator
+//! reading the order sees why without opening the execution.
 
 use order_core::activity::{self, ActivityOutput};
+use order_core::steps::RECORD_FAILURE;
 use order_core::store::{Failure, OrderStore, StepStart, StoreError, Transition};
 use order_core::{ActivityError, ErrorName, OrderStatus};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-pub const STEP: &str = "RecordFailure";
+pub const STEP: &str = RECORD_FAILURE.name;
 
 /// How many times a lost race with another writer is retried before giving up.
 const CONFLICT_RETRIES: usize = 3;
@@ -42,12 +44,34 @@ pub fn reason(input: &FailureInput) -> String {
     reason.chars().take(2000).collect()
 }
 
-/// Where a failure takes an order that is in `status`.
-pub fn outcome(status: OrderStatus, error: &str) -> OrderStatus {
-    if status == OrderStatus::Accepted && error == ErrorName::OrderInvalid.as_str() {
-        OrderStatus::Rejected
+/// Where a failure takes an order that is in `status`: `Ok(None)` when it has ended
+/// already (its first recorded reason stands), an error when the order still holds
+/// effects that no compensation undid (marking it failed would hide them).
+pub fn outcome(status: OrderStatus, error: &str) -> Result<Option<OrderStatus>, String> {
+    use OrderStatus::*;
+    match status {
+        Rejected | Failed | Cancelled => Ok(None),
+        Cancelling => Ok(Some(Cancelled)),
+        Accepted if error == ErrorName::OrderInvalid.as_str() => Ok(Some(Rejected)),
+        Accepted | Validated | Compensating => Ok(Some(Failed)),
+        other => Err(format!(
+            "the order is {other}: its effects were not rolled back, so it is not marked failed"
+        )),
+    }
+}
+
+/// The reason recorded for a cancelled order: the request, and what else went wrong.
+fn cancellation_reason(failure: &Failure) -> String {
+    if failure.error == ErrorName::OrderCancelled.as_str() {
+        format!(
+            "cancelled on request; the workflow stopped at {}",
+            failure.step
+        )
     } else {
-        OrderStatus::Failed
+        format!(
+            "cancelled on request; {} had also failed: {}",
+            failure.step, failure.reason
+        )
     }
 }
 
@@ -71,26 +95,49 @@ pub async fn handle(
     ]);
     if let StepStart::AlreadySucceeded(record) = store.begin_step(&id, STEP).await? {
         let order = store.require_order(&id).await?;
-        return Ok(ActivityOutput::from_step(record, order.status, true));
+        return Ok(ActivityOutput::from_step(
+            record,
+            order.status,
+            order.order.kind,
+            true,
+        ));
     }
     tracing::warn!(failed_step = %failure.step, error = %failure.error, reason = %failure.reason, "recording the order's failure");
 
     let mut outcome_of_last_try = Err(StoreError::NotFound(id.clone()));
     for _ in 0..CONFLICT_RETRIES {
         let order = store.require_order(&id).await?;
-        let transition = match order.status {
-            OrderStatus::Rejected | OrderStatus::Failed => None,
-            status => Some(Transition {
-                from: status,
-                to: outcome(status, &failure.error),
-                failure: Some(&failure),
-            }),
+        let to = outcome(order.status, &failure.error).map_err(|message| {
+            ActivityError::new(ErrorName::Internal, format!("order {id}: {message}"))
+        });
+        let to = match to {
+            Ok(to) => to,
+            Err(error) => {
+                if let Err(record_error) = store.fail_step(&id, STEP, &error).await {
+                    tracing::error!(error = %record_error, "could not record the step's failure");
+                }
+                return Err(error);
+            }
         };
-        let to = transition.map_or(order.status, |t| t.to);
+        let cancelled = Failure {
+            reason: cancellation_reason(&failure),
+            ..failure.clone()
+        };
+        let recorded = if to == Some(OrderStatus::Cancelled) {
+            &cancelled
+        } else {
+            &failure
+        };
+        let transition = to.map(|to| Transition {
+            from: order.status,
+            to,
+            failure: Some(recorded),
+        });
+        let status = to.unwrap_or(order.status);
         outcome_of_last_try = store
             .succeed_step(&id, STEP, references.clone(), transition)
             .await
-            .map(|record| ActivityOutput::from_step(record, to, false));
+            .map(|record| ActivityOutput::from_step(record, status, order.order.kind, false));
         if !matches!(outcome_of_last_try, Err(StoreError::Conflict { .. })) {
             break;
         }
@@ -146,17 +193,34 @@ mod tests {
 
     #[test]
     fn an_invalid_order_is_rejected_and_anything_else_fails() {
-        assert_eq!(
-            outcome(OrderStatus::Accepted, "Order.Invalid"),
-            OrderStatus::Rejected
-        );
-        assert_eq!(
-            outcome(OrderStatus::Accepted, "States.Timeout"),
-            OrderStatus::Failed
-        );
-        assert_eq!(
-            outcome(OrderStatus::Validated, "Order.Invalid"),
-            OrderStatus::Failed
-        );
+        use OrderStatus::*;
+        assert_eq!(outcome(Accepted, "Order.Invalid"), Ok(Some(Rejected)));
+        assert_eq!(outcome(Accepted, "States.Timeout"), Ok(Some(Failed)));
+        assert_eq!(outcome(Validated, "Order.Invalid"), Ok(Some(Failed)));
+        assert_eq!(outcome(Compensating, "Payment.Declined"), Ok(Some(Failed)));
+    }
+
+    #[test]
+    fn a_cancelling_order_ends_cancelled_whatever_failed() {
+        use OrderStatus::*;
+        assert_eq!(outcome(Cancelling, "Order.Cancelled"), Ok(Some(Cancelled)));
+        assert_eq!(outcome(Cancelling, "Payment.Declined"), Ok(Some(Cancelled)));
+    }
+
+    #[test]
+    fn an_ended_order_keeps_its_end_and_one_with_effects_is_refused() {
+        use OrderStatus::*;
+        for ended in [Rejected, Failed, Cancelled] {
+            assert_eq!(outcome(ended, "Order.Invalid"), Ok(None));
+        }
+        for holding in [StockReserved, PaymentTaken, Provisioned, Shipped, Delivered] {
+            let refused = outcome(holding, "Payment.Declined");
+            assert!(
+                refused
+                    .as_ref()
+                    .is_err_and(|m| m.contains("not rolled back")),
+                "{holding}: {refused:?}"
+            );
+        }
     }
 }

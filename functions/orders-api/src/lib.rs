@@ -3,6 +3,11 @@
 //! - `POST /orders` with an `Idempotency-Key` header: validates, stores the order ACCEPTED
 //!   and starts its execution (named after the order id) → `202`.
 //! - `GET /orders/{id}` → the order, its steps with attempts and outcome, and why it failed.
+//! - `POST /orders/{id}/cancel` → `202` while the order has not shipped (the running
+//!   workflow notices and runs the compensations), `409` once it has.
+//! - `POST /webhooks/courier` → the courier's delivery events, authenticated by an
+//!   HMAC-SHA256 signature with a shared secret; records the delivery and resumes the
+//!   execution waiting for it. A repeated event changes nothing.
 //!
 //! This is the only place where errors become HTTP status codes. Every error is JSON with
 //! a stable `code` and a human `message`; invalid requests also list every `problem` with
@@ -11,7 +16,10 @@
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use order_core::catalogue::Catalogue;
-use order_core::store::{OrderRecord, OrderStore, Placement, StepRecord, StoreError};
+use order_core::delivery::{self, CourierEvent, Resumed};
+use order_core::store::{
+    Cancellation, DeliveryRecorded, OrderRecord, OrderStore, Placement, StepRecord, StoreError,
+};
 use order_core::validation::Problem;
 use order_core::{Order, OrderId, OrderStatus};
 use serde::Serialize;
@@ -27,6 +35,39 @@ pub struct Api {
     pub workflow: aws_sdk_sfn::Client,
     pub state_machine_arn: String,
     pub catalogue: Catalogue,
+    /// The secret the courier signs its webhook calls with.
+    pub webhook_secret: String,
+    /// Passed to every execution as `config`.
+    pub workflow_config: WorkflowConfig,
+}
+
+/// The workflow's run-time settings, handed to each execution in its input so that one
+/// definition serves production (defaults in the definition) and fast local tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WorkflowConfig {
+    /// How long the workflow parks before trying a partner again once fast retries are spent.
+    pub outage_wait_seconds: u64,
+    /// How long it waits for the courier's delivery event.
+    pub delivery_timeout_seconds: u64,
+}
+
+impl WorkflowConfig {
+    /// From `OUTAGE_WAIT_SECONDS` and `DELIVERY_TIMEOUT_SECONDS`.
+    pub fn from_env() -> Result<WorkflowConfig, order_core::config::ConfigError> {
+        let seconds = |name: &'static str| -> Result<u64, order_core::config::ConfigError> {
+            let text = order_core::config::required(name)?;
+            text.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or(
+                order_core::config::ConfigError::Invalid {
+                    name,
+                    reason: format!("{text:?} is not a positive number of seconds"),
+                },
+            )
+        };
+        Ok(WorkflowConfig {
+            outage_wait_seconds: seconds("OUTAGE_WAIT_SECONDS")?,
+            delivery_timeout_seconds: seconds("DELIVERY_TIMEOUT_SECONDS")?,
+        })
+    }
 }
 
 /// An API error: the HTTP status, a stable machine-readable code and a message.
@@ -97,8 +138,13 @@ async fn route(api: &Api, request: &Request, path: &str) -> Response<Body> {
     let result = match (segments.as_slice(), request.method()) {
         (["orders"], &Method::POST) => place_order(api, request).await,
         (["orders", id], &Method::GET) => get_order(api, id).await,
+        (["orders", id, "cancel"], &Method::POST) => cancel_order(api, id).await,
+        (["webhooks", "courier"], &Method::POST) => courier_webhook(api, request).await,
         (["orders"], _) => Err(method_not_allowed("POST")),
         (["orders", _], _) => Err(method_not_allowed("GET")),
+        (["orders", _, "cancel"], _) | (["webhooks", "courier"], _) => {
+            Err(method_not_allowed("POST"))
+        }
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "route_not_found",
@@ -265,7 +311,7 @@ async fn start_execution(api: &Api, id: &OrderId) -> Result<String, ApiError> {
         .start_execution()
         .state_machine_arn(&api.state_machine_arn)
         .name(id.as_str())
-        .input(json!({"order_id": id}).to_string())
+        .input(json!({"order_id": id, "config": api.workflow_config}).to_string())
         .send()
         .await;
     let arn = match result {
@@ -312,6 +358,115 @@ async fn get_order(api: &Api, raw_id: &str) -> Result<Response<Body>, ApiError> 
     Ok(json_response(StatusCode::OK, &order_view(&order, &steps)))
 }
 
+/// Cancels an order that has not shipped: it moves to CANCELLING and its execution, at
+/// its next step, runs the compensations and ends it CANCELLED. An order whose workflow
+/// never started has nothing to undo and is CANCELLED at once.
+async fn cancel_order(api: &Api, raw_id: &str) -> Result<Response<Body>, ApiError> {
+    let id = OrderId::parse(raw_id).ok_or_else(|| ApiError::order_not_found(raw_id))?;
+    tracing::Span::current().record("order_id", id.as_str());
+    let record = match api.store.cancel(&id).await? {
+        Cancellation::Started(record) if record.execution_arn.is_none() => {
+            tracing::info!("cancelled before its workflow started");
+            api.store
+                .transition(&id, OrderStatus::Cancelling, OrderStatus::Cancelled, None)
+                .await?
+        }
+        Cancellation::Started(record) => {
+            tracing::info!("cancellation requested; the workflow will roll the order back");
+            record
+        }
+        Cancellation::AlreadyCancelling(record) => record,
+        Cancellation::TooLate(record) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "order_not_cancellable",
+                format!(
+                    "order {id} is {} and can no longer be cancelled (orders can be cancelled until they ship)",
+                    record.status
+                ),
+            ))
+        }
+    };
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({"order_id": record.order_id, "status": record.status}),
+    ))
+}
+
+/// The courier's webhook: checks the signature, records a delivery and resumes the
+/// execution waiting for it. Answers 2xx for an event it has seen before, so the courier
+/// stops re-sending it; 409 while the order has not shipped yet, so it tries again.
+async fn courier_webhook(api: &Api, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body = request.body().as_ref();
+    let signature = request
+        .headers()
+        .get(delivery::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !delivery::verify(&api.webhook_secret, body, signature) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            format!(
+                "the {} header is missing or does not sign this body",
+                delivery::SIGNATURE_HEADER
+            ),
+        ));
+    }
+    let event: CourierEvent = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            format!("the event is not a courier event: {e}"),
+        )
+    })?;
+    let id = OrderId::parse(&event.order_id)
+        .ok_or_else(|| ApiError::order_not_found(&event.order_id))?;
+    tracing::Span::current().record("order_id", id.as_str());
+    if event.kind != delivery::DELIVERED {
+        tracing::info!(event = %event.kind, "courier event ignored");
+        return Ok(json_response(
+            StatusCode::ACCEPTED,
+            &json!({"order_id": id, "ignored": event.kind}),
+        ));
+    }
+    let (order, first_time) = match api.store.record_delivery(&id, &event.delivery()).await {
+        Ok(DeliveryRecorded::Now(order)) => (order, true),
+        Ok(DeliveryRecorded::Before(order)) => (order, false),
+        Err(StoreError::Conflict { actual, .. }) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "order_not_shipped",
+                format!("order {id} is {actual}, not SHIPPED: a delivery cannot be recorded"),
+            ))
+        }
+        Err(error) => return Err(error.into()),
+    };
+    // A repeated event resumes again only while the order still waits (DELIVERED): that
+    // covers a first attempt that recorded the delivery but failed to resume.
+    let resumed = match (&order.task_token, &order.delivery) {
+        (Some(token), Some(delivery)) if order.status == OrderStatus::Delivered => {
+            match delivery::resume(&api.workflow, token, delivery).await {
+                Ok(resumed) => Some(resumed == Resumed::Now),
+                Err(message) => {
+                    tracing::error!(%message, "could not resume the execution");
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "workflow_unavailable",
+                        format!("the delivery of order {id} is recorded but its workflow could not be resumed; send the event again"),
+                    ));
+                }
+            }
+        }
+        _ => None,
+    };
+    tracing::info!(first_time, ?resumed, "delivery recorded");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"order_id": id, "status": order.status, "duplicate": !first_time}),
+    ))
+}
+
 /// How an order is shown: the order item, its steps and the headline facts.
 pub fn order_view(order: &OrderRecord, steps: &[StepRecord]) -> Value {
     let tracking_number = steps
@@ -330,6 +485,7 @@ pub fn order_view(order: &OrderRecord, steps: &[StepRecord]) -> Value {
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "tracking_number": tracking_number,
+        "delivery": order.delivery,
         "failure": order.failure,
         "steps": steps.iter().map(|s| json!({
             "step": s.step,

@@ -2,7 +2,7 @@ use lambda_http::{service_fn, Request};
 use order_core::catalogue::Catalogue;
 use order_core::store::OrderStore;
 use order_core::{config, telemetry};
-use orders_api::Api;
+use orders_api::{Api, WorkflowConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -13,6 +13,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         workflow: aws_sdk_sfn::Client::new(&aws),
         state_machine_arn: config::required("STATE_MACHINE_ARN")?,
         catalogue: Catalogue::builtin()?,
+        webhook_secret: config::required("COURIER_WEBHOOK_SECRET")?,
+        workflow_config: WorkflowConfig::from_env()?,
     };
     let api = &api;
     lambda_http::run(service_fn(move |request: Request| async move {

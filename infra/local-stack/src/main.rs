@@ -37,6 +37,12 @@ struct UpArgs {
     /// cargo lambda watch's port (function URLs).
     #[arg(long, env = "LAMBDA_PORT", default_value_t = 9099)]
     lambda_port: u16,
+    /// The partner simulator's port.
+    #[arg(long, env = "PARTNERS_PORT", default_value_t = 4597)]
+    partners_port: u16,
+    /// The seed of the partner simulator's fault decisions (replay a run with the same seed).
+    #[arg(long, env = "PARTNER_SEED", default_value_t = 42)]
+    partner_seed: u64,
     /// Pick free ports instead (what `make test` does).
     #[arg(long)]
     free_ports: bool,
@@ -90,9 +96,12 @@ impl UpArgs {
                 aws: self.aws_port,
                 moto: self.moto_port,
                 lambda: self.lambda_port,
+                partners: self.partners_port,
             }),
             venv: absolute(&self.venv),
             router: exe.with_file_name("invoke-router"),
+            partner_simulator: exe.with_file_name("partner-simulator"),
+            partner_seed: self.partner_seed,
             concurrency: self.concurrency.max(1),
             reload: !self.no_reload,
         })
@@ -146,9 +155,17 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let env = stack::read_env(&dir.join("stack.env")).map_err(|e| e.to_string())?;
             let endpoint = env.get("AWS_ENDPOINT_URL").cloned().unwrap_or_default();
             let region = env.get("AWS_REGION").cloned().unwrap_or_default();
-            let resources =
-                LocalResources::load(&PathBuf::from("template.yaml"), &region, &endpoint)
-                    .map_err(|e| e.to_string())?;
+            let parameters = local_stack::template::local_parameters(
+                env.get("PARTNER_SIMULATOR_URL")
+                    .map_or("http://127.0.0.1:4597", String::as_str),
+            );
+            let resources = LocalResources::load(
+                &PathBuf::from("template.yaml"),
+                &region,
+                &endpoint,
+                &parameters,
+            )
+            .map_err(|e| e.to_string())?;
             let clients = deploy::Clients::local(&endpoint, &region).await;
             let differences = deploy::verify(&clients, &resources)
                 .await
@@ -209,6 +226,10 @@ async fn up(options: &UpOptions) -> Result<Option<stack::Running>, String> {
                 running.functions.join(", ")
             );
             println!("  orders API       {}/orders", value("ORDERS_API_URL"));
+            println!(
+                "  partners         {}  (simulator; ledger at /admin/ledger)",
+                value("PARTNER_SIMULATOR_URL")
+            );
             println!("  table            {}", value("TABLE_NAME"));
             println!("  state machine    {}", value("STATE_MACHINE_ARN"));
             println!(

@@ -2,13 +2,14 @@
 //!
 //! `up` starts, on 127.0.0.1 only: moto (DynamoDB, SQS, Step Functions with real
 //! execution; launched by `infra/moto/server.py`, which makes DynamoDB item operations
-//! atomic as on AWS), the invoke router in front of it, and cargo lambda watch serving every
+//! atomic as on AWS), the invoke router in front of it, the partner simulator (warehouse,
+//! payments, terminals, courier, notifications) and cargo lambda watch serving every
 //! function; then creates the template's resources and writes `stack.env`, the
 //! environment that points any AWS client (and the functions) at the stack.
 
 use crate::deploy::{self, Clients, DeployError};
 use crate::process::{self, ProcessError, Tracked};
-use crate::template::{LocalResources, TemplateError};
+use crate::template::{local_parameters, LocalResources, TemplateError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,7 +56,7 @@ pub enum StackError {
     Other(String),
 }
 
-/// The three ports of a stack.
+/// The four ports of a stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
     /// The AWS endpoint (the invoke router): what `AWS_ENDPOINT_URL` points at.
@@ -64,6 +65,8 @@ pub struct Ports {
     pub moto: u16,
     /// cargo lambda watch: Lambda Invoke API and function URLs.
     pub lambda: u16,
+    /// The partner simulator.
+    pub partners: u16,
 }
 
 /// How to start a stack.
@@ -80,6 +83,10 @@ pub struct UpOptions {
     pub venv: PathBuf,
     /// The invoke-router binary.
     pub router: PathBuf,
+    /// The partner-simulator binary.
+    pub partner_simulator: PathBuf,
+    /// The seed of the partner simulator's fault decisions.
+    pub partner_seed: u64,
     /// Instances per function cargo lambda watch may run at once.
     pub concurrency: u32,
     /// Restart functions when their source changes (development) or not (tests).
@@ -144,12 +151,14 @@ fn choose_ports(fixed: Option<Ports>) -> Result<Ports, StackError> {
             aws: pick()?,
             moto: pick()?,
             lambda: pick()?,
+            partners: pick()?,
         });
     };
     for (port, what, variable) in [
         (ports.aws, "the AWS endpoint (invoke router)", "AWS_PORT"),
         (ports.moto, "moto", "MOTO_SERVER_PORT"),
         (ports.lambda, "cargo lambda watch", "LAMBDA_PORT"),
+        (ports.partners, "the partner simulator", "PARTNERS_PORT"),
     ] {
         if !process::port_is_free(port) {
             return Err(StackError::PortTaken {
@@ -196,12 +205,19 @@ async fn start(
         "the invoke-router binary",
         "run `cargo build --workspace` first",
     )?;
+    let simulator = require(
+        options.partner_simulator.clone(),
+        "the partner-simulator binary",
+        "run `cargo build --workspace` first",
+    )?;
     let log_dir = options.dir.join("logs");
     std::fs::create_dir_all(&log_dir)
         .map_err(|e| StackError::Other(format!("{}: {e}", log_dir.display())))?;
     let aws_endpoint = format!("http://127.0.0.1:{}", ports.aws);
     let moto_endpoint = format!("http://127.0.0.1:{}", ports.moto);
     let lambda_endpoint = format!("http://127.0.0.1:{}", ports.lambda);
+    let partners_endpoint = format!("http://127.0.0.1:{}", ports.partners);
+    let parameters = local_parameters(&partners_endpoint);
 
     // moto's Step Functions engine invokes Lambda at localhost:$MOTO_PORT: the router.
     let moto_log = log_dir.join("moto.log");
@@ -280,7 +296,55 @@ async fn start(
         &options.root.join("template.yaml"),
         &options.region,
         &aws_endpoint,
+        &parameters,
     )?;
+
+    // The partners, delivering parcels to the orders API's courier webhook.
+    let simulator_log = log_dir.join("partner-simulator.log");
+    let process = process::spawn(
+        "partner-simulator",
+        &simulator,
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{}", ports.partners),
+            "--webhook-url".into(),
+            format!("{lambda_endpoint}/lambda-url/orders-api/webhooks/courier"),
+            "--webhook-secret".into(),
+            parameters
+                .get("CourierWebhookSecret")
+                .cloned()
+                .unwrap_or_default(),
+            "--token".into(),
+            parameters
+                .get("PartnerApiToken")
+                .cloned()
+                .unwrap_or_default(),
+            "--seed".into(),
+            options.partner_seed.to_string(),
+        ],
+        &[],
+        &options.root,
+        &simulator_log,
+    )?;
+    process::write_pid(&options.dir, &process)?;
+    started.push(process.clone());
+    wait_until_ready(
+        "the partner simulator",
+        &process,
+        &simulator_log,
+        Duration::from_secs(30),
+        || {
+            let http = http.clone();
+            let url = format!("{partners_endpoint}/health");
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        },
+    )
+    .await?;
     let clients = Clients::local(&aws_endpoint, &options.region).await;
     let deployed = deploy::deploy(&clients, &resources).await?;
 
@@ -298,6 +362,7 @@ async fn start(
     let mut stack_env = function_env.clone();
     stack_env.insert("LOCAL_STACK_DIR".into(), options.dir.display().to_string());
     stack_env.insert("LAMBDA_ENDPOINT_URL".into(), lambda_endpoint.clone());
+    stack_env.insert("PARTNER_SIMULATOR_URL".into(), partners_endpoint.clone());
     let functions: Vec<String> = resources
         .functions
         .iter()
@@ -488,6 +553,7 @@ mod tests {
             aws: process::free_port()?,
             moto: taken,
             lambda: process::free_port()?,
+            partners: process::free_port()?,
         };
         let error = choose_ports(Some(ports)).err().map(|e| e.to_string());
         assert_eq!(

@@ -95,10 +95,14 @@ pub struct LocalResources {
 impl LocalResources {
     /// Reads `template` (and the definition files it names, relative to it) and resolves
     /// every resource for `region`, reached through the emulator at `endpoint`.
+    ///
+    /// `parameters` gives the template's Parameters their local values; a parameter it
+    /// does not name takes its Default (see [`local_parameters`]).
     pub fn load(
         template: &Path,
         region: &str,
         endpoint: &str,
+        parameters: &BTreeMap<String, String>,
     ) -> Result<LocalResources, TemplateError> {
         let text = std::fs::read_to_string(template).map_err(|source| TemplateError::Read {
             path: template.to_owned(),
@@ -109,7 +113,7 @@ impl LocalResources {
             source,
         })?;
         let base = template.parent().unwrap_or(Path::new("."));
-        Template::new(yaml, region, endpoint)?.resources(base)
+        Template::new(yaml, region, endpoint, parameters)?.resources(base)
     }
 
     /// The environment every local function gets: the union of what the template gives
@@ -143,6 +147,33 @@ impl LocalResources {
     }
 }
 
+/// The local values of the template's Parameters: the partner APIs are served by the
+/// partner simulator at `partner_simulator_url`, secrets are fixed development values,
+/// and the workflow's waits are short so tests see outages and lost parcels in seconds.
+pub fn local_parameters(partner_simulator_url: &str) -> BTreeMap<String, String> {
+    let base = partner_simulator_url.trim_end_matches('/');
+    let partner = |path: &str| format!("{base}/{path}");
+    BTreeMap::from([
+        ("WarehouseApiUrl".to_owned(), partner("warehouse")),
+        ("PaymentsApiUrl".to_owned(), partner("payments")),
+        ("TerminalsApiUrl".to_owned(), partner("terminals")),
+        ("CourierApiUrl".to_owned(), partner("courier")),
+        ("NotificationsApiUrl".to_owned(), partner("notifications")),
+        ("PartnerApiToken".to_owned(), LOCAL_PARTNER_TOKEN.to_owned()),
+        (
+            "CourierWebhookSecret".to_owned(),
+            LOCAL_WEBHOOK_SECRET.to_owned(),
+        ),
+        ("OutageWaitSeconds".to_owned(), "2".to_owned()),
+        ("DeliveryTimeoutSeconds".to_owned(), "60".to_owned()),
+    ])
+}
+
+/// The partner API token of the local stack (development only).
+pub const LOCAL_PARTNER_TOKEN: &str = "local-partner-token";
+/// The courier webhook secret of the local stack (development only).
+pub const LOCAL_WEBHOOK_SECRET: &str = "local-courier-webhook-secret";
+
 pub fn state_machine_arn(region: &str, name: &str) -> String {
     format!("arn:aws:states:{region}:{LOCAL_ACCOUNT}:stateMachine:{name}")
 }
@@ -165,11 +196,31 @@ struct Template {
     endpoint: String,
     resources: Map<String, Json>,
     globals_function: Json,
+    /// Parameter name → its local value (override or Default); `None`: neither.
+    parameters: BTreeMap<String, Option<String>>,
 }
 
 impl Template {
-    fn new(yaml: Yaml, region: &str, endpoint: &str) -> Result<Template, TemplateError> {
+    fn new(
+        yaml: Yaml,
+        region: &str,
+        endpoint: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Template, TemplateError> {
         let root = to_json(yaml)?;
+        let mut parameters = BTreeMap::new();
+        for (name, declaration) in root
+            .get("Parameters")
+            .and_then(Json::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let default = match declaration.get("Default") {
+                None | Some(Json::Null) => None,
+                Some(value) => Some(scalar(value)?),
+            };
+            parameters.insert(name.clone(), overrides.get(name).cloned().or(default));
+        }
         let resources = root
             .get("Resources")
             .and_then(Json::as_object)
@@ -184,6 +235,7 @@ impl Template {
             endpoint: endpoint.to_owned(),
             resources,
             globals_function,
+            parameters,
         })
     }
 
@@ -220,6 +272,13 @@ impl Template {
             "AWS::Partition" => return Ok("aws".into()),
             "AWS::URLSuffix" => return Ok("amazonaws.com".into()),
             _ => {}
+        }
+        if let Some(value) = self.parameters.get(logical_id) {
+            return value.clone().ok_or_else(|| {
+                invalid(format!(
+                    "parameter {logical_id} has no Default and the local stack gives it no value (see local_parameters)"
+                ))
+            });
         }
         match self.kind(logical_id) {
             Some("AWS::DynamoDB::Table") => Ok(logical_id.to_owned()),
@@ -627,7 +686,8 @@ mod tests {
 
     fn template(text: &str) -> Template {
         let yaml: Yaml = serde_yaml::from_str(text).unwrap_or(Yaml::Null);
-        match Template::new(yaml, "eu-west-1", "http://127.0.0.1:4566") {
+        let overrides = BTreeMap::from([("Given".to_owned(), "local".to_owned())]);
+        match Template::new(yaml, "eu-west-1", "http://127.0.0.1:4566", &overrides) {
             Ok(template) => template,
             Err(error) => panic!("{error}"),
         }
@@ -662,6 +722,19 @@ Resources:
             Some("eu-west-1/arn:aws:lambda:eu-west-1:123456789012:function:worker/${Literal}")
         );
         Ok(())
+    }
+
+    #[test]
+    fn parameters_take_their_local_value_or_default_and_one_with_neither_is_named() {
+        let t = template(
+            "Parameters:\n  Given: { Type: String, Default: aws }\n  Defaulted: { Type: Number, Default: 30 }\n  Secret: { Type: String, NoEcho: true }\nResources: {}\n",
+        );
+        assert_eq!(t.reference("Given").ok(), Some("local".to_owned()));
+        assert_eq!(t.reference("Defaulted").ok(), Some("30".to_owned()));
+        assert_eq!(
+            t.reference("Secret").map_err(|e| e.to_string()),
+            Err("template: parameter Secret has no Default and the local stack gives it no value (see local_parameters)".to_owned())
+        );
     }
 
     #[test]
@@ -702,7 +775,12 @@ Resources:
     #[test]
     fn the_project_template_resolves_completely() -> Result<(), TemplateError> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-        let resources = LocalResources::load(&root, "us-east-1", "http://127.0.0.1:4566")?;
+        let resources = LocalResources::load(
+            &root,
+            "us-east-1",
+            "http://127.0.0.1:4566",
+            &local_parameters("http://127.0.0.1:4597"),
+        )?;
         assert_eq!(resources.tables.len(), 1);
         assert!(!resources.state_machines.is_empty());
         let env = resources.function_environment()?;

@@ -1,0 +1,31 @@
+//! CancelShipment (compensation of ArrangeShipment): calls the parcel back before it is
+//! delivered. Safe when nothing was shipped. A parcel the courier already delivered
+//! cannot be cancelled: that refusal is permanent and puts the order in front of an
+//! operator (dead-letter queue).
+
+use order_core::activity::{self, ActivityInput, ActivityOutput, References};
+use order_core::partners::Courier;
+use order_core::steps::CANCEL_SHIPMENT as STEP;
+use order_core::store::OrderStore;
+use order_core::{ActivityError, ErrorName};
+
+/// Cancels one order's shipment.
+pub async fn handle(
+    store: &OrderStore,
+    courier: &impl Courier,
+    input: ActivityInput,
+) -> Result<ActivityOutput, ActivityError> {
+    activity::run_compensation(store, &input, STEP, |_, call| async move {
+        let cancellation = courier
+            .cancel(&call)
+            .await
+            .map_err(call.refused_as(ErrorName::PartnerRejected))?;
+        let mut references =
+            References::from([("cancelled".to_owned(), cancellation.cancelled.to_string())]);
+        if let Some(shipment) = cancellation.shipment_id {
+            references.insert("shipment_id".to_owned(), shipment);
+        }
+        Ok(references)
+    })
+    .await
+}

@@ -1,0 +1,33 @@
+//! CreateReturnLabel (replacements only): the courier issues the label the merchant sends
+//! the faulty terminals back with. The order stays STOCK_RESERVED. A refusal is
+//! `Shipment.Rejected` (never retried). Not undone: an unused label costs nothing.
+
+use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
+use order_core::partners::Courier;
+use order_core::steps::CREATE_RETURN_LABEL as STEP;
+use order_core::store::OrderStore;
+use order_core::{ActivityError, ErrorName, OrderStatus};
+
+/// Creates one replacement order's return label.
+pub async fn handle(
+    store: &OrderStore,
+    courier: &impl Courier,
+    input: ActivityInput,
+) -> Result<ActivityOutput, ActivityError> {
+    let plan = |_: &_| Move::stay(OrderStatus::StockReserved);
+    activity::run_step(store, &input, STEP, plan, |order, call| async move {
+        let label = courier
+            .return_label(
+                &call,
+                &order.order.replace_serials,
+                &order.order.delivery_address,
+            )
+            .await
+            .map_err(call.refused_as(ErrorName::ShipmentRejected))?;
+        Ok(References::from([
+            ("return_label_id".to_owned(), label.return_label_id),
+            ("label_url".to_owned(), label.label_url),
+        ]))
+    })
+    .await
+}

@@ -1,0 +1,28 @@
+//! DeprovisionTerminals (compensation of ProvisionTerminals): takes the order's terminals
+//! back from the merchant in the terminal management system. Safe when none were
+//! provisioned.
+
+use order_core::activity::{self, ActivityInput, ActivityOutput, References};
+use order_core::partners::Terminals;
+use order_core::steps::DEPROVISION_TERMINALS as STEP;
+use order_core::store::OrderStore;
+use order_core::{ActivityError, ErrorName};
+
+/// Deprovisions one order's terminals.
+pub async fn handle(
+    store: &OrderStore,
+    terminals: &impl Terminals,
+    input: ActivityInput,
+) -> Result<ActivityOutput, ActivityError> {
+    activity::run_compensation(store, &input, STEP, |_, call| async move {
+        let deprovisioning = terminals
+            .deprovision(&call)
+            .await
+            .map_err(call.refused_as(ErrorName::PartnerRejected))?;
+        Ok(References::from([(
+            "deprovisioned".to_owned(),
+            deprovisioning.deprovisioned.join(","),
+        )]))
+    })
+    .await
+}

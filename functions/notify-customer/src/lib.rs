@@ -1,0 +1,38 @@
+//! NotifyCustomer: tells the merchant their terminals arrived. Best effort: the state
+//! machine catches every failure and completes the order anyway; the order's status does
+//! not change here (DELIVERED).
+
+use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
+use order_core::partners::Notifications;
+use order_core::steps::NOTIFY_CUSTOMER as STEP;
+use order_core::store::OrderStore;
+use order_core::{ActivityError, ErrorName, OrderStatus};
+use serde_json::json;
+
+/// The message template the notification service renders.
+pub const TEMPLATE: &str = "terminals_delivered";
+
+/// Notifies one order's merchant.
+pub async fn handle(
+    store: &OrderStore,
+    notifications: &impl Notifications,
+    input: ActivityInput,
+) -> Result<ActivityOutput, ActivityError> {
+    let plan = |_: &_| Move::stay(OrderStatus::Delivered);
+    activity::run_step(store, &input, STEP, plan, |order, call| async move {
+        let data = json!({
+            "kind": order.order.kind,
+            "lines": order.order.lines,
+            "delivered_at": order.delivery.as_ref().map(|d| d.delivered_at.clone()),
+        });
+        let message = notifications
+            .send(&call, TEMPLATE, data)
+            .await
+            .map_err(call.refused_as(ErrorName::PartnerRejected))?;
+        Ok(References::from([(
+            "message_id".to_owned(),
+            message.message_id,
+        )]))
+    })
+    .await
+}

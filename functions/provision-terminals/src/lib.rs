@@ -1,0 +1,39 @@
+//! ProvisionTerminals: the terminal management system assigns one terminal per unit to
+//! the merchant, and the order moves to PROVISIONED (from PAYMENT_TAKEN, or from
+//! STOCK_RESERVED for a replacement, which is not charged). A refusal is
+//! `Provisioning.Rejected` (never retried); undone by DeprovisionTerminals.
+
+use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
+use order_core::partners::Terminals;
+use order_core::steps::PROVISION_TERMINALS as STEP;
+use order_core::store::{OrderRecord, OrderStore};
+use order_core::{ActivityError, ErrorName, OrderKind, OrderStatus};
+
+/// Where provisioning expects an order of each kind.
+pub fn plan(order: &OrderRecord) -> Move {
+    match order.order.kind {
+        OrderKind::Replacement => Move::to(OrderStatus::StockReserved, OrderStatus::Provisioned),
+        OrderKind::NewMerchant | OrderKind::AdditionalDevices => {
+            Move::to(OrderStatus::PaymentTaken, OrderStatus::Provisioned)
+        }
+    }
+}
+
+/// Provisions one order's terminals.
+pub async fn handle(
+    store: &OrderStore,
+    terminals: &impl Terminals,
+    input: ActivityInput,
+) -> Result<ActivityOutput, ActivityError> {
+    activity::run_step(store, &input, STEP, plan, |order, call| async move {
+        let provisioning = terminals
+            .provision(&call, &order.order.lines)
+            .await
+            .map_err(call.refused_as(ErrorName::ProvisioningRejected))?;
+        Ok(References::from([(
+            "terminal_ids".to_owned(),
+            provisioning.terminal_ids.join(","),
+        )]))
+    })
+    .await
+}

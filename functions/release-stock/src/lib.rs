@@ -1,0 +1,30 @@
+//! ReleaseStock (compensation of ReserveStock): gives the order's reserved terminals back
+//! to the warehouse. Safe when nothing was reserved; the warehouse then refuses a late
+//! reservation for the order, so a retry still in flight cannot leave stock held.
+
+use order_core::activity::{self, ActivityInput, ActivityOutput, References};
+use order_core::partners::Warehouse;
+use order_core::steps::RELEASE_STOCK as STEP;
+use order_core::store::OrderStore;
+use order_core::{ActivityError, ErrorName};
+
+/// Releases one order's stock.
+pub async fn handle(
+    store: &OrderStore,
+    warehouse: &impl Warehouse,
+    input: ActivityInput,
+) -> Result<ActivityOutput, ActivityError> {
+    activity::run_compensation(store, &input, STEP, |_, call| async move {
+        let release = warehouse
+            .release(&call)
+            .await
+            .map_err(call.refused_as(ErrorName::PartnerRejected))?;
+        let mut references =
+            References::from([("released".to_owned(), release.released.to_string())]);
+        if let Some(reservation) = release.reservation_id {
+            references.insert("reservation_id".to_owned(), reservation);
+        }
+        Ok(references)
+    })
+    .await
+}

@@ -1,0 +1,50 @@
+//! TakePayment: charges the merchant the catalogue price of the order's terminals and
+//! moves it STOCK_RESERVED -> PAYMENT_TAKEN. A declined charge is `Payment.Declined`
+//! (never retried); undone by RefundPayment. Replacements are free under warranty and
+//! never reach this step.
+
+use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
+use order_core::catalogue::Catalogue;
+use order_core::partners::Payments;
+use order_core::steps::TAKE_PAYMENT as STEP;
+use order_core::store::OrderStore;
+use order_core::{ActivityError, ErrorName, OrderKind, OrderStatus};
+
+/// Charges one order. Idempotent: the processor sees the same key on every try, so a
+/// retry after a timeout never charges twice.
+pub async fn handle(
+    store: &OrderStore,
+    payments: &impl Payments,
+    catalogue: &Catalogue,
+    input: ActivityInput,
+) -> Result<ActivityOutput, ActivityError> {
+    let plan = |_: &_| Move::to(OrderStatus::StockReserved, OrderStatus::PaymentTaken);
+    activity::run_step(store, &input, STEP, plan, |order, call| async move {
+        if order.order.kind == OrderKind::Replacement {
+            return Err(ActivityError::new(
+                ErrorName::Internal,
+                format!(
+                    "order {} is a replacement, free under warranty: the workflow must not charge it",
+                    order.order_id
+                ),
+            ));
+        }
+        let amount = catalogue.price_cents(&order.order.lines).map_err(|sku| {
+            ActivityError::new(
+                ErrorName::OrderInvalid,
+                format!("order {}: SKU {sku:?} has no price", order.order_id),
+            )
+        })?;
+        let currency = Catalogue::currency(&order.order.delivery_address.country);
+        let charge = payments
+            .charge(&call, amount, currency)
+            .await
+            .map_err(call.refused_as(ErrorName::PaymentDeclined))?;
+        Ok(References::from([
+            ("charge_id".to_owned(), charge.charge_id),
+            ("amount_cents".to_owned(), charge.amount_cents.to_string()),
+            ("currency".to_owned(), charge.currency),
+        ]))
+    })
+    .await
+}

@@ -1,0 +1,642 @@
+//! The partners an order crosses, as one trait each, and their HTTP adapters.
+//!
+//! Every call carries an `Idempotency-Key` derived from `(order id, step)`, so a retry
+//! after a timeout whose first attempt did take effect returns the first result instead
+//! of charging, reserving or shipping twice. Compensations name the order ("release what
+//! was reserved for order X"), so they work even when the forward call's answer was lost.
+//!
+//! Failures are classified once, here: a 5xx, a refused connection or a reset is
+//! `Partner.Unavailable`, a 429 `Partner.Throttled`, a timeout `Partner.Timeout` (all
+//! transient, retried by the state machine); any other 4xx is the operation's permanent
+//! refusal (`Payment.Declined`, `Stock.Unavailable`, ...), never retried.
+//!
+//! The wire contract is documented with the simulator that serves it locally:
+//! `infra/partner-simulator/README.md`.
+
+use crate::config::{self, ConfigError};
+use crate::errors::{ActivityError, ErrorName};
+use crate::order::{DeliveryAddress, OrderId, OrderLine};
+use crate::steps::Partner;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::time::Duration;
+
+/// How long a partner call may take when `PARTNER_TIMEOUT_MS` is not set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
+/// How long establishing a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Who a partner call is for, and the key that makes it safe to repeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallContext {
+    pub order_id: OrderId,
+    pub merchant_id: String,
+    /// `<order id>:<step>`: the same for every attempt of one step of one order.
+    pub idempotency_key: String,
+}
+
+impl CallContext {
+    /// The context of `step` for an order.
+    pub fn new(order_id: &OrderId, merchant_id: &str, step: &str) -> CallContext {
+        CallContext {
+            order_id: order_id.clone(),
+            merchant_id: merchant_id.to_owned(),
+            idempotency_key: format!("{order_id}:{step}"),
+        }
+    }
+
+    /// The context of `step` for a stored order.
+    pub fn for_step(order: &crate::store::OrderRecord, step: &str) -> CallContext {
+        CallContext::new(&order.order_id, &order.order.merchant_id, step)
+    }
+
+    /// Turns a failed call into the activity error, a permanent refusal into `refused`:
+    /// `.map_err(call.refused_as(ErrorName::PaymentDeclined))`.
+    pub fn refused_as(
+        &self,
+        refused: ErrorName,
+    ) -> impl FnOnce(PartnerError) -> ActivityError + '_ {
+        move |error| error.into_activity_error(&self.order_id, refused)
+    }
+
+    fn body(&self, fields: Value) -> Value {
+        let mut body = json!({"order_id": self.order_id, "merchant_id": self.merchant_id});
+        if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
+            body.extend(fields);
+        }
+        body
+    }
+}
+
+/// How a partner call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartnerFailure {
+    /// 5xx, connection refused or reset, or an answer we could not read.
+    Unavailable,
+    /// 429: asked to slow down.
+    Throttled,
+    /// No answer in time; the partner may still have acted.
+    Timeout,
+    /// A permanent refusal (4xx) with the partner's error code.
+    Refused { status: u16, code: String },
+}
+
+/// A failed partner call: which partner, which operation, what happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{partner} {operation} failed: {message}")]
+pub struct PartnerError {
+    pub partner: Partner,
+    pub operation: &'static str,
+    pub failure: PartnerFailure,
+    pub message: String,
+}
+
+impl PartnerError {
+    /// The activity error for this failure; a permanent refusal becomes `refused`.
+    pub fn into_activity_error(self, order_id: &OrderId, refused: ErrorName) -> ActivityError {
+        let name = match &self.failure {
+            PartnerFailure::Unavailable => ErrorName::PartnerUnavailable,
+            PartnerFailure::Throttled => ErrorName::PartnerThrottled,
+            PartnerFailure::Timeout => ErrorName::PartnerTimeout,
+            PartnerFailure::Refused { .. } => refused,
+        };
+        ActivityError::new(name, format!("order {order_id}: {self}"))
+    }
+}
+
+/// The warehouse's answer to a reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub reservation_id: String,
+}
+
+/// The warehouse's answer to a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// False when nothing was reserved for the order.
+    pub released: bool,
+    pub reservation_id: Option<String>,
+}
+
+/// The payment processor's answer to a charge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Charge {
+    pub charge_id: String,
+    pub amount_cents: u64,
+    pub currency: String,
+}
+
+/// The payment processor's answer to a refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    /// False when the order was never charged.
+    pub refunded: bool,
+    pub refund_id: Option<String>,
+    #[serde(default)]
+    pub amount_cents: u64,
+}
+
+/// Terminals assigned to the merchant, one id per unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provisioning {
+    pub terminal_ids: Vec<String>,
+}
+
+/// Terminals taken back from the merchant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deprovisioning {
+    pub deprovisioned: Vec<String>,
+}
+
+/// Terminals (by serial) that no longer take payments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deactivation {
+    pub deactivated: Vec<String>,
+}
+
+/// The courier's answer to a shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub shipment_id: String,
+    pub tracking_number: String,
+}
+
+/// The courier's answer to a cancellation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentCancellation {
+    /// False when nothing had been shipped for the order.
+    pub cancelled: bool,
+    pub shipment_id: Option<String>,
+}
+
+/// A label the merchant sends faulty terminals back with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnLabel {
+    pub return_label_id: String,
+    pub label_url: String,
+}
+
+/// A message handed to the notification service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub message_id: String,
+}
+
+/// The warehouse: holds stock for an order until it ships.
+pub trait Warehouse: Send + Sync {
+    fn reserve(
+        &self,
+        call: &CallContext,
+        lines: &[OrderLine],
+    ) -> impl Future<Output = Result<Reservation, PartnerError>> + Send;
+    fn release(
+        &self,
+        call: &CallContext,
+    ) -> impl Future<Output = Result<Release, PartnerError>> + Send;
+}
+
+/// The payment processor.
+pub trait Payments: Send + Sync {
+    fn charge(
+        &self,
+        call: &CallContext,
+        amount_cents: u64,
+        currency: &str,
+    ) -> impl Future<Output = Result<Charge, PartnerError>> + Send;
+    fn refund(
+        &self,
+        call: &CallContext,
+    ) -> impl Future<Output = Result<Refund, PartnerError>> + Send;
+}
+
+/// The terminal management system.
+pub trait Terminals: Send + Sync {
+    fn provision(
+        &self,
+        call: &CallContext,
+        lines: &[OrderLine],
+    ) -> impl Future<Output = Result<Provisioning, PartnerError>> + Send;
+    fn deprovision(
+        &self,
+        call: &CallContext,
+    ) -> impl Future<Output = Result<Deprovisioning, PartnerError>> + Send;
+    fn deactivate(
+        &self,
+        call: &CallContext,
+        serials: &[String],
+    ) -> impl Future<Output = Result<Deactivation, PartnerError>> + Send;
+}
+
+/// The courier.
+pub trait Courier: Send + Sync {
+    fn ship(
+        &self,
+        call: &CallContext,
+        address: &DeliveryAddress,
+        parcels: u32,
+    ) -> impl Future<Output = Result<Shipment, PartnerError>> + Send;
+    fn cancel(
+        &self,
+        call: &CallContext,
+    ) -> impl Future<Output = Result<ShipmentCancellation, PartnerError>> + Send;
+    fn return_label(
+        &self,
+        call: &CallContext,
+        serials: &[String],
+        address: &DeliveryAddress,
+    ) -> impl Future<Output = Result<ReturnLabel, PartnerError>> + Send;
+}
+
+/// The notification service (e-mail, SMS, app push).
+pub trait Notifications: Send + Sync {
+    fn send(
+        &self,
+        call: &CallContext,
+        template: &str,
+        data: Value,
+    ) -> impl Future<Output = Result<Message, PartnerError>> + Send;
+}
+
+/// One partner's HTTP API: base URL, credentials and timeouts from configuration.
+#[derive(Debug, Clone)]
+pub struct HttpPartner {
+    partner: Partner,
+    base_url: String,
+    token: Option<String>,
+    client: reqwest::Client,
+}
+
+/// Partner settings are missing or malformed, or the HTTP client cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PartnerConfigError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("HTTP client for {partner}: {source}")]
+    Client {
+        partner: Partner,
+        source: reqwest::Error,
+    },
+}
+
+impl HttpPartner {
+    /// The adapter for `partner` at `base_url`.
+    pub fn new(
+        partner: Partner,
+        base_url: &str,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<HttpPartner, PartnerConfigError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
+            .build()
+            .map_err(|source| PartnerConfigError::Client { partner, source })?;
+        Ok(HttpPartner {
+            partner,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            token,
+            client,
+        })
+    }
+
+    /// The adapter configured by `<PARTNER>_API_URL`, `PARTNER_API_TOKEN` (optional) and
+    /// `PARTNER_TIMEOUT_MS` (default 2000).
+    pub fn from_env(partner: Partner) -> Result<HttpPartner, PartnerConfigError> {
+        let base_url = config::required(partner.url_variable())?;
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                name: partner.url_variable(),
+                reason: format!("{base_url:?} is not an http(s) URL"),
+            }
+            .into());
+        }
+        let token = std::env::var("PARTNER_API_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty());
+        let timeout = match std::env::var("PARTNER_TIMEOUT_MS") {
+            Err(_) => DEFAULT_TIMEOUT,
+            Ok(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "PARTNER_TIMEOUT_MS",
+                    reason: format!("{text:?} is not a positive number of milliseconds"),
+                })?,
+        };
+        HttpPartner::new(partner, &base_url, token, timeout)
+    }
+
+    /// POSTs `body` to `path` with the call's idempotency key and reads the answer.
+    async fn post<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        path: &str,
+        call: &CallContext,
+        body: Value,
+    ) -> Result<T, PartnerError> {
+        let error = |failure: PartnerFailure, message: String| PartnerError {
+            partner: self.partner,
+            operation,
+            failure,
+            message,
+        };
+        let url = format!("{}/{path}", self.base_url);
+        let mut request = self
+            .client
+            .post(&url)
+            .header("Idempotency-Key", &call.idempotency_key)
+            .json(&call.body(body));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        tracing::debug!(partner = %self.partner, operation, key = %call.idempotency_key, "calling partner");
+        let response = request
+            .send()
+            .await
+            .map_err(|e| error(transport_failure(&e), describe(&e)))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| error(transport_failure(&e), describe(&e)))?;
+        let failure = classify(status.as_u16(), &text);
+        match failure {
+            None => serde_json::from_str(&text).map_err(|e| {
+                error(
+                    PartnerFailure::Unavailable,
+                    format!(
+                        "answered {status} with an unreadable body ({e}): {}",
+                        clip(&text)
+                    ),
+                )
+            }),
+            Some(failure) => Err(error(
+                failure,
+                format!("answered {status}: {}", clip(&text)),
+            )),
+        }
+    }
+}
+
+/// What an HTTP status means for the caller: `None` for success.
+pub fn classify(status: u16, body: &str) -> Option<PartnerFailure> {
+    match status {
+        200..=299 => None,
+        408 => Some(PartnerFailure::Timeout),
+        429 => Some(PartnerFailure::Throttled),
+        400..=499 => {
+            let code = serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|v| v.get("code")?.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("http_{status}"));
+            Some(PartnerFailure::Refused { status, code })
+        }
+        _ => Some(PartnerFailure::Unavailable),
+    }
+}
+
+fn transport_failure(error: &reqwest::Error) -> PartnerFailure {
+    if error.is_timeout() {
+        PartnerFailure::Timeout
+    } else {
+        PartnerFailure::Unavailable
+    }
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn clip(text: &str) -> String {
+    const LIMIT: usize = 300;
+    if text.chars().count() <= LIMIT {
+        text.to_owned()
+    } else {
+        let head: String = text.chars().take(LIMIT).collect();
+        format!("{head}…")
+    }
+}
+
+/// Declares the adapter type of one partner around [`HttpPartner`].
+macro_rules! http_adapter {
+    ($(#[$doc:meta])* $name:ident, $partner:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub HttpPartner);
+
+        impl $name {
+            /// The adapter configured from the environment (see [`HttpPartner::from_env`]).
+            pub fn from_env() -> Result<$name, PartnerConfigError> {
+                HttpPartner::from_env($partner).map($name)
+            }
+        }
+    };
+}
+
+http_adapter!(
+    /// The warehouse's HTTP API.
+    HttpWarehouse,
+    Partner::Warehouse
+);
+http_adapter!(
+    /// The payment processor's HTTP API.
+    HttpPayments,
+    Partner::Payments
+);
+http_adapter!(
+    /// The terminal management system's HTTP API.
+    HttpTerminals,
+    Partner::Terminals
+);
+http_adapter!(
+    /// The courier's HTTP API.
+    HttpCourier,
+    Partner::Courier
+);
+http_adapter!(
+    /// The notification service's HTTP API.
+    HttpNotifications,
+    Partner::Notifications
+);
+
+impl Warehouse for HttpWarehouse {
+    async fn reserve(
+        &self,
+        call: &CallContext,
+        lines: &[OrderLine],
+    ) -> Result<Reservation, PartnerError> {
+        let body = json!({ "lines": lines });
+        self.0.post("reserve", "reservations", call, body).await
+    }
+
+    async fn release(&self, call: &CallContext) -> Result<Release, PartnerError> {
+        self.0.post("release", "releases", call, json!({})).await
+    }
+}
+
+impl Payments for HttpPayments {
+    async fn charge(
+        &self,
+        call: &CallContext,
+        amount_cents: u64,
+        currency: &str,
+    ) -> Result<Charge, PartnerError> {
+        let body = json!({"amount_cents": amount_cents, "currency": currency});
+        self.0.post("charge", "charges", call, body).await
+    }
+
+    async fn refund(&self, call: &CallContext) -> Result<Refund, PartnerError> {
+        self.0.post("refund", "refunds", call, json!({})).await
+    }
+}
+
+impl Terminals for HttpTerminals {
+    async fn provision(
+        &self,
+        call: &CallContext,
+        lines: &[OrderLine],
+    ) -> Result<Provisioning, PartnerError> {
+        let body = json!({ "lines": lines });
+        self.0.post("provision", "provisionings", call, body).await
+    }
+
+    async fn deprovision(&self, call: &CallContext) -> Result<Deprovisioning, PartnerError> {
+        self.0
+            .post("deprovision", "deprovisionings", call, json!({}))
+            .await
+    }
+
+    async fn deactivate(
+        &self,
+        call: &CallContext,
+        serials: &[String],
+    ) -> Result<Deactivation, PartnerError> {
+        let body = json!({ "serials": serials });
+        self.0.post("deactivate", "deactivations", call, body).await
+    }
+}
+
+impl Courier for HttpCourier {
+    async fn ship(
+        &self,
+        call: &CallContext,
+        address: &DeliveryAddress,
+        parcels: u32,
+    ) -> Result<Shipment, PartnerError> {
+        let body = json!({"address": address, "parcels": parcels});
+        self.0.post("ship", "shipments", call, body).await
+    }
+
+    async fn cancel(&self, call: &CallContext) -> Result<ShipmentCancellation, PartnerError> {
+        self.0
+            .post("cancel", "cancellations", call, json!({}))
+            .await
+    }
+
+    async fn return_label(
+        &self,
+        call: &CallContext,
+        serials: &[String],
+        address: &DeliveryAddress,
+    ) -> Result<ReturnLabel, PartnerError> {
+        let body = json!({"serials": serials, "address": address});
+        self.0
+            .post("return_label", "return-labels", call, body)
+            .await
+    }
+}
+
+impl Notifications for HttpNotifications {
+    async fn send(
+        &self,
+        call: &CallContext,
+        template: &str,
+        data: Value,
+    ) -> Result<Message, PartnerError> {
+        let body = json!({"template": template, "data": data});
+        self.0.post("send", "messages", call, body).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_are_unavailable_and_429_is_throttled() {
+        assert_eq!(classify(503, ""), Some(PartnerFailure::Unavailable));
+        assert_eq!(classify(500, "oops"), Some(PartnerFailure::Unavailable));
+        assert_eq!(classify(429, ""), Some(PartnerFailure::Throttled));
+        assert_eq!(classify(408, ""), Some(PartnerFailure::Timeout));
+        assert_eq!(classify(201, "{}"), None);
+    }
+
+    #[test]
+    fn a_client_error_is_a_refusal_with_the_partners_code() {
+        assert_eq!(
+            classify(
+                402,
+                r#"{"code": "declined", "message": "insufficient funds"}"#
+            ),
+            Some(PartnerFailure::Refused {
+                status: 402,
+                code: "declined".into()
+            })
+        );
+        assert_eq!(
+            classify(404, "not json"),
+            Some(PartnerFailure::Refused {
+                status: 404,
+                code: "http_404".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_refusal_takes_the_operations_name_and_transient_failures_keep_theirs() {
+        let id = OrderId::generate();
+        let failure = |failure| PartnerError {
+            partner: Partner::Payments,
+            operation: "charge",
+            failure,
+            message: "answered 402".into(),
+        };
+        let refused = failure(PartnerFailure::Refused {
+            status: 402,
+            code: "declined".into(),
+        })
+        .into_activity_error(&id, ErrorName::PaymentDeclined);
+        assert_eq!(refused.name, ErrorName::PaymentDeclined);
+        assert_eq!(
+            refused.message,
+            format!("order {id}: payments charge failed: answered 402")
+        );
+        let timeout =
+            failure(PartnerFailure::Timeout).into_activity_error(&id, ErrorName::PaymentDeclined);
+        assert_eq!(timeout.name, ErrorName::PartnerTimeout);
+    }
+
+    #[test]
+    fn every_call_of_a_step_carries_the_same_key_and_names_the_order() {
+        let id = OrderId::generate();
+        let call = CallContext::new(&id, "m-1", "TakePayment");
+        assert_eq!(call.idempotency_key, format!("{id}:TakePayment"));
+        assert_eq!(
+            call.body(json!({"amount_cents": 5})),
+            json!({"order_id": id, "merchant_id": "m-1", "amount_cents": 5})
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! The steps of the order workflow: one list that names every state that runs an
+//! activity, the Lambda function that implements it, the partner it calls and the step
+//! that undoes it. The state machine (`infra/statemachine/order-workflow.asl.json`), the
+//! activity functions and the workflow checks in `tests/workflow_definition.rs` all use
+//! these names; the checks hold the definition to this list.
+
+/// What a step is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepRole {
+    /// Moves the order forward.
+    Forward,
+    /// Undoes a forward step's effect at a partner (saga compensation).
+    Compensation,
+    /// Records how the order ended (REJECTED, FAILED, CANCELLED).
+    Record,
+}
+
+/// The partner a step talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Partner {
+    Warehouse,
+    Payments,
+    Terminals,
+    Courier,
+    Notifications,
+}
+
+impl Partner {
+    pub const ALL: [Partner; 5] = [
+        Partner::Warehouse,
+        Partner::Payments,
+        Partner::Terminals,
+        Partner::Courier,
+        Partner::Notifications,
+    ];
+
+    /// The partner's name in logs, errors and the simulator's URLs: `warehouse`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Partner::Warehouse => "warehouse",
+            Partner::Payments => "payments",
+            Partner::Terminals => "terminals",
+            Partner::Courier => "courier",
+            Partner::Notifications => "notifications",
+        }
+    }
+
+    /// The environment variable holding the partner's base URL: `WAREHOUSE_API_URL`.
+    pub const fn url_variable(self) -> &'static str {
+        match self {
+            Partner::Warehouse => "WAREHOUSE_API_URL",
+            Partner::Payments => "PAYMENTS_API_URL",
+            Partner::Terminals => "TERMINALS_API_URL",
+            Partner::Courier => "COURIER_API_URL",
+            Partner::Notifications => "NOTIFICATIONS_API_URL",
+        }
+    }
+}
+
+impl std::fmt::Display for Partner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One step of the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// The state's name in the definition, and the step item's name in the ledger.
+    pub name: &'static str,
+    /// The Lambda binary (and function directory under `functions/`) that runs it.
+    pub function: &'static str,
+    pub role: StepRole,
+    /// The partner it calls, if any: a Task that calls one retries its transient errors.
+    pub partner: Option<Partner>,
+    /// The step that undoes it, for a forward step with an effect at a partner.
+    pub compensation: Option<&'static str>,
+}
+
+const fn step(
+    name: &'static str,
+    function: &'static str,
+    role: StepRole,
+    partner: Option<Partner>,
+    compensation: Option<&'static str>,
+) -> Step {
+    Step {
+        name,
+        function,
+        role,
+        partner,
+        compensation,
+    }
+}
+
+use Partner::*;
+use StepRole::*;
+
+pub const VALIDATE_ORDER: Step = step("ValidateOrder", "validate-order", Forward, None, None);
+pub const RESERVE_STOCK: Step = step(
+    "ReserveStock",
+    "reserve-stock",
+    Forward,
+    Some(Warehouse),
+    Some("ReleaseStock"),
+);
+pub const TAKE_PAYMENT: Step = step(
+    "TakePayment",
+    "take-payment",
+    Forward,
+    Some(Payments),
+    Some("RefundPayment"),
+);
+/// Replacement only: the faulty terminals stop taking payments. Not undone: a terminal
+/// reported faulty stays deactivated whatever becomes of its replacement order.
+pub const DEACTIVATE_FAULTY_TERMINALS: Step = step(
+    "DeactivateFaultyTerminals",
+    "deactivate-terminals",
+    Forward,
+    Some(Terminals),
+    None,
+);
+/// Replacement only: the label the merchant sends the faulty terminals back with. Not
+/// undone: an unused label costs nothing and expires.
+pub const CREATE_RETURN_LABEL: Step = step(
+    "CreateReturnLabel",
+    "create-return-label",
+    Forward,
+    Some(Courier),
+    None,
+);
+pub const PROVISION_TERMINALS: Step = step(
+    "ProvisionTerminals",
+    "provision-terminals",
+    Forward,
+    Some(Terminals),
+    Some("DeprovisionTerminals"),
+);
+pub const ARRANGE_SHIPMENT: Step = step(
+    "ArrangeShipment",
+    "arrange-shipment",
+    Forward,
+    Some(Courier),
+    Some("CancelShipment"),
+);
+/// Waits for the courier's delivery event (a task token resumed by the webhook).
+pub const AWAIT_DELIVERY: Step = step("AwaitDelivery", "await-delivery", Forward, None, None);
+/// Best effort: a failed notification never rolls back a delivered order.
+pub const NOTIFY_CUSTOMER: Step = step(
+    "NotifyCustomer",
+    "notify-customer",
+    Forward,
+    Some(Notifications),
+    None,
+);
+pub const COMPLETE_ORDER: Step = step("CompleteOrder", "complete-order", Forward, None, None);
+pub const CANCEL_SHIPMENT: Step = step(
+    "CancelShipment",
+    "cancel-shipment",
+    Compensation,
+    Some(Courier),
+    None,
+);
+pub const DEPROVISION_TERMINALS: Step = step(
+    "DeprovisionTerminals",
+    "deprovision-terminals",
+    Compensation,
+    Some(Terminals),
+    None,
+);
+pub const REFUND_PAYMENT: Step = step(
+    "RefundPayment",
+    "refund-payment",
+    Compensation,
+    Some(Payments),
+    None,
+);
+pub const RELEASE_STOCK: Step = step(
+    "ReleaseStock",
+    "release-stock",
+    Compensation,
+    Some(Warehouse),
+    None,
+);
+pub const RECORD_FAILURE: Step = step("RecordFailure", "fail-order", Record, None, None);
+
+/// Every step, forward steps in happy-path order, then compensations in the order they
+/// run (the reverse of their forward steps), then the failure record.
+pub const ALL: [Step; 15] = [
+    VALIDATE_ORDER,
+    RESERVE_STOCK,
+    TAKE_PAYMENT,
+    DEACTIVATE_FAULTY_TERMINALS,
+    CREATE_RETURN_LABEL,
+    PROVISION_TERMINALS,
+    ARRANGE_SHIPMENT,
+    AWAIT_DELIVERY,
+    NOTIFY_CUSTOMER,
+    COMPLETE_ORDER,
+    CANCEL_SHIPMENT,
+    DEPROVISION_TERMINALS,
+    REFUND_PAYMENT,
+    RELEASE_STOCK,
+    RECORD_FAILURE,
+];
+
+/// The step named `name`, if there is one.
+pub fn by_name(name: &str) -> Option<Step> {
+    ALL.into_iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn step_and_function_names_are_unique() {
+        let names: BTreeSet<_> = ALL.iter().map(|s| s.name).collect();
+        let functions: BTreeSet<_> = ALL.iter().map(|s| s.function).collect();
+        assert_eq!(names.len(), ALL.len());
+        assert_eq!(functions.len(), ALL.len());
+    }
+
+    #[test]
+    fn every_compensation_named_is_a_compensation_step_of_the_same_partner() {
+        for forward in ALL.iter().filter(|s| s.compensation.is_some()) {
+            let compensation = forward.compensation.and_then(by_name);
+            assert_eq!(
+                compensation.map(|c| (c.role, c.partner)),
+                Some((StepRole::Compensation, forward.partner)),
+                "{}",
+                forward.name
+            );
+        }
+    }
+
+    #[test]
+    fn compensations_are_listed_in_the_reverse_order_of_their_forward_steps() {
+        let forward: Vec<_> = ALL.iter().filter_map(|s| s.compensation).rev().collect();
+        let compensations: Vec<_> = ALL
+            .iter()
+            .filter(|s| s.role == StepRole::Compensation)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(forward, compensations);
+    }
+}

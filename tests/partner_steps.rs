@@ -1,0 +1,377 @@
+//! The partner-calling activities and compensations, called directly against the
+//! emulator's DynamoDB with in-memory partners that count their calls: a step run twice
+//! calls its partner once, a refusal fails the step without moving the order, an order
+//! cancelled while its partner call ran is not moved on, and a compensation takes the
+//! order into COMPENSATING and is itself idempotent. The delivery hand-over between the
+//! webhook and AwaitDelivery is checked at the store, in both orders of arrival.
+
+use order_core::activity::ActivityInput;
+use order_core::order::OrderLine;
+use order_core::partners::{
+    CallContext, Charge, PartnerError, PartnerFailure, Payments, Refund, Release, Reservation,
+    Warehouse,
+};
+use order_core::steps::Partner;
+use order_core::store::{
+    Cancellation, Delivery, DeliveryRecorded, OrderStore, Placement, TokenStored,
+};
+use order_core::{ErrorName, Order, OrderId, OrderStatus};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use system_tests::{catalogue, unique_key, unique_merchant, valid_order, Stack};
+
+/// A warehouse that counts its calls and can be told to refuse.
+#[derive(Default)]
+struct CountingWarehouse {
+    reservations: AtomicUsize,
+    releases: AtomicUsize,
+    refuse: bool,
+    keys: Mutex<Vec<String>>,
+}
+
+fn refused(operation: &'static str, partner: Partner) -> PartnerError {
+    PartnerError {
+        partner,
+        operation,
+        failure: PartnerFailure::Refused {
+            status: 409,
+            code: "out_of_stock".into(),
+        },
+        message: "answered 409".into(),
+    }
+}
+
+impl Warehouse for CountingWarehouse {
+    async fn reserve(
+        &self,
+        call: &CallContext,
+        _lines: &[OrderLine],
+    ) -> Result<Reservation, PartnerError> {
+        self.reservations.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.push(call.idempotency_key.clone());
+        }
+        if self.refuse {
+            return Err(refused("reserve", Partner::Warehouse));
+        }
+        Ok(Reservation {
+            reservation_id: format!("res-for-{}", call.order_id),
+        })
+    }
+
+    async fn release(&self, call: &CallContext) -> Result<Release, PartnerError> {
+        self.releases.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.push(call.idempotency_key.clone());
+        }
+        Ok(Release {
+            released: true,
+            reservation_id: Some(format!("res-for-{}", call.order_id)),
+        })
+    }
+}
+
+/// A payment processor whose charge cancels the order while it runs (a cancel request
+/// that races the step).
+struct CancellingPayments {
+    store: OrderStore,
+    charges: AtomicUsize,
+}
+
+impl Payments for CancellingPayments {
+    async fn charge(
+        &self,
+        call: &CallContext,
+        amount_cents: u64,
+        currency: &str,
+    ) -> Result<Charge, PartnerError> {
+        self.charges.fetch_add(1, Ordering::SeqCst);
+        let cancelled = self.store.cancel(&call.order_id).await;
+        assert!(
+            matches!(cancelled, Ok(Cancellation::Started(_))),
+            "{cancelled:?}"
+        );
+        Ok(Charge {
+            charge_id: "chg-raced".into(),
+            amount_cents,
+            currency: currency.to_owned(),
+        })
+    }
+
+    async fn refund(&self, _call: &CallContext) -> Result<Refund, PartnerError> {
+        panic!("no refund is asked for in these tests")
+    }
+}
+
+async fn place(store: &OrderStore) -> OrderId {
+    let order = match Order::parse(&valid_order(&unique_merchant()), &catalogue()) {
+        Ok(order) => order,
+        Err(problems) => panic!("{problems}"),
+    };
+    match store.place_order(&unique_key(), &order, "h").await {
+        Ok(Placement::Created(record)) => record.order_id,
+        other => panic!("expected a new order, got {other:?}"),
+    }
+}
+
+/// Walks an order along the happy path up to `status` (without any partner).
+async fn advance(store: &OrderStore, id: &OrderId, status: OrderStatus) {
+    use OrderStatus::*;
+    let path = [
+        Accepted,
+        Validated,
+        StockReserved,
+        PaymentTaken,
+        Provisioned,
+        Shipped,
+        Delivered,
+    ];
+    for pair in path.windows(2) {
+        if pair[0] == status {
+            return;
+        }
+        if let Err(error) = store.transition(id, pair[0], pair[1], None).await {
+            panic!("{} -> {}: {error}", pair[0], pair[1]);
+        }
+    }
+}
+
+fn input(id: &OrderId) -> ActivityInput {
+    ActivityInput {
+        order_id: id.to_string(),
+    }
+}
+
+async fn status(store: &OrderStore, id: &OrderId) -> OrderStatus {
+    match store.require_order(id).await {
+        Ok(order) => order.status,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+#[tokio::test]
+async fn a_step_run_twice_calls_its_partner_once_with_the_key_of_the_order_and_step() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store).await;
+    advance(&store, &id, OrderStatus::Validated).await;
+    let warehouse = CountingWarehouse::default();
+    let first = reserve_stock::handle(&store, &warehouse, input(&id)).await;
+    let second = reserve_stock::handle(&store, &warehouse, input(&id)).await;
+    let summary = |r: &Result<order_core::activity::ActivityOutput, order_core::ActivityError>| {
+        r.as_ref()
+            .map(|o| {
+                (
+                    o.status,
+                    o.replayed,
+                    o.references.get("reservation_id").cloned(),
+                )
+            })
+            .map_err(|e| e.name)
+    };
+    let reservation = Some(format!("res-for-{id}"));
+    assert_eq!(
+        summary(&first),
+        Ok((OrderStatus::StockReserved, false, reservation.clone()))
+    );
+    assert_eq!(
+        summary(&second),
+        Ok((OrderStatus::StockReserved, true, reservation))
+    );
+    assert_eq!(warehouse.reservations.load(Ordering::SeqCst), 1);
+    let keys = warehouse.keys.lock().map(|k| k.clone()).unwrap_or_default();
+    assert_eq!(keys, [format!("{id}:ReserveStock")]);
+}
+
+#[tokio::test]
+async fn a_refusal_fails_the_step_with_its_permanent_name_and_leaves_the_order_where_it_was() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store).await;
+    advance(&store, &id, OrderStatus::Validated).await;
+    let warehouse = CountingWarehouse {
+        refuse: true,
+        ..CountingWarehouse::default()
+    };
+    let result = reserve_stock::handle(&store, &warehouse, input(&id)).await;
+    let error = result.err().map(|e| {
+        (
+            e.name,
+            e.message.contains("out_of_stock") || e.message.contains("409"),
+        )
+    });
+    assert_eq!(error, Some((ErrorName::StockUnavailable, true)));
+    assert_eq!(status(&store, &id).await, OrderStatus::Validated);
+    let steps = store.get_order_with_steps(&id).await.ok().flatten();
+    let step = steps.and_then(|(_, steps)| steps.into_iter().find(|s| s.step == "ReserveStock"));
+    assert_eq!(
+        step.map(|s| (s.status, s.error)),
+        Some((
+            order_core::store::StepStatus::Failed,
+            Some("Stock.Unavailable".to_owned())
+        ))
+    );
+}
+
+#[tokio::test]
+async fn an_order_cancelled_while_its_partner_call_ran_is_not_moved_on() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store).await;
+    advance(&store, &id, OrderStatus::StockReserved).await;
+    let payments = CancellingPayments {
+        store: store.clone(),
+        charges: AtomicUsize::new(0),
+    };
+    let result = take_payment::handle(&store, &payments, &catalogue(), input(&id)).await;
+    assert_eq!(
+        result.err().map(|e| e.name),
+        Some(ErrorName::OrderCancelled)
+    );
+    assert_eq!(payments.charges.load(Ordering::SeqCst), 1);
+    // The charge happened; the compensation path (RefundPayment) undoes it.
+    assert_eq!(status(&store, &id).await, OrderStatus::Cancelling);
+}
+
+#[tokio::test]
+async fn a_compensation_takes_the_order_into_compensating_and_runs_once() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store).await;
+    advance(&store, &id, OrderStatus::PaymentTaken).await;
+    let warehouse = CountingWarehouse::default();
+    let first = release_stock::handle(&store, &warehouse, input(&id)).await;
+    let second = release_stock::handle(&store, &warehouse, input(&id)).await;
+    let summary = |r: &Result<order_core::activity::ActivityOutput, order_core::ActivityError>| {
+        r.as_ref()
+            .map(|o| (o.status, o.replayed))
+            .map_err(|e| e.name)
+    };
+    assert_eq!(summary(&first), Ok((OrderStatus::Compensating, false)));
+    assert_eq!(summary(&second), Ok((OrderStatus::Compensating, true)));
+    assert_eq!(warehouse.releases.load(Ordering::SeqCst), 1);
+    assert_eq!(status(&store, &id).await, OrderStatus::Compensating);
+}
+
+#[tokio::test]
+async fn a_compensation_leaves_a_cancelling_order_cancelling_and_refuses_a_completed_one() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let cancelling = place(&store).await;
+    advance(&store, &cancelling, OrderStatus::StockReserved).await;
+    assert!(matches!(
+        store.cancel(&cancelling).await,
+        Ok(Cancellation::Started(_))
+    ));
+    let warehouse = CountingWarehouse::default();
+    let released = release_stock::handle(&store, &warehouse, input(&cancelling)).await;
+    assert_eq!(released.map(|o| o.status), Ok(OrderStatus::Cancelling));
+
+    let delivered = place(&store).await;
+    advance(&store, &delivered, OrderStatus::Delivered).await;
+    let refused = release_stock::handle(&store, &warehouse, input(&delivered)).await;
+    assert_eq!(
+        refused.err().map(|e| e.name),
+        Some(ErrorName::OrderConflict)
+    );
+    assert_eq!(
+        warehouse.releases.load(Ordering::SeqCst),
+        1,
+        "nothing undone for the delivered order"
+    );
+    assert_eq!(status(&store, &delivered).await, OrderStatus::Delivered);
+}
+
+fn delivery() -> Delivery {
+    Delivery {
+        event_id: format!("evt-{}", unique_key()),
+        shipment_id: "shp-1".into(),
+        delivered_at: "2026-11-26T10:00:00.000Z".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_token_stored_first_is_found_by_the_delivery_and_a_repeated_event_changes_nothing() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store).await;
+    advance(&store, &id, OrderStatus::Shipped).await;
+    assert_eq!(
+        store.store_task_token(&id, "token-1").await,
+        Ok(TokenStored::Waiting)
+    );
+    let event = delivery();
+    let first = store.record_delivery(&id, &event).await;
+    let order = match first {
+        Ok(DeliveryRecorded::Now(order)) => order,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(order.status, OrderStatus::Delivered);
+    assert_eq!(order.task_token.as_deref(), Some("token-1"));
+    assert_eq!(order.delivery.as_ref(), Some(&event));
+    let again = store.record_delivery(&id, &event).await;
+    let version = order.version;
+    assert!(
+        matches!(&again, Ok(DeliveryRecorded::Before(o)) if o.version == version),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_recorded_before_the_token_tells_await_delivery_to_resume_itself() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store).await;
+    advance(&store, &id, OrderStatus::Shipped).await;
+    assert!(matches!(
+        store.record_delivery(&id, &delivery()).await,
+        Ok(DeliveryRecorded::Now(_))
+    ));
+    let stored = store.store_task_token(&id, "token-late").await;
+    assert!(
+        matches!(&stored, Ok(TokenStored::AlreadyDelivered(o)) if o.task_token.is_none()),
+        "{stored:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_for_an_order_that_has_not_shipped_is_a_conflict() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store).await;
+    advance(&store, &id, OrderStatus::Provisioned).await;
+    let result = store.record_delivery(&id, &delivery()).await;
+    assert!(
+        matches!(
+            result,
+            Err(order_core::store::StoreError::Conflict {
+                actual: OrderStatus::Provisioned,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(status(&store, &id).await, OrderStatus::Provisioned);
+}
+
+#[tokio::test]
+async fn cancelling_is_refused_once_the_order_has_shipped_and_repeating_it_is_harmless() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let shipped = place(&store).await;
+    advance(&store, &shipped, OrderStatus::Shipped).await;
+    assert!(matches!(
+        store.cancel(&shipped).await,
+        Ok(Cancellation::TooLate(o)) if o.status == OrderStatus::Shipped
+    ));
+    let provisioned = place(&store).await;
+    advance(&store, &provisioned, OrderStatus::Provisioned).await;
+    assert!(matches!(
+        store.cancel(&provisioned).await,
+        Ok(Cancellation::Started(o)) if o.status == OrderStatus::Cancelling
+    ));
+    assert!(matches!(
+        store.cancel(&provisioned).await,
+        Ok(Cancellation::AlreadyCancelling(_))
+    ));
+}
