@@ -336,3 +336,121 @@ async fn an_order_whose_workflow_could_not_start_is_kept_and_started_by_the_retr
     assert_eq!(stack.orders_of_merchant(&merchant).await, 1);
     assert_eq!(stack.executions_named(&id).await, 1);
 }
+
+/// POSTs a courier event signed with `secret` to the webhook.
+async fn post_event(stack: &Stack, secret: &str, event: &Value) -> Reply {
+    let body = event.to_string();
+    let reply = system_tests::http()
+        .post(format!("{}/webhooks/courier", stack.orders_api))
+        .header("content-type", "application/json")
+        .header(
+            "x-courier-signature",
+            order_core::delivery::sign(secret, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await;
+    Reply::from_result(reply).await
+}
+
+fn delivered(order_id: &str) -> Value {
+    json!({"event_id": format!("evt-{}", unique_key()), "type": "shipment.delivered",
+           "order_id": order_id, "shipment_id": "shp-1", "occurred_at": "2026-11-26T10:00:00.000Z"})
+}
+
+#[tokio::test]
+async fn courier_events_that_are_unsigned_malformed_unknown_or_early_are_refused_with_their_codes()
+{
+    let stack = Stack::connect().await;
+    let secret = stack.webhook_secret();
+    let unknown = order_core::OrderId::generate().to_string();
+
+    let forged = post_event(&stack, "a-secret-that-is-not-ours", &delivered(&unknown)).await;
+    assert_eq!(
+        (forged.status, &forged.body["code"]),
+        (401, &json!("invalid_signature"))
+    );
+    let malformed = post_event(&stack, &secret, &json!({"type": "shipment.delivered"})).await;
+    assert_eq!(
+        (malformed.status, &malformed.body["code"]),
+        (400, &json!("invalid_event"))
+    );
+    let missing = post_event(&stack, &secret, &delivered(&unknown)).await;
+    assert_eq!(
+        (missing.status, &missing.body["code"]),
+        (404, &json!("order_not_found"))
+    );
+
+    // An order that has not shipped (stored, no execution): the courier is told to
+    // try again later, and nothing changes.
+    let id = stored_without_execution(&stack).await;
+    let mut in_transit = delivered(id.as_str());
+    in_transit["type"] = json!("shipment.in_transit");
+    let ignored = post_event(&stack, &secret, &in_transit).await;
+    assert_eq!(
+        (ignored.status, &ignored.body["ignored"]),
+        (202, &json!("shipment.in_transit"))
+    );
+    let early = post_event(&stack, &secret, &delivered(id.as_str())).await;
+    assert_eq!(
+        (early.status, &early.body["code"]),
+        (409, &json!("order_not_shipped")),
+        "{}",
+        early.text
+    );
+    let order = stack.get(&format!("/orders/{id}")).await.body;
+    assert_eq!(
+        (&order["status"], &order["version"]),
+        (&json!("ACCEPTED"), &json!(1))
+    );
+}
+
+/// An order stored as the API stores it, whose execution was never started (as when
+/// StartExecution failed).
+async fn stored_without_execution(stack: &Stack) -> order_core::OrderId {
+    let order = match order_core::Order::parse(
+        &valid_order(&unique_merchant()),
+        &system_tests::catalogue(),
+    ) {
+        Ok(order) => order,
+        Err(problems) => panic!("{problems}"),
+    };
+    match stack.store().place_order(&unique_key(), &order, "h").await {
+        Ok(order_core::store::Placement::Created(record)) => record.order_id,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn cancelling_an_unknown_order_is_404_and_a_get_on_the_cancel_route_is_405() {
+    let stack = Stack::connect().await;
+    let unknown = order_core::OrderId::generate();
+    let reply = stack.post(&format!("/orders/{unknown}/cancel")).await;
+    assert_eq!(
+        (reply.status, &reply.body["code"]),
+        (404, &json!("order_not_found"))
+    );
+    let reply = stack.get(&format!("/orders/{unknown}/cancel")).await;
+    assert_eq!(
+        (reply.status, &reply.body["code"]),
+        (405, &json!("method_not_allowed"))
+    );
+}
+
+#[tokio::test]
+async fn an_order_cancelled_before_its_workflow_started_is_cancelled_at_once() {
+    let stack = Stack::connect().await;
+    let id = stored_without_execution(&stack).await;
+    let reply = stack.post(&format!("/orders/{id}/cancel")).await;
+    assert_eq!(
+        (reply.status, &reply.body["status"]),
+        (202, &json!("CANCELLED")),
+        "{}",
+        reply.text
+    );
+    let again = stack.post(&format!("/orders/{id}/cancel")).await;
+    assert_eq!(
+        (again.status, &again.body["status"]),
+        (202, &json!("CANCELLED"))
+    );
+}

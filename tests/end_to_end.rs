@@ -28,11 +28,31 @@ fn id_list(entries: &[Value], field: &str) -> Vec<String> {
         .collect()
 }
 
-/// Places an order of `kind` for `merchant` and waits for its end.
+/// Places `order` and waits for its end; returns its id, execution ARN and final view.
 async fn run(stack: &Stack, order: &Value) -> (String, String, Value) {
     let (id, arn) = stack.place(order).await;
     let view = stack.wait_for_status(&id, &ENDED).await;
     (id, arn, view)
+}
+
+/// Runs a new_merchant order for a merchant whose partners apply `rules`.
+async fn run_with(stack: &Stack, rules: Value) -> (String, String, Value) {
+    let merchant = stack.partners().merchant_with(rules).await;
+    run(stack, &valid_order(&merchant)).await
+}
+
+/// The order ended FAILED at `step` with `error`.
+fn assert_failed_at(view: &Value, step: &str, error: &str) {
+    let failure = (
+        &view["status"],
+        &view["failure"]["step"],
+        &view["failure"]["error"],
+    );
+    assert_eq!(
+        failure,
+        (&json!("FAILED"), &json!(step), &json!(error)),
+        "{view}"
+    );
 }
 
 fn assert_one_delivered_order(ledger: &Ledger, view: &Value, terminals: usize) {
@@ -146,16 +166,12 @@ async fn a_replacement_is_not_charged_deactivates_the_faulty_terminals_and_gets_
 #[tokio::test]
 async fn a_declined_payment_releases_the_stock_and_fails_the_order_with_the_reason() {
     let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    stack
-        .partners()
-        .inject(json!([{"partner": "payments", "operation": "charge",
-                         "merchant_id": merchant, "fault": "refuse"}]))
-        .await;
-    let (id, arn, view) = run(&stack, &valid_order(&merchant)).await;
-    assert_eq!(view["status"], "FAILED", "{view}");
-    assert_eq!(view["failure"]["step"], "TakePayment");
-    assert_eq!(view["failure"]["error"], "Payment.Declined");
+    let (id, arn, view) = run_with(
+        &stack,
+        json!([{"partner": "payments", "operation": "charge", "fault": "refuse"}]),
+    )
+    .await;
+    assert_failed_at(&view, "TakePayment", "Payment.Declined");
     assert!(
         view["failure"]["reason"]
             .as_str()
@@ -177,16 +193,14 @@ async fn a_declined_payment_releases_the_stock_and_fails_the_order_with_the_reas
 #[tokio::test]
 async fn refused_provisioning_refunds_the_payment_and_releases_the_stock() {
     let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    stack
+    let merchant = stack
         .partners()
-        .inject(json!([{"partner": "terminals", "operation": "provision",
-                         "merchant_id": merchant, "fault": "refuse"}]))
+        .merchant_with(
+            json!([{"partner": "terminals", "operation": "provision", "fault": "refuse"}]),
+        )
         .await;
     let (id, arn, view) = run(&stack, &valid_order(&merchant)).await;
-    assert_eq!(view["status"], "FAILED", "{view}");
-    assert_eq!(view["failure"]["step"], "ProvisionTerminals");
-    assert_eq!(view["failure"]["error"], "Provisioning.Rejected");
+    assert_failed_at(&view, "ProvisionTerminals", "Provisioning.Rejected");
     assert_eq!(stack.execution_status(&arn).await, "SUCCEEDED");
     let ledger = stack.partners().ledger(&id).await;
     assert_eq!(ledger.statuses("charges"), ["refunded"], "{ledger:?}");
@@ -212,16 +226,12 @@ async fn refused_provisioning_refunds_the_payment_and_releases_the_stock() {
 #[tokio::test]
 async fn a_refused_shipment_deprovisions_refunds_and_releases() {
     let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    stack
-        .partners()
-        .inject(json!([{"partner": "courier", "operation": "ship",
-                         "merchant_id": merchant, "fault": "refuse"}]))
-        .await;
-    let (id, _, view) = run(&stack, &valid_order(&merchant)).await;
-    assert_eq!(view["status"], "FAILED", "{view}");
-    assert_eq!(view["failure"]["step"], "ArrangeShipment");
-    assert_eq!(view["failure"]["error"], "Shipment.Rejected");
+    let (id, _, view) = run_with(
+        &stack,
+        json!([{"partner": "courier", "operation": "ship", "fault": "refuse"}]),
+    )
+    .await;
+    assert_failed_at(&view, "ArrangeShipment", "Shipment.Rejected");
     let ledger = stack.partners().ledger(&id).await;
     assert_eq!(
         ledger.statuses("terminals"),
@@ -237,13 +247,11 @@ async fn a_refused_shipment_deprovisions_refunds_and_releases() {
 #[tokio::test]
 async fn transient_failures_are_retried_until_the_order_completes_with_the_attempts_recorded() {
     let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    stack
-        .partners()
-        .inject(json!([{"partner": "payments", "operation": "charge",
-                         "merchant_id": merchant, "fault": "unavailable", "count": 2}]))
-        .await;
-    let (id, _, view) = run(&stack, &valid_order(&merchant)).await;
+    let (id, _, view) = run_with(
+        &stack,
+        json!([{"partner": "payments", "operation": "charge", "fault": "unavailable", "count": 2}]),
+    )
+    .await;
     assert_eq!(view["status"], "COMPLETED", "{view}");
     let payment = step(&view, "TakePayment");
     assert_eq!(payment["status"], "SUCCEEDED");
@@ -255,14 +263,8 @@ async fn transient_failures_are_retried_until_the_order_completes_with_the_attem
 #[tokio::test]
 async fn an_outage_longer_than_the_fast_retries_is_waited_out_and_the_order_completes() {
     let stack = Stack::connect().await;
-    let merchant = unique_merchant();
     // Four attempts of fast retries fail, then the workflow parks in its outage wait.
-    stack
-        .partners()
-        .inject(json!([{"partner": "warehouse", "operation": "reserve",
-                         "merchant_id": merchant, "fault": "unavailable", "count": 5}]))
-        .await;
-    let (id, arn, view) = run(&stack, &valid_order(&merchant)).await;
+    let (id, arn, view) = run_with(&stack, json!([{"partner": "warehouse", "operation": "reserve", "fault": "unavailable", "count": 5}])).await;
     assert_eq!(view["status"], "COMPLETED", "{view}");
     let entered = stack.states_entered(&arn).await;
     assert!(
@@ -282,14 +284,13 @@ async fn an_outage_longer_than_the_fast_retries_is_waited_out_and_the_order_comp
 #[tokio::test]
 async fn slow_partners_that_acted_after_the_caller_timed_out_take_effect_exactly_once() {
     let stack = Stack::connect().await;
-    let merchant = unique_merchant();
     let slow = |partner: &str, operation: &str| {
-        json!({"partner": partner, "operation": operation, "merchant_id": merchant,
+        json!({"partner": partner, "operation": operation,
                "fault": "slow", "count": 1, "delay_ms": 4000})
     };
-    stack
+    let merchant = stack
         .partners()
-        .inject(json!([
+        .merchant_with(json!([
             slow("warehouse", "reserve"),
             slow("payments", "charge"),
             slow("courier", "ship")
@@ -312,12 +313,12 @@ async fn slow_partners_that_acted_after_the_caller_timed_out_take_effect_exactly
 #[tokio::test]
 async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
     let stack = Stack::connect().await;
-    let merchant = unique_merchant();
     // Provisioning is down: the order waits, charged, for the partner to come back.
-    stack
+    let merchant = stack
         .partners()
-        .inject(json!([{"partner": "terminals", "operation": "provision",
-                         "merchant_id": merchant, "fault": "unavailable"}]))
+        .merchant_with(
+            json!([{"partner": "terminals", "operation": "provision", "fault": "unavailable"}]),
+        )
         .await;
     let (id, arn) = stack.place(&valid_order(&merchant)).await;
     stack
@@ -347,11 +348,9 @@ async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
 #[tokio::test]
 async fn an_order_that_has_shipped_cannot_be_cancelled() {
     let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    stack
+    let merchant = stack
         .partners()
-        .inject(json!([{"partner": "courier", "operation": "deliver",
-                         "merchant_id": merchant, "fault": "hold"}]))
+        .merchant_with(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
         .await;
     let (id, _) = stack.place(&valid_order(&merchant)).await;
     stack
@@ -371,11 +370,9 @@ async fn an_order_that_has_shipped_cannot_be_cancelled() {
 #[tokio::test]
 async fn a_delivery_event_sent_twice_resumes_the_order_once() {
     let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    stack
+    let merchant = stack
         .partners()
-        .inject(json!([{"partner": "courier", "operation": "deliver",
-                         "merchant_id": merchant, "fault": "hold"}]))
+        .merchant_with(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
         .await;
     let (id, arn) = stack.place(&valid_order(&merchant)).await;
     let shipped = stack
@@ -438,12 +435,11 @@ async fn a_delivery_event_sent_twice_resumes_the_order_once() {
 #[tokio::test]
 async fn a_compensation_that_keeps_failing_puts_the_order_in_the_dead_letter_queue() {
     let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    stack
+    let merchant = stack
         .partners()
-        .inject(json!([
-            {"partner": "payments", "operation": "charge", "merchant_id": merchant, "fault": "refuse"},
-            {"partner": "warehouse", "operation": "release", "merchant_id": merchant, "fault": "refuse"}
+        .merchant_with(json!([
+            {"partner": "payments", "operation": "charge", "fault": "refuse"},
+            {"partner": "warehouse", "operation": "release", "fault": "refuse"}
         ]))
         .await;
     let (id, arn) = stack.place(&valid_order(&merchant)).await;

@@ -375,3 +375,46 @@ async fn cancelling_is_refused_once_the_order_has_shipped_and_repeating_it_is_ha
         Ok(Cancellation::AlreadyCancelling(_))
     ));
 }
+
+fn waiting(id: &OrderId, token: &str) -> await_delivery::AwaitDeliveryInput {
+    await_delivery::AwaitDeliveryInput {
+        order_id: id.to_string(),
+        task_token: token.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn await_delivery_parks_a_shipped_order_with_its_token() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store).await;
+    advance(&store, &id, OrderStatus::Shipped).await;
+    let parked = await_delivery::handle(&store, &stack.sfn(), waiting(&id, "token-a")).await;
+    assert_eq!(
+        parked.map(|o| (o.status, o.replayed)),
+        Ok((OrderStatus::Shipped, false))
+    );
+    let order = store.require_order(&id).await.ok();
+    assert_eq!(order.and_then(|o| o.task_token), Some("token-a".to_owned()));
+}
+
+#[tokio::test]
+async fn await_delivery_resumes_the_execution_itself_when_the_delivery_came_first() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store).await;
+    advance(&store, &id, OrderStatus::Shipped).await;
+    assert!(matches!(
+        store.record_delivery(&id, &delivery()).await,
+        Ok(DeliveryRecorded::Now(_))
+    ));
+    // The token belongs to no waiting task here, so Step Functions answers that it is
+    // unknown: the handler takes that as "already resumed" and reports the delivery.
+    let resumed = await_delivery::handle(&store, &stack.sfn(), waiting(&id, "token-b")).await;
+    assert_eq!(
+        resumed.map(|o| (o.status, o.replayed, o.references.contains_key("event_id"))),
+        Ok((OrderStatus::Delivered, true, true))
+    );
+    let order = store.require_order(&id).await.ok();
+    assert_eq!(order.and_then(|o| o.task_token), None, "no token stored");
+}

@@ -130,13 +130,11 @@ where
 {
     let span = tracing::info_span!("activity", step = step.name, order_id = %input.order_id);
     async move {
-        let id = order_id(&input.order_id)?;
-        let order = store.require_order(&id).await?;
-        let kind = order.order.kind;
-        let started = match begin(store, &id, step.name, &order).await? {
-            Begun::Replayed(output) => return Ok(output),
-            Begun::Started(record) => record,
+        let (id, order, started) = match open(store, input, step).await? {
+            Opened::Replayed(output) => return Ok(output),
+            Opened::Started(opened) => *opened,
         };
+        let kind = order.order.kind;
         let Move { from, to } = plan(&order);
         let outcome = if order.status == from {
             let call = CallContext::for_step(&order, step.name);
@@ -193,13 +191,11 @@ where
 {
     let span = tracing::info_span!("compensation", step = step.name, order_id = %input.order_id);
     async move {
-        let id = order_id(&input.order_id)?;
-        let order = store.require_order(&id).await?;
-        let kind = order.order.kind;
-        let started = match begin(store, &id, step.name, &order).await? {
-            Begun::Replayed(output) => return Ok(output),
-            Begun::Started(record) => record,
+        let (id, order, started) = match open(store, input, step).await? {
+            Opened::Replayed(output) => return Ok(output),
+            Opened::Started(opened) => *opened,
         };
+        let kind = order.order.kind;
         let outcome = match enter_compensation(store, order).await {
             Ok(order) => {
                 let status = order.status;
@@ -274,26 +270,31 @@ async fn enter_compensation(
     ))
 }
 
-enum Begun {
-    Started(StepRecord),
+/// What opening a step found.
+enum Opened {
+    /// The step is under way: the order, as read before, and its step record.
+    Started(Box<(OrderId, OrderRecord, StepRecord)>),
+    /// The step had succeeded before: its recorded result.
     Replayed(ActivityOutput),
 }
 
-/// Counts the attempt, or finds the step already succeeded.
-async fn begin(
+/// Reads the input's order and counts the attempt, or finds the step already succeeded.
+async fn open(
     store: &OrderStore,
-    id: &OrderId,
-    step: &str,
-    order: &OrderRecord,
-) -> Result<Begun, ActivityError> {
-    match store.begin_step(id, step).await? {
+    input: &ActivityInput,
+    step: Step,
+) -> Result<Opened, ActivityError> {
+    let id = order_id(&input.order_id)?;
+    let order = store.require_order(&id).await?;
+    let step = step.name;
+    match store.begin_step(&id, step).await? {
         StepStart::AlreadySucceeded(record) => {
             tracing::info!(
                 step,
                 attempts = record.attempts,
                 "step already succeeded; returning its recorded result"
             );
-            Ok(Begun::Replayed(ActivityOutput::from_step(
+            Ok(Opened::Replayed(ActivityOutput::from_step(
                 record,
                 order.status,
                 order.order.kind,
@@ -302,7 +303,7 @@ async fn begin(
         }
         StepStart::Started(record) => {
             tracing::info!(step, attempts = record.attempts, status = %order.status, "step started");
-            Ok(Begun::Started(record))
+            Ok(Opened::Started(Box::new((id, order, record))))
         }
     }
 }

@@ -179,9 +179,9 @@ impl Stack {
         names
     }
 
-    /// Polls `GET /orders/{id}` until `ready` holds for its view, for up to 60 s.
+    /// Polls `GET /orders/{id}` until `ready` holds for its view, for up to 90 s.
     pub async fn wait_for(&self, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let reply = self.get(&format!("/orders/{id}")).await;
             if ready(&reply.body) {
@@ -189,7 +189,7 @@ impl Stack {
             }
             assert!(
                 Instant::now() < deadline,
-                "order {id}: still not {what} after 60 s: {}",
+                "order {id}: still not {what} after 90 s: {}",
                 reply.body
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -319,6 +319,18 @@ impl Partners {
         assert_eq!(reply.status, 201, "POST /admin/faults: {}", reply.text);
     }
 
+    /// A merchant of its own for whom the partners apply `rules` (each rule's
+    /// `merchant_id` is filled in), so that tests with faults run side by side.
+    pub async fn merchant_with(&self, rules: Value) -> String {
+        let merchant = unique_merchant();
+        let mut rules = rules;
+        for rule in rules.as_array_mut().into_iter().flatten() {
+            rule["merchant_id"] = Value::from(merchant.clone());
+        }
+        self.inject(rules).await;
+        merchant
+    }
+
     /// Delivers the order's parcel now (also one held back by a `hold` rule).
     pub async fn deliver(&self, order_id: &str) {
         let reply = Reply::from(
@@ -398,6 +410,11 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The reply to a request sent by the caller; panics when nothing answered.
+    pub async fn from_result(result: Result<reqwest::Response, reqwest::Error>) -> Reply {
+        Reply::from(result).await
+    }
+
     async fn from(result: Result<reqwest::Response, reqwest::Error>) -> Reply {
         let response = match result {
             Ok(response) => response,

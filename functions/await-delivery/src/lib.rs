@@ -38,7 +38,8 @@ pub async fn handle(
     let order = store.require_order(&id).await?;
     let kind = order.order.kind;
     let (record, delivered) = match store.begin_step(&id, STEP.name).await? {
-        StepStart::AlreadySucceeded(record) => (record, Some(order)),
+        // The webhook recorded the delivery (and this step) since `order` was read.
+        StepStart::AlreadySucceeded(record) => (record, Some(store.require_order(&id).await?)),
         StepStart::Started(record) => match store.store_task_token(&id, &input.task_token).await {
             Ok(TokenStored::Waiting) => (record, None),
             Ok(TokenStored::AlreadyDelivered(order)) => (record, Some(*order)),
