@@ -287,14 +287,16 @@ fn post_request(key: &str, body: &str) -> lambda_http::Request {
 fn api(stack: &Stack, state_machine_arn: &str) -> orders_api::Api {
     orders_api::Api {
         store: stack.store(),
-        workflow: stack.sfn(),
-        state_machine_arn: state_machine_arn.to_owned(),
+        workflow: orders_api::Workflow {
+            client: stack.sfn(),
+            state_machine_arn: state_machine_arn.to_owned(),
+            config: match orders_api::WorkflowConfig::from_env() {
+                Ok(config) => config,
+                Err(error) => panic!("{error}"),
+            },
+        },
         catalogue: system_tests::catalogue(),
         webhook_secret: stack.webhook_secret(),
-        workflow_config: match orders_api::WorkflowConfig::from_env() {
-            Ok(config) => config,
-            Err(error) => panic!("{error}"),
-        },
     }
 }
 

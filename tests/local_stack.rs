@@ -40,8 +40,9 @@ async fn the_local_resources_match_the_template() {
 #[tokio::test]
 async fn a_template_that_differs_from_the_running_stack_is_reported() {
     let stack = Stack::connect().await;
-    // A copy of the template with one more index, one other queue setting and one other
-    // retry: the live resources no longer match it.
+    // A copy of the template with one more index, one other queue setting (both
+    // dead-letter queues keep messages 14 days) and one other retry: the live resources
+    // no longer match it.
     let dir = std::env::temp_dir().join(format!("template-drift-{}", uuid::Uuid::new_v4()));
     let statemachine = dir.join("infra/statemachine");
     std::fs::create_dir_all(&statemachine).unwrap_or_default();
@@ -85,6 +86,10 @@ async fn a_template_that_differs_from_the_running_stack_is_reported() {
             (
                 "OrdersTable".to_owned(),
                 "global secondary indexes".to_owned()
+            ),
+            (
+                "ReconcilerDeadLetterQueue".to_owned(),
+                "MessageRetentionPeriod".to_owned()
             ),
             (
                 "WorkflowDeadLetterQueue".to_owned(),

@@ -5,7 +5,7 @@
 //! order into COMPENSATING and is itself idempotent. The delivery hand-over between the
 //! webhook and AwaitDelivery is checked at the store, in both orders of arrival.
 
-use order_core::activity::ActivityInput;
+use order_core::activity::{ActivityInput, CompensationInput};
 use order_core::order::OrderLine;
 use order_core::partners::{
     CallContext, Charge, PartnerError, PartnerFailure, Payments, Refund, Release, Reservation,
@@ -136,6 +136,16 @@ async fn advance(store: &OrderStore, id: &OrderId, status: OrderStatus) {
     }
 }
 
+/// A compensation's input, as the state machine sends it after TakePayment was declined.
+fn rollback(id: &OrderId) -> CompensationInput {
+    CompensationInput {
+        order_id: id.to_string(),
+        failed_step: Some("TakePayment".into()),
+        error: Some("Payment.Declined".into()),
+        cause: Some(r#"{"errorType":"Payment.Declined","errorMessage":"card declined"}"#.into()),
+    }
+}
+
 fn input(id: &OrderId) -> ActivityInput {
     ActivityInput {
         order_id: id.to_string(),
@@ -234,14 +244,14 @@ async fn an_order_cancelled_while_its_partner_call_ran_is_not_moved_on() {
 }
 
 #[tokio::test]
-async fn a_compensation_takes_the_order_into_compensating_and_runs_once() {
+async fn a_compensation_takes_the_order_into_compensating_with_its_failure_and_runs_once() {
     let stack = Stack::connect().await;
     let store = stack.store();
     let id = place(&store).await;
     advance(&store, &id, OrderStatus::PaymentTaken).await;
     let warehouse = CountingWarehouse::default();
-    let first = release_stock::handle(&store, &warehouse, input(&id)).await;
-    let second = release_stock::handle(&store, &warehouse, input(&id)).await;
+    let first = release_stock::handle(&store, &warehouse, rollback(&id)).await;
+    let second = release_stock::handle(&store, &warehouse, rollback(&id)).await;
     let summary = |r: &Result<order_core::activity::ActivityOutput, order_core::ActivityError>| {
         r.as_ref()
             .map(|o| (o.status, o.replayed))
@@ -250,7 +260,19 @@ async fn a_compensation_takes_the_order_into_compensating_and_runs_once() {
     assert_eq!(summary(&first), Ok((OrderStatus::Compensating, false)));
     assert_eq!(summary(&second), Ok((OrderStatus::Compensating, true)));
     assert_eq!(warehouse.releases.load(Ordering::SeqCst), 1);
-    assert_eq!(status(&store, &id).await, OrderStatus::Compensating);
+    // The failure that started the rollback is on the order from its first step on.
+    let order = store.require_order(&id).await.ok();
+    assert_eq!(
+        order.map(|o| (o.status, o.failure.map(|f| (f.step, f.error, f.reason)))),
+        Some((
+            OrderStatus::Compensating,
+            Some((
+                "TakePayment".to_owned(),
+                "Payment.Declined".to_owned(),
+                "card declined".to_owned()
+            ))
+        ))
+    );
 }
 
 #[tokio::test]
@@ -264,12 +286,12 @@ async fn a_compensation_leaves_a_cancelling_order_cancelling_and_refuses_a_compl
         Ok(Cancellation::Started(_))
     ));
     let warehouse = CountingWarehouse::default();
-    let released = release_stock::handle(&store, &warehouse, input(&cancelling)).await;
+    let released = release_stock::handle(&store, &warehouse, rollback(&cancelling)).await;
     assert_eq!(released.map(|o| o.status), Ok(OrderStatus::Cancelling));
 
     let delivered = place(&store).await;
     advance(&store, &delivered, OrderStatus::Delivered).await;
-    let refused = release_stock::handle(&store, &warehouse, input(&delivered)).await;
+    let refused = release_stock::handle(&store, &warehouse, rollback(&delivered)).await;
     assert_eq!(
         refused.err().map(|e| e.name),
         Some(ErrorName::OrderConflict)

@@ -25,6 +25,33 @@ pub struct ActivityInput {
     pub order_id: String,
 }
 
+/// The input of a compensation: the order, and the failure that started the rollback
+/// (absent when the rollback is a cancellation's, or for callers other than the
+/// state machine).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CompensationInput {
+    pub order_id: String,
+    #[serde(default)]
+    pub failed_step: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+impl CompensationInput {
+    /// The failure to record on the order when the rollback begins.
+    fn failure(&self) -> Option<crate::store::Failure> {
+        let step = self.failed_step.as_deref()?;
+        let error = self.error.as_deref()?;
+        Some(crate::store::Failure::from_catch(
+            step,
+            error,
+            self.cause.as_deref(),
+        ))
+    }
+}
+
 /// What an activity returns to the state machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityOutput {
@@ -130,7 +157,7 @@ where
 {
     let span = tracing::info_span!("activity", step = step.name, order_id = %input.order_id);
     async move {
-        let (id, order, started) = match open(store, input, step).await? {
+        let (id, order, started) = match open(store, &input.order_id, step).await? {
             Opened::Replayed(output) => return Ok(output),
             Opened::Started(opened) => *opened,
         };
@@ -181,7 +208,7 @@ where
 /// nothing to undo.
 pub async fn run_compensation<F, Fut>(
     store: &OrderStore,
-    input: &ActivityInput,
+    input: &CompensationInput,
     step: Step,
     work: F,
 ) -> Result<ActivityOutput, ActivityError>
@@ -191,12 +218,12 @@ where
 {
     let span = tracing::info_span!("compensation", step = step.name, order_id = %input.order_id);
     async move {
-        let (id, order, started) = match open(store, input, step).await? {
+        let (id, order, started) = match open(store, &input.order_id, step).await? {
             Opened::Replayed(output) => return Ok(output),
             Opened::Started(opened) => *opened,
         };
         let kind = order.order.kind;
-        let outcome = match enter_compensation(store, order).await {
+        let outcome = match enter_compensation(store, order, input.failure()).await {
             Ok(order) => {
                 let status = order.status;
                 let call = CallContext::for_step(&order, step.name);
@@ -225,11 +252,13 @@ where
     .await
 }
 
-/// Moves an order that still holds effects to COMPENSATING; returns it COMPENSATING or
-/// CANCELLING, or fails for an order in any other status.
+/// Moves an order that still holds effects to COMPENSATING, recording the failure that
+/// started the rollback; returns it COMPENSATING or CANCELLING, or fails for an order in
+/// any other status.
 async fn enter_compensation(
     store: &OrderStore,
     mut order: OrderRecord,
+    failure: Option<crate::store::Failure>,
 ) -> Result<OrderRecord, ActivityError> {
     const ATTEMPTS: usize = 3;
     for _ in 0..ATTEMPTS {
@@ -237,7 +266,12 @@ async fn enter_compensation(
             OrderStatus::Compensating | OrderStatus::Cancelling => return Ok(order),
             status if status.has_effects_to_undo() => {
                 match store
-                    .transition(&order.order_id, status, OrderStatus::Compensating, None)
+                    .transition(
+                        &order.order_id,
+                        status,
+                        OrderStatus::Compensating,
+                        failure.clone(),
+                    )
                     .await
                 {
                     Ok(moved) => {
@@ -279,12 +313,8 @@ enum Opened {
 }
 
 /// Reads the input's order and counts the attempt, or finds the step already succeeded.
-async fn open(
-    store: &OrderStore,
-    input: &ActivityInput,
-    step: Step,
-) -> Result<Opened, ActivityError> {
-    let id = order_id(&input.order_id)?;
+async fn open(store: &OrderStore, raw_id: &str, step: Step) -> Result<Opened, ActivityError> {
+    let id = order_id(raw_id)?;
     let order = store.require_order(&id).await?;
     let step = step.name;
     match store.begin_step(&id, step).await? {

@@ -23,6 +23,28 @@ pub fn required(name: &'static str) -> Result<String, ConfigError> {
     }
 }
 
+/// A required whole number.
+pub fn number(name: &'static str) -> Result<u64, ConfigError> {
+    let text = required(name)?;
+    text.trim()
+        .parse::<u64>()
+        .map_err(|_| ConfigError::Invalid {
+            name,
+            reason: format!("{text:?} is not a whole number"),
+        })
+}
+
+/// A required whole number above zero.
+pub fn positive(name: &'static str) -> Result<u64, ConfigError> {
+    match number(name)? {
+        0 => Err(ConfigError::Invalid {
+            name,
+            reason: "must be above zero".to_owned(),
+        }),
+        n => Ok(n),
+    }
+}
+
 /// Loads the shared AWS configuration (region, credentials, endpoint) from the standard
 /// sources: environment variables, profiles, then the Lambda execution role.
 pub async fn aws() -> aws_config::SdkConfig {

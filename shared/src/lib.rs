@@ -8,10 +8,12 @@
 pub mod activity;
 pub mod catalogue;
 pub mod config;
+pub mod dead_letters;
 pub mod delivery;
 pub mod errors;
 pub mod order;
 pub mod partners;
+pub mod recovery;
 pub mod status;
 pub mod steps;
 pub mod store;

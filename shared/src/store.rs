@@ -46,6 +46,28 @@ pub struct Failure {
     pub at: String,
 }
 
+impl Failure {
+    /// The failure a state machine Catch reports: `error` is the stable name, `cause`
+    /// (for a Lambda error, its JSON `{errorType, errorMessage}`) gives the reason.
+    pub fn from_catch(step: &str, error: &str, cause: Option<&str>) -> Failure {
+        let cause = cause.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(cause)
+            .ok()
+            .and_then(|v| v.get("errorMessage")?.as_str().map(str::to_owned));
+        let reason = match message {
+            Some(message) => message,
+            None if cause.trim().is_empty() => format!("{step} failed with {error}"),
+            None => cause.to_owned(),
+        };
+        Failure {
+            step: step.to_owned(),
+            error: error.to_owned(),
+            reason: reason.chars().take(2000).collect(),
+            at: now(),
+        }
+    }
+}
+
 /// The order item, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRecord {
@@ -68,6 +90,20 @@ pub struct OrderRecord {
     /// The courier's delivery event, once it arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+    /// How many times the order was resumed (new executions `<id>-r<n>`).
+    #[serde(default)]
+    pub resumes: u32,
+    /// Set when the reconciler gave up on the order and put it in the dead-letter queue;
+    /// cleared when it is resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<Parked>,
+}
+
+/// Why and when the reconciler put an order in front of an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parked {
+    pub at: String,
+    pub reason: String,
 }
 
 /// The courier's confirmation that an order's parcel arrived.
@@ -334,6 +370,8 @@ impl OrderStore {
             failure: None,
             task_token: None,
             delivery: None,
+            resumes: 0,
+            parked: None,
         };
         let mut order_item = write(&record, "order")?;
         order_item.extend(order_key(&order_id));
@@ -473,6 +511,135 @@ impl OrderStore {
         }
         steps.sort_by(|a, b| a.started_at.cmp(&b.started_at));
         Ok(order.map(|order| (order, steps)))
+    }
+
+    /// Orders in `status` whose last change is older than `before` (an RFC 3339 time),
+    /// oldest first, at most `limit`: a Query on the by-status index, never a scan.
+    pub async fn orders_in_status(
+        &self,
+        status: OrderStatus,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut condition = String::from("gsi2pk = :status");
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_STATUS_INDEX)
+            .expression_attribute_values(":status", s(format!("STATUS#{status}")));
+        if let Some(before) = before {
+            condition.push_str(" AND gsi2sk < :before");
+            request = request.expression_attribute_values(":before", s(before));
+        }
+        self.collect(
+            request.key_condition_expression(condition),
+            limit,
+            "Query(by status)",
+        )
+        .await
+    }
+
+    /// A merchant's orders created at or after `since` (an RFC 3339 time), oldest first,
+    /// at most `limit`: a Query on the by-merchant index.
+    pub async fn orders_of_merchant(
+        &self,
+        merchant_id: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut condition = String::from("gsi1pk = :merchant");
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_MERCHANT_INDEX)
+            .expression_attribute_values(":merchant", s(format!("MERCHANT#{merchant_id}")));
+        if let Some(since) = since {
+            condition.push_str(" AND gsi1sk >= :since");
+            request = request.expression_attribute_values(":since", s(since));
+        }
+        self.collect(
+            request.key_condition_expression(condition),
+            limit,
+            "Query(by merchant)",
+        )
+        .await
+    }
+
+    async fn collect(
+        &self,
+        request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        limit: usize,
+        operation: &'static str,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut orders = Vec::new();
+        let mut pages = request.into_paginator().items().send();
+        while orders.len() < limit {
+            let Some(item) = pages.next().await else {
+                break;
+            };
+            let item = item.map_err(|e| unavailable(operation, e))?;
+            let key = item
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            orders.push(read(item, &key)?);
+        }
+        Ok(orders)
+    }
+
+    /// Counts one more resume of the order and clears its parked mark; returns the new
+    /// count, which names the resumed execution (`<id>-r<n>`).
+    pub async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression("ADD resumes :one REMOVE parked")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output
+                .attributes
+                .and_then(|a| a.get("resumes").and_then(|v| v.as_n().ok()).cloned())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1)),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
+            Err(e) => Err(unavailable("UpdateItem(resume count)", e)),
+        }
+    }
+
+    /// Marks the order as put in front of an operator (not a status change).
+    pub async fn park(&self, id: &OrderId, reason: &str) -> Result<(), StoreError> {
+        let parked = Parked {
+            at: now(),
+            reason: reason.to_owned(),
+        };
+        let value = serde_dynamo::to_attribute_value(&parked).map_err(|e| StoreError::Corrupt {
+            key: order_pk(id),
+            message: e.to_string(),
+        })?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression("SET parked = :parked")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":parked", value)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
+            Err(e) => Err(unavailable("UpdateItem(park)", e)),
+        }
     }
 
     /// Records the Step Functions execution that runs the order. Not a status change.

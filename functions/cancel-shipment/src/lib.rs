@@ -3,7 +3,7 @@
 //! cannot be cancelled: that refusal is permanent and puts the order in front of an
 //! operator (dead-letter queue).
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, References};
+use order_core::activity::{self, ActivityOutput, CompensationInput, References};
 use order_core::partners::Courier;
 use order_core::steps::CANCEL_SHIPMENT as STEP;
 use order_core::store::OrderStore;
@@ -13,7 +13,7 @@ use order_core::{ActivityError, ErrorName};
 pub async fn handle(
     store: &OrderStore,
     courier: &impl Courier,
-    input: ActivityInput,
+    input: CompensationInput,
 ) -> Result<ActivityOutput, ActivityError> {
     activity::run_compensation(store, &input, STEP, |_, call| async move {
         let cancellation = courier

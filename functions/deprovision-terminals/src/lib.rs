@@ -2,7 +2,7 @@
 //! back from the merchant in the terminal management system. Safe when none were
 //! provisioned.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, References};
+use order_core::activity::{self, ActivityOutput, CompensationInput, References};
 use order_core::partners::Terminals;
 use order_core::steps::DEPROVISION_TERMINALS as STEP;
 use order_core::store::OrderStore;
@@ -12,7 +12,7 @@ use order_core::{ActivityError, ErrorName};
 pub async fn handle(
     store: &OrderStore,
     terminals: &impl Terminals,
-    input: ActivityInput,
+    input: CompensationInput,
 ) -> Result<ActivityOutput, ActivityError> {
     activity::run_compensation(store, &input, STEP, |_, call| async move {
         let deprovisioning = terminals

@@ -28,22 +28,6 @@ pub struct FailureInput {
     pub cause: Option<String>,
 }
 
-/// The reason for a person: a Lambda error's message, or the raw cause.
-pub fn reason(input: &FailureInput) -> String {
-    let cause = input.cause.as_deref().unwrap_or_default();
-    let message = serde_json::from_str::<serde_json::Value>(cause)
-        .ok()
-        .and_then(|v| v.get("errorMessage")?.as_str().map(str::to_owned));
-    let reason = match message {
-        Some(message) => message,
-        None if cause.trim().is_empty() => {
-            format!("{} failed with {}", input.failed_step, input.error)
-        }
-        None => cause.to_owned(),
-    };
-    reason.chars().take(2000).collect()
-}
-
 /// Where a failure takes an order that is in `status`: `Ok(None)` when it has ended
 /// already (its first recorded reason stands), an error when the order still holds
 /// effects that no compensation undid (marking it failed would hide them).
@@ -83,12 +67,7 @@ pub async fn handle(
     input: FailureInput,
 ) -> Result<ActivityOutput, ActivityError> {
     let id = activity::order_id(&input.order_id)?;
-    let failure = Failure {
-        step: input.failed_step.clone(),
-        error: input.error.clone(),
-        reason: reason(&input),
-        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    };
+    let failure = Failure::from_catch(&input.failed_step, &input.error, input.cause.as_deref());
     let references = BTreeMap::from([
         ("failed_step".to_owned(), failure.step.clone()),
         ("error".to_owned(), failure.error.clone()),
@@ -123,10 +102,12 @@ pub async fn handle(
             reason: cancellation_reason(&failure),
             ..failure.clone()
         };
-        let recorded = if to == Some(OrderStatus::Cancelled) {
-            &cancelled
-        } else {
-            &failure
+        // The rollback recorded the first failure when it began; a resumed execution
+        // that re-ran the failed step reports a later, less telling error: keep the first.
+        let recorded = match (&order.failure, to) {
+            (_, Some(OrderStatus::Cancelled)) => &cancelled,
+            (Some(first), _) if order.status == OrderStatus::Compensating => first,
+            _ => &failure,
         };
         let transition = to.map(|to| Transition {
             from: order.status,
@@ -168,6 +149,10 @@ mod tests {
             error: error.into(),
             cause: cause.map(str::to_owned),
         }
+    }
+
+    fn reason(input: &FailureInput) -> String {
+        Failure::from_catch(&input.failed_step, &input.error, input.cause.as_deref()).reason
     }
 
     #[test]

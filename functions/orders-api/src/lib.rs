@@ -32,43 +32,14 @@ pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
 /// What the API needs, built once at cold start.
 pub struct Api {
     pub store: OrderStore,
-    pub workflow: aws_sdk_sfn::Client,
-    pub state_machine_arn: String,
+    /// The order workflow (state machine and execution settings).
+    pub workflow: Workflow,
     pub catalogue: Catalogue,
     /// The secret the courier signs its webhook calls with.
     pub webhook_secret: String,
-    /// Passed to every execution as `config`.
-    pub workflow_config: WorkflowConfig,
 }
 
-/// The workflow's run-time settings, handed to each execution in its input so that one
-/// definition serves production (defaults in the definition) and fast local tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct WorkflowConfig {
-    /// How long the workflow parks before trying a partner again once fast retries are spent.
-    pub outage_wait_seconds: u64,
-    /// How long it waits for the courier's delivery event.
-    pub delivery_timeout_seconds: u64,
-}
-
-impl WorkflowConfig {
-    /// From `OUTAGE_WAIT_SECONDS` and `DELIVERY_TIMEOUT_SECONDS`.
-    pub fn from_env() -> Result<WorkflowConfig, order_core::config::ConfigError> {
-        let seconds = |name: &'static str| -> Result<u64, order_core::config::ConfigError> {
-            let text = order_core::config::required(name)?;
-            text.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or(
-                order_core::config::ConfigError::Invalid {
-                    name,
-                    reason: format!("{text:?} is not a positive number of seconds"),
-                },
-            )
-        };
-        Ok(WorkflowConfig {
-            outage_wait_seconds: seconds("OUTAGE_WAIT_SECONDS")?,
-            delivery_timeout_seconds: seconds("DELIVERY_TIMEOUT_SECONDS")?,
-        })
-    }
-}
+pub use order_core::recovery::{Workflow, WorkflowConfig};
 
 /// An API error: the HTTP status, a stable machine-readable code and a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -306,25 +277,10 @@ async fn place_order(api: &Api, request: &Request) -> Result<Response<Body>, Api
 /// Starts the order's execution, named after the order id so Step Functions itself
 /// refuses a second one, and records its ARN on the order.
 async fn start_execution(api: &Api, id: &OrderId) -> Result<String, ApiError> {
-    let result = api
-        .workflow
-        .start_execution()
-        .state_machine_arn(&api.state_machine_arn)
-        .name(id.as_str())
-        .input(json!({"order_id": id, "config": api.workflow_config}).to_string())
-        .send()
-        .await;
-    let arn = match result {
-        Ok(output) => output.execution_arn,
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_execution_already_exists()) =>
-        {
-            execution_arn(&api.state_machine_arn, id)
-        }
+    let arn = match api.workflow.start(id, id.as_str()).await {
+        Ok(arn) => arn,
         Err(error) => {
-            tracing::error!(error = %aws_sdk_sfn::error::DisplayErrorContext(&error), "could not start the execution");
+            tracing::error!(%error, "could not start the execution");
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "workflow_unavailable",
@@ -339,14 +295,6 @@ async fn start_execution(api: &Api, id: &OrderId) -> Result<String, ApiError> {
     Ok(arn)
 }
 
-/// The ARN Step Functions gives the execution named `id` of `state_machine_arn`.
-pub fn execution_arn(state_machine_arn: &str, id: &OrderId) -> String {
-    format!(
-        "{}:{id}",
-        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
-    )
-}
-
 async fn get_order(api: &Api, raw_id: &str) -> Result<Response<Body>, ApiError> {
     let id = OrderId::parse(raw_id).ok_or_else(|| ApiError::order_not_found(raw_id))?;
     tracing::Span::current().record("order_id", id.as_str());
@@ -358,23 +306,12 @@ async fn get_order(api: &Api, raw_id: &str) -> Result<Response<Body>, ApiError> 
     Ok(json_response(StatusCode::OK, &order_view(&order, &steps)))
 }
 
-/// Cancels an order that has not shipped: it moves to CANCELLING and its execution, at
-/// its next step, runs the compensations and ends it CANCELLED. An order whose workflow
-/// never started has nothing to undo and is CANCELLED at once.
+/// Cancels an order that has not shipped (see `order_core::recovery::cancel`).
 async fn cancel_order(api: &Api, raw_id: &str) -> Result<Response<Body>, ApiError> {
     let id = OrderId::parse(raw_id).ok_or_else(|| ApiError::order_not_found(raw_id))?;
     tracing::Span::current().record("order_id", id.as_str());
-    let record = match api.store.cancel(&id).await? {
-        Cancellation::Started(record) if record.execution_arn.is_none() => {
-            tracing::info!("cancelled before its workflow started");
-            api.store
-                .transition(&id, OrderStatus::Cancelling, OrderStatus::Cancelled, None)
-                .await?
-        }
-        Cancellation::Started(record) => {
-            tracing::info!("cancellation requested; the workflow will roll the order back");
-            record
-        }
+    let record = match order_core::recovery::cancel(&api.store, &id).await? {
+        Cancellation::Started(record) => record,
         Cancellation::AlreadyCancelling(record) => record,
         Cancellation::TooLate(record) => {
             return Err(ApiError::new(
@@ -446,7 +383,7 @@ async fn courier_webhook(api: &Api, request: &Request) -> Result<Response<Body>,
     // covers a first attempt that recorded the delivery but failed to resume.
     let resumed = match (&order.task_token, &order.delivery) {
         (Some(token), Some(delivery)) if order.status == OrderStatus::Delivered => {
-            match delivery::resume(&api.workflow, token, delivery).await {
+            match delivery::resume(&api.workflow.client, token, delivery).await {
                 Ok(resumed) => Some(resumed == Resumed::Now),
                 Err(message) => {
                     tracing::error!(%message, "could not resume the execution");
@@ -503,18 +440,6 @@ pub fn order_view(order: &OrderRecord, steps: &[StepRecord]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_execution_arn_is_derived_from_the_state_machine_and_the_order_id() {
-        let id = OrderId::generate();
-        assert_eq!(
-            execution_arn(
-                "arn:aws:states:eu-west-1:123456789012:stateMachine:OrderWorkflow",
-                &id
-            ),
-            format!("arn:aws:states:eu-west-1:123456789012:execution:OrderWorkflow:{id}")
-        );
-    }
 
     #[test]
     fn an_error_body_has_a_code_a_message_and_its_problems() {

@@ -2,7 +2,7 @@ use lambda_http::{service_fn, Request};
 use order_core::catalogue::Catalogue;
 use order_core::store::OrderStore;
 use order_core::{config, telemetry};
-use orders_api::{Api, WorkflowConfig};
+use orders_api::{Api, Workflow, WorkflowConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -10,11 +10,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = config::aws().await;
     let api = Api {
         store: OrderStore::from_config(&aws, config::table_name()?),
-        workflow: aws_sdk_sfn::Client::new(&aws),
-        state_machine_arn: config::required("STATE_MACHINE_ARN")?,
+        workflow: Workflow {
+            client: aws_sdk_sfn::Client::new(&aws),
+            state_machine_arn: config::required("STATE_MACHINE_ARN")?,
+            config: WorkflowConfig::from_env()?,
+        },
         catalogue: Catalogue::builtin()?,
         webhook_secret: config::required("COURIER_WEBHOOK_SECRET")?,
-        workflow_config: WorkflowConfig::from_env()?,
     };
     let api = &api;
     lambda_http::run(service_fn(move |request: Request| async move {

@@ -1,7 +1,7 @@
 //! RefundPayment (compensation of TakePayment): refunds what the order was charged. Safe
 //! when nothing was charged; a replacement, free under warranty, is not even asked about.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, References};
+use order_core::activity::{self, ActivityOutput, CompensationInput, References};
 use order_core::partners::Payments;
 use order_core::steps::REFUND_PAYMENT as STEP;
 use order_core::store::OrderStore;
@@ -11,7 +11,7 @@ use order_core::{ActivityError, ErrorName, OrderKind};
 pub async fn handle(
     store: &OrderStore,
     payments: &impl Payments,
-    input: ActivityInput,
+    input: CompensationInput,
 ) -> Result<ActivityOutput, ActivityError> {
     activity::run_compensation(store, &input, STEP, |order, call| async move {
         if order.order.kind == OrderKind::Replacement {

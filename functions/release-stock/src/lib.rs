@@ -2,7 +2,7 @@
 //! to the warehouse. Safe when nothing was reserved; the warehouse then refuses a late
 //! reservation for the order, so a retry still in flight cannot leave stock held.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, References};
+use order_core::activity::{self, ActivityOutput, CompensationInput, References};
 use order_core::partners::Warehouse;
 use order_core::steps::RELEASE_STOCK as STEP;
 use order_core::store::OrderStore;
@@ -12,7 +12,7 @@ use order_core::{ActivityError, ErrorName};
 pub async fn handle(
     store: &OrderStore,
     warehouse: &impl Warehouse,
-    input: ActivityInput,
+    input: CompensationInput,
 ) -> Result<ActivityOutput, ActivityError> {
     activity::run_compensation(store, &input, STEP, |_, call| async move {
         let release = warehouse

@@ -790,6 +790,24 @@ Resources:
         );
         let definition = resources.state_machines[0].definition.to_string();
         assert!(!definition.contains("${"), "unsubstituted: {definition}");
+        // The operator resources (EventBridge rule, queue policy, KMS key, SNS topic,
+        // alarms, dashboard) exist on AWS only; the queues they watch exist locally too.
+        let mut queues: Vec<_> = resources.queues.iter().map(|q| q.name.as_str()).collect();
+        queues.sort_unstable();
+        assert_eq!(
+            queues,
+            ["ReconcilerDeadLetterQueue", "WorkflowDeadLetterQueue"]
+        );
+        assert!(resources.functions.iter().any(|f| f.binary == "reconciler"));
+        assert_eq!(
+            env.get("WORKFLOW_DEAD_LETTER_QUEUE_URL")
+                .map(String::as_str),
+            Some("http://127.0.0.1:4566/123456789012/WorkflowDeadLetterQueue")
+        );
+        assert_eq!(
+            env.get("STATE_MACHINE_ARN").map(String::as_str),
+            Some("arn:aws:states:us-east-1:123456789012:stateMachine:OrderWorkflow")
+        );
         Ok(())
     }
 }

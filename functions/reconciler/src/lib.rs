@@ -1,0 +1,95 @@
+//! The reconciler: run on a schedule (every 5 minutes on AWS; `orderctl reconcile`
+//! locally), it finds orders that are not finished, have not changed for a grace period
+//! and have no running execution, and resumes them, or parks them in the workflow
+//! dead-letter queue with the reason once they were resumed often enough. Nothing
+//! accepted is ever silently dropped. See `order_core::recovery` for the rules.
+
+use order_core::dead_letters::DeadLetterQueue;
+use order_core::recovery::{self, Action, ReconcileOptions, Reconciled, RecoveryError, Workflow};
+use order_core::store::OrderStore;
+use serde::Serialize;
+
+/// What one run did, counted (and each order, for the logs and `orderctl`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub examined: usize,
+    pub resumed: usize,
+    pub parked: usize,
+    pub running: usize,
+    pub already_parked: usize,
+    pub orders: Vec<Reconciled>,
+}
+
+impl Summary {
+    /// Counts what was done per order.
+    pub fn of(orders: Vec<Reconciled>) -> Summary {
+        let mut summary = Summary {
+            examined: orders.len(),
+            ..Summary::default()
+        };
+        for order in &orders {
+            match order.action {
+                Action::Resumed { .. } => summary.resumed += 1,
+                Action::Parked { .. } => summary.parked += 1,
+                Action::Running { .. } => summary.running += 1,
+                Action::AlreadyParked => summary.already_parked += 1,
+            }
+        }
+        summary.orders = orders;
+        summary
+    }
+}
+
+/// One reconciler run.
+#[tracing::instrument(name = "reconcile", skip_all)]
+pub async fn handle(
+    store: &OrderStore,
+    workflow: &Workflow,
+    dead_letters: &DeadLetterQueue,
+    options: ReconcileOptions,
+) -> Result<Summary, RecoveryError> {
+    let summary = Summary::of(recovery::reconcile(store, workflow, dead_letters, options).await?);
+    tracing::info!(
+        examined = summary.examined,
+        resumed = summary.resumed,
+        parked = summary.parked,
+        running = summary.running,
+        "reconciler run finished"
+    );
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use order_core::{OrderId, OrderStatus};
+
+    #[test]
+    fn a_summary_counts_each_action() {
+        let order = |action| Reconciled {
+            order_id: OrderId::generate(),
+            status: OrderStatus::Accepted,
+            action,
+        };
+        let summary = Summary::of(vec![
+            order(Action::Resumed {
+                execution_arn: "a".into(),
+            }),
+            order(Action::Parked { reason: "r".into() }),
+            order(Action::Resumed {
+                execution_arn: "b".into(),
+            }),
+            order(Action::AlreadyParked),
+        ]);
+        assert_eq!(
+            (
+                summary.examined,
+                summary.resumed,
+                summary.parked,
+                summary.running,
+                summary.already_parked
+            ),
+            (4, 2, 1, 0, 1)
+        );
+    }
+}

@@ -1,0 +1,272 @@
+//! The command line: `orderctl [settings] [--json] <orders|dlq|reconcile> ...`.
+//!
+//! Settings come from flags or their environment variables (the names the functions and
+//! `.local/stack/stack.env` use), so `--env-file .local/stack/stack.env` is all the local
+//! stack needs. Arguments are parsed into their domain types here (an order status, a
+//! point in time), so a bad value is a usage error (exit 2) before anything is sent.
+
+use crate::error::EXIT_CODES_HELP;
+use chrono::{SecondsFormat, Utc};
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use order_core::OrderStatus;
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Examples:
+  orderctl --env-file .local/stack/stack.env orders list     the local stack (make up)
+  orderctl orders list --status FAILED --limit 20            AWS: AWS_REGION, credentials,
+                                                             TABLE_NAME, ... in the environment
+  orderctl orders show ord-0123456789abcdef0123456789abcdef
+  orderctl dlq replay --all --json
+
+Settings: --table (TABLE_NAME), --state-machine-arn (STATE_MACHINE_ARN), --dlq-url
+(WORKFLOW_DEAD_LETTER_QUEUE_URL); each command asks only for what it uses. Executions
+started by `resume` get OUTAGE_WAIT_SECONDS (default 300) and DELIVERY_TIMEOUT_SECONDS
+(default 1209600) in their input. The endpoint, region and credentials are the standard
+AWS ones (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE, ...).
+
+";
+
+/// The operator's command line for terminal orders.
+#[derive(Debug, Parser)]
+#[command(
+    name = "orderctl",
+    version,
+    about = "Operator CLI for terminal orders: orders as timelines, resume, redrive, cancel, the dead-letter queue, the reconciler",
+    after_help = after_help()
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    /// Print one JSON document on stdout instead of tables (errors too, as {"error": ...}).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn after_help() -> String {
+    format!("{AFTER_HELP}{EXIT_CODES_HELP}")
+}
+
+/// Where the order system lives. Every field is optional here; a command that needs a
+/// missing one fails with exit 2, naming the flag and the variable.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Load KEY=VALUE lines from PATH into the environment before reading any setting,
+    /// e.g. .local/stack/stack.env for the local stack. Its values replace variables
+    /// already set; flags still win.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    /// The order table.
+    #[arg(long, global = true, env = "TABLE_NAME")]
+    pub table: Option<String>,
+    /// The order workflow's state machine.
+    #[arg(long, global = true, env = "STATE_MACHINE_ARN")]
+    pub state_machine_arn: Option<String>,
+    /// The workflow dead-letter queue's URL.
+    #[arg(
+        long = "dlq-url",
+        global = true,
+        env = "WORKFLOW_DEAD_LETTER_QUEUE_URL",
+        value_name = "URL"
+    )]
+    pub dlq_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Find orders, show one as a timeline, resume, redrive or cancel it.
+    Orders {
+        #[command(subcommand)]
+        command: OrdersCommand,
+    },
+    /// The workflow dead-letter queue: look at it, replay messages.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Run the reconciler once, now (what the scheduled Lambda does every 5 minutes):
+    /// resume unfinished orders without a running execution, or park them in the DLQ.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// List orders through the table's indexes (never a scan). With --status: orders in
+    /// that status, oldest change first. With --merchant: that merchant's orders, oldest
+    /// first (--since narrows them; with --status too, only those in that status).
+    /// With neither: every order that has not ended (ACCEPTED ... CANCELLING), status
+    /// by status, oldest change first within each.
+    List(ListArgs),
+    /// One order as a timeline: the order item, its steps (the activity ledger) and the
+    /// history of every execution of the order (`<id>`, `<id>-r1`, ...), sorted by time.
+    Show {
+        /// The order id (ord-...).
+        id: String,
+    },
+    /// Start a new execution for an unfinished order whose execution is not running.
+    /// Completed steps return their recorded results, so no partner is called twice.
+    Resume {
+        /// The order id (ord-...).
+        id: String,
+    },
+    /// Redrive the order's current execution from the state that failed (Step Functions
+    /// RedriveExecution; AWS only: the local emulator refuses with exit 4).
+    Redrive {
+        /// The order id (ord-...).
+        id: String,
+    },
+    /// Cancel an order that has not shipped: the workflow undoes what was done. Refused
+    /// (exit 4) once the order has shipped or ended.
+    Cancel {
+        /// The order id (ord-...).
+        id: String,
+    },
+}
+
+/// `orders list`.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Only orders in this status (ACCEPTED, FAILED, COMPENSATING, ...).
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<OrderStatus>,
+    /// Only this merchant's orders.
+    #[arg(long)]
+    pub merchant: Option<String>,
+    /// With --merchant: orders created at or after this time: RFC 3339
+    /// (2026-11-26T09:00:00Z) or an age such as 90m, 36h, 7d.
+    #[arg(long, requires = "merchant", value_parser = parse_since)]
+    pub since: Option<String>,
+    /// At most this many orders.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// The messages in the queue, left there (each look counts as a receive).
+    List {
+        /// At most this many messages.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+    },
+    /// One message in full, and where its order is now.
+    Show {
+        /// The SQS message id (from `dlq list`).
+        message_id: String,
+    },
+    /// Resume the order of a message and delete the message once the resume succeeded.
+    /// An order that has ended meanwhile: the message is deleted. A still running one:
+    /// the message is kept.
+    Replay(ReplayArgs),
+}
+
+/// `dlq replay`.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["message_id", "all"])))]
+pub struct ReplayArgs {
+    /// The SQS message id (from `dlq list`).
+    pub message_id: Option<String>,
+    /// Every message in the queue (at most --limit), one after the other.
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: at most this many messages.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+}
+
+/// `reconcile`.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    /// Leave alone orders that changed less than this many seconds ago.
+    #[arg(long, default_value_t = 900)]
+    pub grace_seconds: u32,
+    /// Look at most at this many orders.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+    /// Park (DLQ) instead of resuming an order resumed this many times already.
+    #[arg(long, default_value_t = 3)]
+    pub max_resumes: u32,
+}
+
+/// An order status as typed by an operator (any case).
+fn parse_status(text: &str) -> Result<OrderStatus, String> {
+    OrderStatus::parse(&text.trim().to_ascii_uppercase()).ok_or_else(|| {
+        let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("not an order status; one of {}", all.join(", "))
+    })
+}
+
+/// A point in time as the by-merchant index stores it (RFC 3339, UTC, milliseconds),
+/// from RFC 3339 or an age (`90m`, `36h`, `7d`, `30s`).
+pub fn parse_since(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time
+            .with_timezone(&Utc)
+            .to_rfc3339_opts(SecondsFormat::Millis, true));
+    }
+    let split = text.len().saturating_sub(1);
+    let (number, unit) = (text.get(..split), text.get(split..));
+    let seconds = match unit {
+        Some("s") => 1,
+        Some("m") => 60,
+        Some("h") => 3600,
+        Some("d") => 86_400,
+        _ => 0,
+    };
+    let age = number
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n >= 0 && seconds > 0)
+        .and_then(|n| n.checked_mul(seconds))
+        .and_then(chrono::Duration::try_seconds)
+        .ok_or_else(|| {
+            "expected an RFC 3339 time (2026-11-26T09:00:00Z) or an age such as 90m, 36h, 7d"
+                .to_owned()
+        })?;
+    Ok((Utc::now() - age).to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_status_is_read_in_any_case_and_a_wrong_one_lists_the_right_ones() {
+        assert_eq!(parse_status("failed"), Ok(OrderStatus::Failed));
+        let error = parse_status("LOST").err().unwrap_or_default();
+        assert!(error.contains("STOCK_RESERVED"), "{error}");
+    }
+
+    #[test]
+    fn since_takes_a_time_in_the_index_format_or_an_age() {
+        assert_eq!(
+            parse_since("2026-11-26T10:00:00+01:00"),
+            Ok("2026-11-26T09:00:00.000Z".to_owned())
+        );
+        let day_ago = parse_since("1d").unwrap_or_default();
+        assert!(day_ago < Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
+        assert!(parse_since("yesterday").is_err());
+        assert!(parse_since("5w").is_err());
+    }
+
+    #[test]
+    fn global_flags_may_follow_the_command() {
+        let cli = Cli::try_parse_from(["orderctl", "orders", "show", "ord-1", "--json"]);
+        assert!(cli.is_ok_and(|cli| cli.json));
+    }
+
+    #[test]
+    fn replay_needs_a_message_id_or_all() {
+        assert!(Cli::try_parse_from(["orderctl", "dlq", "replay"]).is_err());
+        assert!(Cli::try_parse_from(["orderctl", "dlq", "replay", "m-1", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["orderctl", "dlq", "replay", "--all"]).is_ok());
+    }
+}

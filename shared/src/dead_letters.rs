@@ -1,0 +1,242 @@
+//! The workflow dead-letter queue: every order the workflow could not finish or roll
+//! back, with what an operator needs (order id, execution, failed step, error, cause,
+//! time). Three writers share it: the state machine (`SendOrderToDeadLetterQueue`), the
+//! reconciler (orders it gave up on) and, on AWS, an EventBridge rule (executions that
+//! ended FAILED, TIMED_OUT or ABORTED). [`DeadLetter::parse`] reads all three shapes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// What a dead letter says about an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterBody {
+    pub order_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// `workflow`, `reconciler` or `eventbridge`.
+    #[serde(default = "workflow")]
+    pub source: String,
+}
+
+fn workflow() -> String {
+    "workflow".to_owned()
+}
+
+/// One message of the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub message_id: String,
+    #[serde(skip)]
+    pub receipt_handle: String,
+    /// How many times the message was received (SQS's ApproximateReceiveCount).
+    pub receive_count: u32,
+    pub body: DeadLetterBody,
+}
+
+impl DeadLetter {
+    /// Reads a message body: the workflow's or reconciler's JSON, or an EventBridge
+    /// "Step Functions Execution Status Change" event. `None` when it is neither.
+    pub fn parse(text: &str) -> Option<DeadLetterBody> {
+        let value: Value = serde_json::from_str(text).ok()?;
+        if value.get("detail-type").and_then(Value::as_str)
+            == Some("Step Functions Execution Status Change")
+        {
+            let detail = value.get("detail")?;
+            let name = detail.get("name")?.as_str()?;
+            // Executions are named `<order id>` or `<order id>-r<n>`.
+            let order_id = name.split("-r").next().unwrap_or(name).to_owned();
+            let text = |field: &str| detail.get(field).and_then(Value::as_str).map(str::to_owned);
+            return Some(DeadLetterBody {
+                order_id,
+                execution_arn: text("executionArn"),
+                failed_step: None,
+                error: text("error").or_else(|| text("status")),
+                cause: text("cause"),
+                at: value.get("time").and_then(Value::as_str).map(str::to_owned),
+                source: "eventbridge".to_owned(),
+            });
+        }
+        serde_json::from_value(value).ok()
+    }
+}
+
+/// A dead-letter queue operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("dead-letter queue {operation} failed: {message}")]
+pub struct DeadLetterError {
+    pub operation: &'static str,
+    pub message: String,
+}
+
+fn failed<E: std::error::Error>(operation: &'static str, error: E) -> DeadLetterError {
+    DeadLetterError {
+        operation,
+        message: aws_sdk_sqs::error::DisplayErrorContext(error).to_string(),
+    }
+}
+
+/// The workflow dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct DeadLetterQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl DeadLetterQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        DeadLetterQueue {
+            client,
+            url: url.into(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Puts an order in front of an operator.
+    pub async fn send(&self, body: &DeadLetterBody) -> Result<(), DeadLetterError> {
+        let text = serde_json::to_string(body).map_err(|e| DeadLetterError {
+            operation: "SendMessage",
+            message: e.to_string(),
+        })?;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(text)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("SendMessage", e))
+    }
+
+    /// Up to `max` messages. With `hold` of zero the messages stay visible to everyone
+    /// (a look); otherwise they are hidden from other readers for `hold` (to act on them).
+    /// Messages that are not dead letters are returned with order id `?`.
+    pub async fn receive(
+        &self,
+        max: usize,
+        hold: Duration,
+    ) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        let mut letters = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut empty_answers = 0;
+        while letters.len() < max && empty_answers < 2 {
+            let output = self
+                .client
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .visibility_timeout(i32::try_from(hold.as_secs()).unwrap_or(i32::MAX))
+                .message_system_attribute_names(
+                    aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+                )
+                .send()
+                .await
+                .map_err(|e| failed("ReceiveMessage", e))?;
+            let mut new = 0;
+            for message in output.messages.unwrap_or_default() {
+                let id = message.message_id.clone().unwrap_or_default();
+                if !seen.insert(id.clone()) {
+                    continue;
+                }
+                new += 1;
+                let text = message.body.clone().unwrap_or_default();
+                let body = DeadLetter::parse(&text).unwrap_or_else(|| DeadLetterBody {
+                    order_id: "?".into(),
+                    execution_arn: None,
+                    failed_step: None,
+                    error: None,
+                    cause: Some(text.chars().take(500).collect()),
+                    at: None,
+                    source: "unknown".into(),
+                });
+                let receive_count = message
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                    })
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                letters.push(DeadLetter {
+                    message_id: id,
+                    receipt_handle: message.receipt_handle.unwrap_or_default(),
+                    receive_count,
+                    body,
+                });
+                if letters.len() >= max {
+                    break;
+                }
+            }
+            if new == 0 {
+                empty_answers += 1;
+            }
+        }
+        Ok(letters)
+    }
+
+    /// Removes a message received with [`receive`](Self::receive).
+    pub async fn delete(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(&letter.receipt_handle)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("DeleteMessage", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workflow_dead_letter_is_read_with_its_context() {
+        let text = r#"{"order_id":"ord-1","execution_arn":"arn:x","failed_step":"ReleaseStock","error":"Partner.Rejected","cause":"refused","at":"2026-11-26T10:00:00Z"}"#;
+        let body = DeadLetter::parse(text);
+        assert_eq!(
+            body.map(|b| (b.order_id, b.failed_step, b.error, b.source)),
+            Some((
+                "ord-1".into(),
+                Some("ReleaseStock".into()),
+                Some("Partner.Rejected".into()),
+                "workflow".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn an_eventbridge_status_change_names_the_order_of_a_resumed_execution() {
+        let text = r#"{"detail-type":"Step Functions Execution Status Change","source":"aws.states",
+            "time":"2026-11-26T10:00:00Z","detail":{"name":"ord-abc-r2","status":"TIMED_OUT",
+            "executionArn":"arn:aws:states:eu-west-1:1:execution:OrderWorkflow:ord-abc-r2"}}"#;
+        let body = DeadLetter::parse(text);
+        assert_eq!(
+            body.map(|b| (b.order_id, b.error, b.source)),
+            Some((
+                "ord-abc".into(),
+                Some("TIMED_OUT".into()),
+                "eventbridge".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn anything_else_is_not_a_dead_letter() {
+        assert_eq!(DeadLetter::parse("not json"), None);
+        assert_eq!(DeadLetter::parse(r#"{"hello": 1}"#), None);
+    }
+}

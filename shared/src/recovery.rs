@@ -1,0 +1,474 @@
+//! Getting orders that stopped going again, without losing or repeating anything.
+//!
+//! - [`resume`]: a new execution for an unfinished order (`<id>-r<n>`). Every activity
+//!   returns its recorded result when its step already succeeded, so the new execution
+//!   replays the finished steps without calling a partner and carries on where the order
+//!   stopped; a failed or cancelled order goes on to its compensations.
+//! - [`reconcile`]: what the scheduled reconciler does: finds orders that are not final,
+//!   have not changed for a grace period and have no running execution (the API stored
+//!   the order but starting the execution failed, an execution was aborted or failed),
+//!   and resumes them, or parks them in the dead-letter queue once they were resumed
+//!   often enough. Idempotent and bounded per run; it reads the by-status index only.
+
+use crate::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterQueue};
+use crate::order::OrderId;
+use crate::status::OrderStatus;
+use crate::store::{Cancellation, OrderStore, StoreError};
+use serde::Serialize;
+
+/// The workflow's run-time settings, handed to each execution in its input so that one
+/// definition serves production (defaults in the definition) and fast local tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WorkflowConfig {
+    /// How long the workflow parks before trying a partner again once fast retries are spent.
+    pub outage_wait_seconds: u64,
+    /// How long it waits for the courier's delivery event.
+    pub delivery_timeout_seconds: u64,
+}
+
+impl WorkflowConfig {
+    /// From `OUTAGE_WAIT_SECONDS` and `DELIVERY_TIMEOUT_SECONDS`.
+    pub fn from_env() -> Result<WorkflowConfig, crate::config::ConfigError> {
+        Ok(WorkflowConfig {
+            outage_wait_seconds: crate::config::positive("OUTAGE_WAIT_SECONDS")?,
+            delivery_timeout_seconds: crate::config::positive("DELIVERY_TIMEOUT_SECONDS")?,
+        })
+    }
+}
+
+/// The order workflow: its state machine and the settings every execution gets.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub client: aws_sdk_sfn::Client,
+    pub state_machine_arn: String,
+    pub config: WorkflowConfig,
+}
+
+/// Where an execution is, as Step Functions reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionState {
+    Running,
+    /// SUCCEEDED, FAILED, TIMED_OUT, ABORTED or PENDING_REDRIVE.
+    Ended(String),
+    /// Step Functions has no such execution.
+    Missing,
+}
+
+/// A recovery step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    DeadLetters(#[from] DeadLetterError),
+    #[error("Step Functions {operation} failed: {message}")]
+    Workflow {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("order {order_id} has ended {status}; there is nothing to resume")]
+    Ended {
+        order_id: OrderId,
+        status: OrderStatus,
+    },
+    #[error("order {order_id} still has a running execution ({execution_arn})")]
+    StillRunning {
+        order_id: OrderId,
+        execution_arn: String,
+    },
+    #[error("{0}")]
+    NotSupported(String),
+}
+
+impl From<RecoveryError> for lambda_runtime::Diagnostic {
+    fn from(error: RecoveryError) -> Self {
+        let name = match &error {
+            RecoveryError::Store(StoreError::Unavailable { .. }) => "Store.Unavailable",
+            RecoveryError::Workflow { .. } => "Workflow.Unavailable",
+            RecoveryError::DeadLetters(_) => "DeadLetters.Unavailable",
+            _ => "Internal.Error",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: name.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+fn sfn_error<E, R>(
+    operation: &'static str,
+    error: &aws_sdk_sfn::error::SdkError<E, R>,
+) -> RecoveryError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    RecoveryError::Workflow {
+        operation,
+        message: aws_sdk_sfn::error::DisplayErrorContext(error).to_string(),
+    }
+}
+
+impl Workflow {
+    /// The ARN Step Functions gives the execution named `name`.
+    pub fn execution_arn(&self, name: &str) -> String {
+        format!(
+            "{}:{name}",
+            self.state_machine_arn
+                .replacen(":stateMachine:", ":execution:", 1)
+        )
+    }
+
+    /// Starts an execution for order `id` named `name`; an execution of that name that
+    /// exists already counts as started (Step Functions refuses a second one).
+    pub async fn start(&self, id: &OrderId, name: &str) -> Result<String, RecoveryError> {
+        let input = serde_json::json!({"order_id": id, "config": self.config});
+        let result = self
+            .client
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.execution_arn),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_execution_already_exists()) =>
+            {
+                Ok(self.execution_arn(name))
+            }
+            Err(error) => Err(sfn_error("StartExecution", &error)),
+        }
+    }
+
+    /// Where the execution `arn` is.
+    pub async fn state(&self, arn: &str) -> Result<ExecutionState, RecoveryError> {
+        let result = self
+            .client
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await;
+        match result {
+            Ok(output) if output.status.as_str() == "RUNNING" => Ok(ExecutionState::Running),
+            Ok(output) => Ok(ExecutionState::Ended(output.status.as_str().to_owned())),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_execution_does_not_exist()) =>
+            {
+                Ok(ExecutionState::Missing)
+            }
+            Err(error) => Err(sfn_error("DescribeExecution", &error)),
+        }
+    }
+
+    /// Step Functions' own redrive of a failed execution (from the state that failed).
+    /// Backends without it (the local emulator) get a clear [`RecoveryError::NotSupported`].
+    pub async fn redrive(&self, arn: &str) -> Result<(), RecoveryError> {
+        let result = self
+            .client
+            .redrive_execution()
+            .execution_arn(arn)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let text = aws_sdk_sfn::error::DisplayErrorContext(&error).to_string();
+                let unsupported = error
+                    .raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 400 | 404 | 501))
+                    && (text.contains("not yet implemented")
+                        || text.contains("UnknownOperation")
+                        || text.contains("InvalidAction")
+                        || text.contains("not supported")
+                        || text.contains("NotImplemented"));
+                if unsupported {
+                    Err(RecoveryError::NotSupported(format!(
+                        "this Step Functions backend does not support RedriveExecution ({text}); use `orders resume`, which starts a new execution that skips the completed steps"
+                    )))
+                } else {
+                    Err(RecoveryError::Workflow {
+                        operation: "RedriveExecution",
+                        message: text,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// A resumed order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resumption {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub execution_name: String,
+    pub execution_arn: String,
+}
+
+/// Starts a new execution for an unfinished order whose execution is not running. An
+/// order that never had one gets the execution the API would have started (named after
+/// the order); later ones are `<id>-r<n>`. Clears the order's parked mark.
+pub async fn resume(
+    store: &OrderStore,
+    workflow: &Workflow,
+    id: &OrderId,
+) -> Result<Resumption, RecoveryError> {
+    let order = store.require_order(id).await?;
+    if order.status.is_final() {
+        return Err(RecoveryError::Ended {
+            order_id: id.clone(),
+            status: order.status,
+        });
+    }
+    if let Some(arn) = &order.execution_arn {
+        if workflow.state(arn).await? == ExecutionState::Running {
+            return Err(RecoveryError::StillRunning {
+                order_id: id.clone(),
+                execution_arn: arn.clone(),
+            });
+        }
+    }
+    let n = store.next_resume(id).await?;
+    let name = match order.execution_arn {
+        None => id.to_string(),
+        Some(_) => format!("{id}-r{n}"),
+    };
+    let arn = workflow.start(id, &name).await?;
+    store.set_execution_arn(id, &arn).await?;
+    tracing::info!(order_id = %id, execution = %name, status = %order.status, "order resumed");
+    Ok(Resumption {
+        order_id: id.clone(),
+        status: order.status,
+        execution_name: name,
+        execution_arn: arn,
+    })
+}
+
+/// Cancels an order that has not shipped: it moves to CANCELLING and its execution, at
+/// its next step, runs the compensations and ends it CANCELLED. An order whose workflow
+/// never started has nothing to undo and is CANCELLED at once. The API's cancel route and
+/// `orderctl orders cancel` both come here.
+pub async fn cancel(store: &OrderStore, id: &OrderId) -> Result<Cancellation, StoreError> {
+    match store.cancel(id).await? {
+        Cancellation::Started(record) if record.execution_arn.is_none() => {
+            tracing::info!(order_id = %id, "cancelled before its workflow started");
+            let record = store
+                .transition(id, OrderStatus::Cancelling, OrderStatus::Cancelled, None)
+                .await?;
+            Ok(Cancellation::Started(record))
+        }
+        Cancellation::Started(record) => {
+            tracing::info!(order_id = %id, "cancellation requested; the workflow will roll the order back");
+            Ok(Cancellation::Started(record))
+        }
+        other => Ok(other),
+    }
+}
+
+/// How far the reconciler goes in one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileOptions {
+    /// Orders that changed more recently than this are left alone (their workflow may be
+    /// about to move them).
+    pub grace: chrono::Duration,
+    /// At most this many orders are looked at per run.
+    pub limit: usize,
+    /// An order resumed this many times is parked instead.
+    pub max_resumes: u32,
+}
+
+impl ReconcileOptions {
+    /// From `RECONCILE_GRACE_SECONDS`, `RECONCILE_LIMIT` and `MAX_RESUMES`.
+    pub fn from_env() -> Result<ReconcileOptions, crate::config::ConfigError> {
+        let grace = crate::config::positive("RECONCILE_GRACE_SECONDS")?;
+        Ok(ReconcileOptions {
+            grace: chrono::Duration::seconds(i64::try_from(grace).unwrap_or(i64::MAX)),
+            limit: usize::try_from(crate::config::positive("RECONCILE_LIMIT")?)
+                .unwrap_or(usize::MAX),
+            max_resumes: u32::try_from(crate::config::number("MAX_RESUMES")?).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+/// What the reconciler did with one order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Its execution is running: nothing to do.
+    Running { execution_arn: String },
+    /// Started a new execution.
+    Resumed { execution_arn: String },
+    /// Put in the dead-letter queue.
+    Parked { reason: String },
+    /// Parked before and not resumed since: left for the operator.
+    AlreadyParked,
+}
+
+/// One order the reconciler looked at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reconciled {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// The statuses an order can stand in without having ended.
+pub fn unfinished_statuses() -> impl Iterator<Item = OrderStatus> {
+    OrderStatus::ALL.into_iter().filter(|s| !s.is_final())
+}
+
+/// One reconciler run: see the module documentation. Returns what it did per order.
+pub async fn reconcile(
+    store: &OrderStore,
+    workflow: &Workflow,
+    dead_letters: &DeadLetterQueue,
+    options: ReconcileOptions,
+) -> Result<Vec<Reconciled>, RecoveryError> {
+    let cutoff =
+        (chrono::Utc::now() - options.grace).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut done = Vec::new();
+    for status in unfinished_statuses() {
+        let left = options.limit.saturating_sub(done.len());
+        if left == 0 {
+            break;
+        }
+        for order in store.orders_in_status(status, Some(&cutoff), left).await? {
+            let action = reconcile_order(store, workflow, dead_letters, &order, options).await?;
+            tracing::info!(order_id = %order.order_id, status = %order.status, ?action, "reconciled");
+            done.push(Reconciled {
+                order_id: order.order_id,
+                status: order.status,
+                action,
+            });
+        }
+    }
+    Ok(done)
+}
+
+async fn reconcile_order(
+    store: &OrderStore,
+    workflow: &Workflow,
+    dead_letters: &DeadLetterQueue,
+    order: &crate::store::OrderRecord,
+    options: ReconcileOptions,
+) -> Result<Action, RecoveryError> {
+    if order.parked.is_some() {
+        return Ok(Action::AlreadyParked);
+    }
+    let state = match &order.execution_arn {
+        None => ExecutionState::Missing,
+        Some(arn) => workflow.state(arn).await?,
+    };
+    let why = match (&state, &order.execution_arn) {
+        (ExecutionState::Running, Some(arn)) => {
+            return Ok(Action::Running {
+                execution_arn: arn.clone(),
+            })
+        }
+        (ExecutionState::Ended(status), _) if status == "SUCCEEDED" => {
+            // The workflow ended but the order did not: nothing automatic can be trusted.
+            return park(
+                store,
+                dead_letters,
+                order,
+                format!(
+                    "its execution SUCCEEDED but the order is still {}",
+                    order.status
+                ),
+            )
+            .await;
+        }
+        (ExecutionState::Ended(status), _) => format!("its execution ended {status}"),
+        (_, None) => "no execution was ever started for it".to_owned(),
+        (_, Some(_)) => "its execution does not exist".to_owned(),
+    };
+    if order.resumes >= options.max_resumes {
+        return park(
+            store,
+            dead_letters,
+            order,
+            format!(
+                "{why}, and it was resumed {} times already (the most the reconciler tries)",
+                order.resumes
+            ),
+        )
+        .await;
+    }
+    match resume(store, workflow, &order.order_id).await {
+        Ok(resumed) => Ok(Action::Resumed {
+            execution_arn: resumed.execution_arn,
+        }),
+        // Moved on or restarted by someone else since it was read: nothing to do now.
+        Err(RecoveryError::Ended { .. }) => Ok(Action::Running {
+            execution_arn: String::new(),
+        }),
+        Err(RecoveryError::StillRunning { execution_arn, .. }) => {
+            Ok(Action::Running { execution_arn })
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn park(
+    store: &OrderStore,
+    dead_letters: &DeadLetterQueue,
+    order: &crate::store::OrderRecord,
+    reason: String,
+) -> Result<Action, RecoveryError> {
+    dead_letters
+        .send(&DeadLetterBody {
+            order_id: order.order_id.to_string(),
+            execution_arn: order.execution_arn.clone(),
+            failed_step: order.failure.as_ref().map(|f| f.step.clone()),
+            error: Some("Reconciler.GaveUp".to_owned()),
+            cause: Some(format!("order is {}: {reason}", order.status)),
+            at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            source: "reconciler".to_owned(),
+        })
+        .await?;
+    store.park(&order.order_id, &reason).await?;
+    tracing::warn!(order_id = %order.order_id, %reason, "order parked in the dead-letter queue");
+    Ok(Action::Parked { reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_execution_arn_is_derived_from_the_state_machine_and_the_name() {
+        let workflow = Workflow {
+            client: aws_sdk_sfn::Client::from_conf(
+                aws_sdk_sfn::Config::builder()
+                    .behavior_version(aws_sdk_sfn::config::BehaviorVersion::latest())
+                    .region(aws_sdk_sfn::config::Region::new("eu-west-1"))
+                    .build(),
+            ),
+            state_machine_arn: "arn:aws:states:eu-west-1:123456789012:stateMachine:OrderWorkflow"
+                .into(),
+            config: WorkflowConfig {
+                outage_wait_seconds: 1,
+                delivery_timeout_seconds: 1,
+            },
+        };
+        assert_eq!(
+            workflow.execution_arn("ord-1-r2"),
+            "arn:aws:states:eu-west-1:123456789012:execution:OrderWorkflow:ord-1-r2"
+        );
+    }
+
+    #[test]
+    fn only_the_four_end_states_are_left_out_of_reconciling() {
+        let unfinished: Vec<_> = unfinished_statuses().collect();
+        assert_eq!(unfinished.len(), OrderStatus::ALL.len() - 4);
+        assert!(!unfinished.contains(&OrderStatus::Completed));
+        assert!(unfinished.contains(&OrderStatus::Compensating));
+    }
+}

@@ -1,0 +1,231 @@
+//! Getting stopped orders going again (`order_core::recovery`), against the real stack:
+//! the reconciler resumes an order whose workflow never started, a resumed execution
+//! replays finished steps without repeating them, an order resumed too often is parked
+//! once in the dead-letter queue, and an order the workflow dead-lettered finishes its
+//! rollback when resumed, keeping the reason it failed for.
+//!
+//! Tests in this file may run each other's reconciler passes over their orders, so each
+//! asserts on the state of its own order, never on what one particular pass did.
+
+use order_core::dead_letters::DeadLetterQueue;
+use order_core::recovery::{self, ReconcileOptions, RecoveryError, Workflow, WorkflowConfig};
+use order_core::store::{OrderStore, Placement};
+use order_core::{Order, OrderId, OrderStatus};
+use serde_json::{json, Value};
+use std::time::Duration;
+use system_tests::{catalogue, step, unique_key, unique_merchant, valid_order, Stack};
+
+const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
+
+fn workflow(stack: &Stack) -> Workflow {
+    Workflow {
+        client: stack.sfn(),
+        state_machine_arn: stack.state_machine_arn.clone(),
+        config: match WorkflowConfig::from_env() {
+            Ok(config) => config,
+            Err(error) => panic!("{error}"),
+        },
+    }
+}
+
+fn dead_letters(stack: &Stack) -> DeadLetterQueue {
+    DeadLetterQueue::new(stack.sqs(), stack.dead_letter_queue_url())
+}
+
+/// Reconciles orders untouched for a second (this file's orders only get that old on
+/// purpose), as the scheduled reconciler does.
+async fn reconcile(stack: &Stack, max_resumes: u32) {
+    let options = ReconcileOptions {
+        grace: chrono::Duration::seconds(1),
+        limit: 1000,
+        max_resumes,
+    };
+    let result = recovery::reconcile(
+        &stack.store(),
+        &workflow(stack),
+        &dead_letters(stack),
+        options,
+    )
+    .await;
+    if let Err(error) = result {
+        panic!("reconcile: {error}");
+    }
+}
+
+/// An order stored as the API stores it, whose execution was never started.
+async fn stored_without_execution(store: &OrderStore) -> OrderId {
+    let order = match Order::parse(&valid_order(&unique_merchant()), &catalogue()) {
+        Ok(order) => order,
+        Err(problems) => panic!("{problems}"),
+    };
+    match store.place_order(&unique_key(), &order, "h").await {
+        Ok(Placement::Created(record)) => record.order_id,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn order(store: &OrderStore, id: &OrderId) -> order_core::store::OrderRecord {
+    match store.require_order(id).await {
+        Ok(order) => order,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+#[tokio::test]
+async fn an_order_whose_workflow_never_started_is_resumed_by_the_reconciler_and_completes() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = stored_without_execution(&store).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    reconcile(&stack, 3).await;
+    let resumed = order(&store, &id).await;
+    // The execution the API would have started: named after the order.
+    assert_eq!(
+        resumed.execution_arn.as_deref(),
+        Some(workflow(&stack).execution_arn(id.as_str()).as_str())
+    );
+    let view = stack.wait_for_status(id.as_str(), &ENDED).await;
+    assert_eq!(view["status"], "COMPLETED", "{view}");
+    let ledger = stack.partners().ledger(id.as_str()).await;
+    assert_eq!(ledger.statuses("charges"), ["captured"], "{ledger:?}");
+}
+
+#[tokio::test]
+async fn an_aborted_execution_is_resumed_and_carries_on_without_repeating_finished_steps() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    // Provisioning is down for a while: the order waits, charged.
+    let merchant = stack
+        .partners()
+        .merchant_with(json!([{"partner": "terminals", "operation": "provision",
+                               "fault": "unavailable", "for_ms": 6000}]))
+        .await;
+    let started = std::time::Instant::now();
+    let (id, arn) = stack.place(&valid_order(&merchant)).await;
+    stack
+        .wait_for(&id, "charged", |v| v["status"] == "PAYMENT_TAKEN")
+        .await;
+    let stopped = stack
+        .sfn()
+        .stop_execution()
+        .execution_arn(&arn)
+        .send()
+        .await;
+    assert!(stopped.is_ok(), "{stopped:?}");
+    // AWS reports a stopped execution ABORTED; moto reports it FAILED.
+    let stopped = stack.execution_status(&arn).await;
+    assert!(["ABORTED", "FAILED"].contains(&stopped.as_str()), "{stopped}");
+    if let Some(left) = Duration::from_millis(6500).checked_sub(started.elapsed()) {
+        tokio::time::sleep(left).await;
+    }
+
+    let order_id = OrderId::parse(&id).unwrap_or_else(OrderId::generate);
+    // Another test's reconciler pass may have resumed it first: either way the order
+    // carries on in `<id>-r1`.
+    let resumed = match recovery::resume(&store, &workflow(&stack), &order_id).await {
+        Ok(resumed) => resumed.execution_arn,
+        Err(RecoveryError::StillRunning { execution_arn, .. }) => execution_arn,
+        Err(error) => panic!("resume: {error}"),
+    };
+    assert!(resumed.ends_with(&format!(":{id}-r1")), "{resumed}");
+    let view = stack.wait_for_status(&id, &ENDED).await;
+    assert_eq!(view["status"], "COMPLETED", "{view}");
+    assert_eq!(view["execution_arn"], resumed.as_str());
+    for finished in ["ValidateOrder", "ReserveStock", "TakePayment"] {
+        assert_eq!(
+            step(&view, finished)["attempts"],
+            1,
+            "{finished} ran again: {view}"
+        );
+    }
+    let ledger = stack.partners().ledger(&id).await;
+    assert_eq!(ledger.statuses("reservations"), ["reserved"], "{ledger:?}");
+    assert_eq!(ledger.statuses("charges"), ["captured"], "{ledger:?}");
+    assert_eq!(ledger.statuses("shipments"), ["delivered"], "{ledger:?}");
+}
+
+#[tokio::test]
+async fn an_order_resumed_as_often_as_allowed_is_parked_once_with_the_reason() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = stored_without_execution(&store).await;
+    for _ in 0..3 {
+        assert!(store.next_resume(&id).await.is_ok());
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    reconcile(&stack, 3).await;
+    reconcile(&stack, 3).await;
+    let parked = order(&store, &id).await;
+    assert_eq!(parked.status, OrderStatus::Accepted);
+    assert_eq!(parked.execution_arn, None, "a parked order is not resumed");
+    let reason = parked.parked.map(|p| p.reason).unwrap_or_default();
+    assert!(reason.contains("resumed 3 times"), "{reason}");
+    let letters = match dead_letters(&stack).receive(1000, Duration::ZERO).await {
+        Ok(letters) => letters,
+        Err(error) => panic!("{error}"),
+    };
+    let mine: Vec<_> = letters
+        .iter()
+        .filter(|l| l.body.order_id == id.as_str())
+        .map(|l| (l.body.source.clone(), l.body.error.clone()))
+        .collect();
+    assert_eq!(
+        mine,
+        [(
+            "reconciler".to_owned(),
+            Some("Reconciler.GaveUp".to_owned())
+        )]
+    );
+}
+
+#[tokio::test]
+async fn resuming_an_order_whose_execution_is_running_is_refused() {
+    let stack = Stack::connect().await;
+    let merchant = stack
+        .partners()
+        .merchant_with(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
+        .await;
+    let (id, arn) = stack.place(&valid_order(&merchant)).await;
+    stack
+        .wait_for(&id, "shipped", |v| v["status"] == "SHIPPED")
+        .await;
+    let order_id = OrderId::parse(&id).unwrap_or_else(OrderId::generate);
+    let refused = recovery::resume(&stack.store(), &workflow(&stack), &order_id).await;
+    assert!(
+        matches!(&refused, Err(RecoveryError::StillRunning { execution_arn, .. }) if *execution_arn == arn),
+        "{refused:?}"
+    );
+    stack.partners().deliver(&id).await;
+    let view = stack.wait_for_status(&id, &ENDED).await;
+    assert_eq!(view["status"], "COMPLETED", "{view}");
+}
+
+#[tokio::test]
+async fn a_dead_lettered_order_finishes_its_rollback_when_resumed_and_keeps_its_first_reason() {
+    let stack = Stack::connect().await;
+    let merchant = stack
+        .partners()
+        .merchant_with(json!([
+            {"partner": "payments", "operation": "charge", "fault": "refuse"},
+            {"partner": "warehouse", "operation": "release", "fault": "refuse", "count": 1}
+        ]))
+        .await;
+    let (id, arn) = stack.place(&valid_order(&merchant)).await;
+    assert_eq!(stack.execution_status(&arn).await, "FAILED");
+    let stuck: Value = stack.get(&format!("/orders/{id}")).await.body;
+    assert_eq!(stuck["status"], "COMPENSATING", "{stuck}");
+    assert_eq!(stuck["failure"]["error"], "Payment.Declined", "{stuck}");
+
+    let order_id = OrderId::parse(&id).unwrap_or_else(OrderId::generate);
+    if let Err(error) = recovery::resume(&stack.store(), &workflow(&stack), &order_id).await {
+        panic!("resume: {error}");
+    }
+    let view = stack.wait_for_status(&id, &ENDED).await;
+    assert_eq!(view["status"], "FAILED", "{view}");
+    assert_eq!(view["failure"]["step"], "TakePayment", "{view}");
+    assert_eq!(view["failure"]["error"], "Payment.Declined", "{view}");
+    assert_eq!(step(&view, "ReleaseStock")["status"], "SUCCEEDED");
+    let ledger = stack.partners().ledger(&id).await;
+    assert_eq!(ledger.statuses("reservations"), ["released"], "{ledger:?}");
+    assert_eq!(ledger.entries("charges"), Vec::<Value>::new());
+}
