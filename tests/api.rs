@@ -385,7 +385,7 @@ async fn courier_events_that_are_unsigned_malformed_unknown_or_early_are_refused
 
     // An order that has not shipped (stored, no execution): the courier is told to
     // try again later, and nothing changes.
-    let id = stored_without_execution(&stack).await;
+    let id = stack.order_without_execution().await;
     let mut in_transit = delivered(id.as_str());
     in_transit["type"] = json!("shipment.in_transit");
     let ignored = post_event(&stack, &secret, &in_transit).await;
@@ -407,22 +407,6 @@ async fn courier_events_that_are_unsigned_malformed_unknown_or_early_are_refused
     );
 }
 
-/// An order stored as the API stores it, whose execution was never started (as when
-/// StartExecution failed).
-async fn stored_without_execution(stack: &Stack) -> order_core::OrderId {
-    let order = match order_core::Order::parse(
-        &valid_order(&unique_merchant()),
-        &system_tests::catalogue(),
-    ) {
-        Ok(order) => order,
-        Err(problems) => panic!("{problems}"),
-    };
-    match stack.store().place_order(&unique_key(), &order, "h").await {
-        Ok(order_core::store::Placement::Created(record)) => record.order_id,
-        other => panic!("{other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn cancelling_an_unknown_order_is_404_and_a_get_on_the_cancel_route_is_405() {
     let stack = Stack::connect().await;
@@ -442,7 +426,7 @@ async fn cancelling_an_unknown_order_is_404_and_a_get_on_the_cancel_route_is_405
 #[tokio::test]
 async fn an_order_cancelled_before_its_workflow_started_is_cancelled_at_once() {
     let stack = Stack::connect().await;
-    let id = stored_without_execution(&stack).await;
+    let id = stack.order_without_execution().await;
     let reply = stack.post(&format!("/orders/{id}/cancel")).await;
     assert_eq!(
         (reply.status, &reply.body["status"]),

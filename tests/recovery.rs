@@ -9,11 +9,11 @@
 
 use order_core::dead_letters::DeadLetterQueue;
 use order_core::recovery::{self, ReconcileOptions, RecoveryError, Workflow, WorkflowConfig};
-use order_core::store::{OrderStore, Placement};
-use order_core::{Order, OrderId, OrderStatus};
+use order_core::store::OrderStore;
+use order_core::{OrderId, OrderStatus};
 use serde_json::{json, Value};
 use std::time::Duration;
-use system_tests::{catalogue, step, unique_key, unique_merchant, valid_order, Stack};
+use system_tests::{step, valid_order, Stack};
 
 const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
 
@@ -52,18 +52,6 @@ async fn reconcile(stack: &Stack, max_resumes: u32) {
     }
 }
 
-/// An order stored as the API stores it, whose execution was never started.
-async fn stored_without_execution(store: &OrderStore) -> OrderId {
-    let order = match Order::parse(&valid_order(&unique_merchant()), &catalogue()) {
-        Ok(order) => order,
-        Err(problems) => panic!("{problems}"),
-    };
-    match store.place_order(&unique_key(), &order, "h").await {
-        Ok(Placement::Created(record)) => record.order_id,
-        other => panic!("{other:?}"),
-    }
-}
-
 async fn order(store: &OrderStore, id: &OrderId) -> order_core::store::OrderRecord {
     match store.require_order(id).await {
         Ok(order) => order,
@@ -75,7 +63,7 @@ async fn order(store: &OrderStore, id: &OrderId) -> order_core::store::OrderReco
 async fn an_order_whose_workflow_never_started_is_resumed_by_the_reconciler_and_completes() {
     let stack = Stack::connect().await;
     let store = stack.store();
-    let id = stored_without_execution(&store).await;
+    let id = stack.order_without_execution().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     reconcile(&stack, 3).await;
     let resumed = order(&store, &id).await;
@@ -114,7 +102,10 @@ async fn an_aborted_execution_is_resumed_and_carries_on_without_repeating_finish
     assert!(stopped.is_ok(), "{stopped:?}");
     // AWS reports a stopped execution ABORTED; moto reports it FAILED.
     let stopped = stack.execution_status(&arn).await;
-    assert!(["ABORTED", "FAILED"].contains(&stopped.as_str()), "{stopped}");
+    assert!(
+        ["ABORTED", "FAILED"].contains(&stopped.as_str()),
+        "{stopped}"
+    );
     if let Some(left) = Duration::from_millis(6500).checked_sub(started.elapsed()) {
         tokio::time::sleep(left).await;
     }
@@ -148,7 +139,7 @@ async fn an_aborted_execution_is_resumed_and_carries_on_without_repeating_finish
 async fn an_order_resumed_as_often_as_allowed_is_parked_once_with_the_reason() {
     let stack = Stack::connect().await;
     let store = stack.store();
-    let id = stored_without_execution(&store).await;
+    let id = stack.order_without_execution().await;
     for _ in 0..3 {
         assert!(store.next_resume(&id).await.is_ok());
     }

@@ -9,6 +9,10 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+/// How long [`DeadLetterQueue::look`] holds the messages it walks through; if handing
+/// them back fails, they reappear by themselves after this.
+pub const LOOK_HOLD: Duration = Duration::from_secs(20);
+
 /// What a dead letter says about an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetterBody {
@@ -184,6 +188,57 @@ impl DeadLetterQueue {
             }
         }
         Ok(letters)
+    }
+
+    /// Up to `max` messages, leaving the queue as it was (but for one more receive each).
+    /// SQS has no peek, and a receive that leaves messages visible returns the same first
+    /// few again and again (on the local emulator; a random sample on SQS), so this walks
+    /// the queue holding each message for [`LOOK_HOLD`] and hands them all back at once.
+    pub async fn look(&self, max: usize) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        let letters = self.receive(max, LOOK_HOLD).await?;
+        let kept = self.release(&letters.iter().collect::<Vec<_>>()).await;
+        if kept > 0 {
+            tracing::warn!(
+                kept,
+                "messages could not be handed back; they reappear when their hold ends"
+            );
+        }
+        Ok(letters)
+    }
+
+    /// Hands received messages back to the queue (visibility 0). Best effort: a message
+    /// not handed back reappears by itself when its hold ends. Returns how many were not.
+    pub async fn release(&self, letters: &[&DeadLetter]) -> usize {
+        let mut kept_hidden = 0;
+        for chunk in letters.chunks(10) {
+            let entries: Result<Vec<_>, _> = chunk
+                .iter()
+                .enumerate()
+                .map(|(index, letter)| {
+                    aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .receipt_handle(&letter.receipt_handle)
+                        .visibility_timeout(0)
+                        .build()
+                })
+                .collect();
+            let Ok(entries) = entries else {
+                kept_hidden += chunk.len();
+                continue;
+            };
+            let sent = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+            match sent {
+                Ok(output) => kept_hidden += output.failed().len(),
+                Err(_) => kept_hidden += chunk.len(),
+            }
+        }
+        kept_hidden
     }
 
     /// Removes a message received with [`receive`](Self::receive).

@@ -179,18 +179,25 @@ impl Workflow {
             Ok(_) => Ok(()),
             Err(error) => {
                 let text = aws_sdk_sfn::error::DisplayErrorContext(&error).to_string();
-                let unsupported = error
-                    .raw_response()
-                    .is_some_and(|r| matches!(r.status().as_u16(), 400 | 404 | 501))
-                    && (text.contains("not yet implemented")
-                        || text.contains("UnknownOperation")
-                        || text.contains("InvalidAction")
-                        || text.contains("not supported")
-                        || text.contains("NotImplemented"));
+                // The local emulator (moto) has no RedriveExecution: it answers a bare
+                // "500 Internal Server Error" page; other backends say so in words.
+                let status = error.raw_response().map(|r| r.status().as_u16());
+                let unsupported = match status {
+                    Some(500) => text.contains("<title>500 Internal Server Error</title>"),
+                    Some(400 | 404 | 501) => {
+                        text.contains("not yet implemented")
+                            || text.contains("has not been implemented")
+                            || text.contains("UnknownOperation")
+                            || text.contains("InvalidAction")
+                            || text.contains("not supported")
+                            || text.contains("NotImplemented")
+                    }
+                    _ => false,
+                };
                 if unsupported {
-                    Err(RecoveryError::NotSupported(format!(
-                        "this Step Functions backend does not support RedriveExecution ({text}); use `orders resume`, which starts a new execution that skips the completed steps"
-                    )))
+                    Err(RecoveryError::NotSupported(
+                        "this Step Functions backend does not support RedriveExecution; use `orderctl orders resume <order id>`, which starts a new execution that skips the completed steps".to_owned(),
+                    ))
                 } else {
                     Err(RecoveryError::Workflow {
                         operation: "RedriveExecution",

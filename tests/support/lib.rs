@@ -60,29 +60,21 @@ impl Stack {
         env("WORKFLOW_DEAD_LETTER_QUEUE_URL")
     }
 
-    /// The workflow DLQ message about order `id`, waiting up to 60 s for it. Messages are
-    /// read without hiding them (visibility timeout 0), so other readers still see them.
+    /// The workflow DLQ message about order `id`, waiting up to 60 s for it. The queue is
+    /// looked at without taking anything out of it.
     pub async fn dead_letter_for(&self, id: &str) -> Value {
+        let queue = order_core::dead_letters::DeadLetterQueue::new(
+            self.sqs(),
+            self.dead_letter_queue_url(),
+        );
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let received = self
-                .sqs()
-                .receive_message()
-                .queue_url(self.dead_letter_queue_url())
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .send()
-                .await;
-            let messages = match received {
-                Ok(output) => output.messages.unwrap_or_default(),
-                Err(error) => panic!("ReceiveMessage: {error:?}"),
+            let letters = match queue.look(10_000).await {
+                Ok(letters) => letters,
+                Err(error) => panic!("{error}"),
             };
-            let found = messages
-                .iter()
-                .filter_map(|m| serde_json::from_str::<Value>(m.body()?).ok())
-                .find(|body| body["order_id"] == id);
-            if let Some(body) = found {
-                return body;
+            if let Some(letter) = letters.into_iter().find(|l| l.body.order_id == id) {
+                return serde_json::to_value(letter.body).unwrap_or_default();
             }
             assert!(
                 Instant::now() < deadline,
@@ -147,6 +139,19 @@ impl Stack {
                 .await,
         )
         .await
+    }
+
+    /// An order stored as the API stores it (ACCEPTED) whose execution was never started,
+    /// as when StartExecution failed.
+    pub async fn order_without_execution(&self) -> order_core::OrderId {
+        let order = match order_core::Order::parse(&valid_order(&unique_merchant()), &catalogue()) {
+            Ok(order) => order,
+            Err(problems) => panic!("{problems}"),
+        };
+        match self.store().place_order(&unique_key(), &order, "h").await {
+            Ok(order_core::store::Placement::Created(record)) => record.order_id,
+            other => panic!("expected a new order, got {other:?}"),
+        }
     }
 
     /// The partner simulator's admin API.
@@ -506,4 +511,34 @@ pub fn workspace_binary(name: &str) -> PathBuf {
         .and_then(|deps| deps.parent())
         .map(|debug| debug.join(name))
         .unwrap_or_else(|| PathBuf::from(name))
+}
+
+impl Stack {
+    /// Every item of the table for which `filter` holds (a Scan, all pages; `values` binds
+    /// its `:placeholders` to strings). For tests that prove nothing was written under keys
+    /// they made up, where no index can be queried by prefix.
+    pub async fn scan_where(
+        &self,
+        filter: &str,
+        values: &[(&str, &str)],
+    ) -> Vec<HashMap<String, AttributeValue>> {
+        let mut request = self
+            .dynamodb()
+            .scan()
+            .table_name(&self.table)
+            .filter_expression(filter);
+        for (name, value) in values {
+            request =
+                request.expression_attribute_values(*name, AttributeValue::S((*value).into()));
+        }
+        let mut items = Vec::new();
+        let mut pages = request.into_paginator().items().send();
+        while let Some(item) = pages.next().await {
+            match item {
+                Ok(item) => items.push(item),
+                Err(error) => panic!("Scan where {filter}: {error:?}"),
+            }
+        }
+        items
+    }
 }

@@ -350,6 +350,19 @@ async fn courier_webhook(api: &Api, request: &Request) -> Result<Response<Body>,
             ),
         ));
     }
+    // An event too big to store would fail in DynamoDB (400 KB items) as a 503 the courier
+    // retries for ever; the same limit as for orders refuses it for what it is.
+    if body.len() > order_core::order::MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            format!(
+                "the event is {} bytes; at most {} are accepted",
+                body.len(),
+                order_core::order::MAX_BODY_BYTES
+            ),
+        ));
+    }
     let event: CourierEvent = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

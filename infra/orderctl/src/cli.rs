@@ -86,39 +86,50 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
-    /// Run the reconciler once, now (what the scheduled Lambda does every 5 minutes):
-    /// resume unfinished orders without a running execution, or park them in the DLQ.
+    /// Run the reconciler once, now (what the scheduled Lambda does).
+    ///
+    /// Resumes unfinished orders that have no running execution, or parks them in the
+    /// dead-letter queue once they were resumed --max-resumes times.
     Reconcile(ReconcileArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum OrdersCommand {
-    /// List orders through the table's indexes (never a scan). With --status: orders in
+    /// List orders: by status, by merchant, or every unfinished one.
+    ///
+    /// Through the table's indexes only (never a scan). With --status: orders in
     /// that status, oldest change first. With --merchant: that merchant's orders, oldest
     /// first (--since narrows them; with --status too, only those in that status).
     /// With neither: every order that has not ended (ACCEPTED ... CANCELLING), status
     /// by status, oldest change first within each.
     List(ListArgs),
-    /// One order as a timeline: the order item, its steps (the activity ledger) and the
-    /// history of every execution of the order (`<id>`, `<id>-r1`, ...), sorted by time.
+    /// One order as a timeline of its item, its steps and its executions.
+    ///
+    /// Merges the order item, its steps (the activity ledger) and the history of every
+    /// execution of the order (`<id>`, `<id>-r1`, ...), sorted by time.
     Show {
         /// The order id (ord-...).
         id: String,
     },
     /// Start a new execution for an unfinished order whose execution is not running.
+    ///
     /// Completed steps return their recorded results, so no partner is called twice.
     Resume {
         /// The order id (ord-...).
         id: String,
     },
-    /// Redrive the order's current execution from the state that failed (Step Functions
-    /// RedriveExecution; AWS only: the local emulator refuses with exit 4).
+    /// Redrive the order's failed execution from the state that failed (AWS only).
+    ///
+    /// Step Functions RedriveExecution on the order's current execution; the local
+    /// emulator does not support it (exit 4): use `orders resume` there.
     Redrive {
         /// The order id (ord-...).
         id: String,
     },
-    /// Cancel an order that has not shipped: the workflow undoes what was done. Refused
-    /// (exit 4) once the order has shipped or ended.
+    /// Cancel an order that has not shipped (exit 4 once it has).
+    ///
+    /// The workflow undoes what was done and ends the order CANCELLED; an order whose
+    /// workflow never started is CANCELLED at once.
     Cancel {
         /// The order id (ord-...).
         id: String,
@@ -145,7 +156,9 @@ pub struct ListArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// The messages in the queue, left there (each look counts as a receive).
+    /// The messages in the queue, left there.
+    ///
+    /// Each look counts as one more receive of every message.
     List {
         /// At most this many messages.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
@@ -156,9 +169,10 @@ pub enum DlqCommand {
         /// The SQS message id (from `dlq list`).
         message_id: String,
     },
-    /// Resume the order of a message and delete the message once the resume succeeded.
-    /// An order that has ended meanwhile: the message is deleted. A still running one:
-    /// the message is kept.
+    /// Resume the order of a message (or of every message), then delete the message.
+    ///
+    /// A message is deleted only once its order was resumed, or when the order has
+    /// ended meanwhile; it is kept when the order still runs or the resume failed.
     Replay(ReplayArgs),
 }
 

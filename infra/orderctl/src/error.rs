@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | 0 | `Ok` | done |
 //! | 1 | `Failed` | an operation failed |
-//! | 2 | `Usage` | usage or configuration |
+//! | 2 | `Usage` | usage or configuration (a missing setting, no region or credentials) |
 //! | 3 | `NotFound` | the order or message does not exist |
 //! | 4 | `Refused` | not cancellable, still running, already ended, redrive not supported |
 //! | 5 | `Unreachable` | the AWS endpoint cannot be reached |
@@ -41,7 +41,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  done
   1  an operation failed (dlq replay --all: at least one message could not be replayed)
-  2  usage or configuration (a missing setting names its flag and environment variable)
+  2  usage or configuration (a missing setting names its flag and environment variable;
+     no AWS region or credentials)
   3  the order or the message does not exist
   4  refused: the order is not cancellable, still running or has ended, or the backend
      does not support RedriveExecution
@@ -80,15 +81,27 @@ impl CliError {
     pub fn describe(&self, endpoint: &str) -> String {
         match self {
             CliError::Unreachable(message) => {
+                // The SDK appends its error's Debug form; the sentence before it says it all.
+                let message = message
+                    .split_once(" (DispatchFailure(")
+                    .map_or(message.as_str(), |(sentence, _)| sentence);
                 format!("cannot reach the AWS endpoint {endpoint}: {message}")
             }
             other => other.to_string(),
         }
     }
 
-    /// A failure whose message may say that the request never reached the endpoint.
+    /// A failure whose message may say that the request never reached the endpoint, or
+    /// could not be signed for want of credentials (a configuration problem).
     pub fn classify(message: String) -> CliError {
-        if is_transport_failure(&message) {
+        if message.contains("while loading credentials") || message.contains("no credentials") {
+            let message = message
+                .split_once(" (DispatchFailure(")
+                .map_or(message.as_str(), |(sentence, _)| sentence);
+            CliError::Usage(format!(
+                "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the local stack's are in .local/stack/stack.env) ({message})"
+            ))
+        } else if is_transport_failure(&message) {
             CliError::Unreachable(message)
         } else {
             CliError::Failed(message)
@@ -149,12 +162,23 @@ mod tests {
     fn a_refused_connection_is_unreachable_and_named_with_the_endpoint() {
         let error = CliError::from(StoreError::Unavailable {
             operation: "GetItem(order)",
-            message: "dispatch failure: io error: error trying to connect: tcp connect error: Connection refused (os error 111)".into(),
+            message: "dispatch failure: io error: error trying to connect: tcp connect error: Connection refused (os error 111) (DispatchFailure(DispatchFailure { source: ConnectorError { .. } }))".into(),
         });
         assert_eq!(error.exit(), Exit::Unreachable);
-        assert!(error
-            .describe("http://127.0.0.1:1")
-            .starts_with("cannot reach the AWS endpoint http://127.0.0.1:1: DynamoDB GetItem"));
+        assert_eq!(
+            error.describe("http://127.0.0.1:1"),
+            "cannot reach the AWS endpoint http://127.0.0.1:1: DynamoDB GetItem(order) failed: dispatch failure: io error: error trying to connect: tcp connect error: Connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn missing_credentials_are_a_configuration_problem_not_an_unreachable_endpoint() {
+        let error = CliError::classify("DynamoDB Query(by status) failed: dispatch failure: other: an error occurred while loading credentials: failed to load IMDS session token".into());
+        assert_eq!(error.exit(), Exit::Usage);
+        assert!(
+            error.to_string().starts_with("no AWS credentials"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! |---|---|
 //! | 0 | done |
 //! | 1 | an operation failed (for `dlq replay --all`: at least one message) |
-//! | 2 | usage or configuration (a missing setting names its flag and variable) |
+//! | 2 | usage or configuration (a missing setting names its flag and variable; no credentials) |
 //! | 3 | the order or the message does not exist |
 //! | 4 | refused: not cancellable, still running, already ended, redrive not supported |
 //! | 5 | the AWS endpoint cannot be reached |
