@@ -10,6 +10,8 @@ PYTHON     ?= python3
 VENV       := .venv
 STACK_DIR  ?= .local/stack
 TEST_STACK ?= target/test-stack
+CHAOS_STACK ?= target/chaos-stack
+CHAOS_ORDERS ?= 1000
 CARGO      ?= cargo
 LOCAL      := target/debug/local-stack
 
@@ -18,10 +20,10 @@ export AWS_PORT         ?= 4599
 export MOTO_SERVER_PORT ?= 4598
 export LAMBDA_PORT      ?= 9099
 
-.PHONY: help venv build up down status verify demo lint test clean
+.PHONY: help venv build up down status verify demo reconcile lint test chaos clean
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: infra/requirements-stack.txt infra/constraints-stack.txt
 	@echo "==> installing the local stack's pinned tools into $(VENV)"
@@ -34,7 +36,7 @@ venv: $(VENV)/.installed ## Install moto and cargo-lambda (pinned) into .venv
 build: ## Build the whole workspace (functions, router, local-stack, tests)
 	$(CARGO) build --workspace --all-targets --locked
 
-up: venv build ## Start the local stack (AWS emulator, invoke router, cargo lambda watch)
+up: venv build ## Start the local stack (AWS emulator, invoke router, partner simulator, cargo lambda watch)
 	$(LOCAL) up --dir $(STACK_DIR)
 
 down: ## Stop exactly what `make up` started
@@ -48,9 +50,13 @@ status: ## Show the local stack's processes and endpoints
 verify: ## Check the running stack's resources against template.yaml
 	$(LOCAL) verify --dir $(STACK_DIR)
 
-demo: up ## Place an order and follow it to COMPLETED on the local stack
+demo: up ## Place six orders (every kind, a decline, an outage, a cancel) and show their timelines
 	$(LOCAL) demo --dir $(STACK_DIR)
 	@echo "The stack keeps running: try GET $$(grep ^ORDERS_API_URL= $(STACK_DIR)/stack.env | cut -d= -f2)/orders/<id>; stop it with make down."
+
+reconcile: ## Run the reconciler once against the `make up` stack (GRACE seconds, default 900)
+	@[ -x target/debug/orderctl ] || $(CARGO) build --locked --quiet --bin orderctl
+	target/debug/orderctl --env-file $(STACK_DIR)/stack.env reconcile --grace-seconds $(or $(GRACE),900)
 
 lint: ## Formatting, clippy, and the offline template / ASL checks
 	$(CARGO) fmt --all -- --check
@@ -64,6 +70,9 @@ test: venv lint build ## Everything: lints, unit tests, and the integration test
 	awk '/^test result:/ { passed += $$4; failed += $$6 } \
 		END { printf "tests: %d passed, %d failed\n", passed, failed }' target/test-output.log; \
 	exit $$status
+
+chaos: venv build ## Orders (CHAOS_ORDERS) under faults, an outage and crashes: proves none lost, none done twice
+	$(LOCAL) exec --dir $(CHAOS_STACK) --free-ports --no-reload -- target/debug/chaos --orders $(CHAOS_ORDERS)
 
 clean: down ## Stop the stack and remove build output and installed tools
 	rm -rf target $(VENV) .venv-lint infra/node_modules .local

@@ -1,0 +1,809 @@
+//! The audit: what the order table, the partner ledger and the dead-letter queue say
+//! about every order of the run, and the invariants that must hold whatever failed:
+//!
+//! 1. every accepted order ended (COMPLETED, REJECTED, CANCELLED, or FAILED with every
+//!    compensation of the steps it started done), or is in the dead-letter queue with a
+//!    reason: none lost;
+//! 2. no partner effect happened twice (a second reservation, charge, shipment,
+//!    deactivation, return label or message, or more terminals than ordered), and (2b)
+//!    every FAILED or CANCELLED order is undone at the partners (stock released, payment
+//!    refunded, terminals deprovisioned, shipment cancelled), a REJECTED one never
+//!    reached them;
+//! 3. an Idempotency-Key never made a second order (re-sent: the same order back, or 422
+//!    for another body; the by-merchant index lists one order per merchant, and the
+//!    partners saw no order of the run's merchants that the API did not answer with);
+//! 4. every COMPLETED order took its full effect (reserved, charged unless a
+//!    replacement, every terminal provisioned, delivered).
+
+use crate::env::Clients;
+use crate::faults::{Ledger, OrderLedger};
+use crate::load::{Answer, LoadOutcome, Placed, Probe};
+use crate::ChaosError;
+use order_core::dead_letters::DeadLetterBody;
+use order_core::steps::{self, StepRole};
+use order_core::store::{OrderRecord, StepRecord, StepStatus, StoreError};
+use order_core::{OrderId, OrderKind, OrderStatus};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything known about one order of the run.
+#[derive(Debug, Clone)]
+pub struct OrderFacts {
+    pub order_id: String,
+    pub merchant_id: String,
+    pub kind: OrderKind,
+    pub quantity: u32,
+    /// A 202 named it; false for an order found only through its merchant.
+    pub accepted: bool,
+    pub record: Option<OrderRecord>,
+    pub steps: Vec<StepRecord>,
+    /// Every order the by-merchant index lists for its merchant.
+    pub merchant_orders: Vec<String>,
+    pub ledger: OrderLedger,
+    pub dead_letters: Vec<DeadLetterBody>,
+    /// An execution of it still ran when the run stopped waiting.
+    pub running: bool,
+}
+
+/// Where an order ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Completed,
+    Failed,
+    Rejected,
+    Cancelled,
+    /// Not finished, with a dead letter saying why: in front of an operator.
+    DeadLettered,
+    /// Not finished and still running when the run stopped waiting.
+    Running,
+    /// Not finished, not running, no dead letter: lost.
+    Unfinished,
+    /// Accepted, but not in the order table at all: lost.
+    Missing,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Completed,
+        Outcome::Failed,
+        Outcome::Rejected,
+        Outcome::Cancelled,
+        Outcome::DeadLettered,
+        Outcome::Running,
+        Outcome::Unfinished,
+        Outcome::Missing,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Completed => "COMPLETED",
+            Outcome::Failed => "FAILED (rolled back)",
+            Outcome::Rejected => "REJECTED",
+            Outcome::Cancelled => "CANCELLED",
+            Outcome::DeadLettered => "in the DLQ with a reason",
+            Outcome::Running => "still running at the deadline",
+            Outcome::Unfinished => "LOST: unfinished, no DLQ message",
+            Outcome::Missing => "LOST: not in the order table",
+        }
+    }
+}
+
+impl OrderFacts {
+    pub fn outcome(&self) -> Outcome {
+        let Some(record) = &self.record else {
+            return Outcome::Missing;
+        };
+        match record.status {
+            OrderStatus::Completed => Outcome::Completed,
+            OrderStatus::Failed => Outcome::Failed,
+            OrderStatus::Rejected => Outcome::Rejected,
+            OrderStatus::Cancelled => Outcome::Cancelled,
+            _ if self.running => Outcome::Running,
+            _ if !self.dead_letters.is_empty() => Outcome::DeadLettered,
+            _ => Outcome::Unfinished,
+        }
+    }
+
+    fn step(&self, name: &str) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.step == name)
+    }
+
+    /// Seconds from the order's creation to its last change, for an ended order.
+    pub fn seconds_to_end(&self) -> Option<f64> {
+        let record = self.record.as_ref().filter(|r| r.status.is_final())?;
+        let created = chrono::DateTime::parse_from_rfc3339(&record.created_at).ok()?;
+        let updated = chrono::DateTime::parse_from_rfc3339(&record.updated_at).ok()?;
+        Some((updated - created).num_milliseconds() as f64 / 1000.0)
+    }
+}
+
+/// One violation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub order_id: String,
+    pub what: String,
+}
+
+/// One invariant over the run's orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invariant {
+    pub number: &'static str,
+    pub name: &'static str,
+    /// How many orders (or requests) it was checked on.
+    pub checked: usize,
+    pub violations: Vec<Violation>,
+}
+
+impl Invariant {
+    fn new(number: &'static str, name: &'static str) -> Invariant {
+        Invariant {
+            number,
+            name,
+            checked: 0,
+            violations: Vec::new(),
+        }
+    }
+
+    fn violated(&mut self, order_id: &str, what: String) {
+        self.violations.push(Violation {
+            order_id: order_id.to_owned(),
+            what,
+        });
+    }
+
+    pub fn holds(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// What the audit found.
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    pub facts: Vec<OrderFacts>,
+    pub invariants: Vec<Invariant>,
+    /// Placements that never got a 202 (after every retry): `(key, answer)`.
+    pub not_accepted: Vec<(String, Answer)>,
+}
+
+impl Audit {
+    pub fn outcomes(&self) -> BTreeMap<Outcome, usize> {
+        let mut counts = BTreeMap::new();
+        for facts in &self.facts {
+            *counts.entry(facts.outcome()).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Retries recorded in the activity ledger: attempts beyond the first, every step.
+    pub fn retries(&self) -> u64 {
+        self.facts
+            .iter()
+            .flat_map(|f| &f.steps)
+            .map(|s| u64::from(s.attempts.saturating_sub(1)))
+            .sum()
+    }
+
+    /// Compensation step items that succeeded.
+    pub fn compensations_run(&self) -> usize {
+        let compensations: BTreeSet<&str> = steps::ALL
+            .iter()
+            .filter(|s| s.role == StepRole::Compensation)
+            .map(|s| s.name)
+            .collect();
+        self.facts
+            .iter()
+            .flat_map(|f| &f.steps)
+            .filter(|s| {
+                compensations.contains(s.step.as_str()) && s.status == StepStatus::Succeeded
+            })
+            .count()
+    }
+
+    pub fn holds(&self) -> bool {
+        self.invariants.iter().all(Invariant::holds)
+    }
+}
+
+async fn with_retries<T, F, Fut>(what: F) -> Result<T, ChaosError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match what().await {
+            Err(StoreError::Unavailable { .. }) if attempt < 4 => {
+                tokio::time::sleep(Duration::from_secs(attempt)).await;
+            }
+            other => return other.map_err(ChaosError::from),
+        }
+    }
+}
+
+/// An order item with its step items, as the store reads them.
+type OrderWithSteps = (OrderRecord, Vec<StepRecord>);
+
+struct Fetched {
+    placed: Placed,
+    orders: Vec<(String, Option<OrderWithSteps>)>,
+    merchant_orders: Vec<String>,
+}
+
+async fn fetch(clients: Arc<Clients>, placed: Placed) -> Result<Fetched, ChaosError> {
+    let store = &clients.store;
+    let merchant = placed.merchant_id.clone();
+    let merchant_orders: Vec<String> =
+        with_retries(|| store.orders_of_merchant(&merchant, None, 100))
+            .await?
+            .into_iter()
+            .map(|o| o.order_id.to_string())
+            .collect();
+    // The accepted order, or (never accepted) whatever was stored for its merchant.
+    let ids: Vec<String> = match placed.accepted() {
+        Some(id) => vec![id.to_owned()],
+        None => merchant_orders.clone(),
+    };
+    let mut orders = Vec::new();
+    for id in ids {
+        let found = match OrderId::parse(&id) {
+            Some(order_id) => with_retries(|| store.get_order_with_steps(&order_id)).await?,
+            None => None,
+        };
+        orders.push((id, found));
+    }
+    Ok(Fetched {
+        placed,
+        orders,
+        merchant_orders,
+    })
+}
+
+/// Orders stored for merchants of the run whose request never got a 202 (the API stored
+/// the order but its answer was lost): orders of the run all the same.
+pub async fn stored_without_answer(
+    clients: &Clients,
+    load: &LoadOutcome,
+) -> Result<Vec<String>, ChaosError> {
+    let mut found = Vec::new();
+    for placed in load.placed.iter().filter(|p| p.accepted().is_none()) {
+        let merchant = placed.merchant_id.as_str();
+        let orders = with_retries(|| clients.store.orders_of_merchant(merchant, None, 100)).await?;
+        found.extend(orders.into_iter().map(|o| o.order_id.to_string()));
+    }
+    Ok(found)
+}
+
+/// Reads every order of the run (16 at a time) and joins the ledger and the dead letters.
+pub async fn gather(
+    clients: &Clients,
+    load: &LoadOutcome,
+    ledger: &Ledger,
+    dead_letters: &BTreeMap<String, Vec<DeadLetterBody>>,
+    still_running: &[String],
+) -> Result<Audit, ChaosError> {
+    let clients = Arc::new(clients.clone());
+    let by_order = ledger.by_order();
+    // Executions are named `<order id>` or `<order id>-r<n>`.
+    let running: BTreeSet<&str> = still_running
+        .iter()
+        .map(|name| name.get(..36).unwrap_or(name))
+        .collect();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = tokio::task::JoinSet::new();
+    for placed in &load.placed {
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ChaosError::Task(e.to_string()))?;
+        let clients = clients.clone();
+        let placed = placed.clone();
+        tasks.spawn(async move {
+            let fetched = fetch(clients, placed).await;
+            drop(permit);
+            fetched
+        });
+    }
+    let mut audit = Audit::default();
+    let mut done = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let fetched = joined.map_err(|e| ChaosError::Task(e.to_string()))??;
+        done += 1;
+        if done % 250 == 0 {
+            eprintln!("chaos: audit: {done}/{} orders read", load.placed.len());
+        }
+        let placed = &fetched.placed;
+        if placed.accepted().is_none() {
+            audit
+                .not_accepted
+                .push((placed.key.clone(), placed.answer.clone()));
+        }
+        for (order_id, found) in fetched.orders {
+            let (record, order_steps) = match found {
+                Some((record, order_steps)) => (Some(record), order_steps),
+                None => (None, Vec::new()),
+            };
+            audit.facts.push(OrderFacts {
+                merchant_id: placed.merchant_id.clone(),
+                kind: placed.kind,
+                quantity: placed.quantity,
+                accepted: placed.accepted().is_some(),
+                record,
+                steps: order_steps,
+                merchant_orders: fetched.merchant_orders.clone(),
+                ledger: by_order.get(&order_id).cloned().unwrap_or_default(),
+                dead_letters: dead_letters.get(&order_id).cloned().unwrap_or_default(),
+                running: running.contains(order_id.as_str()),
+                order_id,
+            });
+        }
+    }
+    audit
+        .facts
+        .sort_by(|a, b| a.merchant_id.cmp(&b.merchant_id));
+    audit.invariants = check(&audit.facts, load, &by_order);
+    Ok(audit)
+}
+
+/// The forward steps that have a compensation, with it.
+fn compensated_steps() -> Vec<(&'static str, &'static str)> {
+    steps::ALL
+        .iter()
+        .filter_map(|s| s.compensation.map(|c| (s.name, c)))
+        .collect()
+}
+
+fn count(entries: &[crate::faults::Entry], status: &str) -> usize {
+    entries.iter().filter(|e| e.is(status)).count()
+}
+
+/// Checks the invariants (see the module documentation).
+pub fn check(
+    facts: &[OrderFacts],
+    load: &LoadOutcome,
+    ledger_by_order: &BTreeMap<String, OrderLedger>,
+) -> Vec<Invariant> {
+    let mut lost = Invariant::new(
+        "1",
+        "every accepted order ended or is in the DLQ with a reason (none lost)",
+    );
+    let mut twice = Invariant::new("2", "no partner effect happened twice");
+    let mut undone = Invariant::new(
+        "2b",
+        "every FAILED/CANCELLED order is undone at the partners (REJECTED: never reached them)",
+    );
+    let mut keys = Invariant::new("3", "a repeated Idempotency-Key never made a second order");
+    let mut whole = Invariant::new(
+        "4",
+        "every COMPLETED order took its full effect at the partners",
+    );
+
+    for f in facts {
+        let id = f.order_id.as_str();
+        let outcome = f.outcome();
+        // 1: none lost.
+        if f.accepted {
+            lost.checked += 1;
+        }
+        let status = f.record.as_ref().map(|r| r.status);
+        match outcome {
+            Outcome::Missing => lost.violated(
+                id,
+                "accepted (202), but the order is not in the order table".into(),
+            ),
+            Outcome::Unfinished => lost.violated(
+                id,
+                format!(
+                    "{} with no running execution and no dead letter",
+                    status.map_or("?", OrderStatus::as_str)
+                ),
+            ),
+            Outcome::Running => lost.violated(
+                id,
+                format!(
+                    "still {} with a running execution when the run stopped waiting (not settled)",
+                    status.map_or("?", OrderStatus::as_str)
+                ),
+            ),
+            Outcome::Failed | Outcome::Cancelled => {
+                for (forward, compensation) in compensated_steps() {
+                    if f.step(forward).is_none() {
+                        continue;
+                    }
+                    let done = f.step(compensation).map(|s| s.status);
+                    if done != Some(StepStatus::Succeeded) {
+                        lost.violated(
+                            id,
+                            format!(
+                                "{} after {forward}, but {compensation} is {}",
+                                outcome.label(),
+                                done.map_or("missing".to_owned(), |s| format!("{s:?}"))
+                            ),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+
+        // 2: nothing twice.
+        let l = &f.ledger;
+        twice.checked += 1;
+        for (what, n) in [
+            ("reserved", l.reservations.len()),
+            ("charged", l.charges.len()),
+            ("shipped", l.shipments.len()),
+            ("deactivated", l.deactivations.len()),
+            ("given a return label", l.return_labels.len()),
+            ("notified", l.messages.len()),
+        ] {
+            if n > 1 {
+                twice.violated(id, format!("{what} {n} times"));
+            }
+        }
+        if l.terminals.len() > usize::try_from(f.quantity).unwrap_or(usize::MAX) {
+            twice.violated(
+                id,
+                format!(
+                    "{} terminals provisioned for {} ordered",
+                    l.terminals.len(),
+                    f.quantity
+                ),
+            );
+        }
+
+        // 2b: rolled back.
+        match outcome {
+            Outcome::Failed | Outcome::Cancelled => {
+                undone.checked += 1;
+                let left = [
+                    ("stock still reserved", count(&l.reservations, "reserved")),
+                    ("payment still captured", count(&l.charges, "captured")),
+                    (
+                        "terminal(s) still provisioned",
+                        count(&l.terminals, "provisioned"),
+                    ),
+                    ("shipment still under way", count(&l.shipments, "created")),
+                    ("shipment delivered", count(&l.shipments, "delivered")),
+                ];
+                for (what, n) in left {
+                    if n > 0 {
+                        undone.violated(id, format!("{}: {what} ({n})", outcome.label()));
+                    }
+                }
+            }
+            Outcome::Rejected => {
+                undone.checked += 1;
+                if !l.is_empty() {
+                    undone.violated(
+                        id,
+                        format!("REJECTED, yet the partners acted for it: {l:?}"),
+                    );
+                }
+            }
+            _ => {}
+        }
+
+        // 4: completed orders whole.
+        if outcome == Outcome::Completed {
+            whole.checked += 1;
+            let charges_wanted = usize::from(f.kind != OrderKind::Replacement);
+            let quantity = usize::try_from(f.quantity).unwrap_or(usize::MAX);
+            let mut missing = Vec::new();
+            if l.reservations.len() != 1 || count(&l.reservations, "reserved") != 1 {
+                missing.push(format!("reservations {:?}", statuses(&l.reservations)));
+            }
+            if l.charges.len() != charges_wanted || count(&l.charges, "captured") != charges_wanted
+            {
+                missing.push(format!(
+                    "charges {:?} (want {charges_wanted} captured)",
+                    statuses(&l.charges)
+                ));
+            }
+            if count(&l.terminals, "provisioned") != quantity || l.terminals.len() != quantity {
+                missing.push(format!(
+                    "{} of {quantity} terminals provisioned",
+                    count(&l.terminals, "provisioned")
+                ));
+            }
+            // The courier marks a shipment delivered once our webhook acknowledged the
+            // event; an event the order recorded but whose acknowledgement the courier
+            // never got (the webhook timed out) counts as delivered too.
+            let recorded = f
+                .record
+                .as_ref()
+                .and_then(|r| r.delivery.as_ref())
+                .map(|d| d.shipment_id.as_str());
+            let delivered = |e: &crate::faults::Entry| {
+                e.is("delivered") || (e.is("created") && recorded == Some(e.shipment_id.as_str()))
+            };
+            if l.shipments.len() != 1 || !l.shipments.iter().all(delivered) {
+                missing.push(format!(
+                    "shipments {:?} (delivery recorded for {recorded:?})",
+                    statuses(&l.shipments)
+                ));
+            }
+            if f.kind == OrderKind::Replacement
+                && (l.deactivations.len() != 1 || l.return_labels.len() != 1)
+            {
+                missing.push(format!(
+                    "{} deactivations, {} return labels",
+                    l.deactivations.len(),
+                    l.return_labels.len()
+                ));
+            }
+            if !missing.is_empty() {
+                whole.violated(id, format!("COMPLETED but {}", missing.join("; ")));
+            }
+        }
+
+        // 3: one order per key.
+        keys.checked += 1;
+        if f.merchant_orders.len() > 1 || (f.accepted && f.merchant_orders != [f.order_id.clone()])
+        {
+            keys.violated(
+                id,
+                format!(
+                    "its key's merchant {} has orders {:?} in the by-merchant index (want exactly this one)",
+                    f.merchant_id, f.merchant_orders
+                ),
+            );
+        }
+    }
+
+    // 3: the re-sent keys.
+    for placed in &load.placed {
+        let (Some(order_id), Some((probe, answer))) = (placed.accepted(), &placed.probe) else {
+            continue;
+        };
+        keys.checked += 1;
+        match probe {
+            Probe::SameBody => {
+                if answer.status != Some(202) || answer.order_id.as_deref() != Some(order_id) {
+                    keys.violated(
+                        order_id,
+                        format!(
+                            "the same order sent again with its key answered {} with order {:?}",
+                            answer.describe(),
+                            answer.order_id
+                        ),
+                    );
+                }
+            }
+            Probe::DifferentBody => {
+                if answer.status != Some(422)
+                    || answer.code.as_deref() != Some("idempotency_key_reused")
+                {
+                    keys.violated(
+                        order_id,
+                        format!(
+                            "another order sent with its key answered {} (want 422 idempotency_key_reused), order {:?}",
+                            answer.describe(),
+                            answer.order_id
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    // 3 and 2: partner effects for orders of the run's merchants that the audit does not know.
+    let known: BTreeSet<&str> = facts.iter().map(|f| f.order_id.as_str()).collect();
+    let merchants: BTreeSet<&str> = load.placed.iter().map(|p| p.merchant_id.as_str()).collect();
+    for (order_id, entries) in ledger_by_order {
+        if known.contains(order_id.as_str()) {
+            continue;
+        }
+        if entries.merchants().iter().any(|m| merchants.contains(m)) {
+            keys.violated(
+                order_id,
+                format!(
+                    "the partners acted for order {order_id} of merchant(s) {:?}, which no API answer named",
+                    entries.merchants()
+                ),
+            );
+        }
+    }
+    vec![lost, twice, undone, keys, whole]
+}
+
+fn statuses(entries: &[crate::faults::Entry]) -> Vec<&str> {
+    entries
+        .iter()
+        .map(|e| e.status.as_deref().unwrap_or("-"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Entry;
+    use order_core::store::StepRecord;
+
+    fn entry(order: &str, status: &str) -> Entry {
+        Entry {
+            shipment_id: String::new(),
+            order_id: order.into(),
+            merchant_id: "m-1".into(),
+            status: Some(status.into()),
+        }
+    }
+
+    fn step(name: &str, status: StepStatus) -> StepRecord {
+        StepRecord {
+            order_id: OrderId::generate(),
+            step: name.into(),
+            status,
+            attempts: 2,
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: "2026-01-01T00:00:01.000Z".into(),
+            finished_at: None,
+            references: BTreeMap::new(),
+            error: None,
+            error_message: None,
+        }
+    }
+
+    fn record(id: &str, status: OrderStatus) -> OrderRecord {
+        let body = order_core::order::example_request("m-1");
+        let catalogue = order_core::catalogue::Catalogue::builtin().ok();
+        let order = catalogue.and_then(|c| order_core::Order::parse(&body, &c).ok());
+        let Some(order) = order else {
+            panic!("the example order does not parse")
+        };
+        OrderRecord {
+            order_id: OrderId::parse(id).unwrap_or_else(OrderId::generate),
+            status,
+            version: 1,
+            order,
+            request_hash: "h".into(),
+            execution_arn: None,
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: "2026-01-01T00:00:04.500Z".into(),
+            failure: None,
+            task_token: None,
+            delivery: None,
+            resumes: 0,
+            parked: None,
+        }
+    }
+
+    const ID: &str = "ord-0123456789abcdef0123456789abcdef";
+
+    fn facts(status: OrderStatus, ledger: OrderLedger, steps: Vec<StepRecord>) -> OrderFacts {
+        OrderFacts {
+            order_id: ID.into(),
+            merchant_id: "m-1".into(),
+            kind: OrderKind::NewMerchant,
+            quantity: 3,
+            accepted: true,
+            record: Some(record(ID, status)),
+            steps,
+            merchant_orders: vec![ID.into()],
+            ledger,
+            dead_letters: Vec::new(),
+            running: false,
+        }
+    }
+
+    fn violations(facts: &[OrderFacts]) -> Vec<(&'static str, String)> {
+        check(facts, &LoadOutcome::default(), &BTreeMap::new())
+            .into_iter()
+            .flat_map(|i| i.violations.into_iter().map(move |v| (i.number, v.what)))
+            .collect()
+    }
+
+    fn completed_ledger() -> OrderLedger {
+        OrderLedger {
+            reservations: vec![entry(ID, "reserved")],
+            charges: vec![entry(ID, "captured")],
+            terminals: vec![entry(ID, "provisioned"); 3],
+            shipments: vec![entry(ID, "delivered")],
+            messages: vec![Entry {
+                status: None,
+                ..entry(ID, "")
+            }],
+            ..OrderLedger::default()
+        }
+    }
+
+    #[test]
+    fn a_whole_completed_order_breaks_nothing() {
+        let f = facts(OrderStatus::Completed, completed_ledger(), vec![]);
+        assert_eq!(violations(std::slice::from_ref(&f)), []);
+        assert_eq!(f.seconds_to_end(), Some(4.5));
+    }
+
+    #[test]
+    fn a_second_charge_is_a_double_effect() {
+        let mut ledger = completed_ledger();
+        ledger.charges.push(entry(ID, "refunded"));
+        let found = violations(&[facts(OrderStatus::Completed, ledger, vec![])]);
+        assert!(
+            found.contains(&("2", "charged 2 times".into())),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_order_with_its_stock_still_reserved_is_not_undone() {
+        let ledger = OrderLedger {
+            reservations: vec![entry(ID, "reserved")],
+            ..OrderLedger::default()
+        };
+        let steps = vec![
+            step("ReserveStock", StepStatus::Succeeded),
+            step("ReleaseStock", StepStatus::Failed),
+        ];
+        let found = violations(&[facts(OrderStatus::Failed, ledger, steps)]);
+        assert!(
+            found
+                .iter()
+                .any(|(n, w)| *n == "2b" && w.contains("stock still reserved")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(n, w)| *n == "1" && w.contains("ReleaseStock is Failed")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn an_unfinished_order_is_lost_unless_it_is_in_the_dead_letter_queue() {
+        let mut f = facts(OrderStatus::Compensating, OrderLedger::default(), vec![]);
+        assert_eq!(f.outcome(), Outcome::Unfinished);
+        assert!(violations(&[f.clone()]).iter().any(|(n, _)| *n == "1"));
+        f.dead_letters.push(DeadLetterBody {
+            order_id: ID.into(),
+            execution_arn: None,
+            failed_step: Some("ReleaseStock".into()),
+            error: Some("Partner.Rejected".into()),
+            cause: None,
+            at: None,
+            source: "workflow".into(),
+        });
+        assert_eq!(f.outcome(), Outcome::DeadLettered);
+        assert_eq!(violations(&[f]), []);
+    }
+
+    #[test]
+    fn two_orders_for_one_merchant_mean_a_key_made_a_second_order() {
+        let mut f = facts(OrderStatus::Completed, completed_ledger(), vec![]);
+        f.merchant_orders
+            .push("ord-ffffffffffffffffffffffffffffffff".into());
+        assert!(violations(&[f]).iter().any(|(n, _)| *n == "3"));
+    }
+
+    #[test]
+    fn a_delivery_the_order_recorded_counts_even_if_the_courier_missed_the_acknowledgement() {
+        let mut ledger = completed_ledger();
+        ledger.shipments = vec![Entry {
+            shipment_id: "shp-1".into(),
+            ..entry(ID, "created")
+        }];
+        let mut f = facts(OrderStatus::Completed, ledger, vec![]);
+        assert!(violations(std::slice::from_ref(&f))
+            .iter()
+            .any(|(n, _)| *n == "4"));
+        if let Some(record) = f.record.as_mut() {
+            record.delivery = Some(order_core::store::Delivery {
+                event_id: "evt-1".into(),
+                shipment_id: "shp-1".into(),
+                delivered_at: "2026-01-01T00:00:03.000Z".into(),
+            });
+        }
+        assert_eq!(violations(&[f]), []);
+    }
+
+    #[test]
+    fn a_completed_order_without_its_delivery_did_not_take_full_effect() {
+        let mut ledger = completed_ledger();
+        ledger.shipments = vec![entry(ID, "created")];
+        let found = violations(&[facts(OrderStatus::Completed, ledger, vec![])]);
+        assert!(found.iter().any(|(n, _)| *n == "4"), "{found:?}");
+    }
+}

@@ -1,0 +1,91 @@
+//! `chaos`: the chaos run against a local stack (see the library's documentation).
+//! `make chaos` runs it inside a stack of its own:
+//!
+//! ```sh
+//! target/debug/local-stack exec --dir target/chaos-stack --free-ports --no-reload -- \
+//!     target/debug/chaos --orders 1000
+//! ```
+//!
+//! Exit code 0: every invariant held; 1: an invariant was violated (the report says
+//! which, with example orders); 2: the run could not be carried out.
+
+use chaos::{ChaosEnv, Options};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Places orders through the local stack under partner faults, an outage and killed function instances, then proves that no accepted order was lost and no partner effect happened twice"
+)]
+struct Cli {
+    /// How many orders to place.
+    #[arg(long, default_value_t = 1000)]
+    orders: usize,
+    /// Orders per second.
+    #[arg(long, default_value_t = chaos::DEFAULT_RATE)]
+    rate: f64,
+    /// Seed of the partner simulator's fault decisions and of the run's own choices.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The stack.env of a running stack; by default the environment (`local-stack exec`).
+    #[arg(long)]
+    env_file: Option<PathBuf>,
+    /// Rounds of killed function instances during the load (0: none).
+    #[arg(long, default_value_t = 3)]
+    kill_rounds: usize,
+    /// Function instances killed per round.
+    #[arg(long, default_value_t = 4)]
+    kills_per_round: usize,
+    /// How long the partner outage lasts.
+    #[arg(long, default_value_t = 15)]
+    outage_seconds: u64,
+    /// The longest each wait for all executions to end may take.
+    #[arg(long, default_value_t = 30)]
+    settle_minutes: u64,
+    /// No order is placed while this many executions run (the stack's capacity).
+    #[arg(long, default_value_t = 60)]
+    max_running: usize,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = match &cli.env_file {
+        Some(path) => ChaosEnv::from_file(path),
+        None => ChaosEnv::from_process(),
+    };
+    let env = match env {
+        Ok(env) => env,
+        Err(error) => {
+            eprintln!("chaos: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut options = Options {
+        orders: cli.orders,
+        rate: cli.rate,
+        seed: cli.seed,
+        kill_rounds: cli.kill_rounds,
+        kills_per_round: cli.kills_per_round,
+        settle_timeout: Duration::from_secs(cli.settle_minutes.saturating_mul(60)),
+        max_running: cli.max_running.max(1),
+        ..Options::default()
+    };
+    options.faults.outage.for_ms = cli.outage_seconds.saturating_mul(1000);
+    match chaos::run(&options, &env).await {
+        Ok(report) => {
+            println!("{report}");
+            if report.invariants_hold() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("chaos: the run could not be carried out: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
