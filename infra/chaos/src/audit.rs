@@ -17,14 +17,13 @@
 
 use crate::env::Clients;
 use crate::faults::{Ledger, OrderLedger};
-use crate::load::{Answer, LoadOutcome, Placed, Probe};
+use crate::load::{Answer, LoadOutcome, Probe};
 use crate::ChaosError;
 use order_core::dead_letters::DeadLetterBody;
 use order_core::steps::{self, StepRole};
 use order_core::store::{OrderRecord, StepRecord, StepStatus, StoreError};
-use order_core::{OrderId, OrderKind, OrderStatus};
+use order_core::{OrderKind, OrderStatus};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything known about one order of the run.
@@ -38,8 +37,12 @@ pub struct OrderFacts {
     pub accepted: bool,
     pub record: Option<OrderRecord>,
     pub steps: Vec<StepRecord>,
-    /// Every order the by-merchant index lists for its merchant.
+    /// Every order the table holds for its merchant (each order has a merchant, and so
+    /// an Idempotency-Key, of its own).
     pub merchant_orders: Vec<String>,
+    /// What the by-merchant index lists for its merchant, where the audit asked it (keys
+    /// sent more than once, requests never answered).
+    pub index_orders: Option<Vec<String>>,
     pub ledger: OrderLedger,
     pub dead_letters: Vec<DeadLetterBody>,
     /// An execution of it still ran when the run stopped waiting.
@@ -222,42 +225,62 @@ where
     }
 }
 
-/// An order item with its step items, as the store reads them.
-type OrderWithSteps = (OrderRecord, Vec<StepRecord>);
-
-struct Fetched {
-    placed: Placed,
-    orders: Vec<(String, Option<OrderWithSteps>)>,
-    merchant_orders: Vec<String>,
+/// Every order item and step item of the table, by order id.
+#[derive(Debug, Default)]
+struct TableContents {
+    orders: BTreeMap<String, OrderRecord>,
+    steps: BTreeMap<String, Vec<StepRecord>>,
 }
 
-async fn fetch(clients: Arc<Clients>, placed: Placed) -> Result<Fetched, ChaosError> {
-    let store = &clients.store;
-    let merchant = placed.merchant_id.clone();
-    let merchant_orders: Vec<String> =
-        with_retries(|| store.orders_of_merchant(&merchant, None, 100))
-            .await?
-            .into_iter()
-            .map(|o| o.order_id.to_string())
-            .collect();
-    // The accepted order, or (never accepted) whatever was stored for its merchant.
-    let ids: Vec<String> = match placed.accepted() {
-        Some(id) => vec![id.to_owned()],
-        None => merchant_orders.clone(),
-    };
-    let mut orders = Vec::new();
-    for id in ids {
-        let found = match OrderId::parse(&id) {
-            Some(order_id) => with_retries(|| store.get_order_with_steps(&order_id)).await?,
-            None => None,
-        };
-        orders.push((id, found));
-    }
-    Ok(Fetched {
-        placed,
-        orders,
-        merchant_orders,
+fn unreadable(key: &str, error: impl std::fmt::Display) -> ChaosError {
+    ChaosError::Store(StoreError::Corrupt {
+        key: key.to_owned(),
+        message: error.to_string(),
     })
+}
+
+/// Reads the whole table with one consistent Scan. The emulator answers every Query by
+/// walking the whole table, so a Query per order would make the audit quadratic in the
+/// number of orders (a quarter of an hour for a thousand).
+async fn scan(clients: &Clients) -> Result<TableContents, ChaosError> {
+    let mut contents = TableContents::default();
+    let mut pages = clients
+        .dynamodb
+        .scan()
+        .table_name(&clients.env.table_name)
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = pages.next().await {
+        let item = item.map_err(|e| {
+            ChaosError::Store(StoreError::Unavailable {
+                operation: "Scan",
+                message: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+            })
+        })?;
+        let sk = item
+            .get("sk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        if sk == "ORDER" {
+            let record: OrderRecord =
+                serde_dynamo::from_item(item).map_err(|e| unreadable(&sk, e))?;
+            contents.orders.insert(record.order_id.to_string(), record);
+        } else if sk.starts_with("STEP#") {
+            let step: StepRecord = serde_dynamo::from_item(item).map_err(|e| unreadable(&sk, e))?;
+            contents
+                .steps
+                .entry(step.order_id.to_string())
+                .or_default()
+                .push(step);
+        }
+    }
+    for order_steps in contents.steps.values_mut() {
+        order_steps.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    }
+    Ok(contents)
 }
 
 /// Orders stored for merchants of the run whose request never got a 202 (the API stored
@@ -283,56 +306,63 @@ pub async fn gather(
     dead_letters: &BTreeMap<String, Vec<DeadLetterBody>>,
     still_running: &[String],
 ) -> Result<Audit, ChaosError> {
-    let clients = Arc::new(clients.clone());
     let by_order = ledger.by_order();
     // Executions are named `<order id>` or `<order id>-r<n>`.
     let running: BTreeSet<&str> = still_running
         .iter()
         .map(|name| name.get(..36).unwrap_or(name))
         .collect();
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(16));
-    let mut tasks = tokio::task::JoinSet::new();
+    let table = scan(clients).await?;
+    eprintln!(
+        "chaos: audit: {} orders and {} step items read",
+        table.orders.len(),
+        table.steps.values().map(Vec::len).sum::<usize>()
+    );
+    let mut by_merchant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for record in table.orders.values() {
+        by_merchant
+            .entry(record.order.merchant_id.as_str())
+            .or_default()
+            .push(record.order_id.to_string());
+    }
+    // The by-merchant index itself, for the keys that were sent more than once or never
+    // got an answer: it must list what the table holds.
+    let mut index: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for placed in &load.placed {
-        let permit = semaphore
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| ChaosError::Task(e.to_string()))?;
-        let clients = clients.clone();
-        let placed = placed.clone();
-        tasks.spawn(async move {
-            let fetched = fetch(clients, placed).await;
-            drop(permit);
-            fetched
-        });
+        if placed.probe.is_some() || placed.accepted().is_none() {
+            let merchant = placed.merchant_id.as_str();
+            let listed =
+                with_retries(|| clients.store.orders_of_merchant(merchant, None, 100)).await?;
+            index.insert(
+                merchant,
+                listed.into_iter().map(|o| o.order_id.to_string()).collect(),
+            );
+        }
     }
     let mut audit = Audit::default();
-    let mut done = 0;
-    while let Some(joined) = tasks.join_next().await {
-        let fetched = joined.map_err(|e| ChaosError::Task(e.to_string()))??;
-        done += 1;
-        if done % 250 == 0 {
-            eprintln!("chaos: audit: {done}/{} orders read", load.placed.len());
-        }
-        let placed = &fetched.placed;
-        if placed.accepted().is_none() {
-            audit
-                .not_accepted
-                .push((placed.key.clone(), placed.answer.clone()));
-        }
-        for (order_id, found) in fetched.orders {
-            let (record, order_steps) = match found {
-                Some((record, order_steps)) => (Some(record), order_steps),
-                None => (None, Vec::new()),
-            };
+    for placed in &load.placed {
+        let merchant = placed.merchant_id.as_str();
+        let merchant_orders = by_merchant.get(merchant).cloned().unwrap_or_default();
+        // The accepted order, or (never accepted) whatever was stored for its merchant.
+        let ids = match placed.accepted() {
+            Some(id) => vec![id.to_owned()],
+            None => {
+                audit
+                    .not_accepted
+                    .push((placed.key.clone(), placed.answer.clone()));
+                merchant_orders.clone()
+            }
+        };
+        for order_id in ids {
             audit.facts.push(OrderFacts {
                 merchant_id: placed.merchant_id.clone(),
                 kind: placed.kind,
                 quantity: placed.quantity,
                 accepted: placed.accepted().is_some(),
-                record,
-                steps: order_steps,
-                merchant_orders: fetched.merchant_orders.clone(),
+                record: table.orders.get(&order_id).cloned(),
+                steps: table.steps.get(&order_id).cloned().unwrap_or_default(),
+                merchant_orders: merchant_orders.clone(),
+                index_orders: index.get(merchant).cloned(),
                 ledger: by_order.get(&order_id).cloned().unwrap_or_default(),
                 dead_letters: dead_letters.get(&order_id).cloned().unwrap_or_default(),
                 running: running.contains(order_id.as_str()),
@@ -340,9 +370,6 @@ pub async fn gather(
             });
         }
     }
-    audit
-        .facts
-        .sort_by(|a, b| a.merchant_id.cmp(&b.merchant_id));
     audit.invariants = check(&audit.facts, load, &by_order);
     Ok(audit)
 }
@@ -546,10 +573,25 @@ pub fn check(
             keys.violated(
                 id,
                 format!(
-                    "its key's merchant {} has orders {:?} in the by-merchant index (want exactly this one)",
-                    f.merchant_id, f.merchant_orders
+                    "the table holds orders {:?} for its key's merchant {} (want exactly this one)",
+                    f.merchant_orders, f.merchant_id
                 ),
             );
+        }
+        if let Some(listed) = &f.index_orders {
+            let mut listed = listed.clone();
+            let mut held = f.merchant_orders.clone();
+            listed.sort();
+            held.sort();
+            if listed != held {
+                keys.violated(
+                    id,
+                    format!(
+                        "the by-merchant index lists {listed:?} for merchant {}, the table holds {held:?}",
+                        f.merchant_id
+                    ),
+                );
+            }
         }
     }
 
@@ -621,6 +663,7 @@ mod tests {
     use super::*;
     use crate::faults::Entry;
     use order_core::store::StepRecord;
+    use order_core::OrderId;
 
     fn entry(order: &str, status: &str) -> Entry {
         Entry {
@@ -682,6 +725,7 @@ mod tests {
             record: Some(record(ID, status)),
             steps,
             merchant_orders: vec![ID.into()],
+            index_orders: Some(vec![ID.into()]),
             ledger,
             dead_letters: Vec::new(),
             running: false,

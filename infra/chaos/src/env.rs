@@ -120,6 +120,8 @@ pub struct Clients {
     /// For the orders API and the partner simulator (no proxy, 30 s per request).
     pub http: reqwest::Client,
     pub store: OrderStore,
+    /// The order table, for the audit's scan.
+    pub dynamodb: aws_sdk_dynamodb::Client,
     pub workflow: Workflow,
     pub dead_letters: DeadLetterQueue,
     pub sqs: aws_sdk_sqs::Client,
@@ -162,6 +164,7 @@ impl Clients {
             env: env.clone(),
             http,
             store: OrderStore::new(aws_sdk_dynamodb::Client::new(&config), &env.table_name),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
             workflow: Workflow {
                 client: aws_sdk_sfn::Client::new(&config),
                 state_machine_arn: env.state_machine_arn.clone(),

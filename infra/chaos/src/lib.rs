@@ -77,10 +77,11 @@ impl Default for Options {
     }
 }
 
-/// Orders per second by default. Measured on two cores: the local stack keeps up with 1.5
-/// orders per second under the run's faults and crashes (1000 orders in about a quarter
-/// of an hour); faster, executions pile up in the emulator until the stack falls behind.
-pub const DEFAULT_RATE: f64 = 1.5;
+/// Orders per second by default: what the local stack sustains on two cores under the
+/// run's faults and crashes (measured: about 60 orders a minute end to end, the emulator's
+/// Step Functions using most of one core). Faster, executions pile up and the run holds
+/// placement back anyway (see [`Options::max_running`]).
+pub const DEFAULT_RATE: f64 = 1.0;
 
 /// Why a run could not be carried out (an invariant that fails is not an error: it is in
 /// the [`Report`]).

@@ -166,7 +166,11 @@ impl Display for Report {
             .filter(|(_, n)| *n > 0)
             .map(|(rule, n)| format!("{rule} {n}"))
             .collect();
-        writeln!(f, "  rules fired: {}", fired.join(", "))?;
+        writeln!(
+            f,
+            "  rules fired (counted from the outage on, when the rules were posted again): {}",
+            fired.join(", ")
+        )?;
         writeln!(f)?;
 
         writeln!(
@@ -314,6 +318,9 @@ impl Display for Report {
             d.foreign,
             d.failed.len()
         )?;
+        for said in d.said.iter().take(EXAMPLES) {
+            writeln!(f, "    {said}")?;
+        }
         for (order, error) in d.failed.iter().take(EXAMPLES) {
             writeln!(f, "    not resumed {order}: {error}")?;
         }

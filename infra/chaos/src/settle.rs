@@ -208,6 +208,8 @@ pub struct Replay {
     pub foreign: usize,
     /// `(order, error)`: could not be resumed; the message is left in the queue.
     pub failed: Vec<(String, String)>,
+    /// What each message said: `order: error at step (source)`.
+    pub said: Vec<String>,
 }
 
 /// How long received messages stay hidden while the replay acts on them.
@@ -242,6 +244,14 @@ pub async fn replay_dead_letters(
         ..Replay::default()
     };
     for letter in &letters {
+        let body = &letter.body;
+        replay.said.push(format!(
+            "{}: {} at {} ({})",
+            body.order_id,
+            body.error.as_deref().unwrap_or("?"),
+            body.failed_step.as_deref().unwrap_or("?"),
+            body.source
+        ));
         let id = OrderId::parse(&letter.body.order_id).filter(|id| ours.contains(id.as_str()));
         let Some(id) = id else {
             replay.foreign += 1;
