@@ -197,12 +197,24 @@ const PARTNER_TRANSIENT: [ErrorName; 3] = [
     ErrorName::PartnerTimeout,
 ];
 
-/// What AWS recommends every Lambda Task retries: failures of the Lambda service itself.
-const LAMBDA_SERVICE_ERRORS: [&str; 4] = [
+/// What a Lambda Task sees when the invocation itself failed rather than our code: the
+/// Lambda service failed or throttled (AWS recommends retrying these:
+/// <https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html>),
+/// or the function crashed. Unhandled failures arrive as `Lambda.Unknown`, or with the
+/// runtime's own error type: `Runtime.ExitError` for a process that died (killed, out of
+/// memory, a panic with `panic = "abort"`) and `Sandbox.Timedout` for one that ran past
+/// its configured timeout
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html>).
+/// Every activity is idempotent, so every one of them is retried on every Lambda Task.
+const LAMBDA_ERRORS: [&str; 8] = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.Unknown",
+    "Runtime.ExitError",
+    "Sandbox.Timedout",
 ];
 
 /// The dead-letter send's errors: SQS.AmazonSQSException (the service answered with an
@@ -211,11 +223,15 @@ const LAMBDA_SERVICE_ERRORS: [&str; 4] = [
 const SQS_ERRORS: [&str; 2] = ["SQS.AmazonSQSException", "SQS.SdkClientException"];
 
 /// Error names AWS itself raises, which Retry and Catch may match besides ours.
-const AWS_NAMES: [&str; 10] = [
+const AWS_NAMES: [&str; 14] = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.Unknown",
+    "Runtime.ExitError",
+    "Sandbox.Timedout",
     "States.Timeout",
     "States.HeartbeatTimeout",
     "States.TaskFailed",
@@ -261,7 +277,7 @@ fn every_lambda_task_invokes_the_function_steps_rs_names_for_it() {
             task["Resource"]
         );
         let step = step_of(&name);
-        let expected = format!("${{{}Arn}}", logical_id(&step));
+        let expected = format!("${{{}VersionArn}}", logical_id(&step));
         assert_eq!(
             task["Parameters"]["FunctionName"],
             expected,
@@ -337,7 +353,7 @@ fn every_task_retries_the_transient_errors_it_can_raise_and_nothing_permanent() 
                     .filter(|n| n.is_transient() && can_raise(&step, *n))
                     .map(ErrorName::as_str),
             );
-            required.extend(LAMBDA_SERVICE_ERRORS);
+            required.extend(LAMBDA_ERRORS);
             if is_callback_task(task) {
                 // A callback that timed out means the courier never confirmed delivery:
                 // waiting again would not make the parcel arrive.
@@ -393,6 +409,60 @@ fn every_transient_error_name_has_a_rule_for_who_raises_it() {
         // Panics for a transient name without a rule.
         let raisers = steps::ALL.iter().filter(|s| can_raise(s, name)).count();
         assert!(raisers > 0, "no step raises the transient error {name}");
+    }
+}
+
+#[test]
+fn every_lambda_task_retries_every_name_aws_gives_a_crashed_throttled_or_failed_invocation() {
+    let states = states(&definition());
+    let lambda_tasks: Vec<(String, Value)> = tasks(&states)
+        .into_iter()
+        .filter(|(_, task)| is_lambda_task(task))
+        .collect();
+    assert_eq!(
+        lambda_tasks.len(),
+        steps::ALL.len(),
+        "every step is one Lambda Task"
+    );
+    for (name, task) in &lambda_tasks {
+        for error in LAMBDA_ERRORS {
+            let retrier = task["Retry"].as_array().into_iter().flatten().find(|r| {
+                error_names(&Value::Array(vec![(*r).clone()]))
+                    .iter()
+                    .any(|e| e == error)
+            });
+            let Some(retrier) = retrier else {
+                panic!("{name} does not retry {error}: on AWS a crash, a function timeout or a throttle would roll the order back");
+            };
+            assert!(
+                retrier["MaxAttempts"].as_u64().is_some_and(|n| n >= 2),
+                "{name} retries {error} fewer than twice: {retrier}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_panicking_activity_is_caught_without_a_retry_on_every_lambda_task() {
+    // `order_core::activity::invoke` reports a panic as Internal.Error (tested there).
+    let panic_name = ErrorName::Internal.as_str();
+    let states = states(&definition());
+    for (name, task) in tasks(&states) {
+        if !is_lambda_task(&task) {
+            continue;
+        }
+        assert!(
+            !error_names(&task["Retry"])
+                .iter()
+                .any(|e| e == panic_name || e == "States.ALL" || e == "States.TaskFailed"),
+            "{name} retries a panic: a bug does not fix itself"
+        );
+        let caught = catchers(&task).iter().any(|c| {
+            error_names(&Value::Array(vec![c.clone()]))
+                .iter()
+                .any(|e| e == panic_name || e == "States.ALL" || e == "States.TaskFailed")
+        });
+        assert!(caught, "{name} does not catch {panic_name}: a panicking activity would fail the execution without rolling the order back");
     }
 }
 

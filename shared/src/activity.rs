@@ -12,6 +12,7 @@ use crate::partners::CallContext;
 use crate::status::OrderStatus;
 use crate::steps::Step;
 use crate::store::{OrderRecord, OrderStore, StepRecord, StepStart, StoreError, Transition};
+use futures_util::FutureExt;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -371,22 +372,128 @@ pub async fn start() -> Result<OrderStore, lambda_runtime::Error> {
     Ok(OrderStore::from_config(&aws, crate::config::table_name()?))
 }
 
-/// Serves an activity: every event is parsed into the handler's input (a clear
+/// Serves an activity: every event goes through [`invoke`].
+pub async fn serve<I, O, H, Fut>(handler: H) -> Result<(), lambda_runtime::Error>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    H: Fn(I) -> Fut,
+    Fut: Future<Output = Result<O, ActivityError>>,
+{
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        invoke(handler, event.payload)
+    }))
+    .await
+}
+
+/// One invocation: the event is parsed into the handler's input (a clear
 /// `Internal.Error` when it does not fit) and handed to `handler`.
-pub async fn serve<I, H, Fut>(handler: H) -> Result<(), lambda_runtime::Error>
+///
+/// A panic in the handler is a bug. It becomes `Internal.Error` with the panic's message,
+/// which every Task catches without retrying (a bug does not fix itself): the order is
+/// rolled back and the operator reads the message in its failure. The process lives on
+/// for the next invocation. Release builds unwind (see the workspace `Cargo.toml`) so that
+/// this holds on AWS exactly as on the local stack; with `panic = "abort"` the process
+/// would die and the Task would see Lambda's `Runtime.ExitError` instead.
+pub async fn invoke<I, O, H, Fut>(
+    handler: &H,
+    payload: serde_json::Value,
+) -> Result<O, ActivityError>
 where
     I: DeserializeOwned,
     H: Fn(I) -> Fut,
-    Fut: Future<Output = Result<ActivityOutput, ActivityError>>,
+    Fut: Future<Output = Result<O, ActivityError>>,
 {
-    let handler = &handler;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            let input = parse_input(event.payload)?;
-            // Boxed: the handler's future is deep, and unboxed its layout exceeds the
-            // compiler's default recursion limit inside the runtime's own futures.
-            Box::pin(handler(input)).await
-        },
-    ))
-    .await
+    let input = parse_input(payload)?;
+    // Boxed: the handler's future is deep, and unboxed its layout exceeds the compiler's
+    // default recursion limit inside the runtime's own futures.
+    let run = Box::pin(handler(input));
+    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|m| (*m).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            tracing::error!(panic = %message, "the activity panicked");
+            Err(ActivityError::new(
+                ErrorName::Internal,
+                format!("the activity panicked (a bug): {message}"),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::OrderId;
+
+    fn output(order_id: &str) -> ActivityOutput {
+        ActivityOutput {
+            order_id: OrderId::parse(order_id).expect("a valid order id"),
+            step: "TakePayment".to_owned(),
+            status: OrderStatus::PaymentTaken,
+            kind: OrderKind::NewMerchant,
+            attempts: 1,
+            replayed: false,
+            references: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_reports_internal_error_with_the_panic_message() {
+        let handler = |input: ActivityInput| async move {
+            if input.order_id.starts_with("ord-") {
+                panic!("index out of bounds in {}", input.order_id);
+            }
+            Ok(output(&input.order_id))
+        };
+        let error = invoke(
+            &handler,
+            serde_json::json!({"order_id": "ord-00000000000000000000000000000001"}),
+        )
+        .await
+        .expect_err("a panic must not pass for a result");
+        assert_eq!(error.name, ErrorName::Internal);
+        assert!(
+            error
+                .message
+                .contains("index out of bounds in ord-00000000000000000000000000000001"),
+            "the message must carry the panic's own words: {}",
+            error.message
+        );
+        // What the Task sees: the Diagnostic's error_type, which no Retry names.
+        let diagnostic = lambda_runtime::Diagnostic::from(error);
+        assert_eq!(diagnostic.error_type, "Internal.Error");
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_does_not_panic_returns_its_own_result() {
+        let handler = |input: ActivityInput| async move { Ok(output(&input.order_id)) };
+        let result = invoke(
+            &handler,
+            serde_json::json!({"order_id": "ord-00000000000000000000000000000002"}),
+        )
+        .await
+        .expect("the handler's result");
+        assert_eq!(result, output("ord-00000000000000000000000000000002"));
+    }
+
+    #[tokio::test]
+    async fn an_event_that_does_not_fit_the_input_is_internal_error_before_the_handler_runs() {
+        let handler = |_: ActivityInput| async move {
+            if true {
+                panic!("the handler must not run for a malformed event");
+            }
+            Ok(output("ord-00000000000000000000000000000003"))
+        };
+        let error = invoke(&handler, serde_json::json!({"orderid": 7}))
+            .await
+            .expect_err("a malformed event is refused");
+        assert_eq!(error.name, ErrorName::Internal);
+        assert!(!error.message.contains("panicked"), "{}", error.message);
+    }
 }

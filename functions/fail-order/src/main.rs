@@ -1,17 +1,7 @@
-use lambda_runtime::{service_fn, LambdaEvent};
-use order_core::store::OrderStore;
-use order_core::{activity, config, telemetry};
+use order_core::activity;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init();
-    let store = OrderStore::from_config(&config::aws().await, config::table_name()?);
-    let store = &store;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            let input = activity::parse_input(event.payload)?;
-            fail_order::handle(store, input).await
-        },
-    ))
-    .await
+    let store = &activity::start().await?;
+    activity::serve(|input| fail_order::handle(store, input)).await
 }

@@ -280,6 +280,19 @@ impl Template {
                 ))
             });
         }
+        // SAM's `!Ref Function.Version` / `.Alias` (AutoPublishAlias): cargo lambda watch
+        // serves one build of each function, so locally every version is the function.
+        if let Some((function, "Version" | "Alias")) = logical_id.split_once('.') {
+            if self.kind(function) == Some("AWS::Serverless::Function") {
+                return Ok(function_arn(&self.region, &self.binary(function)?));
+            }
+        }
+        // The alias SAM generates for a state machine with AutoPublishAlias
+        // (`<id>Alias<name>`): moto cannot start executions through an alias or a version,
+        // so the local stack deploys the plain state machine and the alias is that.
+        if let Some(machine) = self.published_alias_of(logical_id) {
+            return Ok(state_machine_arn(&self.region, machine));
+        }
         match self.kind(logical_id) {
             Some("AWS::DynamoDB::Table") => Ok(logical_id.to_owned()),
             Some("AWS::SQS::Queue") => Ok(queue_url(&self.endpoint, logical_id)),
@@ -293,6 +306,17 @@ impl Template {
             ))),
             None => Err(invalid(format!("!Ref {logical_id}: no such resource"))),
         }
+    }
+
+    /// The state machine whose SAM-generated alias resource is `logical_id`, if any.
+    fn published_alias_of<'a>(&self, logical_id: &'a str) -> Option<&'a str> {
+        let (machine, alias) = logical_id.split_once("Alias")?;
+        let declared = self
+            .properties(machine)
+            .get("AutoPublishAlias")
+            .and_then(Json::as_str);
+        (self.kind(machine) == Some("AWS::Serverless::StateMachine") && declared == Some(alias))
+            .then_some(machine)
     }
 
     /// The value `!GetAtt logical_id.attribute` has locally.
