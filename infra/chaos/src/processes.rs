@@ -5,16 +5,14 @@
 //! PID still belongs to the process that was found (same kernel start time). Nothing is
 //! ever signalled by name.
 //!
-//! What was found by experiment (cargo-lambda 1.9.2, `--concurrency 4`), and in its
-//! source: watch starts instances of a function on demand, up to the concurrency, and a
-//! killed instance stays counted in its pool (it is only removed when watchexec fails),
-//! so it is NOT replaced: the next invocation goes to a surviving instance, and once
-//! every instance of a function is dead its invocations wait forever. An invocation the
-//! killed instance had taken never gets an answer (nor, probably, the next one, when the
-//! dead instance's pending poll for work takes it off the queue). Step Functions'
-//! TimeoutSeconds turns such a lost invocation into `States.Timeout`, which the definition retries (for
-//! AwaitDelivery, after the delivery timeout, into a rollback). So the run never kills the
-//! last `min_alive` instances of a function, and reports how many are left.
+//! Every function process runs inside the local Lambda sandbox (infra/lambda-sandbox,
+//! cargo's runner for watch's `cargo run`). Killing a function process mid-invocation
+//! fails that invocation with `Runtime.ExitError`, as Lambda does for a crashed
+//! environment, which the definition retries; the sandbox then starts a new process
+//! for the next invocation. (Without the sandbox, cargo lambda watch 1.9.2 never answers
+//! the killed invocation, keeps counting the dead instance and stalls once every instance
+//! of a function is dead.) The run still leaves `min_alive` processes of a function
+//! alone in each round, so some instances stay warm, and reports how many are left.
 
 use crate::rng::Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,9 +20,11 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Functions never killed: the reconciler is not invoked during the run (killing it
-/// would prove nothing).
-const SPARED: [&str; 1] = ["reconciler"];
+/// Processes never killed: the reconciler is not invoked during the run (killing it
+/// would prove nothing), and lambda-sandbox is the execution environment around each
+/// function process, not a function (it reports the killed function's invocation as
+/// `Runtime.ExitError` and starts a new process, as Lambda does).
+const SPARED: [&str; 2] = ["reconciler", "lambda-sandbox"];
 
 /// One running instance of a function.
 #[derive(Debug, Clone, PartialEq, Eq)]

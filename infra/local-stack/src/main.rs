@@ -101,6 +101,7 @@ impl UpArgs {
             venv: absolute(&self.venv),
             router: exe.with_file_name("invoke-router"),
             partner_simulator: exe.with_file_name("partner-simulator"),
+            sandbox: exe.with_file_name("lambda-sandbox"),
             partner_seed: self.partner_seed,
             concurrency: self.concurrency.max(1),
             reload: !self.no_reload,

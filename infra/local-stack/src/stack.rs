@@ -85,6 +85,8 @@ pub struct UpOptions {
     pub router: PathBuf,
     /// The partner-simulator binary.
     pub partner_simulator: PathBuf,
+    /// The lambda-sandbox binary: every function instance runs inside it.
+    pub sandbox: PathBuf,
     /// The seed of the partner simulator's fault decisions.
     pub partner_seed: u64,
     /// Instances per function cargo lambda watch may run at once.
@@ -210,6 +212,12 @@ async fn start(
         "the partner-simulator binary",
         "run `cargo build --workspace` first",
     )?;
+    let sandbox = require(
+        options.sandbox.clone(),
+        "the lambda-sandbox binary",
+        "run `cargo build --workspace` first",
+    )?;
+    let runner = cargo_runner_variable()?;
     let log_dir = options.dir.join("logs");
     std::fs::create_dir_all(&log_dir)
         .map_err(|e| StackError::Other(format!("{}: {e}", log_dir.display())))?;
@@ -349,6 +357,10 @@ async fn start(
     let deployed = deploy::deploy(&clients, &resources).await?;
 
     let mut function_env = resources.function_environment()?;
+    function_env.insert(
+        "LOCAL_SANDBOX_TIMEOUTS".into(),
+        resources.sandbox_timeouts(),
+    );
     function_env.extend([
         ("AWS_ENDPOINT_URL".to_owned(), aws_endpoint.clone()),
         ("AWS_REGION".to_owned(), options.region.clone()),
@@ -398,11 +410,14 @@ async fn start(
     if !options.reload {
         args.push("--ignore-changes".into());
     }
+    // watch starts every instance with `cargo run`: cargo's runner puts it in the
+    // sandbox, which fails an invocation whose process died or timed out as Lambda does
+    // and replaces the process (see infra/lambda-sandbox).
     let process = process::spawn(
         "cargo-lambda-watch",
         &cargo_lambda,
         &args,
-        &[],
+        &[(runner, sandbox.display().to_string())],
         &options.root,
         &watch_log,
     )?;
@@ -454,6 +469,24 @@ async fn start(
         functions,
         env: stack_env,
     })
+}
+
+/// `CARGO_TARGET_<host triple>_RUNNER`, the variable that makes `cargo run` start a
+/// binary through a runner, for the host rustc builds for.
+fn cargo_runner_variable() -> Result<String, StackError> {
+    let output = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .map_err(|e| StackError::Other(format!("rustc -vV: {e}")))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let host = text
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .ok_or_else(|| StackError::Other(format!("rustc -vV names no host: {text}")))?;
+    Ok(format!(
+        "CARGO_TARGET_{}_RUNNER",
+        host.trim().to_uppercase().replace(['-', '.'], "_")
+    ))
 }
 
 fn screaming(logical_id: &str) -> String {

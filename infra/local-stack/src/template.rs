@@ -80,6 +80,9 @@ pub struct FunctionSpec {
     pub logical_id: String,
     pub binary: String,
     pub environment: BTreeMap<String, String>,
+    /// The function's `Timeout` (or the Globals' one), in seconds; Lambda's default, 3,
+    /// when neither says.
+    pub timeout_seconds: u64,
 }
 
 /// Everything the local stack creates, resolved for one region.
@@ -136,6 +139,16 @@ impl LocalResources {
             }
         }
         Ok(merged)
+    }
+
+    /// What the local Lambda sandbox reads as `LOCAL_SANDBOX_TIMEOUTS`: every function's
+    /// timeout, `binary:seconds,...`.
+    pub fn sandbox_timeouts(&self) -> String {
+        self.functions
+            .iter()
+            .map(|f| format!("{}:{}", f.binary, f.timeout_seconds))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The local ARN of a state machine by logical id.
@@ -626,10 +639,26 @@ impl Template {
                 }
             }
         }
+        let timeout = self
+            .properties(logical_id)
+            .get("Timeout")
+            .or_else(|| self.globals_function.get("Timeout"));
+        let timeout_seconds = match timeout {
+            None => 3,
+            Some(value) => {
+                let text = scalar(&self.resolve(value)?)?;
+                text.parse().map_err(|_| {
+                    invalid(format!(
+                        "{logical_id}: Timeout {text:?} is not a whole number of seconds"
+                    ))
+                })?
+            }
+        };
         Ok(FunctionSpec {
             logical_id: logical_id.to_owned(),
             binary: self.binary(logical_id)?,
             environment,
+            timeout_seconds,
         })
     }
 }
