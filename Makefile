@@ -20,7 +20,7 @@ export AWS_PORT         ?= 4599
 export MOTO_SERVER_PORT ?= 4598
 export LAMBDA_PORT      ?= 9099
 
-.PHONY: help venv build up down status verify demo reconcile lint test chaos clean
+.PHONY: help venv build up down status verify demo reconcile lint package test chaos clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,7 +63,10 @@ lint: ## Formatting, clippy, and the offline template / ASL checks
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	bash infra/lint.sh
 
-test: venv lint build ## Everything: lints, unit tests, and the integration tests on a stack of their own
+package: venv ## Build what deploys: sam build (rust-cargolambda, release) of every function; ARCH=arm64|x86_64
+	bash infra/package.sh
+
+test: venv lint build package ## Everything: lints, the deployable build, unit tests, and the integration tests on a stack of their own
 	@status=0; \
 	$(LOCAL) exec --dir $(TEST_STACK) --free-ports --no-reload -- \
 		$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log || status=$$?; \
@@ -75,4 +78,4 @@ chaos: venv build ## Orders (CHAOS_ORDERS) under faults, an outage and crashes: 
 	$(LOCAL) exec --dir $(CHAOS_STACK) --free-ports --no-reload -- target/debug/chaos --orders $(CHAOS_ORDERS)
 
 clean: down ## Stop the stack and remove build output and installed tools
-	rm -rf target $(VENV) .venv-lint infra/node_modules .local
+	rm -rf target $(VENV) .venv-lint infra/node_modules .local .aws-sam

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Offline checks of the infrastructure code: template.yaml and infra/statemachine/*.asl.json.
 #
-#   bash infra/lint.sh        (from any directory; exits non-zero if any check fails)
+#   bash infra/lint.sh                 (from any directory; exits non-zero if any check fails)
+#   bash infra/lint.sh --install-only  (only installs the tools)
 #
 # Installs its pinned tools on first use, and again only when a pin changes:
 #   .venv-lint/        cfn-lint, aws-sam-cli   infra/requirements-lint.txt (+ constraints)
@@ -36,6 +37,11 @@ if [ "$(cat infra/node_modules/.package-lock.sha256 2>/dev/null)" != "$want" ]; 
   echo "==> npm ci --prefix infra"
   npm ci --prefix infra --ignore-scripts --no-audit --no-fund --loglevel=error
   echo "$want" >infra/node_modules/.package-lock.sha256
+fi
+
+# `bash infra/lint.sh --install-only`: the tools, no checks (infra/package.sh needs sam).
+if [ "${1:-}" = "--install-only" ]; then
+  exit 0
 fi
 
 # --- Checks ------------------------------------------------------------------------------

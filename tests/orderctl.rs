@@ -436,3 +436,108 @@ async fn reconcile_resumes_an_order_stored_without_an_execution_once_it_is_older
     assert!(described.is_ok(), "no execution {arn}: {described:?}");
     stack.wait_for_status(id.as_str(), &["COMPLETED"]).await;
 }
+
+/// An order held at the courier: its execution waits in AwaitDelivery until the test
+/// delivers the parcel. Returns its id.
+async fn order_waiting_for_its_courier(stack: &Stack) -> String {
+    let merchant = stack
+        .partners()
+        .merchant_with(serde_json::json!([
+            {"partner": "courier", "operation": "deliver", "fault": "hold"}
+        ]))
+        .await;
+    let (id, _) = stack.place(&valid_order(&merchant)).await;
+    stack.wait_for_status(&id, &["SHIPPED"]).await;
+    id
+}
+
+#[tokio::test]
+async fn releases_counts_the_running_executions_of_the_state_machine_when_no_version_is_published()
+{
+    let _running = shared();
+    let stack = Stack::connect().await;
+    let _waiting = order_waiting_for_its_courier(&stack).await;
+
+    let listed = orderctl(&["releases", "--json"]).await;
+    assert_eq!(listed.code, 0, "{listed}");
+    let releases = listed.json["releases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        releases.len(),
+        1,
+        "the local stack publishes no versions: {listed}"
+    );
+    assert_eq!(releases[0]["version_arn"], Value::Null, "{listed}");
+    assert!(
+        releases[0]["running"].as_u64() >= Some(1),
+        "the order waiting for its courier runs on the state machine: {listed}"
+    );
+    assert_eq!(releases[0]["deletable"], false, "{listed}");
+
+    let table = orderctl(&["releases"]).await;
+    assert_eq!(table.code, 0, "{table}");
+    assert!(
+        table.stdout.contains("(the state machine itself)")
+            && table.stdout.contains("has no published versions"),
+        "{table}"
+    );
+}
+
+#[tokio::test]
+async fn resume_latest_stops_the_running_execution_and_the_order_completes_on_a_new_one() {
+    let _running = shared();
+    let stack = Stack::connect().await;
+    let id = order_waiting_for_its_courier(&stack).await;
+    let before = stack.get(&format!("/orders/{id}")).await.body;
+    let first = before["execution_arn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    let refused = orderctl(&["orders", "resume", &id]).await;
+    assert_eq!(
+        refused.code, 4,
+        "a running execution is not resumed twice: {refused}"
+    );
+    assert!(
+        refused.stderr.contains("orderctl orders resume --latest"),
+        "the refusal names the hotfix path: {refused}"
+    );
+
+    let moved = orderctl(&["orders", "resume", "--latest", &id, "--json"]).await;
+    assert_eq!(moved.code, 0, "{moved}");
+    assert_eq!(moved.json["stopped"], first.as_str(), "{moved}");
+    assert_eq!(moved.json["execution_name"], format!("{id}-r1"), "{moved}");
+    let machine = std::env::var("STATE_MACHINE_ARN").expect("the stack's STATE_MACHINE_ARN");
+    assert_eq!(
+        moved.json["release"],
+        machine.as_str(),
+        "no version is published locally, so the newest release is the state machine: {moved}"
+    );
+
+    // The new execution replays the finished steps and waits for the same parcel.
+    let resumed_arn = moved.json["execution_arn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    stack
+        .wait_for(&id, "waiting on its new execution", |view| {
+            view["execution_arn"] == resumed_arn.as_str()
+                && view["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| s["step"] == "AwaitDelivery" && s["attempts"].as_u64() >= Some(2))
+        })
+        .await;
+    stack.partners().deliver(&id).await;
+    let done = stack.wait_for_status(&id, &ENDED).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(stack.execution_status(&resumed_arn).await, "SUCCEEDED");
+    let ledger = stack.partners().ledger(&id).await;
+    assert_eq!(ledger.statuses("charges"), ["captured"], "{ledger:?}");
+    assert_eq!(ledger.statuses("shipments"), ["delivered"], "{ledger:?}");
+    assert_eq!(ledger.statuses("reservations"), ["reserved"], "{ledger:?}");
+}

@@ -11,7 +11,11 @@ the way AWS's are:
 
 Our store relies on both behaving as on AWS (a cancelled transaction is normal: a replayed
 idempotency key, a lost race). One lock around every DynamoDB item operation makes each of
-them atomic. Everything else is moto as pinned in requirements-stack.txt.
+them atomic.
+
+moto also lacks Step Functions' ListStateMachineVersions, which `orderctl releases` and
+`orderctl orders resume --latest` call; it is answered from the versions moto keeps.
+Everything else is moto as pinned in requirements-stack.txt.
 
 Run as moto_server is run: `python infra/moto/server.py -H 127.0.0.1 -p 4598`.
 """
@@ -24,7 +28,9 @@ import threading
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.core.responses import ActionResult
 from moto.server import main
+from moto.stepfunctions.responses import StepFunctionResponse
 
 ITEM_OPERATIONS = (
     "put_item",
@@ -125,6 +131,31 @@ def _transact_write_items(self, transact_items):
 
 
 DynamoDBBackend.transact_write_items = _transact_write_items
+
+
+
+# ListStateMachineVersions, newest first as on AWS, from the versions moto keeps (the
+# local stack publishes none: moto cannot start executions through them).
+
+
+def _list_state_machine_versions(self):
+    machine = self.stepfunction_backend.describe_state_machine(
+        self._get_param("stateMachineArn")
+    )
+    versions = sorted(
+        getattr(machine, "versions", {}).values(), key=lambda v: v.version, reverse=True
+    )
+    return ActionResult(
+        {
+            "stateMachineVersions": [
+                {"stateMachineVersionArn": v.arn, "creationDate": v.creation_date}
+                for v in versions
+            ]
+        }
+    )
+
+
+StepFunctionResponse.list_state_machine_versions = _list_state_machine_versions
 
 if __name__ == "__main__":
     sys.exit(main())

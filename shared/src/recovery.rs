@@ -71,7 +71,7 @@ pub enum RecoveryError {
         order_id: OrderId,
         status: OrderStatus,
     },
-    #[error("order {order_id} still has a running execution ({execution_arn})")]
+    #[error("order {order_id} still has a running execution ({execution_arn}); to stop it and resume on the newest release: orderctl orders resume --latest {order_id}")]
     StillRunning {
         order_id: OrderId,
         execution_arn: String,
@@ -109,24 +109,50 @@ where
     }
 }
 
+/// The state machine an ARN names, without the version or alias qualifier it may carry:
+/// `arn:aws:states:<region>:<account>:stateMachine:<name>[:<version or alias>]`.
+pub fn unqualified_state_machine_arn(arn: &str) -> &str {
+    match arn.match_indices(':').nth(6) {
+        Some((end, _)) => &arn[..end],
+        None => arn,
+    }
+}
+
 impl Workflow {
-    /// The ARN Step Functions gives the execution named `name`.
+    /// The state machine itself, whatever version or alias `state_machine_arn` names.
+    pub fn state_machine(&self) -> &str {
+        unqualified_state_machine_arn(&self.state_machine_arn)
+    }
+
+    /// The ARN Step Functions gives the execution named `name` (also when it was started
+    /// through a version or an alias).
     pub fn execution_arn(&self, name: &str) -> String {
         format!(
             "{}:{name}",
-            self.state_machine_arn
+            self.state_machine()
                 .replacen(":stateMachine:", ":execution:", 1)
         )
     }
 
-    /// Starts an execution for order `id` named `name`; an execution of that name that
+    /// Starts an execution for order `id` named `name` through `state_machine_arn` (on
+    /// AWS the alias `live`: the release new orders get); an execution of that name that
     /// exists already counts as started (Step Functions refuses a second one).
     pub async fn start(&self, id: &OrderId, name: &str) -> Result<String, RecoveryError> {
+        self.start_on(&self.state_machine_arn, id, name).await
+    }
+
+    /// Like [`Workflow::start`], on `target`: the state machine, a version or an alias.
+    pub async fn start_on(
+        &self,
+        target: &str,
+        id: &OrderId,
+        name: &str,
+    ) -> Result<String, RecoveryError> {
         let input = serde_json::json!({"order_id": id, "config": self.config});
         let result = self
             .client
             .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
+            .state_machine_arn(target)
             .name(name)
             .input(input.to_string())
             .send()
@@ -164,6 +190,37 @@ impl Workflow {
             }
             Err(error) => Err(sfn_error("DescribeExecution", &error)),
         }
+    }
+
+    /// Stops a running execution (AWS: ABORTED). Its activities are not undone: the
+    /// order keeps its status, and whatever resumes it replays the finished steps.
+    pub async fn stop(&self, arn: &str, cause: &str) -> Result<(), RecoveryError> {
+        self.client
+            .stop_execution()
+            .execution_arn(arn)
+            .cause(cause)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| sfn_error("StopExecution", &error))
+    }
+
+    /// The newest published version of the state machine, or `None` when none was
+    /// published (the local stack: moto cannot start executions through versions).
+    pub async fn latest_version(&self) -> Result<Option<String>, RecoveryError> {
+        let output = self
+            .client
+            .list_state_machine_versions()
+            .state_machine_arn(self.state_machine())
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|error| sfn_error("ListStateMachineVersions", &error))?;
+        // Step Functions lists versions newest first.
+        Ok(output
+            .state_machine_versions()
+            .first()
+            .map(|v| v.state_machine_version_arn().to_owned()))
     }
 
     /// Step Functions' own redrive of a failed execution (from the state that failed).
@@ -216,6 +273,12 @@ pub struct Resumption {
     pub status: OrderStatus,
     pub execution_name: String,
     pub execution_arn: String,
+    /// What the new execution was started on: the alias (the release new orders get),
+    /// the newest state machine version (`resume_on_latest`), or the state machine.
+    pub release: String,
+    /// The execution that was still running and was stopped first (`resume_on_latest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// Starts a new execution for an unfinished order whose execution is not running. An
@@ -226,6 +289,35 @@ pub async fn resume(
     workflow: &Workflow,
     id: &OrderId,
 ) -> Result<Resumption, RecoveryError> {
+    resume_on(store, workflow, id, None).await
+}
+
+/// The hotfix path: moves an unfinished order onto the newest release. Its running
+/// execution, if any, is stopped first (it may be stuck on, or failing because of, the
+/// release it started on); then `<id>-r<n>` starts on the newest published state machine
+/// version, whatever share of new orders the alias gives it during a canary (on the
+/// state machine itself where no version is published, as on the local stack). The
+/// ledger replays every finished step, so no partner is called again for them.
+pub async fn resume_on_latest(
+    store: &OrderStore,
+    workflow: &Workflow,
+    id: &OrderId,
+) -> Result<Resumption, RecoveryError> {
+    let target = workflow
+        .latest_version()
+        .await?
+        .unwrap_or_else(|| workflow.state_machine().to_owned());
+    resume_on(store, workflow, id, Some(target)).await
+}
+
+/// [`resume`] (`latest: None`: through `workflow.state_machine_arn`, refusing while an
+/// execution runs) or [`resume_on_latest`] (`Some(target)`: stopping a running one).
+async fn resume_on(
+    store: &OrderStore,
+    workflow: &Workflow,
+    id: &OrderId,
+    latest: Option<String>,
+) -> Result<Resumption, RecoveryError> {
     let order = store.require_order(id).await?;
     if order.status.is_final() {
         return Err(RecoveryError::Ended {
@@ -233,12 +325,23 @@ pub async fn resume(
             status: order.status,
         });
     }
+    let mut stopped = None;
     if let Some(arn) = &order.execution_arn {
         if workflow.state(arn).await? == ExecutionState::Running {
-            return Err(RecoveryError::StillRunning {
-                order_id: id.clone(),
-                execution_arn: arn.clone(),
-            });
+            if latest.is_none() {
+                return Err(RecoveryError::StillRunning {
+                    order_id: id.clone(),
+                    execution_arn: arn.clone(),
+                });
+            }
+            workflow
+                .stop(
+                    arn,
+                    "orderctl orders resume --latest: moved to the newest release",
+                )
+                .await?;
+            tracing::info!(order_id = %id, execution = %arn, "stopped the running execution to move the order to the newest release");
+            stopped = Some(arn.clone());
         }
     }
     let n = store.next_resume(id).await?;
@@ -246,14 +349,17 @@ pub async fn resume(
         None => id.to_string(),
         Some(_) => format!("{id}-r{n}"),
     };
-    let arn = workflow.start(id, &name).await?;
+    let release = latest.unwrap_or_else(|| workflow.state_machine_arn.clone());
+    let arn = workflow.start_on(&release, id, &name).await?;
     store.set_execution_arn(id, &arn).await?;
-    tracing::info!(order_id = %id, execution = %name, status = %order.status, "order resumed");
+    tracing::info!(order_id = %id, execution = %name, status = %order.status, release = %release, "order resumed");
     Ok(Resumption {
         order_id: id.clone(),
         status: order.status,
         execution_name: name,
         execution_arn: arn,
+        release,
+        stopped,
     })
 }
 
@@ -468,6 +574,29 @@ mod tests {
         assert_eq!(
             workflow.execution_arn("ord-1-r2"),
             "arn:aws:states:eu-west-1:123456789012:execution:OrderWorkflow:ord-1-r2"
+        );
+        // Started through the alias, the execution is still the state machine's.
+        let through_alias = Workflow {
+            state_machine_arn: format!("{}:live", workflow.state_machine_arn),
+            ..workflow.clone()
+        };
+        assert_eq!(
+            through_alias.execution_arn("ord-1-r2"),
+            workflow.execution_arn("ord-1-r2")
+        );
+    }
+
+    #[test]
+    fn a_version_or_alias_qualifier_is_cut_from_a_state_machine_arn() {
+        let machine = "arn:aws:states:eu-west-1:123456789012:stateMachine:OrderWorkflow";
+        assert_eq!(unqualified_state_machine_arn(machine), machine);
+        assert_eq!(
+            unqualified_state_machine_arn(&format!("{machine}:live")),
+            machine
+        );
+        assert_eq!(
+            unqualified_state_machine_arn(&format!("{machine}:12")),
+            machine
         );
     }
 

@@ -18,6 +18,8 @@ Examples:
                                                              TABLE_NAME, ... in the environment
   orderctl orders show ord-0123456789abcdef0123456789abcdef
   orderctl dlq replay --all --json
+  orderctl releases                                          versions, routing, running executions
+  orderctl orders resume --latest ord-0123456789abcdef0123456789abcdef   hotfix: onto the newest release
 
 Settings: --table (TABLE_NAME), --state-machine-arn (STATE_MACHINE_ARN), --dlq-url
 (WORKFLOW_DEAD_LETTER_QUEUE_URL); each command asks only for what it uses. Executions
@@ -86,6 +88,9 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// The releases (state machine versions): where the alias routes new orders, and how
+    /// many executions still run on each, so you know which versions may be deleted.
+    Releases,
     /// Run the reconciler once, now (what the scheduled Lambda does).
     ///
     /// Resumes unfinished orders that have no running execution, or parks them in the
@@ -114,9 +119,16 @@ pub enum OrdersCommand {
     /// Start a new execution for an unfinished order whose execution is not running.
     ///
     /// Completed steps return their recorded results, so no partner is called twice.
+    /// The execution starts through STATE_MACHINE_ARN (on AWS the alias `live`: the
+    /// release new orders get). With --latest (the hotfix path) a running execution is
+    /// stopped first and the new one starts on the newest published state machine
+    /// version, whatever the alias's canary split.
     Resume {
         /// The order id (ord-...).
         id: String,
+        /// Stop the running execution, if any, and resume on the newest release.
+        #[arg(long)]
+        latest: bool,
     },
     /// Redrive the order's failed execution from the state that failed (AWS only).
     ///

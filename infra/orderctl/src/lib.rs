@@ -6,12 +6,14 @@
 //! orderctl orders list [--status S] [--merchant M] [--since T] [--limit N]
 //! orderctl orders show ID          one timeline: order item, steps, every execution's history
 //! orderctl orders resume ID        a new execution that skips the completed steps
+//! orderctl orders resume --latest ID   stop it, resume on the newest release (hotfix)
 //! orderctl orders redrive ID       Step Functions' own redrive (AWS only)
 //! orderctl orders cancel ID        until the order has shipped
 //! orderctl dlq list [--limit N]
 //! orderctl dlq show MESSAGE_ID
 //! orderctl dlq replay MESSAGE_ID | --all
 //! orderctl reconcile [--grace-seconds N] [--limit N] [--max-resumes N]
+//! orderctl releases                state machine versions, alias routing, running executions
 //! ```
 //!
 //! Against the local stack: `orderctl --env-file .local/stack/stack.env orders list`.
@@ -28,7 +30,7 @@
 //! | 4 | refused: not cancellable, still running, already ended, redrive not supported |
 //! | 5 | the AWS endpoint cannot be reached |
 //!
-//! One module per command group ([`orders`], [`dlq`], [`reconcile`]); [`cli`] is the
+//! One module per command group ([`orders`], [`dlq`], [`reconcile`], [`releases`]); [`cli`] is the
 //! command line, [`context`] the settings and clients a command needs, [`timeline`] how
 //! an order's records and executions become one timeline, [`output`] tables and JSON,
 //! [`error`] what can go wrong and its exit code.
@@ -40,6 +42,7 @@ pub mod error;
 pub mod orders;
 pub mod output;
 pub mod reconcile;
+pub mod releases;
 pub mod timeline;
 
 use cli::{Cli, Command};
@@ -55,5 +58,6 @@ pub async fn run(cli: Cli) -> Result<error::Exit, CliError> {
         Command::Orders { command } => orders::run(&context, command).await,
         Command::Dlq { command } => dlq::run(&context, command).await,
         Command::Reconcile(args) => reconcile::run(&context, args).await,
+        Command::Releases => releases::run(&context).await,
     }
 }

@@ -20,7 +20,7 @@ pub async fn run(context: &Context, command: OrdersCommand) -> Result<Exit, CliE
     match command {
         OrdersCommand::List(args) => list(context, args).await,
         OrdersCommand::Show { id } => show(context, &id).await,
-        OrdersCommand::Resume { id } => resume(context, &id).await,
+        OrdersCommand::Resume { id, latest } => resume(context, &id, latest).await,
         OrdersCommand::Redrive { id } => redrive(context, &id).await,
         OrdersCommand::Cancel { id } => cancel(context, &id).await,
     }
@@ -407,17 +407,28 @@ fn timeline_table(id: &OrderId, rows: &[Row]) -> Table {
     table
 }
 
-async fn resume(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
+async fn resume(context: &Context, raw_id: &str, latest: bool) -> Result<Exit, CliError> {
     let id = order_id(raw_id)?;
     let store = context.store()?;
     let workflow = context.workflow()?;
-    let resumed = recovery::resume(&store, &workflow, &id).await?;
+    let resumed = if latest {
+        recovery::resume_on_latest(&store, &workflow, &id).await?
+    } else {
+        recovery::resume(&store, &workflow, &id).await?
+    };
     if context.json {
         print_json(&resumed);
     } else {
+        if let Some(stopped) = &resumed.stopped {
+            println!("stopped the running execution {stopped}");
+        }
         println!(
-            "order {} ({}) resumed as {}\n  execution {}",
-            resumed.order_id, resumed.status, resumed.execution_name, resumed.execution_arn
+            "order {} ({}) resumed as {}\n  execution {}\n  release   {}",
+            resumed.order_id,
+            resumed.status,
+            resumed.execution_name,
+            resumed.execution_arn,
+            resumed.release
         );
     }
     Ok(Exit::Ok)
