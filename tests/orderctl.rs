@@ -437,26 +437,20 @@ async fn reconcile_resumes_an_order_stored_without_an_execution_once_it_is_older
     stack.wait_for_status(id.as_str(), &["COMPLETED"]).await;
 }
 
-/// An order held at the courier: its execution waits in AwaitDelivery until the test
-/// delivers the parcel. Returns its id.
-async fn order_waiting_for_its_courier(stack: &Stack) -> String {
-    let merchant = stack
-        .partners()
-        .merchant_with(serde_json::json!([
-            {"partner": "courier", "operation": "deliver", "fault": "hold"}
-        ]))
-        .await;
-    let (id, _) = stack.place(&valid_order(&merchant)).await;
-    stack.wait_for_status(&id, &["SHIPPED"]).await;
-    id
-}
-
 #[tokio::test]
-async fn releases_counts_the_running_executions_of_the_state_machine_when_no_version_is_published()
-{
+async fn releases_shows_the_version_the_alias_routes_new_orders_to_and_its_running_executions() {
     let _running = shared();
     let stack = Stack::connect().await;
-    let _waiting = order_waiting_for_its_courier(&stack).await;
+    let (_, waiting) = stack.order_waiting_for_its_courier().await;
+    let version = stack
+        .sfn()
+        .describe_execution()
+        .execution_arn(&waiting)
+        .send()
+        .await
+        .expect("DescribeExecution")
+        .state_machine_version_arn
+        .expect("an order placed through the API runs on a published version");
 
     let listed = orderctl(&["releases", "--json"]).await;
     assert_eq!(listed.code, 0, "{listed}");
@@ -464,23 +458,32 @@ async fn releases_counts_the_running_executions_of_the_state_machine_when_no_ver
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert_eq!(
-        releases.len(),
-        1,
-        "the local stack publishes no versions: {listed}"
-    );
-    assert_eq!(releases[0]["version_arn"], Value::Null, "{listed}");
+    let Some(release) = releases
+        .iter()
+        .find(|r| r["version_arn"] == version.as_str())
+    else {
+        panic!("{version} is not listed: {listed}");
+    };
     assert!(
-        releases[0]["running"].as_u64() >= Some(1),
-        "the order waiting for its courier runs on the state machine: {listed}"
+        release["running"].as_u64() >= Some(1),
+        "the order waiting for its courier runs on it: {listed}"
     );
-    assert_eq!(releases[0]["deletable"], false, "{listed}");
+    assert_eq!(release["deletable"], false, "{listed}");
+    assert_eq!(
+        releases[0]["routing"],
+        serde_json::json!(["live 100%"]),
+        "the alias routes every new order to the newest version: {listed}"
+    );
+    assert_eq!(
+        release["function_versions"].as_array().map(Vec::len),
+        Some(15),
+        "the version names the function of each of the 15 Lambda Tasks: {listed}"
+    );
 
     let table = orderctl(&["releases"]).await;
     assert_eq!(table.code, 0, "{table}");
     assert!(
-        table.stdout.contains("(the state machine itself)")
-            && table.stdout.contains("has no published versions"),
+        table.stdout.contains("ROUTES NEW ORDERS") && table.stdout.contains("live 100%"),
         "{table}"
     );
 }
@@ -489,7 +492,7 @@ async fn releases_counts_the_running_executions_of_the_state_machine_when_no_ver
 async fn resume_latest_stops_the_running_execution_and_the_order_completes_on_a_new_one() {
     let _running = shared();
     let stack = Stack::connect().await;
-    let id = order_waiting_for_its_courier(&stack).await;
+    let (id, _) = stack.order_waiting_for_its_courier().await;
     let before = stack.get(&format!("/orders/{id}")).await.body;
     let first = before["execution_arn"]
         .as_str()
@@ -510,11 +513,11 @@ async fn resume_latest_stops_the_running_execution_and_the_order_completes_on_a_
     assert_eq!(moved.code, 0, "{moved}");
     assert_eq!(moved.json["stopped"], first.as_str(), "{moved}");
     assert_eq!(moved.json["execution_name"], format!("{id}-r1"), "{moved}");
-    let machine = std::env::var("STATE_MACHINE_ARN").expect("the stack's STATE_MACHINE_ARN");
+    let newest = orderctl(&["releases", "--json"]).await.json["releases"][0]["version_arn"].clone();
+    assert!(newest.is_string(), "the stack publishes versions");
     assert_eq!(
-        moved.json["release"],
-        machine.as_str(),
-        "no version is published locally, so the newest release is the state machine: {moved}"
+        moved.json["release"], newest,
+        "--latest resumes on the newest version, whatever the alias routes: {moved}"
     );
 
     // The new execution replays the finished steps and waits for the same parcel.

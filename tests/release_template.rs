@@ -255,3 +255,25 @@ fn orders_start_through_the_alias_and_the_workflow_may_invoke_every_version_it_n
         "the state machine may invoke the versions of exactly the functions it calls"
     );
 }
+
+#[test]
+fn no_deploy_deletes_a_published_version_that_running_executions_may_still_use() {
+    let resources = translated();
+    let versions: Vec<_> = of_type(&resources, "AWS::Lambda::Version")
+        .into_iter()
+        .chain(of_type(
+            &resources,
+            "AWS::StepFunctions::StateMachineVersion",
+        ))
+        .collect();
+    assert!(
+        versions.len() > order_core::steps::ALL.len(),
+        "{versions:?}"
+    );
+    for (id, version) in versions {
+        assert_eq!(
+            version["DeletionPolicy"], "Retain",
+            "{id}: CloudFormation would delete it when the next release replaces it, under executions pinned to it"
+        );
+    }
+}

@@ -13,15 +13,23 @@ Our store relies on both behaving as on AWS (a cancelled transaction is normal: 
 idempotency key, a lost race). One lock around every DynamoDB item operation makes each of
 them atomic.
 
-moto also lacks Step Functions' ListStateMachineVersions, which `orderctl releases` and
-`orderctl orders resume --latest` call; it is answered from the versions moto keeps.
-Everything else is moto as pinned in requirements-stack.txt.
+moto publishes state machine versions and keeps aliases, but cannot start an execution
+through either, nor list versions. The releases of our template need both (new orders
+start through the alias `live`; a running execution keeps its version), so this launcher
+adds them the way AWS behaves: StartExecution on a version ARN runs that version's
+definition, on an alias ARN a version chosen by the alias's routing weights; the
+execution belongs to the state machine (one name space, one execution ARN) and
+DescribeExecution and ListExecutions report its stateMachineVersionArn and
+stateMachineAliasArn; ListExecutions on a version or alias ARN lists its executions;
+ListStateMachineVersions lists versions newest first. Everything else is moto as pinned
+in requirements-stack.txt.
 
 Run as moto_server is run: `python infra/moto/server.py -H 127.0.0.1 -p 4598`.
 """
 
 import copy
 import functools
+import random
 import sys
 import threading
 
@@ -30,6 +38,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.core.responses import ActionResult
 from moto.server import main
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
 ITEM_OPERATIONS = (
@@ -134,13 +143,113 @@ DynamoDBBackend.transact_write_items = _transact_write_items
 
 
 
-# ListStateMachineVersions, newest first as on AWS, from the versions moto keeps (the
-# local stack publishes none: moto cannot start executions through them).
+# Step Functions versions and aliases (see the module's documentation).
+
+_start_lock = threading.Lock()
+_moto_start_execution = StepFunctionsParserBackend.start_execution
+_moto_describe_execution = StepFunctionResponse.describe_execution
+_moto_list_executions = StepFunctionResponse.list_executions
+
+
+def _qualified(arn):
+    """(state machine ARN, qualifier or None) of a state machine, version or alias ARN."""
+    parts = arn.split(":")
+    if len(parts) == 8:
+        return ":".join(parts[:7]), parts[7]
+    return arn, None
+
+
+def _start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):
+    machine_arn, qualifier = _qualified(state_machine_arn)
+    if qualifier is None:
+        return _moto_start_execution(self, state_machine_arn, name, execution_input, trace_header)
+    alias_arn = None
+    if qualifier.isdigit():
+        version_arn = state_machine_arn
+    else:
+        alias = self.describe_state_machine_alias(state_machine_arn)
+        alias_arn = alias.arn
+        routes = alias.routing_configuration
+        version_arn = random.choices(
+            [route["stateMachineVersionArn"] for route in routes],
+            weights=[int(route["weight"]) for route in routes],
+        )[0]
+    version = self.describe_state_machine(version_arn)
+    machine = self.describe_state_machine(machine_arn)
+    with _start_lock:
+        known = {id(execution) for execution in machine.executions}
+        current = machine.definition
+        # The execution takes a snapshot of the machine when it starts: of this version.
+        machine.definition = version.definition
+        try:
+            execution = _moto_start_execution(
+                self, machine_arn, name, execution_input, trace_header
+            )
+        finally:
+            machine.definition = current
+    if id(execution) not in known:
+        execution.state_machine_version_arn = version_arn
+        execution.state_machine_alias_arn = alias_arn
+    return execution
+
+
+def _release_fields(execution):
+    fields = {}
+    version = getattr(execution, "state_machine_version_arn", None)
+    alias = getattr(execution, "state_machine_alias_arn", None)
+    if version:
+        fields["stateMachineVersionArn"] = version
+    if alias:
+        fields["stateMachineAliasArn"] = alias
+    return fields
+
+
+def _describe_execution(self):
+    result = _moto_describe_execution(self)
+    execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+    result.result.update(_release_fields(execution))
+    return result
+
+
+def _list_executions(self):
+    arn = self._get_param("stateMachineArn")
+    machine_arn, qualifier = _qualified(arn)
+    machine = self.stepfunction_backend.describe_state_machine(machine_arn)
+    by_arn = {execution.execution_arn: execution for execution in machine.executions}
+    if qualifier is None:
+        result = _moto_list_executions(self)
+        for item in result.result["executions"]:
+            execution = by_arn.get(item["executionArn"])
+            if execution is not None:
+                item.update(_release_fields(execution))
+        return result
+    status_filter = self._get_param("statusFilter")
+    chosen = [
+        execution
+        for execution in machine.executions
+        if arn in _release_fields(execution).values()
+        and (not status_filter or execution.status == status_filter)
+    ]
+    chosen.sort(key=lambda execution: execution.start_date, reverse=True)
+    items = []
+    for execution in chosen:
+        item = {
+            "executionArn": execution.execution_arn,
+            "name": execution.name,
+            "startDate": execution.start_date,
+            "stateMachineArn": machine.arn,
+            "status": execution.status,
+        }
+        if execution.stop_date is not None:
+            item["stopDate"] = execution.stop_date
+        item.update(_release_fields(execution))
+        items.append(item)
+    return ActionResult({"executions": items})
 
 
 def _list_state_machine_versions(self):
     machine = self.stepfunction_backend.describe_state_machine(
-        self._get_param("stateMachineArn")
+        _qualified(self._get_param("stateMachineArn"))[0]
     )
     versions = sorted(
         getattr(machine, "versions", {}).values(), key=lambda v: v.version, reverse=True
@@ -156,6 +265,9 @@ def _list_state_machine_versions(self):
 
 
 StepFunctionResponse.list_state_machine_versions = _list_state_machine_versions
+StepFunctionResponse.describe_execution = _describe_execution
+StepFunctionResponse.list_executions = _list_executions
+StepFunctionsParserBackend.start_execution = _start_execution
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -154,6 +154,29 @@ impl Stack {
         }
     }
 
+    /// Places an order whose parcel the courier holds back: its execution waits in
+    /// AwaitDelivery until the test delivers it (`partners().deliver`). Returns the order
+    /// id and its execution ARN once the order has SHIPPED and AwaitDelivery has begun.
+    pub async fn order_waiting_for_its_courier(&self) -> (String, String) {
+        let merchant = self
+            .partners()
+            .merchant_with(serde_json::json!([
+                {"partner": "courier", "operation": "deliver", "fault": "hold"}
+            ]))
+            .await;
+        let (id, arn) = self.place(&valid_order(&merchant)).await;
+        self.wait_for(&id, "waiting for its courier", |view| {
+            view["status"] == "SHIPPED"
+                && view["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| s["step"] == "AwaitDelivery")
+        })
+        .await;
+        (id, arn)
+    }
+
     /// The partner simulator's admin API.
     pub fn partners(&self) -> Partners {
         Partners {
@@ -250,7 +273,9 @@ impl Stack {
         let mut pages = self
             .sfn()
             .list_executions()
-            .state_machine_arn(&self.state_machine_arn)
+            .state_machine_arn(order_core::recovery::unqualified_state_machine_arn(
+                &self.state_machine_arn,
+            ))
             .into_paginator()
             .items()
             .send();

@@ -16,7 +16,8 @@ pub async fn running_executions(clients: &Clients) -> Result<Vec<String>, ChaosE
     let mut pages = workflow
         .client
         .list_executions()
-        .state_machine_arn(&workflow.state_machine_arn)
+        // Every execution, whichever version or alias it was started through.
+        .state_machine_arn(workflow.state_machine())
         .status_filter(aws_sdk_sfn::types::ExecutionStatus::Running)
         .max_results(1000)
         .into_paginator()

@@ -195,31 +195,82 @@ async fn create_state_machine(
         .await
         .is_ok();
     let definition = machine.definition.to_string();
-    if exists {
+    let publish = machine.published_alias.is_some();
+    let version = if exists {
         clients
             .sfn
             .update_state_machine()
             .state_machine_arn(&arn)
             .definition(definition)
+            .publish(publish)
             .send()
             .await
-            .map_err(|e| failed("UpdateStateMachine", &machine.name, e))?;
-        return Ok(arn);
+            .map_err(|e| failed("UpdateStateMachine", &machine.name, e))?
+            .state_machine_version_arn
+    } else {
+        clients
+            .sfn
+            .create_state_machine()
+            .name(&machine.name)
+            .definition(definition)
+            .role_arn(format!(
+                "arn:aws:iam::{LOCAL_ACCOUNT}:role/{}Role",
+                machine.logical_id
+            ))
+            .r#type(StateMachineType::from(machine.kind.as_str()))
+            .publish(publish)
+            .send()
+            .await
+            .map_err(|e| failed("CreateStateMachine", &machine.name, e))?
+            .state_machine_version_arn
+    };
+    if let (Some(alias), Some(version)) = (&machine.published_alias, version) {
+        point_alias(clients, &arn, alias, &version).await?;
     }
-    let output = clients
+    Ok(arn)
+}
+
+/// Points `alias` of the state machine `arn` at `version` (all new executions), as the
+/// end of a SAM deployment does; creates the alias the first time.
+pub async fn point_alias(
+    clients: &Clients,
+    arn: &str,
+    alias: &str,
+    version: &str,
+) -> Result<(), DeployError> {
+    let routing = aws_sdk_sfn::types::RoutingConfigurationListItem::builder()
+        .state_machine_version_arn(version)
+        .weight(100)
+        .build()
+        .map_err(|e| failed("build alias routing", alias, e))?;
+    let alias_arn = format!("{arn}:{alias}");
+    let exists = clients
         .sfn
-        .create_state_machine()
-        .name(&machine.name)
-        .definition(definition)
-        .role_arn(format!(
-            "arn:aws:iam::{LOCAL_ACCOUNT}:role/{}Role",
-            machine.logical_id
-        ))
-        .r#type(StateMachineType::from(machine.kind.as_str()))
+        .describe_state_machine_alias()
+        .state_machine_alias_arn(&alias_arn)
         .send()
         .await
-        .map_err(|e| failed("CreateStateMachine", &machine.name, e))?;
-    Ok(output.state_machine_arn)
+        .is_ok();
+    if exists {
+        clients
+            .sfn
+            .update_state_machine_alias()
+            .state_machine_alias_arn(&alias_arn)
+            .routing_configuration(routing)
+            .send()
+            .await
+            .map_err(|e| failed("UpdateStateMachineAlias", &alias_arn, e))?;
+    } else {
+        clients
+            .sfn
+            .create_state_machine_alias()
+            .name(alias)
+            .routing_configuration(routing)
+            .send()
+            .await
+            .map_err(|e| failed("CreateStateMachineAlias", &alias_arn, e))?;
+    }
+    Ok(())
 }
 
 fn clients_region(clients: &Clients) -> String {
@@ -603,6 +654,7 @@ mod tests {
             name: "M".into(),
             kind: "STANDARD".into(),
             definition: serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}),
+            published_alias: None,
         };
         let same = r#"{"States": {"A": {"Type": "Succeed"}}, "StartAt": "A"}"#;
         assert_eq!(compare_state_machine(&spec, same, "STANDARD"), []);

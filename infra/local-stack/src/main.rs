@@ -234,7 +234,7 @@ async fn up(options: &UpOptions) -> Result<Option<stack::Running>, String> {
             println!("  table            {}", value("TABLE_NAME"));
             println!("  state machine    {}", value("STATE_MACHINE_ARN"));
             println!(
-                "  releases         not pinned locally: moto cannot start executions through a\n                   state machine alias or version, and cargo lambda watch serves one\n                   build per function, so the template's alias `live` and the function\n                   versions are the plain state machine and functions here (see the\n                   README, \"Releasing a new version\")"
+                "  releases         new orders start through the alias `live` on the version this\n                   deploy published (orderctl releases); definitions are pinned per\n                   execution, function code is not: cargo lambda watch serves one build\n                   per function (README, \"Releasing a new version\")"
             );
             println!(
                 "  use it from a shell: set -a; . {}; set +a",

@@ -72,6 +72,8 @@ pub struct StateMachineSpec {
     pub name: String,
     pub kind: String,
     pub definition: Json,
+    /// `AutoPublishAlias`: every deploy publishes a version and points this alias at it.
+    pub published_alias: Option<String>,
 }
 
 /// A function: the cargo binary that implements it and its environment.
@@ -301,10 +303,12 @@ impl Template {
             }
         }
         // The alias SAM generates for a state machine with AutoPublishAlias
-        // (`<id>Alias<name>`): moto cannot start executions through an alias or a version,
-        // so the local stack deploys the plain state machine and the alias is that.
-        if let Some(machine) = self.published_alias_of(logical_id) {
-            return Ok(state_machine_arn(&self.region, machine));
+        // (`<id>Alias<name>`); the local stack creates it too (see deploy.rs).
+        if let Some((machine, alias)) = self.published_alias_of(logical_id) {
+            return Ok(format!(
+                "{}:{alias}",
+                state_machine_arn(&self.region, machine)
+            ));
         }
         match self.kind(logical_id) {
             Some("AWS::DynamoDB::Table") => Ok(logical_id.to_owned()),
@@ -321,15 +325,15 @@ impl Template {
         }
     }
 
-    /// The state machine whose SAM-generated alias resource is `logical_id`, if any.
-    fn published_alias_of<'a>(&self, logical_id: &'a str) -> Option<&'a str> {
+    /// The state machine and alias name of a SAM-generated state machine alias resource.
+    fn published_alias_of<'a>(&self, logical_id: &'a str) -> Option<(&'a str, &'a str)> {
         let (machine, alias) = logical_id.split_once("Alias")?;
         let declared = self
             .properties(machine)
             .get("AutoPublishAlias")
             .and_then(Json::as_str);
         (self.kind(machine) == Some("AWS::Serverless::StateMachine") && declared == Some(alias))
-            .then_some(machine)
+            .then_some((machine, alias))
     }
 
     /// The value `!GetAtt logical_id.attribute` has locally.
@@ -620,6 +624,10 @@ impl Template {
                 .unwrap_or("STANDARD")
                 .to_owned(),
             definition,
+            published_alias: raw
+                .get("AutoPublishAlias")
+                .and_then(Json::as_str)
+                .map(str::to_owned),
         })
     }
 
@@ -859,7 +867,8 @@ Resources:
         );
         assert_eq!(
             env.get("STATE_MACHINE_ARN").map(String::as_str),
-            Some("arn:aws:states:us-east-1:123456789012:stateMachine:OrderWorkflow")
+            Some("arn:aws:states:us-east-1:123456789012:stateMachine:OrderWorkflow:live"),
+            "functions start executions through the alias the template publishes"
         );
         Ok(())
     }
