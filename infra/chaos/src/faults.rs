@@ -430,8 +430,14 @@ mod tests {
     fn the_steady_rules_refuse_rarely_first_and_err_transiently_last() {
         let rules = FaultPlan::default().steady_rules();
         let faults: Vec<&str> = rules.iter().filter_map(|r| r["fault"].as_str()).collect();
-        let first_transient = faults.iter().position(|f| *f == "unavailable");
-        let last_refusal = faults.iter().rposition(|f| *f == "refuse");
+        let first_transient = faults
+            .iter()
+            .position(|f| *f == "unavailable")
+            .expect("the steady rules include a transient error");
+        let last_refusal = faults
+            .iter()
+            .rposition(|f| *f == "refuse")
+            .expect("the steady rules include a refusal");
         assert!(last_refusal < first_transient, "{faults:?}");
         assert_eq!(faults.last(), Some(&"throttled"));
         // No rule names a merchant: the run owns its stack.
