@@ -159,6 +159,22 @@ async fn status(store: &OrderStore, id: &OrderId) -> OrderStatus {
     }
 }
 
+/// The steps stored for order `id`, read back, as `(step, status, error)`.
+async fn stored_steps(
+    store: &OrderStore,
+    id: &OrderId,
+) -> Vec<(String, order_core::store::StepStatus, Option<String>)> {
+    let (_, steps) = store
+        .get_order_with_steps(id)
+        .await
+        .expect("the order can be read")
+        .expect("the order is stored");
+    steps
+        .into_iter()
+        .map(|s| (s.step, s.status, s.error))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_step_run_twice_calls_its_partner_once_with_the_key_of_the_order_and_step() {
     let stack = Stack::connect().await;
@@ -241,6 +257,15 @@ async fn an_order_cancelled_while_its_partner_call_ran_is_not_moved_on() {
     assert_eq!(payments.charges.load(Ordering::SeqCst), 1);
     // The charge happened; the compensation path (RefundPayment) undoes it.
     assert_eq!(status(&store, &id).await, OrderStatus::Cancelling);
+    assert_eq!(
+        stored_steps(&store, &id).await,
+        [(
+            "TakePayment".to_owned(),
+            order_core::store::StepStatus::Failed,
+            Some("Order.Cancelled".to_owned())
+        )],
+        "the step is not recorded as done"
+    );
 }
 
 #[tokio::test]
@@ -288,6 +313,15 @@ async fn a_compensation_leaves_a_cancelling_order_cancelling_and_refuses_a_compl
     let warehouse = CountingWarehouse::default();
     let released = release_stock::handle(&store, &warehouse, rollback(&cancelling)).await;
     assert_eq!(released.map(|o| o.status), Ok(OrderStatus::Cancelling));
+    assert_eq!(status(&store, &cancelling).await, OrderStatus::Cancelling);
+    assert_eq!(
+        stored_steps(&store, &cancelling).await,
+        [(
+            "ReleaseStock".to_owned(),
+            order_core::store::StepStatus::Succeeded,
+            None
+        )]
+    );
 
     let delivered = place(&store).await;
     advance(&store, &delivered, OrderStatus::Delivered).await;
@@ -302,6 +336,15 @@ async fn a_compensation_leaves_a_cancelling_order_cancelling_and_refuses_a_compl
         "nothing undone for the delivered order"
     );
     assert_eq!(status(&store, &delivered).await, OrderStatus::Delivered);
+    assert_eq!(
+        stored_steps(&store, &delivered).await,
+        [(
+            "ReleaseStock".to_owned(),
+            order_core::store::StepStatus::Failed,
+            Some("Order.Conflict".to_owned())
+        )],
+        "the refused compensation is recorded as failed, not done"
+    );
 }
 
 fn delivery() -> Delivery {
