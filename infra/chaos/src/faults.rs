@@ -211,9 +211,15 @@ impl Simulator {
             .map(|_| ())
     }
 
+    /// Sets the seed of the fault draws, drawn by merchant: each order of the run has a
+    /// merchant of its own, planned from the run's seed and id, while its order id is
+    /// random; so a replay (same seed, same run id) draws the same faults for each order.
     pub async fn set_seed(&self, seed: u64) -> Result<(), ChaosError> {
         let url = format!("{}/admin/seed", self.base);
-        let request = self.http.put(url).json(&json!({ "seed": seed }));
+        let request = self
+            .http
+            .put(url)
+            .json(&json!({ "seed": seed, "draws": "by_merchant" }));
         self.call("PUT /admin/seed", request, 200).await.map(|_| ())
     }
 

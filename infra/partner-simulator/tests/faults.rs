@@ -133,7 +133,7 @@ async fn rate_decisions_are_the_same_for_the_same_seed_and_differ_for_another_se
             .await;
         assert_eq!(
             (reply.status, reply.body.clone()),
-            (200, json!({"seed": 7}))
+            (200, json!({"seed": 7, "draws": "by_key"}))
         );
         decisions(&sim).await
     };
