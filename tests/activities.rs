@@ -20,6 +20,24 @@ fn valid() -> Order {
     }
 }
 
+/// What the table holds for order `id`, read back: its status, its version and its steps
+/// as `(step, status, attempts)`.
+async fn stored(
+    store: &OrderStore,
+    id: &OrderId,
+) -> (OrderStatus, u64, Vec<(String, StepStatus, u32)>) {
+    let (order, steps) = store
+        .get_order_with_steps(id)
+        .await
+        .expect("the order can be read")
+        .expect("the order is stored");
+    let steps = steps
+        .into_iter()
+        .map(|s| (s.step, s.status, s.attempts))
+        .collect();
+    (order.status, order.version, steps)
+}
+
 fn input(id: &OrderId) -> ActivityInput {
     ActivityInput {
         order_id: id.to_string(),
@@ -37,8 +55,15 @@ async fn validating_twice_returns_the_recorded_result_without_a_second_attempt()
     let second = validate_order::handle(&store, &catalogue(), input(&id)).await;
     let second = second.map(|o| (o.status, o.attempts, o.replayed));
     assert_eq!(second, Ok((OrderStatus::Validated, 1, true)));
-    let version = store.require_order(&id).await.map(|o| o.version);
-    assert_eq!(version, Ok(2), "the replay wrote to the order");
+    assert_eq!(
+        stored(&store, &id).await,
+        (
+            OrderStatus::Validated,
+            2,
+            vec![("ValidateOrder".to_owned(), StepStatus::Succeeded, 1)]
+        ),
+        "the replay wrote to the order or its step"
+    );
 }
 
 #[tokio::test]
@@ -81,8 +106,14 @@ async fn completing_an_order_that_was_not_validated_is_a_conflict() {
     let id = place(&store, &valid()).await;
     let result = complete_order::handle(&store, input(&id)).await;
     assert_eq!(result.map_err(|e| e.name), Err(ErrorName::OrderConflict));
-    let status = store.require_order(&id).await.map(|o| o.status);
-    assert_eq!(status, Ok(OrderStatus::Accepted));
+    assert_eq!(
+        stored(&store, &id).await,
+        (
+            OrderStatus::Accepted,
+            1,
+            vec![("CompleteOrder".to_owned(), StepStatus::Failed, 1)]
+        )
+    );
 }
 
 #[tokio::test]
@@ -96,14 +127,28 @@ async fn a_cancelled_order_is_not_validated() {
     assert!(cancelling.is_ok(), "{cancelling:?}");
     let result = validate_order::handle(&store, &catalogue(), input(&id)).await;
     assert_eq!(result.map_err(|e| e.name), Err(ErrorName::OrderCancelled));
+    assert_eq!(
+        stored(&store, &id).await,
+        (
+            OrderStatus::Cancelling,
+            2,
+            vec![("ValidateOrder".to_owned(), StepStatus::Failed, 1)]
+        )
+    );
 }
 
 #[tokio::test]
 async fn an_activity_for_an_unknown_order_fails_as_not_found() {
     let stack = Stack::connect().await;
     let store = stack.store();
-    let result = complete_order::handle(&store, input(&OrderId::generate())).await;
+    let id = OrderId::generate();
+    let result = complete_order::handle(&store, input(&id)).await;
     assert_eq!(result.map_err(|e| e.name), Err(ErrorName::OrderNotFound));
+    assert_eq!(
+        stack.items_under(&format!("ORDER#{id}")).await,
+        0,
+        "nothing is written for an order that does not exist"
+    );
 }
 
 #[tokio::test]
@@ -136,14 +181,17 @@ async fn recording_an_invalid_order_rejects_it_with_its_reason() {
     let result = fail_order::handle(&store, failure(&id, "Order.Invalid", "unknown SKU")).await;
     assert_eq!(result.map(|o| o.status), Ok(OrderStatus::Rejected));
     let order = store.require_order(&id).await;
-    let failure = order.map(|o| o.failure.map(|f| (f.step, f.error, f.reason)));
+    let failure = order.map(|o| (o.status, o.failure.map(|f| (f.step, f.error, f.reason))));
     assert_eq!(
         failure,
-        Ok(Some((
-            "ValidateOrder".into(),
-            "Order.Invalid".into(),
-            "unknown SKU".into()
-        )))
+        Ok((
+            OrderStatus::Rejected,
+            Some((
+                "ValidateOrder".into(),
+                "Order.Invalid".into(),
+                "unknown SKU".into()
+            ))
+        ))
     );
 }
 
@@ -165,6 +213,6 @@ async fn recording_a_failure_twice_keeps_the_first_reason() {
     let reason = store
         .require_order(&id)
         .await
-        .map(|o| o.failure.map(|f| f.reason));
-    assert_eq!(reason, Ok(Some("first".to_owned())));
+        .map(|o| (o.status, o.failure.map(|f| f.reason)));
+    assert_eq!(reason, Ok((OrderStatus::Failed, Some("first".to_owned()))));
 }

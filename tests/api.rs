@@ -320,6 +320,31 @@ async fn an_order_whose_workflow_could_not_start_is_kept_and_started_by_the_retr
         1,
         "the accepted order was not kept"
     );
+    // Kept as accepted, with no execution recorded or started, for the retry to start.
+    let merchant_key = format!("MERCHANT#{merchant}");
+    let kept = stack
+        .items_where(
+            Some(order_core::store::BY_MERCHANT_INDEX),
+            "gsi1pk",
+            &merchant_key,
+        )
+        .await;
+    let kept_id = kept[0]["order_id"]
+        .as_s()
+        .cloned()
+        .expect("the index lists the order's id");
+    let kept_id = order_core::OrderId::parse(&kept_id).expect("the kept order's id is an order id");
+    let kept = stack
+        .store()
+        .require_order(&kept_id)
+        .await
+        .expect("the kept order is readable");
+    assert_eq!(
+        (kept.status, kept.execution_arn, kept.version),
+        (order_core::OrderStatus::Accepted, None, 1),
+        "the kept order"
+    );
+    assert_eq!(stack.executions_named(kept_id.as_str()).await, 0);
 
     // The client retries with the same key: the same order, now with its execution.
     let working = api(&stack, &stack.state_machine_arn);
@@ -327,6 +352,7 @@ async fn an_order_whose_workflow_could_not_start_is_kept_and_started_by_the_retr
     assert_eq!(response.status().as_u16(), 202);
     let placed: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
     let id = placed["order_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(id, kept_id.as_str(), "the retry found the kept order");
     assert!(
         error["message"].as_str().unwrap_or_default().contains(&id),
         "{error}"

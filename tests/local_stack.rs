@@ -229,7 +229,7 @@ async fn up_on_a_running_stack_says_so_and_starts_nothing() {
 }
 
 #[tokio::test]
-async fn up_on_a_port_already_taken_names_the_port_and_leaves_nothing_behind() {
+async fn up_on_a_port_already_taken_names_the_port_and_starts_nothing() {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0));
     let port = match listener.as_ref().map(|l| l.local_addr()) {
         Ok(Ok(address)) => address.port(),
@@ -251,6 +251,72 @@ async fn up_on_a_port_already_taken_names_the_port_and_leaves_nothing_behind() {
     let expected = format!("port {port} for the AWS endpoint (invoke router) is already in use");
     assert!(text(&output).contains(&expected), "{}", text(&output));
     assert_eq!(local_stack::stack::running(&scratch.dir), []);
+    assert!(
+        !scratch.dir.join("logs").exists(),
+        "the port is checked before anything is started"
+    );
+}
+
+#[tokio::test]
+async fn up_that_fails_after_starting_processes_stops_them_all_and_leaves_nothing_behind() {
+    let scratch = Scratch::new("stack-late-failure");
+    // A virtualenv whose python is the real one but whose cargo-lambda fails at once: up
+    // gets as far as its last process (moto, the router and the partner simulator run,
+    // the template is deployed) before it fails. On its way out, the fake cargo-lambda
+    // copies the PID files of what runs by then, so the test knows what had to be stopped.
+    let venv = scratch.dir.join("failing-venv");
+    let bin = venv.join("bin");
+    let seen = scratch.dir.join("seen");
+    std::fs::create_dir_all(&bin).expect("the scratch virtualenv can be made");
+    let python = format!(
+        "#!/bin/sh\nexec {} \"$@\"\n",
+        root().join(".venv/bin/python").display()
+    );
+    let cargo_lambda = format!(
+        "#!/bin/sh\nmkdir -p {seen}\ncp -r {pids} {seen}/pids\necho 'cargo-lambda: failing on purpose' >&2\nexit 3\n",
+        seen = seen.display(),
+        pids = scratch.dir.join("pids").display(),
+    );
+    for (name, script) in [("python", python), ("cargo-lambda", cargo_lambda)] {
+        let path = bin.join(name);
+        std::fs::write(&path, script).expect("the scratch virtualenv's script can be written");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("the scratch virtualenv's script can be made executable");
+    }
+    let output = local_stack(&[
+        "up",
+        "--dir",
+        &scratch.path(),
+        "--free-ports",
+        "--no-reload",
+        "--venv",
+        &venv.display().to_string(),
+    ]);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("cargo lambda watch exited while starting"),
+        "{}",
+        text(&output)
+    );
+    let started = local_stack::process::read_pids(&seen);
+    // Its own PID file may or may not be written by then.
+    let mut names: Vec<&str> = started
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|name| *name != "cargo-lambda-watch")
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["invoke-router", "moto", "partner-simulator"],
+        "what ran when cargo lambda watch failed"
+    );
+    assert_all_stopped(&started);
+    assert_eq!(
+        local_stack::process::read_pids(&scratch.dir),
+        [],
+        "no PID file is left"
+    );
 }
 
 #[tokio::test]

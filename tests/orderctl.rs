@@ -402,13 +402,15 @@ async fn reconcile_resumes_an_order_stored_without_an_execution_once_it_is_older
     let _alone = exclusive();
     let stack = Stack::connect().await;
     let id = stack.order_without_execution().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Stored just now: younger than the grace (5 s), so its StartExecution may still come.
+    let young = stack.order_without_execution().await;
 
-    // Every stale order of the stack is reconciled; only this test's order is checked.
+    // Every stale order of the stack is reconciled; only this test's orders are checked.
     let reconciled = orderctl(&[
         "reconcile",
         "--grace-seconds",
-        "1",
+        "5",
         "--limit",
         "10000",
         "--json",
@@ -434,6 +436,24 @@ async fn reconcile_resumes_an_order_stored_without_an_execution_once_it_is_older
         .send()
         .await;
     assert!(described.is_ok(), "no execution {arn}: {described:?}");
+
+    let listed = reconciled.json["orders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["order_id"] == young.as_str());
+    assert_eq!(listed, None, "the young order was reconciled: {reconciled}");
+    let untouched = stack
+        .store()
+        .require_order(&young)
+        .await
+        .expect("the young order is readable");
+    assert_eq!(
+        (untouched.status, untouched.execution_arn, untouched.version),
+        (order_core::OrderStatus::Accepted, None, 1),
+        "the young order was left as it was stored"
+    );
+    assert_eq!(stack.executions_named(young.as_str()).await, 0);
     stack.wait_for_status(id.as_str(), &["COMPLETED"]).await;
 }
 

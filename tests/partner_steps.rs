@@ -159,6 +159,22 @@ async fn status(store: &OrderStore, id: &OrderId) -> OrderStatus {
     }
 }
 
+/// The steps stored for order `id`, read back, as `(step, status, error)`.
+async fn stored_steps(
+    store: &OrderStore,
+    id: &OrderId,
+) -> Vec<(String, order_core::store::StepStatus, Option<String>)> {
+    let (_, steps) = store
+        .get_order_with_steps(id)
+        .await
+        .expect("the order can be read")
+        .expect("the order is stored");
+    steps
+        .into_iter()
+        .map(|s| (s.step, s.status, s.error))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_step_run_twice_calls_its_partner_once_with_the_key_of_the_order_and_step() {
     let stack = Stack::connect().await;
@@ -241,6 +257,15 @@ async fn an_order_cancelled_while_its_partner_call_ran_is_not_moved_on() {
     assert_eq!(payments.charges.load(Ordering::SeqCst), 1);
     // The charge happened; the compensation path (RefundPayment) undoes it.
     assert_eq!(status(&store, &id).await, OrderStatus::Cancelling);
+    assert_eq!(
+        stored_steps(&store, &id).await,
+        [(
+            "TakePayment".to_owned(),
+            order_core::store::StepStatus::Failed,
+            Some("Order.Cancelled".to_owned())
+        )],
+        "the step is not recorded as done"
+    );
 }
 
 #[tokio::test]
@@ -288,6 +313,15 @@ async fn a_compensation_leaves_a_cancelling_order_cancelling_and_refuses_a_compl
     let warehouse = CountingWarehouse::default();
     let released = release_stock::handle(&store, &warehouse, rollback(&cancelling)).await;
     assert_eq!(released.map(|o| o.status), Ok(OrderStatus::Cancelling));
+    assert_eq!(status(&store, &cancelling).await, OrderStatus::Cancelling);
+    assert_eq!(
+        stored_steps(&store, &cancelling).await,
+        [(
+            "ReleaseStock".to_owned(),
+            order_core::store::StepStatus::Succeeded,
+            None
+        )]
+    );
 
     let delivered = place(&store).await;
     advance(&store, &delivered, OrderStatus::Delivered).await;
@@ -302,6 +336,15 @@ async fn a_compensation_leaves_a_cancelling_order_cancelling_and_refuses_a_compl
         "nothing undone for the delivered order"
     );
     assert_eq!(status(&store, &delivered).await, OrderStatus::Delivered);
+    assert_eq!(
+        stored_steps(&store, &delivered).await,
+        [(
+            "ReleaseStock".to_owned(),
+            order_core::store::StepStatus::Failed,
+            Some("Order.Conflict".to_owned())
+        )],
+        "the refused compensation is recorded as failed, not done"
+    );
 }
 
 fn delivery() -> Delivery {
@@ -420,23 +463,142 @@ async fn await_delivery_parks_a_shipped_order_with_its_token() {
     assert_eq!(order.and_then(|o| o.task_token), Some("token-a".to_owned()));
 }
 
+/// An execution that parks the way AwaitDelivery does (a `.waitForTaskToken` task, which
+/// fails with States.Timeout after 30 s), for order `id`: a one-state machine whose task
+/// hands its token over through an SQS queue. Returns the execution's ARN and the token.
+async fn an_execution_parked_with_its_token(stack: &Stack, id: &OrderId) -> (String, String) {
+    let name = format!("parked-{}", &unique_key()[..8]);
+    let queue_url = stack
+        .sqs()
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .expect("the token queue can be created")
+        .queue_url
+        .expect("CreateQueue answers with the queue's URL");
+    let definition = serde_json::json!({
+        "StartAt": "AwaitDelivery",
+        "States": {"AwaitDelivery": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": queue_url,
+                "MessageBody": {"order_id.$": "$.order_id", "task_token.$": "$$.Task.Token"}
+            },
+            "TimeoutSeconds": 30,
+            "End": true
+        }}
+    });
+    let machine = stack
+        .sfn()
+        .create_state_machine()
+        .name(&name)
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/ParkedForDeliveryRole")
+        .send()
+        .await
+        .expect("the parking state machine can be created")
+        .state_machine_arn;
+    let execution = stack
+        .sfn()
+        .start_execution()
+        .state_machine_arn(machine)
+        .name(id.as_str())
+        .input(serde_json::json!({"order_id": id}).to_string())
+        .send()
+        .await
+        .expect("the parking execution starts")
+        .execution_arn;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let received = stack
+            .sqs()
+            .receive_message()
+            .queue_url(&queue_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("the token queue can be read");
+        if let Some(body) = received.messages().first().and_then(|m| m.body()) {
+            let message: serde_json::Value =
+                serde_json::from_str(body).expect("the task's message is JSON");
+            assert_eq!(message["order_id"], id.as_str(), "{message}");
+            let token = message["task_token"]
+                .as_str()
+                .expect("the task's message carries its token");
+            return (execution, token.to_owned());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "execution {execution} did not hand over its task token within 60 s"
+        );
+    }
+}
+
 #[tokio::test]
 async fn await_delivery_resumes_the_execution_itself_when_the_delivery_came_first() {
     let stack = Stack::connect().await;
     let store = stack.store();
     let id = place(&store).await;
     advance(&store, &id, OrderStatus::Shipped).await;
+    let (execution, token) = an_execution_parked_with_its_token(&stack, &id).await;
+    let event = delivery();
+    assert!(matches!(
+        store.record_delivery(&id, &event).await,
+        Ok(DeliveryRecorded::Now(_))
+    ));
+    // The webhook found no token to resume with; AwaitDelivery, which holds the waiting
+    // task's token, must resume the execution itself.
+    let resumed = await_delivery::handle(&store, &stack.sfn(), waiting(&id, &token)).await;
+    assert_eq!(
+        resumed.map(|o| (o.status, o.replayed, o.references.get("event_id").cloned())),
+        Ok((OrderStatus::Delivered, true, Some(event.event_id.clone())))
+    );
+    assert_eq!(stack.execution_status(&execution).await, "SUCCEEDED");
+    let output = stack
+        .sfn()
+        .describe_execution()
+        .execution_arn(&execution)
+        .send()
+        .await
+        .expect("the execution can be described")
+        .output
+        .expect("a succeeded execution has an output");
+    let output: serde_json::Value =
+        serde_json::from_str(&output).expect("the execution's output is JSON");
+    assert_eq!(
+        output,
+        serde_json::json!({
+            "event_id": event.event_id,
+            "shipment_id": event.shipment_id,
+            "delivered_at": event.delivered_at,
+        }),
+        "the execution goes on with the delivery as AwaitDelivery's result"
+    );
+    let order = store.require_order(&id).await.ok();
+    assert_eq!(order.and_then(|o| o.task_token), None, "no token stored");
+}
+
+#[tokio::test]
+async fn await_delivery_run_again_after_the_execution_was_resumed_reports_the_delivery() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store).await;
+    advance(&store, &id, OrderStatus::Shipped).await;
+    let (execution, token) = an_execution_parked_with_its_token(&stack, &id).await;
     assert!(matches!(
         store.record_delivery(&id, &delivery()).await,
         Ok(DeliveryRecorded::Now(_))
     ));
-    // The token belongs to no waiting task here, so Step Functions answers that it is
-    // unknown: the handler takes that as "already resumed" and reports the delivery.
-    let resumed = await_delivery::handle(&store, &stack.sfn(), waiting(&id, "token-b")).await;
+    let first = await_delivery::handle(&store, &stack.sfn(), waiting(&id, &token)).await;
+    assert_eq!(first.map(|o| o.status), Ok(OrderStatus::Delivered));
+    assert_eq!(stack.execution_status(&execution).await, "SUCCEEDED");
+    // A repeated invocation (its first answer was lost) finds the token used: Step
+    // Functions refuses it, and the step still reports the delivery instead of failing.
+    let again = await_delivery::handle(&store, &stack.sfn(), waiting(&id, &token)).await;
     assert_eq!(
-        resumed.map(|o| (o.status, o.replayed, o.references.contains_key("event_id"))),
-        Ok((OrderStatus::Delivered, true, true))
+        again.map(|o| (o.status, o.replayed)),
+        Ok((OrderStatus::Delivered, true))
     );
-    let order = store.require_order(&id).await.ok();
-    assert_eq!(order.and_then(|o| o.task_token), None, "no token stored");
 }

@@ -293,17 +293,21 @@ async fn writes_made_while_another_transaction_is_cancelled_are_kept() {
     let stack = Stack::connect().await;
     let key = unique_key();
     let order = order_for(&unique_merchant());
-    assert!(matches!(
-        stack.store().place_order(&key, &order, "h").await,
-        Ok(Placement::Created(_))
-    ));
+    let first = match stack.store().place_order(&key, &order, "h").await {
+        Ok(Placement::Created(record)) => record.order_id,
+        other => panic!("expected a new order, got {other:?}"),
+    };
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        let (store, key, order) = (stack.store(), key.clone(), order.clone());
+        let (store, key, order, first) = (stack.store(), key.clone(), order.clone(), first.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..40 {
-                // Cancelled every time: the key exists.
-                let _ = store.place_order(&key, &order, "h").await;
+                // Cancelled every time: the key exists, and its order is found instead.
+                let replayed = store.place_order(&key, &order, "h").await;
+                assert!(
+                    matches!(&replayed, Ok(Placement::Replayed(record)) if record.order_id == first),
+                    "{replayed:?}"
+                );
             }
             Vec::new()
         }));
@@ -314,21 +318,29 @@ async fn writes_made_while_another_transaction_is_cancelled_are_kept() {
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for _ in 0..40 {
-                if let Ok(Placement::Created(record)) =
-                    stack_store.place_order(&unique_key(), &order, "h").await
-                {
-                    let _ = stack_store
-                        .begin_step(&record.order_id, "ValidateOrder")
-                        .await;
-                    ids.push(record.order_id);
-                }
+                let placed = stack_store.place_order(&unique_key(), &order, "h").await;
+                let Ok(Placement::Created(record)) = placed else {
+                    panic!("a new key did not create an order: {placed:?}");
+                };
+                let started = stack_store
+                    .begin_step(&record.order_id, "ValidateOrder")
+                    .await;
+                assert!(
+                    matches!(started, Ok(StepStart::Started(_))),
+                    "order {}: {started:?}",
+                    record.order_id
+                );
+                ids.push(record.order_id);
             }
             ids
         }));
     }
     let mut written = Vec::new();
     for task in tasks {
-        written.extend(task.await.unwrap_or_default());
+        written.extend(
+            task.await
+                .expect("a writer task failed (see its panic above)"),
+        );
     }
     assert_eq!(written.len(), 160);
     for id in written {

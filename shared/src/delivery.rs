@@ -3,6 +3,7 @@
 //! for it in AwaitDelivery (Step Functions `SendTaskSuccess` with the stored task token).
 
 use crate::store::Delivery;
+use crate::OrderId;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -68,13 +69,22 @@ pub fn verify(secret: &str, body: &[u8], header: &str) -> bool {
 pub enum Resumed {
     /// The execution was waiting and goes on now.
     Now,
-    /// The token was used already or its wait ended (a repeated event): nothing to do.
+    /// The token was used already or its wait ended (a repeated event), or Step Functions
+    /// did not recognise it (logged at warn): nothing to do.
     AlreadyResumed,
 }
 
-/// Resumes the execution waiting in AwaitDelivery with the delivery as the task's output.
+/// Resumes order `order_id`'s execution waiting in AwaitDelivery with the delivery as the
+/// task's output.
+///
+/// A token whose task ended (`TaskTimedOut`, `TaskDoesNotExist`) means the execution was
+/// resumed already or stopped waiting. A token Step Functions does not recognise at all
+/// (`InvalidToken`) is acknowledged the same way, since trying again cannot make it valid
+/// (and the local emulator answers so for a token used once already), but it is logged
+/// at warn with the order: on AWS it means a stale or foreign token was stored.
 pub async fn resume(
     workflow: &aws_sdk_sfn::Client,
+    order_id: &OrderId,
     task_token: &str,
     delivery: &Delivery,
 ) -> Result<Resumed, String> {
@@ -92,9 +102,15 @@ pub async fn resume(
     match result {
         Ok(_) => Ok(Resumed::Now),
         Err(error) => match error.as_service_error() {
-            Some(e)
-                if e.is_invalid_token() || e.is_task_timed_out() || e.is_task_does_not_exist() =>
-            {
+            Some(e) if e.is_task_timed_out() || e.is_task_does_not_exist() => {
+                Ok(Resumed::AlreadyResumed)
+            }
+            Some(e) if e.is_invalid_token() => {
+                tracing::warn!(
+                    order_id = %order_id,
+                    error = %aws_sdk_sfn::error::DisplayErrorContext(&error),
+                    "Step Functions did not recognise the order's task token; taken as already resumed"
+                );
                 Ok(Resumed::AlreadyResumed)
             }
             _ => Err(format!(

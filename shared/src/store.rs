@@ -1107,9 +1107,9 @@ mod tests {
     #[test]
     fn the_same_request_formatted_differently_hashes_the_same() {
         let a: serde_json::Value =
-            serde_json::from_str(r#"{"b": 1, "a": [1, 2]}"#).unwrap_or_default();
+            serde_json::from_str(r#"{"b": 1, "a": [1, 2]}"#).expect("the first text is JSON");
         let b: serde_json::Value =
-            serde_json::from_str("{\n  \"a\":[1,2],\"b\":1}").unwrap_or_default();
+            serde_json::from_str("{\n  \"a\":[1,2],\"b\":1}").expect("the second text is JSON");
         assert_eq!(request_hash(&a), request_hash(&b));
         assert_ne!(
             request_hash(&a),

@@ -70,7 +70,7 @@ pub async fn handle(
             format!("order {id} is {} without a recorded delivery", order.status),
         ));
     };
-    match delivery::resume(workflow, &input.task_token, &delivery).await {
+    match delivery::resume(workflow, &id, &input.task_token, &delivery).await {
         Ok(Resumed::Now) => tracing::info!("delivery was recorded first; execution resumed"),
         Ok(Resumed::AlreadyResumed) => tracing::info!("execution was resumed already"),
         Err(message) => {

@@ -396,7 +396,7 @@ async fn courier_webhook(api: &Api, request: &Request) -> Result<Response<Body>,
     // covers a first attempt that recorded the delivery but failed to resume.
     let resumed = match (&order.task_token, &order.delivery) {
         (Some(token), Some(delivery)) if order.status == OrderStatus::Delivered => {
-            match delivery::resume(&api.workflow.client, token, delivery).await {
+            match delivery::resume(&api.workflow.client, &id, token, delivery).await {
                 Ok(resumed) => Some(resumed == Resumed::Now),
                 Err(message) => {
                     tracing::error!(%message, "could not resume the execution");

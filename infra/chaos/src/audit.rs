@@ -844,6 +844,115 @@ mod tests {
     }
 
     #[test]
+    fn an_accepted_order_missing_from_the_table_is_lost() {
+        let mut f = facts(OrderStatus::Completed, OrderLedger::default(), vec![]);
+        f.record = None;
+        f.merchant_orders = Vec::new();
+        f.index_orders = None;
+        assert_eq!(f.outcome(), Outcome::Missing);
+        let found = violations(&[f]);
+        assert!(
+            found.contains(&(
+                "1",
+                "accepted (202), but the order is not in the order table".into()
+            )),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn an_order_still_running_when_the_run_stopped_waiting_is_not_settled() {
+        let mut f = facts(OrderStatus::Provisioned, OrderLedger::default(), vec![]);
+        f.running = true;
+        assert_eq!(f.outcome(), Outcome::Running);
+        assert_eq!(
+            violations(&[f]),
+            [(
+                "1",
+                "still PROVISIONED with a running execution when the run stopped waiting (not settled)"
+                    .to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn an_index_that_lists_other_orders_than_the_table_holds_is_a_key_violation() {
+        let mut f = facts(OrderStatus::Completed, completed_ledger(), vec![]);
+        f.index_orders = Some(vec![
+            ID.into(),
+            "ord-ffffffffffffffffffffffffffffffff".into(),
+        ]);
+        let found = violations(&[f]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].0 == "3" && found[0].1.starts_with("the by-merchant index lists"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn partner_effects_for_an_order_no_answer_named_are_a_key_violation() {
+        let load = LoadOutcome {
+            placed: vec![crate::load::Placed {
+                index: 0,
+                kind: OrderKind::NewMerchant,
+                merchant_id: "m-1".into(),
+                key: "key-1".into(),
+                quantity: 3,
+                answer: Answer {
+                    status: Some(202),
+                    order_id: Some(ID.into()),
+                    ..Answer::default()
+                },
+                placed_at: chrono::Utc::now(),
+                took: Duration::ZERO,
+                probe: None,
+                cancel: None,
+            }],
+            ..LoadOutcome::default()
+        };
+        let unknown = "ord-eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+        let ledger_by_order = BTreeMap::from([(
+            unknown.to_owned(),
+            OrderLedger {
+                reservations: vec![entry(unknown, "reserved")],
+                ..OrderLedger::default()
+            },
+        )]);
+        let f = facts(OrderStatus::Completed, completed_ledger(), vec![]);
+        let found: Vec<(&str, String)> = check(&[f], &load, &ledger_by_order)
+            .into_iter()
+            .flat_map(|i| i.violations.into_iter().map(move |v| (i.number, v.what)))
+            .collect();
+        assert_eq!(
+            found,
+            [(
+                "3",
+                format!(
+                    "the partners acted for order {unknown} of merchant(s) [\"m-1\"], which no API answer named"
+                )
+            )]
+        );
+    }
+
+    #[test]
+    fn a_rejected_order_the_partners_acted_for_is_not_undone() {
+        let ledger = OrderLedger {
+            reservations: vec![entry(ID, "released")],
+            ..OrderLedger::default()
+        };
+        let found = violations(&[facts(OrderStatus::Rejected, ledger, vec![])]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].0 == "2b"
+                && found[0]
+                    .1
+                    .starts_with("REJECTED, yet the partners acted for it"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
     fn a_completed_order_without_its_delivery_did_not_take_full_effect() {
         let mut ledger = completed_ledger();
         ledger.shipments = vec![entry(ID, "created")];

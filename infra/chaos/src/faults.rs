@@ -211,9 +211,15 @@ impl Simulator {
             .map(|_| ())
     }
 
+    /// Sets the seed of the fault draws, drawn by merchant: each order of the run has a
+    /// merchant of its own, planned from the run's seed and id, while its order id is
+    /// random; so a replay (same seed, same run id) draws the same faults for each order.
     pub async fn set_seed(&self, seed: u64) -> Result<(), ChaosError> {
         let url = format!("{}/admin/seed", self.base);
-        let request = self.http.put(url).json(&json!({ "seed": seed }));
+        let request = self
+            .http
+            .put(url)
+            .json(&json!({ "seed": seed, "draws": "by_merchant" }));
         self.call("PUT /admin/seed", request, 200).await.map(|_| ())
     }
 
@@ -430,8 +436,14 @@ mod tests {
     fn the_steady_rules_refuse_rarely_first_and_err_transiently_last() {
         let rules = FaultPlan::default().steady_rules();
         let faults: Vec<&str> = rules.iter().filter_map(|r| r["fault"].as_str()).collect();
-        let first_transient = faults.iter().position(|f| *f == "unavailable");
-        let last_refusal = faults.iter().rposition(|f| *f == "refuse");
+        let first_transient = faults
+            .iter()
+            .position(|f| *f == "unavailable")
+            .expect("the steady rules include a transient error");
+        let last_refusal = faults
+            .iter()
+            .rposition(|f| *f == "refuse")
+            .expect("the steady rules include a refusal");
         assert!(last_refusal < first_transient, "{faults:?}");
         assert_eq!(faults.last(), Some(&"throttled"));
         // No rule names a merchant: the run owns its stack.

@@ -43,6 +43,10 @@ pub struct Options {
     /// Orders per second.
     pub rate: f64,
     pub seed: u64,
+    /// Names the run's keys and merchants (`m-chaos-<run>-<n>`); `None`: a new random one.
+    /// With a failed run's seed and run id, a replay plans the same orders for the same
+    /// merchants and the partner simulator draws the same faults for each of them.
+    pub run_id: Option<String>,
     /// Kill rounds during the load (0: no crashes).
     pub kill_rounds: usize,
     /// Function instances killed per round (each of another function).
@@ -66,6 +70,7 @@ impl Default for Options {
             orders: 1000,
             rate: DEFAULT_RATE,
             seed: 42,
+            run_id: None,
             kill_rounds: 3,
             kills_per_round: 4,
             min_alive: 2,
@@ -133,6 +138,18 @@ impl Options {
         if self.orders == 0 {
             return Err(ChaosError::Options("--orders must be at least 1".into()));
         }
+        if let Some(run_id) = &self.run_id {
+            if run_id.is_empty()
+                || run_id.len() > 16
+                || !run_id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            {
+                return Err(ChaosError::Options(format!(
+                    "--run-id must be 1 to 16 lower-case letters or digits, not {run_id:?}"
+                )));
+            }
+        }
         if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 1000.0) {
             return Err(ChaosError::Options(format!(
                 "--rate must be above 0 and at most 1000 orders per second, not {}",
@@ -172,7 +189,10 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
     let instances_before = watch
         .map(|pid| processes::count_by_function(&processes::instances(pid)))
         .unwrap_or_default();
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let run_id = options
+        .run_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_owned());
     progress(&format!(
         "run {run_id}: {} orders at {}/s, seed {}; {} function instances under cargo lambda watch",
         options.orders,
@@ -389,4 +409,32 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
         audit,
         stack_failure,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_id_to_replay_must_be_one_a_run_could_have_printed() {
+        let with = |run_id: &str| Options {
+            run_id: Some(run_id.to_owned()),
+            ..Options::default()
+        };
+        assert!(with("5be15660").check().is_ok());
+        assert!(Options::default().check().is_ok());
+        for bad in ["", "5BE15660", "run-1", "0123456789abcdef0", "m chaos"] {
+            assert!(
+                matches!(with(bad).check(), Err(ChaosError::Options(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_seed_and_run_id_plan_the_same_orders_for_the_same_merchants() {
+        let plan = |run_id: &str| load::plan(20, 42, run_id, load::Mix::default());
+        assert_eq!(plan("5be15660"), plan("5be15660"));
+        assert_ne!(plan("5be15660"), plan("0c0ffee0"));
+    }
 }

@@ -504,6 +504,7 @@ mod tests {
     use super::*;
     use order_core::catalogue::Catalogue;
     use order_core::Order;
+    use std::collections::BTreeSet;
 
     #[test]
     fn every_planned_order_is_valid_and_the_mix_is_near_what_was_asked() {
@@ -537,8 +538,7 @@ mod tests {
             share(&|p| matches!(p.probe, Some((Probe::DifferentBody, _)))),
             0.02
         ));
-        let mut merchants: Vec<&str> = plans.iter().map(|p| p.merchant_id.as_str()).collect();
-        merchants.dedup();
+        let merchants: BTreeSet<&str> = plans.iter().map(|p| p.merchant_id.as_str()).collect();
         assert_eq!(merchants.len(), plans.len(), "one merchant per order");
     }
 

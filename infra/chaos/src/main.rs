@@ -29,6 +29,10 @@ struct Cli {
     /// Seed of the partner simulator's fault decisions and of the run's own choices.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The run id of a run to replay (its keys and merchants; the report prints it); by
+    /// default a new one.
+    #[arg(long)]
+    run_id: Option<String>,
     /// The stack.env of a running stack; by default the environment (`local-stack exec`).
     #[arg(long)]
     env_file: Option<PathBuf>,
@@ -67,6 +71,7 @@ async fn main() -> ExitCode {
         orders: cli.orders,
         rate: cli.rate,
         seed: cli.seed,
+        run_id: cli.run_id.clone(),
         kill_rounds: cli.kill_rounds,
         kills_per_round: cli.kills_per_round,
         settle_timeout: Duration::from_secs(cli.settle_minutes.saturating_mul(60)),

@@ -125,6 +125,11 @@ impl Display for Report {
             self.seed,
             duration(self.wall)
         )?;
+        writeln!(
+            f,
+            "  replay: chaos --orders {} --rate {} --seed {} --run-id {} (the same orders, merchants and fault draws per order; the kills, the outage and the interleaving follow the clock)",
+            self.orders, self.rate, self.seed, self.run_id
+        )?;
         let phases: Vec<String> = self
             .phases
             .iter()

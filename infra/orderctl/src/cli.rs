@@ -267,7 +267,7 @@ mod tests {
     #[test]
     fn a_status_is_read_in_any_case_and_a_wrong_one_lists_the_right_ones() {
         assert_eq!(parse_status("failed"), Ok(OrderStatus::Failed));
-        let error = parse_status("LOST").err().unwrap_or_default();
+        let error = parse_status("LOST").expect_err("LOST is not a status");
         assert!(error.contains("STOCK_RESERVED"), "{error}");
     }
 
@@ -277,8 +277,22 @@ mod tests {
             parse_since("2026-11-26T10:00:00+01:00"),
             Ok("2026-11-26T09:00:00.000Z".to_owned())
         );
-        let day_ago = parse_since("1d").unwrap_or_default();
-        assert!(day_ago < Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
+        let before = Utc::now();
+        let day_ago = parse_since("1d").expect("an age in days is a valid --since");
+        let day_ago = chrono::DateTime::parse_from_rfc3339(&day_ago)
+            .expect("--since is turned into an RFC 3339 time");
+        let after = Utc::now();
+        let day = chrono::Duration::days(1);
+        // Millisecond precision: the bounds are truncated the same way.
+        let at_least = (before - day).to_rfc3339_opts(SecondsFormat::Millis, true);
+        let at_most = (after - day).to_rfc3339_opts(SecondsFormat::Millis, true);
+        let day_ago = day_ago
+            .with_timezone(&Utc)
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        assert!(
+            at_least <= day_ago && day_ago <= at_most,
+            "1d is {day_ago}, not between {at_least} and {at_most}"
+        );
         assert!(parse_since("yesterday").is_err());
         assert!(parse_since("5w").is_err());
     }

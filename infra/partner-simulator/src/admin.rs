@@ -7,13 +7,13 @@
 //! | `GET /admin/faults` | 200 `{"seed", "rules": [rule + id, fired, expired]}` |
 //! | `DELETE /admin/faults` | 200 `{"removed": n}` |
 //! | `DELETE /admin/faults/{id}` | 200 `{"removed": 1}`; 404 for an unknown id |
-//! | `PUT /admin/seed {"seed": 7}` | 200 `{"seed": 7}` |
+//! | `PUT /admin/seed {"seed": 7[, "draws": "by_key" \| "by_merchant"]}` | 200 `{"seed": 7, "draws": "by_key"}` (see `faults::Draws`; default `by_key`) |
 //! | `POST /admin/deliveries {"order_id"}` | 202 `{"order_id", "shipment_id", "event_id"}`; 404 without a shipment; 409 `shipment_cancelled`, 409 `webhook_not_configured` |
 //! | `GET /admin/ledger[?order_id=..][&merchant_id=..]` | 200 the ledger |
 
 use crate::deliveries;
 use crate::error::ApiError;
-use crate::faults::RuleSpec;
+use crate::faults::{Draws, RuleSpec};
 use crate::ledger::{LedgerFilter, ShipmentStatus};
 use crate::AppState;
 use axum::body::Bytes;
@@ -97,13 +97,17 @@ async fn remove_rule(
 #[serde(deny_unknown_fields)]
 struct Seed {
     seed: u64,
+    #[serde(default)]
+    draws: Draws,
 }
 
 async fn set_seed(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let Seed { seed } = parse(&body)?;
-    state.world().faults.set_seed(seed);
-    tracing::info!(seed, "seed set");
-    Ok(Json(json!({ "seed": seed })))
+    let Seed { seed, draws } = parse(&body)?;
+    let mut world = state.world();
+    world.faults.set_seed(seed);
+    world.faults.set_draws(draws);
+    tracing::info!(seed, ?draws, "seed set");
+    Ok(Json(json!({ "seed": seed, "draws": draws })))
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,9 @@
 //! Idempotency-Key, attempt number of that key)` ([`draw`]), so a run with the same seed
 //! and the same requests makes the same decisions whatever the interleaving. The only
 //! state that depends on the order of requests is a rule's `fired` count, which `count`
-//! limits.
+//! limits. With [`Draws::ByMerchant`] the order id in the key is replaced by the merchant
+//! id before drawing, so a run whose order ids are random (the orders API makes them) but
+//! whose merchants are planned from a seed draws the same faults when it is replayed.
 //!
 //! Faults other than `hold` apply to partner requests; `hold` applies only to the
 //! courier's [`Operation::Deliver`] (whether a new shipment is delivered by itself).
@@ -210,6 +212,7 @@ pub struct RuleView {
 #[derive(Debug, Clone, Copy)]
 pub struct Query<'a> {
     pub operation: Operation,
+    pub order_id: &'a str,
     pub merchant_id: &'a str,
     /// The SKUs named by the request's lines (empty without lines).
     pub skus: &'a [String],
@@ -227,10 +230,24 @@ pub struct Decision {
     pub delay: Duration,
 }
 
+/// What a draw hashes for the request, besides the seed, the rule, the partner and the
+/// attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Draws {
+    /// The Idempotency-Key as sent.
+    #[default]
+    ByKey,
+    /// The Idempotency-Key with the request's order id replaced by its merchant id (for
+    /// runs that give each order a merchant of its own, planned from a seed).
+    ByMerchant,
+}
+
 /// The rules in force and the seed of their decisions.
 #[derive(Debug, Default)]
 pub struct FaultBook {
     seed: u64,
+    draws: Draws,
     last_id: u64,
     rules: Vec<Rule>,
 }
@@ -240,6 +257,7 @@ impl FaultBook {
     pub fn new(seed: u64) -> Self {
         FaultBook {
             seed,
+            draws: Draws::ByKey,
             last_id: 0,
             rules: Vec::new(),
         }
@@ -253,6 +271,16 @@ impl FaultBook {
     /// Changes the seed; later decisions use it (rules and their counts are kept).
     pub fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
+    }
+
+    /// What the draws hash besides the key's attempt.
+    pub fn draws(&self) -> Draws {
+        self.draws
+    }
+
+    /// Changes what later draws hash (rules and their counts are kept).
+    pub fn set_draws(&mut self, draws: Draws) {
+        self.draws = draws;
     }
 
     /// Adds the rules in order and answers their new ids. If any one is invalid, none is
@@ -331,6 +359,13 @@ impl FaultBook {
     /// its `fired` count incremented; `None` if none fires.
     pub fn decide(&mut self, query: &Query<'_>, now: Instant) -> Option<Decision> {
         let seed = self.seed;
+        let key = match self.draws {
+            Draws::ByKey => std::borrow::Cow::Borrowed(query.key),
+            Draws::ByMerchant if !query.order_id.is_empty() => {
+                std::borrow::Cow::Owned(query.key.replace(query.order_id, query.merchant_id))
+            }
+            Draws::ByMerchant => std::borrow::Cow::Borrowed(query.key),
+        };
         let rule = self.rules.iter_mut().find(|rule| {
             rule.live(now)
                 && rule.matches(query)
@@ -340,7 +375,7 @@ impl FaultBook {
                         seed,
                         rule.id,
                         query.operation.partner(),
-                        query.key,
+                        &key,
                         query.attempt,
                     ),
                 )
@@ -406,6 +441,7 @@ mod tests {
     fn charge(key: &str, attempt: u64) -> Query<'_> {
         Query {
             operation: Operation::Charge,
+            order_id: "o-1",
             merchant_id: "m-1",
             skus: &[],
             key,
@@ -421,6 +457,40 @@ mod tests {
                 fires(0.5, draw(seed, 1, Partner::Payments, &key, 1))
             })
             .collect()
+    }
+
+    /// Which of 100 steps of order `order_id` (merchant m-1) a rate-0.5 rule fires on.
+    fn order_pattern(draws: Draws, order_id: &str) -> Vec<bool> {
+        let mut book = FaultBook::new(7);
+        book.set_draws(draws);
+        let rule = RuleSpec {
+            rate: Some(0.5),
+            ..spec(Fault::Unavailable)
+        };
+        book.add(vec![rule], Instant::now())
+            .expect("the rule is valid");
+        (0..100)
+            .map(|step| {
+                let key = format!("{order_id}:Step{step}");
+                let query = Query {
+                    order_id,
+                    ..charge(&key, 1)
+                };
+                book.decide(&query, Instant::now()).is_some()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drawn_by_merchant_an_order_of_another_id_gets_the_same_faults() {
+        let first = order_pattern(Draws::ByMerchant, "ord-aaaa");
+        assert_eq!(first, order_pattern(Draws::ByMerchant, "ord-bbbb"));
+        assert!(first.contains(&true) && first.contains(&false), "{first:?}");
+        assert_ne!(
+            order_pattern(Draws::ByKey, "ord-aaaa"),
+            order_pattern(Draws::ByKey, "ord-bbbb"),
+            "by key, the order id decides"
+        );
     }
 
     #[test]
@@ -507,6 +577,7 @@ mod tests {
         let other_sku = ["P400".to_owned()];
         let reserve = |merchant_id, skus| Query {
             operation: Operation::Reserve,
+            order_id: "o-1",
             merchant_id,
             skus,
             key: "k",

@@ -379,6 +379,7 @@ fn execute(
     let skus = request.skus();
     let query = Query {
         operation: request.operation,
+        order_id: &request.order_id,
         merchant_id: &request.merchant_id,
         skus: &skus,
         key: &request.key,
