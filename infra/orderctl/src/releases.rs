@@ -144,7 +144,14 @@ pub async fn run(context: &Context) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
-fn failed(operation: &str, error: impl std::fmt::Display) -> CliError {
+/// A failed Step Functions call, with the SDK's whole error context, classified like
+/// every other AWS error of the CLI (unreachable endpoint, ...).
+fn failed<E, R>(operation: &str, error: aws_sdk_sfn::error::SdkError<E, R>) -> CliError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let error = aws_sdk_sfn::error::DisplayErrorContext(error);
     CliError::classify(format!("Step Functions {operation} failed: {error}"))
 }
 
@@ -160,12 +167,7 @@ async fn gather(sfn: &aws_sdk_sfn::Client, machine: &str) -> Result<Facts, CliEr
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| {
-                failed(
-                    "ListStateMachineVersions",
-                    aws_sdk_sfn::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| failed("ListStateMachineVersions", e))?;
         for version in page.state_machine_versions() {
             facts.versions.push((
                 version.state_machine_version_arn().to_owned(),
@@ -182,24 +184,14 @@ async fn gather(sfn: &aws_sdk_sfn::Client, machine: &str) -> Result<Facts, CliEr
         .state_machine_arn(machine)
         .send()
         .await
-        .map_err(|e| {
-            failed(
-                "ListStateMachineAliases",
-                aws_sdk_sfn::error::DisplayErrorContext(e),
-            )
-        })?;
+        .map_err(|e| failed("ListStateMachineAliases", e))?;
     for alias in aliases.state_machine_aliases() {
         let described = sfn
             .describe_state_machine_alias()
             .state_machine_alias_arn(alias.state_machine_alias_arn())
             .send()
             .await
-            .map_err(|e| {
-                failed(
-                    "DescribeStateMachineAlias",
-                    aws_sdk_sfn::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| failed("DescribeStateMachineAlias", e))?;
         let name = described.name().unwrap_or("alias").to_owned();
         let routes = described
             .routing_configuration()
@@ -217,7 +209,7 @@ async fn gather(sfn: &aws_sdk_sfn::Client, machine: &str) -> Result<Facts, CliEr
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| failed("ListExecutions", aws_sdk_sfn::error::DisplayErrorContext(e)))?;
+            .map_err(|e| failed("ListExecutions", e))?;
         for execution in page.executions() {
             let version = execution.state_machine_version_arn().map(str::to_owned);
             *facts.running.entry(version).or_default() += 1;
@@ -233,12 +225,7 @@ async fn gather(sfn: &aws_sdk_sfn::Client, machine: &str) -> Result<Facts, CliEr
             .state_machine_arn(arn)
             .send()
             .await
-            .map_err(|e| {
-                failed(
-                    "DescribeStateMachine",
-                    aws_sdk_sfn::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| failed("DescribeStateMachine", e))?;
         facts
             .functions
             .insert(arn.clone(), invoked_functions(described.definition()));
