@@ -207,7 +207,7 @@ async fn the_same_key_and_body_return_the_same_order_without_a_second_execution(
         .await;
     assert_eq!(second.status, 202, "{}", second.text);
     assert_eq!(second.body["order_id"], first.body["order_id"]);
-    assert_eq!(second.body["execution_arn"], first.body["execution_arn"]);
+    assert_eq!(second.body["status"], first.body["status"]);
     assert_eq!(
         second
             .headers
@@ -296,7 +296,6 @@ fn api(stack: &Stack, state_machine_arn: &str) -> orders_api::Api {
             },
         },
         catalogue: system_tests::catalogue(),
-        webhook_secret: stack.webhook_secret(),
     }
 }
 
@@ -365,74 +364,6 @@ async fn an_order_whose_workflow_could_not_start_is_kept_and_started_by_the_retr
     assert_eq!(stack.executions_named(&id).await, 1);
 }
 
-/// POSTs a courier event signed with `secret` to the webhook.
-async fn post_event(stack: &Stack, secret: &str, event: &Value) -> Reply {
-    let body = event.to_string();
-    let reply = system_tests::http()
-        .post(format!("{}/webhooks/courier", stack.orders_api))
-        .header("content-type", "application/json")
-        .header(
-            "x-courier-signature",
-            order_core::delivery::sign(secret, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await;
-    Reply::from_result(reply).await
-}
-
-fn delivered(order_id: &str) -> Value {
-    json!({"event_id": format!("evt-{}", unique_key()), "type": "shipment.delivered",
-           "order_id": order_id, "shipment_id": "shp-1", "occurred_at": "2026-11-26T10:00:00.000Z"})
-}
-
-#[tokio::test]
-async fn courier_events_that_are_unsigned_malformed_unknown_or_early_are_refused_with_their_codes()
-{
-    let stack = Stack::connect().await;
-    let secret = stack.webhook_secret();
-    let unknown = order_core::OrderId::generate().to_string();
-
-    let forged = post_event(&stack, "a-secret-that-is-not-ours", &delivered(&unknown)).await;
-    assert_eq!(
-        (forged.status, &forged.body["code"]),
-        (401, &json!("invalid_signature"))
-    );
-    let malformed = post_event(&stack, &secret, &json!({"type": "shipment.delivered"})).await;
-    assert_eq!(
-        (malformed.status, &malformed.body["code"]),
-        (400, &json!("invalid_event"))
-    );
-    let missing = post_event(&stack, &secret, &delivered(&unknown)).await;
-    assert_eq!(
-        (missing.status, &missing.body["code"]),
-        (404, &json!("order_not_found"))
-    );
-
-    // An order that has not shipped (stored, no execution): the courier is told to
-    // try again later, and nothing changes.
-    let id = stack.order_without_execution().await;
-    let mut in_transit = delivered(id.as_str());
-    in_transit["type"] = json!("shipment.in_transit");
-    let ignored = post_event(&stack, &secret, &in_transit).await;
-    assert_eq!(
-        (ignored.status, &ignored.body["ignored"]),
-        (202, &json!("shipment.in_transit"))
-    );
-    let early = post_event(&stack, &secret, &delivered(id.as_str())).await;
-    assert_eq!(
-        (early.status, &early.body["code"]),
-        (409, &json!("order_not_shipped")),
-        "{}",
-        early.text
-    );
-    let order = stack.get(&format!("/orders/{id}")).await.body;
-    assert_eq!(
-        (&order["status"], &order["version"]),
-        (&json!("ACCEPTED"), &json!(1))
-    );
-}
-
 #[tokio::test]
 async fn cancelling_an_unknown_order_is_404_and_a_get_on_the_cancel_route_is_405() {
     let stack = Stack::connect().await;
@@ -465,4 +396,95 @@ async fn an_order_cancelled_before_its_workflow_started_is_cancelled_at_once() {
         (again.status, &again.body["status"]),
         (202, &json!("CANCELLED"))
     );
+}
+
+/// What no API answer may carry: the partner's refusal text (as the simulator words it),
+/// AWS account ids and ARNs, SDK error names.
+const INTERNAL: [&str; 5] = [
+    "injected by fault rule",
+    "arn:aws:",
+    "123456789012",
+    "AccessDeniedException",
+    "execution_arn",
+];
+
+fn leaks(text: &str) -> Vec<&'static str> {
+    INTERNAL.into_iter().filter(|s| text.contains(s)).collect()
+}
+
+#[tokio::test]
+async fn an_order_refused_by_a_partner_shows_our_sentence_not_the_partners_answer() {
+    let stack = Stack::connect().await;
+    let merchant = stack
+        .partners()
+        .merchant_with(json!([{"partner": "payments", "operation": "charge", "fault": "refuse"}]))
+        .await;
+    let (id, _) = stack.place(&valid_order(&merchant)).await;
+    let view = stack
+        .wait_for_status(&id, &["FAILED", "REJECTED", "COMPLETED"])
+        .await;
+    assert_eq!(view["failure"]["error"], "Payment.Declined", "{view}");
+    assert_eq!(
+        view["failure"]["reason"],
+        "the payment processor declined the charge"
+    );
+    // The store does hold the partner's answer (for operators): the API leaves it out.
+    let order_id = order_core::OrderId::parse(&id).expect("the API gives order ids");
+    let stored = stack.store().get_order_with_steps(&order_id).await;
+    let stored = format!("{stored:?}");
+    assert!(stored.contains("injected by fault rule"), "{stored}");
+    let shown = stack.get(&format!("/orders/{id}")).await.text;
+    assert_eq!(leaks(&shown), Vec::<&str>::new(), "{shown}");
+}
+
+#[tokio::test]
+async fn an_order_that_failed_on_an_aws_error_shows_its_error_name_and_our_sentence_only() {
+    use order_core::store::{Failure, StepStart};
+    use order_core::{ActivityError, ErrorName, OrderStatus};
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = stack.order_without_execution().await;
+    // What a step records when DynamoDB refuses it: the SDK's error, with the role ARN.
+    let sdk_error = "UpdateItem(step) failed: AccessDeniedException: User: \
+        arn:aws:sts::123456789012:assumed-role/terminal-orders-ValidateOrderRole/validate-order \
+        is not authorized to perform: dynamodb:UpdateItem on resource: \
+        arn:aws:dynamodb:eu-central-1:123456789012:table/OrdersTable";
+    let started = store.begin_step(&id, "ValidateOrder").await;
+    assert!(matches!(started, Ok(StepStart::Started(_))), "{started:?}");
+    let error = ActivityError::new(ErrorName::StoreUnavailable, sdk_error);
+    assert_eq!(store.fail_step(&id, "ValidateOrder", &error).await, Ok(()));
+    let cause = json!({"errorType": "Store.Unavailable", "errorMessage": sdk_error}).to_string();
+    let failure = Failure::from_catch("ValidateOrder", "Store.Unavailable", Some(&cause));
+    let moved = store
+        .transition(
+            &id,
+            OrderStatus::Accepted,
+            OrderStatus::Failed,
+            Some(failure),
+        )
+        .await;
+    assert!(moved.is_ok(), "{moved:?}");
+
+    let reply = stack.get(&format!("/orders/{id}")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["failure"]["error"], "Store.Unavailable");
+    assert_eq!(
+        reply.body["failure"]["reason"],
+        "our systems were unavailable, even after retries"
+    );
+    let step = reply.body["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["step"] == "ValidateOrder")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (&step["error"], &step["reason"]),
+        (
+            &json!("Store.Unavailable"),
+            &json!("our systems were unavailable, even after retries")
+        )
+    );
+    assert_eq!(leaks(&reply.text), Vec::<&str>::new(), "{}", reply.text);
 }

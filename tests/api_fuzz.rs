@@ -80,7 +80,10 @@ const ODD_PATH: Expected = &[
     (405, "method_not_allowed"),
 ];
 const BAD_SIGNATURE: Expected = &[(401, "invalid_signature")];
+const STALE_SIGNATURE: Expected = &[(401, "stale_signature")];
 const BAD_EVENT: Expected = &[(400, "invalid_event")];
+/// The webhook refuses a body over its limit before it computes any signature.
+const TOO_LARGE: Expected = &[(413, "payload_too_large")];
 
 /// JSON media types the API accepts; the emulator passes these bodies as text.
 const JSON_TYPES: &[Option<&str>] = &[
@@ -131,7 +134,11 @@ async fn ten_thousand_hostile_requests_get_json_errors_and_write_nothing() {
         total > 0,
         "FUZZ_CASES=0 would send no request and prove nothing: give at least 1"
     );
-    let ctx = Ctx::new(&stack.orders_api, stack.webhook_secret());
+    let ctx = Ctx::new(
+        &stack.orders_api,
+        &stack.courier_webhook_url(),
+        stack.webhook_secret().await,
+    );
     the_write_check_sees_a_planted_item(&stack, &ctx).await;
     println!(
         "api_fuzz: FUZZ_SEED={seed} (set it to replay), run marker {}, {total} requests, \
@@ -220,10 +227,13 @@ async fn ten_thousand_hostile_requests_get_json_errors_and_write_nothing() {
 /// defect alone is enough for a refusal.
 #[test]
 fn the_generator_is_deterministic_and_its_defective_order_bodies_never_parse_as_orders() {
-    let ctx = Ctx::new(
+    let mut ctx = Ctx::new(
         "http://127.0.0.1:9/lambda-url/orders-api",
+        "http://127.0.0.1:9/lambda-url/courier-webhook/webhooks/courier",
         "fuzz-secret".to_owned(),
     );
+    // Signatures carry the time: a stopped clock makes every case the same twice.
+    ctx.clock = || 1_800_000_000;
     for seed in [DEFAULT_SEED, 1] {
         let mut counts = BTreeMap::new();
         for index in 0..DEFAULT_CASES {
@@ -860,17 +870,25 @@ struct Ctx {
     merchants: Vec<String>,
     key_prefix: String,
     base: Url,
+    /// The courier webhook's route (a function of its own).
+    webhook: Url,
     webhook_secret: String,
+    /// Unix seconds now, for the webhook signatures' timestamps.
+    clock: fn() -> i64,
     catalogue: Catalogue,
     skus: Vec<&'static str>,
 }
 
 impl Ctx {
-    fn new(orders_api: &str, webhook_secret: String) -> Ctx {
+    fn new(orders_api: &str, webhook: &str, webhook_secret: String) -> Ctx {
         let run = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let base = match Url::parse(orders_api) {
             Ok(url) => url,
             Err(error) => panic!("ORDERS_API_URL {orders_api:?}: {error}"),
+        };
+        let webhook = match Url::parse(webhook) {
+            Ok(url) => url,
+            Err(error) => panic!("the courier webhook URL {webhook:?}: {error}"),
         };
         Ctx {
             merchants: (0..MERCHANTS)
@@ -879,7 +897,9 @@ impl Ctx {
             key_prefix: format!("fuzz-{run}-"),
             run,
             base,
+            webhook,
             webhook_secret,
+            clock: || chrono::Utc::now().timestamp(),
             catalogue: catalogue(),
             skus: vec!["A920-PRO", "A80", "S1F2", "V400M", "P400-PLUS"],
         }
@@ -2077,7 +2097,7 @@ fn wrong_method(ctx: &Ctx, rng: &mut Rng, index: usize) -> Case {
         0 => (ctx.url("/orders"), "POST"),
         1 => (single_segment_id(ctx, rng, index, "").0, "GET"),
         2 => (single_segment_id(ctx, rng, index, "/cancel").0, "POST"),
-        _ => (ctx.url("/webhooks/courier"), "POST"),
+        _ => (ctx.webhook.clone(), "POST"),
     };
     let name = loop {
         let name = rng.pick(&[
@@ -2344,75 +2364,153 @@ fn webhook_content_type(body: &[u8], rng: &mut Rng) -> Option<&'static str> {
     }
 }
 
+/// The courier's signature of `body` at `timestamp`: `t=<timestamp>,v1=<hex>`.
+fn signed_at(ctx: &Ctx, timestamp: i64, body: &[u8]) -> String {
+    delivery::sign(&ctx.webhook_secret, timestamp, body)
+}
+
+/// What the webhook answers a body the signature check refuses for `refused`: a body
+/// over the limit is refused for its size first.
+fn unless_too_large(body: &[u8], refused: Expected) -> Expected {
+    if body.len() > courier_webhook::MAX_EVENT_BYTES {
+        TOO_LARGE
+    } else {
+        refused
+    }
+}
+
 fn webhook_unsigned(ctx: &Ctx, rng: &mut Rng, index: usize) -> Case {
     let body = webhook_body(ctx, rng);
-    // The right signature, only for the variants that spoil it (HMAC of a MiB is slow).
-    let correct = || delivery::sign(&ctx.webhook_secret, &body);
-    let correct_hex = || correct().trim_start_matches("sha256=").to_owned();
-    let (variant, signature): (&'static str, Option<String>) = match rng.below(14) {
-        0 | 1 => ("missing", None),
-        2 => ("blank", Some(rng.pick(&["", " ", "sha256="]).to_owned())),
-        3 => ("random_hex", Some(format!("sha256={}", rng.hex(64)))),
-        4 => (
-            "wrong_secret",
-            Some(delivery::sign("not-the-courier-secret", &body)),
-        ),
-        5 => {
-            let mut other = body.clone();
-            other.push(b' ');
-            (
-                "signs_another_body",
-                Some(delivery::sign(&ctx.webhook_secret, &other)),
-            )
-        }
-        6 => {
-            let prefix = rng.pick(&[
-                "sha1=",
-                "SHA256=",
-                "sha-256=",
-                "hmac-sha256=",
-                "sha512=",
-                "",
-            ]);
-            ("wrong_scheme", Some(format!("{prefix}{}", correct_hex())))
-        }
-        7 => (
-            "truncated",
-            Some(format!("sha256={}", &correct_hex()[..62])),
-        ),
-        8 => ("extended", Some(format!("sha256={}00", correct_hex()))),
-        9 => {
-            let mut digits: Vec<char> = correct_hex().chars().collect();
-            let at = rng.below(digits.len());
-            let old = digits[at];
-            digits[at] = loop {
-                let new = char::from(b"0123456789abcdef"[rng.below(16)]);
-                if new != old {
-                    break new;
-                }
-            };
-            (
-                "one_digit_changed",
-                Some(format!("sha256={}", digits.into_iter().collect::<String>())),
-            )
-        }
-        10 => ("not_hex", Some(format!("sha256={}", "z".repeat(64)))),
-        11 => (
-            "two_signatures_in_one_header",
-            Some(format!("sha256={}, {}", rng.hex(64), correct())),
-        ),
-        12 => (
-            "non_ascii",
-            Some(format!("sha256=é{}", &correct_hex()[2..])),
-        ),
-        _ => (
-            "huge",
-            Some({
-                let length = rng.between(1_000, 6_000);
-                format!("sha256={}", rng.hex(length))
-            }),
-        ),
-    };
+    let at = (ctx.clock)();
+    // The right signature's hex, only for the variants that spoil it.
+    let correct_hex = || signed_at(ctx, at, &body)[format!("t={at},v1=").len()..].to_owned();
+    let (variant, signature, refused): (&'static str, Option<String>, Expected) =
+        match rng.below(18) {
+            0 | 1 => ("missing", None, BAD_SIGNATURE),
+            2 => (
+                "blank",
+                Some(rng.pick(&["", " ", "t=", "v1=", "t=,v1="]).to_owned()),
+                BAD_SIGNATURE,
+            ),
+            3 => (
+                "random_hex",
+                Some(format!("t={at},v1={}", rng.hex(64))),
+                BAD_SIGNATURE,
+            ),
+            4 => (
+                "wrong_secret",
+                Some(delivery::sign("not-the-courier-secret", at, &body)),
+                BAD_SIGNATURE,
+            ),
+            5 => {
+                let mut other = body.clone();
+                other.push(b' ');
+                (
+                    "signs_another_body",
+                    Some(signed_at(ctx, at, &other)),
+                    BAD_SIGNATURE,
+                )
+            }
+            6 => {
+                let prefix = rng.pick(&["sha256=", "v0=", "V1=", "v2=", "sig=", ""]);
+                (
+                    "wrong_scheme",
+                    Some(format!("t={at},{prefix}{}", correct_hex())),
+                    BAD_SIGNATURE,
+                )
+            }
+            7 => (
+                "truncated",
+                Some(format!("t={at},v1={}", &correct_hex()[..62])),
+                BAD_SIGNATURE,
+            ),
+            8 => (
+                "extended",
+                Some(format!("t={at},v1={}00", correct_hex())),
+                BAD_SIGNATURE,
+            ),
+            9 => {
+                let mut digits: Vec<char> = correct_hex().chars().collect();
+                let at_digit = rng.below(digits.len());
+                let old = digits[at_digit];
+                digits[at_digit] = loop {
+                    let new = char::from(b"0123456789abcdef"[rng.below(16)]);
+                    if new != old {
+                        break new;
+                    }
+                };
+                (
+                    "one_digit_changed",
+                    Some(format!(
+                        "t={at},v1={}",
+                        digits.into_iter().collect::<String>()
+                    )),
+                    BAD_SIGNATURE,
+                )
+            }
+            10 => (
+                "not_hex",
+                Some(format!("t={at},v1={}", "z".repeat(64))),
+                BAD_SIGNATURE,
+            ),
+            11 => (
+                // The old scheme: an HMAC of the body alone, without a timestamp.
+                "body_only_signature",
+                Some(format!("sha256={}", correct_hex())),
+                BAD_SIGNATURE,
+            ),
+            12 => (
+                "non_ascii",
+                Some(format!("t={at},v1=é{}", &correct_hex()[2..])),
+                BAD_SIGNATURE,
+            ),
+            13 => (
+                // A captured signature sent with another timestamp.
+                "timestamp_moved",
+                Some(format!(
+                    "t={},v1={}",
+                    at + rng.between(1, 200) as i64,
+                    correct_hex()
+                )),
+                BAD_SIGNATURE,
+            ),
+            14 => (
+                // Correctly signed, but longer ago than the window: a replay.
+                "old_timestamp",
+                Some(signed_at(
+                    ctx,
+                    at - delivery::TOLERANCE - rng.between(60, 86_400) as i64,
+                    &body,
+                )),
+                STALE_SIGNATURE,
+            ),
+            15 => (
+                "future_timestamp",
+                Some(signed_at(
+                    ctx,
+                    at + delivery::TOLERANCE + rng.between(60, 86_400) as i64,
+                    &body,
+                )),
+                STALE_SIGNATURE,
+            ),
+            16 => (
+                "timestamp_not_a_number",
+                Some(format!(
+                    "t={},v1={}",
+                    rng.pick(&["", "now", "1e9", "-", "0x10", "99999999999999999999999"]),
+                    correct_hex()
+                )),
+                BAD_SIGNATURE,
+            ),
+            _ => (
+                "huge",
+                Some({
+                    let length = rng.between(1_000, 6_000);
+                    format!("t={at},v1={}", rng.hex(length))
+                }),
+                BAD_SIGNATURE,
+            ),
+        };
     let mut headers = Vec::new();
     if let Some(signature) = signature {
         headers.push(("x-courier-signature", signature.into_bytes()));
@@ -2420,15 +2518,16 @@ fn webhook_unsigned(ctx: &Ctx, rng: &mut Rng, index: usize) -> Case {
     if let Some(media_type) = webhook_content_type(&body, rng) {
         headers.push(("content-type", media_type.as_bytes().to_vec()));
     }
+    let expected = unless_too_large(&body, refused);
     Case {
         index,
         category: Category::WebhookUnsigned,
         variant,
         method: Method::POST,
-        url: ctx.url("/webhooks/courier"),
+        url: ctx.webhook.clone(),
         headers,
         body,
-        expected: BAD_SIGNATURE,
+        expected,
     }
 }
 
@@ -2507,16 +2606,23 @@ fn webhook_signed(ctx: &Ctx, rng: &mut Rng, index: usize) -> Case {
         _ => {
             let size = rng.pick(&[MAX_BODY_BYTES + 1, 300_000, 600_000, 1 << 20]);
             let id = event["order_id"].as_str().unwrap_or_default().to_owned();
-            ("oversized_event", oversized_event(&id, size), BAD_EVENT)
+            ("oversized_event", oversized_event(&id, size), TOO_LARGE)
         }
     };
-    let signature = match rng.below(4) {
-        0 => format!(" {} ", delivery::sign(&ctx.webhook_secret, &body)),
-        1 => delivery::sign(&ctx.webhook_secret, &body)
+    let at = (ctx.clock)();
+    let signature = match rng.below(5) {
+        0 => format!(" {} ", signed_at(ctx, at, &body)),
+        1 => signed_at(ctx, at, &body)
             .to_uppercase()
-            .replacen("SHA256=", "sha256=", 1),
-        _ => delivery::sign(&ctx.webhook_secret, &body),
+            .replacen("T=", "t=", 1)
+            .replacen(",V1=", ",v1=", 1),
+        // Within the window, either way.
+        2 => signed_at(ctx, at - rng.between(1, 240) as i64, &body),
+        // Another scheme beside v1, as providers add them.
+        3 => format!("{},v0={}", signed_at(ctx, at, &body), rng.hex(64)),
+        _ => signed_at(ctx, at, &body),
     };
+    let expected = unless_too_large(&body, expected);
     let mut headers = vec![("x-courier-signature", signature.into_bytes())];
     if let Some(media_type) = webhook_content_type(&body, rng) {
         headers.push(("content-type", media_type.as_bytes().to_vec()));
@@ -2526,7 +2632,7 @@ fn webhook_signed(ctx: &Ctx, rng: &mut Rng, index: usize) -> Case {
         category: Category::WebhookSigned,
         variant,
         method: Method::POST,
-        url: ctx.url("/webhooks/courier"),
+        url: ctx.webhook.clone(),
         headers,
         body,
         expected,

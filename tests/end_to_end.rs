@@ -389,7 +389,7 @@ async fn a_delivery_event_sent_twice_resumes_the_order_once() {
     })
     .to_string();
     let send = |signature: String| {
-        let url = format!("{}/webhooks/courier", stack.orders_api);
+        let url = stack.courier_webhook_url();
         let body = event.clone();
         async move {
             system_tests::http()
@@ -401,13 +401,13 @@ async fn a_delivery_event_sent_twice_resumes_the_order_once() {
                 .await
         }
     };
-    let forged = send(order_core::delivery::sign(
+    let forged = send(system_tests::sign_now(
         "not-the-secret-at-all",
         event.as_bytes(),
     ))
     .await;
     assert_eq!(forged.map(|r| r.status().as_u16()).ok(), Some(401));
-    let signature = order_core::delivery::sign(&stack.webhook_secret(), event.as_bytes());
+    let signature = system_tests::sign_now(&stack.webhook_secret().await, event.as_bytes());
     let mut answers = Vec::new();
     for _ in 0..2 {
         let response = match send(signature.clone()).await {

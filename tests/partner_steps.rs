@@ -130,7 +130,29 @@ async fn advance(store: &OrderStore, id: &OrderId, status: OrderStatus) {
         if pair[0] == status {
             return;
         }
-        if let Err(error) = store.transition(id, pair[0], pair[1], None).await {
+        // Shipping books shipment `shp-1`, which the courier's delivery events name.
+        let moved = if pair[1] == Shipped {
+            let step = order_core::steps::ARRANGE_SHIPMENT.name;
+            if let Err(error) = store.begin_step(id, step).await {
+                panic!("begin {step}: {error}");
+            }
+            let references = [("shipment_id".to_owned(), "shp-1".to_owned())].into();
+            let transition = order_core::store::Transition {
+                from: pair[0],
+                to: pair[1],
+                failure: None,
+            };
+            store
+                .succeed_step(id, step, references, Some(transition))
+                .await
+                .map(|_| ())
+        } else {
+            store
+                .transition(id, pair[0], pair[1], None)
+                .await
+                .map(|_| ())
+        };
+        if let Err(error) = moved {
             panic!("{} -> {}: {error}", pair[0], pair[1]);
         }
     }
@@ -374,12 +396,58 @@ async fn a_token_stored_first_is_found_by_the_delivery_and_a_repeated_event_chan
     assert_eq!(order.status, OrderStatus::Delivered);
     assert_eq!(order.task_token.as_deref(), Some("token-1"));
     assert_eq!(order.delivery.as_ref(), Some(&event));
-    let again = store.record_delivery(&id, &event).await;
     let version = order.version;
+    // The same event again is recognised by its id.
+    let again = store.record_delivery(&id, &event).await;
     assert!(
-        matches!(&again, Ok(DeliveryRecorded::Before(o)) if o.version == version),
+        matches!(&again, Ok(DeliveryRecorded::Duplicate(o)) if o.version == version),
         "{again:?}"
     );
+    // Another event for the same shipment finds the order delivered.
+    let other = store.record_delivery(&id, &delivery()).await;
+    assert!(
+        matches!(&other, Ok(DeliveryRecorded::Before(o)) if o.version == version),
+        "{other:?}"
+    );
+    // An event for another shipment is refused, before and after the delivery alike.
+    let wrong = Delivery {
+        shipment_id: "shp-2".into(),
+        ..delivery()
+    };
+    assert_eq!(
+        store.record_delivery(&id, &wrong).await,
+        Ok(DeliveryRecorded::WrongShipment)
+    );
+    assert_eq!(
+        store.require_order(&id).await.map(|o| o.version).ok(),
+        Some(version)
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_for_another_shipment_than_the_one_booked_changes_nothing() {
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let id = place(&store).await;
+    advance(&store, &id, OrderStatus::Shipped).await;
+    let wrong = Delivery {
+        shipment_id: "shp-someone-else".into(),
+        ..delivery()
+    };
+    assert_eq!(
+        store.record_delivery(&id, &wrong).await,
+        Ok(DeliveryRecorded::WrongShipment)
+    );
+    assert_eq!(status(&store, &id).await, OrderStatus::Shipped);
+    // The event id was not kept: the courier's corrected event with it is recorded.
+    let corrected = Delivery {
+        shipment_id: "shp-1".into(),
+        ..wrong
+    };
+    assert!(matches!(
+        store.record_delivery(&id, &corrected).await,
+        Ok(DeliveryRecorded::Now(_))
+    ));
 }
 
 #[tokio::test]

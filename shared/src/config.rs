@@ -45,10 +45,15 @@ pub fn positive(name: &'static str) -> Result<u64, ConfigError> {
     }
 }
 
-/// Loads the shared AWS configuration (region, credentials, endpoint) from the standard
-/// sources: environment variables, profiles, then the Lambda execution role.
-pub async fn aws() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+/// The shared AWS configuration (region, credentials, endpoint) from the standard
+/// sources: environment variables, profiles, then the Lambda execution role. Loaded once
+/// per process; every client of the process shares it.
+pub async fn aws() -> &'static aws_config::SdkConfig {
+    static CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
+        tokio::sync::OnceCell::const_new();
+    CONFIG
+        .get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest()))
+        .await
 }
 
 /// The DynamoDB table every function reads and writes (`TABLE_NAME`).

@@ -1,6 +1,13 @@
-//! The courier's delivery events: how they are authenticated (an HMAC-SHA256 signature of
-//! the raw body with a shared secret) and how a delivery resumes the execution waiting
-//! for it in AwaitDelivery (Step Functions `SendTaskSuccess` with the stored task token).
+//! The courier's delivery events: how they are authenticated and how a delivery resumes
+//! the execution waiting for it in AwaitDelivery (Step Functions `SendTaskSuccess` with
+//! the stored task token).
+//!
+//! The courier signs each delivery attempt as the well-known webhook providers do: the
+//! header `X-Courier-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`
+//! with a shared secret. The timestamp is inside the signature, so a captured request
+//! cannot be re-sent with a new one; a signature more than [`TOLERANCE`] away from now is
+//! refused, so it cannot be re-sent later either. During a rotation the header may carry
+//! several `v1=` values; one that verifies is enough.
 
 use crate::store::Delivery;
 use crate::OrderId;
@@ -8,10 +15,12 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The header that carries the signature: `sha256=<lowercase hex>`.
+/// The header that carries the signature: `t=<unix seconds>,v1=<lowercase hex>`.
 pub const SIGNATURE_HEADER: &str = "x-courier-signature";
 /// The only event type that moves an order; others are acknowledged and ignored.
 pub const DELIVERED: &str = "shipment.delivered";
+/// How far a signature's timestamp may be from now, either way, in seconds.
+pub const TOLERANCE: i64 = 5 * 60;
 
 /// A courier webhook event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,31 +46,100 @@ impl CourierEvent {
     }
 }
 
-fn mac(secret: &str) -> Hmac<Sha256> {
+fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
     // HMAC takes keys of any length, so this cannot fail.
-    <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
 }
 
-/// The signature header value for `body`: `sha256=<hex>`.
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = mac(secret);
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+/// The signature header value for `body` sent at `timestamp` (unix seconds):
+/// `t=<timestamp>,v1=<hex>`.
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let signature = mac(secret, timestamp, body).finalize().into_bytes();
+    format!("t={timestamp},v1={}", hex::encode(signature))
 }
 
-/// Whether `header` is the signature of `body` with `secret` (compared in constant time).
-pub fn verify(secret: &str, body: &[u8], header: &str) -> bool {
-    let Some(signature) = header
-        .trim()
-        .strip_prefix("sha256=")
-        .and_then(|h| hex::decode(h).ok())
-    else {
-        return false;
-    };
-    let mut mac = mac(secret);
-    mac.update(body);
-    mac.verify_slice(&signature).is_ok()
+/// Why a signature header is refused. The messages are for the courier: they say what
+/// to fix, never what the secret or the expected signature is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the {SIGNATURE_HEADER} header is missing")]
+    Missing,
+    #[error("the {SIGNATURE_HEADER} header is not t=<unix seconds>,v1=<hex HMAC-SHA256>")]
+    Malformed,
+    #[error("the {SIGNATURE_HEADER} timestamp is {age_seconds} s away from now; at most {TOLERANCE} s are accepted: sign each delivery attempt anew")]
+    Stale { age_seconds: i64 },
+    #[error("the {SIGNATURE_HEADER} header does not sign this body")]
+    Mismatch,
+}
+
+/// A parsed signature header: its timestamp and its `v1` signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub timestamp: i64,
+    signatures: Vec<Vec<u8>>,
+}
+
+impl Signature {
+    /// Parses `t=<unix seconds>,v1=<hex>[,v1=<hex>...]`; other keys are ignored, as
+    /// providers add schemes over time.
+    pub fn parse(header: Option<&str>) -> Result<Signature, SignatureError> {
+        let header = header.map(str::trim).unwrap_or_default();
+        if header.is_empty() {
+            return Err(SignatureError::Missing);
+        }
+        let mut timestamp = None;
+        let mut signatures = Vec::new();
+        for part in header.split(',') {
+            let (key, value) = part
+                .trim()
+                .split_once('=')
+                .ok_or(SignatureError::Malformed)?;
+            match key {
+                "t" if timestamp.is_none() => {
+                    timestamp = Some(
+                        value
+                            .parse::<i64>()
+                            .map_err(|_| SignatureError::Malformed)?,
+                    );
+                }
+                "t" => return Err(SignatureError::Malformed),
+                "v1" => signatures.push(hex::decode(value).map_err(|_| SignatureError::Malformed)?),
+                _ => {}
+            }
+        }
+        match (timestamp, signatures.is_empty()) {
+            (Some(timestamp), false) => Ok(Signature {
+                timestamp,
+                signatures,
+            }),
+            _ => Err(SignatureError::Malformed),
+        }
+    }
+
+    /// Refuses a timestamp more than [`TOLERANCE`] seconds from `now` (unix seconds).
+    pub fn check_fresh(&self, now: i64) -> Result<(), SignatureError> {
+        let age_seconds = now.saturating_sub(self.timestamp);
+        if age_seconds.abs() > TOLERANCE {
+            Err(SignatureError::Stale { age_seconds })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether one of the `v1` signatures signs `body` with `secret` (compared in
+    /// constant time).
+    pub fn signs(&self, secret: &str, body: &[u8]) -> bool {
+        self.signatures.iter().any(|signature| {
+            mac(secret, self.timestamp, body)
+                .verify_slice(signature)
+                .is_ok()
+        })
+    }
 }
 
 /// What resuming the waiting execution did.
@@ -125,25 +203,70 @@ pub async fn resume(
 mod tests {
     use super::*;
 
+    const SECRET: &str = "a-long-shared-secret";
+
     #[test]
-    fn a_signature_verifies_only_for_the_same_secret_and_body() {
+    fn a_signature_signs_only_the_same_secret_timestamp_and_body() {
         let body = br#"{"event_id":"evt-1"}"#;
-        let header = sign("a-long-shared-secret", body);
-        assert!(header.starts_with("sha256="));
-        assert!(verify("a-long-shared-secret", body, &header));
-        assert!(!verify("another-secret-value", body, &header));
-        assert!(!verify(
-            "a-long-shared-secret",
-            br#"{"event_id":"evt-2"}"#,
-            &header
-        ));
+        let header = sign(SECRET, 1_700_000_000, body);
+        assert!(header.starts_with("t=1700000000,v1="));
+        let signature = Signature::parse(Some(&header)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(signature.signs(SECRET, body));
+        assert!(!signature.signs("another-secret-value", body));
+        assert!(!signature.signs(SECRET, br#"{"event_id":"evt-2"}"#));
+        // The same body and signature under another timestamp: refused.
+        let moved = header.replace("t=1700000000", "t=1700000001");
+        let moved = Signature::parse(Some(&moved)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!moved.signs(SECRET, body));
     }
 
     #[test]
-    fn a_malformed_signature_header_does_not_verify() {
+    fn a_timestamp_more_than_five_minutes_away_is_stale_either_way() {
+        let signature =
+            Signature::parse(Some(&sign(SECRET, 1_000, b"{}"))).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(signature.check_fresh(1_000 + TOLERANCE), Ok(()));
+        assert_eq!(signature.check_fresh(1_000 - TOLERANCE), Ok(()));
+        assert_eq!(
+            signature.check_fresh(1_000 + TOLERANCE + 1),
+            Err(SignatureError::Stale {
+                age_seconds: TOLERANCE + 1
+            })
+        );
+        assert_eq!(
+            signature.check_fresh(1_000 - TOLERANCE - 1),
+            Err(SignatureError::Stale {
+                age_seconds: -TOLERANCE - 1
+            })
+        );
+    }
+
+    #[test]
+    fn one_matching_signature_among_several_is_enough() {
         let body = b"{}";
-        for header in ["", "sha256=", "sha256=zz", "md5=00", "deadbeef"] {
-            assert!(!verify("secret-secret-secret", body, header), "{header:?}");
+        let good = sign(SECRET, 5, body);
+        let header = format!("t=5,v1={},{}", "00".repeat(32), &good[4..]);
+        let signature = Signature::parse(Some(&header)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(signature.signs(SECRET, body));
+    }
+
+    #[test]
+    fn a_missing_or_malformed_signature_header_is_named_as_such() {
+        assert_eq!(Signature::parse(None), Err(SignatureError::Missing));
+        assert_eq!(Signature::parse(Some("  ")), Err(SignatureError::Missing));
+        for header in [
+            "sha256=00",
+            "t=1",
+            "v1=00",
+            "t=x,v1=00",
+            "t=1,v1=zz",
+            "t=1,t=2,v1=00",
+            "deadbeef",
+        ] {
+            assert_eq!(
+                Signature::parse(Some(header)),
+                Err(SignatureError::Malformed),
+                "{header:?}"
+            );
         }
     }
 }

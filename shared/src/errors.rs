@@ -119,6 +119,38 @@ pub struct ActivityError {
     pub message: String,
 }
 
+/// What a caller of the orders API is told about an error name: a sentence we wrote. The
+/// activity's own message (which can quote a partner's answer or an AWS SDK error, with
+/// role ARNs and account ids) stays in the logs and in `orderctl`.
+pub fn public_reason(error: &str) -> &'static str {
+    match ErrorName::parse(error) {
+        Some(ErrorName::OrderInvalid) => "the order breaks a catalogue rule",
+        Some(ErrorName::StockUnavailable) => {
+            "the warehouse does not have enough stock for the order"
+        }
+        Some(ErrorName::PaymentDeclined) => "the payment processor declined the charge",
+        Some(ErrorName::ProvisioningRejected) => {
+            "the terminal management system refused to provision the terminals"
+        }
+        Some(ErrorName::ShipmentRejected) => "the courier refused the shipment",
+        Some(ErrorName::OrderCancelled) => "the order was cancelled",
+        Some(ErrorName::PartnerRejected) => "a partner refused the request",
+        Some(
+            ErrorName::PartnerUnavailable | ErrorName::PartnerThrottled | ErrorName::PartnerTimeout,
+        ) => "a partner could not be reached, even after retries",
+        Some(ErrorName::StoreUnavailable | ErrorName::WorkflowUnavailable) => {
+            "our systems were unavailable, even after retries"
+        }
+        Some(ErrorName::OrderNotFound | ErrorName::OrderConflict | ErrorName::Internal) => {
+            "an internal error stopped the order; our operators have its details"
+        }
+        None if error.starts_with("States.") => {
+            "a step did not finish in time; our operators have its details"
+        }
+        None => "the step failed; our operators have its details",
+    }
+}
+
 impl ActivityError {
     pub fn new(name: ErrorName, message: impl Into<String>) -> Self {
         ActivityError {
@@ -181,6 +213,22 @@ mod tests {
             ActivityError::new(ErrorName::PaymentDeclined, "order ord-1: card declined").into();
         assert_eq!(diagnostic.error_type, "Payment.Declined");
         assert_eq!(diagnostic.error_message, "order ord-1: card declined");
+    }
+
+    #[test]
+    fn a_public_reason_is_our_sentence_for_the_name_and_generic_for_others() {
+        assert_eq!(
+            public_reason("Payment.Declined"),
+            "the payment processor declined the charge"
+        );
+        assert_eq!(
+            public_reason("Lambda.ServiceException"),
+            "the step failed; our operators have its details"
+        );
+        assert_eq!(
+            public_reason("States.Timeout"),
+            "a step did not finish in time; our operators have its details"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod errors;
 pub mod order;
 pub mod partners;
 pub mod recovery;
+pub mod secrets;
 pub mod status;
 pub mod steps;
 pub mod store;

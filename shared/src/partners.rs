@@ -264,8 +264,18 @@ pub trait Notifications: Send + Sync {
 pub struct HttpPartner {
     partner: Partner,
     base_url: String,
-    token: Option<String>,
+    token: Option<Token>,
     client: reqwest::Client,
+}
+
+/// A partner's API token: kept out of `Debug` output, so no log line can carry it.
+#[derive(Clone)]
+struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
 }
 
 /// Partner settings are missing or malformed, or the HTTP client cannot be built.
@@ -277,6 +287,11 @@ pub enum PartnerConfigError {
     Client {
         partner: Partner,
         source: reqwest::Error,
+    },
+    #[error("API token of {partner}: {source}")]
+    Token {
+        partner: Partner,
+        source: crate::secrets::SecretError,
     },
 }
 
@@ -296,14 +311,15 @@ impl HttpPartner {
         Ok(HttpPartner {
             partner,
             base_url: base_url.trim_end_matches('/').to_owned(),
-            token,
+            token: token.map(Token),
             client,
         })
     }
 
-    /// The adapter configured by `<PARTNER>_API_URL`, `PARTNER_API_TOKEN` (optional) and
-    /// `PARTNER_TIMEOUT_MS` (default 2000).
-    pub fn from_env(partner: Partner) -> Result<HttpPartner, PartnerConfigError> {
+    /// The adapter configured by `<PARTNER>_API_URL`, `<PARTNER>_API_TOKEN_SECRET` (the
+    /// id of the Secrets Manager secret holding the partner's token, read here, once per
+    /// cold start) and `PARTNER_TIMEOUT_MS` (default 2000).
+    pub async fn from_env(partner: Partner) -> Result<HttpPartner, PartnerConfigError> {
         let base_url = config::required(partner.url_variable())?;
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(ConfigError::Invalid {
@@ -312,9 +328,9 @@ impl HttpPartner {
             }
             .into());
         }
-        let token = std::env::var("PARTNER_API_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty());
+        let token = crate::secrets::read_from_env(partner.token_secret_variable())
+            .await
+            .map_err(|source| PartnerConfigError::Token { partner, source })?;
         let timeout = match std::env::var("PARTNER_TIMEOUT_MS") {
             Err(_) => DEFAULT_TIMEOUT,
             Ok(text) => text
@@ -328,7 +344,7 @@ impl HttpPartner {
                     reason: format!("{text:?} is not a positive number of milliseconds"),
                 })?,
         };
-        HttpPartner::new(partner, &base_url, token, timeout)
+        HttpPartner::new(partner, &base_url, Some(token), timeout)
     }
 
     /// POSTs `body` to `path` with the call's idempotency key and reads the answer.
@@ -351,7 +367,7 @@ impl HttpPartner {
             .post(&url)
             .header("Idempotency-Key", &call.idempotency_key)
             .json(&call.body(body));
-        if let Some(token) = &self.token {
+        if let Some(Token(token)) = &self.token {
             request = request.bearer_auth(token);
         }
         tracing::debug!(partner = %self.partner, operation, key = %call.idempotency_key, "calling partner");
@@ -439,8 +455,8 @@ macro_rules! http_adapter {
 
         impl $name {
             /// The adapter configured from the environment (see [`HttpPartner::from_env`]).
-            pub fn from_env() -> Result<$name, PartnerConfigError> {
-                HttpPartner::from_env($partner).map($name)
+            pub async fn from_env() -> Result<$name, PartnerConfigError> {
+                HttpPartner::from_env($partner).await.map($name)
             }
         }
     };

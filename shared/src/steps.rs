@@ -55,6 +55,19 @@ impl Partner {
             Partner::Notifications => "NOTIFICATIONS_API_URL",
         }
     }
+
+    /// The environment variable holding the id (ARN or name) of the Secrets Manager
+    /// secret with the partner's API token: `WAREHOUSE_API_TOKEN_SECRET`. Each partner has
+    /// its own, so no partner ever sees another's credential.
+    pub const fn token_secret_variable(self) -> &'static str {
+        match self {
+            Partner::Warehouse => "WAREHOUSE_API_TOKEN_SECRET",
+            Partner::Payments => "PAYMENTS_API_TOKEN_SECRET",
+            Partner::Terminals => "TERMINALS_API_TOKEN_SECRET",
+            Partner::Courier => "COURIER_API_TOKEN_SECRET",
+            Partner::Notifications => "NOTIFICATIONS_API_TOKEN_SECRET",
+        }
+    }
 }
 
 impl std::fmt::Display for Partner {

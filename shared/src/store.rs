@@ -19,7 +19,7 @@ use crate::order::{Order, OrderId};
 use crate::status::{IllegalTransition, OrderStatus};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -129,8 +129,21 @@ pub enum TokenStored {
 pub enum DeliveryRecorded {
     /// The order moved SHIPPED -> DELIVERED now.
     Now(OrderRecord),
-    /// The order had been delivered before (a repeated event).
+    /// The order had been delivered before, by another event for the same shipment.
     Before(OrderRecord),
+    /// This very event (its `event_id`) was recorded before: a replay. Nothing changed.
+    Duplicate(OrderRecord),
+    /// The event's shipment is not the one ArrangeShipment booked for the order (or the
+    /// one delivered before). Nothing changed.
+    WrongShipment,
+}
+
+/// How long a courier event id is remembered for de-duplication: longer than the courier
+/// retries an event and than the workflow waits for a delivery.
+pub const COURIER_EVENT_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
+
+fn courier_event_pk(event_id: &str) -> String {
+    format!("COURIER_EVENT#{event_id}")
 }
 
 /// What [`OrderStore::cancel`] did.
@@ -798,9 +811,11 @@ impl OrderStore {
         }
     }
 
-    /// Records the courier's delivery event: the order moves SHIPPED -> DELIVERED and the
-    /// AwaitDelivery step succeeds with the event's references, in one transaction. A
-    /// repeated event finds the order delivered and changes nothing.
+    /// Records the courier's delivery event, in one transaction: the order moves SHIPPED ->
+    /// DELIVERED, the AwaitDelivery step succeeds with the event's references, the
+    /// ArrangeShipment step must name the event's shipment, and the event id is kept (for
+    /// [`COURIER_EVENT_TTL_SECONDS`]) so the same event is recognised when replayed. What
+    /// is refused changes nothing.
     pub async fn record_delivery(
         &self,
         id: &OrderId,
@@ -844,9 +859,33 @@ impl OrderStore {
             .expression_attribute_values(":succeeded", s("SUCCEEDED"))
             .expression_attribute_values(":id", s(id.as_str()))
             .expression_attribute_values(":step", s(crate::steps::AWAIT_DELIVERY.name))
-            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":now", s(now.clone()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":references", references)
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let shipment_check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, crate::steps::ARRANGE_SHIPMENT.name)))
+            .condition_expression("#references.shipment_id = :shipment")
+            .expression_attribute_names("#references", "references")
+            .expression_attribute_values(":shipment", s(delivery.shipment_id.clone()))
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let expires_at = chrono::Utc::now().timestamp() + COURIER_EVENT_TTL_SECONDS;
+        let event_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(HashMap::from([
+                ("pk".to_owned(), s(courier_event_pk(&delivery.event_id))),
+                ("sk".to_owned(), s("EVENT")),
+                ("order_id".to_owned(), s(id.as_str())),
+                ("received_at".to_owned(), s(now)),
+                (
+                    "expires_at".to_owned(),
+                    AttributeValue::N(expires_at.to_string()),
+                ),
+            ])))
+            .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| build_error(OP, e))?;
         let result = self
@@ -854,29 +893,52 @@ impl OrderStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(order_update).build())
             .transact_items(TransactWriteItem::builder().update(step_update).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(shipment_check)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(event_put).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(DeliveryRecorded::Now(self.require_order(id).await?)),
-            Err(error) => {
-                let order_refused = cancellation_codes(&error)
-                    .first()
-                    .is_some_and(|code| code.as_deref() == Some("ConditionalCheckFailed"));
-                if !order_refused {
-                    return Err(unavailable(OP, error));
-                }
-                let order = self.require_order(id).await?;
-                match order.status {
-                    OrderStatus::Delivered | OrderStatus::Completed => {
-                        Ok(DeliveryRecorded::Before(order))
-                    }
-                    actual => Err(StoreError::Conflict {
-                        order_id: id.clone(),
-                        expected: OrderStatus::Shipped,
-                        actual,
-                    }),
-                }
+        let error = match result {
+            Ok(_) => return Ok(DeliveryRecorded::Now(self.require_order(id).await?)),
+            Err(error) => error,
+        };
+        let codes = cancellation_codes(&error);
+        let refused = |index: usize| {
+            codes
+                .get(index)
+                .is_some_and(|code| code.as_deref() == Some("ConditionalCheckFailed"))
+        };
+        let (order_refused, wrong_shipment, seen_before) = (refused(0), refused(2), refused(3));
+        if !(order_refused || wrong_shipment || seen_before) {
+            return Err(unavailable(OP, error));
+        }
+        let order = self.require_order(id).await?;
+        if seen_before {
+            return Ok(DeliveryRecorded::Duplicate(order));
+        }
+        match order.status {
+            OrderStatus::Delivered | OrderStatus::Completed => {
+                let same_shipment = order
+                    .delivery
+                    .as_ref()
+                    .is_some_and(|d| d.shipment_id == delivery.shipment_id);
+                Ok(if same_shipment {
+                    DeliveryRecorded::Before(order)
+                } else {
+                    DeliveryRecorded::WrongShipment
+                })
             }
+            OrderStatus::Shipped if wrong_shipment && !order_refused => {
+                Ok(DeliveryRecorded::WrongShipment)
+            }
+            actual => Err(StoreError::Conflict {
+                order_id: id.clone(),
+                expected: OrderStatus::Shipped,
+                actual,
+            }),
         }
     }
 

@@ -31,7 +31,7 @@ fn env(name: &str) -> String {
 impl Stack {
     pub async fn connect() -> Stack {
         Stack {
-            aws: order_core::config::aws().await,
+            aws: order_core::config::aws().await.clone(),
             table: env("TABLE_NAME"),
             state_machine_arn: env("STATE_MACHINE_ARN"),
             orders_api: env("ORDERS_API_URL"),
@@ -88,9 +88,20 @@ impl Stack {
         env("AWS_ENDPOINT_URL")
     }
 
-    /// The secret the courier signs its webhook calls with.
-    pub fn webhook_secret(&self) -> String {
-        env("COURIER_WEBHOOK_SECRET")
+    /// The secret the courier signs its webhook calls with, read from the emulator's
+    /// Secrets Manager as the webhook function reads it (no function environment holds
+    /// it).
+    pub async fn webhook_secret(&self) -> String {
+        let client = aws_sdk_secretsmanager::Client::new(&self.aws);
+        match order_core::secrets::read(&client, &env("COURIER_WEBHOOK_SECRET_ID")).await {
+            Ok(secret) => secret,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// The courier webhook's URL (a function of its own).
+    pub fn courier_webhook_url(&self) -> String {
+        format!("{}/webhooks/courier", env("COURIER_WEBHOOK_URL"))
     }
 
     /// The partner simulator's base URL (its admin API and ledger).
@@ -120,14 +131,32 @@ impl Stack {
         .await
     }
 
-    /// Places `order` through the API; returns the order id and execution ARN.
+    /// Places `order` through the API; returns the order id and the ARN of the execution
+    /// the API started (named after the order; the API does not show it to callers).
     pub async fn place(&self, order: &Value) -> (String, String) {
         let reply = self
             .post_order(Some(&unique_key()), &order.to_string())
             .await;
         assert_eq!(reply.status, 202, "POST /orders: {}", reply.text);
-        let field = |name: &str| reply.body[name].as_str().unwrap_or_default().to_owned();
-        (field("order_id"), field("execution_arn"))
+        let id = reply.body["order_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let arn = self.execution_arn(&id);
+        (id, arn)
+    }
+
+    /// The ARN of the execution named `name` of the order workflow.
+    pub fn execution_arn(&self, name: &str) -> String {
+        order_core::recovery::Workflow {
+            client: self.sfn(),
+            state_machine_arn: self.state_machine_arn.clone(),
+            config: order_core::recovery::WorkflowConfig {
+                outage_wait_seconds: 1,
+                delivery_timeout_seconds: 1,
+            },
+        }
+        .execution_arn(name)
     }
 
     /// POSTs to `path` of the orders API with an empty body.
@@ -566,4 +595,9 @@ impl Stack {
         }
         items
     }
+}
+
+/// The courier's signature of `body` sent now: `t=<now>,v1=<hmac>`.
+pub fn sign_now(secret: &str, body: &[u8]) -> String {
+    order_core::delivery::sign(secret, chrono::Utc::now().timestamp(), body)
 }

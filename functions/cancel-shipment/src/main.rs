@@ -4,6 +4,6 @@ use order_core::partners::HttpCourier;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let store = &activity::start().await?;
-    let courier = &HttpCourier::from_env()?;
+    let courier = &HttpCourier::from_env().await?;
     activity::serve(|input| cancel_shipment::handle(store, courier, input)).await
 }

@@ -5,9 +5,9 @@
 //! - `GET /orders/{id}` → the order, its steps with attempts and outcome, and why it failed.
 //! - `POST /orders/{id}/cancel` → `202` while the order has not shipped (the running
 //!   workflow notices and runs the compensations), `409` once it has.
-//! - `POST /webhooks/courier` → the courier's delivery events, authenticated by an
-//!   HMAC-SHA256 signature with a shared secret; records the delivery and resumes the
-//!   execution waiting for it. A repeated event changes nothing.
+//!
+//! The courier's delivery webhook is a function of its own (`functions/courier-webhook`),
+//! which shares this module's error responses.
 //!
 //! This is the only place where errors become HTTP status codes. Every error is JSON with
 //! a stable `code` and a human `message`; invalid requests also list every `problem` with
@@ -16,12 +16,10 @@
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use order_core::catalogue::Catalogue;
-use order_core::delivery::{self, CourierEvent, Resumed};
-use order_core::store::{
-    Cancellation, DeliveryRecorded, OrderRecord, OrderStore, Placement, StepRecord, StoreError,
-};
+use order_core::errors::public_reason;
+use order_core::store::{Cancellation, OrderRecord, OrderStore, Placement, StepRecord, StoreError};
 use order_core::validation::Problem;
-use order_core::{Order, OrderId, OrderStatus};
+use order_core::{ErrorName, Order, OrderId, OrderStatus};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -35,8 +33,6 @@ pub struct Api {
     /// The order workflow (state machine and execution settings).
     pub workflow: Workflow,
     pub catalogue: Catalogue,
-    /// The secret the courier signs its webhook calls with.
-    pub webhook_secret: String,
 }
 
 pub use order_core::recovery::{Workflow, WorkflowConfig};
@@ -52,7 +48,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -61,7 +57,7 @@ impl ApiError {
         }
     }
 
-    fn order_not_found(id: &str) -> Self {
+    pub fn order_not_found(id: &str) -> Self {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "order_not_found",
@@ -110,12 +106,9 @@ async fn route(api: &Api, request: &Request, path: &str) -> Response<Body> {
         (["orders"], &Method::POST) => place_order(api, request).await,
         (["orders", id], &Method::GET) => get_order(api, id).await,
         (["orders", id, "cancel"], &Method::POST) => cancel_order(api, id).await,
-        (["webhooks", "courier"], &Method::POST) => courier_webhook(api, request).await,
         (["orders"], _) => Err(method_not_allowed("POST")),
         (["orders", _], _) => Err(method_not_allowed("GET")),
-        (["orders", _, "cancel"], _) | (["webhooks", "courier"], _) => {
-            Err(method_not_allowed("POST"))
-        }
+        (["orders", _, "cancel"], _) => Err(method_not_allowed("POST")),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "route_not_found",
@@ -139,7 +132,8 @@ async fn route(api: &Api, request: &Request, path: &str) -> Response<Body> {
     }
 }
 
-fn method_not_allowed(allowed: &str) -> ApiError {
+/// `405 method_not_allowed`, naming the one method the resource takes.
+pub fn method_not_allowed(allowed: &str) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
@@ -147,7 +141,8 @@ fn method_not_allowed(allowed: &str) -> ApiError {
     )
 }
 
-fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+/// A JSON response with `status`.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
     let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
@@ -247,20 +242,15 @@ async fn place_order(api: &Api, request: &Request) -> Result<Response<Body>, Api
         "order accepted"
     );
 
-    let execution_arn = match (&record.execution_arn, record.status) {
-        (Some(arn), _) => Some(arn.clone()),
-        // A new order, or the replay of one whose workflow could not be started.
-        (None, OrderStatus::Accepted) => Some(start_execution(api, &record.order_id).await?),
-        // Moved on without a recorded execution (e.g. cancelled): nothing to start.
-        (None, _) => None,
-    };
+    // A new order, or the replay of one whose workflow could not be started. (Moved on
+    // without a recorded execution, e.g. cancelled: nothing to start.) The execution ARN
+    // names our account: it stays in the order item for operators.
+    if record.execution_arn.is_none() && record.status == OrderStatus::Accepted {
+        start_execution(api, &record.order_id).await?;
+    }
     let mut response = json_response(
         StatusCode::ACCEPTED,
-        &json!({
-            "order_id": record.order_id,
-            "status": record.status,
-            "execution_arn": execution_arn,
-        }),
+        &json!({"order_id": record.order_id, "status": record.status}),
     );
     if let Ok(location) = header::HeaderValue::from_str(&format!("/orders/{}", record.order_id)) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -276,7 +266,7 @@ async fn place_order(api: &Api, request: &Request) -> Result<Response<Body>, Api
 
 /// Starts the order's execution, named after the order id so Step Functions itself
 /// refuses a second one, and records its ARN on the order.
-async fn start_execution(api: &Api, id: &OrderId) -> Result<String, ApiError> {
+async fn start_execution(api: &Api, id: &OrderId) -> Result<(), ApiError> {
     let arn = match api.workflow.start(id, id.as_str()).await {
         Ok(arn) => arn,
         Err(error) => {
@@ -292,7 +282,7 @@ async fn start_execution(api: &Api, id: &OrderId) -> Result<String, ApiError> {
     };
     api.store.set_execution_arn(id, &arn).await?;
     tracing::info!(execution_arn = %arn, "execution started");
-    Ok(arn)
+    Ok(())
 }
 
 async fn get_order(api: &Api, raw_id: &str) -> Result<Response<Body>, ApiError> {
@@ -330,98 +320,24 @@ async fn cancel_order(api: &Api, raw_id: &str) -> Result<Response<Body>, ApiErro
     ))
 }
 
-/// The courier's webhook: checks the signature, records a delivery and resumes the
-/// execution waiting for it. Answers 2xx for an event it has seen before, so the courier
-/// stops re-sending it; 409 while the order has not shipped yet, so it tries again.
-async fn courier_webhook(api: &Api, request: &Request) -> Result<Response<Body>, ApiError> {
-    let body = request.body().as_ref();
-    let signature = request
-        .headers()
-        .get(delivery::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !delivery::verify(&api.webhook_secret, body, signature) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_signature",
-            format!(
-                "the {} header is missing or does not sign this body",
-                delivery::SIGNATURE_HEADER
-            ),
-        ));
-    }
-    // An event too big to store would fail in DynamoDB (400 KB items) as a 503 the courier
-    // retries for ever; the same limit as for orders refuses it for what it is.
-    if body.len() > order_core::order::MAX_BODY_BYTES {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_event",
-            format!(
-                "the event is {} bytes; at most {} are accepted",
-                body.len(),
-                order_core::order::MAX_BODY_BYTES
-            ),
-        ));
-    }
-    let event: CourierEvent = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_event",
-            format!("the event is not a courier event: {e}"),
-        )
-    })?;
-    let id = OrderId::parse(&event.order_id)
-        .ok_or_else(|| ApiError::order_not_found(&event.order_id))?;
-    tracing::Span::current().record("order_id", id.as_str());
-    if event.kind != delivery::DELIVERED {
-        tracing::info!(event = %event.kind, "courier event ignored");
-        return Ok(json_response(
-            StatusCode::ACCEPTED,
-            &json!({"order_id": id, "ignored": event.kind}),
-        ));
-    }
-    let (order, first_time) = match api.store.record_delivery(&id, &event.delivery()).await {
-        Ok(DeliveryRecorded::Now(order)) => (order, true),
-        Ok(DeliveryRecorded::Before(order)) => (order, false),
-        Err(StoreError::Conflict { actual, .. }) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "order_not_shipped",
-                format!("order {id} is {actual}, not SHIPPED: a delivery cannot be recorded"),
-            ))
-        }
-        Err(error) => return Err(error.into()),
-    };
-    // A repeated event resumes again only while the order still waits (DELIVERED): that
-    // covers a first attempt that recorded the delivery but failed to resume.
-    let resumed = match (&order.task_token, &order.delivery) {
-        (Some(token), Some(delivery)) if order.status == OrderStatus::Delivered => {
-            match delivery::resume(&api.workflow.client, &id, token, delivery).await {
-                Ok(resumed) => Some(resumed == Resumed::Now),
-                Err(message) => {
-                    tracing::error!(%message, "could not resume the execution");
-                    return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "workflow_unavailable",
-                        format!("the delivery of order {id} is recorded but its workflow could not be resumed; send the event again"),
-                    ));
-                }
-            }
-        }
-        _ => None,
-    };
-    tracing::info!(first_time, ?resumed, "delivery recorded");
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"order_id": id, "status": order.status, "duplicate": !first_time}),
-    ))
-}
-
-/// How an order is shown: the order item, its steps and the headline facts.
+/// How an order is shown to a caller: the order, its steps and the headline facts. Errors
+/// appear as their stable names with a sentence we wrote ([`public_reason`]); the
+/// activities' own messages (which can quote partner answers or AWS errors) and the
+/// execution ARN are for operators, who see them with `orderctl`.
 pub fn order_view(order: &OrderRecord, steps: &[StepRecord]) -> Value {
     let tracking_number = steps
         .iter()
         .find_map(|s| s.references.get("tracking_number").cloned());
+    let failure = order.failure.as_ref().map(|failure| {
+        // ValidateOrder's refusals are our own validation sentences, which tell the
+        // merchant what to fix.
+        let reason = if failure.error == ErrorName::OrderInvalid.as_str() {
+            failure.reason.clone()
+        } else {
+            public_reason(&failure.error).to_owned()
+        };
+        json!({"step": failure.step, "error": failure.error, "reason": reason, "at": failure.at})
+    });
     json!({
         "order_id": order.order_id,
         "status": order.status,
@@ -431,12 +347,11 @@ pub fn order_view(order: &OrderRecord, steps: &[StepRecord]) -> Value {
         "lines": order.order.lines,
         "delivery_address": order.order.delivery_address,
         "replace_serials": order.order.replace_serials,
-        "execution_arn": order.execution_arn,
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "tracking_number": tracking_number,
         "delivery": order.delivery,
-        "failure": order.failure,
+        "failure": failure,
         "steps": steps.iter().map(|s| json!({
             "step": s.step,
             "status": s.status,
@@ -445,7 +360,7 @@ pub fn order_view(order: &OrderRecord, steps: &[StepRecord]) -> Value {
             "finished_at": s.finished_at,
             "references": s.references,
             "error": s.error,
-            "error_message": s.error_message,
+            "reason": s.error.as_deref().map(public_reason),
         })).collect::<Vec<_>>(),
     })
 }

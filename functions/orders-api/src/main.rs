@@ -9,14 +9,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
     let aws = config::aws().await;
     let api = Api {
-        store: OrderStore::from_config(&aws, config::table_name()?),
+        store: OrderStore::from_config(aws, config::table_name()?),
         workflow: Workflow {
-            client: aws_sdk_sfn::Client::new(&aws),
+            client: aws_sdk_sfn::Client::new(aws),
             state_machine_arn: config::required("STATE_MACHINE_ARN")?,
             config: WorkflowConfig::from_env()?,
         },
         catalogue: Catalogue::builtin()?,
-        webhook_secret: config::required("COURIER_WEBHOOK_SECRET")?,
     };
     let api = &api;
     lambda_http::run(service_fn(move |request: Request| async move {

@@ -8,12 +8,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let store = &activity::start().await?;
     let aws = config::aws().await;
     let workflow = &Workflow {
-        client: aws_sdk_sfn::Client::new(&aws),
+        client: aws_sdk_sfn::Client::new(aws),
         state_machine_arn: config::required("STATE_MACHINE_ARN")?,
         config: WorkflowConfig::from_env()?,
     };
     let dead_letters = &DeadLetterQueue::new(
-        aws_sdk_sqs::Client::new(&aws),
+        aws_sdk_sqs::Client::new(aws),
         config::required("WORKFLOW_DEAD_LETTER_QUEUE_URL")?,
     );
     let options = ReconcileOptions::from_env()?;

@@ -4,6 +4,6 @@ use order_core::partners::HttpWarehouse;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let store = &activity::start().await?;
-    let warehouse = &HttpWarehouse::from_env()?;
+    let warehouse = &HttpWarehouse::from_env().await?;
     activity::serve(|input| reserve_stock::handle(store, warehouse, input)).await
 }

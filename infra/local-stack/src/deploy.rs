@@ -1,7 +1,10 @@
-//! Creates the template's tables, queues and state machines in the emulator, and reads
-//! them back to check they still match the template.
+//! Creates the template's secrets, tables, queues and state machines in the emulator, and
+//! reads them back to check they still match the template.
 
-use crate::template::{LocalResources, QueueSpec, StateMachineSpec, TableSpec, LOCAL_ACCOUNT};
+use crate::template::{
+    local_secret_value, LocalResources, QueueSpec, SecretSpec, StateMachineSpec, TableSpec,
+    LOCAL_ACCOUNT,
+};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TableDescription, TimeToLiveSpecification,
@@ -30,6 +33,7 @@ fn failed<E: std::error::Error>(operation: &'static str, resource: &str, error: 
 /// The clients the deployer uses.
 #[derive(Debug, Clone)]
 pub struct Clients {
+    pub secrets: aws_sdk_secretsmanager::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub sfn: aws_sdk_sfn::Client,
@@ -38,6 +42,7 @@ pub struct Clients {
 impl Clients {
     pub fn new(config: &aws_config::SdkConfig) -> Clients {
         Clients {
+            secrets: aws_sdk_secretsmanager::Client::new(config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             sfn: aws_sdk_sfn::Client::new(config),
@@ -75,6 +80,9 @@ pub async fn deploy(
     resources: &LocalResources,
 ) -> Result<Deployed, DeployError> {
     let mut deployed = Deployed::default();
+    for secret in &resources.secrets {
+        create_secret(clients, secret).await?;
+    }
     for table in &resources.tables {
         create_table(clients, table).await?;
     }
@@ -89,6 +97,31 @@ pub async fn deploy(
             .insert(machine.logical_id.clone(), arn);
     }
     Ok(deployed)
+}
+
+/// Creates the secret with its development value. One that exists already keeps its
+/// value, as CloudFormation keeps a secret's value on update (a rotation made on a running
+/// stack survives a redeploy).
+async fn create_secret(clients: &Clients, secret: &SecretSpec) -> Result<(), DeployError> {
+    let result = clients
+        .secrets
+        .create_secret()
+        .name(&secret.name)
+        .description(&secret.description)
+        .secret_string(local_secret_value(&secret.logical_id))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_exists_exception()) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(failed("CreateSecret", &secret.name, error)),
+    }
 }
 
 fn key_schema(keys: &[(String, String)]) -> Result<Vec<KeySchemaElement>, DeployError> {
@@ -323,6 +356,25 @@ pub async fn verify(
     resources: &LocalResources,
 ) -> Result<Vec<Difference>, DeployError> {
     let mut differences = Vec::new();
+    for secret in &resources.secrets {
+        let described = clients
+            .secrets
+            .describe_secret()
+            .secret_id(&secret.name)
+            .send()
+            .await;
+        if let Err(error) = described {
+            differences.push(Difference {
+                resource: secret.logical_id.clone(),
+                what: "secret".into(),
+                expected: "exists".into(),
+                actual: format!(
+                    "missing ({})",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&error)
+                ),
+            });
+        }
+    }
     for table in &resources.tables {
         let description = clients
             .dynamodb

@@ -10,6 +10,7 @@
 use crate::deploy::{self, Clients, DeployError};
 use crate::process::{self, ProcessError, Tracked};
 use crate::template::{local_parameters, LocalResources, TemplateError};
+use order_core::steps::Partner;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -307,7 +308,20 @@ async fn start(
         &parameters,
     )?;
 
-    // The partners, delivering parcels to the orders API's courier webhook.
+    // The partners, delivering parcels to the courier webhook function. Each partner
+    // wants the token of its own secret, and the courier signs with the webhook secret:
+    // the development values the deploy below gives the template's secrets. They reach
+    // the simulator in its environment, not its command line.
+    let partner_tokens = Partner::ALL
+        .into_iter()
+        .map(|partner| {
+            resources
+                .secret_value_named_by(partner.token_secret_variable())
+                .map(|token| format!("{partner}={token}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?
+        .join(",");
+    let webhook_secret = resources.secret_value_named_by("COURIER_WEBHOOK_SECRET_ID")?;
     let simulator_log = log_dir.join("partner-simulator.log");
     let process = process::spawn(
         "partner-simulator",
@@ -316,21 +330,20 @@ async fn start(
             "--listen".into(),
             format!("127.0.0.1:{}", ports.partners),
             "--webhook-url".into(),
-            format!("{lambda_endpoint}/lambda-url/orders-api/webhooks/courier"),
-            "--webhook-secret".into(),
-            parameters
-                .get("CourierWebhookSecret")
-                .cloned()
-                .unwrap_or_default(),
-            "--token".into(),
-            parameters
-                .get("PartnerApiToken")
-                .cloned()
-                .unwrap_or_default(),
+            format!("{lambda_endpoint}/lambda-url/courier-webhook/webhooks/courier"),
             "--seed".into(),
             options.partner_seed.to_string(),
         ],
-        &[],
+        &[
+            (
+                "PARTNER_SIMULATOR_PARTNER_TOKENS".to_owned(),
+                partner_tokens,
+            ),
+            (
+                "PARTNER_SIMULATOR_WEBHOOK_SECRET".to_owned(),
+                webhook_secret,
+            ),
+        ],
         &options.root,
         &simulator_log,
     )?;

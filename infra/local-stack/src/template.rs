@@ -87,10 +87,26 @@ pub struct FunctionSpec {
     pub timeout_seconds: u64,
 }
 
+/// A Secrets Manager secret. Locally it is created under its logical id with a fixed
+/// development value ([`local_secret_value`]); on AWS CloudFormation generates the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSpec {
+    pub logical_id: String,
+    pub name: String,
+    pub description: String,
+}
+
+/// The development value the local stack gives the secret `logical_id` (never used on
+/// AWS, where the template has CloudFormation generate a random one).
+pub fn local_secret_value(logical_id: &str) -> String {
+    format!("local-development-value-of-{logical_id}")
+}
+
 /// Everything the local stack creates, resolved for one region.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalResources {
     pub region: String,
+    pub secrets: Vec<SecretSpec>,
     pub tables: Vec<TableSpec>,
     pub queues: Vec<QueueSpec>,
     pub state_machines: Vec<StateMachineSpec>,
@@ -153,6 +169,26 @@ impl LocalResources {
             .join(",")
     }
 
+    /// The development value of the secret whose id (its local name) the functions'
+    /// environment variable `variable` holds, e.g. `COURIER_WEBHOOK_SECRET_ID`.
+    pub fn secret_value_named_by(&self, variable: &str) -> Result<String, TemplateError> {
+        let environment = self.function_environment()?;
+        let name = environment.get(variable).ok_or_else(|| {
+            invalid(format!(
+                "no function has the environment variable {variable}"
+            ))
+        })?;
+        self.secrets
+            .iter()
+            .find(|secret| &secret.name == name)
+            .map(|secret| local_secret_value(&secret.logical_id))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{variable} names {name:?}, which is not an AWS::SecretsManager::Secret of the template"
+                ))
+            })
+    }
+
     /// The local ARN of a state machine by logical id.
     pub fn state_machine_arn(&self, logical_id: &str) -> Option<String> {
         self.state_machines
@@ -163,8 +199,9 @@ impl LocalResources {
 }
 
 /// The local values of the template's Parameters: the partner APIs are served by the
-/// partner simulator at `partner_simulator_url`, secrets are fixed development values,
-/// and the workflow's waits are short so tests see outages and lost parcels in seconds.
+/// partner simulator at `partner_simulator_url`, and the workflow's waits are short so
+/// tests see outages and lost parcels in seconds. (Secrets are resources, not parameters:
+/// see [`SecretSpec`].)
 pub fn local_parameters(partner_simulator_url: &str) -> BTreeMap<String, String> {
     let base = partner_simulator_url.trim_end_matches('/');
     let partner = |path: &str| format!("{base}/{path}");
@@ -174,20 +211,10 @@ pub fn local_parameters(partner_simulator_url: &str) -> BTreeMap<String, String>
         ("TerminalsApiUrl".to_owned(), partner("terminals")),
         ("CourierApiUrl".to_owned(), partner("courier")),
         ("NotificationsApiUrl".to_owned(), partner("notifications")),
-        ("PartnerApiToken".to_owned(), LOCAL_PARTNER_TOKEN.to_owned()),
-        (
-            "CourierWebhookSecret".to_owned(),
-            LOCAL_WEBHOOK_SECRET.to_owned(),
-        ),
         ("OutageWaitSeconds".to_owned(), "2".to_owned()),
         ("DeliveryTimeoutSeconds".to_owned(), "60".to_owned()),
     ])
 }
-
-/// The partner API token of the local stack (development only).
-pub const LOCAL_PARTNER_TOKEN: &str = "local-partner-token";
-/// The courier webhook secret of the local stack (development only).
-pub const LOCAL_WEBHOOK_SECRET: &str = "local-courier-webhook-secret";
 
 pub fn state_machine_arn(region: &str, name: &str) -> String {
     format!("arn:aws:states:{region}:{LOCAL_ACCOUNT}:stateMachine:{name}")
@@ -318,6 +345,8 @@ impl Template {
             }
             Some("AWS::Serverless::Function") => self.binary(logical_id),
             Some("AWS::Logs::LogGroup") => Ok(logical_id.to_owned()),
+            // Functions take a secret's ARN or name alike; locally the name is the id.
+            Some("AWS::SecretsManager::Secret") => Ok(logical_id.to_owned()),
             Some(other) => Err(invalid(format!(
                 "!Ref {logical_id} ({other}) has no local value"
             ))),
@@ -449,6 +478,7 @@ impl Template {
     fn resources(&self, base: &Path) -> Result<LocalResources, TemplateError> {
         let mut local = LocalResources {
             region: self.region.clone(),
+            secrets: Vec::new(),
             tables: Vec::new(),
             queues: Vec::new(),
             state_machines: Vec::new(),
@@ -456,6 +486,11 @@ impl Template {
         };
         for (logical_id, resource) in &self.resources {
             match resource.get("Type").and_then(Json::as_str) {
+                Some("AWS::SecretsManager::Secret") => local.secrets.push(SecretSpec {
+                    logical_id: logical_id.clone(),
+                    name: logical_id.clone(),
+                    description: text_at(self.properties(logical_id), "Description"),
+                }),
                 Some("AWS::DynamoDB::Table") => local.tables.push(self.table(logical_id)?),
                 Some("AWS::SQS::Queue") => local.queues.push(self.queue(logical_id)?),
                 Some("AWS::Serverless::StateMachine") => local

@@ -45,6 +45,9 @@ pub struct Webhook {
 pub struct Config {
     /// When set, every partner request needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// A partner named here needs its own token instead (each real partner issues its
+    /// own credential).
+    pub partner_tokens: std::collections::BTreeMap<operation::Partner, String>,
     /// Without it, shipments are never delivered (they stay `created`).
     pub webhook: Option<Webhook>,
     /// From shipment created to its delivery event.
@@ -61,6 +64,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             token: None,
+            partner_tokens: std::collections::BTreeMap::new(),
             webhook: None,
             delivery_delay: Duration::from_millis(1000),
             seed: 0,

@@ -3,7 +3,8 @@
 //!
 //! Every request goes through the same steps, in this order:
 //!
-//! 1. `Authorization: Bearer <token>` if the simulator runs with `--token` (401);
+//! 1. `Authorization: Bearer <token>` if the simulator runs with `--token` or a
+//!    `--partner-token` for the operation's partner (401);
 //! 2. an `Idempotency-Key` header (400 `missing_idempotency_key`);
 //! 3. a JSON object body naming `order_id` and `merchant_id`, plus the operation's own
 //!    fields (400 `invalid_request` naming what is wrong);
@@ -135,7 +136,8 @@ fn process(
     body: &[u8],
 ) -> (Result<Answer, ApiError>, Outcome) {
     let mut outcome = Outcome::default();
-    let request = authorize(state, headers).and_then(|()| Request::parse(operation, headers, body));
+    let request = authorize(state, operation, headers)
+        .and_then(|()| Request::parse(operation, headers, body));
     let mut world = state.world();
     let answer = request.and_then(|request| {
         outcome.order_id = request.order_id.clone();
@@ -145,8 +147,13 @@ fn process(
     (answer, outcome)
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &state.config().token else {
+fn authorize(state: &AppState, operation: Operation, headers: &HeaderMap) -> Result<(), ApiError> {
+    let config = state.config();
+    let Some(token) = config
+        .partner_tokens
+        .get(&operation.partner())
+        .or(config.token.as_ref())
+    else {
         return Ok(());
     };
     let presented = headers

@@ -547,6 +547,65 @@ async fn with_a_token_partner_requests_need_the_bearer_token_and_admin_requests_
     );
 }
 
+#[tokio::test]
+async fn each_partner_accepts_only_its_own_token() {
+    use partner_simulator::operation::Partner;
+    let sim = Sim::start(Config {
+        partner_tokens: [
+            (Partner::Payments, "payments-token".to_owned()),
+            (Partner::Warehouse, "warehouse-token".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+        ..Config::default()
+    })
+    .await;
+    let order = Order::fresh();
+    let call = |path: &str, body: &Value, token: &str| {
+        sim.http
+            .post(format!("{}{path}", sim.base))
+            .header("Idempotency-Key", unique("key"))
+            .header("Authorization", format!("Bearer {token}"))
+            .json(body)
+    };
+    let charge = order.charge(100);
+    let reserve = order.reservation("A920-PRO", 1);
+
+    let payments_with_warehouse_token = sim
+        .send(call("/payments/charges", &charge, "warehouse-token"))
+        .await;
+    let payments_with_its_own = sim
+        .send(call("/payments/charges", &charge, "payments-token"))
+        .await;
+    let warehouse_with_payments_token = sim
+        .send(call("/warehouse/reservations", &reserve, "payments-token"))
+        .await;
+    let warehouse_with_its_own = sim
+        .send(call("/warehouse/reservations", &reserve, "warehouse-token"))
+        .await;
+
+    assert_eq!(
+        (
+            payments_with_warehouse_token.status,
+            payments_with_warehouse_token.code()
+        ),
+        (401, "unauthorized")
+    );
+    assert_eq!(payments_with_its_own.status, 201);
+    assert_eq!(
+        (
+            warehouse_with_payments_token.status,
+            warehouse_with_payments_token.code()
+        ),
+        (401, "unauthorized")
+    );
+    assert_eq!(
+        warehouse_with_its_own.status, 201,
+        "{:?}",
+        warehouse_with_its_own.body
+    );
+}
+
 #[test]
 fn the_binary_refuses_to_listen_on_a_non_loopback_address() {
     let output = must(
