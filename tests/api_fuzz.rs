@@ -41,7 +41,8 @@ const MERCHANTS: usize = 50;
 /// API Gateway and function URLs refuse far less.
 const MAX_URL_TAIL: usize = 7_500;
 
-/// Every error code the API documents (README "The API"; functions/orders-api/src/lib.rs).
+/// Every error code the API documents (README "The API"; functions/orders-api/src/lib.rs
+/// and functions/courier-webhook/src/lib.rs).
 const DOCUMENTED_CODES: &[&str] = &[
     "invalid_request",
     "missing_idempotency_key",
@@ -53,7 +54,10 @@ const DOCUMENTED_CODES: &[&str] = &[
     "idempotency_key_reused",
     "order_not_cancellable",
     "invalid_signature",
+    "stale_signature",
+    "payload_too_large",
     "invalid_event",
+    "shipment_mismatch",
     "order_not_shipped",
     "store_unavailable",
     "workflow_unavailable",
@@ -2622,7 +2626,7 @@ fn webhook_signed(ctx: &Ctx, rng: &mut Rng, index: usize) -> Case {
         3 => format!("{},v0={}", signed_at(ctx, at, &body), rng.hex(64)),
         _ => signed_at(ctx, at, &body),
     };
-    let expected = unless_too_large(&body, expected);
+    let expected = unless_too_large(&body, refused_ids(&body, expected));
     let mut headers = vec![("x-courier-signature", signature.into_bytes())];
     if let Some(media_type) = webhook_content_type(&body, rng) {
         headers.push(("content-type", media_type.as_bytes().to_vec()));
@@ -2636,6 +2640,31 @@ fn webhook_signed(ctx: &Ctx, rng: &mut Rng, index: usize) -> Case {
         headers,
         body,
         expected,
+    }
+}
+
+/// What the webhook answers an event it would otherwise look up: ids it could not store
+/// (README: `event_id` and `shipment_id` 1 to 128 printable ASCII characters without
+/// spaces, `occurred_at` at most 64 characters) make it an invalid event first.
+fn refused_ids(body: &[u8], expected: Expected) -> Expected {
+    if expected != ORDER_NOT_FOUND {
+        return expected;
+    }
+    let Ok(event) = serde_json::from_slice::<Value>(body) else {
+        return expected;
+    };
+    let storable = |field: &str| {
+        event[field].as_str().is_some_and(|id| {
+            (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+        })
+    };
+    let short = event["occurred_at"]
+        .as_str()
+        .is_some_and(|at| at.chars().count() <= 64);
+    if storable("event_id") && storable("shipment_id") && short {
+        expected
+    } else {
+        BAD_EVENT
     }
 }
 

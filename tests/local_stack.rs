@@ -38,6 +38,63 @@ async fn the_local_resources_match_the_template() {
 }
 
 #[tokio::test]
+async fn the_functions_environment_holds_secret_ids_and_no_secret_value() {
+    let stack = Stack::connect().await;
+    let client = aws_sdk_secretsmanager::Client::new(&stack.aws);
+    let listed = client.list_secrets().max_results(100).send().await;
+    let listed = match listed {
+        Ok(listed) => listed.secret_list.unwrap_or_default(),
+        Err(error) => panic!("ListSecrets: {error:?}"),
+    };
+    let mut values = Vec::new();
+    for secret in listed.iter().filter_map(|s| s.name()) {
+        match order_core::secrets::read(&client, secret).await {
+            Ok(value) => values.push((secret.to_owned(), value)),
+            Err(error) => panic!("{error}"),
+        }
+    }
+    let names: Vec<&str> = values.iter().map(|(name, _)| name.as_str()).collect();
+    for deployed in [
+        "WarehouseApiTokenSecret",
+        "PaymentsApiTokenSecret",
+        "TerminalsApiTokenSecret",
+        "CourierApiTokenSecret",
+        "NotificationsApiTokenSecret",
+        "CourierWebhookSecret",
+    ] {
+        assert!(
+            names.contains(&deployed),
+            "{deployed} is not deployed: {names:?}"
+        );
+    }
+    // What cargo lambda watch gives every function: the deployed function configuration.
+    let path = stack.dir.join("functions.env");
+    let environment = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    for (name, value) in &values {
+        assert!(
+            !environment.contains(value.as_str()),
+            "the value of secret {name} is in {}",
+            path.display()
+        );
+    }
+    let mut secret_ids = 0;
+    for line in environment.lines() {
+        let Some((variable, value)) = line.split_once('=') else {
+            continue;
+        };
+        if variable.ends_with("_SECRET") || variable.ends_with("_SECRET_ID") {
+            assert!(
+                names.contains(&value),
+                "{variable} should name a secret, not hold {value:?}"
+            );
+            secret_ids += 1;
+        }
+    }
+    assert_eq!(secret_ids, 6, "a secret id per partner and the webhook's");
+}
+
+#[tokio::test]
 async fn a_template_that_differs_from_the_running_stack_is_reported() {
     let stack = Stack::connect().await;
     // A copy of the template with one more index, one other queue setting (both

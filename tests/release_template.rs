@@ -15,36 +15,11 @@
 
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
-use std::process::Command;
-use system_tests::root;
 
 type Resources = Map<String, Value>;
 
 fn translated() -> Resources {
-    let root = root();
-    let python = root.join(".venv-lint/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `bash infra/lint.sh` once (it installs the SAM translator)",
-        python.display()
-    );
-    let output = Command::new(&python)
-        .arg(root.join("infra/translate-sam.py"))
-        .arg(root.join("template.yaml"))
-        .current_dir(&root)
-        .output()
-        .expect("run infra/translate-sam.py");
-    assert!(
-        output.status.success(),
-        "the SAM transform failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let template: Value =
-        serde_json::from_slice(&output.stdout).expect("the translated template is JSON");
-    template["Resources"]
-        .as_object()
-        .cloned()
-        .expect("the translated template has Resources")
+    system_tests::translated_template()
 }
 
 fn of_type<'a>(resources: &'a Resources, kind: &str) -> Vec<(&'a String, &'a Value)> {

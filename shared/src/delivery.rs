@@ -35,7 +35,31 @@ pub struct CourierEvent {
     pub occurred_at: String,
 }
 
+/// The longest `event_id` and `shipment_id` accepted (they become parts of item keys).
+pub const MAX_ID_CHARS: usize = 128;
+
 impl CourierEvent {
+    /// Refuses an event whose ids could not be stored as they are: each of `event_id` and
+    /// `shipment_id` is 1 to [`MAX_ID_CHARS`] printable ASCII characters without spaces,
+    /// `occurred_at` at most 64 characters. The message names the field.
+    pub fn check(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("event_id", &self.event_id),
+            ("shipment_id", &self.shipment_id),
+        ] {
+            let printable = value.bytes().all(|b| b.is_ascii_graphic());
+            if value.is_empty() || value.len() > MAX_ID_CHARS || !printable {
+                return Err(format!(
+                    "{field} must be 1 to {MAX_ID_CHARS} printable ASCII characters without spaces"
+                ));
+            }
+        }
+        if self.occurred_at.chars().count() > 64 {
+            return Err("occurred_at must be at most 64 characters".to_owned());
+        }
+        Ok(())
+    }
+
     /// The delivery this event reports.
     pub fn delivery(&self) -> Delivery {
         Delivery {
@@ -247,6 +271,33 @@ mod tests {
         let header = format!("t=5,v1={},{}", "00".repeat(32), &good[4..]);
         let signature = Signature::parse(Some(&header)).unwrap_or_else(|e| panic!("{e}"));
         assert!(signature.signs(SECRET, body));
+    }
+
+    #[test]
+    fn an_event_with_an_empty_long_or_spaced_id_is_refused_naming_the_field() {
+        let event = |event_id: &str, shipment_id: &str| CourierEvent {
+            event_id: event_id.to_owned(),
+            kind: DELIVERED.to_owned(),
+            order_id: "ord-1".to_owned(),
+            shipment_id: shipment_id.to_owned(),
+            tracking_number: None,
+            occurred_at: "2026-11-26T10:00:00.000Z".to_owned(),
+        };
+        assert_eq!(event("evt-1", "shp-1").check(), Ok(()));
+        let long = "e".repeat(MAX_ID_CHARS + 1);
+        for (bad, field) in [
+            (event("", "shp-1"), "event_id"),
+            (event(&long, "shp-1"), "event_id"),
+            (event("evt 1", "shp-1"), "event_id"),
+            (event("evt-1", "shp-\u{0}"), "shipment_id"),
+            (event("evt-1", "schiff-ä"), "shipment_id"),
+        ] {
+            let refused = bad.check();
+            assert!(
+                refused.as_ref().is_err_and(|m| m.starts_with(field)),
+                "{bad:?}: {refused:?}"
+            );
+        }
     }
 
     #[test]

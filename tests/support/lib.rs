@@ -553,6 +553,39 @@ pub fn catalogue() -> Catalogue {
 }
 
 /// The workspace root.
+/// `template.yaml` after the SAM transform (infra/translate-sam.py, the translator `sam
+/// deploy` runs, offline): what CloudFormation deploys. Needs the lint tools (`bash
+/// infra/lint.sh` installs them into .venv-lint; `make test` runs it first).
+pub fn translated_document() -> Value {
+    let root = root();
+    let python = root.join(".venv-lint/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `bash infra/lint.sh` once (it installs the SAM translator)",
+        python.display()
+    );
+    let output = std::process::Command::new(&python)
+        .arg(root.join("infra/translate-sam.py"))
+        .arg(root.join("template.yaml"))
+        .current_dir(&root)
+        .output()
+        .expect("run infra/translate-sam.py");
+    assert!(
+        output.status.success(),
+        "the SAM transform failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the translated template is JSON")
+}
+
+/// The Resources of the translated template ([`translated_document`]).
+pub fn translated_template() -> serde_json::Map<String, Value> {
+    translated_document()["Resources"]
+        .as_object()
+        .cloned()
+        .expect("the translated template has Resources")
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

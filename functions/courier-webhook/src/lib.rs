@@ -127,6 +127,13 @@ pub async fn receive(
             format!("the event is not a courier event: {e}"),
         )
     })?;
+    event.check().map_err(|problem| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            format!("the event is not a courier event: {problem}"),
+        )
+    })?;
     let id = OrderId::parse(&event.order_id)
         .ok_or_else(|| ApiError::order_not_found(&event.order_id))?;
     tracing::Span::current().record("order_id", id.as_str());

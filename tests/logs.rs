@@ -1,0 +1,85 @@
+//! What the functions log: never a merchant's delivery address or name (personal data),
+//! whichever way the order goes. Reads the JSON logs the local stack keeps of its
+//! functions (`<stack dir>/logs/cargo-lambda-watch.log`) and of the invoke router, after
+//! orders that complete, are declined and rolled back, and are refused by the API, each
+//! with an address only this test uses, and checks for the address every other test's
+//! orders carry too.
+
+use serde_json::{json, Value};
+use system_tests::{unique_key, unique_merchant, valid_order, Stack};
+
+const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
+
+/// An order for `merchant` delivered to an address marked with `marker`.
+fn marked_order(merchant: &str, marker: &str) -> Value {
+    let mut order = valid_order(merchant);
+    order["delivery_address"] = json!({
+        "name": format!("Logcheck Person {marker}"),
+        "line1": format!("{marker} Privacy Lane 7"),
+        "line2": format!("Floor {marker}"),
+        "city": "Berlin",
+        "postal_code": "10115",
+        "country": "DE",
+    });
+    order
+}
+
+#[tokio::test]
+async fn no_function_logs_a_delivery_address_or_a_name() {
+    let stack = Stack::connect().await;
+    let marker = format!("zq{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let plain = unique_merchant();
+    let declining = stack
+        .partners()
+        .merchant_with(json!([{"partner": "payments", "operation": "charge", "fault": "refuse"}]))
+        .await;
+    let (completed, _) = stack.place(&marked_order(&plain, &marker)).await;
+    let (declined, _) = stack.place(&marked_order(&declining, &marker)).await;
+    // Refused by the API: the address is valid, a line is not.
+    let mut refused = marked_order(&plain, &marker);
+    refused["lines"][0]["quantity"] = json!(0);
+    let reply = stack
+        .post_order(Some(&unique_key()), &refused.to_string())
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    let completed = stack.wait_for_status(&completed, &ENDED).await;
+    assert_eq!(completed["status"], "COMPLETED", "{completed}");
+    let declined = stack.wait_for_status(&declined, &ENDED).await;
+    assert_eq!(declined["status"], "FAILED", "{declined}");
+
+    let logs = stack.dir.join("logs");
+    let mut lines = 0;
+    let mut found = Vec::new();
+    for file in ["cargo-lambda-watch.log", "invoke-router.log"] {
+        let path = logs.join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        for line in text.lines() {
+            lines += 1;
+            // Every other test's orders go to the example address.
+            for personal in [
+                marker.as_str(),
+                "Café Blau",
+                "Caf\\u00e9 Blau",
+                "Torstraße 1",
+            ] {
+                if line.contains(personal) {
+                    found.push(format!(
+                        "{file}: {}",
+                        line.chars().take(300).collect::<String>()
+                    ));
+                }
+            }
+        }
+    }
+    // The orders above did log (their order ids), so the search looked at their lines.
+    let ids_logged = std::fs::read_to_string(logs.join("cargo-lambda-watch.log"))
+        .map(|text| text.contains(completed["order_id"].as_str().unwrap_or("?")))
+        .unwrap_or(false);
+    assert!(
+        ids_logged,
+        "the completed order's id is in the function logs"
+    );
+    assert!(lines > 0);
+    assert_eq!(found, Vec::<String>::new(), "personal data in the logs");
+}

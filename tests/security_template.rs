@@ -1,0 +1,388 @@
+//! Least privilege and secrets, checked on what CloudFormation deploys: `template.yaml`
+//! after the SAM transform.
+//!
+//! - Each function's role grants exactly the AWS actions its code calls, on exactly the
+//!   resources it calls them on ([`CALLS`]): a grant no call needs, or a call without a
+//!   grant, fails. The managed policies SAM attaches for the Lambda runtime itself (logs,
+//!   X-Ray) are not the code's and are left out; SAM's dead-letter-queue policy is listed
+//!   as what it is.
+//! - No secret sits in a parameter or an environment variable: variables that name a
+//!   secret hold a Secrets Manager secret's ARN, and no parameter is NoEcho.
+//! - The open webhook cannot starve the workflow: it and the API have reserved
+//!   concurrency (also their ceiling) and the API stage throttles, the webhook route on
+//!   its own limits.
+//!
+//! Needs the lint tools (`bash infra/lint.sh` installs them; `make test` runs it first).
+
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use system_tests::translated_template;
+
+type Resources = Map<String, Value>;
+
+/// What each function's code calls: `(IAM action, resource)`, the resource as the
+/// template names it (`OrdersTable` for its ARN; `OrdersTable/index/by-status`; `*` where
+/// the action takes no resource). Keep it next to the code it describes: when a function
+/// starts or stops calling something, change this list and the template's grant.
+const CALLS: &[(&str, &[(&str, &str)])] = &[
+    (
+        // place: GetItem (the idempotency key), TransactWriteItems of two Puts; the
+        // execution ARN and cancelling: UpdateItem; GET: Query on the order's key.
+        "OrdersApiFunction",
+        &[
+            ("dynamodb:GetItem", "OrdersTable"),
+            ("dynamodb:PutItem", "OrdersTable"),
+            ("dynamodb:UpdateItem", "OrdersTable"),
+            ("dynamodb:Query", "OrdersTable"),
+            ("states:StartExecution", "OrderWorkflowAliaslive"),
+        ],
+    ),
+    (
+        // record_delivery: TransactWriteItems of two Updates, a ConditionCheck and a Put;
+        // then GetItem; SendTaskSuccess; the signing secret.
+        "CourierWebhookFunction",
+        &[
+            ("dynamodb:GetItem", "OrdersTable"),
+            ("dynamodb:UpdateItem", "OrdersTable"),
+            ("dynamodb:PutItem", "OrdersTable"),
+            ("dynamodb:ConditionCheckItem", "OrdersTable"),
+            ("states:SendTaskSuccess", "*"),
+            ("secretsmanager:GetSecretValue", "CourierWebhookSecret"),
+        ],
+    ),
+    ("ValidateOrderFunction", STEP),
+    (
+        "ReserveStockFunction",
+        &[STEP[0], STEP[1], token("WarehouseApiTokenSecret")],
+    ),
+    (
+        "TakePaymentFunction",
+        &[STEP[0], STEP[1], token("PaymentsApiTokenSecret")],
+    ),
+    (
+        "DeactivateTerminalsFunction",
+        &[STEP[0], STEP[1], token("TerminalsApiTokenSecret")],
+    ),
+    (
+        "CreateReturnLabelFunction",
+        &[STEP[0], STEP[1], token("CourierApiTokenSecret")],
+    ),
+    (
+        "ProvisionTerminalsFunction",
+        &[STEP[0], STEP[1], token("TerminalsApiTokenSecret")],
+    ),
+    (
+        "ArrangeShipmentFunction",
+        &[STEP[0], STEP[1], token("CourierApiTokenSecret")],
+    ),
+    (
+        // A delivery recorded before the task token: it resumes the execution itself.
+        "AwaitDeliveryFunction",
+        &[STEP[0], STEP[1], ("states:SendTaskSuccess", "*")],
+    ),
+    (
+        "NotifyCustomerFunction",
+        &[STEP[0], STEP[1], token("NotificationsApiTokenSecret")],
+    ),
+    ("CompleteOrderFunction", STEP),
+    (
+        "CancelShipmentFunction",
+        &[STEP[0], STEP[1], token("CourierApiTokenSecret")],
+    ),
+    (
+        "DeprovisionTerminalsFunction",
+        &[STEP[0], STEP[1], token("TerminalsApiTokenSecret")],
+    ),
+    (
+        "RefundPaymentFunction",
+        &[STEP[0], STEP[1], token("PaymentsApiTokenSecret")],
+    ),
+    (
+        "ReleaseStockFunction",
+        &[STEP[0], STEP[1], token("WarehouseApiTokenSecret")],
+    ),
+    ("FailOrderFunction", STEP),
+    (
+        "ReconcilerFunction",
+        &[
+            ("dynamodb:Query", "OrdersTable/index/by-status"),
+            ("dynamodb:GetItem", "OrdersTable"),
+            ("dynamodb:UpdateItem", "OrdersTable"),
+            ("states:StartExecution", "OrderWorkflowAliaslive"),
+            (
+                "states:DescribeExecution",
+                "arn:AWS::Partition:states:AWS::Region:AWS::AccountId:execution:OrderWorkflow:*",
+            ),
+            ("sqs:SendMessage", "WorkflowDeadLetterQueue"),
+            // Not the code: Lambda itself sends a run that failed its async retries to
+            // the function's dead-letter queue, with the function's role.
+            ("sqs:SendMessage", "ReconcilerDeadLetterQueue"),
+        ],
+    ),
+];
+
+/// Every step: GetItem of the order and its step item; UpdateItem to record the step and
+/// move the status (also the Updates inside TransactWriteItems).
+const STEP: &[(&str, &str)] = &[
+    ("dynamodb:GetItem", "OrdersTable"),
+    ("dynamodb:UpdateItem", "OrdersTable"),
+];
+
+/// Reading a partner's token at cold start.
+const fn token(secret: &'static str) -> (&'static str, &'static str) {
+    ("secretsmanager:GetSecretValue", secret)
+}
+
+/// A resource as the template names it: `{"Fn::GetAtt": ["T", "Arn"]}` → `T`, `{"Ref":
+/// "X"}` → `X`, a `Fn::Sub` text with `${X.Attr}` and `${X}` written as `X`.
+fn resource_name(value: &Value) -> String {
+    if let Some(text) = value.as_str() {
+        return text.to_owned();
+    }
+    if let Some(name) = value["Ref"].as_str() {
+        return name.to_owned();
+    }
+    if let Some(name) = value["Fn::GetAtt"][0].as_str() {
+        return name.to_owned();
+    }
+    let sub = match &value["Fn::Sub"] {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .first()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        _ => return value.to_string(),
+    };
+    let mut out = String::new();
+    let mut rest = sub.as_str();
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').unwrap_or(after.len());
+        let name = &after[..end];
+        out.push_str(name.split_once('.').map_or(name, |(id, _)| id));
+        rest = after.get(end + 1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
+fn as_list(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+/// The `(action, resource)` pairs a role's inline policies allow.
+fn granted(role: &Value) -> BTreeSet<(String, String)> {
+    let mut pairs = BTreeSet::new();
+    for policy in as_list(&role["Properties"]["Policies"]) {
+        for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
+            assert_eq!(statement["Effect"], "Allow", "{statement}");
+            for action in as_list(&statement["Action"]) {
+                for resource in as_list(&statement["Resource"]) {
+                    let action = action.as_str().unwrap_or_default().to_owned();
+                    pairs.insert((action, resource_name(&resource)));
+                }
+            }
+        }
+    }
+    pairs
+}
+
+fn functions(resources: &Resources) -> BTreeMap<String, Value> {
+    resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Lambda::Function")
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .collect()
+}
+
+#[test]
+fn every_function_is_granted_exactly_what_its_code_calls() {
+    let resources = translated_template();
+    let functions = functions(&resources);
+    let listed: BTreeSet<&str> = CALLS.iter().map(|(f, _)| *f).collect();
+    let deployed: BTreeSet<&str> = functions.keys().map(String::as_str).collect();
+    assert_eq!(
+        listed, deployed,
+        "CALLS must list every function the template deploys, and only those"
+    );
+    let mut wrong = Vec::new();
+    for (function, calls) in CALLS {
+        let role_id = functions[*function]["Properties"]["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{function} has no role of the template"));
+        let grants = granted(&resources[role_id]);
+        let needed: BTreeSet<(String, String)> = calls
+            .iter()
+            .map(|(a, r)| ((*a).to_owned(), (*r).to_owned()))
+            .collect();
+        for unused in grants.difference(&needed) {
+            wrong.push(format!(
+                "{function}: granted {unused:?}, which its code never calls"
+            ));
+        }
+        for missing in needed.difference(&grants) {
+            wrong.push(format!(
+                "{function}: calls {missing:?}, which is not granted"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_check_sees_a_grant_no_call_needs_and_a_call_without_a_grant() {
+    // The comparison itself, on a role as the transform writes one.
+    let role = serde_json::json!({"Properties": {"Policies": [{"PolicyDocument": {"Statement": [
+        {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:Query"],
+         "Resource": {"Fn::GetAtt": ["OrdersTable", "Arn"]}},
+        {"Effect": "Allow", "Action": "states:DescribeExecution",
+         "Resource": {"Fn::Sub": "arn:${AWS::Partition}:states:x:execution:${OrderWorkflow.Name}:*"}}
+    ]}}]}});
+    let grants = granted(&role);
+    assert_eq!(
+        grants,
+        [
+            ("dynamodb:GetItem", "OrdersTable"),
+            ("dynamodb:Query", "OrdersTable"),
+            (
+                "states:DescribeExecution",
+                "arn:AWS::Partition:states:x:execution:OrderWorkflow:*"
+            ),
+        ]
+        .into_iter()
+        .map(|(a, r)| (a.to_owned(), r.to_owned()))
+        .collect()
+    );
+    let needed: BTreeSet<(String, String)> = STEP
+        .iter()
+        .map(|(a, r)| ((*a).to_owned(), (*r).to_owned()))
+        .collect();
+    assert_eq!(
+        grants.difference(&needed).count(),
+        2,
+        "Query and DescribeExecution are not needed by a step"
+    );
+    assert_eq!(
+        needed.difference(&grants).collect::<Vec<_>>(),
+        [&("dynamodb:UpdateItem".to_owned(), "OrdersTable".to_owned())]
+    );
+}
+
+#[test]
+fn no_parameter_or_environment_variable_holds_a_secret() {
+    let template = system_tests::translated_document();
+    let resources = template["Resources"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (name, parameter) in template["Parameters"].as_object().into_iter().flatten() {
+        assert_ne!(
+            parameter["NoEcho"],
+            Value::Bool(true),
+            "parameter {name} is a secret: make it an AWS::SecretsManager::Secret"
+        );
+        let lower = name.to_ascii_lowercase();
+        assert!(
+            !["token", "secret", "password", "apikey"]
+                .iter()
+                .any(|word| lower.contains(word)),
+            "parameter {name} looks like a secret"
+        );
+    }
+    let secrets: BTreeSet<&str> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::SecretsManager::Secret")
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(
+        secrets.len(),
+        6,
+        "a secret per partner and the webhook's: {secrets:?}"
+    );
+    for (function, resource) in functions(&resources) {
+        for (variable, value) in resource["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            let names_a_secret = ["TOKEN", "SECRET", "PASSWORD", "KEY"]
+                .iter()
+                .any(|word| variable.contains(word));
+            if names_a_secret {
+                let target = value["Ref"].as_str().unwrap_or_default();
+                assert!(
+                    secrets.contains(target),
+                    "{function}: {variable} must be the ARN of a Secrets Manager secret (!Ref), not {value}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_webhook_and_the_api_have_a_concurrency_ceiling_and_the_stage_throttles() {
+    let resources = translated_template();
+    let functions = functions(&resources);
+    for (function, parameter) in [
+        ("CourierWebhookFunction", "WebhookReservedConcurrency"),
+        ("OrdersApiFunction", "ApiReservedConcurrency"),
+    ] {
+        assert_eq!(
+            functions[function]["Properties"]["ReservedConcurrentExecutions"]["Ref"], parameter,
+            "{function}"
+        );
+    }
+    let stages: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::ApiGateway::Stage")
+        .collect();
+    assert_eq!(stages.len(), 1);
+    let settings = as_list(&stages[0]["Properties"]["MethodSettings"]);
+    let limits = |path: &str, method: &str| {
+        settings
+            .iter()
+            .find(|s| s["ResourcePath"] == path && s["HttpMethod"] == method)
+            .map(|s| {
+                (
+                    s["ThrottlingRateLimit"]["Ref"].clone(),
+                    s["ThrottlingBurstLimit"]["Ref"].clone(),
+                )
+            })
+    };
+    assert_eq!(
+        limits("/*", "*"),
+        Some((
+            Value::from("ApiThrottlingRateLimit"),
+            Value::from("ApiThrottlingBurstLimit")
+        ))
+    );
+    assert_eq!(
+        limits("/~1webhooks~1courier", "POST"),
+        Some((
+            Value::from("WebhookThrottlingRateLimit"),
+            Value::from("WebhookThrottlingBurstLimit")
+        ))
+    );
+    // The webhook route is the one without IAM, and it reaches the webhook function only.
+    let webhook_permissions: Vec<&Value> = resources
+        .values()
+        .filter(|r| {
+            r["Type"] == "AWS::Lambda::Permission"
+                && r["Properties"]["SourceArn"]
+                    .to_string()
+                    .contains("/webhooks/courier")
+        })
+        .collect();
+    assert_eq!(webhook_permissions.len(), 1, "{webhook_permissions:?}");
+    assert_eq!(
+        webhook_permissions[0]["Properties"]["FunctionName"]["Ref"],
+        "CourierWebhookFunctionAliaslive",
+        "API Gateway invokes the webhook function's alias"
+    );
+}
