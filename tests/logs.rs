@@ -1,5 +1,5 @@
 //! What the functions log: never a merchant's delivery address or name (personal data),
-//! whichever way the order goes. Reads the JSON logs the local stack keeps of its
+//! nor a secret, whichever way the order goes. Reads the JSON logs the local stack keeps of its
 //! functions (`<stack dir>/logs/cargo-lambda-watch.log`) and of the invoke router, after
 //! orders that complete, are declined and rolled back, and are refused by the API, each
 //! with an address only this test uses, and checks for the address every other test's
@@ -25,7 +25,7 @@ fn marked_order(merchant: &str, marker: &str) -> Value {
 }
 
 #[tokio::test]
-async fn no_function_logs_a_delivery_address_or_a_name() {
+async fn no_function_logs_a_delivery_address_a_name_or_a_secret() {
     let stack = Stack::connect().await;
     let marker = format!("zq{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let plain = unique_merchant();
@@ -47,6 +47,29 @@ async fn no_function_logs_a_delivery_address_or_a_name() {
     let declined = stack.wait_for_status(&declined, &ENDED).await;
     assert_eq!(declined["status"], "FAILED", "{declined}");
 
+    // Nor any secret: the partners' tokens and the webhook secret, as deployed.
+    let client = aws_sdk_secretsmanager::Client::new(&stack.aws);
+    let mut secrets = Vec::new();
+    for variable in [
+        "COURIER_WEBHOOK_SECRET_ID",
+        "PAYMENTS_API_TOKEN_SECRET",
+        "COURIER_API_TOKEN_SECRET",
+    ] {
+        let id = std::env::var(variable).unwrap_or_else(|_| panic!("{variable} is not set"));
+        match order_core::secrets::read(&client, &id).await {
+            Ok(value) => secrets.push(value),
+            Err(error) => panic!("{error}"),
+        }
+    }
+    // Every other test's orders go to the example address.
+    let mut forbidden = vec![
+        marker.clone(),
+        "Café Blau".to_owned(),
+        "Caf\\u00e9 Blau".to_owned(),
+        "Torstraße 1".to_owned(),
+    ];
+    forbidden.extend(secrets);
+
     let logs = stack.dir.join("logs");
     let mut lines = 0;
     let mut found = Vec::new();
@@ -56,14 +79,8 @@ async fn no_function_logs_a_delivery_address_or_a_name() {
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         for line in text.lines() {
             lines += 1;
-            // Every other test's orders go to the example address.
-            for personal in [
-                marker.as_str(),
-                "Café Blau",
-                "Caf\\u00e9 Blau",
-                "Torstraße 1",
-            ] {
-                if line.contains(personal) {
+            for personal in &forbidden {
+                if line.contains(personal.as_str()) {
                     found.push(format!(
                         "{file}: {}",
                         line.chars().take(300).collect::<String>()
@@ -81,5 +98,9 @@ async fn no_function_logs_a_delivery_address_or_a_name() {
         "the completed order's id is in the function logs"
     );
     assert!(lines > 0);
-    assert_eq!(found, Vec::<String>::new(), "personal data in the logs");
+    assert_eq!(
+        found,
+        Vec::<String>::new(),
+        "personal data or a secret in the logs"
+    );
 }
