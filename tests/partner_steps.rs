@@ -678,3 +678,58 @@ async fn await_delivery_run_again_after_the_execution_was_resumed_reports_the_de
         Ok((OrderStatus::Delivered, true))
     );
 }
+
+#[tokio::test]
+async fn a_partner_token_rotated_after_the_cold_start_is_read_again_when_the_partner_refuses_it() {
+    use order_core::partners::{HttpPartner, HttpPayments, Payments};
+    let stack = Stack::connect().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&stack.aws);
+    let deployed = std::env::var("PAYMENTS_API_TOKEN_SECRET").unwrap_or_default();
+    let right = match order_core::secrets::read(&secrets, &deployed).await {
+        Ok(token) => token,
+        Err(error) => panic!("{error}"),
+    };
+    // The function started while its secret held a token the partner no longer takes.
+    let name = format!("scratch-payments-token-{}", unique_key());
+    let created = secrets
+        .create_secret()
+        .name(&name)
+        .secret_string("a-token-the-partner-revoked")
+        .send()
+        .await;
+    assert!(created.is_ok(), "{created:?}");
+    let payments = HttpPartner::with_secret(
+        Partner::Payments,
+        &format!("{}/payments", stack.partner_simulator_url()),
+        secrets.clone(),
+        name.clone(),
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    let payments = match payments {
+        Ok(adapter) => HttpPayments(adapter),
+        Err(error) => panic!("{error}"),
+    };
+    // Rotated since: the secret now holds the token the partner takes.
+    let put = secrets
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string(&right)
+        .send()
+        .await;
+    assert!(put.is_ok(), "{put:?}");
+    let order = OrderId::generate();
+    let call = CallContext::new(&order, &unique_merchant(), "TakePayment");
+    // The partner refuses the old token; the adapter reads the secret again and the
+    // charge goes through with the new one, once.
+    let charged = payments.charge(&call, 1000, "EUR").await;
+    assert!(charged.is_ok(), "{charged:?}");
+    let ledger = stack.partners().ledger(order.as_str()).await;
+    assert_eq!(ledger.entries("charges").len(), 1, "{ledger:?}");
+    let _ = secrets
+        .delete_secret()
+        .secret_id(&name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await;
+}

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a partner call may take when `PARTNER_TIMEOUT_MS` is not set.
@@ -79,6 +80,10 @@ pub enum PartnerFailure {
     Throttled,
     /// No answer in time; the partner may still have acted.
     Timeout,
+    /// 401 or 403: the partner refused our credentials (a token rotated on one side
+    /// only, or not yet put in its secret). Our fault, not the order's: retried like an
+    /// outage, so an operator can fix the secret before the order is given up.
+    Unauthorized,
     /// A permanent refusal (4xx) with the partner's error code.
     Refused { status: u16, code: String },
 }
@@ -97,7 +102,9 @@ impl PartnerError {
     /// The activity error for this failure; a permanent refusal becomes `refused`.
     pub fn into_activity_error(self, order_id: &OrderId, refused: ErrorName) -> ActivityError {
         let name = match &self.failure {
-            PartnerFailure::Unavailable => ErrorName::PartnerUnavailable,
+            PartnerFailure::Unavailable | PartnerFailure::Unauthorized => {
+                ErrorName::PartnerUnavailable
+            }
             PartnerFailure::Throttled => ErrorName::PartnerThrottled,
             PartnerFailure::Timeout => ErrorName::PartnerTimeout,
             PartnerFailure::Refused { .. } => refused,
@@ -268,13 +275,64 @@ pub struct HttpPartner {
     client: reqwest::Client,
 }
 
-/// A partner's API token: kept out of `Debug` output, so no log line can carry it.
+/// A partner's API token, kept out of `Debug` output so no log line can carry it. One
+/// read from Secrets Manager is re-read when the partner refuses it (at most once per
+/// [`crate::secrets::REFRESH_INTERVAL`]): a token rotated since the cold start is then
+/// picked up without a redeploy.
 #[derive(Clone)]
-struct Token(String);
+struct Token {
+    value: Arc<tokio::sync::RwLock<String>>,
+    source: Option<Arc<TokenSource>>,
+}
+
+struct TokenSource {
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+    read_at: tokio::sync::Mutex<std::time::Instant>,
+}
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    fn fixed(value: String) -> Token {
+        Token {
+            value: Arc::new(tokio::sync::RwLock::new(value)),
+            source: None,
+        }
+    }
+
+    async fn current(&self) -> String {
+        self.value.read().await.clone()
+    }
+
+    /// Reads the secret again if it may be (it came from one, and not within the refresh
+    /// interval); whether the value changed.
+    async fn refresh(&self, partner: Partner) -> bool {
+        let Some(source) = &self.source else {
+            return false;
+        };
+        let mut read_at = source.read_at.lock().await;
+        if read_at.elapsed() < crate::secrets::REFRESH_INTERVAL {
+            return false;
+        }
+        *read_at = std::time::Instant::now();
+        match crate::secrets::read(&source.client, &source.secret_id).await {
+            Ok(value) => {
+                let mut current = self.value.write().await;
+                let changed = *current != value;
+                *current = value;
+                tracing::info!(%partner, changed, "partner token read again after a refusal");
+                changed
+            }
+            Err(error) => {
+                tracing::error!(%partner, %error, "cannot read the partner token again");
+                false
+            }
+        }
     }
 }
 
@@ -311,7 +369,7 @@ impl HttpPartner {
         Ok(HttpPartner {
             partner,
             base_url: base_url.trim_end_matches('/').to_owned(),
-            token: token.map(Token),
+            token: token.map(Token::fixed),
             client,
         })
     }
@@ -328,9 +386,13 @@ impl HttpPartner {
             }
             .into());
         }
-        let token = crate::secrets::read_from_env(partner.token_secret_variable())
-            .await
-            .map_err(|source| PartnerConfigError::Token { partner, source })?;
+        let secret_id =
+            crate::secrets::id_from_env(partner.token_secret_variable()).map_err(|source| {
+                PartnerConfigError::Token {
+                    partner,
+                    source: source.into(),
+                }
+            })?;
         let timeout = match std::env::var("PARTNER_TIMEOUT_MS") {
             Err(_) => DEFAULT_TIMEOUT,
             Ok(text) => text
@@ -344,7 +406,37 @@ impl HttpPartner {
                     reason: format!("{text:?} is not a positive number of milliseconds"),
                 })?,
         };
-        HttpPartner::new(partner, &base_url, Some(token), timeout)
+        let secrets = aws_sdk_secretsmanager::Client::new(config::aws().await);
+        HttpPartner::with_secret(partner, &base_url, secrets, secret_id, timeout).await
+    }
+
+    /// The adapter for `partner` at `base_url`, presenting the token in Secrets Manager
+    /// secret `secret_id` (read now). When the partner refuses the token (401, 403) the
+    /// secret is read again, at once the first time and then at most once per
+    /// [`crate::secrets::REFRESH_INTERVAL`], and a changed token is tried once more.
+    pub async fn with_secret(
+        partner: Partner,
+        base_url: &str,
+        secrets: aws_sdk_secretsmanager::Client,
+        secret_id: String,
+        timeout: Duration,
+    ) -> Result<HttpPartner, PartnerConfigError> {
+        let token = crate::secrets::read(&secrets, &secret_id)
+            .await
+            .map_err(|source| PartnerConfigError::Token { partner, source })?;
+        let never = std::time::Instant::now()
+            .checked_sub(crate::secrets::REFRESH_INTERVAL)
+            .unwrap_or_else(std::time::Instant::now);
+        let mut adapter = HttpPartner::new(partner, base_url, None, timeout)?;
+        adapter.token = Some(Token {
+            value: Arc::new(tokio::sync::RwLock::new(token)),
+            source: Some(Arc::new(TokenSource {
+                client: secrets,
+                secret_id,
+                read_at: tokio::sync::Mutex::new(never),
+            })),
+        });
+        Ok(adapter)
     }
 
     /// POSTs `body` to `path` with the call's idempotency key and reads the answer.
@@ -362,19 +454,23 @@ impl HttpPartner {
             message,
         };
         let url = format!("{}/{path}", self.base_url);
-        let mut request = self
-            .client
-            .post(&url)
-            .header("Idempotency-Key", &call.idempotency_key)
-            .json(&call.body(body));
-        if let Some(Token(token)) = &self.token {
-            request = request.bearer_auth(token);
-        }
+        let body = call.body(body);
         tracing::debug!(partner = %self.partner, operation, key = %call.idempotency_key, "calling partner");
-        let response = request
-            .send()
+        let mut response = self
+            .send(&url, call, &body)
             .await
             .map_err(|e| error(transport_failure(&e), describe(&e)))?;
+        let refused_credentials = matches!(response.status().as_u16(), 401 | 403);
+        if refused_credentials {
+            if let Some(token) = &self.token {
+                if token.refresh(self.partner).await {
+                    response = self
+                        .send(&url, call, &body)
+                        .await
+                        .map_err(|e| error(transport_failure(&e), describe(&e)))?;
+                }
+            }
+        }
         let status = response.status();
         let text = response
             .text()
@@ -391,11 +487,37 @@ impl HttpPartner {
                     ),
                 )
             }),
+            Some(PartnerFailure::Unauthorized) => Err(error(
+                PartnerFailure::Unauthorized,
+                format!(
+                    "answered {status}: the partner refused our credentials; check the token in the secret named by {} ({})",
+                    self.partner.token_secret_variable(),
+                    clip(&text)
+                ),
+            )),
             Some(failure) => Err(error(
                 failure,
                 format!("answered {status}: {}", clip(&text)),
             )),
         }
+    }
+
+    /// One POST of `body` with the call's idempotency key and the current token.
+    async fn send(
+        &self,
+        url: &str,
+        call: &CallContext,
+        body: &Value,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut request = self
+            .client
+            .post(url)
+            .header("Idempotency-Key", &call.idempotency_key)
+            .json(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.current().await);
+        }
+        request.send().await
     }
 }
 
@@ -404,6 +526,7 @@ pub fn classify(status: u16, body: &str) -> Option<PartnerFailure> {
     match status {
         200..=299 => None,
         408 => Some(PartnerFailure::Timeout),
+        401 | 403 => Some(PartnerFailure::Unauthorized),
         429 => Some(PartnerFailure::Throttled),
         400..=499 => {
             let code = serde_json::from_str::<Value>(body)
@@ -592,11 +715,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn server_errors_are_unavailable_and_429_is_throttled() {
+    fn server_errors_are_unavailable_429_is_throttled_and_401_refused_credentials() {
         assert_eq!(classify(503, ""), Some(PartnerFailure::Unavailable));
         assert_eq!(classify(500, "oops"), Some(PartnerFailure::Unavailable));
         assert_eq!(classify(429, ""), Some(PartnerFailure::Throttled));
         assert_eq!(classify(408, ""), Some(PartnerFailure::Timeout));
+        assert_eq!(classify(401, ""), Some(PartnerFailure::Unauthorized));
+        assert_eq!(classify(403, "{}"), Some(PartnerFailure::Unauthorized));
         assert_eq!(classify(201, "{}"), None);
     }
 
@@ -643,6 +768,10 @@ mod tests {
         let timeout =
             failure(PartnerFailure::Timeout).into_activity_error(&id, ErrorName::PaymentDeclined);
         assert_eq!(timeout.name, ErrorName::PartnerTimeout);
+        // Refused credentials are our fault, never a declined payment: retried as an outage.
+        let unauthorized = failure(PartnerFailure::Unauthorized)
+            .into_activity_error(&id, ErrorName::PaymentDeclined);
+        assert_eq!(unauthorized.name, ErrorName::PartnerUnavailable);
     }
 
     #[test]
