@@ -6,9 +6,11 @@
 //! was reserved for order X"), so they work even when the forward call's answer was lost.
 //!
 //! Failures are classified once, here: a 5xx, a refused connection or a reset is
-//! `Partner.Unavailable`, a 429 `Partner.Throttled`, a timeout `Partner.Timeout` (all
-//! transient, retried by the state machine); any other 4xx is the operation's permanent
-//! refusal (`Payment.Declined`, `Stock.Unavailable`, ...), never retried.
+//! `Partner.Unavailable`, a 429 `Partner.Throttled`, a timeout `Partner.Timeout`, a 401 or
+//! 403 (our credentials refused: after one re-read of the token secret) also
+//! `Partner.Unavailable` (all transient, retried by the state machine); any other 4xx is
+//! the operation's permanent refusal (`Payment.Declined`, `Stock.Unavailable`, ...), never
+//! retried.
 //!
 //! The wire contract is documented with the simulator that serves it locally:
 //! `infra/partner-simulator/README.md`.
