@@ -50,74 +50,22 @@ FAILING = ("MEDIUM", "HIGH", "CRITICAL")
 # Properties that hold a policy document, wherever they appear in a resource.
 POLICY_KEYS = ("PolicyDocument", "KeyPolicy", "ResourcePolicy")
 
-# Resource type -> {"Ref" or attribute: placeholder}; `{id}` is the logical id.
-ARN = f"arn:{PARTITION}:{{service}}:{REGION}:{ACCOUNT}:"
+
+def arn(service: str, resource: str) -> str:
+    return f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT}:{resource}"
+
+
+# Resource type -> {"Ref" or attribute: placeholder}, `{id}` standing for the logical id:
+# the references the template's policies make, and a few they are likely to make next.
 PLACEHOLDERS = {
-    "AWS::DynamoDB::Table": {
-        "Ref": "{id}",
-        "Arn": ARN.format(service="dynamodb") + "table/{id}",
-        "StreamArn": ARN.format(service="dynamodb") + "table/{id}/stream/2024-01-01T00:00:00.000",
-    },
-    "AWS::SQS::Queue": {
-        "Ref": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{{id}}",
-        "Arn": ARN.format(service="sqs") + "{id}",
-        "QueueName": "{id}",
-        "QueueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{{id}}",
-    },
-    "AWS::SNS::Topic": {
-        "Ref": ARN.format(service="sns") + "{id}",
-        "TopicArn": ARN.format(service="sns") + "{id}",
-        "TopicName": "{id}",
-    },
-    "AWS::Lambda::Function": {
-        "Ref": "{id}",
-        "Arn": ARN.format(service="lambda") + "function:{id}",
-    },
-    "AWS::Lambda::Version": {
-        "Ref": ARN.format(service="lambda") + "function:{id}:1",
-        "Version": "1",
-    },
-    "AWS::Lambda::Alias": {"Ref": ARN.format(service="lambda") + "function:{id}:live"},
-    "AWS::StepFunctions::StateMachine": {
-        "Ref": ARN.format(service="states") + "stateMachine:{id}",
-        "Arn": ARN.format(service="states") + "stateMachine:{id}",
-        "Name": "{id}",
-    },
-    "AWS::StepFunctions::StateMachineVersion": {
-        "Ref": ARN.format(service="states") + "stateMachine:{id}:1",
-        "Arn": ARN.format(service="states") + "stateMachine:{id}:1",
-    },
-    "AWS::StepFunctions::StateMachineAlias": {
-        "Ref": ARN.format(service="states") + "stateMachine:{id}:live",
-        "Arn": ARN.format(service="states") + "stateMachine:{id}:live",
-    },
-    "AWS::Logs::LogGroup": {
-        "Ref": "{id}",
-        "Arn": ARN.format(service="logs") + "log-group:{id}:*",
-    },
-    "AWS::KMS::Key": {
-        "Ref": "{id}",
-        "Arn": ARN.format(service="kms") + "key/{id}",
-        "KeyId": "{id}",
-    },
-    "AWS::IAM::Role": {
-        "Ref": "{id}",
-        "Arn": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{{id}}",
-        "RoleId": "{id}",
-    },
-    "AWS::Events::Rule": {
-        "Ref": "{id}",
-        "Arn": ARN.format(service="events") + "rule/{id}",
-    },
-    "AWS::SecretsManager::Secret": {
-        "Ref": ARN.format(service="secretsmanager") + "secret:{id}-AbCdEf",
-        "Id": ARN.format(service="secretsmanager") + "secret:{id}-AbCdEf",
-    },
-    "AWS::S3::Bucket": {
-        "Ref": "{id}",
-        "Arn": f"arn:{PARTITION}:s3:::{{id}}",
-    },
-    "AWS::ApiGateway::RestApi": {"Ref": "{id}", "RootResourceId": "{id}root"},
+    "AWS::DynamoDB::Table": {"Arn": arn("dynamodb", "table/{id}")},
+    "AWS::Events::Rule": {"Arn": arn("events", "rule/{id}")},
+    "AWS::KMS::Key": {"Arn": arn("kms", "key/{id}")},
+    "AWS::Lambda::Function": {"Arn": arn("lambda", "function:{id}")},
+    "AWS::SecretsManager::Secret": {"Ref": arn("secretsmanager", "secret:{id}-AbCdEf")},
+    "AWS::SQS::Queue": {"Arn": arn("sqs", "{id}"), "QueueName": "{id}"},
+    "AWS::StepFunctions::StateMachine": {"Ref": arn("states", "stateMachine:{id}"), "Name": "{id}"},
+    "AWS::StepFunctions::StateMachineAlias": {"Ref": arn("states", "stateMachine:{id}:live")},
 }
 PSEUDO = {
     "AWS::Partition": PARTITION,
@@ -234,6 +182,7 @@ def main(path: str) -> int:
             for skip in resource.get("Metadata", {}).get("parliament", {}).get("skip", [])
         }
         used = set()
+        unresolved = False
         for label, document in documents:
             checked += 1
             try:
@@ -241,22 +190,25 @@ def main(path: str) -> int:
             except Unresolvable as error:
                 rows.append((logical_id, label, "UNRESOLVABLE", "ERROR", str(error)))
                 failures += 1
+                unresolved = True
                 continue
             policy = analyze_policy_string(text, include_community_auditors=True)
             for finding in map(enhance_finding, policy.findings):
+                # The community auditors name the actions in the location, not the detail.
+                about = finding.detail or sorted(finding.location.get("actions", []))
                 if finding.issue in skips:
                     used.add(finding.issue)
                     detail = f"skipped: {skips[finding.issue]}"
                 elif finding.severity in FAILING:
                     failures += 1
                     detail = finding.title
-                    if finding.detail:
-                        detail += f": {json.dumps(finding.detail, default=str)}"
                 else:
                     low[finding.issue] += 1
                     continue
+                if about:
+                    detail += " " + json.dumps(about, default=str)
                 rows.append((logical_id, label, finding.issue, finding.severity, detail))
-        for issue in sorted(skips.keys() - used):
+        for issue in [] if unresolved else sorted(skips.keys() - used):
             rows.append((logical_id, "-", issue, "ERROR", "the skip explains no finding: remove it"))
             failures += 1
 
@@ -268,7 +220,7 @@ def main(path: str) -> int:
     print(f"    {checked} policies checked; {failures} failing; LOW, not listed: {counts or 'none'}")
     print(f"    not checked: {trust_policies} trust policies; AWS managed {', '.join(sorted(aws_managed))}")
     if failures:
-        print("    explain a finding in the resource's Metadata.parliament.skip, or fix the policy")
+        print("    fix the policy, or skip the finding beside its resource in template.yaml with the reason")
     return 1 if failures else 0
 
 

@@ -93,10 +93,13 @@ asl_validator() {
 # configuration or guideline mapping) and no PyPI version check; a template it cannot
 # parse fails instead of passing with nothing checked.
 checkov_translated() {
-  CKV_SKIP_PACKAGE_UPDATE_CHECK=true CKV_PARSE_ERROR_FAIL=true \
+  if ! CKV_SKIP_PACKAGE_UPDATE_CHECK=true CKV_PARSE_ERROR_FAIL=true \
     "$checkov_venv/bin/checkov" --file "$translated" --framework cloudformation \
     --skip-download --compact --quiet \
-    | sed -e '/^cloudformation scan results:$/d' -e '/^$/d' -e 's/^/    /'
+    | sed -e '/^cloudformation scan results:$/d' -e '/^$/d' -e 's/^/    /'; then
+    echo "    fix the resource, or skip the check beside it in template.yaml with the reason"
+    return 1
+  fi
 }
 
 check "cfn-lint template.yaml" "$venv/bin/cfn-lint" template.yaml
