@@ -161,7 +161,8 @@ def policies(properties: dict):
 def main(path: str) -> int:
     template = json.loads(Path(path).read_text())
     resolver = Resolver(template)
-    override_config(Path(parliament.__file__).parent / "community_auditors" / "config_override.yaml")
+    community = Path(parliament.__file__).parent / "community_auditors"
+    override_config(community / "config_override.yaml")
 
     rows = []
     low = Counter()
@@ -209,7 +210,7 @@ def main(path: str) -> int:
                     detail += " " + json.dumps(about, default=str)
                 rows.append((logical_id, label, finding.issue, finding.severity, detail))
         for issue in [] if unresolved else sorted(skips.keys() - used):
-            rows.append((logical_id, "-", issue, "ERROR", "the skip explains no finding: remove it"))
+            rows.append((logical_id, "-", issue, "ERROR", "no finding to skip: remove the skip"))
             failures += 1
 
     line = "    {:<34} {:<36} {:<31} {:<8} {}"
@@ -217,10 +218,11 @@ def main(path: str) -> int:
     for row in rows:
         print(line.format(*row))
     counts = ", ".join(f"{issue} {n}" for issue, n in sorted(low.items()))
-    print(f"    {checked} policies checked; {failures} failing; LOW, not listed: {counts or 'none'}")
-    print(f"    not checked: {trust_policies} trust policies; AWS managed {', '.join(sorted(aws_managed))}")
+    print(f"    {checked} policies checked, {failures} failing; LOW, not listed: {counts or 'none'}")
+    managed = ", ".join(sorted(aws_managed))
+    print(f"    not checked: {trust_policies} trust policies; AWS managed {managed}")
     if failures:
-        print("    fix the policy, or skip the finding beside its resource in template.yaml with the reason")
+        print("    fix the policy, or skip the finding beside its resource in template.yaml")
     return 1 if failures else 0
 
 

@@ -14,8 +14,8 @@
 # [{issue, comment}]` (README, "Infrastructure checks").
 #
 # Installs its pinned tools on first use, and again only when a pin changes:
-#   .venv-lint/        cfn-lint, aws-sam-cli, parliament  infra/requirements-lint.txt (+ constraints)
-#   .venv-checkov/     checkov                            infra/requirements-checkov.txt (+ constraints)
+#   .venv-lint/        cfn-lint, aws-sam-cli, parliament  infra/requirements-lint.txt (+ constr.)
+#   .venv-checkov/     checkov                            infra/requirements-checkov.txt (+ constr.)
 #   infra/node_modules asl-validator                      infra/package.json + package-lock.json
 # Needs python3 (3.11) and npm for that; the checks themselves need no network and no
 # AWS credentials (they run with telemetry and update checks off and the AWS config
@@ -97,7 +97,7 @@ checkov_translated() {
     "$checkov_venv/bin/checkov" --file "$translated" --framework cloudformation \
     --skip-download --compact --quiet \
     | sed -e '/^cloudformation scan results:$/d' -e '/^$/d' -e 's/^/    /'; then
-    echo "    fix the resource, or skip the check beside it in template.yaml with the reason"
+    echo "    fix the resource, or skip the check beside it in template.yaml"
     return 1
   fi
 }
