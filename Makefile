@@ -1,6 +1,6 @@
 # Terminal orders: the two commands a newcomer needs are `make demo` and `make test`.
-# Everything they need (pinned Python tools in .venv/ and .venv-lint/, asl-validator in
-# infra/node_modules/) is installed by the targets themselves.
+# Everything they need (pinned Python tools in .venv/, .venv-lint/ and .venv-checkov/,
+# asl-validator in infra/node_modules/) is installed by the targets themselves.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -78,4 +78,4 @@ chaos: venv build ## Orders (CHAOS_ORDERS) under faults, an outage and crashes: 
 	$(LOCAL) exec --dir $(CHAOS_STACK) --free-ports --no-reload -- target/debug/chaos --orders $(CHAOS_ORDERS)
 
 clean: down ## Stop the stack and remove build output and installed tools
-	rm -rf target $(VENV) .venv-lint infra/node_modules .local .aws-sam
+	rm -rf target $(VENV) .venv-lint .venv-checkov infra/node_modules .local .aws-sam

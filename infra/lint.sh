@@ -4,33 +4,50 @@
 #   bash infra/lint.sh                 (from any directory; exits non-zero if any check fails)
 #   bash infra/lint.sh --install-only  (only installs the tools)
 #
+# The checks: cfn-lint and `sam validate --lint` on template.yaml; then, on what
+# CloudFormation deploys (the SAM-translated template, infra/translate-sam.py), cfn-lint,
+# checkov (security and best practice) and parliament (every IAM policy,
+# infra/check-policies.py); asl-validator on the state machine definitions. checkov
+# fails on any failed check, parliament on a finding of severity MEDIUM or above. A
+# check that does not apply is skipped beside its resource in template.yaml, with the
+# reason: `Metadata: checkov: skip: [{id, comment}]`, `Metadata: parliament: skip:
+# [{issue, comment}]` (README, "Infrastructure checks").
+#
 # Installs its pinned tools on first use, and again only when a pin changes:
-#   .venv-lint/        cfn-lint, aws-sam-cli   infra/requirements-lint.txt (+ constraints)
-#   infra/node_modules asl-validator           infra/package.json + package-lock.json
+#   .venv-lint/        cfn-lint, aws-sam-cli, parliament  infra/requirements-lint.txt (+ constr.)
+#   .venv-checkov/     checkov                            infra/requirements-checkov.txt (+ constr.)
+#   infra/node_modules asl-validator                      infra/package.json + package-lock.json
 # Needs python3 (3.11) and npm for that; the checks themselves need no network and no
-# AWS credentials (they run with telemetry off and the AWS config files hidden).
+# AWS credentials (they run with telemetry and update checks off and the AWS config
+# files hidden).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 venv=.venv-lint
+checkov_venv=.venv-checkov
 python=${PYTHON:-python3}
 
 fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 # --- Tools -------------------------------------------------------------------------------
 # Each install directory holds a stamp with the hash of the files it was installed from.
-if ! "$venv/bin/python" -c '' 2>/dev/null; then
-  echo "==> creating $venv with $("$python" --version)"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-fi
-want=$(fingerprint infra/requirements-lint.txt infra/constraints-lint.txt)
-if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-  echo "==> installing infra/requirements-lint.txt into $venv"
-  rm -f "$venv/.requirements.sha256"
-  "$venv/bin/python" -m pip install --quiet --require-virtualenv -r infra/requirements-lint.txt
-  echo "$want" >"$venv/.requirements.sha256"
-fi
+install_venv() {
+  local dir=$1 requirements=$2 constraints=$3 want
+  if ! "$dir/bin/python" -c '' 2>/dev/null; then
+    echo "==> creating $dir with $("$python" --version)"
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+  fi
+  want=$(fingerprint "$requirements" "$constraints")
+  if [ "$(cat "$dir/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+    echo "==> installing $requirements into $dir"
+    rm -f "$dir/.requirements.sha256"
+    "$dir/bin/python" -m pip install --quiet --require-virtualenv -r "$requirements"
+    echo "$want" >"$dir/.requirements.sha256"
+  fi
+}
+install_venv "$venv" infra/requirements-lint.txt infra/constraints-lint.txt
+install_venv "$checkov_venv" infra/requirements-checkov.txt infra/constraints-checkov.txt
 
 want=$(fingerprint infra/package.json infra/package-lock.json)
 if [ "$(cat infra/node_modules/.package-lock.sha256 2>/dev/null)" != "$want" ]; then
@@ -72,27 +89,41 @@ asl_validator() {
   infra/node_modules/.bin/asl-validator "${args[@]}"
 }
 
-# cfn-lint on the output of the SAM transform: sees the generated roles and permissions,
-# circular dependencies, and the state machine definitions (see infra/translate-sam.py).
-lint_translated() {
-  local out
-  out=$(mktemp "${TMPDIR:-/tmp}/translated-template.XXXXXX.json")
-  if "$venv/bin/python" infra/translate-sam.py template.yaml >"$out" \
-    && "$venv/bin/cfn-lint" "$out"; then
-    rm -f "$out"
-  else
-    echo "    (translated template kept at $out)" >&2
+# checkov lists the failed checks, then its counts. Offline: --skip-download (no platform
+# configuration or guideline mapping) and no PyPI version check; a template it cannot
+# parse fails instead of passing with nothing checked.
+checkov_translated() {
+  if ! CKV_SKIP_PACKAGE_UPDATE_CHECK=true CKV_PARSE_ERROR_FAIL=true \
+    "$checkov_venv/bin/checkov" --file "$translated" --framework cloudformation \
+    --skip-download --compact --quiet \
+    | sed -e '/^cloudformation scan results:$/d' -e '/^$/d' -e 's/^/    /'; then
+    echo "    fix the resource, or skip the check beside it in template.yaml"
     return 1
   fi
 }
 
 check "cfn-lint template.yaml" "$venv/bin/cfn-lint" template.yaml
 check "sam validate --lint" "$venv/bin/sam" validate --lint --template template.yaml
-check "cfn-lint on the SAM-translated template (ASL inlined)" lint_translated
+
+# What CloudFormation deploys: the roles and permissions SAM generates, circular
+# dependencies, the state machine definitions (see infra/translate-sam.py).
+translated=$(mktemp "${TMPDIR:-/tmp}/translated-template.XXXXXX.json")
+echo "==> SAM transform (infra/translate-sam.py)"
+if "$venv/bin/python" infra/translate-sam.py template.yaml >"$translated"; then
+  echo "    ok"
+  check "cfn-lint on the SAM-translated template (ASL inlined)" "$venv/bin/cfn-lint" "$translated"
+  check "checkov on the SAM-translated template" checkov_translated
+  check "parliament on every IAM policy of the SAM-translated template" \
+    "$venv/bin/python" infra/check-policies.py "$translated"
+else
+  failed+=("SAM transform (infra/translate-sam.py)")
+fi
 check "asl-validator ${asl_files[*]}" asl_validator
 
 if [ ${#failed[@]} -gt 0 ]; then
+  echo "(translated template kept at $translated)" >&2
   printf 'FAILED: %s\n' "${failed[@]}" >&2
   exit 1
 fi
+rm -f "$translated"
 echo "All infrastructure checks passed."

@@ -1,4 +1,4 @@
-"""Translate a SAM template to plain CloudFormation, offline, for cfn-lint.
+"""Translate a SAM template to plain CloudFormation, offline, for the checks of lint.sh.
 
 cfn-lint (1.55+) lints SAM resources without running the SAM transform, and
 `sam validate` swaps local DefinitionUri files for a fake S3 location. Neither sees
@@ -10,12 +10,23 @@ resolved from the translator's bundled map) with:
 - local function CodeUri replaced by a placeholder S3 location;
 - every local state machine DefinitionUri read from disk, and emitted as the
   `Definition` object of the generated AWS::StepFunctions::StateMachine (instead of
-  SAM's joined DefinitionString), so cfn-lint's ASL rule (E3601) can read it.
+  SAM's joined DefinitionString), so cfn-lint's ASL rule (E3601) can read it;
+- the skips a SAM resource declares for the checks (`Metadata.checkov` for checkov,
+  `Metadata.parliament` for infra/check-policies.py) copied to every resource the
+  transform generates from it, so a reason written once beside the SAM resource in
+  template.yaml also covers its generated role, permissions, version, alias, stage...
+  SAM itself copies a resource's Metadata only to the resource of the same logical id
+  (and a function's to its EventInvokeConfig).
+  A generated resource is one the template does not declare; it belongs to the SAM
+  resource whose logical id is the longest prefix of its own (the translator names
+  what it generates `<SAM logical id><suffix>`: OrdersApiFunctionRole, OrdersApiv1Stage).
 
 Usage: python translate-sam.py TEMPLATE > translated.json
-Run by infra/lint.sh; needs cfn-lint and aws-sam-translator (both in .venv-lint).
+Run by infra/lint.sh (and tests/release_template.rs); needs cfn-lint and aws-sam-translator
+(both in .venv-lint).
 """
 
+import copy
 import json
 import os
 import sys
@@ -28,10 +39,31 @@ from samtranslator.public.exceptions import InvalidDocumentException
 from samtranslator.translator.translator import Translator
 
 PLACEHOLDER_CODE = "s3://offline-lint-placeholder/code.zip"
+SKIP_METADATA = ("checkov", "parliament")
 
 
 def is_local(uri: object) -> bool:
     return isinstance(uri, str) and not uri.startswith("s3://")
+
+
+def copy_skips_to_generated(declared: dict, translated: dict) -> None:
+    """Gives each generated resource the check skips of the SAM resource it came from."""
+    sam_ids = sorted(
+        (i for i, r in declared.items() if r.get("Type", "").startswith("AWS::Serverless::")),
+        key=len,
+        reverse=True,
+    )
+    for logical_id, resource in translated.items():
+        if logical_id in declared and logical_id not in sam_ids:
+            continue
+        owner = next((i for i in sam_ids if logical_id.startswith(i)), None)
+        skips = {
+            key: value
+            for key, value in declared.get(owner, {}).get("Metadata", {}).items()
+            if key in SKIP_METADATA
+        }
+        if skips:
+            resource.setdefault("Metadata", {}).update(skips)
 
 
 def main(template_path: str) -> int:
@@ -59,6 +91,9 @@ def main(template_path: str) -> int:
             definitions[logical_id] = json.loads(asl_path.read_text())
             properties["Definition"] = definitions[logical_id]
 
+    # The translator edits the template it is given (Globals, implicit APIs).
+    declared = copy.deepcopy(template["Resources"])
+
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     translator = Translator(
         managed_policy_map=None,
@@ -82,6 +117,8 @@ def main(template_path: str) -> int:
         properties = translated["Resources"][logical_id]["Properties"]
         properties.pop("DefinitionString", None)
         properties["Definition"] = definition
+
+    copy_skips_to_generated(declared, translated["Resources"])
 
     json.dump(translated, sys.stdout, indent=1)
     print()
