@@ -386,3 +386,40 @@ fn the_webhook_and_the_api_have_a_concurrency_ceiling_and_the_stage_throttles() 
         "API Gateway invokes the webhook function's alias"
     );
 }
+
+#[test]
+fn every_function_logs_to_a_group_of_its_own_kept_for_the_retention_parameter_and_encrypted() {
+    let resources = translated_template();
+    let mut groups = BTreeSet::new();
+    for (function, resource) in functions(&resources) {
+        let group = resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{function} names no log group of the stack"));
+        assert!(groups.insert(group.to_owned()), "{group} is shared");
+        let properties = &resources[group]["Properties"];
+        assert_eq!(resources[group]["Type"], "AWS::Logs::LogGroup", "{group}");
+        assert_eq!(
+            properties["RetentionInDays"]["Ref"], "LogRetentionDays",
+            "{group}"
+        );
+        assert_eq!(
+            properties["KmsKeyId"]["Fn::GetAtt"][0], "LogsKey",
+            "{group} is encrypted with the stack's logs key"
+        );
+    }
+    let table = resources
+        .values()
+        .find(|r| r["Type"] == "AWS::DynamoDB::Table")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(table["Properties"]["DeletionProtectionEnabled"], true);
+    let stage = resources
+        .values()
+        .find(|r| r["Type"] == "AWS::ApiGateway::Stage")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        stage["Properties"]["AccessLogSetting"]["DestinationArn"].is_object(),
+        "the API stage writes access logs: {stage}"
+    );
+}
