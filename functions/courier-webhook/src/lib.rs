@@ -19,12 +19,12 @@
 //! (`event_id`) answers 200 with `duplicate: true` and changes nothing.
 
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use order_core::delivery::{self, CourierEvent, Resumed, Signature, SignatureError};
 use order_core::secrets::RotatingSecret;
 use order_core::store::{DeliveryRecorded, OrderStore, StoreError};
 use order_core::{OrderId, OrderStatus};
-use orders_api::{error_response, json_response, ApiError};
+use orders_api::{json_response, ApiError};
 use serde_json::json;
 use tracing::Instrument;
 
@@ -45,34 +45,15 @@ pub struct Webhook {
 
 /// Answers one HTTP request. Never fails: every error becomes a JSON response.
 pub async fn handle(hook: &Webhook, request: Request) -> Response<Body> {
-    let path = match request.raw_http_path() {
-        "" => request.uri().path().to_owned(),
-        raw => raw.to_owned(),
-    };
+    let path = orders_api::request_path(&request);
     let span = tracing::info_span!("webhook", order_id = tracing::field::Empty, method = %request.method(), path = %path);
     async {
         let result = match (path.trim_end_matches('/'), request.method()) {
-            (PATH, &Method::POST) => {
-                receive(hook, &request, chrono::Utc::now().timestamp()).await
-            }
+            (PATH, &Method::POST) => receive(hook, &request, chrono::Utc::now().timestamp()).await,
             (PATH, _) => Err(orders_api::method_not_allowed("POST")),
-            _ => Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "route_not_found",
-                format!("no route for {} {path}", request.method()),
-            )),
+            _ => Err(orders_api::route_not_found(request.method(), &path)),
         };
-        match result {
-            Ok(response) => response,
-            Err(error) => {
-                if error.status.is_server_error() {
-                    tracing::error!(code = error.code, message = %error.message, "webhook call failed");
-                } else {
-                    tracing::info!(code = error.code, status = error.status.as_u16(), "webhook call refused");
-                }
-                error_response(&error)
-            }
-        }
+        orders_api::respond(result)
     }
     .instrument(span)
     .await

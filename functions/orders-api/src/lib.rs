@@ -92,10 +92,7 @@ impl From<StoreError> for ApiError {
 
 /// Answers one HTTP request. Never fails: every error becomes a JSON response.
 pub async fn handle(api: &Api, request: Request) -> Response<Body> {
-    let path = match request.raw_http_path() {
-        "" => request.uri().path().to_owned(),
-        raw => raw.to_owned(),
-    };
+    let path = request_path(&request);
     let span = tracing::info_span!("request", order_id = tracing::field::Empty, method = %request.method(), path = %path);
     route(api, &request, &path).instrument(span).await
 }
@@ -109,12 +106,31 @@ async fn route(api: &Api, request: &Request, path: &str) -> Response<Body> {
         (["orders"], _) => Err(method_not_allowed("POST")),
         (["orders", _], _) => Err(method_not_allowed("GET")),
         (["orders", _, "cancel"], _) => Err(method_not_allowed("POST")),
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "route_not_found",
-            format!("no route for {} {path}", request.method()),
-        )),
+        _ => Err(route_not_found(request.method(), path)),
     };
+    respond(result)
+}
+
+/// The path API Gateway (or the function URL) gave the request.
+pub fn request_path(request: &Request) -> String {
+    match request.raw_http_path() {
+        "" => request.uri().path().to_owned(),
+        raw => raw.to_owned(),
+    }
+}
+
+/// `404 route_not_found` for `method path`.
+pub fn route_not_found(method: &Method, path: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        format!("no route for {method} {path}"),
+    )
+}
+
+/// The answer to a handler's result: an error is logged (at error for a 5xx, at info for
+/// a refusal) and becomes its JSON body.
+pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
     match result {
         Ok(response) => response,
         Err(error) => {
