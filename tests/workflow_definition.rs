@@ -349,7 +349,8 @@ fn every_task_retries_the_transient_errors_it_can_raise_and_nothing_permanent() 
             let step = step_of(name);
             required.extend(
                 ErrorName::ALL
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .filter(|n| n.is_transient() && can_raise(&step, *n))
                     .map(ErrorName::as_str),
             );
@@ -405,7 +406,7 @@ fn every_task_retries_the_transient_errors_it_can_raise_and_nothing_permanent() 
 
 #[test]
 fn every_transient_error_name_has_a_rule_for_who_raises_it() {
-    for name in ErrorName::ALL.into_iter().filter(|n| n.is_transient()) {
+    for name in ErrorName::ALL.iter().copied().filter(|n| n.is_transient()) {
         // Panics for a transient name without a rule.
         let raisers = steps::ALL.iter().filter(|s| can_raise(s, name)).count();
         assert!(raisers > 0, "no step raises the transient error {name}");

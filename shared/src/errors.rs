@@ -9,80 +9,76 @@
 use lambda_runtime::Diagnostic;
 
 /// One stable error name. Whether an error is worth retrying is a property of its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::VariantArray,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 pub enum ErrorName {
     /// A partner answered 5xx, refused the connection or is in an outage.
+    #[strum(serialize = "Partner.Unavailable")]
     PartnerUnavailable,
     /// A partner asked us to slow down (429).
+    #[strum(serialize = "Partner.Throttled")]
     PartnerThrottled,
     /// A partner did not answer in time; it may still have acted, hence idempotency keys.
+    #[strum(serialize = "Partner.Timeout")]
     PartnerTimeout,
     /// DynamoDB throttled us or could not be reached.
+    #[strum(serialize = "Store.Unavailable")]
     StoreUnavailable,
     /// Step Functions could not be reached (resuming a waiting execution).
+    #[strum(serialize = "Workflow.Unavailable")]
     WorkflowUnavailable,
     /// The order breaks a rule (unknown SKU, bad quantity, ...); retrying cannot help.
+    #[strum(serialize = "Order.Invalid")]
     OrderInvalid,
     /// The order the workflow was started for does not exist in the table.
+    #[strum(serialize = "Order.NotFound")]
     OrderNotFound,
     /// The order is in a status this step cannot start from (someone else moved it).
+    #[strum(serialize = "Order.Conflict")]
     OrderConflict,
     /// The warehouse has not enough stock for a line.
+    #[strum(serialize = "Stock.Unavailable")]
     StockUnavailable,
     /// The payment processor declined the charge.
+    #[strum(serialize = "Payment.Declined")]
     PaymentDeclined,
     /// The terminal management system refused to provision.
+    #[strum(serialize = "Provisioning.Rejected")]
     ProvisioningRejected,
     /// The courier refused the shipment (e.g. undeliverable address).
+    #[strum(serialize = "Shipment.Rejected")]
     ShipmentRejected,
     /// The order was cancelled while the step ran.
+    #[strum(serialize = "Order.Cancelled")]
     OrderCancelled,
     /// A partner refused a request for good (4xx) where no more specific name applies,
     /// e.g. a refund the payment processor will not make.
+    #[strum(serialize = "Partner.Rejected")]
     PartnerRejected,
     /// A bug or misconfiguration (bad activity input, missing setting): never retried.
+    #[strum(serialize = "Internal.Error")]
     Internal,
 }
 
 impl ErrorName {
-    /// Every name, in a stable order: the list workflow checks compare definitions with.
-    pub const ALL: [ErrorName; 15] = [
-        ErrorName::PartnerUnavailable,
-        ErrorName::PartnerThrottled,
-        ErrorName::PartnerTimeout,
-        ErrorName::StoreUnavailable,
-        ErrorName::WorkflowUnavailable,
-        ErrorName::OrderInvalid,
-        ErrorName::OrderNotFound,
-        ErrorName::OrderConflict,
-        ErrorName::StockUnavailable,
-        ErrorName::PaymentDeclined,
-        ErrorName::ProvisioningRejected,
-        ErrorName::ShipmentRejected,
-        ErrorName::OrderCancelled,
-        ErrorName::PartnerRejected,
-        ErrorName::Internal,
-    ];
+    /// Every name, in the order of the declaration: the list workflow checks compare
+    /// definitions with.
+    pub const ALL: &'static [ErrorName] = <ErrorName as strum::VariantArray>::VARIANTS;
 
     /// The name exactly as it appears in `error_type` and in `ErrorEquals`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorName::PartnerUnavailable => "Partner.Unavailable",
-            ErrorName::PartnerThrottled => "Partner.Throttled",
-            ErrorName::PartnerTimeout => "Partner.Timeout",
-            ErrorName::StoreUnavailable => "Store.Unavailable",
-            ErrorName::WorkflowUnavailable => "Workflow.Unavailable",
-            ErrorName::OrderInvalid => "Order.Invalid",
-            ErrorName::OrderNotFound => "Order.NotFound",
-            ErrorName::OrderConflict => "Order.Conflict",
-            ErrorName::StockUnavailable => "Stock.Unavailable",
-            ErrorName::PaymentDeclined => "Payment.Declined",
-            ErrorName::ProvisioningRejected => "Provisioning.Rejected",
-            ErrorName::ShipmentRejected => "Shipment.Rejected",
-            ErrorName::OrderCancelled => "Order.Cancelled",
-            ErrorName::PartnerRejected => "Partner.Rejected",
-            ErrorName::Internal => "Internal.Error",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
     /// Transient errors may succeed when tried again; every Task that can raise one
@@ -100,7 +96,7 @@ impl ErrorName {
 
     /// The name for an `error_type` string, if it is one of ours.
     pub fn parse(name: &str) -> Option<ErrorName> {
-        ErrorName::ALL.into_iter().find(|n| n.as_str() == name)
+        name.parse().ok()
     }
 }
 
@@ -175,7 +171,7 @@ mod tests {
 
     #[test]
     fn every_name_round_trips_through_its_string() {
-        for name in ErrorName::ALL {
+        for name in ErrorName::ALL.iter().copied() {
             assert_eq!(ErrorName::parse(name.as_str()), Some(name));
         }
     }

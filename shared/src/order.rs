@@ -47,8 +47,21 @@ impl fmt::Display for OrderId {
 }
 
 /// What an order is for; decides which steps the workflow runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::VariantArray,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum OrderKind {
     /// A merchant's first terminals.
     NewMerchant,
@@ -59,22 +72,16 @@ pub enum OrderKind {
 }
 
 impl OrderKind {
-    pub const ALL: [OrderKind; 3] = [
-        OrderKind::NewMerchant,
-        OrderKind::AdditionalDevices,
-        OrderKind::Replacement,
-    ];
+    /// Every kind, in the order of the declaration.
+    pub const ALL: &'static [OrderKind] = <OrderKind as strum::VariantArray>::VARIANTS;
 
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            OrderKind::NewMerchant => "new_merchant",
-            OrderKind::AdditionalDevices => "additional_devices",
-            OrderKind::Replacement => "replacement",
-        }
+    /// The kind as requested and stored: `new_merchant`.
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
     fn parse(text: &str) -> Option<OrderKind> {
-        OrderKind::ALL.into_iter().find(|k| k.as_str() == text)
+        text.parse().ok()
     }
 }
 

@@ -434,7 +434,7 @@ pub struct Reconciled {
 
 /// The statuses an order can stand in without having ended.
 pub fn unfinished_statuses() -> impl Iterator<Item = OrderStatus> {
-    OrderStatus::ALL.into_iter().filter(|s| !s.is_final())
+    OrderStatus::ALL.iter().copied().filter(|s| !s.is_final())
 }
 
 /// One reconciler run: see the module documentation. Returns what it did per order.

@@ -8,8 +8,23 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::VariantArray,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     /// Stored by the API; the workflow has not validated it yet.
     Accepted,
@@ -76,44 +91,17 @@ pub struct IllegalTransition {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 13] = [
-        Accepted,
-        Validated,
-        StockReserved,
-        PaymentTaken,
-        Provisioned,
-        Shipped,
-        Delivered,
-        Completed,
-        Rejected,
-        Compensating,
-        Failed,
-        Cancelling,
-        Cancelled,
-    ];
+    /// Every status, in the order of the declaration.
+    pub const ALL: &'static [OrderStatus] = <OrderStatus as strum::VariantArray>::VARIANTS;
 
     /// The status as stored and shown: `STOCK_RESERVED`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Accepted => "ACCEPTED",
-            Validated => "VALIDATED",
-            StockReserved => "STOCK_RESERVED",
-            PaymentTaken => "PAYMENT_TAKEN",
-            Provisioned => "PROVISIONED",
-            Shipped => "SHIPPED",
-            Delivered => "DELIVERED",
-            Completed => "COMPLETED",
-            Rejected => "REJECTED",
-            Compensating => "COMPENSATING",
-            Failed => "FAILED",
-            Cancelling => "CANCELLING",
-            Cancelled => "CANCELLED",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
     /// The status named `text`, if any.
     pub fn parse(text: &str) -> Option<OrderStatus> {
-        OrderStatus::ALL.into_iter().find(|s| s.as_str() == text)
+        text.parse().ok()
     }
 
     /// `Ok` when the life cycle allows moving from `self` to `to`.
@@ -180,8 +168,8 @@ mod tests {
 
     #[test]
     fn every_pair_of_statuses_is_allowed_exactly_when_the_life_cycle_says_so() {
-        for from in OrderStatus::ALL {
-            for to in OrderStatus::ALL {
+        for from in OrderStatus::ALL.iter().copied() {
+            for to in OrderStatus::ALL.iter().copied() {
                 let allowed = expected_next(from).contains(&to);
                 let result = from.check_transition(to);
                 assert_eq!(result.is_ok(), allowed, "{from} -> {to}");
@@ -212,7 +200,8 @@ mod tests {
     #[test]
     fn exactly_the_four_end_states_are_final() {
         let finals: Vec<_> = OrderStatus::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|s| s.is_final())
             .collect();
         assert_eq!(finals, [Completed, Rejected, Failed, Cancelled]);
@@ -234,7 +223,7 @@ mod tests {
 
     #[test]
     fn every_unfinished_order_can_still_reach_an_end() {
-        for status in OrderStatus::ALL {
+        for status in OrderStatus::ALL.iter().copied() {
             let mut reached = BTreeSet::from([status]);
             let mut frontier = vec![status];
             while let Some(s) = frontier.pop() {
@@ -251,7 +240,8 @@ mod tests {
     #[test]
     fn orders_are_cancellable_until_they_ship() {
         let cancellable: Vec<_> = OrderStatus::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|s| s.is_cancellable())
             .collect();
         assert_eq!(
@@ -268,7 +258,7 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_through_their_names() {
-        for status in OrderStatus::ALL {
+        for status in OrderStatus::ALL.iter().copied() {
             assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
             let json = serde_json::to_string(&status).ok();
             assert_eq!(json, Some(format!("\"{}\"", status.as_str())));

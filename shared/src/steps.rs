@@ -16,7 +16,19 @@ pub enum StepRole {
 }
 
 /// The partner a step talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::VariantArray,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Partner {
     Warehouse,
     Payments,
@@ -26,23 +38,12 @@ pub enum Partner {
 }
 
 impl Partner {
-    pub const ALL: [Partner; 5] = [
-        Partner::Warehouse,
-        Partner::Payments,
-        Partner::Terminals,
-        Partner::Courier,
-        Partner::Notifications,
-    ];
+    /// Every partner, in the order of the declaration.
+    pub const ALL: &'static [Partner] = <Partner as strum::VariantArray>::VARIANTS;
 
     /// The partner's name in logs, errors and the simulator's URLs: `warehouse`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Partner::Warehouse => "warehouse",
-            Partner::Payments => "payments",
-            Partner::Terminals => "terminals",
-            Partner::Courier => "courier",
-            Partner::Notifications => "notifications",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
     /// The environment variable holding the partner's base URL: `WAREHOUSE_API_URL`.

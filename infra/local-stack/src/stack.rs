@@ -313,7 +313,8 @@ async fn start(
     // the development values the deploy below gives the template's secrets. They reach
     // the simulator in its environment, not its command line.
     let partner_tokens = Partner::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .map(|partner| {
             resources
                 .secret_value_named_by(partner.token_secret_variable())

@@ -37,7 +37,7 @@ impl Partner {
 
     /// The partner with that name; `None` for anything else (including `*`).
     pub fn from_name(name: &str) -> Option<Partner> {
-        Partner::ALL.into_iter().find(|p| p.as_str() == name)
+        Partner::ALL.iter().copied().find(|p| p.as_str() == name)
     }
 }
 
