@@ -586,30 +586,34 @@ async fn an_execution_parked_with_its_token(stack: &Stack, id: &OrderId) -> (Str
         .await
         .expect("the parking execution starts")
         .execution_arn;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let received = stack
-            .sqs()
-            .receive_message()
-            .queue_url(&queue_url)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("the token queue can be read");
-        if let Some(body) = received.messages().first().and_then(|m| m.body()) {
+    let (queue_url, id) = (&queue_url, &id);
+    let token = system_tests::eventually(
+        &format!("execution {execution} hands over its task token"),
+        std::time::Duration::from_secs(60),
+        std::time::Duration::ZERO,
+        || async move {
+            let received = stack
+                .sqs()
+                .receive_message()
+                .queue_url(queue_url)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("the token queue can be read");
+            let Some(body) = received.messages().first().and_then(|m| m.body()) else {
+                return Err("no message yet".to_owned());
+            };
             let message: serde_json::Value =
                 serde_json::from_str(body).expect("the task's message is JSON");
             assert_eq!(message["order_id"], id.as_str(), "{message}");
-            let token = message["task_token"]
+            message["task_token"]
                 .as_str()
-                .expect("the task's message carries its token");
-            return (execution, token.to_owned());
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "execution {execution} did not hand over its task token within 60 s"
-        );
-    }
+                .map(str::to_owned)
+                .ok_or_else(|| format!("a message without a token: {message}"))
+        },
+    )
+    .await;
+    (execution, token)
 }
 
 #[tokio::test]

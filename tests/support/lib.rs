@@ -67,21 +67,22 @@ impl Stack {
             self.sqs(),
             self.dead_letter_queue_url(),
         );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let letters = match queue.look(10_000).await {
-                Ok(letters) => letters,
-                Err(error) => panic!("{error}"),
-            };
-            if let Some(letter) = letters.into_iter().find(|l| l.body.order_id == id) {
-                return serde_json::to_value(letter.body).unwrap_or_default();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no dead-letter message for order {id} after 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let queue = &queue;
+        eventually(
+            &format!("a dead-letter message for order {id}"),
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            || async move {
+                let letters = queue.look(10_000).await.expect("the DLQ can be looked at");
+                match letters.into_iter().find(|l| l.body.order_id == id) {
+                    Some(letter) => {
+                        Ok(serde_json::to_value(letter.body).expect("a dead-letter body is JSON"))
+                    }
+                    None => Err("none yet".to_owned()),
+                }
+            },
+        )
+        .await
     }
 
     pub fn endpoint(&self) -> String {
@@ -238,62 +239,54 @@ impl Stack {
 
     /// Polls `GET /orders/{id}` until `ready` holds for its view, for up to 90 s.
     pub async fn wait_for(&self, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let reply = self.get(&format!("/orders/{id}")).await;
-            if ready(&reply.body) {
-                return reply.body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "order {id}: still not {what} after 90 s: {}",
-                reply.body
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let ready = &ready;
+        eventually(
+            &format!("order {id} {what}"),
+            Duration::from_secs(90),
+            Duration::from_millis(100),
+            || async move {
+                let reply = self.get(&format!("/orders/{id}")).await;
+                if ready(&reply.body) {
+                    Ok(reply.body)
+                } else {
+                    Err(reply.body.to_string())
+                }
+            },
+        )
+        .await
     }
 
     /// Polls `GET /orders/{id}` until the order has one of `statuses`.
     pub async fn wait_for_status(&self, id: &str, statuses: &[&str]) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let reply = self.get(&format!("/orders/{id}")).await;
-            let status = reply.body["status"].as_str().unwrap_or_default().to_owned();
-            if statuses.contains(&status.as_str()) {
-                return reply.body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "order {id} is still {status} after 90 s, expected one of {statuses:?}: {}",
-                reply.body
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_for(id, &format!("in one of {statuses:?}"), |view| {
+            view["status"]
+                .as_str()
+                .is_some_and(|status| statuses.contains(&status))
+        })
+        .await
     }
 
     /// Waits until an execution has left RUNNING and returns its status.
     pub async fn execution_status(&self, arn: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let status = match self
-                .sfn()
-                .describe_execution()
-                .execution_arn(arn)
-                .send()
-                .await
-            {
-                Ok(description) => description.status.as_str().to_owned(),
-                Err(error) => panic!("DescribeExecution {arn}: {error:?}"),
-            };
-            if status != "RUNNING" {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "execution {arn} still RUNNING after 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually(
+            &format!("execution {arn} ended"),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || async move {
+                let description = self
+                    .sfn()
+                    .describe_execution()
+                    .execution_arn(arn)
+                    .send()
+                    .await
+                    .unwrap_or_else(|error| panic!("DescribeExecution {arn}: {error:?}"));
+                match description.status.as_str() {
+                    "RUNNING" => Err("RUNNING".to_owned()),
+                    ended => Ok(ended.to_owned()),
+                }
+            },
+        )
+        .await
     }
 
     /// The names of every execution of the order workflow named `name`.
@@ -627,6 +620,34 @@ impl Stack {
             }
         }
         items
+    }
+}
+
+/// Polls `probe` every `interval` until it answers `Ok`, and returns that; after `timeout`
+/// fails the test naming `what` and the probe's last `Err` (what it saw instead). The one
+/// way the tests wait for something.
+pub async fn eventually<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut probe: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = match probe().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {} s; last seen: {seen}",
+            timeout.as_secs()
+        );
+        tokio::time::sleep(interval).await;
     }
 }
 
