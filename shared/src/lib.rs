@@ -20,6 +20,7 @@ pub mod steps;
 pub mod store;
 pub mod telemetry;
 pub mod validation;
+pub mod view;
 
 pub use errors::{ActivityError, ErrorName};
 pub use order::{Order, OrderId, OrderKind};

@@ -16,12 +16,12 @@
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use order_core::catalogue::Catalogue;
-use order_core::errors::public_reason;
 use order_core::store::{Cancellation, OrderRecord, OrderStore, Placement, StepRecord, StoreError};
 use order_core::validation::Problem;
-use order_core::{ErrorName, Order, OrderId, OrderStatus};
+use order_core::view::{Audience, OrderView};
+use order_core::{Order, OrderId, OrderStatus};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use tracing::Instrument;
 
 /// The longest `Idempotency-Key` accepted.
@@ -336,49 +336,9 @@ async fn cancel_order(api: &Api, raw_id: &str) -> Result<Response<Body>, ApiErro
     ))
 }
 
-/// How an order is shown to a caller: the order, its steps and the headline facts. Errors
-/// appear as their stable names with a sentence we wrote ([`public_reason`]); the
-/// activities' own messages (which can quote partner answers or AWS errors) and the
-/// execution ARN are for operators, who see them with `orderctl`.
-pub fn order_view(order: &OrderRecord, steps: &[StepRecord]) -> Value {
-    let tracking_number = steps
-        .iter()
-        .find_map(|s| s.references.get("tracking_number").cloned());
-    let failure = order.failure.as_ref().map(|failure| {
-        // ValidateOrder's refusals are our own validation sentences, which tell the
-        // merchant what to fix.
-        let reason = if failure.error == ErrorName::OrderInvalid.as_str() {
-            failure.reason.clone()
-        } else {
-            public_reason(&failure.error).to_owned()
-        };
-        json!({"step": failure.step, "error": failure.error, "reason": reason, "at": failure.at})
-    });
-    json!({
-        "order_id": order.order_id,
-        "status": order.status,
-        "version": order.version,
-        "kind": order.order.kind,
-        "merchant_id": order.order.merchant_id,
-        "lines": order.order.lines,
-        "delivery_address": order.order.delivery_address,
-        "replace_serials": order.order.replace_serials,
-        "created_at": order.created_at,
-        "updated_at": order.updated_at,
-        "tracking_number": tracking_number,
-        "delivery": order.delivery,
-        "failure": failure,
-        "steps": steps.iter().map(|s| json!({
-            "step": s.step,
-            "status": s.status,
-            "attempts": s.attempts,
-            "started_at": s.started_at,
-            "finished_at": s.finished_at,
-            "references": s.references,
-            "error": s.error,
-            "reason": s.error.as_deref().map(public_reason),
-        })).collect::<Vec<_>>(),
-    })
+/// How an order is shown to a caller: [`OrderView`] for [`Audience::Caller`].
+pub fn order_view(order: &OrderRecord, steps: &[StepRecord]) -> OrderView {
+    OrderView::of(order, steps, Audience::Caller)
 }
 
 #[cfg(test)]
@@ -396,7 +356,7 @@ mod tests {
         };
         let response = error_response(&error);
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
         assert_eq!(
             body,
             json!({"code": "invalid_request", "message": "bad",

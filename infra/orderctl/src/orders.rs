@@ -11,6 +11,7 @@ use crate::output::{self, clip, or_dash, print_json, Table};
 use crate::timeline::{self, Row, RowKind};
 use order_core::recovery;
 use order_core::store::{Cancellation, OrderRecord, OrderStore, StepRecord};
+use order_core::view::{Audience, OrderView};
 use order_core::OrderId;
 use serde::Serialize;
 use serde_json::json;
@@ -274,22 +275,7 @@ async fn show(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
     let tracking = tracking_number(&steps);
     if context.json {
         print_json(&json!({
-            "order": {
-                "order_id": order.order_id,
-                "status": order.status,
-                "version": order.version,
-                "kind": order.order.kind,
-                "merchant_id": order.order.merchant_id,
-                "lines": order.order.lines,
-                "created_at": order.created_at,
-                "updated_at": order.updated_at,
-                "execution_arn": order.execution_arn,
-                "resumes": order.resumes,
-                "tracking_number": tracking,
-                "failure": order.failure,
-                "parked": order.parked,
-                "delivery": order.delivery,
-            },
+            "order": OrderView::of(&order, &steps, Audience::Operator),
             "executions": executions,
             "timeline": rows,
         }));
