@@ -11,7 +11,9 @@ use crate::order::{OrderId, OrderKind};
 use crate::partners::CallContext;
 use crate::status::OrderStatus;
 use crate::steps::Step;
-use crate::store::{OrderRecord, OrderStore, StepRecord, StepStart, StoreError, Transition};
+use crate::store::{
+    retry_on_conflict, OrderRecord, OrderStore, StepRecord, StepStart, StoreError, Transition,
+};
 use futures_util::FutureExt;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde::de::DeserializeOwned;
@@ -258,51 +260,58 @@ where
 /// any other status.
 async fn enter_compensation(
     store: &OrderStore,
-    mut order: OrderRecord,
+    order: OrderRecord,
     failure: Option<crate::store::Failure>,
 ) -> Result<OrderRecord, ActivityError> {
-    const ATTEMPTS: usize = 3;
-    for _ in 0..ATTEMPTS {
-        match order.status {
-            OrderStatus::Compensating | OrderStatus::Cancelling => return Ok(order),
-            status if status.has_effects_to_undo() => {
-                match store
-                    .transition(
-                        &order.order_id,
-                        status,
-                        OrderStatus::Compensating,
-                        failure.clone(),
-                    )
-                    .await
-                {
-                    Ok(moved) => {
-                        tracing::warn!(from = %status, "order is being rolled back");
-                        return Ok(moved);
-                    }
-                    Err(StoreError::Conflict { .. }) => {
-                        order = store.require_order(&order.order_id).await?;
-                    }
-                    Err(error) => return Err(error.into()),
+    let id = order.order_id.clone();
+    let mut read = Some(order);
+    let entered = retry_on_conflict(|| {
+        let known = read.take();
+        let (store, id, failure) = (store, &id, failure.clone());
+        async move {
+            let order = match known {
+                Some(order) => order,
+                None => store.require_order(id).await?,
+            };
+            Ok(match order.status {
+                OrderStatus::Compensating | OrderStatus::Cancelling => Ok(order),
+                status if status.has_effects_to_undo() => {
+                    let moved = store
+                        .transition(id, status, OrderStatus::Compensating, failure)
+                        .await?;
+                    tracing::warn!(from = %status, "order is being rolled back");
+                    Ok(moved)
                 }
-            }
-            actual => {
-                return Err(ActivityError::new(
+                actual => Err(ActivityError::new(
                     ErrorName::OrderConflict,
-                    format!(
-                        "order {} is {actual}: there is nothing to roll back in that status",
-                        order.order_id
-                    ),
-                ))
-            }
+                    format!("order {id} is {actual}: there is nothing to roll back in that status"),
+                )),
+            })
         }
+    })
+    .await;
+    match entered {
+        Ok(outcome) => outcome,
+        Err(StoreError::Conflict { .. }) => Err(ActivityError::new(
+            ErrorName::OrderConflict,
+            format!("order {id} kept changing while its rollback started"),
+        )),
+        Err(error) => Err(error.into()),
     }
-    Err(ActivityError::new(
-        ErrorName::OrderConflict,
-        format!(
-            "order {} kept changing while its rollback started",
-            order.order_id
-        ),
-    ))
+}
+
+/// Records `error` as `step`'s failure on the step item and hands it back, to return. A
+/// failure to record it is logged: the error itself is what the state machine must see.
+pub async fn record_failure(
+    store: &OrderStore,
+    id: &OrderId,
+    step: &str,
+    error: ActivityError,
+) -> ActivityError {
+    if let Err(record_error) = store.fail_step(id, step, &error).await {
+        tracing::error!(step, error = %record_error, "could not record the step's failure");
+    }
+    error
 }
 
 /// What opening a step found.
@@ -356,10 +365,7 @@ async fn finish(
         }
         Err(error) => {
             tracing::warn!(step, attempts = started.attempts, error = %error.name, message = %error.message, "step failed");
-            if let Err(record_error) = store.fail_step(id, step, &error).await {
-                tracing::error!(step, error = %record_error, "could not record the step's failure");
-            }
-            Err(error)
+            Err(record_failure(store, id, step, error).await)
         }
     }
 }

@@ -943,11 +943,10 @@ impl OrderStore {
     }
 
     /// Moves the order to CANCELLING if it has not shipped yet. Retries a lost race with
-    /// the workflow a few times; never moves an order that has shipped or ended.
+    /// the workflow ([`retry_on_conflict`]); never moves an order that has shipped or
+    /// ended.
     pub async fn cancel(&self, id: &OrderId) -> Result<Cancellation, StoreError> {
-        const ATTEMPTS: usize = 5;
-        let mut last = None;
-        for _ in 0..ATTEMPTS {
+        retry_on_conflict(|| async {
             let order = self.require_order(id).await?;
             if matches!(
                 order.status,
@@ -958,16 +957,11 @@ impl OrderStore {
             if !order.status.is_cancellable() {
                 return Ok(Cancellation::TooLate(order));
             }
-            match self
-                .transition(id, order.status, OrderStatus::Cancelling, None)
+            self.transition(id, order.status, OrderStatus::Cancelling, None)
                 .await
-            {
-                Ok(record) => return Ok(Cancellation::Started(record)),
-                Err(error @ StoreError::Conflict { .. }) => last = Some(error),
-                Err(error) => return Err(error),
-            }
-        }
-        Err(last.unwrap_or_else(|| StoreError::NotFound(id.clone())))
+                .map(Cancellation::Started)
+        })
+        .await
     }
 
     /// Counts an attempt at `step` and marks it under way, unless it already succeeded,
@@ -1134,6 +1128,27 @@ impl OrderStore {
 }
 
 /// Why each item of a cancelled transaction was refused, in the order of the items.
+/// How many times a write that lost a race with another writer (a status that moved
+/// since it was read) is tried in all, everywhere.
+pub const CONFLICT_ATTEMPTS: usize = 5;
+
+/// Runs `attempt` (which reads what it needs, then writes conditionally) again while it
+/// fails with [`StoreError::Conflict`], [`CONFLICT_ATTEMPTS`] times in all; the last
+/// conflict is returned when every attempt lost.
+pub async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(StoreError::Conflict { .. }) if tries < CONFLICT_ATTEMPTS => tries += 1,
+            outcome => return outcome,
+        }
+    }
+}
+
 fn cancellation_codes<R>(error: &SdkError<TransactWriteItemsError, R>) -> Vec<Option<String>> {
     match error.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled

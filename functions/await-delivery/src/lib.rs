@@ -44,11 +44,7 @@ pub async fn handle(
             Ok(TokenStored::Waiting) => (record, None),
             Ok(TokenStored::AlreadyDelivered(order)) => (record, Some(*order)),
             Err(error) => {
-                let error = ActivityError::from(error);
-                if let Err(record_error) = store.fail_step(&id, STEP.name, &error).await {
-                    tracing::error!(error = %record_error, "could not record the step's failure");
-                }
-                return Err(error);
+                return Err(activity::record_failure(store, &id, STEP.name, error.into()).await)
             }
         },
     };

@@ -5,15 +5,12 @@
 
 use order_core::activity::{self, ActivityOutput};
 use order_core::steps::RECORD_FAILURE;
-use order_core::store::{Failure, OrderStore, StepStart, StoreError, Transition};
+use order_core::store::{retry_on_conflict, Failure, OrderStore, StepStart, Transition};
 use order_core::{ActivityError, ErrorName, OrderStatus};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 pub const STEP: &str = RECORD_FAILURE.name;
-
-/// How many times a lost race with another writer is retried before giving up.
-const CONFLICT_RETRIES: usize = 3;
 
 /// What the state machine's Catch hands over.
 #[derive(Debug, Clone, Deserialize)]
@@ -83,58 +80,55 @@ pub async fn handle(
     }
     tracing::warn!(failed_step = %failure.step, error = %failure.error, reason = %failure.reason, "recording the order's failure");
 
-    let mut outcome_of_last_try = Err(StoreError::NotFound(id.clone()));
-    for _ in 0..CONFLICT_RETRIES {
-        let order = store.require_order(&id).await?;
-        let to = outcome(order.status, &failure.error).map_err(|message| {
-            ActivityError::new(ErrorName::Internal, format!("order {id}: {message}"))
-        });
-        let to = match to {
-            Ok(to) => to,
-            Err(error) => {
-                if let Err(record_error) = store.fail_step(&id, STEP, &error).await {
-                    tracing::error!(error = %record_error, "could not record the step's failure");
+    let recorded = retry_on_conflict(|| {
+        let (failure, references, id) = (&failure, &references, &id);
+        async move {
+            let order = store.require_order(id).await?;
+            let to = match outcome(order.status, &failure.error) {
+                Ok(to) => to,
+                Err(message) => {
+                    let error =
+                        ActivityError::new(ErrorName::Internal, format!("order {id}: {message}"));
+                    return Ok(Err(error));
                 }
-                return Err(error);
-            }
-        };
-        let cancelled = Failure {
-            reason: cancellation_reason(&failure),
-            ..failure.clone()
-        };
-        // The rollback recorded the first failure when it began; a resumed execution
-        // that re-ran the failed step reports a later, less telling error: keep the first.
-        let recorded = match (&order.failure, to) {
-            (_, Some(OrderStatus::Cancelled)) => &cancelled,
-            (Some(first), _) if order.status == OrderStatus::Compensating => first,
-            _ => &failure,
-        };
-        let transition = to.map(|to| Transition {
-            from: order.status,
-            to,
-            failure: Some(recorded),
-        });
-        let status = to.unwrap_or(order.status);
-        outcome_of_last_try = store
-            .succeed_step(&id, STEP, references.clone(), transition)
-            .await
-            .map(|record| ActivityOutput::from_step(record, status, order.order.kind, false));
-        if !matches!(outcome_of_last_try, Err(StoreError::Conflict { .. })) {
-            break;
+            };
+            let cancelled = Failure {
+                reason: cancellation_reason(failure),
+                ..failure.clone()
+            };
+            // The rollback recorded the first failure when it began; a resumed execution
+            // that re-ran the failed step reports a later, less telling error: keep the
+            // first.
+            let recorded = match (&order.failure, to) {
+                (_, Some(OrderStatus::Cancelled)) => &cancelled,
+                (Some(first), _) if order.status == OrderStatus::Compensating => first,
+                _ => failure,
+            };
+            let transition = to.map(|to| Transition {
+                from: order.status,
+                to,
+                failure: Some(recorded),
+            });
+            let status = to.unwrap_or(order.status);
+            let record = store
+                .succeed_step(id, STEP, references.clone(), transition)
+                .await?;
+            Ok(Ok(ActivityOutput::from_step(
+                record,
+                status,
+                order.order.kind,
+                false,
+            )))
         }
-    }
-    match outcome_of_last_try {
-        Ok(output) => {
+    })
+    .await;
+    match recorded {
+        Ok(Ok(output)) => {
             tracing::info!(status = %output.status, "order failure recorded");
             Ok(output)
         }
-        Err(error) => {
-            let error = ActivityError::from(error);
-            if let Err(record_error) = store.fail_step(&id, STEP, &error).await {
-                tracing::error!(error = %record_error, "could not record the step's failure");
-            }
-            Err(error)
-        }
+        Ok(Err(error)) => Err(activity::record_failure(store, &id, STEP, error).await),
+        Err(error) => Err(activity::record_failure(store, &id, STEP, error.into()).await),
     }
 }
 

@@ -356,7 +356,8 @@ mod tests {
         };
         let response = error_response(&error);
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
+        let body: serde_json::Value =
+            serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
         assert_eq!(
             body,
             json!({"code": "invalid_request", "message": "bad",
