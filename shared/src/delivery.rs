@@ -1,6 +1,11 @@
-//! The courier's delivery events: how they are authenticated and how a delivery resumes
-//! the execution waiting for it in AwaitDelivery (Step Functions `SendTaskSuccess` with
-//! the stored task token).
+//! The delivery hand-over, both halves: the courier's delivery events (how they are
+//! authenticated, [`deliver`] for the webhook function) and the execution waiting in
+//! AwaitDelivery ([`await_delivery`] for that step's function), which Step Functions
+//! `SendTaskSuccess` with the stored task token joins.
+//!
+//! The two halves can arrive in either order. Both write the order conditionally, so
+//! exactly one of them sees both the token and the delivery, and that one resumes the
+//! execution.
 //!
 //! The courier signs each delivery attempt as the well-known webhook providers do: the
 //! header `X-Courier-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`
@@ -9,8 +14,11 @@
 //! refused, so it cannot be re-sent later either. During a rotation the header may carry
 //! several `v1=` values; one that verifies is enough.
 
-use crate::store::Delivery;
-use crate::OrderId;
+use crate::activity::{self, ActivityOutput};
+use crate::store::{
+    Delivery, DeliveryRecorded, OrderRecord, OrderStore, StepStart, StoreError, TokenStored,
+};
+use crate::{ActivityError, ErrorName, OrderId, OrderStatus};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -221,6 +229,146 @@ pub async fn resume(
             )),
         },
     }
+}
+
+/// What [`deliver`] did with a `shipment.delivered` event.
+#[derive(Debug)]
+pub struct Delivered {
+    /// The order after the event.
+    pub order: OrderRecord,
+    /// The event (or another for the same shipment) had been recorded before.
+    pub duplicate: bool,
+    /// Whether the waiting execution was resumed now (`None`: it was not waiting).
+    pub resumed: Option<bool>,
+}
+
+/// Why [`deliver`] recorded nothing, or could not resume.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("shipment {shipment_id:?} is not the shipment booked for order {order_id}")]
+    WrongShipment {
+        order_id: OrderId,
+        shipment_id: String,
+    },
+    #[error("order {order_id} is {actual}, not SHIPPED: a delivery cannot be recorded")]
+    NotShipped {
+        order_id: OrderId,
+        actual: OrderStatus,
+    },
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("the delivery of order {order_id} is recorded but its workflow could not be resumed: {message}")]
+    NotResumed { order_id: OrderId, message: String },
+}
+
+/// The webhook half: records the courier's delivery of order `id` and resumes the
+/// execution waiting for it. A repeated event resumes again only while the order still
+/// waits (DELIVERED): that covers a first attempt that recorded the delivery but failed
+/// to resume.
+pub async fn deliver(
+    store: &OrderStore,
+    workflow: &aws_sdk_sfn::Client,
+    id: &OrderId,
+    event: &CourierEvent,
+) -> Result<Delivered, DeliveryError> {
+    let (order, duplicate) = match store.record_delivery(id, &event.delivery()).await {
+        Ok(DeliveryRecorded::Now(order)) => (order, false),
+        Ok(DeliveryRecorded::Before(order) | DeliveryRecorded::Duplicate(order)) => (order, true),
+        Ok(DeliveryRecorded::WrongShipment) => {
+            return Err(DeliveryError::WrongShipment {
+                order_id: id.clone(),
+                shipment_id: event.shipment_id.clone(),
+            })
+        }
+        Err(StoreError::Conflict { actual, .. }) => {
+            return Err(DeliveryError::NotShipped {
+                order_id: id.clone(),
+                actual,
+            })
+        }
+        Err(error) => return Err(DeliveryError::Store(error)),
+    };
+    let resumed = match (&order.task_token, &order.delivery) {
+        (Some(token), Some(delivery)) if order.status == OrderStatus::Delivered => {
+            match resume(workflow, id, token, delivery).await {
+                Ok(resumed) => Some(resumed == Resumed::Now),
+                Err(message) => {
+                    return Err(DeliveryError::NotResumed {
+                        order_id: id.clone(),
+                        message,
+                    })
+                }
+            }
+        }
+        _ => None,
+    };
+    tracing::info!(duplicate, ?resumed, event_id = %event.event_id, "delivery recorded");
+    Ok(Delivered {
+        order,
+        duplicate,
+        resumed,
+    })
+}
+
+/// The AwaitDelivery half: stores the waiting task's token on the SHIPPED order, or,
+/// when the delivery was recorded first, resumes the execution itself. Idempotent: a
+/// second run stores the same token again.
+pub async fn await_delivery(
+    store: &OrderStore,
+    workflow: &aws_sdk_sfn::Client,
+    order_id: &str,
+    task_token: &str,
+) -> Result<ActivityOutput, ActivityError> {
+    const STEP: &str = crate::steps::AWAIT_DELIVERY.name;
+    let id = activity::order_id(order_id)?;
+    if task_token.trim().is_empty() {
+        return Err(ActivityError::new(
+            ErrorName::Internal,
+            format!("order {id}: AwaitDelivery was invoked without a task token"),
+        ));
+    }
+    let order = store.require_order(&id).await?;
+    let kind = order.order.kind;
+    let (record, delivered) = match store.begin_step(&id, STEP).await? {
+        // The webhook recorded the delivery (and this step) since `order` was read.
+        StepStart::AlreadySucceeded(record) => (record, Some(store.require_order(&id).await?)),
+        StepStart::Started(record) => match store.store_task_token(&id, task_token).await {
+            Ok(TokenStored::Waiting) => (record, None),
+            Ok(TokenStored::AlreadyDelivered(order)) => (record, Some(*order)),
+            Err(error) => {
+                return Err(activity::record_failure(store, &id, STEP, error.into()).await)
+            }
+        },
+    };
+    let Some(order) = delivered else {
+        tracing::info!(
+            attempts = record.attempts,
+            "waiting for the courier's delivery event"
+        );
+        return Ok(ActivityOutput::from_step(
+            record,
+            OrderStatus::Shipped,
+            kind,
+            false,
+        ));
+    };
+    let Some(delivery) = order.delivery.clone() else {
+        return Err(ActivityError::new(
+            ErrorName::Internal,
+            format!("order {id} is {} without a recorded delivery", order.status),
+        ));
+    };
+    match resume(workflow, &id, task_token, &delivery).await {
+        Ok(Resumed::Now) => tracing::info!("delivery was recorded first; execution resumed"),
+        Ok(Resumed::AlreadyResumed) => tracing::info!("execution was resumed already"),
+        Err(message) => {
+            return Err(ActivityError::new(
+                ErrorName::WorkflowUnavailable,
+                format!("order {id}: resuming the execution failed: {message}"),
+            ))
+        }
+    }
+    Ok(ActivityOutput::from_step(record, order.status, kind, true))
 }
 
 #[cfg(test)]

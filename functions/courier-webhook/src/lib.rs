@@ -20,10 +20,10 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use order_core::delivery::{self, CourierEvent, Resumed, Signature, SignatureError};
+use order_core::delivery::{self, CourierEvent, DeliveryError, Signature, SignatureError};
 use order_core::secrets::RotatingSecret;
-use order_core::store::{DeliveryRecorded, OrderStore, StoreError};
-use order_core::{OrderId, OrderStatus};
+use order_core::store::OrderStore;
+use order_core::OrderId;
 use orders_api::{json_response, ApiError};
 use serde_json::json;
 use tracing::Instrument;
@@ -125,47 +125,28 @@ pub async fn receive(
             &json!({"order_id": id, "ignored": event.kind}),
         ));
     }
-    let (order, duplicate) = match hook.store.record_delivery(&id, &event.delivery()).await {
-        Ok(DeliveryRecorded::Now(order)) => (order, false),
-        Ok(DeliveryRecorded::Before(order) | DeliveryRecorded::Duplicate(order)) => (order, true),
-        Ok(DeliveryRecorded::WrongShipment) => {
-            return Err(ApiError::new(
+    let delivered = delivery::deliver(&hook.store, &hook.workflow, &id, &event)
+        .await
+        .map_err(|error| match error {
+            DeliveryError::WrongShipment { .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "shipment_mismatch",
-                format!(
-                    "shipment {:?} is not the shipment booked for order {id}; nothing was recorded",
-                    event.shipment_id
-                ),
-            ))
-        }
-        Err(StoreError::Conflict { actual, .. }) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "order_not_shipped",
-                format!("order {id} is {actual}, not SHIPPED: a delivery cannot be recorded"),
-            ))
-        }
-        Err(error) => return Err(error.into()),
-    };
-    // A repeated event resumes again only while the order still waits (DELIVERED): that
-    // covers a first attempt that recorded the delivery but failed to resume.
-    let resumed = match (&order.task_token, &order.delivery) {
-        (Some(token), Some(delivery)) if order.status == OrderStatus::Delivered => {
-            match delivery::resume(&hook.workflow, &id, token, delivery).await {
-                Ok(resumed) => Some(resumed == Resumed::Now),
-                Err(message) => {
-                    tracing::error!(%message, "could not resume the execution");
-                    return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "workflow_unavailable",
-                        format!("the delivery of order {id} is recorded but its workflow could not be resumed; send the event again"),
-                    ));
-                }
+                format!("{error}; nothing was recorded"),
+            ),
+            DeliveryError::NotShipped { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "order_not_shipped", error.to_string())
             }
-        }
-        _ => None,
-    };
-    tracing::info!(duplicate, ?resumed, event_id = %event.event_id, "delivery recorded");
+            DeliveryError::Store(error) => error.into(),
+            DeliveryError::NotResumed { ref message, .. } => {
+                tracing::error!(%message, "could not resume the execution");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "workflow_unavailable",
+                    format!("the delivery of order {id} is recorded but its workflow could not be resumed; send the event again"),
+                )
+            }
+        })?;
+    let (order, duplicate) = (delivered.order, delivered.duplicate);
     Ok(json_response(
         StatusCode::OK,
         &json!({"order_id": id, "status": order.status, "duplicate": duplicate}),
