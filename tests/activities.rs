@@ -14,10 +14,8 @@ async fn place(store: &OrderStore, order: &Order) -> OrderId {
 }
 
 fn valid() -> Order {
-    match Order::parse(&valid_order(&unique_merchant()), &catalogue()) {
-        Ok(order) => order,
-        Err(problems) => panic!("{problems}"),
-    }
+    Order::parse(&valid_order(&unique_merchant()), &catalogue())
+        .unwrap_or_else(|problems| panic!("{problems}"))
 }
 
 /// What the table holds for order `id`, read back: its status, its version and its steps

@@ -262,10 +262,7 @@ async fn unknown_routes_and_wrong_methods_get_json_errors() {
         .delete(format!("{}/orders", stack.orders_api))
         .send()
         .await;
-    let reply = match reply {
-        Ok(reply) => reply,
-        Err(error) => panic!("{error}"),
-    };
+    let reply = reply.unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(reply.status().as_u16(), 405);
     let body: Value = reply.json().await.unwrap_or_default();
     assert_eq!(body["code"], "method_not_allowed");
@@ -278,10 +275,7 @@ fn post_request(key: &str, body: &str) -> lambda_http::Request {
         .header("content-type", "application/json")
         .header("idempotency-key", key)
         .body(lambda_http::Body::from(body.to_owned()));
-    match request {
-        Ok(request) => request,
-        Err(error) => panic!("{error}"),
-    }
+    request.unwrap_or_else(|error| panic!("{error}"))
 }
 
 fn api(stack: &Stack, state_machine_arn: &str) -> orders_api::Api {
@@ -290,10 +284,8 @@ fn api(stack: &Stack, state_machine_arn: &str) -> orders_api::Api {
         workflow: orders_api::Workflow {
             client: stack.sfn(),
             state_machine_arn: state_machine_arn.to_owned(),
-            config: match orders_api::WorkflowConfig::from_env() {
-                Ok(config) => config,
-                Err(error) => panic!("{error}"),
-            },
+            config: orders_api::WorkflowConfig::from_env()
+                .unwrap_or_else(|error| panic!("{error}")),
         },
         catalogue: system_tests::catalogue(),
     }

@@ -353,10 +353,10 @@ async fn the_write_check_sees_a_planted_item(stack: &Stack, ctx: &Ctx) {
 
 fn env_number(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
-        Ok(text) if !text.trim().is_empty() => match text.trim().parse() {
-            Ok(number) => number,
-            Err(_) => panic!("{name}={text:?} is not a whole number"),
-        },
+        Ok(text) if !text.trim().is_empty() => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a whole number")),
         _ => default,
     }
 }
@@ -886,14 +886,10 @@ struct Ctx {
 impl Ctx {
     fn new(orders_api: &str, webhook: &str, webhook_secret: String) -> Ctx {
         let run = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let base = match Url::parse(orders_api) {
-            Ok(url) => url,
-            Err(error) => panic!("ORDERS_API_URL {orders_api:?}: {error}"),
-        };
-        let webhook = match Url::parse(webhook) {
-            Ok(url) => url,
-            Err(error) => panic!("the courier webhook URL {webhook:?}: {error}"),
-        };
+        let base = Url::parse(orders_api)
+            .unwrap_or_else(|error| panic!("ORDERS_API_URL {orders_api:?}: {error}"));
+        let webhook = Url::parse(webhook)
+            .unwrap_or_else(|error| panic!("the courier webhook URL {webhook:?}: {error}"));
         Ctx {
             merchants: (0..MERCHANTS)
                 .map(|n| format!("m-fuzz-{run}-{n:02}"))
@@ -934,10 +930,8 @@ impl Ctx {
     /// The URL for `tail` (a path, maybe with a query) under the API's base.
     fn url(&self, tail: &str) -> Url {
         let text = format!("{}{tail}", self.base.as_str().trim_end_matches('/'));
-        let url = match Url::parse(&text) {
-            Ok(url) => url,
-            Err(error) => panic!("generated URL {text:?}: {error}"),
-        };
+        let url =
+            Url::parse(&text).unwrap_or_else(|error| panic!("generated URL {text:?}: {error}"));
         assert!(
             url.path().starts_with(self.base.path()),
             "generated path {tail:?} left the API ({})",
@@ -2040,10 +2034,7 @@ fn content_type(ctx: &Ctx, rng: &mut Rng, index: usize) -> Case {
 }
 
 fn method(name: &str) -> Method {
-    match Method::from_bytes(name.as_bytes()) {
-        Ok(method) => method,
-        Err(error) => panic!("method {name:?}: {error}"),
-    }
+    Method::from_bytes(name.as_bytes()).unwrap_or_else(|error| panic!("method {name:?}: {error}"))
 }
 
 /// An order id of any shape the router still sees as one path segment.

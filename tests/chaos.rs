@@ -47,10 +47,9 @@ impl OwnStack {
                 command.env_remove(name);
             }
         }
-        let output = match command.output() {
-            Ok(output) => output,
-            Err(error) => panic!("cannot run local-stack: {error}"),
-        };
+        let output = command
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run local-stack: {error}"));
         assert!(
             output.status.success(),
             "local-stack up failed:\n{}{}",
@@ -72,19 +71,16 @@ impl Drop for OwnStack {
 async fn a_hundred_orders_under_faults_and_crashes_are_all_accounted_for_and_nothing_happens_twice()
 {
     let stack = OwnStack::start();
-    let env = match chaos::ChaosEnv::from_file(&stack.dir.join("stack.env")) {
-        Ok(env) => env,
-        Err(error) => panic!("{error}"),
-    };
+    let env = chaos::ChaosEnv::from_file(&stack.dir.join("stack.env"))
+        .unwrap_or_else(|error| panic!("{error}"));
     let options = chaos::Options {
         orders: 100,
         settle_timeout: Duration::from_secs(10 * 60),
         ..chaos::Options::default()
     };
-    let report = match chaos::run(&options, &env).await {
-        Ok(report) => report,
-        Err(error) => panic!("the chaos run could not be carried out: {error}"),
-    };
+    let report = chaos::run(&options, &env)
+        .await
+        .unwrap_or_else(|error| panic!("the chaos run could not be carried out: {error}"));
     println!("{report}");
     assert!(report.invariants_hold(), "{report}");
     // The run did what it claims: orders went through, faults fired, instances died.

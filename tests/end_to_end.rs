@@ -410,10 +410,9 @@ async fn a_delivery_event_sent_twice_resumes_the_order_once() {
     let signature = system_tests::sign_now(&stack.webhook_secret().await, event.as_bytes());
     let mut answers = Vec::new();
     for _ in 0..2 {
-        let response = match send(signature.clone()).await {
-            Ok(response) => response,
-            Err(error) => panic!("webhook: {error}"),
-        };
+        let response = send(signature.clone())
+            .await
+            .unwrap_or_else(|error| panic!("webhook: {error}"));
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or_default();
         answers.push((status, body["duplicate"].clone()));
@@ -468,10 +467,8 @@ async fn a_compensation_that_keeps_failing_puts_the_order_in_the_dead_letter_que
 async fn an_order_that_fails_validation_in_the_workflow_ends_rejected_with_its_reason() {
     let stack = Stack::connect().await;
     // An order the API accepted, whose SKU has since left the catalogue.
-    let mut order = match Order::parse(&valid_order(&unique_merchant()), &catalogue()) {
-        Ok(order) => order,
-        Err(problems) => panic!("{problems}"),
-    };
+    let mut order = Order::parse(&valid_order(&unique_merchant()), &catalogue())
+        .unwrap_or_else(|problems| panic!("{problems}"));
     order.lines[1].sku = "DISCONTINUED-1".into();
     let id = match stack.store().place_order(&unique_key(), &order, "h").await {
         Ok(Placement::Created(record)) => record.order_id,

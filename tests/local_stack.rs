@@ -20,10 +20,7 @@ async fn the_local_resources_match_the_template() {
         &stack.endpoint(),
         &local_parameters(&stack.partner_simulator_url()),
     );
-    let resources = match resources {
-        Ok(resources) => resources,
-        Err(error) => panic!("{error}"),
-    };
+    let resources = resources.unwrap_or_else(|error| panic!("{error}"));
     assert!(
         !resources.tables.is_empty()
             && !resources.queues.is_empty()
@@ -123,10 +120,7 @@ async fn a_template_that_differs_from_the_running_stack_is_reported() {
         &local_parameters(&stack.partner_simulator_url()),
     );
     let _ = std::fs::remove_dir_all(&dir);
-    let resources = match resources {
-        Ok(resources) => resources,
-        Err(error) => panic!("{error}"),
-    };
+    let resources = resources.unwrap_or_else(|error| panic!("{error}"));
     let differences = deploy::verify(&Clients::new(&stack.aws), &resources).await;
     let mut what: Vec<(String, String)> = match differences {
         Ok(differences) => differences
@@ -165,10 +159,7 @@ async fn a_function_error_comes_back_as_lambda_reports_it_not_as_a_server_error(
         .body(r#"{"order_id": "not-an-order"}"#)
         .send()
         .await;
-    let reply = match reply {
-        Ok(reply) => reply,
-        Err(error) => panic!("{error}"),
-    };
+    let reply = reply.unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(reply.status().as_u16(), 200);
     assert_eq!(
         reply
@@ -256,10 +247,9 @@ fn local_stack_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
 }
 
 fn local_stack<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
-    match local_stack_command(args).output() {
-        Ok(output) => output,
-        Err(error) => panic!("cannot run local-stack: {error}"),
-    }
+    local_stack_command(args)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run local-stack: {error}"))
 }
 
 fn text(output: &std::process::Output) -> String {
@@ -446,10 +436,9 @@ async fn exec_stops_its_stack_when_interrupted() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn();
-    let child = scratch.child.insert(match child {
-        Ok(child) => child,
-        Err(error) => panic!("cannot run local-stack: {error}"),
-    });
+    let child = scratch
+        .child
+        .insert(child.unwrap_or_else(|error| panic!("cannot run local-stack: {error}")));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     while !scratch.dir.join("stack.env").exists() && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -104,10 +104,8 @@ impl Payments for CancellingPayments {
 }
 
 async fn place(store: &OrderStore) -> OrderId {
-    let order = match Order::parse(&valid_order(&unique_merchant()), &catalogue()) {
-        Ok(order) => order,
-        Err(problems) => panic!("{problems}"),
-    };
+    let order = Order::parse(&valid_order(&unique_merchant()), &catalogue())
+        .unwrap_or_else(|problems| panic!("{problems}"));
     match store.place_order(&unique_key(), &order, "h").await {
         Ok(Placement::Created(record)) => record.order_id,
         other => panic!("expected a new order, got {other:?}"),
@@ -689,10 +687,9 @@ async fn a_partner_token_rotated_after_the_cold_start_is_read_again_when_the_par
     let stack = Stack::connect().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&stack.aws);
     let deployed = std::env::var("PAYMENTS_API_TOKEN_SECRET").unwrap_or_default();
-    let right = match order_core::secrets::read(&secrets, &deployed).await {
-        Ok(token) => token,
-        Err(error) => panic!("{error}"),
-    };
+    let right = order_core::secrets::read(&secrets, &deployed)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
     // The function started while its secret held a token the partner no longer takes.
     let name = format!("scratch-payments-token-{}", unique_key());
     let created = secrets

@@ -21,10 +21,7 @@ fn workflow(stack: &Stack) -> Workflow {
     Workflow {
         client: stack.sfn(),
         state_machine_arn: stack.state_machine_arn.clone(),
-        config: match WorkflowConfig::from_env() {
-            Ok(config) => config,
-            Err(error) => panic!("{error}"),
-        },
+        config: WorkflowConfig::from_env().unwrap_or_else(|error| panic!("{error}")),
     }
 }
 
@@ -53,10 +50,10 @@ async fn reconcile(stack: &Stack, max_resumes: u32) {
 }
 
 async fn order(store: &OrderStore, id: &OrderId) -> order_core::store::OrderRecord {
-    match store.require_order(id).await {
-        Ok(order) => order,
-        Err(error) => panic!("{error}"),
-    }
+    store
+        .require_order(id)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
 }
 
 #[tokio::test]
@@ -156,10 +153,10 @@ async fn an_order_resumed_as_often_as_allowed_is_parked_once_with_the_reason() {
     assert_eq!(parked.execution_arn, None, "a parked order is not resumed");
     let reason = parked.parked.map(|p| p.reason).unwrap_or_default();
     assert!(reason.contains("resumed 3 times"), "{reason}");
-    let letters = match dead_letters(&stack).receive(1000, Duration::ZERO).await {
-        Ok(letters) => letters,
-        Err(error) => panic!("{error}"),
-    };
+    let letters = dead_letters(&stack)
+        .receive(1000, Duration::ZERO)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
     let mine: Vec<_> = letters
         .iter()
         .filter(|l| l.body.order_id == id.as_str())

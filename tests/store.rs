@@ -7,10 +7,8 @@ use std::collections::BTreeMap;
 use system_tests::{catalogue, unique_key, unique_merchant, valid_order, Stack};
 
 fn order_for(merchant: &str) -> Order {
-    match Order::parse(&valid_order(merchant), &catalogue()) {
-        Ok(order) => order,
-        Err(problems) => panic!("{problems}"),
-    }
+    Order::parse(&valid_order(merchant), &catalogue())
+        .unwrap_or_else(|problems| panic!("{problems}"))
 }
 
 async fn placed(stack: &Stack) -> (OrderId, Order) {
@@ -111,10 +109,7 @@ async fn a_status_change_bumps_the_version_and_moves_the_order_in_the_status_ind
     let moved = store
         .transition(&id, OrderStatus::Accepted, OrderStatus::Validated, None)
         .await;
-    let moved = match moved {
-        Ok(record) => record,
-        Err(error) => panic!("{error}"),
-    };
+    let moved = moved.unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(moved.status, OrderStatus::Validated);
     assert_eq!(moved.version, 2);
     let listed = stack

@@ -293,10 +293,7 @@ async fn after_a_rotation_events_signed_with_the_new_or_the_previous_secret_veri
 
     secret.rotate("second-secret-value-0123456789").await;
     // A cold start after the rotation knows both values.
-    let cold = match load().await {
-        Ok(loaded) => loaded,
-        Err(error) => panic!("{error}"),
-    };
+    let cold = load().await.unwrap_or_else(|error| panic!("{error}"));
     assert!(cold.any(|s| second.signs(s, body)).await, "current");
     assert!(cold.any(|s| first.signs(s, body)).await, "previous");
     assert!(

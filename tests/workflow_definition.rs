@@ -1082,10 +1082,7 @@ fn the_execution_timeout_covers_the_worst_case_budget() {
     let states = states(&definition);
     let (_, defaults) = default_configuration(&states);
     let start = text(&definition["StartAt"], "StartAt");
-    let worst = match worst_case(&states, start, &defaults) {
-        Ok(worst) => worst,
-        Err(problem) => panic!("{problem}"),
-    };
+    let worst = worst_case(&states, start, &defaults).unwrap_or_else(|problem| panic!("{problem}"));
     let timeout = definition["TimeoutSeconds"].as_u64().unwrap_or(0);
 
     println!("task budgets (s), default configuration {defaults}:");
@@ -1172,10 +1169,8 @@ fn the_worst_case_counts_a_bounded_loop_apart_and_refuses_an_unbounded_one() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let worst = match worst_case(&bounded, "Step", &defaults) {
-        Ok(worst) => worst,
-        Err(problem) => panic!("{problem}"),
-    };
+    let worst =
+        worst_case(&bounded, "Step", &defaults).unwrap_or_else(|problem| panic!("{problem}"));
     // The step once (10 s), then 3 rounds of wait (100 s) and the step again (10 s).
     assert_eq!(worst.path_seconds, 10);
     assert_eq!(worst.total(), 10 + 3 * 110);

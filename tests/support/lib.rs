@@ -94,10 +94,9 @@ impl Stack {
     /// it).
     pub async fn webhook_secret(&self) -> String {
         let client = aws_sdk_secretsmanager::Client::new(&self.aws);
-        match order_core::secrets::read(&client, &env("COURIER_WEBHOOK_SECRET_ID")).await {
-            Ok(secret) => secret,
-            Err(error) => panic!("{error}"),
-        }
+        order_core::secrets::read(&client, &env("COURIER_WEBHOOK_SECRET_ID"))
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
     /// The courier webhook's URL (a function of its own).
@@ -174,10 +173,8 @@ impl Stack {
     /// An order stored as the API stores it (ACCEPTED) whose execution was never started,
     /// as when StartExecution failed.
     pub async fn order_without_execution(&self) -> order_core::OrderId {
-        let order = match order_core::Order::parse(&valid_order(&unique_merchant()), &catalogue()) {
-            Ok(order) => order,
-            Err(problems) => panic!("{problems}"),
-        };
+        let order = order_core::Order::parse(&valid_order(&unique_merchant()), &catalogue())
+            .unwrap_or_else(|problems| panic!("{problems}"));
         match self.store().place_order(&unique_key(), &order, "h").await {
             Ok(order_core::store::Placement::Created(record)) => record.order_id,
             other => panic!("expected a new order, got {other:?}"),
@@ -468,10 +465,8 @@ impl Reply {
     }
 
     async fn from(result: Result<reqwest::Response, reqwest::Error>) -> Reply {
-        let response = match result {
-            Ok(response) => response,
-            Err(error) => panic!("the orders API did not answer: {error}"),
-        };
+        let response =
+            result.unwrap_or_else(|error| panic!("the orders API did not answer: {error}"));
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
@@ -539,10 +534,7 @@ pub fn order_of_kind(kind: &str, merchant: &str) -> Value {
 }
 
 pub fn catalogue() -> Catalogue {
-    match Catalogue::builtin() {
-        Ok(catalogue) => catalogue,
-        Err(error) => panic!("catalogue: {error}"),
-    }
+    Catalogue::builtin().unwrap_or_else(|error| panic!("catalogue: {error}"))
 }
 
 /// The workspace root.
