@@ -3,6 +3,7 @@
 //! talks to 127.0.0.1 only, and every request has a timeout.
 
 use crate::ChaosError;
+use local_stack::signing::Signer;
 use order_core::dead_letters::DeadLetterQueue;
 use order_core::recovery::{Workflow, WorkflowConfig};
 use order_core::store::OrderStore;
@@ -119,6 +120,8 @@ pub struct Clients {
     pub env: ChaosEnv,
     /// For the orders API and the partner simulator (no proxy, 30 s per request).
     pub http: reqwest::Client,
+    /// Signs the requests to the orders API (SigV4, as its IAM authorization wants).
+    pub signer: Signer,
     pub store: OrderStore,
     /// The order table, for the audit's scan.
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -163,6 +166,7 @@ impl Clients {
         Ok(Clients {
             env: env.clone(),
             http,
+            signer: Signer::new(&env.access_key_id, &env.secret_access_key, &env.region),
             store: OrderStore::new(aws_sdk_dynamodb::Client::new(&config), &env.table_name),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             workflow: Workflow {
