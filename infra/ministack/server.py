@@ -18,6 +18,11 @@ MiniStack's AWS::CloudWatch::Alarm refuses `Metrics` (metric math), which our re
 alarm ReleaseStepErrorsAlarm uses. Its alarms are never evaluated anyway (they stay
 INSUFFICIENT_DATA), so such an alarm is recorded as it is declared, with its Metrics.
 
+Its Step Functions ignores a Task's `TimeoutSecondsPath`: a `.waitForTaskToken` task then
+waits 99999 s for its callback (our AwaitDelivery takes its timeout from the execution
+input, config.delivery_timeout_seconds, so a lost parcel was never given up on). The
+task below gets the `TimeoutSeconds` its path names in the state's input, as on AWS.
+
 `!Ref` of an AWS::SecretsManager::Secret is the secret's ARN on AWS; MiniStack gives its
 name. Our functions' policies grant secretsmanager:GetSecretValue on `!Ref <Secret>`, so
 with MiniStack's name no policy matched the ARN it checks and every partner call was
@@ -154,6 +159,20 @@ provisioners._RESOURCE_HANDLERS["AWS::SecretsManager::Secret"] = {
     "update": _secret_update,
     "delete": _secret_delete,
 }
+
+_execute_task = sfn._execute_task
+
+
+def _task_with_timeout_path(state_def, raw_input, execution, ctx):
+    """A Task state, its TimeoutSecondsPath resolved against the state's input."""
+    if "TimeoutSecondsPath" in state_def and "TimeoutSeconds" not in state_def:
+        seconds = sfn._resolve_path_or_ctx(state_def["TimeoutSecondsPath"], raw_input, ctx)
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0:
+            state_def = {**state_def, "TimeoutSeconds": int(seconds)}
+    return _execute_task(state_def, raw_input, execution, ctx)
+
+
+sfn._execute_task = _task_with_timeout_path
 
 for resource_type, handler in {
     "AWS::StepFunctions::StateMachineVersion": {

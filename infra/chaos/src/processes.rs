@@ -58,9 +58,10 @@ fn function_of_process(pid: i32, executable: &Path) -> Option<String> {
         return Some(function);
     }
     let in_ministack = executable.file_name()? == "bootstrap"
-        && executable
-            .ancestors()
-            .any(|dir| dir.to_str().is_some_and(|d| d.contains("ministack-provided-code")));
+        && executable.ancestors().any(|dir| {
+            dir.to_str()
+                .is_some_and(|d| d.contains("ministack-provided-code"))
+        });
     if !in_ministack {
         return None;
     }

@@ -236,10 +236,7 @@ async fn up(options: &UpOptions) -> Result<Option<stack::Running>, String> {
         Up::Started(running) if options.emulator == Emulator::MiniStack => {
             let env = &running.env;
             let value = |k: &str| env.get(k).cloned().unwrap_or_default();
-            println!(
-                "MiniStack stack up (logs in {})",
-                running.log_dir.display()
-            );
+            println!("MiniStack stack up (logs in {})", running.log_dir.display());
             println!(
                 "  AWS endpoint     {}  (MiniStack, IAM enforced: each function calls with its role)",
                 value("AWS_ENDPOINT_URL")

@@ -301,17 +301,17 @@ pub(crate) async fn start(
         ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
         ("ORDERS_API_URL".to_owned(), stage.clone()),
         ("COURIER_WEBHOOK_URL".to_owned(), stage.clone()),
-        ("PARTNER_SIMULATOR_URL".to_owned(), partners_endpoint.clone()),
+        (
+            "PARTNER_SIMULATOR_URL".to_owned(),
+            partners_endpoint.clone(),
+        ),
         (
             "LOCAL_STACK_DIR".to_owned(),
             options.dir.display().to_string(),
         ),
         ("LOCAL_STACK_EMULATOR".to_owned(), "ministack".to_owned()),
         ("STACK_NAME".to_owned(), STACK_NAME.to_owned()),
-        (
-            "DEPLOY_SECONDS".to_owned(),
-            format!("{deploy_seconds:.1}"),
-        ),
+        ("DEPLOY_SECONDS".to_owned(), format!("{deploy_seconds:.1}")),
     ]);
     let env_file = options.dir.join("stack.env");
     write_env(&env_file, &env)?;
@@ -319,7 +319,11 @@ pub(crate) async fn start(
         ports,
         env_file,
         log_dir,
-        functions: template.functions.iter().map(|f| f.binary.clone()).collect(),
+        functions: template
+            .functions
+            .iter()
+            .map(|f| f.binary.clone())
+            .collect(),
         env,
     })
 }
@@ -420,9 +424,7 @@ async fn deployment_failed(client: &aws_sdk_cloudformation::Client, log: &Path) 
                 event.resource_status().map_or("", |s| s.as_str()),
                 event.logical_resource_id().unwrap_or_default(),
                 event.resource_type().unwrap_or_default(),
-                event
-                    .resource_status_reason()
-                    .unwrap_or("no reason given")
+                event.resource_status_reason().unwrap_or("no reason given")
             ));
         }
     }
@@ -464,11 +466,7 @@ impl DeployedStack {
                 )
             })?;
         let mut stack = DeployedStack::default();
-        for output in described
-            .stacks()
-            .iter()
-            .flat_map(|s| s.outputs().iter())
-        {
+        for output in described.stacks().iter().flat_map(|s| s.outputs().iter()) {
             if let (Some(key), Some(value)) = (output.output_key(), output.output_value()) {
                 stack.outputs.insert(key.to_owned(), value.to_owned());
             }
@@ -504,9 +502,10 @@ impl DeployedStack {
 
     /// An output's value.
     pub fn output(&self, key: &str) -> Result<String, StackError> {
-        self.outputs.get(key).cloned().ok_or_else(|| {
-            StackError::Other(format!("the stack {STACK_NAME} has no output {key}"))
-        })
+        self.outputs
+            .get(key)
+            .cloned()
+            .ok_or_else(|| StackError::Other(format!("the stack {STACK_NAME} has no output {key}")))
     }
 
     /// `(logical id, physical id)` of every resource of one type.
@@ -563,7 +562,10 @@ mod tests {
             .as_deref(),
             Some("http://127.0.0.1:4566/_aws/execute-api/1cce54ae/v1")
         );
-        assert_eq!(stage_url("http://127.0.0.1:4566", "https://example.com/v1/"), None);
+        assert_eq!(
+            stage_url("http://127.0.0.1:4566", "https://example.com/v1/"),
+            None
+        );
     }
 
     #[test]

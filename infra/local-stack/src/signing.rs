@@ -137,9 +137,8 @@ mod tests {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         assert!(
-            authorization.starts_with(
-                "AWS4-HMAC-SHA256 Credential=AKID/"
-            ) && authorization.contains("/eu-west-1/execute-api/aws4_request"),
+            authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKID/")
+                && authorization.contains("/eu-west-1/execute-api/aws4_request"),
             "{authorization}"
         );
         assert!(request.headers().contains_key("x-amz-date"));
