@@ -194,7 +194,7 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_owned());
     progress(&format!(
-        "run {run_id}: {} orders at {}/s, seed {}; {} function instances under cargo lambda watch",
+        "run {run_id}: {} orders at {}/s, seed {}; {} function instances running",
         options.orders,
         options.rate,
         options.seed,
