@@ -100,7 +100,8 @@ test: venv ministack-venv lint build package ## Everything: lints, the deployabl
 	exit $$status
 
 # What of the integration tests runs on MiniStack (make test runs it after the moto run).
-MINISTACK_TESTS ?= --test end_to_end --test iam_enforcement --test chaos
+MINISTACK_TESTS ?= --test end_to_end --test api --test webhook --test recovery --test orderctl \
+	--test iam_enforcement --test chaos
 RUN_MINISTACK_TESTS = $(LOCAL) exec --emulator ministack --dir $(MINISTACK_TEST_STACK) --free-ports -- \
 	$(CARGO) test -p system-tests --locked --no-fail-fast $(MINISTACK_TESTS) 2>&1 \
 	| tee target/test-output-ministack.log

@@ -547,6 +547,14 @@ async fn an_unsigned_order_request_is_refused_before_any_function_runs() {
         .send()
         .await;
     let status = reply.map(|r| r.status().as_u16()).ok();
-    assert_eq!(status, Some(403), "API Gateway must refuse an unsigned request");
-    assert_eq!(stack.orders_of_merchant(&merchant).await, 0, "nothing was written");
+    assert_eq!(
+        status,
+        Some(403),
+        "API Gateway must refuse an unsigned request"
+    );
+    assert_eq!(
+        stack.orders_of_merchant(&merchant).await,
+        0,
+        "nothing was written"
+    );
 }

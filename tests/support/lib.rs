@@ -153,6 +153,16 @@ impl Stack {
         .execution_arn(name)
     }
 
+    /// Sends `method` to `path` of the orders API with an empty body, signed.
+    pub async fn send_to_api(&self, method: &str, path: &str) -> Reply {
+        let method = match reqwest::Method::from_bytes(method.as_bytes()) {
+            Ok(method) => method,
+            Err(error) => panic!("{method}: {error}"),
+        };
+        let request = http().request(method, format!("{}{path}", self.orders_api));
+        Reply::from(send_signed(request).await).await
+    }
+
     /// POSTs to `path` of the orders API with an empty body.
     pub async fn post(&self, path: &str) -> Reply {
         Reply::from(send_signed(http().post(format!("{}{path}", self.orders_api))).await).await
