@@ -558,3 +558,40 @@ async fn an_unsigned_order_request_is_refused_before_any_function_runs() {
         "nothing was written"
     );
 }
+
+#[tokio::test]
+async fn an_order_request_signed_with_a_wrong_secret_is_refused_before_any_function_runs() {
+    if skip_on(
+        Backend::Moto,
+        "the moto stack serves the API on a function URL, which checks no signature",
+    ) {
+        return;
+    }
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let key = std::env::var("ORDERS_API_ACCESS_KEY_ID").unwrap_or_default();
+    let region = std::env::var("AWS_REGION").unwrap_or_default();
+    let forger = local_stack::signing::Signer::new(&key, "not-the-secret-of-this-key", &region);
+    let mut request = system_tests::http()
+        .post(format!("{}/orders", stack.orders_api))
+        .header("content-type", "application/json")
+        .header("Idempotency-Key", unique_key())
+        .body(valid_order(&merchant).to_string())
+        .build()
+        .expect("the request builds");
+    forger
+        .sign(&mut request)
+        .expect("the request can be signed");
+    let reply = system_tests::http().execute(request).await;
+    let status = reply.map(|r| r.status().as_u16()).ok();
+    assert_eq!(
+        status,
+        Some(403),
+        "API Gateway must refuse a wrong signature"
+    );
+    assert_eq!(
+        stack.orders_of_merchant(&merchant).await,
+        0,
+        "nothing was written"
+    );
+}

@@ -114,12 +114,7 @@ pub async fn run(dir: &Path) -> Result<bool, StackError> {
         .map_err(|e| other(e.to_string()))?;
     // Requests to the orders API are SigV4-signed with the stack's credentials (API Gateway
     // wants IAM authorization on the MiniStack stack; function URLs ignore it).
-    let signer = crate::signing::Signer::new(
-        env.get("AWS_ACCESS_KEY_ID").map_or("test", String::as_str),
-        env.get("AWS_SECRET_ACCESS_KEY")
-            .map_or("test", String::as_str),
-        env.get("AWS_REGION").map_or("us-east-1", String::as_str),
-    );
+    let signer = crate::signing::Signer::from_settings(|name| env.get(name).cloned());
     let (signer, client, api_base) = (&signer, &http, api.as_str());
     let send = move |request: reqwest::RequestBuilder, what: String| async move {
         let mut request = request.build().map_err(|e| other(format!("{what}: {e}")))?;

@@ -84,16 +84,72 @@ pub fn parameter_overrides(partners_endpoint: &str, architecture: &str) -> Vec<S
 /// The base URL of an API Gateway stage as MiniStack serves it, from the `OrdersApiUrl`
 /// output (`https://<api id>.execute-api.<region>.amazonaws.com/<stage>/`): `<endpoint>/_aws/execute-api/<api id>/<stage>`.
 pub fn stage_url(endpoint: &str, api_url: &str) -> Option<String> {
+    let (api_id, stage) = api_id_and_stage(api_url)?;
+    Some(format!(
+        "{}/_aws/execute-api/{api_id}/{stage}",
+        endpoint.trim_end_matches('/')
+    ))
+}
+
+/// The API id and stage of an execute-api URL.
+pub fn api_id_and_stage(api_url: &str) -> Option<(String, String)> {
     let rest = api_url.strip_prefix("https://")?;
     let (host, path) = rest.split_once('/')?;
     let (api_id, domain) = host.split_once('.')?;
     let stage = path.trim_matches('/');
-    (domain.starts_with("execute-api.") && !api_id.is_empty() && !stage.is_empty()).then(|| {
-        format!(
-            "{}/_aws/execute-api/{api_id}/{stage}",
-            endpoint.trim_end_matches('/')
-        )
-    })
+    (domain.starts_with("execute-api.") && !api_id.is_empty() && !stage.is_empty())
+        .then(|| (api_id.to_owned(), stage.to_owned()))
+}
+
+/// The access key of the IAM user that calls the orders API
+/// (`infra/ministack/api_caller.py`): allowed only `execute-api:Invoke` on the API's
+/// stage. MiniStack verifies the signatures of an IAM user (not those of its root
+/// credentials), so requests signed as this user prove the signing and the route's IAM
+/// authorization.
+async fn api_caller(
+    python: &Path,
+    root: &Path,
+    endpoint: &str,
+    region: &str,
+    api_url: &str,
+) -> Result<(String, String), StackError> {
+    let (api_id, stage) = api_id_and_stage(api_url).ok_or_else(|| {
+        StackError::Other(format!(
+            "the output OrdersApiUrl {api_url:?} is not an execute-api URL"
+        ))
+    })?;
+    let output = tokio::process::Command::new(python)
+        .arg(root.join("infra/ministack/api_caller.py"))
+        .args([&api_id, &stage])
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", region)
+        .env("AWS_DEFAULT_REGION", region)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .await
+        .map_err(|e| StackError::Other(format!("cannot run infra/ministack/api_caller.py: {e}")))?;
+    let failed = || {
+        StackError::Other(format!(
+            "infra/ministack/api_caller.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    };
+    if !output.status.success() {
+        return Err(failed());
+    }
+    let key: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|_| failed())?;
+    match (
+        key["access_key_id"].as_str(),
+        key["secret_access_key"].as_str(),
+    ) {
+        (Some(id), Some(secret)) => Ok((id.to_owned(), secret.to_owned())),
+        _ => Err(failed()),
+    }
 }
 
 /// Starts MiniStack, deploys the packaged template into it and starts the partner
@@ -237,6 +293,8 @@ pub(crate) async fn start(
             "the output OrdersApiUrl {api_url:?} is not an execute-api URL"
         ))
     })?;
+    let (caller_key, caller_secret) =
+        api_caller(&python, &options.root, &endpoint, region, &api_url).await?;
     let partner_tokens = Partner::ALL
         .into_iter()
         .map(|partner| {
@@ -300,6 +358,8 @@ pub(crate) async fn start(
         ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
         ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
         ("ORDERS_API_URL".to_owned(), stage.clone()),
+        ("ORDERS_API_ACCESS_KEY_ID".to_owned(), caller_key),
+        ("ORDERS_API_SECRET_ACCESS_KEY".to_owned(), caller_secret),
         ("COURIER_WEBHOOK_URL".to_owned(), stage.clone()),
         (
             "PARTNER_SIMULATOR_URL".to_owned(),

@@ -1,9 +1,11 @@
 //! SigV4 for requests to the orders API. On AWS (and on MiniStack's API Gateway) the
 //! `/orders` routes require IAM authorization: a request must be signed for the service
-//! `execute-api`. Tests and the chaos run sign every request to the API with the stack's
-//! credentials (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, dummy values locally), as
-//! an internal caller on AWS does with its role's. Function URLs of the moto stack ignore
-//! the signature, so one client works on both stacks.
+//! `execute-api`. Tests, the demo and the chaos run sign every request to the API, as an
+//! internal caller on AWS does with its role's credentials: on MiniStack as the IAM user
+//! the stack creates for it (`ORDERS_API_ACCESS_KEY_ID` / `ORDERS_API_SECRET_ACCESS_KEY`
+//! in stack.env, allowed only execute-api:Invoke; MiniStack verifies its signatures),
+//! elsewhere with the stack's credentials (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`).
+//! Function URLs of the moto stack ignore the signature, so one client works on both.
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -42,20 +44,28 @@ impl Signer {
         }
     }
 
-    /// From `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_REGION` (the stack's
-    /// dummy credentials, `test`/`test`, when unset).
+    /// From the process environment (see [`Signer::from_settings`]).
     pub fn from_env() -> Signer {
-        let get = |name: &str, default: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| default.to_owned())
+        Signer::from_settings(|name| std::env::var(name).ok())
+    }
+
+    /// From stack settings: the API caller's key (`ORDERS_API_ACCESS_KEY_ID`,
+    /// `ORDERS_API_SECRET_ACCESS_KEY`) when the stack has one, else `AWS_ACCESS_KEY_ID`
+    /// and `AWS_SECRET_ACCESS_KEY` (`test`/`test` when unset); `AWS_REGION`.
+    pub fn from_settings(get: impl Fn(&str) -> Option<String>) -> Signer {
+        let get = |name: &str| get(name).filter(|v| !v.is_empty());
+        let (key, secret) = match (
+            get("ORDERS_API_ACCESS_KEY_ID"),
+            get("ORDERS_API_SECRET_ACCESS_KEY"),
+        ) {
+            (Some(key), Some(secret)) => (key, secret),
+            _ => (
+                get("AWS_ACCESS_KEY_ID").unwrap_or_else(|| "test".to_owned()),
+                get("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|| "test".to_owned()),
+            ),
         };
-        Signer::new(
-            &get("AWS_ACCESS_KEY_ID", "test"),
-            &get("AWS_SECRET_ACCESS_KEY", "test"),
-            &get("AWS_REGION", "us-east-1"),
-        )
+        let region = get("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned());
+        Signer::new(&key, &secret, &region)
     }
 
     /// Adds the SigV4 headers (`authorization`, `x-amz-date`, and the content hash) for
