@@ -1,6 +1,7 @@
 # Terminal orders: the two commands a newcomer needs are `make demo` and `make test`.
-# Everything they need (pinned Python tools in .venv/, .venv-lint/ and .venv-checkov/,
-# asl-validator in infra/node_modules/) is installed by the targets themselves.
+# Everything they need (pinned Python tools in .venv/, .venv-lint/, .venv-checkov/ and
+# .venv-ministack/, asl-validator in infra/node_modules/) is installed by the targets
+# themselves.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,13 +15,26 @@ CHAOS_STACK ?= target/chaos-stack
 CHAOS_ORDERS ?= 1000
 CARGO      ?= cargo
 LOCAL      := target/debug/local-stack
+# The emulator of `make up` / `make demo`: moto (development: cargo lambda watch, reloads)
+# or ministack (template.yaml through sam deploy and MiniStack's CloudFormation).
+EMULATOR   ?= moto
+MINISTACK_TEST_STACK ?= target/test-stack-ministack
+# The architecture of this machine, in the template's words: what MiniStack can run.
+HOST_ARCH  := $(subst aarch64,arm64,$(shell uname -m))
+# make package builds arm64 (what deploys to AWS) unless told otherwise; make test and
+# make up EMULATOR=ministack build for this machine, which MiniStack runs.
+ifeq ($(EMULATOR),ministack)
+ARCH ?= $(HOST_ARCH)
+endif
+ARCH ?= arm64
+export ARCH
 
 # Ports of the development stack (make up); make test always picks free ones.
 export AWS_PORT         ?= 4599
 export MOTO_SERVER_PORT ?= 4598
 export LAMBDA_PORT      ?= 9099
 
-.PHONY: help venv build up down status verify demo reconcile lint package test chaos clean
+.PHONY: help venv ministack-venv build up down status verify demo reconcile lint package test test-ministack chaos clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,11 +47,14 @@ $(VENV)/.installed: infra/requirements-stack.txt infra/constraints-stack.txt
 
 venv: $(VENV)/.installed ## Install moto and cargo-lambda (pinned) into .venv
 
+ministack-venv: ## Install MiniStack (pinned) into .venv-ministack
+	@bash infra/ministack/install.sh
+
 build: ## Build the whole workspace (functions, router, local-stack, tests)
 	$(CARGO) build --workspace --all-targets --locked
 
-up: venv build ## Start the local stack (AWS emulator, invoke router, partner simulator, cargo lambda watch)
-	$(LOCAL) up --dir $(STACK_DIR)
+up: venv build $(if $(filter ministack,$(EMULATOR)),ministack-venv package) ## Start the local stack (EMULATOR=moto: moto, invoke router, partner simulator, cargo lambda watch; EMULATOR=ministack: MiniStack with the packaged template)
+	$(LOCAL) up --dir $(STACK_DIR) --emulator $(EMULATOR)
 
 down: ## Stop exactly what `make up` started
 	@[ -x $(LOCAL) ] || $(CARGO) build --locked --quiet --bin local-stack
@@ -63,19 +80,39 @@ lint: ## Formatting, clippy, and the offline template / ASL checks
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	bash infra/lint.sh
 
-package: venv ## Build what deploys: sam build (rust-cargolambda, release) of every function; ARCH=arm64|x86_64
+package: venv ## Build what deploys: sam build (rust-cargolambda, release) of every function; ARCH=arm64|x86_64 (default arm64)
 	bash infra/package.sh
 
-test: venv lint build package ## Everything: lints, the deployable build, unit tests, and the integration tests on a stack of their own
-	@status=0; \
+# make test packages for this machine (ARCH=$(HOST_ARCH)): MiniStack runs those bootstraps.
+# The arm64 cross build that deploys to AWS is `make package` (not part of make test).
+test: ARCH := $(HOST_ARCH)
+test: venv ministack-venv lint build package ## Everything: lints, the deployable build, unit tests, and the integration tests on a moto stack and (end-to-end, chaos) a MiniStack stack
+	@status=0; started=$$(date +%s); \
 	$(LOCAL) exec --dir $(TEST_STACK) --free-ports --no-reload -- \
 		$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log || status=$$?; \
-	awk '/^test result:/ { passed += $$4; failed += $$6 } \
-		END { printf "tests: %d passed, %d failed\n", passed, failed }' target/test-output.log; \
+	moto_seconds=$$(( $$(date +%s) - started )); started=$$(date +%s); \
+	$(RUN_MINISTACK_TESTS) || status=$$?; \
+	ministack_seconds=$$(( $$(date +%s) - started )); \
+	echo "moto stack: $${moto_seconds}s (every test); MiniStack stack: $${ministack_seconds}s (deploy, end-to-end suite, chaos run)"; \
+	grep -h '^skipped on ' target/test-output.log target/test-output-ministack.log | sort -u || true; \
+	cat target/test-output.log target/test-output-ministack.log | awk \
+		'/^test result:/ { passed += $$4; failed += $$6 } /^skipped on / { skipped += 1 } \
+		END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, skipped }'; \
 	exit $$status
+
+# What of the integration tests runs on MiniStack (make test runs it after the moto run).
+MINISTACK_TESTS ?= --test end_to_end --test api --test webhook --test recovery --test orderctl \
+	--test iam_enforcement --test chaos
+RUN_MINISTACK_TESTS = $(LOCAL) exec --emulator ministack --dir $(MINISTACK_TEST_STACK) --free-ports -- \
+	$(CARGO) test -p system-tests --locked --no-fail-fast $(MINISTACK_TESTS) 2>&1 \
+	| tee target/test-output-ministack.log
+
+test-ministack: ARCH := $(HOST_ARCH)
+test-ministack: venv ministack-venv build package ## The end-to-end suite and the 100-order chaos run on MiniStack (template.yaml deployed through its CloudFormation)
+	@$(RUN_MINISTACK_TESTS)
 
 chaos: venv build ## Orders (CHAOS_ORDERS) under faults, an outage and crashes: proves none lost, none done twice
 	$(LOCAL) exec --dir $(CHAOS_STACK) --free-ports --no-reload -- target/debug/chaos --orders $(CHAOS_ORDERS)
 
 clean: down ## Stop the stack and remove build output and installed tools
-	rm -rf target $(VENV) .venv-lint .venv-checkov infra/node_modules .local .aws-sam
+	rm -rf target $(VENV) .venv-lint .venv-checkov .venv-ministack infra/node_modules .local .aws-sam

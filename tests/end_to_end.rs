@@ -1,6 +1,8 @@
-//! Orders through every real piece: the API's function URL, a Step Functions execution in
-//! the emulator, the activities in cargo lambda watch, DynamoDB, and the partner
-//! simulator, whose ledger each test audits: what the partners did, not just the status.
+//! Orders through every real piece: the API (a function URL on the moto stack, the API
+//! Gateway stage on MiniStack), a Step Functions execution in the emulator, the
+//! activities (cargo lambda watch, or MiniStack's Lambda running the release bootstraps),
+//! DynamoDB, and the partner simulator, whose ledger each test audits: what the partners
+//! did, not just the status. `make test` runs this file on both stacks.
 //!
 //! Every test uses a merchant of its own and scopes its fault rules to it, so the tests
 //! run in parallel against one stack.
@@ -9,7 +11,8 @@ use order_core::store::Placement;
 use order_core::Order;
 use serde_json::{json, Value};
 use system_tests::{
-    catalogue, order_of_kind, step, steps, unique_key, unique_merchant, valid_order, Ledger, Stack,
+    catalogue, order_of_kind, skip_on, step, steps, unique_key, unique_merchant, valid_order,
+    Backend, Ledger, Stack,
 };
 
 const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
@@ -521,4 +524,71 @@ async fn an_order_that_fails_validation_in_the_workflow_ends_rejected_with_its_r
     );
     let ledger = stack.partners().ledger(id.as_str()).await;
     assert_eq!(ledger.entries("reservations"), Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn an_unsigned_order_request_is_refused_before_any_function_runs() {
+    if skip_on(
+        Backend::Moto,
+        "the moto stack serves the API on a function URL, which checks no IAM authorization",
+    ) {
+        return;
+    }
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let reply = system_tests::http()
+        .post(format!("{}/orders", stack.orders_api))
+        .header("content-type", "application/json")
+        .header("Idempotency-Key", unique_key())
+        .body(valid_order(&merchant).to_string())
+        .send()
+        .await;
+    let status = reply.map(|r| r.status().as_u16()).ok();
+    assert_eq!(
+        status,
+        Some(403),
+        "API Gateway must refuse an unsigned request"
+    );
+    assert_eq!(
+        stack.orders_of_merchant(&merchant).await,
+        0,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn an_order_request_signed_with_a_wrong_secret_is_refused_before_any_function_runs() {
+    if skip_on(
+        Backend::Moto,
+        "the moto stack serves the API on a function URL, which checks no signature",
+    ) {
+        return;
+    }
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let key = std::env::var("ORDERS_API_ACCESS_KEY_ID").unwrap_or_default();
+    let region = std::env::var("AWS_REGION").unwrap_or_default();
+    let forger = local_stack::signing::Signer::new(&key, "not-the-secret-of-this-key", &region);
+    let mut request = system_tests::http()
+        .post(format!("{}/orders", stack.orders_api))
+        .header("content-type", "application/json")
+        .header("Idempotency-Key", unique_key())
+        .body(valid_order(&merchant).to_string())
+        .build()
+        .expect("the request builds");
+    forger
+        .sign(&mut request)
+        .expect("the request can be signed");
+    let reply = system_tests::http().execute(request).await;
+    let status = reply.map(|r| r.status().as_u16()).ok();
+    assert_eq!(
+        status,
+        Some(403),
+        "API Gateway must refuse a wrong signature"
+    );
+    assert_eq!(
+        stack.orders_of_merchant(&merchant).await,
+        0,
+        "nothing was written"
+    );
 }

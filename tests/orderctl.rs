@@ -14,7 +14,7 @@ use order_core::dead_letters::{DeadLetterBody, DeadLetterQueue};
 use serde_json::Value;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
-use system_tests::{valid_order, Stack};
+use system_tests::{skip_on, valid_order, Backend, Stack};
 
 const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
 
@@ -459,6 +459,12 @@ async fn reconcile_resumes_an_order_stored_without_an_execution_once_it_is_older
 
 #[tokio::test]
 async fn releases_shows_the_version_the_alias_routes_new_orders_to_and_its_running_executions() {
+    if skip_on(
+        Backend::MiniStack,
+        "DescribeExecution reports no stateMachineVersionArn or stateMachineAliasArn (the version an execution runs is not shown)",
+    ) {
+        return;
+    }
     let _running = shared();
     let stack = Stack::connect().await;
     let (_, waiting) = stack.order_waiting_for_its_courier().await;

@@ -3,6 +3,7 @@
 //! talks to 127.0.0.1 only, and every request has a timeout.
 
 use crate::ChaosError;
+use local_stack::signing::Signer;
 use order_core::dead_letters::DeadLetterQueue;
 use order_core::recovery::{Workflow, WorkflowConfig};
 use order_core::store::OrderStore;
@@ -28,6 +29,10 @@ pub struct ChaosEnv {
     pub delivery_timeout_seconds: u64,
     /// Resumes the reconciler allows an order before parking it (`MAX_RESUMES`, default 3).
     pub max_resumes: u32,
+    /// The key requests to the orders API are signed with, when the stack has an API
+    /// caller of its own (`ORDERS_API_ACCESS_KEY_ID` / `ORDERS_API_SECRET_ACCESS_KEY`, on
+    /// MiniStack); otherwise they are signed with the credentials above.
+    pub api_caller: Option<(String, String)>,
 }
 
 impl ChaosEnv {
@@ -73,6 +78,9 @@ impl ChaosEnv {
                 None => 3,
                 Some(_) => u32::try_from(number("MAX_RESUMES")?).unwrap_or(u32::MAX),
             },
+            api_caller: get("ORDERS_API_ACCESS_KEY_ID")
+                .ok()
+                .zip(get("ORDERS_API_SECRET_ACCESS_KEY").ok()),
         })
     }
 
@@ -119,6 +127,8 @@ pub struct Clients {
     pub env: ChaosEnv,
     /// For the orders API and the partner simulator (no proxy, 30 s per request).
     pub http: reqwest::Client,
+    /// Signs the requests to the orders API (SigV4, as its IAM authorization wants).
+    pub signer: Signer,
     pub store: OrderStore,
     /// The order table, for the audit's scan.
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -163,6 +173,10 @@ impl Clients {
         Ok(Clients {
             env: env.clone(),
             http,
+            signer: match &env.api_caller {
+                Some((key, secret)) => Signer::new(key, secret, &env.region),
+                None => Signer::new(&env.access_key_id, &env.secret_access_key, &env.region),
+            },
             store: OrderStore::new(aws_sdk_dynamodb::Client::new(&config), &env.table_name),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             workflow: Workflow {

@@ -105,7 +105,7 @@ pub enum ChaosError {
     },
     #[error("invalid options: {0}")]
     Options(String),
-    #[error("no running cargo lambda watch is recorded in {0}/pids: the function instances cannot be found (run inside `local-stack exec`, or use --kill-rounds 0)")]
+    #[error("no running cargo lambda watch or MiniStack is recorded in {0}/pids: the function instances cannot be found (run inside `local-stack exec`, or use --kill-rounds 0)")]
     NoWatch(PathBuf),
     #[error("the partner simulator ({what}) failed: {message}")]
     Simulator { what: String, message: String },
@@ -177,7 +177,7 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
     let watch = if options.kill_rounds > 0 {
         let found = local_stack::process::read_pids(&env.stack_dir)
             .into_iter()
-            .find(|p| p.name == "cargo-lambda-watch" && p.is_alive());
+            .find(|p| (p.name == "cargo-lambda-watch" || p.name == "ministack") && p.is_alive());
         Some(
             found
                 .ok_or_else(|| ChaosError::NoWatch(env.stack_dir.clone()))?
@@ -194,7 +194,7 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_owned());
     progress(&format!(
-        "run {run_id}: {} orders at {}/s, seed {}; {} function instances under cargo lambda watch",
+        "run {run_id}: {} orders at {}/s, seed {}; {} function instances running",
         options.orders,
         options.rate,
         options.seed,
@@ -281,6 +281,7 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
     };
     let placing = load::run(
         &clients.http,
+        &clients.signer,
         &env.orders_api_url,
         plans,
         options.rate,

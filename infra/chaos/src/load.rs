@@ -9,6 +9,7 @@
 
 use crate::rng::Rng;
 use crate::ChaosError;
+use local_stack::signing::Signer;
 use order_core::OrderKind;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -246,6 +247,8 @@ struct Counters {
 #[derive(Clone)]
 struct Api {
     http: reqwest::Client,
+    /// Every request to the API is SigV4-signed (IAM authorization on API Gateway).
+    signer: Signer,
     base: String,
     counters: Arc<Counters>,
     started: Instant,
@@ -260,7 +263,22 @@ impl Api {
                 ..Answer::default()
             };
         };
-        match request.send().await {
+        let mut request = match request.build() {
+            Ok(request) => request,
+            Err(error) => {
+                return Answer {
+                    detail: Some(error.to_string()),
+                    ..Answer::default()
+                }
+            }
+        };
+        if let Err(error) = self.signer.sign(&mut request) {
+            return Answer {
+                detail: Some(error.to_string()),
+                ..Answer::default()
+            };
+        }
+        match self.http.execute(request).await {
             Err(error) => Answer {
                 detail: Some(error.to_string()),
                 ..Answer::default()
@@ -384,6 +402,7 @@ const LONGEST_HOLD: Duration = Duration::from_secs(300);
 /// progress on stderr every 5 s.
 pub async fn run(
     http: &reqwest::Client,
+    signer: &Signer,
     orders_api_url: &str,
     plans: Vec<OrderPlan>,
     rate: f64,
@@ -392,6 +411,7 @@ pub async fn run(
     let started = Instant::now();
     let api = Api {
         http: http.clone(),
+        signer: signer.clone(),
         base: orders_api_url.trim_end_matches('/').to_owned(),
         counters: Arc::new(Counters::default()),
         started,

@@ -1,6 +1,7 @@
 //! Crashing function instances: the running Lambda functions are the processes that
 //! `cargo lambda watch` (found through the stack's PID files) started, i.e. its
-//! descendants whose executable lies in a `target/debug` directory. Each is found by
+//! descendants whose executable lies in a `target/debug` directory; on MiniStack, the
+//! `bootstrap` processes MiniStack (its PID file) started from the functions' code. Each is found by
 //! walking /proc (parent PIDs), and killed with SIGKILL by PID, after checking that the
 //! PID still belongs to the process that was found (same kernel start time). Nothing is
 //! ever signalled by name.
@@ -49,6 +50,46 @@ fn stat_of(pid: i32) -> Option<(char, i32, u64)> {
     parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// The function a process runs: on the moto stack a binary in `target/debug` (its name);
+/// on MiniStack a `bootstrap` it unpacked from the function's code, which names the
+/// function in its environment (`AWS_LAMBDA_FUNCTION_NAME`, see [`binary_of_function`]).
+fn function_of_process(pid: i32, executable: &Path) -> Option<String> {
+    if let Some(function) = function_of(executable) {
+        return Some(function);
+    }
+    let in_ministack = executable.file_name()? == "bootstrap"
+        && executable.ancestors().any(|dir| {
+            dir.to_str()
+                .is_some_and(|d| d.contains("ministack-provided-code"))
+        });
+    if !in_ministack {
+        return None;
+    }
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ
+        .split(|byte| *byte == 0)
+        .filter_map(|entry| std::str::from_utf8(entry).ok())
+        .find_map(|entry| entry.strip_prefix("AWS_LAMBDA_FUNCTION_NAME="))
+        .and_then(binary_of_function)
+}
+
+/// The binary behind a deployed function name, `<stack>-<LogicalId>-<suffix>` as
+/// CloudFormation names it: `terminal-orders-ReserveStockFunction-1A2B` → `reserve-stock`.
+fn binary_of_function(name: &str) -> Option<String> {
+    let logical = name
+        .split('-')
+        .find(|part| part.ends_with("Function") && part.len() > "Function".len())?;
+    let words = logical.strip_suffix("Function")?;
+    let mut binary = String::new();
+    for (i, c) in words.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            binary.push('-');
+        }
+        binary.push(c.to_ascii_lowercase());
+    }
+    Some(binary)
+}
+
 /// The function an executable path belongs to, if it is a binary in `target/debug`.
 fn function_of(executable: &Path) -> Option<String> {
     let dir = executable.parent()?;
@@ -95,7 +136,10 @@ pub fn instances(watch: i32) -> Vec<Instance> {
             }
             // A zombie or a process of another user has no readable exe: not ours.
             let executable = fs::read_link(format!("/proc/{pid}/exe")).ok();
-            if let Some(function) = executable.as_deref().and_then(function_of) {
+            if let Some(function) = executable
+                .as_deref()
+                .and_then(|exe| function_of_process(pid, exe))
+            {
                 found.push(Instance {
                     pid,
                     function,
@@ -193,6 +237,19 @@ mod tests {
         let stat = "4242 (my (odd) name) S 17 4242 4242 0 -1 4194304 100 0 0 0 5 1 0 0 20 0 3 0 987654 1000 200";
         assert_eq!(parse_stat(stat), Some(('S', 17, 987_654)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn a_deployed_function_name_gives_its_binary() {
+        assert_eq!(
+            binary_of_function("terminal-orders-ReserveStockFunction-28548FA35384E").as_deref(),
+            Some("reserve-stock")
+        );
+        assert_eq!(
+            binary_of_function("terminal-orders-OrdersApiFunction-1").as_deref(),
+            Some("orders-api")
+        );
+        assert_eq!(binary_of_function("terminal-orders-OrdersTable-1"), None);
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl Display for Report {
 
         writeln!(
             f,
-            "crashes (SIGKILL of function instances under cargo lambda watch)"
+            "crashes (SIGKILL of function instances: cargo lambda watch's, or MiniStack's bootstraps)"
         )?;
         if self.kills.is_empty() {
             writeln!(f, "  none")?;

@@ -54,11 +54,19 @@ pub async fn stack_answers(clients: &Clients) -> Result<(), String> {
         "{}/orders/ord-00000000000000000000000000000000",
         clients.env.orders_api_url
     );
-    let answer = clients
+    let mut request = clients
         .http
         .get(&url)
         .timeout(Duration::from_secs(15))
-        .send()
+        .build()
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    clients
+        .signer
+        .sign(&mut request)
+        .map_err(|e| e.to_string())?;
+    let answer = clients
+        .http
+        .execute(request)
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
     match answer.status().as_u16() {

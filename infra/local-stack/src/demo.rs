@@ -112,9 +112,19 @@ pub async fn run(dir: &Path) -> Result<bool, StackError> {
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| other(e.to_string()))?;
-    let send = |request: reqwest::RequestBuilder, what: String| async move {
-        let response = request
-            .send()
+    // Requests to the orders API are SigV4-signed with the stack's credentials (API Gateway
+    // wants IAM authorization on the MiniStack stack; function URLs ignore it).
+    let signer = crate::signing::Signer::from_settings(|name| env.get(name).cloned());
+    let (signer, client, api_base) = (&signer, &http, api.as_str());
+    let send = move |request: reqwest::RequestBuilder, what: String| async move {
+        let mut request = request.build().map_err(|e| other(format!("{what}: {e}")))?;
+        if request.url().as_str().starts_with(api_base) {
+            signer
+                .sign(&mut request)
+                .map_err(|e| other(e.to_string()))?;
+        }
+        let response = client
+            .execute(request)
             .await
             .map_err(|e| other(format!("{what}: {e}")))?;
         let status = response.status().as_u16();

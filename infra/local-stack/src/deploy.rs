@@ -33,6 +33,8 @@ fn failed<E: std::error::Error>(operation: &'static str, resource: &str, error: 
 /// The clients the deployer uses.
 #[derive(Debug, Clone)]
 pub struct Clients {
+    /// The configuration they were built from (for other clients on the same endpoint).
+    pub config: aws_config::SdkConfig,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -42,6 +44,7 @@ pub struct Clients {
 impl Clients {
     pub fn new(config: &aws_config::SdkConfig) -> Clients {
         Clients {
+            config: config.clone(),
             secrets: aws_sdk_secretsmanager::Client::new(config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),

@@ -53,6 +53,12 @@ pub enum StackError {
     Template(#[from] TemplateError),
     #[error("deploying the template failed: {0}")]
     Deploy(#[from] DeployError),
+    #[error("sam deploy through MiniStack's CloudFormation failed:\n{failures}\nlast lines of {log}:\n{tail}")]
+    Deployment {
+        failures: String,
+        log: PathBuf,
+        tail: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -70,9 +76,52 @@ pub struct Ports {
     pub partners: u16,
 }
 
+/// The AWS emulator a stack runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Emulator {
+    /// moto, with cargo lambda watch and the invoke router; resources created by our own
+    /// deployer from template.yaml (the development stack).
+    #[default]
+    Moto,
+    /// MiniStack: template.yaml deployed by `sam deploy` through its CloudFormation, the
+    /// release bootstraps of `make package` run by its Lambda (see `crate::ministack`).
+    MiniStack,
+}
+
+impl Emulator {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Emulator::Moto => "moto",
+            Emulator::MiniStack => "ministack",
+        }
+    }
+}
+
+impl std::fmt::Display for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Emulator {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Emulator, String> {
+        match text {
+            "moto" => Ok(Emulator::Moto),
+            "ministack" => Ok(Emulator::MiniStack),
+            other => Err(format!("unknown emulator {other:?}: moto or ministack")),
+        }
+    }
+}
+
 /// How to start a stack.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
+    /// moto (default) or MiniStack.
+    pub emulator: Emulator,
+    /// What the MiniStack profile needs (unused on moto).
+    pub ministack: crate::ministack::MiniStackTools,
     /// Where PID files, logs and stack.env go.
     pub dir: PathBuf,
     /// The workspace root (template.yaml and Cargo.toml).
@@ -134,7 +183,13 @@ pub async fn up(options: &UpOptions) -> Result<Up, StackError> {
     }
     let ports = choose_ports(options.ports)?;
     let mut started = Vec::new();
-    match start(options, ports, &mut started).await {
+    let result = match options.emulator {
+        Emulator::Moto => start(options, ports, &mut started).await,
+        Emulator::MiniStack => {
+            crate::ministack::start(options, &options.ministack, ports, &mut started).await
+        }
+    };
+    match result {
         Ok(running) => Ok(Up::Started(running)),
         Err(error) => {
             for process in started.iter().rev() {
@@ -387,6 +442,7 @@ async fn start(
 
     let mut stack_env = function_env.clone();
     stack_env.insert("LOCAL_STACK_DIR".into(), options.dir.display().to_string());
+    stack_env.insert("LOCAL_STACK_EMULATOR".into(), Emulator::Moto.to_string());
     stack_env.insert("LAMBDA_ENDPOINT_URL".into(), lambda_endpoint.clone());
     stack_env.insert("PARTNER_SIMULATOR_URL".into(), partners_endpoint.clone());
     let functions: Vec<String> = resources
@@ -514,7 +570,7 @@ fn screaming(logical_id: &str) -> String {
     out
 }
 
-async fn wait_until_ready<F, Fut>(
+pub(crate) async fn wait_until_ready<F, Fut>(
     what: &str,
     process: &Tracked,
     log: &Path,
@@ -550,7 +606,7 @@ where
 }
 
 /// Writes `KEY=VALUE` lines (what cargo lambda's `--env-file` and `set -a; . file` read).
-fn write_env(path: &Path, env: &BTreeMap<String, String>) -> Result<(), StackError> {
+pub(crate) fn write_env(path: &Path, env: &BTreeMap<String, String>) -> Result<(), StackError> {
     let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     std::fs::write(path, text).map_err(|e| StackError::Other(format!("{}: {e}", path.display())))
 }
@@ -576,6 +632,7 @@ pub fn down(dir: &Path) -> Vec<Tracked> {
         process::forget(dir, &process);
     }
     let _ = std::fs::remove_file(dir.join("stack.env"));
+    let _ = std::fs::remove_dir_all(dir.join(crate::ministack::SCRATCH_DIR));
     stopped
 }
 

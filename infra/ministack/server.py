@@ -1,0 +1,197 @@
+"""Starts MiniStack (PyPI `ministack`, pinned in infra/ministack/requirements.txt) with
+what its CloudFormation (1.5.33) lacks for our template: two resource types and alarms on
+metric math.
+
+    .venv-ministack/bin/python infra/ministack/server.py     (environment as for `ministack`)
+
+SAM turns the state machine's `AutoPublishAlias: live` into an
+AWS::StepFunctions::StateMachineVersion and an AWS::StepFunctions::StateMachineAlias (with
+a DeploymentPreference). MiniStack's Step Functions has versions and aliases
+(PublishStateMachineVersion, CreateStateMachineAlias), its CloudFormation has no handler
+for either type and refuses the whole template ("Unrecognized resource types"). The
+handlers below create them through MiniStack's own Step Functions API, as the AWS
+handlers do, so the template deploys unchanged. One difference, on purpose: an alias
+with a DeploymentPreference is moved to the new version at once (the first deploy does
+that on AWS too; a later canary shift and its alarm rollback are not emulated).
+
+MiniStack's AWS::CloudWatch::Alarm refuses `Metrics` (metric math), which our release
+alarm ReleaseStepErrorsAlarm uses. Its alarms are never evaluated anyway (they stay
+INSUFFICIENT_DATA), so such an alarm is recorded as it is declared, with its Metrics.
+
+Its Step Functions ignores a Task's `TimeoutSecondsPath`: a `.waitForTaskToken` task then
+waits 99999 s for its callback (our AwaitDelivery takes its timeout from the execution
+input, config.delivery_timeout_seconds, so a lost parcel was never given up on). The
+task below gets the `TimeoutSeconds` its path names in the state's input, as on AWS.
+
+`!Ref` of an AWS::SecretsManager::Secret is the secret's ARN on AWS; MiniStack gives its
+name. Our functions' policies grant secretsmanager:GetSecretValue on `!Ref <Secret>`, so
+with MiniStack's name no policy matched the ARN it checks and every partner call was
+denied. The secret handlers below make the ARN the physical id (and so what Ref gives),
+as on AWS.
+"""
+
+import json
+
+from ministack.services import secretsmanager as secrets_manager
+from ministack.services import stepfunctions as sfn
+from ministack.services.cloudformation import provisioners
+
+
+def _answer(response, operation):
+    """The JSON body of a MiniStack Step Functions answer; a refusal becomes the
+    ValueError whose message CloudFormation shows as the resource's status reason."""
+    status, _headers, body = response
+    payload = json.loads(body or b"{}")
+    if status >= 400:
+        code = payload.get("__type", "Error")
+        message = payload.get("message") or payload.get("Message") or ""
+        raise ValueError(f"{operation}: {code}: {message}")
+    return payload
+
+
+def _version_attributes(arn):
+    return {"Arn": arn}
+
+
+def _version_create(logical_id, props, stack_name):
+    request = {"stateMachineArn": props.get("StateMachineArn")}
+    if props.get("StateMachineRevisionId"):
+        request["revisionId"] = props["StateMachineRevisionId"]
+    if props.get("Description"):
+        request["description"] = props["Description"]
+    arn = _answer(sfn._publish_state_machine_version(request), "PublishStateMachineVersion")[
+        "stateMachineVersionArn"
+    ]
+    return arn, _version_attributes(arn)
+
+
+def _version_update(physical_id, old_props, new_props, stack_name, logical_id=None):
+    # Every property of a version requires replacement: publish a new one (the old one
+    # stays, as SAM's DeletionPolicy: Retain keeps it on AWS).
+    return _version_create(logical_id or physical_id, new_props, stack_name)
+
+
+def _version_delete(physical_id, props):
+    sfn._delete_state_machine_version({"stateMachineVersionArn": physical_id})
+
+
+def _routing(props):
+    """The alias's routing: RoutingConfiguration as given, or all new executions on the
+    DeploymentPreference's version."""
+    if props.get("RoutingConfiguration"):
+        return [
+            {"stateMachineVersionArn": r["StateMachineVersionArn"], "weight": int(r["Weight"])}
+            for r in props["RoutingConfiguration"]
+        ]
+    preference = props.get("DeploymentPreference") or {}
+    version = preference.get("StateMachineVersionArn")
+    if not version:
+        raise ValueError("AWS::StepFunctions::StateMachineAlias needs RoutingConfiguration or DeploymentPreference")
+    return [{"stateMachineVersionArn": version, "weight": 100}]
+
+
+def _alias_create(logical_id, props, stack_name):
+    request = {"name": props.get("Name") or logical_id, "routingConfiguration": _routing(props)}
+    if props.get("Description"):
+        request["description"] = props["Description"]
+    arn = _answer(sfn._create_state_machine_alias(request), "CreateStateMachineAlias")["stateMachineAliasArn"]
+    return arn, {"Arn": arn}
+
+
+def _alias_update(physical_id, old_props, new_props, stack_name, logical_id=None):
+    request = {"stateMachineAliasArn": physical_id, "routingConfiguration": _routing(new_props)}
+    if "Description" in new_props:
+        request["description"] = new_props["Description"]
+    _answer(sfn._update_state_machine_alias(request), "UpdateStateMachineAlias")
+    return physical_id, {"Arn": physical_id}
+
+
+def _alias_delete(physical_id, props):
+    sfn._delete_state_machine_alias({"stateMachineAliasArn": physical_id})
+
+
+_metric_alarm_record = provisioners._cw_metric_alarm_record
+
+
+def _alarm_record(name, props):
+    """The alarm MiniStack records, also for one on metric math (kept with its Metrics)."""
+    if not props.get("Metrics"):
+        return _metric_alarm_record(name, props)
+    record = _metric_alarm_record(name, {**props, "Metrics": None, "MetricName": "-", "Namespace": "-"})
+    for key in ("MetricName", "Namespace", "Statistic", "Period", "Dimensions"):
+        record.pop(key, None)
+    record["Metrics"] = props["Metrics"]
+    return record
+
+
+provisioners._cw_metric_alarm_record = _alarm_record
+
+def _secret_name(physical_id):
+    """The name MiniStack keys a secret by, from the ARN that is its physical id here."""
+    for name, secret in secrets_manager._secrets.items():
+        if secret.get("ARN") == physical_id:
+            return name
+    return physical_id
+
+
+_secret_handler = dict(provisioners._RESOURCE_HANDLERS["AWS::SecretsManager::Secret"])
+
+
+def _secret_create(logical_id, props, stack_name):
+    _name, attributes = _secret_handler["create"](logical_id, props, stack_name)
+    return attributes["Arn"], attributes
+
+
+def _secret_update(physical_id, old_props, new_props, stack_name, logical_id=None):
+    _name, attributes = _secret_handler["update"](
+        _secret_name(physical_id), old_props, new_props, stack_name, logical_id
+    )
+    return attributes["Arn"], attributes
+
+
+def _secret_delete(physical_id, props):
+    _secret_handler["delete"](_secret_name(physical_id), props)
+
+
+provisioners._RESOURCE_HANDLERS["AWS::SecretsManager::Secret"] = {
+    **_secret_handler,
+    "create": _secret_create,
+    "update": _secret_update,
+    "delete": _secret_delete,
+}
+
+_execute_task = sfn._execute_task
+
+
+def _task_with_timeout_path(state_def, raw_input, execution, ctx):
+    """A Task state, its TimeoutSecondsPath resolved against the state's input."""
+    if "TimeoutSecondsPath" in state_def and "TimeoutSeconds" not in state_def:
+        seconds = sfn._resolve_path_or_ctx(state_def["TimeoutSecondsPath"], raw_input, ctx)
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0:
+            state_def = {**state_def, "TimeoutSeconds": int(seconds)}
+    return _execute_task(state_def, raw_input, execution, ctx)
+
+
+sfn._execute_task = _task_with_timeout_path
+
+for resource_type, handler in {
+    "AWS::StepFunctions::StateMachineVersion": {
+        "create": _version_create,
+        "update": _version_update,
+        "update_with_logical_id": True,
+        "delete": _version_delete,
+    },
+    "AWS::StepFunctions::StateMachineAlias": {
+        "create": _alias_create,
+        "update": _alias_update,
+        "update_with_logical_id": True,
+        "delete": _alias_delete,
+    },
+}.items():
+    # Never replace a handler MiniStack has itself (a later release may add these).
+    provisioners._RESOURCE_HANDLERS.setdefault(resource_type, handler)
+
+if __name__ == "__main__":
+    from ministack.app import main
+
+    main()

@@ -1,0 +1,111 @@
+//! IAM enforcement bites: on MiniStack (IAM checked, each function calling AWS with its
+//! own role) a function whose policy lacks a permission its code uses fails there. A
+//! scratch copy of the packaged template loses one grant, `dynamodb:UpdateItem` of
+//! ReserveStock, is deployed on a MiniStack stack of its own, and an order placed there
+//! fails at ReserveStock with AccessDenied for exactly that action. Without this test, a
+//! stack where IAM is not checked after all would pass every other test just the same.
+//!
+//! moto checks no IAM policy (the moto stack runs every function with one set of dummy
+//! credentials), so the test says it is skipped there.
+
+use serde_yaml::Value as Yaml;
+use std::path::{Path, PathBuf};
+use system_tests::{root, skip_on, unique_merchant, valid_order, Backend, OwnStack, Stack};
+
+/// The function that loses a grant, the statement, and the action taken out of it.
+const FUNCTION: &str = "ReserveStockFunction";
+const STATEMENT: &str = "AdvanceOrders";
+const ACTION: &str = "dynamodb:UpdateItem";
+
+#[tokio::test]
+async fn a_function_whose_policy_lacks_an_action_its_code_calls_fails_its_order_with_access_denied()
+{
+    if skip_on(
+        Backend::Moto,
+        "moto checks no IAM policy: every function of the moto stack calls with the same dummy credentials",
+    ) {
+        return;
+    }
+    let scratch = scratch_build_without_grant();
+    let stack = OwnStack::start(&["--build-dir".as_ref(), scratch.as_os_str()]);
+    let env = stack.env();
+    for (name, value) in &env {
+        std::env::set_var(name, value);
+    }
+    let deployed = Stack::connect().await;
+
+    let (id, _arn) = deployed.place(&valid_order(&unique_merchant())).await;
+    let view = deployed.wait_for_status(&id, &["FAILED"]).await;
+    assert_eq!(view["failure"]["step"], "ReserveStock", "{view}");
+    let order_id = order_core::OrderId::parse(&id).expect("the API answers order ids");
+    let record = match deployed.store().get_order(&order_id).await {
+        Ok(Some(record)) => record,
+        other => panic!("order {id}: {other:?}"),
+    };
+    let reason = record
+        .failure
+        .map(|failure| failure.reason)
+        .unwrap_or_default();
+    assert!(
+        reason.contains("AccessDenied") && reason.contains(ACTION),
+        "order {id} failed, but not for the missing {ACTION}: {reason}"
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// A copy of `.aws-sam/build` (what `make package` built) whose template no longer grants
+/// `ACTION` to `FUNCTION`; the code and the definition are the packaged ones, named by
+/// absolute path.
+fn scratch_build_without_grant() -> PathBuf {
+    let build = root().join(".aws-sam/build");
+    let scratch = std::env::temp_dir().join(format!("iam-build-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&scratch).expect("create the scratch build directory");
+    std::fs::copy(build.join("ARCHITECTURE"), scratch.join("ARCHITECTURE"))
+        .expect("copy .aws-sam/build/ARCHITECTURE (run make package)");
+    let text = std::fs::read_to_string(build.join("template.yaml"))
+        .expect("read .aws-sam/build/template.yaml (run make package)");
+    let mut template: Yaml = serde_yaml::from_str(&text).expect("the packaged template is YAML");
+    let resources = template
+        .get_mut("Resources")
+        .and_then(Yaml::as_mapping_mut)
+        .expect("the template has Resources");
+    for (_, resource) in resources.iter_mut() {
+        let Some(properties) = resource.get_mut("Properties") else {
+            continue;
+        };
+        for key in ["CodeUri", "DefinitionUri"] {
+            if let Some(Yaml::String(path)) = properties.get_mut(key) {
+                *path = absolute(&build, path);
+            }
+        }
+    }
+    let removed = template["Resources"][FUNCTION]["Properties"]["Policies"]
+        .as_sequence_mut()
+        .into_iter()
+        .flatten()
+        .filter_map(|policy| policy.get_mut("Statement").and_then(Yaml::as_sequence_mut))
+        .flatten()
+        .filter(|statement| statement["Sid"].as_str() == Some(STATEMENT))
+        .filter_map(|statement| statement.get_mut("Action").and_then(Yaml::as_sequence_mut))
+        .map(|actions| {
+            let before = actions.len();
+            actions.retain(|action| action.as_str() != Some(ACTION));
+            before - actions.len()
+        })
+        .sum::<usize>();
+    assert_eq!(
+        removed, 1,
+        "{FUNCTION}'s statement {STATEMENT} no longer grants {ACTION}: choose another grant"
+    );
+    let text = serde_yaml::to_string(&template).expect("the template serialises");
+    std::fs::write(scratch.join("template.yaml"), text).expect("write the scratch template");
+    scratch
+}
+
+fn absolute(base: &Path, path: &str) -> String {
+    let joined = base.join(path);
+    std::fs::canonicalize(&joined)
+        .unwrap_or(joined)
+        .display()
+        .to_string()
+}
