@@ -93,7 +93,7 @@ impl ActivityOutput {
 }
 
 /// Partner references and results a step records on its step item.
-pub type References = BTreeMap<String, String>;
+pub use crate::store::References;
 
 /// Reads an activity's input from the raw event, with a clear error (never retried)
 /// when the state machine sent something else.

@@ -1,0 +1,671 @@
+//! The ledger's contract: one suite of checks that every [`Ledger`] implementation must
+//! pass, so the in-memory twin cannot drift from the DynamoDB table.
+//!
+//! [`ledger_contract!`](crate::ledger_contract) turns every check into a `#[tokio::test]`
+//! for a backend: `shared/src/store/memory.rs` runs it on [`MemoryStore`](super::MemoryStore)
+//! in plain `cargo test`, `tests/store.rs` on [`OrderStore`](super::OrderStore) against the
+//! emulator. Each check places orders of its own (a fresh merchant), so the checks share a
+//! table safely. Compiled for tests and with the `contract` feature only.
+
+use super::{
+    Cancellation, Delivery, DeliveryRecorded, Ledger, OrderRecord, Placement, References,
+    StepStart, StepStatus, StoreError, TokenStored, Transition,
+};
+use crate::catalogue::Catalogue;
+use crate::order::{example_request, Order, OrderId};
+use crate::status::OrderStatus;
+use crate::steps::{ARRANGE_SHIPMENT, AWAIT_DELIVERY};
+use crate::{ActivityError, ErrorName};
+use futures_util::future::join_all;
+
+/// Every check of the suite as a `#[tokio::test]` named after it, each given the ledger
+/// that `$ledger` (an expression, evaluated in the async test) makes.
+#[macro_export]
+macro_rules! ledger_contract {
+    ($ledger:expr) => {
+        $crate::ledger_contract!(@checks $ledger;
+            a_new_order_is_accepted_at_version_one_and_read_back_as_written,
+            the_same_key_and_request_find_the_first_order,
+            the_same_key_with_another_request_is_reported_as_reused,
+            concurrent_requests_with_one_key_create_exactly_one_order,
+            a_status_change_bumps_the_version_and_lists_the_order_under_its_new_status,
+            a_status_change_from_a_status_the_order_has_left_is_a_conflict_and_changes_nothing,
+            an_illegal_transition_is_refused_before_anything_is_written,
+            changing_the_status_of_a_missing_order_says_it_does_not_exist,
+            a_failure_given_with_a_status_change_is_kept_on_the_order,
+            a_step_that_succeeded_is_not_started_again,
+            a_failed_step_is_retried_with_its_attempts_counted,
+            concurrent_begins_of_one_step_count_every_attempt,
+            a_step_success_whose_status_change_conflicts_records_neither,
+            a_step_that_succeeds_twice_keeps_its_first_result,
+            a_failure_recorded_after_a_success_leaves_the_success_standing,
+            failing_a_step_that_was_never_begun_is_an_error,
+            a_cancel_moves_an_order_that_has_not_shipped_to_cancelling_once,
+            a_cancel_after_shipping_is_too_late_and_changes_nothing,
+            a_task_token_is_kept_only_while_the_order_is_shipped,
+            a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_nothing,
+            a_delivery_for_another_shipment_is_refused_and_changes_nothing,
+            a_delivery_before_the_task_token_is_reported_to_the_waiting_step,
+            a_resume_is_counted_and_clears_the_parked_mark,
+            the_execution_is_recorded_with_a_new_version,
+            a_merchants_orders_and_orders_by_status_are_listed_oldest_first,
+        );
+    };
+    (@checks $ledger:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let ledger = $ledger;
+                $crate::store::contract::$check(&ledger).await;
+            }
+        )+
+    };
+}
+
+/// A valid order of a merchant of its own.
+pub fn new_order() -> Order {
+    let merchant = format!("m-contract-{}", uuid::Uuid::new_v4().simple());
+    let catalogue = Catalogue::builtin().unwrap_or_else(|error| panic!("catalogue: {error}"));
+    Order::parse(&example_request(&merchant), &catalogue)
+        .unwrap_or_else(|problems| panic!("the example order is invalid: {problems}"))
+}
+
+fn new_key() -> String {
+    format!("key-{}", uuid::Uuid::new_v4())
+}
+
+/// Places a new order and returns it as written.
+pub async fn place(ledger: &impl Ledger) -> OrderRecord {
+    match ledger.place_order(&new_key(), &new_order(), "hash").await {
+        Ok(Placement::Created(record)) => record,
+        other => panic!("expected a new order, got {other:?}"),
+    }
+}
+
+async fn read(ledger: &impl Ledger, id: &OrderId) -> OrderRecord {
+    ledger
+        .require_order(id)
+        .await
+        .unwrap_or_else(|error| panic!("reading order {id}: {error}"))
+}
+
+async fn move_to(ledger: &impl Ledger, id: &OrderId, from: OrderStatus, to: OrderStatus) {
+    ledger
+        .transition(id, from, to, None)
+        .await
+        .unwrap_or_else(|error| panic!("moving order {id} {from} -> {to}: {error}"));
+}
+
+/// Takes a new order along the happy path to SHIPPED, with ArrangeShipment's record naming
+/// `shipment_id`, as the workflow leaves it before AwaitDelivery.
+pub async fn shipped(ledger: &impl Ledger, shipment_id: &str) -> OrderId {
+    use OrderStatus::*;
+    let id = place(ledger).await.order_id;
+    for (from, to) in [
+        (Accepted, Validated),
+        (Validated, StockReserved),
+        (StockReserved, PaymentTaken),
+        (PaymentTaken, Provisioned),
+    ] {
+        move_to(ledger, &id, from, to).await;
+    }
+    begin(ledger, &id, ARRANGE_SHIPMENT.name).await;
+    let references = References::from([("shipment_id".to_owned(), shipment_id.to_owned())]);
+    let transition = Transition {
+        from: Provisioned,
+        to: Shipped,
+        failure: None,
+    };
+    ledger
+        .succeed_step(&id, ARRANGE_SHIPMENT.name, references, Some(transition))
+        .await
+        .unwrap_or_else(|error| panic!("shipping order {id}: {error}"));
+    id
+}
+
+async fn begin(ledger: &impl Ledger, id: &OrderId, step: &str) -> u32 {
+    match ledger.begin_step(id, step).await {
+        Ok(StepStart::Started(record)) => record.attempts,
+        other => panic!("step {step} of order {id} did not start: {other:?}"),
+    }
+}
+
+fn delivery(event_id: &str, shipment_id: &str) -> Delivery {
+    Delivery {
+        event_id: event_id.to_owned(),
+        shipment_id: shipment_id.to_owned(),
+        delivered_at: "2026-11-28T10:00:00.000Z".to_owned(),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub async fn a_new_order_is_accepted_at_version_one_and_read_back_as_written(ledger: &impl Ledger) {
+    let record = place(ledger).await;
+    assert_eq!(record.status, OrderStatus::Accepted);
+    assert_eq!(record.version, 1);
+    assert_eq!(record.resumes, 0);
+    let stored = ledger.get_order(&record.order_id).await;
+    assert_eq!(stored, Ok(Some(record)));
+}
+
+pub async fn the_same_key_and_request_find_the_first_order(ledger: &impl Ledger) {
+    let (key, order) = (new_key(), new_order());
+    let Ok(Placement::Created(first)) = ledger.place_order(&key, &order, "same").await else {
+        panic!("the order was not created");
+    };
+    let again = ledger.place_order(&key, &order, "same").await;
+    assert_eq!(again, Ok(Placement::Replayed(first)));
+    let listed = ledger
+        .orders_of_merchant(&order.merchant_id, None, 10)
+        .await;
+    assert_eq!(listed.map(|orders| orders.len()), Ok(1));
+}
+
+pub async fn the_same_key_with_another_request_is_reported_as_reused(ledger: &impl Ledger) {
+    let (key, order) = (new_key(), new_order());
+    let Ok(Placement::Created(first)) = ledger.place_order(&key, &order, "a").await else {
+        panic!("the order was not created");
+    };
+    let other = new_order();
+    let again = ledger.place_order(&key, &other, "b").await;
+    assert_eq!(
+        again,
+        Ok(Placement::KeyReused {
+            order_id: first.order_id
+        })
+    );
+    let listed = ledger
+        .orders_of_merchant(&other.merchant_id, None, 10)
+        .await;
+    assert_eq!(listed.map(|orders| orders.len()), Ok(0));
+}
+
+pub async fn concurrent_requests_with_one_key_create_exactly_one_order(ledger: &impl Ledger) {
+    let (key, order) = (new_key(), new_order());
+    let outcomes = join_all((0..8).map(|_| ledger.place_order(&key, &order, "same"))).await;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut created = 0;
+    for outcome in outcomes {
+        match outcome {
+            Ok(Placement::Created(record)) => {
+                created += 1;
+                ids.insert(record.order_id);
+            }
+            Ok(Placement::Replayed(record)) => {
+                ids.insert(record.order_id);
+            }
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!((ids.len(), created), (1, 1));
+    let listed = ledger
+        .orders_of_merchant(&order.merchant_id, None, 10)
+        .await;
+    assert_eq!(listed.map(|orders| orders.len()), Ok(1));
+}
+
+pub async fn a_status_change_bumps_the_version_and_lists_the_order_under_its_new_status(
+    ledger: &impl Ledger,
+) {
+    let id = place(ledger).await.order_id;
+    let moved = ledger
+        .transition(&id, OrderStatus::Accepted, OrderStatus::Validated, None)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!((moved.status, moved.version), (OrderStatus::Validated, 2));
+    assert_eq!(read(ledger, &id).await, moved);
+    let listed = ledger
+        .orders_in_status(OrderStatus::Validated, None, 100_000)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        listed.iter().any(|order| order.order_id == id),
+        "order {id} is not listed as VALIDATED"
+    );
+    let still_accepted = ledger
+        .orders_in_status(OrderStatus::Accepted, None, 100_000)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        !still_accepted.iter().any(|order| order.order_id == id),
+        "order {id} is still listed as ACCEPTED"
+    );
+}
+
+pub async fn a_status_change_from_a_status_the_order_has_left_is_a_conflict_and_changes_nothing(
+    ledger: &impl Ledger,
+) {
+    let id = place(ledger).await.order_id;
+    let result = ledger
+        .transition(
+            &id,
+            OrderStatus::Validated,
+            OrderStatus::StockReserved,
+            None,
+        )
+        .await;
+    assert_eq!(
+        result.map(|r| r.status),
+        Err(StoreError::Conflict {
+            order_id: id.clone(),
+            expected: OrderStatus::Validated,
+            actual: OrderStatus::Accepted,
+        })
+    );
+    let unchanged = read(ledger, &id).await;
+    assert_eq!(
+        (unchanged.status, unchanged.version),
+        (OrderStatus::Accepted, 1)
+    );
+}
+
+pub async fn an_illegal_transition_is_refused_before_anything_is_written(ledger: &impl Ledger) {
+    let id = place(ledger).await.order_id;
+    let result = ledger
+        .transition(&id, OrderStatus::Accepted, OrderStatus::Delivered, None)
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::IllegalTransition { .. })),
+        "{result:?}"
+    );
+    assert_eq!(read(ledger, &id).await.version, 1);
+}
+
+pub async fn changing_the_status_of_a_missing_order_says_it_does_not_exist(ledger: &impl Ledger) {
+    let id = OrderId::generate();
+    let result = ledger
+        .transition(&id, OrderStatus::Accepted, OrderStatus::Validated, None)
+        .await;
+    assert_eq!(
+        result.map(|r| r.status),
+        Err(StoreError::NotFound(id.clone()))
+    );
+    assert_eq!(ledger.get_order(&id).await, Ok(None));
+}
+
+pub async fn a_failure_given_with_a_status_change_is_kept_on_the_order(ledger: &impl Ledger) {
+    let id = place(ledger).await.order_id;
+    let failure = super::Failure::from_catch("ValidateOrder", "States.Timeout", None);
+    let moved = ledger
+        .transition(
+            &id,
+            OrderStatus::Accepted,
+            OrderStatus::Failed,
+            Some(failure.clone()),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(moved.failure.as_ref(), Some(&failure));
+    assert_eq!(read(ledger, &id).await.failure, Some(failure));
+}
+
+pub async fn a_step_that_succeeded_is_not_started_again(ledger: &impl Ledger) {
+    let id = place(ledger).await.order_id;
+    assert_eq!(begin(ledger, &id, "ValidateOrder").await, 1);
+    let references = References::from([("checked".to_owned(), "yes".to_owned())]);
+    let transition = Transition {
+        from: OrderStatus::Accepted,
+        to: OrderStatus::Validated,
+        failure: None,
+    };
+    let done = ledger
+        .succeed_step(&id, "ValidateOrder", references.clone(), Some(transition))
+        .await;
+    assert_eq!(done.as_ref().map(|s| s.status), Ok(StepStatus::Succeeded));
+    match ledger.begin_step(&id, "ValidateOrder").await {
+        Ok(StepStart::AlreadySucceeded(record)) => {
+            assert_eq!(record.attempts, 1);
+            assert_eq!(record.references, references);
+        }
+        other => panic!("expected the recorded result, got {other:?}"),
+    }
+    assert_eq!(read(ledger, &id).await.status, OrderStatus::Validated);
+}
+
+pub async fn a_failed_step_is_retried_with_its_attempts_counted(ledger: &impl Ledger) {
+    let id = place(ledger).await.order_id;
+    let error = ActivityError::new(ErrorName::PartnerUnavailable, "warehouse answered 503");
+    for attempt in 1..=2 {
+        assert_eq!(begin(ledger, &id, "ReserveStock").await, attempt);
+        assert_eq!(ledger.fail_step(&id, "ReserveStock", &error).await, Ok(()));
+    }
+    let Ok(Some((_, steps))) = ledger.get_order_with_steps(&id).await else {
+        panic!("order {id} not found");
+    };
+    let summary: Vec<_> = steps
+        .iter()
+        .map(|s| (s.step.as_str(), s.status, s.attempts, s.error.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [(
+            "ReserveStock",
+            StepStatus::Failed,
+            2,
+            Some("Partner.Unavailable")
+        )]
+    );
+}
+
+pub async fn concurrent_begins_of_one_step_count_every_attempt(ledger: &impl Ledger) {
+    let id = place(ledger).await.order_id;
+    let started = join_all((0..4).map(|_| ledger.begin_step(&id, "ReserveStock"))).await;
+    let mut attempts: Vec<u32> = started
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(StepStart::Started(record)) => record.attempts,
+            other => panic!("a begin did not start the step: {other:?}"),
+        })
+        .collect();
+    attempts.sort_unstable();
+    assert_eq!(attempts, [1, 2, 3, 4]);
+}
+
+pub async fn a_step_success_whose_status_change_conflicts_records_neither(ledger: &impl Ledger) {
+    let id = place(ledger).await.order_id;
+    begin(ledger, &id, "CompleteOrder").await;
+    let wrong = Transition {
+        from: OrderStatus::Validated,
+        to: OrderStatus::StockReserved,
+        failure: None,
+    };
+    let result = ledger
+        .succeed_step(&id, "CompleteOrder", References::new(), Some(wrong))
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::Conflict {
+                actual: OrderStatus::Accepted,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    let Ok(Some((order, steps))) = ledger.get_order_with_steps(&id).await else {
+        panic!("order {id} not found");
+    };
+    assert_eq!((order.status, order.version), (OrderStatus::Accepted, 1));
+    assert_eq!(
+        steps.iter().map(|s| s.status).collect::<Vec<_>>(),
+        [StepStatus::Started]
+    );
+}
+
+pub async fn a_step_that_succeeds_twice_keeps_its_first_result(ledger: &impl Ledger) {
+    // Two runs of one step (an invocation retried while the first still ran) both began;
+    // the second to finish gets the first one's result, and the order moved once.
+    let id = place(ledger).await.order_id;
+    begin(ledger, &id, "ReserveStock").await;
+    begin(ledger, &id, "ReserveStock").await;
+    let transition = Transition {
+        from: OrderStatus::Accepted,
+        to: OrderStatus::Validated,
+        failure: None,
+    };
+    let first = References::from([("reservation_id".to_owned(), "res-1".to_owned())]);
+    let second = References::from([("reservation_id".to_owned(), "res-2".to_owned())]);
+    let done = ledger
+        .succeed_step(&id, "ReserveStock", first.clone(), Some(transition))
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let again = ledger
+        .succeed_step(&id, "ReserveStock", second, Some(transition))
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(again, done);
+    assert_eq!(again.references, first);
+    let order = read(ledger, &id).await;
+    assert_eq!((order.status, order.version), (OrderStatus::Validated, 2));
+}
+
+pub async fn a_failure_recorded_after_a_success_leaves_the_success_standing(ledger: &impl Ledger) {
+    // The slower of two runs of one step failed after the faster one succeeded: the step
+    // stays SUCCEEDED, so a replay returns its result instead of acting again.
+    let id = place(ledger).await.order_id;
+    begin(ledger, &id, "ReserveStock").await;
+    begin(ledger, &id, "ReserveStock").await;
+    let references = References::from([("reservation_id".to_owned(), "res-1".to_owned())]);
+    ledger
+        .succeed_step(&id, "ReserveStock", references.clone(), None)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let error = ActivityError::new(ErrorName::PartnerUnavailable, "timed out");
+    assert_eq!(ledger.fail_step(&id, "ReserveStock", &error).await, Ok(()));
+    match ledger.begin_step(&id, "ReserveStock").await {
+        Ok(StepStart::AlreadySucceeded(record)) => {
+            assert_eq!(record.references, references);
+            assert_eq!(record.error, None);
+        }
+        other => panic!("the success did not stand: {other:?}"),
+    }
+}
+
+pub async fn failing_a_step_that_was_never_begun_is_an_error(ledger: &impl Ledger) {
+    let id = place(ledger).await.order_id;
+    let error = ActivityError::new(ErrorName::PartnerUnavailable, "timed out");
+    let result = ledger.fail_step(&id, "ReserveStock", &error).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable { .. })),
+        "{result:?}"
+    );
+    let Ok(Some((_, steps))) = ledger.get_order_with_steps(&id).await else {
+        panic!("order {id} not found");
+    };
+    assert_eq!(steps, []);
+}
+
+pub async fn a_cancel_moves_an_order_that_has_not_shipped_to_cancelling_once(ledger: &impl Ledger) {
+    let id = place(ledger).await.order_id;
+    move_to(ledger, &id, OrderStatus::Accepted, OrderStatus::Validated).await;
+    let first = ledger.cancel(&id).await;
+    assert!(
+        matches!(&first, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelling),
+        "{first:?}"
+    );
+    let second = ledger.cancel(&id).await;
+    assert!(
+        matches!(&second, Ok(Cancellation::AlreadyCancelling(order)) if order.version == 3),
+        "{second:?}"
+    );
+}
+
+pub async fn a_cancel_after_shipping_is_too_late_and_changes_nothing(ledger: &impl Ledger) {
+    let id = shipped(ledger, &unique("shp")).await;
+    let before = read(ledger, &id).await;
+    let result = ledger.cancel(&id).await;
+    assert_eq!(result, Ok(Cancellation::TooLate(before.clone())));
+    assert_eq!(read(ledger, &id).await, before);
+    let missing = OrderId::generate();
+    assert_eq!(
+        ledger.cancel(&missing).await,
+        Err(StoreError::NotFound(missing.clone()))
+    );
+}
+
+pub async fn a_task_token_is_kept_only_while_the_order_is_shipped(ledger: &impl Ledger) {
+    let not_shipped = place(ledger).await.order_id;
+    let refused = ledger.store_task_token(&not_shipped, "token-0").await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Conflict {
+                expected: OrderStatus::Shipped,
+                actual: OrderStatus::Accepted,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(read(ledger, &not_shipped).await.task_token, None);
+    let id = shipped(ledger, &unique("shp")).await;
+    let version = read(ledger, &id).await.version;
+    assert_eq!(
+        ledger.store_task_token(&id, "token-1").await,
+        Ok(TokenStored::Waiting)
+    );
+    let order = read(ledger, &id).await;
+    assert_eq!(order.task_token.as_deref(), Some("token-1"));
+    assert_eq!(order.version, version, "a token is not a status change");
+}
+
+pub async fn a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_nothing(
+    ledger: &impl Ledger,
+) {
+    let shipment = unique("shp");
+    let id = shipped(ledger, &shipment).await;
+    let event = delivery(&unique("evt"), &shipment);
+    let recorded = ledger.record_delivery(&id, &event).await;
+    let Ok(DeliveryRecorded::Now(order)) = recorded else {
+        panic!("the delivery was not recorded: {recorded:?}");
+    };
+    assert_eq!(order.status, OrderStatus::Delivered);
+    assert_eq!(order.delivery.as_ref(), Some(&event));
+    let Ok(Some((stored, steps))) = ledger.get_order_with_steps(&id).await else {
+        panic!("order {id} not found");
+    };
+    assert_eq!(stored, order);
+    let awaited = steps.iter().find(|s| s.step == AWAIT_DELIVERY.name);
+    assert_eq!(
+        awaited.map(|s| (s.status, s.references.get("event_id"))),
+        Some((StepStatus::Succeeded, Some(&event.event_id)))
+    );
+    let replayed = ledger.record_delivery(&id, &event).await;
+    assert_eq!(replayed, Ok(DeliveryRecorded::Duplicate(order.clone())));
+    let another_event = delivery(&unique("evt"), &shipment);
+    let again = ledger.record_delivery(&id, &another_event).await;
+    assert_eq!(again, Ok(DeliveryRecorded::Before(order.clone())));
+    assert_eq!(read(ledger, &id).await, order);
+}
+
+pub async fn a_delivery_for_another_shipment_is_refused_and_changes_nothing(ledger: &impl Ledger) {
+    let id = shipped(ledger, &unique("shp")).await;
+    let before = ledger.get_order_with_steps(&id).await;
+    let wrong = delivery(&unique("evt"), &unique("shp-other"));
+    assert_eq!(
+        ledger.record_delivery(&id, &wrong).await,
+        Ok(DeliveryRecorded::WrongShipment)
+    );
+    assert_eq!(ledger.get_order_with_steps(&id).await, before);
+    let not_shipped = place(ledger).await.order_id;
+    let early = ledger
+        .record_delivery(&not_shipped, &delivery(&unique("evt"), "shp-x"))
+        .await;
+    assert!(
+        matches!(
+            early,
+            Err(StoreError::Conflict {
+                actual: OrderStatus::Accepted,
+                ..
+            })
+        ),
+        "{early:?}"
+    );
+}
+
+pub async fn a_delivery_before_the_task_token_is_reported_to_the_waiting_step(
+    ledger: &impl Ledger,
+) {
+    let shipment = unique("shp");
+    let id = shipped(ledger, &shipment).await;
+    let event = delivery(&unique("evt"), &shipment);
+    let Ok(DeliveryRecorded::Now(delivered)) = ledger.record_delivery(&id, &event).await else {
+        panic!("the delivery was not recorded");
+    };
+    let late = ledger.store_task_token(&id, "token-late").await;
+    assert_eq!(late, Ok(TokenStored::AlreadyDelivered(Box::new(delivered))));
+}
+
+pub async fn a_resume_is_counted_and_clears_the_parked_mark(ledger: &impl Ledger) {
+    let id = place(ledger).await.order_id;
+    assert_eq!(ledger.park(&id, "resumed too often").await, Ok(()));
+    let parked = read(ledger, &id).await;
+    assert_eq!(
+        parked.parked.as_ref().map(|p| p.reason.as_str()),
+        Some("resumed too often")
+    );
+    assert_eq!(ledger.next_resume(&id).await, Ok(1));
+    assert_eq!(ledger.next_resume(&id).await, Ok(2));
+    let resumed = read(ledger, &id).await;
+    assert_eq!((resumed.resumes, resumed.parked), (2, None));
+    assert_eq!(resumed.version, 1, "resumes are not status changes");
+    let missing = OrderId::generate();
+    assert_eq!(
+        ledger.next_resume(&missing).await,
+        Err(StoreError::NotFound(missing.clone()))
+    );
+    assert_eq!(
+        ledger.park(&missing, "x").await,
+        Err(StoreError::NotFound(missing.clone()))
+    );
+}
+
+pub async fn the_execution_is_recorded_with_a_new_version(ledger: &impl Ledger) {
+    let id = place(ledger).await.order_id;
+    let arn = "arn:aws:states:eu-west-1:000000000000:execution:orders:exec-1";
+    assert_eq!(ledger.set_execution_arn(&id, arn).await, Ok(()));
+    let order = read(ledger, &id).await;
+    assert_eq!(
+        (order.execution_arn.as_deref(), order.version),
+        (Some(arn), 2)
+    );
+    let missing = OrderId::generate();
+    assert_eq!(
+        ledger.set_execution_arn(&missing, arn).await,
+        Err(StoreError::NotFound(missing.clone()))
+    );
+}
+
+pub async fn a_merchants_orders_and_orders_by_status_are_listed_oldest_first(ledger: &impl Ledger) {
+    let order = new_order();
+    let mut placed = Vec::new();
+    for _ in 0..3 {
+        match ledger.place_order(&new_key(), &order, "h").await {
+            Ok(Placement::Created(record)) => placed.push(record),
+            other => panic!("expected a new order, got {other:?}"),
+        }
+        // Creation times are kept to the millisecond: keep them apart.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let ids: Vec<_> = placed.iter().map(|r| r.order_id.clone()).collect();
+    let listed = ledger
+        .orders_of_merchant(&order.merchant_id, None, 10)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        listed.iter().map(|r| &r.order_id).collect::<Vec<_>>(),
+        ids.iter().collect::<Vec<_>>()
+    );
+    let limited = ledger
+        .orders_of_merchant(&order.merchant_id, None, 2)
+        .await
+        .map(|orders| orders.len());
+    assert_eq!(limited, Ok(2));
+    let since = ledger
+        .orders_of_merchant(&order.merchant_id, Some(&placed[1].created_at), 10)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        since.iter().map(|r| &r.order_id).collect::<Vec<_>>(),
+        ids[1..].iter().collect::<Vec<_>>()
+    );
+    // Orders that changed before a time: the first two, moved in order.
+    for id in &ids[..2] {
+        move_to(ledger, id, OrderStatus::Accepted, OrderStatus::Validated).await;
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let cutoff = super::now();
+    let stale = ledger
+        .orders_in_status(OrderStatus::Validated, Some(&cutoff), 100_000)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let ours: Vec<_> = stale
+        .iter()
+        .map(|r| &r.order_id)
+        .filter(|id| ids.contains(id))
+        .collect();
+    assert_eq!(ours, ids[..2].iter().collect::<Vec<_>>());
+}

@@ -1,0 +1,127 @@
+//! Placing an order: the order and its `Idempotency-Key` written together, or the order
+//! the key placed before found.
+
+use super::{
+    build_error, cancellation_codes, key, order_key, read, s, unavailable, write, Item, OrderStore,
+};
+use crate::order::{Order, OrderId};
+use crate::status::OrderStatus;
+use crate::store::idempotency::{IdempotencyRecord, IDEMPOTENCY_TTL_SECONDS};
+use crate::store::keys::{idempotency_pk, merchant_index_values, status_index_values};
+use crate::store::{now, OrderRecord, Placement, StoreError};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use chrono::Utc;
+
+impl OrderStore {
+    /// Stores a new ACCEPTED order under an `Idempotency-Key`, or finds the order that key
+    /// already placed. Order and key are written together or not at all.
+    pub async fn place_order(
+        &self,
+        idempotency_key: &str,
+        order: &Order,
+        request_hash: &str,
+    ) -> Result<Placement, StoreError> {
+        const OP: &str = "TransactWriteItems(place order)";
+        let order_id = OrderId::generate();
+        let created_at = now();
+        let record = OrderRecord {
+            order_id: order_id.clone(),
+            status: OrderStatus::Accepted,
+            version: 1,
+            order: order.clone(),
+            request_hash: request_hash.to_owned(),
+            execution_arn: None,
+            created_at: created_at.clone(),
+            updated_at: created_at.clone(),
+            failure: None,
+            task_token: None,
+            delivery: None,
+            resumes: 0,
+            parked: None,
+        };
+        let mut order_item = write(&record, "order")?;
+        order_item.extend(order_key(&order_id));
+        let (gsi1pk, gsi1sk) = merchant_index_values(&order.merchant_id, &created_at, &order_id);
+        order_item.insert("gsi1pk".into(), s(gsi1pk));
+        order_item.insert("gsi1sk".into(), s(gsi1sk));
+        let (gsi2pk, gsi2sk) = status_index_values(OrderStatus::Accepted, &created_at, &order_id);
+        order_item.insert("gsi2pk".into(), s(gsi2pk));
+        order_item.insert("gsi2sk".into(), s(gsi2sk));
+
+        let expires_at = Utc::now().timestamp() + IDEMPOTENCY_TTL_SECONDS;
+        let mut key_item = write(
+            &IdempotencyRecord {
+                order_id: order_id.clone(),
+                request_hash: request_hash.to_owned(),
+                created_at,
+                expires_at,
+            },
+            "idempotency key",
+        )?;
+        key_item.extend(key(idempotency_pk(idempotency_key), "IDEMPOTENCY"));
+
+        let put = |item: Item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map(|put| TransactWriteItem::builder().put(put).build())
+                .map_err(|e| build_error(OP, e))
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(put(key_item)?)
+            .transact_items(put(order_item)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Placement::Created(record)),
+            Err(error) => {
+                let key_taken = cancellation_codes(&error)
+                    .first()
+                    .is_some_and(|code| code.as_deref() == Some("ConditionalCheckFailed"));
+                if !key_taken {
+                    return Err(unavailable(OP, error));
+                }
+                self.find_placement(idempotency_key, request_hash).await
+            }
+        }
+    }
+
+    async fn find_placement(
+        &self,
+        idempotency_key: &str,
+        request_hash: &str,
+    ) -> Result<Placement, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(idempotency_pk(idempotency_key), "IDEMPOTENCY")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem(idempotency key)", e))?
+            .item;
+        let Some(item) = item else {
+            // The key expired between our write and this read: the caller may retry.
+            return Err(StoreError::Unavailable {
+                operation: "GetItem(idempotency key)",
+                message: "the idempotency key vanished while being read; retry".into(),
+            });
+        };
+        let existing: IdempotencyRecord = read(item, "idempotency key")?;
+        if existing.request_hash != request_hash {
+            return Ok(Placement::KeyReused {
+                order_id: existing.order_id,
+            });
+        }
+        let record = self
+            .get_order(&existing.order_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(existing.order_id.clone()))?;
+        Ok(Placement::Replayed(record))
+    }
+}

@@ -1,0 +1,244 @@
+//! The ledger in DynamoDB: the order table, reached with the AWS SDK.
+//!
+//! New orders and idempotency keys are created only if absent, together, in one
+//! transaction; every status change is conditional on the expected previous status and
+//! bumps `version`. A lost race is a [`StoreError::Conflict`], never a panic.
+
+mod idempotency;
+mod orders;
+mod queries;
+mod steps;
+
+use super::keys::{order_pk, step_sk};
+use super::{
+    Delivery, DeliveryRecorded, Failure, Ledger, OrderRecord, Placement, References, StepRecord,
+    StepStart, StoreError, TokenStored, Transition,
+};
+use crate::order::{Order, OrderId};
+use crate::status::OrderStatus;
+use crate::ActivityError;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::future::Future;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The order table.
+#[derive(Debug, Clone)]
+pub struct OrderStore {
+    client: Client,
+    table: String,
+}
+
+impl OrderStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        OrderStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The store for `table`, with a client from the standard AWS configuration.
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        OrderStore::new(Client::new(config), table)
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+pub(super) fn unavailable<E, R>(operation: &'static str, error: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Unavailable {
+        operation,
+        message: DisplayErrorContext(error).to_string(),
+    }
+}
+
+pub(super) fn build_error(operation: &'static str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable {
+        operation,
+        message: format!("request could not be built: {error}"),
+    }
+}
+
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(super) fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+pub(super) fn order_key(id: &OrderId) -> Item {
+    key(order_pk(id), "ORDER")
+}
+
+pub(super) fn step_key(id: &OrderId, step: &str) -> Item {
+    key(order_pk(id), &step_sk(step))
+}
+
+pub(super) fn read<T: serde::de::DeserializeOwned>(
+    item: Item,
+    what: &str,
+) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt {
+        key: what.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+pub(super) fn write<T: Serialize>(value: &T, what: &str) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt {
+        key: what.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Why each item of a cancelled transaction was refused, in the order of the items.
+pub(super) fn cancellation_codes<R>(
+    error: &SdkError<TransactWriteItemsError, R>,
+) -> Vec<Option<String>> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub(super) fn is_conditional_failure<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// The ledger operations are [`OrderStore`]'s own methods (callers with the concrete store
+/// need no trait in scope); generic code reaches them through [`Ledger`].
+impl Ledger for OrderStore {
+    fn place_order(
+        &self,
+        idempotency_key: &str,
+        order: &Order,
+        request_hash: &str,
+    ) -> impl Future<Output = Result<Placement, StoreError>> + Send {
+        OrderStore::place_order(self, idempotency_key, order, request_hash)
+    }
+
+    fn get_order(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Option<OrderRecord>, StoreError>> + Send {
+        OrderStore::get_order(self, id)
+    }
+
+    fn get_order_with_steps(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Option<(OrderRecord, Vec<StepRecord>)>, StoreError>> + Send
+    {
+        OrderStore::get_order_with_steps(self, id)
+    }
+
+    fn orders_in_status(
+        &self,
+        status: OrderStatus,
+        before: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
+        OrderStore::orders_in_status(self, status, before, limit)
+    }
+
+    fn orders_of_merchant(
+        &self,
+        merchant_id: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
+        OrderStore::orders_of_merchant(self, merchant_id, since, limit)
+    }
+
+    fn transition(
+        &self,
+        id: &OrderId,
+        from: OrderStatus,
+        to: OrderStatus,
+        failure: Option<Failure>,
+    ) -> impl Future<Output = Result<OrderRecord, StoreError>> + Send {
+        OrderStore::transition(self, id, from, to, failure)
+    }
+
+    fn begin_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+    ) -> impl Future<Output = Result<StepStart, StoreError>> + Send {
+        OrderStore::begin_step(self, id, step)
+    }
+
+    fn succeed_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+        references: References,
+        transition: Option<Transition<'_>>,
+    ) -> impl Future<Output = Result<StepRecord, StoreError>> + Send {
+        OrderStore::succeed_step(self, id, step, references, transition)
+    }
+
+    fn fail_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+        error: &ActivityError,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        OrderStore::fail_step(self, id, step, error)
+    }
+
+    fn store_task_token(
+        &self,
+        id: &OrderId,
+        token: &str,
+    ) -> impl Future<Output = Result<TokenStored, StoreError>> + Send {
+        OrderStore::store_task_token(self, id, token)
+    }
+
+    fn record_delivery(
+        &self,
+        id: &OrderId,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<DeliveryRecorded, StoreError>> + Send {
+        OrderStore::record_delivery(self, id, delivery)
+    }
+
+    fn next_resume(&self, id: &OrderId) -> impl Future<Output = Result<u32, StoreError>> + Send {
+        OrderStore::next_resume(self, id)
+    }
+
+    fn park(
+        &self,
+        id: &OrderId,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        OrderStore::park(self, id, reason)
+    }
+
+    fn set_execution_arn(
+        &self,
+        id: &OrderId,
+        arn: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        OrderStore::set_execution_arn(self, id, arn)
+    }
+}

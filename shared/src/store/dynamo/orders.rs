@@ -1,0 +1,353 @@
+//! The order item: reading it, its status changes (each conditional on the status it was
+//! read in), the delivery hand-over, cancel, and the marks that are not status changes.
+
+use super::{
+    build_error, cancellation_codes, is_conditional_failure, order_key, read, s, step_key,
+    unavailable, OrderStore,
+};
+use crate::order::OrderId;
+use crate::status::OrderStatus;
+use crate::store::keys::{courier_event_pk, order_pk, status_index_values, step_sk};
+use crate::store::{
+    delivery_refused, now, token_refused, Cancellation, Delivery, DeliveryRecorded,
+    DeliveryRefusal, Failure, Ledger, OrderRecord, Parked, StoreError, TokenStored,
+    COURIER_EVENT_TTL_SECONDS,
+};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use std::collections::{BTreeMap, HashMap};
+
+impl OrderStore {
+    /// The order item, read consistently; `None` when there is no such order.
+    pub async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem(order)", e))?
+            .item;
+        item.map(|item| read(item, &order_pk(id))).transpose()
+    }
+
+    /// The order item, or [`StoreError::NotFound`].
+    pub async fn require_order(&self, id: &OrderId) -> Result<OrderRecord, StoreError> {
+        self.get_order(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))
+    }
+
+    /// Counts one more resume of the order and clears its parked mark; returns the new
+    /// count, which names the resumed execution (`<id>-r<n>`).
+    pub async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression("ADD resumes :one REMOVE parked")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output
+                .attributes
+                .and_then(|a| a.get("resumes").and_then(|v| v.as_n().ok()).cloned())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1)),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
+            Err(e) => Err(unavailable("UpdateItem(resume count)", e)),
+        }
+    }
+
+    /// Marks the order as put in front of an operator (not a status change).
+    pub async fn park(&self, id: &OrderId, reason: &str) -> Result<(), StoreError> {
+        let parked = Parked {
+            at: now(),
+            reason: reason.to_owned(),
+        };
+        let value = serde_dynamo::to_attribute_value(&parked).map_err(|e| StoreError::Corrupt {
+            key: order_pk(id),
+            message: e.to_string(),
+        })?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression("SET parked = :parked")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":parked", value)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
+            Err(e) => Err(unavailable("UpdateItem(park)", e)),
+        }
+    }
+
+    /// Records the Step Functions execution that runs the order. Not a status change.
+    pub async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression("SET execution_arn = :arn, version = version + :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":arn", s(arn))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
+            Err(e) => Err(unavailable("UpdateItem(execution arn)", e)),
+        }
+    }
+
+    /// Moves the order from `from` to `to`, only if it is still `from`, optionally with the
+    /// reason it failed. Returns the order as written.
+    pub async fn transition(
+        &self,
+        id: &OrderId,
+        from: OrderStatus,
+        to: OrderStatus,
+        failure: Option<Failure>,
+    ) -> Result<OrderRecord, StoreError> {
+        let update = self.transition_update(id, from, to, failure.as_ref(), &[])?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match output.attributes {
+                Some(item) => read(item, &order_pk(id)),
+                None => self.require_order(id).await,
+            },
+            Err(e) if is_conditional_failure(&e) => Err(self.conflict(id, from).await),
+            Err(e) => Err(unavailable("UpdateItem(status)", e)),
+        }
+    }
+
+    /// Explains a failed status condition: the order is gone, or in another status.
+    pub(super) async fn conflict(&self, id: &OrderId, expected: OrderStatus) -> StoreError {
+        match self.get_order(id).await {
+            Ok(Some(actual)) => StoreError::Conflict {
+                order_id: id.clone(),
+                expected,
+                actual: actual.status,
+            },
+            Ok(None) => StoreError::NotFound(id.clone()),
+            Err(error) => error,
+        }
+    }
+
+    pub(super) fn transition_update(
+        &self,
+        id: &OrderId,
+        from: OrderStatus,
+        to: OrderStatus,
+        failure: Option<&Failure>,
+        extra: &[(&str, AttributeValue)],
+    ) -> Result<Update, StoreError> {
+        from.check_transition(to)
+            .map_err(|source| StoreError::IllegalTransition {
+                order_id: id.clone(),
+                source,
+            })?;
+        let updated_at = now();
+        let (gsi2pk, gsi2sk) = status_index_values(to, &updated_at, id);
+        let mut expression = String::from(
+            "SET #status = :to, version = version + :one, updated_at = :now, \
+             gsi2pk = :gsi2pk, gsi2sk = :gsi2sk",
+        );
+        let mut values = HashMap::from([
+            (":to".to_owned(), s(to.as_str())),
+            (":from".to_owned(), s(from.as_str())),
+            (":one".to_owned(), AttributeValue::N("1".into())),
+            (":now".to_owned(), s(updated_at)),
+            (":gsi2pk".to_owned(), s(gsi2pk)),
+            (":gsi2sk".to_owned(), s(gsi2sk)),
+        ]);
+        if let Some(failure) = failure {
+            expression.push_str(", failure = :failure");
+            let value =
+                serde_dynamo::to_attribute_value(failure).map_err(|e| StoreError::Corrupt {
+                    key: order_pk(id),
+                    message: e.to_string(),
+                })?;
+            values.insert(":failure".into(), value);
+        }
+        for (attribute, value) in extra {
+            expression.push_str(&format!(", {attribute} = :{attribute}"));
+            values.insert(format!(":{attribute}"), value.clone());
+        }
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression(expression)
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| build_error("UpdateItem(status)", e))
+    }
+
+    /// Stores the task token of the execution waiting for the order's delivery, if the
+    /// order is still SHIPPED. When the delivery was recorded first, says so, so that the
+    /// caller resumes the execution itself: exactly one of the two sides holds both.
+    pub async fn store_task_token(
+        &self,
+        id: &OrderId,
+        token: &str,
+    ) -> Result<TokenStored, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression("SET task_token = :token, updated_at = :now")
+            .condition_expression("#status = :shipped")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":now", s(now()))
+            .expression_attribute_values(":shipped", s(OrderStatus::Shipped.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(TokenStored::Waiting),
+            Err(e) if is_conditional_failure(&e) => token_refused(self.require_order(id).await?),
+            Err(e) => Err(unavailable("UpdateItem(task token)", e)),
+        }
+    }
+
+    /// Records the courier's delivery event, in one transaction: the order moves SHIPPED ->
+    /// DELIVERED, the AwaitDelivery step succeeds with the event's references, the
+    /// ArrangeShipment step must name the event's shipment, and the event id is kept (for
+    /// [`COURIER_EVENT_TTL_SECONDS`]) so the same event is recognised when replayed. What
+    /// is refused changes nothing.
+    pub async fn record_delivery(
+        &self,
+        id: &OrderId,
+        delivery: &Delivery,
+    ) -> Result<DeliveryRecorded, StoreError> {
+        const OP: &str = "TransactWriteItems(record delivery)";
+        let value =
+            serde_dynamo::to_attribute_value(delivery).map_err(|e| StoreError::Corrupt {
+                key: order_pk(id),
+                message: e.to_string(),
+            })?;
+        let order_update = self.transition_update(
+            id,
+            OrderStatus::Shipped,
+            OrderStatus::Delivered,
+            None,
+            &[("delivery", value)],
+        )?;
+        let references = BTreeMap::from([
+            ("event_id".to_owned(), delivery.event_id.clone()),
+            ("shipment_id".to_owned(), delivery.shipment_id.clone()),
+            ("delivered_at".to_owned(), delivery.delivered_at.clone()),
+        ]);
+        let references =
+            serde_dynamo::to_attribute_value(&references).map_err(|e| StoreError::Corrupt {
+                key: step_sk(crate::steps::AWAIT_DELIVERY.name),
+                message: e.to_string(),
+            })?;
+        let now = now();
+        let step_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, crate::steps::AWAIT_DELIVERY.name)))
+            .update_expression(
+                "SET #status = :succeeded, order_id = :id, step = :step, \
+                 started_at = if_not_exists(started_at, :now), \
+                 attempts = if_not_exists(attempts, :one), \
+                 finished_at = :now, updated_at = :now, #references = :references",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#references", "references")
+            .expression_attribute_values(":succeeded", s("SUCCEEDED"))
+            .expression_attribute_values(":id", s(id.as_str()))
+            .expression_attribute_values(":step", s(crate::steps::AWAIT_DELIVERY.name))
+            .expression_attribute_values(":now", s(now.clone()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":references", references)
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let shipment_check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, crate::steps::ARRANGE_SHIPMENT.name)))
+            .condition_expression("#references.shipment_id = :shipment")
+            .expression_attribute_names("#references", "references")
+            .expression_attribute_values(":shipment", s(delivery.shipment_id.clone()))
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let expires_at = chrono::Utc::now().timestamp() + COURIER_EVENT_TTL_SECONDS;
+        let event_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(HashMap::from([
+                ("pk".to_owned(), s(courier_event_pk(&delivery.event_id))),
+                ("sk".to_owned(), s("EVENT")),
+                ("order_id".to_owned(), s(id.as_str())),
+                ("received_at".to_owned(), s(now)),
+                (
+                    "expires_at".to_owned(),
+                    AttributeValue::N(expires_at.to_string()),
+                ),
+            ])))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(order_update).build())
+            .transact_items(TransactWriteItem::builder().update(step_update).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(shipment_check)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(event_put).build())
+            .send()
+            .await;
+        let error = match result {
+            Ok(_) => return Ok(DeliveryRecorded::Now(self.require_order(id).await?)),
+            Err(error) => error,
+        };
+        let codes = cancellation_codes(&error);
+        let refused = |index: usize| {
+            codes
+                .get(index)
+                .is_some_and(|code| code.as_deref() == Some("ConditionalCheckFailed"))
+        };
+        let refusal = DeliveryRefusal {
+            order_not_shipped: refused(0),
+            wrong_shipment: refused(2),
+            seen_before: refused(3),
+        };
+        if !(refusal.order_not_shipped || refusal.wrong_shipment || refusal.seen_before) {
+            return Err(unavailable(OP, error));
+        }
+        delivery_refused(self.require_order(id).await?, delivery, refusal)
+    }
+
+    /// Moves the order to CANCELLING if it has not shipped yet ([`Ledger::cancel`](crate::store::Ledger::cancel)).
+    pub async fn cancel(&self, id: &OrderId) -> Result<Cancellation, StoreError> {
+        Ledger::cancel(self, id).await
+    }
+}

@@ -1,0 +1,117 @@
+//! Reads of more than one item: an order with its steps, orders by status, a merchant's
+//! orders. Queries, never scans.
+
+use super::{read, s, unavailable, OrderStore};
+use crate::order::OrderId;
+use crate::status::OrderStatus;
+use crate::store::keys::{order_pk, BY_MERCHANT_INDEX, BY_STATUS_INDEX};
+use crate::store::{OrderRecord, StepRecord, StoreError};
+
+impl OrderStore {
+    /// The order and all of its step items, in one consistent query.
+    pub async fn get_order_with_steps(
+        &self,
+        id: &OrderId,
+    ) -> Result<Option<(OrderRecord, Vec<StepRecord>)>, StoreError> {
+        let mut order = None;
+        let mut steps = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(order_pk(id)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| unavailable("Query(order and steps)", e))?;
+            let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned();
+            match sk.as_deref() {
+                Some("ORDER") => order = Some(read::<OrderRecord>(item, &order_pk(id))?),
+                Some(sk) if sk.starts_with("STEP#") => steps.push(read::<StepRecord>(item, sk)?),
+                _ => {}
+            }
+        }
+        steps.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        Ok(order.map(|order| (order, steps)))
+    }
+
+    /// Orders in `status` whose last change is older than `before` (an RFC 3339 time),
+    /// oldest first, at most `limit`: a Query on the by-status index, never a scan.
+    pub async fn orders_in_status(
+        &self,
+        status: OrderStatus,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut condition = String::from("gsi2pk = :status");
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_STATUS_INDEX)
+            .expression_attribute_values(":status", s(format!("STATUS#{status}")));
+        if let Some(before) = before {
+            condition.push_str(" AND gsi2sk < :before");
+            request = request.expression_attribute_values(":before", s(before));
+        }
+        self.collect(
+            request.key_condition_expression(condition),
+            limit,
+            "Query(by status)",
+        )
+        .await
+    }
+
+    /// A merchant's orders created at or after `since` (an RFC 3339 time), oldest first,
+    /// at most `limit`: a Query on the by-merchant index.
+    pub async fn orders_of_merchant(
+        &self,
+        merchant_id: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut condition = String::from("gsi1pk = :merchant");
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_MERCHANT_INDEX)
+            .expression_attribute_values(":merchant", s(format!("MERCHANT#{merchant_id}")));
+        if let Some(since) = since {
+            condition.push_str(" AND gsi1sk >= :since");
+            request = request.expression_attribute_values(":since", s(since));
+        }
+        self.collect(
+            request.key_condition_expression(condition),
+            limit,
+            "Query(by merchant)",
+        )
+        .await
+    }
+
+    async fn collect(
+        &self,
+        request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        limit: usize,
+        operation: &'static str,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut orders = Vec::new();
+        let mut pages = request.into_paginator().items().send();
+        while orders.len() < limit {
+            let Some(item) = pages.next().await else {
+                break;
+            };
+            let item = item.map_err(|e| unavailable(operation, e))?;
+            let key = item
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            orders.push(read(item, &key)?);
+        }
+        Ok(orders)
+    }
+}

@@ -1,0 +1,467 @@
+//! The ledger in memory: the same operations and the same conditions as the DynamoDB
+//! table (the contract suite runs on both), for unit tests of the saga and simulation.
+//!
+//! Each operation takes one lock for its whole read-check-write, so what DynamoDB does in
+//! one conditional write or transaction happens here at once too, and a condition that
+//! fails changes nothing. Idempotency keys and courier events do not expire (DynamoDB's
+//! TTL deletes late and never within a test either).
+
+use super::idempotency::IdempotencyRecord;
+use super::keys::{merchant_index_values, order_pk, status_index_values, step_sk};
+use super::{
+    delivery_refused, now, token_refused, Delivery, DeliveryRecorded, DeliveryRefusal, Failure,
+    Ledger, OrderRecord, Parked, Placement, References, StepRecord, StepStart, StepStatus,
+    StoreError, TokenStored, Transition,
+};
+use crate::order::{Order, OrderId};
+use crate::status::OrderStatus;
+use crate::steps::{ARRANGE_SHIPMENT, AWAIT_DELIVERY};
+use crate::ActivityError;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+/// The ledger in memory. Cheap to create; share it by reference (it is `Sync`).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    orders: BTreeMap<OrderId, OrderRecord>,
+    /// By order, then by step name: the order DynamoDB keeps them in (`STEP#<name>`).
+    steps: BTreeMap<OrderId, BTreeMap<String, StepRecord>>,
+    keys: HashMap<String, IdempotencyRecord>,
+    /// Courier event id -> the order it was recorded for.
+    courier_events: HashMap<String, OrderId>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// The tables, also after a thread panicked while holding them (a test's assertion):
+    /// every write below is complete before it can panic, so the data stays whole.
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        self.tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every order, in id order: for checks over a whole run (simulation invariants).
+    pub fn all_orders(&self) -> Vec<OrderRecord> {
+        self.tables().orders.values().cloned().collect()
+    }
+}
+
+impl Tables {
+    fn order(&self, id: &OrderId) -> Result<&OrderRecord, StoreError> {
+        self.orders
+            .get(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))
+    }
+
+    /// The order moved from `from` to `to` as DynamoDB's conditional update would write
+    /// it, without storing it yet.
+    fn moved(&self, id: &OrderId, transition: Transition<'_>) -> Result<OrderRecord, StoreError> {
+        let Transition { from, to, failure } = transition;
+        from.check_transition(to)
+            .map_err(|source| StoreError::IllegalTransition {
+                order_id: id.clone(),
+                source,
+            })?;
+        let mut order = self.order(id)?.clone();
+        if order.status != from {
+            return Err(StoreError::Conflict {
+                order_id: id.clone(),
+                expected: from,
+                actual: order.status,
+            });
+        }
+        order.status = to;
+        order.version += 1;
+        order.updated_at = now();
+        if let Some(failure) = failure {
+            order.failure = Some(failure.clone());
+        }
+        Ok(order)
+    }
+
+    fn step(&self, id: &OrderId, step: &str) -> Option<&StepRecord> {
+        self.steps.get(id).and_then(|steps| steps.get(step))
+    }
+
+    fn put_step(&mut self, record: StepRecord) {
+        self.steps
+            .entry(record.order_id.clone())
+            .or_default()
+            .insert(record.step.clone(), record);
+    }
+
+    fn update_order<T>(
+        &mut self,
+        id: &OrderId,
+        change: impl FnOnce(&mut OrderRecord) -> T,
+    ) -> Result<T, StoreError> {
+        let order = self
+            .orders
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        Ok(change(order))
+    }
+}
+
+/// The by-status index's sort key of an order, as DynamoDB's index holds it.
+fn status_sort_key(order: &OrderRecord) -> String {
+    status_index_values(order.status, &order.updated_at, &order.order_id).1
+}
+
+/// The by-merchant index's sort key of an order.
+fn merchant_sort_key(order: &OrderRecord) -> String {
+    merchant_index_values(&order.order.merchant_id, &order.created_at, &order.order_id).1
+}
+
+impl Ledger for MemoryStore {
+    async fn place_order(
+        &self,
+        idempotency_key: &str,
+        order: &Order,
+        request_hash: &str,
+    ) -> Result<Placement, StoreError> {
+        let mut tables = self.tables();
+        if let Some(existing) = tables.keys.get(idempotency_key) {
+            if existing.request_hash != request_hash {
+                return Ok(Placement::KeyReused {
+                    order_id: existing.order_id.clone(),
+                });
+            }
+            let id = existing.order_id.clone();
+            return tables.order(&id).cloned().map(Placement::Replayed);
+        }
+        let order_id = OrderId::generate();
+        let created_at = now();
+        let record = OrderRecord {
+            order_id: order_id.clone(),
+            status: OrderStatus::Accepted,
+            version: 1,
+            order: order.clone(),
+            request_hash: request_hash.to_owned(),
+            execution_arn: None,
+            created_at: created_at.clone(),
+            updated_at: created_at.clone(),
+            failure: None,
+            task_token: None,
+            delivery: None,
+            resumes: 0,
+            parked: None,
+        };
+        let expires_at =
+            chrono::Utc::now().timestamp() + super::idempotency::IDEMPOTENCY_TTL_SECONDS;
+        tables.keys.insert(
+            idempotency_key.to_owned(),
+            IdempotencyRecord {
+                order_id: order_id.clone(),
+                request_hash: request_hash.to_owned(),
+                created_at,
+                expires_at,
+            },
+        );
+        tables.orders.insert(order_id, record.clone());
+        Ok(Placement::Created(record))
+    }
+
+    async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        Ok(self.tables().orders.get(id).cloned())
+    }
+
+    async fn get_order_with_steps(
+        &self,
+        id: &OrderId,
+    ) -> Result<Option<(OrderRecord, Vec<StepRecord>)>, StoreError> {
+        let tables = self.tables();
+        let Some(order) = tables.orders.get(id).cloned() else {
+            return Ok(None);
+        };
+        let mut steps: Vec<StepRecord> = tables
+            .steps
+            .get(id)
+            .map(|steps| steps.values().cloned().collect())
+            .unwrap_or_default();
+        steps.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        Ok(Some((order, steps)))
+    }
+
+    async fn orders_in_status(
+        &self,
+        status: OrderStatus,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut found: Vec<(String, OrderRecord)> = self
+            .tables()
+            .orders
+            .values()
+            .filter(|order| order.status == status)
+            .map(|order| (status_sort_key(order), order.clone()))
+            .filter(|(key, _)| before.is_none_or(|before| key.as_str() < before))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found
+            .into_iter()
+            .take(limit)
+            .map(|(_, order)| order)
+            .collect())
+    }
+
+    async fn orders_of_merchant(
+        &self,
+        merchant_id: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut found: Vec<(String, OrderRecord)> = self
+            .tables()
+            .orders
+            .values()
+            .filter(|order| order.order.merchant_id == merchant_id)
+            .map(|order| (merchant_sort_key(order), order.clone()))
+            .filter(|(key, _)| since.is_none_or(|since| key.as_str() >= since))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found
+            .into_iter()
+            .take(limit)
+            .map(|(_, order)| order)
+            .collect())
+    }
+
+    async fn transition(
+        &self,
+        id: &OrderId,
+        from: OrderStatus,
+        to: OrderStatus,
+        failure: Option<Failure>,
+    ) -> Result<OrderRecord, StoreError> {
+        let mut tables = self.tables();
+        let transition = Transition {
+            from,
+            to,
+            failure: failure.as_ref(),
+        };
+        let moved = tables.moved(id, transition)?;
+        tables.orders.insert(id.clone(), moved.clone());
+        Ok(moved)
+    }
+
+    async fn begin_step(&self, id: &OrderId, step: &str) -> Result<StepStart, StoreError> {
+        let mut tables = self.tables();
+        let now = now();
+        let record = match tables.step(id, step) {
+            Some(record) if record.status == StepStatus::Succeeded => {
+                return Ok(StepStart::AlreadySucceeded(record.clone()));
+            }
+            Some(record) => StepRecord {
+                status: StepStatus::Started,
+                attempts: record.attempts + 1,
+                updated_at: now,
+                ..record.clone()
+            },
+            None => StepRecord {
+                order_id: id.clone(),
+                step: step.to_owned(),
+                status: StepStatus::Started,
+                attempts: 1,
+                started_at: now.clone(),
+                updated_at: now,
+                finished_at: None,
+                references: References::new(),
+                error: None,
+                error_message: None,
+            },
+        };
+        tables.put_step(record.clone());
+        Ok(StepStart::Started(record))
+    }
+
+    async fn succeed_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+        references: References,
+        transition: Option<Transition<'_>>,
+    ) -> Result<StepRecord, StoreError> {
+        let mut tables = self.tables();
+        let moved = transition.map(|t| tables.moved(id, t));
+        let record = match tables.step(id, step) {
+            Some(record) if record.status == StepStatus::Started => record.clone(),
+            // A concurrent run of the same step finished first: its result stands.
+            Some(record) if record.status == StepStatus::Succeeded => return Ok(record.clone()),
+            None => {
+                return Err(StoreError::Corrupt {
+                    key: format!("{}/{}", order_pk(id), step_sk(step)),
+                    message: "step item is missing".into(),
+                })
+            }
+            Some(_) => {
+                return Err(match moved {
+                    Some(Err(conflict @ StoreError::Conflict { .. })) => conflict,
+                    _ => StoreError::Unavailable {
+                        operation: "succeed step",
+                        message: format!("step {step} of order {id} is not under way"),
+                    },
+                })
+            }
+        };
+        let moved = moved.transpose()?;
+        let now = now();
+        let record = StepRecord {
+            status: StepStatus::Succeeded,
+            finished_at: Some(now.clone()),
+            updated_at: now,
+            // An empty set keeps what an earlier attempt recorded, as the table does.
+            references: if references.is_empty() {
+                record.references
+            } else {
+                references
+            },
+            error: None,
+            error_message: None,
+            ..record
+        };
+        if let Some(moved) = moved {
+            tables.orders.insert(id.clone(), moved);
+        }
+        tables.put_step(record.clone());
+        Ok(record)
+    }
+
+    async fn fail_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+        error: &ActivityError,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        let Some(record) = tables.step(id, step).cloned() else {
+            return Err(StoreError::Unavailable {
+                operation: "fail step",
+                message: format!("step {step} of order {id} was never begun"),
+            });
+        };
+        if record.status == StepStatus::Succeeded {
+            // A concurrent run of the step succeeded first: its success stands.
+            return Ok(());
+        }
+        let now = now();
+        tables.put_step(StepRecord {
+            status: StepStatus::Failed,
+            error: Some(error.name.as_str().to_owned()),
+            error_message: Some(error.message.clone()),
+            finished_at: Some(now.clone()),
+            updated_at: now,
+            ..record
+        });
+        Ok(())
+    }
+
+    async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
+        let mut tables = self.tables();
+        let order = tables.order(id)?.clone();
+        if order.status != OrderStatus::Shipped {
+            return token_refused(order);
+        }
+        tables.update_order(id, |order| {
+            order.task_token = Some(token.to_owned());
+            order.updated_at = now();
+        })?;
+        Ok(TokenStored::Waiting)
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &OrderId,
+        delivery: &Delivery,
+    ) -> Result<DeliveryRecorded, StoreError> {
+        let mut tables = self.tables();
+        let transition = Transition {
+            from: OrderStatus::Shipped,
+            to: OrderStatus::Delivered,
+            failure: None,
+        };
+        let moved = match tables.moved(id, transition) {
+            Ok(moved) => Some(moved),
+            Err(StoreError::Conflict { .. }) => None,
+            Err(other) => return Err(other),
+        };
+        let booked = tables
+            .step(id, ARRANGE_SHIPMENT.name)
+            .and_then(|record| record.references.get("shipment_id"));
+        let refusal = DeliveryRefusal {
+            order_not_shipped: moved.is_none(),
+            wrong_shipment: booked != Some(&delivery.shipment_id),
+            seen_before: tables.courier_events.contains_key(&delivery.event_id),
+        };
+        let Some(mut moved) = moved.filter(|_| !(refusal.wrong_shipment || refusal.seen_before))
+        else {
+            let order = tables.order(id)?.clone();
+            return delivery_refused(order, delivery, refusal);
+        };
+        moved.delivery = Some(delivery.clone());
+        let now = now();
+        let previous = tables.step(id, AWAIT_DELIVERY.name).cloned();
+        let step = StepRecord {
+            order_id: id.clone(),
+            step: AWAIT_DELIVERY.name.to_owned(),
+            status: StepStatus::Succeeded,
+            attempts: previous.as_ref().map_or(1, |p| p.attempts),
+            started_at: previous
+                .as_ref()
+                .map_or_else(|| now.clone(), |p| p.started_at.clone()),
+            updated_at: now.clone(),
+            finished_at: Some(now),
+            references: References::from([
+                ("event_id".to_owned(), delivery.event_id.clone()),
+                ("shipment_id".to_owned(), delivery.shipment_id.clone()),
+                ("delivered_at".to_owned(), delivery.delivered_at.clone()),
+            ]),
+            error: previous.as_ref().and_then(|p| p.error.clone()),
+            error_message: previous.and_then(|p| p.error_message),
+        };
+        tables.put_step(step);
+        tables
+            .courier_events
+            .insert(delivery.event_id.clone(), id.clone());
+        tables.orders.insert(id.clone(), moved.clone());
+        Ok(DeliveryRecorded::Now(moved))
+    }
+
+    async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
+        self.tables().update_order(id, |order| {
+            order.resumes += 1;
+            order.parked = None;
+            order.resumes
+        })
+    }
+
+    async fn park(&self, id: &OrderId, reason: &str) -> Result<(), StoreError> {
+        let parked = Parked {
+            at: now(),
+            reason: reason.to_owned(),
+        };
+        self.tables()
+            .update_order(id, |order| order.parked = Some(parked))
+    }
+
+    async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
+        self.tables().update_order(id, |order| {
+            order.execution_arn = Some(arn.to_owned());
+            order.version += 1;
+        })
+    }
+}
+
+#[cfg(test)]
+mod contract {
+    crate::ledger_contract!(crate::store::MemoryStore::new());
+}

@@ -1,0 +1,270 @@
+//! The order ledger: each order, the record of every workflow step run for it, and the
+//! `Idempotency-Key`s that placed orders.
+//!
+//! [`Ledger`] is what the activities, the API and the operator tools need of it. Two
+//! implementations keep the same rules:
+//! - [`OrderStore`] (`dynamo`): the DynamoDB table that deploys (keys and indexes in
+//!   `keys`);
+//! - [`MemoryStore`] (`memory`): in memory, for fast unit tests of the saga and for
+//!   simulation.
+//!
+//! The rules: new orders and idempotency keys are created only if absent, together; every
+//! status change is conditional on the expected previous status, checked against the
+//! order status machine, and bumps `version`; a step that succeeded is never begun again;
+//! a step succeeds together with its status change or not at all. A lost race is a
+//! [`StoreError::Conflict`], never a panic. `tests/store.rs` runs one contract suite on
+//! both implementations (`order_core::store::contract`).
+
+mod conflict;
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
+pub mod dynamo;
+mod errors;
+mod idempotency;
+mod keys;
+pub mod memory;
+mod records;
+
+pub use conflict::{retry_on_conflict, CONFLICT_ATTEMPTS};
+pub use dynamo::OrderStore;
+pub use errors::StoreError;
+pub use idempotency::{request_hash, IDEMPOTENCY_TTL_SECONDS};
+pub use keys::{BY_MERCHANT_INDEX, BY_STATUS_INDEX, COURIER_EVENT_TTL_SECONDS};
+pub use memory::MemoryStore;
+pub use records::{
+    Cancellation, Delivery, DeliveryRecorded, Failure, OrderRecord, Parked, Placement, StepRecord,
+    StepStart, StepStatus, TokenStored, Transition,
+};
+
+use crate::order::{Order, OrderId};
+use crate::status::OrderStatus;
+use crate::ActivityError;
+use chrono::{SecondsFormat, Utc};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// Partner references and results recorded on a step.
+pub type References = BTreeMap<String, String>;
+
+/// The time as the ledger writes it: RFC 3339, milliseconds, UTC.
+pub(crate) fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The operations on the order ledger. Every implementation keeps the rules in the module
+/// documentation; the contract suite holds them to it.
+pub trait Ledger: Send + Sync {
+    /// Stores a new ACCEPTED order under an `Idempotency-Key`, or finds the order that key
+    /// already placed. Order and key are written together or not at all.
+    fn place_order(
+        &self,
+        idempotency_key: &str,
+        order: &Order,
+        request_hash: &str,
+    ) -> impl Future<Output = Result<Placement, StoreError>> + Send;
+
+    /// The order, read consistently; `None` when there is no such order.
+    fn get_order(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Option<OrderRecord>, StoreError>> + Send;
+
+    /// The order, or [`StoreError::NotFound`].
+    fn require_order(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<OrderRecord, StoreError>> + Send {
+        async move {
+            self.get_order(id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(id.clone()))
+        }
+    }
+
+    /// The order and all of its step records (oldest first), read consistently.
+    fn get_order_with_steps(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Option<(OrderRecord, Vec<StepRecord>)>, StoreError>> + Send;
+
+    /// Orders in `status` whose last change is older than `before` (an RFC 3339 time),
+    /// oldest first, at most `limit`.
+    fn orders_in_status(
+        &self,
+        status: OrderStatus,
+        before: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
+
+    /// A merchant's orders created at or after `since` (an RFC 3339 time), oldest first,
+    /// at most `limit`.
+    fn orders_of_merchant(
+        &self,
+        merchant_id: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
+
+    /// Moves the order from `from` to `to`, only if it is still `from` and the status
+    /// machine allows it, optionally with the reason it failed. Returns the order as
+    /// written.
+    fn transition(
+        &self,
+        id: &OrderId,
+        from: OrderStatus,
+        to: OrderStatus,
+        failure: Option<Failure>,
+    ) -> impl Future<Output = Result<OrderRecord, StoreError>> + Send;
+
+    /// Moves the order to CANCELLING if it has not shipped yet. Retries a lost race with
+    /// the workflow ([`retry_on_conflict`]); never moves an order that has shipped or
+    /// ended.
+    fn cancel(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Cancellation, StoreError>> + Send {
+        async move {
+            retry_on_conflict(|| async {
+                let order = self.require_order(id).await?;
+                if matches!(
+                    order.status,
+                    OrderStatus::Cancelling | OrderStatus::Cancelled
+                ) {
+                    return Ok(Cancellation::AlreadyCancelling(order));
+                }
+                if !order.status.is_cancellable() {
+                    return Ok(Cancellation::TooLate(order));
+                }
+                self.transition(id, order.status, OrderStatus::Cancelling, None)
+                    .await
+                    .map(Cancellation::Started)
+            })
+            .await
+        }
+    }
+
+    /// Counts an attempt at `step` and marks it under way, unless it already succeeded,
+    /// in which case its recorded result comes back and nothing is changed.
+    fn begin_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+    ) -> impl Future<Output = Result<StepStart, StoreError>> + Send;
+
+    /// Marks a step that is under way SUCCEEDED with its references and, when given, makes
+    /// the order's status change, both at once: either both happen or neither does. When a
+    /// concurrent run of the same step succeeded first, its record comes back.
+    fn succeed_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+        references: References,
+        transition: Option<Transition<'_>>,
+    ) -> impl Future<Output = Result<StepRecord, StoreError>> + Send;
+
+    /// Marks a begun step FAILED with the error's name and message, unless a concurrent
+    /// run of it succeeded first (the success stands). The order is not moved: the
+    /// workflow decides what a failure means.
+    fn fail_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+        error: &ActivityError,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores the task token of the execution waiting for the order's delivery, if the
+    /// order is still SHIPPED. When the delivery was recorded first, says so, so that the
+    /// caller resumes the execution itself: exactly one of the two sides holds both.
+    fn store_task_token(
+        &self,
+        id: &OrderId,
+        token: &str,
+    ) -> impl Future<Output = Result<TokenStored, StoreError>> + Send;
+
+    /// Records the courier's delivery event, all at once: the order moves SHIPPED ->
+    /// DELIVERED, the AwaitDelivery step succeeds with the event's references, the
+    /// ArrangeShipment step must name the event's shipment, and the event id is kept (for
+    /// [`COURIER_EVENT_TTL_SECONDS`]) so the same event is recognised when replayed. What
+    /// is refused changes nothing.
+    fn record_delivery(
+        &self,
+        id: &OrderId,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<DeliveryRecorded, StoreError>> + Send;
+
+    /// Counts one more resume of the order and clears its parked mark; returns the new
+    /// count, which names the resumed execution (`<id>-r<n>`). Not a status change.
+    fn next_resume(&self, id: &OrderId) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
+    /// Marks the order as put in front of an operator. Not a status change.
+    fn park(
+        &self,
+        id: &OrderId,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records the Step Functions execution that runs the order (bumps `version`). Not a
+    /// status change.
+    fn set_execution_arn(
+        &self,
+        id: &OrderId,
+        arn: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What a refused [`Ledger::store_task_token`] means, from the order as it is now.
+pub(crate) fn token_refused(order: OrderRecord) -> Result<TokenStored, StoreError> {
+    match order.status {
+        OrderStatus::Delivered | OrderStatus::Completed => {
+            Ok(TokenStored::AlreadyDelivered(Box::new(order)))
+        }
+        actual => Err(StoreError::Conflict {
+            order_id: order.order_id,
+            expected: OrderStatus::Shipped,
+            actual,
+        }),
+    }
+}
+
+/// Which conditions of [`Ledger::record_delivery`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeliveryRefusal {
+    /// The order was not SHIPPED.
+    pub order_not_shipped: bool,
+    /// ArrangeShipment's record names another shipment, or there is none.
+    pub wrong_shipment: bool,
+    /// The event id was recorded before.
+    pub seen_before: bool,
+}
+
+/// What a refused [`Ledger::record_delivery`] means, from the order as it is now.
+pub(crate) fn delivery_refused(
+    order: OrderRecord,
+    delivery: &Delivery,
+    refusal: DeliveryRefusal,
+) -> Result<DeliveryRecorded, StoreError> {
+    if refusal.seen_before {
+        return Ok(DeliveryRecorded::Duplicate(order));
+    }
+    match order.status {
+        OrderStatus::Delivered | OrderStatus::Completed => {
+            let same_shipment = order
+                .delivery
+                .as_ref()
+                .is_some_and(|d| d.shipment_id == delivery.shipment_id);
+            Ok(if same_shipment {
+                DeliveryRecorded::Before(order)
+            } else {
+                DeliveryRecorded::WrongShipment
+            })
+        }
+        OrderStatus::Shipped if refusal.wrong_shipment && !refusal.order_not_shipped => {
+            Ok(DeliveryRecorded::WrongShipment)
+        }
+        actual => Err(StoreError::Conflict {
+            order_id: order.order_id,
+            expected: OrderStatus::Shipped,
+            actual,
+        }),
+    }
+}

@@ -1,0 +1,181 @@
+//! What the order table holds, as the code reads and writes it: the order, its steps,
+//! and what each ledger operation reports back.
+
+use super::now;
+use crate::order::{Order, OrderId};
+use crate::status::OrderStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Why an order ended without completing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The step that failed for good, e.g. `ValidateOrder`.
+    pub step: String,
+    /// The stable error name, e.g. `Order.Invalid` or `States.Timeout`.
+    pub error: String,
+    /// What the failing step said, for a person.
+    pub reason: String,
+    pub at: String,
+}
+
+impl Failure {
+    /// The failure a state machine Catch reports: `error` is the stable name, `cause`
+    /// (for a Lambda error, its JSON `{errorType, errorMessage}`) gives the reason.
+    pub fn from_catch(step: &str, error: &str, cause: Option<&str>) -> Failure {
+        let cause = cause.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(cause)
+            .ok()
+            .and_then(|v| v.get("errorMessage")?.as_str().map(str::to_owned));
+        let reason = match message {
+            Some(message) => message,
+            None if cause.trim().is_empty() => format!("{step} failed with {error}"),
+            None => cause.to_owned(),
+        };
+        Failure {
+            step: step.to_owned(),
+            error: error.to_owned(),
+            reason: reason.chars().take(2000).collect(),
+            at: now(),
+        }
+    }
+}
+
+/// The order item, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    /// Bumped by every write; lets readers and writers detect concurrent changes.
+    pub version: u64,
+    pub order: Order,
+    /// SHA-256 of the canonical request body, to tell a replay from a different request.
+    pub request_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// The token of the execution waiting in AwaitDelivery; the courier webhook resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_token: Option<String>,
+    /// The courier's delivery event, once it arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+    /// How many times the order was resumed (new executions `<id>-r<n>`).
+    #[serde(default)]
+    pub resumes: u32,
+    /// Set when the reconciler gave up on the order and put it in the dead-letter queue;
+    /// cleared when it is resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<Parked>,
+}
+
+/// Why and when the reconciler put an order in front of an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parked {
+    pub at: String,
+    pub reason: String,
+}
+
+/// The courier's confirmation that an order's parcel arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The courier's event id: a repeated event is recognised by it.
+    pub event_id: String,
+    pub shipment_id: String,
+    pub delivered_at: String,
+}
+
+/// What [`Ledger::store_task_token`](super::Ledger::store_task_token) found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenStored {
+    /// The order is SHIPPED and now holds the token: the webhook will resume the execution.
+    Waiting,
+    /// The delivery arrived first: the caller resumes the execution itself.
+    AlreadyDelivered(Box<OrderRecord>),
+}
+
+/// What [`Ledger::record_delivery`](super::Ledger::record_delivery) did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryRecorded {
+    /// The order moved SHIPPED -> DELIVERED now.
+    Now(OrderRecord),
+    /// The order had been delivered before, by another event for the same shipment.
+    Before(OrderRecord),
+    /// This very event (its `event_id`) was recorded before: a replay. Nothing changed.
+    Duplicate(OrderRecord),
+    /// The event's shipment is not the one ArrangeShipment booked for the order (or the
+    /// one delivered before). Nothing changed.
+    WrongShipment,
+}
+
+/// What [`Ledger::cancel`](super::Ledger::cancel) did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancellation {
+    /// The order moved to CANCELLING now.
+    Started(OrderRecord),
+    /// The order was already CANCELLING or CANCELLED.
+    AlreadyCancelling(OrderRecord),
+    /// The order has shipped or ended: too late to cancel.
+    TooLate(OrderRecord),
+}
+
+/// Where one workflow step is, in the activity ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepStatus {
+    Started,
+    Succeeded,
+    Failed,
+}
+
+/// One step item: attempts, outcome and what the partners answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub order_id: OrderId,
+    pub step: String,
+    pub status: StepStatus,
+    pub attempts: u32,
+    pub started_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Partner references (reservation, charge, terminal and shipment ids) and results.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub references: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+/// A status change made together with a step's success.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    /// Why the order failed, when `to` is a failure.
+    pub failure: Option<&'a Failure>,
+}
+
+/// What [`Ledger::place_order`](super::Ledger::place_order) did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// The order and its idempotency key were written now.
+    Created(OrderRecord),
+    /// The key was used before with the same request: this is that order.
+    Replayed(OrderRecord),
+    /// The key was used before with a different request.
+    KeyReused { order_id: OrderId },
+}
+
+/// What [`Ledger::begin_step`](super::Ledger::begin_step) found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepStart {
+    /// The step is (again) under way; `attempts` counts this run.
+    Started(StepRecord),
+    /// The step already succeeded: return its recorded result, call nothing again.
+    AlreadySucceeded(StepRecord),
+}
