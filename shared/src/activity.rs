@@ -3,8 +3,13 @@
 //! already succeeded (Step Functions and Lambda deliver at least once), and record the
 //! outcome together with the order's status change.
 //!
-//! Forward steps go through [`run_step`], compensations through [`run_compensation`];
-//! a Lambda's `main` wires its handler with [`start`] and [`serve`].
+//! Every activity meets the ledger one way: [`open`] counts the attempt (or finds the
+//! step already succeeded), and the [`Begun`] step is closed with its success (together
+//! with the order's status change) or its failure, which is recorded on the step.
+//! Forward steps go through [`run_step`], compensations through [`run_compensation`],
+//! RecordFailure and AwaitDelivery use [`open`] directly. Any [`Ledger`] will do: the
+//! DynamoDB table in the functions, the in-memory twin in the saga tests. A Lambda's
+//! `main` wires its handler with [`start`] and [`serve`].
 
 use crate::errors::{ActivityError, ErrorName};
 use crate::order::{OrderId, OrderKind};
@@ -12,7 +17,8 @@ use crate::partners::CallContext;
 use crate::status::OrderStatus;
 use crate::steps::Step;
 use crate::store::{
-    retry_on_conflict, OrderRecord, OrderStore, StepRecord, StepStart, StoreError, Transition,
+    retry_on_conflict, Ledger, OrderRecord, OrderStore, StepRecord, StepStart, StoreError,
+    Transition,
 };
 use futures_util::FutureExt;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -136,6 +142,129 @@ impl Move {
     }
 }
 
+/// A step begun on the ledger for this attempt: the one way every activity meets the
+/// ledger ([`open`], then [`Begun::succeed`], [`Begun::close`] or [`Begun::pending`]).
+pub struct Begun<'a, L: Ledger> {
+    ledger: &'a L,
+    /// The order, as read before the step was begun.
+    pub order: OrderRecord,
+    /// The step's record with this attempt counted.
+    pub attempt: StepRecord,
+    step: &'static str,
+}
+
+/// What [`open`] found.
+pub enum Opened<'a, L: Ledger> {
+    /// The step is under way for this attempt.
+    Begun(Begun<'a, L>),
+    /// The step had succeeded before (Step Functions and Lambda deliver at least once):
+    /// its record, and the order as read before. Nothing may act again.
+    Replayed {
+        record: StepRecord,
+        order: OrderRecord,
+    },
+}
+
+/// A replay's output: the recorded result, marked `replayed`.
+pub fn replayed(record: StepRecord, order: &OrderRecord) -> ActivityOutput {
+    tracing::info!(
+        step = %record.step,
+        attempts = record.attempts,
+        "step already succeeded; returning its recorded result"
+    );
+    ActivityOutput::from_step(record, order.status, order.order.kind, true)
+}
+
+/// Reads the input's order and counts the attempt at `step` in the ledger, or finds the
+/// step already succeeded.
+pub async fn open<'a, L: Ledger>(
+    ledger: &'a L,
+    raw_id: &str,
+    step: Step,
+) -> Result<Opened<'a, L>, ActivityError> {
+    let id = order_id(raw_id)?;
+    let order = ledger.require_order(&id).await?;
+    let step = step.name;
+    match ledger.begin_step(&id, step).await? {
+        StepStart::AlreadySucceeded(record) => Ok(Opened::Replayed { record, order }),
+        StepStart::Started(attempt) => {
+            tracing::info!(step, attempts = attempt.attempts, status = %order.status, "step started");
+            Ok(Opened::Begun(Begun {
+                ledger,
+                order,
+                attempt,
+                step,
+            }))
+        }
+    }
+}
+
+impl<L: Ledger> Begun<'_, L> {
+    pub fn id(&self) -> &OrderId {
+        &self.order.order_id
+    }
+
+    /// What a partner call of this step carries: the order and the step's idempotency key.
+    pub fn call(&self) -> CallContext {
+        CallContext::for_step(&self.order, self.step)
+    }
+
+    /// Records the step's success with its references and, when given, the order's status
+    /// change, together; then closes the attempt ([`Begun::close`]).
+    pub async fn succeed(
+        self,
+        references: References,
+        transition: Option<Transition<'_>>,
+    ) -> Result<ActivityOutput, ActivityError> {
+        let status = transition.map_or(self.order.status, |t| t.to);
+        let written = self
+            .ledger
+            .succeed_step(self.id(), self.step, references, transition)
+            .await;
+        self.close(
+            written
+                .map(|record| (record, status))
+                .map_err(ActivityError::from),
+        )
+        .await
+    }
+
+    /// Closes the attempt: a success (the step's record and the order's status after it)
+    /// is logged and returned; a failure is logged, recorded on the step and returned.
+    pub async fn close(
+        self,
+        outcome: Result<(StepRecord, OrderStatus), ActivityError>,
+    ) -> Result<ActivityOutput, ActivityError> {
+        let step = self.step;
+        match outcome {
+            Ok((record, status)) => {
+                tracing::info!(step, attempts = record.attempts, status = %status, references = ?record.references, "step succeeded");
+                Ok(ActivityOutput::from_step(
+                    record,
+                    status,
+                    self.order.order.kind,
+                    false,
+                ))
+            }
+            Err(error) => {
+                tracing::warn!(step, attempts = self.attempt.attempts, error = %error.name, message = %error.message, "step failed");
+                if let Err(record_error) = self.ledger.fail_step(self.id(), step, &error).await {
+                    tracing::error!(step, error = %record_error, "could not record the step's failure");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Leaves the step under way: its success is recorded by someone else (the courier's
+    /// delivery event, for AwaitDelivery). The output shows the order as read.
+    pub fn pending(self) -> ActivityOutput {
+        let status = self.order.status;
+        let kind = self.order.order.kind;
+        ActivityOutput::from_step(self.attempt, status, kind, false)
+    }
+}
+
 /// Runs a forward `step` for the order in `input`. `plan` says, from the order, which
 /// status the step needs and where it leaves the order; `work` does the step's effect,
 /// calling partners with the step's [`CallContext`], and returns the partner references
@@ -146,59 +275,45 @@ impl Move {
 /// with `Order.Cancelled` or `Order.Conflict` and calls nothing. When the order was
 /// cancelled while `work` ran, the status change is refused (`Order.Cancelled`) and the
 /// state machine's compensations undo what `work` did.
-pub async fn run_step<P, F, Fut>(
-    store: &OrderStore,
+pub async fn run_step<L, P, F, Fut>(
+    ledger: &L,
     input: &ActivityInput,
     step: Step,
     plan: P,
     work: F,
 ) -> Result<ActivityOutput, ActivityError>
 where
+    L: Ledger,
     P: FnOnce(&OrderRecord) -> Move,
     F: FnOnce(OrderRecord, CallContext) -> Fut,
     Fut: Future<Output = Result<References, ActivityError>>,
 {
     let span = tracing::info_span!("activity", step = step.name, order_id = %input.order_id);
     async move {
-        let (id, order, started) = match open(store, &input.order_id, step).await? {
-            Opened::Replayed(output) => return Ok(output),
-            Opened::Started(opened) => *opened,
+        let begun = match open(ledger, &input.order_id, step).await? {
+            Opened::Replayed { record, order } => return Ok(replayed(record, &order)),
+            Opened::Begun(begun) => begun,
         };
-        let kind = order.order.kind;
-        let Move { from, to } = plan(&order);
-        let outcome = if order.status == from {
-            let call = CallContext::for_step(&order, step.name);
-            work(order, call).await
-        } else {
-            Err(StoreError::Conflict {
-                order_id: id.clone(),
+        let Move { from, to } = plan(&begun.order);
+        if begun.order.status != from {
+            let conflict = StoreError::Conflict {
+                order_id: begun.id().clone(),
                 expected: from,
-                actual: order.status,
+                actual: begun.order.status,
+            };
+            return begun.close(Err(conflict.into())).await;
+        }
+        match work(begun.order.clone(), begun.call()).await {
+            Ok(references) => {
+                let transition = to.map(|to| Transition {
+                    from,
+                    to,
+                    failure: None,
+                });
+                begun.succeed(references, transition).await
             }
-            .into())
-        };
-        let transition = to.map(|to| Transition {
-            from,
-            to,
-            failure: None,
-        });
-        let outcome = match outcome {
-            Ok(references) => store
-                .succeed_step(&id, step.name, references, transition)
-                .await
-                .map_err(ActivityError::from),
-            Err(error) => Err(error),
-        };
-        finish(
-            store,
-            &id,
-            step.name,
-            kind,
-            to.unwrap_or(from),
-            outcome,
-            started,
-        )
-        .await
+            Err(error) => begun.close(Err(error)).await,
+        }
     }
     .instrument(span)
     .await
@@ -209,46 +324,32 @@ where
 /// with effects (a failure path); a CANCELLING order stays CANCELLING. `work` is only
 /// called for an order that is COMPENSATING or CANCELLING, and must be safe when there is
 /// nothing to undo.
-pub async fn run_compensation<F, Fut>(
-    store: &OrderStore,
+pub async fn run_compensation<L, F, Fut>(
+    ledger: &L,
     input: &CompensationInput,
     step: Step,
     work: F,
 ) -> Result<ActivityOutput, ActivityError>
 where
+    L: Ledger,
     F: FnOnce(OrderRecord, CallContext) -> Fut,
     Fut: Future<Output = Result<References, ActivityError>>,
 {
     let span = tracing::info_span!("compensation", step = step.name, order_id = %input.order_id);
     async move {
-        let (id, order, started) = match open(store, &input.order_id, step).await? {
-            Opened::Replayed(output) => return Ok(output),
-            Opened::Started(opened) => *opened,
+        let mut begun = match open(ledger, &input.order_id, step).await? {
+            Opened::Replayed { record, order } => return Ok(replayed(record, &order)),
+            Opened::Begun(begun) => begun,
         };
-        let kind = order.order.kind;
-        let outcome = match enter_compensation(store, order, input.failure()).await {
+        match enter_compensation(ledger, begun.order.clone(), input.failure()).await {
             Ok(order) => {
-                let status = order.status;
-                let call = CallContext::for_step(&order, step.name);
-                match work(order, call).await {
-                    Ok(references) => store
-                        .succeed_step(&id, step.name, references, None)
-                        .await
-                        .map(|record| (record, status))
-                        .map_err(ActivityError::from),
-                    Err(error) => Err(error),
+                begun.order = order;
+                match work(begun.order.clone(), begun.call()).await {
+                    Ok(references) => begun.succeed(references, None).await,
+                    Err(error) => begun.close(Err(error)).await,
                 }
             }
-            Err(error) => Err(error),
-        };
-        match outcome {
-            Ok((record, status)) => {
-                finish(store, &id, step.name, kind, status, Ok(record), started).await
-            }
-            Err(error) => {
-                let status = OrderStatus::Compensating;
-                finish(store, &id, step.name, kind, status, Err(error), started).await
-            }
+            Err(error) => begun.close(Err(error)).await,
         }
     }
     .instrument(span)
@@ -258,8 +359,8 @@ where
 /// Moves an order that still holds effects to COMPENSATING, recording the failure that
 /// started the rollback; returns it COMPENSATING or CANCELLING, or fails for an order in
 /// any other status.
-async fn enter_compensation(
-    store: &OrderStore,
+async fn enter_compensation<L: Ledger>(
+    ledger: &L,
     order: OrderRecord,
     failure: Option<crate::store::Failure>,
 ) -> Result<OrderRecord, ActivityError> {
@@ -267,16 +368,16 @@ async fn enter_compensation(
     let mut read = Some(order);
     let entered = retry_on_conflict(|| {
         let known = read.take();
-        let (store, id, failure) = (store, &id, failure.clone());
+        let (ledger, id, failure) = (ledger, &id, failure.clone());
         async move {
             let order = match known {
                 Some(order) => order,
-                None => store.require_order(id).await?,
+                None => ledger.require_order(id).await?,
             };
             Ok(match order.status {
                 OrderStatus::Compensating | OrderStatus::Cancelling => Ok(order),
                 status if status.has_effects_to_undo() => {
-                    let moved = store
+                    let moved = ledger
                         .transition(id, status, OrderStatus::Compensating, failure)
                         .await?;
                     tracing::warn!(from = %status, "order is being rolled back");
@@ -297,76 +398,6 @@ async fn enter_compensation(
             format!("order {id} kept changing while its rollback started"),
         )),
         Err(error) => Err(error.into()),
-    }
-}
-
-/// Records `error` as `step`'s failure on the step item and hands it back, to return. A
-/// failure to record it is logged: the error itself is what the state machine must see.
-pub async fn record_failure(
-    store: &OrderStore,
-    id: &OrderId,
-    step: &str,
-    error: ActivityError,
-) -> ActivityError {
-    if let Err(record_error) = store.fail_step(id, step, &error).await {
-        tracing::error!(step, error = %record_error, "could not record the step's failure");
-    }
-    error
-}
-
-/// What opening a step found.
-enum Opened {
-    /// The step is under way: the order, as read before, and its step record.
-    Started(Box<(OrderId, OrderRecord, StepRecord)>),
-    /// The step had succeeded before: its recorded result.
-    Replayed(ActivityOutput),
-}
-
-/// Reads the input's order and counts the attempt, or finds the step already succeeded.
-async fn open(store: &OrderStore, raw_id: &str, step: Step) -> Result<Opened, ActivityError> {
-    let id = order_id(raw_id)?;
-    let order = store.require_order(&id).await?;
-    let step = step.name;
-    match store.begin_step(&id, step).await? {
-        StepStart::AlreadySucceeded(record) => {
-            tracing::info!(
-                step,
-                attempts = record.attempts,
-                "step already succeeded; returning its recorded result"
-            );
-            Ok(Opened::Replayed(ActivityOutput::from_step(
-                record,
-                order.status,
-                order.order.kind,
-                true,
-            )))
-        }
-        StepStart::Started(record) => {
-            tracing::info!(step, attempts = record.attempts, status = %order.status, "step started");
-            Ok(Opened::Started(Box::new((id, order, record))))
-        }
-    }
-}
-
-/// Logs the outcome and records a failure on the step item.
-async fn finish(
-    store: &OrderStore,
-    id: &OrderId,
-    step: &str,
-    kind: OrderKind,
-    status: OrderStatus,
-    outcome: Result<StepRecord, ActivityError>,
-    started: StepRecord,
-) -> Result<ActivityOutput, ActivityError> {
-    match outcome {
-        Ok(record) => {
-            tracing::info!(step, attempts = record.attempts, status = %status, references = ?record.references, "step succeeded");
-            Ok(ActivityOutput::from_step(record, status, kind, false))
-        }
-        Err(error) => {
-            tracing::warn!(step, attempts = started.attempts, error = %error.name, message = %error.message, "step failed");
-            Err(record_failure(store, id, step, error).await)
-        }
     }
 }
 

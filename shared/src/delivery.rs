@@ -14,10 +14,8 @@
 //! refused, so it cannot be re-sent later either. During a rotation the header may carry
 //! several `v1=` values; one that verifies is enough.
 
-use crate::activity::{self, ActivityOutput};
-use crate::store::{
-    Delivery, DeliveryRecorded, OrderRecord, OrderStore, StepStart, StoreError, TokenStored,
-};
+use crate::activity::{self, ActivityOutput, Opened};
+use crate::store::{Delivery, DeliveryRecorded, Ledger, OrderRecord, StoreError, TokenStored};
 use crate::{ActivityError, ErrorName, OrderId, OrderStatus};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -265,8 +263,8 @@ pub enum DeliveryError {
 /// execution waiting for it. A repeated event resumes again only while the order still
 /// waits (DELIVERED): that covers a first attempt that recorded the delivery but failed
 /// to resume.
-pub async fn deliver(
-    store: &OrderStore,
+pub async fn deliver<L: Ledger>(
+    store: &L,
     workflow: &aws_sdk_sfn::Client,
     id: &OrderId,
     event: &CourierEvent,
@@ -313,13 +311,12 @@ pub async fn deliver(
 /// The AwaitDelivery half: stores the waiting task's token on the SHIPPED order, or,
 /// when the delivery was recorded first, resumes the execution itself. Idempotent: a
 /// second run stores the same token again.
-pub async fn await_delivery(
-    store: &OrderStore,
+pub async fn await_delivery<L: Ledger>(
+    store: &L,
     workflow: &aws_sdk_sfn::Client,
     order_id: &str,
     task_token: &str,
 ) -> Result<ActivityOutput, ActivityError> {
-    const STEP: &str = crate::steps::AWAIT_DELIVERY.name;
     let id = activity::order_id(order_id)?;
     if task_token.trim().is_empty() {
         return Err(ActivityError::new(
@@ -327,31 +324,23 @@ pub async fn await_delivery(
             format!("order {id}: AwaitDelivery was invoked without a task token"),
         ));
     }
-    let order = store.require_order(&id).await?;
+    let (record, order) =
+        match activity::open(store, order_id, crate::steps::AWAIT_DELIVERY).await? {
+            // The webhook recorded the delivery (and this step) since the order was read.
+            Opened::Replayed { record, .. } => (record, store.require_order(&id).await?),
+            Opened::Begun(begun) => match store.store_task_token(&id, task_token).await {
+                Ok(TokenStored::Waiting) => {
+                    tracing::info!(
+                        attempts = begun.attempt.attempts,
+                        "waiting for the courier's delivery event"
+                    );
+                    return Ok(begun.pending());
+                }
+                Ok(TokenStored::AlreadyDelivered(order)) => (begun.attempt, *order),
+                Err(error) => return begun.close(Err(error.into())).await,
+            },
+        };
     let kind = order.order.kind;
-    let (record, delivered) = match store.begin_step(&id, STEP).await? {
-        // The webhook recorded the delivery (and this step) since `order` was read.
-        StepStart::AlreadySucceeded(record) => (record, Some(store.require_order(&id).await?)),
-        StepStart::Started(record) => match store.store_task_token(&id, task_token).await {
-            Ok(TokenStored::Waiting) => (record, None),
-            Ok(TokenStored::AlreadyDelivered(order)) => (record, Some(*order)),
-            Err(error) => {
-                return Err(activity::record_failure(store, &id, STEP, error.into()).await)
-            }
-        },
-    };
-    let Some(order) = delivered else {
-        tracing::info!(
-            attempts = record.attempts,
-            "waiting for the courier's delivery event"
-        );
-        return Ok(ActivityOutput::from_step(
-            record,
-            OrderStatus::Shipped,
-            kind,
-            false,
-        ));
-    };
     let Some(delivery) = order.delivery.clone() else {
         return Err(ActivityError::new(
             ErrorName::Internal,

@@ -13,7 +13,7 @@
 use crate::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterQueue};
 use crate::order::OrderId;
 use crate::status::OrderStatus;
-use crate::store::{Cancellation, OrderStore, StoreError};
+use crate::store::{Cancellation, Ledger, StoreError};
 use serde::Serialize;
 
 /// The workflow's run-time settings, handed to each execution in its input so that one
@@ -285,7 +285,7 @@ pub struct Resumption {
 /// order that never had one gets the execution the API would have started (named after
 /// the order); later ones are `<id>-r<n>`. Clears the order's parked mark.
 pub async fn resume(
-    store: &OrderStore,
+    store: &impl Ledger,
     workflow: &Workflow,
     id: &OrderId,
 ) -> Result<Resumption, RecoveryError> {
@@ -299,7 +299,7 @@ pub async fn resume(
 /// state machine itself where no version is published, as on the local stack). The
 /// ledger replays every finished step, so no partner is called again for them.
 pub async fn resume_on_latest(
-    store: &OrderStore,
+    store: &impl Ledger,
     workflow: &Workflow,
     id: &OrderId,
 ) -> Result<Resumption, RecoveryError> {
@@ -313,7 +313,7 @@ pub async fn resume_on_latest(
 /// [`resume`] (`latest: None`: through `workflow.state_machine_arn`, refusing while an
 /// execution runs) or [`resume_on_latest`] (`Some(target)`: stopping a running one).
 async fn resume_on(
-    store: &OrderStore,
+    store: &impl Ledger,
     workflow: &Workflow,
     id: &OrderId,
     latest: Option<String>,
@@ -367,7 +367,7 @@ async fn resume_on(
 /// its next step, runs the compensations and ends it CANCELLED. An order whose workflow
 /// never started has nothing to undo and is CANCELLED at once. The API's cancel route and
 /// `orderctl orders cancel` both come here.
-pub async fn cancel(store: &OrderStore, id: &OrderId) -> Result<Cancellation, StoreError> {
+pub async fn cancel(store: &impl Ledger, id: &OrderId) -> Result<Cancellation, StoreError> {
     match store.cancel(id).await? {
         Cancellation::Started(record) if record.execution_arn.is_none() => {
             tracing::info!(order_id = %id, "cancelled before its workflow started");
@@ -439,7 +439,7 @@ pub fn unfinished_statuses() -> impl Iterator<Item = OrderStatus> {
 
 /// One reconciler run: see the module documentation. Returns what it did per order.
 pub async fn reconcile(
-    store: &OrderStore,
+    store: &impl Ledger,
     workflow: &Workflow,
     dead_letters: &DeadLetterQueue,
     options: ReconcileOptions,
@@ -466,7 +466,7 @@ pub async fn reconcile(
 }
 
 async fn reconcile_order(
-    store: &OrderStore,
+    store: &impl Ledger,
     workflow: &Workflow,
     dead_letters: &DeadLetterQueue,
     order: &crate::store::OrderRecord,
@@ -530,7 +530,7 @@ async fn reconcile_order(
 }
 
 async fn park(
-    store: &OrderStore,
+    store: &impl Ledger,
     dead_letters: &DeadLetterQueue,
     order: &crate::store::OrderRecord,
     reason: String,

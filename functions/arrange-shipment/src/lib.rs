@@ -6,12 +6,12 @@
 use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
 use order_core::partners::Courier;
 use order_core::steps::ARRANGE_SHIPMENT as STEP;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::{ActivityError, ErrorName, OrderStatus};
 
 /// Ships one order.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     courier: &impl Courier,
     input: ActivityInput,
 ) -> Result<ActivityOutput, ActivityError> {

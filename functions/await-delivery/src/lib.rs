@@ -5,7 +5,7 @@
 
 use order_core::activity::ActivityOutput;
 use order_core::delivery;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::ActivityError;
 use serde::Deserialize;
 
@@ -20,7 +20,7 @@ pub struct AwaitDeliveryInput {
 /// already recorded ([`delivery::await_delivery`]).
 #[tracing::instrument(name = "await_delivery", skip_all, fields(order_id = %input.order_id))]
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     workflow: &aws_sdk_sfn::Client,
     input: AwaitDeliveryInput,
 ) -> Result<ActivityOutput, ActivityError> {

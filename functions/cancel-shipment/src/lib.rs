@@ -6,12 +6,12 @@
 use order_core::activity::{self, ActivityOutput, CompensationInput, References};
 use order_core::partners::Courier;
 use order_core::steps::CANCEL_SHIPMENT as STEP;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::{ActivityError, ErrorName};
 
 /// Cancels one order's shipment.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     courier: &impl Courier,
     input: CompensationInput,
 ) -> Result<ActivityOutput, ActivityError> {

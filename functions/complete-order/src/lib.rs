@@ -2,12 +2,12 @@
 
 use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
 use order_core::steps::COMPLETE_ORDER as STEP;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::{ActivityError, OrderStatus};
 
 /// Completes one order. Idempotent: run again after success, it returns the recorded result.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     input: ActivityInput,
 ) -> Result<ActivityOutput, ActivityError> {
     let plan = |_: &_| Move::to(OrderStatus::Delivered, OrderStatus::Completed);

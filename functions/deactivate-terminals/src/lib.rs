@@ -6,12 +6,12 @@
 use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
 use order_core::partners::Terminals;
 use order_core::steps::DEACTIVATE_FAULTY_TERMINALS as STEP;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::{ActivityError, ErrorName, OrderStatus};
 
 /// Deactivates one replacement order's faulty terminals.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     terminals: &impl Terminals,
     input: ActivityInput,
 ) -> Result<ActivityOutput, ActivityError> {

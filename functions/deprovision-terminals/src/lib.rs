@@ -5,12 +5,12 @@
 use order_core::activity::{self, ActivityOutput, CompensationInput, References};
 use order_core::partners::Terminals;
 use order_core::steps::DEPROVISION_TERMINALS as STEP;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::{ActivityError, ErrorName};
 
 /// Deprovisions one order's terminals.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     terminals: &impl Terminals,
     input: CompensationInput,
 ) -> Result<ActivityOutput, ActivityError> {

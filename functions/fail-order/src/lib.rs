@@ -3,9 +3,9 @@
 //! FAILED, with the step that failed, the error name and the reason, so an operator
 //! reading the order sees why without opening the execution.
 
-use order_core::activity::{self, ActivityOutput};
+use order_core::activity::{self, ActivityOutput, Opened};
 use order_core::steps::RECORD_FAILURE;
-use order_core::store::{retry_on_conflict, Failure, OrderStore, StepStart, Transition};
+use order_core::store::{retry_on_conflict, Failure, Ledger, Transition};
 use order_core::{ActivityError, ErrorName, OrderStatus};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -60,30 +60,25 @@ fn cancellation_reason(failure: &Failure) -> String {
 /// order already REJECTED or FAILED keeps its first recorded reason.
 #[tracing::instrument(name = "fail_order", skip_all, fields(order_id = %input.order_id))]
 pub async fn handle(
-    store: &OrderStore,
+    ledger: &impl Ledger,
     input: FailureInput,
 ) -> Result<ActivityOutput, ActivityError> {
-    let id = activity::order_id(&input.order_id)?;
     let failure = Failure::from_catch(&input.failed_step, &input.error, input.cause.as_deref());
+    let begun = match activity::open(ledger, &input.order_id, RECORD_FAILURE).await? {
+        Opened::Replayed { record, order } => return Ok(activity::replayed(record, &order)),
+        Opened::Begun(begun) => begun,
+    };
+    tracing::warn!(failed_step = %failure.step, error = %failure.error, reason = %failure.reason, "recording the order's failure");
     let references = BTreeMap::from([
         ("failed_step".to_owned(), failure.step.clone()),
         ("error".to_owned(), failure.error.clone()),
     ]);
-    if let StepStart::AlreadySucceeded(record) = store.begin_step(&id, STEP).await? {
-        let order = store.require_order(&id).await?;
-        return Ok(ActivityOutput::from_step(
-            record,
-            order.status,
-            order.order.kind,
-            true,
-        ));
-    }
-    tracing::warn!(failed_step = %failure.step, error = %failure.error, reason = %failure.reason, "recording the order's failure");
-
+    let id = begun.id().clone();
+    // The order moves under the workflow's feet (a cancel): read it again on a conflict.
     let recorded = retry_on_conflict(|| {
         let (failure, references, id) = (&failure, &references, &id);
         async move {
-            let order = store.require_order(id).await?;
+            let order = ledger.require_order(id).await?;
             let to = match outcome(order.status, &failure.error) {
                 Ok(to) => to,
                 Err(message) => {
@@ -109,27 +104,20 @@ pub async fn handle(
                 to,
                 failure: Some(recorded),
             });
-            let status = to.unwrap_or(order.status);
-            let record = store
+            let record = ledger
                 .succeed_step(id, STEP, references.clone(), transition)
                 .await?;
-            Ok(Ok(ActivityOutput::from_step(
-                record,
-                status,
-                order.order.kind,
-                false,
-            )))
+            Ok(Ok((record, to.unwrap_or(order.status))))
         }
     })
     .await;
-    match recorded {
-        Ok(Ok(output)) => {
-            tracing::info!(status = %output.status, "order failure recorded");
-            Ok(output)
-        }
-        Ok(Err(error)) => Err(activity::record_failure(store, &id, STEP, error).await),
-        Err(error) => Err(activity::record_failure(store, &id, STEP, error.into()).await),
-    }
+    let outcome = match recorded {
+        Ok(outcome) => outcome,
+        Err(error) => Err(error.into()),
+    };
+    let output = begun.close(outcome).await?;
+    tracing::info!(status = %output.status, "order failure recorded");
+    Ok(output)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
 use order_core::partners::Notifications;
 use order_core::steps::NOTIFY_CUSTOMER as STEP;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::{ActivityError, ErrorName, OrderStatus};
 use serde_json::json;
 
@@ -14,7 +14,7 @@ pub const TEMPLATE: &str = "terminals_delivered";
 
 /// Notifies one order's merchant.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     notifications: &impl Notifications,
     input: ActivityInput,
 ) -> Result<ActivityOutput, ActivityError> {

@@ -6,7 +6,7 @@
 use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
 use order_core::partners::Terminals;
 use order_core::steps::PROVISION_TERMINALS as STEP;
-use order_core::store::{OrderRecord, OrderStore};
+use order_core::store::{Ledger, OrderRecord};
 use order_core::{ActivityError, ErrorName, OrderKind, OrderStatus};
 
 /// Where provisioning expects an order of each kind.
@@ -21,7 +21,7 @@ pub fn plan(order: &OrderRecord) -> Move {
 
 /// Provisions one order's terminals.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     terminals: &impl Terminals,
     input: ActivityInput,
 ) -> Result<ActivityOutput, ActivityError> {

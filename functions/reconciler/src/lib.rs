@@ -6,7 +6,7 @@
 
 use order_core::dead_letters::DeadLetterQueue;
 use order_core::recovery::{self, Action, ReconcileOptions, Reconciled, RecoveryError, Workflow};
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use serde::Serialize;
 
 /// What one run did, counted (and each order, for the logs and `orderctl`).
@@ -43,7 +43,7 @@ impl Summary {
 /// One reconciler run.
 #[tracing::instrument(name = "reconcile", skip_all)]
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     workflow: &Workflow,
     dead_letters: &DeadLetterQueue,
     options: ReconcileOptions,

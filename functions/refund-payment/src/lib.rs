@@ -4,12 +4,12 @@
 use order_core::activity::{self, ActivityOutput, CompensationInput, References};
 use order_core::partners::Payments;
 use order_core::steps::REFUND_PAYMENT as STEP;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::{ActivityError, ErrorName, OrderKind};
 
 /// Refunds one order.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     payments: &impl Payments,
     input: CompensationInput,
 ) -> Result<ActivityOutput, ActivityError> {

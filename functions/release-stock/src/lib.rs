@@ -5,12 +5,12 @@
 use order_core::activity::{self, ActivityOutput, CompensationInput, References};
 use order_core::partners::Warehouse;
 use order_core::steps::RELEASE_STOCK as STEP;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::{ActivityError, ErrorName};
 
 /// Releases one order's stock.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     warehouse: &impl Warehouse,
     input: CompensationInput,
 ) -> Result<ActivityOutput, ActivityError> {

@@ -5,12 +5,12 @@
 use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
 use order_core::partners::Warehouse;
 use order_core::steps::RESERVE_STOCK as STEP;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::{ActivityError, ErrorName, OrderStatus};
 
 /// Reserves one order's stock. Idempotent: the warehouse sees the same key on every try.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     warehouse: &impl Warehouse,
     input: ActivityInput,
 ) -> Result<ActivityOutput, ActivityError> {

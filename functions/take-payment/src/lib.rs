@@ -7,13 +7,13 @@ use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References
 use order_core::catalogue::Catalogue;
 use order_core::partners::Payments;
 use order_core::steps::TAKE_PAYMENT as STEP;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::{ActivityError, ErrorName, OrderKind, OrderStatus};
 
 /// Charges one order. Idempotent: the processor sees the same key on every try, so a
 /// retry after a timeout never charges twice.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     payments: &impl Payments,
     catalogue: &Catalogue,
     input: ActivityInput,

@@ -5,12 +5,12 @@
 use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
 use order_core::catalogue::Catalogue;
 use order_core::steps::VALIDATE_ORDER as STEP;
-use order_core::store::OrderStore;
+use order_core::store::Ledger;
 use order_core::{ActivityError, ErrorName, Order, OrderStatus};
 
 /// Validates one order. Idempotent: run again after success, it returns the recorded result.
 pub async fn handle(
-    store: &OrderStore,
+    store: &impl Ledger,
     catalogue: &Catalogue,
     input: ActivityInput,
 ) -> Result<ActivityOutput, ActivityError> {

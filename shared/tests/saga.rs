@@ -1,0 +1,962 @@
+//! The saga, in memory and in seconds: the real activity handlers (every function crate's
+//! `handle`) over the in-memory ledger (`MemoryStore`, held to the DynamoDB table by the
+//! contract suite) and partners faked in process. Each forward step and compensation is
+//! run twice (Step Functions and Lambda deliver at least once), raced by a cancel, refused
+//! by its partner, and run after the order moved under it. No stack, no emulator:
+//! `cargo test -p order-core`.
+
+use order_core::activity::{ActivityInput, ActivityOutput, CompensationInput};
+use order_core::catalogue::Catalogue;
+use order_core::order::{example_request, DeliveryAddress, OrderLine};
+use order_core::partners::{
+    CallContext, Charge, Courier, Deactivation, Deprovisioning, Message, Notifications,
+    PartnerError, PartnerFailure, Payments, Provisioning, Refund, Release, Reservation,
+    ReturnLabel, Shipment, ShipmentCancellation, Terminals, Warehouse,
+};
+use order_core::steps::{self, Partner, Step};
+use order_core::store::{
+    Cancellation, Delivery, DeliveryRecorded, Failure, Ledger, MemoryStore, OrderRecord, Placement,
+    References, StepRecord, StepStart, StepStatus, StoreError, TokenStored, Transition,
+};
+use order_core::{ActivityError, ErrorName, Order, OrderId, OrderKind, OrderStatus};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+// ---------------------------------------------------------------------------------------
+// Partners, in process: idempotent by the call's key as the real ones are, counting calls
+// and effects, refusing or timing out on request.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Partners {
+    /// Every call: (operation, idempotency key).
+    calls: Mutex<Vec<(&'static str, String)>>,
+    /// Effects taken, by (operation, idempotency key): a repeated key acts once.
+    effects: Mutex<BTreeSet<(&'static str, String)>>,
+    /// Operations refused for good (a 4xx with a code).
+    refuse: Mutex<BTreeSet<&'static str>>,
+    /// Operations that act, then time out once (the caller never sees the answer).
+    time_out_after_acting: Mutex<BTreeSet<&'static str>>,
+    /// An operation during which the order is cancelled (a cancel request racing it).
+    cancel_during: Mutex<Option<&'static str>>,
+    /// The ledger the cancel goes to.
+    ledger: Option<std::sync::Arc<MemoryStore>>,
+}
+
+impl Partners {
+    fn with_ledger(ledger: std::sync::Arc<MemoryStore>) -> Partners {
+        Partners {
+            ledger: Some(ledger),
+            ..Partners::default()
+        }
+    }
+
+    fn refuse(&self, operation: &'static str) {
+        lock(&self.refuse).insert(operation);
+    }
+
+    fn calls_of(&self, operation: &str) -> usize {
+        lock(&self.calls)
+            .iter()
+            .filter(|(op, _)| *op == operation)
+            .count()
+    }
+
+    fn effects_of(&self, operation: &str) -> usize {
+        lock(&self.effects)
+            .iter()
+            .filter(|(op, _)| *op == operation)
+            .count()
+    }
+
+    /// Takes the call; `Err` when told to refuse or to time out.
+    async fn act(
+        &self,
+        partner: Partner,
+        operation: &'static str,
+        call: &CallContext,
+    ) -> Result<(), PartnerError> {
+        lock(&self.calls).push((operation, call.idempotency_key.clone()));
+        if lock(&self.refuse).contains(operation) {
+            return Err(PartnerError {
+                partner,
+                operation,
+                failure: PartnerFailure::Refused {
+                    status: 422,
+                    code: "refused_in_test".into(),
+                },
+                message: "answered 422".into(),
+            });
+        }
+        lock(&self.effects).insert((operation, call.idempotency_key.clone()));
+        if *lock(&self.cancel_during) == Some(operation) {
+            if let Some(ledger) = &self.ledger {
+                let cancelled = ledger.cancel(&call.order_id).await;
+                assert!(
+                    matches!(cancelled, Ok(Cancellation::Started(_))),
+                    "{cancelled:?}"
+                );
+            }
+        }
+        if lock(&self.time_out_after_acting).remove(operation) {
+            return Err(PartnerError {
+                partner,
+                operation,
+                failure: PartnerFailure::Timeout,
+                message: "no answer in time".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn reference(operation: &str, call: &CallContext) -> String {
+    format!("{operation}-{}", call.order_id)
+}
+
+impl Warehouse for Partners {
+    async fn reserve(
+        &self,
+        call: &CallContext,
+        _lines: &[OrderLine],
+    ) -> Result<Reservation, PartnerError> {
+        self.act(Partner::Warehouse, "reserve", call).await?;
+        Ok(Reservation {
+            reservation_id: reference("res", call),
+        })
+    }
+
+    async fn release(&self, call: &CallContext) -> Result<Release, PartnerError> {
+        self.act(Partner::Warehouse, "release", call).await?;
+        Ok(Release {
+            released: true,
+            reservation_id: Some(reference("res", call)),
+        })
+    }
+}
+
+impl Payments for Partners {
+    async fn charge(
+        &self,
+        call: &CallContext,
+        amount_cents: u64,
+        currency: &str,
+    ) -> Result<Charge, PartnerError> {
+        self.act(Partner::Payments, "charge", call).await?;
+        Ok(Charge {
+            charge_id: reference("chg", call),
+            amount_cents,
+            currency: currency.to_owned(),
+        })
+    }
+
+    async fn refund(&self, call: &CallContext) -> Result<Refund, PartnerError> {
+        self.act(Partner::Payments, "refund", call).await?;
+        Ok(Refund {
+            refunded: true,
+            refund_id: Some(reference("rfd", call)),
+            amount_cents: 1,
+        })
+    }
+}
+
+impl Terminals for Partners {
+    async fn provision(
+        &self,
+        call: &CallContext,
+        _lines: &[OrderLine],
+    ) -> Result<Provisioning, PartnerError> {
+        self.act(Partner::Terminals, "provision", call).await?;
+        Ok(Provisioning {
+            terminal_ids: vec![reference("trm", call)],
+        })
+    }
+
+    async fn deprovision(&self, call: &CallContext) -> Result<Deprovisioning, PartnerError> {
+        self.act(Partner::Terminals, "deprovision", call).await?;
+        Ok(Deprovisioning {
+            deprovisioned: vec![reference("trm", call)],
+        })
+    }
+
+    async fn deactivate(
+        &self,
+        call: &CallContext,
+        serials: &[String],
+    ) -> Result<Deactivation, PartnerError> {
+        self.act(Partner::Terminals, "deactivate", call).await?;
+        Ok(Deactivation {
+            deactivated: serials.to_vec(),
+        })
+    }
+}
+
+impl Courier for Partners {
+    async fn ship(
+        &self,
+        call: &CallContext,
+        _address: &DeliveryAddress,
+        _parcels: u32,
+    ) -> Result<Shipment, PartnerError> {
+        self.act(Partner::Courier, "ship", call).await?;
+        Ok(Shipment {
+            shipment_id: reference("shp", call),
+            tracking_number: reference("trk", call),
+        })
+    }
+
+    async fn cancel(&self, call: &CallContext) -> Result<ShipmentCancellation, PartnerError> {
+        self.act(Partner::Courier, "cancel", call).await?;
+        Ok(ShipmentCancellation {
+            cancelled: true,
+            shipment_id: Some(reference("shp", call)),
+        })
+    }
+
+    async fn return_label(
+        &self,
+        call: &CallContext,
+        _serials: &[String],
+        _address: &DeliveryAddress,
+    ) -> Result<ReturnLabel, PartnerError> {
+        self.act(Partner::Courier, "return_label", call).await?;
+        Ok(ReturnLabel {
+            return_label_id: reference("rtl", call),
+            label_url: "https://labels.example/1".into(),
+        })
+    }
+}
+
+impl Notifications for Partners {
+    async fn send(
+        &self,
+        call: &CallContext,
+        _template: &str,
+        _data: Value,
+    ) -> Result<Message, PartnerError> {
+        self.act(Partner::Notifications, "send", call).await?;
+        Ok(Message {
+            message_id: reference("msg", call),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The steps, dispatched by name to the real handlers, as the state machine's Tasks are.
+// ---------------------------------------------------------------------------------------
+
+fn catalogue() -> Catalogue {
+    Catalogue::builtin().unwrap_or_else(|error| panic!("catalogue: {error}"))
+}
+
+/// Runs the step named `step` for the order: a forward step with `{order_id}`, a
+/// compensation with the failure that started the rollback.
+async fn run(
+    ledger: &impl Ledger,
+    partners: &Partners,
+    step: Step,
+    id: &OrderId,
+    failure: Option<&Failure>,
+) -> Result<ActivityOutput, ActivityError> {
+    let input = ActivityInput {
+        order_id: id.to_string(),
+    };
+    let compensation = CompensationInput {
+        order_id: id.to_string(),
+        failed_step: failure.map(|f| f.step.clone()),
+        error: failure.map(|f| f.error.clone()),
+        cause: failure.map(|f| f.reason.clone()),
+    };
+    let catalogue = catalogue();
+    match step.name {
+        "ValidateOrder" => validate_order::handle(ledger, &catalogue, input).await,
+        "ReserveStock" => reserve_stock::handle(ledger, partners, input).await,
+        "TakePayment" => take_payment::handle(ledger, partners, &catalogue, input).await,
+        "DeactivateFaultyTerminals" => deactivate_terminals::handle(ledger, partners, input).await,
+        "CreateReturnLabel" => create_return_label::handle(ledger, partners, input).await,
+        "ProvisionTerminals" => provision_terminals::handle(ledger, partners, input).await,
+        "ArrangeShipment" => arrange_shipment::handle(ledger, partners, input).await,
+        "NotifyCustomer" => notify_customer::handle(ledger, partners, input).await,
+        "CompleteOrder" => complete_order::handle(ledger, input).await,
+        "CancelShipment" => cancel_shipment::handle(ledger, partners, compensation).await,
+        "DeprovisionTerminals" => {
+            deprovision_terminals::handle(ledger, partners, compensation).await
+        }
+        "RefundPayment" => refund_payment::handle(ledger, partners, compensation).await,
+        "ReleaseStock" => release_stock::handle(ledger, partners, compensation).await,
+        "RecordFailure" => {
+            let failure = failure.unwrap_or_else(|| panic!("RecordFailure needs the failure"));
+            let input = fail_order::FailureInput {
+                order_id: id.to_string(),
+                failed_step: failure.step.clone(),
+                error: failure.error.clone(),
+                cause: Some(failure.reason.clone()),
+            };
+            fail_order::handle(ledger, input).await
+        }
+        other => panic!("no handler is wired for {other} in this test"),
+    }
+}
+
+/// The forward steps of a kind before AwaitDelivery, as the definition orders them.
+fn path_to_shipping(kind: OrderKind) -> Vec<Step> {
+    let mut path = vec![steps::VALIDATE_ORDER, steps::RESERVE_STOCK];
+    if kind == OrderKind::Replacement {
+        path.extend([
+            steps::DEACTIVATE_FAULTY_TERMINALS,
+            steps::CREATE_RETURN_LABEL,
+        ]);
+    } else {
+        path.push(steps::TAKE_PAYMENT);
+    }
+    path.extend([steps::PROVISION_TERMINALS, steps::ARRANGE_SHIPMENT]);
+    path
+}
+
+/// The partner operation each partner-calling step takes, and what undoes it.
+fn operation_of(step: Step) -> Option<&'static str> {
+    Some(match step.name {
+        "ReserveStock" => "reserve",
+        "TakePayment" => "charge",
+        "DeactivateFaultyTerminals" => "deactivate",
+        "CreateReturnLabel" => "return_label",
+        "ProvisionTerminals" => "provision",
+        "ArrangeShipment" => "ship",
+        "NotifyCustomer" => "send",
+        "CancelShipment" => "cancel",
+        "DeprovisionTerminals" => "deprovision",
+        "RefundPayment" => "refund",
+        "ReleaseStock" => "release",
+        _ => return None,
+    })
+}
+
+fn order_of_kind(kind: OrderKind) -> Order {
+    let merchant = format!("m-saga-{}", uuid::Uuid::new_v4().simple());
+    let mut request = example_request(&merchant);
+    request["kind"] = Value::from(kind.as_str());
+    if kind == OrderKind::Replacement {
+        request["lines"] = serde_json::json!([{"sku": "A920-PRO", "quantity": 2}]);
+        request["replace_serials"] = serde_json::json!(["SN-FAULTY-0001", "SN-FAULTY-0002"]);
+    }
+    Order::parse(&request, &catalogue()).unwrap_or_else(|problems| panic!("{problems}"))
+}
+
+async fn place(ledger: &impl Ledger, kind: OrderKind) -> OrderId {
+    let key = format!("key-{}", uuid::Uuid::new_v4());
+    match ledger.place_order(&key, &order_of_kind(kind), "hash").await {
+        Ok(Placement::Created(record)) => record.order_id,
+        other => panic!("expected a new order, got {other:?}"),
+    }
+}
+
+async fn read(ledger: &impl Ledger, id: &OrderId) -> (OrderRecord, Vec<StepRecord>) {
+    match ledger.get_order_with_steps(id).await {
+        Ok(Some(found)) => found,
+        other => panic!("order {id}: {other:?}"),
+    }
+}
+
+async fn step_record(ledger: &impl Ledger, id: &OrderId, step: Step) -> Option<StepRecord> {
+    read(ledger, id)
+        .await
+        .1
+        .into_iter()
+        .find(|record| record.step == step.name)
+}
+
+/// Runs `step`, which must succeed; returns its output.
+async fn succeeds(
+    ledger: &impl Ledger,
+    partners: &Partners,
+    step: Step,
+    id: &OrderId,
+    failure: Option<&Failure>,
+) -> ActivityOutput {
+    run(ledger, partners, step, id, failure)
+        .await
+        .unwrap_or_else(|error| panic!("{} of order {id} failed: {error}", step.name))
+}
+
+/// Runs `step` twice: the second run must return the first one's result, marked replayed,
+/// without calling its partner again.
+async fn succeeds_twice(
+    ledger: &impl Ledger,
+    partners: &Partners,
+    step: Step,
+    id: &OrderId,
+    failure: Option<&Failure>,
+) -> ActivityOutput {
+    let calls_before = lock(&partners.calls).len();
+    let first = succeeds(ledger, partners, step, id, failure).await;
+    let calls_between = lock(&partners.calls).len();
+    let second = succeeds(ledger, partners, step, id, failure).await;
+    assert!(!first.replayed, "{}: {first:?}", step.name);
+    assert!(second.replayed, "{}: {second:?}", step.name);
+    assert_eq!(
+        (second.references.clone(), second.attempts),
+        (first.references.clone(), first.attempts),
+        "{}: the replay must return the recorded result",
+        step.name
+    );
+    assert_eq!(
+        lock(&partners.calls).len(),
+        calls_between,
+        "{}: the replay called a partner",
+        step.name
+    );
+    assert_eq!(
+        calls_between - calls_before,
+        usize::from(operation_of(step).is_some()),
+        "{}: one partner call for the first run",
+        step.name
+    );
+    first
+}
+
+/// Records the courier's delivery of the shipment ArrangeShipment booked (the webhook's
+/// half of the hand-over) and the token the AwaitDelivery step would have stored.
+async fn delivered(ledger: &impl Ledger, id: &OrderId) {
+    assert_eq!(
+        ledger.store_task_token(id, "token").await,
+        Ok(TokenStored::Waiting)
+    );
+    let shipment = step_record(ledger, id, steps::ARRANGE_SHIPMENT)
+        .await
+        .and_then(|record| record.references.get("shipment_id").cloned())
+        .unwrap_or_else(|| panic!("order {id} has no shipment"));
+    let event = Delivery {
+        event_id: format!("evt-{id}"),
+        shipment_id: shipment,
+        delivered_at: "2026-11-28T10:00:00.000Z".into(),
+    };
+    let recorded = ledger.record_delivery(id, &event).await;
+    assert!(
+        matches!(recorded, Ok(DeliveryRecorded::Now(_))),
+        "{recorded:?}"
+    );
+}
+
+fn failure_of(step: Step, error: &ActivityError) -> Failure {
+    let cause =
+        serde_json::json!({"errorType": error.name.as_str(), "errorMessage": error.message});
+    Failure::from_catch(step.name, error.name.as_str(), Some(&cause.to_string()))
+}
+
+/// The compensations the definition runs after `failed` failed, in its order.
+fn compensations_after(kind: OrderKind, failed: Step) -> Vec<Step> {
+    let done: Vec<Step> = path_to_shipping(kind)
+        .into_iter()
+        .take_while(|step| step.name != failed.name)
+        .collect();
+    let mut undo: Vec<Step> = done
+        .iter()
+        .rev()
+        .filter_map(|step| step.compensation)
+        .map(|name| {
+            steps::ALL
+                .into_iter()
+                .find(|step| step.name == name)
+                .unwrap_or_else(|| panic!("no step named {name}"))
+        })
+        .collect();
+    // A failed step with an effect may have acted (a timeout): it is undone too.
+    if let Some(own) = failed.compensation {
+        let own = steps::ALL.into_iter().find(|step| step.name == own);
+        undo.splice(0..0, own);
+    }
+    undo
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests.
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_kind_completes_and_every_step_run_twice_acts_once() {
+    for kind in OrderKind::ALL.iter().copied() {
+        let ledger = MemoryStore::new();
+        let partners = Partners::default();
+        let id = place(&ledger, kind).await;
+        for step in path_to_shipping(kind) {
+            succeeds_twice(&ledger, &partners, step, &id, None).await;
+        }
+        delivered(&ledger, &id).await;
+        succeeds_twice(&ledger, &partners, steps::NOTIFY_CUSTOMER, &id, None).await;
+        let done = succeeds_twice(&ledger, &partners, steps::COMPLETE_ORDER, &id, None).await;
+        assert_eq!(done.status, OrderStatus::Completed, "{kind:?}");
+        let (order, records) = read(&ledger, &id).await;
+        assert_eq!(
+            (order.status, order.failure),
+            (OrderStatus::Completed, None)
+        );
+        assert!(
+            records.iter().all(|r| r.status == StepStatus::Succeeded),
+            "{kind:?}: {records:?}"
+        );
+        for step in path_to_shipping(kind) {
+            if let Some(operation) = operation_of(step) {
+                assert_eq!(partners.effects_of(operation), 1, "{kind:?}: {operation}");
+            }
+        }
+        let charged = partners.effects_of("charge");
+        assert_eq!(
+            charged,
+            usize::from(kind != OrderKind::Replacement),
+            "{kind:?}: replacements are free"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_compensation_run_twice_undoes_once_and_the_order_ends_failed_with_the_first_reason()
+{
+    // Lost in transit: every forward effect up to the shipment is undone, in reverse.
+    for kind in OrderKind::ALL.iter().copied() {
+        let ledger = MemoryStore::new();
+        let partners = Partners::default();
+        let id = place(&ledger, kind).await;
+        for step in path_to_shipping(kind) {
+            succeeds(&ledger, &partners, step, &id, None).await;
+        }
+        let lost = Failure::from_catch("AwaitDelivery", "States.Timeout", None);
+        let undo = compensations_after(kind, steps::AWAIT_DELIVERY);
+        let names: Vec<&str> = undo.iter().map(|s| s.name).collect();
+        let expected: &[&str] = if kind == OrderKind::Replacement {
+            &["CancelShipment", "DeprovisionTerminals", "ReleaseStock"]
+        } else {
+            &[
+                "CancelShipment",
+                "DeprovisionTerminals",
+                "RefundPayment",
+                "ReleaseStock",
+            ]
+        };
+        assert_eq!(names, expected, "{kind:?}");
+        for step in undo {
+            let output = succeeds_twice(&ledger, &partners, step, &id, Some(&lost)).await;
+            assert_eq!(
+                output.status,
+                OrderStatus::Compensating,
+                "{kind:?}: {}",
+                step.name
+            );
+        }
+        let later = Failure::from_catch("ReleaseStock", "Partner.Unavailable", None);
+        let ended =
+            succeeds_twice(&ledger, &partners, steps::RECORD_FAILURE, &id, Some(&later)).await;
+        assert_eq!(ended.status, OrderStatus::Failed, "{kind:?}");
+        let (order, _) = read(&ledger, &id).await;
+        let recorded = order.failure.map(|f| (f.step, f.error));
+        assert_eq!(
+            recorded,
+            Some(("AwaitDelivery".to_owned(), "States.Timeout".to_owned())),
+            "{kind:?}: the failure that started the rollback is kept"
+        );
+        for operation in ["cancel", "deprovision", "release"] {
+            assert_eq!(partners.effects_of(operation), 1, "{kind:?}: {operation}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_step_refused_by_its_partner_fails_with_its_own_name_moves_nothing_and_is_rolled_back() {
+    let refusals = [
+        (steps::RESERVE_STOCK, ErrorName::StockUnavailable),
+        (steps::TAKE_PAYMENT, ErrorName::PaymentDeclined),
+        (steps::PROVISION_TERMINALS, ErrorName::ProvisioningRejected),
+        (steps::ARRANGE_SHIPMENT, ErrorName::ShipmentRejected),
+    ];
+    for (refused, name) in refusals {
+        let kind = OrderKind::NewMerchant;
+        let ledger = MemoryStore::new();
+        let partners = Partners::default();
+        let id = place(&ledger, kind).await;
+        for step in path_to_shipping(kind)
+            .into_iter()
+            .take_while(|s| s.name != refused.name)
+        {
+            succeeds(&ledger, &partners, step, &id, None).await;
+        }
+        let before = read(&ledger, &id).await.0;
+        let operation = operation_of(refused).unwrap_or_else(|| panic!("{}", refused.name));
+        partners.refuse(operation);
+        let error = run(&ledger, &partners, refused, &id, None)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{} was not refused", refused.name));
+        assert_eq!(error.name, name, "{}", refused.name);
+        assert_eq!(
+            read(&ledger, &id).await.0,
+            before,
+            "{} moved the order",
+            refused.name
+        );
+        let record = step_record(&ledger, &id, refused).await;
+        assert_eq!(
+            record.map(|r| (r.status, r.error)),
+            Some((StepStatus::Failed, Some(name.as_str().to_owned()))),
+            "{}",
+            refused.name
+        );
+        assert_eq!(partners.effects_of(operation), 0, "{}", refused.name);
+        // The definition's Catch runs the compensations, then RecordFailure.
+        let failure = failure_of(refused, &error);
+        for step in compensations_after(kind, refused) {
+            succeeds(&ledger, &partners, step, &id, Some(&failure)).await;
+        }
+        let ended = succeeds(
+            &ledger,
+            &partners,
+            steps::RECORD_FAILURE,
+            &id,
+            Some(&failure),
+        )
+        .await;
+        assert_eq!(ended.status, OrderStatus::Failed, "{}", refused.name);
+        for step in path_to_shipping(kind)
+            .into_iter()
+            .take_while(|s| s.name != refused.name)
+        {
+            let (Some(done), Some(undo)) = (operation_of(step), step.compensation) else {
+                continue;
+            };
+            let undo = steps::ALL.into_iter().find(|s| s.name == undo);
+            let undone = undo
+                .and_then(operation_of)
+                .map(|op| partners.effects_of(op));
+            assert_eq!(
+                (partners.effects_of(done), undone),
+                (1, Some(1)),
+                "{}: {} must be undone",
+                refused.name,
+                step.name
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_that_races_a_step_stops_the_order_and_the_rollback_ends_it_cancelled() {
+    let ledger = std::sync::Arc::new(MemoryStore::new());
+    let partners = Partners::with_ledger(ledger.clone());
+    let kind = OrderKind::NewMerchant;
+    let id = place(&*ledger, kind).await;
+    succeeds(&*ledger, &partners, steps::VALIDATE_ORDER, &id, None).await;
+    succeeds(&*ledger, &partners, steps::RESERVE_STOCK, &id, None).await;
+    *lock(&partners.cancel_during) = Some("charge");
+    let error = run(&*ledger, &partners, steps::TAKE_PAYMENT, &id, None)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("the payment step went on after the cancel"));
+    assert_eq!(error.name, ErrorName::OrderCancelled);
+    assert_eq!(read(&*ledger, &id).await.0.status, OrderStatus::Cancelling);
+    // The charge happened before the cancel: the rollback refunds it.
+    let failure = failure_of(steps::TAKE_PAYMENT, &error);
+    for step in compensations_after(kind, steps::TAKE_PAYMENT) {
+        let output = succeeds_twice(&*ledger, &partners, step, &id, Some(&failure)).await;
+        assert_eq!(output.status, OrderStatus::Cancelling, "{}", step.name);
+    }
+    let ended = succeeds(
+        &*ledger,
+        &partners,
+        steps::RECORD_FAILURE,
+        &id,
+        Some(&failure),
+    )
+    .await;
+    assert_eq!(ended.status, OrderStatus::Cancelled);
+    let reason = read(&*ledger, &id).await.0.failure.map(|f| f.reason);
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("cancelled on request")),
+        "{reason:?}"
+    );
+    for operation in ["reserve", "charge", "refund", "release"] {
+        assert_eq!(partners.effects_of(operation), 1, "{operation}");
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_before_any_step_stops_every_forward_step_without_calling_a_partner() {
+    for step in path_to_shipping(OrderKind::NewMerchant) {
+        let ledger = MemoryStore::new();
+        let partners = Partners::default();
+        let id = place(&ledger, OrderKind::NewMerchant).await;
+        let cancelled = ledger.cancel(&id).await;
+        assert!(
+            matches!(cancelled, Ok(Cancellation::Started(_))),
+            "{cancelled:?}"
+        );
+        let error = run(&ledger, &partners, step, &id, None).await.err();
+        assert_eq!(
+            error.map(|e| e.name),
+            Some(ErrorName::OrderCancelled),
+            "{}",
+            step.name
+        );
+        assert_eq!(lock(&partners.calls).len(), 0, "{}", step.name);
+    }
+}
+
+#[tokio::test]
+async fn a_step_whose_order_moved_meanwhile_fails_with_a_conflict_and_calls_no_partner() {
+    let ledger = MemoryStore::new();
+    let partners = Partners::default();
+    let id = place(&ledger, OrderKind::AdditionalDevices).await;
+    // ReserveStock expects a VALIDATED order; this one is still ACCEPTED.
+    let error = run(&ledger, &partners, steps::RESERVE_STOCK, &id, None)
+        .await
+        .err()
+        .map(|e| e.name);
+    assert_eq!(error, Some(ErrorName::OrderConflict));
+    assert_eq!(lock(&partners.calls).len(), 0);
+    let record = step_record(&ledger, &id, steps::RESERVE_STOCK).await;
+    assert_eq!(
+        record.map(|r| (r.status, r.attempts)),
+        Some((StepStatus::Failed, 1))
+    );
+}
+
+#[tokio::test]
+async fn a_partner_that_acted_but_timed_out_is_retried_with_the_same_key_and_acts_once() {
+    let ledger = MemoryStore::new();
+    let partners = Partners::default();
+    let id = place(&ledger, OrderKind::NewMerchant).await;
+    succeeds(&ledger, &partners, steps::VALIDATE_ORDER, &id, None).await;
+    succeeds(&ledger, &partners, steps::RESERVE_STOCK, &id, None).await;
+    lock(&partners.time_out_after_acting).insert("charge");
+    let error = run(&ledger, &partners, steps::TAKE_PAYMENT, &id, None)
+        .await
+        .err()
+        .map(|e| e.name);
+    assert_eq!(error, Some(ErrorName::PartnerTimeout));
+    // The state machine retries the Task.
+    let retried = succeeds(&ledger, &partners, steps::TAKE_PAYMENT, &id, None).await;
+    assert_eq!(
+        (retried.attempts, retried.status),
+        (2, OrderStatus::PaymentTaken)
+    );
+    assert_eq!(
+        (partners.calls_of("charge"), partners.effects_of("charge")),
+        (2, 1)
+    );
+    let keys: BTreeSet<String> = lock(&partners.calls)
+        .iter()
+        .filter(|(op, _)| *op == "charge")
+        .map(|(_, key)| key.clone())
+        .collect();
+    assert_eq!(keys.len(), 1, "both attempts carry one idempotency key");
+}
+
+/// A ledger that lets a cancel in just before the first move to COMPENSATING: the
+/// rollback's status change loses the race and must read the order again.
+struct CancelBeforeRollback {
+    inner: MemoryStore,
+    armed: AtomicBool,
+}
+
+impl Ledger for CancelBeforeRollback {
+    async fn place_order(
+        &self,
+        key: &str,
+        order: &Order,
+        hash: &str,
+    ) -> Result<Placement, StoreError> {
+        self.inner.place_order(key, order, hash).await
+    }
+    async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        self.inner.get_order(id).await
+    }
+    async fn get_order_with_steps(
+        &self,
+        id: &OrderId,
+    ) -> Result<Option<(OrderRecord, Vec<StepRecord>)>, StoreError> {
+        self.inner.get_order_with_steps(id).await
+    }
+    async fn orders_in_status(
+        &self,
+        status: OrderStatus,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.inner.orders_in_status(status, before, limit).await
+    }
+    async fn orders_of_merchant(
+        &self,
+        merchant: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.inner.orders_of_merchant(merchant, since, limit).await
+    }
+    async fn transition(
+        &self,
+        id: &OrderId,
+        from: OrderStatus,
+        to: OrderStatus,
+        failure: Option<Failure>,
+    ) -> Result<OrderRecord, StoreError> {
+        if to == OrderStatus::Compensating && self.armed.swap(false, Ordering::SeqCst) {
+            let cancelled = self.inner.cancel(id).await;
+            assert!(
+                matches!(cancelled, Ok(Cancellation::Started(_))),
+                "{cancelled:?}"
+            );
+        }
+        self.inner.transition(id, from, to, failure).await
+    }
+    async fn begin_step(&self, id: &OrderId, step: &str) -> Result<StepStart, StoreError> {
+        self.inner.begin_step(id, step).await
+    }
+    async fn succeed_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+        references: References,
+        transition: Option<Transition<'_>>,
+    ) -> Result<StepRecord, StoreError> {
+        self.inner
+            .succeed_step(id, step, references, transition)
+            .await
+    }
+    async fn fail_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+        error: &ActivityError,
+    ) -> Result<(), StoreError> {
+        self.inner.fail_step(id, step, error).await
+    }
+    async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
+        self.inner.store_task_token(id, token).await
+    }
+    async fn record_delivery(
+        &self,
+        id: &OrderId,
+        delivery: &Delivery,
+    ) -> Result<DeliveryRecorded, StoreError> {
+        self.inner.record_delivery(id, delivery).await
+    }
+    async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
+        self.inner.next_resume(id).await
+    }
+    async fn park(&self, id: &OrderId, reason: &str) -> Result<(), StoreError> {
+        self.inner.park(id, reason).await
+    }
+    async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
+        self.inner.set_execution_arn(id, arn).await
+    }
+}
+
+#[tokio::test]
+async fn a_rollback_that_loses_a_race_with_a_cancel_reads_the_order_again_and_undoes_it() {
+    let ledger = CancelBeforeRollback {
+        inner: MemoryStore::new(),
+        armed: AtomicBool::new(false),
+    };
+    let partners = Partners::default();
+    let id = place(&ledger, OrderKind::NewMerchant).await;
+    for step in [steps::VALIDATE_ORDER, steps::RESERVE_STOCK] {
+        succeeds(&ledger, &partners, step, &id, None).await;
+    }
+    partners.refuse("charge");
+    let error = run(&ledger, &partners, steps::TAKE_PAYMENT, &id, None)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("the charge was not refused"));
+    ledger.armed.store(true, Ordering::SeqCst);
+    let failure = failure_of(steps::TAKE_PAYMENT, &error);
+    let undone = succeeds(
+        &ledger,
+        &partners,
+        steps::REFUND_PAYMENT,
+        &id,
+        Some(&failure),
+    )
+    .await;
+    assert!(!ledger.armed.load(Ordering::SeqCst), "the race was not run");
+    // The cancel won: the rollback goes on under CANCELLING, and the order ends CANCELLED.
+    assert_eq!(undone.status, OrderStatus::Cancelling);
+    succeeds(
+        &ledger,
+        &partners,
+        steps::RELEASE_STOCK,
+        &id,
+        Some(&failure),
+    )
+    .await;
+    let ended = succeeds(
+        &ledger,
+        &partners,
+        steps::RECORD_FAILURE,
+        &id,
+        Some(&failure),
+    )
+    .await;
+    assert_eq!(ended.status, OrderStatus::Cancelled);
+    assert_eq!(
+        (
+            partners.effects_of("reserve"),
+            partners.effects_of("release")
+        ),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn recording_a_failure_for_an_order_that_still_holds_effects_is_refused() {
+    let ledger = MemoryStore::new();
+    let partners = Partners::default();
+    let id = place(&ledger, OrderKind::NewMerchant).await;
+    for step in [steps::VALIDATE_ORDER, steps::RESERVE_STOCK] {
+        succeeds(&ledger, &partners, step, &id, None).await;
+    }
+    let failure = Failure::from_catch("TakePayment", "Payment.Declined", None);
+    let error = run(
+        &ledger,
+        &partners,
+        steps::RECORD_FAILURE,
+        &id,
+        Some(&failure),
+    )
+    .await
+    .err();
+    assert_eq!(error.as_ref().map(|e| e.name), Some(ErrorName::Internal));
+    assert_eq!(
+        read(&ledger, &id).await.0.status,
+        OrderStatus::StockReserved
+    );
+    let record = step_record(&ledger, &id, steps::RECORD_FAILURE).await;
+    assert_eq!(record.map(|r| r.status), Some(StepStatus::Failed));
+}
+
+#[tokio::test]
+async fn every_step_of_the_workflow_that_runs_a_handler_is_exercised_here() {
+    // The list of steps is the workflow's; a step added there without a handler wired in
+    // `run` fails this test instead of going untested.
+    let exercised: BTreeMap<&str, bool> = steps::ALL
+        .into_iter()
+        .map(|step| {
+            let wired = step.name == steps::AWAIT_DELIVERY.name
+                || operation_of(step).is_some()
+                || ["ValidateOrder", "CompleteOrder", "RecordFailure"].contains(&step.name);
+            (step.name, wired)
+        })
+        .collect();
+    let missing: Vec<_> = exercised
+        .iter()
+        .filter(|(_, wired)| !**wired)
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(missing, Vec::<&str>::new());
+}
