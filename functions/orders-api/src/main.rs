@@ -17,9 +17,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         },
         catalogue: Catalogue::builtin()?,
     };
-    let api = &api;
+    let router = &orders_api::router(std::sync::Arc::new(api));
     lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, lambda_http::Error>(orders_api::handle(api, request).await)
+        Ok::<_, lambda_http::Error>(orders_api::serve(router, request).await)
     }))
     .await
 }

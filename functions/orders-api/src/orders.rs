@@ -1,0 +1,204 @@
+//! The `/orders` routes: place an order, show it, cancel it.
+
+use crate::{Api, ApiError};
+use axum::body::Bytes;
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{RawPathParams, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use order_core::store::{Cancellation, OrderRecord, Placement, StepRecord};
+use order_core::view::{Audience, OrderView};
+use order_core::{Order, OrderId, OrderStatus};
+use serde_json::json;
+use std::sync::Arc;
+
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
+
+fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_idempotency_key",
+            "POST /orders needs an Idempotency-Key header; send the same key to retry safely",
+        ));
+    };
+    let key = value.to_str().unwrap_or_default().trim();
+    let printable = key.bytes().all(|b| b.is_ascii_graphic());
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_CHARS || !printable {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters without spaces"
+            ),
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media_type = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if media_type == "application/json" || media_type.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send the order as application/json, not {media_type:?}"),
+        ))
+    }
+}
+
+/// `POST /orders` with an `Idempotency-Key`: validates, stores the order ACCEPTED and
+/// starts its execution (named after the order id) → `202`.
+pub(crate) async fn place(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_content_type(&headers)?;
+    let key = idempotency_key(&headers)?;
+    let order = Order::parse_json(&body, &api.catalogue).map_err(|problems| ApiError {
+        problems: problems.0,
+        ..ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the order has problems; each is listed with its field path",
+        )
+    })?;
+    // The hash of the parsed order: the same order sent with other formatting is a replay.
+    let hash = order_core::store::request_hash(&order.to_json());
+    let (record, replayed) = match api.store.place_order(&key, &order, &hash).await? {
+        Placement::Created(record) => (record, false),
+        Placement::Replayed(record) => (record, true),
+        Placement::KeyReused { order_id } => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                format!(
+                    "Idempotency-Key {key:?} already placed order {order_id} with a different body; use a new key for a new order"
+                ),
+            ))
+        }
+    };
+    tracing::Span::current().record("order_id", record.order_id.as_str());
+    tracing::info!(
+        replayed,
+        kind = record.order.kind.as_str(),
+        "order accepted"
+    );
+
+    // A new order, or the replay of one whose workflow could not be started. (Moved on
+    // without a recorded execution, e.g. cancelled: nothing to start.) The execution ARN
+    // names our account: it stays in the order item for operators.
+    if record.execution_arn.is_none() && record.status == OrderStatus::Accepted {
+        start_execution(&api, &record.order_id).await?;
+    }
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(json!({"order_id": record.order_id, "status": record.status})),
+    )
+        .into_response();
+    if let Ok(location) = header::HeaderValue::from_str(&format!("/orders/{}", record.order_id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if replayed {
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+/// Starts the order's execution, named after the order id so Step Functions itself
+/// refuses a second one, and records its ARN on the order.
+async fn start_execution(api: &Api, id: &OrderId) -> Result<(), ApiError> {
+    let arn = match api.workflow.start(id, id.as_str()).await {
+        Ok(arn) => arn,
+        Err(error) => {
+            tracing::error!(%error, "could not start the execution");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "workflow_unavailable",
+                format!(
+                    "order {id} is stored but its workflow could not be started; retry with the same Idempotency-Key"
+                ),
+            ));
+        }
+    };
+    api.store.set_execution_arn(id, &arn).await?;
+    tracing::info!(execution_arn = %arn, "execution started");
+    Ok(())
+}
+
+/// The `{id}` of a route, as the request spelled it.
+fn raw_id(params: Result<RawPathParams, RawPathParamsRejection>) -> Result<String, ApiError> {
+    let params = params.map_err(|rejection| ApiError::order_not_found(&rejection.body_text()))?;
+    let id = params.iter().next().map(|(_, value)| value.to_owned());
+    Ok(id.unwrap_or_default())
+}
+
+/// `GET /orders/{id}` → the order, its steps with attempts and outcome, and why it failed.
+pub(crate) async fn show(
+    State(api): State<Arc<Api>>,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+) -> Result<Response, ApiError> {
+    let raw_id = &raw_id(params)?;
+    let id = OrderId::parse(raw_id).ok_or_else(|| ApiError::order_not_found(raw_id))?;
+    tracing::Span::current().record("order_id", id.as_str());
+    let (order, steps) = api
+        .store
+        .get_order_with_steps(&id)
+        .await?
+        .ok_or_else(|| ApiError::order_not_found(raw_id))?;
+    Ok(Json(order_view(&order, &steps)).into_response())
+}
+
+/// `POST /orders/{id}/cancel` → `202` while the order has not shipped (the running
+/// workflow notices and runs the compensations, see `order_core::recovery::cancel`),
+/// `409` once it has.
+pub(crate) async fn cancel(
+    State(api): State<Arc<Api>>,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+) -> Result<Response, ApiError> {
+    let raw_id = &raw_id(params)?;
+    let id = OrderId::parse(raw_id).ok_or_else(|| ApiError::order_not_found(raw_id))?;
+    tracing::Span::current().record("order_id", id.as_str());
+    let record = match order_core::recovery::cancel(&api.store, &id).await? {
+        Cancellation::Started(record) => record,
+        Cancellation::AlreadyCancelling(record) => record,
+        Cancellation::TooLate(record) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "order_not_cancellable",
+                format!(
+                    "order {id} is {} and can no longer be cancelled (orders can be cancelled until they ship)",
+                    record.status
+                ),
+            ))
+        }
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"order_id": record.order_id, "status": record.status})),
+    )
+        .into_response())
+}
+
+/// How an order is shown to a caller: [`OrderView`] for [`Audience::Caller`].
+pub fn order_view(order: &OrderRecord, steps: &[StepRecord]) -> OrderView {
+    OrderView::of(order, steps, Audience::Caller)
+}
