@@ -144,11 +144,18 @@ async fn start_execution(api: &Api, id: &OrderId) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The `{id}` of a route, as the request spelled it.
-fn raw_id(params: Result<RawPathParams, RawPathParamsRejection>) -> Result<String, ApiError> {
+/// The order a route's `{id}` names (404 when it is no order id), recorded on the
+/// request's log lines.
+fn order_id(params: Result<RawPathParams, RawPathParamsRejection>) -> Result<OrderId, ApiError> {
     let params = params.map_err(|rejection| ApiError::order_not_found(&rejection.body_text()))?;
-    let id = params.iter().next().map(|(_, value)| value.to_owned());
-    Ok(id.unwrap_or_default())
+    let raw = params
+        .iter()
+        .next()
+        .map(|(_, value)| value)
+        .unwrap_or_default();
+    let id = OrderId::parse(raw).ok_or_else(|| ApiError::order_not_found(raw))?;
+    tracing::Span::current().record("order_id", id.as_str());
+    Ok(id)
 }
 
 /// `GET /orders/{id}` → the order, its steps with attempts and outcome, and why it failed.
@@ -156,14 +163,12 @@ pub(crate) async fn show(
     State(api): State<Arc<Api>>,
     params: Result<RawPathParams, RawPathParamsRejection>,
 ) -> Result<Response, ApiError> {
-    let raw_id = &raw_id(params)?;
-    let id = OrderId::parse(raw_id).ok_or_else(|| ApiError::order_not_found(raw_id))?;
-    tracing::Span::current().record("order_id", id.as_str());
+    let id = order_id(params)?;
     let (order, steps) = api
         .store
         .get_order_with_steps(&id)
         .await?
-        .ok_or_else(|| ApiError::order_not_found(raw_id))?;
+        .ok_or_else(|| ApiError::order_not_found(id.as_str()))?;
     Ok(Json(order_view(&order, &steps)).into_response())
 }
 
@@ -174,9 +179,7 @@ pub(crate) async fn cancel(
     State(api): State<Arc<Api>>,
     params: Result<RawPathParams, RawPathParamsRejection>,
 ) -> Result<Response, ApiError> {
-    let raw_id = &raw_id(params)?;
-    let id = OrderId::parse(raw_id).ok_or_else(|| ApiError::order_not_found(raw_id))?;
-    tracing::Span::current().record("order_id", id.as_str());
+    let id = order_id(params)?;
     let record = match order_core::recovery::cancel(&api.store, &id).await? {
         Cancellation::Started(record) => record,
         Cancellation::AlreadyCancelling(record) => record,

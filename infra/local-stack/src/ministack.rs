@@ -16,7 +16,6 @@ use crate::stack::{wait_until_ready, write_env, Ports, Running, StackError, UpOp
 use crate::template::{
     local_parameters, local_secret_value, queue_url, state_machine_arn, LocalResources,
 };
-use order_core::steps::Partner;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -305,58 +304,14 @@ pub(crate) async fn start(
     })?;
     let (caller_key, caller_secret) =
         api_caller(&python, &options.root, &endpoint, region, &api_url).await?;
-    let partner_tokens = Partner::ALL
-        .iter()
-        .map(|partner| {
-            template
-                .secret_value_named_by(partner.token_secret_variable())
-                .map(|token| format!("{partner}={token}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?
-        .join(",");
-    let webhook_secret = template.secret_value_named_by("COURIER_WEBHOOK_SECRET_ID")?;
-    let simulator_log = log_dir.join("partner-simulator.log");
-    let process = process::spawn(
-        "partner-simulator",
+    crate::stack::start_partner_simulator(
+        options,
         &simulator,
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{}", ports.partners),
-            "--webhook-url".into(),
-            format!("{stage}/webhooks/courier"),
-            "--seed".into(),
-            options.partner_seed.to_string(),
-        ],
-        &[
-            (
-                "PARTNER_SIMULATOR_PARTNER_TOKENS".to_owned(),
-                partner_tokens,
-            ),
-            (
-                "PARTNER_SIMULATOR_WEBHOOK_SECRET".to_owned(),
-                webhook_secret,
-            ),
-        ],
-        &options.root,
-        &simulator_log,
-    )?;
-    process::write_pid(&options.dir, &process)?;
-    started.push(process.clone());
-    wait_until_ready(
-        "the partner simulator",
-        &process,
-        &simulator_log,
-        Duration::from_secs(30),
-        || {
-            let http = http.clone();
-            let url = format!("{partners_endpoint}/health");
-            async move {
-                http.get(url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            }
-        },
+        &template,
+        &format!("{stage}/webhooks/courier"),
+        ports.partners,
+        started,
+        &http,
     )
     .await?;
 

@@ -367,59 +367,14 @@ async fn start(
     // wants the token of its own secret, and the courier signs with the webhook secret:
     // the development values the deploy below gives the template's secrets. They reach
     // the simulator in its environment, not its command line.
-    let partner_tokens = Partner::ALL
-        .iter()
-        .copied()
-        .map(|partner| {
-            resources
-                .secret_value_named_by(partner.token_secret_variable())
-                .map(|token| format!("{partner}={token}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?
-        .join(",");
-    let webhook_secret = resources.secret_value_named_by("COURIER_WEBHOOK_SECRET_ID")?;
-    let simulator_log = log_dir.join("partner-simulator.log");
-    let process = process::spawn(
-        "partner-simulator",
+    start_partner_simulator(
+        options,
         &simulator,
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{}", ports.partners),
-            "--webhook-url".into(),
-            format!("{lambda_endpoint}/lambda-url/courier-webhook/webhooks/courier"),
-            "--seed".into(),
-            options.partner_seed.to_string(),
-        ],
-        &[
-            (
-                "PARTNER_SIMULATOR_PARTNER_TOKENS".to_owned(),
-                partner_tokens,
-            ),
-            (
-                "PARTNER_SIMULATOR_WEBHOOK_SECRET".to_owned(),
-                webhook_secret,
-            ),
-        ],
-        &options.root,
-        &simulator_log,
-    )?;
-    process::write_pid(&options.dir, &process)?;
-    started.push(process.clone());
-    wait_until_ready(
-        "the partner simulator",
-        &process,
-        &simulator_log,
-        Duration::from_secs(30),
-        || {
-            let http = http.clone();
-            let url = format!("{partners_endpoint}/health");
-            async move {
-                http.get(url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            }
-        },
+        &resources,
+        &format!("{lambda_endpoint}/lambda-url/courier-webhook/webhooks/courier"),
+        ports.partners,
+        started,
+        &http,
     )
     .await?;
     let clients = Clients::local(&aws_endpoint, &options.region).await;
@@ -568,6 +523,75 @@ fn screaming(logical_id: &str) -> String {
         out.push(c.to_ascii_uppercase());
     }
     out
+}
+
+/// Starts the partner simulator on `port`, delivering parcels to `webhook_url`, and waits
+/// until it answers. Each partner wants the token of its own secret, and the courier
+/// signs with the webhook secret: the development values the deploy gives the template's
+/// secrets. They reach the simulator in its environment, not its command line.
+pub(crate) async fn start_partner_simulator(
+    options: &UpOptions,
+    simulator: &Path,
+    resources: &LocalResources,
+    webhook_url: &str,
+    port: u16,
+    started: &mut Vec<Tracked>,
+    http: &reqwest::Client,
+) -> Result<(), StackError> {
+    let partner_tokens = Partner::ALL
+        .iter()
+        .map(|partner| {
+            resources
+                .secret_value_named_by(partner.token_secret_variable())
+                .map(|token| format!("{partner}={token}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?
+        .join(",");
+    let webhook_secret = resources.secret_value_named_by("COURIER_WEBHOOK_SECRET_ID")?;
+    let simulator_log = options.dir.join("logs").join("partner-simulator.log");
+    let process = process::spawn(
+        "partner-simulator",
+        simulator,
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--webhook-url".into(),
+            webhook_url.to_owned(),
+            "--seed".into(),
+            options.partner_seed.to_string(),
+        ],
+        &[
+            (
+                "PARTNER_SIMULATOR_PARTNER_TOKENS".to_owned(),
+                partner_tokens,
+            ),
+            (
+                "PARTNER_SIMULATOR_WEBHOOK_SECRET".to_owned(),
+                webhook_secret,
+            ),
+        ],
+        &options.root,
+        &simulator_log,
+    )?;
+    process::write_pid(&options.dir, &process)?;
+    started.push(process.clone());
+    wait_until_ready(
+        "the partner simulator",
+        &process,
+        &simulator_log,
+        Duration::from_secs(30),
+        || {
+            let http = http.clone();
+            let url = format!("http://127.0.0.1:{port}/health");
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        },
+    )
+    .await
 }
 
 pub(crate) async fn wait_until_ready<F, Fut>(

@@ -49,6 +49,27 @@ impl MemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The orders an index holds: `index_key` gives an order's sort key in the index, or
+    /// `None` when the query leaves it out. In index order, at most `limit`.
+    fn listed(
+        &self,
+        limit: usize,
+        index_key: impl Fn(&OrderRecord) -> Option<String>,
+    ) -> Vec<OrderRecord> {
+        let mut found: Vec<(String, OrderRecord)> = self
+            .tables()
+            .orders
+            .values()
+            .filter_map(|order| index_key(order).map(|key| (key, order.clone())))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+            .into_iter()
+            .take(limit)
+            .map(|(_, order)| order)
+            .collect()
+    }
+
     /// Every order, in id order: for checks over a whole run (simulation invariants).
     pub fn all_orders(&self) -> Vec<OrderRecord> {
         self.tables().orders.values().cloned().collect()
@@ -139,23 +160,8 @@ impl Ledger for MemoryStore {
             let id = existing.order_id.clone();
             return tables.order(&id).cloned().map(Placement::Replayed);
         }
-        let order_id = OrderId::generate();
-        let created_at = now();
-        let record = OrderRecord {
-            order_id: order_id.clone(),
-            status: OrderStatus::Accepted,
-            version: 1,
-            order: order.clone(),
-            request_hash: request_hash.to_owned(),
-            execution_arn: None,
-            created_at: created_at.clone(),
-            updated_at: created_at.clone(),
-            failure: None,
-            task_token: None,
-            delivery: None,
-            resumes: 0,
-            parked: None,
-        };
+        let record = OrderRecord::accepted(order, request_hash);
+        let (order_id, created_at) = (record.order_id.clone(), record.created_at.clone());
         let expires_at =
             chrono::Utc::now().timestamp() + super::idempotency::IDEMPOTENCY_TTL_SECONDS;
         tables.keys.insert(
@@ -198,20 +204,11 @@ impl Ledger for MemoryStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut found: Vec<(String, OrderRecord)> = self
-            .tables()
-            .orders
-            .values()
-            .filter(|order| order.status == status)
-            .map(|order| (status_sort_key(order), order.clone()))
-            .filter(|(key, _)| before.is_none_or(|before| key.as_str() < before))
-            .collect();
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(found
-            .into_iter()
-            .take(limit)
-            .map(|(_, order)| order)
-            .collect())
+        Ok(self.listed(limit, |order| {
+            let key = status_sort_key(order);
+            let kept = order.status == status && before.is_none_or(|before| key.as_str() < before);
+            kept.then_some(key)
+        }))
     }
 
     async fn orders_of_merchant(
@@ -220,20 +217,12 @@ impl Ledger for MemoryStore {
         since: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut found: Vec<(String, OrderRecord)> = self
-            .tables()
-            .orders
-            .values()
-            .filter(|order| order.order.merchant_id == merchant_id)
-            .map(|order| (merchant_sort_key(order), order.clone()))
-            .filter(|(key, _)| since.is_none_or(|since| key.as_str() >= since))
-            .collect();
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(found
-            .into_iter()
-            .take(limit)
-            .map(|(_, order)| order)
-            .collect())
+        Ok(self.listed(limit, |order| {
+            let key = merchant_sort_key(order);
+            let kept = order.order.merchant_id == merchant_id
+                && since.is_none_or(|since| key.as_str() >= since);
+            kept.then_some(key)
+        }))
     }
 
     async fn transition(

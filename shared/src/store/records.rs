@@ -72,6 +72,28 @@ pub struct OrderRecord {
     pub parked: Option<Parked>,
 }
 
+impl OrderRecord {
+    /// A new order as placed: ACCEPTED at version 1 under a new id, nothing else yet.
+    pub fn accepted(order: &Order, request_hash: &str) -> OrderRecord {
+        let created_at = now();
+        OrderRecord {
+            order_id: OrderId::generate(),
+            status: OrderStatus::Accepted,
+            version: 1,
+            order: order.clone(),
+            request_hash: request_hash.to_owned(),
+            execution_arn: None,
+            created_at: created_at.clone(),
+            updated_at: created_at,
+            failure: None,
+            task_token: None,
+            delivery: None,
+            resumes: 0,
+            parked: None,
+        }
+    }
+}
+
 /// Why and when the reconciler put an order in front of an operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Parked {

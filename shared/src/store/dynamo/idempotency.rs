@@ -4,11 +4,11 @@
 use super::{
     build_error, cancellation_codes, key, order_key, read, s, unavailable, write, Item, OrderStore,
 };
-use crate::order::{Order, OrderId};
+use crate::order::Order;
 use crate::status::OrderStatus;
 use crate::store::idempotency::{IdempotencyRecord, IDEMPOTENCY_TTL_SECONDS};
 use crate::store::keys::{idempotency_pk, merchant_index_values, status_index_values};
-use crate::store::{now, OrderRecord, Placement, StoreError};
+use crate::store::{OrderRecord, Placement, StoreError};
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::Utc;
 
@@ -22,23 +22,8 @@ impl OrderStore {
         request_hash: &str,
     ) -> Result<Placement, StoreError> {
         const OP: &str = "TransactWriteItems(place order)";
-        let order_id = OrderId::generate();
-        let created_at = now();
-        let record = OrderRecord {
-            order_id: order_id.clone(),
-            status: OrderStatus::Accepted,
-            version: 1,
-            order: order.clone(),
-            request_hash: request_hash.to_owned(),
-            execution_arn: None,
-            created_at: created_at.clone(),
-            updated_at: created_at.clone(),
-            failure: None,
-            task_token: None,
-            delivery: None,
-            resumes: 0,
-            parked: None,
-        };
+        let record = OrderRecord::accepted(order, request_hash);
+        let (order_id, created_at) = (record.order_id.clone(), record.created_at.clone());
         let mut order_item = write(&record, "order")?;
         order_item.extend(order_key(&order_id));
         let (gsi1pk, gsi1sk) = merchant_index_values(&order.merchant_id, &created_at, &order_id);
