@@ -270,8 +270,16 @@ mod tests {
     fn a_child_running_from_target_debug_is_found_under_its_parent_and_killed_by_pid() {
         // A copy of `sleep` in a scratch target/debug, started by this process: it is an
         // "instance" of the function `sleeper` under our own PID.
-        let dir =
-            std::env::temp_dir().join(format!("chaos-proc-{}/target/debug", std::process::id()));
+        /// Removes the scratch tree when the test ends, also when it fails.
+        struct Scratch(std::path::PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = fs::remove_dir_all(&self.0);
+            }
+        }
+        let scratch =
+            Scratch(std::env::temp_dir().join(format!("chaos-proc-{}", std::process::id())));
+        let dir = scratch.0.join("target/debug");
         let _ = fs::create_dir_all(&dir);
         let binary = dir.join("sleeper");
         let copied = ["/bin/sleep", "/usr/bin/sleep"]
@@ -300,6 +308,5 @@ mod tests {
             s.signal()
         });
         assert_eq!(status, Some(libc::SIGKILL));
-        let _ = fs::remove_dir_all(dir.join("../.."));
     }
 }

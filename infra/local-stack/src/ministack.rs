@@ -197,8 +197,8 @@ pub(crate) async fn start(
     // listeners would bind further ports on every interface: off.
     let ministack_log = log_dir.join("ministack.log");
     // MiniStack unpacks every function's code under the temporary directory and never
-    // removes it (about 170 MB a stack): it goes into the stack's own directory, which
-    // `down` clears.
+    // removes it (about 170 MB a stack), and keeps state in /tmp/ministack-state: both go
+    // into the stack's own directory, which `down` clears.
     let scratch = options.dir.join(SCRATCH_DIR);
     std::fs::create_dir_all(&scratch)
         .map_err(|e| StackError::Other(format!("{}: {e}", scratch.display())))?;
@@ -216,6 +216,10 @@ pub(crate) async fn start(
             ("AWS_DEFAULT_REGION".into(), region.into()),
             ("AWS_ENDPOINT_URL".into(), endpoint.clone()),
             ("TMPDIR".into(), scratch.display().to_string()),
+            (
+                "STATE_DIR".into(),
+                scratch.join("state").display().to_string(),
+            ),
         ],
         &options.root,
         &ministack_log,
@@ -259,6 +263,7 @@ pub(crate) async fn start(
         region,
         &parameter_overrides(&partners_endpoint, &architecture),
         &deploy_log,
+        &scratch,
     )
     .await?;
     if !deployed {
@@ -375,6 +380,7 @@ async fn sam_deploy(
     region: &str,
     parameters: &[String],
     log: &Path,
+    scratch: &Path,
 ) -> Result<bool, StackError> {
     let output = std::fs::OpenOptions::new()
         .create(true)
@@ -415,6 +421,9 @@ async fn sam_deploy(
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("SAM_CLI_TELEMETRY", "0")
+        // sam deploy leaves an empty directory per function under the temporary
+        // directory: it goes into the stack's scratch space, which `down` clears.
+        .env("TMPDIR", scratch)
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
         .stdin(std::process::Stdio::null())
