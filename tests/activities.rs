@@ -2,15 +2,14 @@
 //! replays, conflicts, and what they record.
 
 use order_core::activity::ActivityInput;
-use order_core::store::{OrderStore, Placement, StepStatus};
+use order_core::store::{OrderStore, StepStatus};
 use order_core::{ErrorName, Order, OrderId, OrderStatus};
-use system_tests::{catalogue, unique_key, unique_merchant, valid_order, Stack};
+use system_tests::{catalogue, unique_merchant, valid_order, Stack};
 
 async fn place(store: &OrderStore, order: &Order) -> OrderId {
-    match store.place_order(&unique_key(), order, "h").await {
-        Ok(Placement::Created(record)) => record.order_id,
-        other => panic!("expected a new order, got {other:?}"),
-    }
+    order_core::store::contract::store_order(store, order)
+        .await
+        .order_id
 }
 
 fn valid() -> Order {

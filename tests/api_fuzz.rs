@@ -150,14 +150,11 @@ async fn ten_thousand_hostile_requests_get_json_errors_and_write_nothing() {
         ctx.run, stack.orders_api
     );
 
-    let client = match reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .pool_max_idle_per_host(IN_FLIGHT)
         .build()
-    {
-        Ok(client) => client,
-        Err(error) => panic!("HTTP client: {error}"),
-    };
+        .unwrap_or_else(|error| panic!("HTTP client: {error}"));
     let started = Instant::now();
     let mut tally = Tally::default();
     let mut in_flight = JoinSet::new();
@@ -425,14 +422,11 @@ struct Answer {
 async fn send(client: &reqwest::Client, case: &Case) -> Result<Answer, String> {
     let mut request = client.request(case.method.clone(), case.url.clone());
     for (name, value) in &case.headers {
-        let name = match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(name) => name,
-            Err(error) => panic!("case #{}: header name {name:?}: {error}", case.index),
-        };
-        let value = match HeaderValue::from_bytes(value) {
-            Ok(value) => value,
-            Err(error) => panic!("case #{}: header value {value:?}: {error}", case.index),
-        };
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .unwrap_or_else(|error| panic!("case #{}: header name {name:?}: {error}", case.index));
+        let value = HeaderValue::from_bytes(value).unwrap_or_else(|error| {
+            panic!("case #{}: header value {value:?}: {error}", case.index)
+        });
         request = request.header(name, value);
     }
     let response = request

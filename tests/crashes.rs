@@ -9,7 +9,7 @@
 //! SIGKILL, by PID, while the step record shows it running.
 
 use serde_json::{json, Value};
-use system_tests::{catalogue, step, unique_key, valid_order, Stack};
+use system_tests::{catalogue, step, valid_order, Stack};
 use tokio::sync::Mutex;
 
 /// Both tests kill every reserve-stock process: one at a time.
@@ -107,15 +107,9 @@ async fn a_direct_invoke_whose_process_dies_gets_lambdas_crash_answer() {
     // An order stored and validated without an execution: only this invoke works on it.
     let order =
         order_core::Order::parse(&valid_order(&merchant), &catalogue()).expect("a valid order");
-    let id = match stack
-        .store()
-        .place_order(&unique_key(), &order, "h")
+    let id = order_core::store::contract::store_order(&stack.store(), &order)
         .await
-        .expect("store the order")
-    {
-        order_core::store::Placement::Created(record) => record.order_id,
-        other => panic!("expected a new order, got {other:?}"),
-    };
+        .order_id;
     let input = order_core::activity::ActivityInput {
         order_id: id.to_string(),
     };

@@ -7,7 +7,6 @@
 //! Every test uses a merchant of its own and scopes its fault rules to it, so the tests
 //! run in parallel against one stack.
 
-use order_core::store::Placement;
 use order_core::Order;
 use serde_json::{json, Value};
 use system_tests::{
@@ -473,10 +472,9 @@ async fn an_order_that_fails_validation_in_the_workflow_ends_rejected_with_its_r
     let mut order = Order::parse(&valid_order(&unique_merchant()), &catalogue())
         .unwrap_or_else(|problems| panic!("{problems}"));
     order.lines[1].sku = "DISCONTINUED-1".into();
-    let id = match stack.store().place_order(&unique_key(), &order, "h").await {
-        Ok(Placement::Created(record)) => record.order_id,
-        other => panic!("{other:?}"),
-    };
+    let id = order_core::store::contract::store_order(&stack.store(), &order)
+        .await
+        .order_id;
     let started = stack
         .sfn()
         .start_execution()
@@ -485,10 +483,9 @@ async fn an_order_that_fails_validation_in_the_workflow_ends_rejected_with_its_r
         .input(json!({"order_id": id}).to_string())
         .send()
         .await;
-    let arn = match started {
-        Ok(output) => output.execution_arn,
-        Err(error) => panic!("{error:?}"),
-    };
+    let arn = started
+        .unwrap_or_else(|error| panic!("{error:?}"))
+        .execution_arn;
     let view = stack.wait_for_status(id.as_str(), &ENDED).await;
     assert_eq!(view["status"], "REJECTED", "{view}");
     assert_eq!(view["failure"]["step"], "ValidateOrder");

@@ -27,10 +27,11 @@ async fn the_local_resources_match_the_template() {
             && !resources.state_machines.is_empty()
     );
     let differences = deploy::verify(&Clients::new(&stack.aws), &resources).await;
-    let differences: Vec<String> = match differences {
-        Ok(differences) => differences.iter().map(ToString::to_string).collect(),
-        Err(error) => panic!("{error}"),
-    };
+    let differences: Vec<String> = differences
+        .unwrap_or_else(|error| panic!("{error}"))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(differences, Vec::<String>::new());
 }
 
@@ -39,16 +40,16 @@ async fn the_functions_environment_holds_secret_ids_and_no_secret_value() {
     let stack = Stack::connect().await;
     let client = aws_sdk_secretsmanager::Client::new(&stack.aws);
     let listed = client.list_secrets().max_results(100).send().await;
-    let listed = match listed {
-        Ok(listed) => listed.secret_list.unwrap_or_default(),
-        Err(error) => panic!("ListSecrets: {error:?}"),
-    };
+    let listed = listed
+        .unwrap_or_else(|error| panic!("ListSecrets: {error:?}"))
+        .secret_list
+        .unwrap_or_default();
     let mut values = Vec::new();
     for secret in listed.iter().filter_map(|s| s.name()) {
-        match order_core::secrets::read(&client, secret).await {
-            Ok(value) => values.push((secret.to_owned(), value)),
-            Err(error) => panic!("{error}"),
-        }
+        let value = order_core::secrets::read(&client, secret)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        values.push((secret.to_owned(), value));
     }
     let names: Vec<&str> = values.iter().map(|(name, _)| name.as_str()).collect();
     for deployed in [
@@ -122,13 +123,11 @@ async fn a_template_that_differs_from_the_running_stack_is_reported() {
     let _ = std::fs::remove_dir_all(&dir);
     let resources = resources.unwrap_or_else(|error| panic!("{error}"));
     let differences = deploy::verify(&Clients::new(&stack.aws), &resources).await;
-    let mut what: Vec<(String, String)> = match differences {
-        Ok(differences) => differences
-            .into_iter()
-            .map(|d| (d.resource, d.what))
-            .collect(),
-        Err(error) => panic!("{error}"),
-    };
+    let mut what: Vec<(String, String)> = differences
+        .unwrap_or_else(|error| panic!("{error}"))
+        .into_iter()
+        .map(|d| (d.resource, d.what))
+        .collect();
     what.sort();
     assert_eq!(
         what,

@@ -56,10 +56,10 @@ async fn no_function_logs_a_delivery_address_a_name_or_a_secret() {
         "COURIER_API_TOKEN_SECRET",
     ] {
         let id = std::env::var(variable).unwrap_or_else(|_| panic!("{variable} is not set"));
-        match order_core::secrets::read(&client, &id).await {
-            Ok(value) => secrets.push(value),
-            Err(error) => panic!("{error}"),
-        }
+        let value = order_core::secrets::read(&client, &id)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        secrets.push(value);
     }
     // Every other test's orders go to the example address.
     let mut forbidden = vec![

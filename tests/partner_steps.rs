@@ -12,13 +12,11 @@ use order_core::partners::{
     Warehouse,
 };
 use order_core::steps::Partner;
-use order_core::store::{
-    Cancellation, Delivery, DeliveryRecorded, OrderStore, Placement, TokenStored,
-};
-use order_core::{ErrorName, Order, OrderId, OrderStatus};
+use order_core::store::{Cancellation, Delivery, DeliveryRecorded, OrderStore, TokenStored};
+use order_core::{ErrorName, OrderId, OrderStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use system_tests::{catalogue, unique_key, unique_merchant, valid_order, Stack};
+use system_tests::{catalogue, unique_key, unique_merchant, Stack};
 
 /// A warehouse that counts its calls and can be told to refuse.
 #[derive(Default)]
@@ -104,12 +102,7 @@ impl Payments for CancellingPayments {
 }
 
 async fn place(store: &OrderStore) -> OrderId {
-    let order = Order::parse(&valid_order(&unique_merchant()), &catalogue())
-        .unwrap_or_else(|problems| panic!("{problems}"));
-    match store.place_order(&unique_key(), &order, "h").await {
-        Ok(Placement::Created(record)) => record.order_id,
-        other => panic!("expected a new order, got {other:?}"),
-    }
+    order_core::store::contract::place(store).await.order_id
 }
 
 /// Walks an order along the happy path up to `status` (without any partner).
@@ -173,10 +166,11 @@ fn input(id: &OrderId) -> ActivityInput {
 }
 
 async fn status(store: &OrderStore, id: &OrderId) -> OrderStatus {
-    match store.require_order(id).await {
-        Ok(order) => order.status,
-        Err(error) => panic!("{error}"),
-    }
+    store
+        .require_order(id)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .status
 }
 
 /// The steps stored for order `id`, read back, as `(step, status, error)`.
@@ -707,10 +701,7 @@ async fn a_partner_token_rotated_after_the_cold_start_is_read_again_when_the_par
         std::time::Duration::from_secs(5),
     )
     .await;
-    let payments = match payments {
-        Ok(adapter) => HttpPayments(adapter),
-        Err(error) => panic!("{error}"),
-    };
+    let payments = HttpPayments(payments.unwrap_or_else(|error| panic!("{error}")));
     // Rotated since: the secret now holds the token the partner takes.
     let put = secrets
         .put_secret_value()

@@ -18,14 +18,8 @@ fn order_for(merchant: &str) -> Order {
 
 async fn placed(stack: &Stack) -> (OrderId, Order) {
     let order = order_for(&unique_merchant());
-    match stack
-        .store()
-        .place_order(&unique_key(), &order, "hash-1")
-        .await
-    {
-        Ok(Placement::Created(record)) => (record.order_id, order),
-        other => panic!("expected a new order, got {other:?}"),
-    }
+    let record = order_core::store::contract::store_order(&stack.store(), &order).await;
+    (record.order_id, order)
 }
 
 #[tokio::test]

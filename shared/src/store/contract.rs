@@ -74,12 +74,19 @@ fn new_key() -> String {
     format!("key-{}", uuid::Uuid::new_v4())
 }
 
-/// Places a new order and returns it as written.
-pub async fn place(ledger: &impl Ledger) -> OrderRecord {
-    match ledger.place_order(&new_key(), &new_order(), "hash").await {
+/// Stores `order` as a new ACCEPTED order under a fresh key (as the API does before it
+/// starts the execution) and returns it as written. Also the integration tests' way to
+/// put an order in the table without the API.
+pub async fn store_order(ledger: &impl Ledger, order: &Order) -> OrderRecord {
+    match ledger.place_order(&new_key(), order, "hash").await {
         Ok(Placement::Created(record)) => record,
         other => panic!("expected a new order, got {other:?}"),
     }
+}
+
+/// Places a new order (of a merchant of its own) and returns it as written.
+pub async fn place(ledger: &impl Ledger) -> OrderRecord {
+    store_order(ledger, &new_order()).await
 }
 
 async fn read(ledger: &impl Ledger, id: &OrderId) -> OrderRecord {
