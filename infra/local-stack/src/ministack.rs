@@ -103,6 +103,20 @@ pub fn api_id_and_stage(api_url: &str) -> Option<(String, String)> {
         .then(|| (api_id.to_owned(), stage.to_owned()))
 }
 
+/// The environment of a tool that talks to MiniStack as its root user: the endpoint, the
+/// region and the emulator's credentials, and no configuration file of this machine's.
+fn emulator_credentials<'a>(endpoint: &'a str, region: &'a str) -> [(&'static str, &'a str); 7] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", region),
+        ("AWS_DEFAULT_REGION", region),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+    ]
+}
+
 /// The access key of the IAM user that calls the orders API
 /// (`infra/ministack/api_caller.py`): allowed only `execute-api:Invoke` on the API's
 /// stage. MiniStack verifies the signatures of an IAM user (not those of its root
@@ -123,13 +137,7 @@ async fn api_caller(
     let output = tokio::process::Command::new(python)
         .arg(root.join("infra/ministack/api_caller.py"))
         .args([&api_id, &stage])
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_REGION", region)
-        .env("AWS_DEFAULT_REGION", region)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .envs(emulator_credentials(endpoint, region))
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
         .output()
@@ -413,13 +421,7 @@ async fn sam_deploy(
         ])
         .args(parameters)
         .current_dir(build_dir)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_REGION", region)
-        .env("AWS_DEFAULT_REGION", region)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .envs(emulator_credentials(endpoint, region))
         .env("SAM_CLI_TELEMETRY", "0")
         // sam deploy leaves an empty directory per function under the temporary
         // directory: it goes into the stack's scratch space, which `down` clears.
