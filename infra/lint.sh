@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Offline checks of the infrastructure code: template.yaml and infra/statemachine/*.asl.json.
+# Offline checks of the infrastructure code: template.yaml and infra/statemachine/*.asl.yaml.
 #
 #   bash infra/lint.sh                 (from any directory; exits non-zero if any check fails)
 #   bash infra/lint.sh --install-only  (only installs the tools)
@@ -68,7 +68,7 @@ export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDE
 unset AWS_PROFILE AWS_DEFAULT_PROFILE
 
 shopt -s nullglob
-asl_files=(infra/statemachine/*.asl.json)
+asl_files=(infra/statemachine/*.asl.yaml)
 shopt -u nullglob
 
 failed=()
@@ -81,11 +81,11 @@ check() {
 
 asl_validator() {
   if [ ${#asl_files[@]} -eq 0 ]; then
-    echo "no infra/statemachine/*.asl.json to validate" >&2
+    echo "no infra/statemachine/*.asl.yaml to validate" >&2
     return 1
   fi
   local args=() f
-  for f in "${asl_files[@]}"; do args+=(--json-path "$f"); done
+  for f in "${asl_files[@]}"; do args+=(--yaml-path "$f"); done
   infra/node_modules/.bin/asl-validator "${args[@]}"
 }
 

@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 
 import boto3
+import yaml
 from cfnlint.decode import decode
 from samtranslator.parser.parser import Parser
 from samtranslator.public.exceptions import InvalidDocumentException
@@ -88,7 +89,7 @@ def main(template_path: str) -> int:
             properties["CodeUri"] = PLACEHOLDER_CODE
         if kind == "AWS::Serverless::StateMachine" and is_local(properties.get("DefinitionUri")):
             asl_path = path.parent / properties.pop("DefinitionUri")
-            definitions[logical_id] = json.loads(asl_path.read_text())
+            definitions[logical_id] = yaml.safe_load(asl_path.read_text())  # JSON or YAML
             properties["Definition"] = definitions[logical_id]
 
     # The translator edits the template it is given (Globals, implicit APIs).

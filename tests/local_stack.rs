@@ -106,11 +106,11 @@ async fn a_template_that_differs_from_the_running_stack_is_reported() {
         .replace("MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 345600")
         .replace("        - IndexName: by-status", "        - IndexName: by-kind\n          KeySchema:\n            - AttributeName: gsi1pk\n              KeyType: HASH\n          Projection:\n            ProjectionType: KEYS_ONLY\n        - IndexName: by-status");
     std::fs::write(dir.join("template.yaml"), drifted).unwrap_or_default();
-    let asl = std::fs::read_to_string(root().join("infra/statemachine/order-workflow.asl.json"))
+    let asl = std::fs::read_to_string(root().join("infra/statemachine/order-workflow.asl.yaml"))
         .unwrap_or_default();
     std::fs::write(
-        statemachine.join("order-workflow.asl.json"),
-        asl.replacen("\"MaxAttempts\": 4", "\"MaxAttempts\": 9", 1),
+        statemachine.join("order-workflow.asl.yaml"),
+        asl.replacen("MaxAttempts: 4", "MaxAttempts: 9", 1),
     )
     .unwrap_or_default();
 

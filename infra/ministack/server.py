@@ -28,9 +28,16 @@ name. Our functions' policies grant secretsmanager:GetSecretValue on `!Ref <Secr
 with MiniStack's name no policy matched the ARN it checks and every partner call was
 denied. The secret handlers below make the ARN the physical id (and so what Ref gives),
 as on AWS.
+
+Its AWS::StepFunctions::StateMachine passes a definition read from DefinitionS3Location
+to Step Functions as the text it is, which must be JSON there. AWS's handler accepts a
+JSON or YAML file (our definition is infra/statemachine/order-workflow.asl.yaml); the
+definition below is parsed as YAML (JSON is YAML) and handed on as JSON.
 """
 
 import json
+
+import yaml
 
 from ministack.services import secretsmanager as secrets_manager
 from ministack.services import stepfunctions as sfn
@@ -173,6 +180,21 @@ def _task_with_timeout_path(state_def, raw_input, execution, ctx):
 
 
 sfn._execute_task = _task_with_timeout_path
+
+_sfn_definition = provisioners._sfn_definition
+
+
+def _definition_as_json(props):
+    """The template's definition, from JSON or YAML text, as the JSON Step Functions takes."""
+    text = _sfn_definition(props)
+    try:
+        json.loads(text)
+        return text
+    except ValueError:
+        return json.dumps(yaml.safe_load(text))
+
+
+provisioners._sfn_definition = _definition_as_json
 
 for resource_type, handler in {
     "AWS::StepFunctions::StateMachineVersion": {

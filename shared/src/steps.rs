@@ -1,6 +1,6 @@
 //! The steps of the order workflow: one list that names every state that runs an
 //! activity, the Lambda function that implements it, the partner it calls and the step
-//! that undoes it. The state machine (`infra/statemachine/order-workflow.asl.json`), the
+//! that undoes it. The state machine (`infra/statemachine/order-workflow.asl.yaml`), the
 //! activity functions and the workflow checks in `tests/workflow_definition.rs` all use
 //! these names; the checks hold the definition to this list.
 

@@ -26,11 +26,6 @@ pub enum TemplateError {
         path: PathBuf,
         source: serde_yaml::Error,
     },
-    #[error("{path} is not valid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
     #[error("template: {0}")]
     Invalid(String),
 }
@@ -646,7 +641,8 @@ impl Template {
                 "{logical_id}: {path:?} uses {name}}} but DefinitionSubstitutions does not define it",
             )));
         }
-        let definition = serde_json::from_str(&text).map_err(|source| TemplateError::Json {
+        // JSON or YAML, as the definition file may be on AWS (JSON is YAML).
+        let definition = serde_yaml::from_str(&text).map_err(|source| TemplateError::Yaml {
             path: path.clone(),
             source,
         })?;
