@@ -5,6 +5,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use order_core::catalogue::Catalogue;
 use order_core::store::OrderStore;
+use partner_simulator::client::Admin;
+use partner_simulator::faults::RuleSpec;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -205,7 +207,7 @@ impl Stack {
     /// The partner simulator's admin API.
     pub fn partners(&self) -> Partners {
         Partners {
-            base: self.partner_simulator_url(),
+            admin: Admin::new(http(), &self.partner_simulator_url()),
         }
     }
 
@@ -347,23 +349,21 @@ impl Stack {
     }
 }
 
-/// The partner simulator's admin API: fault rules, deliveries and the ledger.
+/// The partner simulator's admin API: fault rules, deliveries and the ledger, through its
+/// typed client.
 pub struct Partners {
-    base: String,
+    admin: Admin,
 }
 
 impl Partners {
-    /// Adds fault rules (see infra/partner-simulator/README.md).
+    /// Adds fault rules (see infra/partner-simulator/README.md), written as JSON for
+    /// brevity and read as the simulator's `RuleSpec`, so a misspelt field fails here.
     pub async fn inject(&self, rules: Value) {
-        let reply = Reply::from(
-            http()
-                .post(format!("{}/admin/faults", self.base))
-                .json(&serde_json::json!({ "rules": rules }))
-                .send()
-                .await,
-        )
-        .await;
-        assert_eq!(reply.status, 201, "POST /admin/faults: {}", reply.text);
+        let rules: Vec<RuleSpec> = serde_json::from_value(rules.clone())
+            .unwrap_or_else(|e| panic!("not fault rules: {e}: {rules}"));
+        if let Err(error) = self.admin.add_faults(&rules).await {
+            panic!("{error}");
+        }
     }
 
     /// A merchant of its own for whom the partners apply `rules` (each rule's
@@ -380,28 +380,17 @@ impl Partners {
 
     /// Delivers the order's parcel now (also one held back by a `hold` rule).
     pub async fn deliver(&self, order_id: &str) {
-        let reply = Reply::from(
-            http()
-                .post(format!("{}/admin/deliveries", self.base))
-                .json(&serde_json::json!({ "order_id": order_id }))
-                .send()
-                .await,
-        )
-        .await;
-        assert_eq!(reply.status, 202, "POST /admin/deliveries: {}", reply.text);
+        if let Err(error) = self.admin.deliver(order_id).await {
+            panic!("{error}");
+        }
     }
 
     /// The ledger of one order.
     pub async fn ledger(&self, order_id: &str) -> Ledger {
-        let reply = Reply::from(
-            http()
-                .get(format!("{}/admin/ledger?order_id={order_id}", self.base))
-                .send()
-                .await,
-        )
-        .await;
-        assert_eq!(reply.status, 200, "GET /admin/ledger: {}", reply.text);
-        Ledger(reply.body)
+        match self.admin.order_ledger(order_id).await {
+            Ok(view) => Ledger(serde_json::to_value(view).unwrap_or_default()),
+            Err(error) => panic!("{error}"),
+        }
     }
 }
 

@@ -9,8 +9,10 @@
 //! re-posting the rules with the outage in front (counts already used are carried over).
 
 use crate::ChaosError;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use partner_simulator::client::Admin;
+use partner_simulator::faults::{Fault, RuleSpec};
+use partner_simulator::ledger::{LedgerFilter, LedgerView};
+use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// What the run injects. Rates are per partner request (each attempt draws again).
@@ -89,39 +91,51 @@ const COMPENSATIONS: [(&str, &str); 4] = [
 
 impl FaultPlan {
     /// The rules in force for the whole run, in the order the simulator tries them.
-    pub fn steady_rules(&self) -> Vec<Value> {
+    pub fn steady_rules(&self) -> Vec<RuleSpec> {
+        let rule = |partner: &str, operation: &str, fault, rate| RuleSpec {
+            rate: Some(rate),
+            ..RuleSpec::new(partner, operation, fault)
+        };
         let mut rules = Vec::new();
         if self.refuse_first_releases > 0 {
-            rules.push(json!({"partner": "warehouse", "operation": "release",
-                              "fault": "refuse", "count": self.refuse_first_releases}));
+            rules.push(RuleSpec {
+                count: Some(self.refuse_first_releases),
+                ..RuleSpec::new("warehouse", "release", Fault::Refuse)
+            });
         }
         for (partner, operation) in COMPENSATIONS {
-            rules.push(json!({"partner": partner, "operation": operation,
-                              "fault": "refuse", "rate": self.refuse_compensation}));
+            rules.push(rule(
+                partner,
+                operation,
+                Fault::Refuse,
+                self.refuse_compensation,
+            ));
         }
         for (partner, operation) in FORWARD {
-            rules.push(json!({"partner": partner, "operation": operation,
-                              "fault": "refuse", "rate": self.refuse_forward}));
+            rules.push(rule(partner, operation, Fault::Refuse, self.refuse_forward));
         }
-        rules.push(json!({"partner": "courier", "operation": "deliver",
-                          "fault": "hold", "rate": self.hold_deliveries}));
-        rules.push(json!({"partner": "*", "operation": "*", "fault": "slow",
-                          "rate": self.slow, "delay_ms": self.slow_delay_ms}));
-        rules.push(
-            json!({"partner": "*", "operation": "*", "fault": "unavailable",
-                          "rate": self.unavailable}),
-        );
-        rules.push(
-            json!({"partner": "*", "operation": "*", "fault": "throttled",
-                          "rate": self.throttled}),
-        );
+        rules.push(rule(
+            "courier",
+            "deliver",
+            Fault::Hold,
+            self.hold_deliveries,
+        ));
+        rules.push(RuleSpec {
+            delay_ms: Some(self.slow_delay_ms),
+            ..rule("*", "*", Fault::Slow, self.slow)
+        });
+        rules.push(rule("*", "*", Fault::Unavailable, self.unavailable));
+        rules.push(rule("*", "*", Fault::Throttled, self.throttled));
         rules
     }
 
     /// The outage: every request to the partner answers 503 for `for_ms`.
-    pub fn outage_rule(&self) -> Value {
-        json!({"partner": self.outage.partner, "operation": "*", "fault": "unavailable",
-               "rate": 1.0, "for_ms": self.outage.for_ms})
+    pub fn outage_rule(&self) -> RuleSpec {
+        RuleSpec {
+            rate: Some(1.0),
+            for_ms: Some(self.outage.for_ms),
+            ..RuleSpec::new(&self.outage.partner, "*", Fault::Unavailable)
+        }
     }
 
     /// One line per rule kind, for the report.
@@ -158,156 +172,58 @@ impl FaultPlan {
     }
 }
 
-/// The partner simulator's admin API.
-#[derive(Clone)]
-pub struct Simulator {
-    http: reqwest::Client,
-    base: String,
+/// Puts `rule` in front of the rules in force: lists them, removes them, and posts `rule`
+/// followed by what is left of the live ones (a `count` reduced by what already fired;
+/// used-up and expiring rules are left out).
+pub async fn put_first(simulator: &Admin, rule: RuleSpec) -> Result<(), ChaosError> {
+    let current = simulator.faults().await?;
+    let mut rules = vec![rule];
+    rules.extend(
+        current
+            .rules
+            .iter()
+            .filter(|listed| !listed.expired && listed.for_ms.is_none())
+            .filter_map(|listed| listed.remaining()),
+    );
+    simulator.clear_faults().await?;
+    simulator.add_faults(&rules).await?;
+    Ok(())
 }
 
-fn simulator_error(what: &str, message: impl std::fmt::Display) -> ChaosError {
-    ChaosError::Simulator {
-        what: what.to_owned(),
-        message: message.to_string(),
-    }
-}
-
-impl Simulator {
-    pub fn new(http: reqwest::Client, base: &str) -> Simulator {
-        Simulator {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
-        }
-    }
-
-    async fn call(
-        &self,
-        what: &str,
-        request: reqwest::RequestBuilder,
-        expected: u16,
-    ) -> Result<Value, ChaosError> {
-        let response = request.send().await.map_err(|e| simulator_error(what, e))?;
-        let status = response.status().as_u16();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| simulator_error(what, e))?;
-        if status != expected {
-            return Err(simulator_error(
-                what,
-                format!(
-                    "answered {status}: {}",
-                    text.chars().take(300).collect::<String>()
-                ),
-            ));
-        }
-        serde_json::from_str(&text).map_err(|e| simulator_error(what, e))
-    }
-
-    pub async fn health(&self) -> Result<(), ChaosError> {
-        let url = format!("{}/health", self.base);
-        self.call("GET /health", self.http.get(url), 200)
-            .await
-            .map(|_| ())
-    }
-
-    /// Sets the seed of the fault draws, drawn by merchant: each order of the run has a
-    /// merchant of its own, planned from the run's seed and id, while its order id is
-    /// random; so a replay (same seed, same run id) draws the same faults for each order.
-    pub async fn set_seed(&self, seed: u64) -> Result<(), ChaosError> {
-        let url = format!("{}/admin/seed", self.base);
-        let request = self
-            .http
-            .put(url)
-            .json(&json!({ "seed": seed, "draws": "by_merchant" }));
-        self.call("PUT /admin/seed", request, 200).await.map(|_| ())
-    }
-
-    /// Removes every rule; returns how many there were.
-    pub async fn clear_faults(&self) -> Result<u64, ChaosError> {
-        let url = format!("{}/admin/faults", self.base);
-        let answer = self
-            .call("DELETE /admin/faults", self.http.delete(url), 200)
-            .await?;
-        Ok(answer["removed"].as_u64().unwrap_or_default())
-    }
-
-    pub async fn add_faults(&self, rules: &[Value]) -> Result<Vec<u64>, ChaosError> {
-        let url = format!("{}/admin/faults", self.base);
-        let request = self.http.post(url).json(&json!({ "rules": rules }));
-        let answer = self.call("POST /admin/faults", request, 201).await?;
-        Ok(answer["ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_u64)
-            .collect())
-    }
-
-    /// The rules in force, as `GET /admin/faults` lists them (with `fired`, `expired`).
-    pub async fn faults(&self) -> Result<Vec<Value>, ChaosError> {
-        let url = format!("{}/admin/faults", self.base);
-        let answer = self
-            .call("GET /admin/faults", self.http.get(url), 200)
-            .await?;
-        Ok(answer["rules"].as_array().cloned().unwrap_or_default())
-    }
-
-    /// Puts `rule` in front of the rules in force: lists them, removes them, and posts
-    /// `rule` followed by the live ones (a `count` reduced by what already fired; used-up
-    /// and expiring rules are left out).
-    pub async fn put_first(&self, rule: Value) -> Result<(), ChaosError> {
-        let current = self.faults().await?;
-        let mut rules = vec![rule];
-        for listed in current {
-            if listed["expired"] == true || !listed["for_ms"].is_null() {
-                continue;
-            }
-            let fired = listed["fired"].as_u64().unwrap_or_default();
-            let mut spec = json!({
-                "partner": listed["partner"], "operation": listed["operation"],
-                "fault": listed["fault"], "rate": listed["rate"], "delay_ms": listed["delay_ms"],
-            });
-            for optional in ["merchant_id", "sku"] {
-                if !listed[optional].is_null() {
-                    spec[optional] = listed[optional].clone();
-                }
-            }
-            if let Some(count) = listed["count"].as_u64() {
-                if fired >= count {
-                    continue;
-                }
-                spec["count"] = json!(count - fired);
-            }
-            rules.push(spec);
-        }
-        self.clear_faults().await?;
-        self.add_faults(&rules).await.map(|_| ())
-    }
-
-    /// The whole ledger.
-    pub async fn ledger(&self) -> Result<Ledger, ChaosError> {
-        let url = format!("{}/admin/ledger", self.base);
-        let value = self
-            .call("GET /admin/ledger", self.http.get(url), 200)
-            .await?;
-        serde_json::from_value(value).map_err(|e| simulator_error("GET /admin/ledger", e))
-    }
+/// The whole ledger, as the audit reads it.
+pub async fn ledger(simulator: &Admin) -> Result<Ledger, ChaosError> {
+    let view = simulator.ledger(&LedgerFilter::default()).await?;
+    Ok(Ledger::from(&view))
 }
 
 /// One entry of the ledger, whatever its kind: whose it is and where it stands.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub order_id: String,
     /// Shipments only.
-    #[serde(default)]
     pub shipment_id: String,
-    #[serde(default)]
     pub merchant_id: String,
     /// `reserved|released`, `captured|refunded`, `provisioned|deprovisioned`,
     /// `created|cancelled|delivered`; none for deactivations, labels and messages.
-    #[serde(default)]
     pub status: Option<String>,
+}
+
+/// A status's wire name (`reserved`, `delivered`, ...).
+fn status_name(status: impl Serialize) -> Option<String> {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+}
+
+impl Entry {
+    fn new(order_id: &str, merchant_id: &str, status: Option<String>) -> Entry {
+        Entry {
+            order_id: order_id.to_owned(),
+            shipment_id: String::new(),
+            merchant_id: merchant_id.to_owned(),
+            status,
+        }
+    }
 }
 
 impl Entry {
@@ -316,49 +232,68 @@ impl Entry {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub struct RequestCounts {
-    #[serde(default)]
-    pub total: u64,
-    #[serde(default)]
-    pub replayed: u64,
-}
+pub use partner_simulator::ledger::{FaultCounts, RequestCounts};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub struct FaultCounts {
-    #[serde(default)]
-    pub unavailable: u64,
-    #[serde(default)]
-    pub throttled: u64,
-    #[serde(default)]
-    pub slow: u64,
-    #[serde(default)]
-    pub refuse: u64,
-    #[serde(default)]
-    pub hold: u64,
-}
-
-/// What the partners did (`GET /admin/ledger`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// What the partners did (`GET /admin/ledger`), each entry reduced to whose it is and
+/// where it stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ledger {
-    #[serde(default)]
     pub reservations: Vec<Entry>,
-    #[serde(default)]
     pub charges: Vec<Entry>,
-    #[serde(default)]
     pub terminals: Vec<Entry>,
-    #[serde(default)]
     pub deactivations: Vec<Entry>,
-    #[serde(default)]
     pub shipments: Vec<Entry>,
-    #[serde(default)]
     pub return_labels: Vec<Entry>,
-    #[serde(default)]
     pub messages: Vec<Entry>,
-    #[serde(default)]
     pub requests: RequestCounts,
-    #[serde(default)]
     pub faults_injected: FaultCounts,
+}
+
+impl From<&LedgerView> for Ledger {
+    fn from(view: &LedgerView) -> Ledger {
+        Ledger {
+            reservations: view
+                .reservations
+                .iter()
+                .map(|r| Entry::new(&r.order_id, &r.merchant_id, status_name(r.status)))
+                .collect(),
+            charges: view
+                .charges
+                .iter()
+                .map(|c| Entry::new(&c.order_id, &c.merchant_id, status_name(c.status)))
+                .collect(),
+            terminals: view
+                .terminals
+                .iter()
+                .map(|t| Entry::new(&t.order_id, &t.merchant_id, status_name(t.status)))
+                .collect(),
+            deactivations: view
+                .deactivations
+                .iter()
+                .map(|d| Entry::new(&d.order_id, &d.merchant_id, None))
+                .collect(),
+            shipments: view
+                .shipments
+                .iter()
+                .map(|s| Entry {
+                    shipment_id: s.shipment_id.clone(),
+                    ..Entry::new(&s.order_id, &s.merchant_id, status_name(s.status))
+                })
+                .collect(),
+            return_labels: view
+                .return_labels
+                .iter()
+                .map(|l| Entry::new(&l.order_id, &l.merchant_id, None))
+                .collect(),
+            messages: view
+                .messages
+                .iter()
+                .map(|m| Entry::new(&m.order_id, &m.merchant_id, None))
+                .collect(),
+            requests: view.requests,
+            faults_injected: view.faults_injected,
+        }
+    }
 }
 
 /// One order's entries.
@@ -435,7 +370,7 @@ mod tests {
     #[test]
     fn the_steady_rules_refuse_rarely_first_and_err_transiently_last() {
         let rules = FaultPlan::default().steady_rules();
-        let faults: Vec<&str> = rules.iter().filter_map(|r| r["fault"].as_str()).collect();
+        let faults: Vec<&str> = rules.iter().map(|r| r.fault.as_str()).collect();
         let first_transient = faults
             .iter()
             .position(|f| *f == "unavailable")
@@ -447,22 +382,27 @@ mod tests {
         assert!(last_refusal < first_transient, "{faults:?}");
         assert_eq!(faults.last(), Some(&"throttled"));
         // No rule names a merchant: the run owns its stack.
-        assert!(rules.iter().all(|r| r.get("merchant_id").is_none()));
+        assert!(rules.iter().all(|r| r.merchant_id.is_none()));
     }
 
     #[test]
     fn the_ledger_is_grouped_by_order_whatever_the_kind() {
-        let ledger: Ledger = match serde_json::from_value(json!({
+        // The ledger as the simulator sends it.
+        let view: LedgerView = match serde_json::from_value(serde_json::json!({
             "reservations": [{"reservation_id": "r1", "order_id": "o1", "merchant_id": "m1", "lines": [], "status": "reserved"}],
             "charges": [{"charge_id": "c1", "order_id": "o1", "merchant_id": "m1", "amount_cents": 1, "currency": "EUR", "status": "captured", "refund_id": null},
                         {"charge_id": "c2", "order_id": "o2", "merchant_id": "m2", "amount_cents": 1, "currency": "EUR", "status": "refunded", "refund_id": "f"}],
             "messages": [{"message_id": "x", "order_id": "o2", "merchant_id": "m2", "template": "t"}],
             "faults_injected": {"unavailable": 3, "throttled": 0, "slow": 1, "refuse": 0, "hold": 0},
-            "requests": {"total": 10, "replayed": 2}
+            "requests": {"total": 10, "replayed": 2},
+            "terminals": [], "deactivations": [], "shipments": [], "return_labels": [],
+            "closed_orders": {"warehouse": [], "payments": [], "terminals": [], "courier": []},
+            "stock": {"TERM-1": 5}
         })) {
-            Ok(ledger) => ledger,
+            Ok(view) => view,
             Err(error) => panic!("{error}"),
         };
+        let ledger = Ledger::from(&view);
         let orders = ledger.by_order();
         assert_eq!(orders.len(), 2);
         assert_eq!(orders["o1"].charges.len(), 1);

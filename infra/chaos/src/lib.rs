@@ -30,7 +30,9 @@ pub mod settle;
 pub use env::ChaosEnv;
 pub use report::Report;
 
-use faults::{FaultPlan, Simulator};
+use faults::FaultPlan;
+use partner_simulator::client::Admin;
+use partner_simulator::faults::Draws;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -107,8 +109,8 @@ pub enum ChaosError {
     Options(String),
     #[error("no running cargo lambda watch or MiniStack is recorded in {0}/pids: the function instances cannot be found (run inside `local-stack exec`, or use --kill-rounds 0)")]
     NoWatch(PathBuf),
-    #[error("the partner simulator ({what}) failed: {message}")]
-    Simulator { what: String, message: String },
+    #[error("the partner simulator: {0}")]
+    Simulator(#[from] partner_simulator::client::ClientError),
     #[error("the orders API is not answering: {0}")]
     Api(String),
     #[error("HTTP client: {0}")]
@@ -169,7 +171,7 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
     options.check()?;
     let started = Instant::now();
     let clients = env::Clients::connect(env).await?;
-    let simulator = Simulator::new(clients.http.clone(), &env.partner_simulator_url);
+    let simulator = Admin::new(clients.http.clone(), &env.partner_simulator_url);
     simulator.health().await?;
     settle::stack_answers(&clients)
         .await
@@ -201,7 +203,10 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
         instances_before.values().sum::<usize>()
     ));
 
-    simulator.set_seed(options.seed).await?;
+    // Drawn by merchant: each order of the run has a merchant of its own, planned from the
+    // run's seed and id, while its order id is random; so a replay (same seed, same run
+    // id) draws the same faults for each order.
+    simulator.set_seed(options.seed, Draws::ByMerchant).await?;
     let removed = simulator.clear_faults().await?;
     if removed > 0 {
         progress(&format!(
@@ -222,8 +227,7 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
             options.faults.outage.partner,
             options.faults.outage.for_ms / 1000
         ));
-        simulator
-            .put_first(options.faults.outage_rule())
+        faults::put_first(&simulator, options.faults.outage_rule())
             .await
             .map(|()| at)
     };
@@ -309,16 +313,17 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
     let rules_fired: Vec<(String, u64)> = simulator
         .faults()
         .await?
+        .rules
         .iter()
         .map(|rule| {
             (
                 format!(
                     "{} {}/{}",
-                    rule["fault"].as_str().unwrap_or("?"),
-                    rule["partner"].as_str().unwrap_or("?"),
-                    rule["operation"].as_str().unwrap_or("?")
+                    rule.fault.as_str(),
+                    rule.partner,
+                    rule.operation
                 ),
-                rule["fired"].as_u64().unwrap_or_default(),
+                rule.fired,
             )
         })
         .collect();
@@ -374,7 +379,7 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
 
     let phase = Instant::now();
     progress("auditing: orders, partner ledger, dead-letter queue");
-    let ledger = simulator.ledger().await?;
+    let ledger = faults::ledger(&simulator).await?;
     let dead_letters = settle::dead_letters_now(&clients).await?;
     let audit = audit::gather(
         &clients,

@@ -5,6 +5,8 @@
 //! references), next to what the partners' ledger says.
 
 use crate::stack::{read_env, StackError};
+use partner_simulator::client::Admin;
+use partner_simulator::faults::{Fault, RuleSpec};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,7 +24,7 @@ struct Scenario {
     title: &'static str,
     kind: &'static str,
     /// Fault rules for this order's merchant (`merchant_id` is filled in).
-    faults: Value,
+    faults: Vec<RuleSpec>,
     /// Cancel the order once it reaches this status.
     cancel_at: Option<&'static str>,
     expected: &'static str,
@@ -33,44 +35,45 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             title: "new merchant",
             kind: "new_merchant",
-            faults: json!([]),
+            faults: vec![],
             cancel_at: None,
             expected: "COMPLETED",
         },
         Scenario {
             title: "additional devices",
             kind: "additional_devices",
-            faults: json!([]),
+            faults: vec![],
             cancel_at: None,
             expected: "COMPLETED",
         },
         Scenario {
             title: "replacement under warranty",
             kind: "replacement",
-            faults: json!([]),
+            faults: vec![],
             cancel_at: None,
             expected: "COMPLETED",
         },
         Scenario {
             title: "payment declined",
             kind: "new_merchant",
-            faults: json!([{"partner": "payments", "operation": "charge", "fault": "refuse"}]),
+            faults: vec![RuleSpec::new("payments", "charge", Fault::Refuse)],
             cancel_at: None,
             expected: "FAILED",
         },
         Scenario {
             title: "warehouse outage ridden out",
             kind: "additional_devices",
-            faults: json!([{"partner": "warehouse", "operation": "reserve",
-                            "fault": "unavailable", "count": 5}]),
+            faults: vec![RuleSpec {
+                count: Some(5),
+                ..RuleSpec::new("warehouse", "reserve", Fault::Unavailable)
+            }],
             cancel_at: None,
             expected: "COMPLETED",
         },
         Scenario {
             title: "cancelled before shipping",
             kind: "new_merchant",
-            faults: json!([{"partner": "terminals", "operation": "provision",
-                            "fault": "unavailable"}]),
+            faults: vec![RuleSpec::new("terminals", "provision", Fault::Unavailable)],
             cancel_at: Some("PAYMENT_TAKEN"),
             expected: "CANCELLED",
         },
@@ -112,6 +115,7 @@ pub async fn run(dir: &Path) -> Result<bool, StackError> {
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| other(e.to_string()))?;
+    let simulator = Admin::new(http.clone(), &partners);
     // Requests to the orders API are SigV4-signed with the stack's credentials (API Gateway
     // wants IAM authorization on the MiniStack stack; function URLs ignore it).
     let signer = crate::signing::Signer::from_settings(|name| env.get(name).cloned());
@@ -143,21 +147,14 @@ pub async fn run(dir: &Path) -> Result<bool, StackError> {
     for (n, scenario) in scenarios.iter().enumerate() {
         let merchant = format!("m-demo-{run_id}-{}", n + 1);
         let mut rules = scenario.faults.clone();
-        for rule in rules.as_array_mut().into_iter().flatten() {
-            rule["merchant_id"] = Value::from(merchant.clone());
+        for rule in &mut rules {
+            rule.merchant_id = Some(merchant.clone());
         }
-        if rules.as_array().is_some_and(|r| !r.is_empty()) {
-            let (status, body) = send(
-                http.post(format!("{partners}/admin/faults"))
-                    .json(&json!({ "rules": rules })),
-                "POST /admin/faults".into(),
-            )
-            .await?;
-            if status != 201 {
-                return Err(other(format!(
-                    "the partner simulator refused the faults: {status} {body}"
-                )));
-            }
+        if !rules.is_empty() {
+            simulator
+                .add_faults(&rules)
+                .await
+                .map_err(|e| other(e.to_string()))?;
         }
         let (status, body) = send(
             http.post(format!("{api}/orders"))
@@ -222,12 +219,11 @@ pub async fn run(dir: &Path) -> Result<bool, StackError> {
 
     let mut all_as_expected = true;
     for order in &placed {
-        let (_, ledger) = send(
-            http.get(format!("{partners}/admin/ledger?order_id={}", order.id)),
-            "GET /admin/ledger".into(),
-        )
-        .await?;
-        print_timeline(order, &ledger);
+        let ledger = simulator
+            .order_ledger(&order.id)
+            .await
+            .map_err(|e| other(e.to_string()))?;
+        print_timeline(order, &serde_json::to_value(ledger).unwrap_or_default());
         all_as_expected &= order.view["status"] == order.scenario.expected;
     }
 

@@ -13,7 +13,7 @@
 
 use crate::deliveries;
 use crate::error::ApiError;
-use crate::faults::{Draws, RuleSpec};
+use crate::faults::{Draws, RuleSpec, RuleView};
 use crate::ledger::{LedgerFilter, ShipmentStatus};
 use crate::AppState;
 use axum::body::Bytes;
@@ -23,8 +23,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// The admin routes and `GET /health`.
@@ -47,11 +47,59 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::invalid_request(format!("invalid body: {e}")))
 }
 
-#[derive(Deserialize)]
+// --- The wire types, shared with `crate::client` -----------------------------------------
+
+/// `POST /admin/faults`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AddRules {
-    rules: Vec<RuleSpec>,
+pub struct AddRules {
+    pub rules: Vec<RuleSpec>,
 }
+
+/// The answer to `POST /admin/faults`: the new rules' ids, in the order posted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RulesAdded {
+    pub ids: Vec<u64>,
+}
+
+/// The answer to `GET /admin/faults`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuleList {
+    pub seed: u64,
+    pub rules: Vec<RuleView>,
+}
+
+/// The answer to `DELETE /admin/faults` and `DELETE /admin/faults/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RulesRemoved {
+    pub removed: u64,
+}
+
+/// `PUT /admin/seed`, and its answer.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    pub seed: u64,
+    #[serde(default)]
+    pub draws: Draws,
+}
+
+/// `POST /admin/deliveries`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverNow {
+    pub order_id: String,
+}
+
+/// The answer to `POST /admin/deliveries`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryRequested {
+    pub order_id: String,
+    pub shipment_id: String,
+    pub event_id: String,
+}
+
+// --- The handlers ------------------------------------------------------------------------
 
 async fn add_rules(
     State(state): State<AppState>,
@@ -64,56 +112,47 @@ async fn add_rules(
         .add(rules, Instant::now())
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
     tracing::info!(?ids, "fault rules added");
-    Ok((StatusCode::CREATED, Json(json!({ "ids": ids }))))
+    Ok((StatusCode::CREATED, Json(RulesAdded { ids })))
 }
 
-async fn list_rules(State(state): State<AppState>) -> Json<Value> {
+async fn list_rules(State(state): State<AppState>) -> Json<RuleList> {
     let now = Instant::now();
     let world = state.world();
-    let rules: Vec<_> = world.faults.rules().iter().map(|r| r.view(now)).collect();
-    Json(json!({ "seed": world.faults.seed(), "rules": rules }))
+    let rules = world.faults.rules().iter().map(|r| r.view(now)).collect();
+    Json(RuleList {
+        seed: world.faults.seed(),
+        rules,
+    })
 }
 
-async fn remove_all_rules(State(state): State<AppState>) -> Json<Value> {
+async fn remove_all_rules(State(state): State<AppState>) -> Json<RulesRemoved> {
     let removed = state.world().faults.clear();
     tracing::info!(removed, "fault rules removed");
-    Json(json!({ "removed": removed }))
+    Json(RulesRemoved {
+        removed: removed as u64,
+    })
 }
 
 async fn remove_rule(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RulesRemoved>, ApiError> {
     let no_rule = || ApiError::not_found(format!("no fault rule {id}"));
     let number: u64 = id.parse().map_err(|_| no_rule())?;
     if !state.world().faults.remove(number) {
         return Err(no_rule());
     }
     tracing::info!(id = number, "fault rule removed");
-    Ok(Json(json!({ "removed": 1 })))
+    Ok(Json(RulesRemoved { removed: 1 }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Seed {
-    seed: u64,
-    #[serde(default)]
-    draws: Draws,
-}
-
-async fn set_seed(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn set_seed(State(state): State<AppState>, body: Bytes) -> Result<Json<Seed>, ApiError> {
     let Seed { seed, draws } = parse(&body)?;
     let mut world = state.world();
     world.faults.set_seed(seed);
     world.faults.set_draws(draws);
     tracing::info!(seed, ?draws, "seed set");
-    Ok(Json(json!({ "seed": seed, "draws": draws })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeliverNow {
-    order_id: String,
+    Ok(Json(Seed { seed, draws }))
 }
 
 /// Delivers the order's (latest) shipment now, even one held back or already delivered
@@ -148,11 +187,15 @@ async fn deliver_now(
     tracing::info!(%order_id, %shipment_id, "delivery requested");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "order_id": order_id, "shipment_id": shipment_id, "event_id": event_id })),
+        Json(DeliveryRequested {
+            order_id,
+            shipment_id,
+            event_id,
+        }),
     ))
 }
 
 async fn ledger(State(state): State<AppState>, Query(filter): Query<LedgerFilter>) -> Response {
-    // Serialized under the lock: the view borrows the ledger.
-    Json(state.world().ledger.view(&filter)).into_response()
+    let view = state.world().ledger.view(&filter);
+    Json(view).into_response()
 }

@@ -60,7 +60,7 @@ impl Fault {
 
 /// A rule as posted to `POST /admin/faults`. Unknown fields are refused so a typo
 /// (`"merchant": "m-1"`) cannot silently widen a rule to every merchant.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     /// A partner's name or `*` (the default).
@@ -70,30 +70,48 @@ pub struct RuleSpec {
     #[serde(default = "any")]
     pub operation: String,
     /// Only requests for this merchant (default: any).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merchant_id: Option<String>,
     /// Only requests whose lines name this SKU (default: any). Requests without lines
     /// never match a rule with a SKU.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku: Option<String>,
     /// What the rule does when it fires.
     pub fault: Fault,
     /// The share of matching requests it fires on, in `[0, 1]` (default 1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
     /// Fires at most this many times (default: unlimited).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
     /// For `slow`: how long the answer is held back (default 3000).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
     /// Expires that long after it was added (default: never).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_ms: Option<u64>,
 }
 
 fn any() -> String {
     "*".to_owned()
+}
+
+impl RuleSpec {
+    /// A rule for every request of `operation` at `partner` (`*` for any), with no
+    /// other condition: narrow it with the struct update syntax.
+    pub fn new(partner: &str, operation: &str, fault: Fault) -> RuleSpec {
+        RuleSpec {
+            partner: partner.to_owned(),
+            operation: operation.to_owned(),
+            merchant_id: None,
+            sku: None,
+            fault,
+            rate: None,
+            count: None,
+            delay_ms: None,
+            for_ms: None,
+        }
+    }
 }
 
 /// Why a posted rule was refused (nothing of that post is added).
@@ -173,8 +191,8 @@ impl Rule {
     pub fn view(&self, now: Instant) -> RuleView {
         RuleView {
             id: self.id,
-            partner: self.partner.map_or("*", Partner::as_str),
-            operation: self.operation.map_or("*", Operation::as_str),
+            partner: self.partner.map_or("*", Partner::as_str).to_owned(),
+            operation: self.operation.map_or("*", Operation::as_str).to_owned(),
             merchant_id: self.merchant_id.clone(),
             sku: self.sku.clone(),
             fault: self.fault,
@@ -190,11 +208,11 @@ impl Rule {
 
 /// A rule as `GET /admin/faults` lists it: the posted fields with their defaults filled
 /// in, plus `id`, `fired` and `expired`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleView {
     pub id: u64,
-    pub partner: &'static str,
-    pub operation: &'static str,
+    pub partner: String,
+    pub operation: String,
     pub merchant_id: Option<String>,
     pub sku: Option<String>,
     pub fault: Fault,
@@ -204,6 +222,29 @@ pub struct RuleView {
     pub for_ms: Option<u64>,
     pub fired: u64,
     pub expired: bool,
+}
+
+impl RuleView {
+    /// The rule as it would be posted to do what is left of it: `count` reduced by what
+    /// already fired (`None` once it is used up). `for_ms` is kept as it was posted.
+    pub fn remaining(&self) -> Option<RuleSpec> {
+        let count = match self.count {
+            Some(count) if self.fired >= count => return None,
+            Some(count) => Some(count - self.fired),
+            None => None,
+        };
+        Some(RuleSpec {
+            partner: self.partner.clone(),
+            operation: self.operation.clone(),
+            merchant_id: self.merchant_id.clone(),
+            sku: self.sku.clone(),
+            fault: self.fault,
+            rate: Some(self.rate),
+            count,
+            delay_ms: Some(self.delay_ms),
+            for_ms: self.for_ms,
+        })
+    }
 }
 
 /// What a decision is about: one attempt of one request, or the delivery of a new
@@ -426,15 +467,8 @@ mod tests {
 
     fn spec(fault: Fault) -> RuleSpec {
         RuleSpec {
-            partner: "payments".to_owned(),
-            operation: "charge".to_owned(),
             merchant_id: Some("m-1".to_owned()),
-            sku: None,
-            fault,
-            rate: None,
-            count: None,
-            delay_ms: None,
-            for_ms: None,
+            ..RuleSpec::new("payments", "charge", fault)
         }
     }
 

@@ -18,7 +18,7 @@ pub struct Line {
     pub quantity: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReservationStatus {
     Reserved,
@@ -26,7 +26,7 @@ pub enum ReservationStatus {
 }
 
 /// Stock held for an order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reservation {
     pub reservation_id: String,
     pub order_id: String,
@@ -35,7 +35,7 @@ pub struct Reservation {
     pub status: ReservationStatus,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChargeStatus {
     Captured,
@@ -43,7 +43,7 @@ pub enum ChargeStatus {
 }
 
 /// Money taken for an order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Charge {
     pub charge_id: String,
     pub order_id: String,
@@ -55,7 +55,7 @@ pub struct Charge {
     pub refund_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TerminalStatus {
     Provisioned,
@@ -63,7 +63,7 @@ pub enum TerminalStatus {
 }
 
 /// One terminal provisioned for an order (one per unit ordered).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Terminal {
     pub terminal_id: String,
     pub order_id: String,
@@ -73,14 +73,14 @@ pub struct Terminal {
 }
 
 /// Serials a merchant's returned terminals were deactivated under.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Deactivation {
     pub order_id: String,
     pub merchant_id: String,
     pub serials: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShipmentStatus {
     Created,
@@ -89,7 +89,7 @@ pub enum ShipmentStatus {
 }
 
 /// A parcel handed to the courier.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Shipment {
     pub shipment_id: String,
     pub tracking_number: String,
@@ -120,7 +120,7 @@ struct DeliveryEvent {
 }
 
 /// A return label made for an order's terminals.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReturnLabel {
     pub return_label_id: String,
     pub order_id: String,
@@ -129,7 +129,7 @@ pub struct ReturnLabel {
 }
 
 /// A notification sent.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Message {
     pub message_id: String,
     pub order_id: String,
@@ -138,14 +138,14 @@ pub struct Message {
 }
 
 /// Partner requests seen: all of them, and those answered from a kept answer.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestCounts {
     pub total: u64,
     pub replayed: u64,
 }
 
 /// How often each fault was injected.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultCounts {
     pub unavailable: u64,
     pub throttled: u64,
@@ -194,7 +194,7 @@ pub enum Attempt {
 }
 
 /// Which entries `GET /admin/ledger` shows.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LedgerFilter {
     pub order_id: Option<String>,
     pub merchant_id: Option<String>,
@@ -602,25 +602,26 @@ impl Ledger {
 
     /// The ledger as `GET /admin/ledger` shows it: effects and closed orders narrowed by
     /// `filter`; `requests`, `faults_injected` and `stock` are always global.
-    pub fn view(&self, filter: &LedgerFilter) -> LedgerView<'_> {
-        fn pick<'a, T>(
-            items: &'a [T],
+    pub fn view(&self, filter: &LedgerFilter) -> LedgerView {
+        fn pick<T: Clone>(
+            items: &[T],
             filter: &LedgerFilter,
             ids: impl Fn(&T) -> (&str, &str),
-        ) -> Vec<&'a T> {
+        ) -> Vec<T> {
             items
                 .iter()
                 .filter(|item| {
                     let (order_id, merchant_id) = ids(item);
                     filter.admits(order_id, merchant_id)
                 })
+                .cloned()
                 .collect()
         }
-        let closed_at = |partner: Partner| -> Vec<&str> {
+        let closed_at = |partner: Partner| -> Vec<String> {
             self.closed
                 .iter()
                 .filter(|c| c.partner == partner && filter.admits(&c.order_id, &c.merchant_id))
-                .map(|c| c.order_id.as_str())
+                .map(|c| c.order_id.clone())
                 .collect()
         };
         LedgerView {
@@ -645,34 +646,35 @@ impl Ledger {
             },
             requests: self.requests,
             faults_injected: self.faults_injected,
-            stock: &self.stock,
+            stock: self.stock.clone(),
         }
     }
 }
 
-/// The ledger's JSON, fields in the README's order.
-#[derive(Debug, Serialize)]
-pub struct LedgerView<'a> {
-    pub reservations: Vec<&'a Reservation>,
-    pub charges: Vec<&'a Charge>,
-    pub terminals: Vec<&'a Terminal>,
-    pub deactivations: Vec<&'a Deactivation>,
-    pub shipments: Vec<&'a Shipment>,
-    pub return_labels: Vec<&'a ReturnLabel>,
-    pub messages: Vec<&'a Message>,
-    pub closed_orders: ClosedOrders<'a>,
+/// The ledger as `GET /admin/ledger` answers it (fields in the README's order): what the
+/// server sends and what [`crate::client::Admin::ledger`] reads, one type for both.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LedgerView {
+    pub reservations: Vec<Reservation>,
+    pub charges: Vec<Charge>,
+    pub terminals: Vec<Terminal>,
+    pub deactivations: Vec<Deactivation>,
+    pub shipments: Vec<Shipment>,
+    pub return_labels: Vec<ReturnLabel>,
+    pub messages: Vec<Message>,
+    pub closed_orders: ClosedOrders,
     pub requests: RequestCounts,
     pub faults_injected: FaultCounts,
-    pub stock: &'a BTreeMap<String, u64>,
+    pub stock: BTreeMap<String, u64>,
 }
 
 /// The orders closed by a compensation, per partner (notifications has none).
-#[derive(Debug, Serialize)]
-pub struct ClosedOrders<'a> {
-    pub warehouse: Vec<&'a str>,
-    pub payments: Vec<&'a str>,
-    pub terminals: Vec<&'a str>,
-    pub courier: Vec<&'a str>,
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClosedOrders {
+    pub warehouse: Vec<String>,
+    pub payments: Vec<String>,
+    pub terminals: Vec<String>,
+    pub courier: Vec<String>,
 }
 
 /// A new id: `prefix-` and 16 random lowercase hex digits (`chg-3f9c...`).

@@ -8,11 +8,13 @@
 //! - [`idempotency`]: kept answers per `(partner, Idempotency-Key)`;
 //! - [`faults`]: fault rules and their deterministic decisions;
 //! - [`deliveries`]: the courier's signed webhook posts with retries;
-//! - [`admin`]: the admin API (rules, seed, deliveries, ledger).
+//! - [`admin`]: the admin API (rules, seed, deliveries, ledger) and its wire types;
+//! - [`client`]: a typed client of the admin API, for the tests, the demo and the chaos run.
 //!
 //! Tests start it in-process: `app(AppState::new(config)?)` served on `127.0.0.1:0`.
 
 pub mod admin;
+pub mod client;
 pub mod deliveries;
 pub mod error;
 pub mod faults;
