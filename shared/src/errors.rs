@@ -9,19 +9,8 @@
 use lambda_runtime::Diagnostic;
 
 /// One stable error name. Whether an error is worth retrying is a property of its name.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    strum::VariantArray,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(strum::VariantArray, strum::IntoStaticStr, strum::EnumString)]
 pub enum ErrorName {
     /// A partner answered 5xx, refused the connection or is in an outage.
     #[strum(serialize = "Partner.Unavailable")]

@@ -12,7 +12,7 @@ use crate::ChaosError;
 use partner_simulator::client::Admin;
 use partner_simulator::faults::{Fault, RuleSpec};
 use partner_simulator::ledger::{LedgerFilter, LedgerView};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What the run injects. Rates are per partner request (each attempt draws again).
@@ -193,42 +193,32 @@ pub async fn put_first(simulator: &Admin, rule: RuleSpec) -> Result<(), ChaosErr
 /// The whole ledger, as the audit reads it.
 pub async fn ledger(simulator: &Admin) -> Result<Ledger, ChaosError> {
     let view = simulator.ledger(&LedgerFilter::default()).await?;
-    Ok(Ledger::from(&view))
+    Ledger::try_from(&view).map_err(ChaosError::Ledger)
 }
 
 /// One entry of the ledger, whatever its kind: whose it is and where it stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Entry {
     pub order_id: String,
     /// Shipments only.
+    #[serde(default)]
     pub shipment_id: String,
     pub merchant_id: String,
     /// `reserved|released`, `captured|refunded`, `provisioned|deprovisioned`,
     /// `created|cancelled|delivered`; none for deactivations, labels and messages.
+    #[serde(default)]
     pub status: Option<String>,
-}
-
-/// A status's wire name (`reserved`, `delivered`, ...).
-fn status_name(status: impl Serialize) -> Option<String> {
-    serde_json::to_value(status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-}
-
-impl Entry {
-    fn new(order_id: &str, merchant_id: &str, status: Option<String>) -> Entry {
-        Entry {
-            order_id: order_id.to_owned(),
-            shipment_id: String::new(),
-            merchant_id: merchant_id.to_owned(),
-            status,
-        }
-    }
 }
 
 impl Entry {
     pub fn is(&self, status: &str) -> bool {
         self.status.as_deref() == Some(status)
+    }
+
+    /// Records of any kind, each reduced to its entry (through their wire form, which
+    /// every kind shares these fields of).
+    fn all_of<T: Serialize>(records: &[T]) -> Result<Vec<Entry>, serde_json::Error> {
+        serde_json::to_value(records).and_then(serde_json::from_value)
     }
 }
 
@@ -249,50 +239,21 @@ pub struct Ledger {
     pub faults_injected: FaultCounts,
 }
 
-impl From<&LedgerView> for Ledger {
-    fn from(view: &LedgerView) -> Ledger {
-        Ledger {
-            reservations: view
-                .reservations
-                .iter()
-                .map(|r| Entry::new(&r.order_id, &r.merchant_id, status_name(r.status)))
-                .collect(),
-            charges: view
-                .charges
-                .iter()
-                .map(|c| Entry::new(&c.order_id, &c.merchant_id, status_name(c.status)))
-                .collect(),
-            terminals: view
-                .terminals
-                .iter()
-                .map(|t| Entry::new(&t.order_id, &t.merchant_id, status_name(t.status)))
-                .collect(),
-            deactivations: view
-                .deactivations
-                .iter()
-                .map(|d| Entry::new(&d.order_id, &d.merchant_id, None))
-                .collect(),
-            shipments: view
-                .shipments
-                .iter()
-                .map(|s| Entry {
-                    shipment_id: s.shipment_id.clone(),
-                    ..Entry::new(&s.order_id, &s.merchant_id, status_name(s.status))
-                })
-                .collect(),
-            return_labels: view
-                .return_labels
-                .iter()
-                .map(|l| Entry::new(&l.order_id, &l.merchant_id, None))
-                .collect(),
-            messages: view
-                .messages
-                .iter()
-                .map(|m| Entry::new(&m.order_id, &m.merchant_id, None))
-                .collect(),
+impl TryFrom<&LedgerView> for Ledger {
+    type Error = serde_json::Error;
+
+    fn try_from(view: &LedgerView) -> Result<Ledger, serde_json::Error> {
+        Ok(Ledger {
+            reservations: Entry::all_of(&view.reservations)?,
+            charges: Entry::all_of(&view.charges)?,
+            terminals: Entry::all_of(&view.terminals)?,
+            deactivations: Entry::all_of(&view.deactivations)?,
+            shipments: Entry::all_of(&view.shipments)?,
+            return_labels: Entry::all_of(&view.return_labels)?,
+            messages: Entry::all_of(&view.messages)?,
             requests: view.requests,
             faults_injected: view.faults_injected,
-        }
+        })
     }
 }
 
@@ -402,7 +363,7 @@ mod tests {
             Ok(view) => view,
             Err(error) => panic!("{error}"),
         };
-        let ledger = Ledger::from(&view);
+        let ledger = Ledger::try_from(&view).unwrap_or_else(|e| panic!("{e}"));
         let orders = ledger.by_order();
         assert_eq!(orders.len(), 2);
         assert_eq!(orders["o1"].charges.len(), 1);

@@ -111,6 +111,8 @@ pub enum ChaosError {
     NoWatch(PathBuf),
     #[error("the partner simulator: {0}")]
     Simulator(#[from] partner_simulator::client::ClientError),
+    #[error("the partner ledger has an entry without an order or merchant id: {0}")]
+    Ledger(serde_json::Error),
     #[error("the orders API is not answering: {0}")]
     Api(String),
     #[error("HTTP client: {0}")]
