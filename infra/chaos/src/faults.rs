@@ -228,13 +228,8 @@ pub use partner_simulator::ledger::{FaultCounts, RequestCounts};
 /// where it stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ledger {
-    pub reservations: Vec<Entry>,
-    pub charges: Vec<Entry>,
-    pub terminals: Vec<Entry>,
-    pub deactivations: Vec<Entry>,
-    pub shipments: Vec<Entry>,
-    pub return_labels: Vec<Entry>,
-    pub messages: Vec<Entry>,
+    /// Every order's entries together.
+    pub entries: OrderLedger,
     pub requests: RequestCounts,
     pub faults_injected: FaultCounts,
 }
@@ -244,20 +239,22 @@ impl TryFrom<&LedgerView> for Ledger {
 
     fn try_from(view: &LedgerView) -> Result<Ledger, serde_json::Error> {
         Ok(Ledger {
-            reservations: Entry::all_of(&view.reservations)?,
-            charges: Entry::all_of(&view.charges)?,
-            terminals: Entry::all_of(&view.terminals)?,
-            deactivations: Entry::all_of(&view.deactivations)?,
-            shipments: Entry::all_of(&view.shipments)?,
-            return_labels: Entry::all_of(&view.return_labels)?,
-            messages: Entry::all_of(&view.messages)?,
+            entries: OrderLedger {
+                reservations: Entry::all_of(&view.reservations)?,
+                charges: Entry::all_of(&view.charges)?,
+                terminals: Entry::all_of(&view.terminals)?,
+                deactivations: Entry::all_of(&view.deactivations)?,
+                shipments: Entry::all_of(&view.shipments)?,
+                return_labels: Entry::all_of(&view.return_labels)?,
+                messages: Entry::all_of(&view.messages)?,
+            },
             requests: view.requests,
             faults_injected: view.faults_injected,
         })
     }
 }
 
-/// One order's entries.
+/// One order's entries (or, in [`Ledger`], all of them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderLedger {
     pub reservations: Vec<Entry>,
@@ -270,19 +267,9 @@ pub struct OrderLedger {
 }
 
 impl OrderLedger {
-    pub fn is_empty(&self) -> bool {
-        self.reservations.is_empty()
-            && self.charges.is_empty()
-            && self.terminals.is_empty()
-            && self.deactivations.is_empty()
-            && self.shipments.is_empty()
-            && self.return_labels.is_empty()
-            && self.messages.is_empty()
-    }
-
-    /// The merchants its entries name.
-    pub fn merchants(&self) -> Vec<&str> {
-        let mut merchants: Vec<&str> = [
+    /// Every kind's entries, in the ledger's order of kinds.
+    fn kinds(&self) -> [&Vec<Entry>; 7] {
+        [
             &self.reservations,
             &self.charges,
             &self.terminals,
@@ -291,10 +278,32 @@ impl OrderLedger {
             &self.return_labels,
             &self.messages,
         ]
-        .into_iter()
-        .flatten()
-        .map(|e| e.merchant_id.as_str())
-        .collect();
+    }
+
+    fn kinds_mut(&mut self) -> [&mut Vec<Entry>; 7] {
+        [
+            &mut self.reservations,
+            &mut self.charges,
+            &mut self.terminals,
+            &mut self.deactivations,
+            &mut self.shipments,
+            &mut self.return_labels,
+            &mut self.messages,
+        ]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kinds().iter().all(|entries| entries.is_empty())
+    }
+
+    /// The merchants its entries name.
+    pub fn merchants(&self) -> Vec<&str> {
+        let mut merchants: Vec<&str> = self
+            .kinds()
+            .into_iter()
+            .flatten()
+            .map(|e| e.merchant_id.as_str())
+            .collect();
         merchants.sort_unstable();
         merchants.dedup();
         merchants
@@ -305,19 +314,10 @@ impl Ledger {
     /// The entries grouped by order id.
     pub fn by_order(&self) -> BTreeMap<String, OrderLedger> {
         let mut orders: BTreeMap<String, OrderLedger> = BTreeMap::new();
-        type Field = fn(&mut OrderLedger) -> &mut Vec<Entry>;
-        let kinds: [(&Vec<Entry>, Field); 7] = [
-            (&self.reservations, |o| &mut o.reservations),
-            (&self.charges, |o| &mut o.charges),
-            (&self.terminals, |o| &mut o.terminals),
-            (&self.deactivations, |o| &mut o.deactivations),
-            (&self.shipments, |o| &mut o.shipments),
-            (&self.return_labels, |o| &mut o.return_labels),
-            (&self.messages, |o| &mut o.messages),
-        ];
-        for (entries, field) in kinds {
+        for (kind, entries) in self.entries.kinds().into_iter().enumerate() {
             for entry in entries {
-                field(orders.entry(entry.order_id.clone()).or_default()).push(entry.clone());
+                let order = orders.entry(entry.order_id.clone()).or_default();
+                order.kinds_mut()[kind].push(entry.clone());
             }
         }
         orders
