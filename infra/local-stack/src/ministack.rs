@@ -12,7 +12,10 @@
 //! Gateway stage, not on function URLs.
 
 use crate::process::{self, Tracked};
-use crate::stack::{wait_until_ready, write_env, Ports, Running, StackError, UpOptions};
+use crate::stack::{
+    health_client, log_dir, require, require_built, track, wait_until_healthy, write_env, Ports,
+    Running, StackError, UpOptions,
+};
 use crate::template::{
     local_parameters, local_secret_value, queue_url, state_machine_arn, LocalResources,
 };
@@ -186,15 +189,12 @@ pub(crate) async fn start(
         "the SAM CLI",
         "run `bash infra/lint.sh --install-only`",
     )?;
-    let simulator = require(
+    let simulator = require_built(
         options.partner_simulator.clone(),
         "the partner-simulator binary",
-        "run `cargo build --workspace` first",
     )?;
     let architecture = built_architecture(&tools.build_dir)?;
-    let log_dir = options.dir.join("logs");
-    std::fs::create_dir_all(&log_dir)
-        .map_err(|e| StackError::Other(format!("{}: {e}", log_dir.display())))?;
+    let log_dir = log_dir(&options.dir)?;
     let endpoint = format!("http://127.0.0.1:{}", ports.aws);
     let partners_endpoint = format!("http://127.0.0.1:{}", ports.partners);
     let region = options.region.as_str();
@@ -232,27 +232,15 @@ pub(crate) async fn start(
         &options.root,
         &ministack_log,
     )?;
-    process::write_pid(&options.dir, &process)?;
-    started.push(process.clone());
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| StackError::Other(e.to_string()))?;
-    wait_until_ready(
+    track(&options.dir, started, &process)?;
+    let http = health_client()?;
+    wait_until_healthy(
         "MiniStack",
         &process,
         &ministack_log,
         Duration::from_secs(60),
-        || {
-            let http = http.clone();
-            let url = format!("{endpoint}/_ministack/health");
-            async move {
-                http.get(url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            }
-        },
+        &http,
+        &format!("{endpoint}/_ministack/health"),
     )
     .await?;
 
@@ -364,14 +352,6 @@ pub(crate) async fn start(
             .collect(),
         env,
     })
-}
-
-fn require(path: PathBuf, what: &'static str, hint: &'static str) -> Result<PathBuf, StackError> {
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(StackError::Missing { what, path, hint })
-    }
 }
 
 /// Runs `sam deploy` of `build_dir/template.yaml` against the emulator at `endpoint`, as

@@ -229,7 +229,44 @@ fn choose_ports(fixed: Option<Ports>) -> Result<Ports, StackError> {
     Ok(ports)
 }
 
-fn require(path: PathBuf, what: &'static str, hint: &'static str) -> Result<PathBuf, StackError> {
+/// Records a started process (its pid file, and `started` for a stop on failure).
+pub(crate) fn track(
+    dir: &Path,
+    started: &mut Vec<Tracked>,
+    process: &Tracked,
+) -> Result<(), StackError> {
+    process::write_pid(dir, process)?;
+    started.push(process.clone());
+    Ok(())
+}
+
+/// The client of the readiness checks: a server that does not answer in 5 s is not ready.
+pub(crate) fn health_client() -> Result<reqwest::Client, StackError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| StackError::Other(e.to_string()))
+}
+
+/// `path`, if it is a binary of the workspace that was built.
+pub(crate) fn require_built(path: PathBuf, what: &'static str) -> Result<PathBuf, StackError> {
+    require(path, what, "run `cargo build --workspace` first")
+}
+
+/// The stack's log directory (`<dir>/logs`), created if need be.
+pub(crate) fn log_dir(dir: &Path) -> Result<PathBuf, StackError> {
+    let log_dir = dir.join("logs");
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| StackError::Other(format!("{}: {e}", log_dir.display())))?;
+    Ok(log_dir)
+}
+
+/// `path`, if it is a file; otherwise what is missing and how to get it.
+pub(crate) fn require(
+    path: PathBuf,
+    what: &'static str,
+    hint: &'static str,
+) -> Result<PathBuf, StackError> {
     if path.is_file() {
         Ok(path)
     } else {
@@ -258,25 +295,14 @@ async fn start(
         "cargo-lambda",
         "run `make venv` to install the pinned tools",
     )?;
-    let router = require(
-        options.router.clone(),
-        "the invoke-router binary",
-        "run `cargo build --workspace` first",
-    )?;
-    let simulator = require(
+    let router = require_built(options.router.clone(), "the invoke-router binary")?;
+    let simulator = require_built(
         options.partner_simulator.clone(),
         "the partner-simulator binary",
-        "run `cargo build --workspace` first",
     )?;
-    let sandbox = require(
-        options.sandbox.clone(),
-        "the lambda-sandbox binary",
-        "run `cargo build --workspace` first",
-    )?;
+    let sandbox = require_built(options.sandbox.clone(), "the lambda-sandbox binary")?;
     let runner = cargo_runner_variable()?;
-    let log_dir = options.dir.join("logs");
-    std::fs::create_dir_all(&log_dir)
-        .map_err(|e| StackError::Other(format!("{}: {e}", log_dir.display())))?;
+    let log_dir = log_dir(&options.dir)?;
     let aws_endpoint = format!("http://127.0.0.1:{}", ports.aws);
     let moto_endpoint = format!("http://127.0.0.1:{}", ports.moto);
     let lambda_endpoint = format!("http://127.0.0.1:{}", ports.lambda);
@@ -299,12 +325,8 @@ async fn start(
         &options.root,
         &moto_log,
     )?;
-    process::write_pid(&options.dir, &process)?;
-    started.push(process.clone());
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| StackError::Other(e.to_string()))?;
+    track(&options.dir, started, &process)?;
+    let http = health_client()?;
     wait_until_ready("moto", &process, &moto_log, Duration::from_secs(60), || {
         let http = http.clone();
         let url = format!("{moto_endpoint}/moto-api/");
@@ -338,8 +360,7 @@ async fn start(
         &options.root,
         &router_log,
     )?;
-    process::write_pid(&options.dir, &process)?;
-    started.push(process.clone());
+    track(&options.dir, started, &process)?;
     wait_until_ready(
         "the invoke router",
         &process,
@@ -446,8 +467,7 @@ async fn start(
         &options.root,
         &watch_log,
     )?;
-    process::write_pid(&options.dir, &process)?;
-    started.push(process.clone());
+    track(&options.dir, started, &process)?;
     wait_until_ready(
         "cargo lambda watch",
         &process,
@@ -573,24 +593,31 @@ pub(crate) async fn start_partner_simulator(
         &options.root,
         &simulator_log,
     )?;
-    process::write_pid(&options.dir, &process)?;
-    started.push(process.clone());
-    wait_until_ready(
+    track(&options.dir, started, &process)?;
+    wait_until_healthy(
         "the partner simulator",
         &process,
         &simulator_log,
         Duration::from_secs(30),
-        || {
-            let http = http.clone();
-            let url = format!("http://127.0.0.1:{port}/health");
-            async move {
-                http.get(url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            }
-        },
+        http,
+        &format!("http://127.0.0.1:{port}/health"),
     )
+    .await
+}
+
+/// Waits until `url` answers a GET with a 2xx (see [`wait_until_ready`]).
+pub(crate) async fn wait_until_healthy(
+    what: &str,
+    process: &Tracked,
+    log: &Path,
+    timeout: Duration,
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<(), StackError> {
+    wait_until_ready(what, process, log, timeout, || {
+        let request = http.get(url);
+        async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
+    })
     .await
 }
 
