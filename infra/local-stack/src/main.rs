@@ -258,12 +258,7 @@ async fn up(options: &UpOptions) -> Result<Option<stack::Running>, String> {
                 "  orders API       {}/orders  (API Gateway stage, SigV4 required)",
                 value("ORDERS_API_URL")
             );
-            println!(
-                "  partners         {}  (simulator; ledger at /admin/ledger)",
-                value("PARTNER_SIMULATOR_URL")
-            );
-            println!("  table            {}", value("TABLE_NAME"));
-            println!("  state machine    {}", value("STATE_MACHINE_ARN"));
+            print_partners_table_and_workflow(&value);
             println!(
                 "  use it from a shell: set -a; . {}; set +a",
                 running.env_file.display()
@@ -285,12 +280,7 @@ async fn up(options: &UpOptions) -> Result<Option<stack::Running>, String> {
                 running.functions.join(", ")
             );
             println!("  orders API       {}/orders", value("ORDERS_API_URL"));
-            println!(
-                "  partners         {}  (simulator; ledger at /admin/ledger)",
-                value("PARTNER_SIMULATOR_URL")
-            );
-            println!("  table            {}", value("TABLE_NAME"));
-            println!("  state machine    {}", value("STATE_MACHINE_ARN"));
+            print_partners_table_and_workflow(&value);
             println!(
                 "  releases         new orders start through the alias `live` on the version this\n                   deploy published (orderctl releases); definitions are pinned per\n                   execution, function code is not: cargo lambda watch serves one build\n                   per function (README, \"Releasing a new version\")"
             );
@@ -345,4 +335,14 @@ async fn exec(options: &UpOptions, command: &[String]) -> Result<ExitCode, Strin
         );
     }
     outcome.map(ExitCode::from)
+}
+
+/// The lines both stacks print alike: the partner simulator, the table, the workflow.
+fn print_partners_table_and_workflow(value: &dyn Fn(&str) -> String) {
+    println!(
+        "  partners         {}  (simulator; ledger at /admin/ledger)",
+        value("PARTNER_SIMULATOR_URL")
+    );
+    println!("  table            {}", value("TABLE_NAME"));
+    println!("  state machine    {}", value("STATE_MACHINE_ARN"));
 }

@@ -13,15 +13,24 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use std::collections::{BTreeMap, HashMap};
 
 impl OrderStore {
+    /// An UpdateItem of the step's item.
+    fn update_step_item(
+        &self,
+        id: &OrderId,
+        step: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, step)))
+    }
+
     /// Counts an attempt at `step` and marks it under way, unless it already succeeded,
     /// in which case its recorded result comes back and nothing is changed.
     pub async fn begin_step(&self, id: &OrderId, step: &str) -> Result<StepStart, StoreError> {
         let now = now();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(step_key(id, step)))
+            .update_step_item(id, step)
             .update_expression(
                 "SET #status = :started, order_id = :id, step = :step, \
                  started_at = if_not_exists(started_at, :now), updated_at = :now \
@@ -154,10 +163,7 @@ impl OrderStore {
         error: &ActivityError,
     ) -> Result<(), StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(step_key(id, step)))
+            .update_step_item(id, step)
             .update_expression(
                 "SET #status = :failed, #error = :error, error_message = :message, \
                  finished_at = :now, updated_at = :now",
