@@ -6,6 +6,7 @@ use crate::order::OrderId;
 use crate::status::OrderStatus;
 use crate::store::keys::{order_pk, BY_MERCHANT_INDEX, BY_STATUS_INDEX};
 use crate::store::{OrderRecord, StepRecord, StoreError};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 impl OrderStore {
     /// The order and all of its step items, in one consistent query.
@@ -46,23 +47,10 @@ impl OrderStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut condition = String::from("gsi2pk = :status");
-        let mut request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_STATUS_INDEX)
-            .expression_attribute_values(":status", s(format!("STATUS#{status}")));
-        if let Some(before) = before {
-            condition.push_str(" AND gsi2sk < :before");
-            request = request.expression_attribute_values(":before", s(before));
-        }
-        self.collect(
-            request.key_condition_expression(condition),
-            limit,
-            "Query(by status)",
-        )
-        .await
+        let bound = before.map(|before| ("gsi2sk < :bound", before));
+        let key = (BY_STATUS_INDEX, "gsi2pk", s(format!("STATUS#{status}")));
+        self.query_index(key, bound, limit, "Query(by status)")
+            .await
     }
 
     /// A merchant's orders created at or after `since` (an RFC 3339 time), oldest first,
@@ -73,23 +61,39 @@ impl OrderStore {
         since: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut condition = String::from("gsi1pk = :merchant");
+        let bound = since.map(|since| ("gsi1sk >= :bound", since));
+        let key = (
+            BY_MERCHANT_INDEX,
+            "gsi1pk",
+            s(format!("MERCHANT#{merchant_id}")),
+        );
+        self.query_index(key, bound, limit, "Query(by merchant)")
+            .await
+    }
+
+    /// A Query of `index` for the items whose partition key `key` is `value` and, with a
+    /// `bound`, whose sort key meets its condition (on `:bound`); at most `limit`.
+    async fn query_index(
+        &self,
+        (index, key, value): (&str, &str, AttributeValue),
+        bound: Option<(&str, &str)>,
+        limit: usize,
+        what: &'static str,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut condition = format!("{key} = :key");
         let mut request = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(BY_MERCHANT_INDEX)
-            .expression_attribute_values(":merchant", s(format!("MERCHANT#{merchant_id}")));
-        if let Some(since) = since {
-            condition.push_str(" AND gsi1sk >= :since");
-            request = request.expression_attribute_values(":since", s(since));
+            .index_name(index)
+            .expression_attribute_values(":key", value);
+        if let Some((sort_condition, bound)) = bound {
+            condition.push_str(" AND ");
+            condition.push_str(sort_condition);
+            request = request.expression_attribute_values(":bound", s(bound));
         }
-        self.collect(
-            request.key_condition_expression(condition),
-            limit,
-            "Query(by merchant)",
-        )
-        .await
+        self.collect(request.key_condition_expression(condition), limit, what)
+            .await
     }
 
     async fn collect(
