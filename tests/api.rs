@@ -40,94 +40,70 @@ async fn malformed_json_is_refused_with_its_position() {
     assert_eq!(stack.orders_of_merchant(&merchant).await, 0);
 }
 
-#[tokio::test]
-async fn wrong_types_are_each_named() {
+/// Posts a valid order of a merchant of its own with `changes` (JSON pointer, new value)
+/// made, and checks it is refused as [`assert_refused`] says.
+async fn refused_when(changes: &[(&str, Value)], problems: &[&str]) {
     let stack = Stack::connect().await;
     let merchant = unique_merchant();
     let mut order = valid_order(&merchant);
-    order["kind"] = json!(7);
-    order["lines"][0]["quantity"] = json!("two");
-    order["delivery_address"]["city"] = json!(["Berlin"]);
-    assert_refused(
-        &stack,
-        &merchant,
-        &order.to_string(),
-        &[
-            "kind: must be a string, not a number",
-            "lines[0].quantity: must be a number, not a string",
-            "delivery_address.city: must be a string, not an array",
-        ],
-    )
-    .await;
+    for (pointer, value) in changes {
+        match order.pointer_mut(pointer) {
+            Some(slot) => *slot = value.clone(),
+            None => panic!("the valid order has no {pointer}"),
+        }
+    }
+    assert_refused(&stack, &merchant, &order.to_string(), problems).await;
+}
+
+#[tokio::test]
+async fn wrong_types_are_each_named() {
+    let changes = [
+        ("/kind", json!(7)),
+        ("/lines/0/quantity", json!("two")),
+        ("/delivery_address/city", json!(["Berlin"])),
+    ];
+    let problems = [
+        "kind: must be a string, not a number",
+        "lines[0].quantity: must be a number, not a string",
+        "delivery_address.city: must be a string, not an array",
+    ];
+    refused_when(&changes, &problems).await;
 }
 
 #[tokio::test]
 async fn an_unknown_sku_is_refused() {
-    let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    let body = with(valid_order(&merchant), "/lines/1/sku", json!("T-1000"));
-    assert_refused(
-        &stack,
-        &merchant,
-        &body,
-        &["lines[1].sku: unknown SKU \"T-1000\""],
-    )
-    .await;
+    let problems = ["lines[1].sku: unknown SKU \"T-1000\""];
+    refused_when(&[("/lines/1/sku", json!("T-1000"))], &problems).await;
 }
 
 #[tokio::test]
 async fn a_quantity_of_zero_or_over_fifty_is_refused() {
-    let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    let mut order = valid_order(&merchant);
-    order["lines"][0]["quantity"] = json!(0);
-    order["lines"][1]["quantity"] = json!(51);
-    assert_refused(
-        &stack,
-        &merchant,
-        &order.to_string(),
-        &[
-            "lines[0].quantity: must be between 1 and 50",
-            "lines[1].quantity: must be between 1 and 50",
-        ],
-    )
-    .await;
+    let changes = [
+        ("/lines/0/quantity", json!(0)),
+        ("/lines/1/quantity", json!(51)),
+    ];
+    let problems = [
+        "lines[0].quantity: must be between 1 and 50",
+        "lines[1].quantity: must be between 1 and 50",
+    ];
+    refused_when(&changes, &problems).await;
 }
 
 #[tokio::test]
 async fn missing_address_fields_are_each_named() {
-    let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    let body = with(
-        valid_order(&merchant),
-        "/delivery_address",
-        json!({"name": "Café Blau", "country": "DE"}),
-    );
-    assert_refused(
-        &stack,
-        &merchant,
-        &body,
-        &[
-            "delivery_address.line1: is required",
-            "delivery_address.city: is required",
-            "delivery_address.postal_code: is required",
-        ],
-    )
-    .await;
+    let address = json!({"name": "Café Blau", "country": "DE"});
+    let problems =
+        ["line1", "city", "postal_code"].map(|f| format!("delivery_address.{f}: is required"));
+    let problems: Vec<&str> = problems.iter().map(String::as_str).collect();
+    refused_when(&[("/delivery_address", address)], &problems).await;
 }
 
 #[tokio::test]
 async fn a_replacement_without_serials_is_refused() {
-    let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    let body = with(valid_order(&merchant), "/kind", json!("replacement"));
-    assert_refused(
-        &stack,
-        &merchant,
-        &body,
-        &["replace_serials: is required for replacement orders: the serials of the faulty terminals"],
-    )
-    .await;
+    let problems = [
+        "replace_serials: is required for replacement orders: the serials of the faulty terminals",
+    ];
+    refused_when(&[("/kind", json!("replacement"))], &problems).await;
 }
 
 #[tokio::test]
@@ -255,8 +231,13 @@ async fn an_unknown_order_id_is_404() {
 /// have (on AWS as on MiniStack): the function never sees it, so its own 404/405 JSON
 /// errors are reached only where the function serves every path (the moto stack's
 /// function URL).
-fn refused_by_api_gateway(status: u16, body: &Value) -> bool {
-    status == 403 && body["message"] == "Missing Authentication Token"
+fn assert_refused_by_api_gateway(reply: &Reply) {
+    assert!(
+        reply.status == 403 && reply.body["message"] == "Missing Authentication Token",
+        "not API Gateway's refusal: {} {}",
+        reply.status,
+        reply.text
+    );
 }
 
 #[tokio::test]
@@ -266,12 +247,7 @@ async fn unknown_routes_and_wrong_methods_get_json_errors() {
         let unknown = stack.get("/merchants").await;
         let wrong_method = stack.send_to_api("DELETE", "/orders").await;
         for reply in [unknown, wrong_method] {
-            assert!(
-                refused_by_api_gateway(reply.status, &reply.body),
-                "{} {}",
-                reply.status,
-                reply.text
-            );
+            assert_refused_by_api_gateway(&reply);
         }
         return;
     }
@@ -389,12 +365,7 @@ async fn cancelling_an_unknown_order_is_404_and_a_get_on_the_cancel_route_is_405
     );
     let reply = stack.get(&format!("/orders/{unknown}/cancel")).await;
     if Backend::current() == Backend::MiniStack {
-        assert!(
-            refused_by_api_gateway(reply.status, &reply.body),
-            "{} {}",
-            reply.status,
-            reply.text
-        );
+        assert_refused_by_api_gateway(&reply);
         return;
     }
     assert_eq!(
