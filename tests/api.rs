@@ -409,11 +409,9 @@ fn leaks(text: &str) -> Vec<&'static str> {
 #[tokio::test]
 async fn an_order_refused_by_a_partner_shows_our_sentence_not_the_partners_answer() {
     let stack = Stack::connect().await;
-    let merchant = stack
-        .partners()
-        .merchant_with(json!([{"partner": "payments", "operation": "charge", "fault": "refuse"}]))
+    let (id, _) = stack
+        .place_under(json!([{"partner": "payments", "operation": "charge", "fault": "refuse"}]))
         .await;
-    let (id, _) = stack.place(&valid_order(&merchant)).await;
     let view = stack
         .wait_for_status(&id, &["FAILED", "REJECTED", "COMPLETED"])
         .await;

@@ -323,13 +323,11 @@ async fn slow_partners_that_acted_after_the_caller_timed_out_take_effect_exactly
 async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
     let stack = Stack::connect().await;
     // Provisioning is down: the order waits, charged, for the partner to come back.
-    let merchant = stack
-        .partners()
-        .merchant_with(
+    let (id, arn) = stack
+        .place_under(
             json!([{"partner": "terminals", "operation": "provision", "fault": "unavailable"}]),
         )
         .await;
-    let (id, arn) = stack.place(&valid_order(&merchant)).await;
     stack
         .wait_for(&id, "charged", |v| v["status"] == "PAYMENT_TAKEN")
         .await;
@@ -357,11 +355,9 @@ async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
 #[tokio::test]
 async fn an_order_that_has_shipped_cannot_be_cancelled() {
     let stack = Stack::connect().await;
-    let merchant = stack
-        .partners()
-        .merchant_with(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
+    let (id, _) = stack
+        .place_under(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
         .await;
-    let (id, _) = stack.place(&valid_order(&merchant)).await;
     stack
         .wait_for(&id, "shipped", |v| v["status"] == "SHIPPED")
         .await;
@@ -379,11 +375,9 @@ async fn an_order_that_has_shipped_cannot_be_cancelled() {
 #[tokio::test]
 async fn a_delivery_event_sent_twice_resumes_the_order_once() {
     let stack = Stack::connect().await;
-    let merchant = stack
-        .partners()
-        .merchant_with(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
+    let (id, arn) = stack
+        .place_under(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
         .await;
-    let (id, arn) = stack.place(&valid_order(&merchant)).await;
     let shipped = stack
         .wait_for(&id, "waiting for its delivery", |v| {
             v["status"] == "SHIPPED" && step(v, "AwaitDelivery")["status"] == "STARTED"
@@ -443,14 +437,12 @@ async fn a_delivery_event_sent_twice_resumes_the_order_once() {
 #[tokio::test]
 async fn a_compensation_that_keeps_failing_puts_the_order_in_the_dead_letter_queue() {
     let stack = Stack::connect().await;
-    let merchant = stack
-        .partners()
-        .merchant_with(json!([
+    let (id, arn) = stack
+        .place_under(json!([
             {"partner": "payments", "operation": "charge", "fault": "refuse"},
             {"partner": "warehouse", "operation": "release", "fault": "refuse"}
         ]))
         .await;
-    let (id, arn) = stack.place(&valid_order(&merchant)).await;
     assert_eq!(stack.execution_status(&arn).await, "FAILED");
     let message = stack.dead_letter_for(&id).await;
     assert_eq!(message["execution_arn"], arn.as_str());

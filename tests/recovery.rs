@@ -174,11 +174,9 @@ async fn an_order_resumed_as_often_as_allowed_is_parked_once_with_the_reason() {
 #[tokio::test]
 async fn resuming_an_order_whose_execution_is_running_is_refused() {
     let stack = Stack::connect().await;
-    let merchant = stack
-        .partners()
-        .merchant_with(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
+    let (id, arn) = stack
+        .place_under(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
         .await;
-    let (id, arn) = stack.place(&valid_order(&merchant)).await;
     stack
         .wait_for(&id, "shipped", |v| v["status"] == "SHIPPED")
         .await;
@@ -196,14 +194,12 @@ async fn resuming_an_order_whose_execution_is_running_is_refused() {
 #[tokio::test]
 async fn a_dead_lettered_order_finishes_its_rollback_when_resumed_and_keeps_its_first_reason() {
     let stack = Stack::connect().await;
-    let merchant = stack
-        .partners()
-        .merchant_with(json!([
+    let (id, arn) = stack
+        .place_under(json!([
             {"partner": "payments", "operation": "charge", "fault": "refuse"},
             {"partner": "warehouse", "operation": "release", "fault": "refuse", "count": 1}
         ]))
         .await;
-    let (id, arn) = stack.place(&valid_order(&merchant)).await;
     assert_eq!(stack.execution_status(&arn).await, "FAILED");
     let stuck: Value = stack.get(&format!("/orders/{id}")).await.body;
     assert_eq!(stuck["status"], "COMPENSATING", "{stuck}");

@@ -142,6 +142,13 @@ impl Stack {
         (id, arn)
     }
 
+    /// Places a valid order for a merchant of its own, for whom the partners apply the
+    /// fault `rules` (see [`Partners::merchant_with`]); returns the order id and the ARN.
+    pub async fn place_under(&self, rules: Value) -> (String, String) {
+        let merchant = self.partners().merchant_with(rules).await;
+        self.place(&valid_order(&merchant)).await
+    }
+
     /// The ARN of the execution named `name` of the order workflow.
     pub fn execution_arn(&self, name: &str) -> String {
         order_core::recovery::Workflow {
