@@ -2,7 +2,7 @@
 //! every problem listed and nothing written; idempotency keys replay or refuse.
 
 use serde_json::{json, Value};
-use system_tests::{unique_key, unique_merchant, valid_order, Backend, Reply, Stack};
+use system_tests::{fault, unique_key, unique_merchant, valid_order, Backend, Reply, Stack};
 
 /// Posts `body` and checks it was refused with 400 and exactly `problems`, with no order,
 /// no idempotency key and so no execution written for it.
@@ -410,7 +410,7 @@ fn leaks(text: &str) -> Vec<&'static str> {
 async fn an_order_refused_by_a_partner_shows_our_sentence_not_the_partners_answer() {
     let stack = Stack::connect().await;
     let (id, _) = stack
-        .place_under(json!([{"partner": "payments", "operation": "charge", "fault": "refuse"}]))
+        .place_under(json!([fault("payments", "charge", "refuse")]))
         .await;
     let view = stack
         .wait_for_status(&id, &["FAILED", "REJECTED", "COMPLETED"])

@@ -10,8 +10,8 @@
 use order_core::Order;
 use serde_json::{json, Value};
 use system_tests::{
-    catalogue, order_of_kind, skip_on, step, steps, unique_key, unique_merchant, valid_order,
-    Backend, Ledger, Stack,
+    catalogue, fault, order_of_kind, skip_on, step, steps, unique_key, unique_merchant,
+    valid_order, Backend, Ledger, Stack,
 };
 
 const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
@@ -168,11 +168,7 @@ async fn a_replacement_is_not_charged_deactivates_the_faulty_terminals_and_gets_
 #[tokio::test]
 async fn a_declined_payment_releases_the_stock_and_fails_the_order_with_the_reason() {
     let stack = Stack::connect().await;
-    let (id, arn, view) = run_with(
-        &stack,
-        json!([{"partner": "payments", "operation": "charge", "fault": "refuse"}]),
-    )
-    .await;
+    let (id, arn, view) = run_with(&stack, json!([fault("payments", "charge", "refuse")])).await;
     assert_failed_at(&view, "TakePayment", "Payment.Declined");
     assert!(
         view["failure"]["reason"]
@@ -197,9 +193,7 @@ async fn refused_provisioning_refunds_the_payment_and_releases_the_stock() {
     let stack = Stack::connect().await;
     let merchant = stack
         .partners()
-        .merchant_with(
-            json!([{"partner": "terminals", "operation": "provision", "fault": "refuse"}]),
-        )
+        .merchant_with(json!([fault("terminals", "provision", "refuse")]))
         .await;
     let (id, arn, view) = run(&stack, &valid_order(&merchant)).await;
     assert_failed_at(&view, "ProvisionTerminals", "Provisioning.Rejected");
@@ -227,11 +221,7 @@ async fn refused_provisioning_refunds_the_payment_and_releases_the_stock() {
 #[tokio::test]
 async fn a_refused_shipment_deprovisions_refunds_and_releases() {
     let stack = Stack::connect().await;
-    let (id, _, view) = run_with(
-        &stack,
-        json!([{"partner": "courier", "operation": "ship", "fault": "refuse"}]),
-    )
-    .await;
+    let (id, _, view) = run_with(&stack, json!([fault("courier", "ship", "refuse")])).await;
     assert_failed_at(&view, "ArrangeShipment", "Shipment.Rejected");
     let ledger = stack.partners().ledger(&id).await;
     assert_eq!(
@@ -324,9 +314,7 @@ async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
     let stack = Stack::connect().await;
     // Provisioning is down: the order waits, charged, for the partner to come back.
     let (id, arn) = stack
-        .place_under(
-            json!([{"partner": "terminals", "operation": "provision", "fault": "unavailable"}]),
-        )
+        .place_under(json!([fault("terminals", "provision", "unavailable")]))
         .await;
     stack
         .wait_for(&id, "charged", |v| v["status"] == "PAYMENT_TAKEN")
@@ -356,7 +344,7 @@ async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
 async fn an_order_that_has_shipped_cannot_be_cancelled() {
     let stack = Stack::connect().await;
     let (id, _) = stack
-        .place_under(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
+        .place_under(json!([fault("courier", "deliver", "hold")]))
         .await;
     stack
         .wait_for(&id, "shipped", |v| v["status"] == "SHIPPED")
@@ -376,7 +364,7 @@ async fn an_order_that_has_shipped_cannot_be_cancelled() {
 async fn a_delivery_event_sent_twice_resumes_the_order_once() {
     let stack = Stack::connect().await;
     let (id, arn) = stack
-        .place_under(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
+        .place_under(json!([fault("courier", "deliver", "hold")]))
         .await;
     let shipped = stack
         .wait_for(&id, "waiting for its delivery", |v| {
@@ -439,8 +427,8 @@ async fn a_compensation_that_keeps_failing_puts_the_order_in_the_dead_letter_que
     let stack = Stack::connect().await;
     let (id, arn) = stack
         .place_under(json!([
-            {"partner": "payments", "operation": "charge", "fault": "refuse"},
-            {"partner": "warehouse", "operation": "release", "fault": "refuse"}
+            fault("payments", "charge", "refuse"),
+            fault("warehouse", "release", "refuse")
         ]))
         .await;
     assert_eq!(stack.execution_status(&arn).await, "FAILED");

@@ -6,7 +6,7 @@
 //! orders carry too.
 
 use serde_json::{json, Value};
-use system_tests::{unique_key, unique_merchant, valid_order, Stack};
+use system_tests::{fault, unique_key, unique_merchant, valid_order, Stack};
 
 const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
 
@@ -31,7 +31,7 @@ async fn no_function_logs_a_delivery_address_a_name_or_a_secret() {
     let plain = unique_merchant();
     let declining = stack
         .partners()
-        .merchant_with(json!([{"partner": "payments", "operation": "charge", "fault": "refuse"}]))
+        .merchant_with(json!([fault("payments", "charge", "refuse")]))
         .await;
     let (completed, _) = stack.place(&marked_order(&plain, &marker)).await;
     let (declined, _) = stack.place(&marked_order(&declining, &marker)).await;

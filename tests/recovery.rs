@@ -13,7 +13,7 @@ use order_core::store::OrderStore;
 use order_core::{OrderId, OrderStatus};
 use serde_json::{json, Value};
 use std::time::Duration;
-use system_tests::{step, valid_order, Stack};
+use system_tests::{fault, step, valid_order, Stack};
 
 const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
 
@@ -175,7 +175,7 @@ async fn an_order_resumed_as_often_as_allowed_is_parked_once_with_the_reason() {
 async fn resuming_an_order_whose_execution_is_running_is_refused() {
     let stack = Stack::connect().await;
     let (id, arn) = stack
-        .place_under(json!([{"partner": "courier", "operation": "deliver", "fault": "hold"}]))
+        .place_under(json!([fault("courier", "deliver", "hold")]))
         .await;
     stack
         .wait_for(&id, "shipped", |v| v["status"] == "SHIPPED")
@@ -196,7 +196,7 @@ async fn a_dead_lettered_order_finishes_its_rollback_when_resumed_and_keeps_its_
     let stack = Stack::connect().await;
     let (id, arn) = stack
         .place_under(json!([
-            {"partner": "payments", "operation": "charge", "fault": "refuse"},
+            fault("payments", "charge", "refuse"),
             {"partner": "warehouse", "operation": "release", "fault": "refuse", "count": 1}
         ]))
         .await;

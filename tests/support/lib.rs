@@ -401,6 +401,11 @@ impl Partners {
     }
 }
 
+/// A fault rule of the partner simulator: `fault` on every `operation` at `partner`.
+pub fn fault(partner: &str, operation: &str, fault: &str) -> Value {
+    serde_json::json!({"partner": partner, "operation": operation, "fault": fault})
+}
+
 /// One order's entries in the partner ledger.
 #[derive(Debug)]
 pub struct Ledger(pub Value);
