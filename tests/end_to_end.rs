@@ -182,10 +182,12 @@ async fn a_declined_payment_releases_the_stock_and_fails_the_order_with_the_reas
     assert_eq!(step(&view, "ReleaseStock")["status"], "SUCCEEDED");
     assert_eq!(stack.execution_status(&arn).await, "SUCCEEDED");
     let ledger = stack.partners().ledger(&id).await;
-    assert_eq!(ledger.statuses("reservations"), ["released"], "{ledger:?}");
-    assert_eq!(ledger.entries("charges"), Vec::<Value>::new());
-    assert_eq!(ledger.entries("terminals"), Vec::<Value>::new());
-    assert_eq!(ledger.entries("shipments"), Vec::<Value>::new());
+    ledger.assert_statuses(&[
+        ("reservations", &["released"]),
+        ("charges", &[]),
+        ("terminals", &[]),
+        ("shipments", &[]),
+    ]);
 }
 
 #[tokio::test]
@@ -199,9 +201,11 @@ async fn refused_provisioning_refunds_the_payment_and_releases_the_stock() {
     assert_failed_at(&view, "ProvisionTerminals", "Provisioning.Rejected");
     assert_eq!(stack.execution_status(&arn).await, "SUCCEEDED");
     let ledger = stack.partners().ledger(&id).await;
-    assert_eq!(ledger.statuses("charges"), ["refunded"], "{ledger:?}");
-    assert_eq!(ledger.statuses("reservations"), ["released"], "{ledger:?}");
-    assert_eq!(ledger.entries("terminals"), Vec::<Value>::new());
+    ledger.assert_statuses(&[
+        ("charges", &["refunded"]),
+        ("reservations", &["released"]),
+        ("terminals", &[]),
+    ]);
     // The compensations ran, each once, in reverse order of the steps they undo.
     let ran: Vec<String> = steps(&view).into_iter().map(|s| s.0).collect();
     let compensations = [
@@ -229,9 +233,11 @@ async fn a_refused_shipment_deprovisions_refunds_and_releases() {
         vec!["deprovisioned"; 3],
         "{ledger:?}"
     );
-    assert_eq!(ledger.statuses("charges"), ["refunded"], "{ledger:?}");
-    assert_eq!(ledger.statuses("reservations"), ["released"], "{ledger:?}");
-    assert_eq!(ledger.entries("shipments"), Vec::<Value>::new());
+    ledger.assert_statuses(&[
+        ("charges", &["refunded"]),
+        ("reservations", &["released"]),
+        ("shipments", &[]),
+    ]);
     assert_eq!(step(&view, "CancelShipment")["status"], "SUCCEEDED");
 }
 
@@ -304,9 +310,11 @@ async fn slow_partners_that_acted_after_the_caller_timed_out_take_effect_exactly
         );
     }
     let ledger = stack.partners().ledger(&id).await;
-    assert_eq!(ledger.statuses("reservations"), ["reserved"], "{ledger:?}");
-    assert_eq!(ledger.statuses("charges"), ["captured"], "{ledger:?}");
-    assert_eq!(ledger.statuses("shipments"), ["delivered"], "{ledger:?}");
+    ledger.assert_statuses(&[
+        ("reservations", &["reserved"]),
+        ("charges", &["captured"]),
+        ("shipments", &["delivered"]),
+    ]);
 }
 
 #[tokio::test]
@@ -316,9 +324,7 @@ async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
     let (id, arn) = stack
         .place_under(json!([fault("terminals", "provision", "unavailable")]))
         .await;
-    stack
-        .wait_for(&id, "charged", |v| v["status"] == "PAYMENT_TAKEN")
-        .await;
+    stack.wait_for_status(&id, &["PAYMENT_TAKEN"]).await;
     let reply = stack.post(&format!("/orders/{id}/cancel")).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     assert_eq!(reply.body["status"], "CANCELLING");
@@ -334,10 +340,12 @@ async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
     assert_eq!(view["failure"]["error"], "Order.Cancelled");
     assert_eq!(stack.execution_status(&arn).await, "SUCCEEDED");
     let ledger = stack.partners().ledger(&id).await;
-    assert_eq!(ledger.statuses("charges"), ["refunded"], "{ledger:?}");
-    assert_eq!(ledger.statuses("reservations"), ["released"], "{ledger:?}");
-    assert_eq!(ledger.entries("terminals"), Vec::<Value>::new());
-    assert_eq!(ledger.entries("shipments"), Vec::<Value>::new());
+    ledger.assert_statuses(&[
+        ("charges", &["refunded"]),
+        ("reservations", &["released"]),
+        ("terminals", &[]),
+        ("shipments", &[]),
+    ]);
 }
 
 #[tokio::test]
@@ -346,9 +354,7 @@ async fn an_order_that_has_shipped_cannot_be_cancelled() {
     let (id, _) = stack
         .place_under(json!([fault("courier", "deliver", "hold")]))
         .await;
-    stack
-        .wait_for(&id, "shipped", |v| v["status"] == "SHIPPED")
-        .await;
+    stack.wait_for_status(&id, &["SHIPPED"]).await;
     let reply = stack.post(&format!("/orders/{id}/cancel")).await;
     assert_eq!(reply.status, 409, "{}", reply.text);
     assert_eq!(reply.body["code"], "order_not_cancellable");
@@ -356,8 +362,7 @@ async fn an_order_that_has_shipped_cannot_be_cancelled() {
     let view = stack.wait_for_status(&id, &ENDED).await;
     assert_eq!(view["status"], "COMPLETED", "{view}");
     let ledger = stack.partners().ledger(&id).await;
-    assert_eq!(ledger.statuses("charges"), ["captured"], "{ledger:?}");
-    assert_eq!(ledger.statuses("shipments"), ["delivered"], "{ledger:?}");
+    ledger.assert_statuses(&[("charges", &["captured"]), ("shipments", &["delivered"])]);
 }
 
 #[tokio::test]
@@ -449,8 +454,7 @@ async fn a_compensation_that_keeps_failing_puts_the_order_in_the_dead_letter_que
     assert_eq!(step(&view, "ReleaseStock")["status"], "FAILED");
     let ledger = stack.partners().ledger(&id).await;
     // The stock it could not give back is still held: that is what the operator fixes.
-    assert_eq!(ledger.statuses("reservations"), ["reserved"], "{ledger:?}");
-    assert_eq!(ledger.entries("charges"), Vec::<Value>::new());
+    ledger.assert_statuses(&[("reservations", &["reserved"]), ("charges", &[])]);
 }
 
 #[tokio::test]

@@ -567,7 +567,9 @@ async fn resume_latest_stops_the_running_execution_and_the_order_completes_on_a_
     assert_eq!(done["status"], "COMPLETED", "{done}");
     assert_eq!(stack.execution_status(&resumed_arn).await, "SUCCEEDED");
     let ledger = stack.partners().ledger(&id).await;
-    assert_eq!(ledger.statuses("charges"), ["captured"], "{ledger:?}");
-    assert_eq!(ledger.statuses("shipments"), ["delivered"], "{ledger:?}");
-    assert_eq!(ledger.statuses("reservations"), ["reserved"], "{ledger:?}");
+    ledger.assert_statuses(&[
+        ("charges", &["captured"]),
+        ("shipments", &["delivered"]),
+        ("reservations", &["reserved"]),
+    ]);
 }

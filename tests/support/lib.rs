@@ -416,6 +416,13 @@ impl Ledger {
         self.0[kind].as_array().cloned().unwrap_or_default()
     }
 
+    /// Checks the `status` of every entry of each kind named (`[]`: no entry at all).
+    pub fn assert_statuses(&self, expected: &[(&str, &[&str])]) {
+        for (kind, statuses) in expected {
+            assert_eq!(self.statuses(kind), *statuses, "{kind}: {self:?}");
+        }
+    }
+
     /// The `status` of every entry of one kind, in ledger order.
     pub fn statuses(&self, kind: &str) -> Vec<String> {
         self.entries(kind)
