@@ -101,6 +101,15 @@ impl ActivityOutput {
 /// Partner references and results a step records on its step item.
 pub use crate::store::References;
 
+/// A step's partner references from `(name, value)` pairs, leaving out a pair whose value
+/// is `None` (an undo that found nothing to undo has no partner id to record).
+pub fn references<const N: usize>(pairs: [(&str, Option<String>); N]) -> References {
+    pairs
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+        .collect()
+}
+
 /// Reads an activity's input from the raw event, with a clear error (never retried)
 /// when the state machine sent something else.
 pub fn parse_input<T: DeserializeOwned>(event: serde_json::Value) -> Result<T, ActivityError> {

@@ -3,7 +3,7 @@
 //! cancelled. A refusal (undeliverable address) is `Shipment.Rejected` (never retried);
 //! undone by CancelShipment.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
+use order_core::activity::{self, ActivityInput, ActivityOutput, Move};
 use order_core::partners::Courier;
 use order_core::steps::ARRANGE_SHIPMENT as STEP;
 use order_core::store::Ledger;
@@ -22,9 +22,9 @@ pub async fn handle(
             .ship(&call, &order.order.delivery_address, parcels)
             .await
             .map_err(call.refused_as(ErrorName::ShipmentRejected))?;
-        Ok(References::from([
-            ("shipment_id".to_owned(), shipment.shipment_id),
-            ("tracking_number".to_owned(), shipment.tracking_number),
+        Ok(activity::references([
+            ("shipment_id", Some(shipment.shipment_id)),
+            ("tracking_number", Some(shipment.tracking_number)),
         ]))
     })
     .await

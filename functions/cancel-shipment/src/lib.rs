@@ -3,7 +3,7 @@
 //! cannot be cancelled: that refusal is permanent and puts the order in front of an
 //! operator (dead-letter queue).
 
-use order_core::activity::{self, ActivityOutput, CompensationInput, References};
+use order_core::activity::{self, ActivityOutput, CompensationInput};
 use order_core::partners::Courier;
 use order_core::steps::CANCEL_SHIPMENT as STEP;
 use order_core::store::Ledger;
@@ -20,12 +20,10 @@ pub async fn handle(
             .cancel(&call)
             .await
             .map_err(call.refused_as(ErrorName::PartnerRejected))?;
-        let mut references =
-            References::from([("cancelled".to_owned(), cancellation.cancelled.to_string())]);
-        if let Some(shipment) = cancellation.shipment_id {
-            references.insert("shipment_id".to_owned(), shipment);
-        }
-        Ok(references)
+        Ok(activity::references([
+            ("cancelled", Some(cancellation.cancelled.to_string())),
+            ("shipment_id", cancellation.shipment_id),
+        ]))
     })
     .await
 }

@@ -2,7 +2,7 @@
 //! the faulty terminals back with. The order stays STOCK_RESERVED. A refusal is
 //! `Shipment.Rejected` (never retried). Not undone: an unused label costs nothing.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
+use order_core::activity::{self, ActivityInput, ActivityOutput, Move};
 use order_core::partners::Courier;
 use order_core::steps::CREATE_RETURN_LABEL as STEP;
 use order_core::store::Ledger;
@@ -24,9 +24,9 @@ pub async fn handle(
             )
             .await
             .map_err(call.refused_as(ErrorName::ShipmentRejected))?;
-        Ok(References::from([
-            ("return_label_id".to_owned(), label.return_label_id),
-            ("label_url".to_owned(), label.label_url),
+        Ok(activity::references([
+            ("return_label_id", Some(label.return_label_id)),
+            ("label_url", Some(label.label_url)),
         ]))
     })
     .await

@@ -3,7 +3,7 @@
 //! `Provisioning.Rejected` (never retried). Not undone: a terminal reported faulty stays
 //! deactivated whatever becomes of its replacement.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
+use order_core::activity::{self, ActivityInput, ActivityOutput, Move};
 use order_core::partners::Terminals;
 use order_core::steps::DEACTIVATE_FAULTY_TERMINALS as STEP;
 use order_core::store::Ledger;
@@ -27,9 +27,10 @@ pub async fn handle(
             .deactivate(&call, &order.order.replace_serials)
             .await
             .map_err(call.refused_as(ErrorName::ProvisioningRejected))?;
-        Ok(References::from([(
-            "deactivated_serials".to_owned(),
-            deactivation.deactivated.join(","),
+        let serials = deactivation.deactivated.join(",");
+        Ok(activity::references([(
+            "deactivated_serials",
+            Some(serials),
         )]))
     })
     .await

@@ -2,7 +2,7 @@
 //! back from the merchant in the terminal management system. Safe when none were
 //! provisioned.
 
-use order_core::activity::{self, ActivityOutput, CompensationInput, References};
+use order_core::activity::{self, ActivityOutput, CompensationInput};
 use order_core::partners::Terminals;
 use order_core::steps::DEPROVISION_TERMINALS as STEP;
 use order_core::store::Ledger;
@@ -19,9 +19,10 @@ pub async fn handle(
             .deprovision(&call)
             .await
             .map_err(call.refused_as(ErrorName::PartnerRejected))?;
-        Ok(References::from([(
-            "deprovisioned".to_owned(),
-            deprovisioning.deprovisioned.join(","),
+        let terminal_ids = deprovisioning.deprovisioned.join(",");
+        Ok(activity::references([(
+            "deprovisioned",
+            Some(terminal_ids),
         )]))
     })
     .await

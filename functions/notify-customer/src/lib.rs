@@ -2,7 +2,7 @@
 //! machine catches every failure and completes the order anyway; the order's status does
 //! not change here (DELIVERED).
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
+use order_core::activity::{self, ActivityInput, ActivityOutput, Move};
 use order_core::partners::Notifications;
 use order_core::steps::NOTIFY_CUSTOMER as STEP;
 use order_core::store::Ledger;
@@ -29,9 +29,9 @@ pub async fn handle(
             .send(&call, TEMPLATE, data)
             .await
             .map_err(call.refused_as(ErrorName::PartnerRejected))?;
-        Ok(References::from([(
-            "message_id".to_owned(),
-            message.message_id,
+        Ok(activity::references([(
+            "message_id",
+            Some(message.message_id),
         )]))
     })
     .await

@@ -3,7 +3,7 @@
 //! STOCK_RESERVED for a replacement, which is not charged). A refusal is
 //! `Provisioning.Rejected` (never retried); undone by DeprovisionTerminals.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
+use order_core::activity::{self, ActivityInput, ActivityOutput, Move};
 use order_core::partners::Terminals;
 use order_core::steps::PROVISION_TERMINALS as STEP;
 use order_core::store::{Ledger, OrderRecord};
@@ -30,10 +30,8 @@ pub async fn handle(
             .provision(&call, &order.order.lines)
             .await
             .map_err(call.refused_as(ErrorName::ProvisioningRejected))?;
-        Ok(References::from([(
-            "terminal_ids".to_owned(),
-            provisioning.terminal_ids.join(","),
-        )]))
+        let terminal_ids = provisioning.terminal_ids.join(",");
+        Ok(activity::references([("terminal_ids", Some(terminal_ids))]))
     })
     .await
 }

@@ -1,7 +1,7 @@
 //! RefundPayment (compensation of TakePayment): refunds what the order was charged. Safe
 //! when nothing was charged; a replacement, free under warranty, is not even asked about.
 
-use order_core::activity::{self, ActivityOutput, CompensationInput, References};
+use order_core::activity::{self, ActivityOutput, CompensationInput};
 use order_core::partners::Payments;
 use order_core::steps::REFUND_PAYMENT as STEP;
 use order_core::store::Ledger;
@@ -15,23 +15,18 @@ pub async fn handle(
 ) -> Result<ActivityOutput, ActivityError> {
     activity::run_compensation(store, &input, STEP, |order, call| async move {
         if order.order.kind == OrderKind::Replacement {
-            return Ok(References::from([(
-                "refunded".to_owned(),
-                "false: replacements are not charged".to_owned(),
-            )]));
+            let refunded = "false: replacements are not charged".to_owned();
+            return Ok(activity::references([("refunded", Some(refunded))]));
         }
         let refund = payments
             .refund(&call)
             .await
             .map_err(call.refused_as(ErrorName::PartnerRejected))?;
-        let mut references = References::from([
-            ("refunded".to_owned(), refund.refunded.to_string()),
-            ("amount_cents".to_owned(), refund.amount_cents.to_string()),
-        ]);
-        if let Some(refund_id) = refund.refund_id {
-            references.insert("refund_id".to_owned(), refund_id);
-        }
-        Ok(references)
+        Ok(activity::references([
+            ("refunded", Some(refund.refunded.to_string())),
+            ("amount_cents", Some(refund.amount_cents.to_string())),
+            ("refund_id", refund.refund_id),
+        ]))
     })
     .await
 }

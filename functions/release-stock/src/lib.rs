@@ -2,7 +2,7 @@
 //! to the warehouse. Safe when nothing was reserved; the warehouse then refuses a late
 //! reservation for the order, so a retry still in flight cannot leave stock held.
 
-use order_core::activity::{self, ActivityOutput, CompensationInput, References};
+use order_core::activity::{self, ActivityOutput, CompensationInput};
 use order_core::partners::Warehouse;
 use order_core::steps::RELEASE_STOCK as STEP;
 use order_core::store::Ledger;
@@ -19,12 +19,10 @@ pub async fn handle(
             .release(&call)
             .await
             .map_err(call.refused_as(ErrorName::PartnerRejected))?;
-        let mut references =
-            References::from([("released".to_owned(), release.released.to_string())]);
-        if let Some(reservation) = release.reservation_id {
-            references.insert("reservation_id".to_owned(), reservation);
-        }
-        Ok(references)
+        Ok(activity::references([
+            ("released", Some(release.released.to_string())),
+            ("reservation_id", release.reservation_id),
+        ]))
     })
     .await
 }

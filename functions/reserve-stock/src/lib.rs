@@ -2,7 +2,7 @@
 //! VALIDATED -> STOCK_RESERVED. Not enough stock is `Stock.Unavailable` (never retried);
 //! undone by ReleaseStock.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
+use order_core::activity::{self, ActivityInput, ActivityOutput, Move};
 use order_core::partners::Warehouse;
 use order_core::steps::RESERVE_STOCK as STEP;
 use order_core::store::Ledger;
@@ -20,9 +20,9 @@ pub async fn handle(
             .reserve(&call, &order.order.lines)
             .await
             .map_err(call.refused_as(ErrorName::StockUnavailable))?;
-        Ok(References::from([(
-            "reservation_id".to_owned(),
-            reservation.reservation_id,
+        Ok(activity::references([(
+            "reservation_id",
+            Some(reservation.reservation_id),
         )]))
     })
     .await

@@ -3,7 +3,7 @@
 //! (never retried); undone by RefundPayment. Replacements are free under warranty and
 //! never reach this step.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, Move, References};
+use order_core::activity::{self, ActivityInput, ActivityOutput, Move};
 use order_core::catalogue::Catalogue;
 use order_core::partners::Payments;
 use order_core::steps::TAKE_PAYMENT as STEP;
@@ -40,10 +40,10 @@ pub async fn handle(
             .charge(&call, amount, currency)
             .await
             .map_err(call.refused_as(ErrorName::PaymentDeclined))?;
-        Ok(References::from([
-            ("charge_id".to_owned(), charge.charge_id),
-            ("amount_cents".to_owned(), charge.amount_cents.to_string()),
-            ("currency".to_owned(), charge.currency),
+        Ok(activity::references([
+            ("charge_id", Some(charge.charge_id)),
+            ("amount_cents", Some(charge.amount_cents.to_string())),
+            ("currency", Some(charge.currency)),
         ]))
     })
     .await
