@@ -16,12 +16,11 @@ use order_core::partners::{
 use order_core::steps::{self, Partner, Step};
 use order_core::store::{
     Cancellation, Delivery, DeliveryRecorded, Failure, Ledger, MemoryStore, OrderRecord, Placement,
-    References, StepRecord, StepStart, StepStatus, StoreError, TokenStored, Transition,
+    StepRecord, StepStatus, TokenStored,
 };
 use order_core::{ActivityError, ErrorName, Order, OrderId, OrderKind, OrderStatus};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 // ---------------------------------------------------------------------------------------
@@ -758,112 +757,9 @@ async fn a_partner_that_acted_but_timed_out_is_retried_with_the_same_key_and_act
     assert_eq!(keys.len(), 1, "both attempts carry one idempotency key");
 }
 
-/// A ledger that lets a cancel in just before the first move to COMPENSATING: the
-/// rollback's status change loses the race and must read the order again.
-struct CancelBeforeRollback {
-    inner: MemoryStore,
-    armed: AtomicBool,
-}
-
-impl Ledger for CancelBeforeRollback {
-    async fn place_order(
-        &self,
-        key: &str,
-        order: &Order,
-        hash: &str,
-    ) -> Result<Placement, StoreError> {
-        self.inner.place_order(key, order, hash).await
-    }
-    async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
-        self.inner.get_order(id).await
-    }
-    async fn get_order_with_steps(
-        &self,
-        id: &OrderId,
-    ) -> Result<Option<(OrderRecord, Vec<StepRecord>)>, StoreError> {
-        self.inner.get_order_with_steps(id).await
-    }
-    async fn orders_in_status(
-        &self,
-        status: OrderStatus,
-        before: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<OrderRecord>, StoreError> {
-        self.inner.orders_in_status(status, before, limit).await
-    }
-    async fn orders_of_merchant(
-        &self,
-        merchant: &str,
-        since: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<OrderRecord>, StoreError> {
-        self.inner.orders_of_merchant(merchant, since, limit).await
-    }
-    async fn transition(
-        &self,
-        id: &OrderId,
-        from: OrderStatus,
-        to: OrderStatus,
-        failure: Option<Failure>,
-    ) -> Result<OrderRecord, StoreError> {
-        if to == OrderStatus::Compensating && self.armed.swap(false, Ordering::SeqCst) {
-            let cancelled = self.inner.cancel(id).await;
-            assert!(
-                matches!(cancelled, Ok(Cancellation::Started(_))),
-                "{cancelled:?}"
-            );
-        }
-        self.inner.transition(id, from, to, failure).await
-    }
-    async fn begin_step(&self, id: &OrderId, step: &str) -> Result<StepStart, StoreError> {
-        self.inner.begin_step(id, step).await
-    }
-    async fn succeed_step(
-        &self,
-        id: &OrderId,
-        step: &str,
-        references: References,
-        transition: Option<Transition<'_>>,
-    ) -> Result<StepRecord, StoreError> {
-        self.inner
-            .succeed_step(id, step, references, transition)
-            .await
-    }
-    async fn fail_step(
-        &self,
-        id: &OrderId,
-        step: &str,
-        error: &ActivityError,
-    ) -> Result<(), StoreError> {
-        self.inner.fail_step(id, step, error).await
-    }
-    async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
-        self.inner.store_task_token(id, token).await
-    }
-    async fn record_delivery(
-        &self,
-        id: &OrderId,
-        delivery: &Delivery,
-    ) -> Result<DeliveryRecorded, StoreError> {
-        self.inner.record_delivery(id, delivery).await
-    }
-    async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
-        self.inner.next_resume(id).await
-    }
-    async fn park(&self, id: &OrderId, reason: &str) -> Result<(), StoreError> {
-        self.inner.park(id, reason).await
-    }
-    async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
-        self.inner.set_execution_arn(id, arn).await
-    }
-}
-
 #[tokio::test]
 async fn a_rollback_that_loses_a_race_with_a_cancel_reads_the_order_again_and_undoes_it() {
-    let ledger = CancelBeforeRollback {
-        inner: MemoryStore::new(),
-        armed: AtomicBool::new(false),
-    };
+    let ledger = MemoryStore::new();
     let partners = Partners::default();
     let id = place(&ledger, OrderKind::NewMerchant).await;
     for step in [steps::VALIDATE_ORDER, steps::RESERVE_STOCK] {
@@ -874,7 +770,8 @@ async fn a_rollback_that_loses_a_race_with_a_cancel_reads_the_order_again_and_un
         .await
         .err()
         .unwrap_or_else(|| panic!("the charge was not refused"));
-    ledger.armed.store(true, Ordering::SeqCst);
+    // A cancel slips in just before the rollback's first move to COMPENSATING.
+    ledger.cancel_before_next_move_to(OrderStatus::Compensating);
     let failure = failure_of(steps::TAKE_PAYMENT, &error);
     let undone = succeeds(
         &ledger,
@@ -884,7 +781,6 @@ async fn a_rollback_that_loses_a_race_with_a_cancel_reads_the_order_again_and_un
         Some(&failure),
     )
     .await;
-    assert!(!ledger.armed.load(Ordering::SeqCst), "the race was not run");
     // The cancel won: the rollback goes on under CANCELLING, and the order ends CANCELLED.
     assert_eq!(undone.status, OrderStatus::Cancelling);
     succeeds(

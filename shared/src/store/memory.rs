@@ -24,6 +24,9 @@ use std::sync::{Mutex, MutexGuard};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
+    /// A cancel armed to slip in just before the next move to this status (a test seam
+    /// for the race a real deployment meets at random; see `cancel_before_next_move_to`).
+    cancel_before: Mutex<Option<OrderStatus>>,
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +42,29 @@ struct Tables {
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// Arms a cancel of the order that runs just before the next move of any order to
+    /// `status`, as if an operator's cancel had won the race with that status change:
+    /// the change then finds the order moved on and must read it again.
+    pub fn cancel_before_next_move_to(&self, status: OrderStatus) {
+        *self
+            .cancel_before
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(status);
+    }
+
+    /// Whether a cancel was armed before a move to `status` (and disarms it).
+    fn cancel_armed_before(&self, status: OrderStatus) -> bool {
+        let mut armed = self
+            .cancel_before
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fires = *armed == Some(status);
+        if fires {
+            *armed = None;
+        }
+        fires
     }
 
     /// The tables, also after a thread panicked while holding them (a test's assertion):
@@ -107,6 +133,24 @@ impl Tables {
             order.failure = Some(failure.clone());
         }
         Ok(order)
+    }
+
+    /// What a cancel does to a cancellable order: moves it to CANCELLING.
+    fn cancel_now(&mut self, id: &OrderId) -> Result<(), StoreError> {
+        let status = self.order(id)?.status;
+        if status.is_cancellable() {
+            let to = OrderStatus::Cancelling;
+            let cancelled = self.moved(
+                id,
+                Transition {
+                    from: status,
+                    to,
+                    failure: None,
+                },
+            )?;
+            self.orders.insert(id.clone(), cancelled);
+        }
+        Ok(())
     }
 
     fn step(&self, id: &OrderId, step: &str) -> Option<&StepRecord> {
@@ -233,6 +277,9 @@ impl Ledger for MemoryStore {
         failure: Option<Failure>,
     ) -> Result<OrderRecord, StoreError> {
         let mut tables = self.tables();
+        if self.cancel_armed_before(to) {
+            tables.cancel_now(id)?;
+        }
         let transition = Transition {
             from,
             to,
