@@ -1,33 +1,26 @@
 //! What the workspace links, read from `cargo tree` (Cargo.lock, no network).
 
 use std::process::Command;
-use system_tests::root;
+use system_tests::stdout_of;
 
 /// Every package the workspace's code depends on at run time, `name vX.Y.Z` per line.
 fn runtime_packages() -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
-        .args([
-            "tree",
-            "--workspace",
-            "--locked",
-            "--offline",
-            "--edges",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
-        .current_dir(root())
-        .output()
-        .expect("run cargo tree");
-    assert!(
-        output.status.success(),
-        "cargo tree failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).expect("cargo tree prints UTF-8");
+    let mut command = Command::new(cargo);
+    command.args([
+        "tree",
+        "--workspace",
+        "--locked",
+        "--offline",
+        "--edges",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ]);
+    let stdout = stdout_of(command, "cargo tree");
+    let text = String::from_utf8(stdout).expect("cargo tree prints UTF-8");
     let mut packages: Vec<String> = text
         .lines()
         .map(|line| line.trim_end_matches(" (*)").to_owned())

@@ -184,13 +184,18 @@ mod tests {
         assert!(TRANSITIONS.iter().all(|(from, to)| from != to));
     }
 
-    #[test]
-    fn exactly_the_four_end_states_are_final() {
-        let finals: Vec<_> = OrderStatus::ALL
+    /// The statuses for which `holds` is true, in declaration order.
+    fn statuses_where(holds: fn(OrderStatus) -> bool) -> Vec<OrderStatus> {
+        OrderStatus::ALL
             .iter()
             .copied()
-            .filter(|s| s.is_final())
-            .collect();
+            .filter(|s| holds(*s))
+            .collect()
+    }
+
+    #[test]
+    fn exactly_the_four_end_states_are_final() {
+        let finals = statuses_where(OrderStatus::is_final);
         assert_eq!(finals, [Completed, Rejected, Failed, Cancelled]);
     }
 
@@ -226,11 +231,7 @@ mod tests {
 
     #[test]
     fn orders_are_cancellable_until_they_ship() {
-        let cancellable: Vec<_> = OrderStatus::ALL
-            .iter()
-            .copied()
-            .filter(|s| s.is_cancellable())
-            .collect();
+        let cancellable = statuses_where(OrderStatus::is_cancellable);
         assert_eq!(
             cancellable,
             [

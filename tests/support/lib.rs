@@ -617,18 +617,27 @@ pub fn translated_document() -> Value {
         "{} is missing: run `bash infra/lint.sh` once (it installs the SAM translator)",
         python.display()
     );
-    let output = std::process::Command::new(&python)
+    let mut command = std::process::Command::new(&python);
+    command
         .arg(root.join("infra/translate-sam.py"))
-        .arg(root.join("template.yaml"))
-        .current_dir(&root)
+        .arg(root.join("template.yaml"));
+    let stdout = stdout_of(command, "the SAM transform");
+    serde_json::from_slice(&stdout).expect("the translated template is JSON")
+}
+
+/// What `command` printed, run in the workspace root; panics, with its stderr, when it
+/// cannot start or fails.
+pub fn stdout_of(mut command: std::process::Command, what: &str) -> Vec<u8> {
+    let output = command
+        .current_dir(root())
         .output()
-        .expect("run infra/translate-sam.py");
+        .unwrap_or_else(|e| panic!("{what} could not start: {e}"));
     assert!(
         output.status.success(),
-        "the SAM transform failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).expect("the translated template is JSON")
+    output.stdout
 }
 
 /// The Resources of the translated template ([`translated_document`]).

@@ -99,13 +99,7 @@ async fn list(context: &Context, limit: usize) -> Result<Exit, CliError> {
             letter.receive_count.to_string(),
         ]);
     }
-    println!("{}", table.render());
-    let more = if letters.len() == limit {
-        " (the limit; there may be more: --limit)"
-    } else {
-        ""
-    };
-    println!("{} message(s){more}", letters.len());
+    output::print_listing(&table, letters.len(), limit, "message(s)");
     Ok(Exit::Ok)
 }
 

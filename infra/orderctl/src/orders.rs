@@ -107,13 +107,7 @@ async fn list(context: &Context, args: ListArgs) -> Result<Exit, CliError> {
             clip(&note(order), 70),
         ]);
     }
-    println!("{}", table.render());
-    let more = if orders.len() == limit {
-        " (the limit; there may be more: --limit)"
-    } else {
-        ""
-    };
-    println!("{} order(s){more}", orders.len());
+    output::print_listing(&table, orders.len(), limit, "order(s)");
     Ok(Exit::Ok)
 }
 

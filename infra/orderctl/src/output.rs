@@ -75,6 +75,18 @@ fn width(text: &str) -> usize {
 }
 
 /// Prints `value` as one pretty JSON document on stdout.
+/// Prints a listing of `count` rows and the count, with a note when `--limit` may have
+/// cut it short (`noun`: what a row is, `message(s)`).
+pub fn print_listing(table: &Table, count: usize, limit: usize, noun: &str) {
+    println!("{}", table.render());
+    let more = if count == limit {
+        " (the limit; there may be more: --limit)"
+    } else {
+        ""
+    };
+    println!("{count} {noun}{more}");
+}
+
 pub fn print_json(value: &impl Serialize) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),

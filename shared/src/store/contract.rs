@@ -165,10 +165,15 @@ pub async fn the_same_key_and_request_find_the_first_order(ledger: &impl Ledger)
     };
     let again = ledger.place_order(&key, &order, "same").await;
     assert_eq!(again, Ok(Placement::Replayed(first)));
-    let listed = ledger
-        .orders_of_merchant(&order.merchant_id, None, 10)
-        .await;
-    assert_eq!(listed.map(|orders| orders.len()), Ok(1));
+    assert_eq!(orders_of(ledger, &order.merchant_id).await, 1);
+}
+
+/// How many orders the merchant has (the by-merchant listing, at most 10).
+async fn orders_of(ledger: &impl Ledger, merchant_id: &str) -> usize {
+    match ledger.orders_of_merchant(merchant_id, None, 10).await {
+        Ok(orders) => orders.len(),
+        Err(error) => panic!("listing the orders of {merchant_id}: {error}"),
+    }
 }
 
 pub async fn the_same_key_with_another_request_is_reported_as_reused(ledger: &impl Ledger) {
@@ -184,10 +189,7 @@ pub async fn the_same_key_with_another_request_is_reported_as_reused(ledger: &im
             order_id: first.order_id
         })
     );
-    let listed = ledger
-        .orders_of_merchant(&other.merchant_id, None, 10)
-        .await;
-    assert_eq!(listed.map(|orders| orders.len()), Ok(0));
+    assert_eq!(orders_of(ledger, &other.merchant_id).await, 0);
 }
 
 pub async fn concurrent_requests_with_one_key_create_exactly_one_order(ledger: &impl Ledger) {
@@ -208,10 +210,7 @@ pub async fn concurrent_requests_with_one_key_create_exactly_one_order(ledger: &
         }
     }
     assert_eq!((ids.len(), created), (1, 1));
-    let listed = ledger
-        .orders_of_merchant(&order.merchant_id, None, 10)
-        .await;
-    assert_eq!(listed.map(|orders| orders.len()), Ok(1));
+    assert_eq!(orders_of(ledger, &order.merchant_id).await, 1);
 }
 
 pub async fn a_status_change_bumps_the_version_and_lists_the_order_under_its_new_status(
