@@ -361,19 +361,13 @@ async fn start(
         &router_log,
     )?;
     track(&options.dir, started, &process)?;
-    wait_until_ready(
+    let timeout = Duration::from_secs(30);
+    wait_until_listening(
         "the invoke router",
         &process,
         &router_log,
-        Duration::from_secs(30),
-        || {
-            let port = ports.aws;
-            async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            }
-        },
+        timeout,
+        ports.aws,
     )
     .await?;
 
@@ -468,19 +462,13 @@ async fn start(
         &watch_log,
     )?;
     track(&options.dir, started, &process)?;
-    wait_until_ready(
+    let timeout = Duration::from_secs(60);
+    wait_until_listening(
         "cargo lambda watch",
         &process,
         &watch_log,
-        Duration::from_secs(60),
-        || {
-            let port = ports.lambda;
-            async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            }
-        },
+        timeout,
+        ports.lambda,
     )
     .await?;
 
@@ -602,6 +590,23 @@ pub(crate) async fn start_partner_simulator(
         http,
         &format!("http://127.0.0.1:{port}/health"),
     )
+    .await
+}
+
+/// Waits until something accepts connections on `port` of 127.0.0.1 (see
+/// [`wait_until_ready`]).
+async fn wait_until_listening(
+    what: &str,
+    process: &Tracked,
+    log: &Path,
+    timeout: Duration,
+    port: u16,
+) -> Result<(), StackError> {
+    wait_until_ready(what, process, log, timeout, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
     .await
 }
 

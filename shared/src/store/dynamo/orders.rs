@@ -17,6 +17,17 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWrite
 use std::collections::{BTreeMap, HashMap};
 
 impl OrderStore {
+    /// An UpdateItem of the order's item.
+    fn update_order_item(
+        &self,
+        id: &OrderId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+    }
+
     /// The order item, read consistently; `None` when there is no such order.
     pub async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
         let item = self
@@ -43,10 +54,7 @@ impl OrderStore {
     /// count, which names the resumed execution (`<id>-r<n>`).
     pub async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(order_key(id)))
+            .update_order_item(id)
             .update_expression("ADD resumes :one REMOVE parked")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
@@ -75,10 +83,7 @@ impl OrderStore {
             message: e.to_string(),
         })?;
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(order_key(id)))
+            .update_order_item(id)
             .update_expression("SET parked = :parked")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":parked", value)
@@ -94,10 +99,7 @@ impl OrderStore {
     /// Records the Step Functions execution that runs the order. Not a status change.
     pub async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(order_key(id)))
+            .update_order_item(id)
             .update_expression("SET execution_arn = :arn, version = version + :one")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":arn", s(arn))
@@ -216,10 +218,7 @@ impl OrderStore {
         token: &str,
     ) -> Result<TokenStored, StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(order_key(id)))
+            .update_order_item(id)
             .update_expression("SET task_token = :token, updated_at = :now")
             .condition_expression("#status = :shipped")
             .expression_attribute_names("#status", "status")
