@@ -148,7 +148,9 @@ impl Workflow {
         id: &OrderId,
         name: &str,
     ) -> Result<String, RecoveryError> {
-        let input = serde_json::json!({"order_id": id, "config": self.config});
+        // The outage counter starts here, so the workflow enters no state to set it.
+        let input =
+            serde_json::json!({"order_id": id, "config": self.config, "outage": {"waits": 0}});
         let result = self
             .client
             .start_execution()
