@@ -395,7 +395,9 @@ impl Partners {
     /// The ledger of one order.
     pub async fn ledger(&self, order_id: &str) -> Ledger {
         match self.admin.order_ledger(order_id).await {
-            Ok(view) => Ledger(serde_json::to_value(view).unwrap_or_default()),
+            Ok(view) => Ledger(
+                serde_json::to_value(view).unwrap_or_else(|e| panic!("the ledger as JSON: {e}")),
+            ),
             Err(error) => panic!("{error}"),
         }
     }

@@ -223,7 +223,8 @@ pub async fn run(dir: &Path) -> Result<bool, StackError> {
             .order_ledger(&order.id)
             .await
             .map_err(|e| other(e.to_string()))?;
-        print_timeline(order, &serde_json::to_value(ledger).unwrap_or_default());
+        let ledger = serde_json::to_value(ledger).map_err(|e| other(e.to_string()))?;
+        print_timeline(order, &ledger);
         all_as_expected &= order.view["status"] == order.scenario.expected;
     }
 
