@@ -24,9 +24,6 @@ use std::sync::{Mutex, MutexGuard};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
-    /// A cancel armed to slip in just before the next move to this status (a test seam
-    /// for the race a real deployment meets at random; see `cancel_before_next_move_to`).
-    cancel_before: Mutex<Option<OrderStatus>>,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +34,9 @@ struct Tables {
     keys: HashMap<String, IdempotencyRecord>,
     /// Courier event id -> the order it was recorded for.
     courier_events: HashMap<String, OrderId>,
+    /// A cancel armed to slip in just before the next move to this status (a test seam
+    /// for the race a real deployment meets at random; see `cancel_before_next_move_to`).
+    cancel_before: Option<OrderStatus>,
 }
 
 impl MemoryStore {
@@ -48,23 +48,7 @@ impl MemoryStore {
     /// `status`, as if an operator's cancel had won the race with that status change:
     /// the change then finds the order moved on and must read it again.
     pub fn cancel_before_next_move_to(&self, status: OrderStatus) {
-        *self
-            .cancel_before
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(status);
-    }
-
-    /// Whether a cancel was armed before a move to `status` (and disarms it).
-    fn cancel_armed_before(&self, status: OrderStatus) -> bool {
-        let mut armed = self
-            .cancel_before
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fires = *armed == Some(status);
-        if fires {
-            *armed = None;
-        }
-        fires
+        self.tables().cancel_before = Some(status);
     }
 
     /// The tables, also after a thread panicked while holding them (a test's assertion):
@@ -277,7 +261,8 @@ impl Ledger for MemoryStore {
         failure: Option<Failure>,
     ) -> Result<OrderRecord, StoreError> {
         let mut tables = self.tables();
-        if self.cancel_armed_before(to) {
+        if tables.cancel_before == Some(to) {
+            tables.cancel_before = None;
             tables.cancel_now(id)?;
         }
         let transition = Transition {
