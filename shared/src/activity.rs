@@ -13,7 +13,7 @@
 
 use crate::errors::{ActivityError, ErrorName};
 use crate::order::{OrderId, OrderKind};
-use crate::partners::CallContext;
+use crate::partners::{CallContext, PartnerError};
 use crate::status::OrderStatus;
 use crate::steps::Step;
 use crate::store::{
@@ -274,6 +274,28 @@ impl<L: Ledger> Begun<'_, L> {
     }
 }
 
+/// Why an activity's own work failed: a partner call, whose refusal becomes the step's
+/// [`Step::refused`] name (`?` on the call is enough), or the activity's own decision.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error(transparent)]
+    Partner(#[from] PartnerError),
+    #[error(transparent)]
+    Activity(#[from] ActivityError),
+}
+
+impl WorkError {
+    fn into_activity_error(self, order_id: &OrderId, step: Step) -> ActivityError {
+        match self {
+            WorkError::Partner(error) => error.into_activity_error(order_id, step.refused),
+            WorkError::Activity(error) => error,
+        }
+    }
+}
+
+/// What an activity's handler returns to the state machine.
+pub type Outcome = Result<ActivityOutput, ActivityError>;
+
 /// Runs a forward `step` for the order in `input`. `plan` says, from the order, which
 /// status the step needs and where it leaves the order; `work` does the step's effect,
 /// calling partners with the step's [`CallContext`], and returns the partner references
@@ -295,7 +317,7 @@ where
     L: Ledger,
     P: FnOnce(&OrderRecord) -> Move,
     F: FnOnce(OrderRecord, CallContext) -> Fut,
-    Fut: Future<Output = Result<References, ActivityError>>,
+    Fut: Future<Output = Result<References, WorkError>>,
 {
     let span = tracing::info_span!("activity", step = step.name, order_id = %input.order_id);
     async move {
@@ -321,7 +343,10 @@ where
                 });
                 begun.succeed(references, transition).await
             }
-            Err(error) => begun.close(Err(error)).await,
+            Err(error) => {
+                let error = error.into_activity_error(begun.id(), step);
+                begun.close(Err(error)).await
+            }
         }
     }
     .instrument(span)
@@ -342,7 +367,7 @@ pub async fn run_compensation<L, F, Fut>(
 where
     L: Ledger,
     F: FnOnce(OrderRecord, CallContext) -> Fut,
-    Fut: Future<Output = Result<References, ActivityError>>,
+    Fut: Future<Output = Result<References, WorkError>>,
 {
     let span = tracing::info_span!("compensation", step = step.name, order_id = %input.order_id);
     async move {
@@ -355,7 +380,10 @@ where
                 begun.order = order;
                 match work(begun.order.clone(), begun.call()).await {
                     Ok(references) => begun.succeed(references, None).await,
-                    Err(error) => begun.close(Err(error)).await,
+                    Err(error) => {
+                        let error = error.into_activity_error(begun.id(), step);
+                        begun.close(Err(error)).await
+                    }
                 }
             }
             Err(error) => begun.close(Err(error)).await,

@@ -55,15 +55,6 @@ impl CallContext {
         CallContext::new(&order.order_id, &order.order.merchant_id, step)
     }
 
-    /// Turns a failed call into the activity error, a permanent refusal into `refused`:
-    /// `.map_err(call.refused_as(ErrorName::PaymentDeclined))`.
-    pub fn refused_as(
-        &self,
-        refused: ErrorName,
-    ) -> impl FnOnce(PartnerError) -> ActivityError + '_ {
-        move |error| error.into_activity_error(&self.order_id, refused)
-    }
-
     fn body(&self, fields: Value) -> Value {
         let mut body = json!({"order_id": self.order_id, "merchant_id": self.merchant_id});
         if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {

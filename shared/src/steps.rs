@@ -4,6 +4,8 @@
 //! activity functions and the workflow checks in `tests/workflow_definition.rs` all use
 //! these names; the checks hold the definition to this list.
 
+use crate::errors::ErrorName;
+
 /// What a step is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepRole {
@@ -79,6 +81,10 @@ pub struct Step {
     pub partner: Option<Partner>,
     /// The step that undoes it, for a forward step with an effect at a partner.
     pub compensation: Option<&'static str>,
+    /// The error a permanent refusal of the partner call becomes, the name the definition
+    /// catches: `Stock.Unavailable` for ReserveStock; `Partner.Rejected` where no more
+    /// specific name applies.
+    pub refused: ErrorName,
 }
 
 const fn step(
@@ -94,6 +100,17 @@ const fn step(
         role,
         partner,
         compensation,
+        refused: ErrorName::PartnerRejected,
+    }
+}
+
+impl Step {
+    /// The step whose partner's refusal is `name` instead of `Partner.Rejected`.
+    const fn refused_as(self, name: ErrorName) -> Step {
+        Step {
+            refused: name,
+            ..self
+        }
     }
 }
 
@@ -107,14 +124,16 @@ pub const RESERVE_STOCK: Step = step(
     Forward,
     Some(Warehouse),
     Some("ReleaseStock"),
-);
+)
+.refused_as(ErrorName::StockUnavailable);
 pub const TAKE_PAYMENT: Step = step(
     "TakePayment",
     "take-payment",
     Forward,
     Some(Payments),
     Some("RefundPayment"),
-);
+)
+.refused_as(ErrorName::PaymentDeclined);
 /// Replacement only: the faulty terminals stop taking payments. Not undone: a terminal
 /// reported faulty stays deactivated whatever becomes of its replacement order.
 pub const DEACTIVATE_FAULTY_TERMINALS: Step = step(
@@ -123,7 +142,8 @@ pub const DEACTIVATE_FAULTY_TERMINALS: Step = step(
     Forward,
     Some(Terminals),
     None,
-);
+)
+.refused_as(ErrorName::ProvisioningRejected);
 /// Replacement only: the label the merchant sends the faulty terminals back with. Not
 /// undone: an unused label costs nothing and expires.
 pub const CREATE_RETURN_LABEL: Step = step(
@@ -132,21 +152,24 @@ pub const CREATE_RETURN_LABEL: Step = step(
     Forward,
     Some(Courier),
     None,
-);
+)
+.refused_as(ErrorName::ShipmentRejected);
 pub const PROVISION_TERMINALS: Step = step(
     "ProvisionTerminals",
     "provision-terminals",
     Forward,
     Some(Terminals),
     Some("DeprovisionTerminals"),
-);
+)
+.refused_as(ErrorName::ProvisioningRejected);
 pub const ARRANGE_SHIPMENT: Step = step(
     "ArrangeShipment",
     "arrange-shipment",
     Forward,
     Some(Courier),
     Some("CancelShipment"),
-);
+)
+.refused_as(ErrorName::ShipmentRejected);
 /// Waits for the courier's delivery event (a task token resumed by the webhook).
 pub const AWAIT_DELIVERY: Step = step("AwaitDelivery", "await-delivery", Forward, None, None);
 /// Best effort: a failed notification never rolls back a delivered order.

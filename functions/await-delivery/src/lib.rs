@@ -3,10 +3,9 @@
 //! courier webhook then records the delivery and resumes the execution. Both halves of
 //! the hand-over live in `order_core::delivery`.
 
-use order_core::activity::ActivityOutput;
+use order_core::activity::Outcome;
 use order_core::delivery;
 use order_core::store::Ledger;
-use order_core::ActivityError;
 use serde::Deserialize;
 
 /// What the state machine hands over: the order and the token of the waiting task.
@@ -23,6 +22,6 @@ pub async fn handle(
     store: &impl Ledger,
     workflow: &aws_sdk_sfn::Client,
     input: AwaitDeliveryInput,
-) -> Result<ActivityOutput, ActivityError> {
+) -> Outcome {
     delivery::await_delivery(store, workflow, &input.order_id, &input.task_token).await
 }

@@ -3,23 +3,19 @@
 //! cannot be cancelled: that refusal is permanent and puts the order in front of an
 //! operator (dead-letter queue).
 
-use order_core::activity::{self, ActivityOutput, CompensationInput};
+use order_core::activity::{self, CompensationInput, Outcome};
 use order_core::partners::Courier;
 use order_core::steps::CANCEL_SHIPMENT as STEP;
 use order_core::store::Ledger;
-use order_core::{ActivityError, ErrorName};
 
 /// Cancels one order's shipment.
 pub async fn handle(
     store: &impl Ledger,
     courier: &impl Courier,
     input: CompensationInput,
-) -> Result<ActivityOutput, ActivityError> {
+) -> Outcome {
     activity::run_compensation(store, &input, STEP, |_, call| async move {
-        let cancellation = courier
-            .cancel(&call)
-            .await
-            .map_err(call.refused_as(ErrorName::PartnerRejected))?;
+        let cancellation = courier.cancel(&call).await?;
         Ok(activity::references([
             ("cancelled", Some(cancellation.cancelled.to_string())),
             ("shipment_id", cancellation.shipment_id),

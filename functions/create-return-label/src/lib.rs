@@ -2,18 +2,14 @@
 //! the faulty terminals back with. The order stays STOCK_RESERVED. A refusal is
 //! `Shipment.Rejected` (never retried). Not undone: an unused label costs nothing.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, Move};
+use order_core::activity::{self, ActivityInput, Move, Outcome};
 use order_core::partners::Courier;
 use order_core::steps::CREATE_RETURN_LABEL as STEP;
 use order_core::store::Ledger;
-use order_core::{ActivityError, ErrorName, OrderStatus};
+use order_core::OrderStatus;
 
 /// Creates one replacement order's return label.
-pub async fn handle(
-    store: &impl Ledger,
-    courier: &impl Courier,
-    input: ActivityInput,
-) -> Result<ActivityOutput, ActivityError> {
+pub async fn handle(store: &impl Ledger, courier: &impl Courier, input: ActivityInput) -> Outcome {
     let plan = |_: &_| Move::stay(OrderStatus::StockReserved);
     activity::run_step(store, &input, STEP, plan, |order, call| async move {
         let label = courier
@@ -22,8 +18,7 @@ pub async fn handle(
                 &order.order.replace_serials,
                 &order.order.delivery_address,
             )
-            .await
-            .map_err(call.refused_as(ErrorName::ShipmentRejected))?;
+            .await?;
         Ok(activity::references([
             ("return_label_id", Some(label.return_label_id)),
             ("label_url", Some(label.label_url)),

@@ -3,7 +3,7 @@
 //! FAILED, with the step that failed, the error name and the reason, so an operator
 //! reading the order sees why without opening the execution.
 
-use order_core::activity::{self, ActivityOutput, Opened};
+use order_core::activity::{self, Opened, Outcome};
 use order_core::steps::RECORD_FAILURE;
 use order_core::store::{retry_on_conflict, Failure, Ledger, Transition};
 use order_core::{ActivityError, ErrorName, OrderStatus};
@@ -59,10 +59,7 @@ fn cancellation_reason(failure: &Failure) -> String {
 /// Records an order's failure. Idempotent: run again, it returns the recorded result; an
 /// order already REJECTED or FAILED keeps its first recorded reason.
 #[tracing::instrument(name = "fail_order", skip_all, fields(order_id = %input.order_id))]
-pub async fn handle(
-    ledger: &impl Ledger,
-    input: FailureInput,
-) -> Result<ActivityOutput, ActivityError> {
+pub async fn handle(ledger: &impl Ledger, input: FailureInput) -> Outcome {
     let failure = Failure::from_catch(&input.failed_step, &input.error, input.cause.as_deref());
     let begun = match activity::open(ledger, &input.order_id, RECORD_FAILURE).await? {
         Opened::Replayed { record, order } => return Ok(activity::replayed(record, &order)),

@@ -2,11 +2,11 @@
 //! machine catches every failure and completes the order anyway; the order's status does
 //! not change here (DELIVERED).
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, Move};
+use order_core::activity::{self, ActivityInput, Move, Outcome};
 use order_core::partners::Notifications;
 use order_core::steps::NOTIFY_CUSTOMER as STEP;
 use order_core::store::Ledger;
-use order_core::{ActivityError, ErrorName, OrderStatus};
+use order_core::OrderStatus;
 use serde_json::json;
 
 /// The message template the notification service renders.
@@ -17,7 +17,7 @@ pub async fn handle(
     store: &impl Ledger,
     notifications: &impl Notifications,
     input: ActivityInput,
-) -> Result<ActivityOutput, ActivityError> {
+) -> Outcome {
     let plan = |_: &_| Move::stay(OrderStatus::Delivered);
     activity::run_step(store, &input, STEP, plan, |order, call| async move {
         let data = json!({
@@ -25,10 +25,7 @@ pub async fn handle(
             "lines": order.order.lines,
             "delivered_at": order.delivery.as_ref().map(|d| d.delivered_at.clone()),
         });
-        let message = notifications
-            .send(&call, TEMPLATE, data)
-            .await
-            .map_err(call.refused_as(ErrorName::PartnerRejected))?;
+        let message = notifications.send(&call, TEMPLATE, data).await?;
         Ok(activity::references([(
             "message_id",
             Some(message.message_id),

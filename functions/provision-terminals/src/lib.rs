@@ -3,11 +3,11 @@
 //! STOCK_RESERVED for a replacement, which is not charged). A refusal is
 //! `Provisioning.Rejected` (never retried); undone by DeprovisionTerminals.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, Move};
+use order_core::activity::{self, ActivityInput, Move, Outcome};
 use order_core::partners::Terminals;
 use order_core::steps::PROVISION_TERMINALS as STEP;
 use order_core::store::{Ledger, OrderRecord};
-use order_core::{ActivityError, ErrorName, OrderKind, OrderStatus};
+use order_core::{OrderKind, OrderStatus};
 
 /// Where provisioning expects an order of each kind.
 pub fn plan(order: &OrderRecord) -> Move {
@@ -24,12 +24,9 @@ pub async fn handle(
     store: &impl Ledger,
     terminals: &impl Terminals,
     input: ActivityInput,
-) -> Result<ActivityOutput, ActivityError> {
+) -> Outcome {
     activity::run_step(store, &input, STEP, plan, |order, call| async move {
-        let provisioning = terminals
-            .provision(&call, &order.order.lines)
-            .await
-            .map_err(call.refused_as(ErrorName::ProvisioningRejected))?;
+        let provisioning = terminals.provision(&call, &order.order.lines).await?;
         let terminal_ids = provisioning.terminal_ids.join(",");
         Ok(activity::references([("terminal_ids", Some(terminal_ids))]))
     })

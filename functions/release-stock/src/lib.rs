@@ -2,23 +2,19 @@
 //! to the warehouse. Safe when nothing was reserved; the warehouse then refuses a late
 //! reservation for the order, so a retry still in flight cannot leave stock held.
 
-use order_core::activity::{self, ActivityOutput, CompensationInput};
+use order_core::activity::{self, CompensationInput, Outcome};
 use order_core::partners::Warehouse;
 use order_core::steps::RELEASE_STOCK as STEP;
 use order_core::store::Ledger;
-use order_core::{ActivityError, ErrorName};
 
 /// Releases one order's stock.
 pub async fn handle(
     store: &impl Ledger,
     warehouse: &impl Warehouse,
     input: CompensationInput,
-) -> Result<ActivityOutput, ActivityError> {
+) -> Outcome {
     activity::run_compensation(store, &input, STEP, |_, call| async move {
-        let release = warehouse
-            .release(&call)
-            .await
-            .map_err(call.refused_as(ErrorName::PartnerRejected))?;
+        let release = warehouse.release(&call).await?;
         Ok(activity::references([
             ("released", Some(release.released.to_string())),
             ("reservation_id", release.reservation_id),

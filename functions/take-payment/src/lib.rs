@@ -3,7 +3,7 @@
 //! (never retried); undone by RefundPayment. Replacements are free under warranty and
 //! never reach this step.
 
-use order_core::activity::{self, ActivityInput, ActivityOutput, Move};
+use order_core::activity::{self, ActivityInput, Move, Outcome};
 use order_core::catalogue::Catalogue;
 use order_core::partners::Payments;
 use order_core::steps::TAKE_PAYMENT as STEP;
@@ -17,7 +17,7 @@ pub async fn handle(
     payments: &impl Payments,
     catalogue: &Catalogue,
     input: ActivityInput,
-) -> Result<ActivityOutput, ActivityError> {
+) -> Outcome {
     let plan = |_: &_| Move::to(OrderStatus::StockReserved, OrderStatus::PaymentTaken);
     activity::run_step(store, &input, STEP, plan, |order, call| async move {
         if order.order.kind == OrderKind::Replacement {
@@ -27,7 +27,8 @@ pub async fn handle(
                     "order {} is a replacement, free under warranty: the workflow must not charge it",
                     order.order_id
                 ),
-            ));
+            )
+            .into());
         }
         let amount = catalogue.price_cents(&order.order.lines).map_err(|sku| {
             ActivityError::new(
@@ -38,8 +39,7 @@ pub async fn handle(
         let currency = Catalogue::currency(&order.order.delivery_address.country);
         let charge = payments
             .charge(&call, amount, currency)
-            .await
-            .map_err(call.refused_as(ErrorName::PaymentDeclined))?;
+            .await?;
         Ok(activity::references([
             ("charge_id", Some(charge.charge_id)),
             ("amount_cents", Some(charge.amount_cents.to_string())),
