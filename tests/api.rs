@@ -410,7 +410,7 @@ fn leaks(text: &str) -> Vec<&'static str> {
 async fn an_order_refused_by_a_partner_shows_our_sentence_not_the_partners_answer() {
     let stack = Stack::connect().await;
     let (id, _) = stack
-        .place_under(json!([fault("payments", "charge", "refuse")]))
+        .place_under(&[fault("payments", "charge", "refuse")])
         .await;
     let view = stack
         .wait_for_status(&id, &["FAILED", "REJECTED", "COMPLETED"])

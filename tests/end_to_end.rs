@@ -322,7 +322,7 @@ async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
     let stack = Stack::connect().await;
     // Provisioning is down: the order waits, charged, for the partner to come back.
     let (id, arn) = stack
-        .place_under(json!([fault("terminals", "provision", "unavailable")]))
+        .place_under(&[fault("terminals", "provision", "unavailable")])
         .await;
     stack.wait_for_status(&id, &["PAYMENT_TAKEN"]).await;
     let reply = stack.post(&format!("/orders/{id}/cancel")).await;
@@ -352,7 +352,7 @@ async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
 async fn an_order_that_has_shipped_cannot_be_cancelled() {
     let stack = Stack::connect().await;
     let (id, _) = stack
-        .place_under(json!([fault("courier", "deliver", "hold")]))
+        .place_under(&[fault("courier", "deliver", "hold")])
         .await;
     stack.wait_for_status(&id, &["SHIPPED"]).await;
     let reply = stack.post(&format!("/orders/{id}/cancel")).await;
@@ -369,7 +369,7 @@ async fn an_order_that_has_shipped_cannot_be_cancelled() {
 async fn a_delivery_event_sent_twice_resumes_the_order_once() {
     let stack = Stack::connect().await;
     let (id, arn) = stack
-        .place_under(json!([fault("courier", "deliver", "hold")]))
+        .place_under(&[fault("courier", "deliver", "hold")])
         .await;
     let shipped = stack
         .wait_for(&id, "waiting for its delivery", |v| {
@@ -431,10 +431,10 @@ async fn a_delivery_event_sent_twice_resumes_the_order_once() {
 async fn a_compensation_that_keeps_failing_puts_the_order_in_the_dead_letter_queue() {
     let stack = Stack::connect().await;
     let (id, arn) = stack
-        .place_under(json!([
+        .place_under(&[
             fault("payments", "charge", "refuse"),
-            fault("warehouse", "release", "refuse")
-        ]))
+            fault("warehouse", "release", "refuse"),
+        ])
         .await;
     assert_eq!(stack.execution_status(&arn).await, "FAILED");
     let message = stack.dead_letter_for(&id).await;

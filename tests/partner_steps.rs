@@ -8,8 +8,8 @@
 use order_core::activity::{ActivityInput, CompensationInput};
 use order_core::order::OrderLine;
 use order_core::partners::{
-    CallContext, Charge, PartnerError, PartnerFailure, Payments, Refund, Release, Reservation,
-    Warehouse,
+    Amount, CallContext, Charge, PartnerError, PartnerFailure, Payments, Refund, Release,
+    Reservation, Warehouse,
 };
 use order_core::steps::Partner;
 use order_core::store::{Cancellation, Delivery, DeliveryRecorded, OrderStore, TokenStored};
@@ -77,12 +77,7 @@ struct CancellingPayments {
 }
 
 impl Payments for CancellingPayments {
-    async fn charge(
-        &self,
-        call: &CallContext,
-        amount_cents: u64,
-        currency: &str,
-    ) -> Result<Charge, PartnerError> {
+    async fn charge(&self, call: &CallContext, amount: &Amount) -> Result<Charge, PartnerError> {
         self.charges.fetch_add(1, Ordering::SeqCst);
         let cancelled = self.store.cancel(&call.order_id).await;
         assert!(
@@ -91,8 +86,8 @@ impl Payments for CancellingPayments {
         );
         Ok(Charge {
             charge_id: "chg-raced".into(),
-            amount_cents,
-            currency: currency.to_owned(),
+            amount_cents: amount.cents,
+            currency: amount.currency.clone(),
         })
     }
 
@@ -105,48 +100,10 @@ async fn place(store: &OrderStore) -> OrderId {
     order_core::store::contract::place(store).await.order_id
 }
 
-/// Walks an order along the happy path up to `status` (without any partner).
+/// Walks an order along the happy path up to `status` (without any partner). Shipping books
+/// shipment `shp-1`, which the courier's delivery events name.
 async fn advance(store: &OrderStore, id: &OrderId, status: OrderStatus) {
-    use OrderStatus::*;
-    let path = [
-        Accepted,
-        Validated,
-        StockReserved,
-        PaymentTaken,
-        Provisioned,
-        Shipped,
-        Delivered,
-    ];
-    for pair in path.windows(2) {
-        if pair[0] == status {
-            return;
-        }
-        // Shipping books shipment `shp-1`, which the courier's delivery events name.
-        let moved = if pair[1] == Shipped {
-            let step = order_core::steps::ARRANGE_SHIPMENT.name;
-            if let Err(error) = store.begin_step(id, step).await {
-                panic!("begin {step}: {error}");
-            }
-            let references = [("shipment_id".to_owned(), "shp-1".to_owned())].into();
-            let transition = order_core::store::Transition {
-                from: pair[0],
-                to: pair[1],
-                failure: None,
-            };
-            store
-                .succeed_step(id, step, references, Some(transition))
-                .await
-                .map(|_| ())
-        } else {
-            store
-                .transition(id, pair[0], pair[1], None)
-                .await
-                .map(|_| ())
-        };
-        if let Err(error) = moved {
-            panic!("{} -> {}: {error}", pair[0], pair[1]);
-        }
-    }
+    order_core::store::contract::advance(store, id, status, "shp-1").await;
 }
 
 /// A compensation's input, as the state machine sends it after TakePayment was declined.
@@ -629,12 +586,8 @@ async fn await_delivery_resumes_the_execution_itself_when_the_delivery_came_firs
     );
     assert_eq!(stack.execution_status(&execution).await, "SUCCEEDED");
     let output = stack
-        .sfn()
-        .describe_execution()
-        .execution_arn(&execution)
-        .send()
+        .describe_execution(&execution)
         .await
-        .expect("the execution can be described")
         .output
         .expect("a succeeded execution has an output");
     let output: serde_json::Value =
@@ -714,7 +667,15 @@ async fn a_partner_token_rotated_after_the_cold_start_is_read_again_when_the_par
     let call = CallContext::new(&order, &unique_merchant(), "TakePayment");
     // The partner refuses the old token; the adapter reads the secret again and the
     // charge goes through with the new one, once.
-    let charged = payments.charge(&call, 1000, "EUR").await;
+    let charged = payments
+        .charge(
+            &call,
+            &Amount {
+                cents: 1000,
+                currency: "EUR".into(),
+            },
+        )
+        .await;
     assert!(charged.is_ok(), "{charged:?}");
     let ledger = stack.partners().ledger(order.as_str()).await;
     assert_eq!(ledger.entries("charges").len(), 1, "{ledger:?}");

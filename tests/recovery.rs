@@ -88,13 +88,7 @@ async fn an_aborted_execution_is_resumed_and_carries_on_without_repeating_finish
     let started = std::time::Instant::now();
     let (id, arn) = stack.place(&valid_order(&merchant)).await;
     stack.wait_for_status(&id, &["PAYMENT_TAKEN"]).await;
-    let stopped = stack
-        .sfn()
-        .stop_execution()
-        .execution_arn(&arn)
-        .send()
-        .await;
-    assert!(stopped.is_ok(), "{stopped:?}");
+    stack.stop_execution(&arn).await;
     // AWS reports a stopped execution ABORTED; moto reports it FAILED.
     let stopped = stack.execution_status(&arn).await;
     assert!(
@@ -175,7 +169,7 @@ async fn an_order_resumed_as_often_as_allowed_is_parked_once_with_the_reason() {
 async fn resuming_an_order_whose_execution_is_running_is_refused() {
     let stack = Stack::connect().await;
     let (id, arn) = stack
-        .place_under(json!([fault("courier", "deliver", "hold")]))
+        .place_under(&[fault("courier", "deliver", "hold")])
         .await;
     stack.wait_for_status(&id, &["SHIPPED"]).await;
     let order_id = OrderId::parse(&id).unwrap_or_else(OrderId::generate);
@@ -193,10 +187,10 @@ async fn resuming_an_order_whose_execution_is_running_is_refused() {
 async fn a_dead_lettered_order_finishes_its_rollback_when_resumed_and_keeps_its_first_reason() {
     let stack = Stack::connect().await;
     let (id, arn) = stack
-        .place_under(json!([
+        .place_under(&[
             fault("payments", "charge", "refuse"),
-            {"partner": "warehouse", "operation": "release", "fault": "refuse", "count": 1}
-        ]))
+            json!({"partner": "warehouse", "operation": "release", "fault": "refuse", "count": 1}),
+        ])
         .await;
     assert_eq!(stack.execution_status(&arn).await, "FAILED");
     let stuck: Value = stack.get(&format!("/orders/{id}")).await.body;

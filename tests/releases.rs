@@ -56,12 +56,8 @@ async fn route_alias(stack: &Stack, alias: &str, version: &str) {
 
 async fn version_of(stack: &Stack, execution: &str) -> Option<String> {
     stack
-        .sfn()
-        .describe_execution()
-        .execution_arn(execution)
-        .send()
+        .describe_execution(execution)
         .await
-        .expect("DescribeExecution")
         .state_machine_version_arn
 }
 

@@ -14,18 +14,14 @@ use std::time::Duration;
 pub const LOOK_HOLD: Duration = Duration::from_secs(20);
 
 /// What a dead letter says about an order.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetterBody {
     pub order_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
     /// `workflow`, `reconciler` or `eventbridge`.
     #[serde(default = "workflow")]

@@ -120,6 +120,14 @@ pub struct Release {
     pub reservation_id: Option<String>,
 }
 
+/// What a charge asks for: an amount in the currency's smallest unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Amount {
+    #[serde(rename = "amount_cents")]
+    pub cents: u64,
+    pub currency: String,
+}
+
 /// The payment processor's answer to a charge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Charge {
@@ -202,8 +210,7 @@ pub trait Payments: Send + Sync {
     fn charge(
         &self,
         call: &CallContext,
-        amount_cents: u64,
-        currency: &str,
+        amount: &Amount,
     ) -> impl Future<Output = Result<Charge, PartnerError>> + Send;
     fn refund(
         &self,
@@ -620,14 +627,8 @@ impl Warehouse for HttpWarehouse {
 }
 
 impl Payments for HttpPayments {
-    async fn charge(
-        &self,
-        call: &CallContext,
-        amount_cents: u64,
-        currency: &str,
-    ) -> Result<Charge, PartnerError> {
-        let body = json!({"amount_cents": amount_cents, "currency": currency});
-        self.0.post("charge", "charges", call, body).await
+    async fn charge(&self, call: &CallContext, amount: &Amount) -> Result<Charge, PartnerError> {
+        self.0.post("charge", "charges", call, json!(amount)).await
     }
 
     async fn refund(&self, call: &CallContext) -> Result<Refund, PartnerError> {

@@ -81,6 +81,18 @@ impl OrderStatus {
     /// Every status, in the order of the declaration.
     pub const ALL: &'static [OrderStatus] = <OrderStatus as strum::VariantArray>::VARIANTS;
 
+    /// The statuses a new merchant's order passes through when nothing goes wrong.
+    pub const NEW_ORDER_PATH: &'static [OrderStatus] = &[
+        Accepted,
+        Validated,
+        StockReserved,
+        PaymentTaken,
+        Provisioned,
+        Shipped,
+        Delivered,
+        Completed,
+    ];
+
     /// The status as stored and shown: `STOCK_RESERVED`.
     pub fn as_str(self) -> &'static str {
         self.into()
@@ -191,6 +203,15 @@ mod tests {
             .copied()
             .filter(|s| holds(*s))
             .collect()
+    }
+
+    #[test]
+    fn a_new_orders_path_takes_only_allowed_steps_from_accepted_to_completed() {
+        let path = OrderStatus::NEW_ORDER_PATH;
+        assert_eq!((path[0], path[path.len() - 1]), (Accepted, Completed));
+        for pair in path.windows(2) {
+            assert_eq!(pair[0].check_transition(pair[1]), Ok(()));
+        }
     }
 
     #[test]

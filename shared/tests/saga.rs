@@ -9,7 +9,7 @@ use order_core::activity::{ActivityInput, ActivityOutput, CompensationInput};
 use order_core::catalogue::Catalogue;
 use order_core::order::{example_request, DeliveryAddress, OrderLine};
 use order_core::partners::{
-    CallContext, Charge, Courier, Deactivation, Deprovisioning, Message, Notifications,
+    Amount, CallContext, Charge, Courier, Deactivation, Deprovisioning, Message, Notifications,
     PartnerError, PartnerFailure, Payments, Provisioning, Refund, Release, Reservation,
     ReturnLabel, Shipment, ShipmentCancellation, Terminals, Warehouse,
 };
@@ -143,17 +143,12 @@ impl Warehouse for Partners {
 }
 
 impl Payments for Partners {
-    async fn charge(
-        &self,
-        call: &CallContext,
-        amount_cents: u64,
-        currency: &str,
-    ) -> Result<Charge, PartnerError> {
+    async fn charge(&self, call: &CallContext, amount: &Amount) -> Result<Charge, PartnerError> {
         self.act(Partner::Payments, "charge", call).await?;
         Ok(Charge {
             charge_id: reference("chg", call),
-            amount_cents,
-            currency: currency.to_owned(),
+            amount_cents: amount.cents,
+            currency: amount.currency.clone(),
         })
     }
 

@@ -144,8 +144,8 @@ impl Stack {
 
     /// Places a valid order for a merchant of its own, for whom the partners apply the
     /// fault `rules` (see [`Partners::merchant_with`]); returns the order id and the ARN.
-    pub async fn place_under(&self, rules: Value) -> (String, String) {
-        let merchant = self.partners().merchant_with(rules).await;
+    pub async fn place_under(&self, rules: &[Value]) -> (String, String) {
+        let merchant = self.partners().merchant_with(Value::from(rules)).await;
         self.place(&valid_order(&merchant)).await
     }
 
@@ -271,19 +271,35 @@ impl Stack {
     }
 
     /// Waits until an execution has left RUNNING and returns its status.
+    /// The execution `arn` as DescribeExecution tells it; a failed call fails the test.
+    pub async fn describe_execution(
+        &self,
+        arn: &str,
+    ) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+        let described = self
+            .sfn()
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await;
+        described.unwrap_or_else(|error| panic!("DescribeExecution {arn}: {error:?}"))
+    }
+
+    /// Stops the execution `arn` (StopExecution); a failed call fails the test.
+    pub async fn stop_execution(&self, arn: &str) {
+        let stopped = self.sfn().stop_execution().execution_arn(arn).send().await;
+        if let Err(error) = stopped {
+            panic!("StopExecution {arn}: {error:?}");
+        }
+    }
+
     pub async fn execution_status(&self, arn: &str) -> String {
         eventually(
             &format!("execution {arn} ended"),
             Duration::from_secs(60),
             Duration::from_millis(100),
             || async move {
-                let description = self
-                    .sfn()
-                    .describe_execution()
-                    .execution_arn(arn)
-                    .send()
-                    .await
-                    .unwrap_or_else(|error| panic!("DescribeExecution {arn}: {error:?}"));
+                let description = self.describe_execution(arn).await;
                 match description.status.as_str() {
                     "RUNNING" => Err("RUNNING".to_owned()),
                     ended => Ok(ended.to_owned()),

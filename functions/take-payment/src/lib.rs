@@ -5,7 +5,7 @@
 
 use order_core::activity::{self, ActivityInput, Move, Outcome};
 use order_core::catalogue::Catalogue;
-use order_core::partners::Payments;
+use order_core::partners::{Amount, Payments};
 use order_core::steps::TAKE_PAYMENT as STEP;
 use order_core::store::Ledger;
 use order_core::{ActivityError, ErrorName, OrderKind, OrderStatus};
@@ -30,16 +30,14 @@ pub async fn handle(
             )
             .into());
         }
-        let amount = catalogue.price_cents(&order.order.lines).map_err(|sku| {
+        let cents = catalogue.price_cents(&order.order.lines).map_err(|sku| {
             ActivityError::new(
                 ErrorName::OrderInvalid,
                 format!("order {}: SKU {sku:?} has no price", order.order_id),
             )
         })?;
-        let currency = Catalogue::currency(&order.order.delivery_address.country);
-        let charge = payments
-            .charge(&call, amount, currency)
-            .await?;
+        let currency = Catalogue::currency(&order.order.delivery_address.country).to_owned();
+        let charge = payments.charge(&call, &Amount { cents, currency }).await?;
         Ok(activity::references([
             ("charge_id", Some(charge.charge_id)),
             ("amount_cents", Some(charge.amount_cents.to_string())),

@@ -148,12 +148,8 @@ async fn main() -> Result<(), SandboxError> {
             get(next),
         )
         .route(
-            "/{generation}/2018-06-01/runtime/invocation/{id}/response",
-            post(response),
-        )
-        .route(
-            "/{generation}/2018-06-01/runtime/invocation/{id}/error",
-            post(error),
+            "/{generation}/2018-06-01/runtime/invocation/{id}/{outcome}",
+            post(outcome),
         )
         .route(
             "/{generation}/2018-06-01/runtime/init/error",
@@ -418,31 +414,18 @@ async fn next(State(sandbox): State<Arc<Sandbox>>, Path(generation): Path<u64>) 
     }
 }
 
-async fn response(
+/// `POST .../invocation/{id}/response` or `.../error`: the function's answer.
+async fn outcome(
     State(sandbox): State<Arc<Sandbox>>,
-    Path((_generation, id)): Path<(u64, String)>,
+    Path((_generation, id, outcome)): Path<(u64, String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(&sandbox, id, "response", headers, body).await
-}
-
-async fn error(
-    State(sandbox): State<Arc<Sandbox>>,
-    Path((_generation, id)): Path<(u64, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(&sandbox, id, "error", headers, body).await
-}
-
-async fn answer(
-    sandbox: &Sandbox,
-    id: String,
-    kind: &'static str,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+    let kind = match outcome.as_str() {
+        "response" => "response",
+        "error" => "error",
+        _ => return status(StatusCode::NOT_FOUND, "no such Runtime API route"),
+    };
     if body.len() > MAX_BODY_BYTES {
         return status(
             StatusCode::PAYLOAD_TOO_LARGE,

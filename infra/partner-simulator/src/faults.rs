@@ -60,6 +60,7 @@ impl Fault {
 
 /// A rule as posted to `POST /admin/faults`. Unknown fields are refused so a typo
 /// (`"merchant": "m-1"`) cannot silently widen a rule to every merchant.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
@@ -70,25 +71,19 @@ pub struct RuleSpec {
     #[serde(default = "any")]
     pub operation: String,
     /// Only requests for this merchant (default: any).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merchant_id: Option<String>,
     /// Only requests whose lines name this SKU (default: any). Requests without lines
     /// never match a rule with a SKU.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku: Option<String>,
     /// What the rule does when it fires.
     pub fault: Fault,
     /// The share of matching requests it fires on, in `[0, 1]` (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
     /// Fires at most this many times (default: unlimited).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
     /// For `slow`: how long the answer is held back (default 3000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
     /// Expires that long after it was added (default: never).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_ms: Option<u64>,
 }
 

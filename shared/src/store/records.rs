@@ -42,6 +42,7 @@ impl Failure {
 }
 
 /// The order item, as stored.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRecord {
     pub order_id: OrderId,
@@ -51,24 +52,19 @@ pub struct OrderRecord {
     pub order: Order,
     /// SHA-256 of the canonical request body, to tell a replay from a different request.
     pub request_hash: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_arn: Option<String>,
     pub created_at: String,
     pub updated_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
     /// The token of the execution waiting in AwaitDelivery; the courier webhook resumes it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_token: Option<String>,
     /// The courier's delivery event, once it arrived.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
     /// How many times the order was resumed (new executions `<id>-r<n>`).
     #[serde(default)]
     pub resumes: u32,
     /// Set when the reconciler gave up on the order and put it in the dead-letter queue;
     /// cleared when it is resumed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parked: Option<Parked>,
 }
 
@@ -154,6 +150,7 @@ pub enum StepStatus {
 }
 
 /// One step item: attempts, outcome and what the partners answered.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub order_id: OrderId,
@@ -162,14 +159,11 @@ pub struct StepRecord {
     pub attempts: u32,
     pub started_at: String,
     pub updated_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     /// Partner references (reservation, charge, terminal and shipment ids) and results.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub references: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
 }
 
