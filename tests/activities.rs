@@ -2,7 +2,7 @@
 //! replays, conflicts, and what they record.
 
 use order_core::activity::ActivityInput;
-use order_core::store::{OrderStore, StepStatus};
+use order_core::store::{OrderStore, StepStatus, Transition};
 use order_core::{ErrorName, Order, OrderId, OrderStatus};
 use system_tests::{catalogue, unique_merchant, valid_order, Stack};
 
@@ -119,7 +119,10 @@ async fn a_cancelled_order_is_not_validated() {
     let store = stack.store();
     let id = place(&store, &valid()).await;
     let cancelling = store
-        .transition(&id, OrderStatus::Accepted, OrderStatus::Cancelling, None)
+        .transition(
+            &id,
+            Transition::new(OrderStatus::Accepted, OrderStatus::Cancelling),
+        )
         .await;
     assert!(cancelling.is_ok(), "{cancelling:?}");
     let result = validate_order::handle(&store, &catalogue(), input(&id)).await;

@@ -323,17 +323,7 @@ async fn an_order_whose_workflow_could_not_start_is_kept_and_started_by_the_retr
         .cloned()
         .expect("the index lists the order's id");
     let kept_id = order_core::OrderId::parse(&kept_id).expect("the kept order's id is an order id");
-    let kept = stack
-        .store()
-        .require_order(&kept_id)
-        .await
-        .expect("the kept order is readable");
-    assert_eq!(
-        (kept.status, kept.execution_arn, kept.version),
-        (order_core::OrderStatus::Accepted, None, 1),
-        "the kept order"
-    );
-    assert_eq!(stack.executions_named(kept_id.as_str()).await, 0);
+    stack.assert_as_stored(&kept_id, "the kept order").await;
 
     // The client retries with the same key: the same order, now with its execution.
     let working = api(&stack, &stack.state_machine_arn);
@@ -450,9 +440,8 @@ async fn an_order_that_failed_on_an_aws_error_shows_its_error_name_and_our_sente
     let moved = store
         .transition(
             &id,
-            OrderStatus::Accepted,
-            OrderStatus::Failed,
-            Some(failure),
+            order_core::store::Transition::new(OrderStatus::Accepted, OrderStatus::Failed)
+                .because(Some(&failure)),
         )
         .await;
     assert!(moved.is_ok(), "{moved:?}");

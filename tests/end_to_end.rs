@@ -11,7 +11,7 @@ use order_core::Order;
 use serde_json::{json, Value};
 use system_tests::{
     catalogue, fault, order_of_kind, skip_on, step, steps, unique_key, unique_merchant,
-    valid_order, Backend, Ledger, Stack,
+    valid_order, Backend, Ledger, Stack, COMPLETED_NEW_ORDER,
 };
 
 const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
@@ -310,11 +310,7 @@ async fn slow_partners_that_acted_after_the_caller_timed_out_take_effect_exactly
         );
     }
     let ledger = stack.partners().ledger(&id).await;
-    ledger.assert_statuses(&[
-        ("reservations", &["reserved"]),
-        ("charges", &["captured"]),
-        ("shipments", &["delivered"]),
-    ]);
+    ledger.assert_statuses(COMPLETED_NEW_ORDER);
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use order_core::dead_letters::{DeadLetterBody, DeadLetterQueue};
 use serde_json::Value;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
-use system_tests::{skip_on, valid_order, Backend, Stack};
+use system_tests::{skip_on, valid_order, Backend, Stack, COMPLETED_NEW_ORDER};
 
 const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
 
@@ -438,17 +438,7 @@ async fn reconcile_resumes_an_order_stored_without_an_execution_once_it_is_older
         .flatten()
         .find(|o| o["order_id"] == young.as_str());
     assert_eq!(listed, None, "the young order was reconciled: {reconciled}");
-    let untouched = stack
-        .store()
-        .require_order(&young)
-        .await
-        .expect("the young order is readable");
-    assert_eq!(
-        (untouched.status, untouched.execution_arn, untouched.version),
-        (order_core::OrderStatus::Accepted, None, 1),
-        "the young order was left as it was stored"
-    );
-    assert_eq!(stack.executions_named(young.as_str()).await, 0);
+    stack.assert_as_stored(&young, "the young order").await;
     stack.wait_for_status(id.as_str(), &["COMPLETED"]).await;
 }
 
@@ -558,9 +548,5 @@ async fn resume_latest_stops_the_running_execution_and_the_order_completes_on_a_
     assert_eq!(done["status"], "COMPLETED", "{done}");
     assert_eq!(stack.execution_status(&resumed_arn).await, "SUCCEEDED");
     let ledger = stack.partners().ledger(&id).await;
-    ledger.assert_statuses(&[
-        ("charges", &["captured"]),
-        ("shipments", &["delivered"]),
-        ("reservations", &["reserved"]),
-    ]);
+    ledger.assert_statuses(COMPLETED_NEW_ORDER);
 }

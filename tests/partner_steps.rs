@@ -5,7 +5,7 @@
 //! order into COMPENSATING and is itself idempotent. The delivery hand-over between the
 //! webhook and AwaitDelivery is checked at the store, in both orders of arrival.
 
-use order_core::activity::{ActivityInput, CompensationInput};
+use order_core::activity::{ActivityInput, Rollback};
 use order_core::order::OrderLine;
 use order_core::partners::{
     Amount, CallContext, Charge, PartnerError, PartnerFailure, Payments, Refund, Release,
@@ -16,7 +16,7 @@ use order_core::store::{Cancellation, Delivery, DeliveryRecorded, OrderStore, To
 use order_core::{ErrorName, OrderId, OrderStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use system_tests::{catalogue, unique_key, unique_merchant, Stack};
+use system_tests::{catalogue, unique_key, unique_merchant, ScratchSecret, Stack};
 
 /// A warehouse that counts its calls and can be told to refuse.
 #[derive(Default)]
@@ -107,8 +107,8 @@ async fn advance(store: &OrderStore, id: &OrderId, status: OrderStatus) {
 }
 
 /// A compensation's input, as the state machine sends it after TakePayment was declined.
-fn rollback(id: &OrderId) -> CompensationInput {
-    CompensationInput {
+fn rollback(id: &OrderId) -> Rollback {
+    Rollback {
         order_id: id.to_string(),
         failed_step: Some("TakePayment".into()),
         error: Some("Payment.Declined".into()),
@@ -632,37 +632,24 @@ async fn await_delivery_run_again_after_the_execution_was_resumed_reports_the_de
 async fn a_partner_token_rotated_after_the_cold_start_is_read_again_when_the_partner_refuses_it() {
     use order_core::partners::{HttpPartner, HttpPayments, Payments};
     let stack = Stack::connect().await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&stack.aws);
     let deployed = std::env::var("PAYMENTS_API_TOKEN_SECRET").unwrap_or_default();
-    let right = order_core::secrets::read(&secrets, &deployed)
+    // The function started while its secret held a token the partner no longer takes.
+    let secret =
+        ScratchSecret::create(&stack, "payments-token", "a-token-the-partner-revoked").await;
+    let right = order_core::secrets::read(&secret.client, &deployed)
         .await
         .unwrap_or_else(|error| panic!("{error}"));
-    // The function started while its secret held a token the partner no longer takes.
-    let name = format!("scratch-payments-token-{}", unique_key());
-    let created = secrets
-        .create_secret()
-        .name(&name)
-        .secret_string("a-token-the-partner-revoked")
-        .send()
-        .await;
-    assert!(created.is_ok(), "{created:?}");
     let payments = HttpPartner::with_secret(
         Partner::Payments,
         &format!("{}/payments", stack.partner_simulator_url()),
-        secrets.clone(),
-        name.clone(),
+        secret.client.clone(),
+        secret.name.clone(),
         std::time::Duration::from_secs(5),
     )
     .await;
     let payments = HttpPayments(payments.unwrap_or_else(|error| panic!("{error}")));
     // Rotated since: the secret now holds the token the partner takes.
-    let put = secrets
-        .put_secret_value()
-        .secret_id(&name)
-        .secret_string(&right)
-        .send()
-        .await;
-    assert!(put.is_ok(), "{put:?}");
+    secret.rotate(&right).await;
     let order = OrderId::generate();
     let call = CallContext::new(&order, &unique_merchant(), "TakePayment");
     // The partner refuses the old token; the adapter reads the secret again and the
@@ -679,10 +666,5 @@ async fn a_partner_token_rotated_after_the_cold_start_is_read_again_when_the_par
     assert!(charged.is_ok(), "{charged:?}");
     let ledger = stack.partners().ledger(order.as_str()).await;
     assert_eq!(ledger.entries("charges").len(), 1, "{ledger:?}");
-    let _ = secrets
-        .delete_secret()
-        .secret_id(&name)
-        .force_delete_without_recovery(true)
-        .send()
-        .await;
+    secret.delete().await;
 }

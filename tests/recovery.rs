@@ -13,7 +13,7 @@ use order_core::store::OrderStore;
 use order_core::{OrderId, OrderStatus};
 use serde_json::{json, Value};
 use std::time::Duration;
-use system_tests::{fault, step, valid_order, Stack};
+use system_tests::{fault, step, valid_order, Stack, COMPLETED_NEW_ORDER};
 
 const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
 
@@ -124,11 +124,7 @@ async fn an_aborted_execution_is_resumed_and_carries_on_without_repeating_finish
         );
     }
     let ledger = stack.partners().ledger(&id).await;
-    ledger.assert_statuses(&[
-        ("reservations", &["reserved"]),
-        ("charges", &["captured"]),
-        ("shipments", &["delivered"]),
-    ]);
+    ledger.assert_statuses(COMPLETED_NEW_ORDER);
 }
 
 #[tokio::test]

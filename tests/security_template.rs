@@ -16,7 +16,7 @@
 
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use system_tests::translated_template;
+use system_tests::{of_type, translated_template};
 
 type Resources = Map<String, Value>;
 
@@ -194,11 +194,7 @@ fn granted(role: &Value) -> BTreeSet<(String, String)> {
 }
 
 fn functions(resources: &Resources) -> BTreeMap<String, Value> {
-    resources
-        .iter()
-        .filter(|(_, r)| r["Type"] == "AWS::Lambda::Function")
-        .map(|(id, r)| (id.clone(), r.clone()))
-        .collect()
+    of_type(resources, "AWS::Lambda::Function")
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod contract {
     order_core::ledger_contract!(system_tests::Stack::connect().await.store());
 }
 
-use order_core::store::{Placement, StepStart};
+use order_core::store::{Placement, StepStart, Transition};
 use order_core::{Order, OrderId, OrderStatus};
 use system_tests::{catalogue, unique_key, unique_merchant, valid_order, Stack};
 
@@ -44,7 +44,10 @@ async fn a_status_change_bumps_the_version_and_moves_the_order_in_the_status_ind
     let (id, _) = placed(&stack).await;
     let store = stack.store();
     let moved = store
-        .transition(&id, OrderStatus::Accepted, OrderStatus::Validated, None)
+        .transition(
+            &id,
+            Transition::new(OrderStatus::Accepted, OrderStatus::Validated),
+        )
         .await;
     let moved = moved.unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(moved.status, OrderStatus::Validated);

@@ -3,7 +3,7 @@
 //! and changes nothing; a rotated secret drops no delivery.
 
 use serde_json::{json, Value};
-use system_tests::{sign_now, unique_key, Reply, Stack};
+use system_tests::{sign_now, unique_key, Reply, ScratchSecret, Stack};
 
 /// POSTs `body` to the webhook with the signature header `signature` (none: no header).
 async fn post_raw(stack: &Stack, body: &str, signature: Option<String>) -> Reply {
@@ -217,64 +217,14 @@ async fn an_oversized_event_is_refused_for_its_size_before_its_signature_is_chec
     assert_eq!(status_and_version(&stack, &id).await, before);
 }
 
-/// A scratch secret in the emulator's Secrets Manager, deleted when dropped.
-struct ScratchSecret {
-    client: aws_sdk_secretsmanager::Client,
-    name: String,
-}
-
-impl ScratchSecret {
-    async fn create(stack: &Stack, value: &str) -> ScratchSecret {
-        let client = aws_sdk_secretsmanager::Client::new(&stack.aws);
-        let name = format!("scratch-webhook-secret-{}", unique_key());
-        let created = client
-            .create_secret()
-            .name(&name)
-            .secret_string(value)
-            .send()
-            .await;
-        assert!(created.is_ok(), "create {name}: {created:?}");
-        ScratchSecret { client, name }
-    }
-
-    async fn rotate(&self, value: &str) {
-        let put = self
-            .client
-            .put_secret_value()
-            .secret_id(&self.name)
-            .secret_string(value)
-            .send()
-            .await;
-        assert!(put.is_ok(), "put a new value: {put:?}");
-    }
-}
-
-impl Drop for ScratchSecret {
-    fn drop(&mut self) {
-        let client = self.client.clone();
-        let name = self.name.clone();
-        // Best effort: the emulator goes away with the stack anyway.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = client
-                    .delete_secret()
-                    .secret_id(name)
-                    .force_delete_without_recovery(true)
-                    .send()
-                    .await;
-            });
-        }
-    }
-}
-
 #[tokio::test]
 async fn after_a_rotation_events_signed_with_the_new_or_the_previous_secret_verify() {
     use order_core::secrets::RotatingSecret;
     use std::time::Duration;
     let stack = Stack::connect().await;
-    let secret = ScratchSecret::create(&stack, "first-secret-value-0123456789").await;
-    let client = aws_sdk_secretsmanager::Client::new(&stack.aws);
-    let load = || RotatingSecret::load(client.clone(), secret.name.clone());
+    let secret =
+        ScratchSecret::create(&stack, "webhook-secret", "first-secret-value-0123456789").await;
+    let load = || RotatingSecret::load(secret.client.clone(), secret.name.clone());
     let body = br#"{"event_id":"evt-rotation"}"#;
     let signed_with = |value: &str| {
         order_core::delivery::Signature::parse(Some(&sign_now(value, body)))
@@ -307,4 +257,5 @@ async fn after_a_rotation_events_signed_with_the_new_or_the_previous_secret_veri
         warm.any(|s| first.signs(s, body)).await,
         "previous, after the re-read"
     );
+    secret.delete().await;
 }

@@ -14,7 +14,7 @@ use order_core::steps::{self, Step, StepRole};
 use order_core::ErrorName;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use system_tests::root;
+use system_tests::{of_type, root};
 
 type States = BTreeMap<String, Value>;
 
@@ -158,11 +158,7 @@ fn state<'a>(states: &'a States, name: &str) -> &'a Value {
 }
 
 fn tasks(states: &States) -> BTreeMap<String, Value> {
-    states
-        .iter()
-        .filter(|(_, s)| s["Type"] == "Task")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    of_type(states, "Task")
 }
 
 fn text<'a>(value: &'a Value, what: &str) -> &'a str {

@@ -38,7 +38,7 @@ pub struct ActivityInput {
 /// (absent when the rollback is a cancellation's, or for callers other than the
 /// state machine).
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CompensationInput {
+pub struct Rollback {
     pub order_id: String,
     #[serde(default)]
     pub failed_step: Option<String>,
@@ -48,7 +48,7 @@ pub struct CompensationInput {
     pub cause: Option<String>,
 }
 
-impl CompensationInput {
+impl Rollback {
     /// The failure to record on the order when the rollback begins.
     fn failure(&self) -> Option<crate::store::Failure> {
         let step = self.failed_step.as_deref()?;
@@ -336,11 +336,7 @@ where
         }
         match work(begun.order.clone(), begun.call()).await {
             Ok(references) => {
-                let transition = to.map(|to| Transition {
-                    from,
-                    to,
-                    failure: None,
-                });
+                let transition = to.map(|to| Transition::new(from, to));
                 begun.succeed(references, transition).await
             }
             Err(error) => {
@@ -360,7 +356,7 @@ where
 /// nothing to undo.
 pub async fn run_compensation<L, F, Fut>(
     ledger: &L,
-    input: &CompensationInput,
+    input: &Rollback,
     step: Step,
     work: F,
 ) -> Result<ActivityOutput, ActivityError>
@@ -415,7 +411,11 @@ async fn enter_compensation<L: Ledger>(
                 OrderStatus::Compensating | OrderStatus::Cancelling => Ok(order),
                 status if status.has_effects_to_undo() => {
                     let moved = ledger
-                        .transition(id, status, OrderStatus::Compensating, failure)
+                        .transition(
+                            id,
+                            Transition::new(status, OrderStatus::Compensating)
+                                .because(failure.as_ref()),
+                        )
                         .await?;
                     tracing::warn!(from = %status, "order is being rolled back");
                     Ok(moved)

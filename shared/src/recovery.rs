@@ -13,7 +13,7 @@
 use crate::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterQueue};
 use crate::order::OrderId;
 use crate::status::OrderStatus;
-use crate::store::{Cancellation, Ledger, StoreError};
+use crate::store::{Cancellation, Ledger, StoreError, Transition};
 use serde::Serialize;
 
 /// The workflow's run-time settings, handed to each execution in its input so that one
@@ -119,6 +119,16 @@ pub fn unqualified_state_machine_arn(arn: &str) -> &str {
 }
 
 impl Workflow {
+    /// The workflow a function starts executions of: `STATE_MACHINE_ARN` (the alias new
+    /// orders run on) and the [`WorkflowConfig`] from the environment.
+    pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Workflow, crate::config::ConfigError> {
+        Ok(Workflow {
+            client: aws_sdk_sfn::Client::new(aws),
+            state_machine_arn: crate::config::required("STATE_MACHINE_ARN")?,
+            config: WorkflowConfig::from_env()?,
+        })
+    }
+
     /// The state machine itself, whatever version or alias `state_machine_arn` names.
     pub fn state_machine(&self) -> &str {
         unqualified_state_machine_arn(&self.state_machine_arn)
@@ -374,7 +384,10 @@ pub async fn cancel(store: &impl Ledger, id: &OrderId) -> Result<Cancellation, S
         Cancellation::Started(record) if record.execution_arn.is_none() => {
             tracing::info!(order_id = %id, "cancelled before its workflow started");
             let record = store
-                .transition(id, OrderStatus::Cancelling, OrderStatus::Cancelled, None)
+                .transition(
+                    id,
+                    Transition::new(OrderStatus::Cancelling, OrderStatus::Cancelled),
+                )
                 .await?;
             Ok(Cancellation::Started(record))
         }

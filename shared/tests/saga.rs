@@ -5,7 +5,7 @@
 //! by its partner, and run after the order moved under it. No stack, no emulator:
 //! `cargo test -p order-core`.
 
-use order_core::activity::{ActivityInput, ActivityOutput, CompensationInput};
+use order_core::activity::{ActivityInput, ActivityOutput, Rollback};
 use order_core::catalogue::Catalogue;
 use order_core::order::{example_request, DeliveryAddress, OrderLine};
 use order_core::partners::{
@@ -263,7 +263,7 @@ async fn run(
     let input = ActivityInput {
         order_id: id.to_string(),
     };
-    let compensation = CompensationInput {
+    let compensation = Rollback {
         order_id: id.to_string(),
         failed_step: failure.map(|f| f.step.clone()),
         error: failure.map(|f| f.error.clone()),

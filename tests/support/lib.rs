@@ -8,7 +8,7 @@ use order_core::store::OrderStore;
 use partner_simulator::client::Admin;
 use partner_simulator::faults::RuleSpec;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -271,6 +271,23 @@ impl Stack {
     }
 
     /// Waits until an execution has left RUNNING and returns its status.
+    /// Checks that the order `id` is still as the API stored it: ACCEPTED, version 1, no
+    /// execution recorded on it and none started under its name.
+    pub async fn assert_as_stored(&self, id: &order_core::OrderId, what: &str) {
+        let order = self.store().require_order(id).await;
+        let order = order.unwrap_or_else(|error| panic!("{what} {id}: {error}"));
+        assert_eq!(
+            (order.status, order.execution_arn, order.version),
+            (order_core::OrderStatus::Accepted, None, 1),
+            "{what} {id} was changed"
+        );
+        assert_eq!(
+            self.executions_named(id.as_str()).await,
+            0,
+            "{what} {id} was started"
+        );
+    }
+
     /// The execution `arn` as DescribeExecution tells it; a failed call fails the test.
     pub async fn describe_execution(
         &self,
@@ -423,6 +440,85 @@ impl Partners {
 pub fn fault(partner: &str, operation: &str, fault: &str) -> Value {
     serde_json::json!({"partner": partner, "operation": operation, "fault": fault})
 }
+
+/// A scratch secret in the emulator's Secrets Manager. [`ScratchSecret::delete`] removes
+/// it; a test that fails before that leaves the deletion to `Drop`.
+pub struct ScratchSecret {
+    pub client: aws_sdk_secretsmanager::Client,
+    pub name: String,
+    deleted: bool,
+}
+
+impl ScratchSecret {
+    /// Creates `scratch-<purpose>-<unique>` holding `value`.
+    pub async fn create(stack: &Stack, purpose: &str, value: &str) -> ScratchSecret {
+        let client = aws_sdk_secretsmanager::Client::new(&stack.aws);
+        let name = format!("scratch-{purpose}-{}", unique_key());
+        let created = client
+            .create_secret()
+            .name(&name)
+            .secret_string(value)
+            .send()
+            .await;
+        assert!(created.is_ok(), "create {name}: {created:?}");
+        ScratchSecret {
+            client,
+            name,
+            deleted: false,
+        }
+    }
+
+    /// Puts `value` as the secret's current value (a rotation).
+    pub async fn rotate(&self, value: &str) {
+        let secret = self.client.put_secret_value().secret_id(&self.name);
+        let put = secret.secret_string(value).send().await;
+        assert!(put.is_ok(), "put a new value in {}: {put:?}", self.name);
+    }
+
+    /// Deletes the secret at once (no recovery window).
+    pub async fn delete(mut self) {
+        self.deleted = true;
+        let deleted = delete_secret(self.client.clone(), self.name.clone()).await;
+        assert!(deleted.is_ok(), "delete {}: {deleted:?}", self.name);
+    }
+}
+
+async fn delete_secret(client: aws_sdk_secretsmanager::Client, name: String) -> Result<(), String> {
+    let request = client.delete_secret().secret_id(name);
+    let deleted = request.force_delete_without_recovery(true).send().await;
+    deleted.map(|_| ()).map_err(|error| format!("{error:?}"))
+}
+
+impl Drop for ScratchSecret {
+    fn drop(&mut self) {
+        // Best effort, for a test that failed first: the emulator goes away with the
+        // stack anyway.
+        if let (false, Ok(handle)) = (self.deleted, tokio::runtime::Handle::try_current()) {
+            handle.spawn(delete_secret(self.client.clone(), self.name.clone()));
+        }
+    }
+}
+
+/// The entries of a JSON map (a template's resources, a definition's states) whose
+/// `Type` is `kind`, by name.
+pub fn of_type<'a>(
+    entries: impl IntoIterator<Item = (&'a String, &'a Value)>,
+    kind: &str,
+) -> BTreeMap<String, Value> {
+    entries
+        .into_iter()
+        .filter(|(_, entry)| entry["Type"] == kind)
+        .map(|(name, entry)| (name.clone(), entry.clone()))
+        .collect()
+}
+
+/// What the partners hold for a completed new order: its stock reserved, its charge
+/// captured, its parcel delivered (for [`Ledger::assert_statuses`]).
+pub const COMPLETED_NEW_ORDER: &[(&str, &[&str])] = &[
+    ("reservations", &["reserved"]),
+    ("charges", &["captured"]),
+    ("shipments", &["delivered"]),
+];
 
 /// One order's entries in the partner ledger.
 #[derive(Debug)]

@@ -96,11 +96,7 @@ pub async fn handle(ledger: &impl Ledger, input: FailureInput) -> Outcome {
                 (Some(first), _) if order.status == OrderStatus::Compensating => first,
                 _ => failure,
             };
-            let transition = to.map(|to| Transition {
-                from: order.status,
-                to,
-                failure: Some(recorded),
-            });
+            let transition = to.map(|to| Transition::new(order.status, to).because(Some(recorded)));
             let record = ledger
                 .succeed_step(id, STEP, references.clone(), transition)
                 .await?;

@@ -1,17 +1,13 @@
 use lambda_runtime::{service_fn, LambdaEvent};
 use order_core::dead_letters::DeadLetterQueue;
-use order_core::recovery::{ReconcileOptions, Workflow, WorkflowConfig};
+use order_core::recovery::{ReconcileOptions, Workflow};
 use order_core::{activity, config};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let store = &activity::start().await?;
     let aws = config::aws().await;
-    let workflow = &Workflow {
-        client: aws_sdk_sfn::Client::new(aws),
-        state_machine_arn: config::required("STATE_MACHINE_ARN")?,
-        config: WorkflowConfig::from_env()?,
-    };
+    let workflow = &Workflow::from_env(aws)?;
     let dead_letters = &DeadLetterQueue::new(
         aws_sdk_sqs::Client::new(aws),
         config::required("WORKFLOW_DEAD_LETTER_QUEUE_URL")?,

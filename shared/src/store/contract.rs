@@ -98,7 +98,7 @@ async fn read(ledger: &impl Ledger, id: &OrderId) -> OrderRecord {
 
 async fn move_to(ledger: &impl Ledger, id: &OrderId, from: OrderStatus, to: OrderStatus) {
     ledger
-        .transition(id, from, to, None)
+        .transition(id, Transition::new(from, to))
         .await
         .unwrap_or_else(|error| panic!("moving order {id} {from} -> {to}: {error}"));
 }
@@ -126,13 +126,9 @@ pub async fn advance(ledger: &impl Ledger, id: &OrderId, status: OrderStatus, sh
         }
         begin(ledger, id, ARRANGE_SHIPMENT.name).await;
         let references = References::from([("shipment_id".to_owned(), shipment_id.to_owned())]);
-        let transition = Transition {
-            from,
-            to,
-            failure: None,
-        };
+        let transition = Some(Transition::new(from, to));
         ledger
-            .succeed_step(id, ARRANGE_SHIPMENT.name, references, Some(transition))
+            .succeed_step(id, ARRANGE_SHIPMENT.name, references, transition)
             .await
             .unwrap_or_else(|error| panic!("shipping order {id}: {error}"));
     }
@@ -226,7 +222,10 @@ pub async fn a_status_change_bumps_the_version_and_lists_the_order_under_its_new
 ) {
     let id = place(ledger).await.order_id;
     let moved = ledger
-        .transition(&id, OrderStatus::Accepted, OrderStatus::Validated, None)
+        .transition(
+            &id,
+            Transition::new(OrderStatus::Accepted, OrderStatus::Validated),
+        )
         .await
         .unwrap_or_else(|error| panic!("{error}"));
     assert_eq!((moved.status, moved.version), (OrderStatus::Validated, 2));
@@ -256,9 +255,7 @@ pub async fn a_status_change_from_a_status_the_order_has_left_is_a_conflict_and_
     let result = ledger
         .transition(
             &id,
-            OrderStatus::Validated,
-            OrderStatus::StockReserved,
-            None,
+            Transition::new(OrderStatus::Validated, OrderStatus::StockReserved),
         )
         .await;
     assert_eq!(
@@ -279,7 +276,10 @@ pub async fn a_status_change_from_a_status_the_order_has_left_is_a_conflict_and_
 pub async fn an_illegal_transition_is_refused_before_anything_is_written(ledger: &impl Ledger) {
     let id = place(ledger).await.order_id;
     let result = ledger
-        .transition(&id, OrderStatus::Accepted, OrderStatus::Delivered, None)
+        .transition(
+            &id,
+            Transition::new(OrderStatus::Accepted, OrderStatus::Delivered),
+        )
         .await;
     assert!(
         matches!(result, Err(StoreError::IllegalTransition { .. })),
@@ -291,7 +291,10 @@ pub async fn an_illegal_transition_is_refused_before_anything_is_written(ledger:
 pub async fn changing_the_status_of_a_missing_order_says_it_does_not_exist(ledger: &impl Ledger) {
     let id = OrderId::generate();
     let result = ledger
-        .transition(&id, OrderStatus::Accepted, OrderStatus::Validated, None)
+        .transition(
+            &id,
+            Transition::new(OrderStatus::Accepted, OrderStatus::Validated),
+        )
         .await;
     assert_eq!(
         result.map(|r| r.status),
@@ -306,9 +309,7 @@ pub async fn a_failure_given_with_a_status_change_is_kept_on_the_order(ledger: &
     let moved = ledger
         .transition(
             &id,
-            OrderStatus::Accepted,
-            OrderStatus::Failed,
-            Some(failure.clone()),
+            Transition::new(OrderStatus::Accepted, OrderStatus::Failed).because(Some(&failure)),
         )
         .await
         .unwrap_or_else(|error| panic!("{error}"));
@@ -320,11 +321,7 @@ pub async fn a_step_that_succeeded_is_not_started_again(ledger: &impl Ledger) {
     let id = place(ledger).await.order_id;
     assert_eq!(begin(ledger, &id, "ValidateOrder").await, 1);
     let references = References::from([("checked".to_owned(), "yes".to_owned())]);
-    let transition = Transition {
-        from: OrderStatus::Accepted,
-        to: OrderStatus::Validated,
-        failure: None,
-    };
+    let transition = Transition::new(OrderStatus::Accepted, OrderStatus::Validated);
     let done = ledger
         .succeed_step(&id, "ValidateOrder", references.clone(), Some(transition))
         .await;
@@ -381,11 +378,7 @@ pub async fn concurrent_begins_of_one_step_count_every_attempt(ledger: &impl Led
 pub async fn a_step_success_whose_status_change_conflicts_records_neither(ledger: &impl Ledger) {
     let id = place(ledger).await.order_id;
     begin(ledger, &id, "CompleteOrder").await;
-    let wrong = Transition {
-        from: OrderStatus::Validated,
-        to: OrderStatus::StockReserved,
-        failure: None,
-    };
+    let wrong = Transition::new(OrderStatus::Validated, OrderStatus::StockReserved);
     let result = ledger
         .succeed_step(&id, "CompleteOrder", References::new(), Some(wrong))
         .await;
@@ -415,11 +408,7 @@ pub async fn a_step_that_succeeds_twice_keeps_its_first_result(ledger: &impl Led
     let id = place(ledger).await.order_id;
     begin(ledger, &id, "ReserveStock").await;
     begin(ledger, &id, "ReserveStock").await;
-    let transition = Transition {
-        from: OrderStatus::Accepted,
-        to: OrderStatus::Validated,
-        failure: None,
-    };
+    let transition = Transition::new(OrderStatus::Accepted, OrderStatus::Validated);
     let first = References::from([("reservation_id".to_owned(), "res-1".to_owned())]);
     let second = References::from([("reservation_id".to_owned(), "res-2".to_owned())]);
     let done = ledger

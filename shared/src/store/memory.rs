@@ -9,9 +9,9 @@
 use super::idempotency::IdempotencyRecord;
 use super::keys::{merchant_index_values, order_pk, status_index_values, step_sk};
 use super::{
-    delivery_refused, now, token_refused, Delivery, DeliveryRecorded, DeliveryRefusal, Failure,
-    Ledger, OrderRecord, Parked, Placement, References, StepRecord, StepStart, StepStatus,
-    StoreError, TokenStored, Transition,
+    delivery_refused, now, token_refused, Delivery, DeliveryRecorded, DeliveryRefusal, Ledger,
+    OrderRecord, Parked, Placement, References, StepRecord, StepStart, StepStatus, StoreError,
+    TokenStored, Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
@@ -124,14 +124,7 @@ impl Tables {
         let status = self.order(id)?.status;
         if status.is_cancellable() {
             let to = OrderStatus::Cancelling;
-            let cancelled = self.moved(
-                id,
-                Transition {
-                    from: status,
-                    to,
-                    failure: None,
-                },
-            )?;
+            let cancelled = self.moved(id, Transition::new(status, to))?;
             self.orders.insert(id.clone(), cancelled);
         }
         Ok(())
@@ -256,21 +249,14 @@ impl Ledger for MemoryStore {
     async fn transition(
         &self,
         id: &OrderId,
-        from: OrderStatus,
-        to: OrderStatus,
-        failure: Option<Failure>,
+        change: Transition<'_>,
     ) -> Result<OrderRecord, StoreError> {
         let mut tables = self.tables();
-        if tables.cancel_before == Some(to) {
+        if tables.cancel_before == Some(change.to) {
             tables.cancel_before = None;
             tables.cancel_now(id)?;
         }
-        let transition = Transition {
-            from,
-            to,
-            failure: failure.as_ref(),
-        };
-        let moved = tables.moved(id, transition)?;
+        let moved = tables.moved(id, change)?;
         tables.orders.insert(id.clone(), moved.clone());
         Ok(moved)
     }
@@ -405,11 +391,7 @@ impl Ledger for MemoryStore {
         delivery: &Delivery,
     ) -> Result<DeliveryRecorded, StoreError> {
         let mut tables = self.tables();
-        let transition = Transition {
-            from: OrderStatus::Shipped,
-            to: OrderStatus::Delivered,
-            failure: None,
-        };
+        let transition = Transition::new(OrderStatus::Shipped, OrderStatus::Delivered);
         let moved = match tables.moved(id, transition) {
             Ok(moved) => Some(moved),
             Err(StoreError::Conflict { .. }) => None,

@@ -111,9 +111,7 @@ pub trait Ledger: Send + Sync {
     fn transition(
         &self,
         id: &OrderId,
-        from: OrderStatus,
-        to: OrderStatus,
-        failure: Option<Failure>,
+        change: Transition<'_>,
     ) -> impl Future<Output = Result<OrderRecord, StoreError>> + Send;
 
     /// Moves the order to CANCELLING if it has not shipped yet. Retries a lost race with
@@ -135,7 +133,7 @@ pub trait Ledger: Send + Sync {
                 if !order.status.is_cancellable() {
                     return Ok(Cancellation::TooLate(order));
                 }
-                self.transition(id, order.status, OrderStatus::Cancelling, None)
+                self.transition(id, Transition::new(order.status, OrderStatus::Cancelling))
                     .await
                     .map(Cancellation::Started)
             })

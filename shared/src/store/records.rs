@@ -167,13 +167,29 @@ pub struct StepRecord {
     pub error_message: Option<String>,
 }
 
-/// A status change made together with a step's success.
+/// A status change, on its own or together with a step's success.
 #[derive(Debug, Clone, Copy)]
 pub struct Transition<'a> {
     pub from: OrderStatus,
     pub to: OrderStatus,
     /// Why the order failed, when `to` is a failure.
     pub failure: Option<&'a Failure>,
+}
+
+impl<'a> Transition<'a> {
+    /// From `from` to `to`, recording no failure.
+    pub fn new(from: OrderStatus, to: OrderStatus) -> Transition<'a> {
+        Transition {
+            from,
+            to,
+            failure: None,
+        }
+    }
+
+    /// The same change, recording why the order failed (`None`: nothing).
+    pub fn because(self, failure: Option<&'a Failure>) -> Transition<'a> {
+        Transition { failure, ..self }
+    }
 }
 
 /// What [`Ledger::place_order`](super::Ledger::place_order) did.

@@ -11,8 +11,8 @@ mod steps;
 
 use super::keys::{order_pk, step_sk};
 use super::{
-    Delivery, DeliveryRecorded, Failure, Ledger, OrderRecord, Placement, References, StepRecord,
-    StepStart, StoreError, TokenStored, Transition,
+    Delivery, DeliveryRecorded, Ledger, OrderRecord, Placement, References, StepRecord, StepStart,
+    StoreError, TokenStored, Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
@@ -172,11 +172,9 @@ impl Ledger for OrderStore {
     fn transition(
         &self,
         id: &OrderId,
-        from: OrderStatus,
-        to: OrderStatus,
-        failure: Option<Failure>,
+        change: Transition<'_>,
     ) -> impl Future<Output = Result<OrderRecord, StoreError>> + Send {
-        OrderStore::transition(self, id, from, to, failure)
+        OrderStore::transition(self, id, change)
     }
 
     fn begin_step(

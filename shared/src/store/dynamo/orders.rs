@@ -10,7 +10,7 @@ use crate::status::OrderStatus;
 use crate::store::keys::{courier_event_pk, order_pk, status_index_values, step_sk};
 use crate::store::{
     delivery_refused, now, token_refused, Cancellation, Delivery, DeliveryRecorded,
-    DeliveryRefusal, Failure, Ledger, OrderRecord, Parked, StoreError, TokenStored,
+    DeliveryRefusal, Failure, Ledger, OrderRecord, Parked, StoreError, TokenStored, Transition,
     COURIER_EVENT_TTL_SECONDS,
 };
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
@@ -113,16 +113,15 @@ impl OrderStore {
         }
     }
 
-    /// Moves the order from `from` to `to`, only if it is still `from`, optionally with the
-    /// reason it failed. Returns the order as written.
+    /// Makes the status `change`, only if the order is still in its `from` status, with the
+    /// reason it failed if the change gives one. Returns the order as written.
     pub async fn transition(
         &self,
         id: &OrderId,
-        from: OrderStatus,
-        to: OrderStatus,
-        failure: Option<Failure>,
+        change: Transition<'_>,
     ) -> Result<OrderRecord, StoreError> {
-        let update = self.transition_update(id, from, to, failure.as_ref(), &[])?;
+        let Transition { from, to, failure } = change;
+        let update = self.transition_update(id, from, to, failure, &[])?;
         let result = self
             .client
             .update_item()
