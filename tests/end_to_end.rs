@@ -347,10 +347,7 @@ async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
 #[tokio::test]
 async fn an_order_that_has_shipped_cannot_be_cancelled() {
     let stack = Stack::connect().await;
-    let (id, _) = stack
-        .place_under(&[fault("courier", "deliver", "hold")])
-        .await;
-    stack.wait_for_status(&id, &["SHIPPED"]).await;
+    let (id, _) = stack.order_waiting_for_its_courier().await;
     let reply = stack.post(&format!("/orders/{id}/cancel")).await;
     assert_eq!(reply.status, 409, "{}", reply.text);
     assert_eq!(reply.body["code"], "order_not_cancellable");
@@ -364,14 +361,8 @@ async fn an_order_that_has_shipped_cannot_be_cancelled() {
 #[tokio::test]
 async fn a_delivery_event_sent_twice_resumes_the_order_once() {
     let stack = Stack::connect().await;
-    let (id, arn) = stack
-        .place_under(&[fault("courier", "deliver", "hold")])
-        .await;
-    let shipped = stack
-        .wait_for(&id, "waiting for its delivery", |v| {
-            v["status"] == "SHIPPED" && step(v, "AwaitDelivery")["status"] == "STARTED"
-        })
-        .await;
+    let (id, arn) = stack.order_waiting_for_its_courier().await;
+    let shipped = stack.wait_for_status(&id, &["SHIPPED"]).await;
     let event = json!({
         "event_id": format!("evt-test-{}", unique_key()),
         "type": "shipment.delivered",

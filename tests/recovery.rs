@@ -164,10 +164,7 @@ async fn an_order_resumed_as_often_as_allowed_is_parked_once_with_the_reason() {
 #[tokio::test]
 async fn resuming_an_order_whose_execution_is_running_is_refused() {
     let stack = Stack::connect().await;
-    let (id, arn) = stack
-        .place_under(&[fault("courier", "deliver", "hold")])
-        .await;
-    stack.wait_for_status(&id, &["SHIPPED"]).await;
+    let (id, arn) = stack.order_waiting_for_its_courier().await;
     let order_id = OrderId::parse(&id).unwrap_or_else(OrderId::generate);
     let refused = recovery::resume(&stack.store(), &workflow(&stack), &order_id).await;
     assert!(

@@ -192,13 +192,9 @@ impl Stack {
     /// AwaitDelivery until the test delivers it (`partners().deliver`). Returns the order
     /// id and its execution ARN once the order has SHIPPED and AwaitDelivery has begun.
     pub async fn order_waiting_for_its_courier(&self) -> (String, String) {
-        let merchant = self
-            .partners()
-            .merchant_with(serde_json::json!([
-                {"partner": "courier", "operation": "deliver", "fault": "hold"}
-            ]))
+        let (id, arn) = self
+            .place_under(&[fault("courier", "deliver", "hold")])
             .await;
-        let (id, arn) = self.place(&valid_order(&merchant)).await;
         self.wait_for(&id, "waiting for its courier", |view| {
             view["status"] == "SHIPPED"
                 && view["steps"]
