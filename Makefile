@@ -34,7 +34,7 @@ export AWS_PORT         ?= 4599
 export MOTO_SERVER_PORT ?= 4598
 export LAMBDA_PORT      ?= 9099
 
-.PHONY: help venv ministack-venv build up down status verify demo reconcile lint package test test-ministack chaos clean
+.PHONY: help venv ministack-venv build up down status verify demo reconcile lint package test test-ministack chaos bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -113,6 +113,14 @@ test-ministack: venv ministack-venv build package ## The end-to-end suite and th
 
 chaos: venv build ## Orders (CHAOS_ORDERS) under faults, an outage and crashes: proves none lost, none done twice
 	$(LOCAL) exec --dir $(CHAOS_STACK) --free-ports --no-reload -- target/debug/chaos --orders $(CHAOS_ORDERS)
+
+# make bench measures what runs here: the bootstraps make package builds for this machine,
+# beside a no-op lambda_runtime bootstrap built the same way (cargo lambda, release).
+BENCH_RUNS ?= 20
+bench: ARCH := $(HOST_ARCH)
+bench: venv package ## Cold start of every deployable bootstrap against a no-op floor (BENCH_RUNS starts each, default 20): a table, and JSON and Markdown in target/bench
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked -p noop-bootstrap $(if $(filter arm64,$(ARCH)),--arm64,)
+	$(CARGO) run --locked --quiet -p bench -- --runs $(BENCH_RUNS)
 
 clean: down ## Stop the stack and remove build output and installed tools
 	rm -rf target $(VENV) .venv-lint .venv-checkov .venv-ministack infra/node_modules .local .aws-sam

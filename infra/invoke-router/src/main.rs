@@ -11,14 +11,23 @@
 //! business error (say `Payment.Declined`) as a Lambda service failure. And when watch
 //! cannot be reached, the router answers the way AWS does (`Lambda.ServiceException`,
 //! which the state machine retries) instead of closing the socket.
+//!
+//! And it caps the invocations in flight per function (`--max-in-flight`): one more is
+//! refused at once, the way Lambda refuses an invocation over a function's concurrency
+//! (HTTP 429 `TooManyRequestsException`, which the state machine retries). cargo lambda
+//! watch stalls when about 100 invocations queue for one function; the cap keeps it
+//! below that.
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use clap::Parser;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Largest request body forwarded (Lambda's synchronous payload limit is 6 MB).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -35,6 +44,10 @@ struct Args {
     /// moto server's base URL.
     #[arg(long, default_value = "http://127.0.0.1:5000")]
     aws: String,
+    /// Invocations in flight per function at most; one more is throttled
+    /// (TooManyRequestsException) as Lambda throttles.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_in_flight: u32,
 }
 
 #[derive(Clone)]
@@ -42,6 +55,23 @@ struct Router {
     client: reqwest::Client,
     lambda: String,
     aws: String,
+    max_in_flight: u32,
+    /// One semaphore per function name, created on its first invocation.
+    in_flight: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+impl Router {
+    /// A place among `function`'s invocations in flight, if one is free.
+    fn admit(&self, function: &str) -> Option<OwnedSemaphorePermit> {
+        let semaphore = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(function.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.max_in_flight as usize)))
+            .clone();
+        semaphore.try_acquire_owned().ok()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +103,8 @@ async fn main() -> Result<(), StartError> {
             .build()?,
         lambda: args.lambda.trim_end_matches('/').to_owned(),
         aws: args.aws.trim_end_matches('/').to_owned(),
+        max_in_flight: args.max_in_flight,
+        in_flight: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -80,7 +112,7 @@ async fn main() -> Result<(), StartError> {
             addr: args.listen,
             source,
         })?;
-    tracing::info!(listen = %args.listen, lambda = %router.lambda, aws = %router.aws, "invoke router listening");
+    tracing::info!(listen = %args.listen, lambda = %router.lambda, aws = %router.aws, max_in_flight = router.max_in_flight, "invoke router listening");
     let app = axum::Router::new().fallback(route).with_state(router);
     axum::serve(listener, app).await?;
     Ok(())
@@ -175,7 +207,31 @@ fn service_exception(message: String) -> Response {
     response
 }
 
+/// The answer AWS Lambda gives an invocation over the function's concurrency: the state
+/// machine sees `Lambda.TooManyRequestsException`, which its Retry handles.
+fn too_many_requests(function: &str, limit: u32) -> Response {
+    let body = serde_json::json!({
+        "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+        "Type": "User",
+        "message": format!("Rate Exceeded: {function} already has {limit} invocations in flight."),
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("TooManyRequestsException"),
+    );
+    headers.insert("x-amzn-requestid", request_id());
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
 async fn invoke(router: &Router, function: &str, headers: &HeaderMap, body: Bytes) -> Response {
+    let Some(_in_flight) = router.admit(function) else {
+        tracing::warn!(function, limit = router.max_in_flight, "invoke throttled");
+        return too_many_requests(function, router.max_in_flight);
+    };
     let started = Instant::now();
     let url = format!(
         "{}/2015-03-31/functions/{function}/invocations",
@@ -339,6 +395,74 @@ mod tests {
             invoked_function("/2015-03-31/functions/%ZZ/invocations"),
             None
         );
+    }
+
+    /// A function behind a fake `cargo lambda watch` whose answers wait until released.
+    async fn held_function() -> (Router, Arc<tokio::sync::Notify>) {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let held = release.clone();
+        let app = axum::Router::new().fallback(move || {
+            let held = held.clone();
+            async move {
+                held.notified().await;
+                r#"{"ok":true}"#
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
+        let listener = listener.unwrap_or_else(|error| panic!("bind: {error}"));
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let router = Router {
+            client: reqwest::Client::new(),
+            lambda: format!("http://{address}"),
+            aws: "http://127.0.0.1:9".into(),
+            max_in_flight: 1,
+            in_flight: Arc::default(),
+        };
+        (router, release)
+    }
+
+    #[tokio::test]
+    async fn an_invocation_over_the_cap_is_throttled_as_lambda_throttles_and_the_next_is_served() {
+        let (router, release) = held_function().await;
+        let busy = router.clone();
+        let first = tokio::spawn(async move {
+            invoke(&busy, "reserve-stock", &HeaderMap::new(), Bytes::new()).await
+        });
+        // The first invocation holds the only place until released.
+        let free = |router: &Router| {
+            let in_flight = router
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            in_flight
+                .get("reserve-stock")
+                .map(|s| s.available_permits())
+        };
+        while free(&router) != Some(0) {
+            tokio::task::yield_now().await;
+        }
+        let throttled = invoke(&router, "reserve-stock", &HeaderMap::new(), Bytes::new()).await;
+        assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            throttled.headers().get("x-amzn-errortype"),
+            Some(&HeaderValue::from_static("TooManyRequestsException"))
+        );
+        // Another function has places of its own.
+        assert!(router.admit("fail-order").is_some());
+
+        release.notify_one();
+        let first = first.await.map(|r| r.status());
+        assert_eq!(first.ok(), Some(StatusCode::OK));
+        let served = tokio::spawn({
+            let router = router.clone();
+            async move { invoke(&router, "reserve-stock", &HeaderMap::new(), Bytes::new()).await }
+        });
+        release.notify_one();
+        assert_eq!(served.await.map(|r| r.status()).ok(), Some(StatusCode::OK));
     }
 
     #[test]
