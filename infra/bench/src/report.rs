@@ -226,15 +226,16 @@ mod tests {
         }
     }
 
+    /// A floor and one function `f`: 5× its size, 1.5× its init, 2.5× its peak RSS.
+    fn one_function() -> Report {
+        let floor = measured("noop", 1_000_000, 2.0, 4.0);
+        let functions = vec![measured("f", 5_000_000, 3.0, 10.0)];
+        Report::new(machine(), 1, floor, functions)
+    }
+
     #[test]
     fn each_function_is_compared_with_the_floor_measured_in_the_same_run() {
-        let floor = measured("noop", 1_000_000, 2.0, 4.0);
-        let report = Report::new(
-            machine(),
-            1,
-            floor,
-            vec![measured("f", 5_000_000, 3.0, 10.0)],
-        );
+        let report = one_function();
         let row = &report.functions[0];
         assert_eq!(
             (row.bytes_ratio, row.init_ratio, row.peak_rss_ratio),
@@ -259,14 +260,7 @@ mod tests {
 
     #[test]
     fn the_markdown_has_a_row_for_the_floor_and_each_function() {
-        let floor = measured("noop", 1_000_000, 2.0, 4.0);
-        let report = Report::new(
-            machine(),
-            1,
-            floor,
-            vec![measured("f", 5_000_000, 3.0, 10.0)],
-        );
-        let markdown = report.markdown();
+        let markdown = one_function().markdown();
         let rows: Vec<&str> = markdown
             .lines()
             .filter(|l| l.starts_with("| ") && !l.starts_with("| ---"))

@@ -194,14 +194,16 @@ fn plain(status: StatusCode, message: String) -> Response {
 /// The answer AWS Lambda gives when the service itself failed: the state machine sees
 /// `Lambda.ServiceException`, which its Retry handles.
 fn service_exception(message: String) -> Response {
-    let body = serde_json::json!({"Type": "Service", "Message": message}).to_string();
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    let body = serde_json::json!({"Type": "Service", "Message": message});
+    lambda_error(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", body)
+}
+
+/// An error answer of the Lambda API: its status, `X-Amzn-ErrorType` and JSON body.
+fn lambda_error(status: StatusCode, error_type: &'static str, body: serde_json::Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        "x-amzn-errortype",
-        HeaderValue::from_static("ServiceException"),
-    );
+    headers.insert("x-amzn-errortype", HeaderValue::from_static(error_type));
     headers.insert("x-amzn-requestid", request_id());
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     response
@@ -215,16 +217,11 @@ fn too_many_requests(function: &str, limit: u32) -> Response {
         "Type": "User",
         "message": format!("Rate Exceeded: {function} already has {limit} invocations in flight."),
     });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    let headers = response.headers_mut();
-    headers.insert(
-        "x-amzn-errortype",
-        HeaderValue::from_static("TooManyRequestsException"),
-    );
-    headers.insert("x-amzn-requestid", request_id());
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    response
+    lambda_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequestsException",
+        body,
+    )
 }
 
 async fn invoke(router: &Router, function: &str, headers: &HeaderMap, body: Bytes) -> Response {
