@@ -118,9 +118,9 @@ chaos: venv build ## Orders (CHAOS_ORDERS) under faults, an outage and crashes: 
 # beside a no-op lambda_runtime bootstrap built the same way (cargo lambda, release).
 BENCH_RUNS ?= 20
 bench: ARCH := $(HOST_ARCH)
-bench: venv package ## Cold start of every deployable bootstrap against a no-op floor (BENCH_RUNS starts each, default 20): a table, and JSON and Markdown in target/bench
+bench: venv build package ## Cold start of every deployable bootstrap against a no-op floor (BENCH_RUNS starts each, default 20): a table, and JSON and Markdown in target/bench
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked -p noop-bootstrap $(if $(filter arm64,$(ARCH)),--arm64,)
-	$(CARGO) run --locked --quiet -p bench -- --runs $(BENCH_RUNS)
+	target/debug/bench --runs $(BENCH_RUNS)
 
 clean: down ## Stop the stack and remove build output and installed tools
 	rm -rf target $(VENV) .venv-lint .venv-checkov .venv-ministack infra/node_modules .local .aws-sam

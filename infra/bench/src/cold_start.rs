@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -148,10 +149,12 @@ impl Runtime {
                 if let Some(mut pipe) = child.stderr.take() {
                     let _ = pipe.read_to_string(&mut stderr).await;
                 }
+                // Its last words: the end of what it wrote.
+                let skipped = stderr.chars().count().saturating_sub(2000);
                 return Err(BenchError::Exited {
                     name: subject.name.clone(),
                     status: exited.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
-                    stderr: stderr.chars().rev().take(2000).collect::<String>().chars().rev().collect(),
+                    stderr: stderr.chars().skip(skipped).collect(),
                 });
             }
         };
@@ -323,15 +326,21 @@ pub fn subjects(
 pub async fn measure(subjects: &[Subject], runs: usize) -> Result<Vec<ColdStart>, BenchError> {
     let runtime = Runtime::start().await?;
     let mut samples: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); subjects.len()];
+    let progress = std::io::stderr().is_terminal();
+    eprintln!("cold start: {runs} runs of {} bootstraps", subjects.len());
     for run in 0..runs {
-        eprint!("\rcold start: run {}/{runs}", run + 1);
+        if progress {
+            eprint!("\rrun {}/{runs}", run + 1);
+        }
         for (subject, (inits, rss)) in subjects.iter().zip(samples.iter_mut()) {
             let (init, peak) = runtime.start_once(subject).await?;
             inits.push(init);
             rss.push(peak);
         }
     }
-    eprintln!();
+    if progress {
+        eprintln!();
+    }
     let unexpected = runtime.unexpected_calls();
     if !unexpected.is_empty() {
         return Err(BenchError::UnexpectedCalls(unexpected));
