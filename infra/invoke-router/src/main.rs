@@ -12,6 +12,8 @@
 //! cannot be reached, the router answers the way AWS does (`Lambda.ServiceException`,
 //! which the state machine retries) instead of closing the socket.
 //!
+//! It counts what passes through it (`GET /__meter`, see [`meter`]) for `make bench`.
+//!
 //! And it caps the invocations in flight per function (`--max-in-flight`): one more is
 //! refused at once, the way Lambda refuses an invocation over a function's concurrency
 //! (HTTP 429 `TooManyRequestsException`, which the state machine retries). cargo lambda
@@ -21,13 +23,15 @@
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use clap::Parser;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+mod meter;
 
 /// Largest request body forwarded (Lambda's synchronous payload limit is 6 MB).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -58,6 +62,7 @@ struct Router {
     max_in_flight: u32,
     /// One semaphore per function name, created on its first invocation.
     in_flight: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    meter: Arc<Mutex<meter::Counts>>,
 }
 
 impl Router {
@@ -71,6 +76,10 @@ impl Router {
             .or_insert_with(|| Arc::new(Semaphore::new(self.max_in_flight as usize)))
             .clone();
         semaphore.try_acquire_owned().ok()
+    }
+
+    fn meter(&self) -> std::sync::MutexGuard<'_, meter::Counts> {
+        self.meter.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -105,6 +114,7 @@ async fn main() -> Result<(), StartError> {
         aws: args.aws.trim_end_matches('/').to_owned(),
         max_in_flight: args.max_in_flight,
         in_flight: Arc::default(),
+        meter: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -129,6 +139,9 @@ async fn route(State(router): State<Router>, request: Request) -> Response {
             )
         }
     };
+    if parts.method == Method::GET && parts.uri.path() == meter::PATH {
+        return axum::Json(router.meter().clone()).into_response();
+    }
     let function = (parts.method == Method::POST)
         .then(|| invoked_function(parts.uri.path()))
         .flatten();
@@ -260,6 +273,7 @@ async fn invoke(router: &Router, function: &str, headers: &HeaderMap, body: Byte
         }
     };
     let function_error = status == StatusCode::INTERNAL_SERVER_ERROR && is_function_error(&body);
+    router.meter().invoked(function, started.elapsed());
     tracing::info!(
         function,
         status = status.as_u16(),
@@ -318,10 +332,19 @@ async fn forward(
     method: Method,
     path_and_query: &str,
     headers: &HeaderMap,
-    body: Bytes,
+    request_body: Bytes,
 ) -> Response {
     let url = format!("{}{path_and_query}", router.aws);
-    let mut request = router.client.request(method, &url).body(body);
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let operation = meter::Operation::of(
+        header("authorization"),
+        header("x-amz-target"),
+        &request_body,
+    );
+    let mut request = router
+        .client
+        .request(method, &url)
+        .body(request_body.clone());
     for (name, value) in headers {
         if !HOP_BY_HOP.contains(&name.as_str()) {
             request = request.header(name, value);
@@ -338,8 +361,8 @@ async fn forward(
     };
     let status = upstream.status();
     let upstream_headers = upstream.headers().clone();
-    let body = match upstream.bytes().await {
-        Ok(body) => body,
+    let answer = match upstream.bytes().await {
+        Ok(answer) => answer,
         Err(error) => {
             return plain(
                 StatusCode::BAD_GATEWAY,
@@ -347,7 +370,10 @@ async fn forward(
             )
         }
     };
-    let mut response = Response::new(Body::from(body));
+    router
+        .meter()
+        .requested(&operation, &request_body, status.as_u16(), &answer);
+    let mut response = Response::new(Body::from(answer));
     *response.status_mut() = status;
     for (name, value) in &upstream_headers {
         if !HOP_BY_HOP.contains(&name.as_str()) {
@@ -418,6 +444,7 @@ mod tests {
             aws: "http://127.0.0.1:9".into(),
             max_in_flight: 1,
             in_flight: Arc::default(),
+            meter: Arc::default(),
         };
         (router, release)
     }
