@@ -390,6 +390,7 @@ async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
     for variable in [
         "AWS_ENDPOINT_URL",
         "LAMBDA_ENDPOINT_URL",
+        "AWS_EMULATOR_URL",
         "PARTNER_SIMULATOR_URL",
     ] {
         let url = env.get(variable).cloned().unwrap_or_default();

@@ -2,8 +2,9 @@
 //!
 //! moto's Step Functions engine sends its Lambda `Invoke` calls to
 //! `http://localhost:$MOTO_PORT`; `make up` points `MOTO_PORT` here. This router sends
-//! `POST /2015-03-31/functions/{name}/invocations` to `cargo lambda watch` and forwards
-//! every other request to moto, so one endpoint serves every AWS API locally.
+//! `POST /2015-03-31/functions/{name}/invocations` and the function URLs
+//! (`/lambda-url/{name}/...`: the orders API, the courier webhook) to `cargo lambda watch`
+//! and forwards every other request to moto, so one endpoint serves every AWS API locally.
 //!
 //! It also restores the real Lambda contract that `cargo lambda watch` differs from:
 //! a function error comes back from watch as HTTP 500, from AWS as HTTP 200 with
@@ -145,17 +146,30 @@ async fn route(State(router): State<Router>, request: Request) -> Response {
     let function = (parts.method == Method::POST)
         .then(|| invoked_function(parts.uri.path()))
         .flatten();
-    match function {
-        Some(function) => invoke(&router, &function, &parts.headers, body).await,
-        None => {
-            let path_and_query = parts
-                .uri
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned();
-            forward(&router, parts.method, &path_and_query, &parts.headers, body).await
-        }
+    if let Some(function) = function {
+        return invoke(&router, &function, &parts.headers, body).await;
     }
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let upstream = match url_function(parts.uri.path()) {
+        Some(function) => Upstream::FunctionUrl(function),
+        None => Upstream::Aws,
+    };
+    let request = (parts.method, path_and_query, &parts.headers, body);
+    forward(&router, upstream, request).await
+}
+
+/// Where a request that is not an invoke goes.
+enum Upstream<'a> {
+    /// moto, counted as an AWS request.
+    Aws,
+    /// A function URL of cargo lambda watch (`/lambda-url/{function}/...`: the orders API,
+    /// the courier webhook), counted as an invocation of the function.
+    FunctionUrl(&'a str),
+}
+
+fn url_function(path: &str) -> Option<&str> {
+    let function = path.strip_prefix("/lambda-url/")?.split('/').next()?;
+    (!function.is_empty()).then_some(function)
 }
 
 /// The bare function name of a Lambda Invoke path, or `None` for any other request.
@@ -329,12 +343,15 @@ const HOP_BY_HOP: [&str; 6] = [
 
 async fn forward(
     router: &Router,
-    method: Method,
-    path_and_query: &str,
-    headers: &HeaderMap,
-    request_body: Bytes,
+    upstream: Upstream<'_>,
+    (method, path_and_query, headers, request_body): (Method, &str, &HeaderMap, Bytes),
 ) -> Response {
-    let url = format!("{}{path_and_query}", router.aws);
+    let base = match upstream {
+        Upstream::Aws => &router.aws,
+        Upstream::FunctionUrl(_) => &router.lambda,
+    };
+    let url = format!("{base}{path_and_query}");
+    let started = Instant::now();
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let operation = meter::Operation::of(
         header("authorization"),
@@ -350,29 +367,33 @@ async fn forward(
             request = request.header(name, value);
         }
     }
-    let upstream = match request.send().await {
-        Ok(upstream) => upstream,
+    let answered = match request.send().await {
+        Ok(answered) => answered,
         Err(error) => {
             return plain(
                 StatusCode::BAD_GATEWAY,
-                format!("the AWS emulator at {} is unreachable: {error}", router.aws),
+                format!("{base} is unreachable: {error}"),
             )
         }
     };
-    let status = upstream.status();
-    let upstream_headers = upstream.headers().clone();
-    let answer = match upstream.bytes().await {
+    let status = answered.status();
+    let upstream_headers = answered.headers().clone();
+    let answer = match answered.bytes().await {
         Ok(answer) => answer,
         Err(error) => {
             return plain(
                 StatusCode::BAD_GATEWAY,
-                format!("the AWS emulator's answer was cut short: {error}"),
+                format!("the answer of {base} was cut short: {error}"),
             )
         }
     };
-    router
-        .meter()
-        .requested(&operation, &request_body, status.as_u16(), &answer);
+    match upstream {
+        Upstream::Aws => {
+            let status = status.as_u16();
+            (router.meter()).requested(&operation, &request_body, status, &answer);
+        }
+        Upstream::FunctionUrl(function) => router.meter().invoked(function, started.elapsed()),
+    }
     let mut response = Response::new(Body::from(answer));
     *response.status_mut() = status;
     for (name, value) in &upstream_headers {
@@ -388,6 +409,15 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_function_url_names_its_function_and_other_paths_do_not() {
+        let webhook = "/lambda-url/courier-webhook/webhooks/courier";
+        assert_eq!(url_function(webhook), Some("courier-webhook"));
+        assert_eq!(url_function("/lambda-url/orders-api"), Some("orders-api"));
+        assert_eq!(url_function("/lambda-url/"), None);
+        assert_eq!(url_function("/2015-03-31/functions/x/invocations"), None);
+    }
 
     #[test]
     fn a_full_arn_with_a_qualifier_becomes_the_binary_name() {

@@ -386,7 +386,7 @@ async fn start(
         options,
         &simulator,
         &resources,
-        &format!("{lambda_endpoint}/lambda-url/courier-webhook/webhooks/courier"),
+        &format!("{aws_endpoint}/lambda-url/courier-webhook/webhooks/courier"),
         ports.partners,
         started,
         &http,
@@ -414,6 +414,8 @@ async fn start(
     stack_env.insert("LOCAL_STACK_DIR".into(), options.dir.display().to_string());
     stack_env.insert("LOCAL_STACK_EMULATOR".into(), Emulator::Moto.to_string());
     stack_env.insert("LAMBDA_ENDPOINT_URL".into(), lambda_endpoint.clone());
+    // moto itself, for a caller whose own requests must not be counted (`make bench`).
+    stack_env.insert("AWS_EMULATOR_URL".into(), moto_endpoint.clone());
     stack_env.insert("PARTNER_SIMULATOR_URL".into(), partners_endpoint.clone());
     let functions: Vec<String> = resources
         .functions
@@ -422,7 +424,8 @@ async fn start(
         .collect();
     for function in &functions {
         let variable = format!("{}_URL", function.to_uppercase().replace('-', "_"));
-        stack_env.insert(variable, format!("{lambda_endpoint}/lambda-url/{function}"));
+        // Through the invoke router, which counts them as invocations (`GET /__meter`).
+        stack_env.insert(variable, format!("{aws_endpoint}/lambda-url/{function}"));
     }
     for (logical_id, url) in &deployed.queue_urls {
         stack_env.insert(format!("{}_URL", screaming(logical_id)), url.clone());
