@@ -115,12 +115,15 @@ chaos: venv build ## Orders (CHAOS_ORDERS) under faults, an outage and crashes: 
 	$(LOCAL) exec --dir $(CHAOS_STACK) --free-ports --no-reload -- target/debug/chaos --orders $(CHAOS_ORDERS)
 
 # make bench measures what runs here: the bootstraps make package builds for this machine,
-# beside a no-op lambda_runtime bootstrap built the same way (cargo lambda, release).
+# beside a no-op lambda_runtime bootstrap built the same way (cargo lambda, release); then,
+# on a local stack of its own, the work of BENCH_ORDERS orders of each kind, and its cost.
 BENCH_RUNS ?= 20
+BENCH_ORDERS ?= 3
 bench: ARCH := $(HOST_ARCH)
-bench: venv build package ## Cold start of every deployable bootstrap against a no-op floor (BENCH_RUNS starts each, default 20): a table, and JSON and Markdown in target/bench
+bench: venv build package ## Cold start of every deployable bootstrap against a no-op floor (BENCH_RUNS starts each, default 20), then work and cost per order on a local stack (BENCH_ORDERS of each kind, default 3): tables, and JSON and Markdown in target/bench
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked -p noop-bootstrap $(if $(filter arm64,$(ARCH)),--arm64,)
-	target/debug/bench --runs $(BENCH_RUNS)
+	$(LOCAL) exec --dir target/bench-stack --free-ports --no-reload -- \
+		target/debug/bench --runs $(BENCH_RUNS) --orders $(BENCH_ORDERS)
 
 clean: down ## Stop the stack and remove build output and installed tools
 	rm -rf target $(VENV) .venv-lint .venv-checkov .venv-ministack infra/node_modules .local .aws-sam

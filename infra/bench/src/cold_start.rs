@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use local_stack::template::LocalResources;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -281,6 +282,23 @@ async fn aws_call(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: Strin
     )
 }
 
+fn resources(template: &Path) -> Result<LocalResources, BenchError> {
+    let parameters = local_stack::template::local_parameters("http://127.0.0.1:9");
+    LocalResources::load(template, "us-east-1", "http://127.0.0.1:9", &parameters)
+        .map_err(|error| BenchError::Template(error.to_string()))
+}
+
+/// The memory size the template gives its functions: the largest, if they differ.
+pub fn memory_mb(template: &Path) -> Result<u64, BenchError> {
+    let sizes = resources(template)?
+        .functions
+        .into_iter()
+        .map(|f| f.memory_mb);
+    sizes
+        .max()
+        .ok_or_else(|| BenchError::Template("it declares no function".into()))
+}
+
 /// Every bootstrap under `build_dir` (`<LogicalId>/bootstrap`, as sam build leaves them),
 /// each with its function's environment from `template`; only those named in `only`
 /// unless it is empty.
@@ -289,14 +307,7 @@ pub fn subjects(
     template: &Path,
     only: &[String],
 ) -> Result<Vec<Subject>, BenchError> {
-    let parameters = local_stack::template::local_parameters("http://127.0.0.1:9");
-    let resources = local_stack::template::LocalResources::load(
-        template,
-        "us-east-1",
-        "http://127.0.0.1:9",
-        &parameters,
-    )
-    .map_err(|error| BenchError::Template(error.to_string()))?;
+    let resources = resources(template)?;
     if let Some(unknown) = only
         .iter()
         .find(|name| !resources.functions.iter().any(|f| &f.logical_id == *name))

@@ -1,11 +1,18 @@
 //! `make bench`: what the deployable functions cost, each figure a median of repeated
-//! runs beside a floor measured in the same run. Today: the cold start of every bootstrap
-//! `make package` built (size, init time, peak RSS) against a no-op `lambda_runtime`
-//! bootstrap built with the same release profile. Writes `bench.json` and `bench.md`.
+//! runs, compared with a floor measured in the same run where there is one:
+//! - the cold start of every bootstrap `make package` built (size, init time, peak RSS)
+//!   against a no-op `lambda_runtime` bootstrap built with the same release profile;
+//! - the work of one order of each kind and of a failure path, counted on the local stack
+//!   (run inside `local-stack exec`), and what 1,000 such orders cost at AWS list prices.
+//!
+//! Writes `bench.json` and `bench.md`.
 
 mod cold_start;
+mod cost;
 mod report;
 mod stats;
+mod work;
+mod work_report;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -44,11 +51,36 @@ pub enum BenchError {
     UnexpectedCalls(Vec<String>),
     #[error("writing the report: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{what}: {source}")]
+    Http {
+        what: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the local stack: {0}")]
+    Stack(String),
+    #[error("the price file: {0}")]
+    Prices(String),
+}
+
+/// The parts of the bench.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// The bootstraps' size, init time and peak RSS against the no-op floor.
+    ColdStart,
+    /// Work per order on the local stack, and its cost.
+    Work,
 }
 
 #[derive(Debug, Parser)]
-#[command(about = "Cold start of the deployable bootstraps against a no-op floor")]
+#[command(
+    about = "Cold start of the deployable bootstraps against a no-op floor; work and cost per order on the local stack"
+)]
 struct Options {
+    /// Only this part (repeatable); default: both. The work part runs inside
+    /// `local-stack exec`.
+    #[arg(long = "only", value_enum)]
+    parts: Vec<Part>,
     /// Starts of each bootstrap (medians need many; the README's figures use 20).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(3..))]
     runs: u16,
@@ -64,6 +96,12 @@ struct Options {
     /// Only these functions (logical ids, repeatable); default: every function.
     #[arg(long = "function", value_name = "LOGICAL_ID")]
     functions: Vec<String>,
+    /// Orders of each scenario whose work is counted.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    orders: u16,
+    /// AWS list prices for the cost per 1,000 orders.
+    #[arg(long, default_value = "infra/bench/prices.yaml")]
+    prices: PathBuf,
     /// Where bench.json and bench.md go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -82,6 +120,59 @@ async fn main() -> ExitCode {
 }
 
 async fn run(options: &Options) -> Result<(), BenchError> {
+    let wants = |part| options.parts.is_empty() || options.parts.contains(&part);
+    // The price file first: a typo in it should not cost a whole cold-start run.
+    let prices = match wants(Part::Work) {
+        true => Some(cost::Prices::load(&options.prices)?),
+        false => None,
+    };
+    let cold_start = match wants(Part::ColdStart) {
+        true => Some(measure_cold_start(options).await?),
+        false => None,
+    };
+    if let Some(report) = &cold_start {
+        println!("{}", report.table());
+        for verdict in report.verdicts() {
+            println!("{verdict}");
+        }
+    }
+    let work = match prices {
+        Some(prices) => {
+            let stack = work::Stack::from_env().await?;
+            let orders = usize::from(options.orders);
+            let measured = work::measure(&stack, orders).await?;
+            let slowest_init = cold_start
+                .as_ref()
+                .and_then(report::Report::slowest_init_ms);
+            let memory_mb = cold_start::memory_mb(&options.template)?;
+            Some(work_report::WorkReport::new(
+                orders,
+                memory_mb,
+                prices,
+                measured,
+                slowest_init,
+            )?)
+        }
+        None => None,
+    };
+    if let Some(report) = &work {
+        println!("{}", report.table());
+    }
+    let bench = report::Bench {
+        machine: report::Machine::this(),
+        cold_start,
+        work,
+    };
+    bench.write(&options.out)?;
+    println!(
+        "written: {} and {}",
+        options.out.join("bench.json").display(),
+        options.out.join("bench.md").display()
+    );
+    Ok(())
+}
+
+async fn measure_cold_start(options: &Options) -> Result<report::Report, BenchError> {
     if !options.floor.is_file() {
         return Err(BenchError::Missing {
             what: format!("the floor bootstrap {}", options.floor.display()),
@@ -103,16 +194,5 @@ async fn run(options: &Options) -> Result<(), BenchError> {
     let floor = measured.next().ok_or_else(|| BenchError::Parse {
         what: "the floor's measurements".into(),
     })?;
-    let report = report::Report::new(report::Machine::this(), runs, floor, measured.collect());
-    println!("{}", report.table());
-    for verdict in report.verdicts() {
-        println!("{verdict}");
-    }
-    report.write(&options.out)?;
-    println!(
-        "written: {} and {}",
-        options.out.join("bench.json").display(),
-        options.out.join("bench.md").display()
-    );
-    Ok(())
+    Ok(report::Report::new(runs, floor, measured.collect()))
 }

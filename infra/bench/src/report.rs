@@ -3,6 +3,7 @@
 
 use crate::cold_start::ColdStart;
 use crate::stats::Summary;
+use crate::work_report::WorkReport;
 use crate::BenchError;
 use comfy_table::Table;
 use serde::Serialize;
@@ -52,22 +53,55 @@ pub struct ColdStartRow {
     pub peak_rss_ratio: Option<f64>,
 }
 
-/// Everything `make bench` measured.
+/// Everything `make bench` measured, part by part.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bench {
+    pub machine: Machine,
+    pub cold_start: Option<Report>,
+    pub work: Option<WorkReport>,
+}
+
+impl Bench {
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut text = format!(
+            "Measured on {} ({} cores, {}, Linux {}).\n\n",
+            m.cpu, m.cores, m.arch, m.kernel
+        );
+        if let Some(cold_start) = &self.cold_start {
+            text.push_str(&cold_start.markdown());
+            text.push('\n');
+        }
+        if let Some(work) = &self.work {
+            text.push_str(&work.markdown());
+        }
+        text
+    }
+
+    /// Writes `bench.json` and `bench.md` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), BenchError> {
+        let io = |what: String| move |source| BenchError::Io { what, source };
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let json = serde_json::to_string_pretty(self)?;
+        let json_path = dir.join("bench.json");
+        std::fs::write(&json_path, json).map_err(io(format!("writing {}", json_path.display())))?;
+        let md_path = dir.join("bench.md");
+        std::fs::write(&md_path, self.markdown())
+            .map_err(io(format!("writing {}", md_path.display())))?;
+        Ok(())
+    }
+}
+
+/// The cold start of every bootstrap beside the floor's.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    pub machine: Machine,
     pub runs: usize,
     pub floor: ColdStart,
     pub functions: Vec<ColdStartRow>,
 }
 
 impl Report {
-    pub fn new(
-        machine: Machine,
-        runs: usize,
-        floor: ColdStart,
-        functions: Vec<ColdStart>,
-    ) -> Report {
+    pub fn new(runs: usize, floor: ColdStart, functions: Vec<ColdStart>) -> Report {
         let functions = functions
             .into_iter()
             .map(|measured| ColdStartRow {
@@ -78,11 +112,16 @@ impl Report {
             })
             .collect();
         Report {
-            machine,
             runs,
             floor,
             functions,
         }
+    }
+
+    /// The slowest function's median init (ms).
+    pub fn slowest_init_ms(&self) -> Option<f64> {
+        let inits = self.functions.iter().map(|row| row.measured.init_ms.median);
+        inits.reduce(f64::max)
     }
 
     /// The rows as text cells: function, bootstrap, init, peak RSS, each with its ratio.
@@ -153,10 +192,7 @@ impl Report {
 
     pub fn markdown(&self) -> String {
         let mut text = String::from("### Cold start of what deploys\n\n");
-        text.push_str(&format!(
-            "{} runs per bootstrap on {} ({} cores, {}, Linux {}).\n\n",
-            self.runs, self.machine.cpu, self.machine.cores, self.machine.arch, self.machine.kernel
-        ));
+        text.push_str(&format!("{} runs per bootstrap.\n\n", self.runs));
         text.push_str(&format!("| {} |\n", Self::HEADER.join(" | ")));
         text.push_str(&format!("|{}\n", " --- |".repeat(Self::HEADER.len())));
         for row in self.rows() {
@@ -167,19 +203,6 @@ impl Report {
             text.push_str(&format!("- {verdict}\n"));
         }
         text
-    }
-
-    /// Writes `bench.json` and `bench.md` into `dir`.
-    pub fn write(&self, dir: &Path) -> Result<(), BenchError> {
-        let io = |what: String| move |source| BenchError::Io { what, source };
-        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-        let json = serde_json::to_string_pretty(self)?;
-        let json_path = dir.join("bench.json");
-        std::fs::write(&json_path, json).map_err(io(format!("writing {}", json_path.display())))?;
-        let md_path = dir.join("bench.md");
-        std::fs::write(&md_path, self.markdown())
-            .map_err(io(format!("writing {}", md_path.display())))?;
-        Ok(())
     }
 }
 
@@ -217,20 +240,30 @@ mod tests {
         }
     }
 
-    fn machine() -> Machine {
-        Machine {
+    #[test]
+    fn the_report_names_the_machine_and_only_the_parts_that_ran() {
+        let machine = Machine {
             arch: "x86_64",
             cores: 2,
-            cpu: "test".into(),
-            kernel: "test".into(),
-        }
+            cpu: "Test CPU".into(),
+            kernel: "6.1".into(),
+        };
+        let bench = Bench {
+            machine,
+            cold_start: Some(one_function()),
+            work: None,
+        };
+        let markdown = bench.markdown();
+        assert!(markdown.starts_with("Measured on Test CPU (2 cores, x86_64, Linux 6.1)."));
+        assert!(markdown.contains("### Cold start of what deploys"));
+        assert!(!markdown.contains("### Work per order"), "{markdown}");
     }
 
     /// A floor and one function `f`: 5× its size, 1.5× its init, 2.5× its peak RSS.
     fn one_function() -> Report {
         let floor = measured("noop", 1_000_000, 2.0, 4.0);
         let functions = vec![measured("f", 5_000_000, 3.0, 10.0)];
-        Report::new(machine(), 1, floor, functions)
+        Report::new(1, floor, functions)
     }
 
     #[test]
@@ -250,7 +283,7 @@ mod tests {
             measured("small", 5_000_000, 2.5, 10.0),
             measured("big", 7_000_000, 2.5, 10.0),
         ];
-        let verdicts = Report::new(machine(), 1, floor, functions).verdicts();
+        let verdicts = Report::new(1, floor, functions).verdicts();
         let missed: Vec<&String> = verdicts
             .iter()
             .filter(|v| v.starts_with("missed"))

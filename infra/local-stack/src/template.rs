@@ -80,6 +80,8 @@ pub struct FunctionSpec {
     /// The function's `Timeout` (or the Globals' one), in seconds; Lambda's default, 3,
     /// when neither says.
     pub timeout_seconds: u64,
+    /// The function's `MemorySize` (or the Globals' one), in MB; Lambda's default, 128.
+    pub memory_mb: u64,
 }
 
 /// A Secrets Manager secret. Locally it is created under its logical id with a fixed
@@ -678,26 +680,37 @@ impl Template {
                 }
             }
         }
-        let timeout = self
-            .properties(logical_id)
-            .get("Timeout")
-            .or_else(|| self.globals_function.get("Timeout"));
-        let timeout_seconds = match timeout {
-            None => 3,
-            Some(value) => {
-                let text = scalar(&self.resolve(value)?)?;
-                text.parse().map_err(|_| {
-                    invalid(format!(
-                        "{logical_id}: Timeout {text:?} is not a whole number of seconds"
-                    ))
-                })?
-            }
-        };
+        // Lambda's defaults when neither the function nor the Globals say.
+        let timeout_seconds = self.whole_number(logical_id, "Timeout", 3)?;
+        let memory_mb = self.whole_number(logical_id, "MemorySize", 128)?;
         Ok(FunctionSpec {
             logical_id: logical_id.to_owned(),
             binary: self.binary(logical_id)?,
             environment,
             timeout_seconds,
+            memory_mb,
+        })
+    }
+
+    /// A whole-number property of the function, or of the Globals, or `default`.
+    fn whole_number(
+        &self,
+        logical_id: &str,
+        name: &str,
+        default: u64,
+    ) -> Result<u64, TemplateError> {
+        let value = self
+            .properties(logical_id)
+            .get(name)
+            .or_else(|| self.globals_function.get(name));
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let text = scalar(&self.resolve(value)?)?;
+        text.parse().map_err(|_| {
+            invalid(format!(
+                "{logical_id}: {name} {text:?} is not a whole number"
+            ))
         })
     }
 }
