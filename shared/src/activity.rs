@@ -228,7 +228,7 @@ impl<L: Ledger> Begun<'_, L> {
         let status = transition.map_or(self.order.status, |t| t.to);
         let written = self
             .ledger
-            .succeed_step(self.id(), self.step, references, transition)
+            .succeed_step(&self.attempt, references, transition)
             .await;
         self.close(
             written

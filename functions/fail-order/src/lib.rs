@@ -71,6 +71,7 @@ pub async fn handle(ledger: &impl Ledger, input: FailureInput) -> Outcome {
         ("error".to_owned(), failure.error.clone()),
     ]);
     let id = begun.id().clone();
+    let attempt = &begun.attempt;
     // The order moves under the workflow's feet (a cancel): read it again on a conflict.
     let recorded = retry_on_conflict(|| {
         let (failure, references, id) = (&failure, &references, &id);
@@ -98,7 +99,7 @@ pub async fn handle(ledger: &impl Ledger, input: FailureInput) -> Outcome {
             };
             let transition = to.map(|to| Transition::new(order.status, to).because(Some(recorded)));
             let record = ledger
-                .succeed_step(id, STEP, references.clone(), transition)
+                .succeed_step(attempt, references.clone(), transition)
                 .await?;
             Ok(Ok((record, to.unwrap_or(order.status))))
         }

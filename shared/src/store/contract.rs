@@ -9,7 +9,7 @@
 
 use super::{
     Cancellation, Delivery, DeliveryRecorded, Ledger, OrderRecord, Placement, References,
-    StepStart, StepStatus, StoreError, TokenStored, Transition,
+    StepRecord, StepStart, StepStatus, StoreError, TokenStored, Transition,
 };
 use crate::catalogue::Catalogue;
 use crate::order::{example_request, Order, OrderId};
@@ -124,19 +124,19 @@ pub async fn advance(ledger: &impl Ledger, id: &OrderId, status: OrderStatus, sh
             move_to(ledger, id, from, to).await;
             continue;
         }
-        begin(ledger, id, ARRANGE_SHIPMENT.name).await;
+        let attempt = begin(ledger, id, ARRANGE_SHIPMENT.name).await;
         let references = References::from([("shipment_id".to_owned(), shipment_id.to_owned())]);
         let transition = Some(Transition::new(from, to));
         ledger
-            .succeed_step(id, ARRANGE_SHIPMENT.name, references, transition)
+            .succeed_step(&attempt, references, transition)
             .await
             .unwrap_or_else(|error| panic!("shipping order {id}: {error}"));
     }
 }
 
-async fn begin(ledger: &impl Ledger, id: &OrderId, step: &str) -> u32 {
+async fn begin(ledger: &impl Ledger, id: &OrderId, step: &str) -> StepRecord {
     match ledger.begin_step(id, step).await {
-        Ok(StepStart::Started(record)) => record.attempts,
+        Ok(StepStart::Started(record)) => record,
         other => panic!("step {step} of order {id} did not start: {other:?}"),
     }
 }
@@ -319,13 +319,25 @@ pub async fn a_failure_given_with_a_status_change_is_kept_on_the_order(ledger: &
 
 pub async fn a_step_that_succeeded_is_not_started_again(ledger: &impl Ledger) {
     let id = place(ledger).await.order_id;
-    assert_eq!(begin(ledger, &id, "ValidateOrder").await, 1);
+    let attempt = begin(ledger, &id, "ValidateOrder").await;
+    assert_eq!(attempt.attempts, 1);
     let references = References::from([("checked".to_owned(), "yes".to_owned())]);
     let transition = Transition::new(OrderStatus::Accepted, OrderStatus::Validated);
     let done = ledger
-        .succeed_step(&id, "ValidateOrder", references.clone(), Some(transition))
+        .succeed_step(&attempt, references.clone(), Some(transition))
         .await;
     assert_eq!(done.as_ref().map(|s| s.status), Ok(StepStatus::Succeeded));
+    // What came back without a second read is what the ledger holds.
+    let stored = ledger
+        .get_order_with_steps(&id)
+        .await
+        .ok()
+        .flatten()
+        .map(|(_, steps)| steps);
+    assert_eq!(
+        stored.and_then(|steps| steps.into_iter().next()),
+        done.clone().ok()
+    );
     match ledger.begin_step(&id, "ValidateOrder").await {
         Ok(StepStart::AlreadySucceeded(record)) => {
             assert_eq!(record.attempts, 1);
@@ -340,7 +352,7 @@ pub async fn a_failed_step_is_retried_with_its_attempts_counted(ledger: &impl Le
     let id = place(ledger).await.order_id;
     let error = ActivityError::new(ErrorName::PartnerUnavailable, "warehouse answered 503");
     for attempt in 1..=2 {
-        assert_eq!(begin(ledger, &id, "ReserveStock").await, attempt);
+        assert_eq!(begin(ledger, &id, "ReserveStock").await.attempts, attempt);
         assert_eq!(ledger.fail_step(&id, "ReserveStock", &error).await, Ok(()));
     }
     let Ok(Some((_, steps))) = ledger.get_order_with_steps(&id).await else {
@@ -377,10 +389,10 @@ pub async fn concurrent_begins_of_one_step_count_every_attempt(ledger: &impl Led
 
 pub async fn a_step_success_whose_status_change_conflicts_records_neither(ledger: &impl Ledger) {
     let id = place(ledger).await.order_id;
-    begin(ledger, &id, "CompleteOrder").await;
+    let attempt = begin(ledger, &id, "CompleteOrder").await;
     let wrong = Transition::new(OrderStatus::Validated, OrderStatus::StockReserved);
     let result = ledger
-        .succeed_step(&id, "CompleteOrder", References::new(), Some(wrong))
+        .succeed_step(&attempt, References::new(), Some(wrong))
         .await;
     assert!(
         matches!(
@@ -406,20 +418,28 @@ pub async fn a_step_that_succeeds_twice_keeps_its_first_result(ledger: &impl Led
     // Two runs of one step (an invocation retried while the first still ran) both began;
     // the second to finish gets the first one's result, and the order moved once.
     let id = place(ledger).await.order_id;
-    begin(ledger, &id, "ReserveStock").await;
-    begin(ledger, &id, "ReserveStock").await;
+    let faster = begin(ledger, &id, "ReserveStock").await;
+    let slower = begin(ledger, &id, "ReserveStock").await;
     let transition = Transition::new(OrderStatus::Accepted, OrderStatus::Validated);
     let first = References::from([("reservation_id".to_owned(), "res-1".to_owned())]);
     let second = References::from([("reservation_id".to_owned(), "res-2".to_owned())]);
     let done = ledger
-        .succeed_step(&id, "ReserveStock", first.clone(), Some(transition))
+        .succeed_step(&faster, first.clone(), Some(transition))
         .await
         .unwrap_or_else(|error| panic!("{error}"));
     let again = ledger
-        .succeed_step(&id, "ReserveStock", second, Some(transition))
+        .succeed_step(&slower, second, Some(transition))
         .await
         .unwrap_or_else(|error| panic!("{error}"));
-    assert_eq!(again, done);
+    // The faster run's success, as stored: both attempts counted.
+    assert_eq!((done.attempts, again.attempts), (1, 2));
+    assert_eq!(
+        again,
+        StepRecord {
+            attempts: 2,
+            ..done
+        }
+    );
     assert_eq!(again.references, first);
     let order = read(ledger, &id).await;
     assert_eq!((order.status, order.version), (OrderStatus::Validated, 2));
@@ -430,10 +450,10 @@ pub async fn a_failure_recorded_after_a_success_leaves_the_success_standing(ledg
     // stays SUCCEEDED, so a replay returns its result instead of acting again.
     let id = place(ledger).await.order_id;
     begin(ledger, &id, "ReserveStock").await;
-    begin(ledger, &id, "ReserveStock").await;
+    let attempt = begin(ledger, &id, "ReserveStock").await;
     let references = References::from([("reservation_id".to_owned(), "res-1".to_owned())]);
     ledger
-        .succeed_step(&id, "ReserveStock", references.clone(), None)
+        .succeed_step(&attempt, references.clone(), None)
         .await
         .unwrap_or_else(|error| panic!("{error}"));
     let error = ActivityError::new(ErrorName::PartnerUnavailable, "timed out");

@@ -293,11 +293,11 @@ impl Ledger for MemoryStore {
 
     async fn succeed_step(
         &self,
-        id: &OrderId,
-        step: &str,
+        attempt: &StepRecord,
         references: References,
         transition: Option<Transition<'_>>,
     ) -> Result<StepRecord, StoreError> {
+        let (id, step) = (&attempt.order_id, attempt.step.as_str());
         let mut tables = self.tables();
         let moved = transition.map(|t| tables.moved(id, t));
         let record = match tables.step(id, step) {
@@ -340,7 +340,12 @@ impl Ledger for MemoryStore {
             tables.orders.insert(id.clone(), moved);
         }
         tables.put_step(record.clone());
-        Ok(record)
+        // As the table answers: the attempt as begun, succeeded (a later attempt of a
+        // concurrent run is counted in the ledger, not in this answer).
+        Ok(StepRecord {
+            attempts: attempt.attempts,
+            ..record
+        })
     }
 
     async fn fail_step(

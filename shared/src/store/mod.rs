@@ -149,13 +149,14 @@ pub trait Ledger: Send + Sync {
         step: &str,
     ) -> impl Future<Output = Result<StepStart, StoreError>> + Send;
 
-    /// Marks a step that is under way SUCCEEDED with its references and, when given, makes
-    /// the order's status change, both at once: either both happen or neither does. When a
-    /// concurrent run of the same step succeeded first, its record comes back.
+    /// Marks the step `attempt` began ([`Ledger::begin_step`]) SUCCEEDED with its
+    /// references and, when given, makes the order's status change, both at once: either
+    /// both happen or neither does. The step's record comes back without a second read:
+    /// the attempt as begun, succeeded. When a concurrent run of the same step succeeded
+    /// first, its record comes back.
     fn succeed_step(
         &self,
-        id: &OrderId,
-        step: &str,
+        attempt: &StepRecord,
         references: References,
         transition: Option<Transition<'_>>,
     ) -> impl Future<Output = Result<StepRecord, StoreError>> + Send;

@@ -187,12 +187,11 @@ impl Ledger for OrderStore {
 
     fn succeed_step(
         &self,
-        id: &OrderId,
-        step: &str,
+        attempt: &StepRecord,
         references: References,
         transition: Option<Transition<'_>>,
     ) -> impl Future<Output = Result<StepRecord, StoreError>> + Send {
-        OrderStore::succeed_step(self, id, step, references, transition)
+        OrderStore::succeed_step(self, attempt, references, transition)
     }
 
     fn fail_step(

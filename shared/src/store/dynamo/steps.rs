@@ -78,23 +78,26 @@ impl OrderStore {
         read(item, &step_sk(step))
     }
 
-    /// Marks `step` SUCCEEDED with its references and, when given, makes the order's
-    /// status change, both in one transaction: either both happen or neither does.
+    /// Marks the step `attempt` began SUCCEEDED with its references and, when given, makes
+    /// the order's status change, both in one transaction: either both happen or neither
+    /// does. On success the record is the attempt with what the transaction wrote (no
+    /// read: the transaction's condition says the step was still the attempt's).
     pub async fn succeed_step(
         &self,
-        id: &OrderId,
-        step: &str,
+        attempt: &StepRecord,
         references: BTreeMap<String, String>,
         transition: Option<Transition<'_>>,
     ) -> Result<StepRecord, StoreError> {
         const OP: &str = "TransactWriteItems(step succeeded)";
+        let (id, step) = (&attempt.order_id, attempt.step.as_str());
+        let now = now();
         let order_update = transition
             .map(|t| self.transition_update(id, t.from, t.to, t.failure, &[]))
             .transpose()?;
         let mut values = HashMap::from([
             (":succeeded".to_owned(), s("SUCCEEDED")),
             (":started".to_owned(), s("STARTED")),
-            (":now".to_owned(), s(now())),
+            (":now".to_owned(), s(now.clone())),
         ]);
         let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
         let mut expression =
@@ -128,12 +131,25 @@ impl OrderStore {
             request =
                 request.transact_items(TransactWriteItem::builder().update(order_update).build());
         }
+        // What the step's update writes; an empty set of references keeps the earlier ones.
+        let succeeded = StepRecord {
+            status: StepStatus::Succeeded,
+            finished_at: Some(now.clone()),
+            updated_at: now,
+            references: match references.is_empty() {
+                true => attempt.references.clone(),
+                false => references,
+            },
+            error: None,
+            error_message: None,
+            ..attempt.clone()
+        };
         let result = request
             .transact_items(TransactWriteItem::builder().update(step_update).build())
             .send()
             .await;
         match result {
-            Ok(_) => self.require_step(id, step).await,
+            Ok(_) => Ok(succeeded),
             Err(error) => {
                 let reasons = cancellation_codes(&error);
                 let failed = |index: usize| {
