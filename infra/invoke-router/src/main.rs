@@ -13,7 +13,9 @@
 //! cannot be reached, the router answers the way AWS does (`Lambda.ServiceException`,
 //! which the state machine retries) instead of closing the socket.
 //!
-//! It counts what passes through it (`GET /__meter`, see [`meter`]) for `make bench`.
+//! It counts what passes through it (`GET /__meter`, see [`meter`]) for `make bench`, and
+//! answers the state machine's invokes itself while the bench measures the workflow's
+//! floor (`PUT /__floor`, see [`floor`]).
 //!
 //! And it caps the invocations in flight per function (`--max-in-flight`): one more is
 //! refused at once, the way Lambda refuses an invocation over a function's concurrency
@@ -32,6 +34,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+mod floor;
 mod meter;
 
 /// Largest request body forwarded (Lambda's synchronous payload limit is 6 MB).
@@ -64,6 +67,8 @@ struct Router {
     /// One semaphore per function name, created on its first invocation.
     in_flight: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
     meter: Arc<Mutex<meter::Counts>>,
+    /// Whether invokes are answered by the router itself ([`floor`]).
+    floor: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Router {
@@ -116,6 +121,7 @@ async fn main() -> Result<(), StartError> {
         max_in_flight: args.max_in_flight,
         in_flight: Arc::default(),
         meter: Arc::default(),
+        floor: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -142,6 +148,19 @@ async fn route(State(router): State<Router>, request: Request) -> Response {
     };
     if parts.method == Method::GET && parts.uri.path() == meter::PATH {
         return axum::Json(router.meter().clone()).into_response();
+    }
+    if parts.method == Method::PUT && parts.uri.path() == floor::PATH {
+        return match floor::parse_switch(&body) {
+            Some(on) => {
+                router.floor.store(on, std::sync::atomic::Ordering::SeqCst);
+                tracing::info!(on, "workflow floor switched");
+                plain(
+                    StatusCode::OK,
+                    format!("floor {}", if on { "on" } else { "off" }),
+                )
+            }
+            None => plain(StatusCode::BAD_REQUEST, "send `on` or `off`".into()),
+        };
     }
     let function = (parts.method == Method::POST)
         .then(|| invoked_function(parts.uri.path()))
@@ -257,6 +276,9 @@ async fn invoke(router: &Router, function: &str, headers: &HeaderMap, body: Byte
         return too_many_requests(function, router.max_in_flight);
     };
     let started = Instant::now();
+    if router.floor.load(std::sync::atomic::Ordering::SeqCst) {
+        return floor_answer(router, function, &body, started);
+    }
     let url = format!(
         "{}/2015-03-31/functions/{function}/invocations",
         router.lambda
@@ -320,6 +342,25 @@ async fn invoke(router: &Router, function: &str, headers: &HeaderMap, body: Byte
             HeaderValue::from_static("Unhandled"),
         );
     }
+    response
+}
+
+/// The floor's answer to an invoke: at once, no function run; a callback task is
+/// completed right after.
+fn floor_answer(router: &Router, function: &str, payload: &[u8], started: Instant) -> Response {
+    if let Some(token) = floor::task_token(payload) {
+        let (client, aws) = (router.client.clone(), router.aws.clone());
+        tokio::spawn(async move { floor::send_task_success(&client, &aws, &token).await });
+    }
+    router.meter().invoked(function, started.elapsed());
+    let mut response = Response::new(Body::from(floor::answer().to_string()));
+    let headers = response.headers_mut();
+    headers.insert("x-amzn-requestid", request_id());
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert(
+        "x-amz-executed-version",
+        HeaderValue::from_static("$LATEST"),
+    );
     response
 }
 
@@ -475,8 +516,34 @@ mod tests {
             max_in_flight: 1,
             in_flight: Arc::default(),
             meter: Arc::default(),
+            floor: Arc::default(),
         };
         (router, release)
+    }
+
+    #[tokio::test]
+    async fn with_the_floor_on_an_invoke_is_answered_at_once_and_the_function_never_runs() {
+        // The function holds every invocation until released: reaching it would time out.
+        let (router, _release) = held_function().await;
+        router
+            .floor
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let payload = Bytes::from_static(br#"{"order_id": "o-1"}"#);
+        let answered = tokio::time::timeout(
+            Duration::from_secs(5),
+            invoke(&router, "take-payment", &HeaderMap::new(), payload),
+        )
+        .await;
+        let Ok(response) = answered else {
+            panic!("the invoke reached the function");
+        };
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap_or_default();
+        let body: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        assert_eq!(body, Some(floor::answer()));
+        assert_eq!(router.meter().invocations["take-payment"].count, 1);
     }
 
     #[tokio::test]
