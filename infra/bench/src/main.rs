@@ -13,6 +13,7 @@ mod report;
 mod stats;
 mod work;
 mod work_report;
+mod workflow;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -70,6 +71,8 @@ enum Part {
     ColdStart,
     /// Work per order on the local stack, and its cost.
     Work,
+    /// Orders placed at once on the local stack, against the workflow's floor.
+    Workflow,
 }
 
 #[derive(Debug, Parser)]
@@ -77,7 +80,7 @@ enum Part {
     about = "Cold start of the deployable bootstraps against a no-op floor; work and cost per order on the local stack"
 )]
 struct Options {
-    /// Only this part (repeatable); default: both. The work part runs inside
+    /// Only this part (repeatable); default: all. The work and workflow parts run inside
     /// `local-stack exec`.
     #[arg(long = "only", value_enum)]
     parts: Vec<Part>,
@@ -99,6 +102,9 @@ struct Options {
     /// Orders of each scenario whose work is counted.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     orders: u16,
+    /// Batch sizes of the workflow part (orders placed at once).
+    #[arg(long, value_delimiter = ',', default_value = "1,10,50,200")]
+    concurrency: Vec<usize>,
     /// AWS list prices for the cost per 1,000 orders.
     #[arg(long, default_value = "infra/bench/prices.yaml")]
     prices: PathBuf,
@@ -158,10 +164,25 @@ async fn run(options: &Options) -> Result<(), BenchError> {
     if let Some(report) = &work {
         println!("{}", report.table());
     }
+    let workflow = match wants(Part::Workflow) {
+        true => {
+            let stack = work::Stack::from_env().await?;
+            let batches = workflow::compare(&stack, &options.concurrency).await?;
+            Some(work_report::WorkflowReport { batches })
+        }
+        false => None,
+    };
+    if let Some(report) = &workflow {
+        println!("{}", report.table());
+        for verdict in report.verdicts() {
+            println!("{verdict}");
+        }
+    }
     let bench = report::Bench {
         machine: report::Machine::this(),
         cold_start,
         work,
+        workflow,
     };
     bench.write(&options.out)?;
     println!(

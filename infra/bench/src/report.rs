@@ -3,7 +3,7 @@
 
 use crate::cold_start::ColdStart;
 use crate::stats::Summary;
-use crate::work_report::WorkReport;
+use crate::work_report::{WorkReport, WorkflowReport};
 use crate::BenchError;
 use comfy_table::Table;
 use serde::Serialize;
@@ -59,6 +59,7 @@ pub struct Bench {
     pub machine: Machine,
     pub cold_start: Option<Report>,
     pub work: Option<WorkReport>,
+    pub workflow: Option<WorkflowReport>,
 }
 
 impl Bench {
@@ -74,6 +75,10 @@ impl Bench {
         }
         if let Some(work) = &self.work {
             text.push_str(&work.markdown());
+            text.push('\n');
+        }
+        if let Some(workflow) = &self.workflow {
+            text.push_str(&workflow.markdown());
         }
         text
     }
@@ -252,6 +257,7 @@ mod tests {
             machine,
             cold_start: Some(one_function()),
             work: None,
+            workflow: None,
         };
         let markdown = bench.markdown();
         assert!(markdown.starts_with("Measured on Test CPU (2 cores, x86_64, Linux 6.1)."));

@@ -40,9 +40,26 @@ impl Summary {
     }
 }
 
+/// The nearest-rank `q`-quantile (`0.95`: the value 95 % of the measurements are at or
+/// below); `None` for no measurements.
+pub fn percentile(values: &[f64], q: f64) -> Option<f64> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.saturating_sub(1)).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_95th_percentile_is_the_nearest_rank() {
+        let values: Vec<f64> = (1..=20).rev().map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.95), Some(19.0));
+        assert_eq!(percentile(&[4.0], 0.95), Some(4.0));
+        assert_eq!(percentile(&[], 0.95), None);
+    }
 
     #[test]
     fn the_median_of_an_odd_count_is_the_middle_value_whatever_the_order() {

@@ -114,6 +114,8 @@ pub struct Stack {
     orders_api: String,
     partners: Admin,
     table: String,
+    /// The state machine, unqualified (executions through any alias or version).
+    state_machine: String,
     dynamodb: aws_sdk_dynamodb::Client,
     sfn: aws_sdk_sfn::Client,
     function_log: PathBuf,
@@ -145,6 +147,12 @@ impl Stack {
             partners: Admin::new(http.clone(), &variable("PARTNER_SIMULATOR_URL")?),
             http,
             table: variable("TABLE_NAME")?,
+            // arn:aws:states:region:account:stateMachine:name[:alias]
+            state_machine: variable("STATE_MACHINE_ARN")?
+                .split(':')
+                .take(7)
+                .collect::<Vec<_>>()
+                .join(":"),
             dynamodb: aws_sdk_dynamodb::Client::new(&aws),
             sfn: aws_sdk_sfn::Client::new(&aws),
             function_log: PathBuf::from(variable("LOCAL_STACK_DIR")?)
@@ -166,6 +174,59 @@ impl Stack {
             .json()
             .await
             .map_err(fail)
+    }
+
+    /// Turns the router's workflow floor on or off ([`crate::workflow`]).
+    pub async fn floor(&self, on: bool) -> Result<(), BenchError> {
+        let url = format!("{}/__floor", self.router.trim_end_matches('/'));
+        let fail = |source| BenchError::Http {
+            what: format!("PUT {url}"),
+            source,
+        };
+        let switch = if on { "on" } else { "off" };
+        let answer = self
+            .http
+            .put(&url)
+            .body(switch)
+            .send()
+            .await
+            .map_err(fail)?;
+        answer.error_for_status().map_err(fail)?;
+        Ok(())
+    }
+
+    /// A new-merchant order placed: its id.
+    pub async fn place_new_merchant_order(&self, run: &str) -> Result<String, BenchError> {
+        self.place(&SCENARIOS[0], run).await
+    }
+
+    /// Which of the executions named `names` have ended: how, and when.
+    pub async fn executions_ended<'a>(
+        &self,
+        names: impl Iterator<Item = &'a String>,
+    ) -> Result<BTreeMap<String, (String, std::time::SystemTime)>, BenchError> {
+        let wanted: std::collections::BTreeSet<&String> = names.collect();
+        let mut pages = self
+            .sfn
+            .list_executions()
+            .state_machine_arn(&self.state_machine)
+            .into_paginator()
+            .items()
+            .send();
+        let mut ended = BTreeMap::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| BenchError::Stack(format!("ListExecutions: {e}")))?;
+            let stopped = item
+                .stop_date()
+                .and_then(|d| std::time::SystemTime::try_from(*d).ok());
+            if let (true, Some(stopped)) = (wanted.contains(&item.name().to_owned()), stopped) {
+                ended.insert(
+                    item.name().to_owned(),
+                    (item.status().as_str().to_owned(), stopped),
+                );
+            }
+        }
+        Ok(ended)
     }
 
     fn log_bytes(&self) -> u64 {
@@ -396,12 +457,7 @@ fn delta(before: &DynamoItems, after: &DynamoItems) -> DynamoItems {
 /// Runs `runs` orders of every scenario, one at a time, after one order that warms every
 /// function up (cold starts and their secret reads are the cold-start part's subject).
 pub async fn measure(stack: &Stack, runs: usize) -> Result<Vec<Work>, BenchError> {
-    let tag = format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    );
+    let tag = format!("{:x}", run_tag());
     for (index, scenario) in SCENARIOS.iter().enumerate() {
         let id = stack
             .place(scenario, &format!("{tag}-warm-{index}"))
@@ -460,6 +516,12 @@ pub async fn measure(stack: &Stack, runs: usize) -> Result<Vec<Work>, BenchError
         eprintln!();
     }
     Ok(measured)
+}
+
+/// What makes this run's merchants, keys and serials its own: the clock, in ms.
+pub fn run_tag() -> u128 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| d.as_millis())
 }
 
 /// Per key, the summary of its values across runs (0 where a run did not have it).

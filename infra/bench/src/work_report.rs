@@ -223,3 +223,166 @@ fn push_table(text: &mut String, (header, rows): (Vec<String>, Vec<Vec<String>>)
         text.push_str(&format!("| {} |\n", row.join(" | ")));
     }
 }
+
+/// The workflow against its floor, per batch size.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkflowReport {
+    pub batches: Vec<crate::workflow::Comparison>,
+}
+
+impl WorkflowReport {
+    const HEADER: [&'static str; 7] = [
+        "orders at once",
+        "functions: p50 s (min–max)",
+        "p95 s",
+        "floor: p50 s (min–max)",
+        "p95 s",
+        "p50 × floor",
+        "p95 × floor",
+    ];
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        let times = |r: Option<f64>| r.map_or_else(|| "–".into(), |r| format!("{r:.2}×"));
+        let spread = |s: &Summary| format!("{:.1} ({:.1}–{:.1})", s.median, s.min, s.max);
+        self.batches
+            .iter()
+            .map(|c| {
+                let ended = |b: &crate::workflow::Batch| {
+                    let failed: usize = b
+                        .ended
+                        .iter()
+                        .filter(|(s, _)| *s != "SUCCEEDED")
+                        .map(|(_, n)| n)
+                        .sum();
+                    match (failed, b.refused) {
+                        (0, 0) => String::new(),
+                        (failed, refused) => {
+                            format!(" [{failed} not succeeded, {refused} refused]")
+                        }
+                    }
+                };
+                vec![
+                    c.orders.to_string(),
+                    format!("{}{}", spread(&c.ours.seconds), ended(&c.ours)),
+                    format!("{:.1}", c.ours.p95_seconds),
+                    format!("{}{}", spread(&c.floor.seconds), ended(&c.floor)),
+                    format!("{:.1}", c.floor.p95_seconds),
+                    times(c.p50_ratio()),
+                    times(c.p95_ratio()),
+                ]
+            })
+            .collect()
+    }
+
+    /// The latency and throughput targets, met or missed (those whose batch ran).
+    pub fn verdicts(&self) -> Vec<String> {
+        let say =
+            |met: bool, what: String| format!("{} {what}", if met { "met:" } else { "missed:" });
+        let delay = partner_simulator::Config::default()
+            .delivery_delay
+            .as_secs_f64();
+        let mut verdicts = Vec::new();
+        for c in &self.batches {
+            let (ours, floor) = (c.ours.seconds.median, c.floor.seconds.median);
+            match c.orders {
+                1 => verdicts.push(say(
+                    ours <= 2.0 * floor + delay,
+                    format!("one order within 2× the floor plus the courier's {delay:.1} s delay ({ours:.1} s; limit {:.1} s)", 2.0 * floor + delay),
+                )),
+                50 => verdicts.push(say(
+                    c.p50_ratio().is_some_and(|r| r <= 1.5),
+                    format!("50 at once: p50 within 1.5× the floor ({})", c.p50_ratio().map_or("–".into(), |r| format!("{r:.2}×"))),
+                )),
+                200 => {
+                    let succeeded = c.ours.ended.get("SUCCEEDED").copied().unwrap_or(0);
+                    verdicts.push(say(
+                        succeeded == c.orders && c.ours.refused == 0,
+                        format!("200 at once: all final, none lost ({succeeded} of 200 completed)"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        verdicts
+    }
+
+    pub fn table(&self) -> String {
+        let mut table = Table::new();
+        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+        table.set_header(Self::HEADER);
+        for row in self.rows() {
+            table.add_row(row);
+        }
+        table.to_string()
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut text = String::from("### The workflow against its floor\n\nNew-merchant orders placed at once through the orders API; each order's time from its request to its execution's end. The floor: the same definition on the same engine, the invoke router answering every Task at once (no function runs, the callback task completed at once), same batch size, same run.\n\n");
+        let header = Self::HEADER.iter().map(|h| h.to_string()).collect();
+        push_table(&mut text, (header, self.rows()));
+        text.push('\n');
+        for verdict in self.verdicts() {
+            text.push_str(&format!("- {verdict}\n"));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::{Batch, Comparison};
+    use std::collections::BTreeMap;
+
+    fn batch(p50: f64, succeeded: usize) -> Batch {
+        Batch {
+            seconds: Summary {
+                median: p50,
+                min: p50,
+                max: p50,
+                runs: succeeded,
+            },
+            p95_seconds: p50,
+            ended: BTreeMap::from([("SUCCEEDED".to_owned(), succeeded)]),
+            refused: 0,
+        }
+    }
+
+    #[test]
+    fn each_batch_size_is_judged_by_its_own_target() {
+        let report = WorkflowReport {
+            batches: vec![
+                Comparison {
+                    orders: 1,
+                    ours: batch(1.8, 1),
+                    floor: batch(0.2, 1),
+                },
+                Comparison {
+                    orders: 10,
+                    ours: batch(9.0, 10),
+                    floor: batch(1.0, 10),
+                },
+                Comparison {
+                    orders: 50,
+                    ours: batch(14.0, 50),
+                    floor: batch(10.0, 50),
+                },
+                Comparison {
+                    orders: 200,
+                    ours: batch(60.0, 199),
+                    floor: batch(30.0, 200),
+                },
+            ],
+        };
+        let verdicts = report.verdicts();
+        assert_eq!(verdicts.len(), 3, "{verdicts:?}");
+        // 1.8 s against a limit of 2 × 0.2 + 1.0 (the courier's delay) = 1.4 s.
+        assert!(verdicts[0].starts_with("missed: one order"), "{verdicts:?}");
+        assert!(verdicts[1].starts_with("met: 50 at once"), "{verdicts:?}");
+        assert!(
+            verdicts[2].starts_with("missed: 200 at once"),
+            "{verdicts:?}"
+        );
+        assert!(verdicts[2].contains("199 of 200"), "{verdicts:?}");
+    }
+}
