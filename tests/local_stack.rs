@@ -453,3 +453,88 @@ async fn exec_stops_its_stack_when_interrupted() {
     assert_eq!(child.wait().map(|s| s.code()).ok(), Some(Some(130)));
     assert_all_stopped(&started);
 }
+
+#[tokio::test]
+async fn the_bench_counts_each_orders_work_and_times_the_workflow_against_its_floor() {
+    // On a stack of its own: the floor answers every invoke of its stack.
+    let scratch = Scratch::new("stack-bench");
+    let out = scratch.dir.join("bench-report");
+    let path = |p: PathBuf| p.display().to_string();
+    let (bench, out_dir) = (path(workspace_binary("bench")), path(out.clone()));
+    let (prices, template) = (
+        path(root().join("infra/bench/prices.yaml")),
+        path(root().join("template.yaml")),
+    );
+    let command = [
+        "--",
+        &bench,
+        "--only",
+        "work",
+        "--only",
+        "workflow",
+        "--orders",
+        "1",
+        "--concurrency",
+        "1",
+        "--prices",
+        &prices,
+        "--template",
+        &template,
+        "--out",
+        &out_dir,
+    ];
+    let output = local_stack(&scratch.args("exec", &command));
+    assert!(output.status.success(), "{}", text(&output));
+    let written = std::fs::read_to_string(out.join("bench.json")).unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(&written).unwrap_or_default();
+    let scenario = |name: &str| {
+        let all = report["work"]["work"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        all.into_iter()
+            .find(|w| w["scenario"] == name)
+            .unwrap_or_default()
+    };
+    let count = |work: &serde_json::Value, key: &str| work["counts"][key]["median"].as_f64();
+    let new_merchant = scenario("new merchant");
+    for function in [
+        "orders-api",
+        "validate-order",
+        "take-payment",
+        "courier-webhook",
+        "complete-order",
+    ] {
+        let key = format!("invocations {function}");
+        assert_eq!(count(&new_merchant, &key), Some(1.0), "{key}: {written}");
+    }
+    assert_eq!(count(&new_merchant, "states:StartExecution"), Some(1.0));
+    assert_eq!(count(&new_merchant, "states:SendTaskSuccess"), Some(1.0));
+    assert!(
+        count(&new_merchant, "transitions") >= Some(8.0),
+        "{written}"
+    );
+    assert!(
+        count(&new_merchant, "dynamodb WRU") >= Some(8.0),
+        "{written}"
+    );
+    let declined = scenario("payment declined");
+    assert_eq!(declined["ends"], "FAILED");
+    assert_eq!(count(&declined, "invocations release-stock"), Some(1.0));
+    assert_eq!(count(&declined, "invocations provision-terminals"), None);
+    // Four scenarios and the chaos mix, each priced.
+    let costs = report["work"]["costs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(costs.len(), 5, "{written}");
+    assert!(
+        costs.iter().all(|c| c["total"].as_f64() > Some(0.0)),
+        "{written}"
+    );
+    let batch = &report["workflow"]["batches"][0];
+    assert_eq!(batch["orders"], 1);
+    assert_eq!(batch["ours"]["ended"]["SUCCEEDED"], 1, "{written}");
+    assert_eq!(batch["floor"]["ended"]["SUCCEEDED"], 1, "{written}");
+    assert!(text(&output).contains("stopped the test stack (4 processes)"));
+}

@@ -178,11 +178,14 @@ async fn run(options: &Options) -> Result<(), BenchError> {
             println!("{verdict}");
         }
     }
-    let bench = report::Bench {
-        machine: report::Machine::this(),
+    let parts = report::Parts {
         cold_start,
         work,
         workflow,
+    };
+    let bench = report::Bench {
+        machine: report::Machine::this(),
+        parts,
     };
     bench.write(&options.out)?;
     println!(

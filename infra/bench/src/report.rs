@@ -57,6 +57,13 @@ pub struct ColdStartRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct Bench {
     pub machine: Machine,
+    /// Each part, if it ran (`--only`).
+    #[serde(flatten)]
+    pub parts: Parts,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Parts {
     pub cold_start: Option<Report>,
     pub work: Option<WorkReport>,
     pub workflow: Option<WorkflowReport>,
@@ -69,15 +76,15 @@ impl Bench {
             "Measured on {} ({} cores, {}, Linux {}).\n\n",
             m.cpu, m.cores, m.arch, m.kernel
         );
-        if let Some(cold_start) = &self.cold_start {
+        if let Some(cold_start) = &self.parts.cold_start {
             text.push_str(&cold_start.markdown());
             text.push('\n');
         }
-        if let Some(work) = &self.work {
+        if let Some(work) = &self.parts.work {
             text.push_str(&work.markdown());
             text.push('\n');
         }
-        if let Some(workflow) = &self.workflow {
+        if let Some(workflow) = &self.parts.workflow {
             text.push_str(&workflow.markdown());
         }
         text
@@ -186,13 +193,7 @@ impl Report {
     }
 
     pub fn table(&self) -> String {
-        let mut table = Table::new();
-        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-        table.set_header(Self::HEADER);
-        for row in self.rows() {
-            table.add_row(row);
-        }
-        table.to_string()
+        text_table(Self::HEADER, self.rows())
     }
 
     pub fn markdown(&self) -> String {
@@ -209,6 +210,23 @@ impl Report {
         }
         text
     }
+}
+
+/// A table for the terminal: `header`, then `rows`.
+pub fn text_table<R: IntoIterator>(
+    header: impl IntoIterator<Item = impl Into<comfy_table::Cell>>,
+    rows: impl IntoIterator<Item = R>,
+) -> String
+where
+    R::Item: Into<comfy_table::Cell>,
+{
+    let mut table = Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(header);
+    for row in rows {
+        table.add_row(row);
+    }
+    table.to_string()
 }
 
 fn megabytes(bytes: u64) -> String {
@@ -253,12 +271,12 @@ mod tests {
             cpu: "Test CPU".into(),
             kernel: "6.1".into(),
         };
-        let bench = Bench {
-            machine,
+        let parts = Parts {
             cold_start: Some(one_function()),
             work: None,
             workflow: None,
         };
+        let bench = Bench { machine, parts };
         let markdown = bench.markdown();
         assert!(markdown.starts_with("Measured on Test CPU (2 cores, x86_64, Linux 6.1)."));
         assert!(markdown.contains("### Cold start of what deploys"));

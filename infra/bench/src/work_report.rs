@@ -2,10 +2,10 @@
 //! them cost by service, and the memory size table.
 
 use crate::cost::{self, Cost, Prices};
+use crate::report::text_table;
 use crate::stats::Summary;
 use crate::work::Work;
 use crate::BenchError;
-use comfy_table::Table;
 use serde::Serialize;
 
 /// The memory sizes the table compares (MB).
@@ -40,10 +40,19 @@ pub struct MemoryRow {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkReport {
+    /// Orders of each scenario.
     pub runs: usize,
+    pub work: Vec<Work>,
+    #[serde(flatten)]
+    pub cost: CostReport,
+}
+
+/// What the work costs: per scenario and the chaos mix at the template's memory size,
+/// and the new-merchant order at each size of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostReport {
     pub memory_mb: u64,
     pub prices: Prices,
-    pub work: Vec<Work>,
     pub costs: Vec<Cost>,
     pub memory: Vec<MemoryRow>,
 }
@@ -76,14 +85,13 @@ impl WorkReport {
                 })
             })
             .collect::<Result<Vec<_>, BenchError>>()?;
-        Ok(WorkReport {
-            runs,
+        let cost = CostReport {
             memory_mb,
             prices,
-            work,
             costs,
             memory,
-        })
+        };
+        Ok(WorkReport { runs, work, cost })
     }
 
     fn cell(work: &Work, key: &str) -> String {
@@ -135,13 +143,13 @@ impl WorkReport {
     }
 
     fn cost_rows(&self) -> (Vec<String>, Vec<Vec<String>>) {
-        let mut header = vec![format!("USD per 1,000 orders ({} MB)", self.memory_mb)];
-        header.extend(self.costs.iter().map(|c| c.scenario.clone()));
+        let mut header = vec![format!("USD per 1,000 orders ({} MB)", self.cost.memory_mb)];
+        header.extend(self.cost.costs.iter().map(|c| c.scenario.clone()));
         let mut rows: Vec<Vec<String>> = cost::SERVICES
             .iter()
             .map(|service| {
                 let mut row = vec![(*service).to_owned()];
-                row.extend(self.costs.iter().map(|c| {
+                row.extend(self.cost.costs.iter().map(|c| {
                     format!(
                         "{:.4} ({:.0} %)",
                         c.by_service.get(*service).copied().unwrap_or(0.0),
@@ -152,7 +160,7 @@ impl WorkReport {
             })
             .collect();
         let mut total = vec!["total".to_owned()];
-        total.extend(self.costs.iter().map(|c| format!("{:.4}", c.total)));
+        total.extend(self.cost.costs.iter().map(|c| format!("{:.4}", c.total)));
         rows.push(total);
         (header, rows)
     }
@@ -164,6 +172,7 @@ impl WorkReport {
             "slowest init, estimated".to_owned(),
         ];
         let rows = self
+            .cost
             .memory
             .iter()
             .map(|row| {
@@ -183,15 +192,7 @@ impl WorkReport {
     }
 
     pub fn table(&self) -> String {
-        let tables = self.tables().map(|(header, rows)| {
-            let mut table = Table::new();
-            table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-            table.set_header(header);
-            for row in rows {
-                table.add_row(row);
-            }
-            table.to_string()
-        });
+        let tables = self.tables().map(|(header, rows)| text_table(header, rows));
         tables.join("\n")
     }
 
@@ -205,7 +206,7 @@ impl WorkReport {
         push_table(&mut text, work);
         text.push_str(&format!(
             "\n### Cost per 1,000 orders\n\nAWS list prices, {} (`infra/bench/prices.yaml`: each price with its source page and the day it was read), arm64 at the template's {} MB.\n\n",
-            self.prices.region, self.memory_mb
+            self.cost.prices.region, self.cost.memory_mb
         ));
         push_table(&mut text, costs);
         text.push_str(&format!(
@@ -307,13 +308,7 @@ impl WorkflowReport {
     }
 
     pub fn table(&self) -> String {
-        let mut table = Table::new();
-        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-        table.set_header(Self::HEADER);
-        for row in self.rows() {
-            table.add_row(row);
-        }
-        table.to_string()
+        text_table(Self::HEADER, self.rows())
     }
 
     pub fn markdown(&self) -> String {

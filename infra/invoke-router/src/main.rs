@@ -323,12 +323,19 @@ async fn invoke(router: &Router, function: &str, headers: &HeaderMap, body: Byte
             String::from_utf8_lossy(&body)
         ));
     }
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = if function_error {
+    let status = if function_error {
         StatusCode::OK
     } else {
         status
     };
+    invoke_answer(status, body, function_error)
+}
+
+/// An invoke's answer as Lambda gives it: a function error is `200` with
+/// `X-Amz-Function-Error: Unhandled`.
+fn invoke_answer(status: StatusCode, body: Bytes, function_error: bool) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert("x-amzn-requestid", request_id());
     headers.insert("content-type", HeaderValue::from_static("application/json"));
@@ -353,15 +360,7 @@ fn floor_answer(router: &Router, function: &str, payload: &[u8], started: Instan
         tokio::spawn(async move { floor::send_task_success(&client, &aws, &token).await });
     }
     router.meter().invoked(function, started.elapsed());
-    let mut response = Response::new(Body::from(floor::answer().to_string()));
-    let headers = response.headers_mut();
-    headers.insert("x-amzn-requestid", request_id());
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert(
-        "x-amz-executed-version",
-        HeaderValue::from_static("$LATEST"),
-    );
-    response
+    invoke_answer(StatusCode::OK, floor::answer().to_string().into(), false)
 }
 
 /// Whether a 500 from watch carries the function's own error (`{"errorType": ...}`)
@@ -408,25 +407,16 @@ async fn forward(
             request = request.header(name, value);
         }
     }
-    let answered = match request.send().await {
-        Ok(answered) => answered,
-        Err(error) => {
-            return plain(
-                StatusCode::BAD_GATEWAY,
-                format!("{base} is unreachable: {error}"),
-            )
-        }
+    let answered = async {
+        let answered = (request.send().await).map_err(|e| format!("{base} is unreachable: {e}"))?;
+        let (status, headers) = (answered.status(), answered.headers().clone());
+        let answer = answered.bytes().await;
+        let answer = answer.map_err(|e| format!("the answer of {base} was cut short: {e}"))?;
+        Ok::<_, String>((status, headers, answer))
     };
-    let status = answered.status();
-    let upstream_headers = answered.headers().clone();
-    let answer = match answered.bytes().await {
-        Ok(answer) => answer,
-        Err(error) => {
-            return plain(
-                StatusCode::BAD_GATEWAY,
-                format!("the answer of {base} was cut short: {error}"),
-            )
-        }
+    let (status, upstream_headers, answer) = match answered.await {
+        Ok(answered) => answered,
+        Err(message) => return plain(StatusCode::BAD_GATEWAY, message),
     };
     match upstream {
         Upstream::Aws => {
