@@ -132,6 +132,11 @@ async fn run(options: &Options) -> Result<(), BenchError> {
         true => Some(cost::Prices::load(&options.prices)?),
         false => None,
     };
+    // And the stack, which the work and workflow parts share.
+    let stack = match wants(Part::Work) || wants(Part::Workflow) {
+        true => Some(work::Stack::from_env().await?),
+        false => None,
+    };
     let cold_start = match wants(Part::ColdStart) {
         true => Some(measure_cold_start(options).await?),
         false => None,
@@ -142,11 +147,10 @@ async fn run(options: &Options) -> Result<(), BenchError> {
             println!("{verdict}");
         }
     }
-    let work = match prices {
-        Some(prices) => {
-            let stack = work::Stack::from_env().await?;
+    let work = match (prices, &stack) {
+        (Some(prices), Some(stack)) => {
             let orders = usize::from(options.orders);
-            let measured = work::measure(&stack, orders).await?;
+            let measured = work::measure(stack, orders).await?;
             let slowest_init = cold_start
                 .as_ref()
                 .and_then(report::Report::slowest_init_ms);
@@ -159,18 +163,17 @@ async fn run(options: &Options) -> Result<(), BenchError> {
                 slowest_init,
             )?)
         }
-        None => None,
+        _ => None,
     };
     if let Some(report) = &work {
         println!("{}", report.table());
     }
-    let workflow = match wants(Part::Workflow) {
-        true => {
-            let stack = work::Stack::from_env().await?;
-            let batches = workflow::compare(&stack, &options.concurrency).await?;
+    let workflow = match (wants(Part::Workflow), &stack) {
+        (true, Some(stack)) => {
+            let batches = workflow::compare(stack, &options.concurrency).await?;
             Some(work_report::WorkflowReport { batches })
         }
-        false => None,
+        _ => None,
     };
     if let Some(report) = &workflow {
         println!("{}", report.table());

@@ -209,7 +209,7 @@ impl Stack {
         &self,
         names: impl Iterator<Item = &'a String>,
     ) -> Result<BTreeMap<String, (String, std::time::SystemTime)>, BenchError> {
-        let wanted: std::collections::BTreeSet<&String> = names.collect();
+        let wanted: std::collections::BTreeSet<&str> = names.map(String::as_str).collect();
         let mut pages = self
             .sfn
             .list_executions()
@@ -223,7 +223,7 @@ impl Stack {
             let stopped = item
                 .stop_date()
                 .and_then(|d| std::time::SystemTime::try_from(*d).ok());
-            if let (true, Some(stopped)) = (wanted.contains(&item.name().to_owned()), stopped) {
+            if let (true, Some(stopped)) = (wanted.contains(item.name()), stopped) {
                 ended.insert(
                     item.name().to_owned(),
                     (item.status().as_str().to_owned(), stopped),

@@ -393,11 +393,6 @@ async fn forward(
     let url = format!("{base}{path_and_query}");
     let started = Instant::now();
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let operation = meter::Operation::of(
-        header("authorization"),
-        header("x-amz-target"),
-        &request_body,
-    );
     let mut request = router
         .client
         .request(method, &url)
@@ -420,6 +415,8 @@ async fn forward(
     };
     match upstream {
         Upstream::Aws => {
+            let (authorization, target) = (header("authorization"), header("x-amz-target"));
+            let operation = meter::Operation::of(authorization, target, &request_body);
             let status = status.as_u16();
             (router.meter()).requested(&operation, &request_body, status, &answer);
         }

@@ -61,14 +61,16 @@ impl Counts {
     /// condition is still billed by AWS; other refusals are not.
     pub fn requested(&mut self, operation: &Operation, request: &[u8], status: u16, answer: &[u8]) {
         *self.requests.entry(operation.to_string()).or_default() += 1;
+        if operation.service != "dynamodb" {
+            return;
+        }
         let json = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).unwrap_or(Value::Null);
         let (request, answer) = (json(request), json(answer));
         let refused_by_condition = answer["__type"].as_str().is_some_and(|kind| {
             kind.ends_with("ConditionalCheckFailedException")
                 || kind.ends_with("TransactionCanceledException")
         });
-        let billed = (200..300).contains(&status) || refused_by_condition;
-        if operation.service != "dynamodb" || !billed {
+        if !((200..300).contains(&status) || refused_by_condition) {
             return;
         }
         let count = |value: &Value| value.as_array().map_or(0, |items| items.len() as u64);
