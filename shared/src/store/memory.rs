@@ -322,20 +322,7 @@ impl Ledger for MemoryStore {
         };
         let moved = moved.transpose()?;
         let now = now();
-        let record = StepRecord {
-            status: StepStatus::Succeeded,
-            finished_at: Some(now.clone()),
-            updated_at: now,
-            // An empty set keeps what an earlier attempt recorded, as the table does.
-            references: if references.is_empty() {
-                record.references
-            } else {
-                references
-            },
-            error: None,
-            error_message: None,
-            ..record
-        };
+        let record = record.succeeded(references, now);
         if let Some(moved) = moved {
             tables.orders.insert(id.clone(), moved);
         }

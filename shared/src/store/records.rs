@@ -167,6 +167,26 @@ pub struct StepRecord {
     pub error_message: Option<String>,
 }
 
+impl StepRecord {
+    /// The step succeeded at `now` with `references`: an empty set keeps what an earlier
+    /// attempt recorded, as the table does; an earlier attempt's error is history.
+    pub fn succeeded(self, references: BTreeMap<String, String>, now: String) -> StepRecord {
+        let references = match references.is_empty() {
+            true => self.references,
+            false => references,
+        };
+        StepRecord {
+            status: StepStatus::Succeeded,
+            finished_at: Some(now.clone()),
+            updated_at: now,
+            references,
+            error: None,
+            error_message: None,
+            ..self
+        }
+    }
+}
+
 /// A status change, on its own or together with a step's success.
 #[derive(Debug, Clone, Copy)]
 pub struct Transition<'a> {

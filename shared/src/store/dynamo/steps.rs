@@ -131,19 +131,8 @@ impl OrderStore {
             request =
                 request.transact_items(TransactWriteItem::builder().update(order_update).build());
         }
-        // What the step's update writes; an empty set of references keeps the earlier ones.
-        let succeeded = StepRecord {
-            status: StepStatus::Succeeded,
-            finished_at: Some(now.clone()),
-            updated_at: now,
-            references: match references.is_empty() {
-                true => attempt.references.clone(),
-                false => references,
-            },
-            error: None,
-            error_message: None,
-            ..attempt.clone()
-        };
+        // What the step's update writes.
+        let succeeded = attempt.clone().succeeded(references, now);
         let result = request
             .transact_items(TransactWriteItem::builder().update(step_update).build())
             .send()
