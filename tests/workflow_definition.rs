@@ -327,6 +327,9 @@ const LAMBDA_ERRORS: [&str; 8] = [
     "Sandbox.Timedout",
 ];
 
+/// What a Lambda Task sees when Lambda throttled the invocation: the function did not run.
+const THROTTLED: &str = "Lambda.TooManyRequestsException";
+
 /// The dead-letter send's errors: SQS.AmazonSQSException (the service answered with an
 /// error, AWS) and SQS.SdkClientException (the client failed; also what moto's engine
 /// raises for any SQS ClientError).
@@ -547,6 +550,57 @@ fn every_lambda_task_retries_every_name_aws_gives_a_crashed_throttled_or_failed_
             );
         }
     }
+}
+
+/// The longest a retrier keeps retrying: the sum of its capped backoffs.
+fn retry_span(retrier: &Value) -> f64 {
+    let max_attempts = retrier["MaxAttempts"].as_u64().unwrap_or(3);
+    let interval = retrier["IntervalSeconds"].as_f64().unwrap_or(1.0);
+    let backoff = retrier["BackoffRate"].as_f64().unwrap_or(2.0);
+    let cap = retrier["MaxDelaySeconds"].as_f64().unwrap_or(f64::MAX);
+    (0..max_attempts)
+        .map(|retry| (interval * backoff.powi(i32::try_from(retry).unwrap_or(i32::MAX))).min(cap))
+        .sum()
+}
+
+#[test]
+fn a_throttled_invocation_is_retried_on_its_own_rule_longer_than_a_crash_on_every_lambda_task() {
+    let states = states(&definition());
+    let mut checked = 0;
+    for (name, task) in tasks(&states) {
+        if !is_lambda_task(&task) {
+            continue;
+        }
+        let retriers = task["Retry"].as_array().cloned().unwrap_or_default();
+        let matching = |error: &str| {
+            retriers
+                .iter()
+                .find(|r| {
+                    error_names(&Value::Array(vec![(*r).clone()]))
+                        .iter()
+                        .any(|e| e == error)
+                })
+                .cloned()
+        };
+        let (Some(throttle), Some(crash)) = (matching(THROTTLED), matching("Lambda.Unknown"))
+        else {
+            panic!("{name} does not retry both throttles and crashes");
+        };
+        assert!(
+            only_throttles(&throttle),
+            "{name}: throttles share a rule: {throttle}"
+        );
+        assert!(
+            throttle["MaxAttempts"].as_u64() > crash["MaxAttempts"].as_u64(),
+            "{name}: a throttle is retried no more often than a crash"
+        );
+        assert!(
+            retry_span(&throttle) > retry_span(&crash),
+            "{name}: throttles are retried over no longer a time than crashes"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, steps::ALL.len(), "every step is one Lambda Task");
 }
 
 #[test]
@@ -1168,13 +1222,23 @@ fn task_budget(task: &Value, timeout: u64) -> u64 {
         let interval = retrier["IntervalSeconds"].as_f64().unwrap_or(1.0);
         let backoff = retrier["BackoffRate"].as_f64().unwrap_or(2.0);
         let cap = retrier["MaxDelaySeconds"].as_f64().unwrap_or(f64::MAX);
-        retries += max_attempts;
+        if !only_throttles(retrier) {
+            retries += max_attempts;
+        }
         for retry in 0..max_attempts {
             let exponent = i32::try_from(retry).unwrap_or(i32::MAX);
             waits += (interval * backoff.powi(exponent)).min(cap);
         }
     }
     retries * retried_attempt + timeout + waits.ceil() as u64
+}
+
+/// Whether a retrier matches throttled invocations only. Lambda answers a throttle at once
+/// without running the function, so such a retried attempt costs its backoff and no time
+/// of its own.
+fn only_throttles(retrier: &Value) -> bool {
+    let names = error_names(&Value::Array(vec![retrier.clone()]));
+    !names.is_empty() && names.iter().all(|e| e == THROTTLED)
 }
 
 /// What one pass through a state can cost at most, with the default configuration.
@@ -1396,6 +1460,21 @@ fn the_budget_of_a_task_counts_every_attempt_and_capped_wait() {
     });
     // 4 attempts of 10 s, waits 2 + 6 + min(18, 10).
     assert_eq!(task_budget(&task, 10), 40 + 18);
+}
+
+#[test]
+fn the_budget_of_a_throttle_counts_its_waits_but_no_time_for_its_attempts() {
+    let task = serde_json::json!({
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Retry": [{"ErrorEquals": [THROTTLED], "MaxAttempts": 4,
+                   "IntervalSeconds": 1, "BackoffRate": 2, "MaxDelaySeconds": 5}]
+    });
+    // One attempt of 10 s; the throttled ones ran nothing; waits 1 + 2 + 4 + min(8, 5).
+    assert_eq!(task_budget(&task, 10), 10 + 12);
+    // A rule that also matches a crash counts its attempts' time.
+    let mut shared = task.clone();
+    shared["Retry"][0]["ErrorEquals"] = serde_json::json!([THROTTLED, "Lambda.Unknown"]);
+    assert_eq!(task_budget(&shared, 10), 5 * 10 + 12);
 }
 
 #[test]
