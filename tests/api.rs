@@ -446,9 +446,11 @@ async fn an_order_that_failed_on_an_aws_error_shows_its_error_name_and_our_sente
         is not authorized to perform: dynamodb:UpdateItem on resource: \
         arn:aws:dynamodb:eu-central-1:123456789012:table/OrdersTable";
     let started = store.begin_step(&id, "ValidateOrder").await;
-    assert!(matches!(started, Ok(StepStart::Started(_))), "{started:?}");
+    let Ok(StepStart::Started(attempt)) = started else {
+        panic!("the step did not start: {started:?}");
+    };
     let error = ActivityError::new(ErrorName::StoreUnavailable, sdk_error);
-    assert_eq!(store.fail_step(&id, "ValidateOrder", &error).await, Ok(()));
+    assert_eq!(store.fail_step(&attempt, &error).await, Ok(()));
     let cause = json!({"errorType": "Store.Unavailable", "errorMessage": sdk_error}).to_string();
     let failure = Failure::from_catch("ValidateOrder", "Store.Unavailable", Some(&cause));
     let moved = store

@@ -155,7 +155,7 @@ impl Move {
 /// ledger ([`open`], then [`Begun::succeed`], [`Begun::close`] or [`Begun::pending`]).
 pub struct Begun<'a, L: Ledger> {
     ledger: &'a L,
-    /// The order, as read before the step was begun.
+    /// The order, as the step's begin found it.
     pub order: OrderRecord,
     /// The step's record with this attempt counted.
     pub attempt: StepRecord,
@@ -192,9 +192,9 @@ pub async fn open<'a, L: Ledger>(
     step: Step,
 ) -> Result<Opened<'a, L>, ActivityError> {
     let id = order_id(raw_id)?;
-    let order = ledger.require_order(&id).await?;
     let step = step.name;
-    match ledger.begin_step(&id, step).await? {
+    let (order, start) = ledger.open_step(&id, step).await?;
+    match start {
         StepStart::AlreadySucceeded(record) => Ok(Opened::Replayed { record, order }),
         StepStart::Started(attempt) => {
             tracing::info!(step, attempts = attempt.attempts, status = %order.status, "step started");
@@ -257,7 +257,7 @@ impl<L: Ledger> Begun<'_, L> {
             }
             Err(error) => {
                 tracing::warn!(step, attempts = self.attempt.attempts, error = %error.name, message = %error.message, "step failed");
-                if let Err(record_error) = self.ledger.fail_step(self.id(), step, &error).await {
+                if let Err(record_error) = self.ledger.fail_step(&self.attempt, &error).await {
                     tracing::error!(step, error = %record_error, "could not record the step's failure");
                 }
                 Err(error)

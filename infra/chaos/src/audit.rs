@@ -21,10 +21,13 @@ use crate::load::{Answer, LoadOutcome, Probe};
 use crate::ChaosError;
 use order_core::dead_letters::DeadLetterBody;
 use order_core::steps::{self, StepRole};
+use order_core::store::dynamo::order_with_steps;
 use order_core::store::{OrderRecord, StepRecord, StepStatus, StoreError};
 use order_core::{OrderKind, OrderStatus};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
 /// Everything known about one order of the run.
 #[derive(Debug, Clone)]
@@ -244,6 +247,9 @@ fn unreadable(key: &str, error: impl std::fmt::Display) -> ChaosError {
 /// number of orders (a quarter of an hour for a thousand).
 async fn scan(clients: &Clients) -> Result<TableContents, ChaosError> {
     let mut contents = TableContents::default();
+    // Raw items by partition: an order's steps are read together with its order item,
+    // which counts the attempts under way (`order_core::store::dynamo::order_with_steps`).
+    let mut partitions: BTreeMap<String, (Option<Item>, Vec<Item>)> = BTreeMap::new();
     let mut pages = clients
         .dynamodb
         .scan()
@@ -264,21 +270,32 @@ async fn scan(clients: &Clients) -> Result<TableContents, ChaosError> {
             .and_then(|v| v.as_s().ok())
             .cloned()
             .unwrap_or_default();
+        let pk = item
+            .get("pk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
         if sk == "ORDER" {
-            let record: OrderRecord =
-                serde_dynamo::from_item(item).map_err(|e| unreadable(&sk, e))?;
-            contents.orders.insert(record.order_id.to_string(), record);
+            partitions.entry(pk).or_default().0 = Some(item);
         } else if sk.starts_with("STEP#") {
-            let step: StepRecord = serde_dynamo::from_item(item).map_err(|e| unreadable(&sk, e))?;
-            contents
-                .steps
-                .entry(step.order_id.to_string())
-                .or_default()
-                .push(step);
+            partitions.entry(pk).or_default().1.push(item);
         }
     }
-    for order_steps in contents.steps.values_mut() {
-        order_steps.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    for (pk, (order, steps)) in partitions {
+        let Some(order) = order else {
+            // Steps of no order: kept as stored, for the checks to find.
+            for item in steps {
+                let step: StepRecord =
+                    serde_dynamo::from_item(item).map_err(|e| unreadable(&pk, e))?;
+                let id = step.order_id.to_string();
+                contents.steps.entry(id).or_default().push(step);
+            }
+            continue;
+        };
+        let (record, steps) = order_with_steps(order, steps).map_err(ChaosError::Store)?;
+        let id = record.order_id.to_string();
+        contents.steps.insert(id.clone(), steps);
+        contents.orders.insert(id, record);
     }
     Ok(contents)
 }

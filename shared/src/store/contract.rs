@@ -39,7 +39,7 @@ macro_rules! ledger_contract {
             a_step_success_whose_status_change_conflicts_records_neither,
             a_step_that_succeeds_twice_keeps_its_first_result,
             a_failure_recorded_after_a_success_leaves_the_success_standing,
-            failing_a_step_that_was_never_begun_is_an_error,
+            a_step_begun_again_after_a_failure_shows_under_way_with_both_attempts,
             a_cancel_moves_an_order_that_has_not_shipped_to_cancelling_once,
             a_cancel_after_shipping_is_too_late_and_changes_nothing,
             a_task_token_is_kept_only_while_the_order_is_shipped,
@@ -352,8 +352,9 @@ pub async fn a_failed_step_is_retried_with_its_attempts_counted(ledger: &impl Le
     let id = place(ledger).await.order_id;
     let error = ActivityError::new(ErrorName::PartnerUnavailable, "warehouse answered 503");
     for attempt in 1..=2 {
-        assert_eq!(begin(ledger, &id, "ReserveStock").await.attempts, attempt);
-        assert_eq!(ledger.fail_step(&id, "ReserveStock", &error).await, Ok(()));
+        let begun = begin(ledger, &id, "ReserveStock").await;
+        assert_eq!(begun.attempts, attempt);
+        assert_eq!(ledger.fail_step(&begun, &error).await, Ok(()));
     }
     let Ok(Some((_, steps))) = ledger.get_order_with_steps(&id).await else {
         panic!("order {id} not found");
@@ -449,7 +450,7 @@ pub async fn a_failure_recorded_after_a_success_leaves_the_success_standing(ledg
     // The slower of two runs of one step failed after the faster one succeeded: the step
     // stays SUCCEEDED, so a replay returns its result instead of acting again.
     let id = place(ledger).await.order_id;
-    begin(ledger, &id, "ReserveStock").await;
+    let slower = begin(ledger, &id, "ReserveStock").await;
     let attempt = begin(ledger, &id, "ReserveStock").await;
     let references = References::from([("reservation_id".to_owned(), "res-1".to_owned())]);
     ledger
@@ -457,7 +458,7 @@ pub async fn a_failure_recorded_after_a_success_leaves_the_success_standing(ledg
         .await
         .unwrap_or_else(|error| panic!("{error}"));
     let error = ActivityError::new(ErrorName::PartnerUnavailable, "timed out");
-    assert_eq!(ledger.fail_step(&id, "ReserveStock", &error).await, Ok(()));
+    assert_eq!(ledger.fail_step(&slower, &error).await, Ok(()));
     match ledger.begin_step(&id, "ReserveStock").await {
         Ok(StepStart::AlreadySucceeded(record)) => {
             assert_eq!(record.references, references);
@@ -467,18 +468,34 @@ pub async fn a_failure_recorded_after_a_success_leaves_the_success_standing(ledg
     }
 }
 
-pub async fn failing_a_step_that_was_never_begun_is_an_error(ledger: &impl Ledger) {
+pub async fn a_step_begun_again_after_a_failure_shows_under_way_with_both_attempts(
+    ledger: &impl Ledger,
+) {
+    // The view of a step whose retry is running: under way, both attempts counted, the
+    // last failure still shown until the step ends again.
     let id = place(ledger).await.order_id;
+    let first = begin(ledger, &id, "ReserveStock").await;
     let error = ActivityError::new(ErrorName::PartnerUnavailable, "timed out");
-    let result = ledger.fail_step(&id, "ReserveStock", &error).await;
-    assert!(
-        matches!(result, Err(StoreError::Unavailable { .. })),
-        "{result:?}"
-    );
+    assert_eq!(ledger.fail_step(&first, &error).await, Ok(()));
+    let second = begin(ledger, &id, "ReserveStock").await;
+    assert_eq!((second.status, second.attempts), (StepStatus::Started, 2));
+    assert_eq!(second.started_at, first.started_at);
     let Ok(Some((_, steps))) = ledger.get_order_with_steps(&id).await else {
         panic!("order {id} not found");
     };
-    assert_eq!(steps, []);
+    let summary: Vec<_> = steps
+        .iter()
+        .map(|s| (s.step.as_str(), s.status, s.attempts, s.error.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [(
+            "ReserveStock",
+            StepStatus::Started,
+            2,
+            Some("Partner.Unavailable")
+        )]
+    );
 }
 
 pub async fn a_cancel_moves_an_order_that_has_not_shipped_to_cancelling_once(ledger: &impl Ledger) {

@@ -261,12 +261,17 @@ impl Ledger for MemoryStore {
         Ok(moved)
     }
 
-    async fn begin_step(&self, id: &OrderId, step: &str) -> Result<StepStart, StoreError> {
+    async fn open_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+    ) -> Result<(OrderRecord, StepStart), StoreError> {
         let mut tables = self.tables();
+        let order = tables.order(id)?.clone();
         let now = now();
         let record = match tables.step(id, step) {
             Some(record) if record.status == StepStatus::Succeeded => {
-                return Ok(StepStart::AlreadySucceeded(record.clone()));
+                return Ok((order, StepStart::AlreadySucceeded(record.clone())));
             }
             Some(record) => StepRecord {
                 status: StepStatus::Started,
@@ -288,7 +293,7 @@ impl Ledger for MemoryStore {
             },
         };
         tables.put_step(record.clone());
-        Ok(StepStart::Started(record))
+        Ok((order, StepStart::Started(record)))
     }
 
     async fn succeed_step(
@@ -337,24 +342,27 @@ impl Ledger for MemoryStore {
 
     async fn fail_step(
         &self,
-        id: &OrderId,
-        step: &str,
+        attempt: &StepRecord,
         error: &ActivityError,
     ) -> Result<(), StoreError> {
+        let (id, step) = (&attempt.order_id, attempt.step.as_str());
         let mut tables = self.tables();
-        let Some(record) = tables.step(id, step).cloned() else {
-            return Err(StoreError::Unavailable {
-                operation: "fail step",
-                message: format!("step {step} of order {id} was never begun"),
-            });
-        };
+        let record = tables
+            .step(id, step)
+            .cloned()
+            .unwrap_or_else(|| attempt.clone());
         if record.status == StepStatus::Succeeded {
             // A concurrent run of the step succeeded first: its success stands.
             return Ok(());
         }
         let now = now();
+        // A later attempt that began meanwhile is still under way.
+        let status = match record.attempts > attempt.attempts {
+            true => StepStatus::Started,
+            false => StepStatus::Failed,
+        };
         tables.put_step(StepRecord {
-            status: StepStatus::Failed,
+            status,
             error: Some(error.name.as_str().to_owned()),
             error_message: Some(error.message.clone()),
             finished_at: Some(now.clone()),

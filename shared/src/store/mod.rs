@@ -142,12 +142,22 @@ pub trait Ledger: Send + Sync {
     }
 
     /// Counts an attempt at `step` and marks it under way, unless it already succeeded,
-    /// in which case its recorded result comes back and nothing is changed.
+    /// in which case its recorded result comes back and nothing is changed. The order
+    /// comes back too, as the same write found it: an activity reads nothing before.
+    fn open_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+    ) -> impl Future<Output = Result<(OrderRecord, StepStart), StoreError>> + Send;
+
+    /// [`Ledger::open_step`] without the order.
     fn begin_step(
         &self,
         id: &OrderId,
         step: &str,
-    ) -> impl Future<Output = Result<StepStart, StoreError>> + Send;
+    ) -> impl Future<Output = Result<StepStart, StoreError>> + Send {
+        async move { self.open_step(id, step).await.map(|(_, start)| start) }
+    }
 
     /// Marks the step `attempt` began ([`Ledger::begin_step`]) SUCCEEDED with its
     /// references and, when given, makes the order's status change, both at once: either
@@ -161,13 +171,12 @@ pub trait Ledger: Send + Sync {
         transition: Option<Transition<'_>>,
     ) -> impl Future<Output = Result<StepRecord, StoreError>> + Send;
 
-    /// Marks a begun step FAILED with the error's name and message, unless a concurrent
-    /// run of it succeeded first (the success stands). The order is not moved: the
-    /// workflow decides what a failure means.
+    /// Marks the step `attempt` began FAILED with the error's name and message, unless a
+    /// concurrent run of it succeeded first (the success stands). The order is not moved:
+    /// the workflow decides what a failure means.
     fn fail_step(
         &self,
-        id: &OrderId,
-        step: &str,
+        attempt: &StepRecord,
         error: &ActivityError,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

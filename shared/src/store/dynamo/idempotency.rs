@@ -1,6 +1,7 @@
 //! Placing an order: the order and its `Idempotency-Key` written together, or the order
 //! the key placed before found.
 
+use super::progress::{LEDGER_VERSION, STEPS_ON_ORDER};
 use super::{
     build_error, cancellation_codes, key, order_key, read, s, unavailable, write, Item, OrderStore,
 };
@@ -32,6 +33,11 @@ impl OrderStore {
         let (gsi2pk, gsi2sk) = status_index_values(OrderStatus::Accepted, &created_at, &order_id);
         order_item.insert("gsi2pk".into(), s(gsi2pk));
         order_item.insert("gsi2sk".into(), s(gsi2sk));
+        // Steps are counted on this order item (`progress`).
+        order_item.insert(
+            LEDGER_VERSION.into(),
+            aws_sdk_dynamodb::types::AttributeValue::N(STEPS_ON_ORDER.into()),
+        );
 
         let expires_at = Utc::now().timestamp() + IDEMPOTENCY_TTL_SECONDS;
         let mut key_item = write(

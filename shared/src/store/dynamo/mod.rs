@@ -6,8 +6,11 @@
 
 mod idempotency;
 mod orders;
+mod progress;
 mod queries;
 mod steps;
+
+pub use progress::order_with_steps;
 
 use super::keys::{order_pk, step_sk};
 use super::{
@@ -177,12 +180,12 @@ impl Ledger for OrderStore {
         OrderStore::transition(self, id, change)
     }
 
-    fn begin_step(
+    fn open_step(
         &self,
         id: &OrderId,
         step: &str,
-    ) -> impl Future<Output = Result<StepStart, StoreError>> + Send {
-        OrderStore::begin_step(self, id, step)
+    ) -> impl Future<Output = Result<(OrderRecord, StepStart), StoreError>> + Send {
+        OrderStore::open_step(self, id, step)
     }
 
     fn succeed_step(
@@ -196,11 +199,10 @@ impl Ledger for OrderStore {
 
     fn fail_step(
         &self,
-        id: &OrderId,
-        step: &str,
+        attempt: &StepRecord,
         error: &ActivityError,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        OrderStore::fail_step(self, id, step, error)
+        OrderStore::fail_step(self, attempt, error)
     }
 
     fn store_task_token(

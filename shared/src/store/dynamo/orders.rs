@@ -1,6 +1,7 @@
 //! The order item: reading it, its status changes (each conditional on the status it was
 //! read in), the delivery hand-over, cancel, and the marks that are not status changes.
 
+use super::progress::{step_set, SUCCEEDED_STEPS};
 use super::{
     build_error, cancellation_codes, is_conditional_failure, order_key, read, s, step_key,
     unavailable, OrderStore,
@@ -18,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 impl OrderStore {
     /// An UpdateItem of the order's item.
-    fn update_order_item(
+    pub(super) fn update_order_item(
         &self,
         id: &OrderId,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
@@ -121,7 +122,7 @@ impl OrderStore {
         change: Transition<'_>,
     ) -> Result<OrderRecord, StoreError> {
         let Transition { from, to, failure } = change;
-        let update = self.transition_update(id, from, to, failure, &[])?;
+        let update = self.transition_update(id, from, to, failure, &[], None)?;
         let result = self
             .client
             .update_item()
@@ -164,6 +165,7 @@ impl OrderStore {
         to: OrderStatus,
         failure: Option<&Failure>,
         extra: &[(&str, AttributeValue)],
+        succeeded_step: Option<&str>,
     ) -> Result<Update, StoreError> {
         from.check_transition(to)
             .map_err(|source| StoreError::IllegalTransition {
@@ -197,12 +199,22 @@ impl OrderStore {
             expression.push_str(&format!(", {attribute} = :{attribute}"));
             values.insert(format!(":{attribute}"), value.clone());
         }
+        let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
+        let mut condition = String::from("#status = :from");
+        // Together with a step's success: the step joins the order's succeeded set, once.
+        if let Some(step) = succeeded_step {
+            expression.push_str(" ADD #succeeded :steps");
+            condition.push_str(" AND NOT contains(#succeeded, :step)");
+            names.insert("#succeeded".into(), SUCCEEDED_STEPS.into());
+            values.insert(":steps".into(), step_set(step));
+            values.insert(":step".into(), s(step));
+        }
         Update::builder()
             .table_name(&self.table)
             .set_key(Some(order_key(id)))
             .update_expression(expression)
-            .condition_expression("#status = :from")
-            .expression_attribute_names("#status", "status")
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(|e| build_error("UpdateItem(status)", e))
@@ -255,6 +267,7 @@ impl OrderStore {
             OrderStatus::Delivered,
             None,
             &[("delivery", value)],
+            Some(crate::steps::AWAIT_DELIVERY.name),
         )?;
         let references = BTreeMap::from([
             ("event_id".to_owned(), delivery.event_id.clone()),

@@ -1,6 +1,7 @@
 //! Reads of more than one item: an order with its steps, orders by status, a merchant's
 //! orders. Queries, never scans.
 
+use super::progress::order_with_steps;
 use super::{read, s, unavailable, OrderStore};
 use crate::order::OrderId;
 use crate::status::OrderStatus;
@@ -30,13 +31,14 @@ impl OrderStore {
             let item = item.map_err(|e| unavailable("Query(order and steps)", e))?;
             let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned();
             match sk.as_deref() {
-                Some("ORDER") => order = Some(read::<OrderRecord>(item, &order_pk(id))?),
-                Some(sk) if sk.starts_with("STEP#") => steps.push(read::<StepRecord>(item, sk)?),
+                Some("ORDER") => order = Some(item),
+                Some(sk) if sk.starts_with("STEP#") => steps.push(item),
                 _ => {}
             }
         }
-        steps.sort_by(|a, b| a.started_at.cmp(&b.started_at));
-        Ok(order.map(|order| (order, steps)))
+        order
+            .map(|order| order_with_steps(order, steps))
+            .transpose()
     }
 
     /// Orders in `status` whose last change is older than `before` (an RFC 3339 time),

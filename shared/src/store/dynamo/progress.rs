@@ -1,0 +1,180 @@
+//! Where a step's attempts are counted: on the order item, so that beginning a step is
+//! one conditional UpdateItem that also returns the order (no GetItem first).
+//!
+//! The order item holds, per step begun, `attempts:<step>` (how many times it was begun),
+//! `started:<step>` (its first begin) and `begun:<step>` (its latest), and in
+//! `succeeded_steps` (a string set) the steps that succeeded: a begin is refused for
+//! those. The step item (`STEP#<step>`) is written when an attempt ends, with its
+//! result. What an order's steps look like is both read together ([`order_with_steps`]):
+//! an attempt begun after the step item was last written is under way (STARTED).
+//!
+//! Orders placed before this layout have no `ledger_version`: their step items are the
+//! whole record, so a begin of such an order also reads the step item.
+
+use super::{read, Item};
+use crate::order::OrderId;
+use crate::store::{OrderRecord, StepRecord, StepStatus, StoreError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::BTreeMap;
+
+/// The order item's attribute that marks the layout: steps counted on the order.
+pub(super) const LEDGER_VERSION: &str = "ledger_version";
+/// The layout's version, as [`LEDGER_VERSION`] holds it.
+pub(super) const STEPS_ON_ORDER: &str = "2";
+/// The order item's string set of the steps that succeeded.
+pub(super) const SUCCEEDED_STEPS: &str = "succeeded_steps";
+
+/// The attribute counting `step`'s begins.
+pub(super) fn attempts_attribute(step: &str) -> String {
+    format!("attempts:{step}")
+}
+
+/// The attribute holding `step`'s first begin.
+pub(super) fn started_attribute(step: &str) -> String {
+    format!("started:{step}")
+}
+
+/// The attribute holding `step`'s latest begin.
+pub(super) fn begun_attribute(step: &str) -> String {
+    format!("begun:{step}")
+}
+
+/// Whether the order item has the layout's marker (placed since steps are counted on it).
+pub(super) fn counts_steps(order_item: &Item) -> bool {
+    order_item.contains_key(LEDGER_VERSION)
+}
+
+/// A step's begins as the order item counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Progress {
+    attempts: u32,
+    started_at: String,
+    begun_at: String,
+}
+
+fn text(item: &Item, attribute: &str) -> Option<String> {
+    item.get(attribute)
+        .and_then(|v| v.as_s().ok())
+        .map(String::to_owned)
+}
+
+/// Every step the order item counts begins of.
+fn progress(order_item: &Item) -> BTreeMap<String, Progress> {
+    order_item
+        .iter()
+        .filter_map(|(name, value)| {
+            let step = name.strip_prefix("attempts:")?;
+            let attempts = value.as_n().ok()?.parse().ok()?;
+            let started_at = text(order_item, &started_attribute(step)).unwrap_or_default();
+            let begun_at = text(order_item, &begun_attribute(step)).unwrap_or(started_at.clone());
+            let progress = Progress {
+                attempts,
+                started_at,
+                begun_at,
+            };
+            Some((step.to_owned(), progress))
+        })
+        .collect()
+}
+
+/// The attempt at `step` the order item counts, as under way: what a begin returns.
+pub(super) fn attempt(order: &OrderRecord, order_item: &Item, step: &str) -> StepRecord {
+    let counted = progress(order_item).remove(step);
+    let (attempts, started_at, begun_at) = match counted {
+        Some(p) => (p.attempts, p.started_at, p.begun_at),
+        None => (1, order.updated_at.clone(), order.updated_at.clone()),
+    };
+    StepRecord {
+        order_id: order.order_id.clone(),
+        step: step.to_owned(),
+        status: StepStatus::Started,
+        attempts,
+        started_at,
+        updated_at: begun_at,
+        finished_at: None,
+        references: BTreeMap::new(),
+        error: None,
+        error_message: None,
+    }
+}
+
+/// A step as its item and the order's count say together: an attempt begun after the
+/// item's last result is under way; a success stands.
+fn merged(
+    item: Option<StepRecord>,
+    counted: Option<Progress>,
+    order_id: &OrderId,
+    step: &str,
+) -> Option<StepRecord> {
+    match (item, counted) {
+        (None, None) => None,
+        (Some(item), None) => Some(item),
+        (None, Some(p)) => Some(StepRecord {
+            order_id: order_id.clone(),
+            step: step.to_owned(),
+            status: StepStatus::Started,
+            attempts: p.attempts,
+            started_at: p.started_at,
+            updated_at: p.begun_at,
+            finished_at: None,
+            references: BTreeMap::new(),
+            error: None,
+            error_message: None,
+        }),
+        (Some(item), Some(p)) if item.status == StepStatus::Succeeded => Some(StepRecord {
+            attempts: item.attempts.max(p.attempts),
+            ..item
+        }),
+        (Some(item), Some(p)) if p.attempts > item.attempts => Some(StepRecord {
+            status: StepStatus::Started,
+            attempts: p.attempts,
+            updated_at: p.begun_at,
+            ..item
+        }),
+        (Some(item), Some(_)) => Some(item),
+    }
+}
+
+/// A step's item as the order item counts it (attempts begun since included).
+pub(super) fn as_counted(order_item: &Item, record: StepRecord) -> StepRecord {
+    let counted = progress(order_item).remove(&record.step);
+    let (order_id, step) = (record.order_id.clone(), record.step.clone());
+    merged(Some(record.clone()), counted, &order_id, &step).unwrap_or(record)
+}
+
+/// The order and its steps from the order item and the step items of its partition, in
+/// the order the steps began.
+pub fn order_with_steps(
+    order_item: Item,
+    step_items: Vec<Item>,
+) -> Result<(OrderRecord, Vec<StepRecord>), StoreError> {
+    let counted = progress(&order_item);
+    let order: OrderRecord = read(order_item, "ORDER")?;
+    let mut items = BTreeMap::new();
+    for item in step_items {
+        let record: StepRecord = read(item, "STEP")?;
+        items.insert(record.step.clone(), record);
+    }
+    let mut names: Vec<String> = items.keys().chain(counted.keys()).cloned().collect();
+    names.sort();
+    names.dedup();
+    let mut counted = counted;
+    let mut steps: Vec<StepRecord> = names
+        .iter()
+        .filter_map(|name| {
+            merged(
+                items.remove(name),
+                counted.remove(name),
+                &order.order_id,
+                name,
+            )
+        })
+        .collect();
+    steps.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    Ok((order, steps))
+}
+
+/// The string set holding one step's name.
+pub(super) fn step_set(step: &str) -> AttributeValue {
+    AttributeValue::Ss(vec![step.to_owned()])
+}
