@@ -51,3 +51,20 @@ fn the_aws_sdk_brings_one_http_stack_not_the_legacy_hyper_0_14_and_rustls_0_21()
         "the legacy HTTP stack is linked again (an SDK crate with its default features?): {legacy:?}"
     );
 }
+
+#[test]
+fn the_workspace_links_one_crypto_provider_ring_and_not_aws_lc() {
+    let packages = runtime_packages();
+    assert!(
+        packages.iter().any(|p| p.starts_with("ring v0.17")),
+        "ring is there (reqwest and the SDK's client use it): {packages:?}"
+    );
+    let aws_lc: Vec<&String> = packages
+        .iter()
+        .filter(|p| p.starts_with("aws-lc-rs ") || p.starts_with("aws-lc-sys "))
+        .collect();
+    assert!(
+        aws_lc.is_empty(),
+        "aws-lc is linked again (an SDK crate with `default-https-client`?): {aws_lc:?}"
+    );
+}

@@ -65,6 +65,7 @@ pub struct Bench {
 #[derive(Debug, Clone, Serialize)]
 pub struct Parts {
     pub cold_start: Option<Report>,
+    pub first_invocation: Option<crate::first_invocation::FirstInvocationReport>,
     pub work: Option<WorkReport>,
     pub workflow: Option<WorkflowReport>,
 }
@@ -78,6 +79,10 @@ impl Bench {
         );
         if let Some(cold_start) = &self.parts.cold_start {
             text.push_str(&cold_start.markdown());
+            text.push('\n');
+        }
+        if let Some(first) = &self.parts.first_invocation {
+            text.push_str(&first.markdown());
             text.push('\n');
         }
         if let Some(work) = &self.parts.work {
@@ -273,6 +278,7 @@ mod tests {
         };
         let parts = Parts {
             cold_start: Some(one_function()),
+            first_invocation: None,
             work: None,
             workflow: None,
         };

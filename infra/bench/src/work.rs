@@ -136,7 +136,7 @@ fn variable(name: &'static str) -> Result<String, BenchError> {
 impl Stack {
     pub async fn from_env() -> Result<Stack, BenchError> {
         let emulator = variable("AWS_EMULATOR_URL")?;
-        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let aws = order_core::config::aws_loader()
             .endpoint_url(&emulator)
             .load()
             .await;
