@@ -724,6 +724,7 @@ mod tests {
             updated_at: "2026-01-01T00:00:04.500Z".into(),
             failure: None,
             task_token: None,
+            task_token_attempt: None,
             delivery: None,
             resumes: 0,
             parked: None,

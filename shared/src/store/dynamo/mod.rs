@@ -209,8 +209,9 @@ impl Ledger for OrderStore {
         &self,
         id: &OrderId,
         token: &str,
+        attempt: u32,
     ) -> impl Future<Output = Result<TokenStored, StoreError>> + Send {
-        OrderStore::store_task_token(self, id, token)
+        OrderStore::store_task_token(self, id, token, attempt)
     }
 
     fn record_delivery(
