@@ -12,6 +12,7 @@
 //! beyond it (the catalogue check, the transaction that records its result) is the
 //! function's own work, which the ratio charges to it.
 
+use crate::cold_start::{lambda_variables, FakeServer};
 use crate::stats::Summary;
 use crate::BenchError;
 use axum::extract::{Path as UrlPath, State};
@@ -25,7 +26,6 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -96,21 +96,17 @@ impl FirstInvocationReport {
     }
 
     pub fn markdown(&self) -> String {
-        let mut text = String::from("### First invocation on the local stack\n\n");
-        text.push_str(&format!(
-            "{} starts of each, round-robin; each answers one event for a fresh order.\n\n",
+        let intro = format!(
+            "{} starts of each, round-robin; each answers one event for a fresh order.",
             self.runs
-        ));
-        text.push_str(&format!("| {} |\n", Self::HEADER.join(" | ")));
-        text.push_str(&format!("|{}\n", " --- |".repeat(Self::HEADER.len())));
-        for row in self.rows() {
-            text.push_str(&format!("| {} |\n", row.join(" | ")));
-        }
-        text.push('\n');
-        for verdict in self.verdicts() {
-            text.push_str(&format!("- {verdict}\n"));
-        }
-        text
+        );
+        crate::report::markdown_section(
+            "First invocation on the local stack",
+            &intro,
+            &Self::HEADER,
+            &self.rows(),
+            &self.verdicts(),
+        )
     }
 }
 
@@ -197,28 +193,11 @@ async fn init_error(
 /// The fake Runtime API, serving on 127.0.0.1 until dropped.
 struct Runtime {
     fake: Arc<Fake>,
-    address: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    server: FakeServer,
 }
 
 impl Runtime {
     async fn start() -> Result<Runtime, BenchError> {
-        let io = |what: &str| {
-            let what = what.to_owned();
-            move |source| BenchError::Io { what, source }
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(io("binding the fake Runtime API"))?;
-        let address = listener
-            .local_addr()
-            .map_err(io("the fake Runtime API's address"))?;
         let fake = Arc::new(Fake::default());
         let app = axum::Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -229,15 +208,8 @@ impl Runtime {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(fake.clone());
-        let server = tokio::spawn(async move {
-            // Ends only when aborted; an accept error ends it early and the run times out.
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Runtime {
-            fake,
-            address,
-            server,
-        })
+        let server = FakeServer::start(app).await?;
+        Ok(Runtime { fake, server })
     }
 
     /// Starts `bootstrap` with `environment`, hands it `event`, and times exec to its
@@ -256,7 +228,8 @@ impl Runtime {
         command
             .env_clear()
             .envs(environment)
-            .envs(lambda_environment(name, self.address))
+            // The AWS endpoint and credentials are the local stack's (`functions.env`).
+            .envs(lambda_variables(name, self.server.address))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -285,22 +258,6 @@ impl Runtime {
             answer,
         ))
     }
-}
-
-/// What Lambda adds to a function's environment; the AWS endpoint and credentials are the
-/// local stack's (`functions.env`).
-fn lambda_environment(name: &str, address: SocketAddr) -> Vec<(String, String)> {
-    [
-        ("AWS_LAMBDA_RUNTIME_API", address.to_string()),
-        ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench".to_owned()),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value))
-    .collect()
 }
 
 /// The environment the local stack gives its functions (`$LOCAL_STACK_DIR/functions.env`).

@@ -135,6 +135,24 @@ pub async fn advance(ledger: &impl Ledger, id: &OrderId, status: OrderStatus, sh
     }
 }
 
+/// A step as the summaries compare it: name, status, attempts, error.
+type StepSummary = (String, StepStatus, u32, Option<String>);
+
+fn step_summary(step: &str, status: StepStatus, attempts: u32, error: Option<&str>) -> StepSummary {
+    (step.to_owned(), status, attempts, error.map(str::to_owned))
+}
+
+/// The order's steps as the ledger shows them, summarised.
+async fn steps_summary(ledger: &impl Ledger, id: &OrderId) -> Vec<StepSummary> {
+    let Ok(Some((_, steps))) = ledger.get_order_with_steps(id).await else {
+        panic!("order {id} not found");
+    };
+    steps
+        .iter()
+        .map(|s| step_summary(&s.step, s.status, s.attempts, s.error.as_deref()))
+        .collect()
+}
+
 async fn begin(ledger: &impl Ledger, id: &OrderId, step: &str) -> StepRecord {
     match ledger.begin_step(id, step).await {
         Ok(StepStart::Started(record)) => record,
@@ -357,16 +375,9 @@ pub async fn a_failed_step_is_retried_with_its_attempts_counted(ledger: &impl Le
         assert_eq!(begun.attempts, attempt);
         assert_eq!(ledger.fail_step(&begun, &error).await, Ok(()));
     }
-    let Ok(Some((_, steps))) = ledger.get_order_with_steps(&id).await else {
-        panic!("order {id} not found");
-    };
-    let summary: Vec<_> = steps
-        .iter()
-        .map(|s| (s.step.as_str(), s.status, s.attempts, s.error.as_deref()))
-        .collect();
     assert_eq!(
-        summary,
-        [(
+        steps_summary(ledger, &id).await,
+        [step_summary(
             "ReserveStock",
             StepStatus::Failed,
             2,
@@ -481,16 +492,9 @@ pub async fn a_step_begun_again_after_a_failure_shows_under_way_with_both_attemp
     let second = begin(ledger, &id, "ReserveStock").await;
     assert_eq!((second.status, second.attempts), (StepStatus::Started, 2));
     assert_eq!(second.started_at, first.started_at);
-    let Ok(Some((_, steps))) = ledger.get_order_with_steps(&id).await else {
-        panic!("order {id} not found");
-    };
-    let summary: Vec<_> = steps
-        .iter()
-        .map(|s| (s.step.as_str(), s.status, s.attempts, s.error.as_deref()))
-        .collect();
     assert_eq!(
-        summary,
-        [(
+        steps_summary(ledger, &id).await,
+        [step_summary(
             "ReserveStock",
             StepStatus::Started,
             2,

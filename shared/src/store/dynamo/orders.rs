@@ -31,16 +31,7 @@ impl OrderStore {
 
     /// The order item, read consistently; `None` when there is no such order.
     pub async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(order_key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem(order)", e))?
-            .item;
+        let item = self.get_item(order_key(id), "GetItem(order)").await?;
         item.map(|item| read(item, &order_pk(id))).transpose()
     }
 
