@@ -326,8 +326,9 @@ pub async fn await_delivery<L: Ledger>(
     }
     let (record, order) =
         match activity::open(store, order_id, crate::steps::AWAIT_DELIVERY).await? {
-            // The webhook recorded the delivery (and this step) since the order was read.
-            Opened::Replayed { record, .. } => (record, store.require_order(&id).await?),
+            // The webhook recorded the delivery and this step: the order comes back as the
+            // refused begin found it, with the delivery.
+            Opened::Replayed { record, order } => (record, order),
             Opened::Begun(begun) => match store.store_task_token(&id, task_token).await {
                 Ok(TokenStored::Waiting) => {
                     tracing::info!(
