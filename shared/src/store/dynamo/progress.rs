@@ -77,69 +77,62 @@ fn progress(order_item: &Item) -> BTreeMap<String, Progress> {
         .collect()
 }
 
-/// The attempt at `step` the order item counts, as under way: what a begin returns.
-pub(super) fn attempt(order: &OrderRecord, order_item: &Item, step: &str) -> StepRecord {
-    let counted = progress(order_item).remove(step);
-    let (attempts, started_at, begun_at) = match counted {
-        Some(p) => (p.attempts, p.started_at, p.begun_at),
-        None => (1, order.updated_at.clone(), order.updated_at.clone()),
-    };
-    StepRecord {
-        order_id: order.order_id.clone(),
-        step: step.to_owned(),
-        status: StepStatus::Started,
-        attempts,
-        started_at,
-        updated_at: begun_at,
-        finished_at: None,
-        references: BTreeMap::new(),
-        error: None,
-        error_message: None,
-    }
-}
-
-/// A step as its item and the order's count say together: an attempt begun after the
-/// item's last result is under way; a success stands.
-fn merged(
-    item: Option<StepRecord>,
-    counted: Option<Progress>,
-    order_id: &OrderId,
-    step: &str,
-) -> Option<StepRecord> {
-    match (item, counted) {
-        (None, None) => None,
-        (Some(item), None) => Some(item),
-        (None, Some(p)) => Some(StepRecord {
+impl Progress {
+    /// The step under way, as these begins say, with no result recorded yet.
+    fn under_way(self, order_id: &OrderId, step: &str) -> StepRecord {
+        StepRecord {
             order_id: order_id.clone(),
             step: step.to_owned(),
             status: StepStatus::Started,
-            attempts: p.attempts,
-            started_at: p.started_at,
-            updated_at: p.begun_at,
+            attempts: self.attempts,
+            started_at: self.started_at,
+            updated_at: self.begun_at,
             finished_at: None,
             references: BTreeMap::new(),
             error: None,
             error_message: None,
-        }),
-        (Some(item), Some(p)) if item.status == StepStatus::Succeeded => Some(StepRecord {
-            attempts: item.attempts.max(p.attempts),
-            ..item
-        }),
-        (Some(item), Some(p)) if p.attempts > item.attempts => Some(StepRecord {
-            status: StepStatus::Started,
-            attempts: p.attempts,
-            updated_at: p.begun_at,
-            ..item
-        }),
-        (Some(item), Some(_)) => Some(item),
+        }
     }
+
+    /// The step's `item` with these begins counted: an attempt begun after the item's
+    /// last result is under way; a success stands.
+    fn over(self, item: StepRecord) -> StepRecord {
+        if item.status == StepStatus::Succeeded {
+            StepRecord {
+                attempts: item.attempts.max(self.attempts),
+                ..item
+            }
+        } else if self.attempts > item.attempts {
+            StepRecord {
+                status: StepStatus::Started,
+                attempts: self.attempts,
+                updated_at: self.begun_at,
+                ..item
+            }
+        } else {
+            item
+        }
+    }
+}
+
+/// The attempt at `step` the order item counts, as under way: what a begin returns.
+pub(super) fn attempt(order: &OrderRecord, order_item: &Item, step: &str) -> StepRecord {
+    let counted = progress(order_item)
+        .remove(step)
+        .unwrap_or_else(|| Progress {
+            attempts: 1,
+            started_at: order.updated_at.clone(),
+            begun_at: order.updated_at.clone(),
+        });
+    counted.under_way(&order.order_id, step)
 }
 
 /// A step's item as the order item counts it (attempts begun since included).
 pub(super) fn as_counted(order_item: &Item, record: StepRecord) -> StepRecord {
-    let counted = progress(order_item).remove(&record.step);
-    let (order_id, step) = (record.order_id.clone(), record.step.clone());
-    merged(Some(record.clone()), counted, &order_id, &step).unwrap_or(record)
+    match progress(order_item).remove(&record.step) {
+        Some(counted) => counted.over(record),
+        None => record,
+    }
 }
 
 /// The order and its steps from the order item and the step items of its partition, in
@@ -148,28 +141,22 @@ pub fn order_with_steps(
     order_item: Item,
     step_items: Vec<Item>,
 ) -> Result<(OrderRecord, Vec<StepRecord>), StoreError> {
-    let counted = progress(&order_item);
+    let mut counted = progress(&order_item);
     let order: OrderRecord = read(order_item, "ORDER")?;
-    let mut items = BTreeMap::new();
+    let mut steps = Vec::new();
     for item in step_items {
         let record: StepRecord = read(item, "STEP")?;
-        items.insert(record.step.clone(), record);
+        steps.push(match counted.remove(&record.step) {
+            Some(p) => p.over(record),
+            None => record,
+        });
     }
-    let mut names: Vec<String> = items.keys().chain(counted.keys()).cloned().collect();
-    names.sort();
-    names.dedup();
-    let mut counted = counted;
-    let mut steps: Vec<StepRecord> = names
-        .iter()
-        .filter_map(|name| {
-            merged(
-                items.remove(name),
-                counted.remove(name),
-                &order.order_id,
-                name,
-            )
-        })
-        .collect();
+    // Steps begun that have no item yet.
+    steps.extend(
+        counted
+            .into_iter()
+            .map(|(step, p)| p.under_way(&order.order_id, &step)),
+    );
     steps.sort_by(|a, b| a.started_at.cmp(&b.started_at));
     Ok((order, steps))
 }
