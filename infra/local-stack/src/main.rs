@@ -61,6 +61,10 @@ struct UpArgs {
     /// Do not restart functions when their source changes.
     #[arg(long)]
     no_reload: bool,
+    /// Serve the functions from release builds (cargo lambda watch --release), as they
+    /// deploy; the first invocation of each waits for its build. For latency figures.
+    #[arg(long)]
+    release: bool,
     /// The AWS emulator: moto (the development stack: cargo lambda watch, our deployer) or
     /// ministack (template.yaml through sam deploy and MiniStack's CloudFormation, the
     /// release bootstraps of `make package`).
@@ -126,6 +130,7 @@ impl UpArgs {
             partner_seed: self.partner_seed,
             concurrency: self.concurrency.max(1),
             reload: !self.no_reload,
+            release: self.release,
         })
     }
 }

@@ -143,6 +143,9 @@ pub struct UpOptions {
     pub concurrency: u32,
     /// Restart functions when their source changes (development) or not (tests).
     pub reload: bool,
+    /// Build and run the functions with the release profile (what deploys) instead of
+    /// debug builds: for `make bench`'s latency figures.
+    pub release: bool,
 }
 
 /// A running stack, as `up` describes it.
@@ -452,6 +455,9 @@ async fn start(
     args.push(functions_env_file.display().to_string());
     if !options.reload {
         args.push("--ignore-changes".into());
+    }
+    if options.release {
+        args.push("--release".into());
     }
     // watch starts every instance with `cargo run`: cargo's runner puts it in the
     // sandbox, which fails an invocation whose process died or timed out as Lambda does
