@@ -1,0 +1,1323 @@
+//! One simulated run: orders placed over simulated time, each walked through the real
+//! definition by an in-process Step Functions, its Tasks running the real activity
+//! handlers over the audited in-memory ledger and the faked partners. Every decision
+//! (arrival, fault, interleaving, jitter) comes from one generator seeded by the run's
+//! seed; time is a simulated clock; one thread polls everything in the order of an event
+//! queue, so a seed replays exactly.
+
+use crate::definition::{matches, Definition, Next, Resource, State, Task, Test, Timeout};
+use crate::ledger::Audited;
+use crate::partners::{shipment_id, DropKeyOf, SimPartners, UNDO};
+use crate::paths::{self, PathError};
+use order_core::activity::{self, ActivityInput, ActivityOutput, Rollback};
+use order_core::catalogue::Catalogue;
+use order_core::delivery::{self, CourierEvent, DeliveryError, Resumed, TaskResumer};
+use order_core::partners::PartnerFailure;
+use order_core::steps::Partner;
+use order_core::store::{Delivery, Ledger, Placement};
+use order_core::{ActivityError, Order, OrderId, OrderKind, OrderStatus};
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+/// How often each fault happens, per chance to happen.
+#[derive(Debug, Clone)]
+pub struct Faults {
+    /// A partner call fails before acting (Unavailable or Throttled).
+    pub partner_transient: f64,
+    /// A partner call acts, then the caller times out (`Partner.Timeout`).
+    pub partner_timeout_after_acting: f64,
+    /// An order has one forward partner operation refused for good.
+    pub refusal: f64,
+    /// A compensation's partner refuses for good (the order needs an operator).
+    pub compensation_refusal: f64,
+    /// Mean outage windows per partner per simulated hour.
+    pub outages_per_hour: f64,
+    /// The store is unavailable for an activity's begin or success write.
+    pub store_unavailable: f64,
+    /// At a control point: the invocation crashes (the partner may have acted; the ledger
+    /// is not written).
+    pub crash: f64,
+    /// At a control point: the invocation overruns its Task timeout; its late result
+    /// arrives after Step Functions retried.
+    pub overrun: f64,
+    /// A partner call pauses before acting too (a cancel or a compensation can land
+    /// between the activity's status check and its partner call).
+    pub pause_before_acting: f64,
+    /// The Task's result is lost after the function finished (at-least-once).
+    pub result_lost: f64,
+    /// A Task is invoked twice (at-least-once delivery of the invocation).
+    pub duplicate_invocation: f64,
+    /// The order is cancelled at a random time.
+    pub cancel: f64,
+    /// The courier's delivery event never comes.
+    pub delivery_lost: f64,
+    /// The delivery event is sent twice.
+    pub delivery_duplicated: f64,
+    /// The delivery event comes right after the shipment is booked (often before the
+    /// ledger knows of it, or before AwaitDelivery stored its token).
+    pub delivery_early: f64,
+    /// Resuming the waiting task fails (`SendTaskSuccess` unavailable).
+    pub resume_unavailable: f64,
+    /// The API receives the same order twice under one key.
+    pub duplicate_post: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            partner_transient: 0.04,
+            partner_timeout_after_acting: 0.02,
+            refusal: 0.04,
+            compensation_refusal: 0.002,
+            outages_per_hour: 1.0,
+            store_unavailable: 0.005,
+            crash: 0.03,
+            overrun: 0.02,
+            pause_before_acting: 0.3,
+            result_lost: 0.02,
+            duplicate_invocation: 0.03,
+            cancel: 0.08,
+            delivery_lost: 0.03,
+            delivery_duplicated: 0.1,
+            delivery_early: 0.2,
+            resume_unavailable: 0.02,
+            duplicate_post: 0.05,
+        }
+    }
+}
+
+/// What one run is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    pub orders: usize,
+    pub faults: Faults,
+    pub planted: Option<DropKeyOf>,
+    /// Simulated milliseconds between two orders' arrivals, on average.
+    pub arrival_gap_ms: u64,
+}
+
+impl Options {
+    pub fn new(seed: u64, orders: usize) -> Options {
+        Options {
+            seed,
+            orders,
+            faults: Faults::default(),
+            planted: None,
+            arrival_gap_ms: 200,
+        }
+    }
+}
+
+/// One line of an order's trace.
+#[derive(Debug, Clone)]
+pub enum Trace {
+    Partner {
+        operation: &'static str,
+        outcome: String,
+    },
+    Status {
+        from: OrderStatus,
+        to: OrderStatus,
+    },
+    Store {
+        operation: &'static str,
+    },
+    Note(String),
+}
+
+impl fmt::Display for Trace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trace::Partner { operation, outcome } => write!(f, "  partner {operation}: {outcome}"),
+            Trace::Status { from, to } => write!(f, "  ledger: status {from} -> {to}"),
+            Trace::Store { operation } => {
+                write!(f, "  ledger: {operation} failed (Store.Unavailable)")
+            }
+            Trace::Note(text) => write!(f, "{text}"),
+        }
+    }
+}
+
+/// Partner faults decided for one call.
+pub struct PartnerFault {
+    pub pause_before: bool,
+    pub before: Option<PartnerFailure>,
+    pub after: Option<PartnerFailure>,
+}
+
+/// What the world, the ledger and the partners share: the generator, the clock, the
+/// traces and the violations.
+pub struct Shared {
+    dice: Mutex<Pcg64Mcg>,
+    clock: AtomicU64,
+    faults: Faults,
+    index: Mutex<HashMap<OrderId, usize>>,
+    traces: Mutex<Vec<Vec<(u64, Trace)>>>,
+    violations: Mutex<Vec<(usize, String)>>,
+    /// Per partner, outage windows in simulated milliseconds.
+    outages: Vec<(Partner, u64, u64)>,
+    /// The forward operation refused for good for an order, if any.
+    refusals: Mutex<HashMap<OrderId, &'static str>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    fn roll(&self) -> f64 {
+        // 53 random bits: a uniform float in [0, 1).
+        (lock(&self.dice).next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn chance(&self, p: f64) -> bool {
+        p > 0.0 && self.roll() < p
+    }
+
+    fn below(&self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            lock(&self.dice).next_u64() % n
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.load(Ordering::Relaxed)
+    }
+
+    /// Adds a line to the trace of the order.
+    pub fn note(&self, id: &OrderId, trace: Trace) {
+        if let Some(&i) = lock(&self.index).get(id) {
+            self.note_at(i, trace);
+        }
+    }
+
+    fn note_at(&self, order: usize, trace: Trace) {
+        let now = self.now();
+        if let Some(lines) = lock(&self.traces).get_mut(order) {
+            lines.push((now, trace));
+        }
+    }
+
+    /// Records a broken invariant for the order.
+    pub fn violation(&self, id: &OrderId, what: String) {
+        if let Some(&i) = lock(&self.index).get(id) {
+            self.violation_at(i, what);
+        }
+    }
+
+    fn violation_at(&self, order: usize, what: String) {
+        self.note_at(order, Trace::Note(format!("  VIOLATION: {what}")));
+        lock(&self.violations).push((order, what));
+    }
+
+    /// Whether the store fails this write.
+    pub fn store_fault(&self) -> bool {
+        self.chance(self.faults.store_unavailable)
+    }
+
+    /// The faults of one partner call.
+    pub fn partner_fault(
+        &self,
+        order: &OrderId,
+        partner: Partner,
+        operation: &'static str,
+    ) -> PartnerFault {
+        let now = self.now();
+        let pause_before = self.chance(self.faults.pause_before_acting);
+        let compensation = UNDO.iter().any(|(_, undo)| *undo == operation);
+        let before = if self
+            .outages
+            .iter()
+            .any(|(p, from, to)| *p == partner && (*from..*to).contains(&now))
+        {
+            Some(PartnerFailure::Unavailable)
+        } else if lock(&self.refusals).get(order) == Some(&operation)
+            || (compensation && self.chance(self.faults.compensation_refusal))
+        {
+            Some(PartnerFailure::Refused {
+                status: 422,
+                code: "refused_in_simulation".into(),
+            })
+        } else if self.chance(self.faults.partner_transient) {
+            Some(if self.chance(0.5) {
+                PartnerFailure::Unavailable
+            } else {
+                PartnerFailure::Throttled
+            })
+        } else {
+            None
+        };
+        let after = (before.is_none() && self.chance(self.faults.partner_timeout_after_acting))
+            .then_some(PartnerFailure::Timeout);
+        PartnerFault {
+            pause_before,
+            before,
+            after,
+        }
+    }
+}
+
+/// Step Functions' `SendTaskSuccess`, in process: resumes the execution waiting with the
+/// token, once.
+pub struct SimResumer {
+    shared: Arc<Shared>,
+    /// Token -> still waiting.
+    tokens: Mutex<HashMap<String, bool>>,
+    resumed: Mutex<Vec<(String, Value)>>,
+}
+
+impl TaskResumer for SimResumer {
+    async fn resume_task(
+        &self,
+        order_id: &OrderId,
+        task_token: &str,
+        delivery: &Delivery,
+    ) -> Result<Resumed, String> {
+        if self.shared.chance(self.shared.faults.resume_unavailable) {
+            self.shared.note(
+                order_id,
+                Trace::Note("  SendTaskSuccess failed (simulated)".into()),
+            );
+            return Err("SendTaskSuccess: simulated service error".into());
+        }
+        let mut tokens = lock(&self.tokens);
+        match tokens.get_mut(task_token) {
+            Some(waiting) if *waiting => {
+                *waiting = false;
+                let output = json!({
+                    "event_id": delivery.event_id,
+                    "shipment_id": delivery.shipment_id,
+                    "delivered_at": delivery.delivered_at,
+                });
+                lock(&self.resumed).push((task_token.to_owned(), output));
+                self.shared.note(
+                    order_id,
+                    Trace::Note(format!("  SendTaskSuccess {task_token}: resumed")),
+                );
+                Ok(Resumed::Now)
+            }
+            _ => {
+                self.shared.note(
+                    order_id,
+                    Trace::Note(format!(
+                        "  SendTaskSuccess {task_token}: task does not exist (ended or unknown)"
+                    )),
+                );
+                Ok(Resumed::AlreadyResumed)
+            }
+        }
+    }
+}
+
+/// Why a run could not go on: the definition uses what is not modelled, or the world
+/// itself failed. Never an invariant (those are violations in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Definition(#[from] crate::definition::DefinitionError),
+    #[error("state {state}: {field} is not modelled by the simulator ({detail})")]
+    Unsupported {
+        state: String,
+        field: String,
+        detail: String,
+    },
+    #[error("the simulated world failed: {0}")]
+    World(String),
+}
+
+type Invocation = Pin<Box<dyn Future<Output = Result<ActivityOutput, ActivityError>>>>;
+
+/// The handlers by the function name in `${<Name>FunctionVersionArn}`.
+const FUNCTIONS: [&str; 15] = [
+    "ValidateOrder",
+    "ReserveStock",
+    "TakePayment",
+    "DeactivateTerminals",
+    "CreateReturnLabel",
+    "ProvisionTerminals",
+    "ArrangeShipment",
+    "AwaitDelivery",
+    "NotifyCustomer",
+    "CompleteOrder",
+    "CancelShipment",
+    "DeprovisionTerminals",
+    "RefundPayment",
+    "ReleaseStock",
+    "FailOrder",
+];
+
+#[derive(Clone)]
+struct Env {
+    ledger: Arc<Audited>,
+    partners: Arc<SimPartners>,
+    resumer: Arc<SimResumer>,
+    catalogue: Arc<Catalogue>,
+}
+
+/// Runs the real handler of `function` on `payload` as Lambda would
+/// (`order_core::activity::invoke`: input parsed, panics caught).
+fn invoke(function: &str, payload: Value, env: Env) -> Invocation {
+    let function = function.to_owned();
+    Box::pin(async move {
+        let (l, p, r, c) = (&*env.ledger, &*env.partners, &*env.resumer, &*env.catalogue);
+        match function.as_str() {
+            "ValidateOrder" => {
+                activity::invoke(&|i: ActivityInput| validate_order::handle(l, c, i), payload).await
+            }
+            "ReserveStock" => activity::invoke(&|i| reserve_stock::handle(l, p, i), payload).await,
+            "TakePayment" => {
+                activity::invoke(&|i| take_payment::handle(l, p, c, i), payload).await
+            }
+            "DeactivateTerminals" => {
+                activity::invoke(&|i| deactivate_terminals::handle(l, p, i), payload).await
+            }
+            "CreateReturnLabel" => {
+                activity::invoke(&|i| create_return_label::handle(l, p, i), payload).await
+            }
+            "ProvisionTerminals" => {
+                activity::invoke(&|i| provision_terminals::handle(l, p, i), payload).await
+            }
+            "ArrangeShipment" => {
+                activity::invoke(&|i| arrange_shipment::handle(l, p, i), payload).await
+            }
+            "AwaitDelivery" => {
+                activity::invoke(&|i| await_delivery::handle(l, r, i), payload).await
+            }
+            "NotifyCustomer" => {
+                activity::invoke(&|i| notify_customer::handle(l, p, i), payload).await
+            }
+            "CompleteOrder" => activity::invoke(&|i| complete_order::handle(l, i), payload).await,
+            "CancelShipment" => {
+                activity::invoke(&|i: Rollback| cancel_shipment::handle(l, p, i), payload).await
+            }
+            "DeprovisionTerminals" => {
+                activity::invoke(&|i| deprovision_terminals::handle(l, p, i), payload).await
+            }
+            "RefundPayment" => {
+                activity::invoke(&|i| refund_payment::handle(l, p, i), payload).await
+            }
+            "ReleaseStock" => activity::invoke(&|i| release_stock::handle(l, p, i), payload).await,
+            _ => activity::invoke(&|i| fail_order::handle(l, i), payload).await,
+        }
+    })
+}
+
+/// Polls a future that has no control point to its end (the webhook, a cancel, a
+/// placement): they touch only the ledger and the in-process workflow.
+fn finish<T>(future: impl Future<Output = T>) -> Result<T, SimError> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..1000 {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return Ok(value);
+        }
+    }
+    Err(SimError::World("a future without control points kept pending".into()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed { error: String, cause: String },
+}
+
+struct Execution {
+    arn: String,
+    state: String,
+    input: Value,
+    started: u64,
+    entered: u64,
+    /// Retries used per retrier of the current state.
+    retries: Vec<u32>,
+    /// The Task attempt whose result the execution waits for.
+    waiting: Option<u64>,
+    token: Option<String>,
+    outcome: Option<Outcome>,
+}
+
+struct Running {
+    future: Invocation,
+    exec: usize,
+    /// `None`: nobody waits for this invocation's result any more.
+    attempt: Option<u64>,
+    state: String,
+    callback: bool,
+    timeout_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Place(usize),
+    Step(usize),
+    Poll(u64),
+    TaskTimeout { exec: usize, attempt: u64 },
+    Webhook { order: usize, tries: u32 },
+    Cancel(usize),
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub orders: usize,
+    /// Orders by how they ended: status name, or `DEAD_LETTERED`.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Broken invariants: (order index, what).
+    pub violations: Vec<(usize, String)>,
+    /// Every order's trace, as text.
+    pub traces: Vec<String>,
+    /// Task invocations run (including retries, duplicates and crashes).
+    pub invocations: u64,
+    /// Simulated time the run spanned, in milliseconds.
+    pub simulated_ms: u64,
+}
+
+impl Report {
+    /// The trace of one order, or an empty string.
+    pub fn trace(&self, order: usize) -> &str {
+        self.traces.get(order).map_or("", String::as_str)
+    }
+}
+
+/// The world of one run.
+pub struct World<'d> {
+    definition: &'d Definition,
+    options: Options,
+    shared: Arc<Shared>,
+    env: Env,
+    queue: BTreeMap<(u64, u64), Event>,
+    seq: u64,
+    executions: Vec<Execution>,
+    running: HashMap<u64, Running>,
+    next_invocation: u64,
+    /// Token -> (execution, attempt).
+    tokens: HashMap<String, (usize, u64)>,
+    dead_letters: Vec<(usize, Value)>,
+    /// Which orders' executions have an index (order i -> execution i).
+    ids: Vec<OrderId>,
+}
+
+impl<'d> World<'d> {
+    pub fn new(definition: &'d Definition, options: Options) -> Result<World<'d>, SimError> {
+        for (name, state) in &definition.states {
+            if let State::Task(task) = state {
+                if let Some(function) = &task.function {
+                    if !FUNCTIONS.contains(&function.as_str()) {
+                        return Err(SimError::Unsupported {
+                            state: name.clone(),
+                            field: "Parameters.FunctionName".into(),
+                            detail: format!("no handler is wired for {function}"),
+                        });
+                    }
+                }
+            }
+        }
+        let mut dice = Pcg64Mcg::seed_from_u64(options.seed);
+        let span_ms = options.orders as u64 * options.arrival_gap_ms + 3_600_000;
+        let mut outages = Vec::new();
+        for partner in Partner::ALL.iter().copied() {
+            let expected = options.faults.outages_per_hour * span_ms as f64 / 3_600_000.0;
+            let whole = expected.floor() as u64;
+            let extra = u64::from(((dice.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < expected.fract());
+            for _ in 0..whole + extra {
+                let from = dice.next_u64() % span_ms;
+                let length = 5_000 + dice.next_u64() % 600_000;
+                outages.push((partner, from, from + length));
+            }
+        }
+        let shared = Arc::new(Shared {
+            dice: Mutex::new(dice),
+            clock: AtomicU64::new(0),
+            faults: options.faults.clone(),
+            index: Mutex::new(HashMap::new()),
+            traces: Mutex::new(vec![Vec::new(); options.orders]),
+            violations: Mutex::new(Vec::new()),
+            outages,
+            refusals: Mutex::new(HashMap::new()),
+        });
+        let catalogue =
+            Catalogue::builtin().map_err(|e| SimError::World(format!("catalogue: {e}")))?;
+        let env = Env {
+            ledger: Arc::new(Audited::new(shared.clone())),
+            partners: Arc::new(SimPartners::new(shared.clone(), options.planted)),
+            resumer: Arc::new(SimResumer {
+                shared: shared.clone(),
+                tokens: Mutex::new(HashMap::new()),
+                resumed: Mutex::new(Vec::new()),
+            }),
+            catalogue: Arc::new(catalogue),
+        };
+        Ok(World {
+            definition,
+            options,
+            shared,
+            env,
+            queue: BTreeMap::new(),
+            seq: 0,
+            executions: Vec::new(),
+            running: HashMap::new(),
+            next_invocation: 0,
+            tokens: HashMap::new(),
+            dead_letters: Vec::new(),
+            ids: Vec::new(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.shared.now()
+    }
+
+    fn at(&mut self, time: u64, event: Event) {
+        self.seq += 1;
+        self.queue.insert((time, self.seq), event);
+    }
+
+    fn after(&mut self, delay_ms: u64, event: Event) {
+        let time = self.now() + delay_ms;
+        self.at(time, event);
+    }
+
+    fn note(&self, order: usize, text: String) {
+        self.shared.note_at(order, Trace::Note(text));
+    }
+
+    /// Runs every order to its end and checks the invariants.
+    pub fn run(mut self) -> Result<Report, SimError> {
+        let mut time = 0;
+        for order in 0..self.options.orders {
+            self.at(time, Event::Place(order));
+            time += self.shared.below(2 * self.options.arrival_gap_ms + 1);
+        }
+        let mut invocations = 0;
+        while let Some(((time, _), event)) = self.queue.pop_first() {
+            self.shared.clock.store(time, Ordering::Relaxed);
+            if matches!(event, Event::Poll(_)) {
+                invocations += 1;
+            }
+            self.handle(event)?;
+        }
+        self.check_invariants()?;
+        let violations = std::mem::take(&mut *lock(&self.shared.violations));
+        let traces = lock(&self.shared.traces)
+            .iter()
+            .enumerate()
+            .map(|(i, lines)| {
+                let mut text = format!(
+                    "order #{i} ({})\n",
+                    self.ids.get(i).map_or("not placed".into(), ToString::to_string)
+                );
+                for (at, line) in lines {
+                    text.push_str(&format!("{:>10.3}s {line}\n", *at as f64 / 1000.0));
+                }
+                text
+            })
+            .collect();
+        let mut outcomes = BTreeMap::new();
+        for (i, execution) in self.executions.iter().enumerate() {
+            let name = match &execution.outcome {
+                Some(Outcome::Failed { error, .. }) if error == "Workflow.DeadLettered" => {
+                    "DEAD_LETTERED".to_owned()
+                }
+                _ => self.status(i)?.as_str().to_owned(),
+            };
+            *outcomes.entry(name).or_default() += 1;
+        }
+        Ok(Report {
+            seed: self.options.seed,
+            orders: self.options.orders,
+            outcomes,
+            violations,
+            traces,
+            invocations,
+            simulated_ms: self.now(),
+        })
+    }
+
+    fn status(&self, order: usize) -> Result<OrderStatus, SimError> {
+        let id = &self.ids[order];
+        match finish(self.env.ledger.get_order(id))? {
+            Ok(Some(record)) => Ok(record.status),
+            other => Err(SimError::World(format!("order {id}: {other:?}"))),
+        }
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), SimError> {
+        match event {
+            Event::Place(order) => self.place(order),
+            Event::Step(exec) => self.step(exec),
+            Event::Poll(invocation) => self.poll(invocation),
+            Event::TaskTimeout { exec, attempt } => {
+                if self.executions[exec].waiting == Some(attempt) {
+                    let state = self.executions[exec].state.clone();
+                    self.note(exec, format!("  {state} attempt {attempt}: States.Timeout"));
+                    self.task_failed(exec, "States.Timeout", "the Task timed out")
+                } else {
+                    Ok(())
+                }
+            }
+            Event::Webhook { order, tries } => self.webhook(order, tries),
+            Event::Cancel(order) => {
+                let id = self.ids[order].clone();
+                let cancelled = finish(order_core::recovery::cancel(&*self.env.ledger, &id))?;
+                let outcome = match cancelled {
+                    Ok(c) => format!("{c:?}").split('(').next().unwrap_or("").to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                self.note(order, format!("cancel requested: {outcome}"));
+                Ok(())
+            }
+        }
+    }
+
+    fn place(&mut self, order: usize) -> Result<(), SimError> {
+        let kind = match self.shared.below(3) {
+            0 => OrderKind::NewMerchant,
+            1 => OrderKind::AdditionalDevices,
+            _ => OrderKind::Replacement,
+        };
+        let mut request =
+            order_core::order::example_request(&format!("m-sim-{}-{order}", self.options.seed));
+        request["kind"] = Value::from(kind.as_str());
+        if kind == OrderKind::Replacement {
+            request["lines"] = json!([{"sku": "A920-PRO", "quantity": 2}]);
+            request["replace_serials"] = json!(["SN-FAULTY-0001", "SN-FAULTY-0002"]);
+        }
+        let parsed = Order::parse(&request, &self.env.catalogue)
+            .map_err(|problems| SimError::World(format!("example order: {problems}")))?;
+        let key = format!("sim-{}-{order}", self.options.seed);
+        let hash = format!("hash-{order}");
+        let placed = finish(self.env.ledger.place_order(&key, &parsed, &hash))?;
+        let Ok(Placement::Created(record)) = placed else {
+            return Err(SimError::World(format!("placing order #{order}: {placed:?}")));
+        };
+        let id = record.order_id.clone();
+        lock(&self.shared.index).insert(id.clone(), order);
+        self.ids.push(id.clone());
+        self.note(order, format!("placed: {} order {id}", kind.as_str()));
+        if self.shared.chance(self.options.faults.duplicate_post) {
+            let again = finish(self.env.ledger.place_order(&key, &parsed, &hash))?;
+            let same = matches!(&again, Ok(Placement::Replayed(r)) if r.order_id == id);
+            self.note(order, format!("  the same request again under its key: {}", if same { "the same order" } else { "ANOTHER ORDER" }));
+            if !same {
+                self.shared
+                    .violation_at(order, format!("a repeated key gave {again:?}"));
+            }
+        }
+        let arn = format!("arn:aws:states:sim:execution:OrderWorkflow:{id}");
+        finish(self.env.ledger.set_execution_arn(&id, &arn))?
+            .map_err(|e| SimError::World(e.to_string()))?;
+        if self.shared.chance(self.options.faults.refusal) {
+            let forward = ["reserve", "charge", "deactivate", "return_label", "provision", "ship"];
+            let refused = forward[self.shared.below(forward.len() as u64) as usize];
+            self.note(order, format!("  the seed has the partner refuse {refused}"));
+            lock(&self.shared.refusals).insert(id.clone(), refused);
+        }
+        if self.shared.chance(self.options.faults.cancel) {
+            let delay = self.shared.below(3_000);
+            self.after(delay, Event::Cancel(order));
+        }
+        let input = json!({
+            "order_id": id.to_string(),
+            "config": {"outage_wait_seconds": 60, "delivery_timeout_seconds": 7200},
+            "outage": {"waits": 0}
+        });
+        self.executions.push(Execution {
+            arn,
+            state: self.definition.start_at.clone(),
+            input,
+            started: self.now(),
+            entered: self.now(),
+            retries: Vec::new(),
+            waiting: None,
+            token: None,
+            outcome: None,
+        });
+        self.after(0, Event::Step(order));
+        Ok(())
+    }
+
+    fn context(&self, exec: usize) -> Value {
+        let execution = &self.executions[exec];
+        let entered = chrono::DateTime::from_timestamp_millis(execution.entered as i64)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default();
+        json!({
+            "Execution": {"Id": execution.arn},
+            "State": {"Name": execution.state, "EnteredTime": entered},
+            "Task": {"Token": execution.token},
+        })
+    }
+
+    fn runtime_error(&mut self, exec: usize, error: PathError) -> Result<(), SimError> {
+        let state = self.executions[exec].state.clone();
+        self.end(
+            exec,
+            Outcome::Failed {
+                error: "States.Runtime".into(),
+                cause: format!("state {state}: {error}"),
+            },
+        );
+        Ok(())
+    }
+
+    fn end(&mut self, exec: usize, outcome: Outcome) {
+        self.note(exec, format!("execution ended: {outcome:?}"));
+        self.executions[exec].outcome = Some(outcome);
+    }
+
+    fn go(&mut self, exec: usize, next: &Next) {
+        match next {
+            Next::End => self.end(exec, Outcome::Succeeded),
+            Next::State(name) => {
+                let now = self.now();
+                let execution = &mut self.executions[exec];
+                execution.state = name.clone();
+                execution.entered = now;
+                execution.retries.clear();
+                let delay = self.shared.below(20);
+                self.after(delay, Event::Step(exec));
+            }
+        }
+    }
+
+    fn state(&self, exec: usize) -> Result<&'d State, SimError> {
+        let name = &self.executions[exec].state;
+        self.definition
+            .states
+            .get(name)
+            .ok_or_else(|| SimError::World(format!("no state {name}")))
+    }
+
+    fn step(&mut self, exec: usize) -> Result<(), SimError> {
+        if self.executions[exec].outcome.is_some() {
+            return Ok(());
+        }
+        let limit = self.definition.timeout_seconds.saturating_mul(1000);
+        if self.now() - self.executions[exec].started > limit {
+            self.end(
+                exec,
+                Outcome::Failed {
+                    error: "States.Timeout".into(),
+                    cause: "the execution ran past TimeoutSeconds".into(),
+                },
+            );
+            return Ok(());
+        }
+        let name = self.executions[exec].state.clone();
+        let state = self.state(exec)?;
+        let input = self.executions[exec].input.clone();
+        let context = self.context(exec);
+        match state {
+            State::Pass(pass) => {
+                let value = match (&pass.parameters, &pass.result) {
+                    (Some(parameters), _) => paths::fill(parameters, &input, &context),
+                    (None, Some(result)) => Ok(result.clone()),
+                    (None, None) => Ok(input.clone()),
+                };
+                match value.and_then(|v| paths::set(input, pass.result_path.as_deref(), v)) {
+                    Ok(output) => {
+                        self.note(exec, format!("{name} (Pass)"));
+                        self.executions[exec].input = output;
+                        self.go(exec, &pass.next);
+                        Ok(())
+                    }
+                    Err(error) => self.runtime_error(exec, error),
+                }
+            }
+            State::Choice(choice) => {
+                let chosen = choice
+                    .rules
+                    .iter()
+                    .find(|(rule, _)| evaluate(rule, &input, &context))
+                    .map(|(_, next)| next.clone())
+                    .or_else(|| choice.default.clone());
+                match chosen {
+                    Some(next) => {
+                        self.note(exec, format!("{name} (Choice) -> {next}"));
+                        self.go(exec, &Next::State(next));
+                    }
+                    None => self.end(
+                        exec,
+                        Outcome::Failed {
+                            error: "States.NoChoiceMatched".into(),
+                            cause: format!("{name}: no rule matched"),
+                        },
+                    ),
+                }
+                Ok(())
+            }
+            State::Wait(wait) => {
+                let Some(seconds) =
+                    paths::get(&input, &context, &wait.seconds_path).and_then(Value::as_f64)
+                else {
+                    return self.runtime_error(
+                        exec,
+                        PathError(format!("SecondsPath {} is not a number", wait.seconds_path)),
+                    );
+                };
+                self.note(exec, format!("{name} (Wait {seconds} s)"));
+                let Next::State(next) = &wait.next else {
+                    self.end(exec, Outcome::Succeeded);
+                    return Ok(());
+                };
+                let delay = (seconds * 1000.0) as u64;
+                let now = self.now();
+                let execution = &mut self.executions[exec];
+                execution.state = next.clone();
+                execution.retries.clear();
+                execution.entered = now + delay;
+                self.after(delay, Event::Step(exec));
+                Ok(())
+            }
+            State::Succeed => {
+                self.end(exec, Outcome::Succeeded);
+                Ok(())
+            }
+            State::Fail { error, cause } => {
+                self.end(
+                    exec,
+                    Outcome::Failed {
+                        error: error.clone(),
+                        cause: cause.clone(),
+                    },
+                );
+                Ok(())
+            }
+            State::Task(task) => self.start_task(exec, &name, task, input),
+        }
+    }
+
+    fn start_task(
+        &mut self,
+        exec: usize,
+        name: &str,
+        task: &'d Task,
+        input: Value,
+    ) -> Result<(), SimError> {
+        self.next_invocation += 1;
+        let attempt = self.next_invocation;
+        let token = (task.resource == Resource::LambdaCallback)
+            .then(|| format!("tok-{exec}-{attempt}"));
+        self.executions[exec].token = token.clone();
+        let context = self.context(exec);
+        let parameters = match paths::fill(&task.parameters, &input, &context) {
+            Ok(p) => p,
+            Err(error) => return self.runtime_error(exec, error),
+        };
+        if task.resource == Resource::SqsSend {
+            self.note(exec, format!("{name} (SQS sendMessage): {}", parameters["MessageBody"]));
+            self.dead_letters.push((exec, parameters["MessageBody"].clone()));
+            self.executions[exec].waiting = Some(attempt);
+            return self.task_succeeded(exec, json!({"MessageId": format!("msg-{attempt}")}));
+        }
+        let timeout_s = match &task.timeout {
+            Timeout::Seconds(s) => *s,
+            Timeout::Path(path) => match paths::get(&input, &context, path).and_then(Value::as_u64)
+            {
+                Some(s) => s,
+                None => {
+                    return self.runtime_error(
+                        exec,
+                        PathError(format!("TimeoutSecondsPath {path} is not a number")),
+                    )
+                }
+            },
+        };
+        let timeout_ms = timeout_s * 1000;
+        let function = task.function.clone().unwrap_or_default();
+        let payload = parameters["Payload"].clone();
+        let retried: u32 = self.executions[exec].retries.iter().sum();
+        self.note(
+            exec,
+            format!("{name} (Task {function}) attempt {attempt}{}", if retried > 0 { format!(", retry {retried}") } else { String::new() }),
+        );
+        self.executions[exec].waiting = Some(attempt);
+        if let Some(token) = &token {
+            lock(&self.env.resumer.tokens).insert(token.clone(), true);
+            self.tokens.insert(token.clone(), (exec, attempt));
+        }
+        self.after(timeout_ms, Event::TaskTimeout { exec, attempt });
+        let copies = if self.shared.chance(self.options.faults.duplicate_invocation) {
+            self.note(exec, "  invoked twice (at-least-once)".into());
+            2
+        } else {
+            1
+        };
+        for copy in 0..copies {
+            self.next_invocation += 1;
+            let id = self.next_invocation;
+            self.running.insert(
+                id,
+                Running {
+                    future: invoke(&function, payload.clone(), self.env.clone()),
+                    exec,
+                    attempt: (copy == 0).then_some(attempt),
+                    state: name.to_owned(),
+                    callback: token.is_some(),
+                    timeout_ms,
+                },
+            );
+            let delay = 1 + self.shared.below(if copy == 0 { 50 } else { 2_000 });
+            self.after(delay, Event::Poll(id));
+        }
+        Ok(())
+    }
+
+    fn poll(&mut self, id: u64) -> Result<(), SimError> {
+        let Some(mut running) = self.running.remove(&id) else {
+            return Ok(());
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let polled = running.future.as_mut().poll(&mut cx);
+        self.drain_partners();
+        match polled {
+            Poll::Ready(result) => {
+                self.drain_resumed()?;
+                self.finished(running, result)
+            }
+            Poll::Pending => {
+                let exec = running.exec;
+                let state = running.state.clone();
+                if let Some(attempt) = running.attempt {
+                    if self.shared.chance(self.options.faults.crash) {
+                        self.note(exec, format!("  {state} attempt {attempt}: the function crashed (Runtime.ExitError)"));
+                        if self.executions[exec].waiting == Some(attempt) && !running.callback {
+                            return self.task_failed(exec, "Runtime.ExitError", "simulated crash");
+                        }
+                        if running.callback && self.executions[exec].waiting == Some(attempt) {
+                            return self.task_failed(exec, "Runtime.ExitError", "simulated crash");
+                        }
+                        return Ok(());
+                    }
+                    if !running.callback && self.shared.chance(self.options.faults.overrun) {
+                        self.note(exec, format!("  {state} attempt {attempt}: the function overruns its timeout"));
+                        running.attempt = None;
+                        let delay = running.timeout_ms + self.shared.below(30_000);
+                        self.running.insert(id, running);
+                        self.after(delay, Event::Poll(id));
+                        return Ok(());
+                    }
+                }
+                let delay = self.shared.below(300);
+                self.running.insert(id, running);
+                self.after(delay, Event::Poll(id));
+                Ok(())
+            }
+        }
+    }
+
+    fn finished(
+        &mut self,
+        running: Running,
+        result: Result<ActivityOutput, ActivityError>,
+    ) -> Result<(), SimError> {
+        let exec = running.exec;
+        let described = match &result {
+            Ok(out) => format!("ok, {} (attempts {}, replayed {})", out.status, out.attempts, out.replayed),
+            Err(e) => format!("{}: {}", e.name.as_str(), e.message),
+        };
+        let Some(attempt) = running.attempt else {
+            self.note(exec, format!("  {} late or duplicate invocation ended, ignored: {described}", running.state));
+            return Ok(());
+        };
+        if self.executions[exec].waiting != Some(attempt) {
+            self.note(exec, format!("  {} attempt {attempt} ended after its Task did, ignored: {described}", running.state));
+            return Ok(());
+        }
+        self.note(exec, format!("  {} attempt {attempt}: {described}", running.state));
+        if running.callback {
+            return match result {
+                Ok(_) => Ok(()),
+                Err(error) => self.task_failed(exec, error.name.as_str(), &cause(&error)),
+            };
+        }
+        if self.shared.chance(self.options.faults.result_lost) {
+            self.note(exec, "  the result was lost on its way back (Lambda.ServiceException)".into());
+            return self.task_failed(exec, "Lambda.ServiceException", "simulated: result lost");
+        }
+        match result {
+            Ok(output) => {
+                let payload = serde_json::to_value(&output)
+                    .map_err(|e| SimError::World(format!("output: {e}")))?;
+                self.task_succeeded(exec, json!({"Payload": payload, "StatusCode": 200}))
+            }
+            Err(error) => self.task_failed(exec, error.name.as_str(), &cause(&error)),
+        }
+    }
+
+    fn current_task(&self, exec: usize) -> Result<&'d Task, SimError> {
+        match self.state(exec)? {
+            State::Task(task) => Ok(task),
+            _ => Err(SimError::World(format!(
+                "{} is not a Task",
+                self.executions[exec].state
+            ))),
+        }
+    }
+
+    fn end_attempt(&mut self, exec: usize) {
+        self.executions[exec].waiting = None;
+        if let Some(token) = self.executions[exec].token.take() {
+            lock(&self.env.resumer.tokens).insert(token.clone(), false);
+            self.tokens.remove(&token);
+        }
+    }
+
+    fn task_succeeded(&mut self, exec: usize, raw: Value) -> Result<(), SimError> {
+        let task = self.current_task(exec)?;
+        let context = self.context(exec);
+        self.end_attempt(exec);
+        let result = match &task.result_selector {
+            Some(selector) => paths::fill(selector, &raw, &context),
+            None => Ok(raw),
+        };
+        let input = std::mem::take(&mut self.executions[exec].input);
+        match result.and_then(|r| paths::set(input, task.result_path.as_deref(), r)) {
+            Ok(output) => {
+                self.executions[exec].input = output;
+                self.go(exec, &task.next);
+                Ok(())
+            }
+            Err(error) => self.runtime_error(exec, error),
+        }
+    }
+
+    fn task_failed(&mut self, exec: usize, error: &str, cause: &str) -> Result<(), SimError> {
+        let task = self.current_task(exec)?;
+        self.end_attempt(exec);
+        let name = self.executions[exec].state.clone();
+        if let Some(index) = task.retry.iter().position(|r| matches(&r.errors, error)) {
+            let retrier = &task.retry[index];
+            let retries = &mut self.executions[exec].retries;
+            if retries.len() < task.retry.len() {
+                retries.resize(task.retry.len(), 0);
+            }
+            let used = retries[index];
+            if used < retrier.max_attempts {
+                retries[index] += 1;
+                let mut delay = retrier.interval_seconds * retrier.backoff_rate.powi(used as i32);
+                if let Some(max) = retrier.max_delay_seconds {
+                    delay = delay.min(max);
+                }
+                let mut delay_ms = (delay * 1000.0) as u64;
+                if retrier.full_jitter {
+                    delay_ms = self.shared.below(delay_ms + 1);
+                }
+                self.note(exec, format!("  Retry {error} ({}/{}) in {delay_ms} ms", used + 1, retrier.max_attempts));
+                self.after(delay_ms, Event::Step(exec));
+                return Ok(());
+            }
+        }
+        match task.catch.iter().find(|c| matches(&c.errors, error)) {
+            Some(catcher) => {
+                self.note(exec, format!("  Catch {error} -> {}", catcher.next));
+                let input = std::mem::take(&mut self.executions[exec].input);
+                let caught = json!({"Error": error, "Cause": cause});
+                match paths::set(input, catcher.result_path.as_deref(), caught) {
+                    Ok(output) => {
+                        self.executions[exec].input = output;
+                        self.go(exec, &Next::State(catcher.next.clone()));
+                        Ok(())
+                    }
+                    Err(e) => self.runtime_error(exec, e),
+                }
+            }
+            None => {
+                self.end(
+                    exec,
+                    Outcome::Failed {
+                        error: error.to_owned(),
+                        cause: format!("{name}: {cause}"),
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// The courier books webhooks for shipments the partners took.
+    fn drain_partners(&mut self) {
+        let shipped = std::mem::take(&mut self.env.partners.book().shipped);
+        for id in shipped {
+            let Some(&order) = lock(&self.shared.index).get(&id) else {
+                continue;
+            };
+            let faults = self.options.faults.clone();
+            if self.shared.chance(faults.delivery_lost) {
+                self.note(order, "  courier: this parcel's delivery event will never come".into());
+                continue;
+            }
+            let delay = if self.shared.chance(faults.delivery_early) {
+                self.shared.below(200)
+            } else {
+                1_000 + self.shared.below(3_600_000)
+            };
+            self.after(delay, Event::Webhook { order, tries: 0 });
+            if self.shared.chance(faults.delivery_duplicated) {
+                let again = delay + self.shared.below(600_000);
+                self.after(again, Event::Webhook { order, tries: 0 });
+            }
+        }
+    }
+
+    /// Executions resumed by `SendTaskSuccess` go on.
+    fn drain_resumed(&mut self) -> Result<(), SimError> {
+        let resumed = std::mem::take(&mut *lock(&self.env.resumer.resumed));
+        for (token, output) in resumed {
+            if let Some(&(exec, attempt)) = self.tokens.get(&token) {
+                if self.executions[exec].waiting == Some(attempt) {
+                    let state = self.executions[exec].state.clone();
+                    self.note(exec, format!("  {state} attempt {attempt}: resumed by its token"));
+                    self.task_succeeded(exec, output)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn webhook(&mut self, order: usize, tries: u32) -> Result<(), SimError> {
+        let id = self.ids[order].clone();
+        let event = CourierEvent {
+            event_id: format!("evt-{id}"),
+            kind: delivery::DELIVERED.to_owned(),
+            order_id: id.to_string(),
+            shipment_id: shipment_id(&id),
+            tracking_number: None,
+            occurred_at: "2026-11-29T00:00:00.000Z".to_owned(),
+        };
+        let delivered = finish(delivery::deliver(
+            &*self.env.ledger,
+            &*self.env.resumer,
+            &id,
+            &event,
+        ))?;
+        let retry = match &delivered {
+            Ok(d) => {
+                self.note(order, format!("courier webhook (try {tries}): recorded, duplicate {}, resumed {:?}", d.duplicate, d.resumed));
+                false
+            }
+            Err(DeliveryError::WrongShipment { .. }) => {
+                self.shared.violation_at(order, format!("the webhook's shipment was refused: {delivered:?}"));
+                false
+            }
+            Err(error) => {
+                self.note(order, format!("courier webhook (try {tries}): refused: {error}"));
+                true
+            }
+        };
+        self.drain_resumed()?;
+        if retry && tries < 6 {
+            let delay = 30_000 * 2u64.pow(tries);
+            self.after(delay, Event::Webhook { order, tries: tries + 1 });
+        }
+        Ok(())
+    }
+
+    fn check_invariants(&mut self) -> Result<(), SimError> {
+        let effects = self.env.partners.book().effects.clone();
+        for order in 0..self.executions.len() {
+            let id = self.ids[order].clone();
+            let status = self.status(order)?;
+            let effect = |op: &'static str| effects.get(&(id.clone(), op)).copied().unwrap_or(0);
+            let mut broken = Vec::new();
+            let dead_lettered = match &self.executions[order].outcome {
+                None => {
+                    broken.push(format!("lost: the execution never ended (order {status})"));
+                    false
+                }
+                Some(Outcome::Failed { error, .. }) if error == "Workflow.DeadLettered" => {
+                    if !self.dead_letters.iter().any(|(e, _)| *e == order) {
+                        broken.push("dead-lettered without a dead-letter message".into());
+                    }
+                    true
+                }
+                Some(Outcome::Failed { error, cause }) => {
+                    broken.push(format!("lost: the execution failed with {error}: {cause}"));
+                    false
+                }
+                Some(Outcome::Succeeded) => {
+                    if !status.is_final() {
+                        broken.push(format!("lost: the execution succeeded, the order is {status}"));
+                    }
+                    false
+                }
+            };
+            for ((order_id, op), n) in &effects {
+                if *order_id == id && *n > 1 {
+                    broken.push(format!("partner effect {op} taken {n} times"));
+                }
+            }
+            if !dead_lettered && matches!(status, OrderStatus::Failed | OrderStatus::Cancelled | OrderStatus::Rejected) {
+                for (done, undo) in UNDO {
+                    if effect(done) > 0 && effect(undo) == 0 {
+                        broken.push(format!("{status} but {done} was never undone ({undo})"));
+                    }
+                }
+            }
+            if status == OrderStatus::Completed {
+                let kind = finish(self.env.ledger.get_order(&id))?
+                    .ok()
+                    .flatten()
+                    .map(|o| o.order.kind);
+                let mut needed = vec!["reserve", "provision", "ship"];
+                if kind == Some(OrderKind::Replacement) {
+                    needed.extend(["deactivate", "return_label"]);
+                } else {
+                    needed.push("charge");
+                }
+                for op in needed {
+                    if effect(op) != 1 {
+                        broken.push(format!("COMPLETED but {op} was taken {} times", effect(op)));
+                    }
+                }
+                for (_, undo) in UNDO {
+                    if effect(undo) > 0 {
+                        broken.push(format!("COMPLETED but {undo} was taken"));
+                    }
+                }
+            }
+            for what in broken {
+                self.shared.violation_at(order, what);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The Cause Step Functions reports for a Lambda error.
+fn cause(error: &ActivityError) -> String {
+    json!({"errorType": error.name.as_str(), "errorMessage": error.message}).to_string()
+}
+
+fn evaluate(rule: &crate::definition::Rule, input: &Value, context: &Value) -> bool {
+    use crate::definition::Rule;
+    match rule {
+        Rule::And(rules) => rules.iter().all(|r| evaluate(r, input, context)),
+        Rule::Test { variable, test } => {
+            let value = paths::get(input, context, variable);
+            let number = value.and_then(Value::as_f64);
+            match test {
+                Test::IsPresent(want) => value.is_some() == *want,
+                Test::IsNumeric(want) => number.is_some() == *want,
+                Test::NumericEquals(n) => number.is_some_and(|v| v == *n),
+                Test::NumericLessThan(n) => number.is_some_and(|v| v < *n),
+                Test::NumericGreaterThanEquals(n) => number.is_some_and(|v| v >= *n),
+                Test::NumericLessThanEquals(n) => number.is_some_and(|v| v <= *n),
+                Test::StringEquals(s) => value.and_then(Value::as_str) == Some(s.as_str()),
+            }
+        }
+    }
+}
