@@ -172,7 +172,9 @@ impl Definition {
     pub fn from_value(value: &Value) -> Result<Definition, DefinitionError> {
         let mut top = Fields::new("(top level)", value)?;
         let start_at = top.string("StartAt")?;
-        let timeout_seconds = top.optional_u64("TimeoutSeconds")?.unwrap_or(u64::MAX / 2000);
+        let timeout_seconds = top
+            .optional_u64("TimeoutSeconds")?
+            .unwrap_or(u64::MAX / 2000);
         top.optional("Comment");
         let states_value = top.required("States")?;
         top.done()?;
@@ -326,7 +328,11 @@ impl<'a> Fields<'a> {
         match (next, end) {
             (Some(next), None) => Ok(Next::State(next)),
             (None, Some(true)) => Ok(Next::End),
-            _ => Err(malformed(self.state, "Next", "needs exactly Next or End: true")),
+            _ => Err(malformed(
+                self.state,
+                "Next",
+                "needs exactly Next or End: true",
+            )),
         }
     }
 

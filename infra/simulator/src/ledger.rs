@@ -113,7 +113,9 @@ impl Ledger for Audited {
         since: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        self.inner.orders_of_merchant(merchant_id, since, limit).await
+        self.inner
+            .orders_of_merchant(merchant_id, since, limit)
+            .await
     }
 
     async fn transition(
@@ -158,7 +160,11 @@ impl Ledger for Audited {
         written
     }
 
-    async fn fail_step(&self, attempt: &StepRecord, error: &ActivityError) -> Result<(), StoreError> {
+    async fn fail_step(
+        &self,
+        attempt: &StepRecord,
+        error: &ActivityError,
+    ) -> Result<(), StoreError> {
         let written = self.inner.fail_step(attempt, error).await;
         self.observe(&attempt.order_id).await;
         written

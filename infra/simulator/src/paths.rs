@@ -52,7 +52,9 @@ pub fn set(input: Value, path: Option<&str>, value: Value) -> Result<Value, Path
         .ok_or_else(|| PathError(format!("ResultPath {path} is empty")))?;
     for segment in parents {
         let Value::Object(map) = at else {
-            return Err(PathError(format!("ResultPath {path}: {segment} is not an object")));
+            return Err(PathError(format!(
+                "ResultPath {path}: {segment} is not an object"
+            )));
         };
         let entry = map
             .entry((*segment).to_owned())

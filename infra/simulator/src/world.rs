@@ -378,9 +378,7 @@ fn invoke(function: &str, payload: Value, env: Env) -> Invocation {
                 activity::invoke(&|i: ActivityInput| validate_order::handle(l, c, i), payload).await
             }
             "ReserveStock" => activity::invoke(&|i| reserve_stock::handle(l, p, i), payload).await,
-            "TakePayment" => {
-                activity::invoke(&|i| take_payment::handle(l, p, c, i), payload).await
-            }
+            "TakePayment" => activity::invoke(&|i| take_payment::handle(l, p, c, i), payload).await,
             "DeactivateTerminals" => {
                 activity::invoke(&|i| deactivate_terminals::handle(l, p, i), payload).await
             }
@@ -425,7 +423,9 @@ fn finish<T>(future: impl Future<Output = T>) -> Result<T, SimError> {
             return Ok(value);
         }
     }
-    Err(SimError::World("a future without control points kept pending".into()))
+    Err(SimError::World(
+        "a future without control points kept pending".into(),
+    ))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -531,7 +531,9 @@ impl<'d> World<'d> {
         for partner in Partner::ALL.iter().copied() {
             let expected = options.faults.outages_per_hour * span_ms as f64 / 3_600_000.0;
             let whole = expected.floor() as u64;
-            let extra = u64::from(((dice.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < expected.fract());
+            let extra = u64::from(
+                ((dice.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < expected.fract(),
+            );
             for _ in 0..whole + extra {
                 let from = dice.next_u64() % span_ms;
                 let length = 5_000 + dice.next_u64() % 600_000;
@@ -617,7 +619,9 @@ impl<'d> World<'d> {
             .map(|(i, lines)| {
                 let mut text = format!(
                     "order #{i} ({})\n",
-                    self.ids.get(i).map_or("not placed".into(), ToString::to_string)
+                    self.ids
+                        .get(i)
+                        .map_or("not placed".into(), ToString::to_string)
                 );
                 for (at, line) in lines {
                     text.push_str(&format!("{:>10.3}s {line}\n", *at as f64 / 1000.0));
@@ -662,7 +666,10 @@ impl<'d> World<'d> {
             Event::TaskTimeout { exec, attempt } => {
                 if self.executions[exec].waiting == Some(attempt) {
                     let state = self.executions[exec].state.clone();
-                    self.note(exec, format!("  {state} attempt {attempt}: States.Timeout"));
+                    self.note(
+                        exec,
+                        format!("  {state} invocation {attempt}: States.Timeout"),
+                    );
                     self.task_failed(exec, "States.Timeout", "the Task timed out")
                 } else {
                     Ok(())
@@ -701,7 +708,9 @@ impl<'d> World<'d> {
         let hash = format!("hash-{order}");
         let placed = finish(self.env.ledger.place_order(&key, &parsed, &hash))?;
         let Ok(Placement::Created(record)) = placed else {
-            return Err(SimError::World(format!("placing order #{order}: {placed:?}")));
+            return Err(SimError::World(format!(
+                "placing order #{order}: {placed:?}"
+            )));
         };
         let id = record.order_id.clone();
         lock(&self.shared.index).insert(id.clone(), order);
@@ -710,7 +719,17 @@ impl<'d> World<'d> {
         if self.shared.chance(self.options.faults.duplicate_post) {
             let again = finish(self.env.ledger.place_order(&key, &parsed, &hash))?;
             let same = matches!(&again, Ok(Placement::Replayed(r)) if r.order_id == id);
-            self.note(order, format!("  the same request again under its key: {}", if same { "the same order" } else { "ANOTHER ORDER" }));
+            self.note(
+                order,
+                format!(
+                    "  the same request again under its key: {}",
+                    if same {
+                        "the same order"
+                    } else {
+                        "ANOTHER ORDER"
+                    }
+                ),
+            );
             if !same {
                 self.shared
                     .violation_at(order, format!("a repeated key gave {again:?}"));
@@ -720,9 +739,19 @@ impl<'d> World<'d> {
         finish(self.env.ledger.set_execution_arn(&id, &arn))?
             .map_err(|e| SimError::World(e.to_string()))?;
         if self.shared.chance(self.options.faults.refusal) {
-            let forward = ["reserve", "charge", "deactivate", "return_label", "provision", "ship"];
+            let forward = [
+                "reserve",
+                "charge",
+                "deactivate",
+                "return_label",
+                "provision",
+                "ship",
+            ];
             let refused = forward[self.shared.below(forward.len() as u64) as usize];
-            self.note(order, format!("  the seed has the partner refuse {refused}"));
+            self.note(
+                order,
+                format!("  the seed has the partner refuse {refused}"),
+            );
             lock(&self.shared.refusals).insert(id.clone(), refused);
         }
         if self.shared.chance(self.options.faults.cancel) {
@@ -909,8 +938,8 @@ impl<'d> World<'d> {
     ) -> Result<(), SimError> {
         self.next_invocation += 1;
         let attempt = self.next_invocation;
-        let token = (task.resource == Resource::LambdaCallback)
-            .then(|| format!("tok-{exec}-{attempt}"));
+        let token =
+            (task.resource == Resource::LambdaCallback).then(|| format!("tok-{exec}-{attempt}"));
         self.executions[exec].token = token.clone();
         let context = self.context(exec);
         let parameters = match paths::fill(&task.parameters, &input, &context) {
@@ -918,8 +947,12 @@ impl<'d> World<'d> {
             Err(error) => return self.runtime_error(exec, error),
         };
         if task.resource == Resource::SqsSend {
-            self.note(exec, format!("{name} (SQS sendMessage): {}", parameters["MessageBody"]));
-            self.dead_letters.push((exec, parameters["MessageBody"].clone()));
+            self.note(
+                exec,
+                format!("{name} (SQS sendMessage): {}", parameters["MessageBody"]),
+            );
+            self.dead_letters
+                .push((exec, parameters["MessageBody"].clone()));
             self.executions[exec].waiting = Some(attempt);
             return self.task_succeeded(exec, json!({"MessageId": format!("msg-{attempt}")}));
         }
@@ -942,7 +975,14 @@ impl<'d> World<'d> {
         let retried: u32 = self.executions[exec].retries.iter().sum();
         self.note(
             exec,
-            format!("{name} (Task {function}) attempt {attempt}{}", if retried > 0 { format!(", retry {retried}") } else { String::new() }),
+            format!(
+                "{name} (Task {function}) invocation {attempt}{}",
+                if retried > 0 {
+                    format!(", retry {retried}")
+                } else {
+                    String::new()
+                }
+            ),
         );
         self.executions[exec].waiting = Some(attempt);
         if let Some(token) = &token {
@@ -993,7 +1033,7 @@ impl<'d> World<'d> {
                 let state = running.state.clone();
                 if let Some(attempt) = running.attempt {
                     if self.shared.chance(self.options.faults.crash) {
-                        self.note(exec, format!("  {state} attempt {attempt}: the function crashed (Runtime.ExitError)"));
+                        self.note(exec, format!("  {state} invocation {attempt}: the function crashed (Runtime.ExitError)"));
                         if self.executions[exec].waiting == Some(attempt) && !running.callback {
                             return self.task_failed(exec, "Runtime.ExitError", "simulated crash");
                         }
@@ -1003,7 +1043,12 @@ impl<'d> World<'d> {
                         return Ok(());
                     }
                     if !running.callback && self.shared.chance(self.options.faults.overrun) {
-                        self.note(exec, format!("  {state} attempt {attempt}: the function overruns its timeout"));
+                        self.note(
+                            exec,
+                            format!(
+                                "  {state} invocation {attempt}: the function overruns its timeout"
+                            ),
+                        );
                         running.attempt = None;
                         let delay = running.timeout_ms + self.shared.below(30_000);
                         self.running.insert(id, running);
@@ -1026,18 +1071,36 @@ impl<'d> World<'d> {
     ) -> Result<(), SimError> {
         let exec = running.exec;
         let described = match &result {
-            Ok(out) => format!("ok, {} (attempts {}, replayed {})", out.status, out.attempts, out.replayed),
+            Ok(out) => format!(
+                "ok, {} (attempts {}, replayed {})",
+                out.status, out.attempts, out.replayed
+            ),
             Err(e) => format!("{}: {}", e.name.as_str(), e.message),
         };
         let Some(attempt) = running.attempt else {
-            self.note(exec, format!("  {} late or duplicate invocation ended, ignored: {described}", running.state));
+            self.note(
+                exec,
+                format!(
+                    "  {} late or duplicate invocation ended, ignored: {described}",
+                    running.state
+                ),
+            );
             return Ok(());
         };
         if self.executions[exec].waiting != Some(attempt) {
-            self.note(exec, format!("  {} attempt {attempt} ended after its Task did, ignored: {described}", running.state));
+            self.note(
+                exec,
+                format!(
+                    "  {} invocation {attempt} ended after its Task did, ignored: {described}",
+                    running.state
+                ),
+            );
             return Ok(());
         }
-        self.note(exec, format!("  {} attempt {attempt}: {described}", running.state));
+        self.note(
+            exec,
+            format!("  {} invocation {attempt}: {described}", running.state),
+        );
         if running.callback {
             return match result {
                 Ok(_) => Ok(()),
@@ -1045,7 +1108,10 @@ impl<'d> World<'d> {
             };
         }
         if self.shared.chance(self.options.faults.result_lost) {
-            self.note(exec, "  the result was lost on its way back (Lambda.ServiceException)".into());
+            self.note(
+                exec,
+                "  the result was lost on its way back (Lambda.ServiceException)".into(),
+            );
             return self.task_failed(exec, "Lambda.ServiceException", "simulated: result lost");
         }
         match result {
@@ -1116,7 +1182,14 @@ impl<'d> World<'d> {
                 if retrier.full_jitter {
                     delay_ms = self.shared.below(delay_ms + 1);
                 }
-                self.note(exec, format!("  Retry {error} ({}/{}) in {delay_ms} ms", used + 1, retrier.max_attempts));
+                self.note(
+                    exec,
+                    format!(
+                        "  Retry {error} ({}/{}) in {delay_ms} ms",
+                        used + 1,
+                        retrier.max_attempts
+                    ),
+                );
                 self.after(delay_ms, Event::Step(exec));
                 return Ok(());
             }
@@ -1157,7 +1230,10 @@ impl<'d> World<'d> {
             };
             let faults = self.options.faults.clone();
             if self.shared.chance(faults.delivery_lost) {
-                self.note(order, "  courier: this parcel's delivery event will never come".into());
+                self.note(
+                    order,
+                    "  courier: this parcel's delivery event will never come".into(),
+                );
                 continue;
             }
             let delay = if self.shared.chance(faults.delivery_early) {
@@ -1180,7 +1256,10 @@ impl<'d> World<'d> {
             if let Some(&(exec, attempt)) = self.tokens.get(&token) {
                 if self.executions[exec].waiting == Some(attempt) {
                     let state = self.executions[exec].state.clone();
-                    self.note(exec, format!("  {state} attempt {attempt}: resumed by its token"));
+                    self.note(
+                        exec,
+                        format!("  {state} invocation {attempt}: resumed by its token"),
+                    );
                     self.task_succeeded(exec, output)?;
                 }
             }
@@ -1206,22 +1285,40 @@ impl<'d> World<'d> {
         ))?;
         let retry = match &delivered {
             Ok(d) => {
-                self.note(order, format!("courier webhook (try {tries}): recorded, duplicate {}, resumed {:?}", d.duplicate, d.resumed));
+                self.note(
+                    order,
+                    format!(
+                        "courier webhook (try {tries}): recorded, duplicate {}, resumed {:?}",
+                        d.duplicate, d.resumed
+                    ),
+                );
                 false
             }
             Err(DeliveryError::WrongShipment { .. }) => {
-                self.shared.violation_at(order, format!("the webhook's shipment was refused: {delivered:?}"));
+                self.shared.violation_at(
+                    order,
+                    format!("the webhook's shipment was refused: {delivered:?}"),
+                );
                 false
             }
             Err(error) => {
-                self.note(order, format!("courier webhook (try {tries}): refused: {error}"));
+                self.note(
+                    order,
+                    format!("courier webhook (try {tries}): refused: {error}"),
+                );
                 true
             }
         };
         self.drain_resumed()?;
         if retry && tries < 6 {
             let delay = 30_000 * 2u64.pow(tries);
-            self.after(delay, Event::Webhook { order, tries: tries + 1 });
+            self.after(
+                delay,
+                Event::Webhook {
+                    order,
+                    tries: tries + 1,
+                },
+            );
         }
         Ok(())
     }
@@ -1250,7 +1347,9 @@ impl<'d> World<'d> {
                 }
                 Some(Outcome::Succeeded) => {
                     if !status.is_final() {
-                        broken.push(format!("lost: the execution succeeded, the order is {status}"));
+                        broken.push(format!(
+                            "lost: the execution succeeded, the order is {status}"
+                        ));
                     }
                     false
                 }
@@ -1260,7 +1359,12 @@ impl<'d> World<'d> {
                     broken.push(format!("partner effect {op} taken {n} times"));
                 }
             }
-            if !dead_lettered && matches!(status, OrderStatus::Failed | OrderStatus::Cancelled | OrderStatus::Rejected) {
+            if !dead_lettered
+                && matches!(
+                    status,
+                    OrderStatus::Failed | OrderStatus::Cancelled | OrderStatus::Rejected
+                )
+            {
                 for (done, undo) in UNDO {
                     if effect(done) > 0 && effect(undo) == 0 {
                         broken.push(format!("{status} but {done} was never undone ({undo})"));
