@@ -31,8 +31,12 @@ pub struct DropKeyOf(pub &'static str);
 pub struct Book {
     /// Effects taken, by (operation, idempotency key): a repeated key acts once.
     keys: BTreeSet<(&'static str, String)>,
-    /// Effects taken per order and operation: more than one is an effect taken twice.
-    pub effects: BTreeMap<(OrderId, &'static str), u32>,
+    /// Effects taken per order and operation, each numbered in the order the partners
+    /// took them: more than one is an effect taken twice; an undo numbered before the
+    /// effect it undoes undid nothing.
+    pub effects: BTreeMap<(OrderId, &'static str), Vec<u64>>,
+    /// Effects taken so far, all partners together.
+    taken: u64,
     /// Orders whose shipment was booked, for the courier's webhook (drained by the world).
     pub shipped: Vec<OrderId>,
     /// Calls that get a fresh key because of the planted bug.
@@ -136,7 +140,12 @@ impl SimPartners {
             };
             let new = book.keys.insert((operation, key));
             if new {
-                *book.effects.entry((order.clone(), operation)).or_default() += 1;
+                book.taken += 1;
+                let number = book.taken;
+                book.effects
+                    .entry((order.clone(), operation))
+                    .or_default()
+                    .push(number);
                 if operation == "ship" {
                     book.shipped.push(order.clone());
                 }

@@ -48,8 +48,10 @@ pub struct Faults {
     /// At a control point: the invocation overruns its Task timeout; its late result
     /// arrives after Step Functions retried.
     pub overrun: f64,
-    /// A partner call pauses before acting too (a cancel or a compensation can land
-    /// between the activity's status check and its partner call).
+    /// A partner call pauses before acting too, so that a cancel, a compensation or a
+    /// Task timeout can land between the activity's status check and its partner call.
+    /// 0 by default: with it, the simulator finds a known race (a hung invocation acts
+    /// after the rollback; see `Faults::with_late_partner_calls`).
     pub pause_before_acting: f64,
     /// The Task's result is lost after the function finished (at-least-once).
     pub result_lost: f64,
@@ -81,7 +83,7 @@ impl Default for Faults {
             store_unavailable: 0.005,
             crash: 0.03,
             overrun: 0.02,
-            pause_before_acting: 0.3,
+            pause_before_acting: 0.0,
             result_lost: 0.02,
             duplicate_invocation: 0.03,
             cancel: 0.08,
@@ -90,6 +92,19 @@ impl Default for Faults {
             delivery_early: 0.2,
             resume_unavailable: 0.02,
             duplicate_post: 0.05,
+        }
+    }
+}
+
+impl Faults {
+    /// The default faults, and partner calls that pause between the activity's status
+    /// check and the call: a hung invocation (its Task timed out at 20 s, its function
+    /// lives until 25 s) or a duplicate invocation can then call its partner after the
+    /// order was rolled back.
+    pub fn with_late_partner_calls() -> Faults {
+        Faults {
+            pause_before_acting: 0.3,
+            ..Faults::default()
         }
     }
 }
@@ -337,6 +352,9 @@ pub enum SimError {
     #[error("the simulated world failed: {0}")]
     World(String),
 }
+
+/// The activity functions' Lambda timeout (`Timeout: 25` in template.yaml).
+const FUNCTION_TIMEOUT_MS: u64 = 25_000;
 
 type Invocation = Pin<Box<dyn Future<Output = Result<ActivityOutput, ActivityError>>>>;
 
@@ -633,7 +651,12 @@ impl<'d> World<'d> {
         for (i, execution) in self.executions.iter().enumerate() {
             let name = match &execution.outcome {
                 Some(Outcome::Failed { error, .. }) if error == "Workflow.DeadLettered" => {
-                    "DEAD_LETTERED".to_owned()
+                    let letter = &execution.input["dead_letter"];
+                    format!(
+                        "DEAD_LETTERED at {} ({})",
+                        letter["step"].as_str().unwrap_or("?"),
+                        letter["error"]["Error"].as_str().unwrap_or("?")
+                    )
                 }
                 _ => self.status(i)?.as_str().to_owned(),
             };
@@ -1050,7 +1073,11 @@ impl<'d> World<'d> {
                             ),
                         );
                         running.attempt = None;
-                        let delay = running.timeout_ms + self.shared.below(30_000);
+                        // Lambda stops the function at its own timeout (template.yaml:
+                        // 25 s, longer than the Task's 20 s): a hung invocation can
+                        // still go on for the difference after its Task timed out.
+                        let alive = FUNCTION_TIMEOUT_MS.saturating_sub(running.timeout_ms);
+                        let delay = running.timeout_ms + self.shared.below(alive.max(1));
                         self.running.insert(id, running);
                         self.after(delay, Event::Poll(id));
                         return Ok(());
@@ -1328,7 +1355,9 @@ impl<'d> World<'d> {
         for order in 0..self.executions.len() {
             let id = self.ids[order].clone();
             let status = self.status(order)?;
-            let effect = |op: &'static str| effects.get(&(id.clone(), op)).copied().unwrap_or(0);
+            let taken =
+                |op: &'static str| effects.get(&(id.clone(), op)).cloned().unwrap_or_default();
+            let effect = |op: &'static str| taken(op).len();
             let mut broken = Vec::new();
             let dead_lettered = match &self.executions[order].outcome {
                 None => {
@@ -1354,9 +1383,9 @@ impl<'d> World<'d> {
                     false
                 }
             };
-            for ((order_id, op), n) in &effects {
-                if *order_id == id && *n > 1 {
-                    broken.push(format!("partner effect {op} taken {n} times"));
+            for ((order_id, op), numbers) in &effects {
+                if *order_id == id && numbers.len() > 1 {
+                    broken.push(format!("partner effect {op} taken {} times", numbers.len()));
                 }
             }
             if !dead_lettered
@@ -1366,8 +1395,16 @@ impl<'d> World<'d> {
                 )
             {
                 for (done, undo) in UNDO {
-                    if effect(done) > 0 && effect(undo) == 0 {
-                        broken.push(format!("{status} but {done} was never undone ({undo})"));
+                    let (done_at, undo_at) =
+                        (taken(done).last().copied(), taken(undo).last().copied());
+                    match (done_at, undo_at) {
+                        (Some(_), None) => {
+                            broken.push(format!("{status} but {done} was never undone ({undo})"))
+                        }
+                        (Some(d), Some(u)) if u < d => broken.push(format!(
+                            "{status} but {done} acted after its undo {undo} (effect #{d} after #{u}): nothing undid it"
+                        )),
+                        _ => {}
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! saga under seeded faults and interleavings break no invariant, a seed replays exactly,
 //! and a bug planted on purpose is found with a seed that replays it.
 
-use simulator::{Definition, DropKeyOf, Options, Report};
+use simulator::{Definition, DropKeyOf, Faults, Options, Report};
 
 fn definition() -> Definition {
     Definition::of_repository().expect("the repository's definition loads")
@@ -110,5 +110,24 @@ fn the_same_run_without_the_planted_bug_breaks_nothing() {
     for seed in 1..=20 {
         let report = simulator::run(&definition, Options::new(seed, 100)).expect("the run");
         assert!(report.violations.is_empty(), "{}", failing(&report));
+    }
+}
+
+#[test]
+#[ignore = "known race, found by the simulator: a hung invocation (Task timed out at 20 s, \
+            function alive until 25 s) calls its partner after the order was rolled back"]
+fn partner_calls_delayed_past_the_status_check_break_no_invariant() {
+    let definition = definition();
+    for seed in 1..=100 {
+        let options = Options {
+            faults: Faults::with_late_partner_calls(),
+            ..Options::new(seed, 100)
+        };
+        let report = simulator::run(&definition, options.clone()).expect("the run");
+        assert!(
+            report.violations.is_empty(),
+            "{}",
+            simulator::explain(&options, &report)
+        );
     }
 }

@@ -26,6 +26,11 @@ struct Args {
     /// (reserve, charge, provision, ship, ...). For proving the simulator finds it.
     #[arg(long)]
     plant_dropped_key: Option<String>,
+    /// Chance that a partner call pauses between the activity's status check and the
+    /// call (0 by default; 0.3 finds a known race: a hung invocation acts after the
+    /// rollback).
+    #[arg(long, default_value_t = 0.0)]
+    pause_before_acting: f64,
 }
 
 const OPERATIONS: [&str; 11] = [
@@ -66,10 +71,11 @@ fn main() -> ExitCode {
     let mut invocations = 0;
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
-        let options = Options {
+        let mut options = Options {
             planted,
             ..Options::new(seed, args.orders)
         };
+        options.faults.pause_before_acting = args.pause_before_acting;
         let report = match simulator::run(&definition, options.clone()) {
             Ok(report) => report,
             Err(error) => {
