@@ -25,11 +25,10 @@ pub fn replay_command(options: &Options) -> String {
     let planted = options
         .planted
         .map_or(String::new(), |p| format!(" --plant-dropped-key {}", p.0));
-    let pause = options.faults.pause_before_acting;
-    let pause = if pause > 0.0 {
-        format!(" --pause-before-acting {pause}")
+    let pause = if options.faults.finds_known_races() {
+        " --known-races"
     } else {
-        String::new()
+        ""
     };
     format!(
         "cargo run -p simulator --bin simulate -- --seed {} --orders {}{planted}{pause}",

@@ -51,8 +51,12 @@ pub struct Faults {
     /// A partner call pauses before acting too, so that a cancel, a compensation or a
     /// Task timeout can land between the activity's status check and its partner call.
     /// 0 by default: with it, the simulator finds a known race (a hung invocation acts
-    /// after the rollback; see `Faults::with_late_partner_calls`).
+    /// after the rollback; see `Faults::with_known_races`).
     pub pause_before_acting: f64,
+    /// The AwaitDelivery Task is invoked twice, the second copy running late with its
+    /// attempt's (by then stale) task token. 0 by default: it finds a known race (see
+    /// `Faults::with_known_races`).
+    pub duplicate_callback_invocation: f64,
     /// The Task's result is lost after the function finished (at-least-once).
     pub result_lost: f64,
     /// A Task is invoked twice (at-least-once delivery of the invocation).
@@ -84,6 +88,7 @@ impl Default for Faults {
             crash: 0.03,
             overrun: 0.02,
             pause_before_acting: 0.0,
+            duplicate_callback_invocation: 0.0,
             result_lost: 0.02,
             duplicate_invocation: 0.03,
             cancel: 0.08,
@@ -101,11 +106,21 @@ impl Faults {
     /// check and the call: a hung invocation (its Task timed out at 20 s, its function
     /// lives until 25 s) or a duplicate invocation can then call its partner after the
     /// order was rolled back.
-    pub fn with_late_partner_calls() -> Faults {
+    ///
+    /// And a late copy of an AwaitDelivery invocation stores its stale task token over
+    /// the current attempt's: the courier's delivery then resumes nothing, the order stays
+    /// DELIVERED and its execution times out into a rollback that cannot run.
+    pub fn with_known_races() -> Faults {
         Faults {
             pause_before_acting: 0.3,
+            duplicate_callback_invocation: 0.03,
             ..Faults::default()
         }
+    }
+
+    /// Whether any fault that finds a known race is on.
+    pub fn finds_known_races(&self) -> bool {
+        self.pause_before_acting > 0.0 || self.duplicate_callback_invocation > 0.0
     }
 }
 
@@ -1013,7 +1028,12 @@ impl<'d> World<'d> {
             self.tokens.insert(token.clone(), (exec, attempt));
         }
         self.after(timeout_ms, Event::TaskTimeout { exec, attempt });
-        let copies = if self.shared.chance(self.options.faults.duplicate_invocation) {
+        let duplicate = if token.is_some() {
+            self.options.faults.duplicate_callback_invocation
+        } else {
+            self.options.faults.duplicate_invocation
+        };
+        let copies = if self.shared.chance(duplicate) {
             self.note(exec, "  invoked twice (at-least-once)".into());
             2
         } else {
@@ -1407,6 +1427,12 @@ impl<'d> World<'d> {
                         _ => {}
                     }
                 }
+            }
+            if status == OrderStatus::Delivered {
+                broken.push(
+                    "stuck: the courier's delivery is recorded but the order never completed"
+                        .into(),
+                );
             }
             if status == OrderStatus::Completed {
                 let kind = finish(self.env.ledger.get_order(&id))?

@@ -26,11 +26,10 @@ struct Args {
     /// (reserve, charge, provision, ship, ...). For proving the simulator finds it.
     #[arg(long)]
     plant_dropped_key: Option<String>,
-    /// Chance that a partner call pauses between the activity's status check and the
-    /// call (0 by default; 0.3 finds a known race: a hung invocation acts after the
-    /// rollback).
-    #[arg(long, default_value_t = 0.0)]
-    pause_before_acting: f64,
+    /// Also the faults that find the known races (a hung invocation calls its partner
+    /// after the rollback; a late AwaitDelivery stores a stale task token).
+    #[arg(long)]
+    known_races: bool,
 }
 
 const OPERATIONS: [&str; 11] = [
@@ -75,7 +74,9 @@ fn main() -> ExitCode {
             planted,
             ..Options::new(seed, args.orders)
         };
-        options.faults.pause_before_acting = args.pause_before_acting;
+        if args.known_races {
+            options.faults = simulator::Faults::with_known_races();
+        }
         let report = match simulator::run(&definition, options.clone()) {
             Ok(report) => report,
             Err(error) => {
