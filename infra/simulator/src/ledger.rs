@@ -4,6 +4,7 @@
 //! as a violation. The seed can also make the store unavailable for an activity's begin
 //! or success write (`Store.Unavailable`), before anything is written.
 
+use crate::partners::ControlPoint;
 use crate::world::{Shared, Trace};
 use order_core::store::{
     Cancellation, Delivery, DeliveryRecorded, Ledger, MemoryStore, OrderRecord, Placement,
@@ -55,6 +56,14 @@ impl Audited {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A control point before a write, as the seed decides: a cancel, a webhook or
+    /// another invocation can land between what the activity read and what it writes.
+    async fn maybe_pause(&self) {
+        if self.shared.pause_before_write() {
+            ControlPoint(false).await;
         }
     }
 
@@ -123,6 +132,7 @@ impl Ledger for Audited {
         id: &OrderId,
         change: Transition<'_>,
     ) -> Result<OrderRecord, StoreError> {
+        self.maybe_pause().await;
         let written = self.inner.transition(id, change).await;
         self.observe(id).await;
         written
@@ -151,6 +161,7 @@ impl Ledger for Audited {
         references: References,
         transition: Option<Transition<'_>>,
     ) -> Result<StepRecord, StoreError> {
+        self.maybe_pause().await;
         self.fault(&attempt.order_id, "succeed_step")?;
         let written = self
             .inner
@@ -171,6 +182,7 @@ impl Ledger for Audited {
     }
 
     async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
+        self.maybe_pause().await;
         let stored = self.inner.store_task_token(id, token).await;
         self.observe(id).await;
         stored

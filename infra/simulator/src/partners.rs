@@ -58,7 +58,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Returns `Pending` once: the control point between a partner acting and its answer
 /// reaching the activity. The simulator polls by hand, so no waker is needed.
-struct ControlPoint(bool);
+pub(crate) struct ControlPoint(pub(crate) bool);
 
 impl Future for ControlPoint {
     type Output = ();

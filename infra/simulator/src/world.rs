@@ -57,6 +57,10 @@ pub struct Faults {
     /// attempt's (by then stale) task token. 0 by default: it finds a known race (see
     /// `Faults::with_known_races`).
     pub duplicate_callback_invocation: f64,
+    /// An activity pauses before a ledger write (its step's success, a status change,
+    /// AwaitDelivery's token): a cancel, a webhook or another invocation lands between
+    /// its read and its write.
+    pub pause_before_write: f64,
     /// The Task's result is lost after the function finished (at-least-once).
     pub result_lost: f64,
     /// A Task is invoked twice (at-least-once delivery of the invocation).
@@ -89,6 +93,7 @@ impl Default for Faults {
             overrun: 0.02,
             pause_before_acting: 0.0,
             duplicate_callback_invocation: 0.0,
+            pause_before_write: 0.1,
             result_lost: 0.02,
             duplicate_invocation: 0.03,
             cancel: 0.08,
@@ -251,6 +256,11 @@ impl Shared {
     fn violation_at(&self, order: usize, what: String) {
         self.note_at(order, Trace::Note(format!("  VIOLATION: {what}")));
         lock(&self.violations).push((order, what));
+    }
+
+    /// Whether an activity pauses before this ledger write.
+    pub fn pause_before_write(&self) -> bool {
+        self.chance(self.faults.pause_before_write)
     }
 
     /// Whether the store fails this write.
