@@ -194,46 +194,39 @@ impl Definition {
         Ok(definition)
     }
 
-    fn check_targets(&self) -> Result<(), DefinitionError> {
+    /// Every `StartAt`, `Next`, `Default` and Catch target names a state.
+    fn check_targets<'a>(&'a self) -> Result<(), DefinitionError> {
         let mut targets: Vec<(&str, &str)> = vec![("(top level)", self.start_at.as_str())];
         for (name, state) in &self.states {
-            let next = |n: &Next| match n {
-                Next::State(s) => Some(s.clone()),
+            let name = name.as_str();
+            let next = |n: &'a Next| match n {
+                Next::State(s) => Some((name, s.as_str())),
                 Next::End => None,
             };
-            let mut own: Vec<String> = Vec::new();
             match state {
                 State::Task(task) => {
-                    own.extend(next(&task.next));
-                    own.extend(task.catch.iter().map(|c| c.next.clone()));
+                    targets.extend(next(&task.next));
+                    targets.extend(task.catch.iter().map(|c| (name, c.next.as_str())));
                 }
-                State::Pass(pass) => own.extend(next(&pass.next)),
-                State::Wait(wait) => own.extend(next(&wait.next)),
+                State::Pass(pass) => targets.extend(next(&pass.next)),
+                State::Wait(wait) => targets.extend(next(&wait.next)),
                 State::Choice(choice) => {
-                    own.extend(choice.rules.iter().map(|(_, n)| n.clone()));
-                    own.extend(choice.default.clone());
+                    targets.extend(choice.rules.iter().map(|(_, n)| (name, n.as_str())));
+                    targets.extend(choice.default.iter().map(|d| (name, d.as_str())));
                 }
                 State::Succeed | State::Fail { .. } => {}
             }
-            for target in own {
-                if !self.states.contains_key(&target) {
-                    return Err(DefinitionError::UnknownTarget {
-                        state: name.clone(),
-                        target,
-                    });
-                }
-            }
         }
-        if let Some((state, target)) = targets
-            .drain(..)
-            .find(|(_, t)| !self.states.contains_key(*t))
+        match targets
+            .into_iter()
+            .find(|(_, target)| !self.states.contains_key(*target))
         {
-            return Err(DefinitionError::UnknownTarget {
+            Some((state, target)) => Err(DefinitionError::UnknownTarget {
                 state: state.to_owned(),
                 target: target.to_owned(),
-            });
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -499,11 +492,18 @@ impl Rule {
         // A comparison the list above does not name is left over and refused by `done`.
         match found {
             Some(test) => Ok(Rule::Test { variable, test }),
-            None => Err(unsupported(
-                state,
-                "Choices",
-                format!("a rule on {variable} with no modelled comparison"),
-            )),
+            None => {
+                let field = fields
+                    .map
+                    .keys()
+                    .find(|k| !["Variable", "Next"].contains(&k.as_str()))
+                    .map_or("Choices", String::as_str);
+                Err(unsupported(
+                    state,
+                    field,
+                    format!("the rule on {variable} has no comparison the simulator models"),
+                ))
+            }
         }
     }
 }
@@ -631,6 +631,33 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "state A: field HeartbeatSeconds is not modelled by the simulator (unknown to the interpreter)"
+        );
+    }
+
+    #[test]
+    fn a_choice_comparison_the_simulator_does_not_model_is_refused_naming_it() {
+        let value = json!({
+            "StartAt": "A",
+            "States": {"A": {"Type": "Choice", "Default": "B",
+                             "Choices": [{"Variable": "$.x", "BooleanEquals": true, "Next": "B"}]},
+                       "B": {"Type": "Succeed"}}
+        });
+        let error = Definition::from_value(&value).expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .starts_with("state A: field BooleanEquals is not modelled"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_target_that_is_not_a_state_is_refused() {
+        let value = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}});
+        let error = Definition::from_value(&value).expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "state A: goes to Nowhere, which is not a state"
         );
     }
 

@@ -1087,10 +1087,7 @@ impl<'d> World<'d> {
                 if let Some(attempt) = running.attempt {
                     if self.shared.chance(self.options.faults.crash) {
                         self.note(exec, format!("  {state} invocation {attempt}: the function crashed (Runtime.ExitError)"));
-                        if self.executions[exec].waiting == Some(attempt) && !running.callback {
-                            return self.task_failed(exec, "Runtime.ExitError", "simulated crash");
-                        }
-                        if running.callback && self.executions[exec].waiting == Some(attempt) {
+                        if self.executions[exec].waiting == Some(attempt) {
                             return self.task_failed(exec, "Runtime.ExitError", "simulated crash");
                         }
                         return Ok(());

@@ -132,3 +132,22 @@ fn late_partner_calls_and_late_await_delivery_copies_break_no_invariant() {
         );
     }
 }
+
+#[test]
+fn a_task_whose_function_has_no_handler_stops_the_run_naming_the_state() {
+    let value = serde_json::json!({
+        "StartAt": "ShipToMars",
+        "States": {"ShipToMars": {
+            "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "${ShipToMarsFunctionVersionArn}", "Payload": {}},
+            "TimeoutSeconds": 20, "End": true}}
+    });
+    let definition = Definition::from_value(&value).expect("the definition loads");
+    let error = simulator::run(&definition, Options::new(1, 1))
+        .err()
+        .expect("no handler is wired for ShipToMars");
+    assert_eq!(
+        error.to_string(),
+        "state ShipToMars: Parameters.FunctionName is not modelled by the simulator (no handler is wired for ShipToMars)"
+    );
+}
