@@ -61,6 +61,8 @@ pub struct Faults {
     /// AwaitDelivery's token): a cancel, a webhook or another invocation lands between
     /// its read and its write.
     pub pause_before_write: f64,
+    /// Lambda throttles the invocation (`Lambda.TooManyRequestsException`): nothing ran.
+    pub throttled: f64,
     /// The Task's result is lost after the function finished (at-least-once).
     pub result_lost: f64,
     /// A Task is invoked twice (at-least-once delivery of the invocation).
@@ -94,6 +96,7 @@ impl Default for Faults {
             pause_before_acting: 0.0,
             duplicate_callback_invocation: 0.0,
             pause_before_write: 0.1,
+            throttled: 0.02,
             result_lost: 0.02,
             duplicate_invocation: 0.03,
             cancel: 0.08,
@@ -1033,6 +1036,17 @@ impl<'d> World<'d> {
             ),
         );
         self.executions[exec].waiting = Some(attempt);
+        if self.shared.chance(self.options.faults.throttled) {
+            self.note(
+                exec,
+                "  Lambda throttled the invocation (Lambda.TooManyRequestsException)".into(),
+            );
+            return self.task_failed(
+                exec,
+                "Lambda.TooManyRequestsException",
+                "simulated: the function's concurrency is used up",
+            );
+        }
         if let Some(token) = &token {
             lock(&self.env.resumer.tokens).insert(token.clone(), true);
             self.tokens.insert(token.clone(), (exec, attempt));
