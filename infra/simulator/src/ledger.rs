@@ -63,12 +63,14 @@ impl Audited {
     /// another invocation can land between what the activity read and what it writes.
     async fn maybe_pause(&self) {
         if self.shared.pause_before_write() {
+            self.shared.count("pause before a ledger write");
             ControlPoint(false).await;
         }
     }
 
     fn fault(&self, id: &OrderId, operation: &'static str) -> Result<(), StoreError> {
         if self.shared.store_fault() {
+            self.shared.count("store unavailable");
             self.shared.note(id, Trace::Store { operation });
             return Err(StoreError::Unavailable {
                 operation,

@@ -118,9 +118,14 @@ impl SimPartners {
         let order = &call.order_id;
         let decision = self.shared.partner_fault(order, partner, operation);
         if decision.pause_before {
+            self.shared.count("pause before a partner call");
             ControlPoint(false).await;
         }
         if let Some(failure) = decision.before {
+            self.shared.count(match failure {
+                PartnerFailure::Refused { .. } => "partner refused for good",
+                _ => "partner unavailable or throttled",
+            });
             self.shared.note(
                 order,
                 Trace::Partner {
@@ -152,6 +157,11 @@ impl SimPartners {
             }
             new
         };
+        self.shared.count(match (&decision.after, acted) {
+            (Some(_), true) => "partner acted, then the call timed out",
+            (_, false) => "partner call replayed by its key",
+            (None, true) => "partner acted",
+        });
         let outcome = match (&decision.after, acted) {
             (Some(failure), true) => format!("acted, then {failure:?}"),
             (Some(failure), false) => format!("replayed by key, then {failure:?}"),

@@ -205,6 +205,8 @@ pub struct Shared {
     outages: Vec<(Partner, u64, u64)>,
     /// The forward operation refused for good for an order, if any.
     refusals: Mutex<HashMap<OrderId, &'static str>>,
+    /// How often each fault and interleaving happened.
+    tally: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -233,6 +235,11 @@ impl Shared {
 
     fn now(&self) -> u64 {
         self.clock.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more of `what` (a fault or an interleaving) in the run's tally.
+    pub fn count(&self, what: &'static str) {
+        *lock(&self.tally).entry(what).or_default() += 1;
     }
 
     /// Adds a line to the trace of the order.
@@ -334,6 +341,7 @@ impl TaskResumer for SimResumer {
                 order_id,
                 Trace::Note("  SendTaskSuccess failed (simulated)".into()),
             );
+            self.shared.count("SendTaskSuccess failed");
             return Err("SendTaskSuccess: simulated service error".into());
         }
         let mut tokens = lock(&self.tokens);
@@ -346,6 +354,7 @@ impl TaskResumer for SimResumer {
                     "delivered_at": delivery.delivered_at,
                 });
                 lock(&self.resumed).push((task_token.to_owned(), output));
+                self.shared.count("SendTaskSuccess resumed a waiting task");
                 self.shared.note(
                     order_id,
                     Trace::Note(format!("  SendTaskSuccess {task_token}: resumed")),
@@ -353,6 +362,8 @@ impl TaskResumer for SimResumer {
                 Ok(Resumed::Now)
             }
             _ => {
+                self.shared
+                    .count("SendTaskSuccess found no waiting task (ended or stale token)");
                 self.shared.note(
                     order_id,
                     Trace::Note(format!(
@@ -529,6 +540,8 @@ pub struct Report {
     pub invocations: u64,
     /// Simulated time the run spanned, in milliseconds.
     pub simulated_ms: u64,
+    /// How often each fault and interleaving happened.
+    pub tally: BTreeMap<&'static str, u64>,
 }
 
 impl Report {
@@ -595,6 +608,7 @@ impl<'d> World<'d> {
             violations: Mutex::new(Vec::new()),
             outages,
             refusals: Mutex::new(HashMap::new()),
+            tally: Mutex::new(BTreeMap::new()),
         });
         let catalogue =
             Catalogue::builtin().map_err(|e| SimError::World(format!("catalogue: {e}")))?;
@@ -698,6 +712,7 @@ impl<'d> World<'d> {
             traces,
             invocations,
             simulated_ms: self.now(),
+            tally: std::mem::take(&mut *lock(&self.shared.tally)),
         })
     }
 
@@ -731,6 +746,14 @@ impl<'d> World<'d> {
                 let id = self.ids[order].clone();
                 let cancelled = finish(order_core::recovery::cancel(&*self.env.ledger, &id))?;
                 let outcome = match cancelled {
+                    Ok(order_core::store::Cancellation::Started(_)) => {
+                        self.shared.count("cancel started a rollback");
+                        "Started".to_owned()
+                    }
+                    Ok(order_core::store::Cancellation::TooLate(_)) => {
+                        self.shared.count("cancel came too late (shipped or ended)");
+                        "TooLate".to_owned()
+                    }
                     Ok(c) => format!("{c:?}").split('(').next().unwrap_or("").to_owned(),
                     Err(e) => e.to_string(),
                 };
@@ -804,6 +827,8 @@ impl<'d> World<'d> {
                 format!("  the seed has the partner refuse {refused}"),
             );
             lock(&self.shared.refusals).insert(id.clone(), refused);
+            self.shared
+                .count("order with a forward call refused for good");
         }
         if self.shared.chance(self.options.faults.cancel) {
             let delay = self.shared.below(3_000);
@@ -949,6 +974,7 @@ impl<'d> World<'d> {
                     );
                 };
                 self.note(exec, format!("{name} (Wait {seconds} s)"));
+                self.shared.count("outage waited out (Wait state)");
                 let Next::State(next) = &wait.next else {
                     self.end(exec, Outcome::Succeeded);
                     return Ok(());
@@ -1037,6 +1063,7 @@ impl<'d> World<'d> {
         );
         self.executions[exec].waiting = Some(attempt);
         if self.shared.chance(self.options.faults.throttled) {
+            self.shared.count("invocation throttled by Lambda");
             self.note(
                 exec,
                 "  Lambda throttled the invocation (Lambda.TooManyRequestsException)".into(),
@@ -1059,6 +1086,7 @@ impl<'d> World<'d> {
         };
         let copies = if self.shared.chance(duplicate) {
             self.note(exec, "  invoked twice (at-least-once)".into());
+            self.shared.count("Task invoked twice");
             2
         } else {
             1
@@ -1100,6 +1128,7 @@ impl<'d> World<'d> {
                 let state = running.state.clone();
                 if let Some(attempt) = running.attempt {
                     if self.shared.chance(self.options.faults.crash) {
+                        self.shared.count("invocation crashed at a control point");
                         self.note(exec, format!("  {state} invocation {attempt}: the function crashed (Runtime.ExitError)"));
                         if self.executions[exec].waiting == Some(attempt) {
                             return self.task_failed(exec, "Runtime.ExitError", "simulated crash");
@@ -1107,6 +1136,7 @@ impl<'d> World<'d> {
                         return Ok(());
                     }
                     if !running.callback && self.shared.chance(self.options.faults.overrun) {
+                        self.shared.count("invocation overran its Task timeout");
                         self.note(
                             exec,
                             format!(
@@ -1146,6 +1176,8 @@ impl<'d> World<'d> {
             Err(e) => format!("{}: {}", e.name.as_str(), e.message),
         };
         let Some(attempt) = running.attempt else {
+            self.shared
+                .count("late or duplicate invocation finished after its Task moved on");
             self.note(
                 exec,
                 format!(
@@ -1176,6 +1208,7 @@ impl<'d> World<'d> {
             };
         }
         if self.shared.chance(self.options.faults.result_lost) {
+            self.shared.count("result lost after the function finished");
             self.note(
                 exec,
                 "  the result was lost on its way back (Lambda.ServiceException)".into(),
@@ -1246,6 +1279,7 @@ impl<'d> World<'d> {
                 if let Some(max) = retrier.max_delay_seconds {
                     delay = delay.min(max);
                 }
+                self.shared.count("Retry");
                 let mut delay_ms = (delay * 1000.0) as u64;
                 if retrier.full_jitter {
                     delay_ms = self.shared.below(delay_ms + 1);
@@ -1264,6 +1298,7 @@ impl<'d> World<'d> {
         }
         match task.catch.iter().find(|c| matches(&c.errors, error)) {
             Some(catcher) => {
+                self.shared.count("Catch");
                 self.note(exec, format!("  Catch {error} -> {}", catcher.next));
                 let input = std::mem::take(&mut self.executions[exec].input);
                 let caught = json!({"Error": error, "Cause": cause});
@@ -1298,6 +1333,7 @@ impl<'d> World<'d> {
             };
             let faults = self.options.faults.clone();
             if self.shared.chance(faults.delivery_lost) {
+                self.shared.count("delivery event lost");
                 self.note(
                     order,
                     "  courier: this parcel's delivery event will never come".into(),
@@ -1305,12 +1341,15 @@ impl<'d> World<'d> {
                 continue;
             }
             let delay = if self.shared.chance(faults.delivery_early) {
+                self.shared
+                    .count("delivery event sent right after the booking");
                 self.shared.below(200)
             } else {
                 1_000 + self.shared.below(3_600_000)
             };
             self.after(delay, Event::Webhook { order, tries: 0 });
             if self.shared.chance(faults.delivery_duplicated) {
+                self.shared.count("delivery event sent twice");
                 let again = delay + self.shared.below(600_000);
                 self.after(again, Event::Webhook { order, tries: 0 });
             }
@@ -1353,6 +1392,12 @@ impl<'d> World<'d> {
         ))?;
         let retry = match &delivered {
             Ok(d) => {
+                self.shared.count(match (d.duplicate, d.resumed) {
+                    (true, _) => "webhook: a repeated event",
+                    (false, Some(true)) => "webhook: recorded and resumed the waiting task",
+                    (false, Some(false)) => "webhook: recorded, the task was not waiting any more",
+                    (false, None) => "webhook: recorded before AwaitDelivery stored its token",
+                });
                 self.note(
                     order,
                     format!(
@@ -1370,6 +1415,8 @@ impl<'d> World<'d> {
                 false
             }
             Err(error) => {
+                self.shared
+                    .count("webhook refused (not shipped yet, or rolled back), courier retries");
                 self.note(
                     order,
                     format!("courier webhook (try {tries}): refused: {error}"),

@@ -69,6 +69,7 @@ fn main() -> ExitCode {
     let mut orders = 0;
     let mut invocations = 0;
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    let mut tally = std::collections::BTreeMap::<&'static str, u64>::new();
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         let mut options = Options {
             planted,
@@ -86,6 +87,9 @@ fn main() -> ExitCode {
         };
         orders += report.orders;
         invocations += report.invocations;
+        for (what, n) in &report.tally {
+            *tally.entry(what).or_default() += n;
+        }
         for (outcome, n) in &report.outcomes {
             *outcomes.entry(outcome.clone()).or_default() += n;
         }
@@ -111,6 +115,13 @@ fn main() -> ExitCode {
         args.seed,
         orders as f64 / seconds.max(1e-9)
     );
-    println!("outcomes: {outcomes:?}");
+    println!("outcomes:");
+    for (outcome, n) in &outcomes {
+        println!("  {n:>8}  {outcome}");
+    }
+    println!("faults and interleavings met:");
+    for (what, n) in &tally {
+        println!("  {n:>8}  {what}");
+    }
     ExitCode::SUCCESS
 }
