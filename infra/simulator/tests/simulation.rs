@@ -144,8 +144,7 @@ fn a_task_whose_function_has_no_handler_stops_the_run_naming_the_state() {
     });
     let definition = Definition::from_value(&value).expect("the definition loads");
     let error = simulator::run(&definition, Options::new(1, 1))
-        .err()
-        .expect("no handler is wired for ShipToMars");
+        .expect_err("no handler is wired for ShipToMars");
     assert_eq!(
         error.to_string(),
         "state ShipToMars: Parameters.FunctionName is not modelled by the simulator (no handler is wired for ShipToMars)"
