@@ -4,6 +4,23 @@
 //! (`infra/statemachine/order-workflow.asl.yaml`) interpreted on a simulated clock. Many
 //! orders run at once, interleaved by the seed; after the run every order is checked
 //! against the saga's invariants. A failing seed replays exactly.
+//!
+//! - [`definition`]: the ASL the file uses, read as data; anything else is refused by
+//!   state and field.
+//! - [`paths`]: JSONPath, templates, `States.MathAdd`, `ResultPath`.
+//! - [`world`]: the interpreter (Task, Retry with full jitter, Catch, Choice, Pass, Wait,
+//!   Succeed, Fail, `.waitForTaskToken`, the SQS dead-letter Task), the event queue on a
+//!   simulated clock, the seeded faults and the invariants.
+//! - [`partners`]: the partners in process, idempotent by key, with control points where
+//!   the scheduler interleaves, crashes or delays an invocation.
+//! - [`ledger`]: `MemoryStore` behind an auditor that checks every status change.
+//!
+//! Invariants checked for every order: its execution ended (Succeed with a final order,
+//! or `Workflow.DeadLettered` with a dead-letter message: "needs an operator"); no
+//! partner effect twice; a FAILED, CANCELLED or REJECTED order has every effect undone,
+//! after it was taken; a COMPLETED order has every effect of its kind once and nothing
+//! undone; no order left DELIVERED; a repeated API key gives the same order; every
+//! status change written is one `OrderStatus::check_transition` allows.
 
 pub mod definition;
 pub mod ledger;
