@@ -186,6 +186,12 @@ impl Ledger for Audited {
     async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
         self.maybe_pause().await;
         let stored = self.inner.store_task_token(id, token).await;
+        if let Ok(TokenStored::Waiting) = &stored {
+            self.shared.note(
+                id,
+                Trace::Note(format!("  ledger: task token {token} stored on the order")),
+            );
+        }
         self.observe(id).await;
         stored
     }
