@@ -744,10 +744,29 @@ impl<'d> World<'d> {
             Event::Webhook { order, tries } => self.webhook(order, tries),
             Event::Cancel(order) => {
                 let id = self.ids[order].clone();
+                let before = self.status(order)?;
                 let cancelled = finish(order_core::recovery::cancel(&*self.env.ledger, &id))?;
                 let outcome = match cancelled {
                     Ok(order_core::store::Cancellation::Started(_)) => {
                         self.shared.count("cancel started a rollback");
+                        self.shared.count(match before {
+                            OrderStatus::Accepted => {
+                                "cancel started a rollback: the order was ACCEPTED"
+                            }
+                            OrderStatus::Validated => {
+                                "cancel started a rollback: the order was VALIDATED"
+                            }
+                            OrderStatus::StockReserved => {
+                                "cancel started a rollback: the order was STOCK_RESERVED"
+                            }
+                            OrderStatus::PaymentTaken => {
+                                "cancel started a rollback: the order was PAYMENT_TAKEN"
+                            }
+                            OrderStatus::Provisioned => {
+                                "cancel started a rollback: the order was PROVISIONED"
+                            }
+                            _ => "cancel started a rollback: the order was in another status",
+                        });
                         "Started".to_owned()
                     }
                     Ok(order_core::store::Cancellation::TooLate(_)) => {
