@@ -23,6 +23,8 @@
 //! status change written is one `OrderStatus::check_transition` allows.
 
 pub mod definition;
+pub mod faults;
+mod handlers;
 pub mod ledger;
 pub mod partners;
 pub mod paths;

@@ -6,10 +6,12 @@
 //! queue, so a seed replays exactly.
 
 use crate::definition::{matches, Definition, Next, Resource, State, Task, Test, Timeout};
+pub use crate::faults::{Faults, Options};
+use crate::handlers::{invoke, Env, Invocation, FUNCTIONS, FUNCTION_TIMEOUT_MS};
 use crate::ledger::Audited;
-use crate::partners::{shipment_id, DropKeyOf, SimPartners, UNDO};
+use crate::partners::{shipment_id, SimPartners, UNDO};
 use crate::paths::{self, PathError};
-use order_core::activity::{self, ActivityInput, ActivityOutput, Rollback};
+use order_core::activity::ActivityOutput;
 use order_core::catalogue::Catalogue;
 use order_core::delivery::{self, CourierEvent, DeliveryError, Resumed, TaskResumer};
 use order_core::partners::PartnerFailure;
@@ -22,138 +24,9 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-
-/// How often each fault happens, per chance to happen.
-#[derive(Debug, Clone)]
-pub struct Faults {
-    /// A partner call fails before acting (Unavailable or Throttled).
-    pub partner_transient: f64,
-    /// A partner call acts, then the caller times out (`Partner.Timeout`).
-    pub partner_timeout_after_acting: f64,
-    /// An order has one forward partner operation refused for good.
-    pub refusal: f64,
-    /// A compensation's partner refuses for good (the order needs an operator).
-    pub compensation_refusal: f64,
-    /// Mean outage windows per partner per simulated hour.
-    pub outages_per_hour: f64,
-    /// The store is unavailable for an activity's begin or success write.
-    pub store_unavailable: f64,
-    /// At a control point: the invocation crashes (the partner may have acted; the ledger
-    /// is not written).
-    pub crash: f64,
-    /// At a control point: the invocation overruns its Task timeout; its late result
-    /// arrives after Step Functions retried.
-    pub overrun: f64,
-    /// A partner call pauses before acting too, so that a cancel, a compensation or a
-    /// Task timeout can land between the activity's status check and its partner call.
-    /// 0 by default: with it, the simulator finds a known race (a hung invocation acts
-    /// after the rollback; see `Faults::with_known_races`).
-    pub pause_before_acting: f64,
-    /// The AwaitDelivery Task is invoked twice, the second copy running late with its
-    /// attempt's (by then stale) task token. 0 by default: it finds a known race (see
-    /// `Faults::with_known_races`).
-    pub duplicate_callback_invocation: f64,
-    /// An activity pauses before a ledger write (its step's success, a status change,
-    /// AwaitDelivery's token): a cancel, a webhook or another invocation lands between
-    /// its read and its write.
-    pub pause_before_write: f64,
-    /// Lambda throttles the invocation (`Lambda.TooManyRequestsException`): nothing ran.
-    pub throttled: f64,
-    /// The Task's result is lost after the function finished (at-least-once).
-    pub result_lost: f64,
-    /// A Task is invoked twice (at-least-once delivery of the invocation).
-    pub duplicate_invocation: f64,
-    /// The order is cancelled at a random time.
-    pub cancel: f64,
-    /// The courier's delivery event never comes.
-    pub delivery_lost: f64,
-    /// The delivery event is sent twice.
-    pub delivery_duplicated: f64,
-    /// The delivery event comes right after the shipment is booked (often before the
-    /// ledger knows of it, or before AwaitDelivery stored its token).
-    pub delivery_early: f64,
-    /// Resuming the waiting task fails (`SendTaskSuccess` unavailable).
-    pub resume_unavailable: f64,
-    /// The API receives the same order twice under one key.
-    pub duplicate_post: f64,
-}
-
-impl Default for Faults {
-    fn default() -> Faults {
-        Faults {
-            partner_transient: 0.04,
-            partner_timeout_after_acting: 0.02,
-            refusal: 0.04,
-            compensation_refusal: 0.002,
-            outages_per_hour: 1.0,
-            store_unavailable: 0.005,
-            crash: 0.03,
-            overrun: 0.02,
-            pause_before_acting: 0.0,
-            duplicate_callback_invocation: 0.0,
-            pause_before_write: 0.1,
-            throttled: 0.02,
-            result_lost: 0.02,
-            duplicate_invocation: 0.03,
-            cancel: 0.08,
-            delivery_lost: 0.03,
-            delivery_duplicated: 0.1,
-            delivery_early: 0.2,
-            resume_unavailable: 0.02,
-            duplicate_post: 0.05,
-        }
-    }
-}
-
-impl Faults {
-    /// The default faults, and partner calls that pause between the activity's status
-    /// check and the call: a hung invocation (its Task timed out at 20 s, its function
-    /// lives until 25 s) or a duplicate invocation can then call its partner after the
-    /// order was rolled back.
-    ///
-    /// And a late copy of an AwaitDelivery invocation stores its stale task token over
-    /// the current attempt's: the courier's delivery then resumes nothing, the order stays
-    /// DELIVERED and its execution times out into a rollback that cannot run.
-    pub fn with_known_races() -> Faults {
-        Faults {
-            pause_before_acting: 0.3,
-            duplicate_callback_invocation: 0.03,
-            ..Faults::default()
-        }
-    }
-
-    /// Whether any fault that finds a known race is on.
-    pub fn finds_known_races(&self) -> bool {
-        self.pause_before_acting > 0.0 || self.duplicate_callback_invocation > 0.0
-    }
-}
-
-/// What one run is asked to do.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub seed: u64,
-    pub orders: usize,
-    pub faults: Faults,
-    pub planted: Option<DropKeyOf>,
-    /// Simulated milliseconds between two orders' arrivals, on average.
-    pub arrival_gap_ms: u64,
-}
-
-impl Options {
-    pub fn new(seed: u64, orders: usize) -> Options {
-        Options {
-            seed,
-            orders,
-            faults: Faults::default(),
-            planted: None,
-            arrival_gap_ms: 200,
-        }
-    }
-}
 
 /// One line of an order's trace.
 #[derive(Debug, Clone)]
@@ -390,84 +263,6 @@ pub enum SimError {
     },
     #[error("the simulated world failed: {0}")]
     World(String),
-}
-
-/// The activity functions' Lambda timeout (`Timeout: 25` in template.yaml).
-const FUNCTION_TIMEOUT_MS: u64 = 25_000;
-
-type Invocation = Pin<Box<dyn Future<Output = Result<ActivityOutput, ActivityError>>>>;
-
-/// The handlers by the function name in `${<Name>FunctionVersionArn}`.
-const FUNCTIONS: [&str; 15] = [
-    "ValidateOrder",
-    "ReserveStock",
-    "TakePayment",
-    "DeactivateTerminals",
-    "CreateReturnLabel",
-    "ProvisionTerminals",
-    "ArrangeShipment",
-    "AwaitDelivery",
-    "NotifyCustomer",
-    "CompleteOrder",
-    "CancelShipment",
-    "DeprovisionTerminals",
-    "RefundPayment",
-    "ReleaseStock",
-    "FailOrder",
-];
-
-#[derive(Clone)]
-struct Env {
-    ledger: Arc<Audited>,
-    partners: Arc<SimPartners>,
-    resumer: Arc<SimResumer>,
-    catalogue: Arc<Catalogue>,
-}
-
-/// Runs the real handler of `function` on `payload` as Lambda would
-/// (`order_core::activity::invoke`: input parsed, panics caught).
-fn invoke(function: &str, payload: Value, env: Env) -> Invocation {
-    let function = function.to_owned();
-    Box::pin(async move {
-        let (l, p, r, c) = (&*env.ledger, &*env.partners, &*env.resumer, &*env.catalogue);
-        match function.as_str() {
-            "ValidateOrder" => {
-                activity::invoke(&|i: ActivityInput| validate_order::handle(l, c, i), payload).await
-            }
-            "ReserveStock" => activity::invoke(&|i| reserve_stock::handle(l, p, i), payload).await,
-            "TakePayment" => activity::invoke(&|i| take_payment::handle(l, p, c, i), payload).await,
-            "DeactivateTerminals" => {
-                activity::invoke(&|i| deactivate_terminals::handle(l, p, i), payload).await
-            }
-            "CreateReturnLabel" => {
-                activity::invoke(&|i| create_return_label::handle(l, p, i), payload).await
-            }
-            "ProvisionTerminals" => {
-                activity::invoke(&|i| provision_terminals::handle(l, p, i), payload).await
-            }
-            "ArrangeShipment" => {
-                activity::invoke(&|i| arrange_shipment::handle(l, p, i), payload).await
-            }
-            "AwaitDelivery" => {
-                activity::invoke(&|i| await_delivery::handle(l, r, i), payload).await
-            }
-            "NotifyCustomer" => {
-                activity::invoke(&|i| notify_customer::handle(l, p, i), payload).await
-            }
-            "CompleteOrder" => activity::invoke(&|i| complete_order::handle(l, i), payload).await,
-            "CancelShipment" => {
-                activity::invoke(&|i: Rollback| cancel_shipment::handle(l, p, i), payload).await
-            }
-            "DeprovisionTerminals" => {
-                activity::invoke(&|i| deprovision_terminals::handle(l, p, i), payload).await
-            }
-            "RefundPayment" => {
-                activity::invoke(&|i| refund_payment::handle(l, p, i), payload).await
-            }
-            "ReleaseStock" => activity::invoke(&|i| release_stock::handle(l, p, i), payload).await,
-            _ => activity::invoke(&|i| fail_order::handle(l, i), payload).await,
-        }
-    })
 }
 
 /// Polls a future that has no control point to its end (the webhook, a cancel, a

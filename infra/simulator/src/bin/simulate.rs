@@ -4,6 +4,7 @@
 
 use clap::Parser;
 use simulator::{Definition, DropKeyOf, Options};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -45,6 +46,12 @@ const OPERATIONS: [&str; 11] = [
     "return_label",
     "send",
 ];
+
+/// Prints to stdout; a closed pipe (`simulate ... | head`) is not an error.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -94,7 +101,7 @@ fn main() -> ExitCode {
             *outcomes.entry(outcome.clone()).or_default() += n;
         }
         if let Some(order) = args.trace {
-            println!("{}", report.trace(order));
+            say(report.trace(order));
         }
         if !report.violations.is_empty() {
             let (options, report) = match simulator::shrink(&definition, &options, report) {
@@ -109,19 +116,19 @@ fn main() -> ExitCode {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    println!(
+    say(&format!(
         "{orders} orders over {} seed(s) from {} in {seconds:.2} s: {:.0} orders/s, {invocations} handler polls; no invariant broken",
         args.seeds,
         args.seed,
         orders as f64 / seconds.max(1e-9)
-    );
-    println!("outcomes:");
+    ));
+    say("outcomes:");
     for (outcome, n) in &outcomes {
-        println!("  {n:>8}  {outcome}");
+        say(&format!("  {n:>8}  {outcome}"));
     }
-    println!("faults and interleavings met:");
+    say("faults and interleavings met:");
     for (what, n) in &tally {
-        println!("  {n:>8}  {what}");
+        say(&format!("  {n:>8}  {what}"));
     }
     ExitCode::SUCCESS
 }
