@@ -757,12 +757,18 @@ impl<'d> World<'d> {
                 }
             }
             State::Choice(choice) => {
-                let chosen = choice
-                    .rules
-                    .iter()
-                    .find(|(rule, _)| evaluate(rule, &input, &context))
-                    .map(|(_, next)| next.clone())
-                    .or_else(|| choice.default.clone());
+                let mut chosen = None;
+                for (rule, next) in &choice.rules {
+                    match evaluate(rule, &input, &context) {
+                        Ok(true) => {
+                            chosen = Some(next.clone());
+                            break;
+                        }
+                        Ok(false) => {}
+                        Err(error) => return self.runtime_error(exec, error),
+                    }
+                }
+                let chosen = chosen.or_else(|| choice.default.clone());
                 match chosen {
                     Some(next) => {
                         self.note(exec, format!("{name} (Choice) -> {next}"));
@@ -1351,22 +1357,44 @@ fn cause(error: &ActivityError) -> String {
     json!({"errorType": error.name.as_str(), "errorMessage": error.message}).to_string()
 }
 
-fn evaluate(rule: &crate::definition::Rule, input: &Value, context: &Value) -> bool {
+/// Whether a Choice rule holds. `And` stops at its first false rule; a comparison other
+/// than `IsPresent` on a variable that is not there is the execution's `States.Runtime`
+/// error, as in Step Functions (which is why the definition asks `IsPresent` first).
+fn evaluate(
+    rule: &crate::definition::Rule,
+    input: &Value,
+    context: &Value,
+) -> Result<bool, PathError> {
     use crate::definition::Rule;
     match rule {
-        Rule::And(rules) => rules.iter().all(|r| evaluate(r, input, context)),
+        Rule::And(rules) => {
+            for rule in rules {
+                if !evaluate(rule, input, context)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
         Rule::Test { variable, test } => {
             let value = paths::get(input, context, variable);
-            let number = value.and_then(Value::as_f64);
-            match test {
-                Test::IsPresent(want) => value.is_some() == *want,
+            if let Test::IsPresent(want) = test {
+                return Ok(value.is_some() == *want);
+            }
+            let Some(value) = value else {
+                return Err(PathError(format!(
+                    "the Choice rule's variable {variable} is not in the input"
+                )));
+            };
+            let number = value.as_f64();
+            Ok(match test {
+                Test::IsPresent(_) => true,
                 Test::IsNumeric(want) => number.is_some() == *want,
                 Test::NumericEquals(n) => number.is_some_and(|v| v == *n),
                 Test::NumericLessThan(n) => number.is_some_and(|v| v < *n),
                 Test::NumericGreaterThanEquals(n) => number.is_some_and(|v| v >= *n),
                 Test::NumericLessThanEquals(n) => number.is_some_and(|v| v <= *n),
-                Test::StringEquals(s) => value.and_then(Value::as_str) == Some(s.as_str()),
-            }
+                Test::StringEquals(s) => value.as_str() == Some(s.as_str()),
+            })
         }
     }
 }

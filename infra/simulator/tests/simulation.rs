@@ -150,3 +150,24 @@ fn a_task_whose_function_has_no_handler_stops_the_run_naming_the_state() {
         "state ShipToMars: Parameters.FunctionName is not modelled by the simulator (no handler is wired for ShipToMars)"
     );
 }
+
+#[test]
+fn a_choice_on_a_variable_that_is_not_there_fails_the_execution_and_the_order_is_lost() {
+    let value = serde_json::json!({
+        "StartAt": "Check",
+        "States": {
+            "Check": {"Type": "Choice", "Default": "Done",
+                      "Choices": [{"Variable": "$.nothing", "NumericEquals": 1, "Next": "Done"}]},
+            "Done": {"Type": "Succeed"}
+        }
+    });
+    let definition = Definition::from_value(&value).expect("the definition loads");
+    let report = simulator::run(&definition, Options::new(1, 1)).expect("the run");
+    let found: Vec<&str> = report.violations.iter().map(|(_, w)| w.as_str()).collect();
+    assert_eq!(
+        found,
+        [
+            "lost: the execution failed with States.Runtime: state Check: the Choice rule's variable $.nothing is not in the input"
+        ]
+    );
+}
