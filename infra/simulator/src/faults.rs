@@ -39,6 +39,8 @@ pub struct Faults {
     pub pause_before_write: f64,
     /// Lambda throttles the invocation (`Lambda.TooManyRequestsException`): nothing ran.
     pub throttled: f64,
+    /// An operator resumes the order onto a new execution while one may be running.
+    pub resume_racing: f64,
     /// The Task's result is lost after the function finished (at-least-once).
     pub result_lost: f64,
     /// A Task is invoked twice (at-least-once delivery of the invocation).
@@ -73,6 +75,7 @@ impl Default for Faults {
             duplicate_callback_invocation: 0.0,
             pause_before_write: 0.1,
             throttled: 0.02,
+            resume_racing: 0.02,
             result_lost: 0.02,
             duplicate_invocation: 0.03,
             cancel: 0.08,

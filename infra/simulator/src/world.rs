@@ -283,12 +283,21 @@ fn finish<T>(future: impl Future<Output = T>) -> Result<T, SimError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Succeeded,
-    Failed { error: String, cause: String },
+    Failed {
+        error: String,
+        cause: String,
+    },
+    /// Stopped by an operator's resume onto a new execution.
+    Aborted,
 }
 
 struct Execution {
+    /// The order's index in the run.
+    order: usize,
     arn: String,
     state: String,
+    /// The input it started with (a resume starts the next execution with it).
+    first_input: Value,
     input: Value,
     started: u64,
     entered: u64,
@@ -318,6 +327,7 @@ enum Event {
     TaskTimeout { exec: usize, attempt: u64 },
     Webhook { order: usize, tries: u32 },
     Cancel(usize),
+    Resume(usize),
 }
 
 /// What a run found.
@@ -360,8 +370,10 @@ pub struct World<'d> {
     /// Token -> (execution, attempt).
     tokens: HashMap<String, (usize, u64)>,
     dead_letters: Vec<(usize, Value)>,
-    /// Which orders' executions have an index (order i -> execution i).
+    /// The order ids, by the order's index in the run.
     ids: Vec<OrderId>,
+    /// The order's latest execution, by the order's index.
+    latest: Vec<usize>,
 }
 
 impl<'d> World<'d> {
@@ -430,6 +442,7 @@ impl<'d> World<'d> {
             tokens: HashMap::new(),
             dead_letters: Vec::new(),
             ids: Vec::new(),
+            latest: Vec::new(),
         })
     }
 
@@ -447,7 +460,14 @@ impl<'d> World<'d> {
         self.at(time, event);
     }
 
-    fn note(&self, order: usize, text: String) {
+    /// A line in the trace of execution `exec`'s order.
+    fn note(&self, exec: usize, text: String) {
+        self.shared
+            .note_at(self.executions[exec].order, Trace::Note(text));
+    }
+
+    /// A line in the trace of order `order`.
+    fn note_order(&self, order: usize, text: String) {
         self.shared.note_at(order, Trace::Note(text));
     }
 
@@ -485,7 +505,8 @@ impl<'d> World<'d> {
             })
             .collect();
         let mut outcomes = BTreeMap::new();
-        for (i, execution) in self.executions.iter().enumerate() {
+        for (i, &latest) in self.latest.iter().enumerate() {
+            let execution = &self.executions[latest];
             let name = match &execution.outcome {
                 Some(Outcome::Failed { error, .. }) if error == "Workflow.DeadLettered" => {
                     let letter = &execution.input["dead_letter"];
@@ -537,6 +558,7 @@ impl<'d> World<'d> {
                 }
             }
             Event::Webhook { order, tries } => self.webhook(order, tries),
+            Event::Resume(order) => self.resume(order),
             Event::Cancel(order) => {
                 let id = self.ids[order].clone();
                 let before = self.status(order)?;
@@ -571,7 +593,7 @@ impl<'d> World<'d> {
                     Ok(c) => format!("{c:?}").split('(').next().unwrap_or("").to_owned(),
                     Err(e) => e.to_string(),
                 };
-                self.note(order, format!("cancel requested: {outcome}"));
+                self.note_order(order, format!("cancel requested: {outcome}"));
                 Ok(())
             }
         }
@@ -603,11 +625,11 @@ impl<'d> World<'d> {
         let id = record.order_id.clone();
         lock(&self.shared.index).insert(id.clone(), order);
         self.ids.push(id.clone());
-        self.note(order, format!("placed: {} order {id}", kind.as_str()));
+        self.note_order(order, format!("placed: {} order {id}", kind.as_str()));
         if self.shared.chance(self.options.faults.duplicate_post) {
             let again = finish(self.env.ledger.place_order(&key, &parsed, &hash))?;
             let same = matches!(&again, Ok(Placement::Replayed(r)) if r.order_id == id);
-            self.note(
+            self.note_order(
                 order,
                 format!(
                     "  the same request again under its key: {}",
@@ -636,7 +658,7 @@ impl<'d> World<'d> {
                 "ship",
             ];
             let refused = forward[self.shared.below(forward.len() as u64) as usize];
-            self.note(
+            self.note_order(
                 order,
                 format!("  the seed has the partner refuse {refused}"),
             );
@@ -653,9 +675,13 @@ impl<'d> World<'d> {
             "config": {"outage_wait_seconds": 60, "delivery_timeout_seconds": 7200},
             "outage": {"waits": 0}
         });
+        let exec = self.executions.len();
+        self.latest.push(exec);
         self.executions.push(Execution {
+            order,
             arn,
             state: self.definition.start_at.clone(),
+            first_input: input.clone(),
             input,
             started: self.now(),
             entered: self.now(),
@@ -664,7 +690,60 @@ impl<'d> World<'d> {
             token: None,
             outcome: None,
         });
-        self.after(0, Event::Step(order));
+        if self.shared.chance(self.options.faults.resume_racing) {
+            let delay = self.shared.below(30_000);
+            self.after(delay, Event::Resume(order));
+        }
+        self.after(0, Event::Step(exec));
+        Ok(())
+    }
+
+    /// An operator resumes the order onto a new execution (`orderctl orders resume
+    /// --latest`): the running one is stopped (its in-flight invocations go on, their
+    /// results unheard) and `<id>-r<n>` starts from the beginning, replaying the
+    /// finished steps from the ledger.
+    fn resume(&mut self, order: usize) -> Result<(), SimError> {
+        let status = self.status(order)?;
+        if status.is_final() {
+            self.note_order(
+                order,
+                format!("operator resume refused: the order is {status}"),
+            );
+            return Ok(());
+        }
+        self.shared
+            .count("operator resumed the order onto a new execution");
+        let old = self.latest[order];
+        if self.executions[old].outcome.is_none() {
+            self.shared
+                .count("operator resumed the order onto a new execution: stopped the running one");
+            self.end_attempt(old);
+            self.end(old, Outcome::Aborted);
+        }
+        let id = self.ids[order].clone();
+        let n = finish(self.env.ledger.next_resume(&id))?
+            .map_err(|e| SimError::World(e.to_string()))?;
+        let arn = format!("arn:aws:states:sim:execution:OrderWorkflow:{id}-r{n}");
+        finish(self.env.ledger.set_execution_arn(&id, &arn))?
+            .map_err(|e| SimError::World(e.to_string()))?;
+        self.note_order(order, format!("operator resume: new execution {id}-r{n}"));
+        let input = self.executions[old].first_input.clone();
+        let exec = self.executions.len();
+        self.latest[order] = exec;
+        self.executions.push(Execution {
+            order,
+            arn,
+            state: self.definition.start_at.clone(),
+            first_input: input.clone(),
+            input,
+            started: self.now(),
+            entered: self.now(),
+            retries: Vec::new(),
+            waiting: None,
+            token: None,
+            outcome: None,
+        });
+        self.after(0, Event::Step(exec));
         Ok(())
     }
 
@@ -1154,7 +1233,7 @@ impl<'d> World<'d> {
             let faults = self.options.faults.clone();
             if self.shared.chance(faults.delivery_lost) {
                 self.shared.count("delivery event lost");
-                self.note(
+                self.note_order(
                     order,
                     "  courier: this parcel's delivery event will never come".into(),
                 );
@@ -1218,7 +1297,7 @@ impl<'d> World<'d> {
                     (false, Some(false)) => "webhook: recorded, the task was not waiting any more",
                     (false, None) => "webhook: recorded before AwaitDelivery stored its token",
                 });
-                self.note(
+                self.note_order(
                     order,
                     format!(
                         "courier webhook (try {tries}): recorded, duplicate {}, resumed {:?}",
@@ -1237,7 +1316,7 @@ impl<'d> World<'d> {
             Err(error) => {
                 self.shared
                     .count("webhook refused (not shipped yet, or rolled back), courier retries");
-                self.note(
+                self.note_order(
                     order,
                     format!("courier webhook (try {tries}): refused: {error}"),
                 );
@@ -1260,26 +1339,31 @@ impl<'d> World<'d> {
 
     fn check_invariants(&mut self) -> Result<(), SimError> {
         let effects = self.env.partners.book().effects.clone();
-        for order in 0..self.executions.len() {
+        for order in 0..self.latest.len() {
+            let exec = self.latest[order];
             let id = self.ids[order].clone();
             let status = self.status(order)?;
             let taken =
                 |op: &'static str| effects.get(&(id.clone(), op)).cloned().unwrap_or_default();
             let effect = |op: &'static str| taken(op).len();
             let mut broken = Vec::new();
-            let dead_lettered = match &self.executions[order].outcome {
+            let dead_lettered = match &self.executions[exec].outcome {
                 None => {
                     broken.push(format!("lost: the execution never ended (order {status})"));
                     false
                 }
                 Some(Outcome::Failed { error, .. }) if error == "Workflow.DeadLettered" => {
-                    if !self.dead_letters.iter().any(|(e, _)| *e == order) {
+                    if !self.dead_letters.iter().any(|(e, _)| *e == exec) {
                         broken.push("dead-lettered without a dead-letter message".into());
                     }
                     true
                 }
                 Some(Outcome::Failed { error, cause }) => {
                     broken.push(format!("lost: the execution failed with {error}: {cause}"));
+                    false
+                }
+                Some(Outcome::Aborted) => {
+                    broken.push("lost: its latest execution was stopped".into());
                     false
                 }
                 Some(Outcome::Succeeded) => {

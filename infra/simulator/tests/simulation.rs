@@ -80,7 +80,7 @@ fn a_partner_call_that_drops_its_idempotency_key_is_found_and_its_seed_replays_i
         found
             .violations
             .iter()
-            .any(|(_, what)| what == "partner effect charge taken 2 times"),
+            .any(|(_, what)| what.starts_with("partner effect charge taken ")),
         "{:?}",
         found.violations
     );
