@@ -120,8 +120,8 @@ chaos: venv build ## Orders (CHAOS_ORDERS) under faults, an outage and crashes: 
 BENCH_RUNS ?= 20
 BENCH_ORDERS ?= 3
 bench: ARCH := $(HOST_ARCH)
-bench: venv build package ## Cold start of every deployable bootstrap against a no-op floor (BENCH_RUNS starts each, default 20), then work and cost per order on a local stack (BENCH_ORDERS of each kind, default 3): tables, and JSON and Markdown in target/bench
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked -p noop-bootstrap $(if $(filter arm64,$(ARCH)),--arm64,)
+bench: venv build package ## Cold start of every deployable bootstrap against a no-op floor (BENCH_RUNS starts each, default 20), a function's first invocation against a bare-SDK floor, then work and cost per order on a local stack (BENCH_ORDERS of each kind, default 3): tables, and JSON and Markdown in target/bench
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked -p noop-bootstrap -p sdk-floor-bootstrap $(if $(filter arm64,$(ARCH)),--arm64,)
 	$(LOCAL) exec --dir target/bench-stack --free-ports --no-reload -- \
 		target/debug/bench --runs $(BENCH_RUNS) --orders $(BENCH_ORDERS)
 

@@ -30,24 +30,41 @@ fn runtime_packages() -> Vec<String> {
     packages
 }
 
-#[test]
-fn the_aws_sdk_brings_one_http_stack_not_the_legacy_hyper_0_14_and_rustls_0_21() {
+/// Checks that the workspace links `wanted` (a `name vX.Y.Z` prefix) and none of
+/// `unwanted`; `why` says what a failure most likely means.
+fn links_one_not_the_others(wanted: &str, unwanted: &[&str], why: &str) {
     let packages = runtime_packages();
     assert!(
-        packages.iter().any(|p| p.starts_with("hyper v1.")),
-        "the current HTTP client is there: {packages:?}"
+        packages.iter().any(|p| p.starts_with(wanted)),
+        "{wanted} is not linked: {packages:?}"
     );
-    let legacy: Vec<&String> = packages
+    let found: Vec<&String> = packages
         .iter()
-        .filter(|p| {
-            p.starts_with("hyper v0.14")
-                || p.starts_with("rustls v0.21")
-                || p.starts_with("rustls-webpki v0.101")
-                || p.starts_with("hyper-rustls v0.24")
-        })
+        .filter(|p| unwanted.iter().any(|prefix| p.starts_with(prefix)))
         .collect();
-    assert!(
-        legacy.is_empty(),
-        "the legacy HTTP stack is linked again (an SDK crate with its default features?): {legacy:?}"
+    assert!(found.is_empty(), "{why}: {found:?}");
+}
+
+#[test]
+fn the_aws_sdk_brings_one_http_stack_not_the_legacy_hyper_0_14_and_rustls_0_21() {
+    links_one_not_the_others(
+        "hyper v1.",
+        &[
+            "hyper v0.14",
+            "rustls v0.21",
+            "rustls-webpki v0.101",
+            "hyper-rustls v0.24",
+        ],
+        "the legacy HTTP stack is linked again (an SDK crate with its default features?)",
+    );
+}
+
+#[test]
+fn the_workspace_links_one_crypto_provider_ring_and_not_aws_lc() {
+    // ring: reqwest's and the SDK's client's (order_core::config::https_client).
+    links_one_not_the_others(
+        "ring v0.17",
+        &["aws-lc-rs ", "aws-lc-sys "],
+        "aws-lc is linked again (an SDK crate with `default-https-client`?)",
     );
 }

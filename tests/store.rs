@@ -138,3 +138,58 @@ async fn writes_made_while_another_transaction_is_cancelled_are_kept() {
         assert_eq!(steps, [("ValidateOrder".to_owned(), 1)], "order {id}");
     }
 }
+
+#[tokio::test]
+async fn a_step_that_succeeded_on_an_order_placed_before_steps_were_counted_on_it_is_not_begun_again(
+) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    // An order placed by the release before: no `ledger_version` on its item, its steps
+    // recorded on their own items only. A resume's replay must find their results.
+    let stack = Stack::connect().await;
+    let (id, _) = placed(&stack).await;
+    let store = stack.store();
+    let pk = AttributeValue::S(format!("ORDER#{id}"));
+    let removed = stack
+        .dynamodb()
+        .update_item()
+        .table_name(store.table())
+        .key("pk", pk.clone())
+        .key("sk", AttributeValue::S("ORDER".into()))
+        .update_expression("REMOVE ledger_version")
+        .send()
+        .await;
+    assert!(removed.is_ok(), "{removed:?}");
+    let step = |name: &str, value: &str| (name.to_owned(), AttributeValue::S(value.to_owned()));
+    let written = stack
+        .dynamodb()
+        .put_item()
+        .table_name(store.table())
+        .set_item(Some(
+            [
+                ("pk".to_owned(), pk),
+                step("sk", "STEP#ValidateOrder"),
+                step("order_id", id.as_str()),
+                step("step", "ValidateOrder"),
+                step("status", "SUCCEEDED"),
+                ("attempts".to_owned(), AttributeValue::N("1".into())),
+                step("started_at", "2026-11-01T10:00:00.000Z"),
+                step("updated_at", "2026-11-01T10:00:01.000Z"),
+                step("finished_at", "2026-11-01T10:00:01.000Z"),
+            ]
+            .into(),
+        ))
+        .send()
+        .await;
+    assert!(written.is_ok(), "{written:?}");
+    let again = store.begin_step(&id, "ValidateOrder").await;
+    assert!(
+        matches!(&again, Ok(StepStart::AlreadySucceeded(record)) if record.attempts >= 1),
+        "{again:?}"
+    );
+    // A step it never began starts as usual.
+    let other = store.begin_step(&id, "ReserveStock").await;
+    assert!(
+        matches!(&other, Ok(StepStart::Started(record)) if record.attempts == 1),
+        "{other:?}"
+    );
+}

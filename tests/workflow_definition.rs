@@ -552,6 +552,49 @@ fn every_lambda_task_retries_every_name_aws_gives_a_crashed_throttled_or_failed_
     }
 }
 
+#[test]
+fn no_activity_outlives_its_task_every_function_timeout_is_shorter_than_the_task_timeout() {
+    // A function that ran past its Task's timeout could act at a partner after the Task's
+    // retry or the rollback began: Lambda must stop it first (Sandbox.Timedout, retried).
+    let resources = local_stack::template::LocalResources::load(
+        &root().join("template.yaml"),
+        "us-east-1",
+        "http://127.0.0.1:9",
+        &local_stack::template::local_parameters("http://127.0.0.1:9"),
+    )
+    .unwrap_or_else(|error| panic!("template.yaml: {error}"));
+    let states = states(&definition());
+    let mut checked = 0;
+    for (name, task) in tasks(&states) {
+        if !is_lambda_task(&task) || is_callback_task(&task) {
+            continue;
+        }
+        let step = step_of(&name);
+        let Some(function) = resources
+            .functions
+            .iter()
+            .find(|f| f.binary == step.function)
+        else {
+            panic!("{name}: the template has no function {}", step.function);
+        };
+        let Some(task_timeout) = task["TimeoutSeconds"].as_u64() else {
+            panic!("{name} has no TimeoutSeconds");
+        };
+        assert!(
+            function.timeout_seconds < task_timeout,
+            "{name}: {} may run {} s, longer than its Task's {task_timeout} s",
+            step.function,
+            function.timeout_seconds
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked,
+        steps::ALL.len() - 1,
+        "every step but AwaitDelivery was checked"
+    );
+}
+
 /// The longest a retrier keeps retrying: the sum of its capped backoffs.
 fn retry_span(retrier: &Value) -> f64 {
     let max_attempts = retrier["MaxAttempts"].as_u64().unwrap_or(3);

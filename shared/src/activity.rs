@@ -443,7 +443,7 @@ async fn enter_compensation<L: Ledger>(
 pub async fn start() -> Result<OrderStore, lambda_runtime::Error> {
     crate::telemetry::init();
     let aws = crate::config::aws().await;
-    Ok(OrderStore::from_config(aws, crate::config::table_name()?))
+    Ok(OrderStore::from_config(&aws, crate::config::table_name()?))
 }
 
 /// Serves an activity: every event goes through [`invoke`].

@@ -45,15 +45,32 @@ pub fn positive(name: &'static str) -> Result<u64, ConfigError> {
     }
 }
 
-/// The shared AWS configuration (region, credentials, endpoint) from the standard
-/// sources: environment variables, profiles, then the Lambda execution role. Loaded once
-/// per process; every client of the process shares it.
-pub async fn aws() -> &'static aws_config::SdkConfig {
+/// The AWS configuration (region, credentials, endpoint) from the standard sources:
+/// environment variables, profiles, then the Lambda execution role. Loaded once per
+/// process; each call gets its own HTTP client, as the SDK's default client is made per
+/// service client: a connection pool belongs to the tokio runtime that opened its
+/// connections, and a test process runs one runtime per test.
+pub async fn aws() -> aws_config::SdkConfig {
     static CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
         tokio::sync::OnceCell::const_new();
-    CONFIG
-        .get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest()))
-        .await
+    let loaded = CONFIG.get_or_init(|| aws_loader().load()).await;
+    loaded.to_builder().http_client(https_client()).build()
+}
+
+/// The loader of the standard AWS configuration with our HTTP client ([`https_client`]).
+/// Every program that talks to AWS starts from here or [`aws`]: the SDK is built without
+/// a default client.
+pub fn aws_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client())
+}
+
+/// The SDK's own HTTP client (hyper 1, rustls) on the ring crypto provider, the one
+/// reqwest uses: a function carries one TLS stack and one crypto library.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// The DynamoDB table every function reads and writes (`TABLE_NAME`).

@@ -406,7 +406,7 @@ impl HttpPartner {
                     reason: format!("{text:?} is not a positive number of milliseconds"),
                 })?,
         };
-        let secrets = aws_sdk_secretsmanager::Client::new(config::aws().await);
+        let secrets = aws_sdk_secretsmanager::Client::new(&config::aws().await);
         HttpPartner::with_secret(partner, &base_url, secrets, secret_id, timeout).await
     }
 

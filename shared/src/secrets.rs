@@ -92,7 +92,7 @@ pub async fn read(client: &Client, secret_id: &str) -> Result<String, SecretErro
 /// the shared AWS configuration.
 pub async fn read_from_env(variable: &'static str) -> Result<String, SecretError> {
     let secret_id = id_from_env(variable)?;
-    let client = Client::new(config::aws().await);
+    let client = Client::new(&config::aws().await);
     read(&client, &secret_id).await
 }
 
@@ -133,7 +133,7 @@ impl RotatingSecret {
     /// The secret named by environment variable `variable`.
     pub async fn from_env(variable: &'static str) -> Result<RotatingSecret, SecretError> {
         let secret_id = id_from_env(variable)?;
-        RotatingSecret::load(Client::new(config::aws().await), secret_id).await
+        RotatingSecret::load(Client::new(&config::aws().await), secret_id).await
     }
 
     async fn read_all(client: &Client, secret_id: &str) -> Result<Vec<String>, SecretError> {

@@ -33,7 +33,7 @@ fn env(name: &str) -> String {
 impl Stack {
     pub async fn connect() -> Stack {
         Stack {
-            aws: order_core::config::aws().await.clone(),
+            aws: order_core::config::aws().await,
             table: env("TABLE_NAME"),
             state_machine_arn: env("STATE_MACHINE_ARN"),
             orders_api: env("ORDERS_API_URL"),

@@ -7,7 +7,7 @@ use order_core::{activity, config};
 async fn main() -> Result<(), lambda_http::Error> {
     let hook = &Webhook {
         store: activity::start().await?,
-        workflow: aws_sdk_sfn::Client::new(config::aws().await),
+        workflow: aws_sdk_sfn::Client::new(&config::aws().await),
         secret: RotatingSecret::from_env(courier_webhook::SECRET_VARIABLE).await?,
     };
     lambda_http::run(service_fn(move |request: Request| async move {

@@ -7,7 +7,7 @@ use orders_api::{Api, Workflow};
 async fn main() -> Result<(), lambda_http::Error> {
     let api = Api {
         store: activity::start().await?,
-        workflow: Workflow::from_env(config::aws().await)?,
+        workflow: Workflow::from_env(&config::aws().await)?,
         catalogue: Catalogue::builtin()?,
     };
     let router = &orders_api::router(std::sync::Arc::new(api));

@@ -6,7 +6,7 @@ use order_core::{activity, config};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let store = &activity::start().await?;
-    let aws = config::aws().await;
+    let aws = &config::aws().await;
     let workflow = &Workflow::from_env(aws)?;
     let dead_letters = &DeadLetterQueue::new(
         aws_sdk_sqs::Client::new(aws),

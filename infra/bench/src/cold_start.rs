@@ -67,46 +67,55 @@ impl Fake {
     }
 }
 
-/// The fake Runtime API and AWS endpoint, serving on 127.0.0.1 until dropped.
-pub struct Runtime {
-    fake: Arc<Fake>,
-    address: SocketAddr,
+/// A fake (Runtime API, AWS endpoint) serving on 127.0.0.1 until dropped.
+pub struct FakeServer {
+    pub address: SocketAddr,
     server: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Runtime {
+impl Drop for FakeServer {
     fn drop(&mut self) {
         self.server.abort();
     }
 }
 
-impl Runtime {
-    pub async fn start() -> Result<Runtime, BenchError> {
+impl FakeServer {
+    /// Serves `app` on a free port of 127.0.0.1.
+    pub async fn start(app: axum::Router) -> Result<FakeServer, BenchError> {
+        let io = |what: &str| {
+            let what = what.to_owned();
+            move |source| BenchError::Io { what, source }
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|source| BenchError::Io {
-                what: "binding the fake Runtime API".into(),
-                source,
-            })?;
-        let address = listener.local_addr().map_err(|source| BenchError::Io {
-            what: "the fake Runtime API's address".into(),
-            source,
-        })?;
-        let fake = Arc::new(Fake::default());
-        let app = axum::Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/", post(aws_call))
-            .with_state(fake.clone());
+            .map_err(io("binding the fake Runtime API"))?;
+        let address = listener
+            .local_addr()
+            .map_err(io("the fake Runtime API's address"))?;
         let server = tokio::spawn(async move {
             // The server ends only when the task is aborted; an accept error ends it early
             // and every later run then times out, naming the Runtime API.
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Runtime {
-            fake,
-            address,
-            server,
-        })
+        Ok(FakeServer { address, server })
+    }
+}
+
+/// The fake Runtime API and AWS endpoint of the cold start.
+pub struct Runtime {
+    fake: Arc<Fake>,
+    server: FakeServer,
+}
+
+impl Runtime {
+    pub async fn start() -> Result<Runtime, BenchError> {
+        let fake = Arc::new(Fake::default());
+        let app = axum::Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/", post(aws_call))
+            .with_state(fake.clone());
+        let server = FakeServer::start(app).await?;
+        Ok(Runtime { fake, server })
     }
 
     /// The AWS calls made during init that the fake does not answer (none is expected).
@@ -125,7 +134,7 @@ impl Runtime {
         command
             .env_clear()
             .envs(&subject.environment)
-            .envs(lambda_environment(&subject.name, self.address))
+            .envs(lambda_environment(&subject.name, self.server.address))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -179,9 +188,25 @@ impl Runtime {
     }
 }
 
-/// What Lambda gives every function process, pointed at the fake.
+/// What Lambda gives every function process, pointed at the fake (its Runtime API, and
+/// its AWS endpoint with the region and credentials).
 fn lambda_environment(name: &str, address: SocketAddr) -> Vec<(String, String)> {
     let endpoint = format!("http://{address}");
+    let aws = [
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "bench".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "bench".to_owned()),
+        ("AWS_SESSION_TOKEN", "bench".to_owned()),
+        ("AWS_ENDPOINT_URL", endpoint),
+    ];
+    let mut variables = lambda_variables(name, address);
+    variables.extend(aws.map(|(name, value)| (name.to_owned(), value)));
+    variables
+}
+
+/// The variables Lambda sets for the function `name`, its Runtime API at `address`.
+pub fn lambda_variables(name: &str, address: SocketAddr) -> Vec<(String, String)> {
     [
         ("AWS_LAMBDA_RUNTIME_API", address.to_string()),
         ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
@@ -189,12 +214,6 @@ fn lambda_environment(name: &str, address: SocketAddr) -> Vec<(String, String)> 
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
         ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
         ("AWS_LAMBDA_LOG_STREAM_NAME", "bench".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "bench".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "bench".to_owned()),
-        ("AWS_SESSION_TOKEN", "bench".to_owned()),
-        ("AWS_ENDPOINT_URL", endpoint),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))

@@ -2,6 +2,8 @@
 //! runs, compared with a floor measured in the same run where there is one:
 //! - the cold start of every bootstrap `make package` built (size, init time, peak RSS)
 //!   against a no-op `lambda_runtime` bootstrap built with the same release profile;
+//! - the first invocation of a packaged function on the local stack against a bare-SDK
+//!   bootstrap that makes the same first AWS call;
 //! - the work of one order of each kind and of a failure path, counted on the local stack
 //!   (run inside `local-stack exec`), and what 1,000 such orders cost at AWS list prices.
 //!
@@ -9,6 +11,7 @@
 
 mod cold_start;
 mod cost;
+mod first_invocation;
 mod report;
 mod stats;
 mod work;
@@ -69,6 +72,8 @@ pub enum BenchError {
 enum Part {
     /// The bootstraps' size, init time and peak RSS against the no-op floor.
     ColdStart,
+    /// A packaged function's first invocation on the local stack, against a bare-SDK floor.
+    FirstInvocation,
     /// Work per order on the local stack, and its cost.
     Work,
     /// Orders placed at once on the local stack, against the workflow's floor.
@@ -80,8 +85,8 @@ enum Part {
     about = "Cold start of the deployable bootstraps against a no-op floor; work and cost per order on the local stack"
 )]
 struct Options {
-    /// Only this part (repeatable); default: all. The work and workflow parts run inside
-    /// `local-stack exec`.
+    /// Only this part (repeatable); default: all. The first-invocation, work and workflow
+    /// parts run inside `local-stack exec`.
     #[arg(long = "only", value_enum)]
     parts: Vec<Part>,
     /// Starts of each bootstrap (medians need many; the README's figures use 20).
@@ -93,6 +98,10 @@ struct Options {
     /// The no-op bootstrap, built with the same profile (`make bench` builds it).
     #[arg(long, default_value = "target/lambda/noop-bootstrap/bootstrap")]
     floor: PathBuf,
+    /// The first-invocation floor: a bare-SDK bootstrap built with the same profile
+    /// (`make bench` builds it).
+    #[arg(long, default_value = "target/lambda/sdk-floor-bootstrap/bootstrap")]
+    sdk_floor: PathBuf,
     /// The template that gives each function its environment.
     #[arg(long, default_value = "template.yaml")]
     template: PathBuf,
@@ -147,6 +156,19 @@ async fn run(options: &Options) -> Result<(), BenchError> {
             println!("{verdict}");
         }
     }
+    let first_invocation = match wants(Part::FirstInvocation) {
+        true => {
+            let runs = usize::from(options.runs);
+            let report =
+                first_invocation::measure(&options.build_dir, &options.sdk_floor, runs).await?;
+            println!("{}", report.table());
+            for verdict in report.verdicts() {
+                println!("{verdict}");
+            }
+            Some(report)
+        }
+        false => None,
+    };
     let work = match (prices, &stack) {
         (Some(prices), Some(stack)) => {
             let orders = usize::from(options.orders);
@@ -183,6 +205,7 @@ async fn run(options: &Options) -> Result<(), BenchError> {
     }
     let parts = report::Parts {
         cold_start,
+        first_invocation,
         work,
         workflow,
     };

@@ -65,6 +65,7 @@ pub struct Bench {
 #[derive(Debug, Clone, Serialize)]
 pub struct Parts {
     pub cold_start: Option<Report>,
+    pub first_invocation: Option<crate::first_invocation::FirstInvocationReport>,
     pub work: Option<WorkReport>,
     pub workflow: Option<WorkflowReport>,
 }
@@ -78,6 +79,10 @@ impl Bench {
         );
         if let Some(cold_start) = &self.parts.cold_start {
             text.push_str(&cold_start.markdown());
+            text.push('\n');
+        }
+        if let Some(first) = &self.parts.first_invocation {
+            text.push_str(&first.markdown());
             text.push('\n');
         }
         if let Some(work) = &self.parts.work {
@@ -197,19 +202,35 @@ impl Report {
     }
 
     pub fn markdown(&self) -> String {
-        let mut text = String::from("### Cold start of what deploys\n\n");
-        text.push_str(&format!("{} runs per bootstrap.\n\n", self.runs));
-        text.push_str(&format!("| {} |\n", Self::HEADER.join(" | ")));
-        text.push_str(&format!("|{}\n", " --- |".repeat(Self::HEADER.len())));
-        for row in self.rows() {
-            text.push_str(&format!("| {} |\n", row.join(" | ")));
-        }
-        text.push('\n');
-        for verdict in self.verdicts() {
-            text.push_str(&format!("- {verdict}\n"));
-        }
-        text
+        markdown_section(
+            "Cold start of what deploys",
+            &format!("{} runs per bootstrap.", self.runs),
+            &Self::HEADER,
+            &self.rows(),
+            &self.verdicts(),
+        )
     }
+}
+
+/// A part of `bench.md`: its title, a sentence, the table and the verdicts.
+pub fn markdown_section<R: AsRef<[String]>>(
+    title: &str,
+    intro: &str,
+    header: &[&str],
+    rows: &[R],
+    verdicts: &[String],
+) -> String {
+    let mut text = format!("### {title}\n\n{intro}\n\n");
+    text.push_str(&format!("| {} |\n", header.join(" | ")));
+    text.push_str(&format!("|{}\n", " --- |".repeat(header.len())));
+    for row in rows {
+        text.push_str(&format!("| {} |\n", row.as_ref().join(" | ")));
+    }
+    text.push('\n');
+    for verdict in verdicts {
+        text.push_str(&format!("- {verdict}\n"));
+    }
+    text
 }
 
 /// A table for the terminal: `header`, then `rows`.
@@ -273,6 +294,7 @@ mod tests {
         };
         let parts = Parts {
             cold_start: Some(one_function()),
+            first_invocation: None,
             work: None,
             workflow: None,
         };

@@ -65,7 +65,9 @@ pub const SCENARIOS: [Scenario; 4] = [
 struct Meter {
     invocations: BTreeMap<String, Invocations>,
     requests: BTreeMap<String, u64>,
-    dynamodb: DynamoItems,
+    /// DynamoDB items touched, by kind of item: `order`, `step`, `other`.
+    #[serde(default)]
+    dynamodb_by_item: BTreeMap<String, DynamoItems>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -86,7 +88,7 @@ struct DynamoItems {
 /// What one scenario's orders did: each figure the median of the runs, with min and max.
 /// Keys: `transitions`, `task retries`, `lambda invocations`, `lambda billed ms`,
 /// `invocations <function>`, `<service>:<Operation>` per AWS request, `dynamodb WRU`,
-/// `dynamodb RRU`, `largest item bytes`, `log bytes`, `seconds to final`.
+/// `dynamodb RRU`, `order item bytes`, `step item bytes`, `log bytes`, `seconds to final`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Work {
     pub scenario: String,
@@ -134,7 +136,7 @@ fn variable(name: &'static str) -> Result<String, BenchError> {
 impl Stack {
     pub async fn from_env() -> Result<Stack, BenchError> {
         let emulator = variable("AWS_EMULATOR_URL")?;
-        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let aws = order_core::config::aws_loader()
             .endpoint_url(&emulator)
             .load()
             .await;
@@ -374,8 +376,8 @@ impl Stack {
         Ok((entered, scheduled.saturating_sub(tasks_entered)))
     }
 
-    /// The size of the order's largest item, by DynamoDB's rule.
-    async fn largest_item(&self, id: &str) -> Result<u64, BenchError> {
+    /// The sizes of the order's item and of its largest step item, by DynamoDB's rule.
+    async fn item_sizes(&self, id: &str) -> Result<ItemSizes, BenchError> {
         let answer = self
             .dynamodb
             .query()
@@ -385,12 +387,42 @@ impl Stack {
             .send()
             .await
             .map_err(|e| BenchError::Stack(format!("reading the items of order {id}: {e}")))?;
-        let sizes = answer.items().iter().map(|item| {
-            item.iter()
+        let mut sizes = ItemSizes::default();
+        for item in answer.items() {
+            let size = item
+                .iter()
                 .map(|(name, value)| name.len() as u64 + value_size(value))
-                .sum::<u64>()
-        });
-        Ok(sizes.max().unwrap_or(0))
+                .sum::<u64>();
+            match item
+                .get("sk")
+                .and_then(|sk| sk.as_s().ok())
+                .map(String::as_str)
+            {
+                Some("ORDER") => sizes.order = size,
+                _ => sizes.step = sizes.step.max(size),
+            }
+        }
+        Ok(sizes)
+    }
+}
+
+/// The sizes capacity units are taken at, in bytes: the order's item as it ended, and its
+/// largest step item (every step item is taken at that size: an upper bound).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct ItemSizes {
+    order: u64,
+    step: u64,
+}
+
+impl ItemSizes {
+    /// The size an item of `kind` is taken at. Other items (the idempotency key, the
+    /// courier event) hold a few short attributes: well under 1 KB, one unit each.
+    fn of(&self, kind: &str) -> u64 {
+        match kind {
+            "order" => self.order,
+            "step" => self.step,
+            _ => 1,
+        }
     }
 }
 
@@ -420,8 +452,15 @@ fn value_size(value: &AttributeValue) -> u64 {
 
 /// Capacity units by AWS's rule: a write unit per started KB of the item (two in a
 /// transaction), a read unit per started 4 KB (half for an eventually consistent read,
-/// two in a transaction). Every item is taken at the size of the order's largest, so the
-/// units are an upper bound.
+/// two in a transaction); each kind of item at its size ([`ItemSizes`]).
+fn units_by_item(by_item: &BTreeMap<String, DynamoItems>, sizes: ItemSizes) -> (f64, f64) {
+    by_item
+        .iter()
+        .map(|(kind, items)| units(items, sizes.of(kind)))
+        .fold((0.0, 0.0), |(w, r), (dw, dr)| (w + dw, r + dr))
+}
+
+/// [`units_by_item`] for items all of `item_bytes`.
 fn units(items: &DynamoItems, item_bytes: u64) -> (f64, f64) {
     let per_kb = item_bytes.max(1).div_ceil(1024) as f64;
     let per_4kb = item_bytes.max(1).div_ceil(4096) as f64;
@@ -513,13 +552,26 @@ pub async fn measure(stack: &Stack, runs: usize) -> Result<Vec<Work>, BenchError
             }
             let mut counts = counted(&before, &after);
             let (transitions, retries) = stack.transitions(&id).await?;
-            let item_bytes = stack.largest_item(&id).await?;
-            let (wru, rru) = units(&delta(&before.dynamodb, &after.dynamodb), item_bytes);
+            let sizes = stack.item_sizes(&id).await?;
+            let by_item = after
+                .dynamodb_by_item
+                .iter()
+                .map(|(kind, now)| {
+                    let then = before
+                        .dynamodb_by_item
+                        .get(kind)
+                        .cloned()
+                        .unwrap_or_default();
+                    (kind.clone(), delta(&then, now))
+                })
+                .collect();
+            let (wru, rru) = units_by_item(&by_item, sizes);
             counts.insert("transitions".into(), transitions as f64);
             counts.insert("task retries".into(), retries as f64);
             counts.insert("dynamodb WRU".into(), wru);
             counts.insert("dynamodb RRU".into(), rru);
-            counts.insert("largest item bytes".into(), item_bytes as f64);
+            counts.insert("order item bytes".into(), sizes.order as f64);
+            counts.insert("step item bytes".into(), sizes.step as f64);
             counts.insert(
                 "log bytes".into(),
                 log_after.saturating_sub(log_before) as f64,
@@ -597,6 +649,25 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_of_item_is_priced_at_its_own_size() {
+        let write = |n: u64| DynamoItems {
+            written: n,
+            ..DynamoItems::default()
+        };
+        let by_item = BTreeMap::from([
+            ("order".to_owned(), write(2)),
+            ("step".to_owned(), write(3)),
+            ("other".to_owned(), write(1)),
+        ]);
+        let sizes = ItemSizes {
+            order: 1500,
+            step: 300,
+        };
+        // The order at 2 units a write, a step and the other item at 1.
+        assert_eq!(units_by_item(&by_item, sizes), (2.0 * 2.0 + 3.0 + 1.0, 0.0));
+    }
+
+    #[test]
     fn an_orders_counts_are_what_the_meter_saw_between_the_two_readings() {
         let before = Meter {
             invocations: [(
@@ -608,7 +679,7 @@ mod tests {
             )]
             .into(),
             requests: [("dynamodb:GetItem".to_owned(), 5)].into(),
-            dynamodb: DynamoItems::default(),
+            dynamodb_by_item: BTreeMap::new(),
         };
         let mut after = before.clone();
         after.invocations.insert(

@@ -14,7 +14,7 @@ const MEMORY_SIZES: [u64; 3] = [128, 256, 512];
 const FULL_VCPU_MB: f64 = 1769.0;
 
 /// The rows of the work table: a label and the key of its count.
-const ROWS: [(&str, &str); 12] = [
+const ROWS: [(&str, &str); 13] = [
     ("state transitions", "transitions"),
     ("Task retries", "task retries"),
     ("Lambda invocations", "lambda invocations"),
@@ -22,7 +22,8 @@ const ROWS: [(&str, &str); 12] = [
     ("DynamoDB requests", "dynamodb:"),
     ("DynamoDB write units", "dynamodb WRU"),
     ("DynamoDB read units", "dynamodb RRU"),
-    ("largest item (bytes)", "largest item bytes"),
+    ("order item (bytes)", "order item bytes"),
+    ("largest step item (bytes)", "step item bytes"),
     ("Step Functions requests", "states:"),
     ("SQS requests", "sqs:"),
     ("log bytes", "log bytes"),

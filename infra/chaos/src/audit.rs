@@ -716,17 +716,9 @@ mod tests {
         OrderRecord {
             order_id: OrderId::parse(id).unwrap_or_else(OrderId::generate),
             status,
-            version: 1,
-            order,
-            request_hash: "h".into(),
-            execution_arn: None,
             created_at: "2026-01-01T00:00:00.000Z".into(),
             updated_at: "2026-01-01T00:00:04.500Z".into(),
-            failure: None,
-            task_token: None,
-            delivery: None,
-            resumes: 0,
-            parked: None,
+            ..OrderRecord::accepted(&order, "h")
         }
     }
 

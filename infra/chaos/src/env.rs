@@ -162,7 +162,7 @@ impl Clients {
             .operation_timeout(AWS_OPERATION_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .build();
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let config = order_core::config::aws_loader()
             .endpoint_url(&env.aws_endpoint_url)
             .region(aws_config::Region::new(env.region.clone()))
             .credentials_provider(credentials)

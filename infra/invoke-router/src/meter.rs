@@ -25,6 +25,9 @@ pub struct Counts {
     /// (`dynamodb:UpdateItem`, `states:SendTaskSuccess`).
     pub requests: BTreeMap<String, u64>,
     pub dynamodb: DynamoItems,
+    /// The same, by the kind of item (`order`, `step`, `other`: by its sort key), so that
+    /// each can be priced at its own size.
+    pub dynamodb_by_item: BTreeMap<String, DynamoItems>,
 }
 
 /// A function's invocations and their billed duration: each rounded up to the next
@@ -73,25 +76,61 @@ impl Counts {
         if !((200..300).contains(&status) || refused_by_condition) {
             return;
         }
-        let count = |value: &Value| value.as_array().map_or(0, |items| items.len() as u64);
+        let entries = |value: &Value| value.as_array().cloned().unwrap_or_default();
         let consistent = request["ConsistentRead"].as_bool() == Some(true);
-        let items = &mut self.dynamodb;
+        let read = |items: &mut DynamoItems| match consistent {
+            true => items.read_consistent += 1,
+            false => items.read_eventually += 1,
+        };
         match operation.name.as_str() {
-            "PutItem" | "UpdateItem" | "DeleteItem" => items.written += 1,
+            "PutItem" => self.count(&request["Item"], |items| items.written += 1),
+            "UpdateItem" | "DeleteItem" => self.count(&request["Key"], |items| items.written += 1),
             "TransactWriteItems" => {
-                items.written_in_transactions += count(&request["TransactItems"])
+                for entry in entries(&request["TransactItems"]) {
+                    let part = entry.as_object().and_then(|e| e.values().next().cloned());
+                    let part = part.unwrap_or(Value::Null);
+                    let item = if part["Item"].is_null() {
+                        &part["Key"]
+                    } else {
+                        &part["Item"]
+                    };
+                    self.count(item, |items| items.written_in_transactions += 1);
+                }
             }
-            "TransactGetItems" => items.read_in_transactions += count(&request["TransactItems"]),
-            "GetItem" if answer.get("Item").is_some() => match consistent {
-                true => items.read_consistent += 1,
-                false => items.read_eventually += 1,
-            },
-            "Query" | "Scan" => match consistent {
-                true => items.read_consistent += count(&answer["Items"]),
-                false => items.read_eventually += count(&answer["Items"]),
-            },
+            "TransactGetItems" => {
+                for entry in entries(&request["TransactItems"]) {
+                    self.count(&entry["Get"]["Key"], |items| {
+                        items.read_in_transactions += 1
+                    });
+                }
+            }
+            "GetItem" if answer.get("Item").is_some() => self.count(&request["Key"], read),
+            "Query" | "Scan" => {
+                for item in entries(&answer["Items"]) {
+                    self.count(&item, read);
+                }
+            }
             _ => {}
         }
+    }
+
+    /// Counts one item, in the totals and under its kind.
+    fn count(&mut self, item: &Value, add: impl Fn(&mut DynamoItems)) {
+        add(&mut self.dynamodb);
+        add(self
+            .dynamodb_by_item
+            .entry(item_kind(item).to_owned())
+            .or_default());
+    }
+}
+
+/// What kind of item a key or item is, by its sort key: the order, one of its steps, or
+/// anything else (idempotency keys, courier events).
+fn item_kind(item: &Value) -> &'static str {
+    match item["sk"]["S"].as_str() {
+        Some("ORDER") => "order",
+        Some(sk) if sk.starts_with("STEP#") => "step",
+        _ => "other",
     }
 }
 
@@ -187,15 +226,19 @@ mod tests {
     #[test]
     fn dynamodb_items_are_counted_the_way_aws_prices_them() {
         let mut counts = Counts::default();
-        let transaction =
-            json!({"TransactItems": [{"Update": {}}, {"Put": {}}, {"ConditionCheck": {}}]});
+        let order = json!({"pk": {"S": "ORDER#o-1"}, "sk": {"S": "ORDER"}});
+        let step = json!({"pk": {"S": "ORDER#o-1"}, "sk": {"S": "STEP#ReserveStock"}});
+        let transaction = json!({"TransactItems": [
+            {"Update": {"Key": order}}, {"Put": {"Item": step}}, {"ConditionCheck": {}}
+        ]});
         counts.requested(
             &dynamodb("TransactWriteItems"),
             &bytes(transaction),
             200,
             b"{}",
         );
-        counts.requested(&dynamodb("UpdateItem"), b"{}", 200, b"{}");
+        let update = bytes(json!({"Key": order}));
+        counts.requested(&dynamodb("UpdateItem"), &update, 200, b"{}");
         let consistent = bytes(json!({"ConsistentRead": true}));
         counts.requested(
             &dynamodb("GetItem"),
@@ -221,6 +264,21 @@ mod tests {
             read_in_transactions: 0,
         };
         assert_eq!(counts.dynamodb, expected);
+        let of = |kind: &str| {
+            counts
+                .dynamodb_by_item
+                .get(kind)
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            (of("order").written, of("order").written_in_transactions),
+            (1, 1)
+        );
+        assert_eq!(of("step").written_in_transactions, 1);
+        // The condition check names no key here; other reads and writes name none either.
+        assert_eq!(of("other").written_in_transactions, 1);
+        assert_eq!(of("other").read_consistent, 4);
         assert_eq!(counts.requests["dynamodb:PutItem"], 2);
         assert_eq!(counts.requests["dynamodb:GetItem"], 2);
     }

@@ -54,7 +54,7 @@ impl Clients {
 
     /// Clients for the emulator at `endpoint`, with the dummy credentials it accepts.
     pub async fn local(endpoint: &str, region: &str) -> Clients {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let config = order_core::config::aws_loader()
             .endpoint_url(endpoint)
             .region(aws_config::Region::new(region.to_owned()))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -26,7 +26,7 @@ pub struct Context {
 impl Context {
     /// Loads the standard AWS configuration. Fails (exit 2) when no region is configured.
     pub async fn new(settings: &Settings, json: bool) -> Result<Context, CliError> {
-        let aws = order_core::config::aws().await.clone();
+        let aws = order_core::config::aws().await;
         if aws.region().is_none() {
             return Err(CliError::Usage(
                 "no AWS region is configured: set AWS_REGION (or a profile's region); for the local stack pass --env-file .local/stack/stack.env".into(),

@@ -86,16 +86,8 @@ impl OrderStore {
         idempotency_key: &str,
         request_hash: &str,
     ) -> Result<Placement, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(idempotency_pk(idempotency_key), "IDEMPOTENCY")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem(idempotency key)", e))?
-            .item;
+        let key = key(idempotency_pk(idempotency_key), "IDEMPOTENCY");
+        let item = self.get_item(key, "GetItem(idempotency key)").await?;
         let Some(item) = item else {
             // The key expired between our write and this read: the caller may retry.
             return Err(StoreError::Unavailable {

@@ -53,6 +53,24 @@ impl OrderStore {
     pub fn table(&self) -> &str {
         &self.table
     }
+
+    /// One item, read consistently; `None` when it is not there.
+    pub(super) async fn get_item(
+        &self,
+        key: Item,
+        operation: &'static str,
+    ) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(operation, e))?;
+        Ok(output.item)
+    }
 }
 
 pub(super) fn unavailable<E, R>(operation: &'static str, error: SdkError<E, R>) -> StoreError
@@ -209,8 +227,9 @@ impl Ledger for OrderStore {
         &self,
         id: &OrderId,
         token: &str,
+        attempt: u32,
     ) -> impl Future<Output = Result<TokenStored, StoreError>> + Send {
-        OrderStore::store_task_token(self, id, token)
+        OrderStore::store_task_token(self, id, token, attempt)
     }
 
     fn record_delivery(

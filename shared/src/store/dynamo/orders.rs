@@ -31,16 +31,7 @@ impl OrderStore {
 
     /// The order item, read consistently; `None` when there is no such order.
     pub async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(order_key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem(order)", e))?
-            .item;
+        let item = self.get_item(order_key(id), "GetItem(order)").await?;
         item.map(|item| read(item, &order_pk(id))).transpose()
     }
 
@@ -227,20 +218,29 @@ impl OrderStore {
         &self,
         id: &OrderId,
         token: &str,
+        attempt: u32,
     ) -> Result<TokenStored, StoreError> {
         let result = self
             .update_order_item(id)
-            .update_expression("SET task_token = :token, updated_at = :now")
-            .condition_expression("#status = :shipped")
+            .update_expression(
+                "SET task_token = :token, task_token_attempt = :attempt, updated_at = :now",
+            )
+            .condition_expression(
+                "#status = :shipped AND \
+                 (attribute_not_exists(task_token_attempt) OR task_token_attempt < :attempt)",
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":attempt", AttributeValue::N(attempt.to_string()))
             .expression_attribute_values(":now", s(now()))
             .expression_attribute_values(":shipped", s(OrderStatus::Shipped.as_str()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(TokenStored::Waiting),
-            Err(e) if is_conditional_failure(&e) => token_refused(self.require_order(id).await?),
+            Err(e) if is_conditional_failure(&e) => {
+                token_refused(self.require_order(id).await?, attempt)
+            }
             Err(e) => Err(unavailable("UpdateItem(task token)", e)),
         }
     }

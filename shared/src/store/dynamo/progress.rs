@@ -178,3 +178,123 @@ pub fn order_with_steps(
 pub(super) fn step_set(step: &str) -> AttributeValue {
     AttributeValue::Ss(vec![step.to_owned()])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Catalogue;
+    use crate::order::{example_request, Order};
+
+    fn order_item(counts: &[(&str, u32)]) -> Item {
+        let catalogue = Catalogue::builtin()
+            .unwrap_or_else(|error| panic!("the built-in catalogue loads: {error}"));
+        let body = example_request("m-1").to_string();
+        let order = Order::parse_json(body.as_bytes(), &catalogue)
+            .unwrap_or_else(|problems| panic!("the example order is valid: {problems:?}"));
+        let record = OrderRecord::accepted(&order, "hash");
+        let mut item = super::super::write(&record, "order")
+            .unwrap_or_else(|error| panic!("the order item is writable: {error}"));
+        for (step, attempts) in counts {
+            item.insert(
+                attempts_attribute(step),
+                AttributeValue::N(attempts.to_string()),
+            );
+            item.insert(started_attribute(step), AttributeValue::S("t1".into()));
+            item.insert(
+                begun_attribute(step),
+                AttributeValue::S(format!("t{attempts}")),
+            );
+        }
+        item
+    }
+
+    fn step_item(order: &OrderRecord, step: &str, status: &str, attempts: u32) -> Item {
+        let record = StepRecord {
+            order_id: order.order_id.clone(),
+            step: step.to_owned(),
+            status: serde_json::from_value(serde_json::json!(status))
+                .unwrap_or_else(|error| panic!("{status} is a step status: {error}")),
+            attempts,
+            started_at: "t1".into(),
+            updated_at: "t9".into(),
+            finished_at: Some("t9".into()),
+            references: BTreeMap::new(),
+            error: (status == "FAILED").then(|| "Partner.Unavailable".to_owned()),
+            error_message: None,
+        };
+        super::super::write(&record, "step")
+            .unwrap_or_else(|error| panic!("the step item is writable: {error}"))
+    }
+
+    fn summary(steps: &[StepRecord]) -> Vec<(&str, StepStatus, u32, Option<&str>)> {
+        steps
+            .iter()
+            .map(|s| (s.step.as_str(), s.status, s.attempts, s.error.as_deref()))
+            .collect()
+    }
+
+    #[test]
+    fn a_step_counted_on_the_order_without_an_item_is_under_way() {
+        let item = order_item(&[("ValidateOrder", 2)]);
+        let (_, steps) = order_with_steps(item, vec![])
+            .unwrap_or_else(|error| panic!("the items are readable: {error}"));
+        assert_eq!(
+            summary(&steps),
+            [("ValidateOrder", StepStatus::Started, 2, None)]
+        );
+        assert_eq!(
+            (steps[0].started_at.as_str(), steps[0].updated_at.as_str()),
+            ("t1", "t2")
+        );
+    }
+
+    #[test]
+    fn a_failed_step_begun_again_is_under_way_and_a_success_stands_with_every_attempt() {
+        let item = order_item(&[("ReserveStock", 3), ("ValidateOrder", 2)]);
+        let order: OrderRecord = read(item.clone(), "ORDER")
+            .unwrap_or_else(|error| panic!("the order is readable: {error}"));
+        let steps = vec![
+            step_item(&order, "ReserveStock", "FAILED", 2),
+            step_item(&order, "ValidateOrder", "SUCCEEDED", 1),
+        ];
+        let (_, steps) = order_with_steps(item, steps)
+            .unwrap_or_else(|error| panic!("the items are readable: {error}"));
+        let mut found = summary(&steps);
+        found.sort_by_key(|(step, ..)| *step);
+        assert_eq!(
+            found,
+            [
+                (
+                    "ReserveStock",
+                    StepStatus::Started,
+                    3,
+                    Some("Partner.Unavailable")
+                ),
+                ("ValidateOrder", StepStatus::Succeeded, 2, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_order_placed_before_steps_were_counted_on_it_reads_its_step_items_as_they_are() {
+        let item = order_item(&[]);
+        assert!(
+            !counts_steps(&item),
+            "no ledger_version on an old order item"
+        );
+        let order: OrderRecord = read(item.clone(), "ORDER")
+            .unwrap_or_else(|error| panic!("the order is readable: {error}"));
+        let steps = vec![step_item(&order, "ReserveStock", "FAILED", 2)];
+        let (_, steps) = order_with_steps(item, steps)
+            .unwrap_or_else(|error| panic!("the items are readable: {error}"));
+        assert_eq!(
+            summary(&steps),
+            [(
+                "ReserveStock",
+                StepStatus::Failed,
+                2,
+                Some("Partner.Unavailable")
+            )]
+        );
+    }
+}

@@ -103,29 +103,13 @@ impl OrderStore {
     /// The order item as stored, with the steps' counts (GetItem: what every activity's
     /// role may do, unlike a Query).
     async fn order_item(&self, id: &OrderId) -> Result<Item, StoreError> {
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(order_key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem(order)", e))?
-            .item
+        self.get_item(order_key(id), "GetItem(order)")
+            .await?
             .ok_or_else(|| StoreError::NotFound(id.clone()))
     }
 
     async fn get_step(&self, id: &OrderId, step: &str) -> Result<Option<StepRecord>, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(step_key(id, step)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem(step)", e))?
-            .item;
+        let item = self.get_item(step_key(id, step), "GetItem(step)").await?;
         item.map(|item| read(item, &step_sk(step))).transpose()
     }
 
