@@ -341,7 +341,7 @@ async fn a_token_stored_first_is_found_by_the_delivery_and_a_repeated_event_chan
     let id = place(&store).await;
     advance(&store, &id, OrderStatus::Shipped).await;
     assert_eq!(
-        store.store_task_token(&id, "token-1", 1).await,
+        store.store_task_token(&id, "token-1").await,
         Ok(TokenStored::Waiting)
     );
     let event = delivery();
@@ -417,7 +417,7 @@ async fn a_delivery_recorded_before_the_token_tells_await_delivery_to_resume_its
         store.record_delivery(&id, &delivery()).await,
         Ok(DeliveryRecorded::Now(_))
     ));
-    let stored = store.store_task_token(&id, "token-late", 1).await;
+    let stored = store.store_task_token(&id, "token-late").await;
     assert!(
         matches!(&stored, Ok(TokenStored::AlreadyDelivered(o)) if o.task_token.is_none()),
         "{stored:?}"

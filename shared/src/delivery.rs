@@ -353,22 +353,11 @@ pub async fn await_delivery<L: Ledger>(
         match activity::open(store, order_id, crate::steps::AWAIT_DELIVERY).await? {
             // The webhook recorded the delivery (and this step) since the order was read.
             Opened::Replayed { record, .. } => (record, store.require_order(&id).await?),
-            Opened::Begun(begun) => match store
-                .store_task_token(&id, task_token, begun.attempt.attempts)
-                .await
-            {
+            Opened::Begun(begun) => match store.store_task_token(&id, task_token).await {
                 Ok(TokenStored::Waiting) => {
                     tracing::info!(
                         attempts = begun.attempt.attempts,
                         "waiting for the courier's delivery event"
-                    );
-                    return Ok(begun.pending());
-                }
-                Ok(TokenStored::Superseded) => {
-                    // A late invocation: the execution waits on a later attempt's token.
-                    tracing::warn!(
-                        attempts = begun.attempt.attempts,
-                        "a later attempt stored its task token; this one keeps out of the way"
                     );
                     return Ok(begun.pending());
                 }

@@ -420,7 +420,7 @@ async fn succeeds_twice(
 /// half of the hand-over) and the token the AwaitDelivery step would have stored.
 async fn delivered(ledger: &impl Ledger, id: &OrderId) {
     assert_eq!(
-        ledger.store_task_token(id, "token", 1).await,
+        ledger.store_task_token(id, "token").await,
         Ok(TokenStored::Waiting)
     );
     let shipment = step_record(ledger, id, steps::ARRANGE_SHIPMENT)

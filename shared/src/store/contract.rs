@@ -43,7 +43,6 @@ macro_rules! ledger_contract {
             a_cancel_moves_an_order_that_has_not_shipped_to_cancelling_once,
             a_cancel_after_shipping_is_too_late_and_changes_nothing,
             a_task_token_is_kept_only_while_the_order_is_shipped,
-            a_late_invocation_of_an_earlier_attempt_does_not_replace_the_task_token,
             a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_nothing,
             a_delivery_for_another_shipment_is_refused_and_changes_nothing,
             a_delivery_before_the_task_token_is_reported_to_the_waiting_step,
@@ -533,7 +532,7 @@ pub async fn a_cancel_after_shipping_is_too_late_and_changes_nothing(ledger: &im
 
 pub async fn a_task_token_is_kept_only_while_the_order_is_shipped(ledger: &impl Ledger) {
     let not_shipped = place(ledger).await.order_id;
-    let refused = ledger.store_task_token(&not_shipped, "token-0", 1).await;
+    let refused = ledger.store_task_token(&not_shipped, "token-0").await;
     assert!(
         matches!(
             refused,
@@ -549,42 +548,12 @@ pub async fn a_task_token_is_kept_only_while_the_order_is_shipped(ledger: &impl 
     let id = shipped(ledger, &unique("shp")).await;
     let version = read(ledger, &id).await.version;
     assert_eq!(
-        ledger.store_task_token(&id, "token-1", 1).await,
+        ledger.store_task_token(&id, "token-1").await,
         Ok(TokenStored::Waiting)
     );
     let order = read(ledger, &id).await;
     assert_eq!(order.task_token.as_deref(), Some("token-1"));
     assert_eq!(order.version, version, "a token is not a status change");
-}
-
-pub async fn a_late_invocation_of_an_earlier_attempt_does_not_replace_the_task_token(
-    ledger: &impl Ledger,
-) {
-    // AwaitDelivery's attempt 2 stored its token; attempt 1, late, must not replace it:
-    // the execution waits on attempt 2's token, and the courier's delivery resumes it.
-    let id = shipped(ledger, &unique("shp")).await;
-    assert_eq!(
-        ledger.store_task_token(&id, "token-2", 2).await,
-        Ok(TokenStored::Waiting)
-    );
-    assert_eq!(
-        ledger.store_task_token(&id, "token-1", 1).await,
-        Ok(TokenStored::Superseded)
-    );
-    assert_eq!(
-        read(ledger, &id).await.task_token.as_deref(),
-        Some("token-2")
-    );
-    // A later attempt replaces it as usual.
-    assert_eq!(
-        ledger.store_task_token(&id, "token-3", 3).await,
-        Ok(TokenStored::Waiting)
-    );
-    let order = read(ledger, &id).await;
-    assert_eq!(
-        (order.task_token.as_deref(), order.task_token_attempt),
-        (Some("token-3"), Some(3))
-    );
 }
 
 pub async fn a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_nothing(
@@ -650,7 +619,7 @@ pub async fn a_delivery_before_the_task_token_is_reported_to_the_waiting_step(
     let Ok(DeliveryRecorded::Now(delivered)) = ledger.record_delivery(&id, &event).await else {
         panic!("the delivery was not recorded");
     };
-    let late = ledger.store_task_token(&id, "token-late", 1).await;
+    let late = ledger.store_task_token(&id, "token-late").await;
     assert_eq!(late, Ok(TokenStored::AlreadyDelivered(Box::new(delivered))));
 }
 

@@ -372,21 +372,14 @@ impl Ledger for MemoryStore {
         Ok(())
     }
 
-    async fn store_task_token(
-        &self,
-        id: &OrderId,
-        token: &str,
-        attempt: u32,
-    ) -> Result<TokenStored, StoreError> {
+    async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
         let mut tables = self.tables();
         let order = tables.order(id)?.clone();
-        let later_stored = order.task_token_attempt.is_some_and(|a| a >= attempt);
-        if order.status != OrderStatus::Shipped || later_stored {
-            return token_refused(order, attempt);
+        if order.status != OrderStatus::Shipped {
+            return token_refused(order);
         }
         tables.update_order(id, |order| {
             order.task_token = Some(token.to_owned());
-            order.task_token_attempt = Some(attempt);
             order.updated_at = now();
         })?;
         Ok(TokenStored::Waiting)

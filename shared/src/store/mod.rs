@@ -181,15 +181,12 @@ pub trait Ledger: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores the task token of the execution waiting for the order's delivery, if the
-    /// order is still SHIPPED and no later `attempt` of AwaitDelivery stored one (a late
-    /// invocation of an earlier attempt must not replace the token the execution waits
-    /// on). When the delivery was recorded first, says so, so that the caller resumes the
-    /// execution itself: exactly one of the two sides holds both.
+    /// order is still SHIPPED. When the delivery was recorded first, says so, so that the
+    /// caller resumes the execution itself: exactly one of the two sides holds both.
     fn store_task_token(
         &self,
         id: &OrderId,
         token: &str,
-        attempt: u32,
     ) -> impl Future<Output = Result<TokenStored, StoreError>> + Send;
 
     /// Records the courier's delivery event, all at once: the order moves SHIPPED ->
@@ -223,13 +220,9 @@ pub trait Ledger: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// What a refused [`Ledger::store_task_token`] of `attempt` means, from the order as it is
-/// now.
-pub(crate) fn token_refused(order: OrderRecord, attempt: u32) -> Result<TokenStored, StoreError> {
+/// What a refused [`Ledger::store_task_token`] means, from the order as it is now.
+pub(crate) fn token_refused(order: OrderRecord) -> Result<TokenStored, StoreError> {
     match order.status {
-        OrderStatus::Shipped if order.task_token_attempt.is_some_and(|a| a >= attempt) => {
-            Ok(TokenStored::Superseded)
-        }
         OrderStatus::Delivered | OrderStatus::Completed => {
             Ok(TokenStored::AlreadyDelivered(Box::new(order)))
         }

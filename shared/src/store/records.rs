@@ -58,9 +58,6 @@ pub struct OrderRecord {
     pub failure: Option<Failure>,
     /// The token of the execution waiting in AwaitDelivery; the courier webhook resumes it.
     pub task_token: Option<String>,
-    /// The AwaitDelivery attempt that stored `task_token`: a token is replaced only by a
-    /// later attempt's, never by a late invocation of an earlier one.
-    pub task_token_attempt: Option<u32>,
     /// The courier's delivery event, once it arrived.
     pub delivery: Option<Delivery>,
     /// How many times the order was resumed (new executions `<id>-r<n>`).
@@ -86,7 +83,6 @@ impl OrderRecord {
             updated_at: created_at,
             failure: None,
             task_token: None,
-            task_token_attempt: None,
             delivery: None,
             resumes: 0,
             parked: None,
@@ -117,9 +113,6 @@ pub enum TokenStored {
     Waiting,
     /// The delivery arrived first: the caller resumes the execution itself.
     AlreadyDelivered(Box<OrderRecord>),
-    /// A later attempt of AwaitDelivery stored its token first: this attempt's Task has
-    /// ended (Step Functions retried it), so its token must not replace that one.
-    Superseded,
 }
 
 /// What [`Ledger::record_delivery`](super::Ledger::record_delivery) did.

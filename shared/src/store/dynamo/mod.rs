@@ -227,9 +227,8 @@ impl Ledger for OrderStore {
         &self,
         id: &OrderId,
         token: &str,
-        attempt: u32,
     ) -> impl Future<Output = Result<TokenStored, StoreError>> + Send {
-        OrderStore::store_task_token(self, id, token, attempt)
+        OrderStore::store_task_token(self, id, token)
     }
 
     fn record_delivery(

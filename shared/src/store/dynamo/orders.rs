@@ -218,29 +218,20 @@ impl OrderStore {
         &self,
         id: &OrderId,
         token: &str,
-        attempt: u32,
     ) -> Result<TokenStored, StoreError> {
         let result = self
             .update_order_item(id)
-            .update_expression(
-                "SET task_token = :token, task_token_attempt = :attempt, updated_at = :now",
-            )
-            .condition_expression(
-                "#status = :shipped AND \
-                 (attribute_not_exists(task_token_attempt) OR task_token_attempt < :attempt)",
-            )
+            .update_expression("SET task_token = :token, updated_at = :now")
+            .condition_expression("#status = :shipped")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":token", s(token))
-            .expression_attribute_values(":attempt", AttributeValue::N(attempt.to_string()))
             .expression_attribute_values(":now", s(now()))
             .expression_attribute_values(":shipped", s(OrderStatus::Shipped.as_str()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(TokenStored::Waiting),
-            Err(e) if is_conditional_failure(&e) => {
-                token_refused(self.require_order(id).await?, attempt)
-            }
+            Err(e) if is_conditional_failure(&e) => token_refused(self.require_order(id).await?),
             Err(e) => Err(unavailable("UpdateItem(task token)", e)),
         }
     }
