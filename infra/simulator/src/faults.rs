@@ -26,12 +26,12 @@ pub struct Faults {
     pub overrun: f64,
     /// A partner call pauses before acting too, so that a cancel, a compensation or a
     /// Task timeout can land between the activity's status check and its partner call.
-    /// 0 by default: with it, the simulator finds a known race (a hung invocation acts
-    /// after the rollback; see `Faults::with_known_races`).
+    /// (It found a hung invocation acting after the rollback while functions timed out
+    /// after their Task: they now time out before it.)
     pub pause_before_acting: f64,
     /// The AwaitDelivery Task is invoked twice, the second copy running late with its
-    /// attempt's (by then stale) task token. 0 by default: it finds a known race (see
-    /// `Faults::with_known_races`).
+    /// attempt's task token. 0 by default: it finds an open race (a late copy replaces
+    /// the token the execution waits on; see `Faults::with_late_callback_copies`).
     pub duplicate_callback_invocation: f64,
     /// An activity pauses before a ledger write (its step's success, a status change,
     /// AwaitDelivery's token): a cancel, a webhook or another invocation lands between
@@ -71,7 +71,7 @@ impl Default for Faults {
             store_unavailable: 0.005,
             crash: 0.03,
             overrun: 0.02,
-            pause_before_acting: 0.0,
+            pause_before_acting: 0.3,
             duplicate_callback_invocation: 0.0,
             pause_before_write: 0.1,
             throttled: 0.02,
@@ -89,25 +89,21 @@ impl Default for Faults {
 }
 
 impl Faults {
-    /// The default faults, and partner calls that pause between the activity's status
-    /// check and the call: a hung invocation (its Task timed out at 20 s, its function
-    /// lives until 25 s) or a duplicate invocation can then call its partner after the
-    /// order was rolled back.
-    ///
-    /// And a late copy of an AwaitDelivery invocation stores its stale task token over
-    /// the current attempt's: the courier's delivery then resumes nothing, the order stays
-    /// DELIVERED and its execution times out into a rollback that cannot run.
-    pub fn with_known_races() -> Faults {
+    /// The default faults, and late copies of AwaitDelivery invocations: a copy that
+    /// stores its token after the current attempt's replaces it, the courier's delivery
+    /// then resumes nothing and the order waits for an operator. An open race: the ledger
+    /// cannot tell a late copy from the current attempt without Step Functions' own order
+    /// (the execution and its retry count).
+    pub fn with_late_callback_copies() -> Faults {
         Faults {
-            pause_before_acting: 0.3,
             duplicate_callback_invocation: 0.03,
             ..Faults::default()
         }
     }
 
-    /// Whether any fault that finds a known race is on.
-    pub fn finds_known_races(&self) -> bool {
-        self.pause_before_acting > 0.0 || self.duplicate_callback_invocation > 0.0
+    /// Whether the faults that find the open race are on.
+    pub fn finds_open_races(&self) -> bool {
+        self.duplicate_callback_invocation > 0.0
     }
 }
 

@@ -31,6 +31,7 @@ pub mod paths;
 pub mod world;
 
 pub use definition::Definition;
+pub use handlers::FUNCTION_TIMEOUT_MS;
 pub use partners::DropKeyOf;
 pub use world::{Faults, Options, Report, SimError, World};
 
@@ -44,13 +45,12 @@ pub fn replay_command(options: &Options) -> String {
     let planted = options
         .planted
         .map_or(String::new(), |p| format!(" --plant-dropped-key {}", p.0));
-    let pause = if options.faults.finds_known_races() {
-        " --known-races"
-    } else {
-        ""
+    let races = match options.faults.finds_open_races() {
+        true => " --late-callback-copies",
+        false => "",
     };
     format!(
-        "cargo run -p simulator --bin simulate -- --seed {} --orders {}{planted}{pause}",
+        "cargo run -p simulator --bin simulate -- --seed {} --orders {}{planted}{races}",
         options.seed, options.orders
     )
 }

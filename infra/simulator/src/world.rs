@@ -1042,10 +1042,22 @@ impl<'d> World<'d> {
                                 "  {state} invocation {attempt}: the function overruns its timeout"
                             ),
                         );
+                        if FUNCTION_TIMEOUT_MS < running.timeout_ms {
+                            // Lambda stops the function at its own timeout, before the
+                            // Task's: the invocation ends there (Sandbox.Timedout) and acts
+                            // no more.
+                            if self.executions[exec].waiting == Some(attempt) {
+                                return self.task_failed(
+                                    exec,
+                                    "Sandbox.Timedout",
+                                    "the function ran past its timeout",
+                                );
+                            }
+                            return Ok(());
+                        }
                         running.attempt = None;
-                        // Lambda stops the function at its own timeout (template.yaml:
-                        // 25 s, longer than the Task's 20 s): a hung invocation can
-                        // still go on for the difference after its Task timed out.
+                        // A function timeout longer than the Task's: a hung invocation
+                        // goes on for the difference after its Task timed out.
                         let alive = FUNCTION_TIMEOUT_MS.saturating_sub(running.timeout_ms);
                         let delay = running.timeout_ms + self.shared.below(alive.max(1));
                         self.running.insert(id, running);

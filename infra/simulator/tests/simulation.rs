@@ -114,23 +114,46 @@ fn the_same_run_without_the_planted_bug_breaks_nothing() {
 }
 
 #[test]
-#[ignore = "known races, found by the simulator: a hung invocation (Task timed out at 20 s, \
-            function alive until 25 s) calls its partner after the order was rolled back; \
-            a late AwaitDelivery stores a stale task token and the delivery resumes nothing"]
-fn late_partner_calls_and_late_await_delivery_copies_break_no_invariant() {
-    let definition = definition();
-    for seed in 1..=100 {
-        let options = Options {
-            faults: Faults::with_known_races(),
-            ..Options::new(seed, 100)
-        };
-        let report = simulator::run(&definition, options.clone()).expect("the run");
-        assert!(
-            report.violations.is_empty(),
-            "{}",
-            simulator::explain(&options, &report)
-        );
-    }
+fn a_hung_invocation_no_longer_acts_after_the_rollback_on_the_seed_that_found_it() {
+    // Seed 3 found a hung invocation calling its partner after the rollback while the
+    // functions timed out at 25 s, after their Task's 20 s; they now time out at 15 s. The
+    // default faults pause partner calls between the status check and the call.
+    assert!(Faults::default().pause_before_acting > 0.0);
+    let report = simulator::run(&definition(), Options::new(3, 100)).expect("the run");
+    assert!(report.violations.is_empty(), "{}", failing(&report));
+}
+
+#[test]
+fn a_late_await_delivery_copy_still_replaces_the_task_token_an_open_race_found_on_seed_51() {
+    // Kept as found, to be turned around when the race is fixed: the ledger cannot tell a
+    // late copy of AwaitDelivery from the current attempt.
+    let options = Options {
+        faults: Faults::with_late_callback_copies(),
+        ..Options::new(51, 100)
+    };
+    let report = simulator::run(&definition(), options.clone()).expect("the run");
+    let found: Vec<&str> = report.violations.iter().map(|(_, w)| w.as_str()).collect();
+    assert!(
+        found
+            .iter()
+            .any(|w| w.contains("delivery is recorded but the order never completed")),
+        "{found:?}"
+    );
+    assert!(simulator::replay_command(&options).ends_with("--late-callback-copies"));
+}
+
+#[test]
+fn the_simulated_function_timeout_is_the_templates() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .expect("template.yaml is readable");
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses");
+    let timeout = template["Globals"]["Function"]["Timeout"].as_u64();
+    assert_eq!(
+        timeout.map(|s| s * 1000),
+        Some(simulator::FUNCTION_TIMEOUT_MS)
+    );
 }
 
 #[test]

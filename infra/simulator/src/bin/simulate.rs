@@ -27,10 +27,10 @@ struct Args {
     /// (reserve, charge, provision, ship, ...). For proving the simulator finds it.
     #[arg(long)]
     plant_dropped_key: Option<String>,
-    /// Also the faults that find the known races (a hung invocation calls its partner
-    /// after the rollback; a late AwaitDelivery stores a stale task token).
+    /// Also late copies of AwaitDelivery invocations, which find an open race (a late
+    /// copy replaces the task token the execution waits on).
     #[arg(long)]
-    known_races: bool,
+    late_callback_copies: bool,
 }
 
 const OPERATIONS: [&str; 11] = [
@@ -82,8 +82,8 @@ fn main() -> ExitCode {
             planted,
             ..Options::new(seed, args.orders)
         };
-        if args.known_races {
-            options.faults = simulator::Faults::with_known_races();
+        if args.late_callback_copies {
+            options.faults = simulator::Faults::with_late_callback_copies();
         }
         let report = match simulator::run(&definition, options.clone()) {
             Ok(report) => report,
