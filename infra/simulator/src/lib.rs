@@ -8,9 +8,10 @@
 //! - [`definition`]: the ASL the file uses, read as data; anything else is refused by
 //!   state and field.
 //! - [`paths`]: JSONPath, templates, `States.MathAdd`, `ResultPath`.
-//! - [`world`]: the interpreter (Task, Retry with full jitter, Catch, Choice, Pass, Wait,
-//!   Succeed, Fail, `.waitForTaskToken`, the SQS dead-letter Task), the event queue on a
-//!   simulated clock, the seeded faults and the invariants.
+//! - [`world`]: one run, in modules: the event queue on a simulated clock, the
+//!   interpreter (Choice, Pass, Wait, Succeed, Fail), Tasks (Retry with full jitter,
+//!   Catch, `.waitForTaskToken`, the SQS dead-letter Task), the courier, the operators
+//!   and the invariants.
 //! - [`partners`]: the partners in process, idempotent by key, with control points where
 //!   the scheduler interleaves, crashes or delays an invocation.
 //! - [`ledger`]: `MemoryStore` behind an auditor that checks every status change.
