@@ -41,6 +41,15 @@ pub struct Faults {
     pub throttled: f64,
     /// An operator resumes the order onto a new execution while one may be running.
     pub resume_racing: f64,
+    /// An execution is stopped by something outside the saga (ABORTED) within two
+    /// minutes of its start: only the reconciler gets the order going again.
+    pub execution_dies: f64,
+    /// The API stores the order but starting its execution fails (the merchant does not
+    /// try again): only the reconciler starts it.
+    pub start_lost: f64,
+    /// Mean reconciler runs per simulated hour, at random points (the template's schedule
+    /// is every 5 minutes); one more runs after everything else ended.
+    pub reconciles_per_hour: f64,
     /// The Task's result is lost after the function finished (at-least-once).
     pub result_lost: f64,
     /// A Task is invoked twice (at-least-once delivery of the invocation).
@@ -76,6 +85,9 @@ impl Default for Faults {
             pause_before_write: 0.1,
             throttled: 0.02,
             resume_racing: 0.02,
+            execution_dies: 0.01,
+            start_lost: 0.005,
+            reconciles_per_hour: 12.0,
             result_lost: 0.02,
             duplicate_invocation: 0.03,
             cancel: 0.08,
@@ -116,6 +128,9 @@ pub struct Options {
     pub planted: Option<DropKeyOf>,
     /// Simulated milliseconds between two orders' arrivals, on average.
     pub arrival_gap_ms: u64,
+    /// Whether the reconciler runs (at random points, and once after everything else
+    /// ended). On by default: off, an order whose execution died stays where it stopped.
+    pub reconciler: bool,
 }
 
 impl Options {
@@ -126,6 +141,7 @@ impl Options {
             faults: Faults::default(),
             planted: None,
             arrival_gap_ms: 200,
+            reconciler: true,
         }
     }
 }

@@ -24,8 +24,10 @@ pub struct Audited {
 
 impl Audited {
     pub fn new(shared: Arc<Shared>) -> Audited {
+        let clock = shared.clone();
         Audited {
-            inner: MemoryStore::new(),
+            // Stamped by the simulated clock: the reconciler's grace period reads them.
+            inner: MemoryStore::with_clock(move || clock.time()),
             shared,
             seen: Mutex::new(HashMap::new()),
         }

@@ -16,8 +16,16 @@
 //!   the scheduler interleaves, crashes or delays an invocation.
 //! - [`ledger`]: `MemoryStore` behind an auditor that checks every status change.
 //!
+//! The operators' and the reconciler's code runs too (`order_core::recovery`, over
+//! Step Functions' control plane and the dead-letter queue in process, see
+//! [`world::control_plane`]): an operator's `resume --latest` racing a running execution,
+//! the reconciler at random points and once more after everything else ended, past its
+//! grace period, as its schedule would.
+//!
 //! Invariants checked for every order: its execution ended (Succeed with a final order,
-//! or `Workflow.DeadLettered` with a dead-letter message: "needs an operator"); no
+//! or `Workflow.DeadLettered` with a dead-letter message: "needs an operator"), or the
+//! reconciler parked it with a dead-letter message (also "needs an operator"); no order
+//! ever had two executions running at once; no
 //! partner effect twice; a FAILED, CANCELLED or REJECTED order has every effect undone,
 //! after it was taken; a COMPLETED order has every effect of its kind once and nothing
 //! undone; no order left DELIVERED; a repeated API key gives the same order; every
@@ -34,7 +42,10 @@ pub mod world;
 pub use definition::Definition;
 pub use handlers::FUNCTION_TIMEOUT_MS;
 pub use partners::DropKeyOf;
-pub use world::{Faults, Options, Report, SimError, World};
+pub use world::{
+    reconcile_options, Faults, Options, Report, SimError, World, MAX_RESUMES,
+    RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT,
+};
 
 /// Runs one seed.
 pub fn run(definition: &Definition, options: Options) -> Result<Report, SimError> {

@@ -124,14 +124,36 @@ fn a_hung_invocation_no_longer_acts_after_the_rollback_on_the_seed_that_found_it
 }
 
 #[test]
-fn a_late_await_delivery_copy_still_replaces_the_task_token_an_open_race_found_on_seed_51() {
+fn a_late_await_delivery_copy_still_replaces_the_task_token_and_only_the_reconciler_completes_the_order_an_open_race_found_on_seed_275(
+) {
     // Kept as found, to be turned around when the race is fixed: the ledger cannot tell a
-    // late copy of AwaitDelivery from the current attempt.
+    // late copy of AwaitDelivery from the current attempt. (Found on seed 51 before the
+    // reconciler ran in the simulation; its draws moved the race to seed 275.) The late
+    // copy's token replaces the current attempt's, the courier's delivery resumes nothing,
+    // the wait times out (14 days on AWS), the compensation cannot undo a delivered order
+    // and dead-letters it; only the reconciler's resume completes it.
     let options = Options {
         faults: Faults::with_late_callback_copies(),
-        ..Options::new(51, 100)
+        ..Options::new(275, 100)
     };
+    assert!(simulator::replay_command(&options).ends_with("--late-callback-copies"));
     let report = simulator::run(&definition(), options.clone()).expect("the run");
+    assert!(report.violations.is_empty(), "{}", failing(&report));
+    let trace = report.trace(56);
+    for line in [
+        "duplicate false, resumed Some(false)",
+        "AwaitDelivery invocation 1091: States.Timeout",
+        "SendOrderToDeadLetterQueue",
+        "reconciler (DELIVERED): resumed",
+        "ledger: status DELIVERED -> COMPLETED",
+    ] {
+        assert!(trace.contains(line), "{line} in\n{trace}");
+    }
+    let without = Options {
+        reconciler: false,
+        ..options
+    };
+    let report = simulator::run(&definition(), without).expect("the run");
     let found: Vec<&str> = report.violations.iter().map(|(_, w)| w.as_str()).collect();
     assert!(
         found
@@ -139,7 +161,6 @@ fn a_late_await_delivery_copy_still_replaces_the_task_token_an_open_race_found_o
             .any(|w| w.contains("delivery is recorded but the order never completed")),
         "{found:?}"
     );
-    assert!(simulator::replay_command(&options).ends_with("--late-callback-copies"));
 }
 
 #[test]
@@ -175,7 +196,8 @@ fn a_task_whose_function_has_no_handler_stops_the_run_naming_the_state() {
 }
 
 #[test]
-fn a_choice_on_a_variable_that_is_not_there_fails_the_execution_and_the_order_is_lost() {
+fn a_choice_on_a_variable_that_is_not_there_fails_the_execution_which_is_found_though_the_reconciler_parks_the_order(
+) {
     let value = serde_json::json!({
         "StartAt": "Check",
         "States": {
@@ -190,7 +212,200 @@ fn a_choice_on_a_variable_that_is_not_there_fails_the_execution_and_the_order_is
     assert_eq!(
         found,
         [
+            "an execution failed with States.Runtime: state Check: the Choice rule's variable $.nothing is not in the input"
+        ]
+    );
+    assert!(report
+        .outcomes
+        .contains_key("PARKED by the reconciler (ACCEPTED)"));
+    let without = Options {
+        reconciler: false,
+        ..Options::new(1, 1)
+    };
+    let report = simulator::run(&definition, without).expect("the run");
+    let found: Vec<&str> = report.violations.iter().map(|(_, w)| w.as_str()).collect();
+    assert_eq!(
+        found,
+        [
             "lost: the execution failed with States.Runtime: state Check: the Choice rule's variable $.nothing is not in the input"
         ]
     );
+}
+
+fn faults(change: impl FnOnce(&mut Faults)) -> Faults {
+    let mut faults = Faults::default();
+    change(&mut faults);
+    faults
+}
+
+fn tallied(report: &Report, what: &str) -> u64 {
+    report.tally.get(what).copied().unwrap_or(0)
+}
+
+#[test]
+fn the_reconciler_resumes_an_order_whose_execution_died_and_the_order_still_ends_undone_or_done() {
+    let definition = definition();
+    let mut resumed = 0;
+    for seed in 1..=5 {
+        let options = Options {
+            faults: faults(|f| f.execution_dies = 0.3),
+            ..Options::new(seed, 50)
+        };
+        let report = simulator::run(&definition, options).expect("the run");
+        assert!(report.violations.is_empty(), "{}", failing(&report));
+        resumed += tallied(
+            &report,
+            "reconciler: resumed an order whose execution was not running",
+        );
+        let ends = [
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED",
+            "REJECTED",
+            "DEAD_LETTERED",
+            "PARKED",
+        ];
+        for outcome in report.outcomes.keys() {
+            assert!(ends.iter().any(|end| outcome.starts_with(end)), "{outcome}");
+        }
+    }
+    assert!(resumed > 10, "the reconciler resumed {resumed} orders");
+}
+
+#[test]
+fn the_reconciler_never_resumes_an_order_whose_execution_is_running() {
+    // Every run looks at every waiting order (the delivery takes up to an hour, past the
+    // grace period); a second execution started beside a running one is a violation.
+    let definition = definition();
+    let mut left_alone = 0;
+    for seed in 1..=5 {
+        let options = Options {
+            faults: faults(|f| {
+                f.reconciles_per_hour = 120.0;
+                f.execution_dies = 0.1;
+            }),
+            ..Options::new(seed, 50)
+        };
+        let report = simulator::run(&definition, options).expect("the run");
+        assert!(report.violations.is_empty(), "{}", failing(&report));
+        left_alone += tallied(&report, "reconciler: left alone, its execution is running");
+    }
+    assert!(left_alone > 1000, "left alone {left_alone} times");
+}
+
+#[test]
+fn an_order_whose_every_execution_dies_is_parked_for_an_operator_after_the_most_resumes() {
+    let options = Options {
+        faults: faults(|f| {
+            f.execution_dies = 1.0;
+            f.cancel = 0.0;
+        }),
+        ..Options::new(1, 10)
+    };
+    let report = simulator::run(&definition(), options).expect("the run");
+    assert!(report.violations.is_empty(), "{}", failing(&report));
+    let parked = tallied(&report, "reconciler: parked an order for an operator");
+    assert!(parked > 0, "{:?}", report.tally);
+    let (order, _) = (0..10)
+        .map(|order| (order, report.trace(order)))
+        .find(|(_, trace)| trace.contains("reconciler") && trace.contains("parked: "))
+        .expect("a parked order's trace");
+    let trace = report.trace(order);
+    let last = format!("-r{}", simulator::MAX_RESUMES);
+    assert!(trace.contains(&last), "{trace}");
+    assert!(
+        trace.contains("resumed 3 times already (the most the reconciler tries)"),
+        "{trace}"
+    );
+    assert!(
+        report
+            .outcomes
+            .keys()
+            .any(|o| o.starts_with("PARKED by the reconciler")),
+        "{:?}",
+        report.outcomes
+    );
+}
+
+#[test]
+fn an_order_stored_without_an_execution_is_started_by_the_reconciler_under_the_order_id() {
+    let options = Options {
+        faults: faults(|f| {
+            f.start_lost = 1.0;
+            f.cancel = 0.0;
+            f.resume_racing = 0.0;
+            f.execution_dies = 0.0;
+        }),
+        ..Options::new(2, 10)
+    };
+    let report = simulator::run(&definition(), options).expect("the run");
+    assert!(report.violations.is_empty(), "{}", failing(&report));
+    // At least once per order (a resumed order that the workflow dead-lettered is
+    // resumed again, named <id>-r2: the first start counted as a resume).
+    let resumed = tallied(
+        &report,
+        "reconciler: resumed an order whose execution was not running",
+    );
+    assert!(resumed >= 10, "{resumed}");
+    for order in 0..10 {
+        let trace = report.trace(order);
+        let id = trace
+            .split(['(', ')'])
+            .nth(1)
+            .expect("the order id in the trace's first line");
+        let started =
+            format!("Step Functions: started arn:aws:states:sim:execution:OrderWorkflow:{id}\n");
+        assert!(trace.contains(&started), "{trace}");
+    }
+}
+
+#[test]
+fn an_operators_resume_onto_the_latest_release_stops_the_running_execution_first() {
+    let definition = definition();
+    let mut stopped = 0;
+    for seed in 1..=5 {
+        let options = Options {
+            faults: faults(|f| f.resume_racing = 0.5),
+            ..Options::new(seed, 50)
+        };
+        let report = simulator::run(&definition, options).expect("the run");
+        assert!(report.violations.is_empty(), "{}", failing(&report));
+        stopped += tallied(
+            &report,
+            "operator resumed the order onto a new execution: stopped the running one",
+        );
+    }
+    assert!(stopped > 20, "stopped {stopped}");
+}
+
+#[test]
+fn the_simulated_reconciler_runs_with_the_templates_options() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .expect("template.yaml is readable");
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses");
+    let default = |name: &str| template["Parameters"][name]["Default"].as_u64();
+    assert_eq!(
+        default("ReconcileGraceSeconds"),
+        Some(simulator::RECONCILE_GRACE_SECONDS)
+    );
+    assert_eq!(
+        default("ReconcileLimit"),
+        Some(simulator::RECONCILE_LIMIT as u64)
+    );
+    assert_eq!(
+        default("MaxResumes"),
+        Some(u64::from(simulator::MAX_RESUMES))
+    );
+    let environment =
+        &template["Resources"]["ReconcilerFunction"]["Properties"]["Environment"]["Variables"];
+    for (variable, parameter) in [
+        ("RECONCILE_GRACE_SECONDS", "ReconcileGraceSeconds"),
+        ("RECONCILE_LIMIT", "ReconcileLimit"),
+        ("MAX_RESUMES", "MaxResumes"),
+    ] {
+        let reference = serde_yaml::to_string(&environment[variable]).unwrap_or_default();
+        assert!(reference.contains(parameter), "{variable}: {reference}");
+    }
 }

@@ -1,7 +1,8 @@
 //! The orders API, as the simulation drives it: a merchant places an order (sometimes
 //! the same request twice under its key), the API stores it and starts its execution.
 
-use super::{finish, Event, Execution, SimError, World};
+use super::control_plane::execution_arn;
+use super::{finish, Event, SimError, World};
 use crate::world::lock;
 use order_core::store::{Ledger, Placement};
 use order_core::{Order, OrderKind};
@@ -54,9 +55,8 @@ impl<'d> World<'d> {
                     .violation_at(order, format!("a repeated key gave {again:?}"));
             }
         }
-        let arn = format!("arn:aws:states:sim:execution:OrderWorkflow:{id}");
-        finish(self.env.ledger.set_execution_arn(&id, &arn))?
-            .map_err(|e| SimError::World(e.to_string()))?;
+        // The API starts the execution named after the order, then records its ARN.
+        let start_lost = self.shared.chance(self.options.faults.start_lost);
         if self.shared.chance(self.options.faults.refusal) {
             let forward = [
                 "reserve",
@@ -79,31 +79,25 @@ impl<'d> World<'d> {
             let delay = self.shared.below(3_000);
             self.after(delay, Event::Cancel(order));
         }
-        let input = json!({
-            "order_id": id.to_string(),
-            "config": {"outage_wait_seconds": 60, "delivery_timeout_seconds": 7200},
-            "outage": {"waits": 0}
-        });
-        let exec = self.executions.len();
-        self.latest.push(exec);
-        self.executions.push(Execution {
-            order,
-            arn,
-            state: self.definition.start_at.clone(),
-            first_input: input.clone(),
-            input,
-            started: self.now(),
-            entered: self.now(),
-            retries: Vec::new(),
-            waiting: None,
-            token: None,
-            outcome: None,
-        });
+        self.latest.push(None);
+        if start_lost {
+            self.shared
+                .count("the API stored the order but could not start its execution");
+            self.note_order(
+                order,
+                "  StartExecution failed: the order is stored without an execution".into(),
+            );
+        } else {
+            let arn = execution_arn(id.as_str());
+            finish(self.env.ledger.set_execution_arn(&id, &arn))?
+                .map_err(|e| SimError::World(e.to_string()))?;
+            let input = self.step_functions.input(&id);
+            self.begin(order, arn, input);
+        }
         if self.shared.chance(self.options.faults.resume_racing) {
             let delay = self.shared.below(30_000);
             self.after(delay, Event::Resume(order));
         }
-        self.after(0, Event::Step(exec));
         Ok(())
     }
 }

@@ -6,6 +6,9 @@ use crate::definition::{Next, State, Test};
 use crate::paths::{self, PathError};
 use serde_json::{json, Value};
 
+/// The cause of an execution that ran past the definition's `TimeoutSeconds`.
+const EXECUTION_TIMED_OUT: &str = "the execution ran past TimeoutSeconds";
+
 impl<'d> World<'d> {
     pub(super) fn context(&self, exec: usize) -> Value {
         let execution = &self.executions[exec];
@@ -33,6 +36,15 @@ impl<'d> World<'d> {
 
     pub(super) fn end(&mut self, exec: usize, outcome: Outcome) {
         self.note(exec, format!("execution ended: {outcome:?}"));
+        // As DescribeExecution would say.
+        let status = match &outcome {
+            Outcome::Succeeded => "SUCCEEDED",
+            Outcome::Failed { cause, .. } if cause == EXECUTION_TIMED_OUT => "TIMED_OUT",
+            Outcome::Failed { .. } => "FAILED",
+            Outcome::Aborted => "ABORTED",
+        };
+        self.step_functions
+            .ended(&self.executions[exec].arn, status);
         self.executions[exec].outcome = Some(outcome);
     }
 
@@ -69,7 +81,7 @@ impl<'d> World<'d> {
                 exec,
                 Outcome::Failed {
                     error: "States.Timeout".into(),
-                    cause: "the execution ran past TimeoutSeconds".into(),
+                    cause: EXECUTION_TIMED_OUT.into(),
                 },
             );
             return Ok(());

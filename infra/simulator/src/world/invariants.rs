@@ -9,7 +9,18 @@ use order_core::{OrderKind, OrderStatus};
 impl<'d> World<'d> {
     pub(super) fn check_invariants(&mut self) -> Result<(), SimError> {
         let effects = self.env.partners.book().effects.clone();
-        for order in 0..self.latest.len() {
+        // Nothing in the saga fails an execution (every error is caught, at worst into
+        // the dead-letter queue): the first that failed otherwise, by order, also when a
+        // later one went on.
+        let mut failed = vec![None; self.latest.len()];
+        for execution in &self.executions {
+            if let Some(Outcome::Failed { error, cause }) = &execution.outcome {
+                if error != "Workflow.DeadLettered" && failed[execution.order].is_none() {
+                    failed[execution.order] = Some(format!("{error}: {cause}"));
+                }
+            }
+        }
+        for (order, failed) in failed.iter().enumerate() {
             let exec = self.latest[order];
             let id = self.ids[order].clone();
             let status = self.status(order)?;
@@ -17,26 +28,44 @@ impl<'d> World<'d> {
                 |op: &'static str| effects.get(&(id.clone(), op)).cloned().unwrap_or_default();
             let effect = |op: &'static str| taken(op).len();
             let mut broken = Vec::new();
-            let dead_lettered = match &self.executions[exec].outcome {
+            // Parked by the reconciler for an operator: an end, as a dead letter from the
+            // workflow is ("needs an operator").
+            let parked = self.parked_now(order)?;
+            if parked && !self.parked.iter().any(|(o, _)| *o == order) {
+                broken.push("parked without a dead-letter message".into());
+            }
+            let dead_lettered = match exec.map(|e| (e, &self.executions[e].outcome)) {
+                // Cancelled before its workflow started: nothing was done to undo.
+                None if status.is_final() => false,
+                None if parked => true,
                 None => {
+                    broken.push(format!(
+                        "lost: no execution was ever started (order {status})"
+                    ));
+                    false
+                }
+                Some((_, None)) => {
                     broken.push(format!("lost: the execution never ended (order {status})"));
                     false
                 }
-                Some(Outcome::Failed { error, .. }) if error == "Workflow.DeadLettered" => {
+                Some((exec, Some(Outcome::Failed { error, .. })))
+                    if error == "Workflow.DeadLettered" =>
+                {
                     if !self.dead_letters.iter().any(|(e, _)| *e == exec) {
                         broken.push("dead-lettered without a dead-letter message".into());
                     }
                     true
                 }
-                Some(Outcome::Failed { error, cause }) => {
+                Some((_, Some(Outcome::Failed { .. } | Outcome::Aborted))) if parked => true,
+                Some((_, Some(Outcome::Failed { error, cause }))) => {
                     broken.push(format!("lost: the execution failed with {error}: {cause}"));
                     false
                 }
-                Some(Outcome::Aborted) => {
+                Some((_, Some(Outcome::Aborted))) => {
                     broken.push("lost: its latest execution was stopped".into());
                     false
                 }
-                Some(Outcome::Succeeded) => {
+                Some((_, Some(Outcome::Succeeded))) => {
                     if !status.is_final() {
                         broken.push(format!(
                             "lost: the execution succeeded, the order is {status}"
@@ -45,6 +74,12 @@ impl<'d> World<'d> {
                     false
                 }
             };
+            let lost = broken
+                .iter()
+                .any(|b| b.starts_with("lost: the execution failed"));
+            if let (Some(failure), false) = (failed, lost) {
+                broken.push(format!("an execution failed with {failure}"));
+            }
             for ((order_id, op), numbers) in &effects {
                 if *order_id == id && numbers.len() > 1 {
                     broken.push(format!("partner effect {op} taken {} times", numbers.len()));
@@ -70,7 +105,8 @@ impl<'d> World<'d> {
                     }
                 }
             }
-            if status == OrderStatus::Delivered {
+            // Parked, an operator was told; otherwise nobody would be.
+            if status == OrderStatus::Delivered && !parked {
                 broken.push(
                     "stuck: the courier's delivery is recorded but the order never completed"
                         .into(),

@@ -12,10 +12,13 @@
 //! - `interpreter`: Pass, Choice, Wait, Succeed, Fail; moving on and ending.
 //! - `tasks`: Task attempts, invocations polled at control points, Retry and Catch.
 //! - [`courier`]: the delivery webhooks and `SendTaskSuccess`.
-//! - `operators`: a cancel, an operator's resume.
+//! - [`control_plane`]: Step Functions' control plane and the dead-letter queue, for
+//!   the real recovery code.
+//! - `operators`: a cancel, an operator's resume, the reconciler, an execution that dies.
 //! - `invariants`: what every order must satisfy after the run.
 
 mod api;
+pub mod control_plane;
 pub mod courier;
 mod interpreter;
 mod invariants;
@@ -29,14 +32,17 @@ pub use crate::faults::{Faults, Options};
 use crate::handlers::{Env, FUNCTIONS};
 use crate::ledger::Audited;
 use crate::partners::SimPartners;
+pub use control_plane::{SimDeadLetterQueue, SimStepFunctions};
 pub use courier::SimResumer;
+pub use operators::{reconcile_options, MAX_RESUMES, RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT};
 use order_core::catalogue::Catalogue;
+use order_core::dead_letters::DeadLetterBody;
 use order_core::steps::Partner;
 use order_core::store::Ledger;
 use order_core::{OrderId, OrderStatus};
 use rand_core::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use serde_json::Value;
+use serde_json::{json, Value};
 pub(crate) use shared::lock;
 pub use shared::{PartnerFault, Shared, Trace};
 use std::collections::{BTreeMap, HashMap};
@@ -84,7 +90,8 @@ pub enum Outcome {
         error: String,
         cause: String,
     },
-    /// Stopped by an operator's resume onto a new execution.
+    /// Stopped (`StopExecution`): by an operator's resume onto a new execution, or by
+    /// something outside the saga (the seed's `execution_dies`).
     Aborted,
 }
 
@@ -93,8 +100,6 @@ struct Execution {
     order: usize,
     arn: String,
     state: String,
-    /// The input it started with (a resume starts the next execution with it).
-    first_input: Value,
     input: Value,
     started: u64,
     entered: u64,
@@ -111,10 +116,22 @@ enum Event {
     Place(usize),
     Step(usize),
     Poll(u64),
-    TaskTimeout { exec: usize, attempt: u64 },
-    Webhook { order: usize, tries: u32 },
+    TaskTimeout {
+        exec: usize,
+        attempt: u64,
+    },
+    Webhook {
+        order: usize,
+        tries: u32,
+    },
     Cancel(usize),
     Resume(usize),
+    /// The execution is stopped by something outside the saga.
+    Die(usize),
+    /// A reconciler run; `last`: the one after everything else ended.
+    Reconcile {
+        last: bool,
+    },
 }
 
 /// What a run found.
@@ -159,8 +176,19 @@ pub struct World<'d> {
     dead_letters: Vec<(usize, Value)>,
     /// The order ids, by the order's index in the run.
     ids: Vec<OrderId>,
-    /// The order's latest execution, by the order's index.
-    latest: Vec<usize>,
+    /// The order's latest execution, by the order's index (none while its start was
+    /// lost).
+    latest: Vec<Option<usize>>,
+    /// Executions by ARN.
+    by_arn: HashMap<String, usize>,
+    /// Step Functions' control plane, for the recovery code.
+    step_functions: Arc<SimStepFunctions>,
+    /// The dead-letter queue the reconciler parks orders in.
+    parking: Arc<SimDeadLetterQueue>,
+    /// The orders the reconciler parked: (order index, dead letter).
+    parked: Vec<(usize, DeadLetterBody)>,
+    /// Whether the last reconciler run resumed an order.
+    reconciler_resumed: bool,
 }
 
 impl<'d> World<'d> {
@@ -230,6 +258,13 @@ impl<'d> World<'d> {
             dead_letters: Vec::new(),
             ids: Vec::new(),
             latest: Vec::new(),
+            by_arn: HashMap::new(),
+            step_functions: Arc::new(SimStepFunctions::new(
+                json!({"outage_wait_seconds": 60, "delivery_timeout_seconds": 7200}),
+            )),
+            parking: Arc::new(SimDeadLetterQueue::default()),
+            parked: Vec::new(),
+            reconciler_resumed: false,
         })
     }
 
@@ -240,13 +275,37 @@ impl<'d> World<'d> {
             self.at(time, Event::Place(order));
             time += self.shared.below(2 * self.options.arrival_gap_ms + 1);
         }
+        // The reconciler at random points while orders run (on AWS every 5 minutes).
+        let span_ms = time + 3_600_000;
+        let runs = match self.options.reconciler {
+            true => self.options.faults.reconciles_per_hour * span_ms as f64 / 3_600_000.0,
+            false => 0.0,
+        };
+        for _ in 0..runs.round() as u64 {
+            let at = self.shared.below(span_ms);
+            self.at(at, Event::Reconcile { last: false });
+        }
         let mut invocations = 0;
-        while let Some(((time, _), event)) = self.queue.pop_first() {
-            self.shared.clock.store(time, Ordering::Relaxed);
-            if matches!(event, Event::Poll(_)) {
-                invocations += 1;
+        // Then as its schedule would once everything else ended, past the grace period,
+        // until a run resumes nothing: an order whose execution died is resumed or parked.
+        for round in 0.. {
+            while let Some(((time, _), event)) = self.queue.pop_first() {
+                self.shared.clock.store(time, Ordering::Relaxed);
+                if matches!(event, Event::Poll(_)) {
+                    invocations += 1;
+                }
+                self.handle(event)?;
             }
-            self.handle(event)?;
+            if !self.options.reconciler || (round > 0 && !self.reconciler_resumed) {
+                break;
+            }
+            if round > 2 * MAX_RESUMES as usize + 2 {
+                return Err(SimError::World(
+                    "the reconciler kept resuming orders after the run".into(),
+                ));
+            }
+            let grace_ms = RECONCILE_GRACE_SECONDS * 1000;
+            self.after(grace_ms + 1, Event::Reconcile { last: true });
         }
         self.check_invariants()?;
         let violations = std::mem::take(&mut *lock(&self.shared.violations));
@@ -268,9 +327,14 @@ impl<'d> World<'d> {
             .collect();
         let mut outcomes = BTreeMap::new();
         for (i, &latest) in self.latest.iter().enumerate() {
-            let execution = &self.executions[latest];
-            let name = match &execution.outcome {
-                Some(Outcome::Failed { error, .. }) if error == "Workflow.DeadLettered" => {
+            let execution = latest.map(|e| &self.executions[e]);
+            let name = match execution.map(|e| (e, &e.outcome)) {
+                _ if self.parked_now(i)? => {
+                    format!("PARKED by the reconciler ({})", self.status(i)?)
+                }
+                Some((execution, Some(Outcome::Failed { error, .. })))
+                    if error == "Workflow.DeadLettered" =>
+                {
                     let letter = &execution.input["dead_letter"];
                     format!(
                         "DEAD_LETTERED at {} ({})",
@@ -294,6 +358,16 @@ impl<'d> World<'d> {
         })
     }
 
+    /// Whether the order stands parked for an operator (the reconciler's mark, which a
+    /// resume clears).
+    fn parked_now(&self, order: usize) -> Result<bool, SimError> {
+        let id = &self.ids[order];
+        match finish(self.env.ledger.get_order(id))? {
+            Ok(Some(record)) => Ok(record.parked.is_some()),
+            other => Err(SimError::World(format!("order {id}: {other:?}"))),
+        }
+    }
+
     fn status(&self, order: usize) -> Result<OrderStatus, SimError> {
         let id = &self.ids[order];
         match finish(self.env.ledger.get_order(id))? {
@@ -311,6 +385,8 @@ impl<'d> World<'d> {
             Event::Webhook { order, tries } => self.webhook(order, tries),
             Event::Resume(order) => self.resume(order),
             Event::Cancel(order) => self.cancel(order),
+            Event::Die(exec) => self.die(exec),
+            Event::Reconcile { last } => self.reconcile(last),
         }
     }
 }

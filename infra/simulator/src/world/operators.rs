@@ -1,58 +1,154 @@
-//! What people do to orders while their executions run: a cancel through the API, and an
-//! operator's resume onto a new execution.
+//! What happens to orders from outside their executions: a cancel through the API, an
+//! operator's resume onto the newest release, the scheduled reconciler (all three the
+//! real code of `order_core::recovery`), and an execution stopped by something outside
+//! the saga.
 
-use super::{finish, Event, Execution, Outcome, SimError, World};
-use order_core::store::Ledger;
+use super::{finish, Outcome, SimError, World};
+use order_core::recovery::{self, Action, ReconcileOptions, RecoveryError};
 use order_core::OrderStatus;
 
+/// The reconciler's grace period (`ReconcileGraceSeconds` in template.yaml; a test holds
+/// the two together).
+pub const RECONCILE_GRACE_SECONDS: u64 = 900;
+/// Orders looked at per reconciler run (`ReconcileLimit`).
+pub const RECONCILE_LIMIT: usize = 200;
+/// Resumes before the reconciler parks an order (`MaxResumes`).
+pub const MAX_RESUMES: u32 = 3;
+
+/// The reconciler's options, as the template deploys it.
+pub fn reconcile_options() -> ReconcileOptions {
+    ReconcileOptions {
+        grace: chrono::Duration::seconds(RECONCILE_GRACE_SECONDS as i64),
+        limit: RECONCILE_LIMIT,
+        max_resumes: MAX_RESUMES,
+    }
+}
+
 impl<'d> World<'d> {
-    /// An operator resumes the order onto a new execution (`orderctl orders resume
-    /// --latest`): the running one is stopped (its in-flight invocations go on, their
-    /// results unheard) and `<id>-r<n>` starts from the beginning, replaying the
-    /// finished steps from the ledger.
+    /// An operator moves the order onto the newest release (`orderctl orders resume
+    /// --latest`, `order_core::recovery::resume_on_latest`): a running execution is
+    /// stopped (its in-flight invocations go on, their results unheard) and
+    /// `<id>-r<n>` starts from the beginning, replaying the finished steps from the ledger.
     pub(super) fn resume(&mut self, order: usize) -> Result<(), SimError> {
-        let status = self.status(order)?;
-        if status.is_final() {
-            self.note_order(
-                order,
-                format!("operator resume refused: the order is {status}"),
-            );
+        let id = self.ids[order].clone();
+        let resumed = finish(recovery::resume_on_latest(
+            &*self.env.ledger,
+            &*self.step_functions,
+            &id,
+        ))?;
+        match resumed {
+            Ok(resumption) => {
+                self.shared
+                    .count("operator resumed the order onto a new execution");
+                if resumption.stopped.is_some() {
+                    self.shared.count(
+                        "operator resumed the order onto a new execution: stopped the running one",
+                    );
+                }
+                self.note_order(
+                    order,
+                    format!(
+                        "operator resume --latest: new execution {}{}",
+                        resumption.execution_name,
+                        match &resumption.stopped {
+                            Some(arn) => format!(", stopped {arn}"),
+                            None => String::new(),
+                        }
+                    ),
+                );
+            }
+            Err(RecoveryError::Ended { status, .. }) => {
+                self.note_order(
+                    order,
+                    format!("operator resume refused: the order is {status}"),
+                );
+            }
+            Err(error) => return Err(SimError::World(format!("operator resume: {error}"))),
+        }
+        self.carry_out()
+    }
+
+    /// Something outside the saga stops the order's execution (a person in the console,
+    /// a deployment gone wrong): it ends ABORTED, its in-flight invocations going on
+    /// unheard, and nothing resumes it but the reconciler.
+    pub(super) fn die(&mut self, exec: usize) -> Result<(), SimError> {
+        if self.executions[exec].outcome.is_some() {
             return Ok(());
         }
         self.shared
-            .count("operator resumed the order onto a new execution");
-        let old = self.latest[order];
-        if self.executions[old].outcome.is_none() {
-            self.shared
-                .count("operator resumed the order onto a new execution: stopped the running one");
-            self.end_attempt(old);
-            self.end(old, Outcome::Aborted);
-        }
-        let id = self.ids[order].clone();
-        let n = finish(self.env.ledger.next_resume(&id))?
-            .map_err(|e| SimError::World(e.to_string()))?;
-        let arn = format!("arn:aws:states:sim:execution:OrderWorkflow:{id}-r{n}");
-        finish(self.env.ledger.set_execution_arn(&id, &arn))?
-            .map_err(|e| SimError::World(e.to_string()))?;
-        self.note_order(order, format!("operator resume: new execution {id}-r{n}"));
-        let input = self.executions[old].first_input.clone();
-        let exec = self.executions.len();
-        self.latest[order] = exec;
-        self.executions.push(Execution {
-            order,
-            arn,
-            state: self.definition.start_at.clone(),
-            first_input: input.clone(),
-            input,
-            started: self.now(),
-            entered: self.now(),
-            retries: Vec::new(),
-            waiting: None,
-            token: None,
-            outcome: None,
-        });
-        self.after(0, Event::Step(exec));
+            .count("an execution was stopped outside the saga");
+        self.note(
+            exec,
+            "  the execution is stopped outside the saga (StopExecution)".into(),
+        );
+        self.end_attempt(exec);
+        self.end(exec, Outcome::Aborted);
         Ok(())
+    }
+
+    /// One run of the scheduled reconciler (`order_core::recovery::reconcile`, at the
+    /// simulated time, with the template's options): an unfinished order unchanged for
+    /// the grace period whose execution is not running is resumed, or parked in the
+    /// dead-letter queue once resumed [`MAX_RESUMES`] times.
+    pub(super) fn reconcile(&mut self, last: bool) -> Result<(), SimError> {
+        let now = self.shared.time();
+        let done = finish(recovery::reconcile_at(
+            &*self.env.ledger,
+            &*self.step_functions,
+            &*self.parking,
+            reconcile_options(),
+            now,
+        ))?
+        .map_err(|e| SimError::World(format!("reconciler: {e}")))?;
+        self.shared.count(match last {
+            true => "reconciler ran after the run",
+            false => "reconciler ran while orders ran",
+        });
+        self.reconciler_resumed = false;
+        for reconciled in &done {
+            let Some(&order) = crate::world::lock(&self.shared.index).get(&reconciled.order_id)
+            else {
+                continue;
+            };
+            let (what, line) = match &reconciled.action {
+                Action::Running { execution_arn } => (
+                    "reconciler: left alone, its execution is running",
+                    format!("running ({execution_arn})"),
+                ),
+                Action::Resumed { execution_arn } => {
+                    self.reconciler_resumed = true;
+                    (
+                        "reconciler: resumed an order whose execution was not running",
+                        format!("resumed: {execution_arn}"),
+                    )
+                }
+                Action::Parked { reason } => (
+                    "reconciler: parked an order for an operator",
+                    format!("parked: {reason}"),
+                ),
+                Action::AlreadyParked => (
+                    "reconciler: left alone, parked already",
+                    "parked already".to_owned(),
+                ),
+            };
+            self.shared.count(what);
+            if !matches!(reconciled.action, Action::Running { .. }) {
+                self.note_order(order, format!("reconciler ({}): {line}", reconciled.status));
+            }
+        }
+        for letter in self.parking.take_sent() {
+            let order = order_core::OrderId::parse(&letter.order_id)
+                .and_then(|id| crate::world::lock(&self.shared.index).get(&id).copied());
+            match order {
+                Some(order) => self.parked.push((order, letter)),
+                None => {
+                    return Err(SimError::World(format!(
+                        "a dead letter for an unknown order: {letter:?}"
+                    )))
+                }
+            }
+        }
+        self.carry_out()
     }
 
     /// A cancel through the API (`order_core::recovery::cancel`) at a random time.

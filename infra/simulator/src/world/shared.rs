@@ -93,6 +93,14 @@ impl Shared {
         }
     }
 
+    /// The simulated clock as a date, for what the ledger and the reconciler read: the
+    /// run starts at 2026-11-29T00:00:00Z.
+    pub fn time(&self) -> chrono::DateTime<chrono::Utc> {
+        const START_MS: i64 = 1_795_910_400_000;
+        let now = i64::try_from(self.now()).unwrap_or(i64::MAX - START_MS);
+        chrono::DateTime::from_timestamp_millis(START_MS + now).unwrap_or_default()
+    }
+
     pub(super) fn now(&self) -> u64 {
         self.clock.load(Ordering::Relaxed)
     }
