@@ -12,9 +12,8 @@ const EXECUTION_TIMED_OUT: &str = "the execution ran past TimeoutSeconds";
 impl<'d> World<'d> {
     pub(super) fn context(&self, exec: usize) -> Value {
         let execution = &self.executions[exec];
-        let entered = chrono::DateTime::from_timestamp_millis(execution.entered as i64)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default();
+        let entered = super::shared::date(execution.entered)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         json!({
             "Execution": {"Id": execution.arn},
             "State": {"Name": execution.state, "EnteredTime": entered},

@@ -69,6 +69,13 @@ pub struct Shared {
     pub(super) tally: Mutex<BTreeMap<&'static str, u64>>,
 }
 
+/// Simulated milliseconds as a date: the run starts at 2026-11-29T00:00:00Z.
+pub(super) fn date(ms: u64) -> chrono::DateTime<chrono::Utc> {
+    const START_MS: i64 = 1_795_910_400_000;
+    let ms = i64::try_from(ms).unwrap_or(i64::MAX - START_MS);
+    chrono::DateTime::from_timestamp_millis(START_MS.saturating_add(ms)).unwrap_or_default()
+}
+
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -96,9 +103,7 @@ impl Shared {
     /// The simulated clock as a date, for what the ledger and the reconciler read: the
     /// run starts at 2026-11-29T00:00:00Z.
     pub fn time(&self) -> chrono::DateTime<chrono::Utc> {
-        const START_MS: i64 = 1_795_910_400_000;
-        let now = i64::try_from(self.now()).unwrap_or(i64::MAX - START_MS);
-        chrono::DateTime::from_timestamp_millis(START_MS + now).unwrap_or_default()
+        date(self.now())
     }
 
     pub(super) fn now(&self) -> u64 {
