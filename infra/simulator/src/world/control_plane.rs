@@ -216,6 +216,7 @@ impl<'d> World<'d> {
             waiting: None,
             token: None,
             outcome: None,
+            ended: 0,
         });
         self.after(0, Event::Step(exec));
         if self.shared.chance(self.options.faults.execution_dies) {

@@ -44,6 +44,7 @@ impl<'d> World<'d> {
         };
         self.step_functions
             .ended(&self.executions[exec].arn, status);
+        self.executions[exec].ended = self.now();
         self.executions[exec].outcome = Some(outcome);
     }
 

@@ -61,6 +61,10 @@ impl<'d> World<'d> {
                     broken.push(format!("lost: the execution failed with {error}: {cause}"));
                     false
                 }
+                // Stopped while an invocation that ends the order was in flight (on AWS
+                // too, a stopped execution's Lambda invocations run to their end): the
+                // order ended, and is checked below as any other.
+                Some((_, Some(Outcome::Aborted))) if status.is_final() => false,
                 Some((_, Some(Outcome::Aborted))) => {
                     broken.push("lost: its latest execution was stopped".into());
                     false

@@ -109,6 +109,8 @@ struct Execution {
     waiting: Option<u64>,
     token: Option<String>,
     outcome: Option<Outcome>,
+    /// When it ended (simulated milliseconds).
+    ended: u64,
 }
 
 #[derive(Debug, Clone)]

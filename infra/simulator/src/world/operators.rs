@@ -15,6 +15,10 @@ pub const RECONCILE_LIMIT: usize = 200;
 /// Resumes before the reconciler parks an order (`MaxResumes`).
 pub const MAX_RESUMES: u32 = 3;
 
+/// How long an order whose execution ended may wait for the reconciler before the tally
+/// says so: runs are 5 minutes apart on average, the grace period is 15.
+const STUCK_MS: u64 = 3_600_000;
+
 /// The reconciler's options, as the template deploys it.
 pub fn reconcile_options() -> ReconcileOptions {
     ReconcileOptions {
@@ -105,6 +109,10 @@ impl<'d> World<'d> {
             false => "reconciler ran while orders ran",
         });
         self.reconciler_resumed = false;
+        if done.len() >= RECONCILE_LIMIT {
+            // Orders past the limit wait for the next run, also those whose execution died.
+            self.shared.count("reconciler: a run stopped at its limit");
+        }
         for reconciled in &done {
             let Some(&order) = crate::world::lock(&self.shared.index).get(&reconciled.order_id)
             else {
@@ -117,6 +125,19 @@ impl<'d> World<'d> {
                 ),
                 Action::Resumed { execution_arn } => {
                     self.reconciler_resumed = true;
+                    // The grace period and a run every 5 minutes: resumed within 20
+                    // minutes of its execution's end, unless runs keep stopping at their
+                    // limit before they reach it.
+                    let ended = self.latest[order]
+                        .and_then(|e| self.executions[e].outcome.is_some().then_some(e))
+                        .map(|e| self.executions[e].ended);
+                    if let Some(ended) = ended {
+                        if self.now().saturating_sub(ended) > STUCK_MS && !last {
+                            self.shared.count(
+                                "reconciler: resumed an order more than an hour after its execution ended",
+                            );
+                        }
+                    }
                     (
                         "reconciler: resumed an order whose execution was not running",
                         format!("resumed: {execution_arn}"),
