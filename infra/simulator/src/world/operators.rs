@@ -131,16 +131,21 @@ impl<'d> World<'d> {
                     let ended = self.latest[order]
                         .and_then(|e| self.executions[e].outcome.is_some().then_some(e))
                         .map(|e| self.executions[e].ended);
-                    if let Some(ended) = ended {
-                        if self.now().saturating_sub(ended) > STUCK_MS && !last {
-                            self.shared.count(
-                                "reconciler: resumed an order more than an hour after its execution ended",
-                            );
-                        }
+                    let waited = ended.map(|ended| self.now().saturating_sub(ended));
+                    if waited.is_some_and(|waited| waited > STUCK_MS) && !last {
+                        self.shared.count(
+                            "reconciler: resumed an order more than an hour after its execution ended",
+                        );
                     }
+                    let waited = match waited {
+                        Some(ms) => {
+                            format!(", {:.0} s after its execution ended", ms as f64 / 1000.0)
+                        }
+                        None => String::new(),
+                    };
                     (
                         "reconciler: resumed an order whose execution was not running",
-                        format!("resumed: {execution_arn}"),
+                        format!("resumed: {execution_arn}{waited}"),
                     )
                 }
                 Action::Parked { reason } => (
