@@ -85,6 +85,26 @@ fn failed<E: std::error::Error>(operation: &'static str, error: E) -> DeadLetter
     }
 }
 
+/// What puts an order in front of an operator: the [`DeadLetterQueue`] on AWS, a list in
+/// the deterministic simulator (`infra/simulator`), so that both run the same reconciler
+/// (`crate::recovery::reconcile`).
+pub trait DeadLetterSender: Send + Sync {
+    /// Sends one dead letter.
+    fn send(
+        &self,
+        body: &DeadLetterBody,
+    ) -> impl std::future::Future<Output = Result<(), DeadLetterError>> + Send;
+}
+
+impl DeadLetterSender for DeadLetterQueue {
+    fn send(
+        &self,
+        body: &DeadLetterBody,
+    ) -> impl std::future::Future<Output = Result<(), DeadLetterError>> + Send {
+        DeadLetterQueue::send(self, body)
+    }
+}
+
 /// The workflow dead-letter queue.
 #[derive(Debug, Clone)]
 pub struct DeadLetterQueue {

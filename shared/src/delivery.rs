@@ -182,6 +182,31 @@ pub enum Resumed {
     AlreadyResumed,
 }
 
+/// What resumes the execution waiting in AwaitDelivery: Step Functions' `SendTaskSuccess`
+/// ([`aws_sdk_sfn::Client`], through [`resume`]) in the functions, an in-process workflow
+/// in the deterministic simulator (`infra/simulator`), so that both run the same
+/// hand-over ([`deliver`], [`await_delivery`]).
+pub trait TaskResumer: Send + Sync {
+    /// Resumes the task waiting with `task_token` with the delivery as its output.
+    fn resume_task(
+        &self,
+        order_id: &OrderId,
+        task_token: &str,
+        delivery: &Delivery,
+    ) -> impl std::future::Future<Output = Result<Resumed, String>> + Send;
+}
+
+impl TaskResumer for aws_sdk_sfn::Client {
+    async fn resume_task(
+        &self,
+        order_id: &OrderId,
+        task_token: &str,
+        delivery: &Delivery,
+    ) -> Result<Resumed, String> {
+        resume(self, order_id, task_token, delivery).await
+    }
+}
+
 /// Resumes order `order_id`'s execution waiting in AwaitDelivery with the delivery as the
 /// task's output.
 ///
@@ -265,7 +290,7 @@ pub enum DeliveryError {
 /// to resume.
 pub async fn deliver<L: Ledger>(
     store: &L,
-    workflow: &aws_sdk_sfn::Client,
+    workflow: &impl TaskResumer,
     id: &OrderId,
     event: &CourierEvent,
 ) -> Result<Delivered, DeliveryError> {
@@ -288,7 +313,7 @@ pub async fn deliver<L: Ledger>(
     };
     let resumed = match (&order.task_token, &order.delivery) {
         (Some(token), Some(delivery)) if order.status == OrderStatus::Delivered => {
-            match resume(workflow, id, token, delivery).await {
+            match workflow.resume_task(id, token, delivery).await {
                 Ok(resumed) => Some(resumed == Resumed::Now),
                 Err(message) => {
                     return Err(DeliveryError::NotResumed {
@@ -313,7 +338,7 @@ pub async fn deliver<L: Ledger>(
 /// second run stores the same token again.
 pub async fn await_delivery<L: Ledger>(
     store: &L,
-    workflow: &aws_sdk_sfn::Client,
+    workflow: &impl TaskResumer,
     order_id: &str,
     task_token: &str,
 ) -> Result<ActivityOutput, ActivityError> {
@@ -348,7 +373,7 @@ pub async fn await_delivery<L: Ledger>(
             format!("order {id} is {} without a recorded delivery", order.status),
         ));
     };
-    match resume(workflow, &id, task_token, &delivery).await {
+    match workflow.resume_task(&id, task_token, &delivery).await {
         Ok(Resumed::Now) => tracing::info!("delivery was recorded first; execution resumed"),
         Ok(Resumed::AlreadyResumed) => tracing::info!("execution was resumed already"),
         Err(message) => {

@@ -9,8 +9,13 @@
 //!   the order but starting the execution failed, an execution was aborted or failed),
 //!   and resumes them, or parks them in the dead-letter queue once they were resumed
 //!   often enough. Idempotent and bounded per run; it reads the by-status index only.
+//!
+//! Both work over two small traits, [`Executions`] (what they need from Step Functions)
+//! and [`DeadLetterSender`], implemented by [`Workflow`] and
+//! [`DeadLetterQueue`](crate::dead_letters::DeadLetterQueue) on AWS and by the
+//! deterministic simulator (`infra/simulator`) in process, so that both run this code.
 
-use crate::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterQueue};
+use crate::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterSender};
 use crate::order::OrderId;
 use crate::status::OrderStatus;
 use crate::store::{Cancellation, Ledger, StoreError, Transition};
@@ -52,6 +57,51 @@ pub enum ExecutionState {
     Ended(String),
     /// Step Functions has no such execution.
     Missing,
+}
+
+/// What recovery needs from Step Functions: where an execution is, starting one under a
+/// name, stopping one, and the releases to start on. [`Workflow`] on AWS; an in-process
+/// workflow in the deterministic simulator (`infra/simulator`), so that both run the same
+/// [`resume`], [`resume_on_latest`] and [`reconcile`].
+pub trait Executions: Send + Sync {
+    /// What new executions start on: on AWS the alias new orders get (`live`), or the
+    /// state machine itself.
+    fn state_machine_arn(&self) -> &str;
+
+    /// The state machine itself, whatever version or alias
+    /// [`state_machine_arn`](Executions::state_machine_arn) names.
+    fn state_machine(&self) -> &str {
+        unqualified_state_machine_arn(self.state_machine_arn())
+    }
+
+    /// Where the execution `arn` is; [`ExecutionState::Missing`] when there is none.
+    fn state(
+        &self,
+        arn: &str,
+    ) -> impl std::future::Future<Output = Result<ExecutionState, RecoveryError>> + Send;
+
+    /// Starts an execution of order `id` named `name` on `target` (the state machine, a
+    /// version or an alias) and returns its ARN; an execution of that name that exists
+    /// already counts as started.
+    fn start_on(
+        &self,
+        target: &str,
+        id: &OrderId,
+        name: &str,
+    ) -> impl std::future::Future<Output = Result<String, RecoveryError>> + Send;
+
+    /// Stops a running execution (ABORTED); its activities are not undone.
+    fn stop(
+        &self,
+        arn: &str,
+        cause: &str,
+    ) -> impl std::future::Future<Output = Result<(), RecoveryError>> + Send;
+
+    /// The newest published version of the state machine, or `None` when none was
+    /// published.
+    fn latest_version(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Option<String>, RecoveryError>> + Send;
 }
 
 /// A recovery step failed.
@@ -278,6 +328,44 @@ impl Workflow {
     }
 }
 
+// Each hands back the inherent method's future as it is: a wrapping `async fn` would add
+// a layer to every caller's future (the reconciler's `main` is already deep).
+impl Executions for Workflow {
+    fn state_machine_arn(&self) -> &str {
+        &self.state_machine_arn
+    }
+
+    fn state(
+        &self,
+        arn: &str,
+    ) -> impl std::future::Future<Output = Result<ExecutionState, RecoveryError>> + Send {
+        Workflow::state(self, arn)
+    }
+
+    fn start_on(
+        &self,
+        target: &str,
+        id: &OrderId,
+        name: &str,
+    ) -> impl std::future::Future<Output = Result<String, RecoveryError>> + Send {
+        Workflow::start_on(self, target, id, name)
+    }
+
+    fn stop(
+        &self,
+        arn: &str,
+        cause: &str,
+    ) -> impl std::future::Future<Output = Result<(), RecoveryError>> + Send {
+        Workflow::stop(self, arn, cause)
+    }
+
+    fn latest_version(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Option<String>, RecoveryError>> + Send {
+        Workflow::latest_version(self)
+    }
+}
+
 /// A resumed order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resumption {
@@ -298,7 +386,7 @@ pub struct Resumption {
 /// the order); later ones are `<id>-r<n>`. Clears the order's parked mark.
 pub async fn resume(
     store: &impl Ledger,
-    workflow: &Workflow,
+    workflow: &impl Executions,
     id: &OrderId,
 ) -> Result<Resumption, RecoveryError> {
     resume_on(store, workflow, id, None).await
@@ -312,7 +400,7 @@ pub async fn resume(
 /// ledger replays every finished step, so no partner is called again for them.
 pub async fn resume_on_latest(
     store: &impl Ledger,
-    workflow: &Workflow,
+    workflow: &impl Executions,
     id: &OrderId,
 ) -> Result<Resumption, RecoveryError> {
     let target = workflow
@@ -326,7 +414,7 @@ pub async fn resume_on_latest(
 /// execution runs) or [`resume_on_latest`] (`Some(target)`: stopping a running one).
 async fn resume_on(
     store: &impl Ledger,
-    workflow: &Workflow,
+    workflow: &impl Executions,
     id: &OrderId,
     latest: Option<String>,
 ) -> Result<Resumption, RecoveryError> {
@@ -361,7 +449,7 @@ async fn resume_on(
         None => id.to_string(),
         Some(_) => format!("{id}-r{n}"),
     };
-    let release = latest.unwrap_or_else(|| workflow.state_machine_arn.clone());
+    let release = latest.unwrap_or_else(|| workflow.state_machine_arn().to_owned());
     let arn = workflow.start_on(&release, id, &name).await?;
     store.set_execution_arn(id, &arn).await?;
     tracing::info!(order_id = %id, execution = %name, status = %order.status, release = %release, "order resumed");
@@ -455,12 +543,23 @@ pub fn unfinished_statuses() -> impl Iterator<Item = OrderStatus> {
 /// One reconciler run: see the module documentation. Returns what it did per order.
 pub async fn reconcile(
     store: &impl Ledger,
-    workflow: &Workflow,
-    dead_letters: &DeadLetterQueue,
+    workflow: &impl Executions,
+    dead_letters: &impl DeadLetterSender,
     options: ReconcileOptions,
 ) -> Result<Vec<Reconciled>, RecoveryError> {
-    let cutoff =
-        (chrono::Utc::now() - options.grace).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    reconcile_at(store, workflow, dead_letters, options, chrono::Utc::now()).await
+}
+
+/// [`reconcile`] as if it were `now`: orders that changed after `now - grace` are left
+/// alone, and a parked order's dead letter is dated `now`. For a simulated clock.
+pub async fn reconcile_at(
+    store: &impl Ledger,
+    workflow: &impl Executions,
+    dead_letters: &impl DeadLetterSender,
+    options: ReconcileOptions,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Reconciled>, RecoveryError> {
+    let cutoff = (now - options.grace).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut done = Vec::new();
     for status in unfinished_statuses() {
         let left = options.limit.saturating_sub(done.len());
@@ -468,7 +567,8 @@ pub async fn reconcile(
             break;
         }
         for order in store.orders_in_status(status, Some(&cutoff), left).await? {
-            let action = reconcile_order(store, workflow, dead_letters, &order, options).await?;
+            let action =
+                reconcile_order(store, workflow, dead_letters, &order, options, now).await?;
             tracing::info!(order_id = %order.order_id, status = %order.status, ?action, "reconciled");
             done.push(Reconciled {
                 order_id: order.order_id,
@@ -482,10 +582,11 @@ pub async fn reconcile(
 
 async fn reconcile_order(
     store: &impl Ledger,
-    workflow: &Workflow,
-    dead_letters: &DeadLetterQueue,
+    workflow: &impl Executions,
+    dead_letters: &impl DeadLetterSender,
     order: &crate::store::OrderRecord,
     options: ReconcileOptions,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Action, RecoveryError> {
     if order.parked.is_some() {
         return Ok(Action::AlreadyParked);
@@ -510,6 +611,7 @@ async fn reconcile_order(
                     "its execution SUCCEEDED but the order is still {}",
                     order.status
                 ),
+                now,
             )
             .await;
         }
@@ -526,6 +628,7 @@ async fn reconcile_order(
                 "{why}, and it was resumed {} times already (the most the reconciler tries)",
                 order.resumes
             ),
+            now,
         )
         .await;
     }
@@ -546,9 +649,10 @@ async fn reconcile_order(
 
 async fn park(
     store: &impl Ledger,
-    dead_letters: &DeadLetterQueue,
+    dead_letters: &impl DeadLetterSender,
     order: &crate::store::OrderRecord,
     reason: String,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Action, RecoveryError> {
     dead_letters
         .send(&DeadLetterBody {
@@ -557,7 +661,7 @@ async fn park(
             failed_step: order.failure.as_ref().map(|f| f.step.clone()),
             error: Some("Reconciler.GaveUp".to_owned()),
             cause: Some(format!("order is {}: {reason}", order.status)),
-            at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            at: Some(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             source: "reconciler".to_owned(),
         })
         .await?;
@@ -613,6 +717,174 @@ mod tests {
             unqualified_state_machine_arn(&format!("{machine}:12")),
             machine
         );
+    }
+
+    /// Step Functions in memory: executions by ARN, running or ended.
+    #[derive(Default)]
+    struct FakeExecutions(std::sync::Mutex<std::collections::HashMap<String, ExecutionState>>);
+
+    impl Executions for FakeExecutions {
+        fn state_machine_arn(&self) -> &str {
+            "arn:aws:states:eu-west-1:123456789012:stateMachine:OrderWorkflow:live"
+        }
+
+        async fn state(&self, arn: &str) -> Result<ExecutionState, RecoveryError> {
+            let executions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(executions
+                .get(arn)
+                .cloned()
+                .unwrap_or(ExecutionState::Missing))
+        }
+
+        async fn start_on(
+            &self,
+            _: &str,
+            _: &OrderId,
+            name: &str,
+        ) -> Result<String, RecoveryError> {
+            let arn = format!("arn:execution:{name}");
+            let mut executions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            executions.insert(arn.clone(), ExecutionState::Running);
+            Ok(arn)
+        }
+
+        async fn stop(&self, arn: &str, _: &str) -> Result<(), RecoveryError> {
+            let mut executions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            executions.insert(arn.to_owned(), ExecutionState::Ended("ABORTED".into()));
+            Ok(())
+        }
+
+        async fn latest_version(&self) -> Result<Option<String>, RecoveryError> {
+            Ok(None)
+        }
+    }
+
+    /// The dead-letter queue in memory.
+    #[derive(Default)]
+    struct FakeDeadLetters(std::sync::Mutex<Vec<DeadLetterBody>>);
+
+    impl DeadLetterSender for FakeDeadLetters {
+        async fn send(&self, body: &DeadLetterBody) -> Result<(), DeadLetterError> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(body.clone());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_reconciler_reads_its_grace_period_from_the_time_it_is_given() {
+        use crate::store::MemoryStore;
+        let placed = chrono::DateTime::parse_from_rfc3339("2026-11-29T00:00:00Z")
+            .expect("a time")
+            .with_timezone(&chrono::Utc);
+        let store = MemoryStore::with_clock(move || placed);
+        let catalogue = crate::catalogue::Catalogue::builtin().expect("the catalogue");
+        let order = crate::Order::parse(&crate::order::example_request("m-1"), &catalogue)
+            .expect("the example order");
+        let id = match store.place_order("key", &order, "hash").await {
+            Ok(crate::store::Placement::Created(record)) => record.order_id,
+            other => panic!("placed: {other:?}"),
+        };
+        let (workflow, letters) = (FakeExecutions::default(), FakeDeadLetters::default());
+        let options = ReconcileOptions {
+            grace: chrono::Duration::seconds(900),
+            limit: 10,
+            max_resumes: 1,
+        };
+        let at = |seconds| placed + chrono::Duration::seconds(seconds);
+        let early = reconcile_at(&store, &workflow, &letters, options, at(899)).await;
+        assert_eq!(early.expect("a run"), vec![], "within the grace period");
+        let late = reconcile_at(&store, &workflow, &letters, options, at(901)).await;
+        let actions: Vec<_> = late.expect("a run").into_iter().map(|r| r.action).collect();
+        assert_eq!(
+            actions,
+            [Action::Resumed {
+                execution_arn: format!("arn:execution:{id}")
+            }],
+            "named as the API names it"
+        );
+        workflow
+            .stop(&format!("arn:execution:{id}"), "test")
+            .await
+            .expect("stopped");
+        let parked = reconcile_at(&store, &workflow, &letters, options, at(1000)).await;
+        assert!(matches!(
+            parked.expect("a run").as_slice(),
+            [Reconciled {
+                action: Action::Parked { .. },
+                ..
+            }]
+        ));
+        let letters = letters.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].at.as_deref(), Some("2026-11-29T00:16:40.000Z"));
+        let record = store
+            .get_order(&id)
+            .await
+            .expect("read")
+            .expect("the order");
+        assert_eq!(
+            record.created_at, "2026-11-29T00:00:00.000Z",
+            "stamped by the clock given"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_run_spends_its_limit_on_orders_whose_execution_runs_and_never_reaches_a_died_order_behind_them(
+    ) {
+        // Kept as found (the simulator, seed 13 of 1,000 orders: a DELIVERED order whose
+        // execution died waited an hour while every run stopped at its limit among SHIPPED
+        // orders waiting for their delivery). To be turned around when fixed: the limit
+        // counts the orders looked at, running or not, and each run starts again from
+        // the oldest of the first statuses, so on AWS, with more orders in transit than
+        // the limit (deliveries take days), no later order is ever resumed.
+        use crate::store::{MemoryStore, Placement, Transition};
+        let placed = chrono::DateTime::parse_from_rfc3339("2026-11-29T00:00:00Z")
+            .expect("a time")
+            .with_timezone(&chrono::Utc);
+        let store = MemoryStore::with_clock(move || placed);
+        let catalogue = crate::catalogue::Catalogue::builtin().expect("the catalogue");
+        let order = crate::Order::parse(&crate::order::example_request("m-1"), &catalogue)
+            .expect("the example order");
+        let workflow = FakeExecutions::default();
+        let mut ids = Vec::new();
+        for key in ["waiting-1", "waiting-2", "died"] {
+            let id = match store.place_order(key, &order, key).await {
+                Ok(Placement::Created(record)) => record.order_id,
+                other => panic!("placed: {other:?}"),
+            };
+            let arn = workflow
+                .start_on("live", &id, id.as_str())
+                .await
+                .expect("started");
+            store.set_execution_arn(&id, &arn).await.expect("recorded");
+            ids.push((id, arn));
+        }
+        let (died, arn) = &ids[2];
+        let validated = Transition::new(OrderStatus::Accepted, OrderStatus::Validated);
+        store.transition(died, validated).await.expect("moved on");
+        workflow.stop(arn, "died").await.expect("stopped");
+        let options = ReconcileOptions {
+            grace: chrono::Duration::seconds(900),
+            limit: 2,
+            max_resumes: 3,
+        };
+        let later = placed + chrono::Duration::hours(24);
+        let letters = FakeDeadLetters::default();
+        for _ in 0..3 {
+            let run = reconcile_at(&store, &workflow, &letters, options, later);
+            let looked_at: Vec<_> = run
+                .await
+                .expect("a run")
+                .into_iter()
+                .map(|r| r.order_id)
+                .collect();
+            // Both waiting orders, in the index's order (by id: they changed together).
+            assert_eq!(looked_at.len(), 2);
+            assert!(!looked_at.contains(died), "{looked_at:?}");
+        }
     }
 
     #[test]

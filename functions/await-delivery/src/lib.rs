@@ -4,7 +4,7 @@
 //! the hand-over live in `order_core::delivery`.
 
 use order_core::activity::Outcome;
-use order_core::delivery;
+use order_core::delivery::{self, TaskResumer};
 use order_core::store::Ledger;
 use serde::Deserialize;
 
@@ -20,7 +20,7 @@ pub struct AwaitDeliveryInput {
 #[tracing::instrument(name = "await_delivery", skip_all, fields(order_id = %input.order_id))]
 pub async fn handle(
     store: &impl Ledger,
-    workflow: &aws_sdk_sfn::Client,
+    workflow: &impl TaskResumer,
     input: AwaitDeliveryInput,
 ) -> Outcome {
     delivery::await_delivery(store, workflow, &input.order_id, &input.task_token).await

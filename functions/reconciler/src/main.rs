@@ -1,3 +1,7 @@
+// The reconciler's future nests the SDK's futures under `order_core::recovery`'s generic
+// ones (over `Executions` and `DeadLetterSender`): deeper than the default limit of 128.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{service_fn, LambdaEvent};
 use order_core::dead_letters::DeadLetterQueue;
 use order_core::recovery::{ReconcileOptions, Workflow};

@@ -5,11 +5,15 @@
 //! one conditional write or transaction happens here at once too, and a condition that
 //! fails changes nothing. Idempotency keys and courier events do not expire (DynamoDB's
 //! TTL deletes late and never within a test either).
+//!
+//! The times it stamps (`updated_at`, which the reconciler's grace period reads, a step's
+//! times, a parked mark) come from the real clock, or from the [`Clock`] it is given
+//! ([`MemoryStore::with_clock`]): the deterministic simulator gives it the simulated one.
 
 use super::idempotency::IdempotencyRecord;
 use super::keys::{merchant_index_values, order_pk, status_index_values, step_sk};
 use super::{
-    delivery_refused, now, token_refused, Delivery, DeliveryRecorded, DeliveryRefusal, Ledger,
+    delivery_refused, token_refused, Delivery, DeliveryRecorded, DeliveryRefusal, Ledger,
     OrderRecord, Parked, Placement, References, StepRecord, StepStart, StepStatus, StoreError,
     TokenStored, Transition,
 };
@@ -17,8 +21,46 @@ use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
 use crate::steps::{ARRANGE_SHIPMENT, AWAIT_DELIVERY};
 use crate::ActivityError;
+use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
+
+/// Where [`MemoryStore`] reads the time it stamps on what it writes. Any
+/// `Fn() -> DateTime<Utc>` is one.
+pub trait Clock: Send + Sync {
+    /// The time now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+impl<F: Fn() -> DateTime<Utc> + Send + Sync> Clock for F {
+    fn now(&self) -> DateTime<Utc> {
+        self()
+    }
+}
+
+/// The clock a [`MemoryStore`] was given, or none: the real one.
+#[derive(Default)]
+struct Stamps(Option<Box<dyn Clock>>);
+
+impl Stamps {
+    /// The time as the ledger writes it: RFC 3339, milliseconds, UTC.
+    fn now(&self) -> String {
+        let now = match &self.0 {
+            Some(clock) => clock.now(),
+            None => Utc::now(),
+        };
+        now.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+}
+
+impl std::fmt::Debug for Stamps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("Stamps(given clock)"),
+            None => f.write_str("Stamps(real clock)"),
+        }
+    }
+}
 
 /// The ledger in memory. Cheap to create; share it by reference (it is `Sync`).
 #[derive(Debug, Default)]
@@ -37,11 +79,22 @@ struct Tables {
     /// A cancel armed to slip in just before the next move to this status (a test seam
     /// for the race a real deployment meets at random; see `cancel_before_next_move_to`).
     cancel_before: Option<OrderStatus>,
+    /// Where the times written come from.
+    clock: Stamps,
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// An empty ledger that stamps the times it writes from `clock` instead of the real
+    /// clock (a simulated clock keeps a simulation's `updated_at`, and with it what the
+    /// reconciler's grace period picks, the same on every run).
+    pub fn with_clock(clock: impl Clock + 'static) -> MemoryStore {
+        let store = MemoryStore::default();
+        store.tables().clock = Stamps(Some(Box::new(clock)));
+        store
     }
 
     /// Arms a cancel of the order that runs just before the next move of any order to
@@ -87,6 +140,11 @@ impl MemoryStore {
 }
 
 impl Tables {
+    /// The time as the ledger writes it, from its clock.
+    fn now(&self) -> String {
+        self.clock.now()
+    }
+
     fn order(&self, id: &OrderId) -> Result<&OrderRecord, StoreError> {
         self.orders
             .get(id)
@@ -112,7 +170,7 @@ impl Tables {
         }
         order.status = to;
         order.version += 1;
-        order.updated_at = now();
+        order.updated_at = self.now();
         if let Some(failure) = failure {
             order.failure = Some(failure.clone());
         }
@@ -181,7 +239,7 @@ impl Ledger for MemoryStore {
             let id = existing.order_id.clone();
             return tables.order(&id).cloned().map(Placement::Replayed);
         }
-        let record = OrderRecord::accepted(order, request_hash);
+        let record = OrderRecord::accepted_at(order, request_hash, tables.now());
         let (order_id, created_at) = (record.order_id.clone(), record.created_at.clone());
         let expires_at =
             chrono::Utc::now().timestamp() + super::idempotency::IDEMPOTENCY_TTL_SECONDS;
@@ -268,7 +326,7 @@ impl Ledger for MemoryStore {
     ) -> Result<(OrderRecord, StepStart), StoreError> {
         let mut tables = self.tables();
         let order = tables.order(id)?.clone();
-        let now = now();
+        let now = tables.now();
         let record = match tables.step(id, step) {
             Some(record) if record.status == StepStatus::Succeeded => {
                 return Ok((order, StepStart::AlreadySucceeded(record.clone())));
@@ -326,7 +384,7 @@ impl Ledger for MemoryStore {
             }
         };
         let moved = moved.transpose()?;
-        let now = now();
+        let now = tables.now();
         let record = record.succeeded(references, now);
         if let Some(moved) = moved {
             tables.orders.insert(id.clone(), moved);
@@ -355,7 +413,7 @@ impl Ledger for MemoryStore {
             // A concurrent run of the step succeeded first: its success stands.
             return Ok(());
         }
-        let now = now();
+        let now = tables.now();
         // A later attempt that began meanwhile is still under way.
         let status = match record.attempts > attempt.attempts {
             true => StepStatus::Started,
@@ -378,9 +436,10 @@ impl Ledger for MemoryStore {
         if order.status != OrderStatus::Shipped {
             return token_refused(order);
         }
+        let now = tables.now();
         tables.update_order(id, |order| {
             order.task_token = Some(token.to_owned());
-            order.updated_at = now();
+            order.updated_at = now;
         })?;
         Ok(TokenStored::Waiting)
     }
@@ -411,7 +470,7 @@ impl Ledger for MemoryStore {
             return delivery_refused(order, delivery, refusal);
         };
         moved.delivery = Some(delivery.clone());
-        let now = now();
+        let now = tables.now();
         let previous = tables.step(id, AWAIT_DELIVERY.name).cloned();
         let step = StepRecord {
             order_id: id.clone(),
@@ -448,12 +507,12 @@ impl Ledger for MemoryStore {
     }
 
     async fn park(&self, id: &OrderId, reason: &str) -> Result<(), StoreError> {
+        let mut tables = self.tables();
         let parked = Parked {
-            at: now(),
+            at: tables.now(),
             reason: reason.to_owned(),
         };
-        self.tables()
-            .update_order(id, |order| order.parked = Some(parked))
+        tables.update_order(id, |order| order.parked = Some(parked))
     }
 
     async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {

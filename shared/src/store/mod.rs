@@ -30,7 +30,7 @@ pub use dynamo::OrderStore;
 pub use errors::StoreError;
 pub use idempotency::{request_hash, IDEMPOTENCY_TTL_SECONDS};
 pub use keys::{BY_MERCHANT_INDEX, BY_STATUS_INDEX, COURIER_EVENT_TTL_SECONDS};
-pub use memory::MemoryStore;
+pub use memory::{Clock, MemoryStore};
 pub use records::{
     Cancellation, Delivery, DeliveryRecorded, Failure, OrderRecord, Parked, Placement, StepRecord,
     StepStart, StepStatus, TokenStored, Transition,

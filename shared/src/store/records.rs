@@ -71,7 +71,11 @@ pub struct OrderRecord {
 impl OrderRecord {
     /// A new order as placed: ACCEPTED at version 1 under a new id, nothing else yet.
     pub fn accepted(order: &Order, request_hash: &str) -> OrderRecord {
-        let created_at = now();
+        OrderRecord::accepted_at(order, request_hash, now())
+    }
+
+    /// [`OrderRecord::accepted`], placed at `created_at` (RFC 3339, milliseconds, UTC).
+    pub fn accepted_at(order: &Order, request_hash: &str, created_at: String) -> OrderRecord {
         OrderRecord {
             order_id: OrderId::generate(),
             status: OrderStatus::Accepted,

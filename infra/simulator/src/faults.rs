@@ -1,0 +1,147 @@
+//! What a run is asked to do: how many orders from which seed, and how often each fault
+//! and interleaving happens.
+
+use crate::partners::DropKeyOf;
+
+/// How often each fault happens, per chance to happen.
+#[derive(Debug, Clone)]
+pub struct Faults {
+    /// A partner call fails before acting (Unavailable or Throttled).
+    pub partner_transient: f64,
+    /// A partner call acts, then the caller times out (`Partner.Timeout`).
+    pub partner_timeout_after_acting: f64,
+    /// An order has one forward partner operation refused for good.
+    pub refusal: f64,
+    /// A compensation's partner refuses for good (the order needs an operator).
+    pub compensation_refusal: f64,
+    /// Mean outage windows per partner per simulated hour.
+    pub outages_per_hour: f64,
+    /// The store is unavailable for an activity's begin or success write.
+    pub store_unavailable: f64,
+    /// At a control point: the invocation crashes (the partner may have acted; the ledger
+    /// is not written).
+    pub crash: f64,
+    /// At a control point: the invocation overruns its Task timeout; its late result
+    /// arrives after Step Functions retried.
+    pub overrun: f64,
+    /// A partner call pauses before acting too, so that a cancel, a compensation or a
+    /// Task timeout can land between the activity's status check and its partner call.
+    /// (It found a hung invocation acting after the rollback while functions timed out
+    /// after their Task: they now time out before it.)
+    pub pause_before_acting: f64,
+    /// The AwaitDelivery Task is invoked twice, the second copy running late with its
+    /// attempt's task token. 0 by default: it finds an open race (a late copy replaces
+    /// the token the execution waits on; see `Faults::with_late_callback_copies`).
+    pub duplicate_callback_invocation: f64,
+    /// An activity pauses before a ledger write (its step's success, a status change,
+    /// AwaitDelivery's token): a cancel, a webhook or another invocation lands between
+    /// its read and its write.
+    pub pause_before_write: f64,
+    /// Lambda throttles the invocation (`Lambda.TooManyRequestsException`): nothing ran.
+    pub throttled: f64,
+    /// An operator resumes the order onto a new execution while one may be running.
+    pub resume_racing: f64,
+    /// An execution is stopped by something outside the saga (ABORTED) within two
+    /// minutes of its start: only the reconciler gets the order going again.
+    pub execution_dies: f64,
+    /// The API stores the order but starting its execution fails (the merchant does not
+    /// try again): only the reconciler starts it.
+    pub start_lost: f64,
+    /// Mean reconciler runs per simulated hour, at random points (the template's schedule
+    /// is every 5 minutes); one more runs after everything else ended.
+    pub reconciles_per_hour: f64,
+    /// The Task's result is lost after the function finished (at-least-once).
+    pub result_lost: f64,
+    /// A Task is invoked twice (at-least-once delivery of the invocation).
+    pub duplicate_invocation: f64,
+    /// The order is cancelled at a random time.
+    pub cancel: f64,
+    /// The courier's delivery event never comes.
+    pub delivery_lost: f64,
+    /// The delivery event is sent twice.
+    pub delivery_duplicated: f64,
+    /// The delivery event comes right after the shipment is booked (often before the
+    /// ledger knows of it, or before AwaitDelivery stored its token).
+    pub delivery_early: f64,
+    /// Resuming the waiting task fails (`SendTaskSuccess` unavailable).
+    pub resume_unavailable: f64,
+    /// The API receives the same order twice under one key.
+    pub duplicate_post: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            partner_transient: 0.04,
+            partner_timeout_after_acting: 0.02,
+            refusal: 0.04,
+            compensation_refusal: 0.002,
+            outages_per_hour: 1.0,
+            store_unavailable: 0.005,
+            crash: 0.03,
+            overrun: 0.02,
+            pause_before_acting: 0.3,
+            duplicate_callback_invocation: 0.0,
+            pause_before_write: 0.1,
+            throttled: 0.02,
+            resume_racing: 0.02,
+            execution_dies: 0.01,
+            start_lost: 0.005,
+            reconciles_per_hour: 12.0,
+            result_lost: 0.02,
+            duplicate_invocation: 0.03,
+            cancel: 0.08,
+            delivery_lost: 0.03,
+            delivery_duplicated: 0.1,
+            delivery_early: 0.2,
+            resume_unavailable: 0.02,
+            duplicate_post: 0.05,
+        }
+    }
+}
+
+impl Faults {
+    /// The default faults, and late copies of AwaitDelivery invocations: a copy that
+    /// stores its token after the current attempt's replaces it, the courier's delivery
+    /// then resumes nothing and the order waits for an operator. An open race: the ledger
+    /// cannot tell a late copy from the current attempt without Step Functions' own order
+    /// (the execution and its retry count).
+    pub fn with_late_callback_copies() -> Faults {
+        Faults {
+            duplicate_callback_invocation: 0.03,
+            ..Faults::default()
+        }
+    }
+
+    /// Whether the faults that find the open race are on.
+    pub fn finds_open_races(&self) -> bool {
+        self.duplicate_callback_invocation > 0.0
+    }
+}
+
+/// What one run is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    pub orders: usize,
+    pub faults: Faults,
+    pub planted: Option<DropKeyOf>,
+    /// Simulated milliseconds between two orders' arrivals, on average.
+    pub arrival_gap_ms: u64,
+    /// Whether the reconciler runs (at random points, and once after everything else
+    /// ended). On by default: off, an order whose execution died stays where it stopped.
+    pub reconciler: bool,
+}
+
+impl Options {
+    pub fn new(seed: u64, orders: usize) -> Options {
+        Options {
+            seed,
+            orders,
+            faults: Faults::default(),
+            planted: None,
+            arrival_gap_ms: 200,
+            reconciler: true,
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The in-memory ledger (`MemoryStore`, held to DynamoDB by the contract suite) seen
+//! through an auditor: every write is followed by a look at the order's status, and a
+//! change the status machine does not allow (`OrderStatus::check_transition`) is recorded
+//! as a violation. The seed can also make the store unavailable for an activity's begin
+//! or success write (`Store.Unavailable`), before anything is written.
+
+use crate::partners::ControlPoint;
+use crate::world::{Shared, Trace};
+use order_core::store::{
+    Cancellation, Delivery, DeliveryRecorded, Ledger, MemoryStore, OrderRecord, Placement,
+    References, StepRecord, StepStart, StoreError, TokenStored, Transition,
+};
+use order_core::{ActivityError, Order, OrderId, OrderStatus};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// `MemoryStore` with every status change checked.
+pub struct Audited {
+    inner: MemoryStore,
+    shared: Arc<Shared>,
+    /// The status each order was last seen in.
+    seen: Mutex<HashMap<OrderId, OrderStatus>>,
+}
+
+impl Audited {
+    pub fn new(shared: Arc<Shared>) -> Audited {
+        let clock = shared.clone();
+        Audited {
+            // Stamped by the simulated clock: the reconciler's grace period reads them.
+            inner: MemoryStore::with_clock(move || clock.time()),
+            shared,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Looks at the order after a write; an illegal change is a violation.
+    async fn observe(&self, id: &OrderId) {
+        let Ok(Some(order)) = self.inner.get_order(id).await else {
+            return;
+        };
+        let before = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.clone(), order.status);
+        match before {
+            Some(before) if before != order.status => {
+                self.shared.note(
+                    id,
+                    Trace::Status {
+                        from: before,
+                        to: order.status,
+                    },
+                );
+                if let Err(illegal) = before.check_transition(order.status) {
+                    self.shared
+                        .violation(id, format!("illegal status change written: {illegal}"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A control point before a write, as the seed decides: a cancel, a webhook or
+    /// another invocation can land between what the activity read and what it writes.
+    async fn maybe_pause(&self) {
+        if self.shared.pause_before_write() {
+            self.shared.count("pause before a ledger write");
+            ControlPoint(false).await;
+        }
+    }
+
+    fn fault(&self, id: &OrderId, operation: &'static str) -> Result<(), StoreError> {
+        if self.shared.store_fault() {
+            self.shared.count("store unavailable");
+            self.shared.note(id, Trace::Store { operation });
+            return Err(StoreError::Unavailable {
+                operation,
+                message: "simulated DynamoDB throttling".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Ledger for Audited {
+    async fn place_order(
+        &self,
+        idempotency_key: &str,
+        order: &Order,
+        request_hash: &str,
+    ) -> Result<Placement, StoreError> {
+        let placed = self
+            .inner
+            .place_order(idempotency_key, order, request_hash)
+            .await;
+        if let Ok(Placement::Created(record) | Placement::Replayed(record)) = &placed {
+            self.observe(&record.order_id).await;
+        }
+        placed
+    }
+
+    async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        self.inner.get_order(id).await
+    }
+
+    async fn get_order_with_steps(
+        &self,
+        id: &OrderId,
+    ) -> Result<Option<(OrderRecord, Vec<StepRecord>)>, StoreError> {
+        self.inner.get_order_with_steps(id).await
+    }
+
+    async fn orders_in_status(
+        &self,
+        status: OrderStatus,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.inner.orders_in_status(status, before, limit).await
+    }
+
+    async fn orders_of_merchant(
+        &self,
+        merchant_id: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.inner
+            .orders_of_merchant(merchant_id, since, limit)
+            .await
+    }
+
+    async fn transition(
+        &self,
+        id: &OrderId,
+        change: Transition<'_>,
+    ) -> Result<OrderRecord, StoreError> {
+        self.maybe_pause().await;
+        let written = self.inner.transition(id, change).await;
+        self.observe(id).await;
+        written
+    }
+
+    async fn cancel(&self, id: &OrderId) -> Result<Cancellation, StoreError> {
+        let cancelled = self.inner.cancel(id).await;
+        self.observe(id).await;
+        cancelled
+    }
+
+    async fn open_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+    ) -> Result<(OrderRecord, StepStart), StoreError> {
+        self.fault(id, "open_step")?;
+        let opened = self.inner.open_step(id, step).await;
+        self.observe(id).await;
+        opened
+    }
+
+    async fn succeed_step(
+        &self,
+        attempt: &StepRecord,
+        references: References,
+        transition: Option<Transition<'_>>,
+    ) -> Result<StepRecord, StoreError> {
+        self.maybe_pause().await;
+        self.fault(&attempt.order_id, "succeed_step")?;
+        let written = self
+            .inner
+            .succeed_step(attempt, references, transition)
+            .await;
+        self.observe(&attempt.order_id).await;
+        written
+    }
+
+    async fn fail_step(
+        &self,
+        attempt: &StepRecord,
+        error: &ActivityError,
+    ) -> Result<(), StoreError> {
+        let written = self.inner.fail_step(attempt, error).await;
+        self.observe(&attempt.order_id).await;
+        written
+    }
+
+    async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
+        self.maybe_pause().await;
+        let stored = self.inner.store_task_token(id, token).await;
+        if let Ok(TokenStored::Waiting) = &stored {
+            self.shared.note(
+                id,
+                Trace::Note(format!("  ledger: task token {token} stored on the order")),
+            );
+        }
+        self.observe(id).await;
+        stored
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &OrderId,
+        delivery: &Delivery,
+    ) -> Result<DeliveryRecorded, StoreError> {
+        let recorded = self.inner.record_delivery(id, delivery).await;
+        self.observe(id).await;
+        recorded
+    }
+
+    async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
+        self.inner.next_resume(id).await
+    }
+
+    async fn park(&self, id: &OrderId, reason: &str) -> Result<(), StoreError> {
+        self.inner.park(id, reason).await
+    }
+
+    async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
+        self.inner.set_execution_arn(id, arn).await
+    }
+}

@@ -1,0 +1,109 @@
+//! Deterministic simulation of the order saga (issue 12): the real activity handlers
+//! (every function crate's `handle`) over the in-memory ledger, the partners faked in
+//! process with faults drawn from a seed, and the real state machine definition
+//! (`infra/statemachine/order-workflow.asl.yaml`) interpreted on a simulated clock. Many
+//! orders run at once, interleaved by the seed; after the run every order is checked
+//! against the saga's invariants. A failing seed replays exactly.
+//!
+//! - [`definition`]: the ASL the file uses, read as data; anything else is refused by
+//!   state and field.
+//! - [`paths`]: JSONPath, templates, `States.MathAdd`, `ResultPath`.
+//! - [`world`]: one run, in modules: the event queue on a simulated clock, the
+//!   interpreter (Choice, Pass, Wait, Succeed, Fail), Tasks (Retry with full jitter,
+//!   Catch, `.waitForTaskToken`, the SQS dead-letter Task), the courier, the operators
+//!   and the invariants.
+//! - [`partners`]: the partners in process, idempotent by key, with control points where
+//!   the scheduler interleaves, crashes or delays an invocation.
+//! - [`ledger`]: `MemoryStore` behind an auditor that checks every status change.
+//!
+//! The operators' and the reconciler's code runs too (`order_core::recovery`, over
+//! Step Functions' control plane and the dead-letter queue in process, see
+//! [`world::control_plane`]): an operator's `resume --latest` racing a running execution,
+//! the reconciler at random points and once more after everything else ended, past its
+//! grace period, as its schedule would.
+//!
+//! Invariants checked for every order: its execution ended (Succeed with a final order,
+//! or `Workflow.DeadLettered` with a dead-letter message: "needs an operator"), or the
+//! reconciler parked it with a dead-letter message (also "needs an operator"); no order
+//! ever had two executions running at once; no
+//! partner effect twice; a FAILED, CANCELLED or REJECTED order has every effect undone,
+//! after it was taken; a COMPLETED order has every effect of its kind once and nothing
+//! undone; no order left DELIVERED; a repeated API key gives the same order; every
+//! status change written is one `OrderStatus::check_transition` allows.
+
+pub mod definition;
+pub mod faults;
+mod handlers;
+pub mod ledger;
+pub mod partners;
+pub mod paths;
+pub mod world;
+
+pub use definition::Definition;
+pub use handlers::FUNCTION_TIMEOUT_MS;
+pub use partners::DropKeyOf;
+pub use world::{
+    reconcile_options, Faults, Options, Report, SimError, World, MAX_RESUMES,
+    RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT,
+};
+
+/// Runs one seed.
+pub fn run(definition: &Definition, options: Options) -> Result<Report, SimError> {
+    World::new(definition, options)?.run()
+}
+
+/// The command that replays a run.
+pub fn replay_command(options: &Options) -> String {
+    let planted = options
+        .planted
+        .map_or(String::new(), |p| format!(" --plant-dropped-key {}", p.0));
+    let races = match options.faults.finds_open_races() {
+        true => " --late-callback-copies",
+        false => "",
+    };
+    format!(
+        "cargo run -p simulator --bin simulate -- --seed {} --orders {}{planted}{races}",
+        options.seed, options.orders
+    )
+}
+
+/// For a failing run, the smallest number of orders (1, 2, 4, ...) with which the same
+/// seed still fails, and that run's report; the run itself when none smaller fails.
+pub fn shrink(
+    definition: &Definition,
+    options: &Options,
+    report: Report,
+) -> Result<(Options, Report), SimError> {
+    let mut orders = 1;
+    while orders < options.orders {
+        let smaller = Options {
+            orders,
+            ..options.clone()
+        };
+        let found = run(definition, smaller.clone())?;
+        if !found.violations.is_empty() {
+            return Ok((smaller, found));
+        }
+        orders *= 2;
+    }
+    Ok((options.clone(), report))
+}
+
+/// A failing run, for a person: the replay command and the trace of the first order
+/// that broke.
+pub fn explain(options: &Options, report: &Report) -> String {
+    let mut text = format!(
+        "seed {} broke {} invariant(s); replay with:\n  {}\n",
+        report.seed,
+        report.violations.len(),
+        replay_command(options)
+    );
+    for (order, what) in report.violations.iter().take(10) {
+        text.push_str(&format!("  order #{order}: {what}\n"));
+    }
+    if let Some((order, _)) = report.violations.first() {
+        text.push_str("\nthe trace of the first order that broke:\n");
+        text.push_str(report.trace(*order));
+    }
+    text
+}

@@ -1,0 +1,310 @@
+//! The five partners in process, as the real ones behave: idempotent by the call's key,
+//! with faults drawn from the run's seed (transient errors, refusals, outage windows,
+//! acting and then timing out). Every call that acted pauses once before its answer
+//! returns (a control point): there the scheduler may run other orders, deliver a
+//! cancel, crash the invocation, or let it overrun its Task timeout.
+
+use crate::world::{Shared, Trace};
+use order_core::order::{DeliveryAddress, OrderLine};
+use order_core::partners::{
+    Amount, CallContext, Charge, Courier, Deactivation, Deprovisioning, Message, Notifications,
+    PartnerError, PartnerFailure, Payments, Provisioning, Refund, Release, Reservation,
+    ReturnLabel, Shipment, ShipmentCancellation, Terminals, Warehouse,
+};
+use order_core::steps::Partner;
+use order_core::OrderId;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+/// A planted bug for the test that proves the simulator finds one: the partner call of
+/// this operation loses its idempotency key (each call gets a fresh one), so a retry
+/// after a call that acted acts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropKeyOf(pub &'static str);
+
+/// What the partners did, for the invariants.
+#[derive(Debug, Default)]
+pub struct Book {
+    /// Effects taken, by (operation, idempotency key): a repeated key acts once.
+    keys: BTreeSet<(&'static str, String)>,
+    /// Effects taken per order and operation, each numbered in the order the partners
+    /// took them: more than one is an effect taken twice; an undo numbered before the
+    /// effect it undoes undid nothing.
+    pub effects: BTreeMap<(OrderId, &'static str), Vec<u64>>,
+    /// Effects taken so far, all partners together.
+    taken: u64,
+    /// Orders whose shipment was booked, for the courier's webhook (drained by the world).
+    pub shipped: Vec<OrderId>,
+    /// Calls that get a fresh key because of the planted bug.
+    fresh_keys: u64,
+}
+
+/// The partners, faked.
+pub struct SimPartners {
+    shared: Arc<Shared>,
+    book: Mutex<Book>,
+    planted: Option<DropKeyOf>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Returns `Pending` once: the control point between a partner acting and its answer
+/// reaching the activity. The simulator polls by hand, so no waker is needed.
+pub(crate) struct ControlPoint(pub(crate) bool);
+
+impl Future for ControlPoint {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+}
+
+/// The operations whose effect the failure of an order must undo, and what undoes each.
+pub const UNDO: [(&str, &str); 4] = [
+    ("reserve", "release"),
+    ("charge", "refund"),
+    ("provision", "deprovision"),
+    ("ship", "cancel"),
+];
+
+impl SimPartners {
+    pub fn new(shared: Arc<Shared>, planted: Option<DropKeyOf>) -> SimPartners {
+        SimPartners {
+            shared,
+            book: Mutex::new(Book::default()),
+            planted,
+        }
+    }
+
+    /// What the partners did so far.
+    pub fn book(&self) -> MutexGuard<'_, Book> {
+        lock(&self.book)
+    }
+
+    fn error(partner: Partner, operation: &'static str, failure: PartnerFailure) -> PartnerError {
+        let message = match &failure {
+            PartnerFailure::Refused { status, code } => format!("answered {status} {code}"),
+            other => format!("{other:?} (simulated)"),
+        };
+        PartnerError {
+            partner,
+            operation,
+            failure,
+            message,
+        }
+    }
+
+    /// Takes the call, or fails it as the seed decides.
+    async fn act(
+        &self,
+        partner: Partner,
+        operation: &'static str,
+        call: &CallContext,
+    ) -> Result<(), PartnerError> {
+        let order = &call.order_id;
+        let decision = self.shared.partner_fault(order, partner, operation);
+        if decision.pause_before {
+            self.shared.count("pause before a partner call");
+            ControlPoint(false).await;
+        }
+        if let Some(failure) = decision.before {
+            self.shared.count(match failure {
+                PartnerFailure::Refused { .. } => "partner refused for good",
+                _ => "partner unavailable or throttled",
+            });
+            self.shared.note(
+                order,
+                Trace::Partner {
+                    operation,
+                    outcome: format!("{failure:?}, did not act"),
+                },
+            );
+            return Err(Self::error(partner, operation, failure));
+        }
+        let acted = {
+            let mut book = lock(&self.book);
+            let key = if self.planted.is_some_and(|p| p.0 == operation) {
+                book.fresh_keys += 1;
+                format!("{}#{}", call.idempotency_key, book.fresh_keys)
+            } else {
+                call.idempotency_key.clone()
+            };
+            let new = book.keys.insert((operation, key));
+            if new {
+                book.taken += 1;
+                let number = book.taken;
+                book.effects
+                    .entry((order.clone(), operation))
+                    .or_default()
+                    .push(number);
+                if operation == "ship" {
+                    book.shipped.push(order.clone());
+                }
+            }
+            new
+        };
+        self.shared.count(match (&decision.after, acted) {
+            (Some(_), true) => "partner acted, then the call timed out",
+            (_, false) => "partner call replayed by its key",
+            (None, true) => "partner acted",
+        });
+        let outcome = match (&decision.after, acted) {
+            (Some(failure), true) => format!("acted, then {failure:?}"),
+            (Some(failure), false) => format!("replayed by key, then {failure:?}"),
+            (None, true) => "acted".to_owned(),
+            (None, false) => "replayed by key".to_owned(),
+        };
+        self.shared
+            .note(order, Trace::Partner { operation, outcome });
+        ControlPoint(false).await;
+        match decision.after {
+            Some(failure) => Err(Self::error(partner, operation, failure)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn reference(prefix: &str, call: &CallContext) -> String {
+    format!("{prefix}-{}", call.order_id)
+}
+
+impl Warehouse for SimPartners {
+    async fn reserve(
+        &self,
+        call: &CallContext,
+        _lines: &[OrderLine],
+    ) -> Result<Reservation, PartnerError> {
+        self.act(Partner::Warehouse, "reserve", call).await?;
+        Ok(Reservation {
+            reservation_id: reference("res", call),
+        })
+    }
+
+    async fn release(&self, call: &CallContext) -> Result<Release, PartnerError> {
+        self.act(Partner::Warehouse, "release", call).await?;
+        Ok(Release {
+            released: true,
+            reservation_id: Some(reference("res", call)),
+        })
+    }
+}
+
+impl Payments for SimPartners {
+    async fn charge(&self, call: &CallContext, amount: &Amount) -> Result<Charge, PartnerError> {
+        self.act(Partner::Payments, "charge", call).await?;
+        Ok(Charge {
+            charge_id: reference("chg", call),
+            amount_cents: amount.cents,
+            currency: amount.currency.clone(),
+        })
+    }
+
+    async fn refund(&self, call: &CallContext) -> Result<Refund, PartnerError> {
+        self.act(Partner::Payments, "refund", call).await?;
+        Ok(Refund {
+            refunded: true,
+            refund_id: Some(reference("rfd", call)),
+            amount_cents: 1,
+        })
+    }
+}
+
+impl Terminals for SimPartners {
+    async fn provision(
+        &self,
+        call: &CallContext,
+        _lines: &[OrderLine],
+    ) -> Result<Provisioning, PartnerError> {
+        self.act(Partner::Terminals, "provision", call).await?;
+        Ok(Provisioning {
+            terminal_ids: vec![reference("trm", call)],
+        })
+    }
+
+    async fn deprovision(&self, call: &CallContext) -> Result<Deprovisioning, PartnerError> {
+        self.act(Partner::Terminals, "deprovision", call).await?;
+        Ok(Deprovisioning {
+            deprovisioned: vec![reference("trm", call)],
+        })
+    }
+
+    async fn deactivate(
+        &self,
+        call: &CallContext,
+        serials: &[String],
+    ) -> Result<Deactivation, PartnerError> {
+        self.act(Partner::Terminals, "deactivate", call).await?;
+        Ok(Deactivation {
+            deactivated: serials.to_vec(),
+        })
+    }
+}
+
+impl Courier for SimPartners {
+    async fn ship(
+        &self,
+        call: &CallContext,
+        _address: &DeliveryAddress,
+        _parcels: u32,
+    ) -> Result<Shipment, PartnerError> {
+        self.act(Partner::Courier, "ship", call).await?;
+        Ok(Shipment {
+            shipment_id: shipment_id(&call.order_id),
+            tracking_number: reference("trk", call),
+        })
+    }
+
+    async fn cancel(&self, call: &CallContext) -> Result<ShipmentCancellation, PartnerError> {
+        self.act(Partner::Courier, "cancel", call).await?;
+        Ok(ShipmentCancellation {
+            cancelled: true,
+            shipment_id: Some(shipment_id(&call.order_id)),
+        })
+    }
+
+    async fn return_label(
+        &self,
+        call: &CallContext,
+        _serials: &[String],
+        _address: &DeliveryAddress,
+    ) -> Result<ReturnLabel, PartnerError> {
+        self.act(Partner::Courier, "return_label", call).await?;
+        Ok(ReturnLabel {
+            return_label_id: reference("rtl", call),
+            label_url: "https://labels.example/sim".into(),
+        })
+    }
+}
+
+impl Notifications for SimPartners {
+    async fn send(
+        &self,
+        call: &CallContext,
+        _template: &str,
+        _data: Value,
+    ) -> Result<Message, PartnerError> {
+        self.act(Partner::Notifications, "send", call).await?;
+        Ok(Message {
+            message_id: reference("msg", call),
+        })
+    }
+}
+
+/// The courier's shipment id for an order (the webhook names it).
+pub fn shipment_id(order: &OrderId) -> String {
+    format!("shp-{order}")
+}

@@ -1,0 +1,185 @@
+//! The courier and the delivery hand-over: webhooks booked for the shipments the partners
+//! took (lost, early or twice, as the seed decides), the real webhook logic
+//! (`order_core::delivery::deliver`), and Step Functions' `SendTaskSuccess` in process.
+
+use super::{finish, Event, SimError, World};
+use crate::partners::shipment_id;
+use crate::world::{lock, Shared, Trace};
+use order_core::delivery::{self, CourierEvent, DeliveryError, Resumed, TaskResumer};
+use order_core::store::Delivery;
+use order_core::OrderId;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Step Functions' `SendTaskSuccess`, in process: resumes the execution waiting with the
+/// token, once.
+pub struct SimResumer {
+    pub(super) shared: Arc<Shared>,
+    /// Token -> still waiting.
+    pub(super) tokens: Mutex<HashMap<String, bool>>,
+    pub(super) resumed: Mutex<Vec<(String, Value)>>,
+}
+
+impl TaskResumer for SimResumer {
+    async fn resume_task(
+        &self,
+        order_id: &OrderId,
+        task_token: &str,
+        delivery: &Delivery,
+    ) -> Result<Resumed, String> {
+        if self.shared.chance(self.shared.faults.resume_unavailable) {
+            self.shared.note(
+                order_id,
+                Trace::Note("  SendTaskSuccess failed (simulated)".into()),
+            );
+            self.shared.count("SendTaskSuccess failed");
+            return Err("SendTaskSuccess: simulated service error".into());
+        }
+        let mut tokens = lock(&self.tokens);
+        match tokens.get_mut(task_token) {
+            Some(waiting) if *waiting => {
+                *waiting = false;
+                let output = json!({
+                    "event_id": delivery.event_id,
+                    "shipment_id": delivery.shipment_id,
+                    "delivered_at": delivery.delivered_at,
+                });
+                lock(&self.resumed).push((task_token.to_owned(), output));
+                self.shared.count("SendTaskSuccess resumed a waiting task");
+                self.shared.note(
+                    order_id,
+                    Trace::Note(format!("  SendTaskSuccess {task_token}: resumed")),
+                );
+                Ok(Resumed::Now)
+            }
+            _ => {
+                self.shared
+                    .count("SendTaskSuccess found no waiting task (ended or stale token)");
+                self.shared.note(
+                    order_id,
+                    Trace::Note(format!(
+                        "  SendTaskSuccess {task_token}: task does not exist (ended or unknown)"
+                    )),
+                );
+                Ok(Resumed::AlreadyResumed)
+            }
+        }
+    }
+}
+
+impl<'d> World<'d> {
+    /// The courier books webhooks for shipments the partners took.
+    pub(super) fn drain_partners(&mut self) {
+        let shipped = std::mem::take(&mut self.env.partners.book().shipped);
+        for id in shipped {
+            let Some(&order) = lock(&self.shared.index).get(&id) else {
+                continue;
+            };
+            let faults = self.options.faults.clone();
+            if self.shared.chance(faults.delivery_lost) {
+                self.shared.count("delivery event lost");
+                self.note_order(
+                    order,
+                    "  courier: this parcel's delivery event will never come".into(),
+                );
+                continue;
+            }
+            let delay = if self.shared.chance(faults.delivery_early) {
+                self.shared
+                    .count("delivery event sent right after the booking");
+                self.shared.below(200)
+            } else {
+                1_000 + self.shared.below(3_600_000)
+            };
+            self.after(delay, Event::Webhook { order, tries: 0 });
+            if self.shared.chance(faults.delivery_duplicated) {
+                self.shared.count("delivery event sent twice");
+                let again = delay + self.shared.below(600_000);
+                self.after(again, Event::Webhook { order, tries: 0 });
+            }
+        }
+    }
+
+    /// Executions resumed by `SendTaskSuccess` go on.
+    pub(super) fn drain_resumed(&mut self) -> Result<(), SimError> {
+        let resumed = std::mem::take(&mut *lock(&self.env.resumer.resumed));
+        for (token, output) in resumed {
+            if let Some(&(exec, attempt)) = self.tokens.get(&token) {
+                if self.executions[exec].waiting == Some(attempt) {
+                    let state = self.executions[exec].state.clone();
+                    self.note(
+                        exec,
+                        format!("  {state} invocation {attempt}: resumed by its token"),
+                    );
+                    self.task_succeeded(exec, output)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn webhook(&mut self, order: usize, tries: u32) -> Result<(), SimError> {
+        let id = self.ids[order].clone();
+        let event = CourierEvent {
+            event_id: format!("evt-{id}"),
+            kind: delivery::DELIVERED.to_owned(),
+            order_id: id.to_string(),
+            shipment_id: shipment_id(&id),
+            tracking_number: None,
+            occurred_at: "2026-11-29T00:00:00.000Z".to_owned(),
+        };
+        let delivered = finish(delivery::deliver(
+            &*self.env.ledger,
+            &*self.env.resumer,
+            &id,
+            &event,
+        ))?;
+        let retry = match &delivered {
+            Ok(d) => {
+                self.shared.count(match (d.duplicate, d.resumed) {
+                    (true, _) => "webhook: a repeated event",
+                    (false, Some(true)) => "webhook: recorded and resumed the waiting task",
+                    (false, Some(false)) => "webhook: recorded, the task was not waiting any more",
+                    (false, None) => "webhook: recorded before AwaitDelivery stored its token",
+                });
+                self.note_order(
+                    order,
+                    format!(
+                        "courier webhook (try {tries}): recorded, duplicate {}, resumed {:?}",
+                        d.duplicate, d.resumed
+                    ),
+                );
+                false
+            }
+            Err(DeliveryError::WrongShipment { .. }) => {
+                self.shared.violation_at(
+                    order,
+                    format!("the webhook's shipment was refused: {delivered:?}"),
+                );
+                false
+            }
+            Err(error) => {
+                self.shared
+                    .count("webhook refused (not shipped yet, or rolled back), courier retries");
+                self.note_order(
+                    order,
+                    format!("courier webhook (try {tries}): refused: {error}"),
+                );
+                true
+            }
+        };
+        self.drain_resumed()?;
+        if retry && tries < 6 {
+            let delay = 30_000 * 2u64.pow(tries);
+            self.after(
+                delay,
+                Event::Webhook {
+                    order,
+                    tries: tries + 1,
+                },
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,394 @@
+//! One simulated run: orders placed over simulated time, each walked through the real
+//! definition by an in-process Step Functions, its Tasks running the real activity
+//! handlers over the audited in-memory ledger and the faked partners. Every decision
+//! (arrival, fault, interleaving, jitter) comes from one generator seeded by the run's
+//! seed; time is a simulated clock; one thread polls everything in the order of an event
+//! queue, so a seed replays exactly.
+//!
+//! - [`shared`]: the generator, the clock, traces, violations and the tally, shared with
+//!   the ledger and the partners.
+//! - `queue`: the event queue on the simulated clock.
+//! - `api`: an order placed and its execution started.
+//! - `interpreter`: Pass, Choice, Wait, Succeed, Fail; moving on and ending.
+//! - `tasks`: Task attempts, invocations polled at control points, Retry and Catch.
+//! - [`courier`]: the delivery webhooks and `SendTaskSuccess`.
+//! - [`control_plane`]: Step Functions' control plane and the dead-letter queue, for
+//!   the real recovery code.
+//! - `operators`: a cancel, an operator's resume, the reconciler, an execution that dies.
+//! - `invariants`: what every order must satisfy after the run.
+
+mod api;
+pub mod control_plane;
+pub mod courier;
+mod interpreter;
+mod invariants;
+mod operators;
+mod queue;
+pub mod shared;
+mod tasks;
+
+use crate::definition::{Definition, State};
+pub use crate::faults::{Faults, Options};
+use crate::handlers::{Env, FUNCTIONS};
+use crate::ledger::Audited;
+use crate::partners::SimPartners;
+pub use control_plane::{SimDeadLetterQueue, SimStepFunctions};
+pub use courier::SimResumer;
+pub use operators::{reconcile_options, MAX_RESUMES, RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT};
+use order_core::catalogue::Catalogue;
+use order_core::dead_letters::DeadLetterBody;
+use order_core::steps::Partner;
+use order_core::store::Ledger;
+use order_core::{OrderId, OrderStatus};
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use serde_json::{json, Value};
+pub(crate) use shared::lock;
+pub use shared::{PartnerFault, Shared, Trace};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use tasks::Running;
+
+/// Why a run could not go on: the definition uses what is not modelled, or the world
+/// itself failed. Never an invariant (those are violations in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Definition(#[from] crate::definition::DefinitionError),
+    #[error("state {state}: {field} is not modelled by the simulator ({detail})")]
+    Unsupported {
+        state: String,
+        field: String,
+        detail: String,
+    },
+    #[error("the simulated world failed: {0}")]
+    World(String),
+}
+
+/// Polls a future that has no control point to its end (the webhook, a cancel, a
+/// placement): they touch only the ledger and the in-process workflow.
+fn finish<T>(future: impl Future<Output = T>) -> Result<T, SimError> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..1000 {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return Ok(value);
+        }
+    }
+    Err(SimError::World(
+        "a future without control points kept pending".into(),
+    ))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed {
+        error: String,
+        cause: String,
+    },
+    /// Stopped (`StopExecution`): by an operator's resume onto a new execution, or by
+    /// something outside the saga (the seed's `execution_dies`).
+    Aborted,
+}
+
+struct Execution {
+    /// The order's index in the run.
+    order: usize,
+    arn: String,
+    state: String,
+    input: Value,
+    started: u64,
+    entered: u64,
+    /// Retries used per retrier of the current state.
+    retries: Vec<u32>,
+    /// The Task attempt whose result the execution waits for.
+    waiting: Option<u64>,
+    token: Option<String>,
+    outcome: Option<Outcome>,
+    /// When it ended (simulated milliseconds).
+    ended: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Place(usize),
+    Step(usize),
+    Poll(u64),
+    TaskTimeout {
+        exec: usize,
+        attempt: u64,
+    },
+    Webhook {
+        order: usize,
+        tries: u32,
+    },
+    Cancel(usize),
+    Resume(usize),
+    /// The execution is stopped by something outside the saga.
+    Die(usize),
+    /// A reconciler run; `last`: the one after everything else ended.
+    Reconcile {
+        last: bool,
+    },
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub orders: usize,
+    /// Orders by how they ended: status name, or `DEAD_LETTERED`.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Broken invariants: (order index, what).
+    pub violations: Vec<(usize, String)>,
+    /// Every order's trace, as text.
+    pub traces: Vec<String>,
+    /// Task invocations run (including retries, duplicates and crashes).
+    pub invocations: u64,
+    /// Simulated time the run spanned, in milliseconds.
+    pub simulated_ms: u64,
+    /// How often each fault and interleaving happened.
+    pub tally: BTreeMap<&'static str, u64>,
+}
+
+impl Report {
+    /// The trace of one order, or an empty string.
+    pub fn trace(&self, order: usize) -> &str {
+        self.traces.get(order).map_or("", String::as_str)
+    }
+}
+
+/// The world of one run.
+pub struct World<'d> {
+    definition: &'d Definition,
+    options: Options,
+    shared: Arc<Shared>,
+    env: Env,
+    queue: BTreeMap<(u64, u64), Event>,
+    seq: u64,
+    executions: Vec<Execution>,
+    running: HashMap<u64, Running>,
+    next_invocation: u64,
+    /// Token -> (execution, attempt).
+    tokens: HashMap<String, (usize, u64)>,
+    dead_letters: Vec<(usize, Value)>,
+    /// The order ids, by the order's index in the run.
+    ids: Vec<OrderId>,
+    /// The order's latest execution, by the order's index (none while its start was
+    /// lost).
+    latest: Vec<Option<usize>>,
+    /// Executions by ARN.
+    by_arn: HashMap<String, usize>,
+    /// Step Functions' control plane, for the recovery code.
+    step_functions: Arc<SimStepFunctions>,
+    /// The dead-letter queue the reconciler parks orders in.
+    parking: Arc<SimDeadLetterQueue>,
+    /// The orders the reconciler parked: (order index, dead letter).
+    parked: Vec<(usize, DeadLetterBody)>,
+    /// Whether the last reconciler run resumed an order.
+    reconciler_resumed: bool,
+}
+
+impl<'d> World<'d> {
+    pub fn new(definition: &'d Definition, options: Options) -> Result<World<'d>, SimError> {
+        for (name, state) in &definition.states {
+            if let State::Task(task) = state {
+                if let Some(function) = &task.function {
+                    if !FUNCTIONS.contains(&function.as_str()) {
+                        return Err(SimError::Unsupported {
+                            state: name.clone(),
+                            field: "Parameters.FunctionName".into(),
+                            detail: format!("no handler is wired for {function}"),
+                        });
+                    }
+                }
+            }
+        }
+        let mut dice = Pcg64Mcg::seed_from_u64(options.seed);
+        let span_ms = options.orders as u64 * options.arrival_gap_ms + 3_600_000;
+        let mut outages = Vec::new();
+        for partner in Partner::ALL.iter().copied() {
+            let expected = options.faults.outages_per_hour * span_ms as f64 / 3_600_000.0;
+            let whole = expected.floor() as u64;
+            let extra = u64::from(
+                ((dice.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < expected.fract(),
+            );
+            for _ in 0..whole + extra {
+                let from = dice.next_u64() % span_ms;
+                let length = 5_000 + dice.next_u64() % 600_000;
+                outages.push((partner, from, from + length));
+            }
+        }
+        let shared = Arc::new(Shared {
+            dice: Mutex::new(dice),
+            clock: AtomicU64::new(0),
+            faults: options.faults.clone(),
+            index: Mutex::new(HashMap::new()),
+            traces: Mutex::new(vec![Vec::new(); options.orders]),
+            violations: Mutex::new(Vec::new()),
+            outages,
+            refusals: Mutex::new(HashMap::new()),
+            tally: Mutex::new(BTreeMap::new()),
+        });
+        let catalogue =
+            Catalogue::builtin().map_err(|e| SimError::World(format!("catalogue: {e}")))?;
+        let env = Env {
+            ledger: Arc::new(Audited::new(shared.clone())),
+            partners: Arc::new(SimPartners::new(shared.clone(), options.planted)),
+            resumer: Arc::new(SimResumer {
+                shared: shared.clone(),
+                tokens: Mutex::new(HashMap::new()),
+                resumed: Mutex::new(Vec::new()),
+            }),
+            catalogue: Arc::new(catalogue),
+        };
+        Ok(World {
+            definition,
+            options,
+            shared,
+            env,
+            queue: BTreeMap::new(),
+            seq: 0,
+            executions: Vec::new(),
+            running: HashMap::new(),
+            next_invocation: 0,
+            tokens: HashMap::new(),
+            dead_letters: Vec::new(),
+            ids: Vec::new(),
+            latest: Vec::new(),
+            by_arn: HashMap::new(),
+            step_functions: Arc::new(SimStepFunctions::new(
+                json!({"outage_wait_seconds": 60, "delivery_timeout_seconds": 7200}),
+            )),
+            parking: Arc::new(SimDeadLetterQueue::default()),
+            parked: Vec::new(),
+            reconciler_resumed: false,
+        })
+    }
+
+    /// Runs every order to its end and checks the invariants.
+    pub fn run(mut self) -> Result<Report, SimError> {
+        let mut time = 0;
+        for order in 0..self.options.orders {
+            self.at(time, Event::Place(order));
+            time += self.shared.below(2 * self.options.arrival_gap_ms + 1);
+        }
+        // The reconciler at random points while orders run (on AWS every 5 minutes).
+        let span_ms = time + 3_600_000;
+        let runs = match self.options.reconciler {
+            true => self.options.faults.reconciles_per_hour * span_ms as f64 / 3_600_000.0,
+            false => 0.0,
+        };
+        for _ in 0..runs.round() as u64 {
+            let at = self.shared.below(span_ms);
+            self.at(at, Event::Reconcile { last: false });
+        }
+        let mut invocations = 0;
+        // Then as its schedule would once everything else ended, past the grace period,
+        // until a run resumes nothing: an order whose execution died is resumed or parked.
+        for round in 0.. {
+            while let Some(((time, _), event)) = self.queue.pop_first() {
+                self.shared.clock.store(time, Ordering::Relaxed);
+                if matches!(event, Event::Poll(_)) {
+                    invocations += 1;
+                }
+                self.handle(event)?;
+            }
+            if !self.options.reconciler || (round > 0 && !self.reconciler_resumed) {
+                break;
+            }
+            if round > 2 * MAX_RESUMES as usize + 2 {
+                return Err(SimError::World(
+                    "the reconciler kept resuming orders after the run".into(),
+                ));
+            }
+            let grace_ms = RECONCILE_GRACE_SECONDS * 1000;
+            self.after(grace_ms + 1, Event::Reconcile { last: true });
+        }
+        self.check_invariants()?;
+        let violations = std::mem::take(&mut *lock(&self.shared.violations));
+        let traces = lock(&self.shared.traces)
+            .iter()
+            .enumerate()
+            .map(|(i, lines)| {
+                let mut text = format!(
+                    "order #{i} ({})\n",
+                    self.ids
+                        .get(i)
+                        .map_or("not placed".into(), ToString::to_string)
+                );
+                for (at, line) in lines {
+                    text.push_str(&format!("{:>10.3}s {line}\n", *at as f64 / 1000.0));
+                }
+                text
+            })
+            .collect();
+        let mut outcomes = BTreeMap::new();
+        for (i, &latest) in self.latest.iter().enumerate() {
+            let execution = latest.map(|e| &self.executions[e]);
+            let name = match execution.map(|e| (e, &e.outcome)) {
+                _ if self.parked_now(i)? => {
+                    format!("PARKED by the reconciler ({})", self.status(i)?)
+                }
+                Some((execution, Some(Outcome::Failed { error, .. })))
+                    if error == "Workflow.DeadLettered" =>
+                {
+                    let letter = &execution.input["dead_letter"];
+                    format!(
+                        "DEAD_LETTERED at {} ({})",
+                        letter["step"].as_str().unwrap_or("?"),
+                        letter["error"]["Error"].as_str().unwrap_or("?")
+                    )
+                }
+                _ => self.status(i)?.as_str().to_owned(),
+            };
+            *outcomes.entry(name).or_default() += 1;
+        }
+        Ok(Report {
+            seed: self.options.seed,
+            orders: self.options.orders,
+            outcomes,
+            violations,
+            traces,
+            invocations,
+            simulated_ms: self.now(),
+            tally: std::mem::take(&mut *lock(&self.shared.tally)),
+        })
+    }
+
+    /// Whether the order stands parked for an operator (the reconciler's mark, which a
+    /// resume clears).
+    fn parked_now(&self, order: usize) -> Result<bool, SimError> {
+        let id = &self.ids[order];
+        match finish(self.env.ledger.get_order(id))? {
+            Ok(Some(record)) => Ok(record.parked.is_some()),
+            other => Err(SimError::World(format!("order {id}: {other:?}"))),
+        }
+    }
+
+    fn status(&self, order: usize) -> Result<OrderStatus, SimError> {
+        let id = &self.ids[order];
+        match finish(self.env.ledger.get_order(id))? {
+            Ok(Some(record)) => Ok(record.status),
+            other => Err(SimError::World(format!("order {id}: {other:?}"))),
+        }
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), SimError> {
+        match event {
+            Event::Place(order) => self.place(order),
+            Event::Step(exec) => self.step(exec),
+            Event::Poll(invocation) => self.poll(invocation),
+            Event::TaskTimeout { exec, attempt } => self.task_timeout(exec, attempt),
+            Event::Webhook { order, tries } => self.webhook(order, tries),
+            Event::Resume(order) => self.resume(order),
+            Event::Cancel(order) => self.cancel(order),
+            Event::Die(exec) => self.die(exec),
+            Event::Reconcile { last } => self.reconcile(last),
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The simulation as part of `cargo test --workspace`: a bounded number of seeds of the
+//! saga under seeded faults and interleavings break no invariant, a seed replays exactly,
+//! and a bug planted on purpose is found with a seed that replays it.
+
+use simulator::{Definition, DropKeyOf, Faults, Options, Report};
+
+fn definition() -> Definition {
+    Definition::of_repository().expect("the repository's definition loads")
+}
+
+/// A trace without the order ids, which the ledger draws at random (`OrderId::generate`).
+fn without_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("ord-") {
+        out.push_str(&rest[..at]);
+        out.push_str("ord-*");
+        let tail = &rest[at + 4..];
+        let skip = tail
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(tail.len());
+        rest = &tail[skip..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn failing(report: &Report) -> String {
+    let options = Options::new(report.seed, report.orders);
+    simulator::explain(&options, report)
+}
+
+#[test]
+fn ten_thousand_orders_over_a_hundred_seeds_break_no_invariant() {
+    let definition = definition();
+    let mut orders = 0;
+    for seed in 1..=100 {
+        let report = simulator::run(&definition, Options::new(seed, 100)).expect("the run");
+        assert!(report.violations.is_empty(), "{}", failing(&report));
+        orders += report.orders;
+    }
+    assert_eq!(orders, 10_000);
+}
+
+#[test]
+fn the_same_seed_replays_the_same_run_decision_for_decision() {
+    let definition = definition();
+    let first = simulator::run(&definition, Options::new(42, 50)).expect("the run");
+    let second = simulator::run(&definition, Options::new(42, 50)).expect("the run");
+    assert_eq!(first.outcomes, second.outcomes);
+    assert_eq!(first.invocations, second.invocations);
+    assert_eq!(first.simulated_ms, second.simulated_ms);
+    for order in 0..50 {
+        assert_eq!(
+            without_ids(first.trace(order)),
+            without_ids(second.trace(order)),
+            "order #{order}"
+        );
+    }
+    let other = simulator::run(&definition, Options::new(43, 50)).expect("the run");
+    assert_ne!(
+        (first.invocations, first.simulated_ms),
+        (other.invocations, other.simulated_ms),
+        "another seed must make other decisions"
+    );
+}
+
+#[test]
+fn a_partner_call_that_drops_its_idempotency_key_is_found_and_its_seed_replays_it() {
+    let definition = definition();
+    let planted = |seed| Options {
+        planted: Some(DropKeyOf("charge")),
+        ..Options::new(seed, 100)
+    };
+    let found = (1..=20)
+        .map(|seed| simulator::run(&definition, planted(seed)).expect("the run"))
+        .find(|report| !report.violations.is_empty())
+        .expect("twenty seeds of a hundred orders find a charge taken twice");
+    assert!(
+        found
+            .violations
+            .iter()
+            .any(|(_, what)| what.starts_with("partner effect charge taken ")),
+        "{:?}",
+        found.violations
+    );
+    let options = planted(found.seed);
+    let (smallest, shrunk) =
+        simulator::shrink(&definition, &options, found).expect("the shrinking runs");
+    let explained = simulator::explain(&smallest, &shrunk);
+    assert!(
+        explained.contains(&format!(
+            "cargo run -p simulator --bin simulate -- --seed {} --orders {} --plant-dropped-key charge",
+            smallest.seed, smallest.orders
+        )),
+        "{explained}"
+    );
+    assert!(explained.contains("partner charge: acted"), "{explained}");
+    let replayed = simulator::run(&definition, smallest).expect("the replay");
+    assert_eq!(
+        replayed.violations, shrunk.violations,
+        "the seed replays the failure"
+    );
+}
+
+#[test]
+fn the_same_run_without_the_planted_bug_breaks_nothing() {
+    // The planted-bug test above fails for the bug, not for the seeds it uses.
+    let definition = definition();
+    for seed in 1..=20 {
+        let report = simulator::run(&definition, Options::new(seed, 100)).expect("the run");
+        assert!(report.violations.is_empty(), "{}", failing(&report));
+    }
+}
+
+#[test]
+fn a_hung_invocation_no_longer_acts_after_the_rollback_on_the_seed_that_found_it() {
+    // Seed 3 found a hung invocation calling its partner after the rollback while the
+    // functions timed out at 25 s, after their Task's 20 s; they now time out at 15 s. The
+    // default faults pause partner calls between the status check and the call.
+    assert!(Faults::default().pause_before_acting > 0.0);
+    let report = simulator::run(&definition(), Options::new(3, 100)).expect("the run");
+    assert!(report.violations.is_empty(), "{}", failing(&report));
+}
+
+#[test]
+fn a_late_await_delivery_copy_still_replaces_the_task_token_and_only_the_reconciler_completes_the_order_an_open_race_found_on_seed_275(
+) {
+    // Kept as found, to be turned around when the race is fixed: the ledger cannot tell a
+    // late copy of AwaitDelivery from the current attempt. (Found on seed 51 before the
+    // reconciler ran in the simulation; its draws moved the race to seed 275.) The late
+    // copy's token replaces the current attempt's, the courier's delivery resumes nothing,
+    // the wait times out (14 days on AWS), the compensation cannot undo a delivered order
+    // and dead-letters it; only the reconciler's resume completes it.
+    let options = Options {
+        faults: Faults::with_late_callback_copies(),
+        ..Options::new(275, 100)
+    };
+    assert!(simulator::replay_command(&options).ends_with("--late-callback-copies"));
+    let report = simulator::run(&definition(), options.clone()).expect("the run");
+    assert!(report.violations.is_empty(), "{}", failing(&report));
+    let trace = report.trace(56);
+    for line in [
+        "duplicate false, resumed Some(false)",
+        "AwaitDelivery invocation 1091: States.Timeout",
+        "SendOrderToDeadLetterQueue",
+        "reconciler (DELIVERED): resumed",
+        "ledger: status DELIVERED -> COMPLETED",
+    ] {
+        assert!(trace.contains(line), "{line} in\n{trace}");
+    }
+    let without = Options {
+        reconciler: false,
+        ..options
+    };
+    let report = simulator::run(&definition(), without).expect("the run");
+    let found: Vec<&str> = report.violations.iter().map(|(_, w)| w.as_str()).collect();
+    assert!(
+        found
+            .iter()
+            .any(|w| w.contains("delivery is recorded but the order never completed")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn the_simulated_function_timeout_is_the_templates() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .expect("template.yaml is readable");
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses");
+    let timeout = template["Globals"]["Function"]["Timeout"].as_u64();
+    assert_eq!(
+        timeout.map(|s| s * 1000),
+        Some(simulator::FUNCTION_TIMEOUT_MS)
+    );
+}
+
+#[test]
+fn a_task_whose_function_has_no_handler_stops_the_run_naming_the_state() {
+    let value = serde_json::json!({
+        "StartAt": "ShipToMars",
+        "States": {"ShipToMars": {
+            "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "${ShipToMarsFunctionVersionArn}", "Payload": {}},
+            "TimeoutSeconds": 20, "End": true}}
+    });
+    let definition = Definition::from_value(&value).expect("the definition loads");
+    let error = simulator::run(&definition, Options::new(1, 1))
+        .expect_err("no handler is wired for ShipToMars");
+    assert_eq!(
+        error.to_string(),
+        "state ShipToMars: Parameters.FunctionName is not modelled by the simulator (no handler is wired for ShipToMars)"
+    );
+}
+
+#[test]
+fn a_choice_on_a_variable_that_is_not_there_fails_the_execution_which_is_found_though_the_reconciler_parks_the_order(
+) {
+    let value = serde_json::json!({
+        "StartAt": "Check",
+        "States": {
+            "Check": {"Type": "Choice", "Default": "Done",
+                      "Choices": [{"Variable": "$.nothing", "NumericEquals": 1, "Next": "Done"}]},
+            "Done": {"Type": "Succeed"}
+        }
+    });
+    let definition = Definition::from_value(&value).expect("the definition loads");
+    let report = simulator::run(&definition, Options::new(1, 1)).expect("the run");
+    let found: Vec<&str> = report.violations.iter().map(|(_, w)| w.as_str()).collect();
+    assert_eq!(
+        found,
+        [
+            "an execution failed with States.Runtime: state Check: the Choice rule's variable $.nothing is not in the input"
+        ]
+    );
+    assert!(report
+        .outcomes
+        .contains_key("PARKED by the reconciler (ACCEPTED)"));
+    let without = Options {
+        reconciler: false,
+        ..Options::new(1, 1)
+    };
+    let report = simulator::run(&definition, without).expect("the run");
+    let found: Vec<&str> = report.violations.iter().map(|(_, w)| w.as_str()).collect();
+    assert_eq!(
+        found,
+        [
+            "lost: the execution failed with States.Runtime: state Check: the Choice rule's variable $.nothing is not in the input"
+        ]
+    );
+}
+
+fn faults(change: impl FnOnce(&mut Faults)) -> Faults {
+    let mut faults = Faults::default();
+    change(&mut faults);
+    faults
+}
+
+fn tallied(report: &Report, what: &str) -> u64 {
+    report.tally.get(what).copied().unwrap_or(0)
+}
+
+#[test]
+fn the_reconciler_resumes_an_order_whose_execution_died_and_the_order_still_ends_undone_or_done() {
+    let definition = definition();
+    let mut resumed = 0;
+    for seed in 1..=5 {
+        let options = Options {
+            faults: faults(|f| f.execution_dies = 0.3),
+            ..Options::new(seed, 50)
+        };
+        let report = simulator::run(&definition, options).expect("the run");
+        assert!(report.violations.is_empty(), "{}", failing(&report));
+        resumed += tallied(
+            &report,
+            "reconciler: resumed an order whose execution was not running",
+        );
+        let ends = [
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED",
+            "REJECTED",
+            "DEAD_LETTERED",
+            "PARKED",
+        ];
+        for outcome in report.outcomes.keys() {
+            assert!(ends.iter().any(|end| outcome.starts_with(end)), "{outcome}");
+        }
+    }
+    assert!(resumed > 10, "the reconciler resumed {resumed} orders");
+}
+
+#[test]
+fn the_reconciler_never_resumes_an_order_whose_execution_is_running() {
+    // Every run looks at every waiting order (the delivery takes up to an hour, past the
+    // grace period); a second execution started beside a running one is a violation.
+    let definition = definition();
+    let mut left_alone = 0;
+    for seed in 1..=5 {
+        let options = Options {
+            faults: faults(|f| {
+                f.reconciles_per_hour = 120.0;
+                f.execution_dies = 0.1;
+            }),
+            ..Options::new(seed, 50)
+        };
+        let report = simulator::run(&definition, options).expect("the run");
+        assert!(report.violations.is_empty(), "{}", failing(&report));
+        left_alone += tallied(&report, "reconciler: left alone, its execution is running");
+    }
+    assert!(left_alone > 1000, "left alone {left_alone} times");
+}
+
+#[test]
+fn an_order_whose_every_execution_dies_is_parked_for_an_operator_after_the_most_resumes() {
+    let options = Options {
+        faults: faults(|f| {
+            f.execution_dies = 1.0;
+            f.cancel = 0.0;
+        }),
+        ..Options::new(1, 10)
+    };
+    let report = simulator::run(&definition(), options).expect("the run");
+    assert!(report.violations.is_empty(), "{}", failing(&report));
+    let parked = tallied(&report, "reconciler: parked an order for an operator");
+    assert!(parked > 0, "{:?}", report.tally);
+    let (order, _) = (0..10)
+        .map(|order| (order, report.trace(order)))
+        .find(|(_, trace)| trace.contains("reconciler") && trace.contains("parked: "))
+        .expect("a parked order's trace");
+    let trace = report.trace(order);
+    let last = format!("-r{}", simulator::MAX_RESUMES);
+    assert!(trace.contains(&last), "{trace}");
+    assert!(
+        trace.contains("resumed 3 times already (the most the reconciler tries)"),
+        "{trace}"
+    );
+    assert!(
+        report
+            .outcomes
+            .keys()
+            .any(|o| o.starts_with("PARKED by the reconciler")),
+        "{:?}",
+        report.outcomes
+    );
+}
+
+#[test]
+fn an_order_stored_without_an_execution_is_started_by_the_reconciler_under_the_order_id() {
+    let options = Options {
+        faults: faults(|f| {
+            f.start_lost = 1.0;
+            f.cancel = 0.0;
+            f.resume_racing = 0.0;
+            f.execution_dies = 0.0;
+        }),
+        ..Options::new(2, 10)
+    };
+    let report = simulator::run(&definition(), options).expect("the run");
+    assert!(report.violations.is_empty(), "{}", failing(&report));
+    // At least once per order (a resumed order that the workflow dead-lettered is
+    // resumed again, named <id>-r2: the first start counted as a resume).
+    let resumed = tallied(
+        &report,
+        "reconciler: resumed an order whose execution was not running",
+    );
+    assert!(resumed >= 10, "{resumed}");
+    for order in 0..10 {
+        let trace = report.trace(order);
+        let id = trace
+            .split(['(', ')'])
+            .nth(1)
+            .expect("the order id in the trace's first line");
+        let started =
+            format!("Step Functions: started arn:aws:states:sim:execution:OrderWorkflow:{id}\n");
+        assert!(trace.contains(&started), "{trace}");
+    }
+}
+
+#[test]
+fn an_operators_resume_onto_the_latest_release_stops_the_running_execution_first() {
+    let definition = definition();
+    let mut stopped = 0;
+    for seed in 1..=5 {
+        let options = Options {
+            faults: faults(|f| f.resume_racing = 0.5),
+            ..Options::new(seed, 50)
+        };
+        let report = simulator::run(&definition, options).expect("the run");
+        assert!(report.violations.is_empty(), "{}", failing(&report));
+        stopped += tallied(
+            &report,
+            "operator resumed the order onto a new execution: stopped the running one",
+        );
+    }
+    assert!(stopped > 20, "stopped {stopped}");
+}
+
+#[test]
+fn the_simulated_reconciler_runs_with_the_templates_options() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .expect("template.yaml is readable");
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses");
+    let default = |name: &str| template["Parameters"][name]["Default"].as_u64();
+    assert_eq!(
+        default("ReconcileGraceSeconds"),
+        Some(simulator::RECONCILE_GRACE_SECONDS)
+    );
+    assert_eq!(
+        default("ReconcileLimit"),
+        Some(simulator::RECONCILE_LIMIT as u64)
+    );
+    assert_eq!(
+        default("MaxResumes"),
+        Some(u64::from(simulator::MAX_RESUMES))
+    );
+    let environment =
+        &template["Resources"]["ReconcilerFunction"]["Properties"]["Environment"]["Variables"];
+    for (variable, parameter) in [
+        ("RECONCILE_GRACE_SECONDS", "ReconcileGraceSeconds"),
+        ("RECONCILE_LIMIT", "ReconcileLimit"),
+        ("MAX_RESUMES", "MaxResumes"),
+    ] {
+        let reference = serde_yaml::to_string(&environment[variable]).unwrap_or_default();
+        assert!(reference.contains(parameter), "{variable}: {reference}");
+    }
+}
