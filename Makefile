@@ -34,7 +34,7 @@ export AWS_PORT         ?= 4599
 export MOTO_SERVER_PORT ?= 4598
 export LAMBDA_PORT      ?= 9099
 
-.PHONY: help venv ministack-venv build up down status verify demo reconcile lint package test test-ministack chaos bench clean
+.PHONY: help venv ministack-venv build up down status verify demo reconcile lint package test test-ministack chaos bench simulate clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -127,6 +127,15 @@ bench: venv build package ## Cold start of every deployable bootstrap against a 
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked -p sdk-floor-bootstrap $(if $(filter arm64,$(ARCH)),--arm64,)
 	$(LOCAL) exec --dir target/bench-stack --free-ports --no-reload -- \
 		target/debug/bench --runs $(BENCH_RUNS) --orders $(BENCH_ORDERS)
+
+# The deterministic simulator (infra/simulator): SEEDS seeds from SEED on, ORDERS orders
+# each, run at once in one simulated world per seed; optimised build. make test runs
+# 10,000 orders over 100 seeds in its debug build (infra/simulator/tests).
+SEED ?= 1
+SEEDS ?= 100
+ORDERS ?= 1000
+simulate: ## The saga on a simulated clock with seeded faults and interleavings (SEEDS seeds of ORDERS orders each, default 100 x 1000): orders per second, and for a broken invariant the replay command and the trace of the order that broke
+	$(CARGO) run --release --locked -p simulator --bin simulate -- --seed $(SEED) --seeds $(SEEDS) --orders $(ORDERS)
 
 clean: down ## Stop the stack and remove build output and installed tools
 	rm -rf target $(VENV) .venv-lint .venv-checkov .venv-ministack infra/node_modules .local .aws-sam

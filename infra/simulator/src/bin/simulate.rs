@@ -114,6 +114,15 @@ fn main() -> ExitCode {
             eprintln!("{}", simulator::explain(&options, &report));
             return ExitCode::from(1);
         }
+        let done = seed - args.seed + 1;
+        if args.seeds >= 10 && done % (args.seeds / 10).max(1) == 0 && done < args.seeds {
+            // Progress on long runs, on stderr so that the report stays clean.
+            eprintln!(
+                "{done} of {} seeds, {orders} orders, {:.0} orders/s, no invariant broken so far",
+                args.seeds,
+                orders as f64 / started.elapsed().as_secs_f64().max(1e-9)
+            );
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     say(&format!(
