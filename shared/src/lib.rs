@@ -11,6 +11,8 @@ pub mod config;
 pub mod dead_letters;
 pub mod delivery;
 pub mod errors;
+#[cfg(feature = "test-fakes")]
+pub mod fakes;
 pub mod order;
 pub mod partners;
 pub mod recovery;

@@ -7,12 +7,9 @@
 
 use order_core::activity::{ActivityInput, ActivityOutput, Rollback};
 use order_core::catalogue::Catalogue;
-use order_core::order::{example_request, DeliveryAddress, OrderLine};
-use order_core::partners::{
-    Amount, CallContext, Charge, Courier, Deactivation, Deprovisioning, Message, Notifications,
-    PartnerError, PartnerFailure, Payments, Provisioning, Refund, Release, Reservation,
-    ReturnLabel, Shipment, ShipmentCancellation, Terminals, Warehouse,
-};
+use order_core::fakes::FakePartner;
+use order_core::order::example_request;
+use order_core::partners::{CallContext, PartnerError, PartnerFailure};
 use order_core::steps::{self, Partner, Step};
 use order_core::store::{
     Cancellation, Delivery, DeliveryRecorded, Failure, Ledger, MemoryStore, OrderRecord, Placement,
@@ -69,7 +66,11 @@ impl Partners {
             .filter(|(op, _)| *op == operation)
             .count()
     }
+}
 
+/// The answers are the shared fakes' (`order_core::fakes`, also the simulator's); this
+/// decides the calls as each test asks.
+impl FakePartner for Partners {
     /// Takes the call; `Err` when told to refuse or to time out.
     async fn act(
         &self,
@@ -115,132 +116,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn reference(operation: &str, call: &CallContext) -> String {
-    format!("{operation}-{}", call.order_id)
-}
-
-impl Warehouse for Partners {
-    async fn reserve(
-        &self,
-        call: &CallContext,
-        _lines: &[OrderLine],
-    ) -> Result<Reservation, PartnerError> {
-        self.act(Partner::Warehouse, "reserve", call).await?;
-        Ok(Reservation {
-            reservation_id: reference("res", call),
-        })
-    }
-
-    async fn release(&self, call: &CallContext) -> Result<Release, PartnerError> {
-        self.act(Partner::Warehouse, "release", call).await?;
-        Ok(Release {
-            released: true,
-            reservation_id: Some(reference("res", call)),
-        })
-    }
-}
-
-impl Payments for Partners {
-    async fn charge(&self, call: &CallContext, amount: &Amount) -> Result<Charge, PartnerError> {
-        self.act(Partner::Payments, "charge", call).await?;
-        Ok(Charge {
-            charge_id: reference("chg", call),
-            amount_cents: amount.cents,
-            currency: amount.currency.clone(),
-        })
-    }
-
-    async fn refund(&self, call: &CallContext) -> Result<Refund, PartnerError> {
-        self.act(Partner::Payments, "refund", call).await?;
-        Ok(Refund {
-            refunded: true,
-            refund_id: Some(reference("rfd", call)),
-            amount_cents: 1,
-        })
-    }
-}
-
-impl Terminals for Partners {
-    async fn provision(
-        &self,
-        call: &CallContext,
-        _lines: &[OrderLine],
-    ) -> Result<Provisioning, PartnerError> {
-        self.act(Partner::Terminals, "provision", call).await?;
-        Ok(Provisioning {
-            terminal_ids: vec![reference("trm", call)],
-        })
-    }
-
-    async fn deprovision(&self, call: &CallContext) -> Result<Deprovisioning, PartnerError> {
-        self.act(Partner::Terminals, "deprovision", call).await?;
-        Ok(Deprovisioning {
-            deprovisioned: vec![reference("trm", call)],
-        })
-    }
-
-    async fn deactivate(
-        &self,
-        call: &CallContext,
-        serials: &[String],
-    ) -> Result<Deactivation, PartnerError> {
-        self.act(Partner::Terminals, "deactivate", call).await?;
-        Ok(Deactivation {
-            deactivated: serials.to_vec(),
-        })
-    }
-}
-
-impl Courier for Partners {
-    async fn ship(
-        &self,
-        call: &CallContext,
-        _address: &DeliveryAddress,
-        _parcels: u32,
-    ) -> Result<Shipment, PartnerError> {
-        self.act(Partner::Courier, "ship", call).await?;
-        Ok(Shipment {
-            shipment_id: reference("shp", call),
-            tracking_number: reference("trk", call),
-        })
-    }
-
-    async fn cancel(&self, call: &CallContext) -> Result<ShipmentCancellation, PartnerError> {
-        self.act(Partner::Courier, "cancel", call).await?;
-        Ok(ShipmentCancellation {
-            cancelled: true,
-            shipment_id: Some(reference("shp", call)),
-        })
-    }
-
-    async fn return_label(
-        &self,
-        call: &CallContext,
-        _serials: &[String],
-        _address: &DeliveryAddress,
-    ) -> Result<ReturnLabel, PartnerError> {
-        self.act(Partner::Courier, "return_label", call).await?;
-        Ok(ReturnLabel {
-            return_label_id: reference("rtl", call),
-            label_url: "https://labels.example/1".into(),
-        })
-    }
-}
-
-impl Notifications for Partners {
-    async fn send(
-        &self,
-        call: &CallContext,
-        _template: &str,
-        _data: Value,
-    ) -> Result<Message, PartnerError> {
-        self.act(Partner::Notifications, "send", call).await?;
-        Ok(Message {
-            message_id: reference("msg", call),
-        })
-    }
 }
 
 // ---------------------------------------------------------------------------------------

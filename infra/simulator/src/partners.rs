@@ -2,18 +2,15 @@
 //! with faults drawn from the run's seed (transient errors, refusals, outage windows,
 //! acting and then timing out). Every call that acted pauses once before its answer
 //! returns (a control point): there the scheduler may run other orders, deliver a
-//! cancel, crash the invocation, or let it overrun its Task timeout.
+//! cancel, crash the invocation, or let it overrun its Task timeout. The answers are the
+//! shared fakes' (`order_core::fakes`, also the saga tests'); this module decides the calls.
 
 use crate::world::{Shared, Trace};
-use order_core::order::{DeliveryAddress, OrderLine};
-use order_core::partners::{
-    Amount, CallContext, Charge, Courier, Deactivation, Deprovisioning, Message, Notifications,
-    PartnerError, PartnerFailure, Payments, Provisioning, Refund, Release, Reservation,
-    ReturnLabel, Shipment, ShipmentCancellation, Terminals, Warehouse,
-};
+pub use order_core::fakes::shipment_id;
+use order_core::fakes::FakePartner;
+use order_core::partners::{CallContext, PartnerError, PartnerFailure};
 use order_core::steps::Partner;
 use order_core::OrderId;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -107,7 +104,11 @@ impl SimPartners {
             message,
         }
     }
+}
 
+/// The five partners' answers are `order_core::fakes`'; this decides, as the seed does,
+/// whether each call acts, and pauses at the control points.
+impl FakePartner for SimPartners {
     /// Takes the call, or fails it as the seed decides.
     async fn act(
         &self,
@@ -133,7 +134,7 @@ impl SimPartners {
                     outcome: format!("{failure:?}, did not act"),
                 },
             );
-            return Err(Self::error(partner, operation, failure));
+            return Err(SimPartners::error(partner, operation, failure));
         }
         let acted = {
             let mut book = lock(&self.book);
@@ -172,139 +173,8 @@ impl SimPartners {
             .note(order, Trace::Partner { operation, outcome });
         ControlPoint(false).await;
         match decision.after {
-            Some(failure) => Err(Self::error(partner, operation, failure)),
+            Some(failure) => Err(SimPartners::error(partner, operation, failure)),
             None => Ok(()),
         }
     }
-}
-
-fn reference(prefix: &str, call: &CallContext) -> String {
-    format!("{prefix}-{}", call.order_id)
-}
-
-impl Warehouse for SimPartners {
-    async fn reserve(
-        &self,
-        call: &CallContext,
-        _lines: &[OrderLine],
-    ) -> Result<Reservation, PartnerError> {
-        self.act(Partner::Warehouse, "reserve", call).await?;
-        Ok(Reservation {
-            reservation_id: reference("res", call),
-        })
-    }
-
-    async fn release(&self, call: &CallContext) -> Result<Release, PartnerError> {
-        self.act(Partner::Warehouse, "release", call).await?;
-        Ok(Release {
-            released: true,
-            reservation_id: Some(reference("res", call)),
-        })
-    }
-}
-
-impl Payments for SimPartners {
-    async fn charge(&self, call: &CallContext, amount: &Amount) -> Result<Charge, PartnerError> {
-        self.act(Partner::Payments, "charge", call).await?;
-        Ok(Charge {
-            charge_id: reference("chg", call),
-            amount_cents: amount.cents,
-            currency: amount.currency.clone(),
-        })
-    }
-
-    async fn refund(&self, call: &CallContext) -> Result<Refund, PartnerError> {
-        self.act(Partner::Payments, "refund", call).await?;
-        Ok(Refund {
-            refunded: true,
-            refund_id: Some(reference("rfd", call)),
-            amount_cents: 1,
-        })
-    }
-}
-
-impl Terminals for SimPartners {
-    async fn provision(
-        &self,
-        call: &CallContext,
-        _lines: &[OrderLine],
-    ) -> Result<Provisioning, PartnerError> {
-        self.act(Partner::Terminals, "provision", call).await?;
-        Ok(Provisioning {
-            terminal_ids: vec![reference("trm", call)],
-        })
-    }
-
-    async fn deprovision(&self, call: &CallContext) -> Result<Deprovisioning, PartnerError> {
-        self.act(Partner::Terminals, "deprovision", call).await?;
-        Ok(Deprovisioning {
-            deprovisioned: vec![reference("trm", call)],
-        })
-    }
-
-    async fn deactivate(
-        &self,
-        call: &CallContext,
-        serials: &[String],
-    ) -> Result<Deactivation, PartnerError> {
-        self.act(Partner::Terminals, "deactivate", call).await?;
-        Ok(Deactivation {
-            deactivated: serials.to_vec(),
-        })
-    }
-}
-
-impl Courier for SimPartners {
-    async fn ship(
-        &self,
-        call: &CallContext,
-        _address: &DeliveryAddress,
-        _parcels: u32,
-    ) -> Result<Shipment, PartnerError> {
-        self.act(Partner::Courier, "ship", call).await?;
-        Ok(Shipment {
-            shipment_id: shipment_id(&call.order_id),
-            tracking_number: reference("trk", call),
-        })
-    }
-
-    async fn cancel(&self, call: &CallContext) -> Result<ShipmentCancellation, PartnerError> {
-        self.act(Partner::Courier, "cancel", call).await?;
-        Ok(ShipmentCancellation {
-            cancelled: true,
-            shipment_id: Some(shipment_id(&call.order_id)),
-        })
-    }
-
-    async fn return_label(
-        &self,
-        call: &CallContext,
-        _serials: &[String],
-        _address: &DeliveryAddress,
-    ) -> Result<ReturnLabel, PartnerError> {
-        self.act(Partner::Courier, "return_label", call).await?;
-        Ok(ReturnLabel {
-            return_label_id: reference("rtl", call),
-            label_url: "https://labels.example/sim".into(),
-        })
-    }
-}
-
-impl Notifications for SimPartners {
-    async fn send(
-        &self,
-        call: &CallContext,
-        _template: &str,
-        _data: Value,
-    ) -> Result<Message, PartnerError> {
-        self.act(Partner::Notifications, "send", call).await?;
-        Ok(Message {
-            message_id: reference("msg", call),
-        })
-    }
-}
-
-/// The courier's shipment id for an order (the webhook names it).
-pub fn shipment_id(order: &OrderId) -> String {
-    format!("shp-{order}")
 }
