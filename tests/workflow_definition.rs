@@ -282,23 +282,9 @@ fn paths_to(states: &States, start: &str, target: &str) -> Vec<Vec<String>> {
     found
 }
 
-/// `deactivate-terminals` -> `DeactivateTerminals`.
-fn camel_case(binary: &str) -> String {
-    binary
-        .split('-')
-        .map(|word| {
-            let mut chars = word.chars();
-            chars
-                .next()
-                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
 /// The template's logical id for a step's function: `DeactivateTerminalsFunction`.
 fn logical_id(step: &Step) -> String {
-    format!("{}Function", camel_case(step.function))
+    format!("{}Function", step.function_name())
 }
 
 const PARTNER_TRANSIENT: [ErrorName; 3] = [

@@ -773,16 +773,26 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_reconciler_reads_its_grace_period_from_the_time_it_is_given() {
-        use crate::store::MemoryStore;
+    /// An in-memory ledger whose clock stands still at midnight on 2026-11-29, that time,
+    /// and the example order to place in it.
+    fn store_with_its_clock_stopped() -> (
+        chrono::DateTime<chrono::Utc>,
+        crate::store::MemoryStore,
+        crate::Order,
+    ) {
         let placed = chrono::DateTime::parse_from_rfc3339("2026-11-29T00:00:00Z")
             .expect("a time")
             .with_timezone(&chrono::Utc);
-        let store = MemoryStore::with_clock(move || placed);
+        let store = crate::store::MemoryStore::with_clock(move || placed);
         let catalogue = crate::catalogue::Catalogue::builtin().expect("the catalogue");
         let order = crate::Order::parse(&crate::order::example_request("m-1"), &catalogue)
             .expect("the example order");
+        (placed, store, order)
+    }
+
+    #[tokio::test]
+    async fn the_reconciler_reads_its_grace_period_from_the_time_it_is_given() {
+        let (placed, store, order) = store_with_its_clock_stopped();
         let id = match store.place_order("key", &order, "hash").await {
             Ok(crate::store::Placement::Created(record)) => record.order_id,
             other => panic!("placed: {other:?}"),
@@ -840,14 +850,8 @@ mod tests {
         // counts the orders looked at, running or not, and each run starts again from
         // the oldest of the first statuses, so on AWS, with more orders in transit than
         // the limit (deliveries take days), no later order is ever resumed.
-        use crate::store::{MemoryStore, Placement, Transition};
-        let placed = chrono::DateTime::parse_from_rfc3339("2026-11-29T00:00:00Z")
-            .expect("a time")
-            .with_timezone(&chrono::Utc);
-        let store = MemoryStore::with_clock(move || placed);
-        let catalogue = crate::catalogue::Catalogue::builtin().expect("the catalogue");
-        let order = crate::Order::parse(&crate::order::example_request("m-1"), &catalogue)
-            .expect("the example order");
+        use crate::store::{Placement, Transition};
+        let (placed, store, order) = store_with_its_clock_stopped();
         let workflow = FakeExecutions::default();
         let mut ids = Vec::new();
         for key in ["waiting-1", "waiting-2", "died"] {

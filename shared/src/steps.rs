@@ -105,6 +105,22 @@ const fn step(
 }
 
 impl Step {
+    /// The function's name in the template, its binary's in camel case:
+    /// `DeactivateTerminals` for `deactivate-terminals`. Its logical id is
+    /// `<name>Function`; the state machine invokes `${<name>FunctionVersionArn}`.
+    pub fn function_name(&self) -> String {
+        self.function
+            .split('-')
+            .map(|word| {
+                let mut chars = word.chars();
+                chars
+                    .next()
+                    .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// The step whose partner's refusal is `name` instead of `Partner.Rejected`.
     const fn refused_as(self, name: ErrorName) -> Step {
         Step {
@@ -240,6 +256,15 @@ pub fn by_name(name: &str) -> Option<Step> {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn a_function_name_is_its_binary_in_camel_case() {
+        assert_eq!(
+            DEACTIVATE_FAULTY_TERMINALS.function_name(),
+            "DeactivateTerminals"
+        );
+        assert_eq!(RECORD_FAILURE.function_name(), "FailOrder");
+    }
 
     #[test]
     fn step_and_function_names_are_unique() {

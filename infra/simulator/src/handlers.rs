@@ -6,6 +6,7 @@ use crate::partners::SimPartners;
 use crate::world::SimResumer;
 use order_core::activity::{self, ActivityInput, ActivityOutput, Rollback};
 use order_core::catalogue::Catalogue;
+use order_core::steps;
 use order_core::ActivityError;
 use serde_json::Value;
 use std::future::Future;
@@ -18,24 +19,13 @@ pub const FUNCTION_TIMEOUT_MS: u64 = 15_000;
 
 pub(crate) type Invocation = Pin<Box<dyn Future<Output = Result<ActivityOutput, ActivityError>>>>;
 
-/// The handlers by the function name in `${<Name>FunctionVersionArn}`.
-pub(crate) const FUNCTIONS: [&str; 15] = [
-    "ValidateOrder",
-    "ReserveStock",
-    "TakePayment",
-    "DeactivateTerminals",
-    "CreateReturnLabel",
-    "ProvisionTerminals",
-    "ArrangeShipment",
-    "AwaitDelivery",
-    "NotifyCustomer",
-    "CompleteOrder",
-    "CancelShipment",
-    "DeprovisionTerminals",
-    "RefundPayment",
-    "ReleaseStock",
-    "FailOrder",
-];
+/// Whether a handler is wired for `function`, the name in `${<Name>FunctionVersionArn}`:
+/// one is for every step's function (`order_core::steps::ALL`).
+pub(crate) fn is_wired(function: &str) -> bool {
+    steps::ALL
+        .iter()
+        .any(|step| step.function_name() == function)
+}
 
 #[derive(Clone)]
 pub(crate) struct Env {

@@ -29,7 +29,7 @@ mod tasks;
 
 use crate::definition::{Definition, State};
 pub use crate::faults::{Faults, Options};
-use crate::handlers::{Env, FUNCTIONS};
+use crate::handlers::{is_wired, Env};
 use crate::ledger::Audited;
 use crate::partners::SimPartners;
 pub use control_plane::{SimDeadLetterQueue, SimStepFunctions};
@@ -198,7 +198,7 @@ impl<'d> World<'d> {
         for (name, state) in &definition.states {
             if let State::Task(task) = state {
                 if let Some(function) = &task.function {
-                    if !FUNCTIONS.contains(&function.as_str()) {
+                    if !is_wired(function) {
                         return Err(SimError::Unsupported {
                             state: name.clone(),
                             field: "Parameters.FunctionName".into(),
