@@ -277,41 +277,34 @@ impl<'a> Fields<'a> {
 
     fn string(&mut self, field: &'a str) -> Result<String, DefinitionError> {
         let state = self.state;
-        self.required(field)?
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| malformed(state, field, "not a string"))
+        self.optional_string(field)?
+            .ok_or_else(|| malformed(state, field, "missing"))
+    }
+
+    /// `field`, if there, read by `read` (`Value::as_u64`…); `expected` says what it must
+    /// be when `read` finds something else.
+    fn optional_as<T>(
+        &mut self,
+        field: &'a str,
+        read: impl FnOnce(&'a Value) -> Option<T>,
+        expected: &str,
+    ) -> Result<Option<T>, DefinitionError> {
+        let state = self.state;
+        self.optional(field)
+            .map(|v| read(v).ok_or_else(|| malformed(state, field, format!("not {expected}"))))
+            .transpose()
     }
 
     fn optional_string(&mut self, field: &'a str) -> Result<Option<String>, DefinitionError> {
-        let state = self.state;
-        self.optional(field)
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| malformed(state, field, "not a string"))
-            })
-            .transpose()
+        self.optional_as(field, |v| v.as_str().map(str::to_owned), "a string")
     }
 
     fn optional_u64(&mut self, field: &'a str) -> Result<Option<u64>, DefinitionError> {
-        let state = self.state;
-        self.optional(field)
-            .map(|v| {
-                v.as_u64()
-                    .ok_or_else(|| malformed(state, field, "not a whole number"))
-            })
-            .transpose()
+        self.optional_as(field, Value::as_u64, "a whole number")
     }
 
     fn optional_f64(&mut self, field: &'a str) -> Result<Option<f64>, DefinitionError> {
-        let state = self.state;
-        self.optional(field)
-            .map(|v| {
-                v.as_f64()
-                    .ok_or_else(|| malformed(state, field, "not a number"))
-            })
-            .transpose()
+        self.optional_as(field, Value::as_f64, "a number")
     }
 
     /// `Next` or `End: true`.

@@ -30,15 +30,63 @@ fn failing(report: &Report) -> String {
     simulator::explain(&options, report)
 }
 
+/// Runs `orders` orders of `seed` under `faults` and checks that the run breaks no
+/// invariant.
+fn clean_run(definition: &Definition, seed: u64, orders: usize, faults: &Faults) -> Report {
+    let options = Options {
+        faults: faults.clone(),
+        ..Options::new(seed, orders)
+    };
+    let report = simulator::run(definition, options).expect("the run");
+    assert!(report.violations.is_empty(), "{}", failing(&report));
+    report
+}
+
+/// [`clean_run`] on every seed of `seeds`, handing each run's report to `look`.
+fn each_clean_run(
+    seeds: std::ops::RangeInclusive<u64>,
+    orders: usize,
+    faults: &Faults,
+    mut look: impl FnMut(&Report),
+) {
+    let definition = definition();
+    for seed in seeds {
+        look(&clean_run(&definition, seed, orders, faults));
+    }
+}
+
+/// [`each_clean_run`]'s tallies of `what`, summed over the seeds.
+fn tallied_over(
+    seeds: std::ops::RangeInclusive<u64>,
+    orders: usize,
+    faults: &Faults,
+    what: &str,
+) -> u64 {
+    let mut sum = 0;
+    each_clean_run(seeds, orders, faults, |report| sum += tallied(report, what));
+    sum
+}
+
+/// The invariants a run broke, as sentences.
+fn violations(report: &Report) -> Vec<&str> {
+    report.violations.iter().map(|(_, w)| w.as_str()).collect()
+}
+
+/// The repository's SAM template.
+fn template() -> serde_yaml::Value {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .expect("template.yaml is readable");
+    serde_yaml::from_str(&text).expect("template.yaml parses")
+}
+
 #[test]
 fn ten_thousand_orders_over_a_hundred_seeds_break_no_invariant() {
-    let definition = definition();
     let mut orders = 0;
-    for seed in 1..=100 {
-        let report = simulator::run(&definition, Options::new(seed, 100)).expect("the run");
-        assert!(report.violations.is_empty(), "{}", failing(&report));
+    each_clean_run(1..=100, 100, &Faults::default(), |report| {
         orders += report.orders;
-    }
+    });
     assert_eq!(orders, 10_000);
 }
 
@@ -106,11 +154,7 @@ fn a_partner_call_that_drops_its_idempotency_key_is_found_and_its_seed_replays_i
 #[test]
 fn the_same_run_without_the_planted_bug_breaks_nothing() {
     // The planted-bug test above fails for the bug, not for the seeds it uses.
-    let definition = definition();
-    for seed in 1..=20 {
-        let report = simulator::run(&definition, Options::new(seed, 100)).expect("the run");
-        assert!(report.violations.is_empty(), "{}", failing(&report));
-    }
+    each_clean_run(1..=20, 100, &Faults::default(), |_| {});
 }
 
 #[test]
@@ -119,8 +163,7 @@ fn a_hung_invocation_no_longer_acts_after_the_rollback_on_the_seed_that_found_it
     // functions timed out at 25 s, after their Task's 20 s; they now time out at 15 s. The
     // default faults pause partner calls between the status check and the call.
     assert!(Faults::default().pause_before_acting > 0.0);
-    let report = simulator::run(&definition(), Options::new(3, 100)).expect("the run");
-    assert!(report.violations.is_empty(), "{}", failing(&report));
+    clean_run(&definition(), 3, 100, &Faults::default());
 }
 
 #[test]
@@ -154,23 +197,17 @@ fn a_late_await_delivery_copy_still_replaces_the_task_token_and_only_the_reconci
         ..options
     };
     let report = simulator::run(&definition(), without).expect("the run");
-    let found: Vec<&str> = report.violations.iter().map(|(_, w)| w.as_str()).collect();
+    let never_completed = "delivery is recorded but the order never completed";
+    let found = violations(&report);
     assert!(
-        found
-            .iter()
-            .any(|w| w.contains("delivery is recorded but the order never completed")),
+        found.iter().any(|w| w.contains(never_completed)),
         "{found:?}"
     );
 }
 
 #[test]
 fn the_simulated_function_timeout_is_the_templates() {
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
-    )
-    .expect("template.yaml is readable");
-    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses");
-    let timeout = template["Globals"]["Function"]["Timeout"].as_u64();
+    let timeout = template()["Globals"]["Function"]["Timeout"].as_u64();
     assert_eq!(
         timeout.map(|s| s * 1000),
         Some(simulator::FUNCTION_TIMEOUT_MS)
@@ -208,9 +245,8 @@ fn a_choice_on_a_variable_that_is_not_there_fails_the_execution_which_is_found_t
     });
     let definition = Definition::from_value(&value).expect("the definition loads");
     let report = simulator::run(&definition, Options::new(1, 1)).expect("the run");
-    let found: Vec<&str> = report.violations.iter().map(|(_, w)| w.as_str()).collect();
     assert_eq!(
-        found,
+        violations(&report),
         [
             "an execution failed with States.Runtime: state Check: the Choice rule's variable $.nothing is not in the input"
         ]
@@ -223,9 +259,8 @@ fn a_choice_on_a_variable_that_is_not_there_fails_the_execution_which_is_found_t
         ..Options::new(1, 1)
     };
     let report = simulator::run(&definition, without).expect("the run");
-    let found: Vec<&str> = report.violations.iter().map(|(_, w)| w.as_str()).collect();
     assert_eq!(
-        found,
+        violations(&report),
         [
             "lost: the execution failed with States.Runtime: state Check: the Choice rule's variable $.nothing is not in the input"
         ]
@@ -242,33 +277,26 @@ fn tallied(report: &Report, what: &str) -> u64 {
     report.tally.get(what).copied().unwrap_or(0)
 }
 
+/// The tally of the reconciler's resumes of an order whose execution was not running.
+const RESUMED_DIED: &str = "reconciler: resumed an order whose execution was not running";
+
 #[test]
 fn the_reconciler_resumes_an_order_whose_execution_died_and_the_order_still_ends_undone_or_done() {
-    let definition = definition();
+    let ends = [
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "REJECTED",
+        "DEAD_LETTERED",
+        "PARKED",
+    ];
     let mut resumed = 0;
-    for seed in 1..=5 {
-        let options = Options {
-            faults: faults(|f| f.execution_dies = 0.3),
-            ..Options::new(seed, 50)
-        };
-        let report = simulator::run(&definition, options).expect("the run");
-        assert!(report.violations.is_empty(), "{}", failing(&report));
-        resumed += tallied(
-            &report,
-            "reconciler: resumed an order whose execution was not running",
-        );
-        let ends = [
-            "COMPLETED",
-            "FAILED",
-            "CANCELLED",
-            "REJECTED",
-            "DEAD_LETTERED",
-            "PARKED",
-        ];
+    each_clean_run(1..=5, 50, &faults(|f| f.execution_dies = 0.3), |report| {
+        resumed += tallied(report, RESUMED_DIED);
         for outcome in report.outcomes.keys() {
             assert!(ends.iter().any(|end| outcome.starts_with(end)), "{outcome}");
         }
-    }
+    });
     assert!(resumed > 10, "the reconciler resumed {resumed} orders");
 }
 
@@ -276,34 +304,26 @@ fn the_reconciler_resumes_an_order_whose_execution_died_and_the_order_still_ends
 fn the_reconciler_never_resumes_an_order_whose_execution_is_running() {
     // Every run looks at every waiting order (the delivery takes up to an hour, past the
     // grace period); a second execution started beside a running one is a violation.
-    let definition = definition();
-    let mut left_alone = 0;
-    for seed in 1..=5 {
-        let options = Options {
-            faults: faults(|f| {
-                f.reconciles_per_hour = 120.0;
-                f.execution_dies = 0.1;
-            }),
-            ..Options::new(seed, 50)
-        };
-        let report = simulator::run(&definition, options).expect("the run");
-        assert!(report.violations.is_empty(), "{}", failing(&report));
-        left_alone += tallied(&report, "reconciler: left alone, its execution is running");
-    }
+    let often = faults(|f| {
+        f.reconciles_per_hour = 120.0;
+        f.execution_dies = 0.1;
+    });
+    let left_alone = tallied_over(
+        1..=5,
+        50,
+        &often,
+        "reconciler: left alone, its execution is running",
+    );
     assert!(left_alone > 1000, "left alone {left_alone} times");
 }
 
 #[test]
 fn an_order_whose_every_execution_dies_is_parked_for_an_operator_after_the_most_resumes() {
-    let options = Options {
-        faults: faults(|f| {
-            f.execution_dies = 1.0;
-            f.cancel = 0.0;
-        }),
-        ..Options::new(1, 10)
-    };
-    let report = simulator::run(&definition(), options).expect("the run");
-    assert!(report.violations.is_empty(), "{}", failing(&report));
+    let always_dies = faults(|f| {
+        f.execution_dies = 1.0;
+        f.cancel = 0.0;
+    });
+    let report = clean_run(&definition(), 1, 10, &always_dies);
     let parked = tallied(&report, "reconciler: parked an order for an operator");
     assert!(parked > 0, "{:?}", report.tally);
     let (order, _) = (0..10)
@@ -329,23 +349,16 @@ fn an_order_whose_every_execution_dies_is_parked_for_an_operator_after_the_most_
 
 #[test]
 fn an_order_stored_without_an_execution_is_started_by_the_reconciler_under_the_order_id() {
-    let options = Options {
-        faults: faults(|f| {
-            f.start_lost = 1.0;
-            f.cancel = 0.0;
-            f.resume_racing = 0.0;
-            f.execution_dies = 0.0;
-        }),
-        ..Options::new(2, 10)
-    };
-    let report = simulator::run(&definition(), options).expect("the run");
-    assert!(report.violations.is_empty(), "{}", failing(&report));
+    let start_lost = faults(|f| {
+        f.start_lost = 1.0;
+        f.cancel = 0.0;
+        f.resume_racing = 0.0;
+        f.execution_dies = 0.0;
+    });
+    let report = clean_run(&definition(), 2, 10, &start_lost);
     // At least once per order (a resumed order that the workflow dead-lettered is
     // resumed again, named <id>-r2: the first start counted as a resume).
-    let resumed = tallied(
-        &report,
-        "reconciler: resumed an order whose execution was not running",
-    );
+    let resumed = tallied(&report, RESUMED_DIED);
     assert!(resumed >= 10, "{resumed}");
     for order in 0..10 {
         let trace = report.trace(order);
@@ -361,30 +374,18 @@ fn an_order_stored_without_an_execution_is_started_by_the_reconciler_under_the_o
 
 #[test]
 fn an_operators_resume_onto_the_latest_release_stops_the_running_execution_first() {
-    let definition = definition();
-    let mut stopped = 0;
-    for seed in 1..=5 {
-        let options = Options {
-            faults: faults(|f| f.resume_racing = 0.5),
-            ..Options::new(seed, 50)
-        };
-        let report = simulator::run(&definition, options).expect("the run");
-        assert!(report.violations.is_empty(), "{}", failing(&report));
-        stopped += tallied(
-            &report,
-            "operator resumed the order onto a new execution: stopped the running one",
-        );
-    }
+    let stopped = tallied_over(
+        1..=5,
+        50,
+        &faults(|f| f.resume_racing = 0.5),
+        "operator resumed the order onto a new execution: stopped the running one",
+    );
     assert!(stopped > 20, "stopped {stopped}");
 }
 
 #[test]
 fn the_simulated_reconciler_runs_with_the_templates_options() {
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
-    )
-    .expect("template.yaml is readable");
-    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses");
+    let template = template();
     let default = |name: &str| template["Parameters"][name]["Default"].as_u64();
     assert_eq!(
         default("ReconcileGraceSeconds"),
