@@ -527,6 +527,17 @@ mod tests {
         example_request("m-1001")
     }
 
+    /// The valid request as a replacement, with `serials` as its `replace_serials` (none
+    /// when `None`).
+    fn replacement_request(serials: Option<Value>) -> Value {
+        let mut request = valid_request();
+        request["kind"] = json!("replacement");
+        if let Some(serials) = serials {
+            request["replace_serials"] = serials;
+        }
+        request
+    }
+
     fn problems_of(value: Value) -> Vec<String> {
         match Order::parse(&value, &catalogue()) {
             Ok(order) => panic!("expected problems, parsed {order:?}"),
@@ -704,40 +715,33 @@ mod tests {
 
     #[test]
     fn a_replacement_without_serials_is_refused() {
-        let mut request = valid_request();
-        request["kind"] = json!("replacement");
         assert_eq!(
-            problems_of(request),
+            problems_of(replacement_request(None)),
             ["replace_serials: is required for replacement orders: the serials of the faulty terminals"]
         );
     }
 
     #[test]
     fn a_replacement_needs_one_serial_per_terminal() {
-        let mut request = valid_request();
-        request["kind"] = json!("replacement");
-        request["replace_serials"] = json!(["SN-000001", "SN-000001", "bad"]);
+        let twice_and_bad = json!(["SN-000001", "SN-000001", "bad"]);
         assert_eq!(
-            problems_of(request),
+            problems_of(replacement_request(Some(twice_and_bad))),
             [
                 "replace_serials[1]: serial \"SN-000001\" is listed twice",
                 "replace_serials[2]: must be 6 to 32 upper-case letters, digits or '-'",
             ]
         );
-        let mut request = valid_request();
-        request["kind"] = json!("replacement");
-        request["replace_serials"] = json!(["SN-000001"]);
+        let one = json!(["SN-000001"]);
         assert_eq!(
-            problems_of(request),
+            problems_of(replacement_request(Some(one))),
             ["replace_serials: 1 serial(s) given for 3 replacement terminal(s); give one serial per terminal"]
         );
     }
 
     #[test]
     fn a_valid_replacement_parses_with_its_serials() {
-        let mut request = valid_request();
-        request["kind"] = json!("replacement");
-        request["replace_serials"] = json!(["SN-000001", "SN-000002", "SN-000003"]);
+        let three = json!(["SN-000001", "SN-000002", "SN-000003"]);
+        let request = replacement_request(Some(three));
         let serials = Order::parse(&request, &catalogue()).map(|o| o.replace_serials.len());
         assert_eq!(serials, Ok(3));
     }

@@ -255,6 +255,49 @@ async fn succeeds(
         .unwrap_or_else(|error| panic!("{} of order {id} failed: {error}", step.name))
 }
 
+/// Runs `step`, which must fail; returns its error.
+async fn fails(
+    ledger: &impl Ledger,
+    partners: &Partners,
+    step: Step,
+    id: &OrderId,
+    failure: Option<&Failure>,
+) -> ActivityError {
+    run(ledger, partners, step, id, failure)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{} of order {id} did not fail", step.name))
+}
+
+/// Runs RecordFailure, which ends every rollback and must succeed; returns its output.
+async fn ends(
+    ledger: &impl Ledger,
+    partners: &Partners,
+    id: &OrderId,
+    failure: &Failure,
+) -> ActivityOutput {
+    succeeds(ledger, partners, steps::RECORD_FAILURE, id, Some(failure)).await
+}
+
+/// A fresh ledger and partners, and an order of `kind` placed in the ledger.
+async fn placed(kind: OrderKind) -> (MemoryStore, Partners, OrderId) {
+    let ledger = MemoryStore::new();
+    let id = place(&ledger, kind).await;
+    (ledger, Partners::default(), id)
+}
+
+/// [`placed`], then taken through `forward`, each step of which must succeed.
+async fn placed_through(
+    kind: OrderKind,
+    forward: impl IntoIterator<Item = Step>,
+) -> (MemoryStore, Partners, OrderId) {
+    let (ledger, partners, id) = placed(kind).await;
+    for step in forward {
+        succeeds(&ledger, &partners, step, &id, None).await;
+    }
+    (ledger, partners, id)
+}
+
 /// Runs `step` twice: the second run must return the first one's result, marked replayed,
 /// without calling its partner again.
 async fn succeeds_twice(
@@ -352,9 +395,7 @@ fn compensations_after(kind: OrderKind, failed: Step) -> Vec<Step> {
 #[tokio::test]
 async fn every_kind_completes_and_every_step_run_twice_acts_once() {
     for kind in OrderKind::ALL.iter().copied() {
-        let ledger = MemoryStore::new();
-        let partners = Partners::default();
-        let id = place(&ledger, kind).await;
+        let (ledger, partners, id) = placed(kind).await;
         for step in path_to_shipping(kind) {
             succeeds_twice(&ledger, &partners, step, &id, None).await;
         }
@@ -390,12 +431,7 @@ async fn every_compensation_run_twice_undoes_once_and_the_order_ends_failed_with
 {
     // Lost in transit: every forward effect up to the shipment is undone, in reverse.
     for kind in OrderKind::ALL.iter().copied() {
-        let ledger = MemoryStore::new();
-        let partners = Partners::default();
-        let id = place(&ledger, kind).await;
-        for step in path_to_shipping(kind) {
-            succeeds(&ledger, &partners, step, &id, None).await;
-        }
+        let (ledger, partners, id) = placed_through(kind, path_to_shipping(kind)).await;
         let lost = Failure::from_catch("AwaitDelivery", "States.Timeout", None);
         let undo = compensations_after(kind, steps::AWAIT_DELIVERY);
         let names: Vec<&str> = undo.iter().map(|s| s.name).collect();
@@ -446,22 +482,14 @@ async fn a_step_refused_by_its_partner_fails_with_its_own_name_moves_nothing_and
     ];
     for (refused, name) in refusals {
         let kind = OrderKind::NewMerchant;
-        let ledger = MemoryStore::new();
-        let partners = Partners::default();
-        let id = place(&ledger, kind).await;
-        for step in path_to_shipping(kind)
+        let before_refused = path_to_shipping(kind)
             .into_iter()
-            .take_while(|s| s.name != refused.name)
-        {
-            succeeds(&ledger, &partners, step, &id, None).await;
-        }
+            .take_while(|s| s.name != refused.name);
+        let (ledger, partners, id) = placed_through(kind, before_refused).await;
         let before = read(&ledger, &id).await.0;
         let operation = operation_of(refused).unwrap_or_else(|| panic!("{}", refused.name));
         partners.refuse(operation);
-        let error = run(&ledger, &partners, refused, &id, None)
-            .await
-            .err()
-            .unwrap_or_else(|| panic!("{} was not refused", refused.name));
+        let error = fails(&ledger, &partners, refused, &id, None).await;
         assert_eq!(error.name, name, "{}", refused.name);
         assert_eq!(
             read(&ledger, &id).await.0,
@@ -482,14 +510,7 @@ async fn a_step_refused_by_its_partner_fails_with_its_own_name_moves_nothing_and
         for step in compensations_after(kind, refused) {
             succeeds(&ledger, &partners, step, &id, Some(&failure)).await;
         }
-        let ended = succeeds(
-            &ledger,
-            &partners,
-            steps::RECORD_FAILURE,
-            &id,
-            Some(&failure),
-        )
-        .await;
+        let ended = ends(&ledger, &partners, &id, &failure).await;
         assert_eq!(ended.status, OrderStatus::Failed, "{}", refused.name);
         for step in path_to_shipping(kind)
             .into_iter()
@@ -522,10 +543,7 @@ async fn a_cancel_that_races_a_step_stops_the_order_and_the_rollback_ends_it_can
     succeeds(&*ledger, &partners, steps::VALIDATE_ORDER, &id, None).await;
     succeeds(&*ledger, &partners, steps::RESERVE_STOCK, &id, None).await;
     *lock(&partners.cancel_during) = Some("charge");
-    let error = run(&*ledger, &partners, steps::TAKE_PAYMENT, &id, None)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("the payment step went on after the cancel"));
+    let error = fails(&*ledger, &partners, steps::TAKE_PAYMENT, &id, None).await;
     assert_eq!(error.name, ErrorName::OrderCancelled);
     assert_eq!(read(&*ledger, &id).await.0.status, OrderStatus::Cancelling);
     // The charge happened before the cancel: the rollback refunds it.
@@ -534,14 +552,7 @@ async fn a_cancel_that_races_a_step_stops_the_order_and_the_rollback_ends_it_can
         let output = succeeds_twice(&*ledger, &partners, step, &id, Some(&failure)).await;
         assert_eq!(output.status, OrderStatus::Cancelling, "{}", step.name);
     }
-    let ended = succeeds(
-        &*ledger,
-        &partners,
-        steps::RECORD_FAILURE,
-        &id,
-        Some(&failure),
-    )
-    .await;
+    let ended = ends(&*ledger, &partners, &id, &failure).await;
     assert_eq!(ended.status, OrderStatus::Cancelled);
     let reason = read(&*ledger, &id).await.0.failure.map(|f| f.reason);
     assert!(
@@ -558,36 +569,24 @@ async fn a_cancel_that_races_a_step_stops_the_order_and_the_rollback_ends_it_can
 #[tokio::test]
 async fn a_cancel_before_any_step_stops_every_forward_step_without_calling_a_partner() {
     for step in path_to_shipping(OrderKind::NewMerchant) {
-        let ledger = MemoryStore::new();
-        let partners = Partners::default();
-        let id = place(&ledger, OrderKind::NewMerchant).await;
+        let (ledger, partners, id) = placed(OrderKind::NewMerchant).await;
         let cancelled = ledger.cancel(&id).await;
         assert!(
             matches!(cancelled, Ok(Cancellation::Started(_))),
             "{cancelled:?}"
         );
-        let error = run(&ledger, &partners, step, &id, None).await.err();
-        assert_eq!(
-            error.map(|e| e.name),
-            Some(ErrorName::OrderCancelled),
-            "{}",
-            step.name
-        );
+        let error = fails(&ledger, &partners, step, &id, None).await;
+        assert_eq!(error.name, ErrorName::OrderCancelled, "{}", step.name);
         assert_eq!(lock(&partners.calls).len(), 0, "{}", step.name);
     }
 }
 
 #[tokio::test]
 async fn a_step_whose_order_moved_meanwhile_fails_with_a_conflict_and_calls_no_partner() {
-    let ledger = MemoryStore::new();
-    let partners = Partners::default();
-    let id = place(&ledger, OrderKind::AdditionalDevices).await;
+    let (ledger, partners, id) = placed(OrderKind::AdditionalDevices).await;
     // ReserveStock expects a VALIDATED order; this one is still ACCEPTED.
-    let error = run(&ledger, &partners, steps::RESERVE_STOCK, &id, None)
-        .await
-        .err()
-        .map(|e| e.name);
-    assert_eq!(error, Some(ErrorName::OrderConflict));
+    let error = fails(&ledger, &partners, steps::RESERVE_STOCK, &id, None).await;
+    assert_eq!(error.name, ErrorName::OrderConflict);
     assert_eq!(lock(&partners.calls).len(), 0);
     let record = step_record(&ledger, &id, steps::RESERVE_STOCK).await;
     assert_eq!(
@@ -598,17 +597,11 @@ async fn a_step_whose_order_moved_meanwhile_fails_with_a_conflict_and_calls_no_p
 
 #[tokio::test]
 async fn a_partner_that_acted_but_timed_out_is_retried_with_the_same_key_and_acts_once() {
-    let ledger = MemoryStore::new();
-    let partners = Partners::default();
-    let id = place(&ledger, OrderKind::NewMerchant).await;
-    succeeds(&ledger, &partners, steps::VALIDATE_ORDER, &id, None).await;
-    succeeds(&ledger, &partners, steps::RESERVE_STOCK, &id, None).await;
+    let reserved = [steps::VALIDATE_ORDER, steps::RESERVE_STOCK];
+    let (ledger, partners, id) = placed_through(OrderKind::NewMerchant, reserved).await;
     lock(&partners.time_out_after_acting).insert("charge");
-    let error = run(&ledger, &partners, steps::TAKE_PAYMENT, &id, None)
-        .await
-        .err()
-        .map(|e| e.name);
-    assert_eq!(error, Some(ErrorName::PartnerTimeout));
+    let error = fails(&ledger, &partners, steps::TAKE_PAYMENT, &id, None).await;
+    assert_eq!(error.name, ErrorName::PartnerTimeout);
     // The state machine retries the Task.
     let retried = succeeds(&ledger, &partners, steps::TAKE_PAYMENT, &id, None).await;
     assert_eq!(
@@ -629,46 +622,22 @@ async fn a_partner_that_acted_but_timed_out_is_retried_with_the_same_key_and_act
 
 #[tokio::test]
 async fn a_rollback_that_loses_a_race_with_a_cancel_reads_the_order_again_and_undoes_it() {
-    let ledger = MemoryStore::new();
-    let partners = Partners::default();
-    let id = place(&ledger, OrderKind::NewMerchant).await;
-    for step in [steps::VALIDATE_ORDER, steps::RESERVE_STOCK] {
-        succeeds(&ledger, &partners, step, &id, None).await;
-    }
+    let reserved = [steps::VALIDATE_ORDER, steps::RESERVE_STOCK];
+    let (ledger, partners, id) = placed_through(OrderKind::NewMerchant, reserved).await;
     partners.refuse("charge");
-    let error = run(&ledger, &partners, steps::TAKE_PAYMENT, &id, None)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("the charge was not refused"));
+    let error = fails(&ledger, &partners, steps::TAKE_PAYMENT, &id, None).await;
     // A cancel slips in just before the rollback's first move to COMPENSATING.
     ledger.cancel_before_next_move_to(OrderStatus::Compensating);
     let failure = failure_of(steps::TAKE_PAYMENT, &error);
-    let undone = succeeds(
-        &ledger,
-        &partners,
-        steps::REFUND_PAYMENT,
-        &id,
-        Some(&failure),
-    )
-    .await;
-    // The cancel won: the rollback goes on under CANCELLING, and the order ends CANCELLED.
-    assert_eq!(undone.status, OrderStatus::Cancelling);
-    succeeds(
-        &ledger,
-        &partners,
-        steps::RELEASE_STOCK,
-        &id,
-        Some(&failure),
-    )
-    .await;
-    let ended = succeeds(
-        &ledger,
-        &partners,
-        steps::RECORD_FAILURE,
-        &id,
-        Some(&failure),
-    )
-    .await;
+    // The cancel won: the rollback (RefundPayment, ReleaseStock) goes on under CANCELLING,
+    // and the order ends CANCELLED.
+    let undo = compensations_after(OrderKind::NewMerchant, steps::TAKE_PAYMENT);
+    assert_eq!(undo, [steps::REFUND_PAYMENT, steps::RELEASE_STOCK]);
+    for step in undo {
+        let undone = succeeds(&ledger, &partners, step, &id, Some(&failure)).await;
+        assert_eq!(undone.status, OrderStatus::Cancelling, "{}", step.name);
+    }
+    let ended = ends(&ledger, &partners, &id, &failure).await;
     assert_eq!(ended.status, OrderStatus::Cancelled);
     assert_eq!(
         (
@@ -681,23 +650,18 @@ async fn a_rollback_that_loses_a_race_with_a_cancel_reads_the_order_again_and_un
 
 #[tokio::test]
 async fn recording_a_failure_for_an_order_that_still_holds_effects_is_refused() {
-    let ledger = MemoryStore::new();
-    let partners = Partners::default();
-    let id = place(&ledger, OrderKind::NewMerchant).await;
-    for step in [steps::VALIDATE_ORDER, steps::RESERVE_STOCK] {
-        succeeds(&ledger, &partners, step, &id, None).await;
-    }
+    let reserved = [steps::VALIDATE_ORDER, steps::RESERVE_STOCK];
+    let (ledger, partners, id) = placed_through(OrderKind::NewMerchant, reserved).await;
     let failure = Failure::from_catch("TakePayment", "Payment.Declined", None);
-    let error = run(
+    let error = fails(
         &ledger,
         &partners,
         steps::RECORD_FAILURE,
         &id,
         Some(&failure),
     )
-    .await
-    .err();
-    assert_eq!(error.as_ref().map(|e| e.name), Some(ErrorName::Internal));
+    .await;
+    assert_eq!(error.name, ErrorName::Internal);
     assert_eq!(
         read(&ledger, &id).await.0.status,
         OrderStatus::StockReserved

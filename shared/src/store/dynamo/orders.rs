@@ -29,6 +29,26 @@ impl OrderStore {
             .set_key(Some(order_key(id)))
     }
 
+    /// Sends `update`, an UpdateItem of the order's item (from [`Self::update_order_item`]),
+    /// only if the order exists: a missing order is [`StoreError::NotFound`], any other
+    /// failure `Store.Unavailable` naming `operation`.
+    async fn update_existing_order(
+        &self,
+        id: &OrderId,
+        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+        operation: &'static str,
+    ) -> Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, StoreError> {
+        match update
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(output) => Ok(output),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
+            Err(e) => Err(unavailable(operation, e)),
+        }
+    }
+
     /// The order item, read consistently; `None` when there is no such order.
     pub async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
         let item = self.get_item(order_key(id), "GetItem(order)").await?;
@@ -45,23 +65,19 @@ impl OrderStore {
     /// Counts one more resume of the order and clears its parked mark; returns the new
     /// count, which names the resumed execution (`<id>-r<n>`).
     pub async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
-        let result = self
+        let update = self
             .update_order_item(id)
             .update_expression("ADD resumes :one REMOVE parked")
-            .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(output
-                .attributes
-                .and_then(|a| a.get("resumes").and_then(|v| v.as_n().ok()).cloned())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1)),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
-            Err(e) => Err(unavailable("UpdateItem(resume count)", e)),
-        }
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+        let output = self
+            .update_existing_order(id, update, "UpdateItem(resume count)")
+            .await?;
+        Ok(output
+            .attributes
+            .and_then(|a| a.get("resumes").and_then(|v| v.as_n().ok()).cloned())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1))
     }
 
     /// Marks the order as put in front of an operator (not a status change).
@@ -74,35 +90,25 @@ impl OrderStore {
             key: order_pk(id),
             message: e.to_string(),
         })?;
-        let result = self
+        let update = self
             .update_order_item(id)
             .update_expression("SET parked = :parked")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":parked", value)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
-            Err(e) => Err(unavailable("UpdateItem(park)", e)),
-        }
+            .expression_attribute_values(":parked", value);
+        self.update_existing_order(id, update, "UpdateItem(park)")
+            .await
+            .map(drop)
     }
 
     /// Records the Step Functions execution that runs the order. Not a status change.
     pub async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
-        let result = self
+        let update = self
             .update_order_item(id)
             .update_expression("SET execution_arn = :arn, version = version + :one")
-            .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":arn", s(arn))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
-            Err(e) => Err(unavailable("UpdateItem(execution arn)", e)),
-        }
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        self.update_existing_order(id, update, "UpdateItem(execution arn)")
+            .await
+            .map(drop)
     }
 
     /// Makes the status `change`, only if the order is still in its `from` status, with the
