@@ -81,17 +81,9 @@ impl OrderStatus {
     /// Every status, in the order of the declaration.
     pub const ALL: &'static [OrderStatus] = <OrderStatus as strum::VariantArray>::VARIANTS;
 
-    /// The statuses a new merchant's order passes through when nothing goes wrong.
-    pub const NEW_ORDER_PATH: &'static [OrderStatus] = &[
-        Accepted,
-        Validated,
-        StockReserved,
-        PaymentTaken,
-        Provisioned,
-        Shipped,
-        Delivered,
-        Completed,
-    ];
+    /// The statuses a new merchant's order passes through when nothing goes wrong: the
+    /// first eight declared, ACCEPTED to COMPLETED (a test holds each step to the table).
+    pub const NEW_ORDER_PATH: &'static [OrderStatus] = Self::ALL.split_at(8).0;
 
     /// The status as stored and shown: `STOCK_RESERVED`.
     pub fn as_str(self) -> &'static str {
@@ -209,6 +201,7 @@ mod tests {
     fn a_new_orders_path_takes_only_allowed_steps_from_accepted_to_completed() {
         let path = OrderStatus::NEW_ORDER_PATH;
         assert_eq!((path[0], path[path.len() - 1]), (Accepted, Completed));
+        assert!(path.contains(&PaymentTaken), "a new merchant pays");
         for pair in path.windows(2) {
             assert_eq!(pair[0].check_transition(pair[1]), Ok(()));
         }
@@ -220,10 +213,10 @@ mod tests {
         assert_eq!(finals, [Completed, Rejected, Failed, Cancelled]);
     }
 
-    #[test]
-    fn every_status_is_reachable_from_accepted() {
-        let mut reached = BTreeSet::from([Accepted]);
-        let mut frontier = vec![Accepted];
+    /// `start` and every status the table lets it reach, in any number of moves.
+    fn reachable_from(start: OrderStatus) -> BTreeSet<OrderStatus> {
+        let mut reached = BTreeSet::from([start]);
+        let mut frontier = vec![start];
         while let Some(status) = frontier.pop() {
             for next in status.next() {
                 if reached.insert(next) {
@@ -231,21 +224,18 @@ mod tests {
                 }
             }
         }
-        assert_eq!(reached.len(), OrderStatus::ALL.len());
+        reached
+    }
+
+    #[test]
+    fn every_status_is_reachable_from_accepted() {
+        assert_eq!(reachable_from(Accepted).len(), OrderStatus::ALL.len());
     }
 
     #[test]
     fn every_unfinished_order_can_still_reach_an_end() {
         for status in OrderStatus::ALL.iter().copied() {
-            let mut reached = BTreeSet::from([status]);
-            let mut frontier = vec![status];
-            while let Some(s) = frontier.pop() {
-                for next in s.next() {
-                    if reached.insert(next) {
-                        frontier.push(next);
-                    }
-                }
-            }
+            let reached = reachable_from(status);
             assert!(reached.iter().any(|s| s.is_final()), "{status} is stuck");
         }
     }

@@ -748,6 +748,14 @@ mod tests {
             .collect()
     }
 
+    /// A ledger holding nothing but a reservation for `order`, in `state`.
+    fn only_a_reservation(order: &str, state: &str) -> OrderLedger {
+        OrderLedger {
+            reservations: vec![entry(order, state)],
+            ..OrderLedger::default()
+        }
+    }
+
     fn completed_ledger() -> OrderLedger {
         OrderLedger {
             reservations: vec![entry(ID, "reserved")],
@@ -782,10 +790,7 @@ mod tests {
 
     #[test]
     fn a_failed_order_with_its_stock_still_reserved_is_not_undone() {
-        let ledger = OrderLedger {
-            reservations: vec![entry(ID, "reserved")],
-            ..OrderLedger::default()
-        };
+        let ledger = only_a_reservation(ID, "reserved");
         let steps = vec![
             step("ReserveStock", StepStatus::Succeeded),
             step("ReleaseStock", StepStatus::Failed),
@@ -921,13 +926,8 @@ mod tests {
             ..LoadOutcome::default()
         };
         let unknown = "ord-eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
-        let ledger_by_order = BTreeMap::from([(
-            unknown.to_owned(),
-            OrderLedger {
-                reservations: vec![entry(unknown, "reserved")],
-                ..OrderLedger::default()
-            },
-        )]);
+        let ledger_by_order =
+            BTreeMap::from([(unknown.to_owned(), only_a_reservation(unknown, "reserved"))]);
         let f = facts(OrderStatus::Completed, completed_ledger(), vec![]);
         let found: Vec<(&str, String)> = check(&[f], &load, &ledger_by_order)
             .into_iter()
@@ -946,10 +946,7 @@ mod tests {
 
     #[test]
     fn a_rejected_order_the_partners_acted_for_is_not_undone() {
-        let ledger = OrderLedger {
-            reservations: vec![entry(ID, "released")],
-            ..OrderLedger::default()
-        };
+        let ledger = only_a_reservation(ID, "released");
         let found = violations(&[facts(OrderStatus::Rejected, ledger, vec![])]);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(

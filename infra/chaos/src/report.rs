@@ -96,6 +96,15 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// How a wait for quiet ended, as the report says it: `reached` or `NOT reached`.
+fn reached(quiet: &Quiet) -> &'static str {
+    if quiet.reached {
+        "reached"
+    } else {
+        "NOT reached"
+    }
+}
+
 fn duration(d: Duration) -> String {
     let seconds = d.as_secs();
     if seconds >= 60 {
@@ -287,11 +296,7 @@ impl Display for Report {
         writeln!(
             f,
             "  first quiet: {} after {}{}",
-            if self.first_quiet.reached {
-                "reached"
-            } else {
-                "NOT reached"
-            },
+            reached(&self.first_quiet),
             duration(self.first_quiet.waited),
             if self.first_quiet.reached {
                 String::new()
@@ -332,11 +337,7 @@ impl Display for Report {
         writeln!(
             f,
             "  second quiet: {} after {}; DLQ messages at the end: {}",
-            if self.second_quiet.reached {
-                "reached"
-            } else {
-                "NOT reached"
-            },
+            reached(&self.second_quiet),
             duration(self.second_quiet.waited),
             self.dead_letters_at_end
         )?;
