@@ -38,6 +38,15 @@ struct Outcome {
     body: serde_json::Value,
 }
 
+/// Checks that the invocation failed as Lambda reports a failure: an error outcome with
+/// `error_type` in its header and body, and `message`.
+fn assert_failed_with(outcome: &Outcome, error_type: &str, message: &str) {
+    assert_eq!(outcome.kind, "error");
+    assert_eq!(outcome.error_type.as_deref(), Some(error_type));
+    assert_eq!(outcome.body["errorType"], error_type);
+    assert_eq!(outcome.body["errorMessage"], message);
+}
+
 struct Watch {
     polls: AtomicUsize,
     outcomes: mpsc::UnboundedSender<Outcome>,
@@ -142,13 +151,11 @@ async fn an_answer_of_the_function_reaches_watch_unchanged() {
 #[tokio::test]
 async fn a_process_killed_mid_invocation_fails_it_with_runtime_exit_error_and_is_replaced() {
     let (outcome, watch, _sandbox) = run("crash", 30).await;
-    assert_eq!(outcome.kind, "error");
     assert_eq!(outcome.id, "req-1");
-    assert_eq!(outcome.error_type.as_deref(), Some("Runtime.ExitError"));
-    assert_eq!(outcome.body["errorType"], "Runtime.ExitError");
-    assert_eq!(
-        outcome.body["errorMessage"],
-        "RequestId: req-1 Error: Runtime exited with error: signal: killed"
+    assert_failed_with(
+        &outcome,
+        "Runtime.ExitError",
+        "RequestId: req-1 Error: Runtime exited with error: signal: killed",
     );
     // A new process starts and asks for work: the instance is not lost.
     polls_reach(&watch, 2).await;
@@ -157,12 +164,10 @@ async fn a_process_killed_mid_invocation_fails_it_with_runtime_exit_error_and_is
 #[tokio::test]
 async fn a_process_past_its_timeout_is_killed_and_the_invocation_fails_with_sandbox_timedout() {
     let (outcome, watch, _sandbox) = run("hang", 1).await;
-    assert_eq!(outcome.kind, "error");
-    assert_eq!(outcome.error_type.as_deref(), Some("Sandbox.Timedout"));
-    assert_eq!(outcome.body["errorType"], "Sandbox.Timedout");
-    assert_eq!(
-        outcome.body["errorMessage"],
-        "RequestId: req-1 Error: Task timed out after 1.00 seconds"
+    assert_failed_with(
+        &outcome,
+        "Sandbox.Timedout",
+        "RequestId: req-1 Error: Task timed out after 1.00 seconds",
     );
     polls_reach(&watch, 2).await;
 }

@@ -62,6 +62,23 @@ impl Reply {
     }
 }
 
+/// Serves `router` on a free loopback port in the background and returns its address;
+/// `what` names the server in a panic.
+async fn serve(router: Router, what: &str) -> std::net::SocketAddr {
+    let listener = must(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await,
+        &format!("bind the {what} to 127.0.0.1:0"),
+    );
+    let addr = must(listener.local_addr(), &format!("the {what}'s address"));
+    let what = what.to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            panic!("{what} stopped: {e}");
+        }
+    });
+    addr
+}
+
 /// A running simulator.
 pub struct Sim {
     pub base: String,
@@ -73,17 +90,7 @@ impl Sim {
     /// Starts a simulator with `config` on a free loopback port.
     pub async fn start(config: Config) -> Sim {
         let state = must(AppState::new(config), "simulator state");
-        let listener = must(
-            tokio::net::TcpListener::bind("127.0.0.1:0").await,
-            "bind 127.0.0.1:0",
-        );
-        let addr = must(listener.local_addr(), "local address");
-        let router = app(state.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                panic!("simulator stopped: {e}");
-            }
-        });
+        let addr = serve(app(state.clone()), "simulator").await;
         Sim {
             base: format!("http://{addr}"),
             state,
@@ -284,16 +291,7 @@ impl Receiver {
         let router = Router::new()
             .route("/webhooks/courier", post(receive))
             .with_state(state);
-        let listener = must(
-            tokio::net::TcpListener::bind("127.0.0.1:0").await,
-            "bind the receiver",
-        );
-        let addr = must(listener.local_addr(), "receiver address");
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                panic!("receiver stopped: {e}");
-            }
-        });
+        let addr = serve(router, "receiver").await;
         Receiver {
             url: format!("http://{addr}/webhooks/courier"),
             posts,
