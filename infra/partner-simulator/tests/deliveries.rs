@@ -43,6 +43,30 @@ fn assert_signed(post: &Received) {
     );
 }
 
+/// A webhook receiver answering 500 to its first `failures` posts, a simulator that
+/// delivers to it `delay` after each shipment, and a fresh order.
+async fn with_receiver(failures: usize, delay: Duration) -> (Receiver, Sim, Order) {
+    let receiver = Receiver::start(failures).await;
+    let sim = Sim::start(receiver.config(SECRET, delay)).await;
+    (receiver, sim, Order::fresh())
+}
+
+/// Asks the admin API to deliver order `order_id`'s shipment now.
+async fn deliver_by_admin(sim: &Sim, order_id: &str) -> common::Reply {
+    sim.admin_post("/admin/deliveries", &json!({ "order_id": order_id }))
+        .await
+}
+
+/// Checks the order's shipment in the simulator's ledger: its status and how many
+/// webhook posts were made for it. Returns the shipment.
+async fn assert_shipment(sim: &Sim, order: &Order, status: &str, webhook_attempts: u64) -> Value {
+    let ledger = sim.ledger_of(&order.merchant_id).await;
+    let shipment = &ledger["shipments"][0];
+    assert_eq!(shipment["status"], status, "{ledger}");
+    assert_eq!(shipment["webhook_attempts"], webhook_attempts, "{ledger}");
+    shipment.clone()
+}
+
 async fn ship(sim: &Sim, order: &Order) -> Value {
     let reply = sim
         .call("/courier/shipments", &unique("key"), &order.shipment())
@@ -53,9 +77,7 @@ async fn ship(sim: &Sim, order: &Order) -> Value {
 
 #[tokio::test]
 async fn the_courier_delivers_by_posting_a_correctly_signed_event_to_the_webhook() {
-    let mut receiver = Receiver::start(0).await;
-    let sim = Sim::start(receiver.config(SECRET, Duration::from_millis(50))).await;
-    let order = Order::fresh();
+    let (mut receiver, sim, order) = with_receiver(0, Duration::from_millis(50)).await;
 
     let shipment = ship(&sim, &order).await;
     let post = receiver.next().await;
@@ -84,9 +106,7 @@ async fn the_courier_delivers_by_posting_a_correctly_signed_event_to_the_webhook
 
 #[tokio::test]
 async fn a_refused_webhook_post_is_retried_with_the_same_signed_event() {
-    let mut receiver = Receiver::start(1).await;
-    let sim = Sim::start(receiver.config(SECRET, Duration::ZERO)).await;
-    let order = Order::fresh();
+    let (mut receiver, sim, order) = with_receiver(1, Duration::ZERO).await;
 
     ship(&sim, &order).await;
     let refused = receiver.next().await;
@@ -96,27 +116,21 @@ async fn a_refused_webhook_post_is_retried_with_the_same_signed_event() {
     assert_signed(&refused);
     assert_signed(&accepted);
     assert_eq!(refused.body, accepted.body, "a retry sends the same event");
-    let ledger = sim.ledger_of(&order.merchant_id).await;
-    assert_eq!(ledger["shipments"][0]["status"], "delivered");
-    assert_eq!(ledger["shipments"][0]["webhook_attempts"], 2);
+    assert_shipment(&sim, &order, "delivered", 2).await;
     assert!(receiver.received_so_far().is_empty());
 }
 
 #[tokio::test]
 async fn a_cancelled_shipment_is_never_delivered() {
-    let mut receiver = Receiver::start(0).await;
     // The cancellation below only has to come within these five seconds.
-    let sim = Sim::start(receiver.config(SECRET, Duration::from_secs(5))).await;
-    let order = Order::fresh();
+    let (mut receiver, sim, order) = with_receiver(0, Duration::from_secs(5)).await;
 
     let shipment = ship(&sim, &order).await;
     let cancelled = sim
         .call("/courier/cancellations", &unique("key"), &order.ids())
         .await;
     sim.state.deliveries_settled().await;
-    let by_admin = sim
-        .admin_post("/admin/deliveries", &json!({"order_id": order.order_id}))
-        .await;
+    let by_admin = deliver_by_admin(&sim, &order.order_id).await;
 
     assert_eq!(cancelled.status, 200, "{:?}", cancelled.body);
     assert_eq!(cancelled.body["shipment_id"], shipment["shipment_id"]);
@@ -128,17 +142,13 @@ async fn a_cancelled_shipment_is_never_delivered() {
         (by_admin.status, by_admin.code()),
         (409, "shipment_cancelled")
     );
-    let ledger = sim.ledger_of(&order.merchant_id).await;
-    assert_eq!(ledger["shipments"][0]["status"], "cancelled");
-    assert_eq!(ledger["shipments"][0]["webhook_attempts"], 0);
-    assert_eq!(ledger["shipments"][0]["delivered_at"], Value::Null);
+    let shipment = assert_shipment(&sim, &order, "cancelled", 0).await;
+    assert_eq!(shipment["delivered_at"], Value::Null);
 }
 
 #[tokio::test]
 async fn a_delivered_shipment_cannot_be_cancelled() {
-    let mut receiver = Receiver::start(0).await;
-    let sim = Sim::start(receiver.config(SECRET, Duration::ZERO)).await;
-    let order = Order::fresh();
+    let (mut receiver, sim, order) = with_receiver(0, Duration::ZERO).await;
 
     ship(&sim, &order).await;
     receiver.next().await;
@@ -155,28 +165,20 @@ async fn a_delivered_shipment_cannot_be_cancelled() {
 
 #[tokio::test]
 async fn a_held_shipment_is_delivered_only_through_the_admin_api_and_always_as_the_same_event() {
-    let mut receiver = Receiver::start(0).await;
-    let sim = Sim::start(receiver.config(SECRET, Duration::ZERO)).await;
-    let order = Order::fresh();
+    let (mut receiver, sim, order) = with_receiver(0, Duration::ZERO).await;
     sim.add_rule(json!({"partner": "courier", "operation": "deliver", "merchant_id": order.merchant_id, "fault": "hold"}))
         .await;
 
     ship(&sim, &order).await;
     sim.state.deliveries_settled().await;
     let held = sim.ledger_of(&order.merchant_id).await;
-    let first = sim
-        .admin_post("/admin/deliveries", &json!({"order_id": order.order_id}))
-        .await;
+    let first = deliver_by_admin(&sim, &order.order_id).await;
     let delivered = receiver.next().await;
     sim.state.deliveries_settled().await;
-    let again = sim
-        .admin_post("/admin/deliveries", &json!({"order_id": order.order_id}))
-        .await;
+    let again = deliver_by_admin(&sim, &order.order_id).await;
     let redelivered = receiver.next().await;
     sim.state.deliveries_settled().await;
-    let unknown = sim
-        .admin_post("/admin/deliveries", &json!({"order_id": unique("ord")}))
-        .await;
+    let unknown = deliver_by_admin(&sim, &unique("ord")).await;
 
     assert_eq!(held["shipments"][0]["status"], "created");
     assert_eq!(held["shipments"][0]["webhook_attempts"], 0);
@@ -190,9 +192,7 @@ async fn a_held_shipment_is_delivered_only_through_the_admin_api_and_always_as_t
         "a re-send is the same event"
     );
     assert_eq!((unknown.status, unknown.code()), (404, "not_found"));
-    let ledger = sim.ledger_of(&order.merchant_id).await;
-    assert_eq!(ledger["shipments"][0]["status"], "delivered");
-    assert_eq!(ledger["shipments"][0]["webhook_attempts"], 2);
+    assert_shipment(&sim, &order, "delivered", 2).await;
 }
 
 #[tokio::test]
@@ -202,15 +202,11 @@ async fn without_a_webhook_url_shipments_stay_created() {
 
     ship(&sim, &order).await;
     sim.state.deliveries_settled().await;
-    let by_admin = sim
-        .admin_post("/admin/deliveries", &json!({"order_id": order.order_id}))
-        .await;
+    let by_admin = deliver_by_admin(&sim, &order.order_id).await;
 
     assert_eq!(
         (by_admin.status, by_admin.code()),
         (409, "webhook_not_configured")
     );
-    let ledger = sim.ledger_of(&order.merchant_id).await;
-    assert_eq!(ledger["shipments"][0]["status"], "created");
-    assert_eq!(ledger["shipments"][0]["webhook_attempts"], 0);
+    assert_shipment(&sim, &order, "created", 0).await;
 }
