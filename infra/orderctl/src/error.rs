@@ -182,19 +182,18 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_from_the_service_is_a_failure_not_an_unreachable_endpoint() {
-        let error = CliError::from(RecoveryError::Workflow {
-            operation: "StartExecution",
-            message: "service error: StateMachineDoesNotExist".into(),
-        });
-        assert_eq!(error.exit(), Exit::Failed);
-    }
-
-    #[test]
     fn each_kind_of_error_has_its_exit_code() {
         let id = OrderId::generate();
         let cases = [
             (CliError::from(StoreError::NotFound(id.clone())), 3),
+            // An answer from the service is a failure, not an unreachable endpoint.
+            (
+                CliError::from(RecoveryError::Workflow {
+                    operation: "StartExecution",
+                    message: "service error: StateMachineDoesNotExist".into(),
+                }),
+                1,
+            ),
             (
                 CliError::from(RecoveryError::Ended {
                     order_id: id.clone(),
