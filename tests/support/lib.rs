@@ -683,6 +683,25 @@ pub fn http() -> reqwest::Client {
     }
 }
 
+/// Checks what the ledger says of an order: its status, and the failure recorded on it
+/// as `[step, error name, reason]`.
+pub async fn assert_failure_recorded(
+    store: &OrderStore,
+    id: &order_core::OrderId,
+    status: order_core::OrderStatus,
+    [step, error, reason]: [&str; 3],
+) {
+    let order = store.require_order(id).await.ok();
+    assert_eq!(
+        order.map(|o| (o.status, o.failure.map(|f| (f.step, f.error, f.reason)))),
+        Some((
+            status,
+            Some((step.to_owned(), error.to_owned(), reason.to_owned()))
+        )),
+        "order {id}"
+    );
+}
+
 /// A merchant id no other test uses.
 pub fn unique_merchant() -> String {
     format!(
