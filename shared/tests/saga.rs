@@ -242,96 +242,107 @@ async fn step_record(ledger: &impl Ledger, id: &OrderId, step: Step) -> Option<S
         .find(|record| record.step == step.name)
 }
 
-/// Runs `step`, which must succeed; returns its output.
-async fn succeeds(
-    ledger: &impl Ledger,
-    partners: &Partners,
-    step: Step,
-    id: &OrderId,
-    failure: Option<&Failure>,
-) -> ActivityOutput {
-    run(ledger, partners, step, id, failure)
-        .await
-        .unwrap_or_else(|error| panic!("{} of order {id} failed: {error}", step.name))
+/// One order of a test: the ledger it is in and the partners its steps call (cancels
+/// raced in by the partners go to the same ledger).
+struct Saga {
+    ledger: std::sync::Arc<MemoryStore>,
+    partners: Partners,
+    id: OrderId,
 }
 
-/// Runs `step`, which must fail; returns its error.
-async fn fails(
-    ledger: &impl Ledger,
-    partners: &Partners,
-    step: Step,
-    id: &OrderId,
-    failure: Option<&Failure>,
-) -> ActivityError {
-    run(ledger, partners, step, id, failure)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("{} of order {id} did not fail", step.name))
-}
-
-/// Runs RecordFailure, which ends every rollback and must succeed; returns its output.
-async fn ends(
-    ledger: &impl Ledger,
-    partners: &Partners,
-    id: &OrderId,
-    failure: &Failure,
-) -> ActivityOutput {
-    succeeds(ledger, partners, steps::RECORD_FAILURE, id, Some(failure)).await
-}
-
-/// A fresh ledger and partners, and an order of `kind` placed in the ledger.
-async fn placed(kind: OrderKind) -> (MemoryStore, Partners, OrderId) {
-    let ledger = MemoryStore::new();
-    let id = place(&ledger, kind).await;
-    (ledger, Partners::default(), id)
-}
-
-/// [`placed`], then taken through `forward`, each step of which must succeed.
-async fn placed_through(
-    kind: OrderKind,
-    forward: impl IntoIterator<Item = Step>,
-) -> (MemoryStore, Partners, OrderId) {
-    let (ledger, partners, id) = placed(kind).await;
-    for step in forward {
-        succeeds(&ledger, &partners, step, &id, None).await;
+impl Saga {
+    /// A fresh ledger and partners, and an order of `kind` placed in the ledger.
+    async fn placed(kind: OrderKind) -> Saga {
+        let ledger = std::sync::Arc::new(MemoryStore::new());
+        let id = place(&*ledger, kind).await;
+        let partners = Partners::with_ledger(ledger.clone());
+        Saga {
+            ledger,
+            partners,
+            id,
+        }
     }
-    (ledger, partners, id)
-}
 
-/// Runs `step` twice: the second run must return the first one's result, marked replayed,
-/// without calling its partner again.
-async fn succeeds_twice(
-    ledger: &impl Ledger,
-    partners: &Partners,
-    step: Step,
-    id: &OrderId,
-    failure: Option<&Failure>,
-) -> ActivityOutput {
-    let calls_before = lock(&partners.calls).len();
-    let first = succeeds(ledger, partners, step, id, failure).await;
-    let calls_between = lock(&partners.calls).len();
-    let second = succeeds(ledger, partners, step, id, failure).await;
-    assert!(!first.replayed, "{}: {first:?}", step.name);
-    assert!(second.replayed, "{}: {second:?}", step.name);
-    assert_eq!(
-        (second.references.clone(), second.attempts),
-        (first.references.clone(), first.attempts),
-        "{}: the replay must return the recorded result",
-        step.name
-    );
-    assert_eq!(
-        lock(&partners.calls).len(),
-        calls_between,
-        "{}: the replay called a partner",
-        step.name
-    );
-    assert_eq!(
-        calls_between - calls_before,
-        usize::from(operation_of(step).is_some()),
-        "{}: one partner call for the first run",
-        step.name
-    );
-    first
+    /// [`Saga::placed`], then taken through `forward`, each step of which must succeed.
+    async fn placed_through(kind: OrderKind, forward: impl IntoIterator<Item = Step>) -> Saga {
+        let saga = Saga::placed(kind).await;
+        for step in forward {
+            saga.succeeds(step, None).await;
+        }
+        saga
+    }
+
+    /// Runs `step` for the order (see [`run`]).
+    async fn run(
+        &self,
+        step: Step,
+        failure: Option<&Failure>,
+    ) -> Result<ActivityOutput, ActivityError> {
+        run(&*self.ledger, &self.partners, step, &self.id, failure).await
+    }
+
+    /// Runs `step`, which must succeed; returns its output.
+    async fn succeeds(&self, step: Step, failure: Option<&Failure>) -> ActivityOutput {
+        let id = &self.id;
+        self.run(step, failure)
+            .await
+            .unwrap_or_else(|error| panic!("{} of order {id} failed: {error}", step.name))
+    }
+
+    /// Runs `step`, which must fail; returns its error.
+    async fn fails(&self, step: Step, failure: Option<&Failure>) -> ActivityError {
+        let id = &self.id;
+        self.run(step, failure)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{} of order {id} did not fail", step.name))
+    }
+
+    /// Runs RecordFailure, which ends every rollback and must succeed; returns its output.
+    async fn ends(&self, failure: &Failure) -> ActivityOutput {
+        self.succeeds(steps::RECORD_FAILURE, Some(failure)).await
+    }
+
+    /// Runs `step` twice: the second run must return the first one's result, marked
+    /// replayed, without calling its partner again.
+    async fn succeeds_twice(&self, step: Step, failure: Option<&Failure>) -> ActivityOutput {
+        let calls = || lock(&self.partners.calls).len();
+        let calls_before = calls();
+        let first = self.succeeds(step, failure).await;
+        let calls_between = calls();
+        let second = self.succeeds(step, failure).await;
+        assert!(!first.replayed, "{}: {first:?}", step.name);
+        assert!(second.replayed, "{}: {second:?}", step.name);
+        assert_eq!(
+            (second.references.clone(), second.attempts),
+            (first.references.clone(), first.attempts),
+            "{}: the replay must return the recorded result",
+            step.name
+        );
+        assert_eq!(
+            calls(),
+            calls_between,
+            "{}: the replay called a partner",
+            step.name
+        );
+        assert_eq!(
+            calls_between - calls_before,
+            usize::from(operation_of(step).is_some()),
+            "{}: one partner call for the first run",
+            step.name
+        );
+        first
+    }
+
+    /// The order and its step records.
+    async fn read(&self) -> (OrderRecord, Vec<StepRecord>) {
+        read(&*self.ledger, &self.id).await
+    }
+
+    /// The record of `step`, if it ran.
+    async fn step_record(&self, step: Step) -> Option<StepRecord> {
+        step_record(&*self.ledger, &self.id, step).await
+    }
 }
 
 /// Records the courier's delivery of the shipment ArrangeShipment booked (the webhook's
@@ -395,15 +406,15 @@ fn compensations_after(kind: OrderKind, failed: Step) -> Vec<Step> {
 #[tokio::test]
 async fn every_kind_completes_and_every_step_run_twice_acts_once() {
     for kind in OrderKind::ALL.iter().copied() {
-        let (ledger, partners, id) = placed(kind).await;
+        let saga = Saga::placed(kind).await;
         for step in path_to_shipping(kind) {
-            succeeds_twice(&ledger, &partners, step, &id, None).await;
+            saga.succeeds_twice(step, None).await;
         }
-        delivered(&ledger, &id).await;
-        succeeds_twice(&ledger, &partners, steps::NOTIFY_CUSTOMER, &id, None).await;
-        let done = succeeds_twice(&ledger, &partners, steps::COMPLETE_ORDER, &id, None).await;
+        delivered(&*saga.ledger, &saga.id).await;
+        saga.succeeds_twice(steps::NOTIFY_CUSTOMER, None).await;
+        let done = saga.succeeds_twice(steps::COMPLETE_ORDER, None).await;
         assert_eq!(done.status, OrderStatus::Completed, "{kind:?}");
-        let (order, records) = read(&ledger, &id).await;
+        let (order, records) = saga.read().await;
         assert_eq!(
             (order.status, order.failure),
             (OrderStatus::Completed, None)
@@ -414,10 +425,14 @@ async fn every_kind_completes_and_every_step_run_twice_acts_once() {
         );
         for step in path_to_shipping(kind) {
             if let Some(operation) = operation_of(step) {
-                assert_eq!(partners.effects_of(operation), 1, "{kind:?}: {operation}");
+                assert_eq!(
+                    saga.partners.effects_of(operation),
+                    1,
+                    "{kind:?}: {operation}"
+                );
             }
         }
-        let charged = partners.effects_of("charge");
+        let charged = saga.partners.effects_of("charge");
         assert_eq!(
             charged,
             usize::from(kind != OrderKind::Replacement),
@@ -431,7 +446,7 @@ async fn every_compensation_run_twice_undoes_once_and_the_order_ends_failed_with
 {
     // Lost in transit: every forward effect up to the shipment is undone, in reverse.
     for kind in OrderKind::ALL.iter().copied() {
-        let (ledger, partners, id) = placed_through(kind, path_to_shipping(kind)).await;
+        let saga = Saga::placed_through(kind, path_to_shipping(kind)).await;
         let lost = Failure::from_catch("AwaitDelivery", "States.Timeout", None);
         let undo = compensations_after(kind, steps::AWAIT_DELIVERY);
         let names: Vec<&str> = undo.iter().map(|s| s.name).collect();
@@ -447,7 +462,7 @@ async fn every_compensation_run_twice_undoes_once_and_the_order_ends_failed_with
         };
         assert_eq!(names, expected, "{kind:?}");
         for step in undo {
-            let output = succeeds_twice(&ledger, &partners, step, &id, Some(&lost)).await;
+            let output = saga.succeeds_twice(step, Some(&lost)).await;
             assert_eq!(
                 output.status,
                 OrderStatus::Compensating,
@@ -456,10 +471,11 @@ async fn every_compensation_run_twice_undoes_once_and_the_order_ends_failed_with
             );
         }
         let later = Failure::from_catch("ReleaseStock", "Partner.Unavailable", None);
-        let ended =
-            succeeds_twice(&ledger, &partners, steps::RECORD_FAILURE, &id, Some(&later)).await;
+        let ended = saga
+            .succeeds_twice(steps::RECORD_FAILURE, Some(&later))
+            .await;
         assert_eq!(ended.status, OrderStatus::Failed, "{kind:?}");
-        let (order, _) = read(&ledger, &id).await;
+        let (order, _) = saga.read().await;
         let recorded = order.failure.map(|f| (f.step, f.error));
         assert_eq!(
             recorded,
@@ -467,7 +483,11 @@ async fn every_compensation_run_twice_undoes_once_and_the_order_ends_failed_with
             "{kind:?}: the failure that started the rollback is kept"
         );
         for operation in ["cancel", "deprovision", "release"] {
-            assert_eq!(partners.effects_of(operation), 1, "{kind:?}: {operation}");
+            assert_eq!(
+                saga.partners.effects_of(operation),
+                1,
+                "{kind:?}: {operation}"
+            );
         }
     }
 }
@@ -485,32 +505,32 @@ async fn a_step_refused_by_its_partner_fails_with_its_own_name_moves_nothing_and
         let before_refused = path_to_shipping(kind)
             .into_iter()
             .take_while(|s| s.name != refused.name);
-        let (ledger, partners, id) = placed_through(kind, before_refused).await;
-        let before = read(&ledger, &id).await.0;
+        let saga = Saga::placed_through(kind, before_refused).await;
+        let before = saga.read().await.0;
         let operation = operation_of(refused).unwrap_or_else(|| panic!("{}", refused.name));
-        partners.refuse(operation);
-        let error = fails(&ledger, &partners, refused, &id, None).await;
+        saga.partners.refuse(operation);
+        let error = saga.fails(refused, None).await;
         assert_eq!(error.name, name, "{}", refused.name);
         assert_eq!(
-            read(&ledger, &id).await.0,
+            saga.read().await.0,
             before,
             "{} moved the order",
             refused.name
         );
-        let record = step_record(&ledger, &id, refused).await;
+        let record = saga.step_record(refused).await;
         assert_eq!(
             record.map(|r| (r.status, r.error)),
             Some((StepStatus::Failed, Some(name.as_str().to_owned()))),
             "{}",
             refused.name
         );
-        assert_eq!(partners.effects_of(operation), 0, "{}", refused.name);
+        assert_eq!(saga.partners.effects_of(operation), 0, "{}", refused.name);
         // The definition's Catch runs the compensations, then RecordFailure.
         let failure = failure_of(refused, &error);
         for step in compensations_after(kind, refused) {
-            succeeds(&ledger, &partners, step, &id, Some(&failure)).await;
+            saga.succeeds(step, Some(&failure)).await;
         }
-        let ended = ends(&ledger, &partners, &id, &failure).await;
+        let ended = saga.ends(&failure).await;
         assert_eq!(ended.status, OrderStatus::Failed, "{}", refused.name);
         for step in path_to_shipping(kind)
             .into_iter()
@@ -522,9 +542,9 @@ async fn a_step_refused_by_its_partner_fails_with_its_own_name_moves_nothing_and
             let undo = steps::ALL.into_iter().find(|s| s.name == undo);
             let undone = undo
                 .and_then(operation_of)
-                .map(|op| partners.effects_of(op));
+                .map(|op| saga.partners.effects_of(op));
             assert_eq!(
-                (partners.effects_of(done), undone),
+                (saga.partners.effects_of(done), undone),
                 (1, Some(1)),
                 "{}: {} must be undone",
                 refused.name,
@@ -536,25 +556,21 @@ async fn a_step_refused_by_its_partner_fails_with_its_own_name_moves_nothing_and
 
 #[tokio::test]
 async fn a_cancel_that_races_a_step_stops_the_order_and_the_rollback_ends_it_cancelled() {
-    let ledger = std::sync::Arc::new(MemoryStore::new());
-    let partners = Partners::with_ledger(ledger.clone());
     let kind = OrderKind::NewMerchant;
-    let id = place(&*ledger, kind).await;
-    succeeds(&*ledger, &partners, steps::VALIDATE_ORDER, &id, None).await;
-    succeeds(&*ledger, &partners, steps::RESERVE_STOCK, &id, None).await;
-    *lock(&partners.cancel_during) = Some("charge");
-    let error = fails(&*ledger, &partners, steps::TAKE_PAYMENT, &id, None).await;
+    let saga = Saga::placed_through(kind, [steps::VALIDATE_ORDER, steps::RESERVE_STOCK]).await;
+    *lock(&saga.partners.cancel_during) = Some("charge");
+    let error = saga.fails(steps::TAKE_PAYMENT, None).await;
     assert_eq!(error.name, ErrorName::OrderCancelled);
-    assert_eq!(read(&*ledger, &id).await.0.status, OrderStatus::Cancelling);
+    assert_eq!(saga.read().await.0.status, OrderStatus::Cancelling);
     // The charge happened before the cancel: the rollback refunds it.
     let failure = failure_of(steps::TAKE_PAYMENT, &error);
     for step in compensations_after(kind, steps::TAKE_PAYMENT) {
-        let output = succeeds_twice(&*ledger, &partners, step, &id, Some(&failure)).await;
+        let output = saga.succeeds_twice(step, Some(&failure)).await;
         assert_eq!(output.status, OrderStatus::Cancelling, "{}", step.name);
     }
-    let ended = ends(&*ledger, &partners, &id, &failure).await;
+    let ended = saga.ends(&failure).await;
     assert_eq!(ended.status, OrderStatus::Cancelled);
-    let reason = read(&*ledger, &id).await.0.failure.map(|f| f.reason);
+    let reason = saga.read().await.0.failure.map(|f| f.reason);
     assert!(
         reason
             .as_deref()
@@ -562,33 +578,33 @@ async fn a_cancel_that_races_a_step_stops_the_order_and_the_rollback_ends_it_can
         "{reason:?}"
     );
     for operation in ["reserve", "charge", "refund", "release"] {
-        assert_eq!(partners.effects_of(operation), 1, "{operation}");
+        assert_eq!(saga.partners.effects_of(operation), 1, "{operation}");
     }
 }
 
 #[tokio::test]
 async fn a_cancel_before_any_step_stops_every_forward_step_without_calling_a_partner() {
     for step in path_to_shipping(OrderKind::NewMerchant) {
-        let (ledger, partners, id) = placed(OrderKind::NewMerchant).await;
-        let cancelled = ledger.cancel(&id).await;
+        let saga = Saga::placed(OrderKind::NewMerchant).await;
+        let cancelled = saga.ledger.cancel(&saga.id).await;
         assert!(
             matches!(cancelled, Ok(Cancellation::Started(_))),
             "{cancelled:?}"
         );
-        let error = fails(&ledger, &partners, step, &id, None).await;
+        let error = saga.fails(step, None).await;
         assert_eq!(error.name, ErrorName::OrderCancelled, "{}", step.name);
-        assert_eq!(lock(&partners.calls).len(), 0, "{}", step.name);
+        assert_eq!(lock(&saga.partners.calls).len(), 0, "{}", step.name);
     }
 }
 
 #[tokio::test]
 async fn a_step_whose_order_moved_meanwhile_fails_with_a_conflict_and_calls_no_partner() {
-    let (ledger, partners, id) = placed(OrderKind::AdditionalDevices).await;
+    let saga = Saga::placed(OrderKind::AdditionalDevices).await;
     // ReserveStock expects a VALIDATED order; this one is still ACCEPTED.
-    let error = fails(&ledger, &partners, steps::RESERVE_STOCK, &id, None).await;
+    let error = saga.fails(steps::RESERVE_STOCK, None).await;
     assert_eq!(error.name, ErrorName::OrderConflict);
-    assert_eq!(lock(&partners.calls).len(), 0);
-    let record = step_record(&ledger, &id, steps::RESERVE_STOCK).await;
+    assert_eq!(lock(&saga.partners.calls).len(), 0);
+    let record = saga.step_record(steps::RESERVE_STOCK).await;
     assert_eq!(
         record.map(|r| (r.status, r.attempts)),
         Some((StepStatus::Failed, 1))
@@ -598,21 +614,24 @@ async fn a_step_whose_order_moved_meanwhile_fails_with_a_conflict_and_calls_no_p
 #[tokio::test]
 async fn a_partner_that_acted_but_timed_out_is_retried_with_the_same_key_and_acts_once() {
     let reserved = [steps::VALIDATE_ORDER, steps::RESERVE_STOCK];
-    let (ledger, partners, id) = placed_through(OrderKind::NewMerchant, reserved).await;
-    lock(&partners.time_out_after_acting).insert("charge");
-    let error = fails(&ledger, &partners, steps::TAKE_PAYMENT, &id, None).await;
+    let saga = Saga::placed_through(OrderKind::NewMerchant, reserved).await;
+    lock(&saga.partners.time_out_after_acting).insert("charge");
+    let error = saga.fails(steps::TAKE_PAYMENT, None).await;
     assert_eq!(error.name, ErrorName::PartnerTimeout);
     // The state machine retries the Task.
-    let retried = succeeds(&ledger, &partners, steps::TAKE_PAYMENT, &id, None).await;
+    let retried = saga.succeeds(steps::TAKE_PAYMENT, None).await;
     assert_eq!(
         (retried.attempts, retried.status),
         (2, OrderStatus::PaymentTaken)
     );
     assert_eq!(
-        (partners.calls_of("charge"), partners.effects_of("charge")),
+        (
+            saga.partners.calls_of("charge"),
+            saga.partners.effects_of("charge")
+        ),
         (2, 1)
     );
-    let keys: BTreeSet<String> = lock(&partners.calls)
+    let keys: BTreeSet<String> = lock(&saga.partners.calls)
         .iter()
         .filter(|(op, _)| *op == "charge")
         .map(|(_, key)| key.clone())
@@ -623,26 +642,27 @@ async fn a_partner_that_acted_but_timed_out_is_retried_with_the_same_key_and_act
 #[tokio::test]
 async fn a_rollback_that_loses_a_race_with_a_cancel_reads_the_order_again_and_undoes_it() {
     let reserved = [steps::VALIDATE_ORDER, steps::RESERVE_STOCK];
-    let (ledger, partners, id) = placed_through(OrderKind::NewMerchant, reserved).await;
-    partners.refuse("charge");
-    let error = fails(&ledger, &partners, steps::TAKE_PAYMENT, &id, None).await;
+    let saga = Saga::placed_through(OrderKind::NewMerchant, reserved).await;
+    saga.partners.refuse("charge");
+    let error = saga.fails(steps::TAKE_PAYMENT, None).await;
     // A cancel slips in just before the rollback's first move to COMPENSATING.
-    ledger.cancel_before_next_move_to(OrderStatus::Compensating);
+    saga.ledger
+        .cancel_before_next_move_to(OrderStatus::Compensating);
     let failure = failure_of(steps::TAKE_PAYMENT, &error);
     // The cancel won: the rollback (RefundPayment, ReleaseStock) goes on under CANCELLING,
     // and the order ends CANCELLED.
     let undo = compensations_after(OrderKind::NewMerchant, steps::TAKE_PAYMENT);
     assert_eq!(undo, [steps::REFUND_PAYMENT, steps::RELEASE_STOCK]);
     for step in undo {
-        let undone = succeeds(&ledger, &partners, step, &id, Some(&failure)).await;
+        let undone = saga.succeeds(step, Some(&failure)).await;
         assert_eq!(undone.status, OrderStatus::Cancelling, "{}", step.name);
     }
-    let ended = ends(&ledger, &partners, &id, &failure).await;
+    let ended = saga.ends(&failure).await;
     assert_eq!(ended.status, OrderStatus::Cancelled);
     assert_eq!(
         (
-            partners.effects_of("reserve"),
-            partners.effects_of("release")
+            saga.partners.effects_of("reserve"),
+            saga.partners.effects_of("release")
         ),
         (1, 1)
     );
@@ -651,22 +671,12 @@ async fn a_rollback_that_loses_a_race_with_a_cancel_reads_the_order_again_and_un
 #[tokio::test]
 async fn recording_a_failure_for_an_order_that_still_holds_effects_is_refused() {
     let reserved = [steps::VALIDATE_ORDER, steps::RESERVE_STOCK];
-    let (ledger, partners, id) = placed_through(OrderKind::NewMerchant, reserved).await;
+    let saga = Saga::placed_through(OrderKind::NewMerchant, reserved).await;
     let failure = Failure::from_catch("TakePayment", "Payment.Declined", None);
-    let error = fails(
-        &ledger,
-        &partners,
-        steps::RECORD_FAILURE,
-        &id,
-        Some(&failure),
-    )
-    .await;
+    let error = saga.fails(steps::RECORD_FAILURE, Some(&failure)).await;
     assert_eq!(error.name, ErrorName::Internal);
-    assert_eq!(
-        read(&ledger, &id).await.0.status,
-        OrderStatus::StockReserved
-    );
-    let record = step_record(&ledger, &id, steps::RECORD_FAILURE).await;
+    assert_eq!(saga.read().await.0.status, OrderStatus::StockReserved);
+    let record = saga.step_record(steps::RECORD_FAILURE).await;
     assert_eq!(record.map(|r| r.status), Some(StepStatus::Failed));
 }
 
