@@ -33,8 +33,10 @@ export ARCH
 export AWS_PORT         ?= 4599
 export MOTO_SERVER_PORT ?= 4598
 export LAMBDA_PORT      ?= 9099
+# The ops console `make up` starts (orderctl console, on 127.0.0.1).
+export CONSOLE_PORT     ?= 8765
 
-.PHONY: help venv ministack-venv build up down status verify demo reconcile lint package test test-ministack chaos bench simulate clean
+.PHONY: help venv ministack-venv contract-venv build up down status verify demo reconcile console browser screenshots lint package test test-ministack chaos bench simulate clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +51,14 @@ venv: $(VENV)/.installed ## Install moto and cargo-lambda (pinned) into .venv
 
 ministack-venv: ## Install MiniStack (pinned) into .venv-ministack
 	@bash infra/ministack/install.sh
+
+.venv-openapi/.installed: infra/requirements-openapi.txt infra/constraints-openapi.txt
+	@echo "==> installing openapi.yaml's pinned tools (schemathesis, openapi-spec-validator) into .venv-openapi"
+	@$(PYTHON) -m venv .venv-openapi
+	@cd infra && ../.venv-openapi/bin/python -m pip install --quiet --require-virtualenv -r requirements-openapi.txt
+	@touch $@
+
+contract-venv: .venv-openapi/.installed ## Install schemathesis and openapi-spec-validator (pinned) into .venv-openapi
 
 build: ## Build the whole workspace (functions, router, local-stack, tests)
 	$(CARGO) build --workspace --all-targets --locked
@@ -70,15 +80,36 @@ verify: ## Check the running stack's resources against template.yaml
 demo: up ## Place six orders (every kind, a decline, an outage, a cancel) and show their timelines
 	$(LOCAL) demo --dir $(STACK_DIR)
 	@echo "The stack keeps running: try GET $$(grep ^ORDERS_API_URL= $(STACK_DIR)/stack.env | cut -d= -f2)/orders/<id>; stop it with make down."
+	@echo "The ops console: $$(grep ^CONSOLE_URL= $(STACK_DIR)/stack.env | cut -d= -f2) (open it in a browser on this machine)"
 
 reconcile: ## Run the reconciler once against the `make up` stack (GRACE seconds, default 900)
 	@[ -x target/debug/orderctl ] || $(CARGO) build --locked --quiet --bin orderctl
 	target/debug/orderctl --env-file $(STACK_DIR)/stack.env reconcile --grace-seconds $(or $(GRACE),900)
 
-lint: ## Formatting, clippy, and the offline template / ASL checks
+console: ## Run another ops console in the foreground against the `make up` stack, on a free port (make up starts one on CONSOLE_PORT)
+	@[ -x target/debug/orderctl ] || $(CARGO) build --locked --quiet --bin orderctl
+	target/debug/orderctl --env-file $(STACK_DIR)/stack.env console --port 0
+
+# The browser tests (tests/console.rs) drive Debian's Chromium through chromedriver.
+# CI runs as root on a clean Debian machine; elsewhere apt-get runs through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser: ## Install Chromium and chromedriver (Debian's chromium, chromium-driver) for the browser tests, when missing
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "chromium and chromedriver are installed: $$(/usr/bin/chromedriver --version | cut -d' ' -f1-2)"; \
+	else \
+		echo "==> installing chromium and chromium-driver (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+screenshots: venv build browser ## Regenerate the ops console's screenshots in infra/orderctl/screenshots/ (the browser tests, on a stack of their own)
+	CONSOLE_SCREENSHOTS=$(CURDIR)/infra/orderctl/screenshots $(LOCAL) exec --dir target/screenshot-stack --free-ports --no-reload -- \
+		$(CARGO) test --locked -p system-tests --test console
+
+lint: contract-venv ## Formatting, clippy, and the offline template / ASL / OpenAPI checks
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	bash infra/lint.sh
+	.venv-openapi/bin/openapi-spec-validator openapi.yaml
 
 package: venv ## Build what deploys: sam build (rust-cargolambda, release) of every function; ARCH=arm64|x86_64 (default arm64)
 	bash infra/package.sh
@@ -86,14 +117,14 @@ package: venv ## Build what deploys: sam build (rust-cargolambda, release) of ev
 # make test packages for this machine (ARCH=$(HOST_ARCH)): MiniStack runs those bootstraps.
 # The arm64 cross build that deploys to AWS is `make package` (not part of make test).
 test: ARCH := $(HOST_ARCH)
-test: venv ministack-venv lint build package ## Everything: lints, the deployable build, unit tests, and the integration tests on a moto stack and (end-to-end, chaos) a MiniStack stack
+test: venv ministack-venv contract-venv browser lint build package ## Everything: lints, the deployable build, unit tests, and the integration tests (the ops console's in a headless Chromium) on a moto stack and (end-to-end, API, contract, events, IAM, chaos) a MiniStack stack
 	@status=0; started=$$(date +%s); \
 	$(LOCAL) exec --dir $(TEST_STACK) --free-ports --no-reload -- \
 		$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log || status=$$?; \
 	moto_seconds=$$(( $$(date +%s) - started )); started=$$(date +%s); \
 	$(RUN_MINISTACK_TESTS) || status=$$?; \
 	ministack_seconds=$$(( $$(date +%s) - started )); \
-	echo "moto stack: $${moto_seconds}s (every test); MiniStack stack: $${ministack_seconds}s (deploy, end-to-end suite, chaos run)"; \
+	echo "moto stack: $${moto_seconds}s (every test); MiniStack stack: $${ministack_seconds}s (deploy, the suites that run there, chaos run)"; \
 	grep -h '^skipped on ' target/test-output.log target/test-output-ministack.log | sort -u || true; \
 	cat target/test-output.log target/test-output-ministack.log | awk \
 		'/^test result:/ { passed += $$4; failed += $$6 } /^skipped on / { skipped += 1 } \
@@ -102,13 +133,13 @@ test: venv ministack-venv lint build package ## Everything: lints, the deployabl
 
 # What of the integration tests runs on MiniStack (make test runs it after the moto run).
 MINISTACK_TESTS ?= --test end_to_end --test api --test webhook --test recovery --test orderctl \
-	--test iam_enforcement --test chaos
+	--test iam_enforcement --test contract --test events --test chaos
 RUN_MINISTACK_TESTS = $(LOCAL) exec --emulator ministack --dir $(MINISTACK_TEST_STACK) --free-ports -- \
 	$(CARGO) test -p system-tests --locked --no-fail-fast $(MINISTACK_TESTS) 2>&1 \
 	| tee target/test-output-ministack.log
 
 test-ministack: ARCH := $(HOST_ARCH)
-test-ministack: venv ministack-venv build package ## The end-to-end suite and the 100-order chaos run on MiniStack (template.yaml deployed through its CloudFormation)
+test-ministack: venv ministack-venv contract-venv build package ## The suites that run on MiniStack (end-to-end, API, contract, events, IAM, the 100-order chaos run; template.yaml deployed through its CloudFormation)
 	@$(RUN_MINISTACK_TESTS)
 
 chaos: venv build ## Orders (CHAOS_ORDERS) under faults, an outage and crashes: proves none lost, none done twice
@@ -138,4 +169,4 @@ simulate: ## The saga on a simulated clock with seeded faults and interleavings 
 	$(CARGO) run --release --locked -p simulator --bin simulate -- --seed $(SEED) --seeds $(SEEDS) --orders $(ORDERS)
 
 clean: down ## Stop the stack and remove build output and installed tools
-	rm -rf target $(VENV) .venv-lint .venv-checkov .venv-ministack infra/node_modules .local .aws-sam
+	rm -rf target $(VENV) .venv-lint .venv-checkov .venv-ministack .venv-openapi infra/node_modules .local .aws-sam

@@ -59,6 +59,7 @@ def arn(service: str, resource: str) -> str:
 # the references the template's policies make, and a few they are likely to make next.
 PLACEHOLDERS = {
     "AWS::DynamoDB::Table": {"Arn": arn("dynamodb", "table/{id}")},
+    "AWS::Events::EventBus": {"Arn": arn("events", "event-bus/{id}"), "Ref": "{id}"},
     "AWS::Events::Rule": {"Arn": arn("events", "rule/{id}")},
     "AWS::KMS::Key": {"Arn": arn("kms", "key/{id}")},
     "AWS::Lambda::Function": {"Arn": arn("lambda", "function:{id}")},

@@ -8,6 +8,8 @@ structure. This script runs the SAM translator (no AWS call: managed policies ar
 resolved from the translator's bundled map) with:
 
 - local function CodeUri replaced by a placeholder S3 location;
+- every `AWS::Include` of a local file (openapi.yaml) replaced by the file, as
+  CloudFormation expands it before the SAM transform;
 - every local state machine DefinitionUri read from disk, and emitted as the
   `Definition` object of the generated AWS::StepFunctions::StateMachine (instead of
   SAM's joined DefinitionString), so cfn-lint's ASL rule (E3601) can read it;
@@ -67,6 +69,28 @@ def copy_skips_to_generated(declared: dict, translated: dict) -> None:
             resource.setdefault("Metadata", {}).update(skips)
 
 
+def expand_includes(node: object, base: Path) -> object:
+    """Replaces each `Fn::Transform: {Name: AWS::Include, Parameters: {Location: <local
+    file>}}` by the file's content, as CloudFormation does before the SAM transform
+    (snippet-level macros are evaluated first). Like CloudFormation, the snippet is read
+    as plain YAML or JSON: shorthand intrinsics (`!Sub`) are an error there."""
+    if isinstance(node, list):
+        return [expand_includes(value, base) for value in node]
+    if not isinstance(node, dict):
+        return node
+    transform = node.get("Fn::Transform")
+    if isinstance(transform, dict) and transform.get("Name") == "AWS::Include":
+        location = (transform.get("Parameters") or {}).get("Location")
+        if not is_local(location):
+            raise SystemExit(f"AWS::Include of {location!r}: only local files are read offline")
+        snippet = yaml.safe_load((base / location).read_text())
+        rest = {key: value for key, value in node.items() if key != "Fn::Transform"}
+        if rest:
+            raise SystemExit(f"AWS::Include of {location}: a map with other keys is not supported")
+        return snippet
+    return {key: expand_includes(value, base) for key, value in node.items()}
+
+
 def main(template_path: str) -> int:
     path = Path(template_path)
     decoded, errors = decode(str(path))
@@ -76,6 +100,8 @@ def main(template_path: str) -> int:
         return 1
     # Plain dicts and strings: the translator does not need cfn-lint's line-marked nodes.
     template = json.loads(json.dumps(decoded))
+
+    template = expand_includes(template, path.parent)
 
     function_globals = template.get("Globals", {}).get("Function", {})
     if is_local(function_globals.get("CodeUri")):

@@ -300,6 +300,7 @@ fn api(stack: &Stack, state_machine_arn: &str) -> orders_api::Api {
                 .unwrap_or_else(|error| panic!("{error}")),
         },
         catalogue: system_tests::catalogue(),
+        events: stack.events(),
     }
 }
 
@@ -484,4 +485,38 @@ async fn an_order_that_failed_on_an_aws_error_shows_its_error_name_and_our_sente
         )
     );
     assert_eq!(leaks(&reply.text), Vec::<&str>::new(), "{}", reply.text);
+}
+
+#[tokio::test]
+async fn the_location_of_a_placed_order_resolved_against_the_request_is_that_order() {
+    let stack = Stack::connect().await;
+    let order = valid_order(&unique_merchant()).to_string();
+    let reply = stack.post_order(Some(&unique_key()), &order).await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let location = reply.headers.get("location").and_then(|v| v.to_str().ok());
+    let location = location.unwrap_or_else(|| panic!("no Location: {:?}", reply.headers));
+    let request = reqwest::Url::parse(&format!("{}/orders", stack.orders_api))
+        .unwrap_or_else(|error| panic!("ORDERS_API_URL: {error}"));
+    let order_url = request
+        .join(location)
+        .unwrap_or_else(|error| panic!("Location {location:?}: {error}"));
+    // Through API Gateway the stage (`/v1`) stays in the URL.
+    let path = order_url.path().to_owned();
+    let under_the_api = path.strip_prefix(request.path().trim_end_matches("orders"));
+    assert_eq!(
+        under_the_api.map(str::to_owned),
+        Some(format!(
+            "orders/{}",
+            reply.body["order_id"].as_str().unwrap_or_default()
+        )),
+        "{order_url} under {request}"
+    );
+    let fetched = system_tests::send_signed(system_tests::http().get(order_url.clone())).await;
+    let fetched = Reply::from_result(fetched).await;
+    assert_eq!(
+        (fetched.status, &fetched.body["order_id"]),
+        (200, &reply.body["order_id"]),
+        "GET {order_url}: {}",
+        fetched.text
+    );
 }

@@ -363,13 +363,16 @@ fn env_number(name: &str, default: u64) -> u64 {
 // ---------------------------------------------------------------------------------------
 
 /// One generated request and the answers its defect calls for.
+/// A request's headers, each value as bytes (some are not valid header text on purpose).
+type Headers = Vec<(&'static str, Vec<u8>)>;
+
 struct Case {
     index: usize,
     category: Category,
     variant: &'static str,
     method: Method,
     url: Url,
-    headers: Vec<(&'static str, Vec<u8>)>,
+    headers: Headers,
     body: Vec<u8>,
     expected: Expected,
 }
@@ -2213,7 +2216,7 @@ fn odd_path(ctx: &Ctx, rng: &mut Rng, index: usize) -> Case {
     }
 }
 
-fn noise_headers(ctx: &Ctx, rng: &mut Rng, index: usize) -> Vec<(&'static str, Vec<u8>)> {
+fn noise_headers(ctx: &Ctx, rng: &mut Rng, index: usize) -> Headers {
     let mut headers = Vec::new();
     if rng.chance(30) {
         headers.push(("idempotency-key", ctx.key(index, rng).into_bytes()));
@@ -2246,48 +2249,53 @@ fn single_segment_id(ctx: &Ctx, rng: &mut Rng, index: usize, suffix: &str) -> (U
 }
 
 fn unknown_order(ctx: &Ctx, rng: &mut Rng, index: usize) -> Case {
-    let (url, id) = single_segment_id(ctx, rng, index, "");
+    let target = single_segment_id(ctx, rng, index, "");
     let headers = noise_headers(ctx, rng, index);
-    Case {
-        index,
-        category: Category::UnknownOrder,
-        variant: if is_well_formed(&id) {
-            "well_formed_id"
-        } else {
-            "malformed_id"
-        },
-        method: Method::GET,
-        url,
-        headers,
-        body: Vec::new(),
-        expected: ORDER_NOT_FOUND,
-    }
+    let request = (Method::GET, headers, Vec::new());
+    unknown_id_case(index, Category::UnknownOrder, target, request)
 }
 
 fn cancel_unknown_order(ctx: &Ctx, rng: &mut Rng, index: usize) -> Case {
-    let (url, id) = single_segment_id(ctx, rng, index, "/cancel");
+    let target = single_segment_id(ctx, rng, index, "/cancel");
     let headers = noise_headers(ctx, rng, index);
     let body = if rng.chance(40) {
         any_body(ctx, rng)
     } else {
         Vec::new()
     };
+    let body = if std::str::from_utf8(&body).is_ok() {
+        body
+    } else {
+        Vec::new()
+    };
+    unknown_id_case(
+        index,
+        Category::CancelUnknownOrder,
+        target,
+        (Method::POST, headers, body),
+    )
+}
+
+/// A request to `url`, whose one id segment `id` names no order: `404 order_not_found`
+/// whatever the id looks like.
+fn unknown_id_case(
+    index: usize,
+    category: Category,
+    (url, id): (Url, String),
+    (method, headers, body): (Method, Headers, Vec<u8>),
+) -> Case {
     Case {
         index,
-        category: Category::CancelUnknownOrder,
+        category,
         variant: if is_well_formed(&id) {
             "well_formed_id"
         } else {
             "malformed_id"
         },
-        method: Method::POST,
+        method,
         url,
         headers,
-        body: if std::str::from_utf8(&body).is_ok() {
-            body
-        } else {
-            Vec::new()
-        },
+        body,
         expected: ORDER_NOT_FOUND,
     }
 }

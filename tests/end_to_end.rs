@@ -316,14 +316,7 @@ async fn slow_partners_that_acted_after_the_caller_timed_out_take_effect_exactly
 #[tokio::test]
 async fn cancelling_before_shipment_undoes_every_step_and_ends_cancelled() {
     let stack = Stack::connect().await;
-    // Provisioning is down: the order waits, charged, for the partner to come back.
-    let (id, arn) = stack
-        .place_under(&[fault("terminals", "provision", "unavailable")])
-        .await;
-    stack.wait_for_status(&id, &["PAYMENT_TAKEN"]).await;
-    let reply = stack.post(&format!("/orders/{id}/cancel")).await;
-    assert_eq!(reply.status, 202, "{}", reply.text);
-    assert_eq!(reply.body["status"], "CANCELLING");
+    let (id, arn) = stack.order_cancelled_while_charged().await;
     let again = stack.post(&format!("/orders/{id}/cancel")).await;
     assert_eq!(
         again.status, 202,
@@ -510,26 +503,7 @@ async fn an_unsigned_order_request_is_refused_before_any_function_runs() {
     ) {
         return;
     }
-    let stack = Stack::connect().await;
-    let merchant = unique_merchant();
-    let reply = system_tests::http()
-        .post(format!("{}/orders", stack.orders_api))
-        .header("content-type", "application/json")
-        .header("Idempotency-Key", unique_key())
-        .body(valid_order(&merchant).to_string())
-        .send()
-        .await;
-    let status = reply.map(|r| r.status().as_u16()).ok();
-    assert_eq!(
-        status,
-        Some(403),
-        "API Gateway must refuse an unsigned request"
-    );
-    assert_eq!(
-        stack.orders_of_merchant(&merchant).await,
-        0,
-        "nothing was written"
-    );
+    refused_before_any_function_runs(None, "an unsigned request").await;
 }
 
 #[tokio::test]
@@ -540,11 +514,20 @@ async fn an_order_request_signed_with_a_wrong_secret_is_refused_before_any_funct
     ) {
         return;
     }
-    let stack = Stack::connect().await;
-    let merchant = unique_merchant();
     let key = std::env::var("ORDERS_API_ACCESS_KEY_ID").unwrap_or_default();
     let region = std::env::var("AWS_REGION").unwrap_or_default();
     let forger = local_stack::signing::Signer::new(&key, "not-the-secret-of-this-key", &region);
+    refused_before_any_function_runs(Some(&forger), "a wrong signature").await;
+}
+
+/// Places an order signed by `signer` (or not signed): API Gateway must answer 403 and
+/// nothing may be written for the order's merchant.
+async fn refused_before_any_function_runs(
+    signer: Option<&local_stack::signing::Signer>,
+    what: &str,
+) {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
     let mut request = system_tests::http()
         .post(format!("{}/orders", stack.orders_api))
         .header("content-type", "application/json")
@@ -552,16 +535,14 @@ async fn an_order_request_signed_with_a_wrong_secret_is_refused_before_any_funct
         .body(valid_order(&merchant).to_string())
         .build()
         .expect("the request builds");
-    forger
-        .sign(&mut request)
-        .expect("the request can be signed");
+    if let Some(signer) = signer {
+        signer
+            .sign(&mut request)
+            .expect("the request can be signed");
+    }
     let reply = system_tests::http().execute(request).await;
     let status = reply.map(|r| r.status().as_u16()).ok();
-    assert_eq!(
-        status,
-        Some(403),
-        "API Gateway must refuse a wrong signature"
-    );
+    assert_eq!(status, Some(403), "API Gateway must refuse {what}");
     assert_eq!(
         stack.orders_of_merchant(&merchant).await,
         0,

@@ -54,8 +54,8 @@ async fn a_function_whose_policy_lacks_an_action_its_code_calls_fails_its_order_
 }
 
 /// A copy of `.aws-sam/build` (what `make package` built) whose template no longer grants
-/// `ACTION` to `FUNCTION`; the code and the definition are the packaged ones, named by
-/// absolute path.
+/// `ACTION` to `FUNCTION`; the code, the definition and the API's OpenAPI document are the
+/// packaged ones, named by absolute path.
 fn scratch_build_without_grant() -> PathBuf {
     let build = root().join(".aws-sam/build");
     let scratch = std::env::temp_dir().join(format!("iam-build-{}", uuid::Uuid::new_v4()));
@@ -77,6 +77,15 @@ fn scratch_build_without_grant() -> PathBuf {
             if let Some(Yaml::String(path)) = properties.get_mut(key) {
                 *path = absolute(&build, path);
             }
+        }
+        // The API's document, included by a path relative to the packaged template.
+        let included = properties
+            .get_mut("DefinitionBody")
+            .and_then(|body| body.get_mut("Fn::Transform"))
+            .and_then(|transform| transform.get_mut("Parameters"))
+            .and_then(|parameters| parameters.get_mut("Location"));
+        if let Some(Yaml::String(path)) = included {
+            *path = absolute(&build, path);
         }
     }
     let removed = template["Resources"][FUNCTION]["Properties"]["Policies"]

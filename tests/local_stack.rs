@@ -379,7 +379,8 @@ async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
             "moto",
             "invoke-router",
             "partner-simulator",
-            "cargo-lambda-watch"
+            "cargo-lambda-watch",
+            "console"
         ]
     );
     assert!(down.status.success(), "{}", text(&down));
@@ -392,9 +393,11 @@ async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
         "LAMBDA_ENDPOINT_URL",
         "AWS_EMULATOR_URL",
         "PARTNER_SIMULATOR_URL",
+        "CONSOLE_URL",
     ] {
         let url = env.get(variable).cloned().unwrap_or_default();
         let port: u16 = url
+            .trim_end_matches('/')
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())

@@ -3,33 +3,19 @@
 //! it changed in the stack, not only by what it printed.
 //!
 //! `reconcile` acts on every unfinished order of the stack, so the test that runs it
-//! takes [`EXCLUSIVE`] for writing and the others take it for reading: no other test
+//! takes [`exclusive`] for writing and the others take it for reading: no other test
 //! of this file has an order in flight while it runs.
 
 // The lock only orders this file's tests; each runs on its own thread's runtime, so a
 // guard held across an await blocks no other task.
 #![allow(clippy::await_holding_lock)]
 
-use order_core::dead_letters::{DeadLetterBody, DeadLetterQueue};
+use order_core::dead_letters::DeadLetterBody;
 use serde_json::Value;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
-use system_tests::{skip_on, valid_order, Backend, Stack, COMPLETED_NEW_ORDER};
-
-const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
-
-static EXCLUSIVE: RwLock<()> = RwLock::new(());
-
-/// Held by the tests that may run side by side. Each test runs on a runtime of its own
-/// thread, so waiting for the lock blocks nothing else.
-fn shared() -> RwLockReadGuard<'static, ()> {
-    EXCLUSIVE.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Held by the test that runs the reconciler over the whole stack.
-fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    EXCLUSIVE.write().unwrap_or_else(PoisonError::into_inner)
-}
+use system_tests::{
+    exclusive, shared, skip_on, valid_order, Backend, Stack, COMPLETED_NEW_ORDER, ENDED,
+};
 
 /// What one run of `orderctl` did.
 struct Run {
@@ -277,7 +263,7 @@ async fn a_dead_letter_is_listed_shown_and_replayed_which_resumes_its_order_and_
     let _running = shared();
     let stack = Stack::connect().await;
     let id = stack.order_without_execution().await;
-    let queue = DeadLetterQueue::new(stack.sqs(), stack.dead_letter_queue_url());
+    let queue = stack.dead_letters();
     let sent = queue
         .send(&DeadLetterBody {
             order_id: id.to_string(),

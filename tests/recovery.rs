@@ -7,8 +7,7 @@
 //! Tests in this file may run each other's reconciler passes over their orders, so each
 //! asserts on the state of its own order, never on what one particular pass did.
 
-use order_core::dead_letters::DeadLetterQueue;
-use order_core::recovery::{self, ReconcileOptions, RecoveryError, Workflow, WorkflowConfig};
+use order_core::recovery::{self, RecoveryError};
 use order_core::store::OrderStore;
 use order_core::{OrderId, OrderStatus};
 use serde_json::{json, Value};
@@ -16,38 +15,6 @@ use std::time::Duration;
 use system_tests::{fault, step, valid_order, Stack, COMPLETED_NEW_ORDER};
 
 const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
-
-fn workflow(stack: &Stack) -> Workflow {
-    Workflow {
-        client: stack.sfn(),
-        state_machine_arn: stack.state_machine_arn.clone(),
-        config: WorkflowConfig::from_env().unwrap_or_else(|error| panic!("{error}")),
-    }
-}
-
-fn dead_letters(stack: &Stack) -> DeadLetterQueue {
-    DeadLetterQueue::new(stack.sqs(), stack.dead_letter_queue_url())
-}
-
-/// Reconciles orders untouched for a second (this file's orders only get that old on
-/// purpose), as the scheduled reconciler does.
-async fn reconcile(stack: &Stack, max_resumes: u32) {
-    let options = ReconcileOptions {
-        grace: chrono::Duration::seconds(1),
-        limit: 1000,
-        max_resumes,
-    };
-    let result = recovery::reconcile(
-        &stack.store(),
-        &workflow(stack),
-        &dead_letters(stack),
-        options,
-    )
-    .await;
-    if let Err(error) = result {
-        panic!("reconcile: {error}");
-    }
-}
 
 async fn order(store: &OrderStore, id: &OrderId) -> order_core::store::OrderRecord {
     store
@@ -62,12 +29,12 @@ async fn an_order_whose_workflow_never_started_is_resumed_by_the_reconciler_and_
     let store = stack.store();
     let id = stack.order_without_execution().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    reconcile(&stack, 3).await;
+    stack.reconcile(3).await;
     let resumed = order(&store, &id).await;
     // The execution the API would have started: named after the order.
     assert_eq!(
         resumed.execution_arn.as_deref(),
-        Some(workflow(&stack).execution_arn(id.as_str()).as_str())
+        Some(stack.workflow().execution_arn(id.as_str()).as_str())
     );
     let view = stack.wait_for_status(id.as_str(), &ENDED).await;
     assert_eq!(view["status"], "COMPLETED", "{view}");
@@ -102,7 +69,7 @@ async fn an_aborted_execution_is_resumed_and_carries_on_without_repeating_finish
     let order_id = OrderId::parse(&id).unwrap_or_else(OrderId::generate);
     // Another test's reconciler pass may have resumed it first: either way the order
     // carries on in `<id>-r1`.
-    let resumed = match recovery::resume(&store, &workflow(&stack), &order_id).await {
+    let resumed = match recovery::resume(&store, &stack.workflow(), &order_id).await {
         Ok(resumed) => resumed.execution_arn,
         Err(RecoveryError::StillRunning { execution_arn, .. }) => execution_arn,
         Err(error) => panic!("resume: {error}"),
@@ -136,15 +103,18 @@ async fn an_order_resumed_as_often_as_allowed_is_parked_once_with_the_reason() {
         assert!(store.next_resume(&id).await.is_ok());
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    reconcile(&stack, 3).await;
-    reconcile(&stack, 3).await;
+    stack.reconcile(3).await;
+    stack.reconcile(3).await;
     let parked = order(&store, &id).await;
     assert_eq!(parked.status, OrderStatus::Accepted);
     assert_eq!(parked.execution_arn, None, "a parked order is not resumed");
     let reason = parked.parked.map(|p| p.reason).unwrap_or_default();
     assert!(reason.contains("resumed 3 times"), "{reason}");
-    let letters = dead_letters(&stack)
-        .receive(1000, Duration::ZERO)
+    // A look walks the whole queue (a receive that leaves messages visible sees only the
+    // first few again and again, and the queue holds other tests' letters too).
+    let letters = stack
+        .dead_letters()
+        .look(10_000)
         .await
         .unwrap_or_else(|error| panic!("{error}"));
     let mine: Vec<_> = letters
@@ -166,7 +136,7 @@ async fn resuming_an_order_whose_execution_is_running_is_refused() {
     let stack = Stack::connect().await;
     let (id, arn) = stack.order_waiting_for_its_courier().await;
     let order_id = OrderId::parse(&id).unwrap_or_else(OrderId::generate);
-    let refused = recovery::resume(&stack.store(), &workflow(&stack), &order_id).await;
+    let refused = recovery::resume(&stack.store(), &stack.workflow(), &order_id).await;
     assert!(
         matches!(&refused, Err(RecoveryError::StillRunning { execution_arn, .. }) if *execution_arn == arn),
         "{refused:?}"
@@ -191,7 +161,7 @@ async fn a_dead_lettered_order_finishes_its_rollback_when_resumed_and_keeps_its_
     assert_eq!(stuck["failure"]["error"], "Payment.Declined", "{stuck}");
 
     let order_id = OrderId::parse(&id).unwrap_or_else(OrderId::generate);
-    if let Err(error) = recovery::resume(&stack.store(), &workflow(&stack), &order_id).await {
+    if let Err(error) = recovery::resume(&stack.store(), &stack.workflow(), &order_id).await {
         panic!("resume: {error}");
     }
     let view = stack.wait_for_status(&id, &ENDED).await;

@@ -35,6 +35,7 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
             ("dynamodb:UpdateItem", "OrdersTable"),
             ("dynamodb:Query", "OrdersTable"),
             ("states:StartExecution", "OrderWorkflowAliaslive"),
+            PUBLISH,
         ],
     ),
     (
@@ -48,6 +49,7 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
             ("dynamodb:ConditionCheckItem", "OrdersTable"),
             ("states:SendTaskSuccess", "*"),
             ("secretsmanager:GetSecretValue", "CourierWebhookSecret"),
+            PUBLISH,
         ],
     ),
     ("ValidateOrderFunction", STEP),
@@ -73,7 +75,13 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
     ),
     (
         "ArrangeShipmentFunction",
-        &[STEP[0], STEP[1], token("CourierApiTokenSecret")],
+        &[
+            STEP[0],
+            STEP[1],
+            token("CourierApiTokenSecret"),
+            EVENT[0],
+            EVENT[1],
+        ],
     ),
     (
         // A delivery recorded before the task token: it resumes the execution itself.
@@ -84,7 +92,10 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
         "NotifyCustomerFunction",
         &[STEP[0], STEP[1], token("NotificationsApiTokenSecret")],
     ),
-    ("CompleteOrderFunction", STEP),
+    (
+        "CompleteOrderFunction",
+        &[STEP[0], STEP[1], EVENT[0], EVENT[1]],
+    ),
     (
         "CancelShipmentFunction",
         &[STEP[0], STEP[1], token("CourierApiTokenSecret")],
@@ -101,7 +112,7 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
         "ReleaseStockFunction",
         &[STEP[0], STEP[1], token("WarehouseApiTokenSecret")],
     ),
-    ("FailOrderFunction", STEP),
+    ("FailOrderFunction", &[STEP[0], STEP[1], EVENT[0], EVENT[1]]),
     (
         "ReconcilerFunction",
         &[
@@ -114,6 +125,7 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
                 "arn:AWS::Partition:states:AWS::Region:AWS::AccountId:execution:OrderWorkflow:*",
             ),
             ("sqs:SendMessage", "WorkflowDeadLetterQueue"),
+            PUBLISH,
             // Not the code: Lambda itself sends a run that failed its async retries to
             // the function's dead-letter queue, with the function's role.
             ("sqs:SendMessage", "ReconcilerDeadLetterQueue"),
@@ -127,6 +139,13 @@ const STEP: &[(&str, &str)] = &[
     ("dynamodb:GetItem", "OrdersTable"),
     ("dynamodb:UpdateItem", "OrdersTable"),
 ];
+
+/// Putting an order event on the order-events bus (order_core::events).
+const PUBLISH: (&str, &str) = ("events:PutEvents", "OrderEventsBus");
+
+/// A step whose change is an order event (`events::announce`): reads the order with its
+/// steps (Query on its key) to build the event, and publishes it.
+const EVENT: &[(&str, &str)] = &[("dynamodb:Query", "OrdersTable"), PUBLISH];
 
 /// Reading a partner's token at cold start.
 const fn token(secret: &'static str) -> (&'static str, &'static str) {

@@ -3,7 +3,7 @@
 //! and changes nothing; a rotated secret drops no delivery.
 
 use serde_json::{json, Value};
-use system_tests::{sign_now, unique_key, Reply, ScratchSecret, Stack};
+use system_tests::{sign_now, step_reference, unique_key, Reply, ScratchSecret, Stack};
 
 /// POSTs `body` to the webhook with the signature header `signature` (none: no header).
 async fn post_raw(stack: &Stack, body: &str, signature: Option<String>) -> Reply {
@@ -34,13 +34,7 @@ fn delivered(order_id: &str, shipment_id: &Value) -> Value {
 async fn waiting_order(stack: &Stack) -> (String, Value, Value) {
     let (id, _) = stack.order_waiting_for_its_courier().await;
     let view = stack.get(&format!("/orders/{id}")).await.body;
-    let shipment = view["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s["step"] == "ArrangeShipment")
-        .map(|s| s["references"]["shipment_id"].clone())
-        .unwrap_or(Value::Null);
+    let shipment = step_reference(&view, "ArrangeShipment", "shipment_id").clone();
     assert!(shipment.is_string(), "no shipment id: {view}");
     (id, shipment, view)
 }
@@ -117,8 +111,10 @@ async fn an_event_signed_more_than_five_minutes_ago_or_ahead_is_refused_and_chan
     let (id, shipment, _) = waiting_order(&stack).await;
     let before = status_and_version(&stack, &id).await;
     let body = delivered(&id, &shipment).to_string();
-    let now = chrono::Utc::now().timestamp();
-    for (when, timestamp) in [("old", now - 301), ("ahead", now + 301)] {
+    // Half a minute past the five-minute window each way, taken just before each request:
+    // the function reads its clock when the request arrives, a cold start later.
+    for (when, offset) in [("old", -330), ("ahead", 330)] {
+        let timestamp = chrono::Utc::now().timestamp() + offset;
         let signature = order_core::delivery::sign(&secret, timestamp, body.as_bytes());
         let refused = post_raw(&stack, &body, Some(signature)).await;
         assert_eq!(
@@ -129,6 +125,7 @@ async fn an_event_signed_more_than_five_minutes_ago_or_ahead_is_refused_and_chan
         );
     }
     // The same signature with its timestamp replaced: the timestamp is signed too.
+    let now = chrono::Utc::now().timestamp();
     let signature = order_core::delivery::sign(&secret, now - 400, body.as_bytes());
     let moved = signature.replacen(&format!("t={}", now - 400), &format!("t={now}"), 1);
     let refused = post_raw(&stack, &body, Some(moved)).await;

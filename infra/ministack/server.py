@@ -33,12 +33,29 @@ Its AWS::StepFunctions::StateMachine passes a definition read from DefinitionS3L
 to Step Functions as the text it is, which must be JSON there. AWS's handler accepts a
 JSON or YAML file (our definition is infra/statemachine/order-workflow.asl.yaml); the
 definition below is parsed as YAML (JSON is YAML) and handed on as JSON.
+
+A REST API on AWS hands its Lambda proxy the request path as the caller sent it,
+percent-encoding included (`path`, and the `pathParameters` cut from it); only an HTTP
+API decodes it. MiniStack's REST APIs matched and delivered the server's decoded path, so
+`/orders/%14x` reached the orders API as `/orders/\x14x`, which is no URI at all, and was
+answered `404 route_not_found` instead of `404 order_not_found`. Below, a REST API's
+request is matched and delivered with the path as sent, as on AWS.
+
+Its EventBridge stamps every event with the time of the PutEvents call, ignoring an
+entry's `Time`. On AWS an entry's `Time` is its event's `time` (the call's time only when
+none is given); our events carry the moment the order changed, and a reconciler pass that
+parks many orders publishes some of them seconds later. Below, an entry's `Time` is its
+event's time, as on AWS.
 """
 
 import json
+import threading
 
 import yaml
 
+from ministack import app
+from ministack.services import apigateway_v1 as rest_apis
+from ministack.services import eventbridge
 from ministack.services import secretsmanager as secrets_manager
 from ministack.services import stepfunctions as sfn
 from ministack.services.cloudformation import provisioners
@@ -212,6 +229,66 @@ for resource_type, handler in {
 }.items():
     # Never replace a handler MiniStack has itself (a later release may add these).
     provisioners._RESOURCE_HANDLERS.setdefault(resource_type, handler)
+
+_execute_api_request = app._handle_execute_api_request
+
+
+async def _rest_api_request_as_sent(
+    host, path, method, headers, body, query_params, raw_path=None, raw_query_string=None
+):
+    """An execute-api request; a REST API's with the path as the caller sent it."""
+    parsed = app._parse_execute_api_url(host, path)
+    if raw_path is not None and parsed is not None and rest_apis.find_api_scope(parsed[0]):
+        path = raw_path
+    return await _execute_api_request(
+        host,
+        path,
+        method,
+        headers,
+        body,
+        query_params,
+        raw_path=raw_path,
+        raw_query_string=raw_query_string,
+    )
+
+
+app._handle_execute_api_request = _rest_api_request_as_sent
+
+_put_events = eventbridge._put_events
+_now = eventbridge._now_ts
+_entry_clock = threading.local()
+
+
+def _now_or_entry_time():
+    """The time of the entry being put, where it gave one; else now."""
+    given = getattr(_entry_clock, "time", None)
+    return given if given is not None else _now()
+
+
+def _put_events_at_their_time(data, allow_aws_source=False):
+    """PutEvents, each entry's event stamped with the entry's `Time` where it has one."""
+    entries = data.get("Entries", [])
+    timed = any(isinstance(e, dict) and e.get("Time") is not None for e in entries)
+    if not timed or len(entries) > 10:
+        return _put_events(data, allow_aws_source)
+    results, failed = [], 0
+    for entry in entries:
+        given = eventbridge._coerce_timestamp(entry.get("Time"))
+        _entry_clock.time = given if isinstance(given, (int, float)) else None
+        try:
+            status, headers, body = _put_events({**data, "Entries": [entry]}, allow_aws_source)
+        finally:
+            _entry_clock.time = None
+        if status != 200:
+            return status, headers, body
+        answer = json.loads(body)
+        results += answer.get("Entries", [])
+        failed += answer.get("FailedEntryCount", 0)
+    return eventbridge.json_response({"FailedEntryCount": failed, "Entries": results})
+
+
+eventbridge._now_ts = _now_or_entry_time
+eventbridge._put_events = _put_events_at_their_time
 
 if __name__ == "__main__":
     from ministack.app import main

@@ -11,6 +11,7 @@ pub mod config;
 pub mod dead_letters;
 pub mod delivery;
 pub mod errors;
+pub mod events;
 #[cfg(feature = "test-fakes")]
 pub mod fakes;
 pub mod order;

@@ -16,6 +16,7 @@
 //! deterministic simulator (`infra/simulator`) in process, so that both run this code.
 
 use crate::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterSender};
+use crate::events::Publisher;
 use crate::order::OrderId;
 use crate::status::OrderStatus;
 use crate::store::{Cancellation, Ledger, StoreError, Transition};
@@ -128,6 +129,8 @@ pub enum RecoveryError {
     },
     #[error("{0}")]
     NotSupported(String),
+    #[error(transparent)]
+    Events(#[from] crate::events::PublishError),
 }
 
 impl From<RecoveryError> for lambda_runtime::Diagnostic {
@@ -136,6 +139,7 @@ impl From<RecoveryError> for lambda_runtime::Diagnostic {
             RecoveryError::Store(StoreError::Unavailable { .. }) => "Store.Unavailable",
             RecoveryError::Workflow { .. } => "Workflow.Unavailable",
             RecoveryError::DeadLetters(_) => "DeadLetters.Unavailable",
+            RecoveryError::Events(_) => "Events.Unavailable",
             _ => "Internal.Error",
         };
         lambda_runtime::Diagnostic {
@@ -471,13 +475,23 @@ pub async fn cancel(store: &impl Ledger, id: &OrderId) -> Result<Cancellation, S
     match store.cancel(id).await? {
         Cancellation::Started(record) if record.execution_arn.is_none() => {
             tracing::info!(order_id = %id, "cancelled before its workflow started");
-            let record = store
+            let ended = store
                 .transition(
                     id,
                     Transition::new(OrderStatus::Cancelling, OrderStatus::Cancelled),
                 )
-                .await?;
-            Ok(Cancellation::Started(record))
+                .await;
+            match ended {
+                Ok(record) => Ok(Cancellation::Started(record)),
+                // Another writer ended it first (an execution started after all, its ARN
+                // not recorded yet, met the cancel): from CANCELLING that can only be
+                // CANCELLED, so the cancel stands.
+                Err(StoreError::Conflict { .. }) => {
+                    tracing::info!(order_id = %id, "its workflow ended the cancelled order first");
+                    Ok(Cancellation::Started(store.require_order(id).await?))
+                }
+                Err(error) => Err(error),
+            }
         }
         Cancellation::Started(record) => {
             tracing::info!(order_id = %id, "cancellation requested; the workflow will roll the order back");
@@ -544,18 +558,33 @@ pub fn unfinished_statuses() -> impl Iterator<Item = OrderStatus> {
 pub async fn reconcile(
     store: &impl Ledger,
     workflow: &impl Executions,
-    dead_letters: &impl DeadLetterSender,
+    escalation: Escalation<'_, impl DeadLetterSender, impl Publisher>,
     options: ReconcileOptions,
 ) -> Result<Vec<Reconciled>, RecoveryError> {
-    reconcile_at(store, workflow, dead_letters, options, chrono::Utc::now()).await
+    reconcile_at(store, workflow, escalation, options, chrono::Utc::now()).await
 }
+
+/// Where the reconciler puts an order it gives up on: a dead letter for the operators'
+/// queue, and an `Order Needs Operator` event for integrators.
+pub struct Escalation<'a, D, P> {
+    pub dead_letters: &'a D,
+    pub events: &'a P,
+}
+
+impl<D, P> Clone for Escalation<'_, D, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D, P> Copy for Escalation<'_, D, P> {}
 
 /// [`reconcile`] as if it were `now`: orders that changed after `now - grace` are left
 /// alone, and a parked order's dead letter is dated `now`. For a simulated clock.
 pub async fn reconcile_at(
     store: &impl Ledger,
     workflow: &impl Executions,
-    dead_letters: &impl DeadLetterSender,
+    escalation: Escalation<'_, impl DeadLetterSender, impl Publisher>,
     options: ReconcileOptions,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<Reconciled>, RecoveryError> {
@@ -567,8 +596,7 @@ pub async fn reconcile_at(
             break;
         }
         for order in store.orders_in_status(status, Some(&cutoff), left).await? {
-            let action =
-                reconcile_order(store, workflow, dead_letters, &order, options, now).await?;
+            let action = reconcile_order(store, workflow, escalation, &order, options, now).await?;
             tracing::info!(order_id = %order.order_id, status = %order.status, ?action, "reconciled");
             done.push(Reconciled {
                 order_id: order.order_id,
@@ -583,7 +611,7 @@ pub async fn reconcile_at(
 async fn reconcile_order(
     store: &impl Ledger,
     workflow: &impl Executions,
-    dead_letters: &impl DeadLetterSender,
+    escalation: Escalation<'_, impl DeadLetterSender, impl Publisher>,
     order: &crate::store::OrderRecord,
     options: ReconcileOptions,
     now: chrono::DateTime<chrono::Utc>,
@@ -605,7 +633,7 @@ async fn reconcile_order(
             // The workflow ended but the order did not: nothing automatic can be trusted.
             return park(
                 store,
-                dead_letters,
+                escalation,
                 order,
                 format!(
                     "its execution SUCCEEDED but the order is still {}",
@@ -622,7 +650,7 @@ async fn reconcile_order(
     if order.resumes >= options.max_resumes {
         return park(
             store,
-            dead_letters,
+            escalation,
             order,
             format!(
                 "{why}, and it was resumed {} times already (the most the reconciler tries)",
@@ -631,6 +659,13 @@ async fn reconcile_order(
             now,
         )
         .await;
+    }
+    if order.execution_arn.is_none() {
+        // The API stores an order, publishes `Order Accepted`, then starts its workflow;
+        // a caller that gave up after a failure in between never retried. The same event
+        // again (same event id) closes that gap before the order's first execution.
+        let accepted = crate::events::OrderEvent::accepted(order);
+        escalation.events.publish(&accepted).await?;
     }
     match resume(store, workflow, &order.order_id).await {
         Ok(resumed) => Ok(Action::Resumed {
@@ -649,12 +684,17 @@ async fn reconcile_order(
 
 async fn park(
     store: &impl Ledger,
-    dead_letters: &impl DeadLetterSender,
+    escalation: Escalation<'_, impl DeadLetterSender, impl Publisher>,
     order: &crate::store::OrderRecord,
     reason: String,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Action, RecoveryError> {
-    dead_letters
+    // Before the park is written: a run that fails here parks the order again next time,
+    // and publishes the same event (it is built from the order as read before the park).
+    let event = crate::events::OrderEvent::needs_operator(order, &reason);
+    escalation.events.publish(&event).await?;
+    escalation
+        .dead_letters
         .send(&DeadLetterBody {
             order_id: order.order_id.to_string(),
             execution_arn: order.execution_arn.clone(),
@@ -673,6 +713,16 @@ async fn park(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn escalation<'a>(
+        letters: &'a FakeDeadLetters,
+        events: &'a crate::events::Recorder,
+    ) -> Escalation<'a, FakeDeadLetters, crate::events::Recorder> {
+        Escalation {
+            dead_letters: letters,
+            events,
+        }
+    }
 
     #[test]
     fn an_execution_arn_is_derived_from_the_state_machine_and_the_name() {
@@ -798,15 +848,20 @@ mod tests {
             other => panic!("placed: {other:?}"),
         };
         let (workflow, letters) = (FakeExecutions::default(), FakeDeadLetters::default());
+        let events = crate::events::Recorder::default();
         let options = ReconcileOptions {
             grace: chrono::Duration::seconds(900),
             limit: 10,
             max_resumes: 1,
         };
         let at = |seconds| placed + chrono::Duration::seconds(seconds);
-        let early = reconcile_at(&store, &workflow, &letters, options, at(899)).await;
+        let run_at = |seconds| {
+            let escalation = escalation(&letters, &events);
+            reconcile_at(&store, &workflow, escalation, options, at(seconds))
+        };
+        let early = run_at(899).await;
         assert_eq!(early.expect("a run"), vec![], "within the grace period");
-        let late = reconcile_at(&store, &workflow, &letters, options, at(901)).await;
+        let late = run_at(901).await;
         let actions: Vec<_> = late.expect("a run").into_iter().map(|r| r.action).collect();
         assert_eq!(
             actions,
@@ -819,7 +874,7 @@ mod tests {
             .stop(&format!("arn:execution:{id}"), "test")
             .await
             .expect("stopped");
-        let parked = reconcile_at(&store, &workflow, &letters, options, at(1000)).await;
+        let parked = run_at(1000).await;
         assert!(matches!(
             parked.expect("a run").as_slice(),
             [Reconciled {
@@ -830,6 +885,21 @@ mod tests {
         let letters = letters.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].at.as_deref(), Some("2026-11-29T00:16:40.000Z"));
+        let published: Vec<_> = (events.published().into_iter())
+            .map(|event| (event.lifecycle, event.detail.event_id))
+            .collect();
+        assert_eq!(
+            published,
+            [
+                (crate::events::Lifecycle::Accepted, format!("{id}/ACCEPTED")),
+                (
+                    crate::events::Lifecycle::NeedsOperator,
+                    format!("{id}/NEEDS_OPERATOR/1")
+                )
+            ],
+            "an order whose workflow never started is published accepted before its first \
+             execution; the park once, counting the resume"
+        );
         let record = store
             .get_order(&id)
             .await
@@ -877,8 +947,15 @@ mod tests {
         };
         let later = placed + chrono::Duration::hours(24);
         let letters = FakeDeadLetters::default();
+        let events = crate::events::Recorder::default();
         for _ in 0..3 {
-            let run = reconcile_at(&store, &workflow, &letters, options, later);
+            let run = reconcile_at(
+                &store,
+                &workflow,
+                escalation(&letters, &events),
+                options,
+                later,
+            );
             let looked_at: Vec<_> = run
                 .await
                 .expect("a run")
@@ -889,6 +966,45 @@ mod tests {
             assert_eq!(looked_at.len(), 2);
             assert!(!looked_at.contains(died), "{looked_at:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_cancel_before_the_workflow_started_that_the_workflow_ends_first_is_reported_cancelled(
+    ) {
+        // The cancel moves the order to CANCELLING; before its own move to CANCELLED, an
+        // execution that started after all (its ARN not recorded yet) meets the cancel and
+        // ends the order CANCELLED itself.
+        let (_, store, order) = store_with_its_clock_stopped();
+        let id = match store.place_order("key", &order, "hash").await {
+            Ok(crate::store::Placement::Created(record)) => record.order_id,
+            other => panic!("placed: {other:?}"),
+        };
+        store.move_before_next_move_to(
+            OrderStatus::Cancelled,
+            OrderStatus::Cancelling,
+            OrderStatus::Cancelled,
+        );
+        let cancelled = cancel(&store, &id).await;
+        assert!(
+            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled),
+            "{cancelled:?}"
+        );
+        let stored = store.require_order(&id).await.map(|order| order.status);
+        assert_eq!(stored, Ok(OrderStatus::Cancelled));
+    }
+
+    #[tokio::test]
+    async fn a_cancel_before_the_workflow_started_ends_the_order_cancelled_at_once() {
+        let (_, store, order) = store_with_its_clock_stopped();
+        let id = match store.place_order("key", &order, "hash").await {
+            Ok(crate::store::Placement::Created(record)) => record.order_id,
+            other => panic!("placed: {other:?}"),
+        };
+        let cancelled = cancel(&store, &id).await;
+        assert!(
+            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled && order.version == 3),
+            "{cancelled:?}"
+        );
     }
 
     #[test]

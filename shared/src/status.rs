@@ -127,6 +127,11 @@ impl OrderStatus {
     pub fn is_cancellable(self) -> bool {
         self.check_transition(Cancelling).is_ok()
     }
+
+    /// Every status a cancel moves an order on from: those that may go to CANCELLING.
+    pub fn cancellable() -> impl Iterator<Item = OrderStatus> {
+        Self::ALL.iter().copied().filter(|s| s.is_cancellable())
+    }
 }
 
 impl fmt::Display for OrderStatus {

@@ -7,6 +7,7 @@
 
 use order_core::activity::{ActivityInput, ActivityOutput, Rollback};
 use order_core::catalogue::Catalogue;
+use order_core::events::{self, OrderEvent, Recorder};
 use order_core::fakes::FakePartner;
 use order_core::order::example_request;
 use order_core::partners::{CallContext, PartnerError, PartnerFailure};
@@ -248,6 +249,9 @@ struct Saga {
     ledger: std::sync::Arc<MemoryStore>,
     partners: Partners,
     id: OrderId,
+    /// What the steps published (each run goes through `events::announce`, as the
+    /// functions' `main`s wire it).
+    events: Recorder,
 }
 
 impl Saga {
@@ -260,6 +264,7 @@ impl Saga {
             ledger,
             partners,
             id,
+            events: Recorder::default(),
         }
     }
 
@@ -272,13 +277,47 @@ impl Saga {
         saga
     }
 
+    /// An order of `kind` taken to COMPLETED, every step run twice; with CompleteOrder's
+    /// output.
+    async fn completed_twice_over(kind: OrderKind) -> (Saga, ActivityOutput) {
+        let saga = Saga::placed(kind).await;
+        for step in path_to_shipping(kind) {
+            saga.succeeds_twice(step, None).await;
+        }
+        delivered(&*saga.ledger, &saga.id).await;
+        saga.succeeds_twice(steps::NOTIFY_CUSTOMER, None).await;
+        let done = saga.succeeds_twice(steps::COMPLETE_ORDER, None).await;
+        (saga, done)
+    }
+
     /// Runs `step` for the order (see [`run`]).
     async fn run(
         &self,
         step: Step,
         failure: Option<&Failure>,
     ) -> Result<ActivityOutput, ActivityError> {
-        run(&*self.ledger, &self.partners, step, &self.id, failure).await
+        let outcome = run(&*self.ledger, &self.partners, step, &self.id, failure).await;
+        events::announce(&*self.ledger, &self.events, outcome).await
+    }
+
+    /// The detail-types published so far, each event id once, and whether every repeat
+    /// of an event id carried the same detail.
+    fn published(&self) -> (Vec<&'static str>, bool) {
+        let mut seen: Vec<OrderEvent> = Vec::new();
+        let mut same = true;
+        for event in self.events.published() {
+            match seen
+                .iter()
+                .find(|e| e.detail.event_id == event.detail.event_id)
+            {
+                Some(first) => same &= first == &event,
+                None => seen.push(event),
+            }
+        }
+        (
+            seen.iter().map(|e| e.lifecycle.detail_type()).collect(),
+            same,
+        )
     }
 
     /// Runs `step`, which must succeed; returns its output.
@@ -406,13 +445,7 @@ fn compensations_after(kind: OrderKind, failed: Step) -> Vec<Step> {
 #[tokio::test]
 async fn every_kind_completes_and_every_step_run_twice_acts_once() {
     for kind in OrderKind::ALL.iter().copied() {
-        let saga = Saga::placed(kind).await;
-        for step in path_to_shipping(kind) {
-            saga.succeeds_twice(step, None).await;
-        }
-        delivered(&*saga.ledger, &saga.id).await;
-        saga.succeeds_twice(steps::NOTIFY_CUSTOMER, None).await;
-        let done = saga.succeeds_twice(steps::COMPLETE_ORDER, None).await;
+        let (saga, done) = Saga::completed_twice_over(kind).await;
         assert_eq!(done.status, OrderStatus::Completed, "{kind:?}");
         let (order, records) = saga.read().await;
         assert_eq!(
@@ -439,6 +472,57 @@ async fn every_kind_completes_and_every_step_run_twice_acts_once() {
             "{kind:?}: replacements are free"
         );
     }
+}
+
+#[tokio::test]
+async fn each_change_integrators_see_is_published_by_its_step_and_a_replay_publishes_the_same_event(
+) {
+    for kind in OrderKind::ALL.iter().copied() {
+        let (saga, _) = Saga::completed_twice_over(kind).await;
+        // The API publishes `Order Accepted` and the webhook `Order Delivered`; the
+        // workflow's steps publish the rest.
+        assert_eq!(
+            saga.published(),
+            (vec!["Order Shipped", "Order Completed"], true),
+            "{kind:?}"
+        );
+        assert_eq!(
+            saga.events.published().len(),
+            4,
+            "{kind:?}: each run published"
+        );
+        let shipped = &saga.events.published()[0].detail;
+        let (_, records) = saga.read().await;
+        let arranged = records
+            .iter()
+            .find(|r| r.step == steps::ARRANGE_SHIPMENT.name);
+        assert_eq!(
+            shipped.tracking_number,
+            arranged.and_then(|r| r.references.get("tracking_number").cloned()),
+            "{kind:?}"
+        );
+    }
+    let saga = Saga::placed_through(OrderKind::NewMerchant, [steps::VALIDATE_ORDER]).await;
+    saga.partners.refuse("reserve");
+    let refused = saga.fails(steps::RESERVE_STOCK, None).await;
+    assert_eq!(
+        saga.events.published(),
+        [],
+        "a failed step publishes nothing"
+    );
+    let failure = failure_of(steps::RESERVE_STOCK, &refused);
+    saga.succeeds_twice(steps::RECORD_FAILURE, Some(&failure))
+        .await;
+    assert_eq!(saga.published(), (vec!["Order Failed"], true));
+    let failed = &saga.events.published()[0].detail;
+    let reason = failed
+        .reason
+        .clone()
+        .unwrap_or_else(|| panic!("{failed:?}"));
+    assert_eq!(
+        (reason.step.as_str(), reason.error.as_str()),
+        ("ReserveStock", refused.name.as_str())
+    );
 }
 
 #[tokio::test]

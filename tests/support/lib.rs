@@ -10,6 +10,7 @@ use partner_simulator::faults::RuleSpec;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 /// The local stack's endpoints, from the environment `local-stack exec` provides.
@@ -57,19 +58,59 @@ impl Stack {
         aws_sdk_sqs::Client::new(&self.aws)
     }
 
+    /// The order-events bus the functions publish to (`ORDER_EVENTS_BUS_NAME`).
+    pub fn events(&self) -> order_core::events::EventBus {
+        order_core::events::EventBus::new(
+            aws_sdk_eventbridge::Client::new(&self.aws),
+            env(order_core::events::BUS_VARIABLE),
+        )
+    }
+
     /// The workflow dead-letter queue's URL.
     pub fn dead_letter_queue_url(&self) -> String {
         env("WORKFLOW_DEAD_LETTER_QUEUE_URL")
     }
 
+    /// The workflow dead-letter queue.
+    pub fn dead_letters(&self) -> order_core::dead_letters::DeadLetterQueue {
+        order_core::dead_letters::DeadLetterQueue::new(self.sqs(), self.dead_letter_queue_url())
+    }
+
+    /// The order workflow as `order_core::recovery` starts and resumes it.
+    pub fn workflow(&self) -> order_core::recovery::Workflow {
+        order_core::recovery::Workflow {
+            client: self.sfn(),
+            state_machine_arn: self.state_machine_arn.clone(),
+            config: order_core::recovery::WorkflowConfig::from_env()
+                .unwrap_or_else(|error| panic!("{error}")),
+        }
+    }
+
+    /// One reconciler pass over the whole stack, as the scheduled reconciler makes it, of
+    /// orders untouched for a second, resuming an order at most `max_resumes` times. Tests
+    /// that call it may run each other's passes over their orders.
+    pub async fn reconcile(&self, max_resumes: u32) {
+        let options = order_core::recovery::ReconcileOptions {
+            grace: chrono::Duration::seconds(1),
+            limit: 1000,
+            max_resumes,
+        };
+        let escalation = order_core::recovery::Escalation {
+            dead_letters: &self.dead_letters(),
+            events: &self.events(),
+        };
+        let passed =
+            order_core::recovery::reconcile(&self.store(), &self.workflow(), escalation, options)
+                .await;
+        if let Err(error) = passed {
+            panic!("reconcile: {error}");
+        }
+    }
+
     /// The workflow DLQ message about order `id`, waiting up to 60 s for it. The queue is
     /// looked at without taking anything out of it.
     pub async fn dead_letter_for(&self, id: &str) -> Value {
-        let queue = order_core::dead_letters::DeadLetterQueue::new(
-            self.sqs(),
-            self.dead_letter_queue_url(),
-        );
-        let queue = &queue;
+        let queue = &self.dead_letters();
         eventually(
             &format!("a dead-letter message for order {id}"),
             Duration::from_secs(60),
@@ -186,6 +227,20 @@ impl Stack {
             Ok(order_core::store::Placement::Created(record)) => record.order_id,
             other => panic!("expected a new order, got {other:?}"),
         }
+    }
+
+    /// Places an order while provisioning is down, so it waits, charged, for the partner
+    /// to come back; cancels it there (`202 CANCELLING`). Returns its id and execution ARN;
+    /// the workflow then rolls it back.
+    pub async fn order_cancelled_while_charged(&self) -> (String, String) {
+        let (id, arn) = self
+            .place_under(&[fault("terminals", "provision", "unavailable")])
+            .await;
+        self.wait_for_status(&id, &["PAYMENT_TAKEN"]).await;
+        let reply = self.post(&format!("/orders/{id}/cancel")).await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        assert_eq!(reply.body["status"], "CANCELLING");
+        (id, arn)
     }
 
     /// Places an order whose parcel the courier holds back: its execution waits in
@@ -921,4 +976,34 @@ impl Drop for OwnStack {
         local_stack::stack::down(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The statuses an order ends in.
+pub const ENDED: [&str; 4] = ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"];
+
+/// Orders the tests of one test binary (each binary has its own) around a test that
+/// acts on every unfinished order of the stack: that one holds it for writing
+/// ([`exclusive`]), the others for reading ([`shared`]).
+static EXCLUSIVE: RwLock<()> = RwLock::new(());
+
+/// Held by the tests that may run side by side. Each test runs on a runtime of its own
+/// thread, so waiting for the lock blocks nothing else.
+pub fn shared() -> RwLockReadGuard<'static, ()> {
+    EXCLUSIVE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Held by a test that acts on every unfinished order of the stack.
+pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    EXCLUSIVE.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The reference `name` recorded by the first step `step` of an order as the API
+/// shows it (`Null` when there is none).
+pub fn step_reference<'a>(view: &'a Value, step: &str, name: &str) -> &'a Value {
+    view["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["step"] == step)
+        .map_or(&Value::Null, |s| &s["references"][name])
 }

@@ -6,7 +6,7 @@
 //!   (`functions/orders-api/src/lib.rs`) and the webhook's `PATH` (POST only); each
 //!   documented operation is served and every other method on its path is
 //!   `405 method_not_allowed`; and they are exactly the `Api` events of template.yaml, with
-//!   IAM (`sigv4`) on the orders routes and the signature (`courierSignature`) on the
+//!   IAM (`AWS_IAM`) on the orders routes and the signature (`courierSignature`) on the
 //!   webhook;
 //! - error codes: every `code` the functions answer (each `ApiError::new(StatusCode::X,
 //!   "code", ..)` in their sources) is in the `ErrorCode` enum with its status
@@ -312,6 +312,10 @@ fn offline_api() -> orders_api::Api {
         },
         catalogue: order_core::catalogue::Catalogue::builtin()
             .unwrap_or_else(|error| panic!("catalogue: {error}")),
+        events: order_core::events::EventBus::new(
+            aws_sdk_eventbridge::Client::new(&aws),
+            "order-events",
+        ),
     }
 }
 
@@ -369,7 +373,8 @@ async fn the_documented_operations_are_exactly_the_routes_of_the_two_functions()
 }
 
 #[test]
-fn the_documented_operations_are_the_api_events_of_the_template_with_their_authorization() {
+fn the_document_is_the_deployed_definition_and_its_operations_are_the_api_events_with_their_authorization(
+) {
     let doc = document();
     let template: serde_yaml::Value = serde_yaml::from_str(&read("template.yaml"))
         .unwrap_or_else(|error| panic!("template.yaml: {error}"));
@@ -378,6 +383,16 @@ fn the_documented_operations_are_the_api_events_of_the_template_with_their_autho
         .expect("template.yaml has Resources");
     let api = &template["Resources"]["OrdersApi"]["Properties"];
     assert_eq!(api["Auth"]["DefaultAuthorizer"].as_str(), Some("AWS_IAM"));
+    let include = &api["DefinitionBody"]["Fn::Transform"];
+    assert_eq!(
+        (
+            include["Name"].as_str(),
+            include["Parameters"]["Location"].as_str(),
+            api["MergeDefinitions"].as_bool()
+        ),
+        (Some("AWS::Include"), Some("openapi.yaml"), Some(true)),
+        "OrdersApi's DefinitionBody is openapi.yaml, merged with the Api events"
+    );
     let stage = api["StageName"].as_str().unwrap_or_default();
     let server = doc["servers"][0]["url"].as_str().unwrap_or_default();
     assert!(
@@ -405,7 +420,7 @@ fn the_documented_operations_are_the_api_events_of_the_template_with_their_autho
                 .unwrap_or_default()
                 .to_uppercase();
             let scheme = match properties["Auth"]["Authorizer"].as_str() {
-                None | Some("AWS_IAM") => "sigv4",
+                None | Some("AWS_IAM") => "AWS_IAM",
                 Some("NONE") => "courierSignature",
                 Some(other) => panic!("{name:?}.{event:?}: authorizer {other}"),
             };

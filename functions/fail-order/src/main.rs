@@ -1,7 +1,6 @@
-use order_core::activity;
+use order_core::events;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let store = &activity::start().await?;
-    activity::serve(|input| fail_order::handle(store, input)).await
+    events::serve_announced(fail_order::handle).await
 }

@@ -5,7 +5,10 @@
 //! accepted is ever silently dropped. See `order_core::recovery` for the rules.
 
 use order_core::dead_letters::DeadLetterQueue;
-use order_core::recovery::{self, Action, ReconcileOptions, Reconciled, RecoveryError, Workflow};
+use order_core::events::EventBus;
+use order_core::recovery::{
+    self, Action, Escalation, ReconcileOptions, Reconciled, RecoveryError, Workflow,
+};
 use order_core::store::Ledger;
 use serde::Serialize;
 
@@ -45,10 +48,10 @@ impl Summary {
 pub async fn handle(
     store: &impl Ledger,
     workflow: &Workflow,
-    dead_letters: &DeadLetterQueue,
+    escalation: Escalation<'_, DeadLetterQueue, EventBus>,
     options: ReconcileOptions,
 ) -> Result<Summary, RecoveryError> {
-    let summary = Summary::of(recovery::reconcile(store, workflow, dead_letters, options).await?);
+    let summary = Summary::of(recovery::reconcile(store, workflow, escalation, options).await?);
     tracing::info!(
         examined = summary.examined,
         resumed = summary.resumed,

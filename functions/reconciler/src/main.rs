@@ -4,7 +4,8 @@
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use order_core::dead_letters::DeadLetterQueue;
-use order_core::recovery::{ReconcileOptions, Workflow};
+use order_core::events::EventBus;
+use order_core::recovery::{Escalation, ReconcileOptions, Workflow};
 use order_core::{activity, config};
 
 #[tokio::main]
@@ -16,10 +17,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_sqs::Client::new(aws),
         config::required("WORKFLOW_DEAD_LETTER_QUEUE_URL")?,
     );
+    let events = &EventBus::from_env().await?;
+    let escalation = Escalation {
+        dead_letters,
+        events,
+    };
     let options = ReconcileOptions::from_env()?;
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
-            reconciler::handle(store, workflow, dead_letters, options).await
+            reconciler::handle(store, workflow, escalation, options).await
         },
     ))
     .await

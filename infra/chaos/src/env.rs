@@ -23,6 +23,8 @@ pub struct ChaosEnv {
     pub orders_api_url: String,
     pub partner_simulator_url: String,
     pub dead_letter_queue_url: String,
+    /// The order-events bus (`ORDER_EVENTS_BUS_NAME`).
+    pub events_bus: String,
     /// The stack's directory (PID files): where the function instances are found.
     pub stack_dir: PathBuf,
     pub outage_wait_seconds: u64,
@@ -71,6 +73,7 @@ impl ChaosEnv {
             orders_api_url: local("ORDERS_API_URL")?,
             partner_simulator_url: local("PARTNER_SIMULATOR_URL")?,
             dead_letter_queue_url: local("WORKFLOW_DEAD_LETTER_QUEUE_URL")?,
+            events_bus: get("ORDER_EVENTS_BUS_NAME")?,
             stack_dir: PathBuf::from(get("LOCAL_STACK_DIR")?),
             outage_wait_seconds: number("OUTAGE_WAIT_SECONDS")?,
             delivery_timeout_seconds: number("DELIVERY_TIMEOUT_SECONDS")?,
@@ -134,6 +137,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub workflow: Workflow,
     pub dead_letters: DeadLetterQueue,
+    /// The order-events bus, for the reconciler's parks.
+    pub events: order_core::events::EventBus,
     pub sqs: aws_sdk_sqs::Client,
 }
 
@@ -188,6 +193,10 @@ impl Clients {
                 },
             },
             dead_letters: DeadLetterQueue::new(sqs.clone(), &env.dead_letter_queue_url),
+            events: order_core::events::EventBus::new(
+                aws_sdk_eventbridge::Client::new(&config),
+                &env.events_bus,
+            ),
             sqs,
         })
     }
@@ -204,6 +213,7 @@ mod tests {
              ORDERS_API_URL=http://127.0.0.1:9099/lambda-url/orders-api\n\
              PARTNER_SIMULATOR_URL=http://127.0.0.1:4597\n\
              WORKFLOW_DEAD_LETTER_QUEUE_URL=http://127.0.0.1:4599/123456789012/WorkflowDeadLetterQueue\n\
+             ORDER_EVENTS_BUS_NAME=terminal-orders-order-events\n\
              LOCAL_STACK_DIR=/tmp/stack\nOUTAGE_WAIT_SECONDS=2\nDELIVERY_TIMEOUT_SECONDS=60\n",
         )
     }

@@ -180,7 +180,10 @@ pub async fn reconcile(clients: &Clients, max_resumes: u32) -> Result<Reconcilia
     let done = recovery::reconcile(
         &clients.store,
         &clients.workflow,
-        &clients.dead_letters,
+        order_core::recovery::Escalation {
+            dead_letters: &clients.dead_letters,
+            events: &clients.events,
+        },
         options,
     )
     .await?;

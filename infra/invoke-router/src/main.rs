@@ -17,6 +17,11 @@
 //! answers the state machine's invokes itself while the bench measures the workflow's
 //! floor (`PUT /__floor`, see [`floor`]).
 //!
+//! A function URL request whose text body (`application/json`, `text/*`) is not UTF-8 reaches
+//! the function with the invalid bytes replaced (U+FFFD), as API Gateway hands a non-binary
+//! body to a proxy integration as text; watch would answer 500 without invoking the
+//! function (see [`as_text_body`]).
+//!
 //! And it caps the invocations in flight per function (`--max-in-flight`): one more is
 //! refused at once, the way Lambda refuses an invocation over a function's concurrency
 //! (HTTP 429 `TooManyRequestsException`, which the state machine retries). cargo lambda
@@ -173,8 +178,30 @@ async fn route(State(router): State<Router>, request: Request) -> Response {
         Some(function) => Upstream::FunctionUrl(function),
         None => Upstream::Aws,
     };
+    let body = match upstream {
+        Upstream::FunctionUrl(_) => as_text_body(&parts.headers, body),
+        Upstream::Aws => body,
+    };
     let request = (parts.method, path_and_query, &parts.headers, body);
     forward(&router, upstream, request).await
+}
+
+/// A function URL's body as API Gateway hands it to a proxy integration: a JSON or
+/// `text/*` body is text, so bytes that are not UTF-8 become U+FFFD and the function
+/// answers them (`400 invalid_request`). cargo lambda watch instead answers such a request
+/// 500 itself, without invoking the function. Other bodies pass unchanged.
+fn as_text_body(headers: &HeaderMap, body: Bytes) -> Bytes {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    // Exactly the media types watch reads as text, as written (it passes `APPLICATION/JSON`
+    // or `application/vnd.courier+json` on as bytes, which the webhook's signature covers).
+    let text = content_type.starts_with("text/") || content_type.starts_with("application/json");
+    if !text || std::str::from_utf8(&body).is_ok() {
+        return body;
+    }
+    Bytes::from(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Where a request that is not an invoke goes.
@@ -436,6 +463,40 @@ async fn forward(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_json_body_that_is_not_utf8_reaches_the_function_with_the_invalid_bytes_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let body = super::as_text_body(&headers, Bytes::from_static(b"{\"a\":\"\xff\"}"));
+        assert_eq!(&body[..], "{\"a\":\"\u{fffd}\"}".as_bytes());
+    }
+
+    #[test]
+    fn a_binary_body_and_a_utf8_body_pass_unchanged() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let binary = Bytes::from_static(b"\xff\xfe");
+        assert_eq!(super::as_text_body(&headers, binary.clone()), binary);
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        let text = Bytes::from_static("caf\u{e9}".as_bytes());
+        assert_eq!(super::as_text_body(&headers, text.clone()), text);
+        // Media types watch passes on as bytes stay bytes: a signature covers them.
+        for kind in ["APPLICATION/JSON", "application/vnd.courier+json"] {
+            headers.insert("content-type", HeaderValue::from_static(kind));
+            assert_eq!(
+                super::as_text_body(&headers, binary.clone()),
+                binary,
+                "{kind}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

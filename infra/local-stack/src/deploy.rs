@@ -1,14 +1,16 @@
-//! Creates the template's secrets, tables, queues and state machines in the emulator, and
-//! reads them back to check they still match the template.
+//! Creates the template's secrets, tables, queues, event buses and state machines in the
+//! emulator, and reads them back to check they still match the template. Also the local
+//! stack's own tap on the order-events bus ([`tap_order_events`]), which the tests read.
 
 use crate::template::{
-    local_secret_value, LocalResources, QueueSpec, SecretSpec, StateMachineSpec, TableSpec,
-    LOCAL_ACCOUNT,
+    local_secret_value, EventBusSpec, LocalResources, QueueSpec, SecretSpec, StateMachineSpec,
+    TableSpec, LOCAL_ACCOUNT,
 };
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TableDescription, TimeToLiveSpecification,
 };
+use aws_sdk_eventbridge::operation::create_event_bus::CreateEventBusError;
 use aws_sdk_sfn::types::StateMachineType;
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +41,7 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub sfn: aws_sdk_sfn::Client,
+    pub events: aws_sdk_eventbridge::Client,
 }
 
 impl Clients {
@@ -49,6 +52,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             sfn: aws_sdk_sfn::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
         }
     }
 
@@ -89,6 +93,9 @@ pub async fn deploy(
     for table in &resources.tables {
         create_table(clients, table).await?;
     }
+    for bus in &resources.event_buses {
+        create_event_bus(clients, bus).await?;
+    }
     for queue in &resources.queues {
         let url = create_queue(clients, queue).await?;
         deployed.queue_urls.insert(queue.logical_id.clone(), url);
@@ -114,16 +121,30 @@ async fn create_secret(clients: &Clients, secret: &SecretSpec) -> Result<(), Dep
         .secret_string(local_secret_value(&secret.logical_id))
         .send()
         .await;
+    kept_if_it_exists(
+        result,
+        |e| e.is_resource_exists_exception(),
+        "CreateSecret",
+        &secret.name,
+    )
+}
+
+/// A create that found the resource there already is fine (`exists` recognises the
+/// service's error for that); any other failure is the deploy's.
+fn kept_if_it_exists<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    exists: impl FnOnce(&E) -> bool,
+    operation: &'static str,
+    name: &str,
+) -> Result<(), DeployError>
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
     match result {
         Ok(_) => Ok(()),
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_exists_exception()) =>
-        {
-            Ok(())
-        }
-        Err(error) => Err(failed("CreateSecret", &secret.name, error)),
+        Err(error) if error.as_service_error().is_some_and(exists) => Ok(()),
+        Err(error) => Err(failed(operation, name, error)),
     }
 }
 
@@ -195,6 +216,89 @@ async fn create_table(clients: &Clients, table: &TableSpec) -> Result<(), Deploy
             .map_err(|e| failed("UpdateTimeToLive", name, e))?;
     }
     Ok(())
+}
+
+/// Creates the event bus; one that exists already is kept (a bus has nothing to update).
+async fn create_event_bus(clients: &Clients, bus: &EventBusSpec) -> Result<(), DeployError> {
+    let create = clients.events.create_event_bus().name(&bus.name);
+    let exists = |e: &CreateEventBusError| e.is_resource_already_exists_exception();
+    kept_if_it_exists(create.send().await, exists, "CreateEventBus", &bus.name)
+}
+
+/// The local stack's tap on the order-events bus: a queue of its own and a rule that sends
+/// it every order event (source `terminal-orders`), as an integrator subscribes on AWS.
+/// Tests and `make demo` read the queue (`ORDER_EVENTS_TAP_QUEUE_URL`). Not part of the
+/// template: on AWS each consumer adds its own rule. Returns the queue's URL.
+pub async fn tap_order_events(clients: &Clients, bus: &str) -> Result<String, DeployError> {
+    const TAP: &str = "OrderEventsTap";
+    let url = create_queue(
+        clients,
+        &QueueSpec {
+            logical_id: TAP.to_owned(),
+            name: TAP.to_owned(),
+            attributes: BTreeMap::from([(
+                "MessageRetentionPeriod".to_owned(),
+                "1209600".to_owned(),
+            )]),
+            dead_letter_queue: None,
+        },
+    )
+    .await?;
+    // The queue's own ARN: its account is the emulator's (moto's 123456789012,
+    // MiniStack's 000000000000), not one we could assume.
+    let attributes = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| failed("GetQueueAttributes", TAP, e))?;
+    let queue_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| DeployError {
+            operation: "GetQueueAttributes",
+            resource: TAP.to_owned(),
+            message: "no QueueArn in the answer".into(),
+        })?;
+    let pattern = serde_json::json!({"source": [order_core::events::SOURCE]}).to_string();
+    clients
+        .events
+        .put_rule()
+        .name(TAP)
+        .event_bus_name(bus)
+        .event_pattern(pattern)
+        .send()
+        .await
+        .map_err(|e| failed("PutRule", TAP, e))?;
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id(TAP)
+        .arn(queue_arn)
+        .build()
+        .map_err(|e| DeployError {
+            operation: "PutTargets",
+            resource: TAP.to_owned(),
+            message: e.to_string(),
+        })?;
+    let answer = clients
+        .events
+        .put_targets()
+        .rule(TAP)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| failed("PutTargets", TAP, e))?;
+    if answer.failed_entry_count() > 0 {
+        return Err(DeployError {
+            operation: "PutTargets",
+            resource: TAP.to_owned(),
+            message: format!("{:?}", answer.failed_entries()),
+        });
+    }
+    Ok(url)
 }
 
 async fn create_queue(clients: &Clients, queue: &QueueSpec) -> Result<String, DeployError> {

@@ -79,6 +79,13 @@ struct UpArgs {
     /// What `make package` built, deployed into MiniStack.
     #[arg(long, default_value = ".aws-sam/build")]
     build_dir: PathBuf,
+    /// The ops console's port (`orderctl console`, started with the stack by `up`;
+    /// `exec` starts none). With --free-ports, a free one.
+    #[arg(long, env = "CONSOLE_PORT", default_value_t = 8765)]
+    console_port: u16,
+    /// Do not start the ops console.
+    #[arg(long)]
+    no_console: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +138,10 @@ impl UpArgs {
             concurrency: self.concurrency.max(1),
             reload: !self.no_reload,
             release: self.release,
+            console: (!self.no_console).then(|| stack::ConsoleOptions {
+                orderctl: exe.with_file_name("orderctl"),
+                port: (!self.free_ports).then_some(self.console_port),
+            }),
         })
     }
 }
@@ -224,7 +235,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             })
         }
         Command::Exec { up: args, command } => {
-            let options = args.options()?;
+            // The tests start consoles of their own.
+            let options = UpOptions {
+                console: None,
+                ..args.options()?
+            };
             exec(&options, &command).await
         }
     }
@@ -264,6 +279,7 @@ async fn up(options: &UpOptions) -> Result<Option<stack::Running>, String> {
                 value("ORDERS_API_URL")
             );
             print_partners_table_and_workflow(&value);
+            print_console(&value);
             println!(
                 "  use it from a shell: set -a; . {}; set +a",
                 running.env_file.display()
@@ -286,6 +302,7 @@ async fn up(options: &UpOptions) -> Result<Option<stack::Running>, String> {
             );
             println!("  orders API       {}/orders", value("ORDERS_API_URL"));
             print_partners_table_and_workflow(&value);
+            print_console(&value);
             println!(
                 "  releases         new orders start through the alias `live` on the version this\n                   deploy published (orderctl releases); definitions are pinned per\n                   execution, function code is not: cargo lambda watch serves one build\n                   per function (README, \"Releasing a new version\")"
             );
@@ -340,6 +357,16 @@ async fn exec(options: &UpOptions, command: &[String]) -> Result<ExitCode, Strin
         );
     }
     outcome.map(ExitCode::from)
+}
+
+/// The ops console's line, when `up` started one.
+fn print_console(value: &dyn Fn(&str) -> String) {
+    let url = value("CONSOLE_URL");
+    if !url.is_empty() {
+        println!(
+            "  ops console      {url}  (orderctl console; open it in a browser on this machine)"
+        );
+    }
 }
 
 /// The lines both stacks print alike: the partner simulator, the table, the workflow.

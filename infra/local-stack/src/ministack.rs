@@ -317,6 +317,8 @@ pub(crate) async fn start(
     .await?;
 
     let mut env = stack.environment(&template, &endpoint, region)?;
+    let tap = crate::stack::order_events_tap(&clients, &env).await?;
+    env.insert("ORDER_EVENTS_TAP_QUEUE_URL".to_owned(), tap);
     env.extend([
         ("AWS_ENDPOINT_URL".to_owned(), endpoint.clone()),
         ("AWS_REGION".to_owned(), region.to_owned()),

@@ -146,6 +146,18 @@ pub struct UpOptions {
     /// Build and run the functions with the release profile (what deploys) instead of
     /// debug builds: for `make bench`'s latency figures.
     pub release: bool,
+    /// The ops console to start with the stack (`make up`), or none (`exec`: the tests
+    /// start their own).
+    pub console: Option<ConsoleOptions>,
+}
+
+/// The ops console `up` starts: `orderctl console` against the stack's `stack.env`.
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    /// The orderctl binary.
+    pub orderctl: PathBuf,
+    /// Its port on 127.0.0.1, or `None` for a free one.
+    pub port: Option<u16>,
 }
 
 /// A running stack, as `up` describes it.
@@ -192,6 +204,12 @@ pub async fn up(options: &UpOptions) -> Result<Up, StackError> {
             crate::ministack::start(options, &options.ministack, ports, &mut started).await
         }
     };
+    let result = match (result, &options.console) {
+        (Ok(running), Some(console)) => {
+            start_console(&options.dir, console, running, &mut started).await
+        }
+        (result, _) => result,
+    };
     match result {
         Ok(running) => Ok(Up::Started(running)),
         Err(error) => {
@@ -230,6 +248,66 @@ fn choose_ports(fixed: Option<Ports>) -> Result<Ports, StackError> {
         }
     }
     Ok(ports)
+}
+
+/// Starts the ops console on the running stack (`orderctl --env-file <dir>/stack.env
+/// console`), waits until it prints the URL it serves, and adds that to `stack.env` as
+/// `CONSOLE_URL`. Without a fixed port the console binds a free one itself (`--port 0`):
+/// no port is picked and released first for another stack starting alongside to take.
+async fn start_console(
+    dir: &Path,
+    console: &ConsoleOptions,
+    mut running: Running,
+    started: &mut Vec<Tracked>,
+) -> Result<Running, StackError> {
+    let orderctl = require_built(console.orderctl.clone(), "the orderctl binary")?;
+    if let Some(port) = console.port.filter(|port| !process::port_is_free(*port)) {
+        return Err(StackError::PortTaken {
+            port,
+            what: "the ops console",
+            variable: "CONSOLE_PORT",
+        });
+    }
+    let log = log_dir(dir)?.join("console.log");
+    // The URL is read from the log: an earlier console's must not be found there.
+    let _ = std::fs::remove_file(&log);
+    let process = process::spawn(
+        "console",
+        &orderctl,
+        &[
+            "--env-file".into(),
+            running.env_file.display().to_string(),
+            "console".into(),
+            "--port".into(),
+            console.port.unwrap_or(0).to_string(),
+        ],
+        &[],
+        dir,
+        &log,
+    )?;
+    track(dir, started, &process)?;
+    let url = || {
+        std::fs::read_to_string(&log).ok().and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("http://127.0.0.1:"))
+                .map(str::to_owned)
+        })
+    };
+    wait_until_ready(
+        "the ops console",
+        &process,
+        &log,
+        Duration::from_secs(30),
+        || {
+            let printed = url().is_some();
+            async move { printed }
+        },
+    )
+    .await?;
+    let url = url().unwrap_or_default();
+    running.env.insert("CONSOLE_URL".into(), url);
+    write_env(&running.env_file, &running.env)?;
+    Ok(running)
 }
 
 /// Records a started process (its pid file, and `started` for a stop on failure).
@@ -414,6 +492,8 @@ async fn start(
     write_env(&functions_env_file, &function_env)?;
 
     let mut stack_env = function_env.clone();
+    let tap = order_events_tap(&clients, &function_env).await?;
+    stack_env.insert("ORDER_EVENTS_TAP_QUEUE_URL".into(), tap);
     stack_env.insert("LOCAL_STACK_DIR".into(), options.dir.display().to_string());
     stack_env.insert("LOCAL_STACK_EMULATOR".into(), Emulator::Moto.to_string());
     stack_env.insert("LAMBDA_ENDPOINT_URL".into(), lambda_endpoint.clone());
@@ -671,6 +751,23 @@ where
 }
 
 /// Writes `KEY=VALUE` lines (what cargo lambda's `--env-file` and `set -a; . file` read).
+/// The local tap on the order-events bus the functions are given
+/// (`ORDER_EVENTS_BUS_NAME`): see [`deploy::tap_order_events`]. Returns the queue's URL.
+pub(crate) async fn order_events_tap(
+    clients: &Clients,
+    function_env: &BTreeMap<String, String>,
+) -> Result<String, StackError> {
+    let bus = function_env
+        .get(order_core::events::BUS_VARIABLE)
+        .ok_or_else(|| {
+            StackError::Other(format!(
+                "template.yaml gives the functions no {}: no order-events bus to tap",
+                order_core::events::BUS_VARIABLE
+            ))
+        })?;
+    Ok(deploy::tap_order_events(clients, bus).await?)
+}
+
 pub(crate) fn write_env(path: &Path, env: &BTreeMap<String, String>) -> Result<(), StackError> {
     let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     std::fs::write(path, text).map_err(|e| StackError::Other(format!("{}: {e}", path.display())))

@@ -84,6 +84,18 @@ pub struct FunctionSpec {
     pub memory_mb: u64,
 }
 
+/// An EventBridge event bus (the order events), under the name the template gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBusSpec {
+    pub logical_id: String,
+    pub name: String,
+}
+
+/// The ARN of the event bus `name`.
+pub fn event_bus_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:events:{region}:{LOCAL_ACCOUNT}:event-bus/{name}")
+}
+
 /// A Secrets Manager secret. Locally it is created under its logical id with a fixed
 /// development value ([`local_secret_value`]); on AWS CloudFormation generates the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +120,7 @@ pub struct LocalResources {
     pub queues: Vec<QueueSpec>,
     pub state_machines: Vec<StateMachineSpec>,
     pub functions: Vec<FunctionSpec>,
+    pub event_buses: Vec<EventBusSpec>,
 }
 
 impl LocalResources {
@@ -344,6 +357,7 @@ impl Template {
             Some("AWS::Logs::LogGroup") => Ok(logical_id.to_owned()),
             // Functions take a secret's ARN or name alike; locally the name is the id.
             Some("AWS::SecretsManager::Secret") => Ok(logical_id.to_owned()),
+            Some("AWS::Events::EventBus") => self.event_bus_name(logical_id),
             Some(other) => Err(invalid(format!(
                 "!Ref {logical_id} ({other}) has no local value"
             ))),
@@ -378,6 +392,9 @@ impl Template {
                 Ok(state_machine_arn(region, logical_id))
             }
             (Some("AWS::Serverless::StateMachine"), "Name") => Ok(logical_id.to_owned()),
+            (Some("AWS::Events::EventBus"), "Arn") => {
+                Ok(event_bus_arn(region, &self.event_bus_name(logical_id)?))
+            }
             (Some("AWS::Logs::LogGroup"), "Arn") => Ok(format!(
                 "arn:aws:logs:{region}:{LOCAL_ACCOUNT}:log-group:{logical_id}:*"
             )),
@@ -480,6 +497,7 @@ impl Template {
             queues: Vec::new(),
             state_machines: Vec::new(),
             functions: Vec::new(),
+            event_buses: Vec::new(),
         };
         for (logical_id, resource) in &self.resources {
             match resource.get("Type").and_then(Json::as_str) {
@@ -496,12 +514,28 @@ impl Template {
                 Some("AWS::Serverless::Function") => {
                     local.functions.push(self.function(logical_id)?)
                 }
+                Some("AWS::Events::EventBus") => local.event_buses.push(EventBusSpec {
+                    logical_id: logical_id.clone(),
+                    name: self.event_bus_name(logical_id)?,
+                }),
                 _ => {}
             }
         }
         // Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
         local.queues.sort_by_key(|q| q.dead_letter_queue.is_some());
         Ok(local)
+    }
+
+    /// An event bus's `Name` (the template must give one: it is what integrators' rules
+    /// name).
+    fn event_bus_name(&self, logical_id: &str) -> Result<String, TemplateError> {
+        let name = self.resolve(&self.properties(logical_id)["Name"])?;
+        match name.as_str() {
+            Some(name) if !name.is_empty() => Ok(name.to_owned()),
+            _ => Err(invalid(format!(
+                "{logical_id}: an AWS::Events::EventBus needs a Name"
+            ))),
+        }
     }
 
     fn table(&self, logical_id: &str) -> Result<TableSpec, TemplateError> {

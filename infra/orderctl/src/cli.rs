@@ -20,9 +20,11 @@ Examples:
   orderctl dlq replay --all --json
   orderctl releases                                          versions, routing, running executions
   orderctl orders resume --latest ord-0123456789abcdef0123456789abcdef   hotfix: onto the newest release
+  orderctl --env-file .local/stack/stack.env console         the ops console on http://127.0.0.1:8765/
 
 Settings: --table (TABLE_NAME), --state-machine-arn (STATE_MACHINE_ARN), --dlq-url
-(WORKFLOW_DEAD_LETTER_QUEUE_URL); each command asks only for what it uses. Executions
+(WORKFLOW_DEAD_LETTER_QUEUE_URL), --events-bus (ORDER_EVENTS_BUS_NAME); each command asks
+only for what it uses. Executions
 started by `resume` get OUTAGE_WAIT_SECONDS (default 300) and DELIVERY_TIMEOUT_SECONDS
 (default 1209600) in their input. The endpoint, region and credentials are the standard
 AWS ones (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE, ...).
@@ -74,6 +76,9 @@ pub struct Settings {
         value_name = "URL"
     )]
     pub dlq_url: Option<String>,
+    /// The order-events bus (reconcile publishes the orders it parks).
+    #[arg(long = "events-bus", global = true, env = "ORDER_EVENTS_BUS_NAME", value_name = "NAME")]
+    pub events_bus: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +101,26 @@ pub enum Command {
     /// Resumes unfinished orders that have no running execution, or parks them in the
     /// dead-letter queue once they were resumed --max-resumes times.
     Reconcile(ReconcileArgs),
+    /// The ops console: a web page on 127.0.0.1 to find orders, read their timelines and
+    /// resume, cancel or replay them, acting with your own AWS credentials.
+    ///
+    /// Prints its URL on stdout, then serves until stopped (Ctrl-C, SIGTERM). Only
+    /// 127.0.0.1 is bound; requests naming another host are refused, and every action
+    /// needs the page's confirmation form (a per-process token). Each action is recorded
+    /// on the order: who (--operator, or your AWS identity from STS GetCallerIdentity),
+    /// when, what and its outcome.
+    Console(ConsoleArgs),
+}
+
+/// `console`.
+#[derive(Debug, Clone, Args)]
+pub struct ConsoleArgs {
+    /// The port on 127.0.0.1 (0: any free port).
+    #[arg(long, env = "ORDERCTL_CONSOLE_PORT", default_value_t = 8765)]
+    pub port: u16,
+    /// The name recorded as who acted, instead of the caller's AWS identity.
+    #[arg(long, env = "ORDERCTL_OPERATOR")]
+    pub operator: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 use crate::cli::Settings;
 use crate::error::CliError;
 use order_core::dead_letters::DeadLetterQueue;
+use order_core::events::EventBus;
 use order_core::recovery::{Workflow, WorkflowConfig};
 use order_core::store::OrderStore;
 use std::path::Path;
@@ -76,6 +77,20 @@ impl Context {
             "--dlq-url",
             "WORKFLOW_DEAD_LETTER_QUEUE_URL",
         )
+    }
+
+    /// The order-events bus (`--events-bus` / `ORDER_EVENTS_BUS_NAME`): the reconciler publishes the orders
+    /// it parks.
+    pub fn events(&self) -> Result<EventBus, CliError> {
+        let bus = required(
+            &self.settings.events_bus,
+            "--events-bus",
+            order_core::events::BUS_VARIABLE,
+        )?;
+        Ok(EventBus::new(
+            aws_sdk_eventbridge::Client::new(&self.aws),
+            bus,
+        ))
     }
 
     pub fn sqs(&self) -> aws_sdk_sqs::Client {

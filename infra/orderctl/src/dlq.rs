@@ -149,12 +149,7 @@ async fn order_now(context: &Context, raw_id: &str) -> Result<OrderNow, CliError
 }
 
 async fn show(context: &Context, message_id: &str) -> Result<Exit, CliError> {
-    let queue = context.dead_letters()?;
-    let letters = queue.look(FIND_LIMIT).await?;
-    let letter = letters
-        .into_iter()
-        .find(|l| l.message_id == message_id)
-        .ok_or_else(|| not_found(message_id))?;
+    let letter = find(context, message_id).await?;
     let order = order_now(context, &letter.body.order_id).await?;
     if context.json {
         print_json(&json!({"message": letter, "order": order}));
@@ -237,7 +232,7 @@ pub struct Replayed {
 
 impl Replayed {
     /// What happened to the order: `resumed as ord-…-r1`.
-    fn summary(&self) -> String {
+    pub fn summary(&self) -> String {
         match &self.outcome {
             Outcome::Resumed { execution_name, .. } => format!("resumed as {execution_name}"),
             Outcome::AlreadyEnded { status } => format!("already ended {status}"),
@@ -249,7 +244,7 @@ impl Replayed {
     }
 
     /// One line for people: `ord-… resumed as ord-…-r1; message deleted`.
-    fn line(&self) -> String {
+    pub fn line(&self) -> String {
         let fate = if self.deleted { "deleted" } else { "kept" };
         format!("{} {}; message {fate}", self.order_id, self.summary())
     }
@@ -329,21 +324,51 @@ async fn replay_one(
     replayed
 }
 
+/// Holds the message `message_id` for a replay ([`replay_hold`]), handing every other
+/// message it walked past back at once.
+async fn hold_one(queue: &DeadLetterQueue, message_id: &str) -> Result<Vec<DeadLetter>, CliError> {
+    let held = queue.receive(FIND_LIMIT, replay_hold(1)).await?;
+    let (target, others): (Vec<DeadLetter>, Vec<DeadLetter>) =
+        held.into_iter().partition(|l| l.message_id == message_id);
+    release(queue, &others.iter().collect::<Vec<_>>()).await;
+    if target.is_empty() {
+        return Err(not_found(message_id));
+    }
+    Ok(target)
+}
+
+/// The message `message_id`, looked at (left in the queue), or [`CliError::NotFound`].
+pub async fn find(context: &Context, message_id: &str) -> Result<DeadLetter, CliError> {
+    let letters = context.dead_letters()?.look(FIND_LIMIT).await?;
+    letters
+        .into_iter()
+        .find(|l| l.message_id == message_id)
+        .ok_or_else(|| not_found(message_id))
+}
+
+/// Replays one message as `dlq replay MESSAGE_ID` does: resumes its order, deletes the
+/// message only once the order was resumed (or had ended), hands it back otherwise.
+pub async fn replay_message(context: &Context, message_id: &str) -> Result<Replayed, CliError> {
+    let queue = context.dead_letters()?;
+    let store = context.store()?;
+    let workflow = context.workflow()?;
+    let mut replayed = None;
+    for letter in hold_one(&queue, message_id).await? {
+        let result = replay_one(&store, &workflow, &queue, &letter).await;
+        if !result.deleted {
+            release(&queue, &[&letter]).await;
+        }
+        replayed = Some(result);
+    }
+    replayed.ok_or_else(|| not_found(message_id))
+}
+
 async fn replay(context: &Context, args: ReplayArgs) -> Result<Exit, CliError> {
     let queue = context.dead_letters()?;
     let store = context.store()?;
     let workflow = context.workflow()?;
     let letters = match &args.message_id {
-        Some(message_id) => {
-            let held = queue.receive(FIND_LIMIT, replay_hold(1)).await?;
-            let (target, others): (Vec<DeadLetter>, Vec<DeadLetter>) =
-                held.into_iter().partition(|l| &l.message_id == message_id);
-            release(&queue, &others.iter().collect::<Vec<_>>()).await;
-            if target.is_empty() {
-                return Err(not_found(message_id));
-            }
-            target
-        }
+        Some(message_id) => hold_one(&queue, message_id).await?,
         None => {
             let limit = to_usize(args.limit);
             queue.receive(limit, replay_hold(limit)).await?

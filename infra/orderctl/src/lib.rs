@@ -14,6 +14,7 @@
 //! orderctl dlq replay MESSAGE_ID | --all
 //! orderctl reconcile [--grace-seconds N] [--limit N] [--max-resumes N]
 //! orderctl releases                state machine versions, alias routing, running executions
+//! orderctl console [--port N]      the ops console: a web page on 127.0.0.1
 //! ```
 //!
 //! Against the local stack: `orderctl --env-file .local/stack/stack.env orders list`.
@@ -30,12 +31,14 @@
 //! | 4 | refused: not cancellable, still running, already ended, redrive not supported |
 //! | 5 | the AWS endpoint cannot be reached |
 //!
-//! One module per command group ([`orders`], [`dlq`], [`reconcile`], [`releases`]); [`cli`] is the
+//! One module per command group ([`orders`], [`dlq`], [`reconcile`], [`releases`],
+//! [`console`], the web page over the same code); [`cli`] is the
 //! command line, [`context`] the settings and clients a command needs, [`timeline`] how
 //! an order's records and executions become one timeline, [`output`] tables and JSON,
 //! [`error`] what can go wrong and its exit code.
 
 pub mod cli;
+pub mod console;
 pub mod context;
 pub mod dlq;
 pub mod error;
@@ -59,5 +62,6 @@ pub async fn run(cli: Cli) -> Result<error::Exit, CliError> {
         Command::Dlq { command } => dlq::run(&context, command).await,
         Command::Reconcile(args) => reconcile::run(&context, args).await,
         Command::Releases => releases::run(&context).await,
+        Command::Console(args) => console::run(context, args).await,
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{CliError, Exit};
 use crate::output::{self, clip, or_dash, print_json, Table};
 use crate::timeline::{self, Row, RowKind};
 use order_core::recovery;
-use order_core::store::{Cancellation, OrderRecord, OrderStore, StepRecord};
+use order_core::store::{Cancellation, Failure, OrderRecord, OrderStore, StepRecord};
 use order_core::view::{Audience, OrderView};
 use order_core::OrderId;
 use serde::Serialize;
@@ -68,19 +68,29 @@ impl<'a> From<&'a OrderRecord> for Listed<'a> {
     }
 }
 
-/// Why an order needs a look, in a few words: its failure and whether it is parked.
+/// Why an order needs a look, in a few words: whether it is parked and its failure, put
+/// by `failed`. The CLI's list and the console's order tables say it alike.
+pub fn note_with(order: &OrderRecord, failed: impl Fn(&Failure) -> String) -> String {
+    let parked = order
+        .parked
+        .as_ref()
+        .map(|parked| format!("parked: {}", parked.reason));
+    let failure = order.failure.as_ref().map(failed);
+    parked
+        .into_iter()
+        .chain(failure)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// [`note_with`] as the CLI's list says it.
 fn note(order: &OrderRecord) -> String {
-    let mut notes = Vec::new();
-    if let Some(parked) = &order.parked {
-        notes.push(format!("parked: {}", parked.reason));
-    }
-    if let Some(failure) = &order.failure {
-        notes.push(format!(
+    note_with(order, |failure| {
+        format!(
             "failed at {}: {} - {}",
             failure.step, failure.error, failure.reason
-        ));
-    }
-    notes.join("; ")
+        )
+    })
 }
 
 async fn list(context: &Context, args: ListArgs) -> Result<Exit, CliError> {
@@ -148,13 +158,33 @@ async fn find(
 }
 
 /// One execution of an order, as Step Functions describes it.
-#[derive(Debug, Serialize)]
-struct Execution {
-    name: String,
-    execution_arn: String,
-    status: String,
-    started_at: Option<String>,
-    stopped_at: Option<String>,
+#[derive(Debug, Clone, Serialize)]
+pub struct Execution {
+    pub name: String,
+    pub execution_arn: String,
+    pub status: String,
+    pub started_at: Option<String>,
+    pub stopped_at: Option<String>,
+    /// The release it runs on: the state machine version (`None`: the state machine
+    /// itself, as on the local stack).
+    pub version_arn: Option<String>,
+    /// The alias it was started through, if any (`live`: the release new orders get).
+    pub alias_arn: Option<String>,
+}
+
+impl Execution {
+    /// The release for people: `version 7 (through live)`, or `the state machine itself`.
+    pub fn release(&self) -> String {
+        let last = |arn: &str| arn.rsplit(':').next().unwrap_or(arn).to_owned();
+        match (&self.version_arn, &self.alias_arn) {
+            (Some(version), Some(alias)) => {
+                format!("version {} (through {})", last(version), last(alias))
+            }
+            (Some(version), None) => format!("version {}", last(version)),
+            (None, Some(alias)) => format!("alias {}", last(alias)),
+            (None, None) => "the state machine itself".to_owned(),
+        }
+    }
 }
 
 /// The names and ARNs the order's executions can have: `<id>`, then `<id>-r1` ...
@@ -219,6 +249,8 @@ async fn describe(
         status: output.status().as_str().to_owned(),
         started_at: time(Some(output.start_date())),
         stopped_at: time(output.stop_date()),
+        version_arn: output.state_machine_version_arn().map(str::to_owned),
+        alias_arn: output.state_machine_alias_arn().map(str::to_owned),
     }))
 }
 
@@ -242,17 +274,28 @@ async fn history(
 }
 
 /// The tracking number, once ArrangeShipment recorded it.
-fn tracking_number(steps: &[StepRecord]) -> Option<String> {
+pub fn tracking_number(steps: &[StepRecord]) -> Option<String> {
     steps
         .iter()
         .find_map(|s| s.references.get("tracking_number").cloned())
 }
 
-async fn show(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
-    let id = order_id(raw_id)?;
+/// One order as `orders show` and the console show it: the order item, its steps, its
+/// executions and the timeline of all three.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub order: OrderRecord,
+    pub steps: Vec<StepRecord>,
+    pub executions: Vec<Execution>,
+    pub rows: Vec<Row>,
+}
+
+/// Reads the order `id`, its steps and every execution's history, and merges them into
+/// one timeline. [`CliError::NotFound`] names the id when there is no such order.
+pub async fn gather(context: &Context, id: &OrderId) -> Result<Shown, CliError> {
     let store = context.store()?;
     let (order, steps) = store
-        .get_order_with_steps(&id)
+        .get_order_with_steps(id)
         .await?
         .ok_or_else(|| CliError::NotFound(format!("order {id} does not exist")))?;
     let sfn = context.sfn();
@@ -265,7 +308,22 @@ async fn show(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
         groups.push(timeline::execution_rows(&name, &history(&sfn, &arn).await?));
         executions.push(execution);
     }
-    let rows = timeline::merge(groups);
+    Ok(Shown {
+        order,
+        steps,
+        executions,
+        rows: timeline::merge(groups),
+    })
+}
+
+async fn show(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
+    let id = order_id(raw_id)?;
+    let Shown {
+        order,
+        steps,
+        executions,
+        rows,
+    } = gather(context, &id).await?;
     let tracking = tracking_number(&steps);
     if context.json {
         print_json(&json!({
@@ -315,14 +373,15 @@ async fn show(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
         field(
             "execution",
             format!(
-                "{} {} (started {}{})",
+                "{} {} (started {}{}, on {})",
                 execution.name,
                 execution.status,
                 execution
                     .started_at
                     .as_deref()
                     .map_or_else(|| "-".to_owned(), output::time),
-                took.map(|t| format!(", took {t}")).unwrap_or_default()
+                took.map(|t| format!(", took {t}")).unwrap_or_default(),
+                execution.release()
             ),
         );
     }
@@ -334,14 +393,15 @@ async fn show(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
-fn duration_between(start: &str, end: &str) -> Option<i64> {
+/// Milliseconds from `start` to `end` (RFC 3339 times), when both are readable.
+pub fn duration_between(start: &str, end: &str) -> Option<i64> {
     let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
     Some((parse(end)? - parse(start)?).num_milliseconds())
 }
 
 /// Where a row comes from, for people: `order`, `step`, `execution` (the first one,
 /// named after the order) or `execution r1` (the first resume).
-fn source_label(id: &OrderId, row: &Row) -> String {
+pub fn source_label(id: &OrderId, row: &Row) -> String {
     match row.kind {
         RowKind::Execution => match row.source.strip_prefix(id.as_str()) {
             Some("") => "execution".to_owned(),
@@ -433,10 +493,27 @@ async fn redrive(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
+/// Cancels an order as `orders cancel` and the ops console do
+/// (`order_core::recovery::cancel`: conditional on the status it was read in).
+/// Cancels the order (`recovery::cancel`); one cancelled at once, its workflow never
+/// started, is published `Order Cancelled` here (no workflow step will), again for a
+/// repeated cancel. The CLI and the console cancel through it.
+pub async fn cancel_order(context: &Context, id: &OrderId) -> Result<Cancellation, CliError> {
+    let store = context.store()?;
+    let cancellation = recovery::cancel(&store, id).await?;
+    if let Cancellation::Started(record) | Cancellation::AlreadyCancelling(record) = &cancellation {
+        if let Some(event) = order_core::events::OrderEvent::cancelled_before_start(record) {
+            use order_core::events::Publisher;
+            let published = context.events()?.publish(&event).await;
+            published.map_err(|error| CliError::classify(error.to_string()))?;
+        }
+    }
+    Ok(cancellation)
+}
+
 async fn cancel(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
     let id = order_id(raw_id)?;
-    let store = context.store()?;
-    let (outcome, record) = match recovery::cancel(&store, &id).await? {
+    let (outcome, record) = match cancel_order(context, &id).await? {
         Cancellation::Started(record) => ("started", record),
         Cancellation::AlreadyCancelling(record) => ("already_cancelling", record),
         Cancellation::TooLate(record) => {
@@ -506,6 +583,26 @@ mod tests {
             order(None, 0).map(|o| execution_candidates(&o).len()),
             Some(0)
         );
+    }
+
+    #[test]
+    fn an_executions_release_is_its_version_and_the_alias_it_came_through() {
+        let machine = "arn:aws:states:eu-west-1:1:stateMachine:OrderWorkflow";
+        let execution = |version: Option<&str>, alias: Option<&str>| Execution {
+            name: "ord-1".into(),
+            execution_arn: "arn".into(),
+            status: "RUNNING".into(),
+            started_at: None,
+            stopped_at: None,
+            version_arn: version.map(|v| format!("{machine}:{v}")),
+            alias_arn: alias.map(|a| format!("{machine}:{a}")),
+        };
+        assert_eq!(
+            execution(Some("7"), Some("live")).release(),
+            "version 7 (through live)"
+        );
+        assert_eq!(execution(Some("7"), None).release(), "version 7");
+        assert_eq!(execution(None, None).release(), "the state machine itself");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::cli::ReconcileArgs;
 use crate::context::Context;
 use crate::error::{CliError, Exit};
 use crate::output::{clip, print_json, Table};
-use order_core::recovery::{self, Action, ReconcileOptions};
+use order_core::recovery::{self, Action, Escalation, ReconcileOptions};
 use reconciler::Summary;
 
 /// Runs the reconciler once and prints what it did to each order, then the counts.
@@ -15,13 +15,17 @@ pub async fn run(context: &Context, args: ReconcileArgs) -> Result<Exit, CliErro
     let store = context.store()?;
     let workflow = context.workflow()?;
     let dead_letters = context.dead_letters()?;
+    let events = context.events()?;
+    let escalation = Escalation {
+        dead_letters: &dead_letters,
+        events: &events,
+    };
     let options = ReconcileOptions {
         grace: chrono::Duration::seconds(i64::from(args.grace_seconds)),
         limit: usize::try_from(args.limit).unwrap_or(usize::MAX),
         max_resumes: args.max_resumes,
     };
-    let summary =
-        Summary::of(recovery::reconcile(&store, &workflow, &dead_letters, options).await?);
+    let summary = Summary::of(recovery::reconcile(&store, &workflow, escalation, options).await?);
     if context.json {
         print_json(&summary);
         return Ok(Exit::Ok);

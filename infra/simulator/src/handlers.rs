@@ -6,6 +6,7 @@ use crate::partners::SimPartners;
 use crate::world::SimResumer;
 use order_core::activity::{self, ActivityInput, ActivityOutput, Rollback};
 use order_core::catalogue::Catalogue;
+use order_core::events::{self, Recorder};
 use order_core::steps;
 use order_core::ActivityError;
 use serde_json::Value;
@@ -33,15 +34,18 @@ pub(crate) struct Env {
     pub(crate) partners: Arc<SimPartners>,
     pub(crate) resumer: Arc<SimResumer>,
     pub(crate) catalogue: Arc<Catalogue>,
+    /// What the steps and the reconciler published (`order_core::events`), in order.
+    pub(crate) events: Arc<Recorder>,
 }
 
 /// Runs the real handler of `function` on `payload` as Lambda would
-/// (`order_core::activity::invoke`: input parsed, panics caught).
+/// (`order_core::activity::invoke`: input parsed, panics caught), then publishes the
+/// order event of the step, as the function's `main` does (`events::announce`).
 pub(crate) fn invoke(function: &str, payload: Value, env: Env) -> Invocation {
     let function = function.to_owned();
     Box::pin(async move {
         let (l, p, r, c) = (&*env.ledger, &*env.partners, &*env.resumer, &*env.catalogue);
-        match function.as_str() {
+        let outcome = match function.as_str() {
             "ValidateOrder" => {
                 activity::invoke(&|i: ActivityInput| validate_order::handle(l, c, i), payload).await
             }
@@ -77,6 +81,7 @@ pub(crate) fn invoke(function: &str, payload: Value, env: Env) -> Invocation {
             }
             "ReleaseStock" => activity::invoke(&|i| release_stock::handle(l, p, i), payload).await,
             _ => activity::invoke(&|i| fail_order::handle(l, i), payload).await,
-        }
+        };
+        events::announce(l, &*env.events, outcome).await
     })
 }

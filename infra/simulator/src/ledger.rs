@@ -7,8 +7,9 @@
 use crate::partners::ControlPoint;
 use crate::world::{Shared, Trace};
 use order_core::store::{
-    Cancellation, Delivery, DeliveryRecorded, Ledger, MemoryStore, OrderRecord, Placement,
-    References, StepRecord, StepStart, StoreError, TokenStored, Transition,
+    AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, Ledger, MemoryStore,
+    OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError, TokenStored,
+    Transition,
 };
 use order_core::{ActivityError, Order, OrderId, OrderStatus};
 use std::collections::HashMap;
@@ -218,5 +219,29 @@ impl Ledger for Audited {
 
     async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
         self.inner.set_execution_arn(id, arn).await
+    }
+
+    async fn find_by_reference(
+        &self,
+        reference: Reference,
+        value: &str,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        self.inner.find_by_reference(reference, value).await
+    }
+
+    async fn count_in_status(&self, status: OrderStatus) -> Result<usize, StoreError> {
+        self.inner.count_in_status(status).await
+    }
+
+    async fn record_audit(
+        &self,
+        id: &OrderId,
+        entry: &AuditEntry<'_>,
+    ) -> Result<AuditRecord, StoreError> {
+        self.inner.record_audit(id, entry).await
+    }
+
+    async fn audit_trail(&self, id: &OrderId) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit_trail(id).await
     }
 }

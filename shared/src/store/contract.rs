@@ -8,13 +8,13 @@
 //! table safely. Compiled for tests and with the `contract` feature only.
 
 use super::{
-    Cancellation, Delivery, DeliveryRecorded, Ledger, OrderRecord, Placement, References,
-    StepRecord, StepStart, StepStatus, StoreError, TokenStored, Transition,
+    AuditEntry, Cancellation, Delivery, DeliveryRecorded, Ledger, OrderRecord, Placement,
+    Reference, References, StepRecord, StepStart, StepStatus, StoreError, TokenStored, Transition,
 };
 use crate::catalogue::Catalogue;
 use crate::order::{example_request, Order, OrderId};
 use crate::status::OrderStatus;
-use crate::steps::{ARRANGE_SHIPMENT, AWAIT_DELIVERY};
+use crate::steps::{ARRANGE_SHIPMENT, AWAIT_DELIVERY, PROVISION_TERMINALS};
 use crate::{ActivityError, ErrorName};
 use futures_util::future::join_all;
 
@@ -42,6 +42,7 @@ macro_rules! ledger_contract {
             a_step_begun_again_after_a_failure_shows_under_way_with_both_attempts,
             a_cancel_moves_an_order_that_has_not_shipped_to_cancelling_once,
             a_cancel_after_shipping_is_too_late_and_changes_nothing,
+            a_cancel_racing_the_workflow_to_shipment_lands_or_is_too_late_and_never_fails,
             a_task_token_is_kept_only_while_the_order_is_shipped,
             a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_nothing,
             a_delivery_for_another_shipment_is_refused_and_changes_nothing,
@@ -49,6 +50,11 @@ macro_rules! ledger_contract {
             a_resume_is_counted_and_clears_the_parked_mark,
             the_execution_is_recorded_with_a_new_version,
             a_merchants_orders_and_orders_by_status_are_listed_oldest_first,
+            a_tracking_number_and_terminal_serials_recorded_by_their_steps_find_their_order,
+            a_reference_no_successful_step_recorded_finds_nothing,
+            orders_are_counted_in_their_status,
+            audit_records_are_kept_on_their_order_oldest_first_and_change_nothing_else,
+            an_audit_record_for_a_missing_order_is_refused,
         );
     };
     (@checks $ledger:expr; $($check:ident),+ $(,)?) => {
@@ -124,14 +130,27 @@ pub async fn advance(ledger: &impl Ledger, id: &OrderId, status: OrderStatus, sh
             move_to(ledger, id, from, to).await;
             continue;
         }
-        let attempt = begin(ledger, id, ARRANGE_SHIPMENT.name).await;
         let references = References::from([("shipment_id".to_owned(), shipment_id.to_owned())]);
-        let transition = Some(Transition::new(from, to));
-        ledger
-            .succeed_step(&attempt, references, transition)
-            .await
-            .unwrap_or_else(|error| panic!("shipping order {id}: {error}"));
+        succeed_moving(ledger, id, ARRANGE_SHIPMENT.name, references, from, to).await;
     }
+}
+
+/// Begins `step` for the order and makes it succeed with `references`, moving the order
+/// from `from` to `to`.
+async fn succeed_moving(
+    ledger: &impl Ledger,
+    id: &OrderId,
+    step: &str,
+    references: References,
+    from: OrderStatus,
+    to: OrderStatus,
+) {
+    let attempt = begin(ledger, id, step).await;
+    let transition = Some(Transition::new(from, to));
+    ledger
+        .succeed_step(&attempt, references, transition)
+        .await
+        .unwrap_or_else(|error| panic!("{step} of order {id}: {error}"));
 }
 
 /// A step as the summaries compare it: name, status, attempts, error.
@@ -530,6 +549,54 @@ pub async fn a_cancel_after_shipping_is_too_late_and_changes_nothing(ledger: &im
     );
 }
 
+pub async fn a_cancel_racing_the_workflow_to_shipment_lands_or_is_too_late_and_never_fails(
+    ledger: &impl Ledger,
+) {
+    // A workflow moves the order to SHIPPED as fast as the ledger lets it; a cancel sent
+    // after 0..8 reads of the order races it. The cancel lands (the workflow's next move
+    // then finds the order CANCELLING) or finds the order SHIPPED: never an error, and
+    // both sides agree on who won.
+    for reads in 0..8 {
+        let id = place(ledger).await.order_id;
+        let workflow = async {
+            for pair in OrderStatus::NEW_ORDER_PATH.windows(2) {
+                let (from, to) = (pair[0], pair[1]);
+                if from == OrderStatus::Shipped {
+                    break;
+                }
+                match ledger.transition(&id, Transition::new(from, to)).await {
+                    Ok(_) => tokio::task::yield_now().await,
+                    Err(StoreError::Conflict { actual, .. }) => return Err(actual),
+                    Err(error) => panic!("moving order {id} {from} -> {to}: {error}"),
+                }
+            }
+            Ok(OrderStatus::Shipped)
+        };
+        let cancel = async {
+            for _ in 0..reads {
+                read(ledger, &id).await;
+                tokio::task::yield_now().await;
+            }
+            ledger.cancel(&id).await
+        };
+        let (moved, cancelled) = futures_util::join!(workflow, cancel);
+        let stored = read(ledger, &id).await.status;
+        match cancelled {
+            Ok(Cancellation::Started(order)) => {
+                assert_eq!(order.status, OrderStatus::Cancelling, "after {reads} reads");
+                assert_eq!(moved, Err(OrderStatus::Cancelling), "after {reads} reads");
+                assert_eq!(stored, OrderStatus::Cancelling, "after {reads} reads");
+            }
+            Ok(Cancellation::TooLate(order)) => {
+                assert_eq!(order.status, OrderStatus::Shipped, "after {reads} reads");
+                assert_eq!(moved, Ok(OrderStatus::Shipped), "after {reads} reads");
+                assert_eq!(stored, OrderStatus::Shipped, "after {reads} reads");
+            }
+            other => panic!("a cancel after {reads} reads: {other:?}"),
+        }
+    }
+}
+
 pub async fn a_task_token_is_kept_only_while_the_order_is_shipped(ledger: &impl Ledger) {
     let not_shipped = place(ledger).await.order_id;
     let refused = ledger.store_task_token(&not_shipped, "token-0").await;
@@ -712,4 +779,153 @@ pub async fn a_merchants_orders_and_orders_by_status_are_listed_oldest_first(led
         .filter(|id| ids.contains(id))
         .collect();
     assert_eq!(ours, ids[..2].iter().collect::<Vec<_>>());
+}
+
+/// The orders the ledger finds for `value`.
+async fn found(ledger: &impl Ledger, reference: Reference, value: &str) -> Vec<OrderId> {
+    ledger
+        .find_by_reference(reference, value)
+        .await
+        .unwrap_or_else(|error| panic!("finding {reference} {value}: {error}"))
+}
+
+pub async fn a_tracking_number_and_terminal_serials_recorded_by_their_steps_find_their_order(
+    ledger: &impl Ledger,
+) {
+    let id = place(ledger).await.order_id;
+    let (first, second, tracking) = (unique("T"), unique("T"), unique("TRK"));
+    advance(ledger, &id, OrderStatus::PaymentTaken, "unused").await;
+    let serials = format!("{first},{second}");
+    let references = References::from([("terminal_ids".to_owned(), serials)]);
+    let (from, to) = (OrderStatus::PaymentTaken, OrderStatus::Provisioned);
+    succeed_moving(ledger, &id, PROVISION_TERMINALS.name, references, from, to).await;
+    for serial in [&first, &second] {
+        let orders = found(ledger, Reference::TerminalSerial, serial).await;
+        assert_eq!(orders, std::slice::from_ref(&id), "serial {serial}");
+    }
+    let references = References::from([
+        ("shipment_id".to_owned(), unique("shp")),
+        ("tracking_number".to_owned(), tracking.clone()),
+    ]);
+    let (from, to) = (OrderStatus::Provisioned, OrderStatus::Shipped);
+    succeed_moving(ledger, &id, ARRANGE_SHIPMENT.name, references, from, to).await;
+    assert_eq!(
+        found(ledger, Reference::TrackingNumber, &tracking).await,
+        std::slice::from_ref(&id)
+    );
+    // A tracking number is not a serial: each kind has its own lookups.
+    assert_eq!(
+        found(ledger, Reference::TerminalSerial, &tracking).await,
+        []
+    );
+    // Lookups are items of their own: the order and its steps read as before.
+    let steps = steps_summary(ledger, &id).await;
+    assert_eq!(steps.len(), 2, "{steps:?}");
+}
+
+pub async fn a_reference_no_successful_step_recorded_finds_nothing(ledger: &impl Ledger) {
+    let id = place(ledger).await.order_id;
+    let tracking = unique("TRK");
+    // A success whose status change conflicts records neither the step nor its lookups.
+    let attempt = begin(ledger, &id, ARRANGE_SHIPMENT.name).await;
+    let references = References::from([("tracking_number".to_owned(), tracking.clone())]);
+    let wrong = Transition::new(OrderStatus::Provisioned, OrderStatus::Shipped);
+    let refused = ledger.succeed_step(&attempt, references, Some(wrong)).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    // A failed attempt records no reference either.
+    let error = ActivityError::new(ErrorName::ShipmentRejected, "undeliverable");
+    assert_eq!(ledger.fail_step(&attempt, &error).await, Ok(()));
+    assert_eq!(
+        found(ledger, Reference::TrackingNumber, &tracking).await,
+        []
+    );
+    assert_eq!(
+        found(ledger, Reference::TerminalSerial, &unique("T")).await,
+        []
+    );
+}
+
+pub async fn orders_are_counted_in_their_status(ledger: &impl Ledger) {
+    let count = |status| async move {
+        ledger
+            .count_in_status(status)
+            .await
+            .unwrap_or_else(|error| panic!("counting {status} orders: {error}"))
+    };
+    // Other checks place orders meanwhile: the counts only grow by at least ours.
+    let before = count(OrderStatus::Rejected).await;
+    for _ in 0..3 {
+        let id = place(ledger).await.order_id;
+        move_to(ledger, &id, OrderStatus::Accepted, OrderStatus::Rejected).await;
+    }
+    let after = count(OrderStatus::Rejected).await;
+    assert!(
+        after >= before + 3,
+        "{before} REJECTED orders, then {after}"
+    );
+    let listed = ledger
+        .orders_in_status(OrderStatus::Rejected, None, usize::MAX)
+        .await
+        .map(|orders| orders.len())
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(listed >= 3 && listed <= count(OrderStatus::Rejected).await);
+}
+
+pub async fn audit_records_are_kept_on_their_order_oldest_first_and_change_nothing_else(
+    ledger: &impl Ledger,
+) {
+    let id = place(ledger).await.order_id;
+    let before = ledger.get_order_with_steps(&id).await;
+    let entries = [
+        AuditEntry {
+            who: "arn:aws:iam::123456789012:user/ops",
+            action: "cancel",
+            outcome: "refused: already CANCELLED",
+        },
+        AuditEntry {
+            who: "ops@example.com",
+            action: "resume",
+            outcome: "resumed as ord-x-r1",
+        },
+    ];
+    let mut written = Vec::new();
+    for entry in &entries {
+        let record = ledger
+            .record_audit(&id, entry)
+            .await
+            .unwrap_or_else(|error| panic!("recording {entry:?}: {error}"));
+        assert_eq!(
+            (
+                record.who.as_str(),
+                record.action.as_str(),
+                record.outcome.as_str()
+            ),
+            (entry.who, entry.action, entry.outcome)
+        );
+        written.push(record);
+        // Times are kept to the millisecond: keep them apart.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let trail = ledger.audit_trail(&id).await;
+    assert_eq!(trail, Ok(written));
+    assert_eq!(ledger.get_order_with_steps(&id).await, before);
+    let other = place(ledger).await.order_id;
+    assert_eq!(ledger.audit_trail(&other).await, Ok(Vec::new()));
+}
+
+pub async fn an_audit_record_for_a_missing_order_is_refused(ledger: &impl Ledger) {
+    let missing = OrderId::generate();
+    let entry = AuditEntry {
+        who: "ops",
+        action: "cancel",
+        outcome: "x",
+    };
+    assert_eq!(
+        ledger.record_audit(&missing, &entry).await,
+        Err(StoreError::NotFound(missing.clone()))
+    );
+    assert_eq!(ledger.audit_trail(&missing).await, Ok(Vec::new()));
 }

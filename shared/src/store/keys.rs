@@ -6,11 +6,18 @@
 //! | one per workflow step (the activity ledger) | `ORDER#<id>` | `STEP#<step>` |
 //! | one per API `Idempotency-Key` (expires after a day) | `IDEMPOTENCY#<key>` | `IDEMPOTENCY` |
 //! | one per courier event (expires after 30 days) | `COURIER_EVENT#<event id>` | `EVENT` |
+//! | one per operator action on the order (the ops console's audit trail) | `ORDER#<id>` | `AUDIT#<time>#<n>` |
+//! | one per tracking number and order (written with ArrangeShipment's success) | `TRACKING#<number>` | `ORDER#<id>` |
+//! | one per terminal serial and order (written with ProvisionTerminals' or DeactivateFaultyTerminals' success) | `SERIAL#<serial>` | `ORDER#<id>` |
 //!
+//! A lookup item holds `order_id`, the `step` that recorded it and `recorded_at`; a
+//! Query of its partition finds the orders of a tracking number or serial (a serial can
+//! belong to the order that provisioned it and to the one that replaced it).
 //! Orders are indexed by merchant (`by-merchant`: `gsi1pk = MERCHANT#<id>`, sorted by
 //! creation) and by status (`by-status`: `gsi2pk = STATUS#<status>`, sorted by last
 //! change), so operators find stuck and failed orders without a scan.
 
+use super::Reference;
 use crate::order::OrderId;
 use crate::status::OrderStatus;
 
@@ -25,6 +32,19 @@ pub const COURIER_EVENT_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
 
 pub(super) fn courier_event_pk(event_id: &str) -> String {
     format!("COURIER_EVENT#{event_id}")
+}
+
+/// The partition of the lookup items of one partner reference.
+pub(super) fn lookup_pk(reference: Reference, value: &str) -> String {
+    format!("{}#{value}", reference.key_prefix())
+}
+
+/// The prefix of every audit record's sort key.
+pub(super) const AUDIT_PREFIX: &str = "AUDIT#";
+
+/// An audit record's sort key: sorted by time, `n` keeps two of one millisecond apart.
+pub(super) fn audit_sk(at: &str, n: &str) -> String {
+    format!("{AUDIT_PREFIX}{at}#{n}")
 }
 
 pub(super) fn order_pk(id: &OrderId) -> String {

@@ -13,16 +13,17 @@
 use super::idempotency::IdempotencyRecord;
 use super::keys::{merchant_index_values, order_pk, status_index_values, step_sk};
 use super::{
-    delivery_refused, token_refused, Delivery, DeliveryRecorded, DeliveryRefusal, Ledger,
-    OrderRecord, Parked, Placement, References, StepRecord, StepStart, StepStatus, StoreError,
-    TokenStored, Transition,
+    cancel_refused, delivery_refused, findable, token_refused, AuditEntry, AuditRecord,
+    Cancellation, Delivery, DeliveryRecorded, DeliveryRefusal, Ledger, OrderRecord, Parked,
+    Placement, Reference, References, StepRecord, StepStart, StepStatus, StoreError, TokenStored,
+    Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
 use crate::steps::{ARRANGE_SHIPMENT, AWAIT_DELIVERY};
 use crate::ActivityError;
 use chrono::{DateTime, SecondsFormat, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 /// Where [`MemoryStore`] reads the time it stamps on what it writes. Any
@@ -76,9 +77,13 @@ struct Tables {
     keys: HashMap<String, IdempotencyRecord>,
     /// Courier event id -> the order it was recorded for.
     courier_events: HashMap<String, OrderId>,
-    /// A cancel armed to slip in just before the next move to this status (a test seam
-    /// for the race a real deployment meets at random; see `cancel_before_next_move_to`).
-    cancel_before: Option<OrderStatus>,
+    /// A partner reference -> the orders whose steps recorded it.
+    lookups: BTreeMap<(Reference, String), BTreeSet<OrderId>>,
+    /// By order: its operator actions, oldest first.
+    audits: BTreeMap<OrderId, Vec<AuditRecord>>,
+    /// A write armed to slip in just before the next move to a status (a test seam for
+    /// the races a real deployment meets at random; see `cancel_before_next_move_to`).
+    armed: Option<(OrderStatus, Armed)>,
     /// Where the times written come from.
     clock: Stamps,
 }
@@ -101,7 +106,19 @@ impl MemoryStore {
     /// `status`, as if an operator's cancel had won the race with that status change:
     /// the change then finds the order moved on and must read it again.
     pub fn cancel_before_next_move_to(&self, status: OrderStatus) {
-        self.tables().cancel_before = Some(status);
+        self.tables().armed = Some((status, Armed::Cancel));
+    }
+
+    /// Arms a move of the order from `from` to `to` that runs just before the next move of
+    /// any order to `status`, as if another writer (a workflow step) had made it first:
+    /// the move to `status` then finds the order moved on.
+    pub fn move_before_next_move_to(
+        &self,
+        status: OrderStatus,
+        from: OrderStatus,
+        to: OrderStatus,
+    ) {
+        self.tables().armed = Some((status, Armed::Move { from, to }));
     }
 
     /// The tables, also after a thread panicked while holding them (a test's assertion):
@@ -177,15 +194,32 @@ impl Tables {
         Ok(order)
     }
 
-    /// What a cancel does to a cancellable order: moves it to CANCELLING.
-    fn cancel_now(&mut self, id: &OrderId) -> Result<(), StoreError> {
-        let status = self.order(id)?.status;
-        if status.is_cancellable() {
-            let to = OrderStatus::Cancelling;
-            let cancelled = self.moved(id, Transition::new(status, to))?;
-            self.orders.insert(id.clone(), cancelled);
+    /// What a cancel does, as DynamoDB's one conditional write does it: moves a
+    /// cancellable order to CANCELLING; says why any other order stays as it is.
+    fn cancel(&mut self, id: &OrderId) -> Result<Cancellation, StoreError> {
+        let order = self.order(id)?;
+        if !order.status.is_cancellable() {
+            return Ok(cancel_refused(order.clone()));
         }
-        Ok(())
+        let cancelled = self.moved(id, Transition::new(order.status, OrderStatus::Cancelling))?;
+        self.orders.insert(id.clone(), cancelled.clone());
+        Ok(Cancellation::Started(cancelled))
+    }
+
+    /// Runs the write armed for a move to `to`, if any.
+    fn run_armed(&mut self, id: &OrderId, to: OrderStatus) -> Result<(), StoreError> {
+        match self.armed.take() {
+            Some((status, Armed::Cancel)) if status == to => self.cancel(id).map(drop),
+            Some((status, Armed::Move { from, to: next })) if status == to => {
+                let moved = self.moved(id, Transition::new(from, next))?;
+                self.orders.insert(id.clone(), moved);
+                Ok(())
+            }
+            other => {
+                self.armed = other;
+                Ok(())
+            }
+        }
     }
 
     fn step(&self, id: &OrderId, step: &str) -> Option<&StepRecord> {
@@ -210,6 +244,15 @@ impl Tables {
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
         Ok(change(order))
     }
+}
+
+/// A write armed to run just before the next move to a status.
+#[derive(Debug, Clone, Copy)]
+enum Armed {
+    /// A cancel of the order being moved.
+    Cancel,
+    /// A move of the order being moved.
+    Move { from: OrderStatus, to: OrderStatus },
 }
 
 /// The by-status index's sort key of an order, as DynamoDB's index holds it.
@@ -310,13 +353,14 @@ impl Ledger for MemoryStore {
         change: Transition<'_>,
     ) -> Result<OrderRecord, StoreError> {
         let mut tables = self.tables();
-        if tables.cancel_before == Some(change.to) {
-            tables.cancel_before = None;
-            tables.cancel_now(id)?;
-        }
+        tables.run_armed(id, change.to)?;
         let moved = tables.moved(id, change)?;
         tables.orders.insert(id.clone(), moved.clone());
         Ok(moved)
+    }
+
+    async fn cancel(&self, id: &OrderId) -> Result<Cancellation, StoreError> {
+        self.tables().cancel(id)
     }
 
     async fn open_step(
@@ -385,6 +429,9 @@ impl Ledger for MemoryStore {
         };
         let moved = moved.transpose()?;
         let now = tables.now();
+        for lookup in findable(step, &references) {
+            tables.lookups.entry(lookup).or_default().insert(id.clone());
+        }
         let record = record.succeeded(references, now);
         if let Some(moved) = moved {
             tables.orders.insert(id.clone(), moved);
@@ -520,6 +567,45 @@ impl Ledger for MemoryStore {
             order.execution_arn = Some(arn.to_owned());
             order.version += 1;
         })
+    }
+
+    async fn find_by_reference(
+        &self,
+        reference: Reference,
+        value: &str,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let tables = self.tables();
+        let found = tables.lookups.get(&(reference, value.to_owned()));
+        Ok(found.into_iter().flatten().cloned().collect())
+    }
+
+    async fn count_in_status(&self, status: OrderStatus) -> Result<usize, StoreError> {
+        let tables = self.tables();
+        Ok(tables
+            .orders
+            .values()
+            .filter(|o| o.status == status)
+            .count())
+    }
+
+    async fn record_audit(
+        &self,
+        id: &OrderId,
+        entry: &AuditEntry<'_>,
+    ) -> Result<AuditRecord, StoreError> {
+        let mut tables = self.tables();
+        tables.order(id)?;
+        let record = AuditRecord::new(id, entry, tables.now());
+        tables
+            .audits
+            .entry(id.clone())
+            .or_default()
+            .push(record.clone());
+        Ok(record)
+    }
+
+    async fn audit_trail(&self, id: &OrderId) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(self.tables().audits.get(id).cloned().unwrap_or_default())
     }
 }
 

@@ -11,10 +11,12 @@
 //! The rules: new orders and idempotency keys are created only if absent, together; every
 //! status change is conditional on the expected previous status, checked against the
 //! order status machine, and bumps `version`; a step that succeeded is never begun again;
-//! a step succeeds together with its status change or not at all. A lost race is a
+//! a step succeeds together with its status change or not at all, and with the lookups
+//! of the references it makes findable ([`findable`]). A lost race is a
 //! [`StoreError::Conflict`], never a panic. `tests/store.rs` runs one contract suite on
 //! both implementations (`order_core::store::contract`).
 
+mod audit;
 mod conflict;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
@@ -22,14 +24,17 @@ pub mod dynamo;
 mod errors;
 mod idempotency;
 mod keys;
+mod lookups;
 pub mod memory;
 mod records;
 
+pub use audit::{AuditEntry, AuditRecord};
 pub use conflict::{retry_on_conflict, CONFLICT_ATTEMPTS};
 pub use dynamo::OrderStore;
 pub use errors::StoreError;
 pub use idempotency::{request_hash, IDEMPOTENCY_TTL_SECONDS};
 pub use keys::{BY_MERCHANT_INDEX, BY_STATUS_INDEX, COURIER_EVENT_TTL_SECONDS};
+pub use lookups::{findable, Reference};
 pub use memory::{Clock, MemoryStore};
 pub use records::{
     Cancellation, Delivery, DeliveryRecorded, Failure, OrderRecord, Parked, Placement, StepRecord,
@@ -114,32 +119,13 @@ pub trait Ledger: Send + Sync {
         change: Transition<'_>,
     ) -> impl Future<Output = Result<OrderRecord, StoreError>> + Send;
 
-    /// Moves the order to CANCELLING if it has not shipped yet. Retries a lost race with
-    /// the workflow ([`retry_on_conflict`]); never moves an order that has shipped or
-    /// ended.
-    fn cancel(
-        &self,
-        id: &OrderId,
-    ) -> impl Future<Output = Result<Cancellation, StoreError>> + Send {
-        async move {
-            retry_on_conflict(|| async {
-                let order = self.require_order(id).await?;
-                if matches!(
-                    order.status,
-                    OrderStatus::Cancelling | OrderStatus::Cancelled
-                ) {
-                    return Ok(Cancellation::AlreadyCancelling(order));
-                }
-                if !order.status.is_cancellable() {
-                    return Ok(Cancellation::TooLate(order));
-                }
-                self.transition(id, Transition::new(order.status, OrderStatus::Cancelling))
-                    .await
-                    .map(Cancellation::Started)
-            })
-            .await
-        }
-    }
+    /// Moves the order to CANCELLING if it has not shipped yet, in one conditional write
+    /// from whichever cancellable status it is in ([`OrderStatus::cancellable`]): a cancel
+    /// racing the workflow either lands or finds the order shipped, never a conflict.
+    /// Never moves an order that has shipped or ended; what it found says why
+    /// ([`Cancellation`]).
+    fn cancel(&self, id: &OrderId)
+        -> impl Future<Output = Result<Cancellation, StoreError>> + Send;
 
     /// Counts an attempt at `step` and marks it under way, unless it already succeeded,
     /// in which case its recorded result comes back and nothing is changed. The order
@@ -218,6 +204,43 @@ pub trait Ledger: Send + Sync {
         id: &OrderId,
         arn: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The orders a partner reference (a tracking number, a terminal serial) was recorded
+    /// for by a step's success ([`findable`]), in id order; none when it is unknown.
+    fn find_by_reference(
+        &self,
+        reference: Reference,
+        value: &str,
+    ) -> impl Future<Output = Result<Vec<OrderId>, StoreError>> + Send;
+
+    /// How many orders are in `status` (counted in the by-status index, not read).
+    fn count_in_status(
+        &self,
+        status: OrderStatus,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Records an operator action on the order, stamped now. The order itself is not
+    /// changed. [`StoreError::NotFound`] when there is no such order.
+    fn record_audit(
+        &self,
+        id: &OrderId,
+        entry: &AuditEntry<'_>,
+    ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send;
+
+    /// The order's audit records, oldest first (none for an order without any, or no
+    /// such order).
+    fn audit_trail(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+}
+
+/// What a refused [`Ledger::cancel`] means, from the order as the refused write found it.
+pub(crate) fn cancel_refused(order: OrderRecord) -> Cancellation {
+    match order.status {
+        OrderStatus::Cancelling | OrderStatus::Cancelled => Cancellation::AlreadyCancelling(order),
+        _ => Cancellation::TooLate(order),
+    }
 }
 
 /// What a refused [`Ledger::store_task_token`] means, from the order as it is now.

@@ -3,12 +3,15 @@
 
 use super::{finish, Outcome, SimError, World};
 use crate::partners::UNDO;
+use order_core::events::{Lifecycle, OrderEvent};
 use order_core::store::Ledger;
 use order_core::{OrderKind, OrderStatus};
+use std::collections::BTreeMap;
 
 impl<'d> World<'d> {
     pub(super) fn check_invariants(&mut self) -> Result<(), SimError> {
         let effects = self.env.partners.book().effects.clone();
+        let published = self.env.events.published();
         // Nothing in the saga fails an execution (every error is caught, at worst into
         // the dead-letter queue): the first that failed otherwise, by order, also when a
         // later one went on.
@@ -138,10 +141,71 @@ impl<'d> World<'d> {
                     }
                 }
             }
+            broken.extend(event_violations(
+                &published,
+                &id.to_string(),
+                status,
+                parked,
+                effect("ship"),
+            ));
             for what in broken {
                 self.shared.violation_at(order, what);
             }
         }
         Ok(())
     }
+}
+
+/// What order `id` (ended in `status`, `parked` or not, shipped `shipped` times) published
+/// against what it must have: every publish of one change the same event; the event of its
+/// end, and of its shipment when it completed; none for an end it did not reach, nor a
+/// shipment that never happened; `Order Needs Operator` when the reconciler parked it.
+fn event_violations(
+    published: &[OrderEvent],
+    id: &str,
+    status: OrderStatus,
+    parked: bool,
+    shipped: usize,
+) -> Vec<String> {
+    let mut broken = Vec::new();
+    let mut by_id: BTreeMap<&str, &OrderEvent> = BTreeMap::new();
+    for event in published.iter().filter(|e| e.detail.order_id == id) {
+        match by_id.get(event.detail.event_id.as_str()) {
+            Some(first) if *first != event => broken.push(format!(
+                "event {} published with two different details",
+                event.detail.event_id
+            )),
+            Some(_) => {}
+            None => {
+                by_id.insert(&event.detail.event_id, event);
+            }
+        }
+    }
+    let has = |what: &str| by_id.contains_key(format!("{id}/{what}").as_str());
+    let mut needed = match status {
+        OrderStatus::Completed => vec!["SHIPPED", "COMPLETED"],
+        OrderStatus::Failed | OrderStatus::Rejected | OrderStatus::Cancelled => {
+            vec![status.as_str()]
+        }
+        _ => vec![],
+    };
+    needed.retain(|what| !has(what));
+    for what in needed {
+        broken.push(format!("{status} but its {what} event was never published"));
+    }
+    for end in ["COMPLETED", "FAILED", "REJECTED", "CANCELLED"] {
+        if has(end) && status.as_str() != end {
+            broken.push(format!("published {end} but the order is {status}"));
+        }
+    }
+    if has("SHIPPED") && shipped == 0 {
+        broken.push("published SHIPPED but nothing was shipped".into());
+    }
+    let needs_operator = by_id
+        .values()
+        .any(|e| e.lifecycle == Lifecycle::NeedsOperator);
+    if parked && !needs_operator {
+        broken.push("parked but Order Needs Operator was never published".into());
+    }
+    broken
 }

@@ -245,6 +245,7 @@ impl<'d> World<'d> {
                 resumed: Mutex::new(Vec::new()),
             }),
             catalogue: Arc::new(catalogue),
+            events: Arc::new(order_core::events::Recorder::default()),
         };
         Ok(World {
             definition,

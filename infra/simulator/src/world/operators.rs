@@ -99,7 +99,10 @@ impl<'d> World<'d> {
         let done = finish(recovery::reconcile_at(
             &*self.env.ledger,
             &*self.step_functions,
-            &*self.parking,
+            recovery::Escalation {
+                dead_letters: &*self.parking,
+                events: &*self.env.events,
+            },
             reconcile_options(),
             now,
         ))?
@@ -182,6 +185,17 @@ impl<'d> World<'d> {
         let id = self.ids[order].clone();
         let before = self.status(order)?;
         let cancelled = finish(order_core::recovery::cancel(&*self.env.ledger, &id))?;
+        if let Ok(
+            order_core::store::Cancellation::Started(record)
+            | order_core::store::Cancellation::AlreadyCancelling(record),
+        ) = &cancelled
+        {
+            if let Some(event) = order_core::events::OrderEvent::cancelled_before_start(record) {
+                use order_core::events::Publisher;
+                finish(self.env.events.publish(&event))?
+                    .map_err(|e| SimError::World(format!("cancel: {e}")))?;
+            }
+        }
         let outcome = match cancelled {
             Ok(order_core::store::Cancellation::Started(_)) => {
                 self.shared.count("cancel started a rollback");

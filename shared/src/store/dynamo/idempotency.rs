@@ -3,14 +3,13 @@
 
 use super::progress::{LEDGER_VERSION, STEPS_ON_ORDER};
 use super::{
-    build_error, cancellation_codes, key, order_key, read, s, unavailable, write, Item, OrderStore,
+    cancellation_codes, key, order_key, put_new, read, s, unavailable, write, Item, OrderStore,
 };
 use crate::order::Order;
 use crate::status::OrderStatus;
 use crate::store::idempotency::{IdempotencyRecord, IDEMPOTENCY_TTL_SECONDS};
 use crate::store::keys::{idempotency_pk, merchant_index_values, status_index_values};
 use crate::store::{OrderRecord, Placement, StoreError};
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::Utc;
 
 impl OrderStore {
@@ -51,15 +50,7 @@ impl OrderStore {
         )?;
         key_item.extend(key(idempotency_pk(idempotency_key), "IDEMPOTENCY"));
 
-        let put = |item: Item| {
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map(|put| TransactWriteItem::builder().put(put).build())
-                .map_err(|e| build_error(OP, e))
-        };
+        let put = |item: Item| put_new(&self.table, item, OP);
         let result = self
             .client
             .transact_write_items()

@@ -4,7 +4,9 @@
 //! transaction; every status change is conditional on the expected previous status and
 //! bumps `version`. A lost race is a [`StoreError::Conflict`], never a panic.
 
+mod audit;
 mod idempotency;
+mod lookups;
 mod orders;
 mod progress;
 mod queries;
@@ -14,8 +16,8 @@ pub use progress::order_with_steps;
 
 use super::keys::{order_pk, step_sk};
 use super::{
-    Delivery, DeliveryRecorded, Ledger, OrderRecord, Placement, References, StepRecord, StepStart,
-    StoreError, TokenStored, Transition,
+    AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, Ledger, OrderRecord,
+    Placement, Reference, References, StepRecord, StepStart, StoreError, TokenStored, Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
@@ -89,6 +91,24 @@ pub(super) fn build_error(operation: &'static str, error: impl std::fmt::Display
         operation,
         message: format!("request could not be built: {error}"),
     }
+}
+
+/// A transaction's Put of `item` that only creates: the transaction is cancelled
+/// (`ConditionalCheckFailed` for this item) when its key exists already.
+pub(super) fn put_new(
+    table: &str,
+    item: Item,
+    operation: &'static str,
+) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+    let put = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map_err(|e| build_error(operation, e))?;
+    Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+        .put(put)
+        .build())
 }
 
 pub(super) fn s(value: impl Into<String>) -> AttributeValue {
@@ -198,6 +218,13 @@ impl Ledger for OrderStore {
         OrderStore::transition(self, id, change)
     }
 
+    fn cancel(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Cancellation, StoreError>> + Send {
+        OrderStore::cancel(self, id)
+    }
+
     fn open_step(
         &self,
         id: &OrderId,
@@ -257,5 +284,35 @@ impl Ledger for OrderStore {
         arn: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         OrderStore::set_execution_arn(self, id, arn)
+    }
+
+    fn find_by_reference(
+        &self,
+        reference: Reference,
+        value: &str,
+    ) -> impl Future<Output = Result<Vec<OrderId>, StoreError>> + Send {
+        OrderStore::find_by_reference(self, reference, value)
+    }
+
+    fn count_in_status(
+        &self,
+        status: OrderStatus,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        OrderStore::count_in_status(self, status)
+    }
+
+    fn record_audit(
+        &self,
+        id: &OrderId,
+        entry: &AuditEntry<'_>,
+    ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send {
+        OrderStore::record_audit(self, id, entry)
+    }
+
+    fn audit_trail(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send {
+        OrderStore::audit_trail(self, id)
     }
 }

@@ -3,18 +3,22 @@
 
 use super::progress::{step_set, SUCCEEDED_STEPS};
 use super::{
-    build_error, cancellation_codes, is_conditional_failure, order_key, read, s, step_key,
+    build_error, cancellation_codes, is_conditional_failure, order_key, put_new, read, s, step_key,
     unavailable, OrderStore,
 };
 use crate::order::OrderId;
 use crate::status::OrderStatus;
 use crate::store::keys::{courier_event_pk, order_pk, status_index_values, step_sk};
 use crate::store::{
-    delivery_refused, now, token_refused, Cancellation, Delivery, DeliveryRecorded,
-    DeliveryRefusal, Failure, Ledger, OrderRecord, Parked, StoreError, TokenStored, Transition,
+    cancel_refused, delivery_refused, now, token_refused, Cancellation, Delivery, DeliveryRecorded,
+    DeliveryRefusal, Failure, OrderRecord, Parked, StoreError, TokenStored, Transition,
     COURIER_EVENT_TTL_SECONDS,
 };
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
 use std::collections::{BTreeMap, HashMap};
 
 impl OrderStore {
@@ -69,7 +73,7 @@ impl OrderStore {
             .update_order_item(id)
             .update_expression("ADD resumes :one REMOVE parked")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+            .return_values(ReturnValue::UpdatedNew);
         let output = self
             .update_existing_order(id, update, "UpdateItem(resume count)")
             .await?;
@@ -119,7 +123,7 @@ impl OrderStore {
         change: Transition<'_>,
     ) -> Result<OrderRecord, StoreError> {
         let Transition { from, to, failure } = change;
-        let update = self.transition_update(id, from, to, failure, &[], None)?;
+        let update = self.transition_update(id, &[from], to, failure, &[], None)?;
         let result = self
             .client
             .update_item()
@@ -129,7 +133,7 @@ impl OrderStore {
             .set_condition_expression(update.condition_expression)
             .set_expression_attribute_names(update.expression_attribute_names)
             .set_expression_attribute_values(update.expression_attribute_values)
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
@@ -155,20 +159,25 @@ impl OrderStore {
         }
     }
 
+    /// The conditional update that moves the order to `to` from the status it is in, if
+    /// that is one of `from` (one status, or any of several: a cancel), with the reason it
+    /// failed, `extra` attributes set and `succeeded_step` joining its succeeded set.
     pub(super) fn transition_update(
         &self,
         id: &OrderId,
-        from: OrderStatus,
+        from: &[OrderStatus],
         to: OrderStatus,
         failure: Option<&Failure>,
         extra: &[(&str, AttributeValue)],
         succeeded_step: Option<&str>,
     ) -> Result<Update, StoreError> {
-        from.check_transition(to)
-            .map_err(|source| StoreError::IllegalTransition {
-                order_id: id.clone(),
-                source,
-            })?;
+        for from in from {
+            from.check_transition(to)
+                .map_err(|source| StoreError::IllegalTransition {
+                    order_id: id.clone(),
+                    source,
+                })?;
+        }
         let updated_at = now();
         let (gsi2pk, gsi2sk) = status_index_values(to, &updated_at, id);
         let mut expression = String::from(
@@ -177,7 +186,6 @@ impl OrderStore {
         );
         let mut values = HashMap::from([
             (":to".to_owned(), s(to.as_str())),
-            (":from".to_owned(), s(from.as_str())),
             (":one".to_owned(), AttributeValue::N("1".into())),
             (":now".to_owned(), s(updated_at)),
             (":gsi2pk".to_owned(), s(gsi2pk)),
@@ -197,7 +205,17 @@ impl OrderStore {
             values.insert(format!(":{attribute}"), value.clone());
         }
         let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
-        let mut condition = String::from("#status = :from");
+        let from_values: Vec<String> = (0..from.len()).map(|i| format!(":from{i}")).collect();
+        values.extend(
+            from_values
+                .iter()
+                .zip(from)
+                .map(|(name, status)| (name.clone(), s(status.as_str()))),
+        );
+        let mut condition = match from_values.as_slice() {
+            [one] => format!("#status = {one}"),
+            several => format!("#status IN ({})", several.join(", ")),
+        };
         // Together with a step's success: the step joins the order's succeeded set, once.
         if let Some(step) = succeeded_step {
             expression.push_str(" ADD #succeeded :steps");
@@ -260,7 +278,7 @@ impl OrderStore {
             })?;
         let order_update = self.transition_update(
             id,
-            OrderStatus::Shipped,
+            &[OrderStatus::Shipped],
             OrderStatus::Delivered,
             None,
             &[("delivery", value)],
@@ -305,9 +323,9 @@ impl OrderStore {
             .build()
             .map_err(|e| build_error(OP, e))?;
         let expires_at = chrono::Utc::now().timestamp() + COURIER_EVENT_TTL_SECONDS;
-        let event_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(HashMap::from([
+        let event_put = put_new(
+            &self.table,
+            HashMap::from([
                 ("pk".to_owned(), s(courier_event_pk(&delivery.event_id))),
                 ("sk".to_owned(), s("EVENT")),
                 ("order_id".to_owned(), s(id.as_str())),
@@ -316,10 +334,9 @@ impl OrderStore {
                     "expires_at".to_owned(),
                     AttributeValue::N(expires_at.to_string()),
                 ),
-            ])))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| build_error(OP, e))?;
+            ]),
+            OP,
+        )?;
         let result = self
             .client
             .transact_write_items()
@@ -330,7 +347,7 @@ impl OrderStore {
                     .condition_check(shipment_check)
                     .build(),
             )
-            .transact_items(TransactWriteItem::builder().put(event_put).build())
+            .transact_items(event_put)
             .send()
             .await;
         let error = match result {
@@ -354,8 +371,47 @@ impl OrderStore {
         delivery_refused(self.require_order(id).await?, delivery, refusal)
     }
 
-    /// Moves the order to CANCELLING if it has not shipped yet ([`Ledger::cancel`](crate::store::Ledger::cancel)).
+    /// Moves the order to CANCELLING if it has not shipped yet, in one UpdateItem
+    /// conditional on its status being one a cancel moves on from; nothing is read first,
+    /// so no workflow step can slip in between. A refused write hands back the order as it
+    /// found it, which says why: already cancelling, too late, or (no item) no such order.
     pub async fn cancel(&self, id: &OrderId) -> Result<Cancellation, StoreError> {
-        Ledger::cancel(self, id).await
+        const OP: &str = "UpdateItem(cancel)";
+        let from: Vec<OrderStatus> = OrderStatus::cancellable().collect();
+        let update = self.transition_update(id, &from, OrderStatus::Cancelling, None, &[], None)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let error = match result {
+            Ok(output) => {
+                return Ok(Cancellation::Started(match output.attributes {
+                    Some(item) => read(item, &order_pk(id))?,
+                    None => self.require_order(id).await?,
+                }))
+            }
+            Err(error) if is_conditional_failure(&error) => error,
+            Err(error) => return Err(unavailable(OP, error)),
+        };
+        let old = match error.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(e)) => e.item().cloned(),
+            _ => None,
+        };
+        // No item handed back: there is no such order, or an emulator that does not hand
+        // it back; a read tells which.
+        let order = match old {
+            Some(item) => read(item, &order_pk(id))?,
+            None => self.require_order(id).await?,
+        };
+        Ok(cancel_refused(order))
     }
 }

@@ -2,14 +2,44 @@
 //! orders. Queries, never scans.
 
 use super::progress::order_with_steps;
-use super::{read, s, unavailable, OrderStore};
+use super::{read, s, unavailable, Item, OrderStore};
 use crate::order::OrderId;
 use crate::status::OrderStatus;
 use crate::store::keys::{order_pk, BY_MERCHANT_INDEX, BY_STATUS_INDEX};
 use crate::store::{OrderRecord, StepRecord, StoreError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
 
 impl OrderStore {
+    /// Every item of the partition `pk` whose sort key begins with `sk_prefix` (all of
+    /// them for `""`), every page, in sort-key order; `consistent` for a strongly
+    /// consistent read. `operation` names the Query in errors.
+    pub(super) async fn partition(
+        &self,
+        operation: &'static str,
+        pk: String,
+        sk_prefix: &str,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(pk))
+            .consistent_read(consistent);
+        query = match sk_prefix {
+            "" => query.key_condition_expression("pk = :pk"),
+            prefix => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix)),
+        };
+        let mut pages = query.into_paginator().items().send();
+        let mut items = Vec::new();
+        while let Some(item) = pages.next().await {
+            items.push(item.map_err(|e| unavailable(operation, e))?);
+        }
+        Ok(items)
+    }
+
     /// The order and all of its step items, in one consistent query.
     pub async fn get_order_with_steps(
         &self,
@@ -17,18 +47,10 @@ impl OrderStore {
     ) -> Result<Option<(OrderRecord, Vec<StepRecord>)>, StoreError> {
         let mut order = None;
         let mut steps = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(order_pk(id)))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| unavailable("Query(order and steps)", e))?;
+        let items = self
+            .partition("Query(order and steps)", order_pk(id), "", true)
+            .await?;
+        for item in items {
             let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned();
             match sk.as_deref() {
                 Some("ORDER") => order = Some(item),
@@ -53,6 +75,27 @@ impl OrderStore {
         let key = (BY_STATUS_INDEX, "gsi2pk", s(format!("STATUS#{status}")));
         self.query_index(key, bound, limit, "Query(by status)")
             .await
+    }
+
+    /// How many orders are in `status`: a Query of the by-status index that counts
+    /// (`Select: COUNT`), page by page, without reading the orders.
+    pub async fn count_in_status(&self, status: OrderStatus) -> Result<usize, StoreError> {
+        let mut count = 0;
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_STATUS_INDEX)
+            .key_condition_expression("gsi2pk = :key")
+            .expression_attribute_values(":key", s(format!("STATUS#{status}")))
+            .select(Select::Count)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| unavailable("Query(count by status)", e))?;
+            count += usize::try_from(page.count()).unwrap_or_default();
+        }
+        Ok(count)
     }
 
     /// A merchant's orders created at or after `since` (an RFC 3339 time), oldest first,

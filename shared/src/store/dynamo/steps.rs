@@ -1,6 +1,7 @@
 //! The activity ledger's steps: begin (counted on the order item, which comes back),
 //! succeed (with the order's status change, in one transaction) and fail.
 
+use super::lookups::TRANSACTION_ITEMS;
 use super::progress::{
     self, attempts_attribute, begun_attribute, started_attribute, SUCCEEDED_STEPS,
 };
@@ -137,7 +138,7 @@ impl OrderStore {
         let (id, step) = (&attempt.order_id, attempt.step.as_str());
         let now = now();
         let order_update = match transition {
-            Some(t) => self.transition_update(id, t.from, t.to, t.failure, &[], Some(step))?,
+            Some(t) => self.transition_update(id, &[t.from], t.to, t.failure, &[], Some(step))?,
             None => Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(order_key(id)))
@@ -190,13 +191,23 @@ impl OrderStore {
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(|e| build_error(OP, e))?;
+        // The lookups of the references the step makes findable go in the same
+        // transaction; those that do not fit (two places are the order's and the step's)
+        // are written first.
+        let mut lookups = self.lookup_updates(id, step, &references, &now)?;
+        let overflow = lookups.split_off(lookups.len().min(TRANSACTION_ITEMS - 2));
+        self.write_lookups(overflow).await?;
         // What the step's update writes.
         let succeeded = attempt.clone().succeeded(references, now);
+        let items = [order_update, step_update]
+            .into_iter()
+            .chain(lookups)
+            .map(|update| TransactWriteItem::builder().update(update).build())
+            .collect();
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(order_update).build())
-            .transact_items(TransactWriteItem::builder().update(step_update).build())
+            .set_transact_items(Some(items))
             .send()
             .await;
         let error = match result {

@@ -1,0 +1,684 @@
+//! The ops console (`orderctl console`) as an operator uses it: the built binary serving
+//! on 127.0.0.1 against the stack (`--env-file` its `stack.env`), driven by a real
+//! headless Chromium through chromedriver (WebDriver) for what a person does, and by
+//! plain HTTP for what a browser must never be able to do. Both processes are started by
+//! the test and killed by their PID when it ends, also when it fails.
+//!
+//! Chromium and chromedriver are Debian's (`/usr/bin/chromium`, `/usr/bin/chromedriver`):
+//! `make browser` installs them, and `make test` runs it first. Without them the browser
+//! tests fail saying so; they are never skipped.
+//!
+//! Every test saves what its browser shows as PNGs in `target/console-screenshots/` (or
+//! `$CONSOLE_SCREENSHOTS`: `make screenshots` writes the README's into
+//! `infra/orderctl/screenshots/`).
+//!
+//! Looking at the dead-letter queue holds its messages for a moment, so the test that
+//! replays one takes [`exclusive`] for writing and the others, whose order pages look at
+//! the queue, take it for reading.
+
+// The lock only orders this file's tests; each runs on its own thread's runtime, so a
+// guard held across an await blocks no other task.
+#![allow(clippy::await_holding_lock)]
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use order_core::dead_letters::DeadLetterBody;
+use order_core::store::OrderStore;
+use order_core::{OrderId, OrderStatus};
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::RwLockReadGuard;
+use std::time::{Duration, Instant};
+use system_tests::{
+    exclusive, fault, root, shared, step_reference, unique_merchant, valid_order, workspace_binary,
+    Stack, ENDED,
+};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Where most tests start, holding the lock for reading: the stack, an order it
+/// accepted without starting its workflow, and the console serving against the stack.
+async fn an_accepted_order_and_the_console(
+) -> (RwLockReadGuard<'static, ()>, Stack, OrderId, Console) {
+    let running = shared();
+    let stack = Stack::connect().await;
+    let id = stack.order_without_execution().await;
+    (running, stack, id, Console::on_the_stack())
+}
+
+/// A process the test started, in a process group of its own: killed (the group, by
+/// the process's PID) when dropped, so chromedriver's browser goes with it.
+struct Started {
+    child: Child,
+}
+
+impl Started {
+    fn spawn(mut command: Command, what: &str) -> Started {
+        use std::os::unix::process::CommandExt;
+        let child = command
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {what} ({command:?}): {error}"));
+        Started { child }
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        // The group's id is the process's PID (process_group(0)).
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where the console's and chromedriver's logs go: the stack's log directory.
+fn log_file(name: &str) -> std::fs::File {
+    let dir = PathBuf::from(std::env::var("LOCAL_STACK_DIR").unwrap_or_else(|_| "target".into()))
+        .join("logs");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
+    std::fs::File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `orderctl console --port 0`, serving until dropped.
+struct Console {
+    url: String,
+    _process: Started,
+}
+
+impl Console {
+    /// The console on the stack the tests run against, as an operator starts it:
+    /// `--env-file <stack dir>/stack.env`.
+    fn on_the_stack() -> Console {
+        let stack_dir = std::env::var("LOCAL_STACK_DIR").unwrap_or_else(|_| {
+            panic!("LOCAL_STACK_DIR is not set: run the tests with `make test`")
+        });
+        let env_file = Path::new(&stack_dir).join("stack.env");
+        Console::start(&["--env-file", &env_file.display().to_string()], &[])
+    }
+
+    /// The console with these global `args` and environment.
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Console {
+        let binary = workspace_binary("orderctl");
+        assert!(
+            binary.exists(),
+            "{} is missing: build the workspace first (`cargo build --workspace`; `make test` does)",
+            binary.display()
+        );
+        let mut command = Command::new(&binary);
+        command
+            .args(args)
+            .args(["console", "--port", "0"])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file("console"));
+        let mut process = Started::spawn(command, "orderctl console");
+        let stdout = process.child.stdout.take().expect("stdout is piped");
+        // The first line is the URL; read it on a thread so a silent console cannot hang
+        // the test.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let url = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("orderctl console printed no URL within 30 s"));
+        let url = url.trim().trim_end_matches('/').to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "console URL {url:?}");
+        Console {
+            url,
+            _process: process,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {}", self.url))
+    }
+
+    /// `GET path` without following redirects; (status, body).
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = http().get(format!("{}{path}", self.url)).send().await;
+        reply(response).await
+    }
+
+    /// The console's token, read from a confirmation page as a browser would.
+    async fn token(&self, confirmation_path: &str) -> String {
+        let (status, page) = self.get(confirmation_path).await;
+        assert_eq!(status, 200, "{confirmation_path}: {page}");
+        let marker = "name=\"csrf\" value=\"";
+        let start = page
+            .find(marker)
+            .map(|i| i + marker.len())
+            .unwrap_or_else(|| panic!("no token in {confirmation_path}: {page}"));
+        page[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// An HTTP client that leaves redirects to the test.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("an HTTP client")
+}
+
+async fn reply(response: Result<reqwest::Response, reqwest::Error>) -> (u16, String) {
+    let response = response.unwrap_or_else(|error| panic!("the console did not answer: {error}"));
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// A headless Chromium driven through chromedriver on a free port of 127.0.0.1.
+struct Browser {
+    client: Client,
+    _driver: Started,
+}
+
+impl Browser {
+    async fn open() -> Browser {
+        for (path, what) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromedriver")] {
+            assert!(
+                Path::new(path).exists(),
+                "{path} ({what}) is missing: the browser tests need Debian's chromium and chromium-driver; `make browser` installs them (apt-get install -y chromium chromium-driver)"
+            );
+        }
+        let port = local_stack::process::free_port().expect("a free port");
+        let mut command = Command::new(CHROMEDRIVER);
+        command
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(log_file("chromedriver"))
+            .stderr(Stdio::null());
+        let driver = Started::spawn(command, "chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                    "--window-size=1400,1000", "--no-first-run", "--disable-extensions",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync"
+                ]
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap_or_else(|error| panic!("chromedriver would not start {CHROMIUM}: {error}"));
+        Browser {
+            client,
+            _driver: driver,
+        }
+    }
+
+    async fn goto(&self, url: &str) {
+        if let Err(error) = self.client.goto(url).await {
+            panic!("open {url}: {error}");
+        }
+    }
+
+    /// The element `css` of the page, waiting up to 30 s for it.
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        let found = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(css))
+            .await;
+        match found {
+            Ok(element) => element,
+            Err(error) => {
+                let page = self.client.source().await.unwrap_or_default();
+                panic!("no {css} on the page ({error}):\n{page}")
+            }
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let element = self.find(css).await;
+        element
+            .text()
+            .await
+            .unwrap_or_else(|error| panic!("the text of {css}: {error}"))
+    }
+
+    async fn click(&self, css: &str) {
+        if let Err(error) = self.find(css).await.click().await {
+            panic!("click {css}: {error}");
+        }
+    }
+
+    async fn click_link(&self, text: &str) {
+        let link = self.client.find(Locator::LinkText(text)).await;
+        match link {
+            Ok(link) => {
+                if let Err(error) = link.click().await {
+                    panic!("click the link {text:?}: {error}");
+                }
+            }
+            Err(error) => {
+                let page = self.client.source().await.unwrap_or_default();
+                panic!("no link {text:?} ({error}):\n{page}")
+            }
+        }
+    }
+
+    /// Types `text` in the search box on top of every page and submits it.
+    async fn search(&self, text: &str) {
+        let field = self.find("header input[name=q]").await;
+        if let Err(error) = field.send_keys(text).await {
+            panic!("type {text:?}: {error}");
+        }
+        self.click("header button[type=submit]").await;
+    }
+
+    /// Waits up to 30 s until the browser shows the page at `path` (a click returns
+    /// before the page it leads to, and its redirects, have loaded).
+    async fn wait_for_path(&self, path: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = match self.client.current_url().await {
+                Ok(url) => url.path().to_owned(),
+                Err(error) => panic!("the current URL: {error}"),
+            };
+            if now == path {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the browser shows {now}, not {path}, after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Saves what the browser shows as `<name>.png` (see the module documentation).
+    async fn screenshot(&self, name: &str) {
+        let dir = std::env::var("CONSOLE_SCREENSHOTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root().join("target/console-screenshots"));
+        let png = self
+            .client
+            .screenshot()
+            .await
+            .unwrap_or_else(|error| panic!("a screenshot: {error}"));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+/// The ledger's view of an order, read directly.
+async fn order_in_ledger(store: &OrderStore, id: &str) -> order_core::store::OrderRecord {
+    let id = OrderId::parse(id).unwrap_or_else(|| panic!("{id} is not an order id"));
+    store
+        .require_order(&id)
+        .await
+        .unwrap_or_else(|error| panic!("order {id}: {error}"))
+}
+
+#[tokio::test]
+async fn an_order_found_by_its_tracking_number_opens_on_its_timeline_and_its_serial_and_merchant_find_it_too(
+) {
+    let _running = shared();
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let (id, arn) = stack.place(&valid_order(&merchant)).await;
+    let view = stack.wait_for_status(&id, &["COMPLETED"]).await;
+    let tracking = view["tracking_number"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!tracking.is_empty(), "no tracking number: {view}");
+    let console = Console::on_the_stack();
+    let browser = Browser::open().await;
+
+    browser.goto(&console.url).await;
+    browser.find("div.counts").await;
+    browser.screenshot("statuses").await;
+    browser.search(&tracking).await;
+    let heading = browser.text("main h2").await;
+    assert_eq!(heading, format!("Orders with tracking number {tracking}"));
+    browser.screenshot("find").await;
+    browser.click_link(&id).await;
+    browser.wait_for_path(&format!("/orders/{id}")).await;
+    assert_eq!(browser.text("dd.tracking").await, tracking);
+    assert!(browser.text("h1").await.contains("COMPLETED"));
+    let timeline = browser.text("table.timeline").await;
+    for event in [
+        "ValidateOrder",
+        "ArrangeShipment",
+        "AwaitDelivery",
+        "CompleteOrder",
+    ] {
+        assert!(
+            timeline.contains(event),
+            "{event} not in the timeline:\n{timeline}"
+        );
+    }
+    let link = browser.find("table.executions a.aws-console").await;
+    let href = link.attr("href").await.ok().flatten().unwrap_or_default();
+    let region = arn.split(':').nth(3).unwrap_or_default();
+    assert_eq!(
+        href,
+        format!("https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{arn}")
+    );
+    // The release the execution ran on: the version the alias `live` routed it to.
+    let executions = browser.text("table.executions").await;
+    assert!(
+        executions.contains("version ") && executions.contains("(through live)"),
+        "{executions}"
+    );
+    let steps = browser.text("table.steps").await;
+    assert!(
+        steps.contains(&format!("tracking_number={tracking}")),
+        "{steps}"
+    );
+    browser.screenshot("order").await;
+    browser.close().await;
+
+    // The provisioned terminals' serials and the merchant find the same order.
+    let serial = step_reference(&view, "ProvisionTerminals", "terminal_ids")
+        .as_str()
+        .and_then(|ids| ids.split(',').next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!serial.is_empty(), "no terminal serial: {view}");
+    for (query, heading) in [
+        (
+            serial.clone(),
+            format!("Orders with terminal serial {serial}"),
+        ),
+        (merchant.clone(), format!("Orders of merchant {merchant}")),
+    ] {
+        let (status, page) = console.get(&format!("/find?q={query}")).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains(&heading) && page.contains(&format!("/orders/{id}")),
+            "{page}"
+        );
+    }
+    // An order id goes straight to the order.
+    let (status, _) = console.get(&format!("/find?q={id}")).await;
+    assert_eq!(status, 303);
+}
+
+#[tokio::test]
+async fn cancelling_an_order_through_its_confirmation_page_shows_the_cancellation_and_who_asked_for_it(
+) {
+    let (_running, stack, id, console) = an_accepted_order_and_the_console().await;
+    let browser = Browser::open().await;
+
+    browser.goto(&format!("{}/orders/{id}", console.url)).await;
+    browser.click_link("Cancel…").await;
+    browser.wait_for_path(&format!("/orders/{id}/cancel")).await;
+    assert_eq!(browser.text("h1").await, format!("Cancel order {id}"));
+    assert!(browser
+        .text("p.consequence")
+        .await
+        .contains("CANCELLED at once"));
+    browser.screenshot("confirm").await;
+    // Nothing has happened yet: the confirmation page only says what will.
+    let before = order_in_ledger(&stack.store(), id.as_str()).await;
+    assert_eq!(before.status, OrderStatus::Accepted);
+
+    browser.click("form button.danger").await;
+    let notice = browser.text("p.notice.acted").await;
+    assert!(
+        notice.contains("cancel") && notice.contains("CANCELLED"),
+        "{notice}"
+    );
+    browser.wait_for_path(&format!("/orders/{id}")).await;
+    assert!(browser.text("h1 .status").await.contains("CANCELLED"));
+    let audit = browser.text("table.audit").await;
+    assert!(audit.contains("started: the order is CANCELLED"), "{audit}");
+    browser.screenshot("cancelled").await;
+    browser.close().await;
+
+    let after = order_in_ledger(&stack.store(), id.as_str()).await;
+    assert_eq!((after.status, after.version), (OrderStatus::Cancelled, 3));
+    let trail = stack.store().audit_trail(&id).await.unwrap_or_default();
+    let recorded: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|r| (r.action.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(recorded, [("cancel", "started: the order is CANCELLED")]);
+    // Who: the caller's identity as STS gives it for the stack's credentials.
+    assert!(trail[0].who.starts_with("arn:aws:"), "{:?}", trail[0]);
+    assert!(audit.contains(&trail[0].who), "{audit}");
+}
+
+#[tokio::test]
+async fn a_declined_orders_page_says_why_it_failed_and_shows_its_rollback() {
+    let _running = shared();
+    let stack = Stack::connect().await;
+    let (id, _) = stack
+        .place_under(&[fault("payments", "charge", "refuse")])
+        .await;
+    stack.wait_for_status(&id, &ENDED).await;
+    let failure = order_in_ledger(&stack.store(), &id)
+        .await
+        .failure
+        .unwrap_or_else(|| panic!("order {id} has no failure"));
+    let console = Console::on_the_stack();
+    let browser = Browser::open().await;
+
+    browser.goto(&console.url).await;
+    browser.search(&id).await;
+    browser.wait_for_path(&format!("/orders/{id}")).await;
+    let why = browser.text("div.why").await;
+    assert!(
+        why.contains("TakePayment")
+            && why.contains("Payment.Declined")
+            && why.contains(&failure.reason),
+        "{why} (the ledger says: {failure:?})"
+    );
+    let steps = browser.text("table.steps").await;
+    assert!(
+        steps.lines().any(|l| l.contains("ReleaseStock")
+            && l.contains("compensation")
+            && l.contains("SUCCEEDED")),
+        "{steps}"
+    );
+    browser.screenshot("failed").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_listed_and_replayed_through_its_confirmation_which_resumes_its_order() {
+    let _alone = exclusive();
+    let stack = Stack::connect().await;
+    let id = stack.order_without_execution().await;
+    let queue = stack.dead_letters();
+    let body = DeadLetterBody {
+        order_id: id.to_string(),
+        execution_arn: None,
+        failed_step: None,
+        error: Some("Reconciler.GaveUp".into()),
+        cause: Some("test: parked for an operator".into()),
+        at: None,
+        source: "reconciler".into(),
+    };
+    queue
+        .send(&body)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let console = Console::on_the_stack();
+    let (status, listed) = console.get("/dead-letters").await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(listed.contains(id.as_str()), "{listed}");
+    let letter = queue
+        .look(10_000)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .into_iter()
+        .find(|l| l.body.order_id == id.as_str())
+        .unwrap_or_else(|| panic!("the message about {id} left the queue"));
+    let confirmation = format!("/dead-letters/{}/replay", letter.message_id);
+    let token = console.token(&confirmation).await;
+
+    let done = http()
+        .post(format!("{}{confirmation}", console.url))
+        .header("origin", &console.url)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await;
+    let (status, page) = reply(done).await;
+    assert_eq!(status, 303, "{page}");
+    let resumed = order_in_ledger(&stack.store(), id.as_str()).await;
+    assert!(resumed
+        .execution_arn
+        .is_some_and(|arn| arn.ends_with(id.as_str())));
+    let still_there = queue.look(10_000).await.unwrap_or_default();
+    assert!(!still_there
+        .iter()
+        .any(|l| l.message_id == letter.message_id));
+    let trail = stack.store().audit_trail(&id).await.unwrap_or_default();
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(
+        trail[0].action,
+        format!("replay dead letter {}", letter.message_id)
+    );
+    assert!(
+        trail[0].outcome.starts_with(&format!("resumed as {id}"))
+            && trail[0].outcome.ends_with("message deleted"),
+        "{:?}",
+        trail[0]
+    );
+}
+
+#[tokio::test]
+async fn an_action_without_the_consoles_token_or_from_another_site_or_host_changes_nothing() {
+    let (_running, stack, id, console) = an_accepted_order_and_the_console().await;
+    let path = format!("/orders/{id}/cancel");
+    let url = format!("{}{path}", console.url);
+    let token = console.token(&path).await;
+    let attempts = [
+        ("no token", http().post(&url).form(&[("confirm", "yes")])),
+        (
+            "a wrong token",
+            http().post(&url).form(&[("csrf", "0".repeat(64).as_str())]),
+        ),
+        (
+            "another site's page",
+            http()
+                .post(&url)
+                .header("origin", "http://attacker.example")
+                .form(&[("csrf", token.as_str())]),
+        ),
+        (
+            "another host name (DNS rebinding)",
+            http()
+                .post(&url)
+                .header("host", format!("attacker.example:{}", console.port()))
+                .form(&[("csrf", token.as_str())]),
+        ),
+    ];
+    for (what, request) in attempts {
+        let (status, page) = reply(request.send().await).await;
+        assert_eq!(status, 403, "{what}: {page}");
+    }
+    let (status, page) = reply(
+        http()
+            .get(format!("{}/orders/{id}", console.url))
+            .header(
+                "host",
+                format!("localhost.attacker.example:{}", console.port()),
+            )
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 403, "a page for another host name: {page}");
+    let order = order_in_ledger(&stack.store(), id.as_str()).await;
+    assert_eq!((order.status, order.version), (OrderStatus::Accepted, 1));
+    assert_eq!(stack.store().audit_trail(&id).await, Ok(Vec::new()));
+}
+
+#[tokio::test]
+async fn lists_count_orders_by_status_and_show_unfinished_ones_by_how_long_they_have_not_moved() {
+    let (_running, _stack, id, console) = an_accepted_order_and_the_console().await;
+    let (status, home) = console.get("/").await;
+    assert_eq!(status, 200, "{home}");
+    assert!(home.contains("href=\"/orders?status=ACCEPTED\""), "{home}");
+    let (_, accepted) = console.get("/orders?status=accepted").await;
+    assert!(accepted.contains(id.as_str()), "{accepted}");
+    // Every unfinished order has not moved for at least 0 minutes; ours not for a month.
+    let (_, all) = console.get("/stuck?minutes=0").await;
+    assert!(all.contains(id.as_str()), "{all}");
+    let (_, month) = console.get("/stuck?minutes=43200").await;
+    assert!(!month.contains(id.as_str()), "{month}");
+    let (status, page) = console.get("/stuck?minutes=soon").await;
+    assert_eq!(status, 400, "{page}");
+}
+
+#[tokio::test]
+async fn an_unknown_order_gets_a_not_found_page_naming_its_id() {
+    let _running = shared();
+    let console = Console::on_the_stack();
+    let id = OrderId::generate();
+    let (status, page) = console.get(&format!("/orders/{id}")).await;
+    assert_eq!(status, 404, "{page}");
+    assert!(
+        page.contains(&format!("order {id} does not exist")),
+        "{page}"
+    );
+    let (status, page) = console.get("/orders/not-an-order").await;
+    assert_eq!(status, 404, "{page}");
+    assert!(page.contains("order not-an-order does not exist"), "{page}");
+}
+
+#[tokio::test]
+async fn an_unreachable_aws_endpoint_is_named_on_the_error_page() {
+    let port = local_stack::process::free_port().expect("a free port");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let console = Console::start(
+        &[],
+        &[
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "unused"),
+            ("AWS_SECRET_ACCESS_KEY", "unused"),
+            ("TABLE_NAME", "orders"),
+        ],
+    );
+    let (status, page) = console.get("/").await;
+    assert_eq!(status, 502, "{page}");
+    assert!(
+        page.contains(&format!("cannot reach the AWS endpoint {endpoint}")),
+        "{page}"
+    );
+}

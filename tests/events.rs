@@ -1,0 +1,275 @@
+//! The order lifecycle events, end to end: orders of every kind, a declined payment, a
+//! cancel and an order the reconciler gives up on run through the stack, and the events
+//! their functions put on the order-events bus arrive, through the stack's rule
+//! (`OrderEventsTap`, as an integrator subscribes), in the tap queue. Each order must
+//! produce exactly its documented sequence of detail-types, each detail must be version 1
+//! of `infra/events/order-lifecycle.v1.schema.json` (checked field by field by the strict
+//! `order_core::events::Detail`), and every publish of one change must carry the same
+//! event id and the same detail.
+
+use order_core::events::{Detail, Lifecycle};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use system_tests::{fault, order_of_kind, unique_merchant, Stack};
+
+/// How long the events of one order may take to arrive after it ended.
+const ARRIVAL: Duration = Duration::from_secs(120);
+/// The reconciler's resume limit in the test that parks an order: the one
+/// `tests/recovery.rs` passes, so a pass here parks nothing a pass there would not.
+const RESUMES_ALLOWED: u32 = 3;
+
+/// The tests of this file read one queue and take what they read out of it: one at a time.
+static TAP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What one order put on the bus, in arrival order, each event once; and how many
+/// arrived more than once (the same event id; EventBridge delivers at least once).
+#[derive(Debug, Default)]
+struct Received {
+    events: Vec<(Lifecycle, Detail)>,
+    repeats: usize,
+}
+
+/// Reads the tap queue until `done` holds for what arrived, taking every message out; an
+/// event of an order not in `orders` (another test's) is dropped.
+async fn collect(
+    stack: &Stack,
+    orders: &[String],
+    done: impl Fn(&BTreeMap<String, Received>) -> bool,
+) -> BTreeMap<String, Received> {
+    let queue = std::env::var("ORDER_EVENTS_TAP_QUEUE_URL")
+        .unwrap_or_else(|_| panic!("ORDER_EVENTS_TAP_QUEUE_URL is not set: run under `make test`"));
+    let sqs = stack.sqs();
+    let mut received: BTreeMap<String, Received> = BTreeMap::new();
+    let started = Instant::now();
+    while !done(&received) {
+        assert!(
+            started.elapsed() < ARRIVAL,
+            "the order events did not all arrive; so far: {received:#?}"
+        );
+        let answer = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("ReceiveMessage: {error:?}"));
+        for message in answer.messages() {
+            let body: Value = serde_json::from_str(message.body().unwrap_or_default())
+                .unwrap_or_else(|error| panic!("an event is JSON: {error}: {message:?}"));
+            if let Some(handle) = message.receipt_handle() {
+                let deleted = sqs
+                    .delete_message()
+                    .queue_url(&queue)
+                    .receipt_handle(handle);
+                deleted.send().await.unwrap_or_else(|e| panic!("{e:?}"));
+            }
+            let order = body["detail"]["order_id"].as_str().unwrap_or_default();
+            if !orders.iter().any(|o| o == order) {
+                continue;
+            }
+            assert_eq!(body["source"], "terminal-orders", "{body}");
+            let lifecycle: Lifecycle = serde_json::from_value(body["detail-type"].clone())
+                .unwrap_or_else(|e| panic!("an undocumented detail-type: {e}: {body}"));
+            let detail: Detail = serde_json::from_value(body["detail"].clone())
+                .unwrap_or_else(|e| panic!("a detail that is not version 1: {e}: {body}"));
+            assert_eq!(detail.schema_version, "1");
+            assert_eq!(
+                body["time"].as_str().map(|t| t.get(..19)),
+                Some(detail.occurred_at.get(..19)),
+                "the event's time is when the change happened: {body}"
+            );
+            let entry = received.entry(order.to_owned()).or_default();
+            match entry
+                .events
+                .iter()
+                .find(|(_, d)| d.event_id == detail.event_id)
+            {
+                Some((_, first)) => {
+                    assert_eq!(first, &detail, "one event id, two different details");
+                    entry.repeats += 1;
+                }
+                None => entry.events.push((lifecycle, detail)),
+            }
+        }
+    }
+    received
+}
+
+fn detail_types(received: &Received) -> Vec<&'static str> {
+    received
+        .events
+        .iter()
+        .map(|(l, _)| l.detail_type())
+        .collect()
+}
+
+/// The order published `Order Accepted`, then `end` with a reason; returns the reason.
+fn ended_with(received: &Received, end: &str) -> order_core::events::Reason {
+    assert_eq!(
+        detail_types(received),
+        ["Order Accepted", end],
+        "{received:#?}"
+    );
+    let reason = received
+        .events
+        .get(1)
+        .and_then(|(_, detail)| detail.reason.clone());
+    reason.unwrap_or_else(|| panic!("{end} without a reason: {received:#?}"))
+}
+
+fn last_event(received: &BTreeMap<String, Received>, order: &str) -> Option<Lifecycle> {
+    received
+        .get(order)
+        .and_then(|r| r.events.last())
+        .map(|(lifecycle, _)| *lifecycle)
+}
+
+#[tokio::test]
+async fn every_order_kind_and_every_way_to_end_publishes_exactly_its_documented_sequence() {
+    let _tap = TAP.lock().await;
+    let stack = Stack::connect().await;
+    let kinds = ["new_merchant", "additional_devices", "replacement"];
+    let mut completed = Vec::new();
+    for kind in kinds {
+        let (id, _) = stack.place(&order_of_kind(kind, &unique_merchant())).await;
+        completed.push(id);
+    }
+    let (declined, _) = stack
+        .place_under(&[fault("payments", "charge", "refuse")])
+        .await;
+    let (cancelled, _) = stack.order_cancelled_while_charged().await;
+
+    let mut orders = completed.clone();
+    orders.extend([declined.clone(), cancelled.clone()]);
+    let ends: Vec<(String, Lifecycle)> =
+        (completed.iter().map(|o| (o.clone(), Lifecycle::Completed)))
+            .chain([
+                (declined.clone(), Lifecycle::Failed),
+                (cancelled.clone(), Lifecycle::Cancelled),
+            ])
+            .collect();
+    let received = collect(&stack, &orders, |received| {
+        ends.iter()
+            .all(|(order, end)| last_event(received, order) == Some(*end))
+    })
+    .await;
+
+    for (kind, order) in kinds.iter().zip(&completed) {
+        let got = &received[order];
+        assert_eq!(
+            detail_types(got),
+            [
+                "Order Accepted",
+                "Order Shipped",
+                "Order Delivered",
+                "Order Completed"
+            ],
+            "{kind}: {got:#?}"
+        );
+        let shipped = &got.events[1].1;
+        assert!(
+            shipped
+                .tracking_number
+                .as_deref()
+                .is_some_and(|t| !t.is_empty()),
+            "{kind}: Order Shipped carries the tracking number: {shipped:?}"
+        );
+        let view = stack.get(&format!("/orders/{order}")).await.body;
+        assert_eq!(
+            Some(json!(shipped.tracking_number)),
+            Some(view["tracking_number"].clone()),
+            "{kind}: the tracking number the API shows"
+        );
+        for (lifecycle, detail) in &got.events {
+            assert_eq!(detail.order_kind.as_str(), *kind);
+            let status = match lifecycle {
+                Lifecycle::Accepted => "ACCEPTED",
+                Lifecycle::Shipped => "SHIPPED",
+                Lifecycle::Delivered => "DELIVERED",
+                _ => "COMPLETED",
+            };
+            assert_eq!(detail.event_id, format!("{order}/{status}"));
+        }
+    }
+
+    let reason = ended_with(&received[&declined], "Order Failed");
+    assert_eq!(
+        (reason.step.as_str(), reason.error.as_str()),
+        ("TakePayment", "Payment.Declined")
+    );
+    assert!(!reason.message.is_empty(), "{reason:?}");
+
+    let reason = ended_with(&received[&cancelled], "Order Cancelled");
+    assert_eq!(reason.error, "Order.Cancelled");
+
+    let repeats: usize = received.values().map(|r| r.repeats).sum();
+    let mut report = format!(
+        "order events on {}: {} orders, {repeats} repeated deliveries\n",
+        system_tests::Backend::current().name(),
+        received.len()
+    );
+    for (order, got) in &received {
+        let kind = got.events.first().map(|(_, d)| d.order_kind.as_str());
+        let end = got.events.last().map(|(_, d)| d.status.as_str());
+        report.push_str(&format!(
+            "  {order} ({} ending {}): {:?}\n",
+            kind.unwrap_or("?"),
+            end.unwrap_or("?"),
+            detail_types(got)
+        ));
+    }
+    // Kept for the record (cargo test shows a passing test's output only with --nocapture).
+    let saved = system_tests::root().join(format!(
+        "target/order-events-{}.txt",
+        system_tests::Backend::current().name()
+    ));
+    if let Err(error) = std::fs::write(&saved, &report) {
+        println!("cannot write {}: {error}", saved.display());
+    }
+    print!("{report}");
+}
+
+#[tokio::test]
+async fn an_order_the_reconciler_gives_up_on_publishes_that_it_needs_an_operator() {
+    let _tap = TAP.lock().await;
+    let stack = Stack::connect().await;
+    // Stored as the API stores it, but its workflow never started, and it has been resumed
+    // as often as allowed: the reconciler parks it. The pass sees the whole shared stack,
+    // so it uses the limits `tests/recovery.rs` uses and parks nothing that test would not.
+    let id = stack.order_without_execution().await;
+    let store = stack.store();
+    for _ in 0..RESUMES_ALLOWED {
+        if let Err(error) = store.next_resume(&id).await {
+            panic!("next_resume: {error}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    stack.reconcile(RESUMES_ALLOWED).await;
+
+    let order = id.to_string();
+    let received = collect(&stack, std::slice::from_ref(&order), |received| {
+        last_event(received, &order) == Some(Lifecycle::NeedsOperator)
+    })
+    .await;
+    let got = &received[&order];
+    assert_eq!(detail_types(got), ["Order Needs Operator"], "{got:#?}");
+    let detail = &got.events[0].1;
+    assert_eq!(
+        detail.event_id,
+        format!("{order}/NEEDS_OPERATOR/{RESUMES_ALLOWED}")
+    );
+    assert_eq!(detail.status.as_str(), "ACCEPTED");
+    let reason = detail
+        .reason
+        .clone()
+        .unwrap_or_else(|| panic!("{detail:?}"));
+    assert!(
+        reason.message.contains("no execution was ever started")
+            && reason
+                .message
+                .contains(&format!("resumed {RESUMES_ALLOWED} times")),
+        "{reason:?}"
+    );
+}
