@@ -164,11 +164,15 @@ impl OrderEvent {
         event
     }
 
-    /// A cancel that ended the order at once, its workflow never started (no execution, so
-    /// no RecordFailure to publish it): `Order Cancelled`, at the order's last change
-    /// (CANCELLED is final, so every publish is the same). `None` for any other order.
+    /// A cancel that ended the order at once, its workflow not started: `Order Cancelled`,
+    /// at the order's last change (CANCELLED is final, so every publish is the same). Such
+    /// an order is CANCELLED with no failure recorded: RecordFailure, which ends every
+    /// other cancelled order, records why. An execution that started after all (on AWS,
+    /// StartExecution can succeed while the write of its ARN fails) meets the cancel, and
+    /// its RecordFailure publishes this same event ([`OrderEvent::after_step`]). `None` for
+    /// any other order.
     pub fn cancelled_before_start(order: &OrderRecord) -> Option<OrderEvent> {
-        if order.status != OrderStatus::Cancelled || order.execution_arn.is_some() {
+        if order.status != OrderStatus::Cancelled || order.failure.is_some() {
             return None;
         }
         let mut event = OrderEvent::new(
@@ -219,6 +223,9 @@ impl OrderEvent {
         }
         if step != steps::RECORD_FAILURE.name {
             return None;
+        }
+        if let Some(event) = Self::cancelled_before_start(order) {
+            return Some(event);
         }
         let lifecycle = match order.status {
             OrderStatus::Failed | OrderStatus::Rejected => Lifecycle::Failed,

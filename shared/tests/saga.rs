@@ -7,7 +7,7 @@
 
 use order_core::activity::{ActivityInput, ActivityOutput, Rollback};
 use order_core::catalogue::Catalogue;
-use order_core::events::{self, OrderEvent, Recorder};
+use order_core::events::{self, OrderEvent, Publisher, Recorder};
 use order_core::fakes::FakePartner;
 use order_core::order::example_request;
 use order_core::partners::{CallContext, PartnerError, PartnerFailure};
@@ -679,6 +679,36 @@ async fn a_cancel_before_any_step_stops_every_forward_step_without_calling_a_par
         assert_eq!(error.name, ErrorName::OrderCancelled, "{}", step.name);
         assert_eq!(lock(&saga.partners.calls).len(), 0, "{}", step.name);
     }
+}
+
+#[tokio::test]
+async fn an_execution_that_starts_after_a_cancel_ended_its_order_ends_it_cancelled_with_the_cancels_event(
+) {
+    // On AWS an order can have a running execution and no ARN recorded yet (StartExecution
+    // succeeded, the write of its ARN failed), so a cancel ends it CANCELLED at once. The
+    // execution's first step then meets the cancel; RecordFailure leaves the order as the
+    // cancel ended it and publishes the very event the cancel published.
+    let saga = Saga::placed(OrderKind::NewMerchant).await;
+    let cancelled = order_core::recovery::cancel(&*saga.ledger, &saga.id).await;
+    let order = match cancelled {
+        Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled => order,
+        other => panic!("the cancel: {other:?}"),
+    };
+    let event = OrderEvent::cancelled_before_start(&order);
+    let published = async { saga.events.publish(event.as_ref()?).await.ok() };
+    assert_eq!(published.await, Some(()), "the cancel's event: {event:?}");
+    let error = saga.fails(steps::VALIDATE_ORDER, None).await;
+    assert_eq!(error.name, ErrorName::OrderCancelled);
+    let ended = saga.ends(&failure_of(steps::VALIDATE_ORDER, &error)).await;
+    assert_eq!(ended.status, OrderStatus::Cancelled);
+    assert_eq!(
+        saga.read().await.0,
+        order,
+        "the order as the cancel ended it"
+    );
+    assert_eq!(lock(&saga.partners.calls).len(), 0);
+    assert_eq!(saga.events.published().len(), 2);
+    assert_eq!(saga.published(), (vec!["Order Cancelled"], true));
 }
 
 #[tokio::test]

@@ -221,8 +221,8 @@ pub(crate) async fn cancel(
             ))
         }
     };
-    // Cancelled before its workflow started: no workflow step publishes the end, so the
-    // cancel does (again for a repeated cancel, with the same event id).
+    // Cancelled at once, its workflow not started: the cancel publishes the end (again for
+    // a repeated cancel, and a late execution's RecordFailure, with the same event).
     if let Some(event) = OrderEvent::cancelled_before_start(&record) {
         let done = format!("order {id} is cancelled");
         publish(&api.events, &event, &done, "cancel it again").await?;
