@@ -19,7 +19,7 @@ use crate::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterSender};
 use crate::events::Publisher;
 use crate::order::OrderId;
 use crate::status::OrderStatus;
-use crate::store::{Cancellation, Ledger, StoreError, Transition};
+use crate::store::{Cancellation, IndexPosition, Ledger, StoreError, Transition};
 use serde::Serialize;
 
 /// The workflow's run-time settings, handed to each execution in its input so that one
@@ -589,15 +589,31 @@ pub async fn reconcile_at(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<Reconciled>, RecoveryError> {
     let cutoff = (now - options.grace).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let start = store.reconcile_cursor(RECONCILER).await?;
+    let up_to = start.as_ref().map(just_after).unwrap_or_default();
     let mut done = Vec::new();
-    for status in unfinished_statuses() {
+    let mut last = None;
+    for stretch in rotation(start.as_ref(), &cutoff, &up_to) {
         let left = options.limit.saturating_sub(done.len());
         if left == 0 {
             break;
         }
-        for order in store.orders_in_status(status, Some(&cutoff), left).await? {
+        let orders = match stretch.after {
+            Some(after) => {
+                store
+                    .orders_in_status_after(stretch.status, after, Some(stretch.before), left)
+                    .await?
+            }
+            None => {
+                store
+                    .orders_in_status(stretch.status, Some(stretch.before), left)
+                    .await?
+            }
+        };
+        for order in orders {
             let action = reconcile_order(store, workflow, escalation, &order, options, now).await?;
             tracing::info!(order_id = %order.order_id, status = %order.status, ?action, "reconciled");
+            last = Some(IndexPosition::of(&order));
             done.push(Reconciled {
                 order_id: order.order_id,
                 status: order.status,
@@ -605,7 +621,70 @@ pub async fn reconcile_at(
             });
         }
     }
+    // Stopped at the limit: the next run walks on from here. Otherwise every order was
+    // looked at: the next run starts from the oldest again.
+    let stop = last.filter(|_| done.len() >= options.limit);
+    if stop != start {
+        store
+            .set_reconcile_cursor(RECONCILER, stop.as_ref())
+            .await?;
+    }
     Ok(done)
+}
+
+/// The least bound above the sort key at `position` and below every later one: no sort
+/// key (`<time>#<id>`, ids of one length) begins with another, so any later key differs
+/// from it within its length and sorts above it with anything appended.
+fn just_after(position: &IndexPosition) -> String {
+    format!("{}~", position.key)
+}
+
+/// The name of the reconciler's cursor ([`Ledger::reconcile_cursor`]): the scheduled
+/// reconciler and `orderctl reconcile` walk on from where either stopped.
+pub const RECONCILER: &str = "reconciler";
+
+/// One stretch of the by-status index a reconciler run walks: the orders in `status`
+/// after the one at `after` (from the oldest when `None`) whose sort key is below
+/// `before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stretch<'a> {
+    status: OrderStatus,
+    after: Option<&'a str>,
+    before: &'a str,
+}
+
+/// The stretches of the by-status index a run walks, in order: from just after where the
+/// last run stopped (`start`) to the end of the unfinished statuses, then from the first
+/// of them round to where it started, every order unchanged since `cutoff` once. So a
+/// run that stops at its limit among orders whose executions run (parcels waiting for
+/// their courier) leaves the next run to go on past them instead of starting again from
+/// the same oldest orders.
+fn rotation<'a>(
+    start: Option<&'a IndexPosition>,
+    cutoff: &'a str,
+    up_to: &'a str,
+) -> Vec<Stretch<'a>> {
+    let statuses: Vec<OrderStatus> = unfinished_statuses().collect();
+    let first = start
+        .and_then(|start| statuses.iter().position(|s| *s == start.status))
+        .unwrap_or(0);
+    let mut stretches: Vec<Stretch<'a>> = (0..statuses.len())
+        .map(|i| Stretch {
+            status: statuses[(first + i) % statuses.len()],
+            after: None,
+            before: cutoff,
+        })
+        .collect();
+    if let Some(start) = start.filter(|start| statuses.contains(&start.status)) {
+        stretches[0].after = Some(start.key.as_str());
+        // Round to where it started, the order at `start` included.
+        stretches.push(Stretch {
+            status: start.status,
+            after: None,
+            before: std::cmp::min(cutoff, up_to),
+        });
+    }
+    stretches
 }
 
 async fn reconcile_order(
@@ -912,14 +991,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_run_spends_its_limit_on_orders_whose_execution_runs_and_never_reaches_a_died_order_behind_them(
+    async fn a_run_that_stops_at_its_limit_among_running_orders_leaves_the_next_run_to_reach_a_died_order_behind_them(
     ) {
-        // Kept as found (the simulator, seed 13 of 1,000 orders: a DELIVERED order whose
-        // execution died waited an hour while every run stopped at its limit among SHIPPED
-        // orders waiting for their delivery). To be turned around when fixed: the limit
-        // counts the orders looked at, running or not, and each run starts again from
-        // the oldest of the first statuses, so on AWS, with more orders in transit than
-        // the limit (deliveries take days), no later order is ever resumed.
+        // Found by the simulator (seed 13 of 1,000 orders: a DELIVERED order whose execution
+        // died waited an hour while every run stopped at its limit among SHIPPED orders
+        // waiting for their delivery; on AWS deliveries take days). Each run now walks on
+        // from where the last one stopped, round the unfinished statuses.
         use crate::store::{Placement, Transition};
         let (placed, store, order) = store_with_its_clock_stopped();
         let workflow = FakeExecutions::default();
@@ -940,32 +1017,81 @@ mod tests {
         let validated = Transition::new(OrderStatus::Accepted, OrderStatus::Validated);
         store.transition(died, validated).await.expect("moved on");
         workflow.stop(arn, "died").await.expect("stopped");
-        let options = ReconcileOptions {
-            grace: chrono::Duration::seconds(900),
-            limit: 2,
-            max_resumes: 3,
-        };
-        let later = placed + chrono::Duration::hours(24);
         let letters = FakeDeadLetters::default();
         let events = crate::events::Recorder::default();
-        for _ in 0..3 {
-            let run = reconcile_at(
+        let run = |limit| {
+            let options = ReconcileOptions {
+                grace: chrono::Duration::seconds(900),
+                limit,
+                max_resumes: 3,
+            };
+            let later = placed + chrono::Duration::hours(24);
+            reconcile_at(
                 &store,
                 &workflow,
                 escalation(&letters, &events),
                 options,
                 later,
-            );
-            let looked_at: Vec<_> = run
-                .await
-                .expect("a run")
-                .into_iter()
-                .map(|r| r.order_id)
-                .collect();
-            // Both waiting orders, in the index's order (by id: they changed together).
-            assert_eq!(looked_at.len(), 2);
-            assert!(!looked_at.contains(died), "{looked_at:?}");
-        }
+            )
+        };
+        use std::collections::BTreeSet;
+        let waiting: BTreeSet<&OrderId> = ids[..2].iter().map(|(id, _)| id).collect();
+        // The first run spends its limit on the two ACCEPTED orders whose executions run.
+        let first = run(2).await.expect("a run");
+        let looked_at: BTreeSet<&OrderId> = first.iter().map(|r| &r.order_id).collect();
+        assert_eq!(looked_at, waiting, "{first:?}");
+        let cursor = store
+            .reconcile_cursor(RECONCILER)
+            .await
+            .expect("the cursor");
+        assert_eq!(cursor.map(|c| c.status), Some(OrderStatus::Accepted));
+        // The second walks on past them to the VALIDATED order, resumes it, and comes
+        // round to the oldest waiting order with what is left of its limit.
+        let second = run(2).await.expect("a run");
+        assert_eq!(second.len(), 2, "{second:?}");
+        assert_eq!(&second[0].order_id, died);
+        assert!(
+            matches!(second[0].action, Action::Resumed { .. }),
+            "{second:?}"
+        );
+        assert!(waiting.contains(&second[1].order_id), "{second:?}");
+        // A run whose limit reaches every order leaves no cursor: the next starts over.
+        let all = run(10).await.expect("a run");
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert_eq!(store.reconcile_cursor(RECONCILER).await, Ok(None));
+    }
+
+    #[test]
+    fn a_run_walks_from_its_cursor_round_every_unfinished_status_back_to_it() {
+        let start = IndexPosition {
+            status: OrderStatus::Shipped,
+            key: "2026-11-29T00:00:00.000Z#ord-1".to_owned(),
+        };
+        let cutoff = "2026-11-30T00:00:00.000Z";
+        let up_to = just_after(&start);
+        let stretches = rotation(Some(&start), cutoff, &up_to);
+        let statuses: Vec<OrderStatus> = stretches.iter().map(|s| s.status).collect();
+        let unfinished: Vec<OrderStatus> = unfinished_statuses().collect();
+        let at = unfinished.iter().position(|s| *s == OrderStatus::Shipped);
+        let at = at.expect("SHIPPED is unfinished");
+        let mut expected = [&unfinished[at..], &unfinished[..at]].concat();
+        expected.push(OrderStatus::Shipped);
+        assert_eq!(statuses, expected);
+        assert_eq!(stretches[0].after, Some(start.key.as_str()));
+        assert!(stretches[1..].iter().all(|s| s.after.is_none()));
+        let (last, rest) = stretches.split_last().expect("stretches");
+        assert_eq!(
+            last.before, up_to,
+            "back to where it started, that order included"
+        );
+        assert!(last.before > start.key.as_str());
+        assert!(rest.iter().all(|s| s.before == cutoff));
+        let from_the_oldest = rotation(None, cutoff, "");
+        assert_eq!(
+            from_the_oldest.iter().map(|s| s.status).collect::<Vec<_>>(),
+            unfinished
+        );
+        assert!(from_the_oldest.iter().all(|s| s.after.is_none()));
     }
 
     #[tokio::test]

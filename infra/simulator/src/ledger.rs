@@ -7,9 +7,9 @@
 use crate::partners::ControlPoint;
 use crate::world::{Shared, Trace};
 use order_core::store::{
-    AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, Ledger, MemoryStore,
-    OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError, TokenStored,
-    Transition,
+    AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger,
+    MemoryStore, OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError,
+    TokenStored, Transition,
 };
 use order_core::{ActivityError, Order, OrderId, OrderStatus};
 use std::collections::HashMap;
@@ -119,6 +119,30 @@ impl Ledger for Audited {
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
         self.inner.orders_in_status(status, before, limit).await
+    }
+
+    async fn orders_in_status_after(
+        &self,
+        status: OrderStatus,
+        after: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.inner
+            .orders_in_status_after(status, after, before, limit)
+            .await
+    }
+
+    async fn reconcile_cursor(&self, name: &str) -> Result<Option<IndexPosition>, StoreError> {
+        self.inner.reconcile_cursor(name).await
+    }
+
+    async fn set_reconcile_cursor(
+        &self,
+        name: &str,
+        position: Option<&IndexPosition>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_reconcile_cursor(name, position).await
     }
 
     async fn orders_of_merchant(

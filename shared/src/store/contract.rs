@@ -8,8 +8,9 @@
 //! table safely. Compiled for tests and with the `contract` feature only.
 
 use super::{
-    AuditEntry, Cancellation, Delivery, DeliveryRecorded, Ledger, OrderRecord, Placement,
-    Reference, References, StepRecord, StepStart, StepStatus, StoreError, TokenStored, Transition,
+    AuditEntry, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger, OrderRecord,
+    Placement, Reference, References, StepRecord, StepStart, StepStatus, StoreError, TokenStored,
+    Transition,
 };
 use crate::catalogue::Catalogue;
 use crate::order::{example_request, Order, OrderId};
@@ -53,6 +54,8 @@ macro_rules! ledger_contract {
             a_tracking_number_and_terminal_serials_recorded_by_their_steps_find_their_order,
             a_reference_no_successful_step_recorded_finds_nothing,
             orders_are_counted_in_their_status,
+            orders_in_a_status_are_listed_from_just_after_a_place_in_the_index_and_below_the_cutoff,
+            a_reconcilers_cursor_is_kept_under_its_name_until_cleared,
             audit_records_are_kept_on_their_order_oldest_first_and_change_nothing_else,
             an_audit_record_for_a_missing_order_is_refused,
         );
@@ -779,6 +782,80 @@ pub async fn a_merchants_orders_and_orders_by_status_are_listed_oldest_first(led
         .filter(|id| ids.contains(id))
         .collect();
     assert_eq!(ours, ids[..2].iter().collect::<Vec<_>>());
+}
+
+pub async fn orders_in_a_status_are_listed_from_just_after_a_place_in_the_index_and_below_the_cutoff(
+    ledger: &impl Ledger,
+) {
+    let mut moved = Vec::new();
+    for _ in 0..4 {
+        let id = place(ledger).await.order_id;
+        let change = Transition::new(OrderStatus::Accepted, OrderStatus::Validated);
+        let record = ledger.transition(&id, change).await;
+        moved.push(record.unwrap_or_else(|error| panic!("moving {id}: {error}")));
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    // The first three changed before the cutoff, the fourth after it.
+    let cutoff = moved[3].updated_at.clone();
+    let ids: Vec<&OrderId> = moved.iter().map(|order| &order.order_id).collect();
+    let listed = |after: String, before: Option<String>, limit: usize| async move {
+        let orders = ledger
+            .orders_in_status_after(OrderStatus::Validated, &after, before.as_deref(), limit)
+            .await
+            .unwrap_or_else(|error| panic!("listing after {after}: {error}"));
+        let keys: Vec<String> = orders.iter().map(|o| IndexPosition::of(o).key).collect();
+        assert!(
+            keys.windows(2).all(|pair| pair[0] < pair[1]) && keys.iter().all(|k| *k > after),
+            "oldest first, all after {after}: {keys:?}"
+        );
+        orders
+    };
+    let ours = |orders: Vec<OrderRecord>| -> Vec<OrderId> {
+        (orders.into_iter().map(|order| order.order_id))
+            .filter(|id| ids.contains(&id))
+            .collect()
+    };
+    let first = IndexPosition::of(&moved[0]).key;
+    let between = listed(first.clone(), Some(cutoff.clone()), 100_000).await;
+    assert_eq!(ours(between), [ids[1].clone(), ids[2].clone()]);
+    let open_ended = listed(IndexPosition::of(&moved[2]).key, None, 100_000).await;
+    assert_eq!(ours(open_ended), [ids[3].clone()]);
+    assert_eq!(listed(first.clone(), None, 1).await.len(), 1);
+    // A place at or past the cutoff: nothing, not an error.
+    let past = listed(IndexPosition::of(&moved[3]).key, Some(cutoff), 100_000).await;
+    assert!(past.is_empty(), "{past:?}");
+}
+
+pub async fn a_reconcilers_cursor_is_kept_under_its_name_until_cleared(ledger: &impl Ledger) {
+    let (name, other) = (unique("reconciler"), unique("reconciler"));
+    let cursor = |name: String| async move {
+        ledger
+            .reconcile_cursor(&name)
+            .await
+            .unwrap_or_else(|error| panic!("reading cursor {name}: {error}"))
+    };
+    let set = |name: String, position: Option<IndexPosition>| async move {
+        ledger
+            .set_reconcile_cursor(&name, position.as_ref())
+            .await
+            .unwrap_or_else(|error| panic!("setting cursor {name}: {error}"))
+    };
+    assert_eq!(cursor(name.clone()).await, None);
+    let order = place(ledger).await;
+    let here = IndexPosition::of(&order);
+    set(name.clone(), Some(here.clone())).await;
+    assert_eq!(cursor(name.clone()).await, Some(here.clone()));
+    assert_eq!(cursor(other.clone()).await, None, "each name its own");
+    let there = IndexPosition {
+        status: OrderStatus::Shipped,
+        key: format!("{}#later", order.updated_at),
+    };
+    set(name.clone(), Some(there.clone())).await;
+    assert_eq!(cursor(name.clone()).await, Some(there));
+    set(name.clone(), None).await;
+    assert_eq!(cursor(name.clone()).await, None);
+    set(name.clone(), None).await;
+    assert_eq!(cursor(name).await, None, "clearing twice is no error");
 }
 
 /// The orders the ledger finds for `value`.

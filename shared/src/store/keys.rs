@@ -9,6 +9,7 @@
 //! | one per operator action on the order (the ops console's audit trail) | `ORDER#<id>` | `AUDIT#<time>#<n>` |
 //! | one per tracking number and order (written with ArrangeShipment's success) | `TRACKING#<number>` | `ORDER#<id>` |
 //! | one per terminal serial and order (written with ProvisionTerminals' or DeactivateFaultyTerminals' success) | `SERIAL#<serial>` | `ORDER#<id>` |
+//! | where a reconciler's last run stopped in the by-status index (one per reconciler: the scheduled one and `orderctl reconcile` share `reconciler`) | `RECONCILER#<name>` | `CURSOR` |
 //!
 //! A lookup item holds `order_id`, the `step` that recorded it and `recorded_at`; a
 //! Query of its partition finds the orders of a tracking number or serial (a serial can
@@ -46,6 +47,14 @@ pub(super) const AUDIT_PREFIX: &str = "AUDIT#";
 pub(super) fn audit_sk(at: &str, n: &str) -> String {
     format!("{AUDIT_PREFIX}{at}#{n}")
 }
+
+/// The partition of the cursor item of the reconciler called `name`.
+pub(super) fn reconcile_cursor_pk(name: &str) -> String {
+    format!("RECONCILER#{name}")
+}
+
+/// The sort key of a reconciler's cursor item.
+pub(super) const RECONCILE_CURSOR_SK: &str = "CURSOR";
 
 pub(super) fn order_pk(id: &OrderId) -> String {
     format!("ORDER#{id}")

@@ -14,9 +14,9 @@ use super::idempotency::IdempotencyRecord;
 use super::keys::{merchant_index_values, order_pk, status_index_values, step_sk};
 use super::{
     cancel_refused, delivery_refused, findable, token_refused, AuditEntry, AuditRecord,
-    Cancellation, Delivery, DeliveryRecorded, DeliveryRefusal, Ledger, OrderRecord, Parked,
-    Placement, Reference, References, StepRecord, StepStart, StepStatus, StoreError, TokenStored,
-    Transition,
+    Cancellation, Delivery, DeliveryRecorded, DeliveryRefusal, IndexPosition, Ledger, OrderRecord,
+    Parked, Placement, Reference, References, StepRecord, StepStart, StepStatus, StoreError,
+    TokenStored, Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
@@ -81,6 +81,8 @@ struct Tables {
     lookups: BTreeMap<(Reference, String), BTreeSet<OrderId>>,
     /// By order: its operator actions, oldest first.
     audits: BTreeMap<OrderId, Vec<AuditRecord>>,
+    /// By reconciler name: where its last run stopped.
+    reconcile_cursors: HashMap<String, IndexPosition>,
     /// A write armed to slip in just before the next move to a status (a test seam for
     /// the races a real deployment meets at random; see `cancel_before_next_move_to`).
     armed: Option<(OrderStatus, Armed)>,
@@ -331,6 +333,41 @@ impl Ledger for MemoryStore {
             let kept = order.status == status && before.is_none_or(|before| key.as_str() < before);
             kept.then_some(key)
         }))
+    }
+
+    async fn orders_in_status_after(
+        &self,
+        status: OrderStatus,
+        after: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        Ok(self.listed(limit, |order| {
+            let key = status_sort_key(order);
+            let kept = order.status == status
+                && key.as_str() > after
+                && before.is_none_or(|before| key.as_str() < before);
+            kept.then_some(key)
+        }))
+    }
+
+    async fn reconcile_cursor(&self, name: &str) -> Result<Option<IndexPosition>, StoreError> {
+        Ok(self.tables().reconcile_cursors.get(name).cloned())
+    }
+
+    async fn set_reconcile_cursor(
+        &self,
+        name: &str,
+        position: Option<&IndexPosition>,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        match position {
+            Some(position) => tables
+                .reconcile_cursors
+                .insert(name.to_owned(), position.clone()),
+            None => tables.reconcile_cursors.remove(name),
+        };
+        Ok(())
     }
 
     async fn orders_of_merchant(

@@ -37,8 +37,8 @@ pub use keys::{BY_MERCHANT_INDEX, BY_STATUS_INDEX, COURIER_EVENT_TTL_SECONDS};
 pub use lookups::{findable, Reference};
 pub use memory::{Clock, MemoryStore};
 pub use records::{
-    Cancellation, Delivery, DeliveryRecorded, Failure, OrderRecord, Parked, Placement, StepRecord,
-    StepStart, StepStatus, TokenStored, Transition,
+    Cancellation, Delivery, DeliveryRecorded, Failure, IndexPosition, OrderRecord, Parked,
+    Placement, StepRecord, StepStart, StepStatus, TokenStored, Transition,
 };
 
 use crate::order::{Order, OrderId};
@@ -100,6 +100,32 @@ pub trait Ledger: Send + Sync {
         before: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
+
+    /// [`Ledger::orders_in_status`] from a place in the index: only the orders that come
+    /// after the one at `after` (the sort key of [`IndexPosition`]), oldest first, whose
+    /// last change is older than `before`, at most `limit`.
+    fn orders_in_status_after(
+        &self,
+        status: OrderStatus,
+        after: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
+
+    /// Where the last run of the reconciler called `name` stopped, when it stopped at its
+    /// limit before reaching the end of the unfinished orders; `None` otherwise.
+    fn reconcile_cursor(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<IndexPosition>, StoreError>> + Send;
+
+    /// Records where a run of the reconciler called `name` stopped (`None`: it looked at
+    /// every order it could, so the next run starts from the oldest).
+    fn set_reconcile_cursor(
+        &self,
+        name: &str,
+        position: Option<&IndexPosition>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A merchant's orders created at or after `since` (an RFC 3339 time), oldest first,
     /// at most `limit`.

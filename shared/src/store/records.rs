@@ -101,6 +101,25 @@ pub struct Parked {
     pub reason: String,
 }
 
+/// A place in the by-status index: the status and the sort key (`<updated_at>#<id>`) of
+/// an order there. Where the reconciler's last run stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexPosition {
+    pub status: OrderStatus,
+    pub key: String,
+}
+
+impl IndexPosition {
+    /// Where `order` stands in the by-status index.
+    pub fn of(order: &OrderRecord) -> IndexPosition {
+        IndexPosition {
+            status: order.status,
+            key: super::keys::status_index_values(order.status, &order.updated_at, &order.order_id)
+                .1,
+        }
+    }
+}
+
 /// The courier's confirmation that an order's parcel arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {

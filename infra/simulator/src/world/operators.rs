@@ -113,7 +113,7 @@ impl<'d> World<'d> {
         });
         self.reconciler_resumed = false;
         if done.len() >= RECONCILE_LIMIT {
-            // Orders past the limit wait for the next run, also those whose execution died.
+            // Orders past the limit wait for the next run, which walks on from here.
             self.shared.count("reconciler: a run stopped at its limit");
         }
         for reconciled in &done {

@@ -16,8 +16,9 @@ pub use progress::order_with_steps;
 
 use super::keys::{order_pk, step_sk};
 use super::{
-    AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, Ledger, OrderRecord,
-    Placement, Reference, References, StepRecord, StepStart, StoreError, TokenStored, Transition,
+    AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger,
+    OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError, TokenStored,
+    Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
@@ -199,6 +200,31 @@ impl Ledger for OrderStore {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
         OrderStore::orders_in_status(self, status, before, limit)
+    }
+
+    fn orders_in_status_after(
+        &self,
+        status: OrderStatus,
+        after: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
+        OrderStore::orders_in_status_after(self, status, after, before, limit)
+    }
+
+    fn reconcile_cursor(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<IndexPosition>, StoreError>> + Send {
+        OrderStore::reconcile_cursor(self, name)
+    }
+
+    fn set_reconcile_cursor(
+        &self,
+        name: &str,
+        position: Option<&IndexPosition>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        OrderStore::set_reconcile_cursor(self, name, position)
     }
 
     fn orders_of_merchant(

@@ -2,11 +2,13 @@
 //! orders. Queries, never scans.
 
 use super::progress::order_with_steps;
-use super::{read, s, unavailable, Item, OrderStore};
+use super::{key as dynamo_key, read, s, unavailable, Item, OrderStore};
 use crate::order::OrderId;
 use crate::status::OrderStatus;
-use crate::store::keys::{order_pk, BY_MERCHANT_INDEX, BY_STATUS_INDEX};
-use crate::store::{OrderRecord, StepRecord, StoreError};
+use crate::store::keys::{
+    order_pk, reconcile_cursor_pk, BY_MERCHANT_INDEX, BY_STATUS_INDEX, RECONCILE_CURSOR_SK,
+};
+use crate::store::{IndexPosition, OrderRecord, StepRecord, StoreError};
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 
 impl OrderStore {
@@ -71,10 +73,100 @@ impl OrderStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let bound = before.map(|before| ("gsi2sk < :bound", before));
+        let bound = before.map(|before| ("gsi2sk < :bound", vec![(":bound", before)]));
         let key = (BY_STATUS_INDEX, "gsi2pk", s(format!("STATUS#{status}")));
         self.query_index(key, bound, limit, "Query(by status)")
             .await
+    }
+
+    /// [`OrderStore::orders_in_status`] after the order whose index sort key is `after`:
+    /// `gsi2sk > :after`, or with `before` `gsi2sk BETWEEN :after AND :before` (a key
+    /// condition has one comparison; the order at `after` itself is left out here).
+    pub async fn orders_in_status_after(
+        &self,
+        status: OrderStatus,
+        after: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let key = (BY_STATUS_INDEX, "gsi2pk", s(format!("STATUS#{status}")));
+        let bounds = match before {
+            // An empty range: DynamoDB refuses a BETWEEN whose bounds are the wrong way.
+            Some(before) if before <= after => return Ok(Vec::new()),
+            Some(before) => (
+                "gsi2sk BETWEEN :after AND :before",
+                vec![(":after", after), (":before", before)],
+            ),
+            None => ("gsi2sk > :after", vec![(":after", after)]),
+        };
+        let mut orders = self
+            .query_index(
+                key,
+                Some(bounds),
+                limit.saturating_add(1),
+                "Query(by status)",
+            )
+            .await?;
+        orders.retain(|order| IndexPosition::of(order).key.as_str() != after);
+        orders.truncate(limit);
+        Ok(orders)
+    }
+
+    /// Where the last run of the reconciler `name` stopped (its cursor item), if it
+    /// stopped early.
+    pub async fn reconcile_cursor(&self, name: &str) -> Result<Option<IndexPosition>, StoreError> {
+        let (pk, sk) = (reconcile_cursor_pk(name), RECONCILE_CURSOR_SK);
+        let Some(item) = self
+            .get_item(dynamo_key(pk.clone(), sk), "GetItem(reconciler cursor)")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        Ok(match (text("cursor_status"), text("cursor_key")) {
+            (Some(status), Some(key)) => Some(IndexPosition {
+                status: OrderStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                    key: format!("{pk}/{sk}"),
+                    message: format!("unknown status {status:?}"),
+                })?,
+                key,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Records where a run of the reconciler `name` stopped, or (`None`) that it reached
+    /// the end.
+    pub async fn set_reconcile_cursor(
+        &self,
+        name: &str,
+        position: Option<&IndexPosition>,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(dynamo_key(
+                reconcile_cursor_pk(name),
+                RECONCILE_CURSOR_SK,
+            )))
+            .expression_attribute_values(":now", s(crate::store::now()));
+        let update = match position {
+            Some(position) => update
+                .update_expression(
+                    "SET cursor_status = :status, cursor_key = :key, updated_at = :now",
+                )
+                .expression_attribute_values(":status", s(position.status.as_str()))
+                .expression_attribute_values(":key", s(position.key.clone())),
+            None => {
+                update.update_expression("SET updated_at = :now REMOVE cursor_status, cursor_key")
+            }
+        };
+        update
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| unavailable("UpdateItem(reconciler cursor)", e))
     }
 
     /// How many orders are in `status`: a Query of the by-status index that counts
@@ -106,7 +198,7 @@ impl OrderStore {
         since: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let bound = since.map(|since| ("gsi1sk >= :bound", since));
+        let bound = since.map(|since| ("gsi1sk >= :bound", vec![(":bound", since)]));
         let key = (
             BY_MERCHANT_INDEX,
             "gsi1pk",
@@ -117,11 +209,12 @@ impl OrderStore {
     }
 
     /// A Query of `index` for the items whose partition key `key` is `value` and, with a
-    /// `bound`, whose sort key meets its condition (on `:bound`); at most `limit`.
+    /// `bound`, whose sort key meets its condition (on the values it binds); at most
+    /// `limit`.
     async fn query_index(
         &self,
         (index, key, value): (&str, &str, AttributeValue),
-        bound: Option<(&str, &str)>,
+        bound: Option<(&str, Vec<(&str, &str)>)>,
         limit: usize,
         what: &'static str,
     ) -> Result<Vec<OrderRecord>, StoreError> {
@@ -132,10 +225,12 @@ impl OrderStore {
             .table_name(&self.table)
             .index_name(index)
             .expression_attribute_values(":key", value);
-        if let Some((sort_condition, bound)) = bound {
+        if let Some((sort_condition, values)) = bound {
             condition.push_str(" AND ");
             condition.push_str(sort_condition);
-            request = request.expression_attribute_values(":bound", s(bound));
+            for (name, value) in values {
+                request = request.expression_attribute_values(name, s(value));
+            }
         }
         self.collect(request.key_condition_expression(condition), limit, what)
             .await
