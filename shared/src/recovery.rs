@@ -8,7 +8,8 @@
 //!   have not changed for a grace period and have no running execution (the API stored
 //!   the order but starting the execution failed, an execution was aborted or failed),
 //!   and resumes them, or parks them in the dead-letter queue once they were resumed
-//!   often enough. Idempotent and bounded per run; it reads the by-status index only.
+//!   often enough. Idempotent and bounded per run; it reads the by-status index only,
+//!   each run walking on from where the last one stopped ([`Ledger::reconcile_cursor`]).
 //!
 //! Both work over two small traits, [`Executions`] (what they need from Step Functions)
 //! and [`DeadLetterSender`], implemented by [`Workflow`] and
@@ -590,10 +591,9 @@ pub async fn reconcile_at(
 ) -> Result<Vec<Reconciled>, RecoveryError> {
     let cutoff = (now - options.grace).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let start = store.reconcile_cursor(RECONCILER).await?;
-    let up_to = start.as_ref().map(just_after).unwrap_or_default();
     let mut done = Vec::new();
     let mut last = None;
-    for stretch in rotation(start.as_ref(), &cutoff, &up_to) {
+    for stretch in rotation(start.as_ref(), &cutoff) {
         let left = options.limit.saturating_sub(done.len());
         if left == 0 {
             break;
@@ -601,12 +601,12 @@ pub async fn reconcile_at(
         let orders = match stretch.after {
             Some(after) => {
                 store
-                    .orders_in_status_after(stretch.status, after, Some(stretch.before), left)
+                    .orders_in_status_after(stretch.status, after, Some(&stretch.before), left)
                     .await?
             }
             None => {
                 store
-                    .orders_in_status(stretch.status, Some(stretch.before), left)
+                    .orders_in_status(stretch.status, Some(&stretch.before), left)
                     .await?
             }
         };
@@ -632,13 +632,6 @@ pub async fn reconcile_at(
     Ok(done)
 }
 
-/// The least bound above the sort key at `position` and below every later one: no sort
-/// key (`<time>#<id>`, ids of one length) begins with another, so any later key differs
-/// from it within its length and sorts above it with anything appended.
-fn just_after(position: &IndexPosition) -> String {
-    format!("{}~", position.key)
-}
-
 /// The name of the reconciler's cursor ([`Ledger::reconcile_cursor`]): the scheduled
 /// reconciler and `orderctl reconcile` walk on from where either stopped.
 pub const RECONCILER: &str = "reconciler";
@@ -646,11 +639,11 @@ pub const RECONCILER: &str = "reconciler";
 /// One stretch of the by-status index a reconciler run walks: the orders in `status`
 /// after the one at `after` (from the oldest when `None`) whose sort key is below
 /// `before`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Stretch<'a> {
     status: OrderStatus,
     after: Option<&'a str>,
-    before: &'a str,
+    before: String,
 }
 
 /// The stretches of the by-status index a run walks, in order: from just after where the
@@ -659,11 +652,7 @@ struct Stretch<'a> {
 /// run that stops at its limit among orders whose executions run (parcels waiting for
 /// their courier) leaves the next run to go on past them instead of starting again from
 /// the same oldest orders.
-fn rotation<'a>(
-    start: Option<&'a IndexPosition>,
-    cutoff: &'a str,
-    up_to: &'a str,
-) -> Vec<Stretch<'a>> {
+fn rotation<'a>(start: Option<&'a IndexPosition>, cutoff: &str) -> Vec<Stretch<'a>> {
     let statuses: Vec<OrderStatus> = unfinished_statuses().collect();
     let first = start
         .and_then(|start| statuses.iter().position(|s| *s == start.status))
@@ -672,16 +661,19 @@ fn rotation<'a>(
         .map(|i| Stretch {
             status: statuses[(first + i) % statuses.len()],
             after: None,
-            before: cutoff,
+            before: cutoff.to_owned(),
         })
         .collect();
     if let Some(start) = start.filter(|start| statuses.contains(&start.status)) {
         stretches[0].after = Some(start.key.as_str());
-        // Round to where it started, the order at `start` included.
+        // Round to where it started, the order at `start` included: no sort key
+        // (`<time>#<id>`, ids of one length) begins with another, so every later key
+        // differs from it within its length and sorts above it with anything appended.
+        let up_to = format!("{}~", start.key);
         stretches.push(Stretch {
             status: start.status,
             after: None,
-            before: std::cmp::min(cutoff, up_to),
+            before: std::cmp::min(cutoff.to_owned(), up_to),
         });
     }
     stretches
@@ -1068,8 +1060,7 @@ mod tests {
             key: "2026-11-29T00:00:00.000Z#ord-1".to_owned(),
         };
         let cutoff = "2026-11-30T00:00:00.000Z";
-        let up_to = just_after(&start);
-        let stretches = rotation(Some(&start), cutoff, &up_to);
+        let stretches = rotation(Some(&start), cutoff);
         let statuses: Vec<OrderStatus> = stretches.iter().map(|s| s.status).collect();
         let unfinished: Vec<OrderStatus> = unfinished_statuses().collect();
         let at = unfinished.iter().position(|s| *s == OrderStatus::Shipped);
@@ -1081,12 +1072,13 @@ mod tests {
         assert!(stretches[1..].iter().all(|s| s.after.is_none()));
         let (last, rest) = stretches.split_last().expect("stretches");
         assert_eq!(
-            last.before, up_to,
+            last.before,
+            format!("{}~", start.key),
             "back to where it started, that order included"
         );
-        assert!(last.before > start.key.as_str());
+        assert!(last.before > start.key);
         assert!(rest.iter().all(|s| s.before == cutoff));
-        let from_the_oldest = rotation(None, cutoff, "");
+        let from_the_oldest = rotation(None, cutoff);
         assert_eq!(
             from_the_oldest.iter().map(|s| s.status).collect::<Vec<_>>(),
             unfinished
