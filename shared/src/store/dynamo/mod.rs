@@ -25,6 +25,7 @@ use crate::status::OrderStatus;
 use crate::ActivityError;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
@@ -156,6 +157,15 @@ pub(super) fn cancellation_codes<R>(
             .map(|reason| reason.code().map(str::to_owned))
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// The item as an UpdateItem whose condition failed found it, when the request asked for
+/// it (`ReturnValuesOnConditionCheckFailure = ALL_OLD`) and the item exists.
+pub(super) fn item_found<R>(error: &SdkError<UpdateItemError, R>) -> Option<Item> {
+    match error.as_service_error() {
+        Some(UpdateItemError::ConditionalCheckFailedException(e)) => e.item().cloned(),
+        _ => None,
     }
 }
 

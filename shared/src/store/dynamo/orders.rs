@@ -3,8 +3,8 @@
 
 use super::progress::{step_set, SUCCEEDED_STEPS};
 use super::{
-    build_error, cancellation_codes, is_conditional_failure, order_key, put_new, read, s, step_key,
-    unavailable, OrderStore,
+    build_error, cancellation_codes, is_conditional_failure, item_found, order_key, put_new, read,
+    s, step_key, unavailable, OrderStore,
 };
 use crate::order::OrderId;
 use crate::status::OrderStatus;
@@ -14,7 +14,6 @@ use crate::store::{
     DeliveryRefusal, Failure, OrderRecord, Parked, StoreError, TokenStored, Transition,
     COURIER_EVENT_TTL_SECONDS,
 };
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
@@ -124,18 +123,7 @@ impl OrderStore {
     ) -> Result<OrderRecord, StoreError> {
         let Transition { from, to, failure } = change;
         let update = self.transition_update(id, &[from], to, failure, &[], None)?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(update.key))
-            .update_expression(update.update_expression)
-            .set_condition_expression(update.condition_expression)
-            .set_expression_attribute_names(update.expression_attribute_names)
-            .set_expression_attribute_values(update.expression_attribute_values)
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
+        let result = self.update_alone(update).send().await;
         match result {
             Ok(output) => match output.attributes {
                 Some(item) => read(item, &order_pk(id)),
@@ -144,6 +132,23 @@ impl OrderStore {
             Err(e) if is_conditional_failure(&e) => Err(self.conflict(id, from).await),
             Err(e) => Err(unavailable("UpdateItem(status)", e)),
         }
+    }
+
+    /// `update` (built for a transaction) sent on its own as an UpdateItem that returns the
+    /// item as written.
+    fn update_alone(
+        &self,
+        update: Update,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
+            .return_values(ReturnValue::AllNew)
     }
 
     /// Explains a failed status condition: the order is gone, or in another status.
@@ -380,15 +385,7 @@ impl OrderStore {
         let from: Vec<OrderStatus> = OrderStatus::cancellable().collect();
         let update = self.transition_update(id, &from, OrderStatus::Cancelling, None, &[], None)?;
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(update.key))
-            .update_expression(update.update_expression)
-            .set_condition_expression(update.condition_expression)
-            .set_expression_attribute_names(update.expression_attribute_names)
-            .set_expression_attribute_values(update.expression_attribute_values)
-            .return_values(ReturnValue::AllNew)
+            .update_alone(update)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -402,13 +399,9 @@ impl OrderStore {
             Err(error) if is_conditional_failure(&error) => error,
             Err(error) => return Err(unavailable(OP, error)),
         };
-        let old = match error.as_service_error() {
-            Some(UpdateItemError::ConditionalCheckFailedException(e)) => e.item().cloned(),
-            _ => None,
-        };
         // No item handed back: there is no such order, or an emulator that does not hand
         // it back; a read tells which.
-        let order = match old {
+        let order = match item_found(&error) {
             Some(item) => read(item, &order_pk(id))?,
             None => self.require_order(id).await?,
         };

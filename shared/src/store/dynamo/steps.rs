@@ -6,14 +6,13 @@ use super::progress::{
     self, attempts_attribute, begun_attribute, started_attribute, SUCCEEDED_STEPS,
 };
 use super::{
-    build_error, cancellation_codes, is_conditional_failure, order_key, read, s, step_key,
-    unavailable, Item, OrderStore,
+    build_error, cancellation_codes, is_conditional_failure, item_found, order_key, read, s,
+    step_key, unavailable, Item, OrderStore,
 };
 use crate::errors::ActivityError;
 use crate::order::OrderId;
 use crate::store::keys::{order_pk, step_sk};
 use crate::store::{now, OrderRecord, StepRecord, StepStart, StepStatus, StoreError, Transition};
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -79,13 +78,9 @@ impl OrderStore {
             Err(error) if is_conditional_failure(&error) => error,
             Err(error) => return Err(unavailable(OP, error)),
         };
-        let old = match error.as_service_error() {
-            Some(UpdateItemError::ConditionalCheckFailedException(e)) => e.item().cloned(),
-            _ => None,
-        };
         // The order as the refused write found it (no item: there is no such order), or,
         // from an emulator that does not return it, as read now.
-        let item = match old {
+        let item = match item_found(&error) {
             Some(item) => item,
             None => self.order_item(id).await?,
         };
