@@ -911,13 +911,18 @@ mod tests {
         (placed, store, order)
     }
 
+    /// Places `order` in `store` under `key` (also its request hash); its id.
+    async fn place(store: &crate::store::MemoryStore, order: &crate::Order, key: &str) -> OrderId {
+        match store.place_order(key, order, key).await {
+            Ok(crate::store::Placement::Created(record)) => record.order_id,
+            other => panic!("placed: {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn the_reconciler_reads_its_grace_period_from_the_time_it_is_given() {
         let (placed, store, order) = store_with_its_clock_stopped();
-        let id = match store.place_order("key", &order, "hash").await {
-            Ok(crate::store::Placement::Created(record)) => record.order_id,
-            other => panic!("placed: {other:?}"),
-        };
+        let id = place(&store, &order, "key").await;
         let (workflow, letters) = (FakeExecutions::default(), FakeDeadLetters::default());
         let events = crate::events::Recorder::default();
         let options = ReconcileOptions {
@@ -989,15 +994,12 @@ mod tests {
         // died waited an hour while every run stopped at its limit among SHIPPED orders
         // waiting for their delivery; on AWS deliveries take days). Each run now walks on
         // from where the last one stopped, round the unfinished statuses.
-        use crate::store::{Placement, Transition};
+        use crate::store::Transition;
         let (placed, store, order) = store_with_its_clock_stopped();
         let workflow = FakeExecutions::default();
         let mut ids = Vec::new();
         for key in ["waiting-1", "waiting-2", "died"] {
-            let id = match store.place_order(key, &order, key).await {
-                Ok(Placement::Created(record)) => record.order_id,
-                other => panic!("placed: {other:?}"),
-            };
+            let id = place(&store, &order, key).await;
             let arn = workflow
                 .start_on("live", &id, id.as_str())
                 .await
@@ -1093,10 +1095,7 @@ mod tests {
         // execution that started after all (its ARN not recorded yet) meets the cancel and
         // ends the order CANCELLED itself.
         let (_, store, order) = store_with_its_clock_stopped();
-        let id = match store.place_order("key", &order, "hash").await {
-            Ok(crate::store::Placement::Created(record)) => record.order_id,
-            other => panic!("placed: {other:?}"),
-        };
+        let id = place(&store, &order, "key").await;
         store.move_before_next_move_to(
             OrderStatus::Cancelled,
             OrderStatus::Cancelling,
@@ -1114,10 +1113,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancel_before_the_workflow_started_ends_the_order_cancelled_at_once() {
         let (_, store, order) = store_with_its_clock_stopped();
-        let id = match store.place_order("key", &order, "hash").await {
-            Ok(crate::store::Placement::Created(record)) => record.order_id,
-            other => panic!("placed: {other:?}"),
-        };
+        let id = place(&store, &order, "key").await;
         let cancelled = cancel(&store, &id).await;
         assert!(
             matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled && order.version == 3),
