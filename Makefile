@@ -36,7 +36,7 @@ export LAMBDA_PORT      ?= 9099
 # The ops console `make up` starts (orderctl console, on 127.0.0.1).
 export CONSOLE_PORT     ?= 8765
 
-.PHONY: help venv ministack-venv contract-venv build up down status verify demo reconcile console browser screenshots lint package test test-ministack chaos bench simulate clean
+.PHONY: help venv ministack-venv contract-venv lint-tools check build up down status verify demo reconcile console browser screenshots lint package test test-ministack chaos bench simulate clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,18 @@ ministack-venv: ## Install MiniStack (pinned) into .venv-ministack
 	@touch $@
 
 contract-venv: .venv-openapi/.installed ## Install schemathesis and openapi-spec-validator (pinned) into .venv-openapi
+
+# The inner loop, no stack: what a change is checked with before make test. One cargo
+# test over the workspace, so it builds exactly what `make build` built (features unified
+# by infra/workspace-hack). The template tests read the SAM-translated template (the lint
+# tools in .venv-lint: make lint-tools).
+CHECK_TESTS := --lib --bins --test saga --test simulation --test workflow_definition \
+	--test release_template --test security_template --test dependencies
+check: ## The inner loop, no stack (about a minute on a warm tree): fmt, clippy, every crate's unit tests, the saga tests on the in-memory twin, the simulator's 10,000 orders, the definition and template tests
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	@[ -x .venv-lint/bin/python ] || bash infra/lint.sh --install-only
+	$(CARGO) test --workspace --locked $(CHECK_TESTS)
 
 build: ## Build the whole workspace (functions, router, local-stack, tests)
 	$(CARGO) build --workspace --all-targets --locked
@@ -108,35 +120,74 @@ screenshots: venv build browser ## Regenerate the ops console's screenshots in i
 lint: contract-venv ## Formatting, clippy, and the offline template / ASL / OpenAPI checks
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	bash infra/check-unified-features.sh
 	bash infra/lint.sh
 	.venv-openapi/bin/openapi-spec-validator openapi.yaml
 
-package: venv ## Build what deploys: sam build (rust-cargolambda, release) of every function; ARCH=arm64|x86_64 (default arm64)
+package: venv ## Build what deploys: every function's release bootstrap in one cargo run, then sam build (which copies them); ARCH=arm64|x86_64 (default arm64)
 	bash infra/package.sh
+
+# What deploys: every function's release bootstrap from one `cargo lambda build` over the
+# function crates (one dependency graph, features unified once), into
+# target/lambda/$(ARCH)/<binary>/bootstrap. The stamp depends on every file those crates
+# are built from, so a change anywhere else (this Makefile, the README, a test, infra/)
+# does not even ask cargo; a change to one function relinks that bootstrap only.
+FUNCTIONS      := $(notdir $(wildcard functions/*))
+LAMBDA_DIR     := target/lambda/$(ARCH)
+LAMBDA_SOURCES := Cargo.toml Cargo.lock $(shell find shared/Cargo.toml shared/catalogue.json shared/src functions -type f 2>/dev/null)
+
+$(LAMBDA_DIR)/.built: $(LAMBDA_SOURCES) | $(VENV)/.installed
+	@echo "==> cargo lambda build --release ($(ARCH)): the $(words $(FUNCTIONS)) functions in one run"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked \
+		--lambda-dir $(LAMBDA_DIR) $(if $(filter arm64,$(ARCH)),--arm64,) $(addprefix -p ,$(FUNCTIONS))
+	@touch $@
+
+# `sam build` (BuildMethod: makefile, built in source) asks for one function at a time,
+# as `build-<LogicalId>` with ARTIFACTS_DIR set: FooBarFunction is the binary foo-bar.
+build-%Function: $(LAMBDA_DIR)/.built
+	@binary=$$(echo '$*' | sed -E 's/([a-z0-9])([A-Z])/\1-\2/g' | tr '[:upper:]' '[:lower:]'); \
+	if [ ! -f "$(LAMBDA_DIR)/$$binary/bootstrap" ]; then \
+		echo "$*Function: no bootstrap at $(LAMBDA_DIR)/$$binary (is functions/$$binary a function crate?)" >&2; exit 1; \
+	fi; \
+	cp "$(LAMBDA_DIR)/$$binary/bootstrap" "$${ARTIFACTS_DIR:?sam build sets ARTIFACTS_DIR}/bootstrap"
 
 # make test packages for this machine (ARCH=$(HOST_ARCH)): MiniStack runs those bootstraps.
 # The arm64 cross build that deploys to AWS is `make package` (not part of make test).
+# make test, phase by phase: each phase prints its time as it ends, and the run ends with
+# a table of them (infra/phase.sh, target/phases.tsv), so a slow phase shows in CI's log.
+# The installs (pip, npm, apt-get: network and unpacking) run beside the workspace build
+# (the compiler), not before it.
+PHASE := bash infra/phase.sh run
 test: ARCH := $(HOST_ARCH)
-test: venv ministack-venv contract-venv browser lint build package ## Everything: lints, the deployable build, unit tests, and the integration tests (the ops console's in a headless Chromium) on a moto stack and (end-to-end, API, contract, events, IAM, chaos) a MiniStack stack
-	@status=0; started=$$(date +%s); \
-	$(LOCAL) exec --dir $(TEST_STACK) --free-ports --no-reload -- \
-		$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log || status=$$?; \
-	moto_seconds=$$(( $$(date +%s) - started )); started=$$(date +%s); \
-	$(RUN_MINISTACK_TESTS) || status=$$?; \
-	ministack_seconds=$$(( $$(date +%s) - started )); \
-	echo "moto stack: $${moto_seconds}s (every test); MiniStack stack: $${ministack_seconds}s (deploy, the suites that run there, chaos run)"; \
+test: ## Everything: lints, the deployable build, unit tests, and the integration tests (the ops console's in a headless Chromium) on a moto stack and (end-to-end, API, contract, events, IAM, chaos) a MiniStack stack
+	@bash infra/phase.sh reset
+	@$(PHASE) "tools (5 venvs, npm, chromium) beside the workspace build" \
+		$(MAKE) --no-print-directory -j7 venv ministack-venv contract-venv lint-tools browser build
+	@$(PHASE) "lint: fmt, clippy, template, definition, OpenAPI" $(MAKE) --no-print-directory lint
+	@$(PHASE) "package: release bootstraps ($(ARCH)) and sam build" $(MAKE) --no-print-directory package
+	@status=0; \
+	$(PHASE) "moto stack: every test" $(RUN_MOTO_TESTS) || status=$$?; \
+	$(PHASE) "MiniStack stack: deploy, its suites, chaos run" $(RUN_MINISTACK_TESTS) || status=$$?; \
 	grep -h '^skipped on ' target/test-output.log target/test-output-ministack.log | sort -u || true; \
+	bash infra/phase.sh table; \
 	cat target/test-output.log target/test-output-ministack.log | awk \
 		'/^test result:/ { passed += $$4; failed += $$6 } /^skipped on / { skipped += 1 } \
 		END { printf "tests: %d passed, %d failed, %d skipped\n", passed - skipped, failed, skipped }'; \
 	exit $$status
 
+lint-tools: ## Install the offline checks' pinned tools (.venv-lint, .venv-checkov, asl-validator)
+	@bash infra/lint.sh --install-only
+
+# Every test on a moto stack of its own (make test runs it first).
+RUN_MOTO_TESTS = bash -o pipefail -c '$(LOCAL) exec --dir $(TEST_STACK) --free-ports --no-reload -- \
+	$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log'
+
 # What of the integration tests runs on MiniStack (make test runs it after the moto run).
 MINISTACK_TESTS ?= --test end_to_end --test api --test webhook --test recovery --test orderctl \
 	--test iam_enforcement --test contract --test events --test chaos
-RUN_MINISTACK_TESTS = $(LOCAL) exec --emulator ministack --dir $(MINISTACK_TEST_STACK) --free-ports -- \
+RUN_MINISTACK_TESTS = bash -o pipefail -c '$(LOCAL) exec --emulator ministack --dir $(MINISTACK_TEST_STACK) --free-ports -- \
 	$(CARGO) test -p system-tests --locked --no-fail-fast $(MINISTACK_TESTS) 2>&1 \
-	| tee target/test-output-ministack.log
+	| tee target/test-output-ministack.log'
 
 test-ministack: ARCH := $(HOST_ARCH)
 test-ministack: venv ministack-venv contract-venv build package ## The suites that run on MiniStack (end-to-end, API, contract, events, IAM, the 100-order chaos run; template.yaml deployed through its CloudFormation)

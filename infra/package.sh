@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Builds what deploys: `sam build` with the rust-cargolambda method (release profile) for
-# every function of template.yaml, into .aws-sam/build, then prints each bootstrap's size.
+# Builds what deploys into .aws-sam/build, in two steps, and prints each bootstrap's size:
+#   1. every function's release bootstrap in one `cargo lambda build` over the function
+#      crates (the Makefile's target/lambda/<arch>/.built: one dependency graph, features
+#      unified once; skipped when no file those crates are built from changed);
+#   2. `sam build` (BuildMethod: makefile, in source), which asks the Makefile's
+#      `build-<LogicalId>` for each function: a copy of its bootstrap, and the template
+#      with every CodeUri pointing at it.
 #
 #   bash infra/package.sh            (make package; ARCH=arm64|x86_64, default arm64)
 #
@@ -30,12 +35,19 @@ if [ "$arch" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -q
   fi
 fi
 
-export PATH="$PWD/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0
+export PATH="$PWD/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0 ARCH=$arch
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
-echo "==> sam build (rust-cargolambda, release, $arch)"
 started=$(date +%s)
-.venv-lint/bin/sam build --parameter-overrides "Architecture=$arch" "$@"
-elapsed=$(( $(date +%s) - started ))
+make --no-print-directory "target/lambda/$arch/.built"
+compiled=$(( $(date +%s) - started ))
+
+echo "==> sam build ($arch, in source: each function's bootstrap copied from target/lambda/$arch)"
+started=$(date +%s)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+.venv-lint/bin/sam build --build-in-source --parameter-overrides "Architecture=$arch" "$@" >"$log" 2>&1 \
+  || { cat "$log" >&2; exit 1; }
+copied=$(( $(date +%s) - started ))
 
 echo
 printf '%-32s %10s\n' "function" "bootstrap"
@@ -53,5 +65,5 @@ if [ "$count" -ne "$functions" ]; then
   exit 1
 fi
 awk -v n="all $count" -v s="$total" 'BEGIN { printf "%-32s %7.2f MB\n", n, s / 1e6 }'
-echo "built for $arch in ${elapsed}s: .aws-sam/build/template.yaml is what sam deploy uploads"
+echo "built for $arch: cargo ${compiled}s, sam build ${copied}s; .aws-sam/build/template.yaml is what sam deploy uploads"
 echo "$arch" >.aws-sam/build/ARCHITECTURE

@@ -354,7 +354,12 @@ async fn up_that_fails_after_starting_processes_stops_them_all_and_leaves_nothin
     names.sort_unstable();
     assert_eq!(
         names,
-        ["invoke-router", "moto", "partner-simulator"],
+        [
+            "invoke-router",
+            "moto",
+            "moto-dynamodb",
+            "partner-simulator"
+        ],
         "what ran when cargo lambda watch failed"
     );
     assert_all_stopped(&started);
@@ -377,6 +382,7 @@ async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
         started.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
         [
             "moto",
+            "moto-dynamodb",
             "invoke-router",
             "partner-simulator",
             "cargo-lambda-watch",
@@ -392,6 +398,7 @@ async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
         "AWS_ENDPOINT_URL",
         "LAMBDA_ENDPOINT_URL",
         "AWS_EMULATOR_URL",
+        "AWS_EMULATOR_DYNAMODB_URL",
         "PARTNER_SIMULATOR_URL",
         "CONSOLE_URL",
     ] {
@@ -425,7 +432,7 @@ async fn exec_passes_on_the_commands_exit_code_and_stops_its_stack() {
     ));
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     assert!(
-        text(&output).contains("stopped the test stack (4 processes)"),
+        text(&output).contains("stopped the test stack (5 processes)"),
         "{}",
         text(&output)
     );
@@ -447,7 +454,7 @@ async fn exec_stops_its_stack_when_interrupted() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let started = local_stack::stack::running(&scratch.dir);
-    assert_eq!(started.len(), 4, "the stack did not start in time");
+    assert_eq!(started.len(), 5, "the stack did not start in time");
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -539,5 +546,5 @@ async fn the_bench_counts_each_orders_work_and_times_the_workflow_against_its_fl
     assert_eq!(batch["orders"], 1);
     assert_eq!(batch["ours"]["ended"]["SUCCEEDED"], 1, "{written}");
     assert_eq!(batch["floor"]["ended"]["SUCCEEDED"], 1, "{written}");
-    assert!(text(&output).contains("stopped the test stack (4 processes)"));
+    assert!(text(&output).contains("stopped the test stack (5 processes)"));
 }

@@ -135,11 +135,15 @@ fn variable(name: &'static str) -> Result<String, BenchError> {
 
 impl Stack {
     pub async fn from_env() -> Result<Stack, BenchError> {
+        // The emulators themselves, not the router: the bench's own reads are not counted.
         let emulator = variable("AWS_EMULATOR_URL")?;
         let aws = order_core::config::aws_loader()
             .endpoint_url(&emulator)
             .load()
             .await;
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&aws)
+            .endpoint_url(variable("AWS_EMULATOR_DYNAMODB_URL")?)
+            .build();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -159,7 +163,7 @@ impl Stack {
                 .take(7)
                 .collect::<Vec<_>>()
                 .join(":"),
-            dynamodb: aws_sdk_dynamodb::Client::new(&aws),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             sfn: aws_sdk_sfn::Client::new(&aws),
             function_log: PathBuf::from(variable("LOCAL_STACK_DIR")?)
                 .join("logs")

@@ -5,6 +5,9 @@
 //! `POST /2015-03-31/functions/{name}/invocations` and the function URLs
 //! (`/lambda-url/{name}/...`: the orders API, the courier webhook) to `cargo lambda watch`
 //! and forwards every other request to moto, so one endpoint serves every AWS API locally.
+//! DynamoDB requests (`X-Amz-Target: DynamoDB_20120810.*`) go to a moto process of their
+//! own when `--dynamodb` names one: moto is one Python process on one core, and the table
+//! and the workflow engine then each get a core.
 //!
 //! It also restores the real Lambda contract that `cargo lambda watch` differs from:
 //! a function error comes back from watch as HTTP 500, from AWS as HTTP 200 with
@@ -57,6 +60,9 @@ struct Args {
     /// moto server's base URL.
     #[arg(long, default_value = "http://127.0.0.1:5000")]
     aws: String,
+    /// The base URL of the moto server that serves DynamoDB (default: `--aws`).
+    #[arg(long)]
+    dynamodb: Option<String>,
     /// Invocations in flight per function at most; one more is throttled
     /// (TooManyRequestsException) as Lambda throttles.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
@@ -68,6 +74,8 @@ struct Router {
     client: reqwest::Client,
     lambda: String,
     aws: String,
+    /// Where DynamoDB requests go (`aws` unless told otherwise).
+    dynamodb: String,
     max_in_flight: u32,
     /// One semaphore per function name, created on its first invocation.
     in_flight: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
@@ -123,6 +131,12 @@ async fn main() -> Result<(), StartError> {
             .build()?,
         lambda: args.lambda.trim_end_matches('/').to_owned(),
         aws: args.aws.trim_end_matches('/').to_owned(),
+        dynamodb: args
+            .dynamodb
+            .as_deref()
+            .unwrap_or(&args.aws)
+            .trim_end_matches('/')
+            .to_owned(),
         max_in_flight: args.max_in_flight,
         in_flight: Arc::default(),
         meter: Arc::default(),
@@ -134,7 +148,7 @@ async fn main() -> Result<(), StartError> {
             addr: args.listen,
             source,
         })?;
-    tracing::info!(listen = %args.listen, lambda = %router.lambda, aws = %router.aws, max_in_flight = router.max_in_flight, "invoke router listening");
+    tracing::info!(listen = %args.listen, lambda = %router.lambda, aws = %router.aws, dynamodb = %router.dynamodb, max_in_flight = router.max_in_flight, "invoke router listening");
     let app = axum::Router::new().fallback(route).with_state(router);
     axum::serve(listener, app).await?;
     Ok(())
@@ -202,6 +216,11 @@ fn as_text_body(headers: &HeaderMap, body: Bytes) -> Bytes {
         return body;
     }
     Bytes::from(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Whether a request is DynamoDB's (its JSON protocol names the API in `X-Amz-Target`).
+fn is_dynamodb(target: Option<&str>) -> bool {
+    target.is_some_and(|target| target.starts_with("DynamoDB_20120810."))
 }
 
 /// Where a request that is not an invoke goes.
@@ -413,13 +432,14 @@ async fn forward(
     upstream: Upstream<'_>,
     (method, path_and_query, headers, request_body): (Method, &str, &HeaderMap, Bytes),
 ) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let base = match upstream {
+        Upstream::Aws if is_dynamodb(header("x-amz-target")) => &router.dynamodb,
         Upstream::Aws => &router.aws,
         Upstream::FunctionUrl(_) => &router.lambda,
     };
     let url = format!("{base}{path_and_query}");
     let started = Instant::now();
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let mut request = router
         .client
         .request(method, &url)
@@ -539,6 +559,67 @@ mod tests {
         );
     }
 
+    /// A server on a free loopback port that answers every request with `name`.
+    async fn answering(name: &'static str) -> String {
+        let app = axum::Router::new().fallback(move || async move { name });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
+        let listener = listener.unwrap_or_else(|error| panic!("bind: {error}"));
+        let address = listener.local_addr().map(|a| a.to_string());
+        let address = address.unwrap_or_else(|error| panic!("address: {error}"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}")
+    }
+
+    async fn answer_to(router: &Router, target: Option<&str>) -> String {
+        let mut request = Request::builder().method(Method::POST).uri("/");
+        if let Some(target) = target {
+            request = request.header("x-amz-target", target);
+        }
+        let request = request.body(Body::from("{}"));
+        let request = request.unwrap_or_else(|error| panic!("request: {error}"));
+        let response = route(State(router.clone()), request).await;
+        let body = to_bytes(response.into_body(), 1024).await;
+        let body = body.unwrap_or_else(|error| panic!("body: {error}"));
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[tokio::test]
+    async fn dynamodb_requests_reach_their_own_emulator_and_every_other_aws_request_reaches_moto() {
+        let router = Router {
+            client: reqwest::Client::new(),
+            lambda: "http://127.0.0.1:9".into(),
+            aws: answering("moto").await,
+            dynamodb: answering("dynamodb").await,
+            max_in_flight: 1,
+            in_flight: Arc::default(),
+            meter: Arc::default(),
+            floor: Arc::default(),
+        };
+        for operation in ["PutItem", "TransactWriteItems", "Query", "CreateTable"] {
+            let target = format!("DynamoDB_20120810.{operation}");
+            assert_eq!(
+                answer_to(&router, Some(&target)).await,
+                "dynamodb",
+                "{target}"
+            );
+        }
+        for target in [
+            Some("AWSStepFunctions.StartExecution"),
+            Some("AmazonSQS.SendMessage"),
+            Some("AWSEvents.PutEvents"),
+            None,
+        ] {
+            assert_eq!(answer_to(&router, target).await, "moto", "{target:?}");
+        }
+        let counted = router.meter().requests.clone();
+        assert!(
+            counted
+                .keys()
+                .any(|operation| operation.ends_with(":PutItem")),
+            "the meter counts DynamoDB requests too: {counted:?}"
+        );
+    }
+
     /// A function behind a fake `cargo lambda watch` whose answers wait until released.
     async fn held_function() -> (Router, Arc<tokio::sync::Notify>) {
         let release = Arc::new(tokio::sync::Notify::new());
@@ -561,6 +642,7 @@ mod tests {
             client: reqwest::Client::new(),
             lambda: format!("http://{address}"),
             aws: "http://127.0.0.1:9".into(),
+            dynamodb: "http://127.0.0.1:9".into(),
             max_in_flight: 1,
             in_flight: Arc::default(),
             meter: Arc::default(),

@@ -32,9 +32,12 @@ struct UpArgs {
     /// The AWS endpoint port (what AWS_ENDPOINT_URL points at).
     #[arg(long, env = "AWS_PORT", default_value_t = 4599)]
     aws_port: u16,
-    /// moto's own port, behind the router.
+    /// moto's own port, behind the router (every AWS API but DynamoDB).
     #[arg(long, env = "MOTO_SERVER_PORT", default_value_t = 4598)]
     moto_port: u16,
+    /// The port of the moto process that serves DynamoDB, behind the router.
+    #[arg(long, env = "DYNAMODB_PORT", default_value_t = 4596)]
+    dynamodb_port: u16,
     /// cargo lambda watch's port (function URLs).
     #[arg(long, env = "LAMBDA_PORT", default_value_t = 9099)]
     lambda_port: u16,
@@ -127,6 +130,7 @@ impl UpArgs {
             ports: (!self.free_ports).then_some(Ports {
                 aws: self.aws_port,
                 moto: self.moto_port,
+                dynamodb: self.dynamodb_port,
                 lambda: self.lambda_port,
                 partners: self.partners_port,
             }),
@@ -291,9 +295,10 @@ async fn up(options: &UpOptions) -> Result<Option<stack::Running>, String> {
             let value = |k: &str| env.get(k).cloned().unwrap_or_default();
             println!("local stack up (logs in {})", running.log_dir.display());
             println!(
-                "  AWS endpoint     {}  (moto on :{}, behind the invoke router)",
+                "  AWS endpoint     {}  (moto on :{}, its DynamoDB on :{}, behind the invoke router)",
                 value("AWS_ENDPOINT_URL"),
-                running.ports.moto
+                running.ports.moto,
+                running.ports.dynamodb
             );
             println!(
                 "  functions        {}  (cargo lambda watch: {})",

@@ -63,13 +63,16 @@ pub enum StackError {
     Other(String),
 }
 
-/// The four ports of a stack.
+/// The five ports of a stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
     /// The AWS endpoint (the invoke router): what `AWS_ENDPOINT_URL` points at.
     pub aws: u16,
-    /// moto itself, behind the router.
+    /// moto itself, behind the router: every AWS API but DynamoDB.
     pub moto: u16,
+    /// A second moto process, behind the router, serving DynamoDB alone (moto is one
+    /// Python process on one core: the table and the workflow engine each get one).
+    pub dynamodb: u16,
     /// cargo lambda watch: Lambda Invoke API and function URLs.
     pub lambda: u16,
     /// The partner simulator.
@@ -229,6 +232,7 @@ fn choose_ports(fixed: Option<Ports>) -> Result<Ports, StackError> {
         return Ok(Ports {
             aws: pick()?,
             moto: pick()?,
+            dynamodb: pick()?,
             lambda: pick()?,
             partners: pick()?,
         });
@@ -236,6 +240,7 @@ fn choose_ports(fixed: Option<Ports>) -> Result<Ports, StackError> {
     for (port, what, variable) in [
         (ports.aws, "the AWS endpoint (invoke router)", "AWS_PORT"),
         (ports.moto, "moto", "MOTO_SERVER_PORT"),
+        (ports.dynamodb, "moto's DynamoDB", "DYNAMODB_PORT"),
         (ports.lambda, "cargo lambda watch", "LAMBDA_PORT"),
         (ports.partners, "the partner simulator", "PARTNERS_PORT"),
     ] {
@@ -386,34 +391,49 @@ async fn start(
     let log_dir = log_dir(&options.dir)?;
     let aws_endpoint = format!("http://127.0.0.1:{}", ports.aws);
     let moto_endpoint = format!("http://127.0.0.1:{}", ports.moto);
+    let dynamodb_endpoint = format!("http://127.0.0.1:{}", ports.dynamodb);
     let lambda_endpoint = format!("http://127.0.0.1:{}", ports.lambda);
     let partners_endpoint = format!("http://127.0.0.1:{}", ports.partners);
     let parameters = local_parameters(&partners_endpoint);
 
     // moto's Step Functions engine invokes Lambda at localhost:$MOTO_PORT: the router.
-    let moto_log = log_dir.join("moto.log");
-    let process = process::spawn(
-        "moto",
-        &python,
-        &[
-            moto.display().to_string(),
-            "-H".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            ports.moto.to_string(),
-        ],
-        &[("MOTO_PORT".into(), ports.aws.to_string())],
-        &options.root,
-        &moto_log,
-    )?;
-    track(&options.dir, started, &process)?;
+    // DynamoDB gets a moto process of its own (the router sends it every DynamoDB
+    // request), so the table and the workflow engine do not queue behind each other on
+    // one Python interpreter.
     let http = health_client()?;
-    wait_until_ready("moto", &process, &moto_log, Duration::from_secs(60), || {
-        let http = http.clone();
-        let url = format!("{moto_endpoint}/moto-api/");
-        async move { http.get(url).send().await.is_ok() }
-    })
-    .await?;
+    let motos = [
+        ("moto", ports.moto, "moto.log"),
+        ("moto-dynamodb", ports.dynamodb, "moto-dynamodb.log"),
+    ];
+    let mut spawned = Vec::new();
+    for (name, port, log) in motos {
+        let log = log_dir.join(log);
+        let process = process::spawn(
+            name,
+            &python,
+            &[
+                moto.display().to_string(),
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ],
+            &[("MOTO_PORT".into(), ports.aws.to_string())],
+            &options.root,
+            &log,
+        )?;
+        track(&options.dir, started, &process)?;
+        spawned.push((name, port, process, log));
+    }
+    // Both start at once; each is waited for.
+    for (name, port, process, log) in spawned {
+        let url = format!("http://127.0.0.1:{port}/moto-api/");
+        wait_until_ready(name, &process, &log, Duration::from_secs(60), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { http.get(url).send().await.is_ok() }
+        })
+        .await?;
+    }
     http.post(format!("{moto_endpoint}/moto-api/config"))
         .json(&serde_json::json!({"stepfunctions": {"execute_state_machine": true}}))
         .send()
@@ -436,6 +456,8 @@ async fn start(
             lambda_endpoint.clone(),
             "--aws".into(),
             moto_endpoint.clone(),
+            "--dynamodb".into(),
+            dynamodb_endpoint.clone(),
         ],
         &[],
         &options.root,
@@ -499,6 +521,10 @@ async fn start(
     stack_env.insert("LAMBDA_ENDPOINT_URL".into(), lambda_endpoint.clone());
     // moto itself, for a caller whose own requests must not be counted (`make bench`).
     stack_env.insert("AWS_EMULATOR_URL".into(), moto_endpoint.clone());
+    stack_env.insert(
+        "AWS_EMULATOR_DYNAMODB_URL".into(),
+        dynamodb_endpoint.clone(),
+    );
     stack_env.insert("PARTNER_SIMULATOR_URL".into(), partners_endpoint.clone());
     let functions: Vec<String> = resources
         .functions
@@ -818,6 +844,7 @@ mod tests {
         let ports = Ports {
             aws: process::free_port()?,
             moto: taken,
+            dynamodb: process::free_port()?,
             lambda: process::free_port()?,
             partners: process::free_port()?,
         };
