@@ -2,7 +2,7 @@
 # Checks that building one package's tests after the workspace build compiles no
 # third-party crate again: every member depends on infra/workspace-hack (cargo hakari),
 # which turns on, for each dependency, the features the whole workspace uses. Without
-# it `cargo test -p order-core` rebuilt about 90 crates (71 s) after `make build`.
+# it `cargo test -p order-core` rebuilt 89 crates (78 s) after `make build`.
 #
 #   bash infra/check-unified-features.sh      (part of make lint; exits 1 on a rebuild)
 #

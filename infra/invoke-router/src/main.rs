@@ -559,15 +559,33 @@ mod tests {
         );
     }
 
-    /// A server on a free loopback port that answers every request with `name`.
-    async fn answering(name: &'static str) -> String {
-        let app = axum::Router::new().fallback(move || async move { name });
+    /// `app` served on a free loopback port: its base URL.
+    async fn serve(app: axum::Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
         let listener = listener.unwrap_or_else(|error| panic!("bind: {error}"));
         let address = listener.local_addr().map(|a| a.to_string());
         let address = address.unwrap_or_else(|error| panic!("address: {error}"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         format!("http://{address}")
+    }
+
+    /// A server that answers every request with `name`.
+    async fn answering(name: &'static str) -> String {
+        serve(axum::Router::new().fallback(move || async move { name })).await
+    }
+
+    /// A router over these upstreams, one invocation in flight per function.
+    fn router_to(lambda: String, aws: String, dynamodb: String) -> Router {
+        Router {
+            client: reqwest::Client::new(),
+            lambda,
+            aws,
+            dynamodb,
+            max_in_flight: 1,
+            in_flight: Arc::default(),
+            meter: Arc::default(),
+            floor: Arc::default(),
+        }
     }
 
     async fn answer_to(router: &Router, target: Option<&str>) -> String {
@@ -585,16 +603,11 @@ mod tests {
 
     #[tokio::test]
     async fn dynamodb_requests_reach_their_own_emulator_and_every_other_aws_request_reaches_moto() {
-        let router = Router {
-            client: reqwest::Client::new(),
-            lambda: "http://127.0.0.1:9".into(),
-            aws: answering("moto").await,
-            dynamodb: answering("dynamodb").await,
-            max_in_flight: 1,
-            in_flight: Arc::default(),
-            meter: Arc::default(),
-            floor: Arc::default(),
-        };
+        let router = router_to(
+            "http://127.0.0.1:9".into(),
+            answering("moto").await,
+            answering("dynamodb").await,
+        );
         for operation in ["PutItem", "TransactWriteItems", "Query", "CreateTable"] {
             let target = format!("DynamoDB_20120810.{operation}");
             assert_eq!(
@@ -631,23 +644,8 @@ mod tests {
                 r#"{"ok":true}"#
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
-        let listener = listener.unwrap_or_else(|error| panic!("bind: {error}"));
-        let address = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let router = Router {
-            client: reqwest::Client::new(),
-            lambda: format!("http://{address}"),
-            aws: "http://127.0.0.1:9".into(),
-            dynamodb: "http://127.0.0.1:9".into(),
-            max_in_flight: 1,
-            in_flight: Arc::default(),
-            meter: Arc::default(),
-            floor: Arc::default(),
-        };
+        let nowhere = || "http://127.0.0.1:9".to_owned();
+        let router = router_to(serve(app).await, nowhere(), nowhere());
         (router, release)
     }
 
