@@ -268,7 +268,7 @@ async fn an_outage_longer_than_the_fast_retries_is_waited_out_and_the_order_comp
     let outage = [
         "ReserveStock",
         "NoteReserveStockOutage",
-        "WaitOutPartnerOutage",
+        "WaitOutOutage",
         "RetryStepAfterOutage",
         "ReserveStock",
         "IsItAReplacement",

@@ -11,7 +11,7 @@
 //! - the execution's timeout covers the worst-case budget, computed from the file.
 
 use order_core::steps::{self, Step, StepRole};
-use order_core::ErrorName;
+use order_core::{ErrorName, FailureKind};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use system_tests::{of_type, root};
@@ -117,6 +117,10 @@ fn unroll_keyed_loops(declared: &States) -> States {
             let next = state(declared, target);
             if is_keyed_choice(next) {
                 keyed_next(target, next, key)
+            } else if next["Type"] == "Task" {
+                // Where a spent budget goes (the dead-letter send): the same for every
+                // step, so it stays shared.
+                target.to_owned()
             } else {
                 todo.push(target.to_owned());
                 copy_of(target)
@@ -131,10 +135,6 @@ fn unroll_keyed_loops(declared: &States) -> States {
                 continue;
             }
             let mut copy = state(declared, &name).clone();
-            assert_ne!(
-                copy["Type"], "Task",
-                "{entry} reaches the Task {name} before any Choice on {OUTAGE_STEP}"
-            );
             let mut found = Vec::new();
             rewrite_edges(&mut copy, &mut |target| follow(target, &mut found));
             todo.extend(found);
@@ -286,12 +286,6 @@ fn paths_to(states: &States, start: &str, target: &str) -> Vec<Vec<String>> {
 fn logical_id(step: &Step) -> String {
     format!("{}Function", step.function_name())
 }
-
-const PARTNER_TRANSIENT: [ErrorName; 3] = [
-    ErrorName::PartnerUnavailable,
-    ErrorName::PartnerThrottled,
-    ErrorName::PartnerTimeout,
-];
 
 /// What a Lambda Task sees when the invocation itself failed rather than our code: the
 /// Lambda service failed or throttled (AWS recommends retrying these:
@@ -792,18 +786,24 @@ fn every_state_retrier_and_catcher_says_why_in_a_comment_above_it() {
 
 // --- 6. outages --------------------------------------------------------------------------
 
-/// The bound of a Choice rule that lets an outage loop go round again: the rule's
-/// `NumericLessThan` on `$.outage.waits`, and the state it leads to.
-fn outage_bound(choice: &Value) -> Option<(u64, String)> {
+/// The bound of a Choice rule that lets the outage loop go round again, and the state it
+/// leads to: the rule on `$.outage.waits`, with its `NumericLessThan`, or its
+/// `NumericLessThanPath` into the execution's config (read from `defaults`: the input can
+/// only lower it, see `the_configuration_from_the_input_never_exceeds_the_defaults`).
+fn outage_bound(choice: &Value, defaults: &Value) -> Option<(u64, String)> {
     choice["Choices"].as_array()?.iter().find_map(|rule| {
-        (rule["Variable"] == "$.outage.waits")
-            .then(|| {
-                Some((
-                    rule["NumericLessThan"].as_u64()?,
-                    rule["Next"].as_str()?.to_owned(),
-                ))
-            })
-            .flatten()
+        if rule["Variable"] != "$.outage.waits" {
+            return None;
+        }
+        let bound = match (
+            rule["NumericLessThan"].as_u64(),
+            rule["NumericLessThanPath"].as_str(),
+        ) {
+            (Some(bound), _) => bound,
+            (None, Some(path)) => default_of(defaults, path),
+            (None, None) => return None,
+        };
+        Some((bound, rule["Next"].as_str()?.to_owned()))
     })
 }
 
@@ -828,40 +828,102 @@ fn through_passes(states: &States, start: &str) -> (Vec<Value>, String) {
     }
 }
 
-#[test]
-fn every_forward_partner_step_but_the_notification_waits_out_long_outages_a_bounded_number_of_times(
-) {
-    let states = states(&definition());
-    let partner_names: BTreeSet<&str> = PARTNER_TRANSIENT.map(ErrorName::as_str).into();
-    let looping: Vec<Step> = steps::ALL
+/// The steps that wait out infrastructure trouble: every Lambda Task but the notification,
+/// which is best effort and goes on to CompleteOrder whatever happened.
+fn waiting_steps() -> Vec<Step> {
+    steps::ALL
         .into_iter()
-        .filter(|s| s.role == StepRole::Forward && s.partner.is_some())
         .filter(|s| s.name != steps::NOTIFY_CUSTOMER.name)
+        .collect()
+}
+
+/// The infrastructure names a Lambda Task can see: ours that its activity can raise, and
+/// AWS's for a failed, throttled or crashed invocation or (but for a callback, whose
+/// timeout is the courier's silence) no answer in time.
+fn infrastructure_names(step: &Step, task: &Value) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = ErrorName::ALL
+        .iter()
+        .copied()
+        .filter(|n| n.kind() == FailureKind::Infrastructure && can_raise(step, *n))
+        .map(|n| n.as_str().to_owned())
         .collect();
-    assert!(!looping.is_empty());
-    for step in looping {
+    names.extend(
+        order_core::errors::AWS_INFRASTRUCTURE_ERRORS
+            .iter()
+            .filter(|n| **n != "States.Timeout" || !is_callback_task(task))
+            .map(|n| (*n).to_owned()),
+    );
+    for name in &names {
+        assert_eq!(
+            order_core::errors::kind_of(name, step.name),
+            FailureKind::Infrastructure,
+            "{name} at {}",
+            step.name
+        );
+    }
+    names
+}
+
+/// The first catcher of `task` that matches `error`, as Step Functions picks it.
+fn catcher_for<'a>(task: &'a Value, error: &str) -> Option<&'a Value> {
+    task["Catch"].as_array()?.iter().find(|catcher| {
+        error_names(&Value::Array(vec![(*catcher).clone()]))
+            .iter()
+            .any(|e| {
+                e == error
+                    || e == "States.ALL"
+                    || (e == "States.TaskFailed" && error != "States.Timeout")
+            })
+    })
+}
+
+#[test]
+fn every_step_but_the_notification_waits_out_infrastructure_trouble_within_the_outage_budget() {
+    let definition = definition();
+    let states = states(&definition);
+    let (_, defaults) = default_configuration(&states);
+    for step in waiting_steps() {
         let name = step.name;
         let task = state(&states, name);
-        let catchers = catchers(task);
-        let Some(first) = catchers.first() else {
-            panic!("{name} has no Catch");
+        let infrastructure = infrastructure_names(&step, task);
+        let retried: BTreeSet<String> = error_names(&task["Retry"]).into_iter().collect();
+        assert_eq!(
+            retried, infrastructure,
+            "{name}: what a Task retries must be exactly the infrastructure trouble it can meet"
+        );
+        let outage_catchers: Vec<&Value> = catchers(task)
+            .iter()
+            .filter(|c| c["ResultPath"] == "$.outage.last_error")
+            .map(|c| {
+                let Some(found) = task["Catch"]
+                    .as_array()
+                    .and_then(|all| all.iter().find(|a| *a == c))
+                else {
+                    panic!("{name}: catcher vanished");
+                };
+                found
+            })
+            .collect();
+        let [outage] = outage_catchers.as_slice() else {
+            panic!("{name} must have exactly one outage catcher: {outage_catchers:?}");
         };
-        let caught: BTreeSet<String> = error_names(&Value::Array(vec![first.clone()]))
+        let caught: BTreeSet<String> = error_names(&Value::Array(vec![(*outage).clone()]))
             .into_iter()
             .collect();
         assert_eq!(
-            caught.iter().map(String::as_str).collect::<BTreeSet<_>>(),
-            partner_names,
-            "{name}: the first catcher must catch exactly the partner's transient errors"
+            caught, infrastructure,
+            "{name}: the outage catcher must catch exactly the infrastructure names"
         );
-        assert_eq!(first["ResultPath"], "$.outage.last_error", "{name}");
 
-        let (_, choice_name) = through_passes(&states, &next_of(first, name));
+        let (_, choice_name) = through_passes(&states, &next_of(outage, name));
         let choice = state(&states, &choice_name);
-        let Some((bound, wait_name)) = outage_bound(choice) else {
+        let Some((bound, wait_name)) = outage_bound(choice, &defaults) else {
             panic!("{name}: {choice_name} is not a Choice bounded on $.outage.waits");
         };
-        assert!((1..=10).contains(&bound), "{name}: outage bound {bound}");
+        assert!(
+            (1..=144).contains(&bound),
+            "{name}: an outage budget of {bound} waits"
+        );
         let wait = state(&states, &wait_name);
         assert_eq!(wait["Type"], "Wait", "{name}: {wait_name} is not a Wait");
         assert_eq!(
@@ -878,22 +940,62 @@ fn every_forward_partner_step_but_the_notification_waits_out_long_outages_a_boun
             "{name}: the loop never counts its waits, so it is not bounded"
         );
 
-        // Outlasting the outage is a failure of the step, with the partner's last error.
-        let Some(catch_all) = catchers.last() else {
-            panic!("{name} has no Catch");
-        };
+        // A spent budget goes to a person, with the step and its last error: never to a
+        // rollback.
         let (passes, end) = through_passes(&states, text(&choice["Default"], &choice_name));
-        let (_, catch_all_end) = through_passes(&states, &next_of(catch_all, name));
-        assert_eq!(
-            end, catch_all_end,
-            "{name}: outlasting the outage must end where any other failure of the step does"
+        assert!(
+            is_dead_letter_send(state(&states, &end)),
+            "{name}: a spent outage budget must go to the dead-letter queue, not {end}"
         );
         assert!(
-            passes.iter().any(|p| p["ResultPath"] == "$.failure"
-                && p["Parameters"]["Error.$"] == "$.outage.last_error.Error"),
-            "{name}: outlasting the outage must record the partner's last error as the failure"
+            passes.iter().any(|p| p["ResultPath"] == "$.dead_letter"
+                && p["Parameters"]["step.$"] == "$.outage.step"
+                && p["Parameters"]["error.$"] == "$.outage.last_error"),
+            "{name}: a spent budget must name the step and its last error for the person"
         );
     }
+}
+
+#[test]
+fn no_infrastructure_error_reaches_a_compensation_or_the_dead_letter_queue_without_the_outage_loop()
+{
+    let definition = definition();
+    let states = states(&definition);
+    let (_, defaults) = default_configuration(&states);
+    let undoing = |s: &str| {
+        steps::by_name(s)
+            .is_some_and(|s| matches!(s.role, StepRole::Compensation | StepRole::Record))
+    };
+    let mut checked = 0;
+    for step in steps::ALL {
+        let name = step.name;
+        let task = state(&states, name);
+        for error in infrastructure_names(&step, task) {
+            let Some(catcher) = catcher_for(task, &error) else {
+                panic!("{name} catches no {error}: the execution would fail");
+            };
+            let start = next_of(catcher, name);
+            if step.name == steps::NOTIFY_CUSTOMER.name {
+                assert_eq!(start, steps::COMPLETE_ORDER.name, "{name}: {error}");
+                continue;
+            }
+            // Every way on from the catcher, up to the first Task, must pass the outage
+            // Choice before anything that undoes or gives up.
+            let (_, first) = through_passes(&states, &start);
+            assert!(
+                outage_bound(state(&states, &first), &defaults).is_some(),
+                "{name}: {error} goes to {first} without passing the outage loop"
+            );
+            for reached in reachable(&states, &start, all_edges, &[name]) {
+                assert!(
+                    reached == name || !undoing(&reached),
+                    "{name}: {error} can reach {reached}, which undoes the order"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} (step, error) pairs checked");
 }
 
 #[test]
@@ -906,13 +1008,12 @@ fn the_outage_loop_is_written_once_and_every_step_that_enters_it_comes_back() {
         .collect();
     assert_eq!(waits.len(), 1, "outage waits: {waits:?}");
     let entering: Vec<&str> = declared.values().filter_map(outage_key).collect();
-    let looping = steps::ALL
-        .into_iter()
-        .filter(|s| s.role == StepRole::Forward && s.partner.is_some())
-        .filter(|s| s.name != steps::NOTIFY_CUSTOMER.name);
     assert_eq!(
         entering.iter().copied().collect::<BTreeSet<_>>(),
-        looping.map(|s| s.name).collect::<BTreeSet<_>>(),
+        waiting_steps()
+            .iter()
+            .map(|s| s.name)
+            .collect::<BTreeSet<_>>(),
         "the steps that store their name in {OUTAGE_STEP}"
     );
     // Unrolled, each of them has its own way round (checked step by step above).
@@ -1062,6 +1163,14 @@ fn compensations_on(path: &[String]) -> Vec<(String, usize)> {
         .collect()
 }
 
+/// A Task's catchers but its outage catcher: where business failures go.
+fn business_catchers(task: &Value) -> Vec<Value> {
+    catchers(task)
+        .into_iter()
+        .filter(|c| c["ResultPath"] != "$.outage.last_error")
+        .collect()
+}
+
 #[test]
 fn a_failure_undoes_every_step_that_may_have_taken_effect_in_reverse_order() {
     let definition = definition();
@@ -1076,8 +1185,9 @@ fn a_failure_undoes_every_step_that_may_have_taken_effect_in_reverse_order() {
         };
         let later = reachable(&states, effect.name, forward_edges, &delivered);
         for failing in later.iter().filter(|s| states[*s]["Type"] == "Task") {
-            // Every catcher, including the outage catcher (through the outage loop).
-            for catcher in catchers(&states[failing]) {
+            // Every catcher of a business failure (the outage catcher never undoes: see
+            // `no_infrastructure_error_reaches_a_compensation_...`).
+            for catcher in business_catchers(&states[failing]) {
                 let paths = paths_to(&states, &next_of(&catcher, failing), record);
                 assert!(
                     !paths.is_empty(),
@@ -1101,7 +1211,7 @@ fn a_failure_undoes_every_step_that_may_have_taken_effect_in_reverse_order() {
     // Along every path from a failure to the record, compensations run in the reverse
     // order of the steps they undo.
     for (failing, task) in tasks(&states) {
-        for catcher in catchers(&task) {
+        for catcher in business_catchers(&task) {
             for path in paths_to(&states, &next_of(&catcher, &failing), record) {
                 let undone = compensations_on(&path);
                 assert!(
@@ -1175,6 +1285,16 @@ fn every_message_to_the_dead_letter_queue_names_the_order_step_and_error() {
     let mut ways_in = 0;
     for (name, s) in &states {
         if !all_edges(s).contains(send) {
+            continue;
+        }
+        if s["Type"] == "Pass"
+            && s["ResultPath"] == "$.dead_letter"
+            && s["Parameters"]["step.$"] == "$.outage.step"
+            && s["Parameters"]["error.$"] == "$.outage.last_error"
+        {
+            // A spent outage budget: the outage catcher stored the error, the step's
+            // Note<Step>Outage its name.
+            ways_in += 1;
             continue;
         }
         assert!(
@@ -1294,6 +1414,22 @@ fn cost(name: &str, state: &Value, defaults: &Value) -> u64 {
     }
 }
 
+/// What one pass through a state on the outage loop can cost at most. A callback Task
+/// goes round the loop only when its every attempt failed in its Lambda invocation
+/// (infrastructure trouble; its own timeout is the courier's silence, which is caught as
+/// a business failure), so no attempt waited for the courier: each took at most the
+/// 15 minutes Lambda allows.
+fn loop_cost(name: &str, state: &Value, defaults: &Value) -> u64 {
+    if state["Type"] == "Task" && is_callback_task(state) {
+        let timeout = match state["TimeoutSecondsPath"].as_str() {
+            Some(path) => default_of(defaults, path),
+            None => state["TimeoutSeconds"].as_u64().unwrap_or(99_999_999),
+        };
+        return task_budget(state, timeout.min(LAMBDA_MAX_INVOCATION_SECONDS));
+    }
+    cost(name, state, defaults)
+}
+
 /// The worst case of a definition: the longest path from `start` through Next, Choice and
 /// Catch edges, plus its loops. A loop (an edge back to a state on the current path) is
 /// left out of the path and counted apart: it must be bounded by a Choice on
@@ -1363,7 +1499,9 @@ fn worst_case(states: &States, start: &str, defaults: &Value) -> Result<WorstCas
         loop_seconds: 0,
     };
     for cycle in loops {
-        let bound = cycle.iter().find_map(|s| outage_bound(state(states, s)));
+        let bound = cycle
+            .iter()
+            .find_map(|s| outage_bound(state(states, s), defaults));
         let Some((bound, _)) = bound else {
             return Err(format!(
                 "the definition loops through {cycle:?} with no Choice bounding $.outage.waits"
@@ -1376,7 +1514,7 @@ fn worst_case(states: &States, start: &str, defaults: &Value) -> Result<WorstCas
         }
         let seconds: u64 = cycle
             .iter()
-            .map(|s| cost(s, state(states, s), defaults))
+            .map(|s| loop_cost(s, state(states, s), defaults))
             .sum();
         worst.bound = worst.bound.max(bound);
         if seconds > worst.loop_seconds {

@@ -73,23 +73,103 @@ impl ErrorName {
         self.into()
     }
 
-    /// Transient errors may succeed when tried again; every Task that can raise one
-    /// retries it. Permanent errors are never retried: they are caught instead.
-    pub const fn is_transient(self) -> bool {
-        matches!(
-            self,
+    /// Which kind of failure the name reports: what the workflow does with it.
+    pub const fn kind(self) -> FailureKind {
+        match self {
             ErrorName::PartnerUnavailable
-                | ErrorName::PartnerThrottled
-                | ErrorName::PartnerTimeout
-                | ErrorName::StoreUnavailable
-                | ErrorName::WorkflowUnavailable
-                | ErrorName::EventsUnavailable
-        )
+            | ErrorName::PartnerThrottled
+            | ErrorName::PartnerTimeout
+            | ErrorName::StoreUnavailable
+            | ErrorName::WorkflowUnavailable
+            | ErrorName::EventsUnavailable => FailureKind::Infrastructure,
+            ErrorName::OrderInvalid
+            | ErrorName::StockUnavailable
+            | ErrorName::PaymentDeclined
+            | ErrorName::ProvisioningRejected
+            | ErrorName::ShipmentRejected
+            | ErrorName::OrderCancelled
+            | ErrorName::PartnerRejected => FailureKind::Business,
+            ErrorName::OrderNotFound | ErrorName::OrderConflict | ErrorName::Internal => {
+                FailureKind::Defect
+            }
+        }
+    }
+
+    /// Transient errors may succeed when tried again: exactly the infrastructure ones.
+    /// Every Task that can raise one retries it, then waits it out; permanent errors are
+    /// never retried: they are caught instead.
+    pub const fn is_transient(self) -> bool {
+        matches!(self.kind(), FailureKind::Infrastructure)
     }
 
     /// The name for an `error_type` string, if it is one of ours.
     pub fn parse(name: &str) -> Option<ErrorName> {
         name.parse().ok()
+    }
+}
+
+/// The two kinds of failure the saga tells apart, and the bugs it must not mistake for
+/// either. Once a step's fast retries are spent:
+///
+/// | kind | examples | then |
+/// |---|---|---|
+/// | business | a partner's refusal, `Order.Invalid`, a cancel, no delivery in time | the order is rolled back |
+/// | infrastructure | a partner's or our own outage or throttling, a crash, no answer in time | waited out in the outage loop; a spent budget goes to a person, never to a rollback |
+/// | defect | `Internal.Error`, `Order.Conflict`, `Order.NotFound` | rolled back like a business failure, or dead-lettered where nothing may be undone |
+///
+/// `tests/workflow_definition.rs` holds the definition to it: no infrastructure name can
+/// reach a compensation or the dead-letter queue without passing the outage loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "lowercase")]
+pub enum FailureKind {
+    /// A partner refused, the order broke a rule, or it was cancelled: roll it back.
+    Business,
+    /// A partner or our own infrastructure could not do it now: wait and try again.
+    Infrastructure,
+    /// A bug or a state the saga did not expect.
+    Defect,
+}
+
+impl FailureKind {
+    /// `business`, `infrastructure` or `defect`.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// The names AWS gives a Lambda Task whose invocation failed without our code deciding
+/// anything: the service failed, throttled the invocation, or the function crashed
+/// (`Runtime.ExitError`), ran past its own timeout (`Sandbox.Timedout`), or did not answer
+/// within the Task's timeout (`States.Timeout`). All are infrastructure trouble.
+pub const AWS_INFRASTRUCTURE_ERRORS: &[&str] = &[
+    "Lambda.TooManyRequestsException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.Unknown",
+    "Runtime.ExitError",
+    "Sandbox.Timedout",
+    "States.Timeout",
+];
+
+/// The kind of the failure `error` (an error name as a Task's catcher records it) of the
+/// workflow step `step`. A timeout of AwaitDelivery is the courier's silence: the parcel
+/// did not arrive in time, a business failure. Any other name we do not know (a
+/// `States.*` runtime error, a misconfigured Task) is a defect.
+pub fn kind_of(error: &str, step: &str) -> FailureKind {
+    let timeout = matches!(error, "States.Timeout" | "States.HeartbeatTimeout");
+    if timeout && step == crate::steps::AWAIT_DELIVERY.name {
+        return FailureKind::Business;
+    }
+    if let Some(name) = ErrorName::parse(error) {
+        return name.kind();
+    }
+    if AWS_INFRASTRUCTURE_ERRORS.contains(&error) {
+        FailureKind::Infrastructure
+    } else {
+        FailureKind::Defect
     }
 }
 
@@ -197,6 +277,52 @@ mod tests {
                 "Events.Unavailable"
             ]
         );
+    }
+
+    #[test]
+    fn every_name_has_one_kind_and_only_infrastructure_is_transient() {
+        for name in ErrorName::ALL.iter().copied() {
+            assert_eq!(
+                name.is_transient(),
+                name.kind() == FailureKind::Infrastructure,
+                "{name}"
+            );
+        }
+        assert_eq!(ErrorName::PaymentDeclined.kind(), FailureKind::Business);
+        assert_eq!(ErrorName::OrderCancelled.kind(), FailureKind::Business);
+        assert_eq!(ErrorName::Internal.kind(), FailureKind::Defect);
+    }
+
+    #[test]
+    fn a_crash_throttle_or_task_timeout_is_infrastructure_but_a_late_delivery_is_business() {
+        for name in AWS_INFRASTRUCTURE_ERRORS {
+            assert_eq!(
+                kind_of(name, "TakePayment"),
+                FailureKind::Infrastructure,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            kind_of("Events.Unavailable", "CompleteOrder"),
+            FailureKind::Infrastructure
+        );
+        assert_eq!(
+            kind_of("States.Timeout", "AwaitDelivery"),
+            FailureKind::Business
+        );
+        assert_eq!(
+            kind_of("States.HeartbeatTimeout", "AwaitDelivery"),
+            FailureKind::Business
+        );
+        assert_eq!(
+            kind_of("Shipment.Rejected", "ArrangeShipment"),
+            FailureKind::Business
+        );
+        assert_eq!(
+            kind_of("States.NoChoiceMatched", "ReserveStock"),
+            FailureKind::Defect
+        );
+        assert_eq!(FailureKind::Infrastructure.as_str(), "infrastructure");
     }
 
     #[test]

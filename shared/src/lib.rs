@@ -25,6 +25,6 @@ pub mod telemetry;
 pub mod validation;
 pub mod view;
 
-pub use errors::{ActivityError, ErrorName};
+pub use errors::{ActivityError, ErrorName, FailureKind};
 pub use order::{Order, OrderId, OrderKind};
 pub use status::OrderStatus;

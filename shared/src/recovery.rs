@@ -27,18 +27,23 @@ use serde::Serialize;
 /// definition serves production (defaults in the definition) and fast local tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct WorkflowConfig {
-    /// How long the workflow parks before trying a partner again once fast retries are spent.
+    /// How long the workflow waits before trying a step again once its fast retries are
+    /// spent on infrastructure trouble (an outage, throttling, a crash).
     pub outage_wait_seconds: u64,
     /// How long it waits for the courier's delivery event.
     pub delivery_timeout_seconds: u64,
+    /// How many such waits one execution may spend in all before the order goes to a
+    /// person (the dead-letter queue); never to a rollback.
+    pub outage_waits_allowed: u64,
 }
 
 impl WorkflowConfig {
-    /// From `OUTAGE_WAIT_SECONDS` and `DELIVERY_TIMEOUT_SECONDS`.
+    /// From `OUTAGE_WAIT_SECONDS`, `DELIVERY_TIMEOUT_SECONDS` and `OUTAGE_WAITS_ALLOWED`.
     pub fn from_env() -> Result<WorkflowConfig, crate::config::ConfigError> {
         Ok(WorkflowConfig {
             outage_wait_seconds: crate::config::positive("OUTAGE_WAIT_SECONDS")?,
             delivery_timeout_seconds: crate::config::positive("DELIVERY_TIMEOUT_SECONDS")?,
+            outage_waits_allowed: crate::config::positive("OUTAGE_WAITS_ALLOWED")?,
         })
     }
 }
@@ -809,6 +814,7 @@ mod tests {
             config: WorkflowConfig {
                 outage_wait_seconds: 1,
                 delivery_timeout_seconds: 1,
+                outage_waits_allowed: 1,
             },
         };
         assert_eq!(

@@ -198,6 +198,7 @@ impl Stack {
             config: order_core::recovery::WorkflowConfig {
                 outage_wait_seconds: 1,
                 delivery_timeout_seconds: 1,
+                outage_waits_allowed: 1,
             },
         }
         .execution_arn(name)

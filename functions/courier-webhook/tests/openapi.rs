@@ -308,6 +308,7 @@ fn offline_api() -> orders_api::Api {
             config: orders_api::WorkflowConfig {
                 outage_wait_seconds: 1,
                 delivery_timeout_seconds: 1,
+                outage_waits_allowed: 1,
             },
         },
         catalogue: order_core::catalogue::Catalogue::builtin()

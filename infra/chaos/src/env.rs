@@ -29,6 +29,8 @@ pub struct ChaosEnv {
     pub stack_dir: PathBuf,
     pub outage_wait_seconds: u64,
     pub delivery_timeout_seconds: u64,
+    /// The outage budget every execution gets (`OUTAGE_WAITS_ALLOWED`, default 144).
+    pub outage_waits_allowed: u64,
     /// Resumes the reconciler allows an order before parking it (`MAX_RESUMES`, default 3).
     pub max_resumes: u32,
     /// The key requests to the orders API are signed with, when the stack has an API
@@ -77,6 +79,10 @@ impl ChaosEnv {
             stack_dir: PathBuf::from(get("LOCAL_STACK_DIR")?),
             outage_wait_seconds: number("OUTAGE_WAIT_SECONDS")?,
             delivery_timeout_seconds: number("DELIVERY_TIMEOUT_SECONDS")?,
+            outage_waits_allowed: match map.get("OUTAGE_WAITS_ALLOWED") {
+                None => 144,
+                Some(_) => number("OUTAGE_WAITS_ALLOWED")?,
+            },
             max_resumes: match map.get("MAX_RESUMES") {
                 None => 3,
                 Some(_) => u32::try_from(number("MAX_RESUMES")?).unwrap_or(u32::MAX),
@@ -190,6 +196,7 @@ impl Clients {
                 config: WorkflowConfig {
                     outage_wait_seconds: env.outage_wait_seconds,
                     delivery_timeout_seconds: env.delivery_timeout_seconds,
+                    outage_waits_allowed: env.outage_waits_allowed,
                 },
             },
             dead_letters: DeadLetterQueue::new(sqs.clone(), &env.dead_letter_queue_url),

@@ -223,6 +223,7 @@ pub fn local_parameters(partner_simulator_url: &str) -> BTreeMap<String, String>
         ("NotificationsApiUrl".to_owned(), partner("notifications")),
         ("OutageWaitSeconds".to_owned(), "2".to_owned()),
         ("DeliveryTimeoutSeconds".to_owned(), "60".to_owned()),
+        ("OutageWaitsAllowed".to_owned(), "30".to_owned()),
     ])
 }
 

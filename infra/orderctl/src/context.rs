@@ -13,6 +13,9 @@ use std::path::Path;
 
 /// `OUTAGE_WAIT_SECONDS` when unset: the production default of the template.
 pub const DEFAULT_OUTAGE_WAIT_SECONDS: u64 = 300;
+/// `OUTAGE_WAITS_ALLOWED` when unset: the production default of the template (12 hours of
+/// 300-second waits).
+pub const DEFAULT_OUTAGE_WAITS_ALLOWED: u64 = 144;
 /// `DELIVERY_TIMEOUT_SECONDS` when unset: 14 days, the production default.
 pub const DEFAULT_DELIVERY_TIMEOUT_SECONDS: u64 = 1_209_600;
 
@@ -119,7 +122,8 @@ fn required<'a>(
     }
 }
 
-/// The execution settings: `OUTAGE_WAIT_SECONDS` and `DELIVERY_TIMEOUT_SECONDS`, with the
+/// The execution settings: `OUTAGE_WAIT_SECONDS`, `DELIVERY_TIMEOUT_SECONDS` and
+/// `OUTAGE_WAITS_ALLOWED`, with the
 /// production defaults when they are unset (operators on AWS do not have them).
 fn workflow_config() -> Result<WorkflowConfig, CliError> {
     Ok(WorkflowConfig {
@@ -128,6 +132,7 @@ fn workflow_config() -> Result<WorkflowConfig, CliError> {
             "DELIVERY_TIMEOUT_SECONDS",
             DEFAULT_DELIVERY_TIMEOUT_SECONDS,
         )?,
+        outage_waits_allowed: seconds("OUTAGE_WAITS_ALLOWED", DEFAULT_OUTAGE_WAITS_ALLOWED)?,
     })
 }
 

@@ -134,6 +134,8 @@ pub enum Test {
     IsNumeric(bool),
     NumericEquals(f64),
     NumericLessThan(f64),
+    /// Less than the number at a path of the input (the outage budget in its config).
+    NumericLessThanPath(String),
     NumericGreaterThanEquals(f64),
     NumericLessThanEquals(f64),
     StringEquals(String),
@@ -454,6 +456,7 @@ impl Rule {
             "IsNumeric",
             "NumericEquals",
             "NumericLessThan",
+            "NumericLessThanPath",
             "NumericGreaterThanEquals",
             "NumericLessThanEquals",
             "StringEquals",
@@ -469,6 +472,12 @@ impl Rule {
                     "IsNumeric" => Test::IsNumeric(boolean(value, field)?),
                     "NumericEquals" => Test::NumericEquals(number(value, field)?),
                     "NumericLessThan" => Test::NumericLessThan(number(value, field)?),
+                    "NumericLessThanPath" => Test::NumericLessThanPath(
+                        value
+                            .as_str()
+                            .ok_or_else(|| malformed(state, field, "not a path"))?
+                            .to_owned(),
+                    ),
                     "NumericGreaterThanEquals" => {
                         Test::NumericGreaterThanEquals(number(value, field)?)
                     }

@@ -207,11 +207,21 @@ fn evaluate(
                 )));
             };
             let number = value.as_f64();
+            if let Test::NumericLessThanPath(path) = test {
+                // As in Step Functions, the path must name a number.
+                let Some(bound) = paths::get(input, context, path).and_then(Value::as_f64) else {
+                    return Err(PathError(format!(
+                        "the Choice rule's {path} is not a number in the input"
+                    )));
+                };
+                return Ok(number.is_some_and(|v| v < bound));
+            }
             Ok(match test {
                 Test::IsPresent(_) => true,
                 Test::IsNumeric(want) => number.is_some() == *want,
                 Test::NumericEquals(n) => number.is_some_and(|v| v == *n),
                 Test::NumericLessThan(n) => number.is_some_and(|v| v < *n),
+                Test::NumericLessThanPath(_) => false,
                 Test::NumericGreaterThanEquals(n) => number.is_some_and(|v| v >= *n),
                 Test::NumericLessThanEquals(n) => number.is_some_and(|v| v <= *n),
                 Test::StringEquals(s) => value.as_str() == Some(s.as_str()),

@@ -263,7 +263,7 @@ impl<'d> World<'d> {
             latest: Vec::new(),
             by_arn: HashMap::new(),
             step_functions: Arc::new(SimStepFunctions::new(
-                json!({"outage_wait_seconds": 60, "delivery_timeout_seconds": 7200}),
+                json!({"outage_wait_seconds": 60, "delivery_timeout_seconds": 7200, "outage_waits_allowed": 144}),
             )),
             parking: Arc::new(SimDeadLetterQueue::default()),
             parked: Vec::new(),
