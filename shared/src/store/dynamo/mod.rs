@@ -49,9 +49,13 @@ impl OrderStore {
         }
     }
 
-    /// The store for `table`, with a client from the standard AWS configuration.
+    /// The store for `table`, with a client from the standard AWS configuration that also
+    /// retries transactions DynamoDB cancelled for throughput ([`ThrottledTransactions`]).
     pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        OrderStore::new(Client::new(config), table)
+        let client = aws_sdk_dynamodb::config::Builder::from(config)
+            .retry_classifier(ThrottledTransactions)
+            .build();
+        OrderStore::new(Client::from_conf(client), table)
     }
 
     pub fn table(&self) -> &str {
@@ -74,6 +78,66 @@ impl OrderStore {
             .await
             .map_err(|e| unavailable(operation, e))?;
         Ok(output.item)
+    }
+}
+
+/// The SDK retries throttling errors by itself, but not a `TransactWriteItems` that
+/// DynamoDB cancelled for throughput: that comes back as `TransactionCanceledException`,
+/// a cancellation the SDK takes for final. When no item of it was refused for its
+/// condition or its contents, and at least one was throttled (`ThrottlingError`,
+/// `ProvisionedThroughputExceeded`) or met a concurrent transaction
+/// (`TransactionConflict`), it is throttling: retried with the SDK's backoff, and if it
+/// outlasts the retries it is `Store.Unavailable`, never a conflict
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThrottledTransactions;
+
+impl ThrottledTransactions {
+    /// Whether a cancellation with these reasons (one per item, `None` or `"None"` for an
+    /// item that was not the cause) is throughput trouble and worth trying again.
+    pub fn retryable(codes: &[Option<String>]) -> bool {
+        let mut throttled = false;
+        for code in codes.iter().flatten() {
+            match code.as_str() {
+                "ThrottlingError" | "ProvisionedThroughputExceeded" | "TransactionConflict" => {
+                    throttled = true;
+                }
+                "None" => {}
+                _ => return false,
+            }
+        }
+        throttled
+    }
+}
+
+impl aws_sdk_dynamodb::config::retry::ClassifyRetry for ThrottledTransactions {
+    fn classify_retry(
+        &self,
+        ctx: &aws_sdk_dynamodb::config::interceptors::InterceptorContext,
+    ) -> aws_sdk_dynamodb::config::retry::RetryAction {
+        use aws_sdk_dynamodb::config::retry::RetryAction;
+        let Some(Err(error)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let cancelled = error
+            .as_operation_error()
+            .and_then(|e| e.downcast_ref::<TransactWriteItemsError>());
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = cancelled
+        else {
+            return RetryAction::NoActionIndicated;
+        };
+        let codes: Vec<Option<String>> = (cancelled.cancellation_reasons().iter())
+            .map(|reason| reason.code().map(str::to_owned))
+            .collect();
+        if ThrottledTransactions::retryable(&codes) {
+            RetryAction::throttling_error()
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "ThrottledTransactions"
     }
 }
 
@@ -350,5 +414,129 @@ impl Ledger for OrderStore {
         id: &OrderId,
     ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send {
         OrderStore::audit_trail(self, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn codes(codes: &[&str]) -> Vec<Option<String>> {
+        codes.iter().map(|c| Some((*c).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_transaction_cancelled_only_for_throughput_is_worth_retrying() {
+        assert!(ThrottledTransactions::retryable(&codes(&[
+            "ThrottlingError",
+            "None"
+        ])));
+        assert!(ThrottledTransactions::retryable(&codes(&[
+            "ProvisionedThroughputExceeded",
+            "ProvisionedThroughputExceeded"
+        ])));
+        assert!(ThrottledTransactions::retryable(&codes(&[
+            "None",
+            "TransactionConflict"
+        ])));
+    }
+
+    #[test]
+    fn a_transaction_refused_for_its_condition_is_never_retried_as_throttling() {
+        assert!(!ThrottledTransactions::retryable(&codes(&[
+            "ConditionalCheckFailed",
+            "ThrottlingError"
+        ])));
+        assert!(!ThrottledTransactions::retryable(&codes(&[
+            "ValidationError"
+        ])));
+        assert!(!ThrottledTransactions::retryable(&codes(&["None", "None"])));
+        assert!(!ThrottledTransactions::retryable(&[]));
+    }
+
+    /// A DynamoDB endpoint on 127.0.0.1 that cancels the first `throttled` requests the
+    /// way AWS cancels a throttled transaction, then accepts; it counts the requests.
+    async fn dynamodb_that_throttles(throttled: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => listener,
+            Err(error) => panic!("cannot listen on 127.0.0.1: {error}"),
+        };
+        let url = match listener.local_addr() {
+            Ok(address) => format!("http://{address}"),
+            Err(error) => panic!("{error}"),
+        };
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let mut request = vec![0u8; 64 * 1024];
+                let _ = socket.read(&mut request).await;
+                let (status, body) = if n < throttled {
+                    (
+                        "400 Bad Request",
+                        r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [ThrottlingError, None]","CancellationReasons":[{"Code":"ThrottlingError","Message":"Throughput exceeds the current capacity of your table or index."},{"Code":"None"}]}"#,
+                    )
+                } else {
+                    ("200 OK", "{}")
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: r{n}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    async fn store_at(url: &str) -> OrderStore {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(crate::config::https_client())
+            .retry_config(crate::config::retry_config())
+            .endpoint_url(url)
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .load()
+            .await;
+        OrderStore::from_config(&config, "orders")
+    }
+
+    #[tokio::test]
+    async fn a_throttled_transaction_is_retried_by_the_client_until_it_goes_through() {
+        let (url, seen) = dynamodb_that_throttles(2).await;
+        let store = store_at(&url).await;
+        let placed = store
+            .place_order("key-1", &crate::store::contract::new_order(), "hash")
+            .await;
+        assert!(placed.is_ok(), "{placed:?}");
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            3,
+            "two cancelled, the third accepted"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transaction_throttled_past_the_retries_is_unavailable_not_a_conflict() {
+        let (url, seen) = dynamodb_that_throttles(usize::MAX).await;
+        let store = store_at(&url).await;
+        let placed = store
+            .place_order("key-1", &crate::store::contract::new_order(), "hash")
+            .await;
+        assert!(
+            matches!(placed, Err(StoreError::Unavailable { .. })),
+            "{placed:?}"
+        );
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            5,
+            "every attempt the retry config allows"
+        );
     }
 }
