@@ -16,7 +16,7 @@
 
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use system_tests::{of_type, translated_template};
+use system_tests::{of_type, translated_document, translated_template};
 
 type Resources = Map<String, Value>;
 
@@ -337,6 +337,53 @@ fn no_parameter_or_environment_variable_holds_a_secret() {
                 );
             }
         }
+    }
+}
+
+/// A parameter's default, as a number.
+fn default_number(document: &Value, parameter: &str) -> u64 {
+    let value = &document["Parameters"][parameter]["Default"];
+    match value.as_u64().or_else(|| value.as_str().and_then(|s| s.parse().ok())) {
+        Some(number) => number,
+        None => panic!("the parameter {parameter} has no numeric default: {value}"),
+    }
+}
+
+#[test]
+fn each_throttled_function_has_the_concurrency_for_every_request_its_stage_lets_through() {
+    // Lambda answers a throttled invocation 429, which API Gateway turns into a 500 for
+    // the caller: the function must never be throttled while the stage lets requests
+    // through. The stage's limits apply per method, and a burst can arrive at once, so
+    // the reserved concurrency must cover every method's burst together.
+    let document = translated_document();
+    let resources = translated_template();
+    for (function, reserved, burst) in [
+        ("OrdersApiFunction", "ApiReservedConcurrency", "ApiThrottlingBurstLimit"),
+        (
+            "CourierWebhookFunction",
+            "WebhookReservedConcurrency",
+            "WebhookThrottlingBurstLimit",
+        ),
+    ] {
+        let methods = resources
+            .values()
+            .filter(|r| {
+                r["Type"] == "AWS::Lambda::Permission"
+                    && r["Properties"]["Principal"] == "apigateway.amazonaws.com"
+                    && r["Properties"]["FunctionName"]["Ref"]
+                        .as_str()
+                        .is_some_and(|f| f.starts_with(function))
+            })
+            .count() as u64;
+        assert!(methods > 0, "{function} serves no route");
+        let (reserved, burst) = (
+            default_number(&document, reserved),
+            default_number(&document, burst),
+        );
+        assert!(
+            reserved >= methods * burst,
+            "{function}: {reserved} reserved executions < {methods} methods x a burst of {burst}"
+        );
     }
 }
 

@@ -11,6 +11,12 @@ use order_core::validation::Problem;
 use serde::Serialize;
 use serde_json::json;
 
+/// How long a caller told `503` (our store, workflow or event bus is unavailable or
+/// throttling us) waits before it retries: the `Retry-After` header every 503 carries.
+/// The SDK clients behind the API already retried for about 3 s; a throttled table or
+/// Step Functions usually recovers within seconds.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
 /// An API error: the HTTP status, a stable machine-readable code and a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {code}: {message}")]
@@ -108,11 +114,24 @@ impl ApiError {
     }
 }
 
-/// An error a route returns: logged, then answered with its JSON body.
+/// An error a route returns: logged, then answered with its JSON body (and, for a 503,
+/// `Retry-After`).
 impl IntoResponse for ApiError {
     fn into_response(self) -> axum::response::Response {
         self.log();
-        (self.status, axum::Json(self.body())).into_response()
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds);
+        }
+        response
+    }
+}
+
+impl ApiError {
+    /// `Retry-After` for an answer that asks the caller to come back: every 503.
+    fn retry_after(&self) -> Option<header::HeaderValue> {
+        (self.status == StatusCode::SERVICE_UNAVAILABLE)
+            .then(|| header::HeaderValue::from(RETRY_AFTER_SECONDS))
     }
 }
 
@@ -137,14 +156,57 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
     response
 }
 
-/// The JSON body of an error: `{code, message, problems?}`.
+/// The JSON body of an error: `{code, message, problems?}`; a 503 also says when to
+/// retry (`Retry-After`).
 pub fn error_response(error: &ApiError) -> Response<Body> {
-    json_response(error.status, &error.body())
+    let mut response = json_response(error.status, &error.body());
+    if let Some(seconds) = error.retry_after() {
+        response.headers_mut().insert(header::RETRY_AFTER, seconds);
+    }
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unavailable_store_is_a_503_that_says_when_to_retry_on_both_paths() {
+        let error = ApiError::from(StoreError::Unavailable {
+            operation: "TransactWriteItems",
+            message: "ThrottlingError".into(),
+        });
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code, "store_unavailable");
+        let webhook = error_response(&error);
+        assert_eq!(
+            webhook
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"2"[..])
+        );
+        let route = error.into_response();
+        assert_eq!(route.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            route
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"2"[..])
+        );
+    }
+
+    #[test]
+    fn a_refusal_or_a_bug_carries_no_retry_after() {
+        for status in [StatusCode::NOT_FOUND, StatusCode::INTERNAL_SERVER_ERROR] {
+            let response = error_response(&ApiError::new(status, "x", "y"));
+            assert!(
+                response.headers().get(header::RETRY_AFTER).is_none(),
+                "{status}"
+            );
+        }
+    }
 
     #[test]
     fn an_error_body_has_a_code_a_message_and_its_problems() {
