@@ -51,6 +51,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 mod faults;
 mod floor;
 mod meter;
+#[cfg(test)]
+mod sdk_tests;
 
 /// Largest request body forwarded (Lambda's synchronous payload limit is 6 MB).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -663,7 +665,7 @@ mod tests {
     }
 
     /// `app` served on a free loopback port: its base URL.
-    async fn serve(app: axum::Router) -> String {
+    pub(super) async fn serve(app: axum::Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
         let listener = listener.unwrap_or_else(|error| panic!("bind: {error}"));
         let address = listener.local_addr().map(|a| a.to_string());
@@ -678,7 +680,7 @@ mod tests {
     }
 
     /// A router over these upstreams, one invocation in flight per function.
-    fn router_to(lambda: String, aws: String, dynamodb: String) -> Router {
+    pub(super) fn router_to(lambda: String, aws: String, dynamodb: String) -> Router {
         Router {
             client: reqwest::Client::new(),
             lambda,
