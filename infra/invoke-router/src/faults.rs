@@ -207,7 +207,8 @@ impl Faults {
                 share: active.rule.share,
                 seconds: active.rule.lasts.as_secs_f64(),
                 active: !left.is_zero(),
-                seconds_left: left.as_secs_f64(),
+                // To the millisecond, as a person reads it.
+                seconds_left: left.as_millis() as f64 / 1000.0,
                 matched: active.matched,
                 faulted: active.faulted,
             }
