@@ -20,6 +20,12 @@
 //! answers the state machine's invokes itself while the bench measures the workflow's
 //! floor (`PUT /__floor`, see [`floor`]).
 //!
+//! It injects AWS's own errors on request (`PUT /__faults`, see [`faults`]): for a window
+//! of time, a share of the DynamoDB, EventBridge or Step Functions requests is answered
+//! with the service's throttling, outage (503) or internal (500) error in AWS's wire shape
+//! ([`faults::shapes`]) and never forwarded, so that tests can prove that infrastructure
+//! trouble makes the workflow wait and the API answer 429/503, against the real binaries.
+//!
 //! A function URL request whose text body (`application/json`, `text/*`) is not UTF-8 reaches
 //! the function with the invalid bytes replaced (U+FFFD), as API Gateway hands a non-binary
 //! body to a proxy integration as text; watch would answer 500 without invoking the
@@ -42,8 +48,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+mod faults;
 mod floor;
 mod meter;
+#[cfg(test)]
+mod sdk_tests;
 
 /// Largest request body forwarded (Lambda's synchronous payload limit is 6 MB).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -82,6 +91,8 @@ struct Router {
     meter: Arc<Mutex<meter::Counts>>,
     /// Whether invokes are answered by the router itself ([`floor`]).
     floor: Arc<std::sync::atomic::AtomicBool>,
+    /// The injected errors' rules ([`faults`]).
+    faults: Arc<Mutex<faults::Faults>>,
 }
 
 impl Router {
@@ -99,6 +110,10 @@ impl Router {
 
     fn meter(&self) -> std::sync::MutexGuard<'_, meter::Counts> {
         self.meter.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn faults(&self) -> std::sync::MutexGuard<'_, faults::Faults> {
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -141,6 +156,7 @@ async fn main() -> Result<(), StartError> {
         in_flight: Arc::default(),
         meter: Arc::default(),
         floor: Arc::default(),
+        faults: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -181,6 +197,9 @@ async fn route(State(router): State<Router>, request: Request) -> Response {
             None => plain(StatusCode::BAD_REQUEST, "send `on` or `off`".into()),
         };
     }
+    if parts.uri.path() == faults::PATH {
+        return fault_rules(&router, &parts.method, &body);
+    }
     let function = (parts.method == Method::POST)
         .then(|| invoked_function(parts.uri.path()))
         .flatten();
@@ -196,6 +215,11 @@ async fn route(State(router): State<Router>, request: Request) -> Response {
         Upstream::FunctionUrl(_) => as_text_body(&parts.headers, body),
         Upstream::Aws => body,
     };
+    if let Upstream::Aws = upstream {
+        if let Some(fault) = inject_fault(&router, &parts.headers, &body) {
+            return fault;
+        }
+    }
     let request = (parts.method, path_and_query, &parts.headers, body);
     forward(&router, upstream, request).await
 }
@@ -216,6 +240,87 @@ fn as_text_body(headers: &HeaderMap, body: Bytes) -> Bytes {
         return body;
     }
     Bytes::from(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `GET`, `PUT` or `DELETE /__faults`: the rules as they are (after a PUT or DELETE, as
+/// they now are), or 400 with every problem of a PUT's body, which then changes nothing.
+fn fault_rules(router: &Router, method: &Method, body: &[u8]) -> Response {
+    let now = Instant::now();
+    match *method {
+        Method::GET => {}
+        Method::PUT => match faults::parse(body) {
+            Ok(rules) => {
+                let mut faults = router.faults();
+                faults.replace(rules, now);
+                let view = faults.view(now);
+                let rules = serde_json::to_string(&view.rules).unwrap_or_default();
+                tracing::info!(rules, "fault rules set");
+            }
+            Err(errors) => {
+                let body = axum::Json(serde_json::json!({ "errors": errors }));
+                return (StatusCode::BAD_REQUEST, body).into_response();
+            }
+        },
+        Method::DELETE => {
+            router.faults().clear();
+            tracing::info!("fault rules cleared");
+        }
+        _ => {
+            let mut response = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} answers GET, PUT and DELETE", faults::PATH),
+            );
+            let allow = HeaderValue::from_static("GET, PUT, DELETE");
+            response
+                .headers_mut()
+                .insert(axum::http::header::ALLOW, allow);
+            return response;
+        }
+    }
+    axum::Json(router.faults().view(now)).into_response()
+}
+
+/// The injected error that answers this AWS request instead of the emulator, if a fault
+/// rule says so ([`faults`]); it is counted in the meter's `faults` and logged.
+fn inject_fault(router: &Router, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let target = header("x-amz-target")?;
+    let (service, operation) = faults::Service::of_target(target)?;
+    let injection = router.faults().decide(service, operation, Instant::now())?;
+    let authorization = header("authorization");
+    let metered = meter::Operation::of(authorization, Some(target), body);
+    router.meter().faulted(&metered);
+    tracing::warn!(
+        rule = injection.rule,
+        service = service.name(),
+        operation,
+        error = injection.kind.name(),
+        matched = injection.matched,
+        "fault injected"
+    );
+    let request = faults::shapes::Request {
+        operation,
+        body,
+        region: faults::region(authorization),
+    };
+    Some(aws_error(faults::shapes::answer(
+        service,
+        injection.kind,
+        request,
+    )))
+}
+
+/// An AWS JSON error answer with its request id.
+fn aws_error(answer: faults::shapes::Answer) -> Response {
+    let mut response = Response::new(Body::from(answer.body.to_string()));
+    *response.status_mut() = answer.status;
+    let headers = response.headers_mut();
+    headers.insert("x-amzn-requestid", request_id());
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static(answer.content_type),
+    );
+    response
 }
 
 /// Whether a request is DynamoDB's (its JSON protocol names the API in `X-Amz-Target`).
@@ -560,7 +665,7 @@ mod tests {
     }
 
     /// `app` served on a free loopback port: its base URL.
-    async fn serve(app: axum::Router) -> String {
+    pub(super) async fn serve(app: axum::Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
         let listener = listener.unwrap_or_else(|error| panic!("bind: {error}"));
         let address = listener.local_addr().map(|a| a.to_string());
@@ -575,7 +680,7 @@ mod tests {
     }
 
     /// A router over these upstreams, one invocation in flight per function.
-    fn router_to(lambda: String, aws: String, dynamodb: String) -> Router {
+    pub(super) fn router_to(lambda: String, aws: String, dynamodb: String) -> Router {
         Router {
             client: reqwest::Client::new(),
             lambda,
@@ -585,6 +690,7 @@ mod tests {
             in_flight: Arc::default(),
             meter: Arc::default(),
             floor: Arc::default(),
+            faults: Arc::default(),
         }
     }
 

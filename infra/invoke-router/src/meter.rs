@@ -1,6 +1,7 @@
 //! What passed through the router, counted: Lambda invocations per function with their
-//! duration billed the way Lambda bills it, and every other AWS request by service and
-//! operation, with the DynamoDB items each one read or wrote. `make bench` reads it
+//! duration billed the way Lambda bills it, every other AWS request by service and
+//! operation, with the DynamoDB items each one read or wrote, and the requests the router
+//! answered itself with an injected fault ([`crate::faults`]). `make bench` reads it
 //! (`GET /__meter`) before and after an order to count that order's work.
 //!
 //! DynamoDB capacity units are not read from the emulator: moto answers
@@ -24,6 +25,9 @@ pub struct Counts {
     /// AWS API requests other than invokes, by `service:Operation`
     /// (`dynamodb:UpdateItem`, `states:SendTaskSuccess`).
     pub requests: BTreeMap<String, u64>,
+    /// Requests answered with an injected fault instead, by `service:Operation`: they never
+    /// reached the emulator and did no work, so they are not in `requests`.
+    pub faults: BTreeMap<String, u64>,
     pub dynamodb: DynamoItems,
     /// The same, by the kind of item (`order`, `step`, `other`: by its sort key), so that
     /// each can be priced at its own size.
@@ -58,6 +62,11 @@ impl Counts {
         let entry = self.invocations.entry(function.to_owned()).or_default();
         entry.count += 1;
         entry.billed_ms += u64::try_from(took.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+    }
+
+    /// One AWS request that the router answered with an injected fault.
+    pub fn faulted(&mut self, operation: &Operation) {
+        *self.faults.entry(operation.to_string()).or_default() += 1;
     }
 
     /// One AWS request that the emulator answered with `status`. A write refused by its
