@@ -23,7 +23,7 @@ use order_core::dead_letters::DeadLetterBody;
 use order_core::steps::{self, StepRole};
 use order_core::store::dynamo::order_with_steps;
 use order_core::store::{OrderRecord, StepRecord, StepStatus, StoreError};
-use order_core::{OrderKind, OrderStatus};
+use order_core::{ErrorName, FailureKind, OrderKind, OrderStatus};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -115,6 +115,41 @@ impl OrderFacts {
         self.steps.iter().find(|s| s.step == name)
     }
 
+    /// What started an order that did not complete: the step and error, and the kind of
+    /// that error (`order_core::errors::kind_of`). The failure the order records (the
+    /// reason its rollback began, or why it was rejected or cancelled) comes first; an
+    /// order with none is explained by its dead letter (the workflow's own first). A
+    /// cancel that ended an order before its workflow began records no failure: it is the
+    /// cancel. `None` for a completed or running order, or one with no reason anywhere.
+    pub fn started_by(&self) -> Option<Origin> {
+        let outcome = self.outcome();
+        if matches!(
+            outcome,
+            Outcome::Completed | Outcome::Running | Outcome::Missing
+        ) {
+            return None;
+        }
+        let record = self.record.as_ref()?;
+        let (step, error) = match (&record.failure, record.status) {
+            (Some(failure), _) => (failure.step.clone(), failure.error.clone()),
+            (None, OrderStatus::Cancelled) => (
+                "Cancel".to_owned(),
+                ErrorName::OrderCancelled.as_str().to_owned(),
+            ),
+            (None, _) => {
+                let letter = (self.dead_letters.iter())
+                    .find(|l| l.source == "workflow")
+                    .or_else(|| self.dead_letters.first())?;
+                (
+                    letter.failed_step.clone().unwrap_or_default(),
+                    letter.error.clone().unwrap_or_default(),
+                )
+            }
+        };
+        let kind = order_core::errors::kind_of(&error, &step);
+        Some(Origin { step, error, kind })
+    }
+
     /// Seconds from the order's creation to its last change, for an ended order.
     pub fn seconds_to_end(&self) -> Option<f64> {
         let record = self.record.as_ref().filter(|r| r.status.is_final())?;
@@ -122,6 +157,15 @@ impl OrderFacts {
         let updated = chrono::DateTime::parse_from_rfc3339(&record.updated_at).ok()?;
         Some((updated - created).num_milliseconds() as f64 / 1000.0)
     }
+}
+
+/// The step and error that started an order's rollback, rejection, cancel or dead
+/// letter, and which kind of failure that is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Origin {
+    pub step: String,
+    pub error: String,
+    pub kind: FailureKind,
 }
 
 /// One violation.
@@ -208,6 +252,18 @@ impl Audit {
 
     pub fn holds(&self) -> bool {
         self.invariants.iter().all(Invariant::holds)
+    }
+
+    /// The orders that did not complete, by what started them and where they ended:
+    /// `(origin, outcome) -> orders`.
+    pub fn origins(&self) -> BTreeMap<(Origin, Outcome), usize> {
+        let mut counts = BTreeMap::new();
+        for facts in &self.facts {
+            if let Some(origin) = facts.started_by() {
+                *counts.entry((origin, facts.outcome())).or_default() += 1;
+            }
+        }
+        counts
     }
 }
 
@@ -423,6 +479,10 @@ pub fn check(
         "4",
         "every COMPLETED order took its full effect at the partners",
     );
+    let mut agreed = Invariant::new(
+        "5",
+        "only a business failure rolls back or parks an order; none rolled back after delivery",
+    );
 
     for f in facts {
         let id = f.order_id.as_str();
@@ -528,6 +588,29 @@ pub fn check(
                 }
             }
             _ => {}
+        }
+
+        // 5: infrastructure trouble waits; a delivered order is never rolled back.
+        if let Some(origin) = f.started_by() {
+            agreed.checked += 1;
+            if origin.kind == FailureKind::Infrastructure {
+                agreed.violated(
+                    id,
+                    format!(
+                        "{} because {} failed with {}, infrastructure trouble that must be waited out",
+                        outcome.label(),
+                        origin.step,
+                        origin.error
+                    ),
+                );
+            }
+            let delivered = f.record.as_ref().is_some_and(|r| r.delivery.is_some());
+            if delivered && matches!(outcome, Outcome::Failed | Outcome::Cancelled) {
+                agreed.violated(
+                    id,
+                    format!("{} although its delivery was recorded", outcome.label()),
+                );
+            }
         }
 
         // 4: completed orders whole.
@@ -665,7 +748,7 @@ pub fn check(
             );
         }
     }
-    vec![lost, twice, undone, keys, whole]
+    vec![lost, twice, undone, keys, whole, agreed]
 }
 
 fn statuses(entries: &[crate::faults::Entry]) -> Vec<&str> {
@@ -775,6 +858,77 @@ mod tests {
         let f = facts(OrderStatus::Completed, completed_ledger(), vec![]);
         assert_eq!(violations(std::slice::from_ref(&f)), []);
         assert_eq!(f.seconds_to_end(), Some(4.5));
+    }
+
+    fn failed_because(step: &str, error: &str) -> OrderFacts {
+        let mut f = facts(OrderStatus::Failed, OrderLedger::default(), vec![]);
+        if let Some(record) = f.record.as_mut() {
+            record.failure = Some(order_core::store::Failure {
+                step: step.into(),
+                error: error.into(),
+                reason: "why".into(),
+                at: "2026-01-01T00:00:04.500Z".into(),
+            });
+        }
+        f
+    }
+
+    #[test]
+    fn an_order_rolled_back_for_infrastructure_trouble_breaks_invariant_5_and_a_refusal_does_not() {
+        let found = violations(&[failed_because("ArrangeShipment", "Events.Unavailable")]);
+        assert!(
+            found
+                .iter()
+                .any(|(n, w)| *n == "5"
+                    && w.contains("ArrangeShipment failed with Events.Unavailable")),
+            "{found:?}"
+        );
+        let crashed = violations(&[failed_because("TakePayment", "Runtime.ExitError")]);
+        assert!(crashed.iter().any(|(n, _)| *n == "5"), "{crashed:?}");
+        let declined = failed_because("TakePayment", "Payment.Declined");
+        assert!(!violations(&[declined.clone()])
+            .iter()
+            .any(|(n, _)| *n == "5"));
+        assert_eq!(
+            declined.started_by().map(|o| o.kind),
+            Some(FailureKind::Business)
+        );
+        let late = failed_because("AwaitDelivery", "States.Timeout");
+        assert!(!violations(&[late]).iter().any(|(n, _)| *n == "5"));
+    }
+
+    #[test]
+    fn a_parked_order_is_explained_by_its_dead_letter_and_a_delivered_one_is_never_rolled_back() {
+        let mut parked = facts(OrderStatus::Shipped, OrderLedger::default(), vec![]);
+        parked.dead_letters = vec![DeadLetterBody {
+            order_id: ID.into(),
+            execution_arn: None,
+            failed_step: Some("CompleteOrder".into()),
+            error: Some("Store.Unavailable".into()),
+            cause: None,
+            at: None,
+            source: "workflow".into(),
+        }];
+        assert_eq!(parked.outcome(), Outcome::DeadLettered);
+        assert!(violations(&[parked])
+            .iter()
+            .any(|(n, w)| *n == "5" && w.contains("CompleteOrder")));
+
+        let mut delivered = failed_because("AwaitDelivery", "Shipment.Rejected");
+        if let Some(record) = delivered.record.as_mut() {
+            record.delivery = Some(order_core::store::Delivery {
+                shipment_id: "shp-1".into(),
+                event_id: "evt-1".into(),
+                delivered_at: "2026-01-01T00:00:03.000Z".into(),
+            });
+        }
+        let found = violations(&[delivered]);
+        assert!(
+            found
+                .iter()
+                .any(|(n, w)| *n == "5" && w.contains("delivery was recorded")),
+            "{found:?}"
+        );
     }
 
     #[test]

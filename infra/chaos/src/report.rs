@@ -380,6 +380,23 @@ impl Display for Report {
                     .collect::<String>()
             )?;
         }
+        let origins = self.audit.origins();
+        if !origins.is_empty() {
+            writeln!(
+                f,
+                "  what started the orders that did not complete (only business may roll back or park):"
+            )?;
+            for ((origin, outcome), n) in &origins {
+                writeln!(
+                    f,
+                    "    {:<14} {:<26} {:<22} -> {:<26} {n:>5}",
+                    origin.kind.as_str(),
+                    origin.step,
+                    origin.error,
+                    outcome.label()
+                )?;
+            }
+        }
         writeln!(
             f,
             "  {:<34} {:>6}",
