@@ -12,7 +12,9 @@ VENV       := .venv
 STACK_DIR  ?= .local/stack
 TEST_STACK ?= target/test-stack
 CHAOS_STACK ?= target/chaos-stack
-CHAOS_ORDERS ?= 1000
+# make chaos: PROFILE=default (1,000 orders) or storm (200); CHAOS_ORDERS=N overrides the count.
+PROFILE ?= default
+CHAOS_ORDERS ?=
 CARGO      ?= cargo
 LOCAL      := target/debug/local-stack
 # The emulator of `make up` / `make demo`: moto (development: cargo lambda watch, reloads)
@@ -193,8 +195,8 @@ test-ministack: ARCH := $(HOST_ARCH)
 test-ministack: venv ministack-venv contract-venv build package ## The suites that run on MiniStack (end-to-end, API, contract, events, IAM, the 100-order chaos run; template.yaml deployed through its CloudFormation)
 	@$(RUN_MINISTACK_TESTS)
 
-chaos: venv build ## Orders (CHAOS_ORDERS) under faults, an outage and crashes: proves none lost, none done twice
-	$(LOCAL) exec --dir $(CHAOS_STACK) --free-ports --no-reload -- target/debug/chaos --orders $(CHAOS_ORDERS)
+chaos: venv build ## Orders under faults, an outage and crashes (PROFILE=storm: our own infrastructure throttled and down instead): proves none lost, none done twice, none rolled back for infrastructure trouble
+	$(LOCAL) exec --dir $(CHAOS_STACK) --free-ports --no-reload -- target/debug/chaos --profile $(PROFILE) $(if $(CHAOS_ORDERS),--orders $(CHAOS_ORDERS))
 
 # make bench measures what runs here: the bootstraps make package builds for this machine,
 # beside a no-op lambda_runtime bootstrap built the same way (cargo lambda, release); then,

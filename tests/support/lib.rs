@@ -147,6 +147,33 @@ impl Stack {
         format!("{}/webhooks/courier", env("COURIER_WEBHOOK_URL"))
     }
 
+    /// Makes the invoke router answer AWS calls with AWS's own throttling or outage errors
+    /// (`PUT /__faults`, `infra/invoke-router/src/faults.rs`): `rules` as that endpoint
+    /// takes them. Every rule lasts its `seconds` and then expires by itself, so a test
+    /// that fails midway leaves nothing behind. The moto stack only (MiniStack's functions
+    /// call MiniStack directly).
+    pub async fn inject_aws_faults(&self, rules: Value) {
+        let url = format!("{}/__faults", self.endpoint());
+        let body = serde_json::json!({ "rules": rules });
+        let reply = http().put(&url).json(&body).send().await;
+        let reply = reply.unwrap_or_else(|error| panic!("PUT {url}: {error}"));
+        let status = reply.status();
+        let text = reply.text().await.unwrap_or_default();
+        assert!(status.is_success(), "PUT {url} {body}: {status} {text}");
+    }
+
+    /// Ends every fault [`Stack::inject_aws_faults`] set.
+    pub async fn clear_aws_faults(&self) {
+        let url = format!("{}/__faults", self.endpoint());
+        let reply = http().delete(&url).send().await;
+        let reply = reply.unwrap_or_else(|error| panic!("DELETE {url}: {error}"));
+        assert!(
+            reply.status().is_success(),
+            "DELETE {url}: {}",
+            reply.status()
+        );
+    }
+
     /// The partner simulator's base URL (its admin API and ledger).
     pub fn partner_simulator_url(&self) -> String {
         env("PARTNER_SIMULATOR_URL")
@@ -291,6 +318,25 @@ impl Stack {
             }
         }
         names
+    }
+
+    /// Polls the execution's history until it has entered every state of `names`, for up
+    /// to 90 s; returns the states it entered, in order.
+    pub async fn wait_for_states(&self, arn: &str, names: &[&str]) -> Vec<String> {
+        eventually(
+            &format!("execution {arn} entering {names:?}"),
+            Duration::from_secs(90),
+            Duration::from_millis(250),
+            || async move {
+                let entered = self.states_entered(arn).await;
+                if names.iter().all(|name| entered.iter().any(|s| s == name)) {
+                    Ok(entered)
+                } else {
+                    Err(format!("{entered:?}"))
+                }
+            },
+        )
+        .await
     }
 
     /// Polls `GET /orders/{id}` until `ready` holds for its view, for up to 90 s.

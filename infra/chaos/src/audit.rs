@@ -886,7 +886,7 @@ mod tests {
         let crashed = violations(&[failed_because("TakePayment", "Runtime.ExitError")]);
         assert!(crashed.iter().any(|(n, _)| *n == "5"), "{crashed:?}");
         let declined = failed_because("TakePayment", "Payment.Declined");
-        assert!(!violations(&[declined.clone()])
+        assert!(!violations(std::slice::from_ref(&declined))
             .iter()
             .any(|(n, _)| *n == "5"));
         assert_eq!(

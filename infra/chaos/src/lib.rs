@@ -26,6 +26,7 @@ pub mod processes;
 pub mod report;
 pub mod rng;
 pub mod settle;
+pub mod storm;
 
 pub use env::ChaosEnv;
 pub use report::Report;
@@ -64,6 +65,9 @@ pub struct Options {
     /// watch stops serving altogether (see [`load`]); the rate then drops and the report
     /// says how long placement was held.
     pub max_running: usize,
+    /// Our own infrastructure in trouble mid-run (`--profile storm`): instead of the
+    /// partner outage, the invoke router throttles DynamoDB and takes the event bus down.
+    pub storm: Option<storm::Storm>,
 }
 
 impl Default for Options {
@@ -80,6 +84,7 @@ impl Default for Options {
             mix: load::Mix::default(),
             settle_timeout: Duration::from_secs(30 * 60),
             max_running: 60,
+            storm: None,
         }
     }
 }
@@ -222,6 +227,9 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
     let planned = Duration::from_secs_f64(options.orders as f64 / options.rate);
     let load_started = Instant::now();
     let outage = async {
+        if options.storm.is_some() {
+            return Ok(None);
+        }
         tokio::time::sleep(planned.mul_f64(0.4)).await;
         let at = load_started.elapsed();
         progress(&format!(
@@ -231,7 +239,18 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
         ));
         faults::put_first(&simulator, options.faults.outage_rule())
             .await
-            .map(|()| at)
+            .map(|()| Some(at))
+    };
+    let storm = async {
+        let Some(storm) = &options.storm else {
+            return Ok(None);
+        };
+        tokio::time::sleep(planned.mul_f64(storm.at)).await;
+        progress(&format!("storm: {} from now", storm.describe().join("; ")));
+        storm
+            .blow(&clients.http, &env.aws_endpoint_url)
+            .await
+            .map(Some)
     };
     let kills = async {
         let mut killed = Vec::new();
@@ -293,10 +312,11 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
         options.rate,
         backpressure,
     );
-    let (load, outage_at, kills) = tokio::join!(placing, outage, kills);
+    let (load, outage_at, kills, storm_counts) = tokio::join!(placing, outage, kills, storm);
     counting.abort();
     let load = load?;
     let outage_at = outage_at?;
+    let storm_counts = storm_counts?;
     let instances_after = watch
         .map(|pid| processes::count_by_function(&processes::instances(pid)))
         .unwrap_or_default();
@@ -398,11 +418,20 @@ pub async fn run(options: &Options, env: &ChaosEnv) -> Result<Report, ChaosError
         rate: options.rate,
         seed: options.seed,
         run_id,
-        fault_plan: options.faults.describe(),
+        fault_plan: match &options.storm {
+            Some(storm) => {
+                let mut plan = options.faults.describe();
+                plan.retain(|line| !line.contains("outage"));
+                plan.extend(storm.describe());
+                plan
+            }
+            None => options.faults.describe(),
+        },
         wall: started.elapsed(),
         phases,
         load,
-        outage_at: Some(outage_at),
+        outage_at,
+        storm: storm_counts,
         kills,
         instances_before,
         instances_after,

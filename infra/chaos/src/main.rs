@@ -20,9 +20,15 @@ use std::time::Duration;
     about = "Places orders through the local stack under partner faults, an outage and killed function instances, then proves that no accepted order was lost and no partner effect happened twice"
 )]
 struct Cli {
-    /// How many orders to place.
-    #[arg(long, default_value_t = 1000)]
-    orders: usize,
+    /// What the run does to the stack: `default`, partner faults, a partner outage and
+    /// killed function instances (1,000 orders); `storm`, partner faults and our own
+    /// infrastructure in trouble mid-run, DynamoDB throttled and the event bus down, with
+    /// no outage or kills (200 orders; the moto stack's invoke router injects it).
+    #[arg(long, value_enum, default_value_t = Profile::Default)]
+    profile: Profile,
+    /// How many orders to place (default: 1,000; 200 for the storm).
+    #[arg(long)]
+    orders: Option<usize>,
     /// Orders per second.
     #[arg(long, default_value_t = chaos::DEFAULT_RATE)]
     rate: f64,
@@ -36,9 +42,10 @@ struct Cli {
     /// The stack.env of a running stack; by default the environment (`local-stack exec`).
     #[arg(long)]
     env_file: Option<PathBuf>,
-    /// Rounds of killed function instances during the load (0: none).
-    #[arg(long, default_value_t = 3)]
-    kill_rounds: usize,
+    /// Rounds of killed function instances during the load (0: none; default 3, none
+    /// for the storm).
+    #[arg(long)]
+    kill_rounds: Option<usize>,
     /// Function instances killed per round.
     #[arg(long, default_value_t = 4)]
     kills_per_round: usize,
@@ -51,6 +58,12 @@ struct Cli {
     /// No order is placed while this many executions run (the stack's capacity).
     #[arg(long, default_value_t = 60)]
     max_running: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Profile {
+    Default,
+    Storm,
 }
 
 #[tokio::main]
@@ -67,12 +80,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let storm = cli.profile == Profile::Storm;
     let mut options = Options {
-        orders: cli.orders,
+        orders: cli.orders.unwrap_or(if storm { 200 } else { 1000 }),
         rate: cli.rate,
         seed: cli.seed,
         run_id: cli.run_id.clone(),
-        kill_rounds: cli.kill_rounds,
+        kill_rounds: cli.kill_rounds.unwrap_or(if storm { 0 } else { 3 }),
+        storm: storm.then(chaos::storm::Storm::default),
         kills_per_round: cli.kills_per_round,
         settle_timeout: Duration::from_secs(cli.settle_minutes.saturating_mul(60)),
         max_running: cli.max_running.max(1),

@@ -28,6 +28,8 @@ pub struct Report {
     pub load: LoadOutcome,
     /// When the outage started, since the start of the load.
     pub outage_at: Option<Duration>,
+    /// The infrastructure storm, when the run had one: when, and what the router faulted.
+    pub storm: Option<crate::storm::StormCounts>,
     pub kills: Vec<Killed>,
     /// Live instances per function before the first kill and after the load.
     pub instances_before: BTreeMap<String, usize>,
@@ -67,6 +69,40 @@ impl Report {
         }
         seconds.sort_by(f64::total_cmp);
         Some((percentile(&seconds, 0.50), percentile(&seconds, 0.95)))
+    }
+
+    /// Placement to end of the orders in flight during the storm (how many, p50, max) and
+    /// of the others (how many, p50): how long the storm made orders wait.
+    #[allow(clippy::type_complexity)]
+    pub fn storm_waits(&self) -> Option<((usize, f64, f64), (usize, f64))> {
+        let storm = self.storm.as_ref()?;
+        let (mut during, mut others) = (Vec::new(), Vec::new());
+        for facts in &self.audit.facts {
+            let (Some(record), Some(seconds)) = (facts.record.as_ref(), facts.seconds_to_end())
+            else {
+                continue;
+            };
+            // RFC 3339 in UTC to the millisecond: the strings order as the times do.
+            let overlapped = record.created_at.as_str() < storm.ended.as_str()
+                && record.updated_at.as_str() > storm.began.as_str();
+            if overlapped {
+                during.push(seconds);
+            } else {
+                others.push(seconds);
+            }
+        }
+        during.sort_by(f64::total_cmp);
+        others.sort_by(f64::total_cmp);
+        let max = *during.last()?;
+        let others_p50 = if others.is_empty() {
+            0.0
+        } else {
+            percentile(&others, 0.5)
+        };
+        Some((
+            (during.len(), percentile(&during, 0.5), max),
+            (others.len(), others_p50),
+        ))
     }
 
     /// Ended orders per minute, from the first order's creation to the last one's end.
@@ -156,6 +192,19 @@ impl Display for Report {
         }
         if let Some(at) = self.outage_at {
             writeln!(f, "  outage started {} into the load", duration(at))?;
+        }
+        if let Some(storm) = &self.storm {
+            writeln!(f, "  storm from {} to {}", storm.began, storm.ended)?;
+            for (rule, matched, faulted) in &storm.rules {
+                writeln!(f, "    {rule}: {faulted} of {matched} requests faulted")?;
+            }
+            match self.storm_waits() {
+                Some(((during, during_p50, during_max), (others, others_p50))) => writeln!(
+                    f,
+                    "  how long orders waited because of the storm: the {during} in flight during it took p50 {during_p50:.1} s, max {during_max:.1} s from placement to end; the {others} others p50 {others_p50:.1} s"
+                )?,
+                None => writeln!(f, "  no order ended that was in flight during the storm")?,
+            }
         }
         let total = self.partner_requests.total;
         let injected = self.faults_injected;
