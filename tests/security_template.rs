@@ -343,7 +343,10 @@ fn no_parameter_or_environment_variable_holds_a_secret() {
 /// A parameter's default, as a number.
 fn default_number(document: &Value, parameter: &str) -> u64 {
     let value = &document["Parameters"][parameter]["Default"];
-    match value.as_u64().or_else(|| value.as_str().and_then(|s| s.parse().ok())) {
+    match value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+    {
         Some(number) => number,
         None => panic!("the parameter {parameter} has no numeric default: {value}"),
     }
@@ -358,7 +361,11 @@ fn each_throttled_function_has_the_concurrency_for_every_request_its_stage_lets_
     let document = translated_document();
     let resources = translated_template();
     for (function, reserved, burst) in [
-        ("OrdersApiFunction", "ApiReservedConcurrency", "ApiThrottlingBurstLimit"),
+        (
+            "OrdersApiFunction",
+            "ApiReservedConcurrency",
+            "ApiThrottlingBurstLimit",
+        ),
         (
             "CourierWebhookFunction",
             "WebhookReservedConcurrency",
