@@ -329,6 +329,7 @@ async fn show(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
         print_json(&json!({
             "order": OrderView::of(&order, &steps, Audience::Operator),
             "executions": executions,
+            "outage_waits": timeline::outage_waits(&rows),
             "timeline": rows,
         }));
         return Ok(Exit::Ok);
@@ -362,6 +363,23 @@ async fn show(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
                 .map(|p| format!("{} ({})", p.reason, output::time(&p.at))),
         ),
     );
+    if let Some(waits) = timeline::outage_waits(&rows) {
+        field(
+            "outage waits",
+            format!(
+                "{} by {}: {} met {}{} (infrastructure trouble is waited out, never rolled back)",
+                waits.waits,
+                waits.execution,
+                waits.step,
+                waits.error.as_deref().unwrap_or("an error"),
+                if waits.waiting_now {
+                    "; waiting now"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
     if executions.is_empty() {
         field("executions", "none".to_owned());
     }

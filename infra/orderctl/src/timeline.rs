@@ -314,6 +314,72 @@ fn message_of(cause: &str) -> String {
         .unwrap_or_else(|| cause.to_owned())
 }
 
+/// What an execution's outage loop shows an operator: the workflow met infrastructure
+/// trouble (a partner's or our own outage or throttling, a crash) past a step's fast
+/// retries and waits it out instead of rolling the order back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutageWaits {
+    /// The execution that waited.
+    pub execution: String,
+    /// The step that met the trouble last, and its last error before it waited.
+    pub step: String,
+    pub error: Option<String>,
+    /// Outage waits the execution has begun (each `config.outage_wait_seconds` long; the
+    /// budget is `config.outage_waits_allowed`).
+    pub waits: u32,
+    /// Whether its latest state is the wait itself: it is waiting right now.
+    pub waiting_now: bool,
+}
+
+/// The outage waits of the latest execution among `rows` (a timeline), if it waited.
+pub fn outage_waits(rows: &[Row]) -> Option<OutageWaits> {
+    let latest = rows
+        .iter()
+        .filter(|r| r.kind == RowKind::Execution && r.event == "started")
+        .max_by_key(|r| r.at)?
+        .source
+        .clone();
+    let mut found: Option<OutageWaits> = None;
+    let mut last_error: Option<String> = None;
+    let mut last_state: Option<&str> = None;
+    for row in rows
+        .iter()
+        .filter(|r| r.kind == RowKind::Execution && r.source == latest)
+    {
+        if row.event == "failed" || row.event == "timed out" {
+            last_error = row.error.clone();
+        }
+        if row.event != "entered" {
+            continue;
+        }
+        let state = row.state.as_deref().unwrap_or_default();
+        last_state = Some(state);
+        if let Some(step) = state
+            .strip_prefix("Note")
+            .and_then(|s| s.strip_suffix("Outage"))
+        {
+            let waits = found.as_ref().map_or(0, |f| f.waits);
+            found = Some(OutageWaits {
+                execution: latest.clone(),
+                step: step.to_owned(),
+                error: last_error.clone(),
+                waits,
+                waiting_now: false,
+            });
+        } else if state == OUTAGE_WAIT_STATE {
+            if let Some(found) = found.as_mut() {
+                found.waits += 1;
+            }
+        }
+    }
+    let mut found = found.filter(|f| f.waits > 0)?;
+    found.waiting_now = last_state == Some(OUTAGE_WAIT_STATE);
+    Some(found)
+}
+
+/// The definition's one outage wait (`infra/statemachine/order-workflow.asl.yaml`).
+pub const OUTAGE_WAIT_STATE: &str = "WaitOutOutage";
+
 /// A Step Functions time as a chrono time.
 pub fn smithy_time(time: &aws_sdk_sfn::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(time.secs(), time.subsec_nanos())
@@ -330,6 +396,59 @@ pub fn merge(groups: Vec<Vec<Row>>) -> Vec<Row> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entered_state(at: i64, source: &str, state: &str) -> Row {
+        Row::new(
+            DateTime::from_timestamp(at, 0),
+            RowKind::Execution,
+            source,
+            "entered",
+        )
+        .state(state)
+    }
+
+    #[test]
+    fn an_execution_waiting_out_trouble_shows_its_step_error_and_waits_and_an_earlier_one_does_not_count(
+    ) {
+        let at = |s| DateTime::from_timestamp(s, 0);
+        let id = "ord-1";
+        let resumed = "ord-1-r1";
+        let rows = vec![
+            Row::new(at(0), RowKind::Execution, id, "started"),
+            entered_state(1, id, "NoteTakePaymentOutage"),
+            entered_state(2, id, OUTAGE_WAIT_STATE),
+            Row::new(at(10), RowKind::Execution, resumed, "started"),
+            entered_state(11, resumed, "ArrangeShipment"),
+            Row::new(at(12), RowKind::Execution, resumed, "failed")
+                .state("ArrangeShipment")
+                .error(Some("Events.Unavailable".into()), None),
+            entered_state(13, resumed, "NoteArrangeShipmentOutage"),
+            entered_state(14, resumed, "OutageWaitsLeft"),
+            entered_state(15, resumed, OUTAGE_WAIT_STATE),
+        ];
+        let waits = outage_waits(&rows);
+        assert_eq!(
+            waits,
+            Some(OutageWaits {
+                execution: resumed.into(),
+                step: "ArrangeShipment".into(),
+                error: Some("Events.Unavailable".into()),
+                waits: 1,
+                waiting_now: true,
+            })
+        );
+        let mut went_on = rows.clone();
+        went_on.push(entered_state(20, resumed, "ArrangeShipment"));
+        assert_eq!(
+            outage_waits(&went_on).map(|w| (w.waits, w.waiting_now)),
+            Some((1, false))
+        );
+        assert_eq!(
+            outage_waits(&rows[..3]).map(|w| w.step),
+            Some("TakePayment".into())
+        );
+        assert_eq!(outage_waits(&rows[..2]), None, "no wait begun yet");
+    }
     use aws_sdk_sfn::primitives::DateTime as SfnTime;
     use aws_sdk_sfn::types::{
         HistoryEvent, HistoryEventType, StateEnteredEventDetails, TaskFailedEventDetails,

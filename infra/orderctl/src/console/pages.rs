@@ -258,6 +258,14 @@ pub fn order(page: &OrderPage<'_>) -> Markup {
                     span.reason { (failure.reason) } span.muted { " (" (time(&failure.at)) ")" }
                 }
             }
+            @if let Some(waits) = crate::timeline::outage_waits(page.rows) {
+                div.notice.waiting {
+                    strong { "Waiting out infrastructure trouble: " } (waits.step) " met " code { (waits.error.as_deref().unwrap_or("an error")) }
+                    "; " (waits.waits) " outage wait(s) by " span.mono { (waits.execution) }
+                    @if waits.waiting_now { " — waiting now" }
+                    span.muted { " (never rolled back for it; a spent budget goes to the dead-letter queue)" }
+                }
+            }
             @if let Some(parked) = &order.parked {
                 div.failure { strong { "Parked for an operator: " } (parked.reason) span.muted { " (" (time(&parked.at)) ")" } }
             }
