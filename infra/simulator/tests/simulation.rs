@@ -25,11 +25,6 @@ fn without_ids(text: &str) -> String {
     out
 }
 
-fn failing(report: &Report) -> String {
-    let options = Options::new(report.seed, report.orders);
-    simulator::explain(&options, report)
-}
-
 /// Runs `orders` orders of `seed` under `faults` and checks that the run breaks no
 /// invariant.
 fn clean_run(definition: &Definition, seed: u64, orders: usize, faults: &Faults) -> Report {
@@ -37,8 +32,12 @@ fn clean_run(definition: &Definition, seed: u64, orders: usize, faults: &Faults)
         faults: faults.clone(),
         ..Options::new(seed, orders)
     };
-    let report = simulator::run(definition, options).expect("the run");
-    assert!(report.violations.is_empty(), "{}", failing(&report));
+    let report = simulator::run(definition, options.clone()).expect("the run");
+    assert!(
+        report.violations.is_empty(),
+        "{}",
+        simulator::explain(&options, &report)
+    );
     report
 }
 
@@ -88,6 +87,43 @@ fn ten_thousand_orders_over_a_hundred_seeds_break_no_invariant() {
         orders += report.orders;
     });
     assert_eq!(orders, 10_000);
+}
+
+#[test]
+fn our_infrastructure_fails_in_windows_of_every_kind_and_most_seeds_meet_several() {
+    let definition = definition();
+    let mut met = std::collections::BTreeMap::new();
+    let mut seeds_meeting_three_kinds = 0;
+    for seed in 1..=10 {
+        let options = Options {
+            faults: Faults::with_infrastructure_faults(),
+            ..Options::new(seed, 100)
+        };
+        let report = simulator::run(&definition, options).expect("the run");
+        let kinds = (report.tally.iter())
+            .filter(|(what, _)| what.starts_with("window: "))
+            .inspect(|(what, n)| *met.entry(**what).or_insert(0) += *n)
+            .count();
+        seeds_meeting_three_kinds += usize::from(kinds >= 3);
+        for what in [
+            "the API answered 503, the merchant sends the request again",
+            "reconciler: a run failed on our infrastructure",
+        ] {
+            *met.entry(what).or_insert(0) += tallied(&report, what);
+        }
+    }
+    assert_eq!(
+        met.keys()
+            .filter(|what| what.starts_with("window: "))
+            .count(),
+        5,
+        "{met:?}"
+    );
+    assert!(met.values().all(|n| *n > 0), "{met:?}");
+    assert!(
+        seeds_meeting_three_kinds >= 6,
+        "{seeds_meeting_three_kinds} of 10 seeds met three kinds of window"
+    );
 }
 
 #[test]
@@ -181,7 +217,11 @@ fn a_late_await_delivery_copy_still_replaces_the_task_token_and_only_the_reconci
     };
     assert!(simulator::replay_command(&options).ends_with("--late-callback-copies"));
     let report = simulator::run(&definition(), options.clone()).expect("the run");
-    assert!(report.violations.is_empty(), "{}", failing(&report));
+    assert!(
+        report.violations.is_empty(),
+        "{}",
+        simulator::explain(&options, &report)
+    );
     let trace = report.trace(56);
     for line in [
         "duplicate false, resumed Some(false)",

@@ -120,7 +120,7 @@ impl<'d> World<'d> {
     }
 
     pub(super) fn webhook(&mut self, order: usize, tries: u32) -> Result<(), SimError> {
-        let id = self.ids[order].clone();
+        let id = self.id(order)?;
         let event = CourierEvent {
             event_id: format!("evt-{id}"),
             kind: delivery::DELIVERED.to_owned(),

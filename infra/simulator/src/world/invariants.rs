@@ -1,10 +1,9 @@
 //! The saga's invariants, checked for every order after the run (see the crate
 //! documentation for the list).
 
-use super::{finish, Outcome, SimError, World};
+use super::{Outcome, SimError, World};
 use crate::partners::UNDO;
 use order_core::events::{Lifecycle, OrderEvent};
-use order_core::store::Ledger;
 use order_core::{OrderKind, OrderStatus};
 use std::collections::BTreeMap;
 
@@ -24,8 +23,12 @@ impl<'d> World<'d> {
             }
         }
         for (order, failed) in failed.iter().enumerate() {
+            // Never stored: the merchant was told (503) and gave up; there is no order.
+            if self.seen[order].never_placed {
+                continue;
+            }
             let exec = self.latest[order];
-            let id = self.ids[order].clone();
+            let id = self.id(order)?;
             let status = self.status(order)?;
             let taken =
                 |op: &'static str| effects.get(&(id.clone(), op)).cloned().unwrap_or_default();
@@ -120,10 +123,7 @@ impl<'d> World<'d> {
                 );
             }
             if status == OrderStatus::Completed {
-                let kind = finish(self.env.ledger.get_order(&id))?
-                    .ok()
-                    .flatten()
-                    .map(|o| o.order.kind);
+                let kind = Some(self.record(order)?.order.kind);
                 let mut needed = vec!["reserve", "provision", "ship"];
                 if kind == Some(OrderKind::Replacement) {
                     needed.extend(["deactivate", "return_label"]);

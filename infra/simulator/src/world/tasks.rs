@@ -1,4 +1,5 @@
-//! Task states: an attempt invokes the real handler (sometimes twice, sometimes throttled),
+//! Task states: an attempt invokes the real handler (sometimes twice, sometimes throttled,
+//! every attempt throttled inside Lambda's throttling windows),
 //! the invocation is polled at its control points (where it may crash or overrun), its
 //! result is heard or ignored, and Retry (full jitter) and Catch decide what follows.
 
@@ -6,7 +7,7 @@ use super::{Event, Outcome, SimError, World};
 use crate::definition::{matches, Next, Resource, State, Task, Timeout};
 use crate::handlers::{invoke, Invocation, FUNCTION_TIMEOUT_MS};
 use crate::paths::{self, PathError};
-use crate::world::lock;
+use crate::world::{lock, Service};
 use order_core::activity::ActivityOutput;
 use order_core::ActivityError;
 use serde_json::{json, Value};
@@ -94,11 +95,15 @@ impl<'d> World<'d> {
             ),
         );
         self.executions[exec].waiting = Some(attempt);
-        if self.shared.chance(self.options.faults.throttled) {
+        let window = self.shared.fails(Service::LambdaThrottling);
+        if window || self.shared.chance(self.options.faults.throttled) {
             self.shared.count("invocation throttled by Lambda");
             self.note(
                 exec,
-                "  Lambda throttled the invocation (Lambda.TooManyRequestsException)".into(),
+                format!(
+                    "  Lambda throttled the invocation (Lambda.TooManyRequestsException){}",
+                    if window { ", a throttling window" } else { "" }
+                ),
             );
             return self.task_failed(
                 exec,
