@@ -35,7 +35,9 @@
 //! partner effect twice; a FAILED, CANCELLED or REJECTED order has every effect undone,
 //! after it was taken; a COMPLETED order has every effect of its kind once and nothing
 //! undone; no order left DELIVERED; a repeated API key gives the same order; every
-//! status change written is one `OrderStatus::check_transition` allows.
+//! status change written is one `OrderStatus::check_transition` allows; no order whose
+//! partners all agreed is ever rolled back, dead-lettered or parked (what our
+//! infrastructure or a partner's transient trouble does to an order must be waited out).
 
 pub mod bus;
 pub mod definition;
@@ -50,8 +52,8 @@ pub use definition::Definition;
 pub use handlers::FUNCTION_TIMEOUT_MS;
 pub use partners::DropKeyOf;
 pub use world::{
-    reconcile_options, Faults, Options, Report, SimError, Windows, World, MAX_RESUMES,
-    RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT,
+    reconcile_options, Faults, Options, Report, SimError, Windows, World, AGREED_ORDER,
+    MAX_RESUMES, RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT,
 };
 
 /// Runs one seed.

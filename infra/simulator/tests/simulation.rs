@@ -2,7 +2,7 @@
 //! saga under seeded faults and interleavings break no invariant, a seed replays exactly,
 //! and a bug planted on purpose is found with a seed that replays it.
 
-use simulator::{Definition, DropKeyOf, Faults, Options, Report};
+use simulator::{Definition, DropKeyOf, Faults, Options, Report, AGREED_ORDER};
 
 fn definition() -> Definition {
     Definition::of_repository().expect("the repository's definition loads")
@@ -210,15 +210,27 @@ fn a_late_await_delivery_copy_still_replaces_the_task_token_and_only_the_reconci
     // reconciler ran in the simulation; its draws moved the race to seed 275.) The late
     // copy's token replaces the current attempt's, the courier's delivery resumes nothing,
     // the wait times out (14 days on AWS), the compensation cannot undo a delivered order
-    // and dead-letters it; only the reconciler's resume completes it.
+    // and dead-letters it; only the reconciler's resume completes it. The agreed-orders
+    // invariant sees what the race does to an order nobody refused, and nothing else
+    // breaks.
     let options = Options {
         faults: Faults::with_late_callback_copies(),
         ..Options::new(275, 100)
     };
     assert!(simulator::replay_command(&options).ends_with("--late-callback-copies"));
     let report = simulator::run(&definition(), options.clone()).expect("the run");
-    assert!(
-        report.violations.is_empty(),
+    assert_eq!(
+        report.violations,
+        [
+            (
+                56,
+                format!("{AGREED_ORDER} it was rolled back (CancelShipment started)")
+            ),
+            (
+                56,
+                format!("{AGREED_ORDER} it was dead-lettered at CancelShipment (Order.Conflict)")
+            ),
+        ],
         "{}",
         simulator::explain(&options, &report)
     );
@@ -288,7 +300,9 @@ fn a_choice_on_a_variable_that_is_not_there_fails_the_execution_which_is_found_t
     assert_eq!(
         violations(&report),
         [
-            "an execution failed with States.Runtime: state Check: the Choice rule's variable $.nothing is not in the input"
+            "an execution failed with States.Runtime: state Check: the Choice rule's variable $.nothing is not in the input",
+            "all its partners agreed, yet it ended ACCEPTED, not COMPLETED",
+            "all its partners agreed, yet the reconciler parked it (order is ACCEPTED: its execution ended FAILED, and it was resumed 3 times already (the most the reconciler tries))",
         ]
     );
     assert!(report
@@ -302,7 +316,8 @@ fn a_choice_on_a_variable_that_is_not_there_fails_the_execution_which_is_found_t
     assert_eq!(
         violations(&report),
         [
-            "lost: the execution failed with States.Runtime: state Check: the Choice rule's variable $.nothing is not in the input"
+            "lost: the execution failed with States.Runtime: state Check: the Choice rule's variable $.nothing is not in the input",
+            "all its partners agreed, yet it ended ACCEPTED, not COMPLETED",
         ]
     );
 }
@@ -449,4 +464,77 @@ fn the_simulated_reconciler_runs_with_the_templates_options() {
         let reference = serde_yaml::to_string(&environment[variable]).unwrap_or_default();
         assert!(reference.contains(parameter), "{variable}: {reference}");
     }
+}
+
+#[test]
+fn an_order_rolled_back_because_lambda_throttled_it_is_found_though_every_partner_agreed() {
+    // A definition that rolls back on any error, Lambda's throttling among them.
+    let value = serde_json::json!({
+        "StartAt": "ValidateOrder",
+        "States": {
+            "ValidateOrder": {
+                "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "${ValidateOrderFunctionVersionArn}",
+                               "Payload": {"order_id.$": "$.order_id"}},
+                "TimeoutSeconds": 20,
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure",
+                           "Next": "ReleaseStock"}],
+                "End": true},
+            "ReleaseStock": {
+                "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "${ReleaseStockFunctionVersionArn}",
+                               "Payload": {"order_id.$": "$.order_id",
+                                           "failed_step": "ValidateOrder",
+                                           "error.$": "$.failure.Error",
+                                           "cause.$": "$.failure.Cause"}},
+                "TimeoutSeconds": 20,
+                "End": true}
+        }
+    });
+    let definition = Definition::from_value(&value).expect("the definition loads");
+    let throttled = Options {
+        faults: faults(|f| {
+            f.throttled = 1.0;
+            f.cancel = 0.0;
+            f.refusal = 0.0;
+        }),
+        reconciler: false,
+        ..Options::new(1, 1)
+    };
+    let report = simulator::run(&definition, throttled).expect("the run");
+    let found = violations(&report);
+    for broken in [
+        format!("{AGREED_ORDER} it was rolled back (ReleaseStock started)"),
+        format!("{AGREED_ORDER} it ended ACCEPTED, not COMPLETED"),
+    ] {
+        assert!(found.contains(&broken.as_str()), "{broken} in {found:?}");
+    }
+}
+
+#[test]
+fn orders_a_partner_refused_or_the_merchant_cancelled_are_rolled_back_without_breaking_the_agreed_orders_rule(
+) {
+    // Business failures only: nothing that must be waited out fails.
+    let business_only = faults(|f| {
+        f.refusal = 0.5;
+        f.cancel = 0.5;
+        f.partner_transient = 0.0;
+        f.partner_timeout_after_acting = 0.0;
+        f.outages_per_hour = 0.0;
+        f.store_unavailable = 0.0;
+        f.crash = 0.0;
+        f.overrun = 0.0;
+        f.throttled = 0.0;
+        f.result_lost = 0.0;
+    });
+    let mut undone = 0;
+    each_clean_run(1..=5, 50, &business_only, |report| {
+        undone += report
+            .outcomes
+            .iter()
+            .filter(|(end, _)| ["FAILED", "CANCELLED"].contains(&end.as_str()))
+            .map(|(_, n)| n)
+            .sum::<usize>();
+    });
+    assert!(undone > 50, "{undone} orders undone");
 }

@@ -79,6 +79,7 @@ impl<'d> World<'d> {
             let faults = self.options.faults.clone();
             if self.shared.chance(faults.delivery_lost) {
                 self.shared.count("delivery event lost");
+                self.seen[order].delivery_lost = true;
                 self.note_order(
                     order,
                     "  courier: this parcel's delivery event will never come".into(),

@@ -36,6 +36,7 @@ use crate::ledger::Audited;
 use crate::partners::SimPartners;
 pub use control_plane::{SimDeadLetterQueue, SimStepFunctions};
 pub use courier::SimResumer;
+pub use invariants::AGREED_ORDER;
 pub use operators::{reconcile_options, MAX_RESUMES, RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT};
 use order_core::catalogue::Catalogue;
 use order_core::dead_letters::DeadLetterBody;
@@ -179,9 +180,18 @@ impl Report {
     }
 }
 
-/// What the world saw of one order besides the ledger, for the invariants.
+/// What the world saw of one order besides the ledger: what the saga must ride out and
+/// what it may not, for the invariants.
 #[derive(Debug, Clone, Default)]
 struct Seen {
+    /// A cancel took effect (the order went CANCELLING).
+    cancelled: bool,
+    /// An execution of it was stopped by something outside the saga.
+    stopped_outside: bool,
+    /// The courier's delivery event for it never comes.
+    delivery_lost: bool,
+    /// The first compensation Task started for it, if any.
+    compensation: Option<String>,
     /// The merchant gave up placing it: every try met a 503 before it was stored.
     never_placed: bool,
 }

@@ -105,6 +105,7 @@ impl<'d> World<'d> {
         }
         self.shared
             .count("an execution was stopped outside the saga");
+        self.seen[self.executions[exec].order].stopped_outside = true;
         self.note(
             exec,
             "  the execution is stopped outside the saga (StopExecution)".into(),
@@ -223,6 +224,14 @@ impl<'d> World<'d> {
         let id = self.id(order)?;
         let before = self.status(order)?;
         let cancelled = finish(order_core::recovery::cancel(&*self.env.ledger, &id))?;
+        // What the ledger says, not what the call returned: a cancel can take effect and
+        // then fail (its second write, for an order without an execution).
+        if matches!(
+            self.status(order)?,
+            OrderStatus::Cancelling | OrderStatus::Cancelled
+        ) {
+            self.seen[order].cancelled = true;
+        }
         let mut unavailable = matches!(cancelled, Err(StoreError::Unavailable { .. }));
         if let Ok(
             order_core::store::Cancellation::Started(record)

@@ -9,6 +9,7 @@ use crate::handlers::{invoke, Invocation, FUNCTION_TIMEOUT_MS};
 use crate::paths::{self, PathError};
 use crate::world::{lock, Service};
 use order_core::activity::ActivityOutput;
+use order_core::steps::{self, StepRole};
 use order_core::ActivityError;
 use serde_json::{json, Value};
 use std::task::{Context, Poll, Waker};
@@ -95,6 +96,13 @@ impl<'d> World<'d> {
             ),
         );
         self.executions[exec].waiting = Some(attempt);
+        let compensation = steps::ALL
+            .iter()
+            .any(|s| s.role == StepRole::Compensation && s.function_name() == function);
+        let order = self.executions[exec].order;
+        if compensation && self.seen[order].compensation.is_none() {
+            self.seen[order].compensation = Some(name.to_owned());
+        }
         let window = self.shared.fails(Service::LambdaThrottling);
         if window || self.shared.chance(self.options.faults.throttled) {
             self.shared.count("invocation throttled by Lambda");
