@@ -1,6 +1,7 @@
 //! The simulation as part of `cargo test --workspace`: a bounded number of seeds of the
-//! saga under seeded faults and interleavings break no invariant, a seed replays exactly,
-//! and a bug planted on purpose is found with a seed that replays it.
+//! saga under seeded faults and interleavings (our own infrastructure failing for windows
+//! of time among them) break no invariant, a seed replays exactly, and a bug planted on
+//! purpose is found with a seed that replays it.
 
 use simulator::{Definition, DropKeyOf, Faults, Options, Report, AGREED_ORDER};
 
@@ -82,11 +83,115 @@ fn template() -> serde_yaml::Value {
 
 #[test]
 fn ten_thousand_orders_over_a_hundred_seeds_break_no_invariant() {
+    // With our own infrastructure failing for windows of time, as it will.
     let mut orders = 0;
-    each_clean_run(1..=100, 100, &Faults::default(), |report| {
-        orders += report.orders;
-    });
+    each_clean_run(
+        1..=100,
+        100,
+        &Faults::with_infrastructure_faults(),
+        |report| orders += report.orders,
+    );
     assert_eq!(orders, 10_000);
+}
+
+/// Runs `seed` (100 orders) with our infrastructure failing in windows, checks that one
+/// of its orders met `met` (every line of it, in order, in its trace: the seed still
+/// exercises the case, whatever the definition draws), and returns what broke the
+/// agreed-orders invariant, with the replay line and the trace of a broken order that
+/// met the case (or of the first broken one).
+fn agreed_orders_broken_where_an_order_met(seed: u64, met: &[&str]) -> Option<String> {
+    let options = Options {
+        faults: Faults::with_infrastructure_faults(),
+        ..Options::new(seed, 100)
+    };
+    let report = simulator::run(&definition(), options.clone()).expect("the run");
+    let meets = |trace: &str| {
+        let mut rest = trace;
+        met.iter().all(|line| match rest.find(line) {
+            Some(at) => {
+                rest = &rest[at + line.len()..];
+                true
+            }
+            None => false,
+        })
+    };
+    assert!(
+        (0..report.orders).any(|order| meets(report.trace(order))),
+        "no order of seed {seed} met {met:?}: the seed no longer exercises the case"
+    );
+    let broken: Vec<&(usize, String)> = (report.violations.iter())
+        .filter(|(_, what)| what.starts_with(AGREED_ORDER))
+        .collect();
+    // The trace of a broken order that met the case, if one did.
+    let (first, _) = (broken.iter())
+        .find(|(order, _)| meets(report.trace(*order)))
+        .or(broken.first())?;
+    let mut text = format!(
+        "seed {seed}: {} order(s) whose partners all agreed were rolled back, dead-lettered or parked; replay with:\n  {}\n",
+        broken.len(),
+        simulator::replay_command(&options)
+    );
+    for (order, what) in broken.iter().take(10) {
+        text.push_str(&format!("  order #{order}: {what}\n"));
+    }
+    text.push_str(&format!(
+        "\nthe trace of order #{first}:\n{}",
+        report.trace(*first)
+    ));
+    Some(text)
+}
+
+#[test]
+fn an_event_bus_outage_after_shipment_never_rolls_the_order_back() {
+    // Seed 32 found it: a bus outage in the first minute, while orders ship. ArrangeShipment
+    // books the courier and records SHIPPED, then cannot publish Order Shipped; its
+    // Events.Unavailable retries run out, the catch cancels the shipment, refunds and
+    // fails the order (and RecordFailure, unable to publish Order Failed, dead-letters
+    // it). An infrastructure failure must be waited out, never roll an order back.
+    if let Some(broken) = agreed_orders_broken_where_an_order_met(
+        32,
+        &[
+            "partner ship: acted",
+            "status PROVISIONED -> SHIPPED",
+            "bus: Order Shipped not published (ServiceUnavailable",
+        ],
+    ) {
+        panic!("{broken}");
+    }
+}
+
+#[test]
+fn a_throttled_event_query_after_shipment_never_rolls_the_order_back() {
+    // Seed 269 found it: DynamoDB throttles 30 % of the requests; ArrangeShipment records
+    // SHIPPED, then the Query that reads the order for its Order Shipped event
+    // (`events::announce`) is throttled on every retry left, and the catch rolls the
+    // shipped order back.
+    if let Some(broken) = agreed_orders_broken_where_an_order_met(
+        269,
+        &[
+            "partner ship: acted",
+            "status PROVISIONED -> SHIPPED",
+            "ledger: get_order_with_steps failed (Store.Unavailable)",
+        ],
+    ) {
+        panic!("{broken}");
+    }
+}
+
+#[test]
+fn an_event_bus_outage_after_completion_never_dead_letters_the_completed_order() {
+    // Seed 1: CompleteOrder records COMPLETED, cannot publish Order Completed, and its
+    // retries run out into the dead-letter queue: a completed order is sent to an
+    // operator, and its Order Completed is never published.
+    if let Some(broken) = agreed_orders_broken_where_an_order_met(
+        1,
+        &[
+            "status DELIVERED -> COMPLETED",
+            "bus: Order Completed not published (ServiceUnavailable",
+        ],
+    ) {
+        panic!("{broken}");
+    }
 }
 
 #[test]
