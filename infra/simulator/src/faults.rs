@@ -1,5 +1,6 @@
 //! What a run is asked to do: how many orders from which seed, and how often each fault
-//! and interleaving happens.
+//! and interleaving happens: per chance to happen, or in windows of simulated time (a
+//! partner's outage, our own infrastructure failing for a while).
 
 use crate::partners::DropKeyOf;
 
@@ -67,6 +68,55 @@ pub struct Faults {
     pub resume_unavailable: f64,
     /// The API receives the same order twice under one key.
     pub duplicate_post: f64,
+    /// Windows in which the order-events bus (EventBridge `PutEvents`) is unavailable:
+    /// every publish fails, as `EventBus` reports it (a step's `Events.Unavailable`, the
+    /// API's 503 `events_unavailable`, a failed reconciler run).
+    pub bus_unavailable: Windows,
+    /// Windows in which the bus throttles a share of the publishes (`ThrottlingException`:
+    /// the same failure to the caller).
+    pub bus_throttling: Windows,
+    /// Windows in which DynamoDB throttles a share of every kind of request: a step's
+    /// begin, success and failure writes, the event Query after a step
+    /// (`get_order_with_steps`), task-token and delivery writes, the API's placement
+    /// transaction and execution-ARN write, the reconciler's and the operators' reads and
+    /// writes. A throttled request writes nothing and fails `Store.Unavailable`, as the
+    /// DynamoDB ledger maps `ProvisionedThroughputExceededException`.
+    pub store_throttling: Windows,
+    /// Windows in which Lambda throttles every invocation of a Task
+    /// (`Lambda.TooManyRequestsException`, the account's concurrency used up): nothing
+    /// runs.
+    pub lambda_throttling: Windows,
+    /// Windows in which Step Functions throttles a share of `StartExecution` calls (the
+    /// API's start, the reconciler's and the operators' resumes): the call fails as
+    /// `Workflow::start_on` reports it (`RecoveryError::Workflow`), nothing starts.
+    pub start_throttling: Windows,
+}
+
+/// Windows of simulated time in which one of our own services fails, drawn from the
+/// run's seed like the partners' outages: on average `per_hour` windows per simulated
+/// hour over the run's span (arrivals and one hour), each from `min_ms` to `max_ms` long;
+/// inside one, each request fails with chance `share` (1: every request).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Windows {
+    pub per_hour: f64,
+    pub min_ms: u64,
+    pub max_ms: u64,
+    pub share: f64,
+}
+
+impl Windows {
+    /// No windows: the service never fails this way.
+    pub const NONE: Windows = Windows {
+        per_hour: 0.0,
+        min_ms: 0,
+        max_ms: 0,
+        share: 0.0,
+    };
+
+    /// Whether any request can fail this way.
+    pub fn is_on(&self) -> bool {
+        self.per_hour > 0.0 && self.share > 0.0
+    }
 }
 
 impl Default for Faults {
@@ -96,6 +146,11 @@ impl Default for Faults {
             delivery_early: 0.2,
             resume_unavailable: 0.02,
             duplicate_post: 0.05,
+            bus_unavailable: Windows::NONE,
+            bus_throttling: Windows::NONE,
+            store_throttling: Windows::NONE,
+            lambda_throttling: Windows::NONE,
+            start_throttling: Windows::NONE,
         }
     }
 }
@@ -116,6 +171,69 @@ impl Faults {
     /// Whether the faults that find the open race are on.
     pub fn finds_open_races(&self) -> bool {
         self.duplicate_callback_invocation > 0.0
+    }
+
+    /// The default faults, and our own infrastructure failing for windows of time: the
+    /// order-events bus unavailable or throttling, DynamoDB throttling 30 % of every
+    /// request, Lambda throttling every invocation, each about twice per simulated hour
+    /// for seconds to minutes; and Step Functions throttling half the starts in short
+    /// bursts (a token bucket emptied by a burst of starts refills within seconds), about
+    /// every 30 s for 2 to 10 s, so that the API's starts, all made while the orders
+    /// arrive, meet them in most runs. A run of 100 orders (an hour of simulated time)
+    /// meets several windows, some during the first minute when every order runs its
+    /// forward steps, most while orders complete.
+    ///
+    /// Not in the defaults: the runs of the default faults are pinned by seed in tests
+    /// (their draws and traces), and what these windows find waits on the definition (an
+    /// infrastructure failure must wait, never roll an order back).
+    pub fn with_infrastructure_faults() -> Faults {
+        Faults {
+            bus_unavailable: Windows {
+                per_hour: 2.0,
+                min_ms: 10_000,
+                max_ms: 180_000,
+                share: 1.0,
+            },
+            bus_throttling: Windows {
+                per_hour: 2.0,
+                min_ms: 30_000,
+                max_ms: 300_000,
+                share: 0.5,
+            },
+            store_throttling: Windows {
+                per_hour: 2.0,
+                min_ms: 30_000,
+                max_ms: 300_000,
+                share: 0.3,
+            },
+            lambda_throttling: Windows {
+                per_hour: 2.0,
+                min_ms: 10_000,
+                max_ms: 180_000,
+                share: 1.0,
+            },
+            start_throttling: Windows {
+                per_hour: 120.0,
+                min_ms: 2_000,
+                max_ms: 10_000,
+                share: 0.5,
+            },
+            ..Faults::default()
+        }
+    }
+
+    /// Whether any of our own services fails in windows
+    /// ([`Faults::with_infrastructure_faults`]).
+    pub fn has_infrastructure_faults(&self) -> bool {
+        [
+            self.bus_unavailable,
+            self.bus_throttling,
+            self.store_throttling,
+            self.lambda_throttling,
+            self.start_throttling,
+        ]
+        .iter()
+        .any(Windows::is_on)
     }
 }
 

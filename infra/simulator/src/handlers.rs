@@ -1,12 +1,13 @@
 //! The real activity handlers, by the function name the definition's Tasks invoke
 //! (`${<Name>FunctionVersionArn}`), run as Lambda would run them.
 
+use crate::bus::SimBus;
 use crate::ledger::Audited;
 use crate::partners::SimPartners;
 use crate::world::SimResumer;
 use order_core::activity::{self, ActivityInput, ActivityOutput, Rollback};
 use order_core::catalogue::Catalogue;
-use order_core::events::{self, Recorder};
+use order_core::events;
 use order_core::steps;
 use order_core::ActivityError;
 use serde_json::Value;
@@ -34,8 +35,9 @@ pub(crate) struct Env {
     pub(crate) partners: Arc<SimPartners>,
     pub(crate) resumer: Arc<SimResumer>,
     pub(crate) catalogue: Arc<Catalogue>,
-    /// What the steps and the reconciler published (`order_core::events`), in order.
-    pub(crate) events: Arc<Recorder>,
+    /// The order-events bus the steps, the API and the reconciler publish to
+    /// (`order_core::events`).
+    pub(crate) events: Arc<SimBus>,
 }
 
 /// Runs the real handler of `function` on `payload` as Lambda would

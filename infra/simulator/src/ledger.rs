@@ -2,10 +2,13 @@
 //! through an auditor: every write is followed by a look at the order's status, and a
 //! change the status machine does not allow (`OrderStatus::check_transition`) is recorded
 //! as a violation. The seed can also make the store unavailable for an activity's begin
-//! or success write (`Store.Unavailable`), before anything is written.
+//! or success write (`Store.Unavailable`), before anything is written; and in its
+//! throttling windows ([`Faults::store_throttling`](crate::Faults)) it fails a share of
+//! every kind of request the same way. The world's own looks ([`Audited::look`]) never
+//! fail.
 
 use crate::partners::ControlPoint;
-use crate::world::{Shared, Trace};
+use crate::world::{Service, Shared, Trace};
 use order_core::store::{
     AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger,
     MemoryStore, OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError,
@@ -80,7 +83,29 @@ impl Audited {
                 message: "simulated DynamoDB throttling".into(),
             });
         }
-        Ok(())
+        self.throttled(Some(id), operation)
+    }
+
+    /// A request in a throttling window, as the seed decides: it fails before anything
+    /// is read or written, as the DynamoDB ledger reports a
+    /// `ProvisionedThroughputExceededException` (`Store.Unavailable`). `id`: the order it
+    /// is about, for its trace (none for the reconciler's index reads).
+    fn throttled(&self, id: Option<&OrderId>, operation: &'static str) -> Result<(), StoreError> {
+        if !self.shared.fails(Service::StoreThrottling) {
+            return Ok(());
+        }
+        if let Some(id) = id {
+            self.shared.note(id, Trace::Store { operation });
+        }
+        Err(StoreError::Unavailable {
+            operation,
+            message: "ProvisionedThroughputExceededException (simulated throttling window)".into(),
+        })
+    }
+
+    /// The order as it stands, for the world's own checks: never fails for a fault.
+    pub async fn look(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        self.inner.get_order(id).await
     }
 }
 
@@ -91,6 +116,7 @@ impl Ledger for Audited {
         order: &Order,
         request_hash: &str,
     ) -> Result<Placement, StoreError> {
+        self.throttled(None, "place_order")?;
         let placed = self
             .inner
             .place_order(idempotency_key, order, request_hash)
@@ -102,6 +128,7 @@ impl Ledger for Audited {
     }
 
     async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        self.throttled(Some(id), "get_order")?;
         self.inner.get_order(id).await
     }
 
@@ -109,6 +136,7 @@ impl Ledger for Audited {
         &self,
         id: &OrderId,
     ) -> Result<Option<(OrderRecord, Vec<StepRecord>)>, StoreError> {
+        self.throttled(Some(id), "get_order_with_steps")?;
         self.inner.get_order_with_steps(id).await
     }
 
@@ -118,6 +146,7 @@ impl Ledger for Audited {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.throttled(None, "orders_in_status")?;
         self.inner.orders_in_status(status, before, limit).await
     }
 
@@ -128,12 +157,14 @@ impl Ledger for Audited {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.throttled(None, "orders_in_status_after")?;
         self.inner
             .orders_in_status_after(status, after, before, limit)
             .await
     }
 
     async fn reconcile_cursor(&self, name: &str) -> Result<Option<IndexPosition>, StoreError> {
+        self.throttled(None, "reconcile_cursor")?;
         self.inner.reconcile_cursor(name).await
     }
 
@@ -142,6 +173,7 @@ impl Ledger for Audited {
         name: &str,
         position: Option<&IndexPosition>,
     ) -> Result<(), StoreError> {
+        self.throttled(None, "set_reconcile_cursor")?;
         self.inner.set_reconcile_cursor(name, position).await
     }
 
@@ -151,6 +183,7 @@ impl Ledger for Audited {
         since: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.throttled(None, "orders_of_merchant")?;
         self.inner
             .orders_of_merchant(merchant_id, since, limit)
             .await
@@ -162,12 +195,14 @@ impl Ledger for Audited {
         change: Transition<'_>,
     ) -> Result<OrderRecord, StoreError> {
         self.maybe_pause().await;
+        self.throttled(Some(id), "transition")?;
         let written = self.inner.transition(id, change).await;
         self.observe(id).await;
         written
     }
 
     async fn cancel(&self, id: &OrderId) -> Result<Cancellation, StoreError> {
+        self.throttled(Some(id), "cancel")?;
         let cancelled = self.inner.cancel(id).await;
         self.observe(id).await;
         cancelled
@@ -205,6 +240,7 @@ impl Ledger for Audited {
         attempt: &StepRecord,
         error: &ActivityError,
     ) -> Result<(), StoreError> {
+        self.throttled(Some(&attempt.order_id), "fail_step")?;
         let written = self.inner.fail_step(attempt, error).await;
         self.observe(&attempt.order_id).await;
         written
@@ -212,6 +248,7 @@ impl Ledger for Audited {
 
     async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
         self.maybe_pause().await;
+        self.throttled(Some(id), "store_task_token")?;
         let stored = self.inner.store_task_token(id, token).await;
         if let Ok(TokenStored::Waiting) = &stored {
             self.shared.note(
@@ -228,20 +265,24 @@ impl Ledger for Audited {
         id: &OrderId,
         delivery: &Delivery,
     ) -> Result<DeliveryRecorded, StoreError> {
+        self.throttled(Some(id), "record_delivery")?;
         let recorded = self.inner.record_delivery(id, delivery).await;
         self.observe(id).await;
         recorded
     }
 
     async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
+        self.throttled(Some(id), "next_resume")?;
         self.inner.next_resume(id).await
     }
 
     async fn park(&self, id: &OrderId, reason: &str) -> Result<(), StoreError> {
+        self.throttled(Some(id), "park")?;
         self.inner.park(id, reason).await
     }
 
     async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
+        self.throttled(Some(id), "set_execution_arn")?;
         self.inner.set_execution_arn(id, arn).await
     }
 
@@ -250,10 +291,12 @@ impl Ledger for Audited {
         reference: Reference,
         value: &str,
     ) -> Result<Vec<OrderId>, StoreError> {
+        self.throttled(None, "find_by_reference")?;
         self.inner.find_by_reference(reference, value).await
     }
 
     async fn count_in_status(&self, status: OrderStatus) -> Result<usize, StoreError> {
+        self.throttled(None, "count_in_status")?;
         self.inner.count_in_status(status).await
     }
 
@@ -262,10 +305,12 @@ impl Ledger for Audited {
         id: &OrderId,
         entry: &AuditEntry<'_>,
     ) -> Result<AuditRecord, StoreError> {
+        self.throttled(Some(id), "record_audit")?;
         self.inner.record_audit(id, entry).await
     }
 
     async fn audit_trail(&self, id: &OrderId) -> Result<Vec<AuditRecord>, StoreError> {
+        self.throttled(Some(id), "audit_trail")?;
         self.inner.audit_trail(id).await
     }
 }

@@ -15,6 +15,12 @@
 //! - [`partners`]: the partners in process, idempotent by key, with control points where
 //!   the scheduler interleaves, crashes or delays an invocation.
 //! - [`ledger`]: `MemoryStore` behind an auditor that checks every status change.
+//! - [`bus`]: the order-events bus, keeping what was published.
+//!
+//! Our own infrastructure can fail for windows of simulated time, drawn from the seed
+//! ([`Faults::with_infrastructure_faults`]): the bus unavailable or throttling, DynamoDB
+//! throttling every kind of request, Lambda throttling every invocation, Step Functions
+//! throttling `StartExecution`.
 //!
 //! The operators' and the reconciler's code runs too (`order_core::recovery`, over
 //! Step Functions' control plane and the dead-letter queue in process, see
@@ -29,8 +35,11 @@
 //! partner effect twice; a FAILED, CANCELLED or REJECTED order has every effect undone,
 //! after it was taken; a COMPLETED order has every effect of its kind once and nothing
 //! undone; no order left DELIVERED; a repeated API key gives the same order; every
-//! status change written is one `OrderStatus::check_transition` allows.
+//! status change written is one `OrderStatus::check_transition` allows; no order whose
+//! partners all agreed is ever rolled back, dead-lettered or parked (what our
+//! infrastructure or a partner's transient trouble does to an order must be waited out).
 
+pub mod bus;
 pub mod definition;
 pub mod faults;
 mod handlers;
@@ -43,8 +52,8 @@ pub use definition::Definition;
 pub use handlers::FUNCTION_TIMEOUT_MS;
 pub use partners::DropKeyOf;
 pub use world::{
-    reconcile_options, Faults, Options, Report, SimError, World, MAX_RESUMES,
-    RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT,
+    reconcile_options, Faults, Options, Report, SimError, Windows, World, AGREED_ORDER,
+    MAX_RESUMES, RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT,
 };
 
 /// Runs one seed.
@@ -61,8 +70,12 @@ pub fn replay_command(options: &Options) -> String {
         true => " --late-callback-copies",
         false => "",
     };
+    let infrastructure = match options.faults.has_infrastructure_faults() {
+        true => " --infrastructure-faults",
+        false => "",
+    };
     format!(
-        "cargo run -p simulator --bin simulate -- --seed {} --orders {}{planted}{races}",
+        "cargo run -p simulator --bin simulate -- --seed {} --orders {}{planted}{races}{infrastructure}",
         options.seed, options.orders
     )
 }

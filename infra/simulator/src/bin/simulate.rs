@@ -31,6 +31,10 @@ struct Args {
     /// copy replaces the task token the execution waits on).
     #[arg(long)]
     late_callback_copies: bool,
+    /// Also our own infrastructure failing for windows of time (the order-events bus,
+    /// DynamoDB, Lambda, Step Functions' StartExecution), drawn from the seed.
+    #[arg(long)]
+    infrastructure_faults: bool,
 }
 
 const OPERATIONS: [&str; 11] = [
@@ -84,6 +88,17 @@ fn main() -> ExitCode {
         };
         if args.late_callback_copies {
             options.faults = simulator::Faults::with_late_callback_copies();
+        }
+        if args.infrastructure_faults {
+            let infrastructure = simulator::Faults::with_infrastructure_faults();
+            options.faults = simulator::Faults {
+                bus_unavailable: infrastructure.bus_unavailable,
+                bus_throttling: infrastructure.bus_throttling,
+                store_throttling: infrastructure.store_throttling,
+                lambda_throttling: infrastructure.lambda_throttling,
+                start_throttling: infrastructure.start_throttling,
+                ..options.faults
+            };
         }
         let report = match simulator::run(&definition, options.clone()) {
             Ok(report) => report,

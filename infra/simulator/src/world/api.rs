@@ -1,14 +1,25 @@
 //! The orders API, as the simulation drives it: a merchant places an order (sometimes
-//! the same request twice under its key), the API stores it and starts its execution.
+//! the same request twice under its key); the API stores it, publishes `Order Accepted`,
+//! starts its execution named after the order and records its ARN, in that order, as
+//! `orders-api`'s `place` does. When one of these fails on our infrastructure the API
+//! answers 503 and the merchant sends the same request again later under its key: the
+//! replay finds what was done and goes on from there.
 
-use super::control_plane::execution_arn;
 use super::{finish, Event, SimError, World};
 use crate::world::lock;
-use order_core::store::{Ledger, Placement};
-use order_core::{Order, OrderKind};
+use order_core::events::{OrderEvent, Publisher};
+use order_core::recovery::Executions;
+use order_core::store::{Ledger, OrderRecord, Placement, StoreError};
+use order_core::{Order, OrderKind, OrderStatus};
 use serde_json::{json, Value};
 
+/// How often a merchant sends a request (an order, a cancel) that met a 503 before
+/// giving up: with [`World::merchant_backoff`], for about eight minutes, longer than any
+/// of our services' windows.
+pub(super) const MERCHANT_TRIES: u32 = 12;
+
 impl<'d> World<'d> {
+    /// A merchant's first `POST /orders` of order `order`, its request drawn from the seed.
     pub(super) fn place(&mut self, order: usize) -> Result<(), SimError> {
         let kind = match self.shared.below(3) {
             0 => OrderKind::NewMerchant,
@@ -24,38 +35,84 @@ impl<'d> World<'d> {
         }
         let parsed = Order::parse(&request, &self.env.catalogue)
             .map_err(|problems| SimError::World(format!("example order: {problems}")))?;
+        self.requests[order] = Some(parsed);
+        self.submit(order, 0)
+    }
+
+    /// The merchant's try `tries` (0: the first) of order `order`'s request under its key.
+    pub(super) fn submit(&mut self, order: usize, tries: u32) -> Result<(), SimError> {
+        let parsed = self.requests[order]
+            .clone()
+            .ok_or_else(|| SimError::World(format!("order #{order} has no request")))?;
         let key = format!("sim-{}-{order}", self.options.seed);
         let hash = format!("hash-{order}");
         let placed = finish(self.env.ledger.place_order(&key, &parsed, &hash))?;
-        let Ok(Placement::Created(record)) = placed else {
-            return Err(SimError::World(format!(
-                "placing order #{order}: {placed:?}"
-            )));
+        let first = self.ids[order].is_none();
+        let record = match (placed, first) {
+            (Ok(Placement::Created(record)), true) | (Ok(Placement::Replayed(record)), false) => {
+                record
+            }
+            (Err(StoreError::Unavailable { .. }), _) => {
+                return self.merchant_retries(order, tries, "503 store_unavailable");
+            }
+            (other, _) => {
+                return Err(SimError::World(format!(
+                    "placing order #{order} (try {tries}): {other:?}"
+                )))
+            }
         };
+        let start_lost = match first {
+            true => self.stored(order, &record, &key, &parsed, &hash)?,
+            false => {
+                self.note_order(
+                    order,
+                    format!("the merchant's try {tries}: the same order, replayed by its key"),
+                );
+                false
+            }
+        };
+        self.accept(order, &record, start_lost, tries)?;
+        if first && self.shared.chance(self.options.faults.resume_racing) {
+            let delay = self.shared.below(30_000);
+            self.after(delay, Event::Resume(order));
+        }
+        Ok(())
+    }
+
+    /// The order is stored for the first time: it gets its index, and the seed decides
+    /// what will happen to it (a duplicate request, a lost start, a partner's refusal, a
+    /// cancel). Returns whether its start is lost.
+    fn stored(
+        &mut self,
+        order: usize,
+        record: &OrderRecord,
+        key: &str,
+        parsed: &Order,
+        hash: &str,
+    ) -> Result<bool, SimError> {
         let id = record.order_id.clone();
         lock(&self.shared.index).insert(id.clone(), order);
-        self.ids.push(id.clone());
-        self.note_order(order, format!("placed: {} order {id}", kind.as_str()));
+        self.ids[order] = Some(id.clone());
+        self.note_order(
+            order,
+            format!("placed: {} order {id}", parsed.kind.as_str()),
+        );
         if self.shared.chance(self.options.faults.duplicate_post) {
-            let again = finish(self.env.ledger.place_order(&key, &parsed, &hash))?;
-            let same = matches!(&again, Ok(Placement::Replayed(r)) if r.order_id == id);
+            let again = finish(self.env.ledger.place_order(key, parsed, hash))?;
+            let answer = match &again {
+                Ok(Placement::Replayed(r)) if r.order_id == id => "the same order",
+                Err(StoreError::Unavailable { .. }) => "503 store_unavailable",
+                _ => "ANOTHER ORDER",
+            };
             self.note_order(
                 order,
-                format!(
-                    "  the same request again under its key: {}",
-                    if same {
-                        "the same order"
-                    } else {
-                        "ANOTHER ORDER"
-                    }
-                ),
+                format!("  the same request again under its key: {answer}"),
             );
-            if !same {
+            if answer == "ANOTHER ORDER" {
                 self.shared
                     .violation_at(order, format!("a repeated key gave {again:?}"));
             }
         }
-        // The API starts the execution named after the order, then records its ARN.
         let start_lost = self.shared.chance(self.options.faults.start_lost);
         if self.shared.chance(self.options.faults.refusal) {
             let forward = [
@@ -71,15 +128,36 @@ impl<'d> World<'d> {
                 order,
                 format!("  the seed has the partner refuse {refused}"),
             );
-            lock(&self.shared.refusals).insert(id.clone(), refused);
+            lock(&self.shared.refusals).insert(id, refused);
             self.shared
                 .count("order with a forward call refused for good");
         }
         if self.shared.chance(self.options.faults.cancel) {
             let delay = self.shared.below(3_000);
-            self.after(delay, Event::Cancel(order));
+            self.after(delay, Event::Cancel { order, tries: 0 });
         }
-        self.latest.push(None);
+        Ok(start_lost)
+    }
+
+    /// What the API does with a stored order: publishes `Order Accepted` (again for a
+    /// replay), then, while the order is ACCEPTED without an execution, starts the one
+    /// named after it and records its ARN. A `start_lost` start fails and the merchant
+    /// does not try again (only the reconciler starts the order); any other failure is a
+    /// 503 the merchant tries again after.
+    fn accept(
+        &mut self,
+        order: usize,
+        record: &OrderRecord,
+        start_lost: bool,
+        tries: u32,
+    ) -> Result<(), SimError> {
+        let id = record.order_id.clone();
+        if finish(self.env.events.publish(&OrderEvent::accepted(record)))?.is_err() {
+            return self.merchant_retries(order, tries, "503 events_unavailable");
+        }
+        if record.execution_arn.is_some() || record.status != OrderStatus::Accepted {
+            return Ok(());
+        }
         if start_lost {
             self.shared
                 .count("the API stored the order but could not start its execution");
@@ -87,17 +165,58 @@ impl<'d> World<'d> {
                 order,
                 "  StartExecution failed: the order is stored without an execution".into(),
             );
-        } else {
-            let arn = execution_arn(id.as_str());
-            finish(self.env.ledger.set_execution_arn(&id, &arn))?
-                .map_err(|e| SimError::World(e.to_string()))?;
-            let input = self.step_functions.input(&id);
-            self.begin(order, arn, input);
+            return Ok(());
         }
-        if self.shared.chance(self.options.faults.resume_racing) {
-            let delay = self.shared.below(30_000);
-            self.after(delay, Event::Resume(order));
+        let target = self.step_functions.state_machine_arn().to_owned();
+        let started = finish(self.step_functions.start_on(&target, &id, id.as_str()))?;
+        let Ok(arn) = started else {
+            return self.merchant_retries(order, tries, "503 workflow_unavailable");
+        };
+        let written = finish(self.env.ledger.set_execution_arn(&id, &arn))?;
+        // Started, whether or not its ARN was written.
+        self.carry_out()?;
+        match written {
+            Ok(()) => Ok(()),
+            Err(StoreError::Unavailable { .. }) => {
+                self.merchant_retries(order, tries, "503 store_unavailable")
+            }
+            Err(error) => Err(SimError::World(format!("order {id}: {error}"))),
         }
+    }
+
+    /// How long a merchant waits after its try `tries` met a 503: doubling from a second,
+    /// at most a minute, and up to a second more at random.
+    pub(super) fn merchant_backoff(&self, tries: u32) -> u64 {
+        (1_000 << tries.min(6)).min(60_000) + self.shared.below(1_000)
+    }
+
+    /// The API answered `answer` to the merchant's try `tries`: the merchant sends the
+    /// same request again after a backoff, or gives up after [`MERCHANT_TRIES`] (an order
+    /// stored by then is started by the reconciler; one never stored is not an order).
+    fn merchant_retries(&mut self, order: usize, tries: u32, answer: &str) -> Result<(), SimError> {
+        if tries + 1 >= MERCHANT_TRIES {
+            self.shared
+                .count("the merchant gave up after the API's 503s");
+            self.note_order(order, format!("  API: {answer}; the merchant gives up"));
+            if self.ids[order].is_none() {
+                self.seen[order].never_placed = true;
+            }
+            return Ok(());
+        }
+        self.shared
+            .count("the API answered 503, the merchant sends the request again");
+        self.note_order(
+            order,
+            format!("  API: {answer}; the merchant sends the same request again"),
+        );
+        let delay = self.merchant_backoff(tries);
+        self.after(
+            delay,
+            Event::Submit {
+                order,
+                tries: tries + 1,
+            },
+        );
         Ok(())
     }
 }

@@ -1,17 +1,18 @@
 //! Step Functions' control plane and the workflow dead-letter queue, in process, for the
 //! real recovery code (`order_core::recovery`: the operator's resume, the reconciler):
 //! [`SimStepFunctions`] answers where an execution is and takes the starts and stops
-//! asked of it, which the world then carries out ([`World::carry_out`]);
+//! asked of it, which the world then carries out ([`World::carry_out`]), throttling a
+//! share of the starts in the seed's windows;
 //! [`SimDeadLetterQueue`] keeps the orders parked for an operator.
 
 use super::{Event, Execution, SimError, World};
-use crate::world::lock;
+use crate::world::{lock, Service, Shared, Trace};
 use order_core::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterSender};
 use order_core::recovery::{ExecutionState, Executions, RecoveryError};
 use order_core::OrderId;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The state machine, through its alias `live`, as the recovery code sees it.
 const STATE_MACHINE: &str = "arn:aws:states:sim:000000000000:stateMachine:OrderWorkflow";
@@ -37,6 +38,8 @@ pub(super) enum Asked {
 /// `StartExecution`, `DescribeExecution`, `StopExecution` and
 /// `ListStateMachineVersions`, in process.
 pub struct SimStepFunctions {
+    /// The clock and the windows in which starts are throttled.
+    shared: Arc<Shared>,
     /// The `config` every execution's input carries.
     config: Value,
     /// Where each execution is, by ARN.
@@ -46,8 +49,9 @@ pub struct SimStepFunctions {
 }
 
 impl SimStepFunctions {
-    pub(super) fn new(config: Value) -> SimStepFunctions {
+    pub(super) fn new(shared: Arc<Shared>, config: Value) -> SimStepFunctions {
         SimStepFunctions {
+            shared,
             config,
             executions: Mutex::new(HashMap::new()),
             asked: Mutex::new(Vec::new()),
@@ -93,6 +97,18 @@ impl Executions for SimStepFunctions {
         id: &OrderId,
         name: &str,
     ) -> Result<String, RecoveryError> {
+        if self.shared.fails(Service::StartThrottling) {
+            self.shared.note(
+                id,
+                Trace::Note(format!(
+                    "  Step Functions: StartExecution {name} throttled (ThrottlingException)"
+                )),
+            );
+            return Err(RecoveryError::Workflow {
+                operation: "StartExecution",
+                message: "ThrottlingException: Rate exceeded (simulated)".into(),
+            });
+        }
         let arn = execution_arn(name);
         let mut executions = lock(&self.executions);
         // Step Functions refuses a second execution of a name; the caller takes it as

@@ -79,6 +79,7 @@ impl<'d> World<'d> {
             let faults = self.options.faults.clone();
             if self.shared.chance(faults.delivery_lost) {
                 self.shared.count("delivery event lost");
+                self.seen[order].delivery_lost = true;
                 self.note_order(
                     order,
                     "  courier: this parcel's delivery event will never come".into(),
@@ -120,7 +121,7 @@ impl<'d> World<'d> {
     }
 
     pub(super) fn webhook(&mut self, order: usize, tries: u32) -> Result<(), SimError> {
-        let id = self.ids[order].clone();
+        let id = self.id(order)?;
         let event = CourierEvent {
             event_id: format!("evt-{id}"),
             kind: delivery::DELIVERED.to_owned(),

@@ -1,12 +1,17 @@
 //! The saga's invariants, checked for every order after the run (see the crate
 //! documentation for the list).
 
-use super::{finish, Outcome, SimError, World};
+use super::{Outcome, Seen, SimError, World};
 use crate::partners::UNDO;
+use order_core::dead_letters::DeadLetterBody;
 use order_core::events::{Lifecycle, OrderEvent};
-use order_core::store::Ledger;
 use order_core::{OrderKind, OrderStatus};
+use serde_json::Value;
 use std::collections::BTreeMap;
+
+/// How every violation of the agreed-orders invariant ([`agreed_order_violations`])
+/// begins.
+pub const AGREED_ORDER: &str = "all its partners agreed, yet";
 
 impl<'d> World<'d> {
     pub(super) fn check_invariants(&mut self) -> Result<(), SimError> {
@@ -24,8 +29,12 @@ impl<'d> World<'d> {
             }
         }
         for (order, failed) in failed.iter().enumerate() {
+            // Never stored: the merchant was told (503) and gave up; there is no order.
+            if self.seen[order].never_placed {
+                continue;
+            }
             let exec = self.latest[order];
-            let id = self.ids[order].clone();
+            let id = self.id(order)?;
             let status = self.status(order)?;
             let taken =
                 |op: &'static str| effects.get(&(id.clone(), op)).cloned().unwrap_or_default();
@@ -120,10 +129,7 @@ impl<'d> World<'d> {
                 );
             }
             if status == OrderStatus::Completed {
-                let kind = finish(self.env.ledger.get_order(&id))?
-                    .ok()
-                    .flatten()
-                    .map(|o| o.order.kind);
+                let kind = Some(self.record(order)?.order.kind);
                 let mut needed = vec!["reserve", "provision", "ship"];
                 if kind == Some(OrderKind::Replacement) {
                     needed.extend(["deactivate", "return_label"]);
@@ -148,12 +154,90 @@ impl<'d> World<'d> {
                 parked,
                 effect("ship"),
             ));
+            let dead_letters: Vec<&Value> = (self.dead_letters.iter())
+                .filter(|(e, _)| self.executions[*e].order == order)
+                .map(|(_, letter)| letter)
+                .collect();
+            let parkings: Vec<&DeadLetterBody> = (self.parked.iter())
+                .filter(|(o, _)| *o == order)
+                .map(|(_, letter)| letter)
+                .collect();
+            broken.extend(agreed_order_violations(
+                &self.seen[order],
+                self.shared.met_refusal(&id),
+                status,
+                &dead_letters,
+                &parkings,
+            ));
             for what in broken {
                 self.shared.violation_at(order, what);
             }
         }
         Ok(())
     }
+}
+
+/// No order whose partners all agreed is ever rolled back, dead-lettered or parked.
+///
+/// An order's partners all agreed when, by what the world itself decided and saw (never by
+/// what the system under test recorded): no cancel of it took effect (it never went
+/// CANCELLING), no partner refused one of its forward calls for good (the seed's planned
+/// refusal, answered), and the courier's delivery event for it was not lost (the delivery
+/// timeout's rollback is the definition's rule for a parcel that never arrives). The
+/// simulated orders are valid, so ValidateOrder has no business refusal to make. Whatever
+/// else such an order met is our infrastructure's trouble or a partner's transient one
+/// (DynamoDB, the bus, Lambda and Step Functions failing or throttling, crashes, timeouts,
+/// lost results, partner blips and outages), which the saga must wait out and retry:
+///
+/// - it ends COMPLETED (not FAILED, CANCELLED, REJECTED, nor anywhere short of the end);
+/// - no compensation Task was started for it (not even one with nothing to undo);
+/// - no execution of it sent it to the workflow dead-letter queue;
+/// - the reconciler never parked it for an operator.
+///
+/// One exception: an order whose execution was stopped from outside the saga (a person,
+/// a deployment: [`Faults::execution_dies`](crate::Faults)) and that the reconciler parked
+/// after resuming it its most times is left to the operator who stopped it, so it may
+/// be parked and short of COMPLETED; it still may not be rolled back or dead-lettered.
+///
+/// `refused`: whether a partner refused one of its forward calls; `dead_letters`: what its
+/// executions sent to the workflow dead-letter queue; `parkings`: the reconciler's dead
+/// letters for it.
+fn agreed_order_violations(
+    seen: &Seen,
+    refused: bool,
+    status: OrderStatus,
+    dead_letters: &[&Value],
+    parkings: &[&DeadLetterBody],
+) -> Vec<String> {
+    if seen.cancelled || refused || seen.delivery_lost {
+        return Vec::new();
+    }
+    let parked_by_whoever_stopped_it = seen.stopped_outside && !parkings.is_empty();
+    let mut broken = Vec::new();
+    if status != OrderStatus::Completed && !parked_by_whoever_stopped_it {
+        broken.push(format!("{AGREED_ORDER} it ended {status}, not COMPLETED"));
+    }
+    if let Some(state) = &seen.compensation {
+        broken.push(format!(
+            "{AGREED_ORDER} it was rolled back ({state} started)"
+        ));
+    }
+    for letter in dead_letters {
+        broken.push(format!(
+            "{AGREED_ORDER} it was dead-lettered at {} ({})",
+            letter["failed_step"].as_str().unwrap_or("?"),
+            letter["error"].as_str().unwrap_or("?")
+        ));
+    }
+    if !parked_by_whoever_stopped_it {
+        for letter in parkings {
+            broken.push(format!(
+                "{AGREED_ORDER} the reconciler parked it ({})",
+                letter.cause.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    broken
 }
 
 /// What order `id` (ended in `status`, `parked` or not, shipped `shipped` times) published

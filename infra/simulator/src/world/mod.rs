@@ -8,7 +8,8 @@
 //! - [`shared`]: the generator, the clock, traces, violations and the tally, shared with
 //!   the ledger and the partners.
 //! - `queue`: the event queue on the simulated clock.
-//! - `api`: an order placed and its execution started.
+//! - `api`: an order placed and its execution started, the merchant trying again after a
+//!   503.
 //! - `interpreter`: Pass, Choice, Wait, Succeed, Fail; moving on and ending.
 //! - `tasks`: Task attempts, invocations polled at control points, Retry and Catch.
 //! - [`courier`]: the delivery webhooks and `SendTaskSuccess`.
@@ -27,25 +28,26 @@ mod queue;
 pub mod shared;
 mod tasks;
 
+use crate::bus::SimBus;
 use crate::definition::{Definition, State};
-pub use crate::faults::{Faults, Options};
+pub use crate::faults::{Faults, Options, Windows};
 use crate::handlers::{is_wired, Env};
 use crate::ledger::Audited;
 use crate::partners::SimPartners;
 pub use control_plane::{SimDeadLetterQueue, SimStepFunctions};
 pub use courier::SimResumer;
+pub use invariants::AGREED_ORDER;
 pub use operators::{reconcile_options, MAX_RESUMES, RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT};
 use order_core::catalogue::Catalogue;
 use order_core::dead_letters::DeadLetterBody;
 use order_core::steps::Partner;
-use order_core::store::Ledger;
-use order_core::{OrderId, OrderStatus};
-use rand_core::{Rng, SeedableRng};
+use order_core::{Order, OrderId, OrderStatus};
+use rand_core::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use serde_json::{json, Value};
 pub(crate) use shared::lock;
-pub use shared::{PartnerFault, Shared, Trace};
-use std::collections::{BTreeMap, HashMap};
+pub use shared::{PartnerFault, Service, Shared, Trace};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -67,6 +69,13 @@ pub enum SimError {
     #[error("the simulated world failed: {0}")]
     World(String),
 }
+
+/// Salt of the generator our own services' fault windows are drawn from.
+const INFRASTRUCTURE_STREAM: u64 = 0x1f5a_7c3e_9d20_b461;
+
+/// Reconciler runs after the run that may fail on our infrastructure before the world
+/// gives up: far more than the windows can fail.
+const MAX_FAILED_RECONCILES: usize = 100;
 
 /// Polls a future that has no control point to its end (the webhook, a cancel, a
 /// placement): they touch only the ledger and the in-process workflow.
@@ -116,6 +125,11 @@ struct Execution {
 #[derive(Debug, Clone)]
 enum Event {
     Place(usize),
+    /// The merchant sends the order's request again under its key, after a 503.
+    Submit {
+        order: usize,
+        tries: u32,
+    },
     Step(usize),
     Poll(u64),
     TaskTimeout {
@@ -126,7 +140,11 @@ enum Event {
         order: usize,
         tries: u32,
     },
-    Cancel(usize),
+    /// A cancel through the API; `tries`: the merchant's retries after a 503.
+    Cancel {
+        order: usize,
+        tries: u32,
+    },
     Resume(usize),
     /// The execution is stopped by something outside the saga.
     Die(usize),
@@ -162,6 +180,22 @@ impl Report {
     }
 }
 
+/// What the world saw of one order besides the ledger: what the saga must ride out and
+/// what it may not, for the invariants.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    /// A cancel took effect (the order went CANCELLING).
+    cancelled: bool,
+    /// An execution of it was stopped by something outside the saga.
+    stopped_outside: bool,
+    /// The courier's delivery event for it never comes.
+    delivery_lost: bool,
+    /// The first compensation Task started for it, if any.
+    compensation: Option<String>,
+    /// The merchant gave up placing it: every try met a 503 before it was stored.
+    never_placed: bool,
+}
+
 /// The world of one run.
 pub struct World<'d> {
     definition: &'d Definition,
@@ -176,8 +210,12 @@ pub struct World<'d> {
     /// Token -> (execution, attempt).
     tokens: HashMap<String, (usize, u64)>,
     dead_letters: Vec<(usize, Value)>,
-    /// The order ids, by the order's index in the run.
-    ids: Vec<OrderId>,
+    /// The order ids, by the order's index in the run (none until it is stored).
+    ids: Vec<Option<OrderId>>,
+    /// The orders' requests, by index, for the merchant's tries.
+    requests: Vec<Option<Order>>,
+    /// What the world saw of each order, by index.
+    seen: Vec<Seen>,
     /// The order's latest execution, by the order's index (none while its start was
     /// lost).
     latest: Vec<Option<usize>>,
@@ -191,6 +229,8 @@ pub struct World<'d> {
     parked: Vec<(usize, DeadLetterBody)>,
     /// Whether the last reconciler run resumed an order.
     reconciler_resumed: bool,
+    /// Whether the last reconciler run failed on our infrastructure.
+    reconciler_failed: bool,
 }
 
 impl<'d> World<'d> {
@@ -212,15 +252,27 @@ impl<'d> World<'d> {
         let span_ms = options.orders as u64 * options.arrival_gap_ms + 3_600_000;
         let mut outages = Vec::new();
         for partner in Partner::ALL.iter().copied() {
-            let expected = options.faults.outages_per_hour * span_ms as f64 / 3_600_000.0;
-            let whole = expected.floor() as u64;
-            let extra = u64::from(
-                ((dice.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < expected.fract(),
-            );
-            for _ in 0..whole + extra {
-                let from = dice.next_u64() % span_ms;
-                let length = 5_000 + dice.next_u64() % 600_000;
-                outages.push((partner, from, from + length));
+            let per_hour = options.faults.outages_per_hour;
+            for (from, to) in shared::draw_windows(&mut dice, per_hour, 5_000, 605_000, span_ms) {
+                outages.push((partner, from, to));
+            }
+        }
+        // Our own services' windows from a generator of their own: the same seed places,
+        // faults and interleaves its orders alike with and without them until a window
+        // first bites.
+        let mut infrastructure = Pcg64Mcg::seed_from_u64(options.seed ^ INFRASTRUCTURE_STREAM);
+        let mut windows = Vec::new();
+        for service in Service::ALL {
+            let w = service.windows(&options.faults);
+            if w.is_on() {
+                let drawn = shared::draw_windows(
+                    &mut infrastructure,
+                    w.per_hour,
+                    w.min_ms,
+                    w.max_ms,
+                    span_ms,
+                );
+                windows.extend(drawn.into_iter().map(|(from, to)| (service, from, to)));
             }
         }
         let shared = Arc::new(Shared {
@@ -232,6 +284,8 @@ impl<'d> World<'d> {
             violations: Mutex::new(Vec::new()),
             outages,
             refusals: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashSet::new()),
+            windows,
             tally: Mutex::new(BTreeMap::new()),
         });
         let catalogue =
@@ -245,12 +299,12 @@ impl<'d> World<'d> {
                 resumed: Mutex::new(Vec::new()),
             }),
             catalogue: Arc::new(catalogue),
-            events: Arc::new(order_core::events::Recorder::default()),
+            events: Arc::new(SimBus::new(shared.clone())),
         };
+        let orders = options.orders;
         Ok(World {
             definition,
             options,
-            shared,
             env,
             queue: BTreeMap::new(),
             seq: 0,
@@ -259,15 +313,20 @@ impl<'d> World<'d> {
             next_invocation: 0,
             tokens: HashMap::new(),
             dead_letters: Vec::new(),
-            ids: Vec::new(),
-            latest: Vec::new(),
+            ids: vec![None; orders],
+            requests: vec![None; orders],
+            seen: vec![Seen::default(); orders],
+            latest: vec![None; orders],
             by_arn: HashMap::new(),
             step_functions: Arc::new(SimStepFunctions::new(
+                shared.clone(),
                 json!({"outage_wait_seconds": 60, "delivery_timeout_seconds": 7200, "outage_waits_allowed": 144}),
             )),
+            shared,
             parking: Arc::new(SimDeadLetterQueue::default()),
             parked: Vec::new(),
             reconciler_resumed: false,
+            reconciler_failed: false,
         })
     }
 
@@ -291,6 +350,9 @@ impl<'d> World<'d> {
         let mut invocations = 0;
         // Then as its schedule would once everything else ended, past the grace period,
         // until a run resumes nothing: an order whose execution died is resumed or parked.
+        // A run that failed on our infrastructure is followed by another, as the schedule
+        // would.
+        let (mut resumed, mut failed) = (0, 0);
         for round in 0.. {
             while let Some(((time, _), event)) = self.queue.pop_first() {
                 self.shared.clock.store(time, Ordering::Relaxed);
@@ -299,12 +361,24 @@ impl<'d> World<'d> {
                 }
                 self.handle(event)?;
             }
-            if !self.options.reconciler || (round > 0 && !self.reconciler_resumed) {
+            if !self.options.reconciler {
                 break;
             }
-            if round > 2 * MAX_RESUMES as usize + 2 {
+            if round > 0 {
+                match (self.reconciler_failed, self.reconciler_resumed) {
+                    (true, _) => failed += 1,
+                    (false, true) => resumed += 1,
+                    (false, false) => break,
+                }
+            }
+            if resumed > 2 * MAX_RESUMES as usize + 2 {
                 return Err(SimError::World(
                     "the reconciler kept resuming orders after the run".into(),
+                ));
+            }
+            if failed > MAX_FAILED_RECONCILES {
+                return Err(SimError::World(
+                    "the reconciler kept failing after the run".into(),
                 ));
             }
             let grace_ms = RECONCILE_GRACE_SECONDS * 1000;
@@ -320,6 +394,7 @@ impl<'d> World<'d> {
                     "order #{i} ({})\n",
                     self.ids
                         .get(i)
+                        .and_then(Option::as_ref)
                         .map_or("not placed".into(), ToString::to_string)
                 );
                 for (at, line) in lines {
@@ -332,6 +407,7 @@ impl<'d> World<'d> {
         for (i, &latest) in self.latest.iter().enumerate() {
             let execution = latest.map(|e| &self.executions[e]);
             let name = match execution.map(|e| (e, &e.outcome)) {
+                _ if self.seen[i].never_placed => "NOT PLACED (the merchant gave up)".to_owned(),
                 _ if self.parked_now(i)? => {
                     format!("PARKED by the reconciler ({})", self.status(i)?)
                 }
@@ -361,33 +437,43 @@ impl<'d> World<'d> {
         })
     }
 
-    /// Whether the order stands parked for an operator (the reconciler's mark, which a
-    /// resume clears).
-    fn parked_now(&self, order: usize) -> Result<bool, SimError> {
-        let id = &self.ids[order];
-        match finish(self.env.ledger.get_order(id))? {
-            Ok(Some(record)) => Ok(record.parked.is_some()),
+    /// The id of order `order`, once it is stored.
+    fn id(&self, order: usize) -> Result<OrderId, SimError> {
+        self.ids
+            .get(order)
+            .and_then(Option::clone)
+            .ok_or_else(|| SimError::World(format!("order #{order} is not stored")))
+    }
+
+    /// The order as it stands (the world's own look, which no fault fails).
+    fn record(&self, order: usize) -> Result<order_core::store::OrderRecord, SimError> {
+        let id = self.id(order)?;
+        match finish(self.env.ledger.look(&id))? {
+            Ok(Some(record)) => Ok(record),
             other => Err(SimError::World(format!("order {id}: {other:?}"))),
         }
     }
 
+    /// Whether the order stands parked for an operator (the reconciler's mark, which a
+    /// resume clears).
+    fn parked_now(&self, order: usize) -> Result<bool, SimError> {
+        Ok(self.record(order)?.parked.is_some())
+    }
+
     fn status(&self, order: usize) -> Result<OrderStatus, SimError> {
-        let id = &self.ids[order];
-        match finish(self.env.ledger.get_order(id))? {
-            Ok(Some(record)) => Ok(record.status),
-            other => Err(SimError::World(format!("order {id}: {other:?}"))),
-        }
+        Ok(self.record(order)?.status)
     }
 
     fn handle(&mut self, event: Event) -> Result<(), SimError> {
         match event {
             Event::Place(order) => self.place(order),
+            Event::Submit { order, tries } => self.submit(order, tries),
             Event::Step(exec) => self.step(exec),
             Event::Poll(invocation) => self.poll(invocation),
             Event::TaskTimeout { exec, attempt } => self.task_timeout(exec, attempt),
             Event::Webhook { order, tries } => self.webhook(order, tries),
             Event::Resume(order) => self.resume(order),
-            Event::Cancel(order) => self.cancel(order),
+            Event::Cancel { order, tries } => self.cancel(order, tries),
             Event::Die(exec) => self.die(exec),
             Event::Reconcile { last } => self.reconcile(last),
         }

@@ -1,10 +1,14 @@
 //! What happens to orders from outside their executions: a cancel through the API, an
 //! operator's resume onto the newest release, the scheduled reconciler (all three the
 //! real code of `order_core::recovery`), and an execution stopped by something outside
-//! the saga.
+//! the saga. A cancel that meets our infrastructure's failure (a 503) is sent again; an
+//! operator's resume that does is left to the reconciler; a reconciler run that does is
+//! followed by the next scheduled one.
 
-use super::{finish, Outcome, SimError, World};
+use super::api::MERCHANT_TRIES;
+use super::{finish, Event, Outcome, SimError, World};
 use order_core::recovery::{self, Action, ReconcileOptions, RecoveryError};
+use order_core::store::StoreError;
 use order_core::OrderStatus;
 
 /// The reconciler's grace period (`ReconcileGraceSeconds` in template.yaml; a test holds
@@ -18,6 +22,18 @@ pub const MAX_RESUMES: u32 = 3;
 /// How long an order whose execution ended may wait for the reconciler before the tally
 /// says so: runs are 5 minutes apart on average, the grace period is 15.
 const STUCK_MS: u64 = 3_600_000;
+
+/// Whether the recovery code failed on our infrastructure (DynamoDB, Step Functions, the
+/// bus, the dead-letter queue): worth trying again later, nothing for the world to stop on.
+fn infrastructure(error: &RecoveryError) -> bool {
+    matches!(
+        error,
+        RecoveryError::Store(StoreError::Unavailable { .. })
+            | RecoveryError::Workflow { .. }
+            | RecoveryError::Events(_)
+            | RecoveryError::DeadLetters(_)
+    )
+}
 
 /// The reconciler's options, as the template deploys it.
 pub fn reconcile_options() -> ReconcileOptions {
@@ -34,7 +50,7 @@ impl<'d> World<'d> {
     /// stopped (its in-flight invocations go on, their results unheard) and
     /// `<id>-r<n>` starts from the beginning, replaying the finished steps from the ledger.
     pub(super) fn resume(&mut self, order: usize) -> Result<(), SimError> {
-        let id = self.ids[order].clone();
+        let id = self.id(order)?;
         let resumed = finish(recovery::resume_on_latest(
             &*self.env.ledger,
             &*self.step_functions,
@@ -67,6 +83,14 @@ impl<'d> World<'d> {
                     format!("operator resume refused: the order is {status}"),
                 );
             }
+            Err(error) if infrastructure(&error) => {
+                self.shared
+                    .count("operator resume failed on our infrastructure");
+                self.note_order(
+                    order,
+                    format!("operator resume --latest failed: {error}; left to the reconciler"),
+                );
+            }
             Err(error) => return Err(SimError::World(format!("operator resume: {error}"))),
         }
         self.carry_out()
@@ -81,6 +105,7 @@ impl<'d> World<'d> {
         }
         self.shared
             .count("an execution was stopped outside the saga");
+        self.seen[self.executions[exec].order].stopped_outside = true;
         self.note(
             exec,
             "  the execution is stopped outside the saga (StopExecution)".into(),
@@ -96,7 +121,7 @@ impl<'d> World<'d> {
     /// dead-letter queue once resumed [`MAX_RESUMES`] times.
     pub(super) fn reconcile(&mut self, last: bool) -> Result<(), SimError> {
         let now = self.shared.time();
-        let done = finish(recovery::reconcile_at(
+        let ran = finish(recovery::reconcile_at(
             &*self.env.ledger,
             &*self.step_functions,
             recovery::Escalation {
@@ -105,13 +130,25 @@ impl<'d> World<'d> {
             },
             reconcile_options(),
             now,
-        ))?
-        .map_err(|e| SimError::World(format!("reconciler: {e}")))?;
+        ))?;
         self.shared.count(match last {
             true => "reconciler ran after the run",
             false => "reconciler ran while orders ran",
         });
         self.reconciler_resumed = false;
+        self.reconciler_failed = false;
+        let done = match ran {
+            Ok(done) => done,
+            // The run stops where it failed; what it did before stands (a start asked, a
+            // dead letter sent), and the next run walks on.
+            Err(error) if infrastructure(&error) => {
+                self.shared
+                    .count("reconciler: a run failed on our infrastructure");
+                self.reconciler_failed = true;
+                Vec::new()
+            }
+            Err(error) => return Err(SimError::World(format!("reconciler: {error}"))),
+        };
         if done.len() >= RECONCILE_LIMIT {
             // Orders past the limit wait for the next run, which walks on from here.
             self.shared.count("reconciler: a run stopped at its limit");
@@ -180,11 +217,22 @@ impl<'d> World<'d> {
         self.carry_out()
     }
 
-    /// A cancel through the API (`order_core::recovery::cancel`) at a random time.
-    pub(super) fn cancel(&mut self, order: usize) -> Result<(), SimError> {
-        let id = self.ids[order].clone();
+    /// A cancel through the API (`order_core::recovery::cancel`) at a random time, and
+    /// the merchant's try `tries` of it again after a 503 (the store failed, or the
+    /// `Order Cancelled` of an order cancelled at once could not be published).
+    pub(super) fn cancel(&mut self, order: usize, tries: u32) -> Result<(), SimError> {
+        let id = self.id(order)?;
         let before = self.status(order)?;
         let cancelled = finish(order_core::recovery::cancel(&*self.env.ledger, &id))?;
+        // What the ledger says, not what the call returned: a cancel can take effect and
+        // then fail (its second write, for an order without an execution).
+        if matches!(
+            self.status(order)?,
+            OrderStatus::Cancelling | OrderStatus::Cancelled
+        ) {
+            self.seen[order].cancelled = true;
+        }
+        let mut unavailable = matches!(cancelled, Err(StoreError::Unavailable { .. }));
         if let Ok(
             order_core::store::Cancellation::Started(record)
             | order_core::store::Cancellation::AlreadyCancelling(record),
@@ -192,9 +240,22 @@ impl<'d> World<'d> {
         {
             if let Some(event) = order_core::events::OrderEvent::cancelled_before_start(record) {
                 use order_core::events::Publisher;
-                finish(self.env.events.publish(&event))?
-                    .map_err(|e| SimError::World(format!("cancel: {e}")))?;
+                unavailable |= finish(self.env.events.publish(&event))?.is_err();
             }
+        }
+        if unavailable && tries + 1 < MERCHANT_TRIES {
+            self.shared
+                .count("a cancel met a 503, the merchant sends it again");
+            self.note_order(order, "cancel requested: 503, sent again later".into());
+            let delay = self.merchant_backoff(tries);
+            self.after(
+                delay,
+                Event::Cancel {
+                    order,
+                    tries: tries + 1,
+                },
+            );
+            return Ok(());
         }
         let outcome = match cancelled {
             Ok(order_core::store::Cancellation::Started(_)) => {

@@ -1,8 +1,10 @@
 //! What the world, the ledger and the partners share: the one seeded generator every
 //! decision draws from, the simulated clock, the orders' traces, the broken invariants
-//! and the tally of faults met; and the partner faults decided per call.
+//! and the tally of faults met; the partner faults decided per call, and the windows in
+//! which our own services fail.
 
 use super::Faults;
+use crate::faults::Windows;
 use crate::partners::UNDO;
 use order_core::partners::PartnerFailure;
 use order_core::steps::Partner;
@@ -10,7 +12,7 @@ use order_core::OrderId;
 use order_core::OrderStatus;
 use rand_core::Rng;
 use rand_pcg::Pcg64Mcg;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -52,6 +54,75 @@ pub struct PartnerFault {
     pub after: Option<PartnerFailure>,
 }
 
+/// One of our own services failing in windows of time ([`Faults`]' `Windows` fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// The order-events bus refuses every publish.
+    BusUnavailable,
+    /// The order-events bus throttles a share of the publishes.
+    BusThrottling,
+    /// DynamoDB throttles a share of every kind of request.
+    StoreThrottling,
+    /// Lambda throttles every invocation.
+    LambdaThrottling,
+    /// Step Functions throttles a share of `StartExecution` calls.
+    StartThrottling,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::BusUnavailable,
+        Service::BusThrottling,
+        Service::StoreThrottling,
+        Service::LambdaThrottling,
+        Service::StartThrottling,
+    ];
+
+    /// Its windows in `faults`.
+    pub fn windows(self, faults: &Faults) -> Windows {
+        match self {
+            Service::BusUnavailable => faults.bus_unavailable,
+            Service::BusThrottling => faults.bus_throttling,
+            Service::StoreThrottling => faults.store_throttling,
+            Service::LambdaThrottling => faults.lambda_throttling,
+            Service::StartThrottling => faults.start_throttling,
+        }
+    }
+
+    /// What a request that fails this way met, for the tally.
+    pub fn tally(self) -> &'static str {
+        match self {
+            Service::BusUnavailable => "window: the order-events bus refused a publish",
+            Service::BusThrottling => "window: the order-events bus throttled a publish",
+            Service::StoreThrottling => "window: DynamoDB throttled a request",
+            Service::LambdaThrottling => "window: Lambda throttled an invocation",
+            Service::StartThrottling => "window: Step Functions throttled a StartExecution",
+        }
+    }
+}
+
+/// `per_hour` windows on average over `span_ms`, each `min_ms` to `max_ms` long, drawn
+/// from `dice`: (from, to) in simulated milliseconds.
+pub(super) fn draw_windows(
+    dice: &mut Pcg64Mcg,
+    per_hour: f64,
+    min_ms: u64,
+    max_ms: u64,
+    span_ms: u64,
+) -> Vec<(u64, u64)> {
+    let expected = per_hour * span_ms as f64 / 3_600_000.0;
+    let whole = expected.floor() as u64;
+    let extra =
+        u64::from(((dice.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < expected.fract());
+    (0..whole + extra)
+        .map(|_| {
+            let from = dice.next_u64() % span_ms.max(1);
+            let length = min_ms + dice.next_u64() % (max_ms.saturating_sub(min_ms)).max(1);
+            (from, from + length)
+        })
+        .collect()
+}
+
 /// What the world, the ledger and the partners share: the generator, the clock, the
 /// traces and the violations.
 pub struct Shared {
@@ -65,6 +136,10 @@ pub struct Shared {
     pub(super) outages: Vec<(Partner, u64, u64)>,
     /// The forward operation refused for good for an order, if any.
     pub(super) refusals: Mutex<HashMap<OrderId, &'static str>>,
+    /// The orders whose planned refusal a partner answered: a business refusal met.
+    pub(super) refused: Mutex<HashSet<OrderId>>,
+    /// Our own services' fault windows: (service, from, to) in simulated milliseconds.
+    pub(super) windows: Vec<(Service, u64, u64)>,
     /// How often each fault and interleaving happened.
     pub(super) tally: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -151,6 +226,29 @@ impl Shared {
         self.chance(self.faults.store_unavailable)
     }
 
+    /// Whether `service` fails this request: the simulated clock is in one of its windows
+    /// and the request falls in its share (counted in the tally). Outside every window
+    /// nothing is drawn, so a run without windows makes the draws it made before they
+    /// existed.
+    pub fn fails(&self, service: Service) -> bool {
+        let now = self.now();
+        let inside = self
+            .windows
+            .iter()
+            .any(|(s, from, to)| *s == service && (*from..*to).contains(&now));
+        let share = service.windows(&self.faults).share;
+        let failed = inside && (share >= 1.0 || self.chance(share));
+        if failed {
+            self.count(service.tally());
+        }
+        failed
+    }
+
+    /// Whether a partner refused one of the order's forward calls for good.
+    pub fn met_refusal(&self, order: &OrderId) -> bool {
+        lock(&self.refused).contains(order)
+    }
+
     /// The faults of one partner call.
     pub fn partner_fault(
         &self,
@@ -167,9 +265,13 @@ impl Shared {
             .any(|(p, from, to)| *p == partner && (*from..*to).contains(&now))
         {
             Some(PartnerFailure::Unavailable)
-        } else if lock(&self.refusals).get(order) == Some(&operation)
-            || (compensation && self.chance(self.faults.compensation_refusal))
-        {
+        } else if lock(&self.refusals).get(order) == Some(&operation) {
+            lock(&self.refused).insert(order.clone());
+            Some(PartnerFailure::Refused {
+                status: 422,
+                code: "refused_in_simulation".into(),
+            })
+        } else if compensation && self.chance(self.faults.compensation_refusal) {
             Some(PartnerFailure::Refused {
                 status: 422,
                 code: "refused_in_simulation".into(),

@@ -1,4 +1,5 @@
-//! Task states: an attempt invokes the real handler (sometimes twice, sometimes throttled),
+//! Task states: an attempt invokes the real handler (sometimes twice, sometimes throttled,
+//! every attempt throttled inside Lambda's throttling windows),
 //! the invocation is polled at its control points (where it may crash or overrun), its
 //! result is heard or ignored, and Retry (full jitter) and Catch decide what follows.
 
@@ -6,8 +7,9 @@ use super::{Event, Outcome, SimError, World};
 use crate::definition::{matches, Next, Resource, State, Task, Timeout};
 use crate::handlers::{invoke, Invocation, FUNCTION_TIMEOUT_MS};
 use crate::paths::{self, PathError};
-use crate::world::lock;
+use crate::world::{lock, Service};
 use order_core::activity::ActivityOutput;
+use order_core::steps::{self, StepRole};
 use order_core::ActivityError;
 use serde_json::{json, Value};
 use std::task::{Context, Poll, Waker};
@@ -94,11 +96,22 @@ impl<'d> World<'d> {
             ),
         );
         self.executions[exec].waiting = Some(attempt);
-        if self.shared.chance(self.options.faults.throttled) {
+        let compensation = steps::ALL
+            .iter()
+            .any(|s| s.role == StepRole::Compensation && s.function_name() == function);
+        let order = self.executions[exec].order;
+        if compensation && self.seen[order].compensation.is_none() {
+            self.seen[order].compensation = Some(name.to_owned());
+        }
+        let window = self.shared.fails(Service::LambdaThrottling);
+        if window || self.shared.chance(self.options.faults.throttled) {
             self.shared.count("invocation throttled by Lambda");
             self.note(
                 exec,
-                "  Lambda throttled the invocation (Lambda.TooManyRequestsException)".into(),
+                format!(
+                    "  Lambda throttled the invocation (Lambda.TooManyRequestsException){}",
+                    if window { ", a throttling window" } else { "" }
+                ),
             );
             return self.task_failed(
                 exec,
