@@ -219,7 +219,7 @@ SEED ?= 1
 SEEDS ?= 100
 ORDERS ?= 1000
 simulate: ## The saga on a simulated clock with seeded faults and interleavings (SEEDS seeds of ORDERS orders each, default 100 x 1000): orders per second, and for a broken invariant the replay command and the trace of the order that broke
-	$(CARGO) run --release --locked -p simulator --bin simulate -- --seed $(SEED) --seeds $(SEEDS) --orders $(ORDERS)
+	$(CARGO) run --release --locked -p simulator --bin simulate -- --seed $(SEED) --seeds $(SEEDS) --orders $(ORDERS) --infrastructure-faults
 
 clean: down ## Stop the stack and remove build output and installed tools
 	rm -rf target $(VENV) .venv-lint .venv-checkov .venv-ministack .venv-openapi infra/node_modules .local .aws-sam

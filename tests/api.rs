@@ -300,7 +300,6 @@ fn api(stack: &Stack, state_machine_arn: &str) -> orders_api::Api {
                 .unwrap_or_else(|error| panic!("{error}")),
         },
         catalogue: system_tests::catalogue(),
-        events: stack.events(),
     }
 }
 

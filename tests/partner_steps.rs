@@ -337,7 +337,7 @@ async fn a_token_stored_first_is_found_by_the_delivery_and_a_repeated_event_chan
         Ok(TokenStored::Waiting)
     );
     let event = delivery();
-    let first = store.record_delivery(&id, &event).await;
+    let first = record_delivery(&store, &id, &event).await;
     let order = match first {
         Ok(DeliveryRecorded::Now(order)) => order,
         other => panic!("{other:?}"),
@@ -347,13 +347,13 @@ async fn a_token_stored_first_is_found_by_the_delivery_and_a_repeated_event_chan
     assert_eq!(order.delivery.as_ref(), Some(&event));
     let version = order.version;
     // The same event again is recognised by its id.
-    let again = store.record_delivery(&id, &event).await;
+    let again = record_delivery(&store, &id, &event).await;
     assert!(
         matches!(&again, Ok(DeliveryRecorded::Duplicate(o)) if o.version == version),
         "{again:?}"
     );
     // Another event for the same shipment finds the order delivered.
-    let other = store.record_delivery(&id, &delivery()).await;
+    let other = record_delivery(&store, &id, &delivery()).await;
     assert!(
         matches!(&other, Ok(DeliveryRecorded::Before(o)) if o.version == version),
         "{other:?}"
@@ -364,7 +364,7 @@ async fn a_token_stored_first_is_found_by_the_delivery_and_a_repeated_event_chan
         ..delivery()
     };
     assert_eq!(
-        store.record_delivery(&id, &wrong).await,
+        record_delivery(&store, &id, &wrong).await,
         Ok(DeliveryRecorded::WrongShipment)
     );
     assert_eq!(
@@ -384,7 +384,7 @@ async fn a_delivery_for_another_shipment_than_the_one_booked_changes_nothing() {
         ..delivery()
     };
     assert_eq!(
-        store.record_delivery(&id, &wrong).await,
+        record_delivery(&store, &id, &wrong).await,
         Ok(DeliveryRecorded::WrongShipment)
     );
     assert_eq!(status(&store, &id).await, OrderStatus::Shipped);
@@ -394,7 +394,7 @@ async fn a_delivery_for_another_shipment_than_the_one_booked_changes_nothing() {
         ..wrong
     };
     assert!(matches!(
-        store.record_delivery(&id, &corrected).await,
+        record_delivery(&store, &id, &corrected).await,
         Ok(DeliveryRecorded::Now(_))
     ));
 }
@@ -406,7 +406,7 @@ async fn a_delivery_recorded_before_the_token_tells_await_delivery_to_resume_its
     let id = place(&store).await;
     advance(&store, &id, OrderStatus::Shipped).await;
     assert!(matches!(
-        store.record_delivery(&id, &delivery()).await,
+        record_delivery(&store, &id, &delivery()).await,
         Ok(DeliveryRecorded::Now(_))
     ));
     let stored = store.store_task_token(&id, "token-late").await;
@@ -422,7 +422,7 @@ async fn a_delivery_for_an_order_that_has_not_shipped_is_a_conflict() {
     let store = stack.store();
     let id = place(&store).await;
     advance(&store, &id, OrderStatus::Provisioned).await;
-    let result = store.record_delivery(&id, &delivery()).await;
+    let result = record_delivery(&store, &id, &delivery()).await;
     assert!(
         matches!(
             result,
@@ -566,7 +566,7 @@ async fn await_delivery_resumes_the_execution_itself_when_the_delivery_came_firs
     let (execution, token) = an_execution_parked_with_its_token(&stack, &id).await;
     let event = delivery();
     assert!(matches!(
-        store.record_delivery(&id, &event).await,
+        record_delivery(&store, &id, &event).await,
         Ok(DeliveryRecorded::Now(_))
     ));
     // The webhook found no token to resume with; AwaitDelivery, which holds the waiting
@@ -605,7 +605,7 @@ async fn await_delivery_run_again_after_the_execution_was_resumed_reports_the_de
     advance(&store, &id, OrderStatus::Shipped).await;
     let (execution, token) = an_execution_parked_with_its_token(&stack, &id).await;
     assert!(matches!(
-        store.record_delivery(&id, &delivery()).await,
+        record_delivery(&store, &id, &delivery()).await,
         Ok(DeliveryRecorded::Now(_))
     ));
     let first = await_delivery::handle(&store, &stack.sfn(), waiting(&id, &token)).await;
@@ -659,4 +659,14 @@ async fn a_partner_token_rotated_after_the_cold_start_is_read_again_when_the_par
     let ledger = stack.partners().ledger(order.as_str()).await;
     assert_eq!(ledger.entries("charges").len(), 1, "{ledger:?}");
     secret.delete().await;
+}
+
+/// Records `delivery` as the webhook does: with the `Order Delivered` built from the order.
+async fn record_delivery(
+    store: &order_core::store::OrderStore,
+    id: &order_core::OrderId,
+    delivery: &order_core::store::Delivery,
+) -> Result<order_core::store::DeliveryRecorded, order_core::store::StoreError> {
+    let announced = order_core::store::contract::delivered_event(store, id, delivery).await;
+    store.record_delivery(id, delivery, &announced).await
 }

@@ -422,8 +422,6 @@ fn can_raise(step: &Step, name: ErrorName) -> bool {
         // AwaitDelivery resumes the execution itself (SendTaskSuccess) when the courier's
         // delivery was recorded before its task token.
         ErrorName::WorkflowUnavailable => step.name == steps::AWAIT_DELIVERY.name,
-        // The steps whose change is an order event publish it (order_core::events).
-        ErrorName::EventsUnavailable => order_core::events::OrderEvent::published_by(step.name),
         other => panic!(
             "{other} is transient but has no rule in can_raise: say which activities raise it"
         ),

@@ -336,7 +336,11 @@ where
         }
         match work(begun.order.clone(), begun.call()).await {
             Ok(references) => {
-                let transition = to.map(|to| Transition::new(from, to));
+                // The change's lifecycle event (SHIPPED, COMPLETED), written with it.
+                let event = to.and_then(|to| {
+                    crate::events::OrderEvent::after_change(&begun.order, to, None, &references)
+                });
+                let transition = to.map(|to| Transition::new(from, to).announcing(event.as_ref()));
                 begun.succeed(references, transition).await
             }
             Err(error) => {

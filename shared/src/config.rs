@@ -70,7 +70,7 @@ pub fn aws_loader() -> aws_config::ConfigLoader {
 /// more attempts than its default 3 and backoffs capped so that all of them fit well within
 /// a function's 15-second timeout (full jitter on 0.2, 0.4, 0.8, 1.6 s: at most 3 s of
 /// waiting). What outlasts them is the activity's `Store.Unavailable` (or
-/// `Events.Unavailable`, `Workflow.Unavailable`), which the state machine retries, then
+/// `Workflow.Unavailable`), which the state machine retries, then
 /// waits out.
 pub fn retry_config() -> aws_config::retry::RetryConfig {
     aws_config::retry::RetryConfig::standard()

@@ -294,7 +294,21 @@ pub async fn deliver<L: Ledger>(
     id: &OrderId,
     event: &CourierEvent,
 ) -> Result<Delivered, DeliveryError> {
-    let (order, duplicate) = match store.record_delivery(id, &event.delivery()).await {
+    // `Order Delivered` is written with the delivery, built from the order as it stands
+    // (its merchant and kind never change) and the courier's event.
+    let delivery = event.delivery();
+    let mut known = store
+        .require_order(id)
+        .await
+        .map_err(DeliveryError::Store)?;
+    known.delivery = Some(delivery.clone());
+    let Some(announced) = crate::events::OrderEvent::delivered(&known) else {
+        return Err(DeliveryError::Store(StoreError::Corrupt {
+            key: id.to_string(),
+            message: "a delivered order without its delivery".into(),
+        }));
+    };
+    let (order, duplicate) = match store.record_delivery(id, &delivery, &announced).await {
         Ok(DeliveryRecorded::Now(order)) => (order, false),
         Ok(DeliveryRecorded::Before(order) | DeliveryRecorded::Duplicate(order)) => (order, true),
         Ok(DeliveryRecorded::WrongShipment) => {

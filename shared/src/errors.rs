@@ -27,9 +27,6 @@ pub enum ErrorName {
     /// Step Functions could not be reached (resuming a waiting execution).
     #[strum(serialize = "Workflow.Unavailable")]
     WorkflowUnavailable,
-    /// The order-events bus (EventBridge) could not take an event; the retry publishes it.
-    #[strum(serialize = "Events.Unavailable")]
-    EventsUnavailable,
     /// The order breaks a rule (unknown SKU, bad quantity, ...); retrying cannot help.
     #[strum(serialize = "Order.Invalid")]
     OrderInvalid,
@@ -80,8 +77,7 @@ impl ErrorName {
             | ErrorName::PartnerThrottled
             | ErrorName::PartnerTimeout
             | ErrorName::StoreUnavailable
-            | ErrorName::WorkflowUnavailable
-            | ErrorName::EventsUnavailable => FailureKind::Infrastructure,
+            | ErrorName::WorkflowUnavailable => FailureKind::Infrastructure,
             ErrorName::OrderInvalid
             | ErrorName::StockUnavailable
             | ErrorName::PaymentDeclined
@@ -207,11 +203,9 @@ pub fn public_reason(error: &str) -> &'static str {
         Some(
             ErrorName::PartnerUnavailable | ErrorName::PartnerThrottled | ErrorName::PartnerTimeout,
         ) => "a partner could not be reached, even after retries",
-        Some(
-            ErrorName::StoreUnavailable
-            | ErrorName::WorkflowUnavailable
-            | ErrorName::EventsUnavailable,
-        ) => "our systems were unavailable, even after retries",
+        Some(ErrorName::StoreUnavailable | ErrorName::WorkflowUnavailable) => {
+            "our systems were unavailable, even after retries"
+        }
         Some(ErrorName::OrderNotFound | ErrorName::OrderConflict | ErrorName::Internal) => {
             "an internal error stopped the order; our operators have its details"
         }
@@ -260,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn only_partner_store_workflow_and_events_failures_are_transient() {
+    fn only_partner_store_and_workflow_failures_are_transient() {
         let transient: Vec<&str> = ErrorName::ALL
             .iter()
             .filter(|n| n.is_transient())
@@ -274,7 +268,6 @@ mod tests {
                 "Partner.Timeout",
                 "Store.Unavailable",
                 "Workflow.Unavailable",
-                "Events.Unavailable"
             ]
         );
     }
@@ -303,7 +296,7 @@ mod tests {
             );
         }
         assert_eq!(
-            kind_of("Events.Unavailable", "CompleteOrder"),
+            kind_of("Store.Unavailable", "CompleteOrder"),
             FailureKind::Infrastructure
         );
         assert_eq!(

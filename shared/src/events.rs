@@ -4,19 +4,21 @@
 //! [`SOURCE`], a [`Lifecycle`] `detail-type`, and a [`Detail`] whose schema is
 //! `infra/events/order-lifecycle.v1.schema.json`.
 //!
-//! An event is published by the code that made the change, right after its conditional
-//! write, and again by every retry that finds the change already made (a replayed step, a
-//! repeated courier event, the same `Idempotency-Key` again): a publish that failed is
-//! retried with the work, never lost. The detail is built from the ledger alone (the order,
-//! its steps), so every publish of one change is the same event with the same
-//! `event_id`; EventBridge itself delivers at least once, so consumers drop an `event_id`
-//! they have handled.
+//! An event is never published by the code that made the change. It is written in the
+//! change's own transaction, as an outbox item in the order's partition (`sk`
+//! `EVENT#<event_id>`, [`OutboxRecord`]): a step whose change is recorded has its event
+//! recorded too, and a step can never fail because the bus is down. The table's DynamoDB
+//! stream delivers each new outbox item to the `publish-events` function, which puts it on
+//! the bus ([`EventBus::publish_batch`]): at least once, in order per order (a stream
+//! shard keeps each partition's order). The detail is built from what the writer already
+//! holds (the order as it read it, the change), so no read is needed; a change is
+//! written once, so its `event_id` is written once; EventBridge itself delivers at least
+//! once, so consumers drop an `event_id` they have handled.
 
-use crate::errors::{ActivityError, ErrorName};
+use crate::errors::ErrorName;
 use crate::order::OrderKind;
 use crate::status::OrderStatus;
-use crate::steps;
-use crate::store::{OrderRecord, StepRecord};
+use crate::store::{Failure, OrderRecord};
 use crate::view::{Audience, OrderView};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -190,56 +192,78 @@ impl OrderEvent {
         Some(event)
     }
 
-    /// Whether the workflow step `step` publishes an event ([`OrderEvent::after_step`]),
-    /// and so may fail with `Events.Unavailable`.
-    pub fn published_by(step: &str) -> bool {
-        [
-            steps::ARRANGE_SHIPMENT.name,
-            steps::COMPLETE_ORDER.name,
-            steps::RECORD_FAILURE.name,
-        ]
-        .contains(&step)
-    }
-
-    /// The change the workflow step `step` made, once it succeeded: SHIPPED
-    /// (ArrangeShipment, with the tracking number), COMPLETED (CompleteOrder), FAILED,
-    /// REJECTED or CANCELLED (RecordFailure, with the reason). `None` for any other step,
-    /// or before the step succeeded.
-    pub fn after_step(step: &str, order: &OrderRecord, records: &[StepRecord]) -> Option<Self> {
-        let record = records.iter().find(|record| record.step == step)?;
-        let at = record.finished_at.as_deref()?;
-        if step == steps::ARRANGE_SHIPMENT.name {
-            let mut event = OrderEvent::new(Lifecycle::Shipped, order, OrderStatus::Shipped, at);
-            event.detail.tracking_number = record.references.get("tracking_number").cloned();
-            return Some(event);
-        }
-        if step == steps::COMPLETE_ORDER.name {
-            return Some(OrderEvent::new(
-                Lifecycle::Completed,
-                order,
-                OrderStatus::Completed,
-                at,
-            ));
-        }
-        if step != steps::RECORD_FAILURE.name {
-            return None;
-        }
-        if let Some(event) = Self::cancelled_before_start(order) {
-            return Some(event);
-        }
-        let lifecycle = match order.status {
+    /// The event of a status change, when integrators are told of it: the order as the
+    /// writer read it, the status it moves `to`, the failure the change records (or the
+    /// one the order holds) and the step's partner references (the tracking number of a
+    /// shipment). SHIPPED, COMPLETED, FAILED or REJECTED (`Order Failed`, with the reason
+    /// the API shows) and CANCELLED; `None` for any other status (ACCEPTED and DELIVERED
+    /// have their own writers: [`OrderEvent::accepted`], [`OrderEvent::delivered`]). Its
+    /// `occurred_at` is the ledger's: the transition that writes it stamps it with the
+    /// time it records the change ([`OrderEvent::stamped`]).
+    pub fn after_change(
+        order: &OrderRecord,
+        to: OrderStatus,
+        failure: Option<&Failure>,
+        references: &crate::store::References,
+    ) -> Option<OrderEvent> {
+        let at = order.updated_at.as_str();
+        let lifecycle = match to {
+            OrderStatus::Shipped => Lifecycle::Shipped,
+            OrderStatus::Completed => Lifecycle::Completed,
             OrderStatus::Failed | OrderStatus::Rejected => Lifecycle::Failed,
             OrderStatus::Cancelled => Lifecycle::Cancelled,
             _ => return None,
         };
-        let mut event = OrderEvent::new(lifecycle, order, order.status, at);
-        let view = OrderView::of(order, records, Audience::Caller);
-        event.detail.reason = view.failure.map(|failure| Reason {
-            step: failure.step,
-            error: failure.error,
-            message: failure.reason,
-        });
+        let mut changed = order.clone();
+        changed.status = to;
+        changed.updated_at = at.to_owned();
+        if let Some(failure) = failure {
+            changed.failure = Some(failure.clone());
+        }
+        if to == OrderStatus::Cancelled && changed.failure.is_none() {
+            return Self::cancelled_before_start(&changed);
+        }
+        let mut event = OrderEvent::new(lifecycle, &changed, to, at);
+        event.detail.tracking_number = references.get("tracking_number").cloned();
+        if matches!(lifecycle, Lifecycle::Failed | Lifecycle::Cancelled) {
+            let view = OrderView::of(&changed, &[], Audience::Caller);
+            event.detail.reason = view.failure.map(|failure| Reason {
+                step: failure.step,
+                error: failure.error,
+                message: failure.reason,
+            });
+        }
         Some(event)
+    }
+
+    /// The same event, happened `at` (as the ledger recorded its change).
+    pub fn stamped(mut self, at: &str) -> OrderEvent {
+        self.detail.occurred_at = at.to_owned();
+        self
+    }
+
+    /// The outbox item that carries the event ([`OutboxRecord`]).
+    pub fn to_outbox(&self) -> OutboxRecord {
+        OutboxRecord {
+            order_id: self.detail.order_id.clone(),
+            event_id: self.detail.event_id.clone(),
+            detail_type: self.lifecycle.detail_type().to_owned(),
+            detail: self.detail_json(),
+            occurred_at: self.detail.occurred_at.clone(),
+        }
+    }
+
+    /// The event an outbox item carries; an error names what does not read.
+    pub fn from_outbox(record: &OutboxRecord) -> Result<OrderEvent, String> {
+        let lifecycle: Lifecycle = record.detail_type.parse().map_err(|_| {
+            format!(
+                "outbox item {}: unknown detail-type {:?}",
+                record.event_id, record.detail_type
+            )
+        })?;
+        let detail: Detail = serde_json::from_str(&record.detail)
+            .map_err(|e| format!("outbox item {}: detail: {e}", record.event_id))?;
+        Ok(OrderEvent { lifecycle, detail })
     }
 
     /// The detail as the JSON EventBridge carries.
@@ -258,57 +282,24 @@ pub struct PublishError {
     pub reason: String,
 }
 
-impl From<PublishError> for ActivityError {
-    fn from(error: PublishError) -> Self {
-        ActivityError::new(ErrorName::EventsUnavailable, error.to_string())
-    }
+/// An event waiting in the outbox: the item a change writes in its own transaction, in
+/// the order's partition (`sk` `EVENT#<event_id>`), which the table's stream hands to
+/// `publish-events`. Written once per change (a replayed step writes nothing), it keeps
+/// what the bus needs as it will be sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    pub order_id: String,
+    pub event_id: String,
+    /// The event's `detail-type`.
+    pub detail_type: String,
+    /// The event's `detail`, JSON ([`Detail`]).
+    pub detail: String,
+    pub occurred_at: String,
 }
 
 /// Where events go: the bus ([`EventBus`]), or a recorder in tests.
 pub trait Publisher: Send + Sync {
     fn publish(&self, event: &OrderEvent) -> impl Future<Output = Result<(), PublishError>> + Send;
-}
-
-/// Publishes the event of a workflow step that succeeded, on its first run and on every
-/// replay (the event of a run whose publish failed is sent by the retry), then hands the
-/// outcome on. A step that publishes nothing, or failed, passes through untouched. A
-/// failed publish is `Events.Unavailable`, which the step's Task retries.
-pub async fn announce<L: crate::store::Ledger, P: Publisher>(
-    ledger: &L,
-    publisher: &P,
-    outcome: crate::activity::Outcome,
-) -> crate::activity::Outcome {
-    let output = outcome?;
-    if !OrderEvent::published_by(&output.step) {
-        return Ok(output);
-    }
-    let Some((order, records)) = ledger.get_order_with_steps(&output.order_id).await? else {
-        return Ok(output);
-    };
-    if let Some(event) = OrderEvent::after_step(&output.step, &order, &records) {
-        publisher.publish(&event).await?;
-    }
-    Ok(output)
-}
-
-/// A Lambda `main` for a workflow step whose change is an order event: the store and the
-/// bus from the environment (once per process, for its whole life), then every
-/// invocation through `handler` and [`announce`]. A step's `main` is one line:
-/// `events::serve_announced(complete_order::handle)`.
-#[cfg(feature = "events")]
-pub async fn serve_announced<I, H, Fut>(handler: H) -> Result<(), lambda_runtime::Error>
-where
-    I: serde::de::DeserializeOwned,
-    H: Fn(&'static crate::store::OrderStore, I) -> Fut,
-    Fut: Future<Output = crate::activity::Outcome>,
-{
-    let store: &'static _ = Box::leak(Box::new(crate::activity::start().await?));
-    let bus: &'static _ = Box::leak(Box::new(EventBus::from_env().await?));
-    let handler = &handler;
-    crate::activity::serve(move |input| async move {
-        announce(store, bus, handler(store, input).await).await
-    })
-    .await
 }
 
 /// Publishes nothing and remembers what it was given: for tests and the simulator.
@@ -362,45 +353,85 @@ impl EventBus {
     }
 }
 
+/// The most entries one `PutEvents` takes.
+pub const PUT_EVENTS_LIMIT: usize = 10;
+
 #[cfg(feature = "events")]
-impl Publisher for EventBus {
-    async fn publish(&self, event: &OrderEvent) -> Result<(), PublishError> {
-        use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-        let failed = |reason: String| PublishError {
-            detail_type: event.lifecycle.detail_type(),
-            event_id: event.detail.event_id.clone(),
-            reason,
-        };
+impl EventBus {
+    fn entry(&self, event: &OrderEvent) -> aws_sdk_eventbridge::types::PutEventsRequestEntry {
         let time = chrono::DateTime::parse_from_rfc3339(&event.detail.occurred_at)
             .ok()
             .map(|at| aws_smithy_types::DateTime::from_millis(at.timestamp_millis()));
-        let entry = PutEventsRequestEntry::builder()
+        aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(SOURCE)
             .detail_type(event.lifecycle.detail_type())
             .detail(event.detail_json())
             .set_time(time)
-            .build();
+            .build()
+    }
+
+    /// Puts up to [`PUT_EVENTS_LIMIT`] events on the bus in one `PutEvents`; one result per
+    /// event, in order (EventBridge takes or refuses each entry on its own). A call that
+    /// failed as a whole fails every event.
+    pub async fn publish_batch(&self, events: &[OrderEvent]) -> Vec<Result<(), PublishError>> {
+        let failed = |event: &OrderEvent, reason: String| PublishError {
+            detail_type: event.lifecycle.detail_type(),
+            event_id: event.detail.event_id.clone(),
+            reason,
+        };
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let entries = events.iter().map(|e| self.entry(e)).collect();
         let answer = self
             .client
             .put_events()
-            .entries(entry)
+            .set_entries(Some(entries))
             .send()
-            .await
-            .map_err(|e| failed(aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string()))?;
-        if answer.failed_entry_count() > 0 {
-            let entry = answer.entries().first();
-            let code = entry.and_then(|e| e.error_code()).unwrap_or("unknown");
-            let message = entry.and_then(|e| e.error_message()).unwrap_or_default();
-            return Err(failed(format!("{code}: {message}")));
-        }
-        tracing::info!(
-            detail_type = event.lifecycle.detail_type(),
-            event_id = %event.detail.event_id,
-            order_id = %event.detail.order_id,
-            "order event published"
-        );
-        Ok(())
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                let reason = aws_sdk_eventbridge::error::DisplayErrorContext(error).to_string();
+                return events
+                    .iter()
+                    .map(|e| Err(failed(e, reason.clone())))
+                    .collect();
+            }
+        };
+        let results = answer.entries();
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                let entry = results.get(i);
+                match entry.and_then(|e| e.error_code()) {
+                    None if entry.is_some_and(|e| e.event_id().is_some()) => {
+                        tracing::info!(
+                            detail_type = event.lifecycle.detail_type(),
+                            event_id = %event.detail.event_id,
+                            order_id = %event.detail.order_id,
+                            "order event published"
+                        );
+                        Ok(())
+                    }
+                    None => Err(failed(event, "EventBridge answered no entry for it".into())),
+                    Some(code) => {
+                        let message = entry.and_then(|e| e.error_message()).unwrap_or_default();
+                        Err(failed(event, format!("{code}: {message}")))
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(feature = "events")]
+impl Publisher for EventBus {
+    async fn publish(&self, event: &OrderEvent) -> Result<(), PublishError> {
+        let mut results = self.publish_batch(std::slice::from_ref(event)).await;
+        results.pop().unwrap_or(Ok(()))
     }
 }
 

@@ -17,7 +17,6 @@
 //! deterministic simulator (`infra/simulator`) in process, so that both run this code.
 
 use crate::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterSender};
-use crate::events::Publisher;
 use crate::order::OrderId;
 use crate::status::OrderStatus;
 use crate::store::{Cancellation, IndexPosition, Ledger, StoreError, Transition};
@@ -135,8 +134,6 @@ pub enum RecoveryError {
     },
     #[error("{0}")]
     NotSupported(String),
-    #[error(transparent)]
-    Events(#[from] crate::events::PublishError),
 }
 
 impl From<RecoveryError> for lambda_runtime::Diagnostic {
@@ -145,7 +142,6 @@ impl From<RecoveryError> for lambda_runtime::Diagnostic {
             RecoveryError::Store(StoreError::Unavailable { .. }) => "Store.Unavailable",
             RecoveryError::Workflow { .. } => "Workflow.Unavailable",
             RecoveryError::DeadLetters(_) => "DeadLetters.Unavailable",
-            RecoveryError::Events(_) => "Events.Unavailable",
             _ => "Internal.Error",
         };
         lambda_runtime::Diagnostic {
@@ -481,10 +477,18 @@ pub async fn cancel(store: &impl Ledger, id: &OrderId) -> Result<Cancellation, S
     match store.cancel(id).await? {
         Cancellation::Started(record) if record.execution_arn.is_none() => {
             tracing::info!(order_id = %id, "cancelled before its workflow started");
+            // Its `Order Cancelled` goes to the outbox with the change.
+            let event = crate::events::OrderEvent::after_change(
+                &record,
+                OrderStatus::Cancelled,
+                None,
+                &crate::store::References::new(),
+            );
             let ended = store
                 .transition(
                     id,
-                    Transition::new(OrderStatus::Cancelling, OrderStatus::Cancelled),
+                    Transition::new(OrderStatus::Cancelling, OrderStatus::Cancelled)
+                        .announcing(event.as_ref()),
                 )
                 .await;
             match ended {
@@ -564,33 +568,33 @@ pub fn unfinished_statuses() -> impl Iterator<Item = OrderStatus> {
 pub async fn reconcile(
     store: &impl Ledger,
     workflow: &impl Executions,
-    escalation: Escalation<'_, impl DeadLetterSender, impl Publisher>,
+    escalation: Escalation<'_, impl DeadLetterSender>,
     options: ReconcileOptions,
 ) -> Result<Vec<Reconciled>, RecoveryError> {
     reconcile_at(store, workflow, escalation, options, chrono::Utc::now()).await
 }
 
 /// Where the reconciler puts an order it gives up on: a dead letter for the operators'
-/// queue, and an `Order Needs Operator` event for integrators.
-pub struct Escalation<'a, D, P> {
+/// queue (its `Order Needs Operator` event for integrators is written with the park, to
+/// the outbox).
+pub struct Escalation<'a, D> {
     pub dead_letters: &'a D,
-    pub events: &'a P,
 }
 
-impl<D, P> Clone for Escalation<'_, D, P> {
+impl<D> Clone for Escalation<'_, D> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<D, P> Copy for Escalation<'_, D, P> {}
+impl<D> Copy for Escalation<'_, D> {}
 
 /// [`reconcile`] as if it were `now`: orders that changed after `now - grace` are left
 /// alone, and a parked order's dead letter is dated `now`. For a simulated clock.
 pub async fn reconcile_at(
     store: &impl Ledger,
     workflow: &impl Executions,
-    escalation: Escalation<'_, impl DeadLetterSender, impl Publisher>,
+    escalation: Escalation<'_, impl DeadLetterSender>,
     options: ReconcileOptions,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<Reconciled>, RecoveryError> {
@@ -687,7 +691,7 @@ fn rotation<'a>(start: Option<&'a IndexPosition>, cutoff: &str) -> Vec<Stretch<'
 async fn reconcile_order(
     store: &impl Ledger,
     workflow: &impl Executions,
-    escalation: Escalation<'_, impl DeadLetterSender, impl Publisher>,
+    escalation: Escalation<'_, impl DeadLetterSender>,
     order: &crate::store::OrderRecord,
     options: ReconcileOptions,
     now: chrono::DateTime<chrono::Utc>,
@@ -736,13 +740,6 @@ async fn reconcile_order(
         )
         .await;
     }
-    if order.execution_arn.is_none() {
-        // The API stores an order, publishes `Order Accepted`, then starts its workflow;
-        // a caller that gave up after a failure in between never retried. The same event
-        // again (same event id) closes that gap before the order's first execution.
-        let accepted = crate::events::OrderEvent::accepted(order);
-        escalation.events.publish(&accepted).await?;
-    }
     match resume(store, workflow, &order.order_id).await {
         Ok(resumed) => Ok(Action::Resumed {
             execution_arn: resumed.execution_arn,
@@ -760,15 +757,15 @@ async fn reconcile_order(
 
 async fn park(
     store: &impl Ledger,
-    escalation: Escalation<'_, impl DeadLetterSender, impl Publisher>,
+    escalation: Escalation<'_, impl DeadLetterSender>,
     order: &crate::store::OrderRecord,
     reason: String,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Action, RecoveryError> {
-    // Before the park is written: a run that fails here parks the order again next time,
-    // and publishes the same event (it is built from the order as read before the park).
+    // The dead letter goes before the park: a run that fails in between parks the order
+    // again next time. The event is built from the order as read before the park, so a
+    // second park writes the same outbox item.
     let event = crate::events::OrderEvent::needs_operator(order, &reason);
-    escalation.events.publish(&event).await?;
     escalation
         .dead_letters
         .send(&DeadLetterBody {
@@ -781,7 +778,7 @@ async fn park(
             source: "reconciler".to_owned(),
         })
         .await?;
-    store.park(&order.order_id, &reason).await?;
+    store.park(&order.order_id, &reason, &event).await?;
     tracing::warn!(order_id = %order.order_id, %reason, "order parked in the dead-letter queue");
     Ok(Action::Parked { reason })
 }
@@ -790,13 +787,9 @@ async fn park(
 mod tests {
     use super::*;
 
-    fn escalation<'a>(
-        letters: &'a FakeDeadLetters,
-        events: &'a crate::events::Recorder,
-    ) -> Escalation<'a, FakeDeadLetters, crate::events::Recorder> {
+    fn escalation(letters: &FakeDeadLetters) -> Escalation<'_, FakeDeadLetters> {
         Escalation {
             dead_letters: letters,
-            events,
         }
     }
 
@@ -930,7 +923,6 @@ mod tests {
         let (placed, store, order) = store_with_its_clock_stopped();
         let id = place(&store, &order, "key").await;
         let (workflow, letters) = (FakeExecutions::default(), FakeDeadLetters::default());
-        let events = crate::events::Recorder::default();
         let options = ReconcileOptions {
             grace: chrono::Duration::seconds(900),
             limit: 10,
@@ -938,7 +930,7 @@ mod tests {
         };
         let at = |seconds| placed + chrono::Duration::seconds(seconds);
         let run_at = |seconds| {
-            let escalation = escalation(&letters, &events);
+            let escalation = escalation(&letters);
             reconcile_at(&store, &workflow, escalation, options, at(seconds))
         };
         let early = run_at(899).await;
@@ -967,11 +959,11 @@ mod tests {
         let letters = letters.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].at.as_deref(), Some("2026-11-29T00:16:40.000Z"));
-        let published: Vec<_> = (events.published().into_iter())
+        let written: Vec<_> = (store.outbox(&id).await.expect("the outbox").into_iter())
             .map(|event| (event.lifecycle, event.detail.event_id))
             .collect();
         assert_eq!(
-            published,
+            written,
             [
                 (crate::events::Lifecycle::Accepted, format!("{id}/ACCEPTED")),
                 (
@@ -979,8 +971,7 @@ mod tests {
                     format!("{id}/NEEDS_OPERATOR/1")
                 )
             ],
-            "an order whose workflow never started is published accepted before its first \
-             execution; the park once, counting the resume"
+            "the placement wrote its event; the park once, counting the resume"
         );
         let record = store
             .get_order(&id)
@@ -1018,7 +1009,6 @@ mod tests {
         store.transition(died, validated).await.expect("moved on");
         workflow.stop(arn, "died").await.expect("stopped");
         let letters = FakeDeadLetters::default();
-        let events = crate::events::Recorder::default();
         let run = |limit| {
             let options = ReconcileOptions {
                 grace: chrono::Duration::seconds(900),
@@ -1026,13 +1016,7 @@ mod tests {
                 max_resumes: 3,
             };
             let later = placed + chrono::Duration::hours(24);
-            reconcile_at(
-                &store,
-                &workflow,
-                escalation(&letters, &events),
-                options,
-                later,
-            )
+            reconcile_at(&store, &workflow, escalation(&letters), options, later)
         };
         use std::collections::BTreeSet;
         let waiting: BTreeSet<&OrderId> = ids[..2].iter().map(|(id, _)| id).collect();

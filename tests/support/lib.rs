@@ -97,7 +97,6 @@ impl Stack {
         };
         let escalation = order_core::recovery::Escalation {
             dead_letters: &self.dead_letters(),
-            events: &self.events(),
         };
         let passed =
             order_core::recovery::reconcile(&self.store(), &self.workflow(), escalation, options)

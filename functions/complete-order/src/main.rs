@@ -1,6 +1,7 @@
-use order_core::events;
+use order_core::activity;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    events::serve_announced(complete_order::handle).await
+    let store = &activity::start().await?;
+    activity::serve(|input| complete_order::handle(store, input)).await
 }

@@ -21,7 +21,6 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use order_core::delivery::{self, CourierEvent, DeliveryError, Signature, SignatureError};
-use order_core::events::{EventBus, OrderEvent};
 use order_core::secrets::RotatingSecret;
 use order_core::store::OrderStore;
 use order_core::OrderId;
@@ -40,8 +39,6 @@ pub const PATH: &str = "/webhooks/courier";
 pub struct Webhook {
     pub store: OrderStore,
     pub workflow: aws_sdk_sfn::Client,
-    /// The order-events bus: a recorded delivery is published as `Order Delivered`.
-    pub events: EventBus,
     /// The courier's signing secret, current and previous.
     pub secret: RotatingSecret,
 }
@@ -150,12 +147,7 @@ pub async fn receive(
             }
         })?;
     let (order, duplicate) = (delivered.order, delivered.duplicate);
-    // Published again for a repeated event: a courier retry after a failed publish sends
-    // the same `Order Delivered`, with the same event id.
-    if let Some(event) = OrderEvent::delivered(&order) {
-        let done = format!("the delivery of order {id} is recorded");
-        orders_api::publish(&hook.events, &event, &done, "send the event again").await?;
-    }
+    // Its `Order Delivered` was written with the delivery, to the outbox.
     Ok(json_response(
         StatusCode::OK,
         &json!({"order_id": id, "status": order.status, "duplicate": duplicate}),

@@ -313,10 +313,6 @@ fn offline_api() -> orders_api::Api {
         },
         catalogue: order_core::catalogue::Catalogue::builtin()
             .unwrap_or_else(|error| panic!("catalogue: {error}")),
-        events: order_core::events::EventBus::new(
-            aws_sdk_eventbridge::Client::new(&aws),
-            "order-events",
-        ),
     }
 }
 

@@ -4,6 +4,7 @@
 //! reading the order sees why without opening the execution.
 
 use order_core::activity::{self, Opened, Outcome};
+use order_core::events::OrderEvent;
 use order_core::steps::RECORD_FAILURE;
 use order_core::store::{retry_on_conflict, Failure, Ledger, Transition};
 use order_core::{ActivityError, ErrorName, OrderStatus};
@@ -97,7 +98,14 @@ pub async fn handle(ledger: &impl Ledger, input: FailureInput) -> Outcome {
                 (Some(first), _) if order.status == OrderStatus::Compensating => first,
                 _ => failure,
             };
-            let transition = to.map(|to| Transition::new(order.status, to).because(Some(recorded)));
+            // Its `Order Failed` / `Order Cancelled` goes to the outbox with the change.
+            let event =
+                to.and_then(|to| OrderEvent::after_change(&order, to, Some(recorded), references));
+            let transition = to.map(|to| {
+                Transition::new(order.status, to)
+                    .because(Some(recorded))
+                    .announcing(event.as_ref())
+            });
             let record = ledger
                 .succeed_step(attempt, references.clone(), transition)
                 .await?;

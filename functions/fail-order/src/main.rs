@@ -1,6 +1,7 @@
-use order_core::events;
+use order_core::activity;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    events::serve_announced(fail_order::handle).await
+    let store = &activity::start().await?;
+    activity::serve(|input| fail_order::handle(store, input)).await
 }

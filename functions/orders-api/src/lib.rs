@@ -17,7 +17,7 @@ pub use error::{
     error_response, json_response, method_not_allowed, respond, route_not_found, ApiError,
 };
 pub use order_core::recovery::{Workflow, WorkflowConfig};
-pub use orders::{order_view, publish, MAX_IDEMPOTENCY_KEY_CHARS};
+pub use orders::{order_view, MAX_IDEMPOTENCY_KEY_CHARS};
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
@@ -25,7 +25,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use lambda_http::{Body, Request, RequestExt, Response};
 use order_core::catalogue::Catalogue;
-use order_core::events::EventBus;
 use order_core::store::OrderStore;
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -38,8 +37,6 @@ pub struct Api {
     /// The order workflow (state machine and execution settings).
     pub workflow: Workflow,
     pub catalogue: Catalogue,
-    /// The order-events bus: a placed order is published as `Order Accepted`.
-    pub events: EventBus,
 }
 
 /// The routes. A method a route does not take is `405 method_not_allowed` naming the one

@@ -1,6 +1,5 @@
 use lambda_http::{service_fn, Request};
 use order_core::catalogue::Catalogue;
-use order_core::events::EventBus;
 use order_core::{activity, config};
 use orders_api::{Api, Workflow};
 
@@ -10,7 +9,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         store: activity::start().await?,
         workflow: Workflow::from_env(&config::aws().await)?,
         catalogue: Catalogue::builtin()?,
-        events: EventBus::from_env().await?,
     };
     let router = &orders_api::router(std::sync::Arc::new(api));
     lambda_http::run(service_fn(move |request: Request| async move {

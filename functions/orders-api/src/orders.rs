@@ -7,7 +7,6 @@ use axum::extract::{RawPathParams, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use order_core::events::{OrderEvent, Publisher};
 use order_core::store::{Cancellation, OrderRecord, Placement, StepRecord};
 use order_core::view::{Audience, OrderView};
 use order_core::{Order, OrderId, OrderStatus};
@@ -101,12 +100,7 @@ pub(crate) async fn place(
         "order accepted"
     );
 
-    // Published before the workflow starts, so it is on the bus before any later event;
-    // and again for a replay: a retry after a failed publish sends the same
-    // `Order Accepted`, with the same event id.
-    let retry = "retry with the same Idempotency-Key";
-    let done = format!("order {} is placed", record.order_id);
-    publish(&api.events, &OrderEvent::accepted(&record), &done, retry).await?;
+    // Its `Order Accepted` was written with it, to the outbox, ahead of any later event.
     // A new order, or the replay of one whose workflow could not be started. (Moved on
     // without a recorded execution, e.g. cancelled: nothing to start.) The execution ARN
     // names our account: it stays in the order item for operators.
@@ -130,25 +124,6 @@ pub(crate) async fn place(
         );
     }
     Ok(response)
-}
-
-/// Publishes the order event of a change the request made (`done`, for the caller); when
-/// the bus cannot take it, `503 events_unavailable` tells the caller what is done and to
-/// `retry`, which publishes the same event again.
-pub async fn publish(
-    events: &impl Publisher,
-    event: &OrderEvent,
-    done: &str,
-    retry: &str,
-) -> Result<(), ApiError> {
-    events.publish(event).await.map_err(|error| {
-        tracing::error!(%error, "could not publish the order event");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "events_unavailable",
-            format!("{done} but its event could not be published; {retry}"),
-        )
-    })
 }
 
 /// Starts the order's execution, named after the order id so Step Functions itself
@@ -221,12 +196,8 @@ pub(crate) async fn cancel(
             ))
         }
     };
-    // Cancelled at once, its workflow not started: the cancel publishes the end (again for
-    // a repeated cancel, and a late execution's RecordFailure, with the same event).
-    if let Some(event) = OrderEvent::cancelled_before_start(&record) {
-        let done = format!("order {id} is cancelled");
-        publish(&api.events, &event, &done, "cancel it again").await?;
-    }
+    // Cancelled at once, its workflow not started: its `Order Cancelled` was written with
+    // the change, to the outbox.
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"order_id": record.order_id, "status": record.status})),

@@ -5,7 +5,6 @@
 //! accepted is ever silently dropped. See `order_core::recovery` for the rules.
 
 use order_core::dead_letters::DeadLetterQueue;
-use order_core::events::EventBus;
 use order_core::recovery::{
     self, Action, Escalation, ReconcileOptions, Reconciled, RecoveryError, Workflow,
 };
@@ -48,7 +47,7 @@ impl Summary {
 pub async fn handle(
     store: &impl Ledger,
     workflow: &Workflow,
-    escalation: Escalation<'_, DeadLetterQueue, EventBus>,
+    escalation: Escalation<'_, DeadLetterQueue>,
     options: ReconcileOptions,
 ) -> Result<Summary, RecoveryError> {
     let summary = Summary::of(recovery::reconcile(store, workflow, escalation, options).await?);

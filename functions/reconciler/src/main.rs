@@ -4,7 +4,6 @@
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use order_core::dead_letters::DeadLetterQueue;
-use order_core::events::EventBus;
 use order_core::recovery::{Escalation, ReconcileOptions, Workflow};
 use order_core::{activity, config};
 
@@ -17,11 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_sqs::Client::new(aws),
         config::required("WORKFLOW_DEAD_LETTER_QUEUE_URL")?,
     );
-    let events = &EventBus::from_env().await?;
-    let escalation = Escalation {
-        dead_letters,
-        events,
-    };
+    let escalation = Escalation { dead_letters };
     let options = ReconcileOptions::from_env()?;
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {

@@ -875,12 +875,12 @@ mod tests {
 
     #[test]
     fn an_order_rolled_back_for_infrastructure_trouble_breaks_invariant_5_and_a_refusal_does_not() {
-        let found = violations(&[failed_because("ArrangeShipment", "Events.Unavailable")]);
+        let found = violations(&[failed_because("ArrangeShipment", "Store.Unavailable")]);
         assert!(
             found
                 .iter()
                 .any(|(n, w)| *n == "5"
-                    && w.contains("ArrangeShipment failed with Events.Unavailable")),
+                    && w.contains("ArrangeShipment failed with Store.Unavailable")),
             "{found:?}"
         );
         let crashed = violations(&[failed_because("TakePayment", "Runtime.ExitError")]);

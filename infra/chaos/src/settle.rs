@@ -182,7 +182,6 @@ pub async fn reconcile(clients: &Clients, max_resumes: u32) -> Result<Reconcilia
         &clients.workflow,
         order_core::recovery::Escalation {
             dead_letters: &clients.dead_letters,
-            events: &clients.events,
         },
         options,
     )

@@ -145,9 +145,7 @@ impl From<RecoveryError> for CliError {
         match error {
             RecoveryError::Store(error) => error.into(),
             RecoveryError::DeadLetters(error) => error.into(),
-            RecoveryError::Workflow { .. } | RecoveryError::Events(_) => {
-                CliError::classify(error.to_string())
-            }
+            RecoveryError::Workflow { .. } => CliError::classify(error.to_string()),
             RecoveryError::Ended { .. }
             | RecoveryError::StillRunning { .. }
             | RecoveryError::NotSupported(_) => CliError::Refused(error.to_string()),

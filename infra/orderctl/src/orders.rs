@@ -513,20 +513,12 @@ async fn redrive(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
 
 /// Cancels an order as `orders cancel` and the ops console do
 /// (`order_core::recovery::cancel`: conditional on the status it was read in).
-/// Cancels the order (`recovery::cancel`); one cancelled at once, its workflow never
-/// started, is published `Order Cancelled` here (no workflow step will), again for a
-/// repeated cancel. The CLI and the console cancel through it.
+/// Cancels the order (`recovery::cancel`; one cancelled at once, its workflow never
+/// started, has its `Order Cancelled` written to the outbox with the change). The CLI
+/// and the console cancel through it.
 pub async fn cancel_order(context: &Context, id: &OrderId) -> Result<Cancellation, CliError> {
     let store = context.store()?;
-    let cancellation = recovery::cancel(&store, id).await?;
-    if let Cancellation::Started(record) | Cancellation::AlreadyCancelling(record) = &cancellation {
-        if let Some(event) = order_core::events::OrderEvent::cancelled_before_start(record) {
-            use order_core::events::Publisher;
-            let published = context.events()?.publish(&event).await;
-            published.map_err(|error| CliError::classify(error.to_string()))?;
-        }
-    }
-    Ok(cancellation)
+    Ok(recovery::cancel(&store, id).await?)
 }
 
 async fn cancel(context: &Context, raw_id: &str) -> Result<Exit, CliError> {

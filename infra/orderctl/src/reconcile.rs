@@ -15,10 +15,8 @@ pub async fn run(context: &Context, args: ReconcileArgs) -> Result<Exit, CliErro
     let store = context.store()?;
     let workflow = context.workflow()?;
     let dead_letters = context.dead_letters()?;
-    let events = context.events()?;
     let escalation = Escalation {
         dead_letters: &dead_letters,
-        events: &events,
     };
     let options = ReconcileOptions {
         grace: chrono::Duration::seconds(i64::from(args.grace_seconds)),

@@ -421,7 +421,7 @@ mod tests {
             entered_state(11, resumed, "ArrangeShipment"),
             Row::new(at(12), RowKind::Execution, resumed, "failed")
                 .state("ArrangeShipment")
-                .error(Some("Events.Unavailable".into()), None),
+                .error(Some("Store.Unavailable".into()), None),
             entered_state(13, resumed, "NoteArrangeShipmentOutage"),
             entered_state(14, resumed, "OutageWaitsLeft"),
             entered_state(15, resumed, OUTAGE_WAIT_STATE),
@@ -432,7 +432,7 @@ mod tests {
             Some(OutageWaits {
                 execution: resumed.into(),
                 step: "ArrangeShipment".into(),
-                error: Some("Events.Unavailable".into()),
+                error: Some("Store.Unavailable".into()),
                 waits: 1,
                 waiting_now: true,
             })

@@ -7,7 +7,6 @@ use crate::partners::SimPartners;
 use crate::world::SimResumer;
 use order_core::activity::{self, ActivityInput, ActivityOutput, Rollback};
 use order_core::catalogue::Catalogue;
-use order_core::events;
 use order_core::steps;
 use order_core::ActivityError;
 use serde_json::Value;
@@ -41,13 +40,14 @@ pub(crate) struct Env {
 }
 
 /// Runs the real handler of `function` on `payload` as Lambda would
-/// (`order_core::activity::invoke`: input parsed, panics caught), then publishes the
-/// order event of the step, as the function's `main` does (`events::announce`).
+/// (`order_core::activity::invoke`: input parsed, panics caught). A step's order event is
+/// written to the outbox with its change; the bus gets it from there
+/// ([`crate::bus::SimBus::deliver`]), never from the step.
 pub(crate) fn invoke(function: &str, payload: Value, env: Env) -> Invocation {
     let function = function.to_owned();
     Box::pin(async move {
         let (l, p, r, c) = (&*env.ledger, &*env.partners, &*env.resumer, &*env.catalogue);
-        let outcome = match function.as_str() {
+        match function.as_str() {
             "ValidateOrder" => {
                 activity::invoke(&|i: ActivityInput| validate_order::handle(l, c, i), payload).await
             }
@@ -83,7 +83,6 @@ pub(crate) fn invoke(function: &str, payload: Value, env: Env) -> Invocation {
             }
             "ReleaseStock" => activity::invoke(&|i| release_stock::handle(l, p, i), payload).await,
             _ => activity::invoke(&|i| fail_order::handle(l, i), payload).await,
-        };
-        events::announce(l, &*env.events, outcome).await
+        }
     })
 }

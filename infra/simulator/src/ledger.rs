@@ -7,8 +7,10 @@
 //! every kind of request the same way. The world's own looks ([`Audited::look`]) never
 //! fail.
 
+use crate::bus::SimBus;
 use crate::partners::ControlPoint;
 use crate::world::{Service, Shared, Trace};
+use order_core::events::OrderEvent;
 use order_core::store::{
     AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger,
     MemoryStore, OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError,
@@ -18,27 +20,34 @@ use order_core::{ActivityError, Order, OrderId, OrderStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// `MemoryStore` with every status change checked.
+/// `MemoryStore` with every status change checked, and every outbox item it takes
+/// handed to the stream ([`SimBus::written`]).
 pub struct Audited {
     inner: MemoryStore,
     shared: Arc<Shared>,
+    bus: Arc<SimBus>,
     /// The status each order was last seen in.
     seen: Mutex<HashMap<OrderId, OrderStatus>>,
 }
 
 impl Audited {
-    pub fn new(shared: Arc<Shared>) -> Audited {
+    pub fn new(shared: Arc<Shared>, bus: Arc<SimBus>) -> Audited {
         let clock = shared.clone();
         Audited {
             // Stamped by the simulated clock: the reconciler's grace period reads them.
             inner: MemoryStore::with_clock(move || clock.time()),
             shared,
+            bus,
             seen: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Looks at the order after a write; an illegal change is a violation.
+    /// Looks at the order after a write; an illegal change is a violation. What the write
+    /// put in the order's outbox goes to the table's stream.
     async fn observe(&self, id: &OrderId) {
+        if let Ok(outbox) = self.inner.outbox(id).await {
+            self.bus.written(outbox);
+        }
         let Ok(Some(order)) = self.inner.get_order(id).await else {
             return;
         };
@@ -106,6 +115,11 @@ impl Audited {
     /// The order as it stands, for the world's own checks: never fails for a fault.
     pub async fn look(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
         self.inner.get_order(id).await
+    }
+
+    /// The order's outbox as the table holds it, for the world's own checks: never fails.
+    pub async fn look_at_outbox(&self, id: &OrderId) -> Result<Vec<OrderEvent>, StoreError> {
+        self.inner.outbox(id).await
     }
 }
 
@@ -264,9 +278,10 @@ impl Ledger for Audited {
         &self,
         id: &OrderId,
         delivery: &Delivery,
+        event: &OrderEvent,
     ) -> Result<DeliveryRecorded, StoreError> {
         self.throttled(Some(id), "record_delivery")?;
-        let recorded = self.inner.record_delivery(id, delivery).await;
+        let recorded = self.inner.record_delivery(id, delivery, event).await;
         self.observe(id).await;
         recorded
     }
@@ -276,9 +291,16 @@ impl Ledger for Audited {
         self.inner.next_resume(id).await
     }
 
-    async fn park(&self, id: &OrderId, reason: &str) -> Result<(), StoreError> {
+    async fn park(&self, id: &OrderId, reason: &str, event: &OrderEvent) -> Result<(), StoreError> {
         self.throttled(Some(id), "park")?;
-        self.inner.park(id, reason).await
+        let parked = self.inner.park(id, reason, event).await;
+        self.observe(id).await;
+        parked
+    }
+
+    async fn outbox(&self, id: &OrderId) -> Result<Vec<OrderEvent>, StoreError> {
+        self.throttled(Some(id), "outbox")?;
+        self.inner.outbox(id).await
     }
 
     async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {

@@ -58,6 +58,8 @@ macro_rules! ledger_contract {
             a_reconcilers_cursor_is_kept_under_its_name_until_cleared,
             audit_records_are_kept_on_their_order_oldest_first_and_change_nothing_else,
             an_audit_record_for_a_missing_order_is_refused,
+            a_step_writes_its_event_in_its_success_transaction_once_and_a_refused_change_writes_none,
+            a_status_change_alone_writes_its_event_with_it_and_a_conflict_writes_none,
         );
     };
     (@checks $ledger:expr; $($check:ident),+ $(,)?) => {
@@ -626,13 +628,36 @@ pub async fn a_task_token_is_kept_only_while_the_order_is_shipped(ledger: &impl 
     assert_eq!(order.version, version, "a token is not a status change");
 }
 
+/// The `Order Delivered` the webhook writes with `delivery` of the order `id`.
+pub async fn delivered_event(
+    ledger: &impl Ledger,
+    id: &OrderId,
+    delivery: &Delivery,
+) -> crate::events::OrderEvent {
+    let mut order = read(ledger, id).await;
+    order.delivery = Some(delivery.clone());
+    match crate::events::OrderEvent::delivered(&order) {
+        Some(event) => event,
+        None => panic!("no delivered event for {id}"),
+    }
+}
+
+/// The event ids the order's outbox holds.
+pub async fn outbox_ids(ledger: &impl Ledger, id: &OrderId) -> Vec<String> {
+    match ledger.outbox(id).await {
+        Ok(events) => events.into_iter().map(|e| e.detail.event_id).collect(),
+        Err(error) => panic!("the outbox of {id}: {error}"),
+    }
+}
+
 pub async fn a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_nothing(
     ledger: &impl Ledger,
 ) {
     let shipment = unique("shp");
     let id = shipped(ledger, &shipment).await;
     let event = delivery(&unique("evt"), &shipment);
-    let recorded = ledger.record_delivery(&id, &event).await;
+    let announced = delivered_event(ledger, &id, &event).await;
+    let recorded = ledger.record_delivery(&id, &event, &announced).await;
     let Ok(DeliveryRecorded::Now(order)) = recorded else {
         panic!("the delivery was not recorded: {recorded:?}");
     };
@@ -647,26 +672,43 @@ pub async fn a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_
         awaited.map(|s| (s.status, s.references.get("event_id"))),
         Some((StepStatus::Succeeded, Some(&event.event_id)))
     );
-    let replayed = ledger.record_delivery(&id, &event).await;
+    assert_eq!(
+        outbox_ids(ledger, &id).await,
+        [format!("{id}/ACCEPTED"), format!("{id}/DELIVERED")],
+        "the placement's and the delivery's events, each written with its change"
+    );
+    let written = ledger.outbox(&id).await.unwrap_or_default();
+    assert_eq!(written.last(), Some(&announced), "as the webhook built it");
+    let replayed = ledger.record_delivery(&id, &event, &announced).await;
     assert_eq!(replayed, Ok(DeliveryRecorded::Duplicate(order.clone())));
     let another_event = delivery(&unique("evt"), &shipment);
-    let again = ledger.record_delivery(&id, &another_event).await;
+    let another = delivered_event(ledger, &id, &another_event).await;
+    let again = ledger.record_delivery(&id, &another_event, &another).await;
     assert_eq!(again, Ok(DeliveryRecorded::Before(order.clone())));
     assert_eq!(read(ledger, &id).await, order);
+    assert_eq!(
+        ledger.outbox(&id).await.unwrap_or_default(),
+        written,
+        "a refused delivery writes no event"
+    );
 }
 
 pub async fn a_delivery_for_another_shipment_is_refused_and_changes_nothing(ledger: &impl Ledger) {
     let id = shipped(ledger, &unique("shp")).await;
     let before = ledger.get_order_with_steps(&id).await;
     let wrong = delivery(&unique("evt"), &unique("shp-other"));
+    let announced = delivered_event(ledger, &id, &wrong).await;
     assert_eq!(
-        ledger.record_delivery(&id, &wrong).await,
+        ledger.record_delivery(&id, &wrong, &announced).await,
         Ok(DeliveryRecorded::WrongShipment)
     );
     assert_eq!(ledger.get_order_with_steps(&id).await, before);
+    assert_eq!(outbox_ids(ledger, &id).await, [format!("{id}/ACCEPTED")]);
     let not_shipped = place(ledger).await.order_id;
+    let early_delivery = delivery(&unique("evt"), "shp-x");
+    let announced = delivered_event(ledger, &not_shipped, &early_delivery).await;
     let early = ledger
-        .record_delivery(&not_shipped, &delivery(&unique("evt"), "shp-x"))
+        .record_delivery(&not_shipped, &early_delivery, &announced)
         .await;
     assert!(
         matches!(
@@ -686,7 +728,10 @@ pub async fn a_delivery_before_the_task_token_is_reported_to_the_waiting_step(
     let shipment = unique("shp");
     let id = shipped(ledger, &shipment).await;
     let event = delivery(&unique("evt"), &shipment);
-    let Ok(DeliveryRecorded::Now(delivered)) = ledger.record_delivery(&id, &event).await else {
+    let announced = delivered_event(ledger, &id, &event).await;
+    let Ok(DeliveryRecorded::Now(delivered)) =
+        ledger.record_delivery(&id, &event, &announced).await
+    else {
         panic!("the delivery was not recorded");
     };
     let late = ledger.store_task_token(&id, "token-late").await;
@@ -695,7 +740,17 @@ pub async fn a_delivery_before_the_task_token_is_reported_to_the_waiting_step(
 
 pub async fn a_resume_is_counted_and_clears_the_parked_mark(ledger: &impl Ledger) {
     let id = place(ledger).await.order_id;
-    assert_eq!(ledger.park(&id, "resumed too often").await, Ok(()));
+    let needs_operator =
+        crate::events::OrderEvent::needs_operator(&read(ledger, &id).await, "resumed too often");
+    assert_eq!(
+        ledger.park(&id, "resumed too often", &needs_operator).await,
+        Ok(())
+    );
+    assert_eq!(
+        outbox_ids(ledger, &id).await,
+        [format!("{id}/ACCEPTED"), format!("{id}/NEEDS_OPERATOR/0")],
+        "the park writes its event with it"
+    );
     let parked = read(ledger, &id).await;
     assert_eq!(
         parked.parked.as_ref().map(|p| p.reason.as_str()),
@@ -712,9 +767,10 @@ pub async fn a_resume_is_counted_and_clears_the_parked_mark(ledger: &impl Ledger
         Err(StoreError::NotFound(missing.clone()))
     );
     assert_eq!(
-        ledger.park(&missing, "x").await,
+        ledger.park(&missing, "x", &needs_operator).await,
         Err(StoreError::NotFound(missing.clone()))
     );
+    assert_eq!(outbox_ids(ledger, &missing).await, Vec::<String>::new());
 }
 
 pub async fn the_execution_is_recorded_with_a_new_version(ledger: &impl Ledger) {
@@ -1005,4 +1061,99 @@ pub async fn an_audit_record_for_a_missing_order_is_refused(ledger: &impl Ledger
         Err(StoreError::NotFound(missing.clone()))
     );
     assert_eq!(ledger.audit_trail(&missing).await, Ok(Vec::new()));
+}
+
+pub async fn a_step_writes_its_event_in_its_success_transaction_once_and_a_refused_change_writes_none(
+    ledger: &impl Ledger,
+) {
+    let id = place(ledger).await.order_id;
+    advance(ledger, &id, OrderStatus::Provisioned, "").await;
+    let order = read(ledger, &id).await;
+    let references = References::from([
+        ("shipment_id".to_owned(), unique("shp")),
+        ("tracking_number".to_owned(), unique("TRK")),
+    ]);
+    let shipped =
+        crate::events::OrderEvent::after_change(&order, OrderStatus::Shipped, None, &references);
+    // A change from a status the order is not in is refused, its event with it.
+    let attempt = begin(ledger, &id, ARRANGE_SHIPMENT.name).await;
+    let wrong = Transition::new(OrderStatus::Validated, OrderStatus::StockReserved)
+        .announcing(shipped.as_ref());
+    let refused = ledger
+        .succeed_step(&attempt, references.clone(), Some(wrong))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(outbox_ids(ledger, &id).await, [format!("{id}/ACCEPTED")]);
+
+    let attempt = begin(ledger, &id, ARRANGE_SHIPMENT.name).await;
+    let change = Transition::new(OrderStatus::Provisioned, OrderStatus::Shipped)
+        .announcing(shipped.as_ref());
+    let record = ledger
+        .succeed_step(&attempt, references.clone(), Some(change))
+        .await;
+    let record = record.unwrap_or_else(|error| panic!("ArrangeShipment of {id}: {error}"));
+    let written = ledger.outbox(&id).await.unwrap_or_default();
+    let ids: Vec<&str> = written.iter().map(|e| e.detail.event_id.as_str()).collect();
+    assert_eq!(ids, [format!("{id}/ACCEPTED"), format!("{id}/SHIPPED")]);
+    let event = &written[1];
+    assert_eq!(event.lifecycle, crate::events::Lifecycle::Shipped);
+    assert_eq!(event.detail.status, OrderStatus::Shipped);
+    assert_eq!(
+        event.detail.tracking_number.as_deref(),
+        references.get("tracking_number").map(String::as_str)
+    );
+    assert_eq!(
+        Some(event.detail.occurred_at.as_str()),
+        record.finished_at.as_deref(),
+        "stamped with the time the ledger recorded the change"
+    );
+    // Run again (a replay, a late duplicate): the step stands, nothing more is written.
+    let again = ledger.begin_step(&id, ARRANGE_SHIPMENT.name).await;
+    assert!(
+        matches!(again, Ok(StepStart::AlreadySucceeded(_))),
+        "{again:?}"
+    );
+    assert_eq!(ledger.outbox(&id).await.unwrap_or_default(), written);
+}
+
+pub async fn a_status_change_alone_writes_its_event_with_it_and_a_conflict_writes_none(
+    ledger: &impl Ledger,
+) {
+    let id = place(ledger).await.order_id;
+    move_to(ledger, &id, OrderStatus::Accepted, OrderStatus::Cancelling).await;
+    let order = read(ledger, &id).await;
+    let cancelled = crate::events::OrderEvent::after_change(
+        &order,
+        OrderStatus::Cancelled,
+        None,
+        &References::new(),
+    );
+    let stale = Transition::new(OrderStatus::Accepted, OrderStatus::Validated)
+        .announcing(cancelled.as_ref());
+    let conflict = ledger.transition(&id, stale).await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict { .. })),
+        "{conflict:?}"
+    );
+    assert_eq!(outbox_ids(ledger, &id).await, [format!("{id}/ACCEPTED")]);
+    let change = Transition::new(OrderStatus::Cancelling, OrderStatus::Cancelled)
+        .announcing(cancelled.as_ref());
+    let moved = ledger.transition(&id, change).await;
+    let moved = moved.unwrap_or_else(|error| panic!("cancel of {id}: {error}"));
+    let written = ledger.outbox(&id).await.unwrap_or_default();
+    assert_eq!(
+        written.iter().map(|e| e.lifecycle).collect::<Vec<_>>(),
+        [
+            crate::events::Lifecycle::Accepted,
+            crate::events::Lifecycle::Cancelled
+        ]
+    );
+    assert_eq!(written[1].detail.status, OrderStatus::Cancelled);
+    assert_eq!(
+        written[1].detail.occurred_at, moved.updated_at,
+        "stamped with the time the ledger recorded the change"
+    );
 }

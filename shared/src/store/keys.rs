@@ -9,6 +9,7 @@
 //! | one per operator action on the order (the ops console's audit trail) | `ORDER#<id>` | `AUDIT#<time>#<n>` |
 //! | one per tracking number and order (written with ArrangeShipment's success) | `TRACKING#<number>` | `ORDER#<id>` |
 //! | one per terminal serial and order (written with ProvisionTerminals' or DeactivateFaultyTerminals' success) | `SERIAL#<serial>` | `ORDER#<id>` |
+//! | one per lifecycle event the order's changes wrote (the outbox; the table's stream delivers it to the bus; expires after 30 days) | `ORDER#<id>` | `OUTBOX#<event id>` |
 //! | where a reconciler's last run stopped in the by-status index (one per reconciler: the scheduled one and `orderctl reconcile` share `reconciler`) | `RECONCILER#<name>` | `CURSOR` |
 //!
 //! A lookup item holds `order_id`, the `step` that recorded it and `recorded_at`; a
@@ -38,6 +39,19 @@ pub(super) fn courier_event_pk(event_id: &str) -> String {
 /// The partition of the lookup items of one partner reference.
 pub(super) fn lookup_pk(reference: Reference, value: &str) -> String {
     format!("{}#{value}", reference.key_prefix())
+}
+
+/// The prefix of every outbox item's sort key: what the stream's event source mapping
+/// lets through to `publish-events` (template.yaml, `PublishEventsFunction`).
+pub const OUTBOX_PREFIX: &str = "OUTBOX#";
+
+/// How long an outbox item stays after its change: far longer than the stream keeps the
+/// record (24 hours) that delivers it.
+pub const OUTBOX_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
+
+/// An outbox item's sort key.
+pub(super) fn outbox_sk(event_id: &str) -> String {
+    format!("{OUTBOX_PREFIX}{event_id}")
 }
 
 /// The prefix of every audit record's sort key.

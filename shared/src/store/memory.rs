@@ -83,6 +83,8 @@ struct Tables {
     audits: BTreeMap<OrderId, Vec<AuditRecord>>,
     /// By reconciler name: where its last run stopped.
     reconcile_cursors: HashMap<String, IndexPosition>,
+    /// By order, then by event id: the outbox items its changes wrote (`OUTBOX#<id>`).
+    outbox: BTreeMap<OrderId, BTreeMap<String, crate::events::OrderEvent>>,
     /// A write armed to slip in just before the next move to a status (a test seam for
     /// the races a real deployment meets at random; see `cancel_before_next_move_to`).
     armed: Option<(OrderStatus, Armed)>,
@@ -159,6 +161,16 @@ impl MemoryStore {
 }
 
 impl Tables {
+    /// Writes the outbox item of `event` (as a Put would: the same event id, the same item).
+    fn write_outbox(&mut self, event: &crate::events::OrderEvent) {
+        if let Some(id) = OrderId::parse(&event.detail.order_id) {
+            self.outbox
+                .entry(id)
+                .or_default()
+                .insert(event.detail.event_id.clone(), event.clone());
+        }
+    }
+
     /// The time as the ledger writes it, from its clock.
     fn now(&self) -> String {
         self.clock.now()
@@ -173,7 +185,9 @@ impl Tables {
     /// The order moved from `from` to `to` as DynamoDB's conditional update would write
     /// it, without storing it yet.
     fn moved(&self, id: &OrderId, transition: Transition<'_>) -> Result<OrderRecord, StoreError> {
-        let Transition { from, to, failure } = transition;
+        let Transition {
+            from, to, failure, ..
+        } = transition;
         from.check_transition(to)
             .map_err(|source| StoreError::IllegalTransition {
                 order_id: id.clone(),
@@ -297,6 +311,7 @@ impl Ledger for MemoryStore {
                 expires_at,
             },
         );
+        tables.write_outbox(&crate::events::OrderEvent::accepted(&record));
         tables.orders.insert(order_id, record.clone());
         Ok(Placement::Created(record))
     }
@@ -393,6 +408,9 @@ impl Ledger for MemoryStore {
         tables.run_armed(id, change.to)?;
         let moved = tables.moved(id, change)?;
         tables.orders.insert(id.clone(), moved.clone());
+        if let Some(event) = change.announce {
+            tables.write_outbox(&event.clone().stamped(&moved.updated_at));
+        }
         Ok(moved)
     }
 
@@ -469,9 +487,12 @@ impl Ledger for MemoryStore {
         for lookup in findable(step, &references) {
             tables.lookups.entry(lookup).or_default().insert(id.clone());
         }
-        let record = record.succeeded(references, now);
+        let record = record.succeeded(references, now.clone());
         if let Some(moved) = moved {
             tables.orders.insert(id.clone(), moved);
+        }
+        if let Some(event) = transition.and_then(|t| t.announce) {
+            tables.write_outbox(&event.clone().stamped(&now));
         }
         tables.put_step(record.clone());
         // As the table answers: the attempt as begun, succeeded (a later attempt of a
@@ -532,6 +553,7 @@ impl Ledger for MemoryStore {
         &self,
         id: &OrderId,
         delivery: &Delivery,
+        event: &crate::events::OrderEvent,
     ) -> Result<DeliveryRecorded, StoreError> {
         let mut tables = self.tables();
         let transition = Transition::new(OrderStatus::Shipped, OrderStatus::Delivered);
@@ -579,6 +601,7 @@ impl Ledger for MemoryStore {
             .courier_events
             .insert(delivery.event_id.clone(), id.clone());
         tables.orders.insert(id.clone(), moved.clone());
+        tables.write_outbox(event);
         Ok(DeliveryRecorded::Now(moved))
     }
 
@@ -590,13 +613,29 @@ impl Ledger for MemoryStore {
         })
     }
 
-    async fn park(&self, id: &OrderId, reason: &str) -> Result<(), StoreError> {
+    async fn park(
+        &self,
+        id: &OrderId,
+        reason: &str,
+        event: &crate::events::OrderEvent,
+    ) -> Result<(), StoreError> {
         let mut tables = self.tables();
         let parked = Parked {
             at: tables.now(),
             reason: reason.to_owned(),
         };
-        tables.update_order(id, |order| order.parked = Some(parked))
+        tables.update_order(id, |order| order.parked = Some(parked))?;
+        tables.write_outbox(event);
+        Ok(())
+    }
+
+    async fn outbox(&self, id: &OrderId) -> Result<Vec<crate::events::OrderEvent>, StoreError> {
+        let tables = self.tables();
+        Ok(tables
+            .outbox
+            .get(id)
+            .map(|events| events.values().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {

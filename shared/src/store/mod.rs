@@ -24,6 +24,7 @@ pub mod dynamo;
 mod errors;
 mod idempotency;
 mod keys;
+pub use keys::{OUTBOX_PREFIX, OUTBOX_TTL_SECONDS};
 mod lookups;
 pub mod memory;
 mod records;
@@ -206,22 +207,34 @@ pub trait Ledger: Send + Sync {
     /// ArrangeShipment step must name the event's shipment, and the event id is kept (for
     /// [`COURIER_EVENT_TTL_SECONDS`]) so the same event is recognised when replayed. What
     /// is refused changes nothing.
+    /// `event` (`Order Delivered`) is written to the outbox with it.
     fn record_delivery(
         &self,
         id: &OrderId,
         delivery: &Delivery,
+        event: &crate::events::OrderEvent,
     ) -> impl Future<Output = Result<DeliveryRecorded, StoreError>> + Send;
 
     /// Counts one more resume of the order and clears its parked mark; returns the new
     /// count, which names the resumed execution (`<id>-r<n>`). Not a status change.
     fn next_resume(&self, id: &OrderId) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
-    /// Marks the order as put in front of an operator. Not a status change.
+    /// Marks the order as put in front of an operator, writing `event` (`Order Needs
+    /// Operator`) to the outbox with it. Not a status change.
     fn park(
         &self,
         id: &OrderId,
         reason: &str,
+        event: &crate::events::OrderEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The lifecycle events the order's changes wrote to the outbox (one per change
+    /// integrators are told of: placement, a [`Transition`] that announces, a delivery, a
+    /// park), in `event_id` order.
+    fn outbox(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Vec<crate::events::OrderEvent>, StoreError>> + Send;
 
     /// Records the Step Functions execution that runs the order (bumps `version`). Not a
     /// status change.

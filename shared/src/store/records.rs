@@ -217,6 +217,9 @@ pub struct Transition<'a> {
     pub to: OrderStatus,
     /// Why the order failed, when `to` is a failure.
     pub failure: Option<&'a Failure>,
+    /// The lifecycle event integrators get for the change, written to the outbox in the
+    /// same transaction (`crate::events`); `None` for a change they are not told of.
+    pub announce: Option<&'a crate::events::OrderEvent>,
 }
 
 impl<'a> Transition<'a> {
@@ -226,6 +229,15 @@ impl<'a> Transition<'a> {
             from,
             to,
             failure: None,
+            announce: None,
+        }
+    }
+
+    /// The same change, writing `event` (if any) to the outbox with it.
+    pub fn announcing(self, event: Option<&'a crate::events::OrderEvent>) -> Transition<'a> {
+        Transition {
+            announce: event,
+            ..self
         }
     }
 

@@ -7,7 +7,6 @@
 
 use super::{finish, Event, SimError, World};
 use crate::world::lock;
-use order_core::events::{OrderEvent, Publisher};
 use order_core::recovery::Executions;
 use order_core::store::{Ledger, OrderRecord, Placement, StoreError};
 use order_core::{Order, OrderKind, OrderStatus};
@@ -152,9 +151,6 @@ impl<'d> World<'d> {
         tries: u32,
     ) -> Result<(), SimError> {
         let id = record.order_id.clone();
-        if finish(self.env.events.publish(&OrderEvent::accepted(record)))?.is_err() {
-            return self.merchant_retries(order, tries, "503 events_unavailable");
-        }
         if record.execution_arn.is_some() || record.status != OrderStatus::Accepted {
             return Ok(());
         }

@@ -1,7 +1,7 @@
 //! The saga's invariants, checked for every order after the run (see the crate
 //! documentation for the list).
 
-use super::{Outcome, Seen, SimError, World};
+use super::{finish, Outcome, Seen, SimError, World};
 use crate::partners::UNDO;
 use order_core::dead_letters::DeadLetterBody;
 use order_core::events::{Lifecycle, OrderEvent};
@@ -16,6 +16,9 @@ pub const AGREED_ORDER: &str = "all its partners agreed, yet";
 impl<'d> World<'d> {
     pub(super) fn check_invariants(&mut self) -> Result<(), SimError> {
         let effects = self.env.partners.book().effects.clone();
+        // What is still in the stream after the run is delivered, as `publish-events`
+        // would once the bus is back: what integrators got in the end.
+        finish(self.env.events.pump_until_empty())?;
         let published = self.env.events.published();
         // Nothing in the saga fails an execution (every error is caught, at worst into
         // the dead-letter queue): the first that failed otherwise, by order, also when a

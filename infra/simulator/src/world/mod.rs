@@ -152,7 +152,14 @@ enum Event {
     Reconcile {
         last: bool,
     },
+    /// `publish-events` polls the table's stream: outbox items go to the bus.
+    Stream,
 }
+
+/// How often the table's stream is polled for outbox items (Lambda polls a DynamoDB
+/// stream's shards about four times a second; a coarser poll keeps runs fast and still
+/// lands inside the bus's windows).
+const STREAM_POLL_MS: u64 = 1_000;
 
 /// What a run found.
 #[derive(Debug)]
@@ -231,6 +238,8 @@ pub struct World<'d> {
     reconciler_resumed: bool,
     /// Whether the last reconciler run failed on our infrastructure.
     reconciler_failed: bool,
+    /// Whether a poll of the table's stream is queued.
+    stream_polling: bool,
 }
 
 impl<'d> World<'d> {
@@ -290,8 +299,9 @@ impl<'d> World<'d> {
         });
         let catalogue =
             Catalogue::builtin().map_err(|e| SimError::World(format!("catalogue: {e}")))?;
+        let bus = Arc::new(SimBus::new(shared.clone()));
         let env = Env {
-            ledger: Arc::new(Audited::new(shared.clone())),
+            ledger: Arc::new(Audited::new(shared.clone(), bus.clone())),
             partners: Arc::new(SimPartners::new(shared.clone(), options.planted)),
             resumer: Arc::new(SimResumer {
                 shared: shared.clone(),
@@ -299,7 +309,7 @@ impl<'d> World<'d> {
                 resumed: Mutex::new(Vec::new()),
             }),
             catalogue: Arc::new(catalogue),
-            events: Arc::new(SimBus::new(shared.clone())),
+            events: bus,
         };
         let orders = options.orders;
         Ok(World {
@@ -327,6 +337,7 @@ impl<'d> World<'d> {
             parked: Vec::new(),
             reconciler_resumed: false,
             reconciler_failed: false,
+            stream_polling: false,
         })
     }
 
@@ -359,7 +370,18 @@ impl<'d> World<'d> {
                 if matches!(event, Event::Poll(_)) {
                     invocations += 1;
                 }
+                let stream = matches!(event, Event::Stream);
                 self.handle(event)?;
+                // The stream is polled while outbox items wait (never to keep the run
+                // going on its own: it stops once nothing else is queued).
+                if self.env.events.has_pending() && (stream || !self.stream_polling) {
+                    self.stream_polling = !self.queue.is_empty();
+                    if self.stream_polling {
+                        self.after(STREAM_POLL_MS, Event::Stream);
+                    }
+                } else if stream {
+                    self.stream_polling = false;
+                }
             }
             if !self.options.reconciler {
                 break;
@@ -476,6 +498,13 @@ impl<'d> World<'d> {
             Event::Cancel { order, tries } => self.cancel(order, tries),
             Event::Die(exec) => self.die(exec),
             Event::Reconcile { last } => self.reconcile(last),
+            Event::Stream => {
+                if finish(self.env.events.pump())? > 0 {
+                    self.shared
+                        .count("an outbox event waited for the bus to take it");
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -30,7 +30,6 @@ fn infrastructure(error: &RecoveryError) -> bool {
         error,
         RecoveryError::Store(StoreError::Unavailable { .. })
             | RecoveryError::Workflow { .. }
-            | RecoveryError::Events(_)
             | RecoveryError::DeadLetters(_)
     )
 }
@@ -126,7 +125,6 @@ impl<'d> World<'d> {
             &*self.step_functions,
             recovery::Escalation {
                 dead_letters: &*self.parking,
-                events: &*self.env.events,
             },
             reconcile_options(),
             now,
@@ -232,17 +230,7 @@ impl<'d> World<'d> {
         ) {
             self.seen[order].cancelled = true;
         }
-        let mut unavailable = matches!(cancelled, Err(StoreError::Unavailable { .. }));
-        if let Ok(
-            order_core::store::Cancellation::Started(record)
-            | order_core::store::Cancellation::AlreadyCancelling(record),
-        ) = &cancelled
-        {
-            if let Some(event) = order_core::events::OrderEvent::cancelled_before_start(record) {
-                use order_core::events::Publisher;
-                unavailable |= finish(self.env.events.publish(&event))?.is_err();
-            }
-        }
+        let unavailable = matches!(cancelled, Err(StoreError::Unavailable { .. }));
         if unavailable && tries + 1 < MERCHANT_TRIES {
             self.shared
                 .count("a cancel met a 503, the merchant sends it again");

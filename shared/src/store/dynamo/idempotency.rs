@@ -51,11 +51,13 @@ impl OrderStore {
         key_item.extend(key(idempotency_pk(idempotency_key), "IDEMPOTENCY"));
 
         let put = |item: Item| put_new(&self.table, item, OP);
+        let accepted = crate::events::OrderEvent::accepted(&record);
         let result = self
             .client
             .transact_write_items()
             .transact_items(put(key_item)?)
             .transact_items(put(order_item)?)
+            .transact_items(super::outbox_put(&self.table, &accepted, None, OP)?)
             .send()
             .await;
         match result {

@@ -141,6 +141,43 @@ impl aws_sdk_dynamodb::config::retry::ClassifyRetry for ThrottledTransactions {
     }
 }
 
+/// The Put of `event`'s outbox item into its order's partition, for the transaction of
+/// the change it announces, `stamped` with the time the transaction records the change
+/// when given (a status change's event). Unconditional: a change is written once.
+pub(super) fn outbox_put(
+    table: &str,
+    event: &crate::events::OrderEvent,
+    stamped: Option<&str>,
+    operation: &'static str,
+) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+    let record = match stamped {
+        Some(at) => event.clone().stamped(at).to_outbox(),
+        None => event.to_outbox(),
+    };
+    let id = OrderId::parse(&record.order_id).ok_or_else(|| StoreError::Corrupt {
+        key: record.event_id.clone(),
+        message: format!("the event names no order id: {:?}", record.order_id),
+    })?;
+    let mut item = write(&record, "outbox item")?;
+    item.extend(key(
+        order_pk(&id),
+        &super::keys::outbox_sk(&record.event_id),
+    ));
+    let expires_at = chrono::Utc::now().timestamp() + super::keys::OUTBOX_TTL_SECONDS;
+    item.insert(
+        "expires_at".into(),
+        AttributeValue::N(expires_at.to_string()),
+    );
+    let put = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| build_error(operation, e))?;
+    Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+        .put(put)
+        .build())
+}
+
 pub(super) fn unavailable<E, R>(operation: &'static str, error: SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + 'static,
@@ -362,8 +399,9 @@ impl Ledger for OrderStore {
         &self,
         id: &OrderId,
         delivery: &Delivery,
+        event: &crate::events::OrderEvent,
     ) -> impl Future<Output = Result<DeliveryRecorded, StoreError>> + Send {
-        OrderStore::record_delivery(self, id, delivery)
+        OrderStore::record_delivery(self, id, delivery, event)
     }
 
     fn next_resume(&self, id: &OrderId) -> impl Future<Output = Result<u32, StoreError>> + Send {
@@ -374,8 +412,16 @@ impl Ledger for OrderStore {
         &self,
         id: &OrderId,
         reason: &str,
+        event: &crate::events::OrderEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        OrderStore::park(self, id, reason)
+        OrderStore::park(self, id, reason, event)
+    }
+
+    fn outbox(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Vec<crate::events::OrderEvent>, StoreError>> + Send {
+        OrderStore::outbox(self, id)
     }
 
     fn set_execution_arn(

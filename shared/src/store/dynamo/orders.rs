@@ -3,8 +3,8 @@
 
 use super::progress::{step_set, SUCCEEDED_STEPS};
 use super::{
-    build_error, cancellation_codes, is_conditional_failure, item_found, order_key, put_new, read,
-    s, step_key, unavailable, OrderStore,
+    build_error, cancellation_codes, is_conditional_failure, item_found, order_key, outbox_put,
+    put_new, read, s, step_key, unavailable, OrderStore,
 };
 use crate::order::OrderId;
 use crate::status::OrderStatus;
@@ -83,8 +83,15 @@ impl OrderStore {
             .unwrap_or(1))
     }
 
-    /// Marks the order as put in front of an operator (not a status change).
-    pub async fn park(&self, id: &OrderId, reason: &str) -> Result<(), StoreError> {
+    /// Marks the order as put in front of an operator (not a status change), and writes
+    /// `event` (`Order Needs Operator`) to the outbox in the same transaction.
+    pub async fn park(
+        &self,
+        id: &OrderId,
+        reason: &str,
+        event: &crate::events::OrderEvent,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "TransactWriteItems(park)";
         let parked = Parked {
             at: now(),
             reason: reason.to_owned(),
@@ -93,13 +100,31 @@ impl OrderStore {
             key: order_pk(id),
             message: e.to_string(),
         })?;
-        let update = self
-            .update_order_item(id)
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
             .update_expression("SET parked = :parked")
-            .expression_attribute_values(":parked", value);
-        self.update_existing_order(id, update, "UpdateItem(park)")
-            .await
-            .map(drop)
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":parked", value)
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(outbox_put(&self.table, event, None, OP)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match cancellation_codes(&error)
+                .first()
+                .and_then(Option::as_deref)
+            {
+                Some("ConditionalCheckFailed") => Err(StoreError::NotFound(id.clone())),
+                _ => Err(unavailable(OP, error)),
+            },
+        }
     }
 
     /// Records the Step Functions execution that runs the order. Not a status change.
@@ -121,8 +146,40 @@ impl OrderStore {
         id: &OrderId,
         change: Transition<'_>,
     ) -> Result<OrderRecord, StoreError> {
-        let Transition { from, to, failure } = change;
+        let Transition {
+            from,
+            to,
+            failure,
+            announce,
+        } = change;
         let update = self.transition_update(id, &[from], to, failure, &[], None)?;
+        if let Some(event) = announce {
+            // With its event: one transaction, then the order as written. The event is
+            // stamped with the time the update records as the order's last change.
+            const OP: &str = "TransactWriteItems(status and event)";
+            let recorded_at = (update.expression_attribute_values())
+                .and_then(|values| values.get(":now"))
+                .and_then(|value| value.as_s().ok())
+                .cloned()
+                .unwrap_or_else(now);
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .transact_items(outbox_put(&self.table, event, Some(&recorded_at), OP)?)
+                .send()
+                .await;
+            return match result {
+                Ok(_) => self.require_order(id).await,
+                Err(error) => match cancellation_codes(&error)
+                    .first()
+                    .and_then(Option::as_deref)
+                {
+                    Some("ConditionalCheckFailed") => Err(self.conflict(id, from).await),
+                    _ => Err(unavailable(OP, error)),
+                },
+            };
+        }
         let result = self.update_alone(update).send().await;
         match result {
             Ok(output) => match output.attributes {
@@ -274,6 +331,7 @@ impl OrderStore {
         &self,
         id: &OrderId,
         delivery: &Delivery,
+        event: &crate::events::OrderEvent,
     ) -> Result<DeliveryRecorded, StoreError> {
         const OP: &str = "TransactWriteItems(record delivery)";
         let value =
@@ -353,6 +411,7 @@ impl OrderStore {
                     .build(),
             )
             .transact_items(event_put)
+            .transact_items(outbox_put(&self.table, event, None, OP)?)
             .send()
             .await;
         let error = match result {

@@ -65,6 +65,31 @@ impl OrderStore {
             .transpose()
     }
 
+    /// The lifecycle events the order's changes wrote to the outbox, in `event_id` order,
+    /// read consistently.
+    pub async fn outbox(&self, id: &OrderId) -> Result<Vec<crate::events::OrderEvent>, StoreError> {
+        let items = self
+            .partition(
+                "Query(outbox)",
+                order_pk(id),
+                crate::store::keys::OUTBOX_PREFIX,
+                true,
+            )
+            .await?;
+        items
+            .into_iter()
+            .map(|item| {
+                let record: crate::events::OutboxRecord = read(item, "outbox item")?;
+                crate::events::OrderEvent::from_outbox(&record).map_err(|message| {
+                    StoreError::Corrupt {
+                        key: record.event_id.clone(),
+                        message,
+                    }
+                })
+            })
+            .collect()
+    }
+
     /// Orders in `status` whose last change is older than `before` (an RFC 3339 time),
     /// oldest first, at most `limit`: a Query on the by-status index, never a scan.
     pub async fn orders_in_status(

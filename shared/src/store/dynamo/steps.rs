@@ -6,8 +6,8 @@ use super::progress::{
     self, attempts_attribute, begun_attribute, started_attribute, SUCCEEDED_STEPS,
 };
 use super::{
-    build_error, cancellation_codes, is_conditional_failure, item_found, order_key, read, s,
-    step_key, unavailable, Item, OrderStore,
+    build_error, cancellation_codes, is_conditional_failure, item_found, order_key, outbox_put,
+    read, s, step_key, unavailable, Item, OrderStore,
 };
 use crate::errors::ActivityError;
 use crate::order::OrderId;
@@ -189,8 +189,14 @@ impl OrderStore {
         // The lookups of the references the step makes findable go in the same
         // transaction; those that do not fit (two places are the order's and the step's)
         // are written first.
+        // Its lifecycle event (the outbox item) too.
+        let outbox = match transition.and_then(|t| t.announce) {
+            Some(event) => Some(outbox_put(&self.table, event, Some(&now), OP)?),
+            None => None,
+        };
         let mut lookups = self.lookup_updates(id, step, &references, &now)?;
-        let overflow = lookups.split_off(lookups.len().min(TRANSACTION_ITEMS - 2));
+        let room = TRANSACTION_ITEMS - 2 - usize::from(outbox.is_some());
+        let overflow = lookups.split_off(lookups.len().min(room));
         self.write_lookups(overflow).await?;
         // What the step's update writes.
         let succeeded = attempt.clone().succeeded(references, now);
@@ -198,6 +204,7 @@ impl OrderStore {
             .into_iter()
             .chain(lookups)
             .map(|update| TransactWriteItem::builder().update(update).build())
+            .chain(outbox)
             .collect();
         let result = self
             .client
