@@ -58,7 +58,10 @@ def arn(service: str, resource: str) -> str:
 # Resource type -> {"Ref" or attribute: placeholder}, `{id}` standing for the logical id:
 # the references the template's policies make, and a few they are likely to make next.
 PLACEHOLDERS = {
-    "AWS::DynamoDB::Table": {"Arn": arn("dynamodb", "table/{id}")},
+    "AWS::DynamoDB::Table": {
+        "Arn": arn("dynamodb", "table/{id}"),
+        "StreamArn": arn("dynamodb", "table/{id}/stream/2026-01-01T00.00.00.000"),
+    },
     "AWS::Events::EventBus": {"Arn": arn("events", "event-bus/{id}"), "Ref": "{id}"},
     "AWS::Events::Rule": {"Arn": arn("events", "rule/{id}")},
     "AWS::KMS::Key": {"Arn": arn("kms", "key/{id}")},

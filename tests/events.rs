@@ -22,31 +22,59 @@ const RESUMES_ALLOWED: u32 = 3;
 /// The tests of this file read one queue and take what they read out of it: one at a time.
 static TAP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// What one order put on the bus, in arrival order, each event once; and how many
-/// arrived more than once (the same event id; EventBridge delivers at least once).
+/// What one order put on the bus: each event id once (with its lifecycle and detail), and
+/// how many arrived more than once (EventBridge and the outbox's stream deliver at least
+/// once).
 #[derive(Debug, Default)]
 struct Received {
-    events: Vec<(Lifecycle, Detail)>,
+    events: BTreeMap<String, (Lifecycle, Detail)>,
     repeats: usize,
 }
 
-/// Reads the tap queue until `done` holds for what arrived, taking every message out; an
-/// event of an order not in `orders` (another test's) is dropped.
+impl Received {
+    /// The events in the order their changes happened (`occurred_at`), not the order
+    /// they arrived in: EventBridge to SQS keeps no order.
+    fn in_order(&self) -> Vec<(Lifecycle, Detail)> {
+        let mut events: Vec<_> = self.events.values().cloned().collect();
+        events.sort_by(|a, b| a.1.occurred_at.cmp(&b.1.occurred_at));
+        events
+    }
+}
+
+/// How long to go on reading after every expected event arrived, to see any that should
+/// not have come.
+const LINGER: Duration = Duration::from_secs(3);
+
+/// Reads the tap queue until every order of `expected` has each of its event ids (then
+/// `LINGER` more, for extras), taking its own orders' messages out. Another order's
+/// message (another test's, another run's) is put back at once for whoever reads it.
 async fn collect(
     stack: &Stack,
-    orders: &[String],
-    done: impl Fn(&BTreeMap<String, Received>) -> bool,
+    expected: &BTreeMap<String, Vec<String>>,
 ) -> BTreeMap<String, Received> {
     let queue = std::env::var("ORDER_EVENTS_TAP_QUEUE_URL")
         .unwrap_or_else(|_| panic!("ORDER_EVENTS_TAP_QUEUE_URL is not set: run under `make test`"));
     let sqs = stack.sqs();
     let mut received: BTreeMap<String, Received> = BTreeMap::new();
     let started = Instant::now();
-    while !done(&received) {
-        assert!(
-            started.elapsed() < ARRIVAL,
-            "the order events did not all arrive; so far: {received:#?}"
-        );
+    let mut all_arrived: Option<Instant> = None;
+    loop {
+        let complete = expected.iter().all(|(order, ids)| {
+            ids.iter().all(|id| {
+                received
+                    .get(order)
+                    .is_some_and(|r| r.events.contains_key(id))
+            })
+        });
+        match (complete, all_arrived) {
+            (true, None) => all_arrived = Some(Instant::now()),
+            (true, Some(at)) if at.elapsed() >= LINGER => return received,
+            (false, _) => assert!(
+                started.elapsed() < ARRIVAL,
+                "the order events did not all arrive; expected {expected:#?}, so far: {received:#?}"
+            ),
+            _ => {}
+        }
         let answer = sqs
             .receive_message()
             .queue_url(&queue)
@@ -58,15 +86,23 @@ async fn collect(
         for message in answer.messages() {
             let body: Value = serde_json::from_str(message.body().unwrap_or_default())
                 .unwrap_or_else(|error| panic!("an event is JSON: {error}: {message:?}"));
-            if let Some(handle) = message.receipt_handle() {
-                let deleted = sqs
-                    .delete_message()
-                    .queue_url(&queue)
-                    .receipt_handle(handle);
-                deleted.send().await.unwrap_or_else(|e| panic!("{e:?}"));
-            }
             let order = body["detail"]["order_id"].as_str().unwrap_or_default();
-            if !orders.iter().any(|o| o == order) {
+            let ours = expected.contains_key(order);
+            if let Some(handle) = message.receipt_handle() {
+                if ours {
+                    let deleted = sqs
+                        .delete_message()
+                        .queue_url(&queue)
+                        .receipt_handle(handle);
+                    deleted.send().await.unwrap_or_else(|e| panic!("{e:?}"));
+                } else {
+                    let back = (sqs.change_message_visibility().queue_url(&queue))
+                        .receipt_handle(handle)
+                        .visibility_timeout(0);
+                    back.send().await.unwrap_or_else(|e| panic!("{e:?}"));
+                }
+            }
+            if !ours {
                 continue;
             }
             assert_eq!(body["source"], "terminal-orders", "{body}");
@@ -81,31 +117,36 @@ async fn collect(
                 "the event's time is when the change happened: {body}"
             );
             let entry = received.entry(order.to_owned()).or_default();
-            match entry
-                .events
-                .iter()
-                .find(|(_, d)| d.event_id == detail.event_id)
-            {
+            match entry.events.get(&detail.event_id) {
                 Some((_, first)) => {
                     assert_eq!(first, &detail, "one event id, two different details");
                     entry.repeats += 1;
                 }
-                None => entry.events.push((lifecycle, detail)),
+                None => {
+                    entry
+                        .events
+                        .insert(detail.event_id.clone(), (lifecycle, detail));
+                }
             }
         }
     }
-    received
+}
+
+/// The event ids an order must publish: `<order>/<STATUS>` for each status.
+fn ids(order: &str, statuses: &[&str]) -> Vec<String> {
+    statuses.iter().map(|s| format!("{order}/{s}")).collect()
 }
 
 fn detail_types(received: &Received) -> Vec<&'static str> {
     received
-        .events
+        .in_order()
         .iter()
         .map(|(l, _)| l.detail_type())
         .collect()
 }
 
-/// The order published `Order Accepted`, then `end` with a reason; returns the reason.
+/// The order published `Order Accepted`, then `end` with a reason, and nothing else;
+/// returns the reason.
 fn ended_with(received: &Received, end: &str) -> order_core::events::Reason {
     assert_eq!(
         detail_types(received),
@@ -113,17 +154,10 @@ fn ended_with(received: &Received, end: &str) -> order_core::events::Reason {
         "{received:#?}"
     );
     let reason = received
-        .events
+        .in_order()
         .get(1)
         .and_then(|(_, detail)| detail.reason.clone());
     reason.unwrap_or_else(|| panic!("{end} without a reason: {received:#?}"))
-}
-
-fn last_event(received: &BTreeMap<String, Received>, order: &str) -> Option<Lifecycle> {
-    received
-        .get(order)
-        .and_then(|r| r.events.last())
-        .map(|(lifecycle, _)| *lifecycle)
 }
 
 #[tokio::test]
@@ -141,20 +175,27 @@ async fn every_order_kind_and_every_way_to_end_publishes_exactly_its_documented_
         .await;
     let (cancelled, _) = stack.order_cancelled_while_charged().await;
 
-    let mut orders = completed.clone();
-    orders.extend([declined.clone(), cancelled.clone()]);
-    let ends: Vec<(String, Lifecycle)> =
-        (completed.iter().map(|o| (o.clone(), Lifecycle::Completed)))
-            .chain([
-                (declined.clone(), Lifecycle::Failed),
-                (cancelled.clone(), Lifecycle::Cancelled),
-            ])
-            .collect();
-    let received = collect(&stack, &orders, |received| {
-        ends.iter()
-            .all(|(order, end)| last_event(received, order) == Some(*end))
-    })
-    .await;
+    let mut expected: BTreeMap<String, Vec<String>> = completed
+        .iter()
+        .map(|o| {
+            (
+                o.clone(),
+                ids(o, &["ACCEPTED", "SHIPPED", "DELIVERED", "COMPLETED"]),
+            )
+        })
+        .collect();
+    expected.insert(declined.clone(), ids(&declined, &["ACCEPTED", "FAILED"]));
+    expected.insert(
+        cancelled.clone(),
+        ids(&cancelled, &["ACCEPTED", "CANCELLED"]),
+    );
+    let received = collect(&stack, &expected).await;
+    for (order, want) in &expected {
+        let got: Vec<&String> = received[order].events.keys().collect();
+        let mut want: Vec<&String> = want.iter().collect();
+        want.sort();
+        assert_eq!(got, want, "{order}: exactly its event ids, none more");
+    }
 
     for (kind, order) in kinds.iter().zip(&completed) {
         let got = &received[order];
@@ -168,7 +209,8 @@ async fn every_order_kind_and_every_way_to_end_publishes_exactly_its_documented_
             ],
             "{kind}: {got:#?}"
         );
-        let shipped = &got.events[1].1;
+        let in_order = got.in_order();
+        let shipped = &in_order[1].1;
         assert!(
             shipped
                 .tracking_number
@@ -182,7 +224,7 @@ async fn every_order_kind_and_every_way_to_end_publishes_exactly_its_documented_
             Some(view["tracking_number"].clone()),
             "{kind}: the tracking number the API shows"
         );
-        for (lifecycle, detail) in &got.events {
+        for (lifecycle, detail) in &in_order {
             assert_eq!(detail.order_kind.as_str(), *kind);
             let status = match lifecycle {
                 Lifecycle::Accepted => "ACCEPTED",
@@ -211,8 +253,9 @@ async fn every_order_kind_and_every_way_to_end_publishes_exactly_its_documented_
         received.len()
     );
     for (order, got) in &received {
-        let kind = got.events.first().map(|(_, d)| d.order_kind.as_str());
-        let end = got.events.last().map(|(_, d)| d.status.as_str());
+        let in_order = got.in_order();
+        let kind = in_order.first().map(|(_, d)| d.order_kind.as_str());
+        let end = in_order.last().map(|(_, d)| d.status.as_str());
         report.push_str(&format!(
             "  {order} ({} ending {}): {:?}\n",
             kind.unwrap_or("?"),
@@ -249,13 +292,16 @@ async fn an_order_the_reconciler_gives_up_on_publishes_that_it_needs_an_operator
     stack.reconcile(RESUMES_ALLOWED).await;
 
     let order = id.to_string();
-    let received = collect(&stack, std::slice::from_ref(&order), |received| {
-        last_event(received, &order) == Some(Lifecycle::NeedsOperator)
-    })
-    .await;
+    let parked = format!("{order}/NEEDS_OPERATOR/{RESUMES_ALLOWED}");
+    let expected = BTreeMap::from([(order.clone(), vec![format!("{order}/ACCEPTED"), parked])]);
+    let received = collect(&stack, &expected).await;
     let got = &received[&order];
-    assert_eq!(detail_types(got), ["Order Needs Operator"], "{got:#?}");
-    let detail = &got.events[0].1;
+    assert_eq!(
+        detail_types(got),
+        ["Order Accepted", "Order Needs Operator"],
+        "{got:#?}"
+    );
+    let detail = &got.in_order()[1].1;
     assert_eq!(
         detail.event_id,
         format!("{order}/NEEDS_OPERATOR/{RESUMES_ALLOWED}")

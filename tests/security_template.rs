@@ -26,8 +26,10 @@ type Resources = Map<String, Value>;
 /// starts or stops calling something, change this list and the template's grant.
 const CALLS: &[(&str, &[(&str, &str)])] = &[
     (
-        // place: GetItem (the idempotency key), TransactWriteItems of two Puts; the
-        // execution ARN and cancelling: UpdateItem; GET: Query on the order's key.
+        // place: GetItem (the idempotency key), TransactWriteItems of three Puts (key,
+        // order, Order Accepted's outbox item); the execution ARN and cancelling:
+        // UpdateItem (a cancel before the workflow with its outbox Put); GET: Query on the
+        // order's key.
         "OrdersApiFunction",
         &[
             ("dynamodb:GetItem", "OrdersTable"),
@@ -35,12 +37,12 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
             ("dynamodb:UpdateItem", "OrdersTable"),
             ("dynamodb:Query", "OrdersTable"),
             ("states:StartExecution", "OrderWorkflowAliaslive"),
-            PUBLISH,
         ],
     ),
     (
-        // record_delivery: TransactWriteItems of two Updates, a ConditionCheck and a Put;
-        // then GetItem; SendTaskSuccess; the signing secret.
+        // GetItem (the order, for its Order Delivered); record_delivery:
+        // TransactWriteItems of two Updates, a ConditionCheck and two Puts (the event id,
+        // the outbox item); then GetItem; SendTaskSuccess; the signing secret.
         "CourierWebhookFunction",
         &[
             ("dynamodb:GetItem", "OrdersTable"),
@@ -49,7 +51,6 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
             ("dynamodb:ConditionCheckItem", "OrdersTable"),
             ("states:SendTaskSuccess", "*"),
             ("secretsmanager:GetSecretValue", "CourierWebhookSecret"),
-            PUBLISH,
         ],
     ),
     ("ValidateOrderFunction", STEP),
@@ -75,13 +76,7 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
     ),
     (
         "ArrangeShipmentFunction",
-        &[
-            STEP[0],
-            STEP[1],
-            token("CourierApiTokenSecret"),
-            EVENT[0],
-            EVENT[1],
-        ],
+        &[STEP[0], STEP[1], token("CourierApiTokenSecret"), OUTBOX],
     ),
     (
         // A delivery recorded before the task token: it resumes the execution itself.
@@ -92,10 +87,7 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
         "NotifyCustomerFunction",
         &[STEP[0], STEP[1], token("NotificationsApiTokenSecret")],
     ),
-    (
-        "CompleteOrderFunction",
-        &[STEP[0], STEP[1], EVENT[0], EVENT[1]],
-    ),
+    ("CompleteOrderFunction", &[STEP[0], STEP[1], OUTBOX]),
     (
         "CancelShipmentFunction",
         &[STEP[0], STEP[1], token("CourierApiTokenSecret")],
@@ -112,7 +104,7 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
         "ReleaseStockFunction",
         &[STEP[0], STEP[1], token("WarehouseApiTokenSecret")],
     ),
-    ("FailOrderFunction", &[STEP[0], STEP[1], EVENT[0], EVENT[1]]),
+    ("FailOrderFunction", &[STEP[0], STEP[1], OUTBOX]),
     (
         "ReconcilerFunction",
         &[
@@ -125,10 +117,25 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
                 "arn:AWS::Partition:states:AWS::Region:AWS::AccountId:execution:OrderWorkflow:*",
             ),
             ("sqs:SendMessage", "WorkflowDeadLetterQueue"),
-            PUBLISH,
+            // A park writes its Order Needs Operator outbox item in its transaction.
+            OUTBOX,
             // Not the code: Lambda itself sends a run that failed its async retries to
             // the function's dead-letter queue, with the function's role.
             ("sqs:SendMessage", "ReconcilerDeadLetterQueue"),
+        ],
+    ),
+    (
+        // PutEvents of the outbox's events. Not the code: Lambda's event source mapping
+        // reads the table's stream with the function's role (ListStreams has no
+        // resource-level permissions), and puts a batch it gave up on in the queue.
+        "PublishEventsFunction",
+        &[
+            ("events:PutEvents", "OrderEventsBus"),
+            ("dynamodb:DescribeStream", "OrdersTable.StreamArn"),
+            ("dynamodb:GetRecords", "OrdersTable.StreamArn"),
+            ("dynamodb:GetShardIterator", "OrdersTable.StreamArn"),
+            ("dynamodb:ListStreams", "*"),
+            ("sqs:SendMessage", "OutboxDeadLetterQueue"),
         ],
     ),
 ];
@@ -140,12 +147,10 @@ const STEP: &[(&str, &str)] = &[
     ("dynamodb:UpdateItem", "OrdersTable"),
 ];
 
-/// Putting an order event on the order-events bus (order_core::events).
-const PUBLISH: (&str, &str) = ("events:PutEvents", "OrderEventsBus");
-
-/// A step whose change is an order event (`events::announce`): reads the order with its
-/// steps (Query on its key) to build the event, and publishes it.
-const EVENT: &[(&str, &str)] = &[("dynamodb:Query", "OrdersTable"), PUBLISH];
+/// A step whose change is an order event writes its outbox item in the change's
+/// transaction (a Put inside TransactWriteItems: PutItem); nothing publishes but
+/// publish-events.
+const OUTBOX: (&str, &str) = ("dynamodb:PutItem", "OrdersTable");
 
 /// Reading a partner's token at cold start.
 const fn token(secret: &'static str) -> (&'static str, &'static str) {
@@ -162,7 +167,10 @@ fn resource_name(value: &Value) -> String {
         return name.to_owned();
     }
     if let Some(name) = value["Fn::GetAtt"][0].as_str() {
-        return name.to_owned();
+        return match value["Fn::GetAtt"][1].as_str() {
+            Some("Arn") | None => name.to_owned(),
+            Some(attribute) => format!("{name}.{attribute}"),
+        };
     }
     let sub = match &value["Fn::Sub"] {
         Value::String(text) => text.clone(),

@@ -936,7 +936,11 @@ Resources:
         queues.sort_unstable();
         assert_eq!(
             queues,
-            ["ReconcilerDeadLetterQueue", "WorkflowDeadLetterQueue"]
+            [
+                "OutboxDeadLetterQueue",
+                "ReconcilerDeadLetterQueue",
+                "WorkflowDeadLetterQueue"
+            ]
         );
         assert!(resources.functions.iter().any(|f| f.binary == "reconciler"));
         assert_eq!(
