@@ -72,6 +72,25 @@ async fn an_activity_killed_mid_invocation_is_retried_as_runtime_exit_error_and_
     let merchant = stack.partners().merchant_with(SLOW_RESERVE()).await;
     let (id, arn) = stack.place(&valid_order(&merchant)).await;
     reserve_stock_in_flight(&stack, &id).await;
+    // Killed only once the warehouse has taken the call (the slow rule fired: it acted
+    // and holds its answer back), so the retry meets a reservation already made.
+    system_tests::eventually(
+        "the warehouse took the reservation",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(50),
+        || async {
+            match stack
+                .partners()
+                .fired(&merchant, "warehouse", "reserve")
+                .await
+            {
+                0 => Err("not yet".to_owned()),
+                n => Ok(n),
+            }
+        },
+    )
+    .await;
+    let replayed_before = stack.partners().replayed_requests().await;
     assert!(
         kill_reserve_stock() >= 1,
         "no reserve-stock process to kill"
@@ -95,7 +114,11 @@ async fn an_activity_killed_mid_invocation_is_retried_as_runtime_exit_error_and_
     assert_eq!(
         ledger.statuses("reservations"),
         ["reserved"],
-        "the retry replayed the reservation the killed attempt made: {ledger:?}"
+        "one reservation, the killed attempt's: {ledger:?}"
+    );
+    assert!(
+        stack.partners().replayed_requests().await > replayed_before,
+        "the retry's call was answered from the killed attempt's kept answer (its key)"
     );
 }
 

@@ -515,6 +515,29 @@ impl Partners {
         merchant
     }
 
+    /// How often the fault rules of `merchant` for `partner`/`operation` have fired.
+    pub async fn fired(&self, merchant: &str, partner: &str, operation: &str) -> u64 {
+        let rules = match self.admin.faults().await {
+            Ok(list) => list.rules,
+            Err(error) => panic!("{error}"),
+        };
+        rules
+            .iter()
+            .filter(|r| r.merchant_id.as_deref() == Some(merchant))
+            .filter(|r| r.partner == partner && r.operation == operation)
+            .map(|r| r.fired)
+            .sum()
+    }
+
+    /// How many partner requests were answered from a kept answer (a replayed
+    /// idempotency key), in the whole simulator.
+    pub async fn replayed_requests(&self) -> u64 {
+        match self.admin.ledger(&Default::default()).await {
+            Ok(view) => view.requests.replayed,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
     /// Delivers the order's parcel now (also one held back by a `hold` rule).
     pub async fn deliver(&self, order_id: &str) {
         if let Err(error) = self.admin.deliver(order_id).await {
