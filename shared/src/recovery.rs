@@ -19,7 +19,7 @@
 use crate::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterSender};
 use crate::order::OrderId;
 use crate::status::OrderStatus;
-use crate::store::{Cancellation, IndexPosition, Ledger, StoreError, Transition};
+use crate::store::{Cancellation, Claim, IndexPosition, Ledger, StoreError, Transition};
 use serde::Serialize;
 
 /// The workflow's run-time settings, handed to each execution in its input so that one
@@ -86,6 +86,17 @@ pub trait Executions: Send + Sync {
         arn: &str,
     ) -> impl std::future::Future<Output = Result<ExecutionState, RecoveryError>> + Send;
 
+    /// The ARN the execution named `name` gets, whichever version or alias starts it:
+    /// known before it starts, so it is recorded on the order first
+    /// ([`Ledger::claim_execution`]).
+    fn execution_arn(&self, name: &str) -> String {
+        format!(
+            "{}:{name}",
+            self.state_machine()
+                .replacen(":stateMachine:", ":execution:", 1)
+        )
+    }
+
     /// Starts an execution of order `id` named `name` on `target` (the state machine, a
     /// version or an alias) and returns its ARN; an execution of that name that exists
     /// already counts as started.
@@ -134,6 +145,11 @@ pub enum RecoveryError {
     },
     #[error("{0}")]
     NotSupported(String),
+    #[error("order {order_id}: someone else resumed it meanwhile; its execution is now {execution_arn:?}")]
+    ResumedElsewhere {
+        order_id: OrderId,
+        execution_arn: Option<String>,
+    },
 }
 
 impl From<RecoveryError> for lambda_runtime::Diagnostic {
@@ -450,14 +466,36 @@ async fn resume_on(
             stopped = Some(arn.clone());
         }
     }
-    let n = store.next_resume(id).await?;
+    // The owner is recorded before it acts: the new execution's ARN (known from its
+    // name) and the resume count, on condition that the order still has the count and
+    // execution read above. Of racing resumers (an operator, the console, `dlq replay`,
+    // two reconciler runs) exactly one gets here; the others learn who won.
+    let n = order.resumes + 1;
     let name = match order.execution_arn {
         None => id.to_string(),
         Some(_) => format!("{id}-r{n}"),
     };
+    let arn = workflow.execution_arn(&name);
+    let claim = Claim {
+        read_resumes: order.resumes,
+        read_arn: order.execution_arn.as_deref(),
+        resumes: n,
+        arn: &arn,
+    };
+    match store.claim_execution(id, &claim).await {
+        Ok(()) => {}
+        Err(StoreError::Claimed { execution_arn, .. }) => {
+            return Err(RecoveryError::ResumedElsewhere {
+                order_id: id.clone(),
+                execution_arn,
+            })
+        }
+        Err(error) => return Err(error.into()),
+    }
     let release = latest.unwrap_or_else(|| workflow.state_machine_arn().to_owned());
+    // A start that fails leaves the claimed execution missing: the next resume (the
+    // reconciler's) finds it so and starts the one after it.
     let arn = workflow.start_on(&release, id, &name).await?;
-    store.set_execution_arn(id, &arn).await?;
     tracing::info!(order_id = %id, execution = %name, status = %order.status, release = %release, "order resumed");
     Ok(Resumption {
         order_id: id.clone(),
@@ -467,6 +505,45 @@ async fn resume_on(
         release,
         stopped,
     })
+}
+
+/// Starts the workflow of a placed order: the API's, for a new order and for a retry of
+/// one whose start failed. The execution named after the order is recorded as its owner
+/// first (a claim, from the order as read: no execution yet), then started; a retry that
+/// finds it recorded starts it again (Step Functions takes the same name and input twice
+/// as one execution). Nothing is started for an order that moved on from ACCEPTED or that
+/// another execution drives. Returns the ARN of the execution started.
+pub async fn start_placed(
+    store: &impl Ledger,
+    workflow: &impl Executions,
+    order: &crate::store::OrderRecord,
+) -> Result<Option<String>, RecoveryError> {
+    let id = &order.order_id;
+    if order.status != OrderStatus::Accepted {
+        return Ok(None);
+    }
+    let arn = workflow.execution_arn(id.as_str());
+    match order.execution_arn.as_deref() {
+        Some(recorded) if recorded != arn => return Ok(None),
+        Some(_) => {}
+        None => {
+            let claim = Claim {
+                read_resumes: order.resumes,
+                read_arn: None,
+                resumes: order.resumes,
+                arn: &arn,
+            };
+            match store.claim_execution(id, &claim).await {
+                Ok(()) => {}
+                Err(StoreError::Claimed { .. }) => return Ok(None),
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    let started = workflow
+        .start_on(workflow.state_machine_arn(), id, id.as_str())
+        .await?;
+    Ok(Some(started))
 }
 
 /// Cancels an order that has not shipped: it moves to CANCELLING and its execution, at
@@ -747,6 +824,9 @@ async fn reconcile_order(
         // Moved on or restarted by someone else since it was read: nothing to do now.
         Err(RecoveryError::Ended { .. }) => Ok(Action::Running {
             execution_arn: String::new(),
+        }),
+        Err(RecoveryError::ResumedElsewhere { execution_arn, .. }) => Ok(Action::Running {
+            execution_arn: execution_arn.unwrap_or_default(),
         }),
         Err(RecoveryError::StillRunning { execution_arn, .. }) => {
             Ok(Action::Running { execution_arn })

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use order_core::store::{Cancellation, OrderRecord, Placement, StepRecord};
 use order_core::view::{Audience, OrderView};
-use order_core::{Order, OrderId, OrderStatus};
+use order_core::{Order, OrderId};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -101,12 +101,10 @@ pub(crate) async fn place(
     );
 
     // Its `Order Accepted` was written with it, to the outbox, ahead of any later event.
-    // A new order, or the replay of one whose workflow could not be started. (Moved on
-    // without a recorded execution, e.g. cancelled: nothing to start.) The execution ARN
-    // names our account: it stays in the order item for operators.
-    if record.execution_arn.is_none() && record.status == OrderStatus::Accepted {
-        start_execution(&api, &record.order_id).await?;
-    }
+    // A new order, or the replay of one whose workflow could not be started (moved on,
+    // e.g. cancelled, or driven by another execution: nothing to start). The execution
+    // ARN names our account: it stays in the order item for operators.
+    start_execution(&api, &record).await?;
     let mut response = (
         StatusCode::ACCEPTED,
         Json(json!({"order_id": record.order_id, "status": record.status})),
@@ -126,25 +124,30 @@ pub(crate) async fn place(
     Ok(response)
 }
 
-/// Starts the order's execution, named after the order id so Step Functions itself
-/// refuses a second one, and records its ARN on the order.
-async fn start_execution(api: &Api, id: &OrderId) -> Result<(), ApiError> {
-    let arn = match api.workflow.start(id, id.as_str()).await {
-        Ok(arn) => arn,
+/// Starts the order's workflow (`order_core::recovery::start_placed`): its execution,
+/// named after the order id, is recorded as the order's owner first, then started; a
+/// retry after a failed start starts it again, and one that finds the order driven by
+/// another execution starts nothing.
+async fn start_execution(api: &Api, record: &OrderRecord) -> Result<(), ApiError> {
+    let id = &record.order_id;
+    match order_core::recovery::start_placed(&api.store, &api.workflow, record).await {
+        Ok(Some(arn)) => {
+            tracing::info!(execution_arn = %arn, "execution started");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(order_core::recovery::RecoveryError::Store(error)) => Err(error.into()),
         Err(error) => {
             tracing::error!(%error, "could not start the execution");
-            return Err(ApiError::new(
+            Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "workflow_unavailable",
                 format!(
                     "order {id} is stored but its workflow could not be started; retry with the same Idempotency-Key"
                 ),
-            ));
+            ))
         }
-    };
-    api.store.set_execution_arn(id, &arn).await?;
-    tracing::info!(execution_arn = %arn, "execution started");
-    Ok(())
+    }
 }
 
 /// The order a route's `{id}` names (404 when it is no order id), recorded on the

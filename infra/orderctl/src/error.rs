@@ -148,6 +148,7 @@ impl From<RecoveryError> for CliError {
             RecoveryError::Workflow { .. } => CliError::classify(error.to_string()),
             RecoveryError::Ended { .. }
             | RecoveryError::StillRunning { .. }
+            | RecoveryError::ResumedElsewhere { .. }
             | RecoveryError::NotSupported(_) => CliError::Refused(error.to_string()),
         }
     }

@@ -303,6 +303,26 @@ impl Ledger for Audited {
         self.inner.outbox(id).await
     }
 
+    async fn claim_execution(
+        &self,
+        id: &OrderId,
+        claim: &order_core::store::Claim<'_>,
+    ) -> Result<(), StoreError> {
+        self.maybe_pause().await;
+        self.throttled(Some(id), "claim_execution")?;
+        let claimed = self.inner.claim_execution(id, claim).await;
+        if claimed.is_ok() {
+            self.shared.note(
+                id,
+                Trace::Note(format!(
+                    "  ledger: execution {} claimed the order",
+                    claim.arn
+                )),
+            );
+        }
+        claimed
+    }
+
     async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
         self.throttled(Some(id), "set_execution_arn")?;
         self.inner.set_execution_arn(id, arn).await

@@ -345,31 +345,44 @@ fn a_late_await_delivery_copy_still_replaces_the_task_token_and_only_the_reconci
     // and dead-letters it; only the reconciler's resume completes it. The agreed-orders
     // invariant sees what the race does to an order nobody refused, and nothing else
     // breaks.
-    let options = Options {
-        faults: Faults::with_late_callback_copies(),
-        ..Options::new(275, 100)
+    // The seed that shows it moves with the world's draws (seed 275 until the API
+    // claimed its execution before starting it): the first seed from 270 on whose run
+    // breaks exactly as the race does.
+    let shows_the_race = |report: &simulator::Report| {
+        let mut seen: Vec<&str> = report.violations.iter().map(|(_, w)| w.as_str()).collect();
+        seen.dedup();
+        !report.violations.is_empty()
+            && report
+                .violations
+                .iter()
+                .all(|(order, _)| *order == report.violations[0].0)
+            && seen
+                == [
+                    format!("{AGREED_ORDER} it was rolled back (CancelShipment started)"),
+                    format!(
+                        "{AGREED_ORDER} it was dead-lettered at CancelShipment (Order.Conflict)"
+                    ),
+                ]
     };
+    let (options, report) = (270..=400)
+        .map(|seed| Options {
+            faults: Faults::with_late_callback_copies(),
+            ..Options::new(seed, 100)
+        })
+        .map(|options| {
+            let report = simulator::run(&definition(), options.clone()).expect("the run");
+            (options, report)
+        })
+        .find(|(_, report)| shows_the_race(report))
+        .unwrap_or_else(|| {
+            panic!("no seed of 270 to 400 shows the late AwaitDelivery copy's race")
+        });
     assert!(simulator::replay_command(&options).ends_with("--late-callback-copies"));
-    let report = simulator::run(&definition(), options.clone()).expect("the run");
-    assert_eq!(
-        report.violations,
-        [
-            (
-                56,
-                format!("{AGREED_ORDER} it was rolled back (CancelShipment started)")
-            ),
-            (
-                56,
-                format!("{AGREED_ORDER} it was dead-lettered at CancelShipment (Order.Conflict)")
-            ),
-        ],
-        "{}",
-        simulator::explain(&options, &report)
-    );
-    let trace = report.trace(56);
+    let order = report.violations[0].0;
+    let trace = report.trace(order);
     for line in [
         "duplicate false, resumed Some(false)",
-        "AwaitDelivery invocation 1091: States.Timeout",
+        ": States.Timeout",
         "SendOrderToDeadLetterQueue",
         "reconciler (DELIVERED): resumed",
         "ledger: status DELIVERED -> COMPLETED",
@@ -510,9 +523,12 @@ fn an_order_whose_every_execution_dies_is_parked_for_an_operator_after_the_most_
         f.execution_dies = 1.0;
         f.cancel = 0.0;
     });
-    let report = clean_run(&definition(), 1, 10, &always_dies);
-    let parked = tallied(&report, "reconciler: parked an order for an operator");
-    assert!(parked > 0, "{:?}", report.tally);
+    // Most orders finish before their execution dies (within two minutes of its start):
+    // the first seed from 1 on where one does not, every time, is the case.
+    let report = (1..=20)
+        .map(|seed| clean_run(&definition(), seed, 10, &always_dies))
+        .find(|report| tallied(report, "reconciler: parked an order for an operator") > 0)
+        .unwrap_or_else(|| panic!("no seed of 1 to 20 parked an order"));
     let (order, _) = (0..10)
         .map(|order| (order, report.trace(order)))
         .find(|(_, trace)| trace.contains("reconciler") && trace.contains("parked: "))

@@ -60,6 +60,7 @@ macro_rules! ledger_contract {
             an_audit_record_for_a_missing_order_is_refused,
             a_step_writes_its_event_in_its_success_transaction_once_and_a_refused_change_writes_none,
             a_status_change_alone_writes_its_event_with_it_and_a_conflict_writes_none,
+            of_starters_racing_from_one_read_exactly_one_claims_the_order_and_the_others_learn_who,
         );
     };
     (@checks $ledger:expr; $($check:ident),+ $(,)?) => {
@@ -1155,5 +1156,72 @@ pub async fn a_status_change_alone_writes_its_event_with_it_and_a_conflict_write
     assert_eq!(
         written[1].detail.occurred_at, moved.updated_at,
         "stamped with the time the ledger recorded the change"
+    );
+}
+
+pub async fn of_starters_racing_from_one_read_exactly_one_claims_the_order_and_the_others_learn_who(
+    ledger: &impl Ledger,
+) {
+    let id = place(ledger).await.order_id;
+    let first = format!("arn:execution:{id}");
+    let claim = super::Claim {
+        read_resumes: 0,
+        read_arn: None,
+        resumes: 0,
+        arn: &first,
+    };
+    assert_eq!(ledger.claim_execution(&id, &claim).await, Ok(()));
+    let order = read(ledger, &id).await;
+    assert_eq!(order.execution_arn.as_deref(), Some(first.as_str()));
+    assert_eq!(
+        (order.resumes, order.version),
+        (0, 2),
+        "not a status change"
+    );
+    // The same claim again (a retry that read the order before): the order is claimed.
+    assert_eq!(
+        ledger.claim_execution(&id, &claim).await,
+        Err(StoreError::Claimed {
+            order_id: id.clone(),
+            execution_arn: Some(first.clone())
+        })
+    );
+    // Resumers racing from one read: every one of them asks to be `-r1`, one wins.
+    let names: Vec<String> = (0..5)
+        .map(|n| format!("arn:execution:{id}-r1-{n}"))
+        .collect();
+    let (id_ref, first_ref) = (&id, first.as_str());
+    let claims = names.iter().map(|arn| async move {
+        let claim = super::Claim {
+            read_resumes: 0,
+            read_arn: Some(first_ref),
+            resumes: 1,
+            arn,
+        };
+        ledger.claim_execution(id_ref, &claim).await
+    });
+    let results = join_all(claims).await;
+    let won: Vec<&String> = (names.iter().zip(&results))
+        .filter(|(_, r)| r.is_ok())
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(won.len(), 1, "exactly one claim wins: {results:?}");
+    let order = read(ledger, &id).await;
+    assert_eq!(order.execution_arn.as_ref(), Some(won[0]));
+    assert_eq!(order.resumes, 1);
+    for result in results.iter().filter(|r| r.is_err()) {
+        assert_eq!(
+            result,
+            &Err(StoreError::Claimed {
+                order_id: id.clone(),
+                execution_arn: Some(won[0].clone())
+            }),
+            "a loser learns the execution that won"
+        );
+    }
+    let missing = OrderId::generate();
+    assert_eq!(
+        ledger.claim_execution(&missing, &claim).await,
+        Err(StoreError::NotFound(missing.clone()))
     );
 }

@@ -30,6 +30,13 @@ pub enum StoreError {
     /// An item does not have the shape this code writes.
     #[error("item {key} is unreadable: {message}")]
     Corrupt { key: String, message: String },
+    /// Someone else recorded another execution of the order since it was read (another
+    /// resumer, or the API's retry): they drive it now.
+    #[error("order {order_id}: someone else started or resumed it since it was read (its execution is now {execution_arn:?})")]
+    Claimed {
+        order_id: OrderId,
+        execution_arn: Option<String>,
+    },
 }
 
 impl From<StoreError> for ActivityError {
@@ -40,7 +47,7 @@ impl From<StoreError> for ActivityError {
                 actual: OrderStatus::Cancelling | OrderStatus::Cancelled,
                 ..
             } => ErrorName::OrderCancelled,
-            StoreError::Conflict { .. } => ErrorName::OrderConflict,
+            StoreError::Conflict { .. } | StoreError::Claimed { .. } => ErrorName::OrderConflict,
             StoreError::Unavailable { .. } => ErrorName::StoreUnavailable,
             StoreError::IllegalTransition { .. } | StoreError::Corrupt { .. } => {
                 ErrorName::Internal

@@ -638,6 +638,27 @@ impl Ledger for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn claim_execution(
+        &self,
+        id: &OrderId,
+        claim: &super::Claim<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        let order = tables.order(id)?.clone();
+        if order.resumes != claim.read_resumes || order.execution_arn.as_deref() != claim.read_arn {
+            return Err(StoreError::Claimed {
+                order_id: id.clone(),
+                execution_arn: order.execution_arn,
+            });
+        }
+        tables.update_order(id, |order| {
+            order.execution_arn = Some(claim.arn.to_owned());
+            order.resumes = claim.resumes;
+            order.parked = None;
+            order.version += 1;
+        })
+    }
+
     async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
         self.tables().update_order(id, |order| {
             order.execution_arn = Some(arn.to_owned());

@@ -38,7 +38,7 @@ pub use keys::{BY_MERCHANT_INDEX, BY_STATUS_INDEX, COURIER_EVENT_TTL_SECONDS};
 pub use lookups::{findable, Reference};
 pub use memory::{Clock, MemoryStore};
 pub use records::{
-    Cancellation, Delivery, DeliveryRecorded, Failure, IndexPosition, OrderRecord, Parked,
+    Cancellation, Claim, Delivery, DeliveryRecorded, Failure, IndexPosition, OrderRecord, Parked,
     Placement, StepRecord, StepStart, StepStatus, TokenStored, Transition,
 };
 
@@ -235,6 +235,18 @@ pub trait Ledger: Send + Sync {
         &self,
         id: &OrderId,
     ) -> impl Future<Output = Result<Vec<crate::events::OrderEvent>, StoreError>> + Send;
+
+    /// Records `claim.arn` as the execution that drives the order, before it is started,
+    /// with the resume count `claim.resumes` (a resume clears the parked mark): only if the
+    /// order still has the resume count and execution the starter read
+    /// ([`Claim`]). A starter that lost the race gets [`StoreError::Claimed`] with the
+    /// execution that won; a missing order [`StoreError::NotFound`]. Not a status change
+    /// (bumps `version`).
+    fn claim_execution(
+        &self,
+        id: &OrderId,
+        claim: &Claim<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Records the Step Functions execution that runs the order (bumps `version`). Not a
     /// status change.

@@ -247,6 +247,23 @@ impl<'a> Transition<'a> {
     }
 }
 
+/// Who drives an order next: the execution a starter records as the order's before it
+/// starts it ([`Ledger::claim_execution`](super::Ledger::claim_execution)), conditional
+/// on the order as the starter read it, so that of several racing starters (the API's
+/// retry, an operator's resume, the console, the reconciler) exactly one wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim<'a> {
+    /// The resume count the starter read.
+    pub read_resumes: u32,
+    /// The execution the starter read on the order (`None`: none recorded).
+    pub read_arn: Option<&'a str>,
+    /// The resume count to record: `read_resumes + 1` for a resume, unchanged for the
+    /// API's first start.
+    pub resumes: u32,
+    /// The ARN of the execution about to start (derived from its name).
+    pub arn: &'a str,
+}
+
 /// What [`Ledger::place_order`](super::Ledger::place_order) did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Placement {

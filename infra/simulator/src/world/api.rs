@@ -7,7 +7,6 @@
 
 use super::{finish, Event, SimError, World};
 use crate::world::lock;
-use order_core::recovery::Executions;
 use order_core::store::{Ledger, OrderRecord, Placement, StoreError};
 use order_core::{Order, OrderKind, OrderStatus};
 use serde_json::{json, Value};
@@ -151,7 +150,7 @@ impl<'d> World<'d> {
         tries: u32,
     ) -> Result<(), SimError> {
         let id = record.order_id.clone();
-        if record.execution_arn.is_some() || record.status != OrderStatus::Accepted {
+        if record.status != OrderStatus::Accepted {
             return Ok(());
         }
         if start_lost {
@@ -163,20 +162,22 @@ impl<'d> World<'d> {
             );
             return Ok(());
         }
-        let target = self.step_functions.state_machine_arn().to_owned();
-        let started = finish(self.step_functions.start_on(&target, &id, id.as_str()))?;
-        let Ok(arn) = started else {
-            return self.merchant_retries(order, tries, "503 workflow_unavailable");
-        };
-        let written = finish(self.env.ledger.set_execution_arn(&id, &arn))?;
-        // Started, whether or not its ARN was written.
-        self.carry_out()?;
-        match written {
-            Ok(()) => Ok(()),
-            Err(StoreError::Unavailable { .. }) => {
+        // The API's own start (`recovery::start_placed`): the execution is recorded as the
+        // order's owner, then started.
+        let started = finish(order_core::recovery::start_placed(
+            &*self.env.ledger,
+            &*self.step_functions,
+            record,
+        ))?;
+        match started {
+            Ok(_) => self.carry_out(),
+            Err(order_core::recovery::RecoveryError::Store(StoreError::Unavailable { .. })) => {
                 self.merchant_retries(order, tries, "503 store_unavailable")
             }
-            Err(error) => Err(SimError::World(format!("order {id}: {error}"))),
+            Err(order_core::recovery::RecoveryError::Store(error)) => {
+                Err(SimError::World(format!("order {id}: {error}")))
+            }
+            Err(_) => self.merchant_retries(order, tries, "503 workflow_unavailable"),
         }
     }
 

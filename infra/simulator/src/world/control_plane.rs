@@ -84,6 +84,10 @@ impl Executions for SimStepFunctions {
         "arn:aws:states:sim:000000000000:stateMachine:OrderWorkflow:live"
     }
 
+    fn execution_arn(&self, name: &str) -> String {
+        execution_arn(name)
+    }
+
     async fn state(&self, arn: &str) -> Result<ExecutionState, RecoveryError> {
         Ok(lock(&self.executions)
             .get(arn)

@@ -424,6 +424,14 @@ impl Ledger for OrderStore {
         OrderStore::outbox(self, id)
     }
 
+    fn claim_execution(
+        &self,
+        id: &OrderId,
+        claim: &super::Claim<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        OrderStore::claim_execution(self, id, claim)
+    }
+
     fn set_execution_arn(
         &self,
         id: &OrderId,

@@ -10,9 +10,9 @@ use crate::order::OrderId;
 use crate::status::OrderStatus;
 use crate::store::keys::{courier_event_pk, order_pk, status_index_values, step_sk};
 use crate::store::{
-    cancel_refused, delivery_refused, now, token_refused, Cancellation, Delivery, DeliveryRecorded,
-    DeliveryRefusal, Failure, OrderRecord, Parked, StoreError, TokenStored, Transition,
-    COURIER_EVENT_TTL_SECONDS,
+    cancel_refused, delivery_refused, now, token_refused, Cancellation, Claim, Delivery,
+    DeliveryRecorded, DeliveryRefusal, Failure, OrderRecord, Parked, StoreError, TokenStored,
+    Transition, COURIER_EVENT_TTL_SECONDS,
 };
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -124,6 +124,62 @@ impl OrderStore {
                 Some("ConditionalCheckFailed") => Err(StoreError::NotFound(id.clone())),
                 _ => Err(unavailable(OP, error)),
             },
+        }
+    }
+
+    /// Records `claim.arn` as the order's execution before it starts, conditional on the
+    /// resume count and execution the starter read ([`Ledger::claim_execution`]).
+    pub async fn claim_execution(&self, id: &OrderId, claim: &Claim<'_>) -> Result<(), StoreError> {
+        const OP: &str = "UpdateItem(claim execution)";
+        let mut update = self
+            .update_order_item(id)
+            .update_expression(
+                "SET execution_arn = :arn, resumes = :resumes, version = version + :one \
+                 REMOVE parked",
+            )
+            .expression_attribute_values(":arn", s(claim.arn))
+            .expression_attribute_values(":resumes", AttributeValue::N(claim.resumes.to_string()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(
+                ":read_resumes",
+                AttributeValue::N(claim.read_resumes.to_string()),
+            )
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        // The resume count as read (an order placed before resumes were counted has none:
+        // zero), and the execution as read.
+        let resumes_as_read = if claim.read_resumes == 0 {
+            "(attribute_not_exists(resumes) OR resumes = :read_resumes)"
+        } else {
+            "resumes = :read_resumes"
+        };
+        let arn_as_read = match claim.read_arn {
+            None => "attribute_not_exists(execution_arn)".to_owned(),
+            Some(read) => {
+                update = update.expression_attribute_values(":read_arn", s(read));
+                "execution_arn = :read_arn".to_owned()
+            }
+        };
+        let result = update
+            .condition_expression(format!(
+                "attribute_exists(pk) AND {resumes_as_read} AND {arn_as_read}"
+            ))
+            .send()
+            .await;
+        let error = match result {
+            Ok(_) => return Ok(()),
+            Err(error) if is_conditional_failure(&error) => error,
+            Err(error) => return Err(unavailable(OP, error)),
+        };
+        let found = match item_found(&error) {
+            Some(item) => Some(read::<OrderRecord>(item, &order_pk(id))?),
+            None => self.get_order(id).await?,
+        };
+        match found {
+            None => Err(StoreError::NotFound(id.clone())),
+            Some(order) => Err(StoreError::Claimed {
+                order_id: id.clone(),
+                execution_arn: order.execution_arn,
+            }),
         }
     }
 
