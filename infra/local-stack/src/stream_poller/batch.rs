@@ -17,7 +17,7 @@ impl Record {
     /// stream), `eventSource`, `awsRegion` (the stream's) and `eventVersion` `1.1`, and
     /// `ApproximateCreationDateTime` in whole seconds. moto's records say `eventVersion`
     /// `1.0`, `awsRegion` `us-east-1` whatever the region, and give milliseconds; AWS's say
-    /// `1.1`, the table's region, and the events Lambda delivers carry whole seconds.
+    /// `1.1` and the table's region, and round the time down to the second.
     /// Everything else (`eventID`, `eventName`, `Keys`, the images, `SequenceNumber`,
     /// `SizeBytes`, `StreamViewType`, a TTL deletion's `userIdentity`) passes unchanged.
     pub fn from_stream(record: Json, stream_arn: &str) -> Result<Record, String> {
