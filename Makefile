@@ -65,10 +65,11 @@ contract-venv: .venv-openapi/.installed ## Install schemathesis and openapi-spec
 # The inner loop, no stack: what a change is checked with before make test. One cargo
 # test over the workspace, so it builds exactly what `make build` built (features unified
 # by infra/workspace-hack). The template tests read the SAM-translated template (the lint
-# tools in .venv-lint: make lint-tools).
+# tools in .venv-lint: make lint-tools); the stream poller's unit tests start a moto of
+# their own (.venv: make venv).
 CHECK_TESTS := --lib --bins --test saga --test simulation --test workflow_definition \
 	--test release_template --test security_template --test dependencies
-check: ## The inner loop, no stack (about a minute on a warm tree): fmt, clippy, every crate's unit tests, the saga tests on the in-memory twin, the simulator's 10,000 orders, the definition and template tests
+check: venv ## The inner loop, no stack (about a minute on a warm tree): fmt, clippy, every crate's unit tests, the saga tests on the in-memory twin, the simulator's 10,000 orders, the definition and template tests
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	@[ -x .venv-lint/bin/python ] || bash infra/lint.sh --install-only

@@ -21,8 +21,12 @@ definition, on an alias ARN a version chosen by the alias's routing weights; the
 execution belongs to the state machine (one name space, one execution ARN) and
 DescribeExecution and ListExecutions report its stateMachineVersionArn and
 stateMachineAliasArn; ListExecutions on a version or alias ARN lists its executions;
-ListStateMachineVersions lists versions newest first. Everything else is moto as pinned
-in requirements-stack.txt.
+ListStateMachineVersions lists versions newest first.
+
+The table's stream (read by the local stack's stream poller, `local-stack poll-streams`,
+as Lambda's event source mapping reads it) holds exactly the writes that happened, one
+record per item a request changed, and its shard iterators expire as AWS's do (see
+"DynamoDB Streams" below). Everything else is moto as pinned in requirements-stack.txt.
 
 Run as moto_server is run: `python infra/moto/server.py -H 127.0.0.1 -p 4598`.
 """
@@ -30,14 +34,20 @@ Run as moto_server is run: `python infra/moto/server.py -H 127.0.0.1 -p 4598`.
 import copy
 import functools
 import inspect
+import json
+import os
 import random
 import sys
 import threading
+import time
 
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
+from moto.dynamodb.models.utilities import dynamo_json_dump
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
 from moto.server import main
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
@@ -58,6 +68,17 @@ ITEM_OPERATIONS = (
     "batch_execute_statement",
 )
 
+# The operations that write stream records (see "DynamoDB Streams" below).
+WRITE_OPERATIONS = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "batch_write_item",
+    "execute_statement",
+    "execute_transaction",
+    "batch_execute_statement",
+)
+
 _lock = threading.RLock()
 
 
@@ -70,10 +91,26 @@ def _atomic(method):
     return wrapper
 
 
+def _atomic_write(method):
+    """`_atomic`, and the request's stream records folded into one per item."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with _lock:
+            before = _stream_lengths(self)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                _fold_streams(self, before)
+
+    return wrapper
+
+
 _moto_transact_write_items = DynamoDBBackend.transact_write_items
 
 for _name in ITEM_OPERATIONS:
-    setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
+    _wrap = _atomic_write if _name in WRITE_OPERATIONS else _atomic
+    setattr(DynamoDBBackend, _name, _wrap(getattr(DynamoDBBackend, _name)))
 
 
 # TransactWriteItems without whole-table copies.
@@ -125,9 +162,12 @@ def _named_items(backend, transact_items):
 def _transact_write_items(self, transact_items):
     with _lock:
         named = _named_items(self, transact_items)
+        streams = _stream_lengths(self)
         dynamodb_models.copy = _TablesNotCopied()
         try:
-            return _moto_transact_write_items(self, transact_items)
+            result = _moto_transact_write_items(self, transact_items)
+            _fold_streams(self, streams)
+            return result
         except BaseException:
             for table_name, key, before in reversed(named):
                 if before is None:
@@ -135,6 +175,9 @@ def _transact_write_items(self, transact_items):
                         self.delete_item(table_name, key)
                 else:
                     self.put_item(table_name, before)
+            # Nothing happened: the stream shows nothing either (the items written before
+            # the failing one, and the writes that undid them, are dropped).
+            _drop_records_since(self, streams)
             raise
         finally:
             dynamodb_models.copy = copy
@@ -188,6 +231,129 @@ def _query(self, *args, **kwargs):
 
 Table.query = _query
 
+
+
+# DynamoDB Streams as AWS writes and reads them.
+#
+# The transactional outbox relies on the stream holding exactly the writes that happened.
+# moto 5.2.5 differs from AWS in three ways:
+#
+# - A cancelled TransactWriteItems leaves records in the stream: those of the items it
+#   wrote before the failing one, and those of the writes that undo them (above). An
+#   outbox item of a transaction that never happened would be delivered. AWS writes none.
+# - UpdateItem on a new key writes two INSERT records (the key alone, then the item); AWS
+#   writes one record per item a request changed.
+# - Every GetRecords hands out a new shard iterator, kept for good (a poller reading four
+#   times a second keeps about 8 KB more each second), and an unknown iterator is
+#   answered 500. AWS's iterators expire 15 minutes after they are handed out
+#   (ExpiredIteratorException, 400).
+#
+# Under the lock, a write request's records are folded into one per item, from the item's
+# first and last state (INSERT, MODIFY, REMOVE, or none when it neither existed before nor
+# after), and a cancelled transaction's are dropped; GetRecords and GetShardIterator take
+# the lock too, so no reader sees records before they are folded. An iterator expires
+# MOTO_SHARD_ITERATOR_SECONDS after it was handed out (default 900, AWS's 15 minutes) and
+# is then forgotten.
+
+_ITERATOR_SECONDS = float(os.environ.get("MOTO_SHARD_ITERATOR_SECONDS", "900"))
+
+
+def _stream_lengths(backend):
+    """The number of records in each stream of the backend's tables."""
+    return {
+        name: len(table.stream_shard.items)
+        for name, table in backend.tables.items()
+        if table.stream_shard is not None
+    }
+
+
+def _new_records(backend, before):
+    """(shard, index of the first new record) for every stream that grew since `before`."""
+    for name, table in backend.tables.items():
+        shard = table.stream_shard
+        start = before.get(name)
+        if shard is not None and start is not None and len(shard.items) > start:
+            yield shard, start
+
+
+def _drop_records_since(backend, before):
+    for shard, start in list(_new_records(backend, before)):
+        del shard.items[start:]
+
+
+def _fold_streams(backend, before):
+    for shard, start in list(_new_records(backend, before)):
+        shard.items[start:] = _folded(shard.items[start:])
+        for offset, item in enumerate(shard.items[start:]):
+            item.record["dynamodb"]["SequenceNumber"] = str(
+                shard.starting_sequence_number + start + offset
+            )
+
+
+def _folded(records):
+    """One record per item: its event from the first and last record of the item."""
+    by_key = {}
+    for record in records:
+        key = json.dumps(record.record["dynamodb"]["Keys"], sort_keys=True)
+        first, _ = by_key.get(key, (record, record))
+        by_key[key] = (first, record)
+    folded = []
+    for first, last in by_key.values():
+        existed = first.record["eventName"] != "INSERT"
+        exists = last.record["eventName"] != "REMOVE"
+        if not existed and not exists:
+            continue
+        old_image = first.record["dynamodb"].get("OldImage")
+        change = last.record["dynamodb"]
+        change.pop("OldImage", None)
+        if existed and old_image is not None:
+            change["OldImage"] = old_image
+        last.record["eventName"] = (
+            "MODIFY" if existed and exists else "INSERT" if exists else "REMOVE"
+        )
+        change.pop("SizeBytes", None)
+        change["SizeBytes"] = len(dynamo_json_dump(change))
+        folded.append(last)
+    return folded
+
+
+class ExpiredIteratorException(JsonRESTError):
+    def __init__(self):
+        super().__init__(
+            "com.amazonaws.dynamodb.v20120810#ExpiredIteratorException",
+            f"Iterator expired: a shard iterator is valid for {_ITERATOR_SECONDS:g} s"
+            " after it was handed out",
+        )
+
+
+_moto_shard_iterator_init = ShardIterator.__init__
+_moto_get_records = DynamoDBStreamsBackend.get_records
+
+
+def _shard_iterator_init(self, *args, **kwargs):
+    _moto_shard_iterator_init(self, *args, **kwargs)
+    self.handed_out = time.monotonic()
+
+
+def _get_records(self, iterator_arn, limit):
+    with _lock:
+        # Iterators are kept in the order they were handed out: the expired ones first.
+        now = time.monotonic()
+        expired = []
+        for arn, iterator in self.shard_iterators.items():
+            if now - iterator.handed_out <= _ITERATOR_SECONDS:
+                break
+            expired.append(arn)
+        for arn in expired:
+            del self.shard_iterators[arn]
+        if iterator_arn not in self.shard_iterators:
+            raise ExpiredIteratorException()
+        return _moto_get_records(self, iterator_arn, limit)
+
+
+ShardIterator.__init__ = _shard_iterator_init
+DynamoDBStreamsBackend.get_records = _get_records
+DynamoDBStreamsBackend.get_shard_iterator = _atomic(DynamoDBStreamsBackend.get_shard_iterator)
 
 
 # Step Functions versions and aliases (see the module's documentation).

@@ -7,7 +7,9 @@
 //! and forwards every other request to moto, so one endpoint serves every AWS API locally.
 //! DynamoDB requests (`X-Amz-Target: DynamoDB_20120810.*`) go to a moto process of their
 //! own when `--dynamodb` names one: moto is one Python process on one core, and the table
-//! and the workflow engine then each get a core.
+//! and the workflow engine then each get a core. DynamoDB Streams requests
+//! (`DynamoDBStreams_20120810.*`: the local stack's stream poller, `local-stack
+//! poll-streams`) go there too, to the process that holds the table and its stream.
 //!
 //! It also restores the real Lambda contract that `cargo lambda watch` differs from:
 //! a function error comes back from watch as HTTP 500, from AWS as HTTP 200 with
@@ -323,9 +325,13 @@ fn aws_error(answer: faults::shapes::Answer) -> Response {
     response
 }
 
-/// Whether a request is DynamoDB's (its JSON protocol names the API in `X-Amz-Target`).
-fn is_dynamodb(target: Option<&str>) -> bool {
-    target.is_some_and(|target| target.starts_with("DynamoDB_20120810."))
+/// Whether a request goes to the moto process that serves DynamoDB: DynamoDB's own and
+/// DynamoDB Streams' (a stream lives in the process that holds its table). Both JSON
+/// protocols name the API in `X-Amz-Target`.
+fn is_for_dynamodb(target: Option<&str>) -> bool {
+    target.is_some_and(|target| {
+        target.starts_with("DynamoDB_20120810.") || target.starts_with("DynamoDBStreams_20120810.")
+    })
 }
 
 /// Where a request that is not an invoke goes.
@@ -539,7 +545,7 @@ async fn forward(
 ) -> Response {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let base = match upstream {
-        Upstream::Aws if is_dynamodb(header("x-amz-target")) => &router.dynamodb,
+        Upstream::Aws if is_for_dynamodb(header("x-amz-target")) => &router.dynamodb,
         Upstream::Aws => &router.aws,
         Upstream::FunctionUrl(_) => &router.lambda,
     };
@@ -737,6 +743,31 @@ mod tests {
                 .any(|operation| operation.ends_with(":PutItem")),
             "the meter counts DynamoDB requests too: {counted:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn dynamodb_streams_requests_reach_the_emulator_that_holds_the_table_and_its_stream() {
+        let router = router_to(
+            "http://127.0.0.1:9".into(),
+            answering("moto").await,
+            answering("dynamodb").await,
+        );
+        for operation in [
+            "ListStreams",
+            "DescribeStream",
+            "GetShardIterator",
+            "GetRecords",
+        ] {
+            let target = format!("DynamoDBStreams_20120810.{operation}");
+            assert_eq!(
+                answer_to(&router, Some(&target)).await,
+                "dynamodb",
+                "{target}"
+            );
+        }
+        // A name that merely starts alike is not DynamoDB's.
+        let lookalike = Some("DynamoDBStreamsX.GetRecords");
+        assert_eq!(answer_to(&router, lookalike).await, "moto");
     }
 
     /// A function behind a fake `cargo lambda watch` whose answers wait until released.

@@ -145,6 +145,11 @@ fn item_kind(item: &Value) -> &'static str {
 
 /// An AWS operation: the service from the signature's credential scope, the name from
 /// `X-Amz-Target` (JSON protocols) or the `Action` form field (query protocols).
+///
+/// DynamoDB Streams signs as `dynamodb` too; its requests are counted as
+/// `dynamodbstreams:*`, apart from the table's: the local stream poller reads the stream
+/// several times a second whatever the orders do, and on AWS the reads of Lambda's event
+/// source mapping are free, so they must not grow the bench's DynamoDB requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {
     pub service: String,
@@ -160,10 +165,16 @@ impl std::fmt::Display for Operation {
 impl Operation {
     pub fn of(authorization: Option<&str>, target: Option<&str>, body: &[u8]) -> Operation {
         // `AWS4-HMAC-SHA256 Credential=AKID/20261128/us-east-1/dynamodb/aws4_request, ...`
-        let service = authorization
+        let signed_for = authorization
             .and_then(|value| value.split("Credential=").nth(1))
             .and_then(|credential| credential.split('/').nth(3))
             .unwrap_or("unsigned");
+        let streams = target.is_some_and(|t| t.starts_with("DynamoDBStreams_20120810."));
+        let service = if streams {
+            "dynamodbstreams"
+        } else {
+            signed_for
+        };
         let action = || {
             std::str::from_utf8(body)
                 .ok()?
@@ -221,6 +232,17 @@ mod tests {
             Operation::of(None, None, b"{}").to_string(),
             "unsigned:unknown"
         );
+    }
+
+    #[test]
+    fn a_stream_read_signed_for_dynamodb_is_counted_apart_from_the_tables_requests() {
+        let target = Some("DynamoDBStreams_20120810.GetRecords");
+        let read = Operation::of(Some(SIGNED_FOR_DYNAMODB), target, b"{}");
+        assert_eq!(read.to_string(), "dynamodbstreams:GetRecords");
+        let mut counts = Counts::default();
+        counts.requested(&read, b"{}", 200, br#"{"Records": [{}, {}]}"#);
+        assert_eq!(counts.dynamodb, DynamoItems::default());
+        assert_eq!(counts.requests["dynamodbstreams:GetRecords"], 1);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use crate::template::{
 };
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableDescription, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableDescription,
+    TimeToLiveSpecification,
 };
 use aws_sdk_eventbridge::operation::create_event_bus::CreateEventBusError;
 use aws_sdk_sfn::types::StateMachineType;
@@ -189,6 +190,15 @@ async fn create_table(clients: &Clients, table: &TableSpec) -> Result<(), Deploy
                 )
                 .build()
                 .map_err(|e| failed("build index", name, e))?,
+        );
+    }
+    if let Some(view) = &table.stream_view_type {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view.as_str()))
+                .build()
+                .map_err(|e| failed("build stream specification", name, e))?,
         );
     }
     match request.send().await {
@@ -636,6 +646,18 @@ pub fn compare_table(
         spec.ttl_attribute.clone(),
         ttl_attribute,
     );
+    let stream = table
+        .stream_specification()
+        .filter(|stream| stream.stream_enabled())
+        .and_then(|stream| stream.stream_view_type())
+        .map(|view| view.as_str().to_owned());
+    compare(
+        &mut differences,
+        name,
+        "stream view type",
+        spec.stream_view_type.clone(),
+        stream,
+    );
     differences
 }
 
@@ -774,7 +796,8 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_index_and_another_key_are_differences() -> Result<(), DeployError> {
+    fn a_missing_index_another_key_and_a_missing_stream_are_differences() -> Result<(), DeployError>
+    {
         let spec = TableSpec {
             logical_id: "T".into(),
             name: "T".into(),
@@ -786,6 +809,7 @@ mod tests {
                 (vec![("pk".into(), "HASH".into())], "ALL".into()),
             )]),
             ttl_attribute: Some("expires_at".into()),
+            stream_view_type: Some("NEW_IMAGE".into()),
         };
         let live = TableDescription::builder()
             .set_key_schema(Some(key_schema(&[("pk".into(), "HASH".into())])?))
@@ -800,7 +824,8 @@ mod tests {
                 "key schema",
                 "attribute definitions",
                 "global secondary indexes",
-                "billing mode"
+                "billing mode",
+                "stream view type"
             ]
         );
         Ok(())

@@ -2,7 +2,8 @@
 //! file, starts moto, the invoke router and cargo lambda watch on 127.0.0.1, creates the
 //! template's resources in the emulator, and checks them against the template. Or, with
 //! `--emulator ministack`, deploys the packaged template through MiniStack's CloudFormation
-//! (`ministack`).
+//! (`ministack`). On moto, the stream poller (`stream_poller`) stands in for Lambda's
+//! DynamoDB event source mappings.
 
 pub mod demo;
 pub mod deploy;
@@ -10,4 +11,5 @@ pub mod ministack;
 pub mod process;
 pub mod signing;
 pub mod stack;
+pub mod stream_poller;
 pub mod template;

@@ -103,6 +103,15 @@ enum Command {
     Verify(StackDir),
     /// Place an order and follow it to COMPLETED.
     Demo(StackDir),
+    /// Read the streams of template.yaml's `Type: DynamoDB` function events and invoke the
+    /// functions with their records, as Lambda's event source mappings do. `up` starts it
+    /// on the moto stack with the stack's environment (AWS_ENDPOINT_URL, AWS_REGION, the
+    /// credentials); it runs until stopped.
+    PollStreams {
+        /// The workspace root (where template.yaml is).
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
     /// Start a stack, run COMMAND with its environment, and stop the stack afterwards,
     /// also when COMMAND fails or is interrupted.
     Exec {
@@ -138,6 +147,7 @@ impl UpArgs {
             router: exe.with_file_name("invoke-router"),
             partner_simulator: exe.with_file_name("partner-simulator"),
             sandbox: exe.with_file_name("lambda-sandbox"),
+            local_stack: exe.clone(),
             partner_seed: self.partner_seed,
             concurrency: self.concurrency.max(1),
             reload: !self.no_reload,
@@ -238,6 +248,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 ExitCode::FAILURE
             })
         }
+        Command::PollStreams { root } => {
+            tracing_subscriber::fmt().json().with_target(false).init();
+            poll_streams(&root).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::Exec { up: args, command } => {
             // The tests start consoles of their own.
             let options = UpOptions {
@@ -247,6 +261,40 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             exec(&options, &command).await
         }
     }
+}
+
+/// The stream poller over template.yaml's DynamoDB events, with the stack's settings
+/// from the environment; returns only when there is nothing to poll or a stream is
+/// missing.
+async fn poll_streams(root: &std::path::Path) -> Result<(), String> {
+    use local_stack::stream_poller::{self, aws};
+    let setting = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let endpoints = aws::Endpoints::from_settings(setting)?;
+    let region = setting("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned());
+    let partners = setting("PARTNER_SIMULATOR_URL");
+    let parameters = local_stack::template::local_parameters(
+        partners.as_deref().unwrap_or("http://127.0.0.1:4597"),
+    );
+    let endpoint = setting("AWS_ENDPOINT_URL").unwrap_or_else(|| endpoints.dynamodb.clone());
+    let template = root.join("template.yaml");
+    let resources = LocalResources::load(&template, &region, &endpoint, &parameters)
+        .map_err(|e| e.to_string())?;
+    if resources.stream_events.is_empty() {
+        eprintln!(
+            "{} has no Type: DynamoDB function events: nothing to poll",
+            template.display()
+        );
+        return Ok(());
+    }
+    let signer = local_stack::signing::Signer::new(
+        &setting("AWS_ACCESS_KEY_ID").unwrap_or_else(|| "test".to_owned()),
+        &setting("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|| "test".to_owned()),
+        &region,
+    );
+    let aws = aws::Aws::new(endpoints, signer)?;
+    stream_poller::run(aws, resources.stream_events)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn up(options: &UpOptions) -> Result<Option<stack::Running>, String> {
@@ -306,6 +354,12 @@ async fn up(options: &UpOptions) -> Result<Option<stack::Running>, String> {
                 running.functions.join(", ")
             );
             println!("  orders API       {}/orders", value("ORDERS_API_URL"));
+            if !running.stream_events.is_empty() {
+                println!(
+                    "  stream events    {}  (local-stack poll-streams: stream-poller.log)",
+                    running.stream_events.join(", ")
+                );
+            }
             print_partners_table_and_workflow(&value);
             print_console(&value);
             println!(

@@ -352,6 +352,8 @@ pub(crate) async fn start(
             .iter()
             .map(|f| f.binary.clone())
             .collect(),
+        // MiniStack's Lambda runs the template's event source mappings itself.
+        stream_events: Vec::new(),
         env,
     })
 }

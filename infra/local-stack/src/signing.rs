@@ -6,6 +6,8 @@
 //! in stack.env, allowed only execute-api:Invoke; MiniStack verifies its signatures),
 //! elsewhere with the stack's credentials (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`).
 //! Function URLs of the moto stack ignore the signature, so one client works on both.
+//! The local stream poller signs its DynamoDB Streams and Lambda requests the same way
+//! ([`Signer::sign_for`]).
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -71,6 +73,15 @@ impl Signer {
     /// Adds the SigV4 headers (`authorization`, `x-amz-date`, and the content hash) for
     /// `execute-api` to `request`, signing its method, URL, headers and body as they are.
     pub fn sign(&self, request: &mut reqwest::Request) -> Result<(), SigningError> {
+        self.sign_for(EXECUTE_API, request)
+    }
+
+    /// The same for another service's signing name (`dynamodb`, `lambda`).
+    pub fn sign_for(
+        &self,
+        service: &str,
+        request: &mut reqwest::Request,
+    ) -> Result<(), SigningError> {
         let url = request.url().to_string();
         let error = |reason: String| SigningError {
             url: url.clone(),
@@ -80,7 +91,7 @@ impl Signer {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name(EXECUTE_API)
+            .name(service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()

@@ -5,7 +5,9 @@
 //! atomic as on AWS), the invoke router in front of it, the partner simulator (warehouse,
 //! payments, terminals, courier, notifications) and cargo lambda watch serving every
 //! function; then creates the template's resources and writes `stack.env`, the
-//! environment that points any AWS client (and the functions) at the stack.
+//! environment that points any AWS client (and the functions) at the stack. Once all of
+//! that is up, the stream poller (`local-stack poll-streams`, see
+//! [`crate::stream_poller`]) when the template has `Type: DynamoDB` function events.
 
 use crate::deploy::{self, Clients, DeployError};
 use crate::process::{self, ProcessError, Tracked};
@@ -140,6 +142,8 @@ pub struct UpOptions {
     pub partner_simulator: PathBuf,
     /// The lambda-sandbox binary: every function instance runs inside it.
     pub sandbox: PathBuf,
+    /// The local-stack binary itself: `poll-streams` runs the stream poller.
+    pub local_stack: PathBuf,
     /// The seed of the partner simulator's fault decisions.
     pub partner_seed: u64,
     /// Instances per function cargo lambda watch may run at once.
@@ -170,6 +174,9 @@ pub struct Running {
     pub env_file: PathBuf,
     pub log_dir: PathBuf,
     pub functions: Vec<String>,
+    /// What the stream poller delivers: each `Type: DynamoDB` event as
+    /// `<function logical id>.<event> -> <binary>` (none: no poller runs).
+    pub stream_events: Vec<String>,
     pub env: BTreeMap<String, String>,
 }
 
@@ -610,13 +617,61 @@ async fn start(
         }
     }
     write_env(&env_file, &stack_env)?;
+    if !resources.stream_events.is_empty() {
+        start_stream_poller(options, &stack_env, started).await?;
+    }
+    let stream_events = (resources.stream_events.iter())
+        .map(|event| format!("{} -> {}", event.name, event.function))
+        .collect();
     Ok(Running {
         ports,
         env_file,
         log_dir,
         functions,
+        stream_events,
         env: stack_env,
     })
+}
+
+/// Starts the stream poller (`local-stack poll-streams`) with the stack's environment, so
+/// that it reads template.yaml and reaches the stack as any client does, and waits until
+/// it has found every stream it polls.
+async fn start_stream_poller(
+    options: &UpOptions,
+    stack_env: &BTreeMap<String, String>,
+    started: &mut Vec<Tracked>,
+) -> Result<(), StackError> {
+    let local_stack = require_built(options.local_stack.clone(), "the local-stack binary")?;
+    let log = log_dir(&options.dir)?.join("stream-poller.log");
+    let env: Vec<(String, String)> = stack_env
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let process = process::spawn(
+        "stream-poller",
+        &local_stack,
+        &[
+            "poll-streams".into(),
+            "--root".into(),
+            options.root.display().to_string(),
+        ],
+        &env,
+        &options.root,
+        &log,
+    )?;
+    track(&options.dir, started, &process)?;
+    let ready = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        async move { text.contains(crate::stream_poller::READY) }
+    };
+    wait_until_ready(
+        "the stream poller",
+        &process,
+        &log,
+        Duration::from_secs(30),
+        ready,
+    )
+    .await
 }
 
 /// `CARGO_TARGET_<host triple>_RUNNER`, the variable that makes `cargo run` start a

@@ -1,8 +1,10 @@
 //! Reads `template.yaml` (SAM) and resolves what the local stack needs from it: the
-//! tables, queues and state machines to create, and each function's binary and
-//! environment. Intrinsic functions are resolved to the names the local stack gives
-//! resources, so the very file that deploys to AWS describes the local resources.
+//! tables, queues and state machines to create, each function's binary and environment,
+//! and the functions' `Type: DynamoDB` events that the stream poller imitates. Intrinsic
+//! functions are resolved to the names the local stack gives resources, so the very file
+//! that deploys to AWS describes the local resources.
 
+use crate::stream_poller::filter::Pattern;
 use serde_json::{json, Map, Value as Json};
 use serde_yaml::Value as Yaml;
 use std::collections::BTreeMap;
@@ -47,6 +49,8 @@ pub struct TableSpec {
     /// index name → (key schema, projection type).
     pub indexes: BTreeMap<String, (Vec<(String, String)>, String)>,
     pub ttl_attribute: Option<String>,
+    /// `StreamSpecification.StreamViewType` (`NEW_IMAGE`...), if the table has a stream.
+    pub stream_view_type: Option<String>,
 }
 
 /// An SQS queue as the template declares it.
@@ -83,6 +87,63 @@ pub struct FunctionSpec {
     /// The function's `MemorySize` (or the Globals' one), in MB; Lambda's default, 128.
     pub memory_mb: u64,
 }
+
+/// A function's `Type: DynamoDB` event: the event source mapping through which Lambda
+/// reads a table's stream and invokes the function with its records. The local stack's
+/// stream poller does the same on moto ([`crate::stream_poller`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEventSpec {
+    /// `<function logical id>.<event name>`, e.g. `PublishEventsFunction.Outbox`.
+    pub name: String,
+    /// The binary that implements the function: its name on the local stack.
+    pub function: String,
+    /// The function's timeout: an invocation that has not answered by then failed.
+    pub function_timeout_seconds: u64,
+    /// The table whose stream is read (from `Stream: !GetAtt <table>.StreamArn`).
+    pub table: String,
+    /// Where reading starts in the shards open when polling starts (`StartingPosition`);
+    /// shards that appear later are read from their start.
+    pub starting_position: StartingPosition,
+    /// At most this many records per invocation (`BatchSize`, default 100).
+    pub batch_size: usize,
+    /// `MaximumRetryAttempts`: how often a batch the function failed is retried before it
+    /// is discarded; `None` (`-1`, the default) retries until the function succeeds.
+    pub maximum_retry_attempts: Option<u32>,
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]`: the function's
+    /// `batchItemFailures` answer says from which record to retry.
+    pub report_batch_item_failures: bool,
+    /// `FilterCriteria.Filters`: a record is delivered if one of them matches it (all
+    /// records when there are none); the others are skipped.
+    pub filters: Vec<Pattern>,
+}
+
+/// An event source mapping's `StartingPosition` on a DynamoDB stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartingPosition {
+    /// The oldest record the shard still holds.
+    TrimHorizon,
+    /// Only records written after polling started.
+    Latest,
+}
+
+impl StartingPosition {
+    /// The `ShardIteratorType` of GetShardIterator that starts there.
+    pub fn iterator_type(self) -> &'static str {
+        match self {
+            StartingPosition::TrimHorizon => "TRIM_HORIZON",
+            StartingPosition::Latest => "LATEST",
+        }
+    }
+}
+
+/// The properties of a `Type: DynamoDB` event the local stream poller accepts only at the
+/// value that changes nothing (it does not implement them), with that value.
+const STREAM_EVENT_DEFAULTS: [(&str, &str); 4] = [
+    ("MaximumBatchingWindowInSeconds", "0"),
+    ("BisectBatchOnFunctionError", "false"),
+    ("MaximumRecordAgeInSeconds", "-1"),
+    ("ParallelizationFactor", "1"),
+];
 
 /// An EventBridge event bus (the order events), under the name the template gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +182,8 @@ pub struct LocalResources {
     pub state_machines: Vec<StateMachineSpec>,
     pub functions: Vec<FunctionSpec>,
     pub event_buses: Vec<EventBusSpec>,
+    /// The functions' `Type: DynamoDB` events that are enabled.
+    pub stream_events: Vec<StreamEventSpec>,
 }
 
 impl LocalResources {
@@ -225,6 +288,17 @@ pub fn local_parameters(partner_simulator_url: &str) -> BTreeMap<String, String>
         ("DeliveryTimeoutSeconds".to_owned(), "60".to_owned()),
         ("OutageWaitsAllowed".to_owned(), "30".to_owned()),
     ])
+}
+
+pub fn table_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:dynamodb:{region}:{LOCAL_ACCOUNT}:table/{name}")
+}
+
+/// The table a stream ARN belongs to (`arn:aws:dynamodb:...:table/<name>/stream/<label>`).
+pub fn stream_table(stream_arn: &str) -> Option<&str> {
+    let (_, after) = stream_arn.split_once(":table/")?;
+    let (table, _) = after.split_once("/stream/")?;
+    (!table.is_empty()).then_some(table)
 }
 
 pub fn state_machine_arn(region: &str, name: &str) -> String {
@@ -386,9 +460,22 @@ impl Template {
             }
             (Some("AWS::SQS::Queue"), "Arn") => Ok(queue_arn(region, logical_id)),
             (Some("AWS::SQS::Queue"), "QueueName") => Ok(logical_id.to_owned()),
-            (Some("AWS::DynamoDB::Table"), "Arn") => Ok(format!(
-                "arn:aws:dynamodb:{region}:{LOCAL_ACCOUNT}:table/{logical_id}"
-            )),
+            (Some("AWS::DynamoDB::Table"), "Arn") => Ok(table_arn(region, logical_id)),
+            // A stream's ARN ends in a label DynamoDB gives it when the table is created, so
+            // it is not known before. Locally it is the ARN that names any stream of the
+            // table (as an IAM policy does); the stream poller reads the table's
+            // LatestStreamArn.
+            (Some("AWS::DynamoDB::Table"), "StreamArn") => {
+                let stream = self
+                    .properties(logical_id)
+                    .pointer("/StreamSpecification/StreamViewType");
+                match stream {
+                    Some(_) => Ok(format!("{}/stream/*", table_arn(region, logical_id))),
+                    None => Err(invalid(format!(
+                        "!GetAtt {logical_id}.StreamArn: the table has no StreamSpecification"
+                    ))),
+                }
+            }
             (Some("AWS::Serverless::StateMachine"), "Arn") => {
                 Ok(state_machine_arn(region, logical_id))
             }
@@ -499,6 +586,7 @@ impl Template {
             state_machines: Vec::new(),
             functions: Vec::new(),
             event_buses: Vec::new(),
+            stream_events: Vec::new(),
         };
         for (logical_id, resource) in &self.resources {
             match resource.get("Type").and_then(Json::as_str) {
@@ -513,7 +601,9 @@ impl Template {
                     .state_machines
                     .push(self.state_machine(logical_id, base)?),
                 Some("AWS::Serverless::Function") => {
-                    local.functions.push(self.function(logical_id)?)
+                    let function = self.function(logical_id)?;
+                    local.stream_events.extend(self.stream_events(&function)?);
+                    local.functions.push(function);
                 }
                 Some("AWS::Events::EventBus") => local.event_buses.push(EventBusSpec {
                     logical_id: logical_id.clone(),
@@ -524,6 +614,16 @@ impl Template {
         }
         // Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
         local.queues.sort_by_key(|q| q.dead_letter_queue.is_some());
+        for event in &local.stream_events {
+            let streamed = (local.tables.iter())
+                .any(|table| table.name == event.table && table.stream_view_type.is_some());
+            if !streamed {
+                return Err(invalid(format!(
+                    "{}: the stream of {} is not a stream of a table of the template (its StreamSpecification)",
+                    event.name, event.table
+                )));
+            }
+        }
         Ok(local)
     }
 
@@ -611,6 +711,10 @@ impl Template {
                         .map(str::to_owned)
                 })
                 .flatten(),
+            stream_view_type: p
+                .pointer("/StreamSpecification/StreamViewType")
+                .and_then(Json::as_str)
+                .map(str::to_owned),
         })
     }
 
@@ -727,6 +831,134 @@ impl Template {
         })
     }
 
+    /// The function's enabled `Type: DynamoDB` events, each checked against what the
+    /// local stream poller implements: a property it does not implement is an error
+    /// unless it has the value that changes nothing.
+    fn stream_events(
+        &self,
+        function: &FunctionSpec,
+    ) -> Result<Vec<StreamEventSpec>, TemplateError> {
+        let events = self
+            .properties(&function.logical_id)
+            .get("Events")
+            .and_then(Json::as_object);
+        let mut specs = Vec::new();
+        for (event, declaration) in events.into_iter().flatten() {
+            if declaration.get("Type").and_then(Json::as_str) != Some("DynamoDB") {
+                continue;
+            }
+            let name = format!("{}.{event}", function.logical_id);
+            let properties = self.resolve(declaration.get("Properties").unwrap_or(&Json::Null))?;
+            let wrong = |what: String| invalid(format!("{name}: {what}"));
+            let properties = properties
+                .as_object()
+                .ok_or_else(|| wrong("a DynamoDB event needs Properties".into()))?;
+            let mut spec = StreamEventSpec {
+                name: name.clone(),
+                function: function.binary.clone(),
+                function_timeout_seconds: function.timeout_seconds,
+                table: String::new(),
+                starting_position: StartingPosition::TrimHorizon,
+                batch_size: 100,
+                maximum_retry_attempts: None,
+                report_batch_item_failures: false,
+                filters: Vec::new(),
+            };
+            let mut enabled = true;
+            let mut starting_position = None;
+            for (property, value) in properties {
+                let text = || scalar(value).map_err(|e| wrong(format!("{property}: {e}")));
+                match property.as_str() {
+                    "Stream" => {
+                        let arn = text()?;
+                        let table = stream_table(&arn).ok_or_else(|| {
+                            wrong(format!("Stream {arn:?} is not a table's stream ARN"))
+                        })?;
+                        spec.table = table.to_owned();
+                    }
+                    "StartingPosition" => {
+                        starting_position = Some(match text()?.as_str() {
+                            "TRIM_HORIZON" => StartingPosition::TrimHorizon,
+                            "LATEST" => StartingPosition::Latest,
+                            other => return Err(wrong(format!("StartingPosition {other:?}: a DynamoDB stream starts at TRIM_HORIZON or LATEST"))),
+                        });
+                    }
+                    "BatchSize" => {
+                        spec.batch_size = text()?
+                            .parse()
+                            .ok()
+                            .filter(|size| (1..=10_000).contains(size))
+                            .ok_or_else(|| wrong(format!("BatchSize {value} is not 1 to 10000")))?;
+                    }
+                    "MaximumRetryAttempts" => {
+                        spec.maximum_retry_attempts = match text()?.parse::<i64>() {
+                            Ok(-1) => None,
+                            Ok(attempts @ 0..=10_000) => u32::try_from(attempts).ok(),
+                            _ => {
+                                return Err(wrong(format!(
+                                    "MaximumRetryAttempts {value} is not -1 or 0 to 10000"
+                                )))
+                            }
+                        };
+                    }
+                    "FunctionResponseTypes" => {
+                        for kind in value.as_array().into_iter().flatten() {
+                            match kind.as_str() {
+                                Some("ReportBatchItemFailures") => {
+                                    spec.report_batch_item_failures = true
+                                }
+                                _ => {
+                                    return Err(wrong(format!(
+                                    "FunctionResponseTypes: {kind} is not ReportBatchItemFailures"
+                                )))
+                                }
+                            }
+                        }
+                    }
+                    "FilterCriteria" => {
+                        let filters = value.get("Filters").and_then(Json::as_array);
+                        for filter in filters.into_iter().flatten() {
+                            let pattern = filter.get("Pattern").and_then(Json::as_str).ok_or_else(
+                                || wrong("every filter of FilterCriteria needs a Pattern (a JSON text)".into()),
+                            )?;
+                            let pattern = Pattern::parse(pattern)
+                                .map_err(|e| wrong(format!("filter pattern {pattern}: {e}")))?;
+                            spec.filters.push(pattern);
+                        }
+                    }
+                    "Enabled" => enabled = text()? != "false",
+                    other => {
+                        let default = STREAM_EVENT_DEFAULTS
+                            .iter()
+                            .find(|(name, _)| *name == other);
+                        match default {
+                            Some((_, default)) if text()? == *default => {}
+                            Some((_, default)) => {
+                                return Err(wrong(format!(
+                                "{other} {value}: the local stream poller implements only {default}"
+                            )))
+                            }
+                            None => {
+                                return Err(wrong(format!(
+                                    "{other} is not implemented by the local stream poller"
+                                )))
+                            }
+                        }
+                    }
+                }
+            }
+            spec.starting_position = starting_position
+                .ok_or_else(|| wrong("a DynamoDB event needs a StartingPosition".into()))?;
+            if spec.table.is_empty() {
+                return Err(wrong("a DynamoDB event needs a Stream".into()));
+            }
+            if enabled {
+                specs.push(spec);
+            }
+        }
+        Ok(specs)
+    }
+
     /// A whole-number property of the function, or of the Globals, or `default`.
     fn whole_number(
         &self,
@@ -821,7 +1053,7 @@ fn to_json(yaml: Yaml) -> Result<Json, TemplateError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn template(text: &str) -> Template {
@@ -910,6 +1142,136 @@ Resources:
             Some("30")
         );
         Ok(())
+    }
+
+    /// The outbox's table and publisher as template.yaml declares them.
+    pub(crate) const OUTBOX: &str = r#"
+Resources:
+  OrdersTable:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions:
+        - { AttributeName: pk, AttributeType: S }
+        - { AttributeName: sk, AttributeType: S }
+      KeySchema:
+        - { AttributeName: pk, KeyType: HASH }
+        - { AttributeName: sk, KeyType: RANGE }
+      StreamSpecification:
+        StreamViewType: NEW_IMAGE
+  PublishEventsFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildMethod: makefile, BuildProperties: {Binary: publish-events}}
+    Properties:
+      Timeout: 10
+      Events:
+        Outbox:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt OrdersTable.StreamArn
+            StartingPosition: TRIM_HORIZON
+            BatchSize: 10
+            MaximumRetryAttempts: -1
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            FilterCriteria:
+              Filters:
+                - Pattern: '{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "EVENT#"}]}}}}'
+"#;
+
+    #[test]
+    fn a_dynamodb_event_becomes_a_stream_event_source_with_its_settings(
+    ) -> Result<(), TemplateError> {
+        let resources = template(OUTBOX).resources(Path::new("."))?;
+        assert_eq!(
+            resources.tables[0].stream_view_type.as_deref(),
+            Some("NEW_IMAGE")
+        );
+        let [outbox] = resources.stream_events.as_slice() else {
+            panic!("one stream event, not {:?}", resources.stream_events);
+        };
+        let pattern = r#"{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "EVENT#"}]}}}}"#;
+        let expected = StreamEventSpec {
+            name: "PublishEventsFunction.Outbox".into(),
+            function: "publish-events".into(),
+            function_timeout_seconds: 10,
+            table: "OrdersTable".into(),
+            starting_position: StartingPosition::TrimHorizon,
+            batch_size: 10,
+            maximum_retry_attempts: None,
+            report_batch_item_failures: true,
+            filters: vec![Pattern::parse(pattern).map_err(invalid)?],
+        };
+        assert_eq!(outbox, &expected);
+        Ok(())
+    }
+
+    #[test]
+    fn lambdas_defaults_apply_and_a_disabled_event_is_not_polled() -> Result<(), TemplateError> {
+        let minimal = OUTBOX.replace("            BatchSize: 10\n", "").replace(
+            "            MaximumRetryAttempts: -1\n",
+            "            MaximumRetryAttempts: 2\n",
+        );
+        let resources = template(&minimal).resources(Path::new("."))?;
+        let outbox = &resources.stream_events[0];
+        assert_eq!(
+            (outbox.batch_size, outbox.maximum_retry_attempts),
+            (100, Some(2))
+        );
+        let disabled = OUTBOX.replace("BatchSize: 10", "BatchSize: 10\n            Enabled: false");
+        let resources = template(&disabled).resources(Path::new("."))?;
+        assert_eq!(resources.stream_events, []);
+        Ok(())
+    }
+
+    #[test]
+    fn a_stream_setting_the_local_poller_does_not_implement_stops_the_stack_with_its_name() {
+        let error = |text: &str| {
+            template(text)
+                .resources(Path::new("."))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let bisect = OUTBOX.replace(
+            "BatchSize: 10",
+            "BatchSize: 10\n            BisectBatchOnFunctionError: true",
+        );
+        assert_eq!(
+            error(&bisect),
+            Err("template: PublishEventsFunction.Outbox: BisectBatchOnFunctionError true: the local stream poller implements only false".into())
+        );
+        let at_default = OUTBOX.replace(
+            "BatchSize: 10",
+            "BatchSize: 10\n            ParallelizationFactor: 1",
+        );
+        assert_eq!(error(&at_default), Ok(()));
+        let destination = OUTBOX.replace(
+            "BatchSize: 10",
+            "BatchSize: 10\n            DestinationConfig: {}",
+        );
+        assert_eq!(
+            error(&destination),
+            Err("template: PublishEventsFunction.Outbox: DestinationConfig is not implemented by the local stream poller".into())
+        );
+        let filter = OUTBOX.replace(r#"[{"prefix": "EVENT#"}]"#, r##"[{"suffix": "#"}]"##);
+        assert!(error(&filter).is_err_and(|e| e.contains(r#""suffix" is not implemented"#)));
+        let too_big = OUTBOX.replace("BatchSize: 10", "BatchSize: 10001");
+        assert!(error(&too_big).is_err_and(|e| e.contains("BatchSize 10001 is not 1 to 10000")));
+    }
+
+    #[test]
+    fn a_stream_of_a_table_without_a_stream_specification_is_refused() {
+        let no_stream = OUTBOX.replace(
+            "      StreamSpecification:\n        StreamViewType: NEW_IMAGE\n",
+            "",
+        );
+        let error = template(&no_stream).resources(Path::new(".")).map(|_| ());
+        assert_eq!(
+            error.map_err(|e| e.to_string()),
+            Err(
+                "template: !GetAtt OrdersTable.StreamArn: the table has no StreamSpecification"
+                    .into()
+            )
+        );
     }
 
     #[test]
