@@ -612,6 +612,17 @@ impl Template {
                 _ => {}
             }
         }
+        // Raw event source mappings name their function by logical id (or its alias
+        // `live`): read once every function is known.
+        for (logical_id, resource) in &self.resources {
+            if resource.get("Type").and_then(Json::as_str)
+                == Some("AWS::Lambda::EventSourceMapping")
+            {
+                if let Some(event) = self.event_source_mapping(logical_id, &local.functions)? {
+                    local.stream_events.push(event);
+                }
+            }
+        }
         // Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
         local.queues.sort_by_key(|q| q.dead_letter_queue.is_some());
         for event in &local.stream_events {
@@ -849,114 +860,56 @@ impl Template {
             }
             let name = format!("{}.{event}", function.logical_id);
             let properties = self.resolve(declaration.get("Properties").unwrap_or(&Json::Null))?;
-            let wrong = |what: String| invalid(format!("{name}: {what}"));
-            let properties = properties
-                .as_object()
-                .ok_or_else(|| wrong("a DynamoDB event needs Properties".into()))?;
-            let mut spec = StreamEventSpec {
-                name: name.clone(),
-                function: function.binary.clone(),
-                function_timeout_seconds: function.timeout_seconds,
-                table: String::new(),
-                starting_position: StartingPosition::TrimHorizon,
-                batch_size: 100,
-                maximum_retry_attempts: None,
-                report_batch_item_failures: false,
-                filters: Vec::new(),
-            };
-            let mut enabled = true;
-            let mut starting_position = None;
-            for (property, value) in properties {
-                let text = || scalar(value).map_err(|e| wrong(format!("{property}: {e}")));
-                match property.as_str() {
-                    "Stream" => {
-                        let arn = text()?;
-                        let table = stream_table(&arn).ok_or_else(|| {
-                            wrong(format!("Stream {arn:?} is not a table's stream ARN"))
-                        })?;
-                        spec.table = table.to_owned();
-                    }
-                    "StartingPosition" => {
-                        starting_position = Some(match text()?.as_str() {
-                            "TRIM_HORIZON" => StartingPosition::TrimHorizon,
-                            "LATEST" => StartingPosition::Latest,
-                            other => return Err(wrong(format!("StartingPosition {other:?}: a DynamoDB stream starts at TRIM_HORIZON or LATEST"))),
-                        });
-                    }
-                    "BatchSize" => {
-                        spec.batch_size = text()?
-                            .parse()
-                            .ok()
-                            .filter(|size| (1..=10_000).contains(size))
-                            .ok_or_else(|| wrong(format!("BatchSize {value} is not 1 to 10000")))?;
-                    }
-                    "MaximumRetryAttempts" => {
-                        spec.maximum_retry_attempts = match text()?.parse::<i64>() {
-                            Ok(-1) => None,
-                            Ok(attempts @ 0..=10_000) => u32::try_from(attempts).ok(),
-                            _ => {
-                                return Err(wrong(format!(
-                                    "MaximumRetryAttempts {value} is not -1 or 0 to 10000"
-                                )))
-                            }
-                        };
-                    }
-                    "FunctionResponseTypes" => {
-                        for kind in value.as_array().into_iter().flatten() {
-                            match kind.as_str() {
-                                Some("ReportBatchItemFailures") => {
-                                    spec.report_batch_item_failures = true
-                                }
-                                _ => {
-                                    return Err(wrong(format!(
-                                    "FunctionResponseTypes: {kind} is not ReportBatchItemFailures"
-                                )))
-                                }
-                            }
-                        }
-                    }
-                    "FilterCriteria" => {
-                        let filters = value.get("Filters").and_then(Json::as_array);
-                        for filter in filters.into_iter().flatten() {
-                            let pattern = filter.get("Pattern").and_then(Json::as_str).ok_or_else(
-                                || wrong("every filter of FilterCriteria needs a Pattern (a JSON text)".into()),
-                            )?;
-                            let pattern = Pattern::parse(pattern)
-                                .map_err(|e| wrong(format!("filter pattern {pattern}: {e}")))?;
-                            spec.filters.push(pattern);
-                        }
-                    }
-                    "Enabled" => enabled = text()? != "false",
-                    other => {
-                        let default = STREAM_EVENT_DEFAULTS
-                            .iter()
-                            .find(|(name, _)| *name == other);
-                        match default {
-                            Some((_, default)) if text()? == *default => {}
-                            Some((_, default)) => {
-                                return Err(wrong(format!(
-                                "{other} {value}: the local stream poller implements only {default}"
-                            )))
-                            }
-                            None => {
-                                return Err(wrong(format!(
-                                    "{other} is not implemented by the local stream poller"
-                                )))
-                            }
-                        }
-                    }
-                }
-            }
-            spec.starting_position = starting_position
-                .ok_or_else(|| wrong("a DynamoDB event needs a StartingPosition".into()))?;
-            if spec.table.is_empty() {
-                return Err(wrong("a DynamoDB event needs a Stream".into()));
-            }
-            if enabled {
+            if let Some(spec) = stream_event(&name, function, &properties, "Stream")? {
                 specs.push(spec);
             }
         }
         Ok(specs)
+    }
+
+    /// A raw `AWS::Lambda::EventSourceMapping` on a table's stream, for a function of the
+    /// template (`FunctionName: !Ref <Function>` or its alias `<Function>Aliaslive`): read
+    /// as the function's `Type: DynamoDB` event is (`EventSourceArn` for `Stream`), its
+    /// `DestinationConfig` accepted but never used (moto keeps a stream's records for
+    /// good, so none expires into the destination; a difference the README names).
+    /// `None` for a mapping on anything but a DynamoDB stream.
+    fn event_source_mapping(
+        &self,
+        logical_id: &str,
+        functions: &[FunctionSpec],
+    ) -> Result<Option<StreamEventSpec>, TemplateError> {
+        let declared = self.properties(logical_id);
+        let wrong = |what: String| invalid(format!("{logical_id}: {what}"));
+        let target = declared
+            .get("FunctionName")
+            .and_then(|f| f.get("Ref"))
+            .and_then(Json::as_str)
+            .ok_or_else(|| {
+                wrong(
+                    "FunctionName must be a !Ref of a function of the template (or its alias live)"
+                        .into(),
+                )
+            })?;
+        let function_id = target.strip_suffix("Aliaslive").unwrap_or(target);
+        let function = (functions.iter())
+            .find(|f| f.logical_id == function_id)
+            .ok_or_else(|| {
+                wrong(format!(
+                    "FunctionName {target} is no function of the template"
+                ))
+            })?;
+        let mut properties = declared.clone();
+        if let Some(map) = properties.as_object_mut() {
+            map.remove("FunctionName");
+            map.remove("DestinationConfig");
+        }
+        let properties = self.resolve(&properties)?;
+        let on_a_stream = (properties.get("EventSourceArn").and_then(Json::as_str))
+            .is_some_and(|arn| stream_table(arn).is_some());
+        if !on_a_stream {
+            return Ok(None);
+        }
+        stream_event(logical_id, function, &properties, "EventSourceArn")
     }
 
     /// A whole-number property of the function, or of the Globals, or `default`.
@@ -1050,6 +1003,126 @@ fn to_json(yaml: Yaml) -> Result<Json, TemplateError> {
             json!({ long: value })
         }
     })
+}
+
+/// One stream event source (a function's `Type: DynamoDB` event, or a raw event source
+/// mapping, whose stream ARN is the property `stream_key`), checked against what the
+/// local stream poller implements: a property it does not implement is an error unless
+/// it has the value that changes nothing. `None` for a disabled one.
+fn stream_event(
+    name: &str,
+    function: &FunctionSpec,
+    properties: &Json,
+    stream_key: &str,
+) -> Result<Option<StreamEventSpec>, TemplateError> {
+    let wrong = |what: String| invalid(format!("{name}: {what}"));
+    let properties = properties
+        .as_object()
+        .ok_or_else(|| wrong("a DynamoDB event needs Properties".into()))?;
+    let mut spec = StreamEventSpec {
+        name: name.to_owned(),
+        function: function.binary.clone(),
+        function_timeout_seconds: function.timeout_seconds,
+        table: String::new(),
+        starting_position: StartingPosition::TrimHorizon,
+        batch_size: 100,
+        maximum_retry_attempts: None,
+        report_batch_item_failures: false,
+        filters: Vec::new(),
+    };
+    let mut enabled = true;
+    let mut starting_position = None;
+    for (property, value) in properties {
+        let text = || scalar(value).map_err(|e| wrong(format!("{property}: {e}")));
+        match property.as_str() {
+            key if key == stream_key => {
+                let arn = text()?;
+                let table = stream_table(&arn)
+                    .ok_or_else(|| wrong(format!("Stream {arn:?} is not a table's stream ARN")))?;
+                spec.table = table.to_owned();
+            }
+            "StartingPosition" => {
+                starting_position = Some(match text()?.as_str() {
+                    "TRIM_HORIZON" => StartingPosition::TrimHorizon,
+                    "LATEST" => StartingPosition::Latest,
+                    other => return Err(wrong(format!("StartingPosition {other:?}: a DynamoDB stream starts at TRIM_HORIZON or LATEST"))),
+                });
+            }
+            "BatchSize" => {
+                spec.batch_size = text()?
+                    .parse()
+                    .ok()
+                    .filter(|size| (1..=10_000).contains(size))
+                    .ok_or_else(|| wrong(format!("BatchSize {value} is not 1 to 10000")))?;
+            }
+            "MaximumRetryAttempts" => {
+                spec.maximum_retry_attempts = match text()?.parse::<i64>() {
+                    Ok(-1) => None,
+                    Ok(attempts @ 0..=10_000) => u32::try_from(attempts).ok(),
+                    _ => {
+                        return Err(wrong(format!(
+                            "MaximumRetryAttempts {value} is not -1 or 0 to 10000"
+                        )))
+                    }
+                };
+            }
+            "FunctionResponseTypes" => {
+                for kind in value.as_array().into_iter().flatten() {
+                    match kind.as_str() {
+                        Some("ReportBatchItemFailures") => spec.report_batch_item_failures = true,
+                        _ => {
+                            return Err(wrong(format!(
+                                "FunctionResponseTypes: {kind} is not ReportBatchItemFailures"
+                            )))
+                        }
+                    }
+                }
+            }
+            "FilterCriteria" => {
+                let filters = value.get("Filters").and_then(Json::as_array);
+                for filter in filters.into_iter().flatten() {
+                    let pattern =
+                        filter
+                            .get("Pattern")
+                            .and_then(Json::as_str)
+                            .ok_or_else(|| {
+                                wrong(
+                                    "every filter of FilterCriteria needs a Pattern (a JSON text)"
+                                        .into(),
+                                )
+                            })?;
+                    let pattern = Pattern::parse(pattern)
+                        .map_err(|e| wrong(format!("filter pattern {pattern}: {e}")))?;
+                    spec.filters.push(pattern);
+                }
+            }
+            "Enabled" => enabled = text()? != "false",
+            other => {
+                let default = STREAM_EVENT_DEFAULTS
+                    .iter()
+                    .find(|(name, _)| *name == other);
+                match default {
+                    Some((_, default)) if text()? == *default => {}
+                    Some((_, default)) => {
+                        return Err(wrong(format!(
+                            "{other} {value}: the local stream poller implements only {default}"
+                        )))
+                    }
+                    None => {
+                        return Err(wrong(format!(
+                            "{other} is not implemented by the local stream poller"
+                        )))
+                    }
+                }
+            }
+        }
+    }
+    spec.starting_position = starting_position
+        .ok_or_else(|| wrong("a DynamoDB event needs a StartingPosition".into()))?;
+    if spec.table.is_empty() {
+        return Err(wrong("a DynamoDB event needs a Stream".into()));
+    }
+    Ok(enabled.then_some(spec))
 }
 
 #[cfg(test)]
@@ -1305,6 +1378,31 @@ Resources:
             ]
         );
         assert!(resources.functions.iter().any(|f| f.binary == "reconciler"));
+        // The outbox's event source mapping (a raw AWS::Lambda::EventSourceMapping on the
+        // table's stream) is what the moto stack's stream poller runs.
+        let [outbox] = resources.stream_events.as_slice() else {
+            panic!("one stream event source, not {:?}", resources.stream_events);
+        };
+        assert_eq!(
+            (
+                outbox.function.as_str(),
+                outbox.table.as_str(),
+                outbox.batch_size,
+                outbox.maximum_retry_attempts,
+                outbox.report_batch_item_failures,
+                outbox.filters.len(),
+                outbox.starting_position
+            ),
+            (
+                "publish-events",
+                "OrdersTable",
+                10,
+                None,
+                true,
+                1,
+                StartingPosition::TrimHorizon
+            )
+        );
         assert_eq!(
             env.get("WORKFLOW_DEAD_LETTER_QUEUE_URL")
                 .map(String::as_str),
