@@ -290,12 +290,12 @@ fn post_request(key: &str, body: &str) -> lambda_http::Request {
     request.unwrap_or_else(|error| panic!("{error}"))
 }
 
-fn api(stack: &Stack, state_machine_arn: &str) -> orders_api::Api {
+fn api(stack: &Stack, sfn: aws_sdk_sfn::Client) -> orders_api::Api {
     orders_api::Api {
         store: stack.store(),
         workflow: orders_api::Workflow {
-            client: stack.sfn(),
-            state_machine_arn: state_machine_arn.to_owned(),
+            client: sfn,
+            state_machine_arn: stack.state_machine_arn.clone(),
             config: orders_api::WorkflowConfig::from_env()
                 .unwrap_or_else(|error| panic!("{error}")),
         },
@@ -309,11 +309,13 @@ async fn an_order_whose_workflow_could_not_start_is_kept_and_started_by_the_retr
     let merchant = unique_merchant();
     let key = unique_key();
     let body = valid_order(&merchant).to_string();
-    // The first attempt reaches a state machine that does not exist.
-    let broken = api(
-        &stack,
-        "arn:aws:states:us-east-1:123456789012:stateMachine:Missing",
-    );
+    // The first attempt's StartExecution cannot reach Step Functions (nothing listens on
+    // port 9), without retries.
+    let unreachable = aws_sdk_sfn::config::Builder::from(&stack.aws)
+        .endpoint_url("http://127.0.0.1:9")
+        .retry_config(aws_sdk_sfn::config::retry::RetryConfig::disabled())
+        .build();
+    let broken = api(&stack, aws_sdk_sfn::Client::from_conf(unreachable));
     let response = orders_api::handle(&broken, post_request(&key, &body)).await;
     assert_eq!(response.status().as_u16(), 503);
     let error: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
@@ -323,7 +325,8 @@ async fn an_order_whose_workflow_could_not_start_is_kept_and_started_by_the_retr
         1,
         "the accepted order was not kept"
     );
-    // Kept as accepted, with no execution recorded or started, for the retry to start.
+    // Kept as accepted, its execution (named after it) claimed before the start and not
+    // started, for the retry to start.
     let merchant_key = format!("MERCHANT#{merchant}");
     let kept = stack
         .items_where(
@@ -337,10 +340,25 @@ async fn an_order_whose_workflow_could_not_start_is_kept_and_started_by_the_retr
         .cloned()
         .expect("the index lists the order's id");
     let kept_id = order_core::OrderId::parse(&kept_id).expect("the kept order's id is an order id");
-    stack.assert_as_stored(&kept_id, "the kept order").await;
+    let kept = stack.store().require_order(&kept_id).await;
+    let kept = kept.unwrap_or_else(|error| panic!("the kept order: {error}"));
+    assert_eq!(
+        (kept.status, kept.execution_arn.as_deref(), kept.version),
+        (
+            order_core::OrderStatus::Accepted,
+            Some(stack.execution_arn(kept_id.as_str()).as_str()),
+            2
+        ),
+        "claimed for its execution before the start, nothing else changed"
+    );
+    assert_eq!(
+        stack.executions_named(kept_id.as_str()).await,
+        0,
+        "not started"
+    );
 
-    // The client retries with the same key: the same order, now with its execution.
-    let working = api(&stack, &stack.state_machine_arn);
+    // The client retries with the same key: the same order, its execution started.
+    let working = api(&stack, stack.sfn());
     let response = orders_api::handle(&working, post_request(&key, &body)).await;
     assert_eq!(response.status().as_u16(), 202);
     let placed: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();

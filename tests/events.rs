@@ -47,7 +47,8 @@ const LINGER: Duration = Duration::from_secs(3);
 
 /// Reads the tap queue until every order of `expected` has each of its event ids (then
 /// `LINGER` more, for extras), taking its own orders' messages out. Another order's
-/// message (another test's, another run's) is put back at once for whoever reads it.
+/// message (another test's, another run's) is set aside and comes back for whoever reads
+/// it after this read.
 async fn collect(
     stack: &Stack,
     expected: &BTreeMap<String, Vec<String>>,
@@ -96,9 +97,13 @@ async fn collect(
                         .receipt_handle(handle);
                     deleted.send().await.unwrap_or_else(|e| panic!("{e:?}"));
                 } else {
+                    // Set aside for as long as this read can last, then back for whoever
+                    // reads it (at once, it would come round again and again ahead of
+                    // ours: a queue's receive does not skip what was just received).
+                    let aside = i32::try_from(ARRIVAL.as_secs()).unwrap_or(i32::MAX);
                     let back = (sqs.change_message_visibility().queue_url(&queue))
                         .receipt_handle(handle)
-                        .visibility_timeout(0);
+                        .visibility_timeout(aside);
                     back.send().await.unwrap_or_else(|e| panic!("{e:?}"));
                 }
             }

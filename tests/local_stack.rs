@@ -95,7 +95,7 @@ async fn the_functions_environment_holds_secret_ids_and_no_secret_value() {
 #[tokio::test]
 async fn a_template_that_differs_from_the_running_stack_is_reported() {
     let stack = Stack::connect().await;
-    // A copy of the template with one more index, one other queue setting (both
+    // A copy of the template with one more index, one other queue setting (the three
     // dead-letter queues keep messages 14 days) and one other retry: the live resources
     // no longer match it.
     let dir = std::env::temp_dir().join(format!("template-drift-{}", uuid::Uuid::new_v4()));
@@ -136,6 +136,10 @@ async fn a_template_that_differs_from_the_running_stack_is_reported() {
             (
                 "OrdersTable".to_owned(),
                 "global secondary indexes".to_owned()
+            ),
+            (
+                "OutboxDeadLetterQueue".to_owned(),
+                "MessageRetentionPeriod".to_owned()
             ),
             (
                 "ReconcilerDeadLetterQueue".to_owned(),
@@ -474,12 +478,18 @@ async fn exec_stops_its_stack_when_interrupted() {
     let child = scratch
         .child
         .insert(child.unwrap_or_else(|error| panic!("cannot run local-stack: {error}")));
+    // Up once every process it starts runs (the stream poller is started last, after
+    // stack.env is written).
+    let want = stack_processes().len();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while !scratch.dir.join("stack.env").exists() && std::time::Instant::now() < deadline {
+    while (!scratch.dir.join("stack.env").exists()
+        || local_stack::stack::running(&scratch.dir).len() < want)
+        && std::time::Instant::now() < deadline
+    {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let started = local_stack::stack::running(&scratch.dir);
-    assert_eq!(started.len(), 5, "the stack did not start in time");
+    assert_eq!(started.len(), want, "the stack did not start in time");
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
