@@ -273,6 +273,19 @@ impl Stack {
     /// Places an order whose parcel the courier holds back: its execution waits in
     /// AwaitDelivery until the test delivers it (`partners().deliver`). Returns the order
     /// id and its execution ARN once the order has SHIPPED and AwaitDelivery has begun.
+    /// Waits until the SHIPPED order `id` waits for its courier (AwaitDelivery began).
+    pub async fn order_waiting_for(&self, id: &str) -> Value {
+        self.wait_for(id, "waiting for its courier", |view| {
+            view["status"] == "SHIPPED"
+                && view["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| s["step"] == "AwaitDelivery")
+        })
+        .await
+    }
+
     pub async fn order_waiting_for_its_courier(&self) -> (String, String) {
         let (id, arn) = self
             .place_under(&[fault("courier", "deliver", "hold")])

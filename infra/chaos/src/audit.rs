@@ -50,6 +50,11 @@ pub struct OrderFacts {
     pub dead_letters: Vec<DeadLetterBody>,
     /// An execution of it still ran when the run stopped waiting.
     pub running: bool,
+    /// The event ids its changes wrote to the outbox (`OUTBOX#` items).
+    pub outbox: Vec<String>,
+    /// The event ids that reached the bus (the stack's tap queue), each with how many
+    /// times it arrived; `None` when the run did not read the tap queue.
+    pub delivered: Option<BTreeMap<String, usize>>,
 }
 
 /// Where an order ended up.
@@ -289,6 +294,8 @@ where
 struct TableContents {
     orders: BTreeMap<String, OrderRecord>,
     steps: BTreeMap<String, Vec<StepRecord>>,
+    /// By order: the event ids of its outbox items.
+    outbox: BTreeMap<String, Vec<String>>,
 }
 
 fn unreadable(key: &str, error: impl std::fmt::Display) -> ChaosError {
@@ -335,6 +342,13 @@ async fn scan(clients: &Clients) -> Result<TableContents, ChaosError> {
             partitions.entry(pk).or_default().0 = Some(item);
         } else if sk.starts_with("STEP#") {
             partitions.entry(pk).or_default().1.push(item);
+        } else if let Some(event_id) = sk.strip_prefix(order_core::store::OUTBOX_PREFIX) {
+            let order = pk.strip_prefix("ORDER#").unwrap_or(&pk).to_owned();
+            contents
+                .outbox
+                .entry(order)
+                .or_default()
+                .push(event_id.to_owned());
         }
     }
     for (pk, (order, steps)) in partitions {
@@ -379,13 +393,19 @@ pub async fn gather(
     dead_letters: &BTreeMap<String, Vec<DeadLetterBody>>,
     still_running: &[String],
 ) -> Result<Audit, ChaosError> {
+    let table = scan(clients).await?;
+    // Every outbox item must reach the bus: read the tap queue until they all did (the
+    // stream delivers them moments after their change), or a while after the last came.
+    let delivered = match &clients.env.events_tap_queue_url {
+        Some(queue) => Some(crate::tap::drain(clients, queue, &table.outbox).await?),
+        None => None,
+    };
     let by_order = ledger.by_order();
     // Executions are named `<order id>` or `<order id>-r<n>`.
     let running: BTreeSet<&str> = still_running
         .iter()
         .map(|name| name.get(..36).unwrap_or(name))
         .collect();
-    let table = scan(clients).await?;
     eprintln!(
         "chaos: audit: {} orders and {} step items read",
         table.orders.len(),
@@ -439,12 +459,50 @@ pub async fn gather(
                 ledger: by_order.get(&order_id).cloned().unwrap_or_default(),
                 dead_letters: dead_letters.get(&order_id).cloned().unwrap_or_default(),
                 running: running.contains(order_id.as_str()),
+                outbox: table.outbox.get(&order_id).cloned().unwrap_or_default(),
+                delivered: delivered
+                    .as_ref()
+                    .map(|d| d.get(&order_id).cloned().unwrap_or_default()),
                 order_id,
             });
         }
     }
     audit.invariants = check(&audit.facts, load, &by_order);
     Ok(audit)
+}
+
+/// The event ids an order's changes must have written, sorted: placed (ACCEPTED); shipped
+/// (SHIPPED, once ArrangeShipment succeeded), delivered (DELIVERED, once recorded); its end
+/// if it ended (COMPLETED, FAILED, REJECTED, CANCELLED); and a park per resume count it was
+/// parked at (`NEEDS_OPERATOR/<resumes>`, only the current one is known here: an order
+/// parked now).
+fn expected_events(f: &OrderFacts, record: &OrderRecord) -> Vec<String> {
+    let id = &f.order_id;
+    let mut want = vec![format!("{id}/ACCEPTED")];
+    let shipped = f
+        .step(steps::ARRANGE_SHIPMENT.name)
+        .is_some_and(|s| s.status == StepStatus::Succeeded);
+    if shipped {
+        want.push(format!("{id}/SHIPPED"));
+    }
+    if record.delivery.is_some() {
+        want.push(format!("{id}/DELIVERED"));
+    }
+    if record.status.is_final() {
+        want.push(format!("{id}/{}", record.status));
+    }
+    if record.parked.is_some() {
+        want.push(format!("{id}/NEEDS_OPERATOR/{}", record.resumes));
+    }
+    // Parks before a resume (an order parked, resumed by an operator, parked again) keep
+    // their own events: any NEEDS_OPERATOR the outbox holds for a lower count is fine.
+    for written in &f.outbox {
+        if written.starts_with(&format!("{id}/NEEDS_OPERATOR/")) && !want.contains(written) {
+            want.push(written.clone());
+        }
+    }
+    want.sort();
+    want
 }
 
 /// The forward steps that have a compensation, with it.
@@ -482,6 +540,10 @@ pub fn check(
     let mut agreed = Invariant::new(
         "5",
         "only a business failure rolls back or parks an order; none rolled back after delivery",
+    );
+    let mut announced = Invariant::new(
+        "6",
+        "each change integrators are told of has one event, delivered to the bus exactly once",
     );
 
     for f in facts {
@@ -610,6 +672,41 @@ pub fn check(
                     id,
                     format!("{} although its delivery was recorded", outcome.label()),
                 );
+            }
+        }
+
+        // 6: the order's events: one outbox item per change it made, each on the bus once.
+        if let Some(record) = &f.record {
+            announced.checked += 1;
+            let want = expected_events(f, record);
+            let mut written = f.outbox.clone();
+            written.sort();
+            if written != want {
+                announced.violated(
+                    id,
+                    format!(
+                        "{} with outbox events {written:?}, want {want:?}",
+                        record.status
+                    ),
+                );
+            }
+            if let Some(delivered) = &f.delivered {
+                let missing: Vec<&String> = written
+                    .iter()
+                    .filter(|e| !delivered.contains_key(*e))
+                    .collect();
+                let twice: Vec<(&String, &usize)> =
+                    delivered.iter().filter(|(_, n)| **n > 1).collect();
+                let stray: Vec<&String> =
+                    delivered.keys().filter(|e| !written.contains(e)).collect();
+                if !missing.is_empty() || !twice.is_empty() || !stray.is_empty() {
+                    announced.violated(
+                        id,
+                        format!(
+                            "events never on the bus {missing:?}, more than once {twice:?}, not in its outbox {stray:?}"
+                        ),
+                    );
+                }
             }
         }
 
@@ -748,7 +845,7 @@ pub fn check(
             );
         }
     }
-    vec![lost, twice, undone, keys, whole, agreed]
+    vec![lost, twice, undone, keys, whole, agreed, announced]
 }
 
 fn statuses(entries: &[crate::faults::Entry]) -> Vec<&str> {
@@ -807,7 +904,21 @@ mod tests {
 
     const ID: &str = "ord-0123456789abcdef0123456789abcdef";
 
+    /// An order in `status` whose outbox holds exactly the events its changes must have
+    /// written (invariant 6 is tested on its own below).
     fn facts(status: OrderStatus, ledger: OrderLedger, steps: Vec<StepRecord>) -> OrderFacts {
+        let mut f = facts_with_outbox(status, ledger, steps);
+        if let Some(record) = f.record.clone() {
+            f.outbox = expected_events(&f, &record);
+        }
+        f
+    }
+
+    fn facts_with_outbox(
+        status: OrderStatus,
+        ledger: OrderLedger,
+        steps: Vec<StepRecord>,
+    ) -> OrderFacts {
         OrderFacts {
             order_id: ID.into(),
             merchant_id: "m-1".into(),
@@ -821,6 +932,8 @@ mod tests {
             ledger,
             dead_letters: Vec::new(),
             running: false,
+            outbox: vec![format!("{ID}/ACCEPTED")],
+            delivered: None,
         }
     }
 
@@ -932,6 +1045,50 @@ mod tests {
     }
 
     #[test]
+    fn an_order_whose_event_is_missing_from_its_outbox_or_reached_the_bus_twice_breaks_invariant_6()
+    {
+        let mut f = facts_with_outbox(OrderStatus::Completed, completed_ledger(), vec![]);
+        if let Some(record) = f.record.as_mut() {
+            record.delivery = Some(order_core::store::Delivery {
+                shipment_id: "shp-1".into(),
+                event_id: "evt-1".into(),
+                delivered_at: "2026-01-01T00:00:03.000Z".into(),
+            });
+        }
+        let found = violations(std::slice::from_ref(&f));
+        assert!(
+            found
+                .iter()
+                .any(|(n, w)| *n == "6" && w.contains("COMPLETED with outbox events")),
+            "{found:?}"
+        );
+        let record = f.record.clone().unwrap_or_else(|| panic!("no record"));
+        f.outbox = expected_events(&f, &record);
+        assert!(!violations(std::slice::from_ref(&f))
+            .iter()
+            .any(|(n, _)| *n == "6"));
+        let mut delivered: BTreeMap<String, usize> =
+            f.outbox.iter().map(|e| (e.clone(), 1)).collect();
+        delivered.insert(format!("{ID}/COMPLETED"), 2);
+        f.delivered = Some(delivered);
+        let found = violations(std::slice::from_ref(&f));
+        assert!(
+            found
+                .iter()
+                .any(|(n, w)| *n == "6" && w.contains("more than once")),
+            "{found:?}"
+        );
+        f.delivered = Some(BTreeMap::new());
+        let found = violations(std::slice::from_ref(&f));
+        assert!(
+            found
+                .iter()
+                .any(|(n, w)| *n == "6" && w.contains("never on the bus")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
     fn a_second_charge_is_a_double_effect() {
         let mut ledger = completed_ledger();
         ledger.charges.push(entry(ID, "refunded"));
@@ -1007,6 +1164,9 @@ mod tests {
                 shipment_id: "shp-1".into(),
                 delivered_at: "2026-01-01T00:00:03.000Z".into(),
             });
+        }
+        if let Some(record) = f.record.clone() {
+            f.outbox = expected_events(&f, &record);
         }
         assert_eq!(violations(&[f]), []);
     }

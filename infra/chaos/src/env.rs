@@ -25,6 +25,9 @@ pub struct ChaosEnv {
     pub dead_letter_queue_url: String,
     /// The order-events bus (`ORDER_EVENTS_BUS_NAME`).
     pub events_bus: String,
+    /// The stack's queue that every order event reaches through its rule
+    /// (`ORDER_EVENTS_TAP_QUEUE_URL`), as an integrator subscribes; the audit reads it.
+    pub events_tap_queue_url: Option<String>,
     /// The stack's directory (PID files): where the function instances are found.
     pub stack_dir: PathBuf,
     pub outage_wait_seconds: u64,
@@ -76,6 +79,10 @@ impl ChaosEnv {
             partner_simulator_url: local("PARTNER_SIMULATOR_URL")?,
             dead_letter_queue_url: local("WORKFLOW_DEAD_LETTER_QUEUE_URL")?,
             events_bus: get("ORDER_EVENTS_BUS_NAME")?,
+            events_tap_queue_url: map
+                .get("ORDER_EVENTS_TAP_QUEUE_URL")
+                .filter(|url| !url.is_empty())
+                .cloned(),
             stack_dir: PathBuf::from(get("LOCAL_STACK_DIR")?),
             outage_wait_seconds: number("OUTAGE_WAIT_SECONDS")?,
             delivery_timeout_seconds: number("DELIVERY_TIMEOUT_SECONDS")?,

@@ -27,6 +27,7 @@ pub mod report;
 pub mod rng;
 pub mod settle;
 pub mod storm;
+pub mod tap;
 
 pub use env::ChaosEnv;
 pub use report::Report;

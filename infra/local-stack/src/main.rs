@@ -378,13 +378,19 @@ async fn exec(options: &UpOptions, command: &[String]) -> Result<ExitCode, Strin
     use tokio::signal::unix::{signal, SignalKind};
     // The directory belongs to this run: stop whatever an interrupted earlier run left.
     stack::down(&options.dir);
-    let running = match up(options).await? {
+    // Listening from the start: an interrupt while the stack starts stops what started.
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let started = tokio::select! {
+        started = up(options) => started?,
+        _ = interrupt.recv() => return Ok(stopped_while_starting(options, 130)),
+        _ = terminate.recv() => return Ok(stopped_while_starting(options, 143)),
+    };
+    let running = match started {
         Some(running) => running,
         None => return Err("a stack is still running in the exec directory".into()),
     };
     let (program, args) = command.split_first().ok_or("no command to run")?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let child = tokio::process::Command::new(program)
         .args(args)
         .envs(&running.env)
@@ -416,6 +422,16 @@ async fn exec(options: &UpOptions, command: &[String]) -> Result<ExitCode, Strin
         );
     }
     outcome.map(ExitCode::from)
+}
+
+/// `exec` was interrupted while its stack started: stops what had started, by PID.
+fn stopped_while_starting(options: &UpOptions, code: u8) -> ExitCode {
+    let stopped = stack::down(&options.dir);
+    eprintln!(
+        "interrupted while starting: stopped the test stack ({} processes)",
+        stopped.len()
+    );
+    ExitCode::from(code)
 }
 
 /// The ops console's line, when `up` started one.
