@@ -21,8 +21,8 @@ const STATEMENT: &str = "AdvanceOrders";
 const ACTION: &str = "dynamodb:UpdateItem";
 
 #[tokio::test]
-async fn a_function_whose_policy_lacks_an_action_its_code_calls_fails_its_order_with_access_denied()
-{
+async fn a_function_whose_policy_lacks_an_action_its_code_calls_meets_access_denied_and_its_order_waits(
+) {
     if skip_on(
         Backend::Moto,
         "moto checks no IAM policy: every function of the moto stack calls with the same dummy credentials",
