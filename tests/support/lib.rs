@@ -290,15 +290,7 @@ impl Stack {
         let (id, arn) = self
             .place_under(&[fault("courier", "deliver", "hold")])
             .await;
-        self.wait_for(&id, "waiting for its courier", |view| {
-            view["status"] == "SHIPPED"
-                && view["steps"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|s| s["step"] == "AwaitDelivery")
-        })
-        .await;
+        self.order_waiting_for(&id).await;
         (id, arn)
     }
 
