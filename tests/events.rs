@@ -8,7 +8,7 @@
 //! event id and the same detail.
 
 use order_core::events::{Detail, Lifecycle};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use system_tests::{fault, order_of_kind, unique_merchant, Stack};
@@ -53,9 +53,6 @@ async fn collect(
     stack: &Stack,
     expected: &BTreeMap<String, Vec<String>>,
 ) -> BTreeMap<String, Received> {
-    let queue = std::env::var("ORDER_EVENTS_TAP_QUEUE_URL")
-        .unwrap_or_else(|_| panic!("ORDER_EVENTS_TAP_QUEUE_URL is not set: run under `make test`"));
-    let sqs = stack.sqs();
     let mut received: BTreeMap<String, Received> = BTreeMap::new();
     let started = Instant::now();
     let mut all_arrived: Option<Instant> = None;
@@ -76,40 +73,12 @@ async fn collect(
             ),
             _ => {}
         }
-        let answer = sqs
-            .receive_message()
-            .queue_url(&queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("ReceiveMessage: {error:?}"));
-        for message in answer.messages() {
-            let body: Value = serde_json::from_str(message.body().unwrap_or_default())
-                .unwrap_or_else(|error| panic!("an event is JSON: {error}: {message:?}"));
+        // Other orders' messages are set aside for as long as this read can last.
+        let taken = stack
+            .take_tap_events(|order| expected.contains_key(order), ARRIVAL)
+            .await;
+        for body in taken {
             let order = body["detail"]["order_id"].as_str().unwrap_or_default();
-            let ours = expected.contains_key(order);
-            if let Some(handle) = message.receipt_handle() {
-                if ours {
-                    let deleted = sqs
-                        .delete_message()
-                        .queue_url(&queue)
-                        .receipt_handle(handle);
-                    deleted.send().await.unwrap_or_else(|e| panic!("{e:?}"));
-                } else {
-                    // Set aside for as long as this read can last, then back for whoever
-                    // reads it (at once, it would come round again and again ahead of
-                    // ours: a queue's receive does not skip what was just received).
-                    let aside = i32::try_from(ARRIVAL.as_secs()).unwrap_or(i32::MAX);
-                    let back = (sqs.change_message_visibility().queue_url(&queue))
-                        .receipt_handle(handle)
-                        .visibility_timeout(aside);
-                    back.send().await.unwrap_or_else(|e| panic!("{e:?}"));
-                }
-            }
-            if !ours {
-                continue;
-            }
             assert_eq!(body["source"], "terminal-orders", "{body}");
             let lifecycle: Lifecycle = serde_json::from_value(body["detail-type"].clone())
                 .unwrap_or_else(|e| panic!("an undocumented detail-type: {e}: {body}"));

@@ -184,50 +184,20 @@ async fn tap_events_of(
     order: &str,
     count: usize,
 ) -> std::collections::BTreeMap<String, usize> {
-    let queue = std::env::var("ORDER_EVENTS_TAP_QUEUE_URL")
-        .unwrap_or_else(|_| panic!("ORDER_EVENTS_TAP_QUEUE_URL is not set: run under `make test`"));
-    let sqs = stack.sqs();
+    let aside = Duration::from_secs(120);
     let mut arrived = std::collections::BTreeMap::new();
     let started = std::time::Instant::now();
     let mut complete: Option<std::time::Instant> = None;
-    while started.elapsed() < Duration::from_secs(120) {
+    while started.elapsed() < aside {
         if arrived.len() >= count {
             let at = *complete.get_or_insert_with(std::time::Instant::now);
             if at.elapsed() >= Duration::from_secs(3) {
                 break;
             }
         }
-        let answer = sqs
-            .receive_message()
-            .queue_url(&queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("ReceiveMessage: {error:?}"));
-        for message in answer.messages() {
-            let body: serde_json::Value =
-                serde_json::from_str(message.body().unwrap_or_default()).unwrap_or_default();
-            let ours = body["detail"]["order_id"] == order;
-            if ours {
-                let event_id = body["detail"]["event_id"].as_str().unwrap_or_default();
-                *arrived.entry(event_id.to_owned()).or_insert(0) += 1;
-            }
-            let Some(handle) = message.receipt_handle() else {
-                continue;
-            };
-            if ours {
-                let deleted = sqs
-                    .delete_message()
-                    .queue_url(&queue)
-                    .receipt_handle(handle);
-                deleted.send().await.unwrap_or_else(|e| panic!("{e:?}"));
-            } else {
-                let aside = (sqs.change_message_visibility().queue_url(&queue))
-                    .receipt_handle(handle)
-                    .visibility_timeout(120);
-                aside.send().await.unwrap_or_else(|e| panic!("{e:?}"));
-            }
+        for body in stack.take_tap_events(|o| o == order, aside).await {
+            let event_id = body["detail"]["event_id"].as_str().unwrap_or_default();
+            *arrived.entry(event_id.to_owned()).or_insert(0) += 1;
         }
     }
     arrived

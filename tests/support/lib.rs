@@ -173,6 +173,54 @@ impl Stack {
         );
     }
 
+    /// One read of the stack's tap queue (every order event reaches it through the stack's
+    /// rule, as an integrator subscribes): up to ten messages, waiting at most a second.
+    /// The events of the orders `ours` names are taken out and returned (each a JSON
+    /// EventBridge event); the others are set aside for `aside`, then come back for
+    /// whoever reads them (put back at once, they would come round again and again ahead
+    /// of ours: a receive does not skip what was just received).
+    pub async fn take_tap_events(
+        &self,
+        ours: impl Fn(&str) -> bool,
+        aside: Duration,
+    ) -> Vec<Value> {
+        let queue = env("ORDER_EVENTS_TAP_QUEUE_URL");
+        let sqs = self.sqs();
+        let answer = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("ReceiveMessage: {error:?}"));
+        let mut taken = Vec::new();
+        for message in answer.messages() {
+            let body: Value = serde_json::from_str(message.body().unwrap_or_default())
+                .unwrap_or_else(|error| panic!("an event is JSON: {error}: {message:?}"));
+            let mine = ours(body["detail"]["order_id"].as_str().unwrap_or_default());
+            if let Some(handle) = message.receipt_handle() {
+                if mine {
+                    let deleted = sqs
+                        .delete_message()
+                        .queue_url(&queue)
+                        .receipt_handle(handle);
+                    deleted.send().await.unwrap_or_else(|e| panic!("{e:?}"));
+                } else {
+                    let seconds = i32::try_from(aside.as_secs()).unwrap_or(i32::MAX);
+                    let back = (sqs.change_message_visibility().queue_url(&queue))
+                        .receipt_handle(handle)
+                        .visibility_timeout(seconds);
+                    back.send().await.unwrap_or_else(|e| panic!("{e:?}"));
+                }
+            }
+            if mine {
+                taken.push(body);
+            }
+        }
+        taken
+    }
+
     /// The partner simulator's base URL (its admin API and ledger).
     pub fn partner_simulator_url(&self) -> String {
         env("PARTNER_SIMULATOR_URL")
