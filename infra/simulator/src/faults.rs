@@ -31,8 +31,7 @@ pub struct Faults {
     /// after their Task: they now time out before it.)
     pub pause_before_acting: f64,
     /// The AwaitDelivery Task is invoked twice, the second copy running late with its
-    /// attempt's task token. 0 by default: it finds an open race (a late copy replaces
-    /// the token the execution waits on; see `Faults::with_late_callback_copies`).
+    /// attempt's task token. 0 by default; see [`Faults::with_late_callback_copies`].
     pub duplicate_callback_invocation: f64,
     /// An activity pauses before a ledger write (its step's success, a status change,
     /// AwaitDelivery's token): a cancel, a webhook or another invocation lands between
@@ -42,6 +41,19 @@ pub struct Faults {
     pub throttled: f64,
     /// An operator resumes the order onto a new execution while one may be running.
     pub resume_racing: f64,
+    /// Several resumers race on one order (an operator's `resume` and `resume --latest`,
+    /// `dlq replay`, the console's button, two reconciler invocations at once, `orderctl
+    /// reconcile --grace-seconds 0`): the chance per order once while it runs, and again
+    /// each time one of its executions is stopped outside the saga. 0 by default; see
+    /// [`Faults::with_racing_resumers`].
+    pub racing_resumers: f64,
+    /// A scheduled reconciler run is invoked twice, the two running at once (Lambda's
+    /// asynchronous invocation is at least once).
+    pub reconcile_twice: f64,
+    /// At one of its control points, a recovery action dies (the operator's process is
+    /// killed, the API's or the reconciler's Lambda times out): what it wrote stands, the
+    /// rest never happens; the merchant or the courier sends its request again.
+    pub recovery_dies: f64,
     /// An execution is stopped by something outside the saga (ABORTED) within two
     /// minutes of its start: only the reconciler gets the order going again.
     pub execution_dies: f64,
@@ -135,6 +147,9 @@ impl Default for Faults {
             pause_before_write: 0.1,
             throttled: 0.02,
             resume_racing: 0.02,
+            racing_resumers: 0.0,
+            reconcile_twice: 0.0,
+            recovery_dies: 0.0,
             execution_dies: 0.01,
             start_lost: 0.005,
             reconciles_per_hour: 12.0,
@@ -156,24 +171,43 @@ impl Default for Faults {
 }
 
 impl Faults {
-    /// The default faults, and late copies of AwaitDelivery invocations: a copy that
-    /// stores its token after the current attempt's replaces it, the courier's delivery
-    /// then resumes nothing and the order waits for an operator. An open race: the ledger
-    /// cannot tell a late copy from the current attempt without Step Functions' own order
-    /// (the execution and its retry count).
-    pub fn with_late_callback_copies() -> Faults {
+    /// These faults, and late copies of AwaitDelivery invocations: a copy of an attempt
+    /// that Step Functions retried stores its token after the retry's. The delivery must
+    /// still resume the order (the store keeps the token of the newest execution and
+    /// attempt, `$$.Execution.Name` and `$$.State.RetryCount`).
+    pub fn with_late_callback_copies(self) -> Faults {
         Faults {
             duplicate_callback_invocation: 0.03,
-            ..Faults::default()
+            ..self
         }
     }
 
-    /// Whether the faults that find the open race are on.
-    pub fn finds_open_races(&self) -> bool {
+    /// Whether late copies of AwaitDelivery invocations are on.
+    pub fn has_late_callback_copies(&self) -> bool {
         self.duplicate_callback_invocation > 0.0
     }
 
-    /// The default faults, and our own infrastructure failing for windows of time: the
+    /// These faults, and resumers racing (issue 30): on one order in ten, two to five
+    /// resumers at random points of each other, while it runs and after an execution of
+    /// it was stopped (three times as many executions stopped outside the saga); half the
+    /// scheduled reconciler runs invoked twice; a recovery action dying at one of its
+    /// control points one time in a hundred.
+    pub fn with_racing_resumers(self) -> Faults {
+        Faults {
+            racing_resumers: 0.1,
+            reconcile_twice: 0.5,
+            recovery_dies: 0.01,
+            execution_dies: 3.0 * self.execution_dies,
+            ..self
+        }
+    }
+
+    /// Whether resumers race ([`Faults::with_racing_resumers`]).
+    pub fn has_racing_resumers(&self) -> bool {
+        self.racing_resumers > 0.0
+    }
+
+    /// These faults, and our own infrastructure failing for windows of time: the
     /// order-events bus unavailable or throttling, DynamoDB throttling 30 % of every
     /// request, Lambda throttling every invocation, each about twice per simulated hour
     /// for seconds to minutes; and Step Functions throttling half the starts in short
@@ -186,7 +220,7 @@ impl Faults {
     /// Not in the defaults: the runs of the default faults are pinned by seed in tests
     /// (their draws and traces), and what these windows find waits on the definition (an
     /// infrastructure failure must wait, never roll an order back).
-    pub fn with_infrastructure_faults() -> Faults {
+    pub fn with_infrastructure_faults(self) -> Faults {
         Faults {
             bus_unavailable: Windows {
                 per_hour: 2.0,
@@ -218,7 +252,7 @@ impl Faults {
                 max_ms: 10_000,
                 share: 0.5,
             },
-            ..Faults::default()
+            ..self
         }
     }
 

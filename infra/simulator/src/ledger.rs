@@ -33,9 +33,20 @@ pub struct Audited {
 impl Audited {
     pub fn new(shared: Arc<Shared>, bus: Arc<SimBus>) -> Audited {
         let clock = shared.clone();
+        let last = std::sync::atomic::AtomicU64::new(0);
         Audited {
-            // Stamped by the simulated clock: the reconciler's grace period reads them.
-            inner: MemoryStore::with_clock(move || clock.time()),
+            // Stamped by the simulated clock: the reconciler's grace period reads them. No
+            // two writes get the same millisecond, so the by-status index never orders two
+            // orders by their random ids (a seed replays the reconciler's walk).
+            inner: MemoryStore::with_clock(move || {
+                let now = clock.now();
+                let stamp = match last.fetch_max(now, std::sync::atomic::Ordering::Relaxed) {
+                    before if before >= now => before + 1,
+                    _ => now,
+                };
+                last.fetch_max(stamp, std::sync::atomic::Ordering::Relaxed);
+                crate::world::shared::date(stamp)
+            }),
             shared,
             bus,
             seen: Mutex::new(HashMap::new()),
@@ -58,6 +69,7 @@ impl Audited {
             .insert(id.clone(), order.status);
         match before {
             Some(before) if before != order.status => {
+                self.shared.moved(id, order.status);
                 self.shared.note(
                     id,
                     Trace::Status {
@@ -130,6 +142,7 @@ impl Ledger for Audited {
         order: &Order,
         request_hash: &str,
     ) -> Result<Placement, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(None, "place_order")?;
         let placed = self
             .inner
@@ -142,6 +155,7 @@ impl Ledger for Audited {
     }
 
     async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(Some(id), "get_order")?;
         self.inner.get_order(id).await
     }
@@ -150,6 +164,7 @@ impl Ledger for Audited {
         &self,
         id: &OrderId,
     ) -> Result<Option<(OrderRecord, Vec<StepRecord>)>, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(Some(id), "get_order_with_steps")?;
         self.inner.get_order_with_steps(id).await
     }
@@ -160,6 +175,7 @@ impl Ledger for Audited {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(None, "orders_in_status")?;
         self.inner.orders_in_status(status, before, limit).await
     }
@@ -171,6 +187,7 @@ impl Ledger for Audited {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(None, "orders_in_status_after")?;
         self.inner
             .orders_in_status_after(status, after, before, limit)
@@ -178,6 +195,7 @@ impl Ledger for Audited {
     }
 
     async fn reconcile_cursor(&self, name: &str) -> Result<Option<IndexPosition>, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(None, "reconcile_cursor")?;
         self.inner.reconcile_cursor(name).await
     }
@@ -187,6 +205,7 @@ impl Ledger for Audited {
         name: &str,
         position: Option<&IndexPosition>,
     ) -> Result<(), StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(None, "set_reconcile_cursor")?;
         self.inner.set_reconcile_cursor(name, position).await
     }
@@ -197,6 +216,7 @@ impl Ledger for Audited {
         since: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(None, "orders_of_merchant")?;
         self.inner
             .orders_of_merchant(merchant_id, since, limit)
@@ -208,6 +228,7 @@ impl Ledger for Audited {
         id: &OrderId,
         change: Transition<'_>,
     ) -> Result<OrderRecord, StoreError> {
+        self.shared.recovery_point().await;
         self.maybe_pause().await;
         self.throttled(Some(id), "transition")?;
         let written = self.inner.transition(id, change).await;
@@ -216,6 +237,7 @@ impl Ledger for Audited {
     }
 
     async fn cancel(&self, id: &OrderId) -> Result<Cancellation, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(Some(id), "cancel")?;
         let cancelled = self.inner.cancel(id).await;
         self.observe(id).await;
@@ -227,6 +249,7 @@ impl Ledger for Audited {
         id: &OrderId,
         step: &str,
     ) -> Result<(OrderRecord, StepStart), StoreError> {
+        self.shared.recovery_point().await;
         self.fault(id, "open_step")?;
         let opened = self.inner.open_step(id, step).await;
         self.observe(id).await;
@@ -239,6 +262,7 @@ impl Ledger for Audited {
         references: References,
         transition: Option<Transition<'_>>,
     ) -> Result<StepRecord, StoreError> {
+        self.shared.recovery_point().await;
         self.maybe_pause().await;
         self.fault(&attempt.order_id, "succeed_step")?;
         let written = self
@@ -254,6 +278,7 @@ impl Ledger for Audited {
         attempt: &StepRecord,
         error: &ActivityError,
     ) -> Result<(), StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(Some(&attempt.order_id), "fail_step")?;
         let written = self.inner.fail_step(attempt, error).await;
         self.observe(&attempt.order_id).await;
@@ -261,6 +286,7 @@ impl Ledger for Audited {
     }
 
     async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
+        self.shared.recovery_point().await;
         self.maybe_pause().await;
         self.throttled(Some(id), "store_task_token")?;
         let stored = self.inner.store_task_token(id, token).await;
@@ -280,6 +306,7 @@ impl Ledger for Audited {
         delivery: &Delivery,
         event: &OrderEvent,
     ) -> Result<DeliveryRecorded, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(Some(id), "record_delivery")?;
         let recorded = self.inner.record_delivery(id, delivery, event).await;
         self.observe(id).await;
@@ -287,11 +314,13 @@ impl Ledger for Audited {
     }
 
     async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(Some(id), "next_resume")?;
         self.inner.next_resume(id).await
     }
 
     async fn park(&self, id: &OrderId, reason: &str, event: &OrderEvent) -> Result<(), StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(Some(id), "park")?;
         let parked = self.inner.park(id, reason, event).await;
         self.observe(id).await;
@@ -299,6 +328,7 @@ impl Ledger for Audited {
     }
 
     async fn outbox(&self, id: &OrderId) -> Result<Vec<OrderEvent>, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(Some(id), "outbox")?;
         self.inner.outbox(id).await
     }
@@ -308,10 +338,12 @@ impl Ledger for Audited {
         id: &OrderId,
         claim: &order_core::store::Claim<'_>,
     ) -> Result<(), StoreError> {
+        self.shared.recovery_point().await;
         self.maybe_pause().await;
         self.throttled(Some(id), "claim_execution")?;
         let claimed = self.inner.claim_execution(id, claim).await;
         if claimed.is_ok() {
+            self.shared.owner_changed(id);
             self.shared.note(
                 id,
                 Trace::Note(format!(
@@ -324,8 +356,13 @@ impl Ledger for Audited {
     }
 
     async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(Some(id), "set_execution_arn")?;
-        self.inner.set_execution_arn(id, arn).await
+        let written = self.inner.set_execution_arn(id, arn).await;
+        if written.is_ok() {
+            self.shared.owner_changed(id);
+        }
+        written
     }
 
     async fn find_by_reference(
@@ -333,11 +370,13 @@ impl Ledger for Audited {
         reference: Reference,
         value: &str,
     ) -> Result<Vec<OrderId>, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(None, "find_by_reference")?;
         self.inner.find_by_reference(reference, value).await
     }
 
     async fn count_in_status(&self, status: OrderStatus) -> Result<usize, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(None, "count_in_status")?;
         self.inner.count_in_status(status).await
     }
@@ -347,11 +386,13 @@ impl Ledger for Audited {
         id: &OrderId,
         entry: &AuditEntry<'_>,
     ) -> Result<AuditRecord, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(Some(id), "record_audit")?;
         self.inner.record_audit(id, entry).await
     }
 
     async fn audit_trail(&self, id: &OrderId) -> Result<Vec<AuditRecord>, StoreError> {
+        self.shared.recovery_point().await;
         self.throttled(Some(id), "audit_trail")?;
         self.inner.audit_trail(id).await
     }

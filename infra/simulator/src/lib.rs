@@ -66,17 +66,18 @@ pub fn replay_command(options: &Options) -> String {
     let planted = options
         .planted
         .map_or(String::new(), |p| format!(" --plant-dropped-key {}", p.0));
-    let races = match options.faults.finds_open_races() {
-        true => " --late-callback-copies",
-        false => "",
-    };
-    let infrastructure = match options.faults.has_infrastructure_faults() {
-        true => " --infrastructure-faults",
-        false => "",
-    };
+    let flag = |on: bool, flag: &'static str| if on { flag } else { "" };
+    let faults = &options.faults;
     format!(
-        "cargo run -p simulator --bin simulate -- --seed {} --orders {}{planted}{races}{infrastructure}",
-        options.seed, options.orders
+        "cargo run -p simulator --bin simulate -- --seed {} --orders {}{planted}{}{}{}",
+        options.seed,
+        options.orders,
+        flag(faults.has_late_callback_copies(), " --late-callback-copies"),
+        flag(
+            faults.has_infrastructure_faults(),
+            " --infrastructure-faults"
+        ),
+        flag(faults.has_racing_resumers(), " --racing-resumers"),
     )
 }
 

@@ -36,6 +36,9 @@ pub struct Book {
     taken: u64,
     /// Orders whose shipment was booked, for the courier's webhook (drained by the world).
     pub shipped: Vec<OrderId>,
+    /// Effects taken since the world last looked, for the invariants checked as they
+    /// happen (drained by the world).
+    pub fresh: Vec<(OrderId, &'static str)>,
     /// Calls that get a fresh key because of the planted bug.
     fresh_keys: u64,
 }
@@ -155,6 +158,7 @@ impl FakePartner for SimPartners {
                 if operation == "ship" {
                     book.shipped.push(order.clone());
                 }
+                book.fresh.push((order.clone(), operation));
             }
             new
         };

@@ -88,7 +88,7 @@ fn ten_thousand_orders_over_a_hundred_seeds_break_no_invariant() {
     each_clean_run(
         1..=100,
         100,
-        &Faults::with_infrastructure_faults(),
+        &Faults::default().with_infrastructure_faults(),
         |report| orders += report.orders,
     );
     assert_eq!(orders, 10_000);
@@ -98,7 +98,7 @@ fn ten_thousand_orders_over_a_hundred_seeds_break_no_invariant() {
 /// every line of `met`, in order, in its trace.
 fn seed_meets(seed: u64, met: &[&str]) -> bool {
     let options = Options {
-        faults: Faults::with_infrastructure_faults(),
+        faults: Faults::default().with_infrastructure_faults(),
         ..Options::new(seed, 100)
     };
     let report = simulator::run(&definition(), options).expect("the run");
@@ -121,7 +121,7 @@ fn seed_meets(seed: u64, met: &[&str]) -> bool {
 /// met the case (or of the first broken one).
 fn agreed_orders_broken_where_an_order_met(seed: u64, met: &[&str]) -> Option<String> {
     let options = Options {
-        faults: Faults::with_infrastructure_faults(),
+        faults: Faults::default().with_infrastructure_faults(),
         ..Options::new(seed, 100)
     };
     let report = simulator::run(&definition(), options.clone()).expect("the run");
@@ -228,7 +228,7 @@ fn our_infrastructure_fails_in_windows_of_every_kind_and_most_seeds_meet_several
     let mut seeds_meeting_three_kinds = 0;
     for seed in 1..=10 {
         let options = Options {
-            faults: Faults::with_infrastructure_faults(),
+            faults: Faults::default().with_infrastructure_faults(),
             ..Options::new(seed, 100)
         };
         let report = simulator::run(&definition, options).expect("the run");
@@ -366,7 +366,7 @@ fn a_late_await_delivery_copy_still_replaces_the_task_token_and_only_the_reconci
     };
     let (options, report) = (270..=400)
         .map(|seed| Options {
-            faults: Faults::with_late_callback_copies(),
+            faults: Faults::default().with_late_callback_copies(),
             ..Options::new(seed, 100)
         })
         .map(|options| {

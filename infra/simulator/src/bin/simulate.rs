@@ -27,14 +27,26 @@ struct Args {
     /// (reserve, charge, provision, ship, ...). For proving the simulator finds it.
     #[arg(long)]
     plant_dropped_key: Option<String>,
-    /// Also late copies of AwaitDelivery invocations, which find an open race (a late
-    /// copy replaces the task token the execution waits on).
+    /// Also late copies of AwaitDelivery invocations (a copy of an attempt Step Functions
+    /// retried stores its task token after the retry's): the delivery must still resume
+    /// the order.
     #[arg(long)]
     late_callback_copies: bool,
     /// Also our own infrastructure failing for windows of time (the order-events bus,
     /// DynamoDB, Lambda, Step Functions' StartExecution), drawn from the seed.
     #[arg(long)]
     infrastructure_faults: bool,
+    /// Also several resumers racing on one order at random points of each other (an
+    /// operator's resume and resume --latest, dlq replay, the console's button, two
+    /// reconciler invocations at once, orderctl reconcile --grace-seconds 0), while it
+    /// runs and after its execution was stopped; recovery actions dying between calls.
+    #[arg(long)]
+    racing_resumers: bool,
+    /// On a broken invariant, print one line for the seed (its replay command and what
+    /// broke) and go on with the next; exit 1 at the end. Without it, the first seed that
+    /// breaks one is shrunk and its trace printed.
+    #[arg(long)]
+    keep_going: bool,
 }
 
 const OPERATIONS: [&str; 11] = [
@@ -81,24 +93,20 @@ fn main() -> ExitCode {
     let mut invocations = 0;
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
     let mut tally = std::collections::BTreeMap::<&'static str, u64>::new();
+    let mut broken_seeds = 0;
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         let mut options = Options {
             planted,
             ..Options::new(seed, args.orders)
         };
         if args.late_callback_copies {
-            options.faults = simulator::Faults::with_late_callback_copies();
+            options.faults = options.faults.with_late_callback_copies();
         }
         if args.infrastructure_faults {
-            let infrastructure = simulator::Faults::with_infrastructure_faults();
-            options.faults = simulator::Faults {
-                bus_unavailable: infrastructure.bus_unavailable,
-                bus_throttling: infrastructure.bus_throttling,
-                store_throttling: infrastructure.store_throttling,
-                lambda_throttling: infrastructure.lambda_throttling,
-                start_throttling: infrastructure.start_throttling,
-                ..options.faults
-            };
+            options.faults = options.faults.with_infrastructure_faults();
+        }
+        if args.racing_resumers {
+            options.faults = options.faults.with_racing_resumers();
         }
         let report = match simulator::run(&definition, options.clone()) {
             Ok(report) => report,
@@ -118,7 +126,13 @@ fn main() -> ExitCode {
         if let Some(order) = args.trace {
             say(report.trace(order));
         }
-        if !report.violations.is_empty() {
+        if !report.violations.is_empty() && args.keep_going {
+            broken_seeds += 1;
+            say(&simulator::replay_command(&options));
+            for (order, what) in report.violations.iter().take(10) {
+                say(&format!("  order #{order}: {what}"));
+            }
+        } else if !report.violations.is_empty() {
             let (options, report) = match simulator::shrink(&definition, &options, report) {
                 Ok(found) => found,
                 Err(error) => {
@@ -133,11 +147,18 @@ fn main() -> ExitCode {
         if args.seeds >= 10 && done % (args.seeds / 10).max(1) == 0 && done < args.seeds {
             // Progress on long runs, on stderr so that the report stays clean.
             eprintln!(
-                "{done} of {} seeds, {orders} orders, {:.0} orders/s, no invariant broken so far",
+                "{done} of {} seeds, {orders} orders, {:.0} orders/s, {broken_seeds} seed(s) broke an invariant so far",
                 args.seeds,
                 orders as f64 / started.elapsed().as_secs_f64().max(1e-9)
             );
         }
+    }
+    if broken_seeds > 0 {
+        say(&format!(
+            "{broken_seeds} of {} seed(s) broke an invariant",
+            args.seeds
+        ));
+        return ExitCode::from(1);
     }
     let seconds = started.elapsed().as_secs_f64();
     say(&format!(

@@ -1,12 +1,15 @@
 //! The orders API, as the simulation drives it: a merchant places an order (sometimes
-//! the same request twice under its key); the API stores it, publishes `Order Accepted`,
-//! starts its execution named after the order and records its ARN, in that order, as
-//! `orders-api`'s `place` does. When one of these fails on our infrastructure the API
+//! the same request twice under its key); the API stores it with its `Order Accepted`,
+//! records the execution named after the order as its owner and starts it, in that
+//! order, as `orders-api`'s `place` does (`recovery::start_placed`, an interleaved
+//! action: the claim and the start can each fail, and the function can die between them). When one of these fails on our infrastructure the API
 //! answers 503 and the merchant sends the same request again later under its key: the
 //! replay finds what was done and goes on from there.
 
+use super::actions::Done;
 use super::{finish, Event, SimError, World};
 use crate::world::lock;
+use order_core::recovery::RecoveryError;
 use order_core::store::{Ledger, OrderRecord, Placement, StoreError};
 use order_core::{Order, OrderKind, OrderStatus};
 use serde_json::{json, Value};
@@ -15,6 +18,11 @@ use serde_json::{json, Value};
 /// giving up: with [`World::merchant_backoff`], for about eight minutes, longer than any
 /// of our services' windows.
 pub(super) const MERCHANT_TRIES: u32 = 12;
+
+/// Within how long of its placement resumers race on a running order (simulated
+/// milliseconds): its forward steps take about a minute, its wait for the courier up to
+/// an hour.
+const RACING_WHILE_RUNNING_MS: u64 = 600_000;
 
 impl<'d> World<'d> {
     /// A merchant's first `POST /orders` of order `order`, its request drawn from the seed.
@@ -72,7 +80,13 @@ impl<'d> World<'d> {
         self.accept(order, &record, start_lost, tries)?;
         if first && self.shared.chance(self.options.faults.resume_racing) {
             let delay = self.shared.below(30_000);
-            self.after(delay, Event::Resume(order));
+            let by = super::actions::Resumer::Latest;
+            self.after(delay, Event::Resume { order, by });
+        }
+        if first && self.shared.chance(self.options.faults.racing_resumers) {
+            // While the order runs: its forward steps, or its wait for the courier.
+            let delay = self.shared.below(RACING_WHILE_RUNNING_MS);
+            self.after(delay, Event::Race(order));
         }
         Ok(())
     }
@@ -149,7 +163,6 @@ impl<'d> World<'d> {
         start_lost: bool,
         tries: u32,
     ) -> Result<(), SimError> {
-        let id = record.order_id.clone();
         if record.status != OrderStatus::Accepted {
             return Ok(());
         }
@@ -162,20 +175,49 @@ impl<'d> World<'d> {
             );
             return Ok(());
         }
-        // The API's own start (`recovery::start_placed`): the execution is recorded as the
-        // order's owner, then started.
-        let started = finish(order_core::recovery::start_placed(
-            &*self.env.ledger,
-            &*self.step_functions,
-            record,
-        ))?;
+        // The API's own start (`recovery::start_placed`), interleaved: the execution is
+        // recorded as the order's owner (a claim, which DynamoDB may throttle), then
+        // started (which Step Functions may throttle); the function may die between the
+        // two, and the merchant then sends the request again.
+        let (ledger, workflow) = (self.env.ledger.clone(), self.step_functions.clone());
+        let record = record.clone();
+        let retry = (tries + 1 < MERCHANT_TRIES).then(|| {
+            let delay = self.merchant_backoff(tries);
+            let tries = tries + 1;
+            (delay, Event::Submit { order, tries })
+        });
+        self.spawn(
+            "the API's start",
+            Some(order),
+            retry,
+            Box::pin(async move {
+                let result =
+                    order_core::recovery::start_placed(&*ledger, &*workflow, &record).await;
+                Done::Started {
+                    order,
+                    tries,
+                    result,
+                }
+            }),
+        );
+        Ok(())
+    }
+
+    /// What the API's start returned: a 503 for our infrastructure's failure, which the
+    /// merchant sends again.
+    pub(super) fn started(
+        &mut self,
+        order: usize,
+        tries: u32,
+        started: Result<Option<String>, RecoveryError>,
+    ) -> Result<(), SimError> {
         match started {
-            Ok(_) => self.carry_out(),
-            Err(order_core::recovery::RecoveryError::Store(StoreError::Unavailable { .. })) => {
+            Ok(_) => Ok(()),
+            Err(RecoveryError::Store(StoreError::Unavailable { .. })) => {
                 self.merchant_retries(order, tries, "503 store_unavailable")
             }
-            Err(order_core::recovery::RecoveryError::Store(error)) => {
-                Err(SimError::World(format!("order {id}: {error}")))
+            Err(RecoveryError::Store(error)) => {
+                Err(SimError::World(format!("order #{order}'s start: {error}")))
             }
             Err(_) => self.merchant_retries(order, tries, "503 workflow_unavailable"),
         }

@@ -2,7 +2,8 @@
 //! took (lost, early or twice, as the seed decides), the real webhook logic
 //! (`order_core::delivery::deliver`), and Step Functions' `SendTaskSuccess` in process.
 
-use super::{finish, Event, SimError, World};
+use super::actions::Done::Delivered;
+use super::{Event, SimError, World};
 use crate::partners::shipment_id;
 use crate::world::{lock, Shared, Trace};
 use order_core::delivery::{self, CourierEvent, DeliveryError, Resumed, TaskResumer};
@@ -28,6 +29,7 @@ impl TaskResumer for SimResumer {
         task_token: &str,
         delivery: &Delivery,
     ) -> Result<Resumed, String> {
+        self.shared.recovery_point().await;
         if self.shared.chance(self.shared.faults.resume_unavailable) {
             self.shared.note(
                 order_id,
@@ -120,6 +122,8 @@ impl<'d> World<'d> {
         Ok(())
     }
 
+    /// The courier's try `tries` of order `order`'s delivery event: the webhook
+    /// (`order_core::delivery::deliver`) runs as an interleaved action.
     pub(super) fn webhook(&mut self, order: usize, tries: u32) -> Result<(), SimError> {
         let id = self.id(order)?;
         let event = CourierEvent {
@@ -130,12 +134,34 @@ impl<'d> World<'d> {
             tracking_number: None,
             occurred_at: "2026-11-29T00:00:00.000Z".to_owned(),
         };
-        let delivered = finish(delivery::deliver(
-            &*self.env.ledger,
-            &*self.env.resumer,
-            &id,
-            &event,
-        ))?;
+        let (ledger, resumer) = (self.env.ledger.clone(), self.env.resumer.clone());
+        let retry = (tries < COURIER_RETRIES).then(|| {
+            let tries = tries + 1;
+            (courier_backoff(tries), Event::Webhook { order, tries })
+        });
+        self.spawn(
+            "the courier's webhook",
+            Some(order),
+            retry,
+            Box::pin(async move {
+                let result = delivery::deliver(&*ledger, &*resumer, &id, &event).await;
+                Delivered {
+                    order,
+                    tries,
+                    result,
+                }
+            }),
+        );
+        Ok(())
+    }
+
+    /// What the webhook answered the courier; a refusal is sent again later.
+    pub(super) fn delivered(
+        &mut self,
+        order: usize,
+        tries: u32,
+        delivered: Result<order_core::delivery::Delivered, DeliveryError>,
+    ) -> Result<(), SimError> {
         let retry = match &delivered {
             Ok(d) => {
                 self.shared.count(match (d.duplicate, d.resumed) {
@@ -144,6 +170,9 @@ impl<'d> World<'d> {
                     (false, Some(false)) => "webhook: recorded, the task was not waiting any more",
                     (false, None) => "webhook: recorded before AwaitDelivery stored its token",
                 });
+                if self.seen[order].delivered.is_none() {
+                    self.seen[order].delivered = Some(self.now());
+                }
                 self.note_order(
                     order,
                     format!(
@@ -170,17 +199,19 @@ impl<'d> World<'d> {
                 true
             }
         };
-        self.drain_resumed()?;
-        if retry && tries < 6 {
-            let delay = 30_000 * 2u64.pow(tries);
-            self.after(
-                delay,
-                Event::Webhook {
-                    order,
-                    tries: tries + 1,
-                },
-            );
+        if retry && tries < COURIER_RETRIES {
+            let tries = tries + 1;
+            self.after(courier_backoff(tries), Event::Webhook { order, tries });
         }
         Ok(())
     }
+}
+
+/// How often the courier sends a refused delivery event again.
+const COURIER_RETRIES: u32 = 6;
+
+/// How long the courier waits before its try `tries` (1: the first retry) of a refused
+/// delivery event: 30 s, doubling.
+fn courier_backoff(tries: u32) -> u64 {
+    30_000 * 2u64.pow(tries.saturating_sub(1))
 }

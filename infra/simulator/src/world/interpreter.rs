@@ -14,9 +14,14 @@ impl<'d> World<'d> {
         let execution = &self.executions[exec];
         let entered = super::shared::date(execution.entered)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // The execution's name is the last part of its ARN (`<order id>`,
+        // `<order id>-r<n>`); the state's retry count is 0 on its first attempt, one more
+        // per Retry (`retries` is cleared as the state is entered).
+        let name = execution.arn.rsplit(':').next().unwrap_or_default();
+        let retry_count: u32 = execution.retries.iter().sum();
         json!({
-            "Execution": {"Id": execution.arn},
-            "State": {"Name": execution.state, "EnteredTime": entered},
+            "Execution": {"Id": execution.arn, "Name": name},
+            "State": {"Name": execution.state, "EnteredTime": entered, "RetryCount": retry_count},
             "Task": {"Token": execution.token},
         })
     }

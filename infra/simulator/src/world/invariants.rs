@@ -1,10 +1,14 @@
-//! The saga's invariants, checked for every order after the run (see the crate
-//! documentation for the list).
+//! The saga's invariants: what must hold at every instant of a run, checked as it
+//! happens (after every event: an execution started, an owner recorded, a status
+//! written, a partner's effect taken, a Task started or timed out), and what every order
+//! must satisfy after the run (see the crate documentation for the list).
 
 use super::{finish, Outcome, Seen, SimError, World};
 use crate::partners::UNDO;
+use crate::world::lock;
 use order_core::dead_letters::DeadLetterBody;
 use order_core::events::{Lifecycle, OrderEvent};
+use order_core::OrderId;
 use order_core::{OrderKind, OrderStatus};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -13,7 +17,175 @@ use std::collections::BTreeMap;
 /// begins.
 pub const AGREED_ORDER: &str = "all its partners agreed, yet";
 
+/// How a violation of "at most one execution of an order runs at any instant" begins.
+pub const TWO_RUNNING: &str = "two executions of it ran at once:";
+/// How a violation of "while an execution of the order runs, the order records it as
+/// its owner" begins (between a claim and its start, the recorded execution is not
+/// running yet, and none other runs).
+pub const NOT_THE_OWNER: &str = "an execution ran that the order does not record as its owner:";
+/// How a violation of "no CANCELLED order holds a partner's effect" begins.
+pub const CANCELLED_HOLDING: &str = "CANCELLED while a partner still held its effect:";
+/// How a violation of "a delivered parcel's order is never rolled back or refunded"
+/// begins (delivered: the courier's webhook accepted its delivery).
+pub const DELIVERED_UNDONE: &str = "its parcel was delivered, yet";
+/// How a violation of "the courier's delivery resumes the order" begins: once the
+/// webhook accepted the delivery, no wait in AwaitDelivery times out.
+pub const DELIVERY_RESUMED_NOTHING: &str = "the courier's delivery resumed nothing:";
+
 impl<'d> World<'d> {
+    /// An invariant checked as it happens broke for `order` (reported once per order and
+    /// invariant: the first instant says what happened).
+    fn broke(&mut self, order: usize, invariant: &'static str, what: String) {
+        if self.seen[order].broke.insert(invariant) {
+            self.shared
+                .violation_at(order, format!("{invariant} {what}"));
+        }
+    }
+
+    /// The order's index, for an id the ledger or the partners name.
+    fn index_of(&self, id: &OrderId) -> Option<usize> {
+        lock(&self.shared.index).get(id).copied()
+    }
+
+    /// What must hold at every instant, for what changed since the last event: the orders
+    /// whose recorded owner changed or whose execution started, the statuses written, the
+    /// partners' effects taken.
+    pub(super) fn check_as_it_happens(&mut self) -> Result<(), SimError> {
+        let owners = std::mem::take(&mut *lock(&self.shared.owners));
+        for id in owners {
+            if let Some(order) = self.index_of(&id) {
+                self.check_owner(order)?;
+            }
+        }
+        let moves = std::mem::take(&mut *lock(&self.shared.moves));
+        for (id, to) in moves {
+            if let Some(order) = self.index_of(&id) {
+                self.check_move(order, to);
+            }
+        }
+        let fresh = std::mem::take(&mut self.env.partners.book().fresh);
+        for (id, operation) in fresh {
+            if let Some(order) = self.index_of(&id) {
+                self.check_effect(order, operation)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// At most one execution of the order runs, and the one that runs is the one the
+    /// order records as its owner.
+    fn check_owner(&mut self, order: usize) -> Result<(), SimError> {
+        let running: Vec<&str> = (self.runs[order].iter())
+            .map(|&e| &self.executions[e])
+            .filter(|e| e.outcome.is_none())
+            .map(|e| e.arn.as_str())
+            .collect();
+        if running.is_empty() {
+            return Ok(());
+        }
+        let running = running.join(" and ");
+        let recorded = self.record(order)?.execution_arn;
+        if running.contains(" and ") {
+            let what = format!("{running} (the order records {recorded:?})");
+            self.broke(order, TWO_RUNNING, what);
+        } else if recorded.as_deref() != Some(running.as_str()) {
+            let what = format!("{running} runs, the order records {recorded:?}");
+            self.broke(order, NOT_THE_OWNER, what);
+        }
+        Ok(())
+    }
+
+    /// A status written: CANCELLING is a cancel that took effect (whoever wrote it);
+    /// CANCELLED with a partner's effect not undone, or a delivered order rolled back,
+    /// breaks an invariant.
+    fn check_move(&mut self, order: usize, to: OrderStatus) {
+        if to == OrderStatus::Cancelling {
+            self.seen[order].cancelled = true;
+        }
+        if to == OrderStatus::Cancelled {
+            if let Some(held) = self.held(order) {
+                self.broke(
+                    order,
+                    CANCELLED_HOLDING,
+                    format!("{held} when it was cancelled"),
+                );
+            }
+        }
+        let rolled_back = matches!(
+            to,
+            OrderStatus::Compensating | OrderStatus::Failed | OrderStatus::Cancelled
+        );
+        if let (Some(at), true) = (self.seen[order].delivered, rolled_back) {
+            let what = format!(
+                "it moved to {to} (the webhook accepted the delivery at {:.3}s)",
+                at as f64 / 1000.0
+            );
+            self.broke(order, DELIVERED_UNDONE, what);
+        }
+    }
+
+    /// A partner took `operation` for the order: no effect for a CANCELLED order, no
+    /// undo for a delivered one.
+    fn check_effect(&mut self, order: usize, operation: &'static str) -> Result<(), SimError> {
+        let forward = UNDO.iter().any(|(done, _)| *done == operation);
+        let undo = UNDO.iter().any(|(_, undo)| *undo == operation);
+        if forward && self.status(order)? == OrderStatus::Cancelled {
+            let what = format!("{operation} taken after the order was cancelled");
+            self.broke(order, CANCELLED_HOLDING, what);
+        }
+        if let (Some(at), true) = (self.seen[order].delivered, undo) {
+            let what = format!(
+                "{operation} was taken (the webhook accepted the delivery at {:.3}s)",
+                at as f64 / 1000.0
+            );
+            self.broke(order, DELIVERED_UNDONE, what);
+        }
+        Ok(())
+    }
+
+    /// The first of the order's partner effects not undone after it was last taken, as
+    /// `<effect> held (no <undo> after it)`; none when all are undone.
+    fn held(&self, order: usize) -> Option<String> {
+        let id = self.ids[order].as_ref()?;
+        let book = self.env.partners.book();
+        let last = |op: &'static str| {
+            book.effects
+                .get(&(id.clone(), op))
+                .and_then(|numbers| numbers.last().copied())
+        };
+        UNDO.iter()
+            .find_map(|(done, undo)| match (last(done), last(undo)) {
+                (Some(d), u) if u.is_none_or(|u| u < d) => {
+                    Some(format!("{done} held (no {undo} after it)"))
+                }
+                _ => None,
+            })
+    }
+
+    /// A compensation Task starts for the order: a delivered order's rollback breaks an
+    /// invariant.
+    pub(super) fn check_rollback(&mut self, order: usize, state: &str) {
+        if let Some(at) = self.seen[order].delivered {
+            let what = format!(
+                "its rollback started ({state}, the webhook accepted the delivery at {:.3}s)",
+                at as f64 / 1000.0
+            );
+            self.broke(order, DELIVERED_UNDONE, what);
+        }
+    }
+
+    /// A wait for the courier timed out: once the webhook accepted the delivery, it must
+    /// have resumed the wait.
+    pub(super) fn check_wait_timed_out(&mut self, order: usize, state: &str) {
+        if let Some(at) = self.seen[order].delivered {
+            let what = format!(
+                "{state} timed out though the webhook accepted the delivery at {:.3}s",
+                at as f64 / 1000.0
+            );
+            self.broke(order, DELIVERY_RESUMED_NOTHING, what);
+        }
+    }
+
     pub(super) fn check_invariants(&mut self) -> Result<(), SimError> {
         let effects = self.env.partners.book().effects.clone();
         // What is still in the stream after the run is delivered, as `publish-events`

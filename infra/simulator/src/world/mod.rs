@@ -15,9 +15,13 @@
 //! - [`courier`]: the delivery webhooks and `SendTaskSuccess`.
 //! - [`control_plane`]: Step Functions' control plane and the dead-letter queue, for
 //!   the real recovery code.
-//! - `operators`: a cancel, an operator's resume, the reconciler, an execution that dies.
-//! - `invariants`: what every order must satisfy after the run.
+//! - `actions`: recovery actions (a cancel, the resumers, the reconciler, the API's start,
+//!   the webhook) polled at every ledger and Step Functions call, as invocations are.
+//! - `operators`: a cancel, the resumers racing, the reconciler, an execution that dies.
+//! - `invariants`: what every order must satisfy after the run, and what must hold at
+//!   every instant of it (checked as it happens).
 
+mod actions;
 mod api;
 pub mod control_plane;
 pub mod courier;
@@ -47,9 +51,9 @@ use rand_pcg::Pcg64Mcg;
 use serde_json::{json, Value};
 pub(crate) use shared::lock;
 pub use shared::{PartnerFault, Service, Shared, Trace};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use tasks::Running;
@@ -77,8 +81,8 @@ const INFRASTRUCTURE_STREAM: u64 = 0x1f5a_7c3e_9d20_b461;
 /// gives up: far more than the windows can fail.
 const MAX_FAILED_RECONCILES: usize = 100;
 
-/// Polls a future that has no control point to its end (the webhook, a cancel, a
-/// placement): they touch only the ledger and the in-process workflow.
+/// Polls a future that has no control point to its end (a placement, the world's own
+/// looks): outside a recovery action, the ledger's calls are not control points.
 fn finish<T>(future: impl Future<Output = T>) -> Result<T, SimError> {
     let mut future = std::pin::pin!(future);
     let mut cx = Context::from_waker(Waker::noop());
@@ -145,13 +149,21 @@ enum Event {
         order: usize,
         tries: u32,
     },
-    Resume(usize),
+    /// A resumer moves the order onto a new execution.
+    Resume {
+        order: usize,
+        by: actions::Resumer,
+    },
+    /// Several resumers race on the order.
+    Race(usize),
     /// The execution is stopped by something outside the saga.
     Die(usize),
-    /// A reconciler run; `last`: the one after everything else ended.
+    /// A reconciler run.
     Reconcile {
-        last: bool,
+        by: actions::Reconciler,
     },
+    /// A recovery action in flight is polled.
+    Act(u64),
     /// `publish-events` polls the table's stream: outbox items go to the bus.
     Stream,
 }
@@ -201,6 +213,11 @@ struct Seen {
     compensation: Option<String>,
     /// The merchant gave up placing it: every try met a 503 before it was stored.
     never_placed: bool,
+    /// When the courier's webhook first accepted its delivery (simulated milliseconds).
+    delivered: Option<u64>,
+    /// The invariants checked as they happen that it broke already (each is reported
+    /// once per order).
+    broke: BTreeSet<&'static str>,
 }
 
 /// The world of one run.
@@ -228,6 +245,11 @@ pub struct World<'d> {
     latest: Vec<Option<usize>>,
     /// Executions by ARN.
     by_arn: HashMap<String, usize>,
+    /// Every execution of each order, by the order's index.
+    runs: Vec<Vec<usize>>,
+    /// Recovery actions in flight, by id.
+    actions: HashMap<u64, actions::Acting>,
+    next_action: u64,
     /// Step Functions' control plane, for the recovery code.
     step_functions: Arc<SimStepFunctions>,
     /// The dead-letter queue the reconciler parks orders in.
@@ -296,6 +318,9 @@ impl<'d> World<'d> {
             refused: Mutex::new(HashSet::new()),
             windows,
             tally: Mutex::new(BTreeMap::new()),
+            acting: AtomicBool::new(false),
+            owners: Mutex::new(Vec::new()),
+            moves: Mutex::new(Vec::new()),
         });
         let catalogue =
             Catalogue::builtin().map_err(|e| SimError::World(format!("catalogue: {e}")))?;
@@ -328,6 +353,9 @@ impl<'d> World<'d> {
             seen: vec![Seen::default(); orders],
             latest: vec![None; orders],
             by_arn: HashMap::new(),
+            runs: vec![Vec::new(); orders],
+            actions: HashMap::new(),
+            next_action: 0,
             step_functions: Arc::new(SimStepFunctions::new(
                 shared.clone(),
                 json!({"outage_wait_seconds": 60, "delivery_timeout_seconds": 7200, "outage_waits_allowed": 144}),
@@ -356,7 +384,23 @@ impl<'d> World<'d> {
         };
         for _ in 0..runs.round() as u64 {
             let at = self.shared.below(span_ms);
-            self.at(at, Event::Reconcile { last: false });
+            self.at(
+                at,
+                Event::Reconcile {
+                    by: actions::Reconciler::Scheduled { last: false },
+                },
+            );
+            // Lambda invokes the scheduled reconciler asynchronously, at least once: now
+            // and then a second invocation runs beside the first.
+            if self.shared.chance(self.options.faults.reconcile_twice) {
+                let twin = at + self.shared.below(1_000);
+                self.at(
+                    twin,
+                    Event::Reconcile {
+                        by: actions::Reconciler::Duplicate,
+                    },
+                );
+            }
         }
         let mut invocations = 0;
         // Then as its schedule would once everything else ended, past the grace period,
@@ -372,6 +416,7 @@ impl<'d> World<'d> {
                 }
                 let stream = matches!(event, Event::Stream);
                 self.handle(event)?;
+                self.check_as_it_happens()?;
                 // The stream is polled while outbox items wait (never to keep the run
                 // going on its own: it stops once nothing else is queued).
                 if self.env.events.has_pending() && (stream || !self.stream_polling) {
@@ -404,7 +449,8 @@ impl<'d> World<'d> {
                 ));
             }
             let grace_ms = RECONCILE_GRACE_SECONDS * 1000;
-            self.after(grace_ms + 1, Event::Reconcile { last: true });
+            let by = actions::Reconciler::Scheduled { last: true };
+            self.after(grace_ms + 1, Event::Reconcile { by });
         }
         self.check_invariants()?;
         let violations = std::mem::take(&mut *lock(&self.shared.violations));
@@ -494,10 +540,12 @@ impl<'d> World<'d> {
             Event::Poll(invocation) => self.poll(invocation),
             Event::TaskTimeout { exec, attempt } => self.task_timeout(exec, attempt),
             Event::Webhook { order, tries } => self.webhook(order, tries),
-            Event::Resume(order) => self.resume(order),
+            Event::Resume { order, by } => self.resume(order, by),
+            Event::Race(order) => self.race(order),
             Event::Cancel { order, tries } => self.cancel(order, tries),
             Event::Die(exec) => self.die(exec),
-            Event::Reconcile { last } => self.reconcile(last),
+            Event::Reconcile { by } => self.reconcile(by),
+            Event::Act(action) => self.act(action),
             Event::Stream => {
                 if finish(self.env.events.pump())? > 0 {
                     self.shared

@@ -1,14 +1,17 @@
-//! What happens to orders from outside their executions: a cancel through the API, an
-//! operator's resume onto the newest release, the scheduled reconciler (all three the
-//! real code of `order_core::recovery`), and an execution stopped by something outside
-//! the saga. A cancel that meets our infrastructure's failure (a 503) is sent again; an
-//! operator's resume that does is left to the reconciler; a reconciler run that does is
-//! followed by the next scheduled one.
+//! What happens to orders from outside their executions: a cancel through the API, the
+//! resumers (an operator's `resume` and `resume --latest`, `dlq replay`, the console's
+//! button), the reconciler (scheduled, its duplicate invocations, an operator's
+//! `orderctl reconcile --grace-seconds 0`), all the real code of `order_core::recovery`
+//! run as interleaved actions ([`super::actions`]); several resumers racing on one order;
+//! and an execution stopped by something outside the saga. A cancel that meets our
+//! infrastructure's failure (a 503) is sent again; a resume that does is left to the
+//! reconciler; a reconciler run that does is followed by the next scheduled one.
 
+use super::actions::{Done, Reconciler, Resumer};
 use super::api::MERCHANT_TRIES;
-use super::{finish, Event, Outcome, SimError, World};
-use order_core::recovery::{self, Action, ReconcileOptions, RecoveryError};
-use order_core::store::StoreError;
+use super::{Event, Outcome, SimError, World};
+use order_core::recovery::{self, Action, ReconcileOptions, Reconciled, RecoveryError, Resumption};
+use order_core::store::{Cancellation, StoreError};
 use order_core::OrderStatus;
 
 /// The reconciler's grace period (`ReconcileGraceSeconds` in template.yaml; a test holds
@@ -18,6 +21,13 @@ pub const RECONCILE_GRACE_SECONDS: u64 = 900;
 pub const RECONCILE_LIMIT: usize = 200;
 /// Resumes before the reconciler parks an order (`MaxResumes`).
 pub const MAX_RESUMES: u32 = 3;
+
+/// How far apart the resumers of one race start (simulated milliseconds): each then
+/// takes a few calls of up to 200 ms, so they overlap.
+const RACE_SPREAD_MS: u64 = 3_000;
+
+/// How many resumers race on one order, at most.
+const MOST_RACERS: u64 = 5;
 
 /// How long an order whose execution ended may wait for the reconciler before the tally
 /// says so: runs are 5 minutes apart on average, the grace period is 15.
@@ -43,22 +53,65 @@ pub fn reconcile_options() -> ReconcileOptions {
     }
 }
 
+impl Reconciler {
+    /// What the trace calls it.
+    fn name(self) -> &'static str {
+        match self {
+            Reconciler::Scheduled { .. } => "reconciler",
+            Reconciler::Duplicate => "reconciler, a second invocation",
+            Reconciler::Operator => "orderctl reconcile --grace-seconds 0",
+        }
+    }
+
+    /// Its options: the template's, or no grace period for the operator's.
+    fn options(self) -> ReconcileOptions {
+        match self {
+            Reconciler::Operator => ReconcileOptions {
+                grace: chrono::Duration::zero(),
+                ..reconcile_options()
+            },
+            _ => reconcile_options(),
+        }
+    }
+}
+
 impl<'d> World<'d> {
-    /// An operator moves the order onto the newest release (`orderctl orders resume
-    /// --latest`, `order_core::recovery::resume_on_latest`): a running execution is
-    /// stopped (its in-flight invocations go on, their results unheard) and
-    /// `<id>-r<n>` starts from the beginning, replaying the finished steps from the ledger.
-    pub(super) fn resume(&mut self, order: usize) -> Result<(), SimError> {
+    /// A resumer `by` moves order `order` onto a new execution (`resume --latest`: a
+    /// running one is stopped first, its in-flight invocations going on unheard; the
+    /// others refuse while one runs). `<id>-r<n>` starts from the beginning, replaying the
+    /// finished steps from the ledger.
+    pub(super) fn resume(&mut self, order: usize, by: Resumer) -> Result<(), SimError> {
         let id = self.id(order)?;
-        let resumed = finish(recovery::resume_on_latest(
-            &*self.env.ledger,
-            &*self.step_functions,
-            &id,
-        ))?;
-        match resumed {
+        let (ledger, workflow) = (self.env.ledger.clone(), self.step_functions.clone());
+        self.spawn(
+            by.name(),
+            Some(order),
+            None,
+            Box::pin(async move {
+                let result = match by {
+                    Resumer::Latest => recovery::resume_on_latest(&*ledger, &*workflow, &id).await,
+                    _ => recovery::resume(&*ledger, &*workflow, &id).await,
+                };
+                Done::Resumed { order, by, result }
+            }),
+        );
+        Ok(())
+    }
+
+    /// What a resume returned.
+    pub(super) fn resumed(
+        &mut self,
+        order: usize,
+        by: Resumer,
+        result: Result<Resumption, RecoveryError>,
+    ) -> Result<(), SimError> {
+        let name = by.name();
+        match result {
             Ok(resumption) => {
-                self.shared
-                    .count("operator resumed the order onto a new execution");
+                self.shared.count(match by {
+                    Resumer::Latest => "operator resumed the order onto a new execution",
+                    _ => "a resumer started a new execution",
+                });
                 if resumption.stopped.is_some() {
                     self.shared.count(
                         "operator resumed the order onto a new execution: stopped the running one",
@@ -67,7 +120,7 @@ impl<'d> World<'d> {
                 self.note_order(
                     order,
                     format!(
-                        "operator resume --latest: new execution {}{}",
+                        "{name}: new execution {}{}",
                         resumption.execution_name,
                         match &resumption.stopped {
                             Some(arn) => format!(", stopped {arn}"),
@@ -77,22 +130,70 @@ impl<'d> World<'d> {
                 );
             }
             Err(RecoveryError::Ended { status, .. }) => {
+                self.note_order(order, format!("{name} refused: the order is {status}"));
+            }
+            Err(RecoveryError::StillRunning { execution_arn, .. }) => {
+                self.shared
+                    .count("a resumer refused: the order's execution is running");
+                self.note_order(order, format!("{name} refused: {execution_arn} is running"));
+            }
+            Err(RecoveryError::ResumedElsewhere { execution_arn, .. }) => {
+                self.shared
+                    .count("a resumer lost the race: someone else resumed the order");
                 self.note_order(
                     order,
-                    format!("operator resume refused: the order is {status}"),
+                    format!("{name}: someone else resumed it meanwhile ({execution_arn:?})"),
                 );
             }
             Err(error) if infrastructure(&error) => {
-                self.shared
-                    .count("operator resume failed on our infrastructure");
+                self.shared.count("a resume failed on our infrastructure");
                 self.note_order(
                     order,
-                    format!("operator resume --latest failed: {error}; left to the reconciler"),
+                    format!("{name} failed: {error}; left to the reconciler"),
                 );
             }
-            Err(error) => return Err(SimError::World(format!("operator resume: {error}"))),
+            Err(error) => return Err(SimError::World(format!("{name}: {error}"))),
         }
-        self.carry_out()
+        Ok(())
+    }
+
+    /// Several resumers race on order `order` (issue 30): two to five of an operator's
+    /// `resume` and `resume --latest`, `dlq replay`, the console's button, two
+    /// invocations of the scheduled reconciler at once, and `orderctl reconcile
+    /// --grace-seconds 0`, each starting within a few seconds of the others, whatever the
+    /// order is doing.
+    pub(super) fn race(&mut self, order: usize) -> Result<(), SimError> {
+        if self.ids[order].is_none() {
+            return Ok(());
+        }
+        self.shared.count("racing resumers set on one order");
+        let racers = 2 + self.shared.below(MOST_RACERS - 1);
+        let mut names = Vec::new();
+        for _ in 0..racers {
+            let delay = self.shared.below(RACE_SPREAD_MS);
+            match self.shared.below(Resumer::ALL.len() as u64 + 2) as usize {
+                kind if kind < Resumer::ALL.len() => {
+                    let by = Resumer::ALL[kind];
+                    names.push(by.name());
+                    self.after(delay, Event::Resume { order, by });
+                }
+                kind if kind == Resumer::ALL.len() => {
+                    names.push("the reconciler, invoked twice");
+                    let by = Reconciler::Scheduled { last: false };
+                    self.after(delay, Event::Reconcile { by });
+                    let twin = delay + self.shared.below(1_000);
+                    let by = Reconciler::Duplicate;
+                    self.after(twin, Event::Reconcile { by });
+                }
+                _ => {
+                    names.push(Reconciler::Operator.name());
+                    let by = Reconciler::Operator;
+                    self.after(delay, Event::Reconcile { by });
+                }
+            }
+        }
+        self.note_order(order, format!("racing resumers: {}", names.join(", ")));
+        Ok(())
     }
 
     /// Something outside the saga stops the order's execution (a person in the console,
@@ -111,30 +212,59 @@ impl<'d> World<'d> {
         );
         self.end_attempt(exec);
         self.end(exec, Outcome::Aborted);
+        let order = self.executions[exec].order;
+        if self.shared.chance(self.options.faults.racing_resumers) {
+            // Operators, the console and the reconciler find the stopped order, some
+            // before the grace period ends, some after.
+            let delay = self.shared.below(2 * RECONCILE_GRACE_SECONDS * 1000);
+            self.after(delay, Event::Race(order));
+        }
         Ok(())
     }
 
-    /// One run of the scheduled reconciler (`order_core::recovery::reconcile`, at the
-    /// simulated time, with the template's options): an unfinished order unchanged for
-    /// the grace period whose execution is not running is resumed, or parked in the
-    /// dead-letter queue once resumed [`MAX_RESUMES`] times.
-    pub(super) fn reconcile(&mut self, last: bool) -> Result<(), SimError> {
+    /// One run of the reconciler `by` (`order_core::recovery::reconcile_at`, at the
+    /// simulated time, with the template's options or the operator's): an unfinished order
+    /// unchanged for the grace period whose execution is not running is resumed, or parked
+    /// in the dead-letter queue once resumed [`MAX_RESUMES`] times.
+    pub(super) fn reconcile(&mut self, by: Reconciler) -> Result<(), SimError> {
         let now = self.shared.time();
-        let ran = finish(recovery::reconcile_at(
-            &*self.env.ledger,
-            &*self.step_functions,
-            recovery::Escalation {
-                dead_letters: &*self.parking,
-            },
-            reconcile_options(),
-            now,
-        ))?;
-        self.shared.count(match last {
-            true => "reconciler ran after the run",
-            false => "reconciler ran while orders ran",
+        let (ledger, workflow) = (self.env.ledger.clone(), self.step_functions.clone());
+        let parking = self.parking.clone();
+        self.shared.count(match by {
+            Reconciler::Scheduled { last: true } => "reconciler ran after the run",
+            Reconciler::Scheduled { last: false } => "reconciler ran while orders ran",
+            Reconciler::Duplicate => "reconciler ran twice at once (a duplicate invocation)",
+            Reconciler::Operator => "an operator ran orderctl reconcile --grace-seconds 0",
         });
-        self.reconciler_resumed = false;
-        self.reconciler_failed = false;
+        self.spawn(
+            by.name(),
+            None,
+            None,
+            Box::pin(async move {
+                let escalation = recovery::Escalation {
+                    dead_letters: &*parking,
+                };
+                let result =
+                    recovery::reconcile_at(&*ledger, &*workflow, escalation, by.options(), now)
+                        .await;
+                Done::Reconciled { by, result }
+            }),
+        );
+        Ok(())
+    }
+
+    /// What a reconciler run returned.
+    pub(super) fn reconciled(
+        &mut self,
+        by: Reconciler,
+        ran: Result<Vec<Reconciled>, RecoveryError>,
+    ) -> Result<(), SimError> {
+        let last = by == Reconciler::Scheduled { last: true };
+        let name = by.name();
+        if last {
+            self.reconciler_resumed = false;
+            self.reconciler_failed = false;
+        }
         let done = match ran {
             Ok(done) => done,
             // The run stops where it failed; what it did before stands (a start asked, a
@@ -142,10 +272,10 @@ impl<'d> World<'d> {
             Err(error) if infrastructure(&error) => {
                 self.shared
                     .count("reconciler: a run failed on our infrastructure");
-                self.reconciler_failed = true;
+                self.reconciler_failed |= last;
                 Vec::new()
             }
-            Err(error) => return Err(SimError::World(format!("reconciler: {error}"))),
+            Err(error) => return Err(SimError::World(format!("{name}: {error}"))),
         };
         if done.len() >= RECONCILE_LIMIT {
             // Orders past the limit wait for the next run, which walks on from here.
@@ -162,7 +292,7 @@ impl<'d> World<'d> {
                     format!("running ({execution_arn})"),
                 ),
                 Action::Resumed { execution_arn } => {
-                    self.reconciler_resumed = true;
+                    self.reconciler_resumed |= last;
                     // The grace period and a run every 5 minutes: resumed within 20
                     // minutes of its execution's end, unless runs keep stopping at their
                     // limit before they reach it.
@@ -197,39 +327,49 @@ impl<'d> World<'d> {
             };
             self.shared.count(what);
             if !matches!(reconciled.action, Action::Running { .. }) {
-                self.note_order(order, format!("reconciler ({}): {line}", reconciled.status));
+                self.note_order(order, format!("{name} ({}): {line}", reconciled.status));
             }
         }
-        for letter in self.parking.take_sent() {
-            let order = order_core::OrderId::parse(&letter.order_id)
-                .and_then(|id| crate::world::lock(&self.shared.index).get(&id).copied());
-            match order {
-                Some(order) => self.parked.push((order, letter)),
-                None => {
-                    return Err(SimError::World(format!(
-                        "a dead letter for an unknown order: {letter:?}"
-                    )))
-                }
-            }
-        }
-        self.carry_out()
+        Ok(())
     }
 
     /// A cancel through the API (`order_core::recovery::cancel`) at a random time, and
     /// the merchant's try `tries` of it again after a 503 (the store failed, or the
-    /// `Order Cancelled` of an order cancelled at once could not be published).
+    /// API's function died between its writes).
     pub(super) fn cancel(&mut self, order: usize, tries: u32) -> Result<(), SimError> {
         let id = self.id(order)?;
         let before = self.status(order)?;
-        let cancelled = finish(order_core::recovery::cancel(&*self.env.ledger, &id))?;
-        // What the ledger says, not what the call returned: a cancel can take effect and
-        // then fail (its second write, for an order without an execution).
-        if matches!(
-            self.status(order)?,
-            OrderStatus::Cancelling | OrderStatus::Cancelled
-        ) {
-            self.seen[order].cancelled = true;
-        }
+        let ledger = self.env.ledger.clone();
+        let retry = (tries + 1 < MERCHANT_TRIES).then(|| {
+            let delay = self.merchant_backoff(tries);
+            let tries = tries + 1;
+            (delay, Event::Cancel { order, tries })
+        });
+        self.spawn(
+            "cancel",
+            Some(order),
+            retry,
+            Box::pin(async move {
+                let result = recovery::cancel(&*ledger, &id).await;
+                Done::Cancelled {
+                    order,
+                    tries,
+                    before,
+                    result,
+                }
+            }),
+        );
+        Ok(())
+    }
+
+    /// What a cancel returned.
+    pub(super) fn cancelled(
+        &mut self,
+        order: usize,
+        tries: u32,
+        before: OrderStatus,
+        cancelled: Result<Cancellation, StoreError>,
+    ) -> Result<(), SimError> {
         let unavailable = matches!(cancelled, Err(StoreError::Unavailable { .. }));
         if unavailable && tries + 1 < MERCHANT_TRIES {
             self.shared
@@ -246,7 +386,7 @@ impl<'d> World<'d> {
             return Ok(());
         }
         let outcome = match cancelled {
-            Ok(order_core::store::Cancellation::Started(_)) => {
+            Ok(Cancellation::Started(_)) => {
                 self.shared.count("cancel started a rollback");
                 self.shared.count(match before {
                     OrderStatus::Accepted => "cancel started a rollback: the order was ACCEPTED",
@@ -264,7 +404,7 @@ impl<'d> World<'d> {
                 });
                 "Started".to_owned()
             }
-            Ok(order_core::store::Cancellation::TooLate(_)) => {
+            Ok(Cancellation::TooLate(_)) => {
                 self.shared.count("cancel came too late (shipped or ended)");
                 "TooLate".to_owned()
             }
@@ -272,6 +412,23 @@ impl<'d> World<'d> {
             Err(e) => e.to_string(),
         };
         self.note_order(order, format!("cancel requested: {outcome}"));
+        Ok(())
+    }
+
+    /// The dead letters the reconciler sent since the last look, by order.
+    pub(super) fn collect_parked(&mut self) -> Result<(), SimError> {
+        for letter in self.parking.take_sent() {
+            let order = order_core::OrderId::parse(&letter.order_id)
+                .and_then(|id| crate::world::lock(&self.shared.index).get(&id).copied());
+            match order {
+                Some(order) => self.parked.push((order, letter)),
+                None => {
+                    return Err(SimError::World(format!(
+                        "a dead letter for an unknown order: {letter:?}"
+                    )))
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use rand_core::Rng;
 use rand_pcg::Pcg64Mcg;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// One line of an order's trace.
@@ -142,10 +142,18 @@ pub struct Shared {
     pub(super) windows: Vec<(Service, u64, u64)>,
     /// How often each fault and interleaving happened.
     pub(super) tally: Mutex<BTreeMap<&'static str, u64>>,
+    /// Whether the world is polling a recovery action (a cancel, a resume, the
+    /// reconciler, the API's start, the courier's webhook): while it is, every ledger
+    /// and Step Functions call is a control point ([`Shared::recovery_point`]).
+    pub(super) acting: AtomicBool,
+    /// Orders whose recorded execution (the claim) changed since the world last looked.
+    pub(super) owners: Mutex<Vec<OrderId>>,
+    /// Status changes written since the world last looked: (order, new status).
+    pub(super) moves: Mutex<Vec<(OrderId, OrderStatus)>>,
 }
 
 /// Simulated milliseconds as a date: the run starts at 2026-11-29T00:00:00Z.
-pub(super) fn date(ms: u64) -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn date(ms: u64) -> chrono::DateTime<chrono::Utc> {
     const START_MS: i64 = 1_795_910_400_000;
     let ms = i64::try_from(ms).unwrap_or(i64::MAX - START_MS);
     chrono::DateTime::from_timestamp_millis(START_MS.saturating_add(ms)).unwrap_or_default()
@@ -181,7 +189,7 @@ impl Shared {
         date(self.now())
     }
 
-    pub(super) fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.clock.load(Ordering::Relaxed)
     }
 
@@ -214,6 +222,28 @@ impl Shared {
     pub(super) fn violation_at(&self, order: usize, what: String) {
         self.note_at(order, Trace::Note(format!("  VIOLATION: {what}")));
         lock(&self.violations).push((order, what));
+    }
+
+    /// A control point before a ledger or Step Functions call of a recovery action: the
+    /// call waits for the world's next poll of the action, so that other events (another
+    /// resumer, the reconciler, the execution's steps, a cancel) run between what the
+    /// action read and what it writes or starts. Nothing for an activity's calls (their
+    /// control points are the partners' and [`Shared::pause_before_write`]'s).
+    pub async fn recovery_point(&self) {
+        if self.acting.load(Ordering::Relaxed) {
+            crate::partners::ControlPoint(false).await;
+        }
+    }
+
+    /// Notes that the order's recorded execution changed, for the invariants checked as
+    /// they happen.
+    pub fn owner_changed(&self, id: &OrderId) {
+        lock(&self.owners).push(id.clone());
+    }
+
+    /// Notes a status change written, for the invariants checked as they happen.
+    pub fn moved(&self, id: &OrderId, to: OrderStatus) {
+        lock(&self.moves).push((id.clone(), to));
     }
 
     /// Whether an activity pauses before this ledger write.

@@ -23,6 +23,8 @@ pub(super) struct Running {
     state: String,
     callback: bool,
     timeout_ms: u64,
+    /// A second copy of attempt `copy_of` (at-least-once), not yet polled.
+    copy_of: Option<u64>,
 }
 
 impl<'d> World<'d> {
@@ -34,6 +36,9 @@ impl<'d> World<'d> {
                 exec,
                 format!("  {state} invocation {attempt}: States.Timeout"),
             );
+            if self.current_task(exec)?.resource == Resource::LambdaCallback {
+                self.check_wait_timed_out(self.executions[exec].order, &state);
+            }
             self.task_failed(exec, "States.Timeout", "the Task timed out")
         } else {
             Ok(())
@@ -103,6 +108,9 @@ impl<'d> World<'d> {
         if compensation && self.seen[order].compensation.is_none() {
             self.seen[order].compensation = Some(name.to_owned());
         }
+        if compensation {
+            self.check_rollback(order, name);
+        }
         let window = self.shared.fails(Service::LambdaThrottling);
         if window || self.shared.chance(self.options.faults.throttled) {
             self.shared.count("invocation throttled by Lambda");
@@ -148,6 +156,7 @@ impl<'d> World<'d> {
                     state: name.to_owned(),
                     callback: token.is_some(),
                     timeout_ms,
+                    copy_of: (copy > 0).then_some(attempt),
                 },
             );
             let delay = 1 + self.shared.below(if copy == 0 { 50 } else { 2_000 });
@@ -160,6 +169,21 @@ impl<'d> World<'d> {
         let Some(mut running) = self.running.remove(&id) else {
             return Ok(());
         };
+        if let Some(attempt) = running.copy_of.take() {
+            if running.callback && self.executions[running.exec].waiting != Some(attempt) {
+                // The Task retried (or moved on) before this copy began: it stores the
+                // token of an attempt that is over.
+                self.shared
+                    .count("a late copy of a callback Task began after its attempt was over");
+                self.note(
+                    running.exec,
+                    format!(
+                        "  {} invocation {attempt}: a late copy begins, its attempt is over",
+                        running.state
+                    ),
+                );
+            }
+        }
         let mut cx = Context::from_waker(Waker::noop());
         let polled = running.future.as_mut().poll(&mut cx);
         self.drain_partners();
