@@ -53,7 +53,8 @@ pub use handlers::FUNCTION_TIMEOUT_MS;
 pub use partners::DropKeyOf;
 pub use world::{
     reconcile_options, Faults, Options, Report, SimError, Windows, World, AGREED_ORDER,
-    MAX_RESUMES, RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT,
+    CANCELLED_HOLDING, DELIVERED_UNDONE, DELIVERY_RESUMED_NOTHING, MAX_RESUMES, NOT_THE_OWNER,
+    RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT, TWO_RUNNING,
 };
 
 /// Runs one seed.

@@ -129,7 +129,7 @@ fn main() -> ExitCode {
         if !report.violations.is_empty() && args.keep_going {
             broken_seeds += 1;
             say(&simulator::replay_command(&options));
-            for (order, what) in report.violations.iter().take(10) {
+            for (order, what) in report.violations.iter() {
                 say(&format!("  order #{order}: {what}"));
             }
         } else if !report.violations.is_empty() {

@@ -90,10 +90,24 @@ impl Executions for SimStepFunctions {
 
     async fn state(&self, arn: &str) -> Result<ExecutionState, RecoveryError> {
         self.shared.recovery_point().await;
-        Ok(lock(&self.executions)
+        let state = lock(&self.executions)
             .get(arn)
             .cloned()
-            .unwrap_or(ExecutionState::Missing))
+            .unwrap_or(ExecutionState::Missing);
+        if state == ExecutionState::Missing {
+            // The order is named in the execution's name: `<id>` or `<id>-r<n>`.
+            let name = arn.rsplit(':').next().unwrap_or_default();
+            let id = name.split("-r").next().and_then(OrderId::parse);
+            if let Some(id) = id {
+                self.shared.note(
+                    &id,
+                    Trace::Note(format!(
+                        "  Step Functions: DescribeExecution {name}: does not exist"
+                    )),
+                );
+            }
+        }
+        Ok(state)
     }
 
     async fn start_on(

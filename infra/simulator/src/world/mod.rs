@@ -40,7 +40,10 @@ use crate::ledger::Audited;
 use crate::partners::SimPartners;
 pub use control_plane::{SimDeadLetterQueue, SimStepFunctions};
 pub use courier::SimResumer;
-pub use invariants::AGREED_ORDER;
+pub use invariants::{
+    AGREED_ORDER, CANCELLED_HOLDING, DELIVERED_UNDONE, DELIVERY_RESUMED_NOTHING, NOT_THE_OWNER,
+    TWO_RUNNING,
+};
 pub use operators::{reconcile_options, MAX_RESUMES, RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT};
 use order_core::catalogue::Catalogue;
 use order_core::dead_letters::DeadLetterBody;
