@@ -19,7 +19,7 @@
 use crate::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterSender};
 use crate::order::OrderId;
 use crate::status::OrderStatus;
-use crate::store::{Cancellation, Claim, IndexPosition, Ledger, StoreError, Transition};
+use crate::store::{Cancellation, Claim, IndexPosition, Ledger, StoreError};
 use serde::Serialize;
 
 /// The workflow's run-time settings, handed to each execution in its input so that one
@@ -98,8 +98,9 @@ pub trait Executions: Send + Sync {
     }
 
     /// Starts an execution of order `id` named `name` on `target` (the state machine, a
-    /// version or an alias) and returns its ARN; an execution of that name that exists
-    /// already counts as started.
+    /// version or an alias) and returns its ARN. An execution of that name that exists
+    /// already counts as started while it runs; one that has ended is
+    /// [`RecoveryError::NameTaken`].
     fn start_on(
         &self,
         target: &str,
@@ -145,6 +146,15 @@ pub enum RecoveryError {
     },
     #[error("{0}")]
     NotSupported(String),
+    /// The execution's name is taken by one that has ended (Step Functions keeps names
+    /// for 90 days): it is not started again, and does not drive the order.
+    #[error(
+        "execution {execution_arn} exists already and ended {status}: it was not started again"
+    )]
+    NameTaken {
+        execution_arn: String,
+        status: String,
+    },
     #[error("order {order_id}: someone else resumed it meanwhile; its execution is now {execution_arn:?}")]
     ResumedElsewhere {
         order_id: OrderId,
@@ -243,12 +253,27 @@ impl Workflow {
             .await;
         match result {
             Ok(output) => Ok(output.execution_arn),
+            // Taken: by this very execution started before (a retry whose first answer
+            // was lost) it counts as started only while it runs.
             Err(error)
                 if error
                     .as_service_error()
                     .is_some_and(|e| e.is_execution_already_exists()) =>
             {
-                Ok(self.execution_arn(name))
+                let arn = self.execution_arn(name);
+                match self.state(&arn).await? {
+                    ExecutionState::Running => Ok(arn),
+                    ExecutionState::Ended(status) => Err(RecoveryError::NameTaken {
+                        execution_arn: arn,
+                        status,
+                    }),
+                    ExecutionState::Missing => Err(RecoveryError::Workflow {
+                        operation: "StartExecution",
+                        message: format!(
+                            "the name {name} is taken, yet no execution {arn} can be described"
+                        ),
+                    }),
+                }
             }
             Err(error) => Err(sfn_error("StartExecution", &error)),
         }
@@ -477,6 +502,7 @@ async fn resume_on(
     };
     let arn = workflow.execution_arn(&name);
     let claim = Claim {
+        read_status: order.status,
         read_resumes: order.resumes,
         read_arn: order.execution_arn.as_deref(),
         resumes: n,
@@ -488,6 +514,13 @@ async fn resume_on(
             return Err(RecoveryError::ResumedElsewhere {
                 order_id: id.clone(),
                 execution_arn,
+            })
+        }
+        // It ended since it was read (its execution finished it, or a cancel).
+        Err(StoreError::Conflict { actual, .. }) if actual.is_final() => {
+            return Err(RecoveryError::Ended {
+                order_id: id.clone(),
+                status: actual,
             })
         }
         Err(error) => return Err(error.into()),
@@ -528,6 +561,7 @@ pub async fn start_placed(
         Some(_) => {}
         None => {
             let claim = Claim {
+                read_status: order.status,
                 read_resumes: order.resumes,
                 read_arn: None,
                 resumes: order.resumes,
@@ -535,57 +569,43 @@ pub async fn start_placed(
             };
             match store.claim_execution(id, &claim).await {
                 Ok(()) => {}
-                Err(StoreError::Claimed { .. }) => return Ok(None),
+                // Another starter recorded it, or a cancel ended it first.
+                Err(StoreError::Claimed { .. } | StoreError::Conflict { .. }) => return Ok(None),
                 Err(error) => return Err(error.into()),
             }
         }
     }
-    let started = workflow
+    match workflow
         .start_on(workflow.state_machine_arn(), id, id.as_str())
-        .await?;
-    Ok(Some(started))
+        .await
+    {
+        Ok(started) => Ok(Some(started)),
+        // Started before and ended without ending the order (the reconciler resumes it
+        // onto `<id>-r1`): nothing to start now.
+        Err(RecoveryError::NameTaken { .. }) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
-/// Cancels an order that has not shipped: it moves to CANCELLING and its execution, at
-/// its next step, runs the compensations and ends it CANCELLED. An order whose workflow
-/// never started has nothing to undo and is CANCELLED at once. The API's cancel route and
-/// `orderctl orders cancel` both come here.
+/// Cancels an order that has not shipped. An order on which nothing has begun (no
+/// execution recorded, no step begun) ends CANCELLED at once, decided by the same
+/// conditional write that ends it: since every execution is recorded on the order before
+/// it starts ([`Ledger::claim_execution`]), no execution can be running behind it. Any
+/// other order moves to CANCELLING, and its execution, at its next step, runs the
+/// compensations and ends it CANCELLED. The API's cancel route, the console and
+/// `orderctl orders cancel` all come here.
 pub async fn cancel(store: &impl Ledger, id: &OrderId) -> Result<Cancellation, StoreError> {
-    match store.cancel(id).await? {
-        Cancellation::Started(record) if record.execution_arn.is_none() => {
-            tracing::info!(order_id = %id, "cancelled before its workflow started");
-            // Its `Order Cancelled` goes to the outbox with the change.
-            let event = crate::events::OrderEvent::after_change(
-                &record,
-                OrderStatus::Cancelled,
-                None,
-                &crate::store::References::new(),
-            );
-            let ended = store
-                .transition(
-                    id,
-                    Transition::new(OrderStatus::Cancelling, OrderStatus::Cancelled)
-                        .announcing(event.as_ref()),
-                )
-                .await;
-            match ended {
-                Ok(record) => Ok(Cancellation::Started(record)),
-                // Another writer ended it first (an execution started after all, its ARN
-                // not recorded yet, met the cancel): from CANCELLING that can only be
-                // CANCELLED, so the cancel stands.
-                Err(StoreError::Conflict { .. }) => {
-                    tracing::info!(order_id = %id, "its workflow ended the cancelled order first");
-                    Ok(Cancellation::Started(store.require_order(id).await?))
-                }
-                Err(error) => Err(error),
-            }
+    let cancellation = store.cancel(id).await?;
+    match &cancellation {
+        Cancellation::Started(record) if record.status == OrderStatus::Cancelled => {
+            tracing::info!(order_id = %id, "cancelled before anything began");
         }
-        Cancellation::Started(record) => {
+        Cancellation::Started(_) => {
             tracing::info!(order_id = %id, "cancellation requested; the workflow will roll the order back");
-            Ok(Cancellation::Started(record))
         }
-        other => Ok(other),
+        _ => {}
     }
+    Ok(cancellation)
 }
 
 /// How far the reconciler goes in one run.
@@ -942,10 +962,20 @@ mod tests {
             _: &OrderId,
             name: &str,
         ) -> Result<String, RecoveryError> {
-            let arn = format!("arn:execution:{name}");
+            // As Step Functions: a name is taken for good; taken by a running execution
+            // it counts as started (the same input), by an ended one it does not.
+            let arn = self.execution_arn(name);
             let mut executions = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            executions.insert(arn.clone(), ExecutionState::Running);
-            Ok(arn)
+            match executions.get(&arn) {
+                Some(ExecutionState::Ended(status)) => Err(RecoveryError::NameTaken {
+                    execution_arn: arn,
+                    status: status.clone(),
+                }),
+                _ => {
+                    executions.insert(arn.clone(), ExecutionState::Running);
+                    Ok(arn)
+                }
+            }
         }
 
         async fn stop(&self, arn: &str, _: &str) -> Result<(), RecoveryError> {
@@ -999,6 +1029,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_start_whose_name_is_taken_by_an_ended_execution_does_not_count_as_started() {
+        let (_, store, order) = store_with_its_clock_stopped();
+        let id = place(&store, &order, "key").await;
+        let workflow = FakeExecutions::default();
+        let record = store.require_order(&id).await.expect("the order");
+        let started = start_placed(&store, &workflow, &record).await;
+        let arn = workflow.execution_arn(id.as_str());
+        assert_eq!(started.ok().flatten().as_deref(), Some(arn.as_str()));
+        // The same start again while it runs (the API's retry, which reads the order
+        // with its execution recorded): the same execution.
+        let record = store.require_order(&id).await.expect("the order");
+        let again = start_placed(&store, &workflow, &record).await;
+        assert_eq!(again.ok().flatten().as_deref(), Some(arn.as_str()));
+        // Ended without ending the order: a retry starts nothing and says so.
+        let stopped = workflow.stop(&arn, "test").await;
+        assert!(stopped.is_ok(), "{stopped:?}");
+        let after = start_placed(&store, &workflow, &record).await;
+        assert!(matches!(after, Ok(None)), "{after:?}");
+        let direct = workflow
+            .start_on(workflow.state_machine_arn(), &id, id.as_str())
+            .await;
+        assert!(
+            matches!(&direct, Err(RecoveryError::NameTaken { execution_arn, status })
+                if *execution_arn == arn && status == "ABORTED"),
+            "{direct:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn the_reconciler_reads_its_grace_period_from_the_time_it_is_given() {
         let (placed, store, order) = store_with_its_clock_stopped();
         let id = place(&store, &order, "key").await;
@@ -1020,12 +1079,12 @@ mod tests {
         assert_eq!(
             actions,
             [Action::Resumed {
-                execution_arn: format!("arn:execution:{id}")
+                execution_arn: workflow.execution_arn(id.as_str())
             }],
             "named as the API names it"
         );
         workflow
-            .stop(&format!("arn:execution:{id}"), "test")
+            .stop(&workflow.execution_arn(id.as_str()), "test")
             .await
             .expect("stopped");
         let parked = run_at(1000).await;
@@ -1159,35 +1218,62 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cancel_before_the_workflow_started_that_the_workflow_ends_first_is_reported_cancelled(
-    ) {
-        // The cancel moves the order to CANCELLING; before its own move to CANCELLED, an
-        // execution that started after all (its ARN not recorded yet) meets the cancel and
-        // ends the order CANCELLED itself.
+    async fn a_cancel_of_an_order_whose_execution_is_recorded_asks_that_execution_to_roll_it_back()
+    {
+        // The API recorded the execution and is about to start it (or started it and
+        // nothing has run yet): ending the order at once would leave that execution to
+        // take the payment of a CANCELLED order.
         let (_, store, order) = store_with_its_clock_stopped();
         let id = place(&store, &order, "key").await;
-        store.move_before_next_move_to(
-            OrderStatus::Cancelled,
-            OrderStatus::Cancelling,
-            OrderStatus::Cancelled,
-        );
+        let claim = Claim {
+            read_status: OrderStatus::Accepted,
+            read_resumes: 0,
+            read_arn: None,
+            resumes: 0,
+            arn: "arn:aws:states:eu-west-1:1:execution:wf:x",
+        };
+        assert_eq!(store.claim_execution(&id, &claim).await, Ok(()));
         let cancelled = cancel(&store, &id).await;
         assert!(
-            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled),
+            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelling),
             "{cancelled:?}"
         );
-        let stored = store.require_order(&id).await.map(|order| order.status);
-        assert_eq!(stored, Ok(OrderStatus::Cancelled));
     }
 
     #[tokio::test]
-    async fn a_cancel_before_the_workflow_started_ends_the_order_cancelled_at_once() {
+    async fn a_cancel_of_an_order_with_a_step_begun_but_no_execution_recorded_asks_for_a_rollback()
+    {
+        // Data written before executions were recorded first: one may be running
+        // unrecorded, and it has begun a step.
+        let (_, store, order) = store_with_its_clock_stopped();
+        let id = place(&store, &order, "key").await;
+        let begun = store.begin_step(&id, "ValidateOrder").await;
+        assert!(begun.is_ok(), "{begun:?}");
+        let cancelled = cancel(&store, &id).await;
+        assert!(
+            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelling),
+            "{cancelled:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancel_before_anything_began_ends_the_order_cancelled_in_one_write() {
         let (_, store, order) = store_with_its_clock_stopped();
         let id = place(&store, &order, "key").await;
         let cancelled = cancel(&store, &id).await;
         assert!(
-            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled && order.version == 3),
+            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled && order.version == 2),
             "{cancelled:?}"
+        );
+        let outbox = store.outbox(&id).await.map(|events| {
+            events
+                .iter()
+                .map(|event| event.detail.status)
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(
+            outbox,
+            Ok(vec![OrderStatus::Accepted, OrderStatus::Cancelled])
         );
     }
 

@@ -61,6 +61,9 @@ macro_rules! ledger_contract {
             a_step_writes_its_event_in_its_success_transaction_once_and_a_refused_change_writes_none,
             a_status_change_alone_writes_its_event_with_it_and_a_conflict_writes_none,
             of_starters_racing_from_one_read_exactly_one_claims_the_order_and_the_others_learn_who,
+            an_order_that_has_ended_is_never_claimed_again,
+            a_cancel_before_anything_began_ends_the_order_at_once_with_its_event,
+            a_cancel_after_a_step_began_or_an_execution_was_recorded_goes_through_cancelling,
         );
     };
     (@checks $ledger:expr; $($check:ident),+ $(,)?) => {
@@ -542,6 +545,62 @@ pub async fn a_cancel_moves_an_order_that_has_not_shipped_to_cancelling_once(led
     );
 }
 
+pub async fn a_cancel_before_anything_began_ends_the_order_at_once_with_its_event(
+    ledger: &impl Ledger,
+) {
+    let id = place(ledger).await.order_id;
+    let cancelled = ledger.cancel(&id).await;
+    let ended = match cancelled {
+        Ok(Cancellation::Started(order)) => order,
+        other => panic!("cancelling order {id}: {other:?}"),
+    };
+    assert_eq!(
+        (ended.status, ended.version),
+        (OrderStatus::Cancelled, 2),
+        "one write"
+    );
+    assert_eq!(read(ledger, &id).await, ended);
+    let written = ledger.outbox(&id).await.unwrap_or_default();
+    let statuses: Vec<OrderStatus> = written.iter().map(|e| e.detail.status).collect();
+    assert_eq!(statuses, [OrderStatus::Accepted, OrderStatus::Cancelled]);
+    assert_eq!(written[1].detail.occurred_at, ended.updated_at);
+    let again = ledger.cancel(&id).await;
+    assert!(
+        matches!(&again, Ok(Cancellation::AlreadyCancelling(order)) if order.version == 2),
+        "{again:?}"
+    );
+}
+
+pub async fn a_cancel_after_a_step_began_or_an_execution_was_recorded_goes_through_cancelling(
+    ledger: &impl Ledger,
+) {
+    // A step begun with no execution recorded: data from before executions were recorded
+    // first, whose execution may run unrecorded.
+    let begun = place(ledger).await.order_id;
+    let started = ledger.begin_step(&begun, "ValidateOrder").await;
+    assert!(started.is_ok(), "{started:?}");
+    // An execution recorded, nothing begun yet: it is starting.
+    let claimed = place(ledger).await.order_id;
+    let arn = format!("arn:execution:{claimed}");
+    let claim = super::Claim {
+        read_status: OrderStatus::Accepted,
+        read_resumes: 0,
+        read_arn: None,
+        resumes: 0,
+        arn: &arn,
+    };
+    assert_eq!(ledger.claim_execution(&claimed, &claim).await, Ok(()));
+    for id in [begun, claimed] {
+        let cancelled = ledger.cancel(&id).await;
+        assert!(
+            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelling),
+            "{cancelled:?}"
+        );
+        let written = ledger.outbox(&id).await.unwrap_or_default();
+        assert_eq!(written.len(), 1, "no Order Cancelled yet: {written:?}");
+    }
+}
+
 pub async fn a_cancel_after_shipping_is_too_late_and_changes_nothing(ledger: &impl Ledger) {
     let id = shipped(ledger, &unique("shp")).await;
     let before = read(ledger, &id).await;
@@ -564,6 +623,16 @@ pub async fn a_cancel_racing_the_workflow_to_shipment_lands_or_is_too_late_and_n
     // both sides agree on who won.
     for reads in 0..8 {
         let id = place(ledger).await.order_id;
+        // Its execution is recorded before it starts, as every starter does.
+        let arn = format!("arn:execution:{id}");
+        let claim = super::Claim {
+            read_status: OrderStatus::Accepted,
+            read_resumes: 0,
+            read_arn: None,
+            resumes: 0,
+            arn: &arn,
+        };
+        assert_eq!(ledger.claim_execution(&id, &claim).await, Ok(()));
         let workflow = async {
             for pair in OrderStatus::NEW_ORDER_PATH.windows(2) {
                 let (from, to) = (pair[0], pair[1]);
@@ -1165,6 +1234,7 @@ pub async fn of_starters_racing_from_one_read_exactly_one_claims_the_order_and_t
     let id = place(ledger).await.order_id;
     let first = format!("arn:execution:{id}");
     let claim = super::Claim {
+        read_status: OrderStatus::Accepted,
         read_resumes: 0,
         read_arn: None,
         resumes: 0,
@@ -1193,6 +1263,7 @@ pub async fn of_starters_racing_from_one_read_exactly_one_claims_the_order_and_t
     let (id_ref, first_ref) = (&id, first.as_str());
     let claims = names.iter().map(|arn| async move {
         let claim = super::Claim {
+            read_status: OrderStatus::Accepted,
             read_resumes: 0,
             read_arn: Some(first_ref),
             resumes: 1,
@@ -1223,5 +1294,36 @@ pub async fn of_starters_racing_from_one_read_exactly_one_claims_the_order_and_t
     assert_eq!(
         ledger.claim_execution(&missing, &claim).await,
         Err(StoreError::NotFound(missing.clone()))
+    );
+}
+
+pub async fn an_order_that_has_ended_is_never_claimed_again(ledger: &impl Ledger) {
+    // Cancelled before anything began: a start that read it ACCEPTED must not drive it.
+    let id = place(ledger).await.order_id;
+    let cancelled = ledger.cancel(&id).await;
+    assert!(
+        matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled),
+        "{cancelled:?}"
+    );
+    let arn = format!("arn:execution:{id}");
+    let claim = super::Claim {
+        read_status: OrderStatus::Accepted,
+        read_resumes: 0,
+        read_arn: None,
+        resumes: 0,
+        arn: &arn,
+    };
+    assert_eq!(
+        ledger.claim_execution(&id, &claim).await,
+        Err(StoreError::Conflict {
+            order_id: id.clone(),
+            expected: OrderStatus::Accepted,
+            actual: OrderStatus::Cancelled,
+        })
+    );
+    assert_eq!(
+        read(ledger, &id).await.execution_arn,
+        None,
+        "nothing recorded"
     );
 }

@@ -210,16 +210,46 @@ impl Tables {
         Ok(order)
     }
 
-    /// What a cancel does, as DynamoDB's one conditional write does it: moves a
-    /// cancellable order to CANCELLING; says why any other order stays as it is.
+    /// What a cancel does, as DynamoDB's conditional writes do it: an order on which
+    /// nothing has begun ([`Tables::nothing_begun`]) ends CANCELLED at once, with its
+    /// `Order Cancelled` event; any other cancellable order moves to CANCELLING; says why
+    /// any other order stays as it is.
     fn cancel(&mut self, id: &OrderId) -> Result<Cancellation, StoreError> {
-        let order = self.order(id)?;
+        let order = self.order(id)?.clone();
         if !order.status.is_cancellable() {
-            return Ok(cancel_refused(order.clone()));
+            return Ok(cancel_refused(order));
+        }
+        if self.nothing_begun(&order) {
+            let event = crate::events::OrderEvent::after_change(
+                &order,
+                OrderStatus::Cancelled,
+                None,
+                &References::new(),
+            );
+            let ended = self.moved(
+                id,
+                Transition::new(OrderStatus::Accepted, OrderStatus::Cancelled),
+            )?;
+            if let Some(event) = event {
+                self.write_outbox(&event.stamped(&ended.updated_at));
+            }
+            self.orders.insert(id.clone(), ended.clone());
+            return Ok(Cancellation::Started(ended));
         }
         let cancelled = self.moved(id, Transition::new(order.status, OrderStatus::Cancelling))?;
         self.orders.insert(id.clone(), cancelled.clone());
         Ok(Cancellation::Started(cancelled))
+    }
+
+    /// Whether nothing has begun on the order: ACCEPTED, no execution recorded (an
+    /// execution is recorded before it starts), no step begun.
+    fn nothing_begun(&self, order: &OrderRecord) -> bool {
+        order.status == OrderStatus::Accepted
+            && order.execution_arn.is_none()
+            && self
+                .steps
+                .get(&order.order_id)
+                .is_none_or(BTreeMap::is_empty)
     }
 
     /// Runs the write armed for a move to `to`, if any.
@@ -645,6 +675,13 @@ impl Ledger for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut tables = self.tables();
         let order = tables.order(id)?.clone();
+        if order.status.is_final() {
+            return Err(StoreError::Conflict {
+                order_id: id.clone(),
+                expected: claim.read_status,
+                actual: order.status,
+            });
+        }
         if order.resumes != claim.read_resumes || order.execution_arn.as_deref() != claim.read_arn {
             return Err(StoreError::Claimed {
                 order_id: id.clone(),

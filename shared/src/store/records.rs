@@ -155,7 +155,9 @@ pub enum DeliveryRecorded {
 /// What [`Ledger::cancel`](super::Ledger::cancel) did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cancellation {
-    /// The order moved to CANCELLING now.
+    /// The cancel took: the order moved to CANCELLING now (its execution rolls it back),
+    /// or, nothing having begun on it (no execution recorded, no step begun), ended
+    /// CANCELLED at once in the same conditional write.
     Started(OrderRecord),
     /// The order was already CANCELLING or CANCELLED.
     AlreadyCancelling(OrderRecord),
@@ -253,6 +255,9 @@ impl<'a> Transition<'a> {
 /// retry, an operator's resume, the console, the reconciler) exactly one wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claim<'a> {
+    /// The status the starter read the order in (an order that has ended since is not
+    /// claimed: [`StoreError::Conflict`](super::StoreError::Conflict) from it).
+    pub read_status: OrderStatus,
     /// The resume count the starter read.
     pub read_resumes: u32,
     /// The execution the starter read on the order (`None`: none recorded).

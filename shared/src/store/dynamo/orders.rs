@@ -1,7 +1,7 @@
 //! The order item: reading it, its status changes (each conditional on the status it was
 //! read in), the delivery hand-over, cancel, and the marks that are not status changes.
 
-use super::progress::{step_set, SUCCEEDED_STEPS};
+use super::progress::{started_attribute, step_set, SUCCEEDED_STEPS};
 use super::{
     build_error, cancellation_codes, is_conditional_failure, item_found, order_key, outbox_put,
     put_new, read, s, step_key, unavailable, OrderStore,
@@ -159,9 +159,24 @@ impl OrderStore {
                 "execution_arn = :read_arn".to_owned()
             }
         };
+        // Never an order that has ended: nothing may drive it again.
+        let finals: Vec<String> = (OrderStatus::ALL.iter())
+            .filter(|status| status.is_final())
+            .enumerate()
+            .map(|(i, status)| {
+                let name = format!(":final{i}");
+                update = update
+                    .clone()
+                    .expression_attribute_values(name.clone(), s(status.as_str()));
+                name
+            })
+            .collect();
         let result = update
+            .expression_attribute_names("#status", "status")
             .condition_expression(format!(
-                "attribute_exists(pk) AND {resumes_as_read} AND {arn_as_read}"
+                "attribute_exists(pk) AND {resumes_as_read} AND {arn_as_read} \
+                 AND NOT (#status IN ({}))",
+                finals.join(", ")
             ))
             .send()
             .await;
@@ -176,6 +191,11 @@ impl OrderStore {
         };
         match found {
             None => Err(StoreError::NotFound(id.clone())),
+            Some(order) if order.status.is_final() => Err(StoreError::Conflict {
+                order_id: id.clone(),
+                expected: claim.read_status,
+                actual: order.status,
+            }),
             Some(order) => Err(StoreError::Claimed {
                 order_id: id.clone(),
                 execution_arn: order.execution_arn,
@@ -497,6 +517,14 @@ impl OrderStore {
     /// found it, which says why: already cancelling, too late, or (no item) no such order.
     pub async fn cancel(&self, id: &OrderId) -> Result<Cancellation, StoreError> {
         const OP: &str = "UpdateItem(cancel)";
+        // Nothing begun as read: try to end it at once, on condition that nothing has
+        // begun still; anything that began since sends it the long way.
+        let order = self.require_order(id).await?;
+        if order.status == OrderStatus::Accepted && order.execution_arn.is_none() {
+            if let Some(ended) = self.cancel_unstarted(&order).await? {
+                return Ok(Cancellation::Started(ended));
+            }
+        }
         let from: Vec<OrderStatus> = OrderStatus::cancellable().collect();
         let update = self.transition_update(id, &from, OrderStatus::Cancelling, None, &[], None)?;
         let result = self
@@ -521,5 +549,65 @@ impl OrderStore {
             None => self.require_order(id).await?,
         };
         Ok(cancel_refused(order))
+    }
+
+    /// Ends an order on which nothing has begun CANCELLED at once, with its `Order
+    /// Cancelled` event, in one transaction conditional on that: still ACCEPTED, no
+    /// execution recorded (an execution is recorded before it starts,
+    /// [`OrderStore::claim_execution`]), no step begun (every step's begin is counted on
+    /// the order item). `None` when something began: the cancel must go through the
+    /// execution.
+    async fn cancel_unstarted(
+        &self,
+        order: &OrderRecord,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        const OP: &str = "TransactWriteItems(cancel before anything began)";
+        let id = &order.order_id;
+        let mut update = self.transition_update(
+            id,
+            &[OrderStatus::Accepted],
+            OrderStatus::Cancelled,
+            None,
+            &[],
+            None,
+        )?;
+        let mut condition = update.condition_expression.take().unwrap_or_default();
+        let mut names = update.expression_attribute_names.take().unwrap_or_default();
+        condition.push_str(" AND attribute_not_exists(execution_arn)");
+        for (i, step) in crate::steps::ALL.iter().enumerate() {
+            condition.push_str(&format!(" AND attribute_not_exists(#begun{i})"));
+            names.insert(format!("#begun{i}"), started_attribute(step.name));
+        }
+        update.condition_expression = Some(condition);
+        update.expression_attribute_names = Some(names);
+        let recorded_at = (update.expression_attribute_values())
+            .and_then(|values| values.get(":now"))
+            .and_then(|value| value.as_s().ok())
+            .cloned()
+            .unwrap_or_else(now);
+        let mut transaction = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build());
+        let event = crate::events::OrderEvent::after_change(
+            order,
+            OrderStatus::Cancelled,
+            None,
+            &crate::store::References::new(),
+        );
+        if let Some(event) = &event {
+            transaction =
+                transaction.transact_items(outbox_put(&self.table, event, Some(&recorded_at), OP)?);
+        }
+        match transaction.send().await {
+            Ok(_) => Ok(Some(self.require_order(id).await?)),
+            Err(error) => match cancellation_codes(&error)
+                .first()
+                .and_then(Option::as_deref)
+            {
+                Some("ConditionalCheckFailed") => Ok(None),
+                _ => Err(unavailable(OP, error)),
+            },
+        }
     }
 }
