@@ -645,6 +645,12 @@ pub enum Action {
     Parked { reason: String },
     /// Parked before and not resumed since: left for the operator.
     AlreadyParked,
+    /// It changed since the index was read (a resume, a step, a cancel): left alone, for
+    /// a later run to find still if it is.
+    Changed,
+    /// Could not be reconciled (our infrastructure failed on it): the run went on, and a
+    /// later run tries it again.
+    Failed { error: String },
 }
 
 /// One order the reconciler looked at.
@@ -717,7 +723,18 @@ pub async fn reconcile_at(
             }
         };
         for order in orders {
-            let action = reconcile_order(store, workflow, escalation, &order, options, now).await?;
+            // One order's failure is reported; the run goes on to the next.
+            let action = match reconcile_order(store, workflow, escalation, &order, options, now)
+                .await
+            {
+                Ok(action) => action,
+                Err(error) => {
+                    tracing::error!(order_id = %order.order_id, status = %order.status, %error, "could not reconcile the order; the run goes on");
+                    Action::Failed {
+                        error: error.to_string(),
+                    }
+                }
+            };
             tracing::info!(order_id = %order.order_id, status = %order.status, ?action, "reconciled");
             last = Some(IndexPosition::of(&order));
             done.push(Reconciled {
@@ -785,14 +802,21 @@ fn rotation<'a>(start: Option<&'a IndexPosition>, cutoff: &str) -> Vec<Stretch<'
     stretches
 }
 
+/// What the reconciler does with one order it found in the by-status index (`listed`, a
+/// copy that may be stale): read again, it is left alone if it changed since, resumed, or
+/// parked on condition that it is still as read.
 async fn reconcile_order(
     store: &impl Ledger,
     workflow: &impl Executions,
     escalation: Escalation<'_, impl DeadLetterSender>,
-    order: &crate::store::OrderRecord,
+    listed: &crate::store::OrderRecord,
     options: ReconcileOptions,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Action, RecoveryError> {
+    let order = &store.require_order(&listed.order_id).await?;
+    if order.version != listed.version || order.status.is_final() {
+        return Ok(Action::Changed);
+    }
     if order.parked.is_some() {
         return Ok(Action::AlreadyParked);
     }
@@ -878,7 +902,16 @@ async fn park(
             source: "reconciler".to_owned(),
         })
         .await?;
-    store.park(&order.order_id, &reason, &event).await?;
+    match store.park(order, &reason, &event).await {
+        Ok(()) => {}
+        // Resumed (or moved on) between the read and the park: the dead letter just sent
+        // is for an order that is being driven again; replaying it finds it running.
+        Err(StoreError::Changed { .. }) => {
+            tracing::warn!(order_id = %order.order_id, %reason, "the order changed before it was parked; it is not parked");
+            return Ok(Action::Changed);
+        }
+        Err(error) => return Err(error.into()),
+    }
     tracing::warn!(order_id = %order.order_id, %reason, "order parked in the dead-letter queue");
     Ok(Action::Parked { reason })
 }
@@ -1140,7 +1173,7 @@ mod tests {
                 .start_on("live", &id, id.as_str())
                 .await
                 .expect("started");
-            store.set_execution_arn(&id, &arn).await.expect("recorded");
+            store.set_execution_arn(&id, &arn).expect("recorded");
             ids.push((id, arn));
         }
         let (died, arn) = &ids[2];
@@ -1182,6 +1215,124 @@ mod tests {
         let all = run(10).await.expect("a run");
         assert_eq!(all.len(), 3, "{all:?}");
         assert_eq!(store.reconcile_cursor(RECONCILER).await, Ok(None));
+    }
+
+    /// Step Functions that cannot be reached for one execution.
+    struct UnreachableFor<'a> {
+        inner: &'a FakeExecutions,
+        arn: String,
+    }
+
+    impl Executions for UnreachableFor<'_> {
+        fn state_machine_arn(&self) -> &str {
+            self.inner.state_machine_arn()
+        }
+
+        async fn state(&self, arn: &str) -> Result<ExecutionState, RecoveryError> {
+            if arn == self.arn {
+                return Err(RecoveryError::Workflow {
+                    operation: "DescribeExecution",
+                    message: "ThrottlingException: Rate exceeded".into(),
+                });
+            }
+            self.inner.state(arn).await
+        }
+
+        async fn start_on(
+            &self,
+            target: &str,
+            id: &OrderId,
+            name: &str,
+        ) -> Result<String, RecoveryError> {
+            self.inner.start_on(target, id, name).await
+        }
+
+        async fn stop(&self, arn: &str, cause: &str) -> Result<(), RecoveryError> {
+            self.inner.stop(arn, cause).await
+        }
+
+        async fn latest_version(&self) -> Result<Option<String>, RecoveryError> {
+            self.inner.latest_version().await
+        }
+    }
+
+    #[tokio::test]
+    async fn one_order_the_reconciler_cannot_reconcile_is_reported_and_the_run_goes_on() {
+        let (placed, store, order) = store_with_its_clock_stopped();
+        let fake = FakeExecutions::default();
+        let mut ids = Vec::new();
+        for key in ["unreachable", "died"] {
+            let id = place(&store, &order, key).await;
+            let arn = fake
+                .start_on("live", &id, id.as_str())
+                .await
+                .expect("started");
+            store.set_execution_arn(&id, &arn).expect("recorded");
+            fake.stop(&arn, "died").await.expect("stopped");
+            ids.push((id, arn));
+        }
+        let workflow = UnreachableFor {
+            inner: &fake,
+            arn: ids[0].1.clone(),
+        };
+        let letters = FakeDeadLetters::default();
+        let options = ReconcileOptions {
+            grace: chrono::Duration::seconds(900),
+            limit: 10,
+            max_resumes: 3,
+        };
+        let later = placed + chrono::Duration::hours(1);
+        let run = reconcile_at(&store, &workflow, escalation(&letters), options, later).await;
+        let actions: Vec<(OrderId, Action)> = run
+            .expect("the run goes on")
+            .into_iter()
+            .map(|r| (r.order_id, r.action))
+            .collect();
+        assert_eq!(actions.len(), 2, "{actions:?}");
+        let by_id: std::collections::HashMap<_, _> = actions.into_iter().collect();
+        assert!(
+            matches!(&by_id[&ids[0].0], Action::Failed { error } if error.contains("Rate exceeded")),
+            "{by_id:?}"
+        );
+        assert!(
+            matches!(&by_id[&ids[1].0], Action::Resumed { .. }),
+            "{by_id:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_reconciler_parks_nothing_that_was_resumed_after_the_index_was_read() {
+        // The index copy says: no execution, resumed as often as allowed. An operator
+        // resumed it since; the stale copy must not park it.
+        let (placed, store, order) = store_with_its_clock_stopped();
+        let id = place(&store, &order, "key").await;
+        let listed = store.require_order(&id).await.expect("the order");
+        let workflow = FakeExecutions::default();
+        let resumed = resume(&store, &workflow, &id).await;
+        assert!(resumed.is_ok(), "{resumed:?}");
+        let letters = FakeDeadLetters::default();
+        let options = ReconcileOptions {
+            grace: chrono::Duration::seconds(900),
+            limit: 10,
+            max_resumes: 0,
+        };
+        let later = placed + chrono::Duration::hours(1);
+        let action = reconcile_order(
+            &store,
+            &workflow,
+            escalation(&letters),
+            &listed,
+            options,
+            later,
+        )
+        .await;
+        assert!(matches!(action, Ok(Action::Changed)), "{action:?}");
+        let now = store.require_order(&id).await.expect("the order");
+        assert_eq!(now.parked, None);
+        assert!(
+            letters.0.lock().map(|l| l.is_empty()).unwrap_or(false),
+            "no dead letter"
+        );
     }
 
     #[test]

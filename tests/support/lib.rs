@@ -304,6 +304,33 @@ impl Stack {
         }
     }
 
+    /// Records `resumes` resumes of the order `id` whose executions never started (each
+    /// claimed `<id>-r<n>` as a resumer does, then failed to start it), as the order of a
+    /// resumer that kept failing has them. Returns the last execution's ARN.
+    pub async fn resumed_without_executions(
+        &self,
+        id: &order_core::OrderId,
+        resumes: u32,
+    ) -> String {
+        let store = self.store();
+        let mut read_arn: Option<String> = None;
+        for n in 1..=resumes {
+            let arn = self.execution_arn(&format!("{id}-r{n}"));
+            let claim = order_core::store::Claim {
+                read_status: order_core::OrderStatus::Accepted,
+                read_resumes: n - 1,
+                read_arn: read_arn.as_deref(),
+                resumes: n,
+                arn: &arn,
+            };
+            if let Err(error) = store.claim_execution(id, &claim).await {
+                panic!("claiming {arn}: {error}");
+            }
+            read_arn = Some(arn);
+        }
+        read_arn.unwrap_or_default()
+    }
+
     /// Places an order while provisioning is down, so it waits, charged, for the partner
     /// to come back; cancels it there (`202 CANCELLING`). Returns its id and execution ARN;
     /// the workflow then rolls it back.

@@ -286,14 +286,15 @@ impl Ledger for Audited {
         recorded
     }
 
-    async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
-        self.throttled(Some(id), "next_resume")?;
-        self.inner.next_resume(id).await
-    }
-
-    async fn park(&self, id: &OrderId, reason: &str, event: &OrderEvent) -> Result<(), StoreError> {
+    async fn park(
+        &self,
+        read: &OrderRecord,
+        reason: &str,
+        event: &OrderEvent,
+    ) -> Result<(), StoreError> {
+        let id = &read.order_id;
         self.throttled(Some(id), "park")?;
-        let parked = self.inner.park(id, reason, event).await;
+        let parked = self.inner.park(read, reason, event).await;
         self.observe(id).await;
         parked
     }
@@ -321,11 +322,6 @@ impl Ledger for Audited {
             );
         }
         claimed
-    }
-
-    async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
-        self.throttled(Some(id), "set_execution_arn")?;
-        self.inner.set_execution_arn(id, arn).await
     }
 
     async fn find_by_reference(

@@ -48,8 +48,7 @@ macro_rules! ledger_contract {
             a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_nothing,
             a_delivery_for_another_shipment_is_refused_and_changes_nothing,
             a_delivery_before_the_task_token_is_reported_to_the_waiting_step,
-            a_resume_is_counted_and_clears_the_parked_mark,
-            the_execution_is_recorded_with_a_new_version,
+            a_park_holds_only_on_the_order_as_read_and_a_claim_clears_it,
             a_merchants_orders_and_orders_by_status_are_listed_oldest_first,
             a_tracking_number_and_terminal_serials_recorded_by_their_steps_find_their_order,
             a_reference_no_successful_step_recorded_finds_nothing,
@@ -808,12 +807,14 @@ pub async fn a_delivery_before_the_task_token_is_reported_to_the_waiting_step(
     assert_eq!(late, Ok(TokenStored::AlreadyDelivered(Box::new(delivered))));
 }
 
-pub async fn a_resume_is_counted_and_clears_the_parked_mark(ledger: &impl Ledger) {
+pub async fn a_park_holds_only_on_the_order_as_read_and_a_claim_clears_it(ledger: &impl Ledger) {
     let id = place(ledger).await.order_id;
-    let needs_operator =
-        crate::events::OrderEvent::needs_operator(&read(ledger, &id).await, "resumed too often");
+    let as_read = read(ledger, &id).await;
+    let needs_operator = crate::events::OrderEvent::needs_operator(&as_read, "resumed too often");
     assert_eq!(
-        ledger.park(&id, "resumed too often", &needs_operator).await,
+        ledger
+            .park(&as_read, "resumed too often", &needs_operator)
+            .await,
         Ok(())
     );
     assert_eq!(
@@ -826,36 +827,37 @@ pub async fn a_resume_is_counted_and_clears_the_parked_mark(ledger: &impl Ledger
         parked.parked.as_ref().map(|p| p.reason.as_str()),
         Some("resumed too often")
     );
-    assert_eq!(ledger.next_resume(&id).await, Ok(1));
-    assert_eq!(ledger.next_resume(&id).await, Ok(2));
+    assert_eq!(parked.version, as_read.version, "not a status change");
+    // An operator resumes it: the claim clears the mark and bumps the version.
+    let arn = format!("arn:execution:{id}-r1");
+    let claim = super::Claim {
+        read_status: parked.status,
+        read_resumes: 0,
+        read_arn: None,
+        resumes: 1,
+        arn: &arn,
+    };
+    assert_eq!(ledger.claim_execution(&id, &claim).await, Ok(()));
     let resumed = read(ledger, &id).await;
-    assert_eq!((resumed.resumes, resumed.parked), (2, None));
-    assert_eq!(resumed.version, 1, "resumes are not status changes");
-    let missing = OrderId::generate();
+    assert_eq!((resumed.resumes, resumed.parked.clone()), (1, None));
+    // A reconciler that read it before the resume (a stale index copy) parks nothing.
     assert_eq!(
-        ledger.next_resume(&missing).await,
-        Err(StoreError::NotFound(missing.clone()))
+        ledger.park(&parked, "stale", &needs_operator).await,
+        Err(StoreError::Changed {
+            order_id: id.clone(),
+            read_version: parked.version,
+        })
     );
+    assert_eq!(read(ledger, &id).await, resumed, "nothing written");
+    let mut missing = resumed.clone();
+    missing.order_id = OrderId::generate();
     assert_eq!(
         ledger.park(&missing, "x", &needs_operator).await,
-        Err(StoreError::NotFound(missing.clone()))
+        Err(StoreError::NotFound(missing.order_id.clone()))
     );
-    assert_eq!(outbox_ids(ledger, &missing).await, Vec::<String>::new());
-}
-
-pub async fn the_execution_is_recorded_with_a_new_version(ledger: &impl Ledger) {
-    let id = place(ledger).await.order_id;
-    let arn = "arn:aws:states:eu-west-1:000000000000:execution:orders:exec-1";
-    assert_eq!(ledger.set_execution_arn(&id, arn).await, Ok(()));
-    let order = read(ledger, &id).await;
     assert_eq!(
-        (order.execution_arn.as_deref(), order.version),
-        (Some(arn), 2)
-    );
-    let missing = OrderId::generate();
-    assert_eq!(
-        ledger.set_execution_arn(&missing, arn).await,
-        Err(StoreError::NotFound(missing.clone()))
+        outbox_ids(ledger, &missing.order_id).await,
+        Vec::<String>::new()
     );
 }
 

@@ -125,6 +125,16 @@ impl MemoryStore {
         self.tables().armed = Some((status, Armed::Move { from, to }));
     }
 
+    /// Records `arn` as the order's execution unconditionally, as data written before
+    /// executions were claimed has it (tests of recovery only).
+    #[cfg(test)]
+    pub(crate) fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
+        self.tables().update_order(id, |order| {
+            order.execution_arn = Some(arn.to_owned());
+            order.version += 1;
+        })
+    }
+
     /// The tables, also after a thread panicked while holding them (a test's assertion):
     /// every write below is complete before it can panic, so the data stays whole.
     fn tables(&self) -> MutexGuard<'_, Tables> {
@@ -635,21 +645,20 @@ impl Ledger for MemoryStore {
         Ok(DeliveryRecorded::Now(moved))
     }
 
-    async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
-        self.tables().update_order(id, |order| {
-            order.resumes += 1;
-            order.parked = None;
-            order.resumes
-        })
-    }
-
     async fn park(
         &self,
-        id: &OrderId,
+        read: &OrderRecord,
         reason: &str,
         event: &crate::events::OrderEvent,
     ) -> Result<(), StoreError> {
+        let id = &read.order_id;
         let mut tables = self.tables();
+        if tables.order(id)?.version != read.version {
+            return Err(StoreError::Changed {
+                order_id: id.clone(),
+                read_version: read.version,
+            });
+        }
         let parked = Parked {
             at: tables.now(),
             reason: reason.to_owned(),
@@ -692,13 +701,6 @@ impl Ledger for MemoryStore {
             order.execution_arn = Some(claim.arn.to_owned());
             order.resumes = claim.resumes;
             order.parked = None;
-            order.version += 1;
-        })
-    }
-
-    async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
-        self.tables().update_order(id, |order| {
-            order.execution_arn = Some(arn.to_owned());
             order.version += 1;
         })
     }

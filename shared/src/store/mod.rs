@@ -215,15 +215,13 @@ pub trait Ledger: Send + Sync {
         event: &crate::events::OrderEvent,
     ) -> impl Future<Output = Result<DeliveryRecorded, StoreError>> + Send;
 
-    /// Counts one more resume of the order and clears its parked mark; returns the new
-    /// count, which names the resumed execution (`<id>-r<n>`). Not a status change.
-    fn next_resume(&self, id: &OrderId) -> impl Future<Output = Result<u32, StoreError>> + Send;
-
     /// Marks the order as put in front of an operator, writing `event` (`Order Needs
-    /// Operator`) to the outbox with it. Not a status change.
+    /// Operator`) to the outbox with it, only if the order is still at the version `read`
+    /// was read at: an order resumed, moved or cancelled since is not parked
+    /// ([`StoreError::Changed`]). Not a status change.
     fn park(
         &self,
-        id: &OrderId,
+        read: &OrderRecord,
         reason: &str,
         event: &crate::events::OrderEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -246,14 +244,6 @@ pub trait Ledger: Send + Sync {
         &self,
         id: &OrderId,
         claim: &Claim<'_>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Records the Step Functions execution that runs the order (bumps `version`). Not a
-    /// status change.
-    fn set_execution_arn(
-        &self,
-        id: &OrderId,
-        arn: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The orders a partner reference (a tracking number, a terminal serial) was recorded

@@ -194,6 +194,14 @@ impl<'d> World<'d> {
                     "reconciler: left alone, parked already",
                     "parked already".to_owned(),
                 ),
+                Action::Changed => (
+                    "reconciler: left alone, it changed since the index was read",
+                    "changed since read".to_owned(),
+                ),
+                Action::Failed { error } => (
+                    "reconciler: could not reconcile an order; the run went on",
+                    format!("failed: {error}"),
+                ),
             };
             self.shared.count(what);
             if !matches!(reconciled.action, Action::Running { .. }) {

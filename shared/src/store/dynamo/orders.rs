@@ -32,26 +32,6 @@ impl OrderStore {
             .set_key(Some(order_key(id)))
     }
 
-    /// Sends `update`, an UpdateItem of the order's item (from [`Self::update_order_item`]),
-    /// only if the order exists: a missing order is [`StoreError::NotFound`], any other
-    /// failure `Store.Unavailable` naming `operation`.
-    async fn update_existing_order(
-        &self,
-        id: &OrderId,
-        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
-        operation: &'static str,
-    ) -> Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, StoreError> {
-        match update
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await
-        {
-            Ok(output) => Ok(output),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
-            Err(e) => Err(unavailable(operation, e)),
-        }
-    }
-
     /// The order item, read consistently; `None` when there is no such order.
     pub async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
         let item = self.get_item(order_key(id), "GetItem(order)").await?;
@@ -65,33 +45,16 @@ impl OrderStore {
             .ok_or_else(|| StoreError::NotFound(id.clone()))
     }
 
-    /// Counts one more resume of the order and clears its parked mark; returns the new
-    /// count, which names the resumed execution (`<id>-r<n>`).
-    pub async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
-        let update = self
-            .update_order_item(id)
-            .update_expression("ADD resumes :one REMOVE parked")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(ReturnValue::UpdatedNew);
-        let output = self
-            .update_existing_order(id, update, "UpdateItem(resume count)")
-            .await?;
-        Ok(output
-            .attributes
-            .and_then(|a| a.get("resumes").and_then(|v| v.as_n().ok()).cloned())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1))
-    }
-
     /// Marks the order as put in front of an operator (not a status change), and writes
     /// `event` (`Order Needs Operator`) to the outbox in the same transaction.
     pub async fn park(
         &self,
-        id: &OrderId,
+        read_order: &OrderRecord,
         reason: &str,
         event: &crate::events::OrderEvent,
     ) -> Result<(), StoreError> {
         const OP: &str = "TransactWriteItems(park)";
+        let id = &read_order.order_id;
         let parked = Parked {
             at: now(),
             reason: reason.to_owned(),
@@ -104,8 +67,9 @@ impl OrderStore {
             .table_name(&self.table)
             .set_key(Some(order_key(id)))
             .update_expression("SET parked = :parked")
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression("version = :read")
             .expression_attribute_values(":parked", value)
+            .expression_attribute_values(":read", AttributeValue::N(read_order.version.to_string()))
             .build()
             .map_err(|e| build_error(OP, e))?;
         let result = self
@@ -121,7 +85,13 @@ impl OrderStore {
                 .first()
                 .and_then(Option::as_deref)
             {
-                Some("ConditionalCheckFailed") => Err(StoreError::NotFound(id.clone())),
+                Some("ConditionalCheckFailed") => match self.get_order(id).await? {
+                    None => Err(StoreError::NotFound(id.clone())),
+                    Some(_) => Err(StoreError::Changed {
+                        order_id: id.clone(),
+                        read_version: read_order.version,
+                    }),
+                },
                 _ => Err(unavailable(OP, error)),
             },
         }
@@ -201,18 +171,6 @@ impl OrderStore {
                 execution_arn: order.execution_arn,
             }),
         }
-    }
-
-    /// Records the Step Functions execution that runs the order. Not a status change.
-    pub async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
-        let update = self
-            .update_order_item(id)
-            .update_expression("SET execution_arn = :arn, version = version + :one")
-            .expression_attribute_values(":arn", s(arn))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()));
-        self.update_existing_order(id, update, "UpdateItem(execution arn)")
-            .await
-            .map(drop)
     }
 
     /// Makes the status `change`, only if the order is still in its `from` status, with the
