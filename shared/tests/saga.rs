@@ -382,7 +382,15 @@ impl Saga {
 /// half of the hand-over) and the token the AwaitDelivery step would have stored.
 async fn delivered(ledger: &impl Ledger, id: &OrderId) {
     assert_eq!(
-        ledger.store_task_token(id, "token").await,
+        ledger
+            .store_task_token(
+                id,
+                &order_core::store::TaskToken {
+                    token: "token",
+                    attempt: None
+                }
+            )
+            .await,
         Ok(TokenStored::Waiting)
     );
     let shipment = step_record(ledger, id, steps::ARRANGE_SHIPMENT)

@@ -14,7 +14,7 @@ use order_core::events::OrderEvent;
 use order_core::store::{
     AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger,
     MemoryStore, OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError,
-    TokenStored, Transition,
+    TaskToken, TokenStored, Transition,
 };
 use order_core::{ActivityError, Order, OrderId, OrderStatus};
 use std::collections::HashMap;
@@ -260,15 +260,32 @@ impl Ledger for Audited {
         written
     }
 
-    async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
+    async fn store_task_token(
+        &self,
+        id: &OrderId,
+        token: &TaskToken<'_>,
+    ) -> Result<TokenStored, StoreError> {
         self.maybe_pause().await;
         self.throttled(Some(id), "store_task_token")?;
         let stored = self.inner.store_task_token(id, token).await;
-        if let Ok(TokenStored::Waiting) = &stored {
-            self.shared.note(
+        match &stored {
+            Ok(TokenStored::Waiting) => self.shared.note(
                 id,
-                Trace::Note(format!("  ledger: task token {token} stored on the order")),
-            );
+                Trace::Note(format!(
+                    "  ledger: task token {} stored on the order (fence {:?})",
+                    token.token,
+                    token.fence(id)
+                )),
+            ),
+            Ok(TokenStored::Superseded) => self.shared.note(
+                id,
+                Trace::Note(format!(
+                    "  ledger: task token {} refused, a later attempt's is stored (fence {:?})",
+                    token.token,
+                    token.fence(id)
+                )),
+            ),
+            _ => {}
         }
         self.observe(id).await;
         stored

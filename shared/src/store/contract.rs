@@ -45,6 +45,7 @@ macro_rules! ledger_contract {
             a_cancel_after_shipping_is_too_late_and_changes_nothing,
             a_cancel_racing_the_workflow_to_shipment_lands_or_is_too_late_and_never_fails,
             a_task_token_is_kept_only_while_the_order_is_shipped,
+            a_late_copy_of_an_older_attempt_never_replaces_a_newer_attempts_token,
             a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_nothing,
             a_delivery_for_another_shipment_is_refused_and_changes_nothing,
             a_delivery_before_the_task_token_is_reported_to_the_waiting_step,
@@ -673,7 +674,9 @@ pub async fn a_cancel_racing_the_workflow_to_shipment_lands_or_is_too_late_and_n
 
 pub async fn a_task_token_is_kept_only_while_the_order_is_shipped(ledger: &impl Ledger) {
     let not_shipped = place(ledger).await.order_id;
-    let refused = ledger.store_task_token(&not_shipped, "token-0").await;
+    let refused = ledger
+        .store_task_token(&not_shipped, &unfenced("token-0"))
+        .await;
     assert!(
         matches!(
             refused,
@@ -689,12 +692,96 @@ pub async fn a_task_token_is_kept_only_while_the_order_is_shipped(ledger: &impl 
     let id = shipped(ledger, &unique("shp")).await;
     let version = read(ledger, &id).await.version;
     assert_eq!(
-        ledger.store_task_token(&id, "token-1").await,
+        ledger.store_task_token(&id, &unfenced("token-1")).await,
         Ok(TokenStored::Waiting)
     );
     let order = read(ledger, &id).await;
     assert_eq!(order.task_token.as_deref(), Some("token-1"));
     assert_eq!(order.version, version, "a token is not a status change");
+}
+
+/// A task token without its attempt (an execution of a definition that did not say).
+fn unfenced(token: &str) -> super::TaskToken<'_> {
+    super::TaskToken {
+        token,
+        attempt: None,
+    }
+}
+
+/// The token `token` of AwaitDelivery's attempt `retry` in the execution `execution`.
+fn fenced<'a>(token: &'a str, execution: &'a str, retry: u32) -> super::TaskToken<'a> {
+    super::TaskToken {
+        token,
+        attempt: Some(super::Attempt { execution, retry }),
+    }
+}
+
+pub async fn a_late_copy_of_an_older_attempt_never_replaces_a_newer_attempts_token(
+    ledger: &impl Ledger,
+) {
+    let id = shipped(ledger, &unique("shp")).await;
+    let first = id.to_string();
+    let resumed = format!("{id}-r2");
+    // Attempt 0 of the first execution, then its retry 1.
+    for (token, execution, retry) in [("t-0-0", &first, 0), ("t-0-1", &first, 1)] {
+        assert_eq!(
+            ledger
+                .store_task_token(&id, &fenced(token, execution, retry))
+                .await,
+            Ok(TokenStored::Waiting)
+        );
+    }
+    // Attempt 0's late copy: refused, the retry's token stays.
+    assert_eq!(
+        ledger
+            .store_task_token(&id, &fenced("t-0-0", &first, 0))
+            .await,
+        Ok(TokenStored::Superseded)
+    );
+    assert_eq!(read(ledger, &id).await.task_token.as_deref(), Some("t-0-1"));
+    // The same attempt again (Lambda's own retry of the invocation): the same token.
+    assert_eq!(
+        ledger
+            .store_task_token(&id, &fenced("t-0-1", &first, 1))
+            .await,
+        Ok(TokenStored::Waiting)
+    );
+    // A resumed execution's first attempt is newer than any retry of the first's.
+    assert_eq!(
+        ledger
+            .store_task_token(&id, &fenced("t-2-0", &resumed, 0))
+            .await,
+        Ok(TokenStored::Waiting)
+    );
+    assert_eq!(
+        ledger
+            .store_task_token(&id, &fenced("t-0-7", &first, 7))
+            .await,
+        Ok(TokenStored::Superseded)
+    );
+    // An attempt that does not say which it is never replaces one that did.
+    assert_eq!(
+        ledger.store_task_token(&id, &unfenced("t-old")).await,
+        Ok(TokenStored::Superseded)
+    );
+    assert_eq!(read(ledger, &id).await.task_token.as_deref(), Some("t-2-0"));
+    // An unfenced token (stored by an older definition) is replaced by a fenced one.
+    let old = shipped(ledger, &unique("shp")).await;
+    assert_eq!(
+        ledger.store_task_token(&old, &unfenced("t-old")).await,
+        Ok(TokenStored::Waiting)
+    );
+    let name = old.to_string();
+    assert_eq!(
+        ledger
+            .store_task_token(&old, &fenced("t-new", &name, 0))
+            .await,
+        Ok(TokenStored::Waiting)
+    );
+    assert_eq!(
+        read(ledger, &old).await.task_token.as_deref(),
+        Some("t-new")
+    );
 }
 
 /// The `Order Delivered` the webhook writes with `delivery` of the order `id`.
@@ -803,7 +890,7 @@ pub async fn a_delivery_before_the_task_token_is_reported_to_the_waiting_step(
     else {
         panic!("the delivery was not recorded");
     };
-    let late = ledger.store_task_token(&id, "token-late").await;
+    let late = ledger.store_task_token(&id, &unfenced("token-late")).await;
     assert_eq!(late, Ok(TokenStored::AlreadyDelivered(Box::new(delivered))));
 }
 

@@ -16,7 +16,7 @@ use super::{
     cancel_refused, delivery_refused, findable, token_refused, AuditEntry, AuditRecord,
     Cancellation, Delivery, DeliveryRecorded, DeliveryRefusal, IndexPosition, Ledger, OrderRecord,
     Parked, Placement, Reference, References, StepRecord, StepStart, StepStatus, StoreError,
-    TokenStored, Transition,
+    TaskToken, TokenStored, Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
@@ -575,15 +575,31 @@ impl Ledger for MemoryStore {
         Ok(())
     }
 
-    async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
+    async fn store_task_token(
+        &self,
+        id: &OrderId,
+        token: &TaskToken<'_>,
+    ) -> Result<TokenStored, StoreError> {
         let mut tables = self.tables();
         let order = tables.order(id)?.clone();
         if order.status != OrderStatus::Shipped {
             return token_refused(order);
         }
+        let fence = token.fence(id);
+        let newer = match (fence, order.task_fence) {
+            (_, None) => true,
+            (Some(fence), Some(stored)) => stored <= fence,
+            (None, Some(_)) => false,
+        };
+        if !newer {
+            return Ok(TokenStored::Superseded);
+        }
         let now = tables.now();
         tables.update_order(id, |order| {
-            order.task_token = Some(token.to_owned());
+            order.task_token = Some(token.token.to_owned());
+            if fence.is_some() {
+                order.task_fence = fence;
+            }
             order.updated_at = now;
         })?;
         Ok(TokenStored::Waiting)

@@ -38,8 +38,8 @@ pub use keys::{BY_MERCHANT_INDEX, BY_STATUS_INDEX, COURIER_EVENT_TTL_SECONDS};
 pub use lookups::{findable, Reference};
 pub use memory::{Clock, MemoryStore};
 pub use records::{
-    Cancellation, Claim, Delivery, DeliveryRecorded, Failure, IndexPosition, OrderRecord, Parked,
-    Placement, StepRecord, StepStart, StepStatus, TokenStored, Transition,
+    Attempt, Cancellation, Claim, Delivery, DeliveryRecorded, Failure, IndexPosition, OrderRecord,
+    Parked, Placement, StepRecord, StepStart, StepStatus, TaskToken, TokenStored, Transition,
 };
 
 use crate::order::{Order, OrderId};
@@ -194,12 +194,14 @@ pub trait Ledger: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores the task token of the execution waiting for the order's delivery, if the
-    /// order is still SHIPPED. When the delivery was recorded first, says so, so that the
-    /// caller resumes the execution itself: exactly one of the two sides holds both.
+    /// order is still SHIPPED and no later attempt stored its own ([`TaskToken::fence`]:
+    /// a late copy of an older attempt is [`TokenStored::Superseded`]). When the delivery
+    /// was recorded first, says so, so that the caller resumes the execution itself:
+    /// exactly one of the two sides holds both.
     fn store_task_token(
         &self,
         id: &OrderId,
-        token: &str,
+        token: &TaskToken<'_>,
     ) -> impl Future<Output = Result<TokenStored, StoreError>> + Send;
 
     /// Records the courier's delivery event, all at once: the order moves SHIPPED ->

@@ -14,9 +14,12 @@ impl<'d> World<'d> {
         let execution = &self.executions[exec];
         let entered = super::shared::date(execution.entered)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // The name is the ARN's last part; the retry count, the state's retries so far.
+        let name = execution.arn.rsplit(':').next().unwrap_or_default();
+        let retry_count: u32 = execution.retries.iter().sum();
         json!({
-            "Execution": {"Id": execution.arn},
-            "State": {"Name": execution.state, "EnteredTime": entered},
+            "Execution": {"Id": execution.arn, "Name": name},
+            "State": {"Name": execution.state, "EnteredTime": entered, "RetryCount": retry_count},
             "Task": {"Token": execution.token},
         })
     }

@@ -17,8 +17,8 @@ pub use progress::order_with_steps;
 use super::keys::{order_pk, step_sk};
 use super::{
     AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger,
-    OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError, TokenStored,
-    Transition,
+    OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError, TaskToken,
+    TokenStored, Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
@@ -390,7 +390,7 @@ impl Ledger for OrderStore {
     fn store_task_token(
         &self,
         id: &OrderId,
-        token: &str,
+        token: &TaskToken<'_>,
     ) -> impl Future<Output = Result<TokenStored, StoreError>> + Send {
         OrderStore::store_task_token(self, id, token)
     }

@@ -11,8 +11,8 @@ use crate::status::OrderStatus;
 use crate::store::keys::{courier_event_pk, order_pk, status_index_values, step_sk};
 use crate::store::{
     cancel_refused, delivery_refused, now, token_refused, Cancellation, Claim, Delivery,
-    DeliveryRecorded, DeliveryRefusal, Failure, OrderRecord, Parked, StoreError, TokenStored,
-    Transition, COURIER_EVENT_TTL_SECONDS,
+    DeliveryRecorded, DeliveryRefusal, Failure, OrderRecord, Parked, StoreError, TaskToken,
+    TokenStored, Transition, COURIER_EVENT_TTL_SECONDS,
 };
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -337,21 +337,36 @@ impl OrderStore {
     pub async fn store_task_token(
         &self,
         id: &OrderId,
-        token: &str,
+        token: &TaskToken<'_>,
     ) -> Result<TokenStored, StoreError> {
-        let result = self
+        let mut update = self
             .update_order_item(id)
-            .update_expression("SET task_token = :token, updated_at = :now")
-            .condition_expression("#status = :shipped")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":token", s(token.token))
             .expression_attribute_values(":now", s(now()))
-            .expression_attribute_values(":shipped", s(OrderStatus::Shipped.as_str()))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":shipped", s(OrderStatus::Shipped.as_str()));
+        // A token of a known attempt replaces only an older attempt's (or an unfenced
+        // one); a token of an unknown attempt only an unfenced one.
+        update = match token.fence(id) {
+            Some(fence) => update
+                .update_expression("SET task_token = :token, task_fence = :fence, updated_at = :now")
+                .condition_expression(
+                    "#status = :shipped AND (attribute_not_exists(task_fence) OR task_fence <= :fence)",
+                )
+                .expression_attribute_values(":fence", AttributeValue::N(fence.to_string())),
+            None => update
+                .update_expression("SET task_token = :token, updated_at = :now")
+                .condition_expression("#status = :shipped AND attribute_not_exists(task_fence)"),
+        };
+        match update.send().await {
             Ok(_) => Ok(TokenStored::Waiting),
-            Err(e) if is_conditional_failure(&e) => token_refused(self.require_order(id).await?),
+            Err(e) if is_conditional_failure(&e) => {
+                let order = self.require_order(id).await?;
+                match order.status {
+                    OrderStatus::Shipped => Ok(TokenStored::Superseded),
+                    _ => token_refused(order),
+                }
+            }
             Err(e) => Err(unavailable("UpdateItem(task token)", e)),
         }
     }
