@@ -474,7 +474,15 @@ async fn resume_on(
     }
     let mut stopped = None;
     if let Some(arn) = &order.execution_arn {
-        if workflow.state(arn).await? == ExecutionState::Running {
+        let state = workflow.state(arn).await?;
+        if state == ExecutionState::Missing && order.parked.is_none() {
+            // Claimed, and never started (its start met our infrastructure's failure):
+            // start that one now, under its name, without counting another resume. Two
+            // resumers that both get here start one execution: Step Functions takes a
+            // name once. (A parked order gets a new claim, which clears the mark.)
+            return start_claimed(workflow, id, arn, order.status, latest).await;
+        }
+        if state == ExecutionState::Running {
             if latest.is_none() {
                 return Err(RecoveryError::StillRunning {
                     order_id: id.clone(),
@@ -537,6 +545,28 @@ async fn resume_on(
         execution_arn: arn,
         release,
         stopped,
+    })
+}
+
+/// Starts the execution `arn` recorded on the order (claimed) that never started.
+async fn start_claimed(
+    workflow: &impl Executions,
+    id: &OrderId,
+    arn: &str,
+    status: OrderStatus,
+    latest: Option<String>,
+) -> Result<Resumption, RecoveryError> {
+    let name = arn.rsplit(':').next().unwrap_or_default().to_owned();
+    let release = latest.unwrap_or_else(|| workflow.state_machine_arn().to_owned());
+    let started = workflow.start_on(&release, id, &name).await?;
+    tracing::info!(order_id = %id, execution = %name, status = %status, release = %release, "order resumed on the execution claimed before");
+    Ok(Resumption {
+        order_id: id.clone(),
+        status,
+        execution_name: name,
+        execution_arn: started,
+        release,
+        stopped: None,
     })
 }
 
@@ -848,7 +878,13 @@ async fn reconcile_order(
         (_, None) => "no execution was ever started for it".to_owned(),
         (_, Some(_)) => "its execution does not exist".to_owned(),
     };
-    if order.resumes >= options.max_resumes {
+    // A claimed execution that never started is started under its name, whatever the
+    // count: its start met our infrastructure's failure, which waits and never parks.
+    let never_started = matches!(
+        (&state, &order.execution_arn),
+        (ExecutionState::Missing, Some(_))
+    );
+    if order.resumes >= options.max_resumes && !never_started {
         return park(
             store,
             escalation,
@@ -1088,6 +1124,47 @@ mod tests {
                 if *execution_arn == arn && status == "ABORTED"),
             "{direct:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_execution_claimed_but_never_started_is_started_under_its_name_without_counting_a_resume(
+    ) {
+        // Found by the simulator (seed 50 of 100 orders with our infrastructure's faults):
+        // each throttled start cost the order a resume, and after three the reconciler
+        // parked an order nobody had refused.
+        let (placed, store, order) = store_with_its_clock_stopped();
+        let id = place(&store, &order, "key").await;
+        let workflow = FakeExecutions::default();
+        let arn = workflow.execution_arn(&format!("{id}-r3"));
+        let claim = Claim {
+            read_status: OrderStatus::Accepted,
+            read_resumes: 0,
+            read_arn: None,
+            resumes: 3,
+            arn: &arn,
+        };
+        assert_eq!(store.claim_execution(&id, &claim).await, Ok(()));
+        let letters = FakeDeadLetters::default();
+        let options = ReconcileOptions {
+            grace: chrono::Duration::seconds(900),
+            limit: 10,
+            max_resumes: 3,
+        };
+        let later = placed + chrono::Duration::hours(1);
+        let run = reconcile_at(&store, &workflow, escalation(&letters), options, later).await;
+        let actions: Vec<Action> = run.expect("a run").into_iter().map(|r| r.action).collect();
+        assert_eq!(
+            actions,
+            [Action::Resumed {
+                execution_arn: arn.clone()
+            }]
+        );
+        assert_eq!(
+            workflow.state(&arn).await.ok(),
+            Some(ExecutionState::Running)
+        );
+        let after = store.require_order(&id).await.expect("the order");
+        assert_eq!((after.resumes, after.execution_arn), (3, Some(arn)));
     }
 
     #[tokio::test]

@@ -304,31 +304,23 @@ impl Stack {
         }
     }
 
-    /// Records `resumes` resumes of the order `id` whose executions never started (each
-    /// claimed `<id>-r<n>` as a resumer does, then failed to start it), as the order of a
-    /// resumer that kept failing has them. Returns the last execution's ARN.
-    pub async fn resumed_without_executions(
-        &self,
-        id: &order_core::OrderId,
-        resumes: u32,
-    ) -> String {
-        let store = self.store();
-        let mut read_arn: Option<String> = None;
-        for n in 1..=resumes {
-            let arn = self.execution_arn(&format!("{id}-r{n}"));
-            let claim = order_core::store::Claim {
-                read_status: order_core::OrderStatus::Accepted,
-                read_resumes: n - 1,
-                read_arn: read_arn.as_deref(),
-                resumes: n,
-                arn: &arn,
-            };
-            if let Err(error) = store.claim_execution(id, &claim).await {
-                panic!("claiming {arn}: {error}");
-            }
-            read_arn = Some(arn);
+    /// Counts `resumes` resumes on the order `id` and records no execution, as an order
+    /// whose executions all ended without moving it carries them (the count is written
+    /// straight to its item: only a started execution's end can leave it so).
+    pub async fn counted_as_resumed(&self, id: &order_core::OrderId, resumes: u32) {
+        let written = self
+            .dynamodb()
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("ORDER#{id}")))
+            .key("sk", AttributeValue::S("ORDER".into()))
+            .update_expression("SET resumes = :n")
+            .expression_attribute_values(":n", AttributeValue::N(resumes.to_string()))
+            .send()
+            .await;
+        if let Err(error) = written {
+            panic!("counting {resumes} resumes on {id}: {error:?}");
         }
-        read_arn.unwrap_or_default()
     }
 
     /// Places an order while provisioning is down, so it waits, charged, for the partner

@@ -277,14 +277,18 @@ impl Ledger for Audited {
                     token.fence(id)
                 )),
             ),
-            Ok(TokenStored::Superseded) => self.shared.note(
-                id,
-                Trace::Note(format!(
-                    "  ledger: task token {} refused, a later attempt's is stored (fence {:?})",
-                    token.token,
-                    token.fence(id)
-                )),
-            ),
+            Ok(TokenStored::Superseded) => {
+                self.shared
+                    .count("ledger: a late AwaitDelivery copy's token was refused");
+                self.shared.note(
+                    id,
+                    Trace::Note(format!(
+                        "  ledger: task token {} refused, a later attempt's is stored (fence {:?})",
+                        token.token,
+                        token.fence(id)
+                    )),
+                )
+            }
             _ => {}
         }
         self.observe(id).await;

@@ -48,6 +48,7 @@ macro_rules! ledger_contract {
             a_late_copy_of_an_older_attempt_never_replaces_a_newer_attempts_token,
             a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_nothing,
             a_delivery_for_another_shipment_is_refused_and_changes_nothing,
+            an_event_id_a_courier_reuses_for_another_order_is_recorded_for_that_order,
             a_delivery_before_the_task_token_is_reported_to_the_waiting_step,
             a_park_holds_only_on_the_order_as_read_and_a_claim_clears_it,
             a_merchants_orders_and_orders_by_status_are_listed_oldest_first,
@@ -847,6 +848,24 @@ pub async fn a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_
         written,
         "a refused delivery writes no event"
     );
+}
+
+pub async fn an_event_id_a_courier_reuses_for_another_order_is_recorded_for_that_order(
+    ledger: &impl Ledger,
+) {
+    // One courier event id, two orders' parcels: each order's delivery is its own.
+    let event_id = unique("evt");
+    for _ in 0..2 {
+        let shipment = unique("shp");
+        let id = shipped(ledger, &shipment).await;
+        let event = delivery(&event_id, &shipment);
+        let announced = delivered_event(ledger, &id, &event).await;
+        let recorded = ledger.record_delivery(&id, &event, &announced).await;
+        assert!(
+            matches!(&recorded, Ok(DeliveryRecorded::Now(order)) if order.status == OrderStatus::Delivered),
+            "{recorded:?}"
+        );
+    }
 }
 
 pub async fn a_delivery_for_another_shipment_is_refused_and_changes_nothing(ledger: &impl Ledger) {

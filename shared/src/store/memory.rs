@@ -75,8 +75,9 @@ struct Tables {
     /// By order, then by step name: the order DynamoDB keeps them in (`STEP#<name>`).
     steps: BTreeMap<OrderId, BTreeMap<String, StepRecord>>,
     keys: HashMap<String, IdempotencyRecord>,
-    /// Courier event id -> the order it was recorded for.
-    courier_events: HashMap<String, OrderId>,
+    /// The courier events recorded, by order and event id (per order, as the table keys
+    /// them).
+    courier_events: BTreeSet<(OrderId, String)>,
     /// A partner reference -> the orders whose steps recorded it.
     lookups: BTreeMap<(Reference, String), BTreeSet<OrderId>>,
     /// By order: its operator actions, oldest first.
@@ -624,7 +625,7 @@ impl Ledger for MemoryStore {
         let refusal = DeliveryRefusal {
             order_not_shipped: moved.is_none(),
             wrong_shipment: booked != Some(&delivery.shipment_id),
-            seen_before: tables.courier_events.contains_key(&delivery.event_id),
+            seen_before: (tables.courier_events).contains(&(id.clone(), delivery.event_id.clone())),
         };
         let Some(mut moved) = moved.filter(|_| !(refusal.wrong_shipment || refusal.seen_before))
         else {
@@ -655,7 +656,7 @@ impl Ledger for MemoryStore {
         tables.put_step(step);
         tables
             .courier_events
-            .insert(delivery.event_id.clone(), id.clone());
+            .insert((id.clone(), delivery.event_id.clone()));
         tables.orders.insert(id.clone(), moved.clone());
         tables.write_outbox(event);
         Ok(DeliveryRecorded::Now(moved))

@@ -438,7 +438,7 @@ impl OrderStore {
         let event_put = put_new(
             &self.table,
             HashMap::from([
-                ("pk".to_owned(), s(courier_event_pk(&delivery.event_id))),
+                ("pk".to_owned(), s(courier_event_pk(id, &delivery.event_id))),
                 ("sk".to_owned(), s("EVENT")),
                 ("order_id".to_owned(), s(id.as_str())),
                 ("received_at".to_owned(), s(now)),
