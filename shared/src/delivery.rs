@@ -313,6 +313,12 @@ pub async fn deliver<L: Ledger>(
     let (order, duplicate) = match store.record_delivery(id, &delivery, &announced).await {
         Ok(DeliveryRecorded::Now(order)) => (order, false),
         Ok(DeliveryRecorded::Before(order) | DeliveryRecorded::Duplicate(order)) => (order, true),
+        // After the courier confirmed the shipment's cancellation: recorded, and the
+        // order parked for a person. No execution waits for it.
+        Ok(DeliveryRecorded::AfterRollback(order)) => {
+            tracing::warn!(event_id = %event.event_id, status = %order.status, "delivered after the shipment was cancelled: recorded, and the order parked for an operator");
+            (order, false)
+        }
         Ok(DeliveryRecorded::WrongShipment) => {
             return Err(DeliveryError::WrongShipment {
                 order_id: id.clone(),

@@ -67,6 +67,9 @@ const TRANSITIONS: &[(OrderStatus, OrderStatus)] = &[
     (Shipped, Delivered),
     // Lost in transit (delivery never confirmed): undo everything, shipment included.
     (Shipped, Compensating),
+    // Delivered after the delivery timeout began the rollback, before anything was undone
+    // (the shipment not yet cancelled): the rollback stops and the order completes.
+    (Compensating, Delivered),
     (Delivered, Completed),
     (Compensating, Failed),
     (Cancelling, Cancelled),
@@ -159,7 +162,7 @@ mod tests {
             Provisioned => &[Shipped, Compensating, Cancelling],
             Shipped => &[Delivered, Compensating],
             Delivered => &[Completed],
-            Compensating => &[Failed],
+            Compensating => &[Delivered, Failed],
             Cancelling => &[Cancelled],
             Completed | Rejected | Failed | Cancelled => &[],
         }

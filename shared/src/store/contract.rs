@@ -48,6 +48,8 @@ macro_rules! ledger_contract {
             a_late_copy_of_an_older_attempt_never_replaces_a_newer_attempts_token,
             a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_nothing,
             a_delivery_for_another_shipment_is_refused_and_changes_nothing,
+            a_delivery_during_a_rollback_that_has_not_cancelled_the_shipment_stops_it,
+            a_delivery_after_the_shipment_was_cancelled_is_recorded_and_parks_the_order_once,
             an_event_id_a_courier_reuses_for_another_order_is_recorded_for_that_order,
             a_delivery_before_the_task_token_is_reported_to_the_waiting_step,
             a_park_holds_only_on_the_order_as_read_and_a_claim_clears_it,
@@ -866,6 +868,87 @@ pub async fn an_event_id_a_courier_reuses_for_another_order_is_recorded_for_that
             "{recorded:?}"
         );
     }
+}
+
+pub async fn a_delivery_during_a_rollback_that_has_not_cancelled_the_shipment_stops_it(
+    ledger: &impl Ledger,
+) {
+    // The delivery timeout began the rollback (SHIPPED -> COMPENSATING); CancelShipment
+    // has not succeeded yet. The courier's delivery arrives: the order is DELIVERED.
+    let shipment = unique("shp");
+    let id = shipped(ledger, &shipment).await;
+    move_to(ledger, &id, OrderStatus::Shipped, OrderStatus::Compensating).await;
+    begin(ledger, &id, "CancelShipment").await;
+    let event = delivery(&unique("evt"), &shipment);
+    let announced = delivered_event(ledger, &id, &event).await;
+    let recorded = ledger.record_delivery(&id, &event, &announced).await;
+    let Ok(DeliveryRecorded::Now(order)) = recorded else {
+        panic!("the delivery was not recorded: {recorded:?}");
+    };
+    assert_eq!(order.status, OrderStatus::Delivered);
+    assert_eq!(order.delivery.as_ref(), Some(&event));
+    assert_eq!(order.parked, None);
+    assert_eq!(
+        outbox_ids(ledger, &id).await,
+        [format!("{id}/ACCEPTED"), format!("{id}/DELIVERED")]
+    );
+}
+
+pub async fn a_delivery_after_the_shipment_was_cancelled_is_recorded_and_parks_the_order_once(
+    ledger: &impl Ledger,
+) {
+    // The courier confirmed the cancellation (CancelShipment succeeded), then delivered
+    // after all: both facts go to a person; the rollback's status is left alone.
+    let shipment = unique("shp");
+    let id = shipped(ledger, &shipment).await;
+    move_to(ledger, &id, OrderStatus::Shipped, OrderStatus::Compensating).await;
+    let cancelled = begin(ledger, &id, "CancelShipment").await;
+    let succeeded = ledger
+        .succeed_step(&cancelled, References::new(), None)
+        .await;
+    assert!(succeeded.is_ok(), "{succeeded:?}");
+    let before = read(ledger, &id).await;
+    let event = delivery(&unique("evt"), &shipment);
+    let announced = delivered_event(ledger, &id, &event).await;
+    let recorded = ledger.record_delivery(&id, &event, &announced).await;
+    let Ok(DeliveryRecorded::AfterRollback(order)) = recorded else {
+        panic!("the late delivery was not recorded: {recorded:?}");
+    };
+    assert_eq!(order.status, OrderStatus::Compensating, "not moved");
+    assert_eq!(order.version, before.version, "not a status change");
+    assert_eq!(order.delivery.as_ref(), Some(&event));
+    let reason = order
+        .parked
+        .as_ref()
+        .map(|p| p.reason.clone())
+        .unwrap_or_default();
+    assert!(
+        reason.contains(&shipment) && reason.contains(&event.event_id),
+        "{reason}"
+    );
+    assert_eq!(
+        outbox_ids(ledger, &id).await,
+        [format!("{id}/ACCEPTED"), format!("{id}/NEEDS_OPERATOR/0")],
+        "the park's event, not a delivery's"
+    );
+    // The courier sends it again: a duplicate, parked once.
+    let again = ledger.record_delivery(&id, &event, &announced).await;
+    assert!(
+        matches!(&again, Ok(DeliveryRecorded::Duplicate(_))),
+        "{again:?}"
+    );
+    assert_eq!(read(ledger, &id).await, order);
+    // Another shipment's event: refused, nothing recorded.
+    let stranger = delivery(&unique("evt"), &unique("shp"));
+    let refused = ledger.record_delivery(&id, &stranger, &announced).await;
+    assert!(
+        !matches!(
+            &refused,
+            Ok(DeliveryRecorded::AfterRollback(_) | DeliveryRecorded::Now(_))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(read(ledger, &id).await, order);
 }
 
 pub async fn a_delivery_for_another_shipment_is_refused_and_changes_nothing(ledger: &impl Ledger) {

@@ -13,14 +13,14 @@
 use super::idempotency::IdempotencyRecord;
 use super::keys::{merchant_index_values, order_pk, status_index_values, step_sk};
 use super::{
-    cancel_refused, delivery_refused, findable, token_refused, AuditEntry, AuditRecord,
-    Cancellation, Delivery, DeliveryRecorded, DeliveryRefusal, IndexPosition, Ledger, OrderRecord,
-    Parked, Placement, Reference, References, StepRecord, StepStart, StepStatus, StoreError,
-    TaskToken, TokenStored, Transition,
+    cancel_refused, delivery_refused, findable, late_delivery_reason, token_refused, AuditEntry,
+    AuditRecord, Cancellation, Delivery, DeliveryRecorded, DeliveryRefusal, IndexPosition, Ledger,
+    OrderRecord, Parked, Placement, Reference, References, StepRecord, StepStart, StepStatus,
+    StoreError, TaskToken, TokenStored, Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
-use crate::steps::{ARRANGE_SHIPMENT, AWAIT_DELIVERY};
+use crate::steps::{ARRANGE_SHIPMENT, AWAIT_DELIVERY, CANCEL_SHIPMENT};
 use crate::ActivityError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -613,7 +613,16 @@ impl Ledger for MemoryStore {
         event: &crate::events::OrderEvent,
     ) -> Result<DeliveryRecorded, StoreError> {
         let mut tables = self.tables();
-        let transition = Transition::new(OrderStatus::Shipped, OrderStatus::Delivered);
+        let status = tables.order(id)?.status;
+        // A rollback that has not cancelled the shipment yet is stopped by the delivery.
+        let cancelled_shipment = tables
+            .step(id, CANCEL_SHIPMENT.name)
+            .is_some_and(|step| step.status == StepStatus::Succeeded);
+        let from = match status {
+            OrderStatus::Compensating if !cancelled_shipment => OrderStatus::Compensating,
+            _ => OrderStatus::Shipped,
+        };
+        let transition = Transition::new(from, OrderStatus::Delivered);
         let moved = match tables.moved(id, transition) {
             Ok(moved) => Some(moved),
             Err(StoreError::Conflict { .. }) => None,
@@ -630,7 +639,31 @@ impl Ledger for MemoryStore {
         let Some(mut moved) = moved.filter(|_| !(refusal.wrong_shipment || refusal.seen_before))
         else {
             let order = tables.order(id)?.clone();
-            return delivery_refused(order, delivery, refusal);
+            let late = cancelled_shipment
+                && !(refusal.wrong_shipment || refusal.seen_before)
+                && order.delivery.is_none()
+                && matches!(
+                    order.status,
+                    OrderStatus::Compensating | OrderStatus::Failed
+                );
+            if !late {
+                return delivery_refused(order, delivery, refusal);
+            }
+            // Delivered after the courier confirmed the shipment's cancellation: a fact
+            // for a person, recorded with the park.
+            let reason = late_delivery_reason(&order, delivery);
+            let needs_operator = crate::events::OrderEvent::needs_operator(&order, &reason);
+            let at = tables.now();
+            let parked = tables.update_order(id, |order| {
+                order.delivery = Some(delivery.clone());
+                order.parked = Some(Parked { at, reason });
+                order.clone()
+            })?;
+            tables
+                .courier_events
+                .insert((id.clone(), delivery.event_id.clone()));
+            tables.write_outbox(&needs_operator);
+            return Ok(DeliveryRecorded::AfterRollback(parked));
         };
         moved.delivery = Some(delivery.clone());
         let now = tables.now();

@@ -300,6 +300,14 @@ pub(crate) fn token_refused(order: OrderRecord) -> Result<TokenStored, StoreErro
     }
 }
 
+/// Why an order delivered after its shipment was cancelled is parked: both facts.
+pub(crate) fn late_delivery_reason(order: &OrderRecord, delivery: &Delivery) -> String {
+    format!(
+        "the courier delivered shipment {} (event {}, at {}) after it had confirmed the shipment's cancellation; the order is {}: decide with the merchant whether to complete it or collect the terminals",
+        delivery.shipment_id, delivery.event_id, delivery.delivered_at, order.status
+    )
+}
+
 /// Which conditions of [`Ledger::record_delivery`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DeliveryRefusal {

@@ -197,6 +197,10 @@ pub enum DeliveryRecorded {
     /// The event's shipment is not the one ArrangeShipment booked for the order (or the
     /// one delivered before). Nothing changed.
     WrongShipment,
+    /// Delivered after the courier had confirmed the shipment's cancellation (the order
+    /// rolling back, or rolled back, FAILED): the delivery is recorded on the order and the
+    /// order parked for a person, with both facts (`Order Needs Operator`).
+    AfterRollback(OrderRecord),
 }
 
 /// What [`Ledger::cancel`](super::Ledger::cancel) did.

@@ -10,9 +10,9 @@ use crate::order::OrderId;
 use crate::status::OrderStatus;
 use crate::store::keys::{courier_event_pk, order_pk, status_index_values, step_sk};
 use crate::store::{
-    cancel_refused, delivery_refused, now, token_refused, Cancellation, Claim, Delivery,
-    DeliveryRecorded, DeliveryRefusal, Failure, OrderRecord, Parked, StoreError, TaskToken,
-    TokenStored, Transition, COURIER_EVENT_TTL_SECONDS,
+    cancel_refused, delivery_refused, late_delivery_reason, now, token_refused, Cancellation,
+    Claim, Delivery, DeliveryRecorded, DeliveryRefusal, Failure, OrderRecord, Parked, StoreError,
+    TaskToken, TokenStored, Transition, COURIER_EVENT_TTL_SECONDS,
 };
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -383,19 +383,30 @@ impl OrderStore {
         event: &crate::events::OrderEvent,
     ) -> Result<DeliveryRecorded, StoreError> {
         const OP: &str = "TransactWriteItems(record delivery)";
-        let value =
+        let value: AttributeValue =
             serde_dynamo::to_attribute_value(delivery).map_err(|e| StoreError::Corrupt {
                 key: order_pk(id),
                 message: e.to_string(),
             })?;
-        let order_update = self.transition_update(
+        // SHIPPED, or rolling back without having cancelled the shipment yet (delivered
+        // after the delivery timeout): the delivery stops that rollback.
+        let mut order_update = self.transition_update(
             id,
-            &[OrderStatus::Shipped],
+            &[OrderStatus::Shipped, OrderStatus::Compensating],
             OrderStatus::Delivered,
             None,
-            &[("delivery", value)],
+            &[("delivery", value.clone())],
             Some(crate::steps::AWAIT_DELIVERY.name),
         )?;
+        if let Some(condition) = order_update.condition_expression.as_mut() {
+            condition.push_str(" AND NOT contains(#succeeded, :cancel_shipment)");
+        }
+        if let Some(values) = order_update.expression_attribute_values.as_mut() {
+            values.insert(
+                ":cancel_shipment".into(),
+                s(crate::steps::CANCEL_SHIPMENT.name),
+            );
+        }
         let references = BTreeMap::from([
             ("event_id".to_owned(), delivery.event_id.clone()),
             ("shipment_id".to_owned(), delivery.shipment_id.clone()),
@@ -434,21 +445,7 @@ impl OrderStore {
             .expression_attribute_values(":shipment", s(delivery.shipment_id.clone()))
             .build()
             .map_err(|e| build_error(OP, e))?;
-        let expires_at = chrono::Utc::now().timestamp() + COURIER_EVENT_TTL_SECONDS;
-        let event_put = put_new(
-            &self.table,
-            HashMap::from([
-                ("pk".to_owned(), s(courier_event_pk(id, &delivery.event_id))),
-                ("sk".to_owned(), s("EVENT")),
-                ("order_id".to_owned(), s(id.as_str())),
-                ("received_at".to_owned(), s(now)),
-                (
-                    "expires_at".to_owned(),
-                    AttributeValue::N(expires_at.to_string()),
-                ),
-            ]),
-            OP,
-        )?;
+        let event_put = self.courier_event_put(id, delivery, OP)?;
         let result = self
             .client
             .transact_write_items()
@@ -481,7 +478,124 @@ impl OrderStore {
         if !(refusal.order_not_shipped || refusal.wrong_shipment || refusal.seen_before) {
             return Err(unavailable(OP, error));
         }
-        delivery_refused(self.require_order(id).await?, delivery, refusal)
+        let order = self.require_order(id).await?;
+        let rolled_back = matches!(
+            order.status,
+            OrderStatus::Compensating | OrderStatus::Failed
+        );
+        if refusal.order_not_shipped
+            && !(refusal.wrong_shipment || refusal.seen_before)
+            && rolled_back
+            && order.delivery.is_none()
+        {
+            let cancelled = self
+                .get_step(id, crate::steps::CANCEL_SHIPMENT.name)
+                .await?
+                .is_some_and(|step| step.status == crate::store::StepStatus::Succeeded);
+            if cancelled {
+                if let Some(parked) = self.record_late_delivery(&order, delivery, value).await? {
+                    return Ok(DeliveryRecorded::AfterRollback(parked));
+                }
+                // Changed meanwhile: say what it is now.
+                let order = self.require_order(id).await?;
+                return delivery_refused(order, delivery, refusal);
+            }
+        }
+        delivery_refused(order, delivery, refusal)
+    }
+
+    /// Records a delivery that came after the courier confirmed the shipment's
+    /// cancellation, and parks the order for a person with both facts, in one
+    /// transaction: conditional on the shipment cancelled and no delivery recorded, the
+    /// event's shipment the one booked, and the event not seen before. `None` when a
+    /// condition no longer holds.
+    async fn record_late_delivery(
+        &self,
+        order: &OrderRecord,
+        delivery: &Delivery,
+        value: AttributeValue,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        const OP: &str = "TransactWriteItems(record late delivery)";
+        let id = &order.order_id;
+        let reason = late_delivery_reason(order, delivery);
+        let parked = Parked {
+            at: now(),
+            reason: reason.clone(),
+        };
+        let parked =
+            serde_dynamo::to_attribute_value(&parked).map_err(|e| StoreError::Corrupt {
+                key: order_pk(id),
+                message: e.to_string(),
+            })?;
+        let order_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression("SET delivery = :delivery, parked = :parked")
+            .condition_expression(
+                "attribute_not_exists(delivery) AND contains(#succeeded, :cancel_shipment)",
+            )
+            .expression_attribute_names("#succeeded", SUCCEEDED_STEPS)
+            .expression_attribute_values(":delivery", value)
+            .expression_attribute_values(":parked", parked)
+            .expression_attribute_values(":cancel_shipment", s(crate::steps::CANCEL_SHIPMENT.name))
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let shipment_check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, crate::steps::ARRANGE_SHIPMENT.name)))
+            .condition_expression("#references.shipment_id = :shipment")
+            .expression_attribute_names("#references", "references")
+            .expression_attribute_values(":shipment", s(delivery.shipment_id.clone()))
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let needs_operator = crate::events::OrderEvent::needs_operator(order, &reason);
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(order_update).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(shipment_check)
+                    .build(),
+            )
+            .transact_items(self.courier_event_put(id, delivery, OP)?)
+            .transact_items(outbox_put(&self.table, &needs_operator, None, OP)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some(self.require_order(id).await?)),
+            Err(error) => match cancellation_codes(&error)
+                .iter()
+                .any(|code| code.as_deref() == Some("ConditionalCheckFailed"))
+            {
+                true => Ok(None),
+                false => Err(unavailable(OP, error)),
+            },
+        }
+    }
+
+    /// The item that remembers the courier event for the order (a new one only).
+    fn courier_event_put(
+        &self,
+        id: &OrderId,
+        delivery: &Delivery,
+        operation: &'static str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let expires_at = chrono::Utc::now().timestamp() + COURIER_EVENT_TTL_SECONDS;
+        put_new(
+            &self.table,
+            HashMap::from([
+                ("pk".to_owned(), s(courier_event_pk(id, &delivery.event_id))),
+                ("sk".to_owned(), s("EVENT")),
+                ("order_id".to_owned(), s(id.as_str())),
+                ("received_at".to_owned(), s(now())),
+                (
+                    "expires_at".to_owned(),
+                    AttributeValue::N(expires_at.to_string()),
+                ),
+            ]),
+            operation,
+        )
     }
 
     /// Moves the order to CANCELLING if it has not shipped yet, in one UpdateItem
