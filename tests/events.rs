@@ -256,12 +256,7 @@ async fn an_order_the_reconciler_gives_up_on_publishes_that_it_needs_an_operator
     // as often as allowed: the reconciler parks it. The pass sees the whole shared stack,
     // so it uses the limits `tests/recovery.rs` uses and parks nothing that test would not.
     let id = stack.order_without_execution().await;
-    let store = stack.store();
-    for _ in 0..RESUMES_ALLOWED {
-        if let Err(error) = store.next_resume(&id).await {
-            panic!("next_resume: {error}");
-        }
-    }
+    stack.counted_as_resumed(&id, RESUMES_ALLOWED).await;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     stack.reconcile(RESUMES_ALLOWED).await;
 

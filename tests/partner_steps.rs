@@ -333,7 +333,15 @@ async fn a_token_stored_first_is_found_by_the_delivery_and_a_repeated_event_chan
     let id = place(&store).await;
     advance(&store, &id, OrderStatus::Shipped).await;
     assert_eq!(
-        store.store_task_token(&id, "token-1").await,
+        store
+            .store_task_token(
+                &id,
+                &order_core::store::TaskToken {
+                    token: "token-1",
+                    attempt: None
+                }
+            )
+            .await,
         Ok(TokenStored::Waiting)
     );
     let event = delivery();
@@ -409,7 +417,15 @@ async fn a_delivery_recorded_before_the_token_tells_await_delivery_to_resume_its
         record_delivery(&store, &id, &delivery()).await,
         Ok(DeliveryRecorded::Now(_))
     ));
-    let stored = store.store_task_token(&id, "token-late").await;
+    let stored = store
+        .store_task_token(
+            &id,
+            &order_core::store::TaskToken {
+                token: "token-late",
+                attempt: None,
+            },
+        )
+        .await;
     assert!(
         matches!(&stored, Ok(TokenStored::AlreadyDelivered(o)) if o.task_token.is_none()),
         "{stored:?}"
@@ -462,6 +478,8 @@ fn waiting(id: &OrderId, token: &str) -> await_delivery::AwaitDeliveryInput {
     await_delivery::AwaitDeliveryInput {
         order_id: id.to_string(),
         task_token: token.to_owned(),
+        execution: Some(id.to_string()),
+        attempt: Some(0),
     }
 }
 

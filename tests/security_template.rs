@@ -403,6 +403,16 @@ fn each_throttled_function_has_the_concurrency_for_every_request_its_stage_lets_
 }
 
 #[test]
+fn the_reconciler_runs_one_invocation_at_a_time() {
+    let resources = translated_template();
+    let functions = functions(&resources);
+    assert_eq!(
+        functions["ReconcilerFunction"]["Properties"]["ReservedConcurrentExecutions"],
+        serde_json::json!(1)
+    );
+}
+
+#[test]
 fn the_webhook_and_the_api_have_a_concurrency_ceiling_and_the_stage_throttles() {
     let resources = translated_template();
     let functions = functions(&resources);

@@ -424,6 +424,16 @@ async fn enter_compensation<L: Ledger>(
                     tracing::warn!(from = %status, "order is being rolled back");
                     Ok(moved)
                 }
+                // The courier's delivery was recorded first (after the delivery timeout,
+                // before the shipment was cancelled): nothing is undone.
+                delivered @ (OrderStatus::Delivered | OrderStatus::Completed) => {
+                    Err(ActivityError::new(
+                        ErrorName::OrderDelivered,
+                        format!(
+                            "order {id} is {delivered}: the courier delivered it, so the rollback stops and the order completes"
+                        ),
+                    ))
+                }
                 actual => Err(ActivityError::new(
                     ErrorName::OrderConflict,
                     format!("order {id} is {actual}: there is nothing to roll back in that status"),

@@ -15,7 +15,9 @@
 //! several `v1=` values; one that verifies is enough.
 
 use crate::activity::{self, ActivityOutput, Opened};
-use crate::store::{Delivery, DeliveryRecorded, Ledger, OrderRecord, StoreError, TokenStored};
+use crate::store::{
+    Delivery, DeliveryRecorded, Ledger, OrderRecord, StoreError, TaskToken, TokenStored,
+};
 use crate::{ActivityError, ErrorName, OrderId, OrderStatus};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -311,6 +313,12 @@ pub async fn deliver<L: Ledger>(
     let (order, duplicate) = match store.record_delivery(id, &delivery, &announced).await {
         Ok(DeliveryRecorded::Now(order)) => (order, false),
         Ok(DeliveryRecorded::Before(order) | DeliveryRecorded::Duplicate(order)) => (order, true),
+        // After the courier confirmed the shipment's cancellation: recorded, and the
+        // order parked for a person. No execution waits for it.
+        Ok(DeliveryRecorded::AfterRollback(order)) => {
+            tracing::warn!(event_id = %event.event_id, status = %order.status, "delivered after the shipment was cancelled: recorded, and the order parked for an operator");
+            (order, false)
+        }
         Ok(DeliveryRecorded::WrongShipment) => {
             return Err(DeliveryError::WrongShipment {
                 order_id: id.clone(),
@@ -354,9 +362,10 @@ pub async fn await_delivery<L: Ledger>(
     store: &L,
     workflow: &impl TaskResumer,
     order_id: &str,
-    task_token: &str,
+    token: &TaskToken<'_>,
 ) -> Result<ActivityOutput, ActivityError> {
     let id = activity::order_id(order_id)?;
+    let task_token = token.token;
     if task_token.trim().is_empty() {
         return Err(ActivityError::new(
             ErrorName::Internal,
@@ -368,12 +377,22 @@ pub async fn await_delivery<L: Ledger>(
             // The webhook recorded the delivery and this step: the order comes back as the
             // refused begin found it, with the delivery.
             Opened::Replayed { record, order } => (record, order),
-            Opened::Begun(begun) => match store.store_task_token(&id, task_token).await {
+            Opened::Begun(begun) => match store.store_task_token(&id, token).await {
                 Ok(TokenStored::Waiting) => {
                     tracing::info!(
                         attempts = begun.attempt.attempts,
+                        fence = token.fence(&id),
                         "waiting for the courier's delivery event"
                     );
+                    return Ok(begun.pending());
+                }
+                // A late copy: a later attempt waits with its own token, which the
+                // courier's delivery resumes. This attempt's task waits no more.
+                Ok(TokenStored::Superseded) => {
+                    tracing::warn!(
+                    fence = token.fence(&id),
+                    "a later attempt holds the order's task token; this late copy's is not stored"
+                );
                     return Ok(begun.pending());
                 }
                 Ok(TokenStored::AlreadyDelivered(order)) => (begun.attempt, *order),

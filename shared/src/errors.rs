@@ -51,6 +51,15 @@ pub enum ErrorName {
     /// The order was cancelled while the step ran.
     #[strum(serialize = "Order.Cancelled")]
     OrderCancelled,
+    /// The courier's delivery was recorded before the rollback undid anything (a delivery
+    /// that arrived after the delivery timeout): the rollback stops, the order completes.
+    #[strum(serialize = "Order.Delivered")]
+    OrderDelivered,
+    /// The courier will not cancel the shipment: it says the parcel was delivered, but its
+    /// delivery event has not reached us yet. Waited for like an outage (the event is on
+    /// its way; the next attempt finds the order DELIVERED): never rolled back past.
+    #[strum(serialize = "Shipment.Delivered")]
+    ShipmentDelivered,
     /// A partner refused a request for good (4xx) where no more specific name applies,
     /// e.g. a refund the payment processor will not make.
     #[strum(serialize = "Partner.Rejected")]
@@ -77,13 +86,15 @@ impl ErrorName {
             | ErrorName::PartnerThrottled
             | ErrorName::PartnerTimeout
             | ErrorName::StoreUnavailable
-            | ErrorName::WorkflowUnavailable => FailureKind::Infrastructure,
+            | ErrorName::WorkflowUnavailable
+            | ErrorName::ShipmentDelivered => FailureKind::Infrastructure,
             ErrorName::OrderInvalid
             | ErrorName::StockUnavailable
             | ErrorName::PaymentDeclined
             | ErrorName::ProvisioningRejected
             | ErrorName::ShipmentRejected
             | ErrorName::OrderCancelled
+            | ErrorName::OrderDelivered
             | ErrorName::PartnerRejected => FailureKind::Business,
             ErrorName::OrderNotFound | ErrorName::OrderConflict | ErrorName::Internal => {
                 FailureKind::Defect
@@ -199,6 +210,10 @@ pub fn public_reason(error: &str) -> &'static str {
         }
         Some(ErrorName::ShipmentRejected) => "the courier refused the shipment",
         Some(ErrorName::OrderCancelled) => "the order was cancelled",
+        Some(ErrorName::OrderDelivered) => "the order was delivered",
+        Some(ErrorName::ShipmentDelivered) => {
+            "the courier says the parcel was delivered; its delivery event is awaited"
+        }
         Some(ErrorName::PartnerRejected) => "a partner refused the request",
         Some(
             ErrorName::PartnerUnavailable | ErrorName::PartnerThrottled | ErrorName::PartnerTimeout,
@@ -254,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn only_partner_store_and_workflow_failures_are_transient() {
+    fn only_partner_store_and_workflow_failures_and_an_awaited_delivery_event_are_transient() {
         let transient: Vec<&str> = ErrorName::ALL
             .iter()
             .filter(|n| n.is_transient())
@@ -268,6 +283,7 @@ mod tests {
                 "Partner.Timeout",
                 "Store.Unavailable",
                 "Workflow.Unavailable",
+                "Shipment.Delivered",
             ]
         );
     }

@@ -19,7 +19,7 @@
 use crate::dead_letters::{DeadLetterBody, DeadLetterError, DeadLetterSender};
 use crate::order::OrderId;
 use crate::status::OrderStatus;
-use crate::store::{Cancellation, Claim, IndexPosition, Ledger, StoreError, Transition};
+use crate::store::{Cancellation, Claim, IndexPosition, Ledger, StoreError};
 use serde::Serialize;
 
 /// The workflow's run-time settings, handed to each execution in its input so that one
@@ -98,8 +98,9 @@ pub trait Executions: Send + Sync {
     }
 
     /// Starts an execution of order `id` named `name` on `target` (the state machine, a
-    /// version or an alias) and returns its ARN; an execution of that name that exists
-    /// already counts as started.
+    /// version or an alias) and returns its ARN. An execution of that name that exists
+    /// already counts as started while it runs; one that has ended is
+    /// [`RecoveryError::NameTaken`].
     fn start_on(
         &self,
         target: &str,
@@ -145,6 +146,15 @@ pub enum RecoveryError {
     },
     #[error("{0}")]
     NotSupported(String),
+    /// The execution's name is taken by one that has ended (Step Functions keeps names
+    /// for 90 days): it is not started again, and does not drive the order.
+    #[error(
+        "execution {execution_arn} exists already and ended {status}: it was not started again"
+    )]
+    NameTaken {
+        execution_arn: String,
+        status: String,
+    },
     #[error("order {order_id}: someone else resumed it meanwhile; its execution is now {execution_arn:?}")]
     ResumedElsewhere {
         order_id: OrderId,
@@ -243,12 +253,27 @@ impl Workflow {
             .await;
         match result {
             Ok(output) => Ok(output.execution_arn),
+            // Taken: by this very execution started before (a retry whose first answer
+            // was lost) it counts as started only while it runs.
             Err(error)
                 if error
                     .as_service_error()
                     .is_some_and(|e| e.is_execution_already_exists()) =>
             {
-                Ok(self.execution_arn(name))
+                let arn = self.execution_arn(name);
+                match self.state(&arn).await? {
+                    ExecutionState::Running => Ok(arn),
+                    ExecutionState::Ended(status) => Err(RecoveryError::NameTaken {
+                        execution_arn: arn,
+                        status,
+                    }),
+                    ExecutionState::Missing => Err(RecoveryError::Workflow {
+                        operation: "StartExecution",
+                        message: format!(
+                            "the name {name} is taken, yet no execution {arn} can be described"
+                        ),
+                    }),
+                }
             }
             Err(error) => Err(sfn_error("StartExecution", &error)),
         }
@@ -449,7 +474,15 @@ async fn resume_on(
     }
     let mut stopped = None;
     if let Some(arn) = &order.execution_arn {
-        if workflow.state(arn).await? == ExecutionState::Running {
+        let state = workflow.state(arn).await?;
+        if state == ExecutionState::Missing && order.parked.is_none() {
+            // Claimed, and never started (its start met our infrastructure's failure):
+            // start that one now, under its name, without counting another resume. Two
+            // resumers that both get here start one execution: Step Functions takes a
+            // name once. (A parked order gets a new claim, which clears the mark.)
+            return start_claimed(workflow, id, arn, order.status, latest).await;
+        }
+        if state == ExecutionState::Running {
             if latest.is_none() {
                 return Err(RecoveryError::StillRunning {
                     order_id: id.clone(),
@@ -477,6 +510,7 @@ async fn resume_on(
     };
     let arn = workflow.execution_arn(&name);
     let claim = Claim {
+        read_status: order.status,
         read_resumes: order.resumes,
         read_arn: order.execution_arn.as_deref(),
         resumes: n,
@@ -488,6 +522,13 @@ async fn resume_on(
             return Err(RecoveryError::ResumedElsewhere {
                 order_id: id.clone(),
                 execution_arn,
+            })
+        }
+        // It ended since it was read (its execution finished it, or a cancel).
+        Err(StoreError::Conflict { actual, .. }) if actual.is_final() => {
+            return Err(RecoveryError::Ended {
+                order_id: id.clone(),
+                status: actual,
             })
         }
         Err(error) => return Err(error.into()),
@@ -504,6 +545,28 @@ async fn resume_on(
         execution_arn: arn,
         release,
         stopped,
+    })
+}
+
+/// Starts the execution `arn` recorded on the order (claimed) that never started.
+async fn start_claimed(
+    workflow: &impl Executions,
+    id: &OrderId,
+    arn: &str,
+    status: OrderStatus,
+    latest: Option<String>,
+) -> Result<Resumption, RecoveryError> {
+    let name = arn.rsplit(':').next().unwrap_or_default().to_owned();
+    let release = latest.unwrap_or_else(|| workflow.state_machine_arn().to_owned());
+    let started = workflow.start_on(&release, id, &name).await?;
+    tracing::info!(order_id = %id, execution = %name, status = %status, release = %release, "order resumed on the execution claimed before");
+    Ok(Resumption {
+        order_id: id.clone(),
+        status,
+        execution_name: name,
+        execution_arn: started,
+        release,
+        stopped: None,
     })
 }
 
@@ -528,6 +591,7 @@ pub async fn start_placed(
         Some(_) => {}
         None => {
             let claim = Claim {
+                read_status: order.status,
                 read_resumes: order.resumes,
                 read_arn: None,
                 resumes: order.resumes,
@@ -535,57 +599,43 @@ pub async fn start_placed(
             };
             match store.claim_execution(id, &claim).await {
                 Ok(()) => {}
-                Err(StoreError::Claimed { .. }) => return Ok(None),
+                // Another starter recorded it, or a cancel ended it first.
+                Err(StoreError::Claimed { .. } | StoreError::Conflict { .. }) => return Ok(None),
                 Err(error) => return Err(error.into()),
             }
         }
     }
-    let started = workflow
+    match workflow
         .start_on(workflow.state_machine_arn(), id, id.as_str())
-        .await?;
-    Ok(Some(started))
+        .await
+    {
+        Ok(started) => Ok(Some(started)),
+        // Started before and ended without ending the order (the reconciler resumes it
+        // onto `<id>-r1`): nothing to start now.
+        Err(RecoveryError::NameTaken { .. }) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
-/// Cancels an order that has not shipped: it moves to CANCELLING and its execution, at
-/// its next step, runs the compensations and ends it CANCELLED. An order whose workflow
-/// never started has nothing to undo and is CANCELLED at once. The API's cancel route and
-/// `orderctl orders cancel` both come here.
+/// Cancels an order that has not shipped. An order on which nothing has begun (no
+/// execution recorded, no step begun) ends CANCELLED at once, decided by the same
+/// conditional write that ends it: since every execution is recorded on the order before
+/// it starts ([`Ledger::claim_execution`]), no execution can be running behind it. Any
+/// other order moves to CANCELLING, and its execution, at its next step, runs the
+/// compensations and ends it CANCELLED. The API's cancel route, the console and
+/// `orderctl orders cancel` all come here.
 pub async fn cancel(store: &impl Ledger, id: &OrderId) -> Result<Cancellation, StoreError> {
-    match store.cancel(id).await? {
-        Cancellation::Started(record) if record.execution_arn.is_none() => {
-            tracing::info!(order_id = %id, "cancelled before its workflow started");
-            // Its `Order Cancelled` goes to the outbox with the change.
-            let event = crate::events::OrderEvent::after_change(
-                &record,
-                OrderStatus::Cancelled,
-                None,
-                &crate::store::References::new(),
-            );
-            let ended = store
-                .transition(
-                    id,
-                    Transition::new(OrderStatus::Cancelling, OrderStatus::Cancelled)
-                        .announcing(event.as_ref()),
-                )
-                .await;
-            match ended {
-                Ok(record) => Ok(Cancellation::Started(record)),
-                // Another writer ended it first (an execution started after all, its ARN
-                // not recorded yet, met the cancel): from CANCELLING that can only be
-                // CANCELLED, so the cancel stands.
-                Err(StoreError::Conflict { .. }) => {
-                    tracing::info!(order_id = %id, "its workflow ended the cancelled order first");
-                    Ok(Cancellation::Started(store.require_order(id).await?))
-                }
-                Err(error) => Err(error),
-            }
+    let cancellation = store.cancel(id).await?;
+    match &cancellation {
+        Cancellation::Started(record) if record.status == OrderStatus::Cancelled => {
+            tracing::info!(order_id = %id, "cancelled before anything began");
         }
-        Cancellation::Started(record) => {
+        Cancellation::Started(_) => {
             tracing::info!(order_id = %id, "cancellation requested; the workflow will roll the order back");
-            Ok(Cancellation::Started(record))
         }
-        other => Ok(other),
+        _ => {}
     }
+    Ok(cancellation)
 }
 
 /// How far the reconciler goes in one run.
@@ -625,6 +675,12 @@ pub enum Action {
     Parked { reason: String },
     /// Parked before and not resumed since: left for the operator.
     AlreadyParked,
+    /// It changed since the index was read (a resume, a step, a cancel): left alone, for
+    /// a later run to find still if it is.
+    Changed,
+    /// Could not be reconciled (our infrastructure failed on it): the run went on, and a
+    /// later run tries it again.
+    Failed { error: String },
 }
 
 /// One order the reconciler looked at.
@@ -697,7 +753,18 @@ pub async fn reconcile_at(
             }
         };
         for order in orders {
-            let action = reconcile_order(store, workflow, escalation, &order, options, now).await?;
+            // One order's failure is reported; the run goes on to the next.
+            let action = match reconcile_order(store, workflow, escalation, &order, options, now)
+                .await
+            {
+                Ok(action) => action,
+                Err(error) => {
+                    tracing::error!(order_id = %order.order_id, status = %order.status, %error, "could not reconcile the order; the run goes on");
+                    Action::Failed {
+                        error: error.to_string(),
+                    }
+                }
+            };
             tracing::info!(order_id = %order.order_id, status = %order.status, ?action, "reconciled");
             last = Some(IndexPosition::of(&order));
             done.push(Reconciled {
@@ -765,14 +832,21 @@ fn rotation<'a>(start: Option<&'a IndexPosition>, cutoff: &str) -> Vec<Stretch<'
     stretches
 }
 
+/// What the reconciler does with one order it found in the by-status index (`listed`, a
+/// copy that may be stale): read again, it is left alone if it changed since, resumed, or
+/// parked on condition that it is still as read.
 async fn reconcile_order(
     store: &impl Ledger,
     workflow: &impl Executions,
     escalation: Escalation<'_, impl DeadLetterSender>,
-    order: &crate::store::OrderRecord,
+    listed: &crate::store::OrderRecord,
     options: ReconcileOptions,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Action, RecoveryError> {
+    let order = &store.require_order(&listed.order_id).await?;
+    if order.version != listed.version || order.status.is_final() {
+        return Ok(Action::Changed);
+    }
     if order.parked.is_some() {
         return Ok(Action::AlreadyParked);
     }
@@ -804,7 +878,13 @@ async fn reconcile_order(
         (_, None) => "no execution was ever started for it".to_owned(),
         (_, Some(_)) => "its execution does not exist".to_owned(),
     };
-    if order.resumes >= options.max_resumes {
+    // A claimed execution that never started is started under its name, whatever the
+    // count: its start met our infrastructure's failure, which waits and never parks.
+    let never_started = matches!(
+        (&state, &order.execution_arn),
+        (ExecutionState::Missing, Some(_))
+    );
+    if order.resumes >= options.max_resumes && !never_started {
         return park(
             store,
             escalation,
@@ -858,7 +938,16 @@ async fn park(
             source: "reconciler".to_owned(),
         })
         .await?;
-    store.park(&order.order_id, &reason, &event).await?;
+    match store.park(order, &reason, &event).await {
+        Ok(()) => {}
+        // Resumed (or moved on) between the read and the park: the dead letter just sent
+        // is for an order that is being driven again; replaying it finds it running.
+        Err(StoreError::Changed { .. }) => {
+            tracing::warn!(order_id = %order.order_id, %reason, "the order changed before it was parked; it is not parked");
+            return Ok(Action::Changed);
+        }
+        Err(error) => return Err(error.into()),
+    }
     tracing::warn!(order_id = %order.order_id, %reason, "order parked in the dead-letter queue");
     Ok(Action::Parked { reason })
 }
@@ -942,10 +1031,20 @@ mod tests {
             _: &OrderId,
             name: &str,
         ) -> Result<String, RecoveryError> {
-            let arn = format!("arn:execution:{name}");
+            // As Step Functions: a name is taken for good; taken by a running execution
+            // it counts as started (the same input), by an ended one it does not.
+            let arn = self.execution_arn(name);
             let mut executions = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            executions.insert(arn.clone(), ExecutionState::Running);
-            Ok(arn)
+            match executions.get(&arn) {
+                Some(ExecutionState::Ended(status)) => Err(RecoveryError::NameTaken {
+                    execution_arn: arn,
+                    status: status.clone(),
+                }),
+                _ => {
+                    executions.insert(arn.clone(), ExecutionState::Running);
+                    Ok(arn)
+                }
+            }
         }
 
         async fn stop(&self, arn: &str, _: &str) -> Result<(), RecoveryError> {
@@ -999,6 +1098,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_start_whose_name_is_taken_by_an_ended_execution_does_not_count_as_started() {
+        let (_, store, order) = store_with_its_clock_stopped();
+        let id = place(&store, &order, "key").await;
+        let workflow = FakeExecutions::default();
+        let record = store.require_order(&id).await.expect("the order");
+        let started = start_placed(&store, &workflow, &record).await;
+        let arn = workflow.execution_arn(id.as_str());
+        assert_eq!(started.ok().flatten().as_deref(), Some(arn.as_str()));
+        // The same start again while it runs (the API's retry, which reads the order
+        // with its execution recorded): the same execution.
+        let record = store.require_order(&id).await.expect("the order");
+        let again = start_placed(&store, &workflow, &record).await;
+        assert_eq!(again.ok().flatten().as_deref(), Some(arn.as_str()));
+        // Ended without ending the order: a retry starts nothing and says so.
+        let stopped = workflow.stop(&arn, "test").await;
+        assert!(stopped.is_ok(), "{stopped:?}");
+        let after = start_placed(&store, &workflow, &record).await;
+        assert!(matches!(after, Ok(None)), "{after:?}");
+        let direct = workflow
+            .start_on(workflow.state_machine_arn(), &id, id.as_str())
+            .await;
+        assert!(
+            matches!(&direct, Err(RecoveryError::NameTaken { execution_arn, status })
+                if *execution_arn == arn && status == "ABORTED"),
+            "{direct:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_execution_claimed_but_never_started_is_started_under_its_name_without_counting_a_resume(
+    ) {
+        // Found by the simulator (seed 50 of 100 orders with our infrastructure's faults):
+        // each throttled start cost the order a resume, and after three the reconciler
+        // parked an order nobody had refused.
+        let (placed, store, order) = store_with_its_clock_stopped();
+        let id = place(&store, &order, "key").await;
+        let workflow = FakeExecutions::default();
+        let arn = workflow.execution_arn(&format!("{id}-r3"));
+        let claim = Claim {
+            read_status: OrderStatus::Accepted,
+            read_resumes: 0,
+            read_arn: None,
+            resumes: 3,
+            arn: &arn,
+        };
+        assert_eq!(store.claim_execution(&id, &claim).await, Ok(()));
+        let letters = FakeDeadLetters::default();
+        let options = ReconcileOptions {
+            grace: chrono::Duration::seconds(900),
+            limit: 10,
+            max_resumes: 3,
+        };
+        let later = placed + chrono::Duration::hours(1);
+        let run = reconcile_at(&store, &workflow, escalation(&letters), options, later).await;
+        let actions: Vec<Action> = run.expect("a run").into_iter().map(|r| r.action).collect();
+        assert_eq!(
+            actions,
+            [Action::Resumed {
+                execution_arn: arn.clone()
+            }]
+        );
+        assert_eq!(
+            workflow.state(&arn).await.ok(),
+            Some(ExecutionState::Running)
+        );
+        let after = store.require_order(&id).await.expect("the order");
+        assert_eq!((after.resumes, after.execution_arn), (3, Some(arn)));
+    }
+
+    #[tokio::test]
     async fn the_reconciler_reads_its_grace_period_from_the_time_it_is_given() {
         let (placed, store, order) = store_with_its_clock_stopped();
         let id = place(&store, &order, "key").await;
@@ -1020,12 +1189,12 @@ mod tests {
         assert_eq!(
             actions,
             [Action::Resumed {
-                execution_arn: format!("arn:execution:{id}")
+                execution_arn: workflow.execution_arn(id.as_str())
             }],
             "named as the API names it"
         );
         workflow
-            .stop(&format!("arn:execution:{id}"), "test")
+            .stop(&workflow.execution_arn(id.as_str()), "test")
             .await
             .expect("stopped");
         let parked = run_at(1000).await;
@@ -1081,7 +1250,7 @@ mod tests {
                 .start_on("live", &id, id.as_str())
                 .await
                 .expect("started");
-            store.set_execution_arn(&id, &arn).await.expect("recorded");
+            store.set_execution_arn(&id, &arn).expect("recorded");
             ids.push((id, arn));
         }
         let (died, arn) = &ids[2];
@@ -1125,6 +1294,124 @@ mod tests {
         assert_eq!(store.reconcile_cursor(RECONCILER).await, Ok(None));
     }
 
+    /// Step Functions that cannot be reached for one execution.
+    struct UnreachableFor<'a> {
+        inner: &'a FakeExecutions,
+        arn: String,
+    }
+
+    impl Executions for UnreachableFor<'_> {
+        fn state_machine_arn(&self) -> &str {
+            self.inner.state_machine_arn()
+        }
+
+        async fn state(&self, arn: &str) -> Result<ExecutionState, RecoveryError> {
+            if arn == self.arn {
+                return Err(RecoveryError::Workflow {
+                    operation: "DescribeExecution",
+                    message: "ThrottlingException: Rate exceeded".into(),
+                });
+            }
+            self.inner.state(arn).await
+        }
+
+        async fn start_on(
+            &self,
+            target: &str,
+            id: &OrderId,
+            name: &str,
+        ) -> Result<String, RecoveryError> {
+            self.inner.start_on(target, id, name).await
+        }
+
+        async fn stop(&self, arn: &str, cause: &str) -> Result<(), RecoveryError> {
+            self.inner.stop(arn, cause).await
+        }
+
+        async fn latest_version(&self) -> Result<Option<String>, RecoveryError> {
+            self.inner.latest_version().await
+        }
+    }
+
+    #[tokio::test]
+    async fn one_order_the_reconciler_cannot_reconcile_is_reported_and_the_run_goes_on() {
+        let (placed, store, order) = store_with_its_clock_stopped();
+        let fake = FakeExecutions::default();
+        let mut ids = Vec::new();
+        for key in ["unreachable", "died"] {
+            let id = place(&store, &order, key).await;
+            let arn = fake
+                .start_on("live", &id, id.as_str())
+                .await
+                .expect("started");
+            store.set_execution_arn(&id, &arn).expect("recorded");
+            fake.stop(&arn, "died").await.expect("stopped");
+            ids.push((id, arn));
+        }
+        let workflow = UnreachableFor {
+            inner: &fake,
+            arn: ids[0].1.clone(),
+        };
+        let letters = FakeDeadLetters::default();
+        let options = ReconcileOptions {
+            grace: chrono::Duration::seconds(900),
+            limit: 10,
+            max_resumes: 3,
+        };
+        let later = placed + chrono::Duration::hours(1);
+        let run = reconcile_at(&store, &workflow, escalation(&letters), options, later).await;
+        let actions: Vec<(OrderId, Action)> = run
+            .expect("the run goes on")
+            .into_iter()
+            .map(|r| (r.order_id, r.action))
+            .collect();
+        assert_eq!(actions.len(), 2, "{actions:?}");
+        let by_id: std::collections::HashMap<_, _> = actions.into_iter().collect();
+        assert!(
+            matches!(&by_id[&ids[0].0], Action::Failed { error } if error.contains("Rate exceeded")),
+            "{by_id:?}"
+        );
+        assert!(
+            matches!(&by_id[&ids[1].0], Action::Resumed { .. }),
+            "{by_id:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_reconciler_parks_nothing_that_was_resumed_after_the_index_was_read() {
+        // The index copy says: no execution, resumed as often as allowed. An operator
+        // resumed it since; the stale copy must not park it.
+        let (placed, store, order) = store_with_its_clock_stopped();
+        let id = place(&store, &order, "key").await;
+        let listed = store.require_order(&id).await.expect("the order");
+        let workflow = FakeExecutions::default();
+        let resumed = resume(&store, &workflow, &id).await;
+        assert!(resumed.is_ok(), "{resumed:?}");
+        let letters = FakeDeadLetters::default();
+        let options = ReconcileOptions {
+            grace: chrono::Duration::seconds(900),
+            limit: 10,
+            max_resumes: 0,
+        };
+        let later = placed + chrono::Duration::hours(1);
+        let action = reconcile_order(
+            &store,
+            &workflow,
+            escalation(&letters),
+            &listed,
+            options,
+            later,
+        )
+        .await;
+        assert!(matches!(action, Ok(Action::Changed)), "{action:?}");
+        let now = store.require_order(&id).await.expect("the order");
+        assert_eq!(now.parked, None);
+        assert!(
+            letters.0.lock().map(|l| l.is_empty()).unwrap_or(false),
+            "no dead letter"
+        );
+    }
+
     #[test]
     fn a_run_walks_from_its_cursor_round_every_unfinished_status_back_to_it() {
         let start = IndexPosition {
@@ -1159,35 +1446,62 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cancel_before_the_workflow_started_that_the_workflow_ends_first_is_reported_cancelled(
-    ) {
-        // The cancel moves the order to CANCELLING; before its own move to CANCELLED, an
-        // execution that started after all (its ARN not recorded yet) meets the cancel and
-        // ends the order CANCELLED itself.
+    async fn a_cancel_of_an_order_whose_execution_is_recorded_asks_that_execution_to_roll_it_back()
+    {
+        // The API recorded the execution and is about to start it (or started it and
+        // nothing has run yet): ending the order at once would leave that execution to
+        // take the payment of a CANCELLED order.
         let (_, store, order) = store_with_its_clock_stopped();
         let id = place(&store, &order, "key").await;
-        store.move_before_next_move_to(
-            OrderStatus::Cancelled,
-            OrderStatus::Cancelling,
-            OrderStatus::Cancelled,
-        );
+        let claim = Claim {
+            read_status: OrderStatus::Accepted,
+            read_resumes: 0,
+            read_arn: None,
+            resumes: 0,
+            arn: "arn:aws:states:eu-west-1:1:execution:wf:x",
+        };
+        assert_eq!(store.claim_execution(&id, &claim).await, Ok(()));
         let cancelled = cancel(&store, &id).await;
         assert!(
-            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled),
+            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelling),
             "{cancelled:?}"
         );
-        let stored = store.require_order(&id).await.map(|order| order.status);
-        assert_eq!(stored, Ok(OrderStatus::Cancelled));
     }
 
     #[tokio::test]
-    async fn a_cancel_before_the_workflow_started_ends_the_order_cancelled_at_once() {
+    async fn a_cancel_of_an_order_with_a_step_begun_but_no_execution_recorded_asks_for_a_rollback()
+    {
+        // Data written before executions were recorded first: one may be running
+        // unrecorded, and it has begun a step.
+        let (_, store, order) = store_with_its_clock_stopped();
+        let id = place(&store, &order, "key").await;
+        let begun = store.begin_step(&id, "ValidateOrder").await;
+        assert!(begun.is_ok(), "{begun:?}");
+        let cancelled = cancel(&store, &id).await;
+        assert!(
+            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelling),
+            "{cancelled:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancel_before_anything_began_ends_the_order_cancelled_in_one_write() {
         let (_, store, order) = store_with_its_clock_stopped();
         let id = place(&store, &order, "key").await;
         let cancelled = cancel(&store, &id).await;
         assert!(
-            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled && order.version == 3),
+            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled && order.version == 2),
             "{cancelled:?}"
+        );
+        let outbox = store.outbox(&id).await.map(|events| {
+            events
+                .iter()
+                .map(|event| event.detail.status)
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(
+            outbox,
+            Ok(vec![OrderStatus::Accepted, OrderStatus::Cancelled])
         );
     }
 

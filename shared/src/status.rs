@@ -45,6 +45,9 @@ const TRANSITIONS: &[(OrderStatus, OrderStatus)] = &[
     (Accepted, Rejected),
     (Accepted, Failed),
     (Accepted, Cancelling),
+    // A cancel before anything began (no execution recorded, no step begun) ends the
+    // order at once, in the one conditional write that finds nothing begun.
+    (Accepted, Cancelled),
     (Validated, StockReserved),
     // A reservation that failed may still have taken effect (a timeout): it is undone.
     (Validated, Compensating),
@@ -64,6 +67,9 @@ const TRANSITIONS: &[(OrderStatus, OrderStatus)] = &[
     (Shipped, Delivered),
     // Lost in transit (delivery never confirmed): undo everything, shipment included.
     (Shipped, Compensating),
+    // Delivered after the delivery timeout began the rollback, before anything was undone
+    // (the shipment not yet cancelled): the rollback stops and the order completes.
+    (Compensating, Delivered),
     (Delivered, Completed),
     (Compensating, Failed),
     (Cancelling, Cancelled),
@@ -149,14 +155,14 @@ mod tests {
     /// describe it; the test below holds the table to it for every one of the 169 pairs.
     fn expected_next(status: OrderStatus) -> &'static [OrderStatus] {
         match status {
-            Accepted => &[Validated, Rejected, Failed, Cancelling],
+            Accepted => &[Validated, Rejected, Failed, Cancelling, Cancelled],
             Validated => &[StockReserved, Compensating, Failed, Cancelling],
             StockReserved => &[PaymentTaken, Provisioned, Compensating, Cancelling],
             PaymentTaken => &[Provisioned, Compensating, Cancelling],
             Provisioned => &[Shipped, Compensating, Cancelling],
             Shipped => &[Delivered, Compensating],
             Delivered => &[Completed],
-            Compensating => &[Failed],
+            Compensating => &[Delivered, Failed],
             Cancelling => &[Cancelled],
             Completed | Rejected | Failed | Cancelled => &[],
         }

@@ -34,6 +34,8 @@ struct Partners {
     effects: Mutex<BTreeSet<(&'static str, String)>>,
     /// Operations refused for good (a 4xx with a code).
     refuse: Mutex<BTreeSet<&'static str>>,
+    /// The code a refused operation answers with, when not `refused_in_test`.
+    refusal_codes: Mutex<std::collections::BTreeMap<&'static str, &'static str>>,
     /// Operations that act, then time out once (the caller never sees the answer).
     time_out_after_acting: Mutex<BTreeSet<&'static str>>,
     /// An operation during which the order is cancelled (a cancel request racing it).
@@ -52,6 +54,12 @@ impl Partners {
 
     fn refuse(&self, operation: &'static str) {
         lock(&self.refuse).insert(operation);
+    }
+
+    /// Refuses `operation` for good with the partner's `code`.
+    fn refuse_with(&self, operation: &'static str, code: &'static str) {
+        lock(&self.refusal_codes).insert(operation, code);
+        self.refuse(operation);
     }
 
     fn calls_of(&self, operation: &str) -> usize {
@@ -86,7 +94,11 @@ impl FakePartner for Partners {
                 operation,
                 failure: PartnerFailure::Refused {
                     status: 422,
-                    code: "refused_in_test".into(),
+                    code: lock(&self.refusal_codes)
+                        .get(operation)
+                        .copied()
+                        .unwrap_or("refused_in_test")
+                        .into(),
                 },
                 message: "answered 422".into(),
             });
@@ -382,9 +394,23 @@ impl Saga {
 /// half of the hand-over) and the token the AwaitDelivery step would have stored.
 async fn delivered(ledger: &impl Ledger, id: &OrderId) {
     assert_eq!(
-        ledger.store_task_token(id, "token").await,
+        ledger
+            .store_task_token(
+                id,
+                &order_core::store::TaskToken {
+                    token: "token",
+                    attempt: None
+                }
+            )
+            .await,
         Ok(TokenStored::Waiting)
     );
+    courier_delivers(ledger, id).await;
+}
+
+/// Records the courier's delivery of the shipment ArrangeShipment booked (the webhook's
+/// half of the hand-over), with no task token waiting for it (it timed out).
+async fn courier_delivers(ledger: &impl Ledger, id: &OrderId) {
     let shipment = step_record(ledger, id, steps::ARRANGE_SHIPMENT)
         .await
         .and_then(|record| record.references.get("shipment_id").cloned())
@@ -589,6 +615,102 @@ async fn every_compensation_run_twice_undoes_once_and_the_order_ends_failed_with
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_delivery_after_the_delivery_timeout_before_the_shipment_is_cancelled_completes_the_order_and_undoes_nothing(
+) {
+    // The delivery timeout began the rollback; CancelShipment met the courier down once
+    // (the order is COMPENSATING), then the courier's delivery event arrived. The rollback
+    // stops and the order completes: nothing is cancelled, refunded or released.
+    for kind in OrderKind::ALL.iter().copied() {
+        let saga = Saga::placed_through(kind, path_to_shipping(kind)).await;
+        let lost = Failure::from_catch("AwaitDelivery", "States.Timeout", None);
+        saga.partners.refuse("cancel");
+        let first = saga.fails(steps::CANCEL_SHIPMENT, Some(&lost)).await;
+        assert_eq!(first.name, ErrorName::PartnerRejected, "{kind:?}");
+        lock(&saga.partners.refuse).remove("cancel");
+        assert_eq!(saga.read().await.0.status, OrderStatus::Compensating);
+        courier_delivers(&*saga.ledger, &saga.id).await;
+        let stopped = saga.fails(steps::CANCEL_SHIPMENT, Some(&lost)).await;
+        assert_eq!(stopped.name, ErrorName::OrderDelivered, "{kind:?}");
+        saga.succeeds_twice(steps::NOTIFY_CUSTOMER, None).await;
+        let done = saga.succeeds_twice(steps::COMPLETE_ORDER, None).await;
+        assert_eq!(done.status, OrderStatus::Completed, "{kind:?}");
+        for operation in ["cancel", "deprovision", "refund", "release"] {
+            assert_eq!(
+                saga.partners.effects_of(operation),
+                0,
+                "{kind:?}: {operation}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_courier_that_says_delivered_before_its_event_arrives_makes_the_rollback_wait_for_the_event(
+) {
+    let kind = OrderKind::NewMerchant;
+    let saga = Saga::placed_through(kind, path_to_shipping(kind)).await;
+    let lost = Failure::from_catch("AwaitDelivery", "States.Timeout", None);
+    saga.partners.refuse_with("cancel", "already_delivered");
+    let waiting = saga.fails(steps::CANCEL_SHIPMENT, Some(&lost)).await;
+    assert_eq!(waiting.name, ErrorName::ShipmentDelivered);
+    assert!(
+        waiting.name.is_transient(),
+        "waited for, never rolled back past"
+    );
+    // The event arrives; the next attempt ends the rollback.
+    courier_delivers(&*saga.ledger, &saga.id).await;
+    let stopped = saga.fails(steps::CANCEL_SHIPMENT, Some(&lost)).await;
+    assert_eq!(stopped.name, ErrorName::OrderDelivered);
+    saga.succeeds(steps::NOTIFY_CUSTOMER, None).await;
+    let done = saga.succeeds(steps::COMPLETE_ORDER, None).await;
+    assert_eq!(done.status, OrderStatus::Completed);
+    assert_eq!(saga.partners.effects_of("refund"), 0);
+}
+
+#[tokio::test]
+async fn a_delivery_after_the_shipment_was_cancelled_is_recorded_parks_the_order_and_the_rollback_goes_on(
+) {
+    // The courier confirmed the cancellation, then delivered after all: a person decides
+    // with both facts; the rollback it confirmed goes on.
+    let kind = OrderKind::NewMerchant;
+    let saga = Saga::placed_through(kind, path_to_shipping(kind)).await;
+    let lost = Failure::from_catch("AwaitDelivery", "States.Timeout", None);
+    saga.succeeds(steps::CANCEL_SHIPMENT, Some(&lost)).await;
+    let shipment = saga
+        .step_record(steps::ARRANGE_SHIPMENT)
+        .await
+        .and_then(|record| record.references.get("shipment_id").cloned())
+        .unwrap_or_default();
+    let event = Delivery {
+        event_id: format!("evt-late-{}", saga.id),
+        shipment_id: shipment,
+        delivered_at: "2026-11-28T10:00:00.000Z".into(),
+    };
+    let announced =
+        order_core::store::contract::delivered_event(&*saga.ledger, &saga.id, &event).await;
+    let recorded = saga
+        .ledger
+        .record_delivery(&saga.id, &event, &announced)
+        .await;
+    assert!(
+        matches!(&recorded, Ok(DeliveryRecorded::AfterRollback(order)) if order.parked.is_some()),
+        "{recorded:?}"
+    );
+    for step in [
+        steps::DEPROVISION_TERMINALS,
+        steps::REFUND_PAYMENT,
+        steps::RELEASE_STOCK,
+    ] {
+        saga.succeeds(step, Some(&lost)).await;
+    }
+    let ended = saga.succeeds(steps::RECORD_FAILURE, Some(&lost)).await;
+    assert_eq!(ended.status, OrderStatus::Failed);
+    let (order, _) = saga.read().await;
+    assert_eq!(order.delivery, Some(event), "the delivery is kept");
+    assert!(order.parked.is_some(), "and in front of a person");
 }
 
 #[tokio::test]

@@ -304,6 +304,25 @@ impl Stack {
         }
     }
 
+    /// Counts `resumes` resumes on the order `id` and records no execution, as an order
+    /// whose executions all ended without moving it carries them (the count is written
+    /// straight to its item: only a started execution's end can leave it so).
+    pub async fn counted_as_resumed(&self, id: &order_core::OrderId, resumes: u32) {
+        let written = self
+            .dynamodb()
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("ORDER#{id}")))
+            .key("sk", AttributeValue::S("ORDER".into()))
+            .update_expression("SET resumes = :n")
+            .expression_attribute_values(":n", AttributeValue::N(resumes.to_string()))
+            .send()
+            .await;
+        if let Err(error) = written {
+            panic!("counting {resumes} resumes on {id}: {error:?}");
+        }
+    }
+
     /// Places an order while provisioning is down, so it waits, charged, for the partner
     /// to come back; cancels it there (`202 CANCELLING`). Returns its id and execution ARN;
     /// the workflow then rolls it back.

@@ -5,14 +5,34 @@
 
 use order_core::activity::Outcome;
 use order_core::delivery::{self, TaskResumer};
-use order_core::store::Ledger;
+use order_core::store::{Attempt, Ledger, TaskToken};
 use serde::Deserialize;
 
-/// What the state machine hands over: the order and the token of the waiting task.
+/// What the state machine hands over: the order, the token of the waiting task, and
+/// which attempt made it (`$$.Execution.Name`, `$$.State.RetryCount`; absent from an
+/// execution of an older definition), so that a late copy of an older attempt never
+/// replaces a newer attempt's token.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AwaitDeliveryInput {
     pub order_id: String,
     pub task_token: String,
+    #[serde(default)]
+    pub execution: Option<String>,
+    #[serde(default)]
+    pub attempt: Option<u32>,
+}
+
+impl AwaitDeliveryInput {
+    /// The token with its attempt, when the definition passed both.
+    pub fn token(&self) -> TaskToken<'_> {
+        TaskToken {
+            token: &self.task_token,
+            attempt: match (&self.execution, self.attempt) {
+                (Some(execution), Some(retry)) => Some(Attempt { execution, retry }),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Parks one order's execution until its delivery, or resumes it when the delivery is
@@ -23,5 +43,5 @@ pub async fn handle(
     workflow: &impl TaskResumer,
     input: AwaitDeliveryInput,
 ) -> Outcome {
-    delivery::await_delivery(store, workflow, &input.order_id, &input.task_token).await
+    delivery::await_delivery(store, workflow, &input.order_id, &input.token()).await
 }

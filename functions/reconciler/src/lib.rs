@@ -19,6 +19,11 @@ pub struct Summary {
     pub parked: usize,
     pub running: usize,
     pub already_parked: usize,
+    /// Changed since the index was read: left alone.
+    pub changed: usize,
+    /// Could not be reconciled (our infrastructure failed on them); the next run tries
+    /// them again.
+    pub failed: usize,
     pub orders: Vec<Reconciled>,
 }
 
@@ -35,6 +40,8 @@ impl Summary {
                 Action::Parked { .. } => summary.parked += 1,
                 Action::Running { .. } => summary.running += 1,
                 Action::AlreadyParked => summary.already_parked += 1,
+                Action::Changed => summary.changed += 1,
+                Action::Failed { .. } => summary.failed += 1,
             }
         }
         summary.orders = orders;
@@ -56,6 +63,8 @@ pub async fn handle(
         resumed = summary.resumed,
         parked = summary.parked,
         running = summary.running,
+        changed = summary.changed,
+        failed = summary.failed,
         "reconciler run finished"
     );
     Ok(summary)
@@ -82,6 +91,10 @@ mod tests {
                 execution_arn: "b".into(),
             }),
             order(Action::AlreadyParked),
+            order(Action::Changed),
+            order(Action::Failed {
+                error: "DynamoDB GetItem failed: throttled".into(),
+            }),
         ]);
         assert_eq!(
             (
@@ -89,9 +102,11 @@ mod tests {
                 summary.resumed,
                 summary.parked,
                 summary.running,
-                summary.already_parked
+                summary.already_parked,
+                summary.changed,
+                summary.failed
             ),
-            (4, 2, 1, 0, 1)
+            (6, 2, 1, 0, 1, 1, 1)
         );
     }
 }

@@ -356,13 +356,18 @@ impl Display for Report {
         let r = &self.reconciliation;
         writeln!(
             f,
-            "  reconciler (grace 0 s): {} unfinished orders looked at, {} resumed, {} parked in the DLQ, {} running, {} already parked",
+            "  reconciler (grace 0 s): {} unfinished orders looked at, {} resumed, {} parked in the DLQ, {} running, {} already parked, {} changed, {} failed",
             r.looked_at,
             r.resumed.len(),
             r.parked.len(),
             r.running,
-            r.already_parked
+            r.already_parked,
+            r.changed,
+            r.failed.len()
         )?;
+        for (order, error) in r.failed.iter().take(EXAMPLES) {
+            writeln!(f, "    could not reconcile {order}: {error}")?;
+        }
         for (order, reason) in r.parked.iter().take(EXAMPLES) {
             writeln!(f, "    parked {order}: {reason}")?;
         }

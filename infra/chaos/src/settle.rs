@@ -168,6 +168,10 @@ pub struct Reconciliation {
     pub parked: Vec<(String, String)>,
     pub running: usize,
     pub already_parked: usize,
+    /// Changed between the index read and the look: left alone.
+    pub changed: usize,
+    /// `(order, error)`: could not be reconciled (our infrastructure failed on them).
+    pub failed: Vec<(String, String)>,
 }
 
 /// One reconciler run over every unfinished order, with no grace period.
@@ -197,6 +201,8 @@ pub async fn reconcile(clients: &Clients, max_resumes: u32) -> Result<Reconcilia
             Action::Parked { reason } => outcome.parked.push((id, reason)),
             Action::Running { .. } => outcome.running += 1,
             Action::AlreadyParked => outcome.already_parked += 1,
+            Action::Changed => outcome.changed += 1,
+            Action::Failed { error } => outcome.failed.push((id, error)),
         }
     }
     Ok(outcome)

@@ -149,6 +149,7 @@ impl From<RecoveryError> for CliError {
             RecoveryError::Ended { .. }
             | RecoveryError::StillRunning { .. }
             | RecoveryError::ResumedElsewhere { .. }
+            | RecoveryError::NameTaken { .. }
             | RecoveryError::NotSupported(_) => CliError::Refused(error.to_string()),
         }
     }

@@ -42,6 +42,11 @@ pub async fn run(context: &Context, args: ReconcileArgs) -> Result<Exit, CliErro
             Action::Resumed { execution_arn } => ("resumed", execution_arn.clone()),
             Action::Parked { reason } => ("parked", reason.clone()),
             Action::AlreadyParked => ("already parked", "left for an operator".to_owned()),
+            Action::Changed => (
+                "changed",
+                "changed since it was listed: left for a later run".to_owned(),
+            ),
+            Action::Failed { error } => ("failed", error.clone()),
         };
         table.row(vec![
             order.order_id.to_string(),
@@ -52,8 +57,21 @@ pub async fn run(context: &Context, args: ReconcileArgs) -> Result<Exit, CliErro
     }
     println!("{}", table.render());
     println!(
-        "examined {}: {} resumed, {} parked, {} running, {} already parked",
-        summary.examined, summary.resumed, summary.parked, summary.running, summary.already_parked
+        "examined {}: {} resumed, {} parked, {} running, {} already parked, {} changed, {} failed",
+        summary.examined,
+        summary.resumed,
+        summary.parked,
+        summary.running,
+        summary.already_parked,
+        summary.changed,
+        summary.failed
     );
+    if summary.failed > 0 {
+        eprintln!(
+            "{} orders could not be reconciled (see DETAIL); the next run tries them again",
+            summary.failed
+        );
+        return Ok(Exit::Failed);
+    }
     Ok(Exit::Ok)
 }

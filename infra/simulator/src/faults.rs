@@ -71,6 +71,11 @@ pub struct Faults {
     pub cancel: f64,
     /// The courier's delivery event never comes.
     pub delivery_lost: f64,
+    /// The courier delivers the parcel around the delivery timeout (ten minutes either
+    /// side): its delivery races the rollback for a parcel that never came. A cancel of
+    /// the shipment before the delivery calls the parcel back (it is never delivered); one
+    /// after is refused `already_delivered`.
+    pub delivery_late: f64,
     /// The delivery event is sent twice.
     pub delivery_duplicated: f64,
     /// The delivery event comes right after the shipment is booked (often before the
@@ -157,6 +162,7 @@ impl Default for Faults {
             duplicate_invocation: 0.03,
             cancel: 0.08,
             delivery_lost: 0.03,
+            delivery_late: 0.02,
             delivery_duplicated: 0.1,
             delivery_early: 0.2,
             resume_unavailable: 0.02,

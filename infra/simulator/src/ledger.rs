@@ -14,7 +14,7 @@ use order_core::events::OrderEvent;
 use order_core::store::{
     AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger,
     MemoryStore, OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError,
-    TokenStored, Transition,
+    TaskToken, TokenStored, Transition,
 };
 use order_core::{ActivityError, Order, OrderId, OrderStatus};
 use std::collections::HashMap;
@@ -285,16 +285,37 @@ impl Ledger for Audited {
         written
     }
 
-    async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
+    async fn store_task_token(
+        &self,
+        id: &OrderId,
+        token: &TaskToken<'_>,
+    ) -> Result<TokenStored, StoreError> {
         self.shared.recovery_point().await;
         self.maybe_pause().await;
         self.throttled(Some(id), "store_task_token")?;
         let stored = self.inner.store_task_token(id, token).await;
-        if let Ok(TokenStored::Waiting) = &stored {
-            self.shared.note(
+        match &stored {
+            Ok(TokenStored::Waiting) => self.shared.note(
                 id,
-                Trace::Note(format!("  ledger: task token {token} stored on the order")),
-            );
+                Trace::Note(format!(
+                    "  ledger: task token {} stored on the order (fence {:?})",
+                    token.token,
+                    token.fence(id)
+                )),
+            ),
+            Ok(TokenStored::Superseded) => {
+                self.shared
+                    .count("ledger: a late AwaitDelivery copy's token was refused");
+                self.shared.note(
+                    id,
+                    Trace::Note(format!(
+                        "  ledger: task token {} refused, a later attempt's is stored (fence {:?})",
+                        token.token,
+                        token.fence(id)
+                    )),
+                )
+            }
+            _ => {}
         }
         self.observe(id).await;
         stored
@@ -313,16 +334,16 @@ impl Ledger for Audited {
         recorded
     }
 
-    async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
-        self.shared.recovery_point().await;
-        self.throttled(Some(id), "next_resume")?;
-        self.inner.next_resume(id).await
-    }
-
-    async fn park(&self, id: &OrderId, reason: &str, event: &OrderEvent) -> Result<(), StoreError> {
+    async fn park(
+        &self,
+        read: &OrderRecord,
+        reason: &str,
+        event: &OrderEvent,
+    ) -> Result<(), StoreError> {
+        let id = &read.order_id;
         self.shared.recovery_point().await;
         self.throttled(Some(id), "park")?;
-        let parked = self.inner.park(id, reason, event).await;
+        let parked = self.inner.park(read, reason, event).await;
         self.observe(id).await;
         parked
     }
@@ -353,16 +374,6 @@ impl Ledger for Audited {
             );
         }
         claimed
-    }
-
-    async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
-        self.shared.recovery_point().await;
-        self.throttled(Some(id), "set_execution_arn")?;
-        let written = self.inner.set_execution_arn(id, arn).await;
-        if written.is_ok() {
-            self.shared.owner_changed(id);
-        }
-        written
     }
 
     async fn find_by_reference(

@@ -73,6 +73,9 @@ impl Future for ControlPoint {
     }
 }
 
+/// The courier's refusal of a cancel for a parcel it delivered.
+pub const ALREADY_DELIVERED: &str = "already_delivered";
+
 /// The operations whose effect the failure of an order must undo, and what undoes each.
 pub const UNDO: [(&str, &str); 4] = [
     ("reserve", "release"),
@@ -125,7 +128,15 @@ impl FakePartner for SimPartners {
             self.shared.count("pause before a partner call");
             ControlPoint(false).await;
         }
-        if let Some(failure) = decision.before {
+        // A parcel the courier delivered cannot be called back.
+        let before = match operation == "cancel" && self.shared.delivered(order) {
+            true => Some(PartnerFailure::Refused {
+                status: 409,
+                code: ALREADY_DELIVERED.into(),
+            }),
+            false => decision.before,
+        };
+        if let Some(failure) = before {
             self.shared.count(match failure {
                 PartnerFailure::Refused { .. } => "partner refused for good",
                 _ => "partner unavailable or throttled",
@@ -157,6 +168,9 @@ impl FakePartner for SimPartners {
                     .push(number);
                 if operation == "ship" {
                     book.shipped.push(order.clone());
+                }
+                if operation == "cancel" {
+                    self.shared.recall(order);
                 }
                 book.fresh.push((order.clone(), operation));
             }

@@ -343,6 +343,36 @@ fn a_hung_invocation_no_longer_acts_after_the_rollback_on_the_seed_that_found_it
 }
 
 #[test]
+fn a_late_await_delivery_copy_no_longer_replaces_the_task_token_on_the_seeds_that_showed_the_race()
+{
+    // Found on seed 51 (then 275, as the world's draws moved): a late copy of an earlier
+    // AwaitDelivery attempt replaced the current attempt's task token, the courier's
+    // delivery resumed nothing, the wait timed out, the compensation met a delivered order
+    // and dead-lettered it. The token is fenced now (execution name and retry count): the
+    // late copy is refused, and the seeds that showed the race break nothing.
+    let mut refused = 0;
+    for seed in 270..=400 {
+        let options = Options {
+            faults: Faults::default().with_late_callback_copies(),
+            ..Options::new(seed, 100)
+        };
+        let report = simulator::run(&definition(), options.clone()).expect("the run");
+        assert_eq!(
+            violations(&report),
+            Vec::<&str>::new(),
+            "{}",
+            simulator::replay_command(&options)
+        );
+        refused += report
+            .tally
+            .get("ledger: a late AwaitDelivery copy's token was refused")
+            .copied()
+            .unwrap_or(0);
+    }
+    assert!(refused > 0, "no late copy met a newer token in 131 seeds");
+}
+
+#[test]
 fn the_simulated_function_timeout_is_the_templates() {
     let timeout = template()["Globals"]["Function"]["Timeout"].as_u64();
     assert_eq!(
@@ -454,7 +484,8 @@ fn the_reconciler_never_resumes_an_order_whose_execution_is_running() {
     let mut tally = std::collections::BTreeMap::<&str, u64>::new();
     let counted = [
         "reconciler: left alone, its execution is running",
-        "reconciler ran twice at once (a duplicate invocation)",
+        "reconciler ran a duplicate invocation",
+        "reconciler invocation throttled (reserved concurrency), invoked again later",
         "a resumer lost the race: someone else resumed the order",
         "a resumer refused: the order's execution is running",
     ];
@@ -552,8 +583,12 @@ fn the_simulated_reconciler_runs_with_the_templates_options() {
         default("MaxResumes"),
         Some(u64::from(simulator::MAX_RESUMES))
     );
-    let environment =
-        &template["Resources"]["ReconcilerFunction"]["Properties"]["Environment"]["Variables"];
+    let properties = &template["Resources"]["ReconcilerFunction"]["Properties"];
+    assert_eq!(
+        properties["ReservedConcurrentExecutions"].as_u64(),
+        Some(simulator::RECONCILER_CONCURRENCY as u64)
+    );
+    let environment = &properties["Environment"]["Variables"];
     for (variable, parameter) in [
         ("RECONCILE_GRACE_SECONDS", "ReconcileGraceSeconds"),
         ("RECONCILE_LIMIT", "ReconcileLimit"),

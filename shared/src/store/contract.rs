@@ -45,11 +45,14 @@ macro_rules! ledger_contract {
             a_cancel_after_shipping_is_too_late_and_changes_nothing,
             a_cancel_racing_the_workflow_to_shipment_lands_or_is_too_late_and_never_fails,
             a_task_token_is_kept_only_while_the_order_is_shipped,
+            a_late_copy_of_an_older_attempt_never_replaces_a_newer_attempts_token,
             a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_nothing,
             a_delivery_for_another_shipment_is_refused_and_changes_nothing,
+            a_delivery_during_a_rollback_that_has_not_cancelled_the_shipment_stops_it,
+            a_delivery_after_the_shipment_was_cancelled_is_recorded_and_parks_the_order_once,
+            an_event_id_a_courier_reuses_for_another_order_is_recorded_for_that_order,
             a_delivery_before_the_task_token_is_reported_to_the_waiting_step,
-            a_resume_is_counted_and_clears_the_parked_mark,
-            the_execution_is_recorded_with_a_new_version,
+            a_park_holds_only_on_the_order_as_read_and_a_claim_clears_it,
             a_merchants_orders_and_orders_by_status_are_listed_oldest_first,
             a_tracking_number_and_terminal_serials_recorded_by_their_steps_find_their_order,
             a_reference_no_successful_step_recorded_finds_nothing,
@@ -61,6 +64,9 @@ macro_rules! ledger_contract {
             a_step_writes_its_event_in_its_success_transaction_once_and_a_refused_change_writes_none,
             a_status_change_alone_writes_its_event_with_it_and_a_conflict_writes_none,
             of_starters_racing_from_one_read_exactly_one_claims_the_order_and_the_others_learn_who,
+            an_order_that_has_ended_is_never_claimed_again,
+            a_cancel_before_anything_began_ends_the_order_at_once_with_its_event,
+            a_cancel_after_a_step_began_or_an_execution_was_recorded_goes_through_cancelling,
         );
     };
     (@checks $ledger:expr; $($check:ident),+ $(,)?) => {
@@ -542,6 +548,62 @@ pub async fn a_cancel_moves_an_order_that_has_not_shipped_to_cancelling_once(led
     );
 }
 
+pub async fn a_cancel_before_anything_began_ends_the_order_at_once_with_its_event(
+    ledger: &impl Ledger,
+) {
+    let id = place(ledger).await.order_id;
+    let cancelled = ledger.cancel(&id).await;
+    let ended = match cancelled {
+        Ok(Cancellation::Started(order)) => order,
+        other => panic!("cancelling order {id}: {other:?}"),
+    };
+    assert_eq!(
+        (ended.status, ended.version),
+        (OrderStatus::Cancelled, 2),
+        "one write"
+    );
+    assert_eq!(read(ledger, &id).await, ended);
+    let written = ledger.outbox(&id).await.unwrap_or_default();
+    let statuses: Vec<OrderStatus> = written.iter().map(|e| e.detail.status).collect();
+    assert_eq!(statuses, [OrderStatus::Accepted, OrderStatus::Cancelled]);
+    assert_eq!(written[1].detail.occurred_at, ended.updated_at);
+    let again = ledger.cancel(&id).await;
+    assert!(
+        matches!(&again, Ok(Cancellation::AlreadyCancelling(order)) if order.version == 2),
+        "{again:?}"
+    );
+}
+
+pub async fn a_cancel_after_a_step_began_or_an_execution_was_recorded_goes_through_cancelling(
+    ledger: &impl Ledger,
+) {
+    // A step begun with no execution recorded: data from before executions were recorded
+    // first, whose execution may run unrecorded.
+    let begun = place(ledger).await.order_id;
+    let started = ledger.begin_step(&begun, "ValidateOrder").await;
+    assert!(started.is_ok(), "{started:?}");
+    // An execution recorded, nothing begun yet: it is starting.
+    let claimed = place(ledger).await.order_id;
+    let arn = format!("arn:execution:{claimed}");
+    let claim = super::Claim {
+        read_status: OrderStatus::Accepted,
+        read_resumes: 0,
+        read_arn: None,
+        resumes: 0,
+        arn: &arn,
+    };
+    assert_eq!(ledger.claim_execution(&claimed, &claim).await, Ok(()));
+    for id in [begun, claimed] {
+        let cancelled = ledger.cancel(&id).await;
+        assert!(
+            matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelling),
+            "{cancelled:?}"
+        );
+        let written = ledger.outbox(&id).await.unwrap_or_default();
+        assert_eq!(written.len(), 1, "no Order Cancelled yet: {written:?}");
+    }
+}
+
 pub async fn a_cancel_after_shipping_is_too_late_and_changes_nothing(ledger: &impl Ledger) {
     let id = shipped(ledger, &unique("shp")).await;
     let before = read(ledger, &id).await;
@@ -564,6 +626,16 @@ pub async fn a_cancel_racing_the_workflow_to_shipment_lands_or_is_too_late_and_n
     // both sides agree on who won.
     for reads in 0..8 {
         let id = place(ledger).await.order_id;
+        // Its execution is recorded before it starts, as every starter does.
+        let arn = format!("arn:execution:{id}");
+        let claim = super::Claim {
+            read_status: OrderStatus::Accepted,
+            read_resumes: 0,
+            read_arn: None,
+            resumes: 0,
+            arn: &arn,
+        };
+        assert_eq!(ledger.claim_execution(&id, &claim).await, Ok(()));
         let workflow = async {
             for pair in OrderStatus::NEW_ORDER_PATH.windows(2) {
                 let (from, to) = (pair[0], pair[1]);
@@ -605,7 +677,9 @@ pub async fn a_cancel_racing_the_workflow_to_shipment_lands_or_is_too_late_and_n
 
 pub async fn a_task_token_is_kept_only_while_the_order_is_shipped(ledger: &impl Ledger) {
     let not_shipped = place(ledger).await.order_id;
-    let refused = ledger.store_task_token(&not_shipped, "token-0").await;
+    let refused = ledger
+        .store_task_token(&not_shipped, &unfenced("token-0"))
+        .await;
     assert!(
         matches!(
             refused,
@@ -621,12 +695,96 @@ pub async fn a_task_token_is_kept_only_while_the_order_is_shipped(ledger: &impl 
     let id = shipped(ledger, &unique("shp")).await;
     let version = read(ledger, &id).await.version;
     assert_eq!(
-        ledger.store_task_token(&id, "token-1").await,
+        ledger.store_task_token(&id, &unfenced("token-1")).await,
         Ok(TokenStored::Waiting)
     );
     let order = read(ledger, &id).await;
     assert_eq!(order.task_token.as_deref(), Some("token-1"));
     assert_eq!(order.version, version, "a token is not a status change");
+}
+
+/// A task token without its attempt (an execution of a definition that did not say).
+fn unfenced(token: &str) -> super::TaskToken<'_> {
+    super::TaskToken {
+        token,
+        attempt: None,
+    }
+}
+
+/// The token `token` of AwaitDelivery's attempt `retry` in the execution `execution`.
+fn fenced<'a>(token: &'a str, execution: &'a str, retry: u32) -> super::TaskToken<'a> {
+    super::TaskToken {
+        token,
+        attempt: Some(super::Attempt { execution, retry }),
+    }
+}
+
+pub async fn a_late_copy_of_an_older_attempt_never_replaces_a_newer_attempts_token(
+    ledger: &impl Ledger,
+) {
+    let id = shipped(ledger, &unique("shp")).await;
+    let first = id.to_string();
+    let resumed = format!("{id}-r2");
+    // Attempt 0 of the first execution, then its retry 1.
+    for (token, execution, retry) in [("t-0-0", &first, 0), ("t-0-1", &first, 1)] {
+        assert_eq!(
+            ledger
+                .store_task_token(&id, &fenced(token, execution, retry))
+                .await,
+            Ok(TokenStored::Waiting)
+        );
+    }
+    // Attempt 0's late copy: refused, the retry's token stays.
+    assert_eq!(
+        ledger
+            .store_task_token(&id, &fenced("t-0-0", &first, 0))
+            .await,
+        Ok(TokenStored::Superseded)
+    );
+    assert_eq!(read(ledger, &id).await.task_token.as_deref(), Some("t-0-1"));
+    // The same attempt again (Lambda's own retry of the invocation): the same token.
+    assert_eq!(
+        ledger
+            .store_task_token(&id, &fenced("t-0-1", &first, 1))
+            .await,
+        Ok(TokenStored::Waiting)
+    );
+    // A resumed execution's first attempt is newer than any retry of the first's.
+    assert_eq!(
+        ledger
+            .store_task_token(&id, &fenced("t-2-0", &resumed, 0))
+            .await,
+        Ok(TokenStored::Waiting)
+    );
+    assert_eq!(
+        ledger
+            .store_task_token(&id, &fenced("t-0-7", &first, 7))
+            .await,
+        Ok(TokenStored::Superseded)
+    );
+    // An attempt that does not say which it is never replaces one that did.
+    assert_eq!(
+        ledger.store_task_token(&id, &unfenced("t-old")).await,
+        Ok(TokenStored::Superseded)
+    );
+    assert_eq!(read(ledger, &id).await.task_token.as_deref(), Some("t-2-0"));
+    // An unfenced token (stored by an older definition) is replaced by a fenced one.
+    let old = shipped(ledger, &unique("shp")).await;
+    assert_eq!(
+        ledger.store_task_token(&old, &unfenced("t-old")).await,
+        Ok(TokenStored::Waiting)
+    );
+    let name = old.to_string();
+    assert_eq!(
+        ledger
+            .store_task_token(&old, &fenced("t-new", &name, 0))
+            .await,
+        Ok(TokenStored::Waiting)
+    );
+    assert_eq!(
+        read(ledger, &old).await.task_token.as_deref(),
+        Some("t-new")
+    );
 }
 
 /// The `Order Delivered` the webhook writes with `delivery` of the order `id`.
@@ -694,6 +852,105 @@ pub async fn a_delivery_moves_a_shipped_order_once_and_a_replayed_event_changes_
     );
 }
 
+pub async fn an_event_id_a_courier_reuses_for_another_order_is_recorded_for_that_order(
+    ledger: &impl Ledger,
+) {
+    // One courier event id, two orders' parcels: each order's delivery is its own.
+    let event_id = unique("evt");
+    for _ in 0..2 {
+        let shipment = unique("shp");
+        let id = shipped(ledger, &shipment).await;
+        let event = delivery(&event_id, &shipment);
+        let announced = delivered_event(ledger, &id, &event).await;
+        let recorded = ledger.record_delivery(&id, &event, &announced).await;
+        assert!(
+            matches!(&recorded, Ok(DeliveryRecorded::Now(order)) if order.status == OrderStatus::Delivered),
+            "{recorded:?}"
+        );
+    }
+}
+
+pub async fn a_delivery_during_a_rollback_that_has_not_cancelled_the_shipment_stops_it(
+    ledger: &impl Ledger,
+) {
+    // The delivery timeout began the rollback (SHIPPED -> COMPENSATING); CancelShipment
+    // has not succeeded yet. The courier's delivery arrives: the order is DELIVERED.
+    let shipment = unique("shp");
+    let id = shipped(ledger, &shipment).await;
+    move_to(ledger, &id, OrderStatus::Shipped, OrderStatus::Compensating).await;
+    begin(ledger, &id, "CancelShipment").await;
+    let event = delivery(&unique("evt"), &shipment);
+    let announced = delivered_event(ledger, &id, &event).await;
+    let recorded = ledger.record_delivery(&id, &event, &announced).await;
+    let Ok(DeliveryRecorded::Now(order)) = recorded else {
+        panic!("the delivery was not recorded: {recorded:?}");
+    };
+    assert_eq!(order.status, OrderStatus::Delivered);
+    assert_eq!(order.delivery.as_ref(), Some(&event));
+    assert_eq!(order.parked, None);
+    assert_eq!(
+        outbox_ids(ledger, &id).await,
+        [format!("{id}/ACCEPTED"), format!("{id}/DELIVERED")]
+    );
+}
+
+pub async fn a_delivery_after_the_shipment_was_cancelled_is_recorded_and_parks_the_order_once(
+    ledger: &impl Ledger,
+) {
+    // The courier confirmed the cancellation (CancelShipment succeeded), then delivered
+    // after all: both facts go to a person; the rollback's status is left alone.
+    let shipment = unique("shp");
+    let id = shipped(ledger, &shipment).await;
+    move_to(ledger, &id, OrderStatus::Shipped, OrderStatus::Compensating).await;
+    let cancelled = begin(ledger, &id, "CancelShipment").await;
+    let succeeded = ledger
+        .succeed_step(&cancelled, References::new(), None)
+        .await;
+    assert!(succeeded.is_ok(), "{succeeded:?}");
+    let before = read(ledger, &id).await;
+    let event = delivery(&unique("evt"), &shipment);
+    let announced = delivered_event(ledger, &id, &event).await;
+    let recorded = ledger.record_delivery(&id, &event, &announced).await;
+    let Ok(DeliveryRecorded::AfterRollback(order)) = recorded else {
+        panic!("the late delivery was not recorded: {recorded:?}");
+    };
+    assert_eq!(order.status, OrderStatus::Compensating, "not moved");
+    assert_eq!(order.version, before.version, "not a status change");
+    assert_eq!(order.delivery.as_ref(), Some(&event));
+    let reason = order
+        .parked
+        .as_ref()
+        .map(|p| p.reason.clone())
+        .unwrap_or_default();
+    assert!(
+        reason.contains(&shipment) && reason.contains(&event.event_id),
+        "{reason}"
+    );
+    assert_eq!(
+        outbox_ids(ledger, &id).await,
+        [format!("{id}/ACCEPTED"), format!("{id}/NEEDS_OPERATOR/0")],
+        "the park's event, not a delivery's"
+    );
+    // The courier sends it again: a duplicate, parked once.
+    let again = ledger.record_delivery(&id, &event, &announced).await;
+    assert!(
+        matches!(&again, Ok(DeliveryRecorded::Duplicate(_))),
+        "{again:?}"
+    );
+    assert_eq!(read(ledger, &id).await, order);
+    // Another shipment's event: refused, nothing recorded.
+    let stranger = delivery(&unique("evt"), &unique("shp"));
+    let refused = ledger.record_delivery(&id, &stranger, &announced).await;
+    assert!(
+        !matches!(
+            &refused,
+            Ok(DeliveryRecorded::AfterRollback(_) | DeliveryRecorded::Now(_))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(read(ledger, &id).await, order);
+}
+
 pub async fn a_delivery_for_another_shipment_is_refused_and_changes_nothing(ledger: &impl Ledger) {
     let id = shipped(ledger, &unique("shp")).await;
     let before = ledger.get_order_with_steps(&id).await;
@@ -735,16 +992,18 @@ pub async fn a_delivery_before_the_task_token_is_reported_to_the_waiting_step(
     else {
         panic!("the delivery was not recorded");
     };
-    let late = ledger.store_task_token(&id, "token-late").await;
+    let late = ledger.store_task_token(&id, &unfenced("token-late")).await;
     assert_eq!(late, Ok(TokenStored::AlreadyDelivered(Box::new(delivered))));
 }
 
-pub async fn a_resume_is_counted_and_clears_the_parked_mark(ledger: &impl Ledger) {
+pub async fn a_park_holds_only_on_the_order_as_read_and_a_claim_clears_it(ledger: &impl Ledger) {
     let id = place(ledger).await.order_id;
-    let needs_operator =
-        crate::events::OrderEvent::needs_operator(&read(ledger, &id).await, "resumed too often");
+    let as_read = read(ledger, &id).await;
+    let needs_operator = crate::events::OrderEvent::needs_operator(&as_read, "resumed too often");
     assert_eq!(
-        ledger.park(&id, "resumed too often", &needs_operator).await,
+        ledger
+            .park(&as_read, "resumed too often", &needs_operator)
+            .await,
         Ok(())
     );
     assert_eq!(
@@ -757,36 +1016,37 @@ pub async fn a_resume_is_counted_and_clears_the_parked_mark(ledger: &impl Ledger
         parked.parked.as_ref().map(|p| p.reason.as_str()),
         Some("resumed too often")
     );
-    assert_eq!(ledger.next_resume(&id).await, Ok(1));
-    assert_eq!(ledger.next_resume(&id).await, Ok(2));
+    assert_eq!(parked.version, as_read.version, "not a status change");
+    // An operator resumes it: the claim clears the mark and bumps the version.
+    let arn = format!("arn:execution:{id}-r1");
+    let claim = super::Claim {
+        read_status: parked.status,
+        read_resumes: 0,
+        read_arn: None,
+        resumes: 1,
+        arn: &arn,
+    };
+    assert_eq!(ledger.claim_execution(&id, &claim).await, Ok(()));
     let resumed = read(ledger, &id).await;
-    assert_eq!((resumed.resumes, resumed.parked), (2, None));
-    assert_eq!(resumed.version, 1, "resumes are not status changes");
-    let missing = OrderId::generate();
+    assert_eq!((resumed.resumes, resumed.parked.clone()), (1, None));
+    // A reconciler that read it before the resume (a stale index copy) parks nothing.
     assert_eq!(
-        ledger.next_resume(&missing).await,
-        Err(StoreError::NotFound(missing.clone()))
+        ledger.park(&parked, "stale", &needs_operator).await,
+        Err(StoreError::Changed {
+            order_id: id.clone(),
+            read_version: parked.version,
+        })
     );
+    assert_eq!(read(ledger, &id).await, resumed, "nothing written");
+    let mut missing = resumed.clone();
+    missing.order_id = OrderId::generate();
     assert_eq!(
         ledger.park(&missing, "x", &needs_operator).await,
-        Err(StoreError::NotFound(missing.clone()))
+        Err(StoreError::NotFound(missing.order_id.clone()))
     );
-    assert_eq!(outbox_ids(ledger, &missing).await, Vec::<String>::new());
-}
-
-pub async fn the_execution_is_recorded_with_a_new_version(ledger: &impl Ledger) {
-    let id = place(ledger).await.order_id;
-    let arn = "arn:aws:states:eu-west-1:000000000000:execution:orders:exec-1";
-    assert_eq!(ledger.set_execution_arn(&id, arn).await, Ok(()));
-    let order = read(ledger, &id).await;
     assert_eq!(
-        (order.execution_arn.as_deref(), order.version),
-        (Some(arn), 2)
-    );
-    let missing = OrderId::generate();
-    assert_eq!(
-        ledger.set_execution_arn(&missing, arn).await,
-        Err(StoreError::NotFound(missing.clone()))
+        outbox_ids(ledger, &missing.order_id).await,
+        Vec::<String>::new()
     );
 }
 
@@ -1165,6 +1425,7 @@ pub async fn of_starters_racing_from_one_read_exactly_one_claims_the_order_and_t
     let id = place(ledger).await.order_id;
     let first = format!("arn:execution:{id}");
     let claim = super::Claim {
+        read_status: OrderStatus::Accepted,
         read_resumes: 0,
         read_arn: None,
         resumes: 0,
@@ -1193,6 +1454,7 @@ pub async fn of_starters_racing_from_one_read_exactly_one_claims_the_order_and_t
     let (id_ref, first_ref) = (&id, first.as_str());
     let claims = names.iter().map(|arn| async move {
         let claim = super::Claim {
+            read_status: OrderStatus::Accepted,
             read_resumes: 0,
             read_arn: Some(first_ref),
             resumes: 1,
@@ -1223,5 +1485,36 @@ pub async fn of_starters_racing_from_one_read_exactly_one_claims_the_order_and_t
     assert_eq!(
         ledger.claim_execution(&missing, &claim).await,
         Err(StoreError::NotFound(missing.clone()))
+    );
+}
+
+pub async fn an_order_that_has_ended_is_never_claimed_again(ledger: &impl Ledger) {
+    // Cancelled before anything began: a start that read it ACCEPTED must not drive it.
+    let id = place(ledger).await.order_id;
+    let cancelled = ledger.cancel(&id).await;
+    assert!(
+        matches!(&cancelled, Ok(Cancellation::Started(order)) if order.status == OrderStatus::Cancelled),
+        "{cancelled:?}"
+    );
+    let arn = format!("arn:execution:{id}");
+    let claim = super::Claim {
+        read_status: OrderStatus::Accepted,
+        read_resumes: 0,
+        read_arn: None,
+        resumes: 0,
+        arn: &arn,
+    };
+    assert_eq!(
+        ledger.claim_execution(&id, &claim).await,
+        Err(StoreError::Conflict {
+            order_id: id.clone(),
+            expected: OrderStatus::Accepted,
+            actual: OrderStatus::Cancelled,
+        })
+    );
+    assert_eq!(
+        read(ledger, &id).await.execution_arn,
+        None,
+        "nothing recorded"
     );
 }

@@ -30,6 +30,13 @@ pub enum StoreError {
     /// An item does not have the shape this code writes.
     #[error("item {key} is unreadable: {message}")]
     Corrupt { key: String, message: String },
+    /// The order changed since it was read (a resume, a step, a cancel): a write
+    /// conditional on the version read was not made.
+    #[error("order {order_id} changed since it was read at version {read_version}")]
+    Changed {
+        order_id: OrderId,
+        read_version: u64,
+    },
     /// Someone else recorded another execution of the order since it was read (another
     /// resumer, or the API's retry): they drive it now.
     #[error("order {order_id}: someone else started or resumed it since it was read (its execution is now {execution_arn:?})")]
@@ -47,7 +54,9 @@ impl From<StoreError> for ActivityError {
                 actual: OrderStatus::Cancelling | OrderStatus::Cancelled,
                 ..
             } => ErrorName::OrderCancelled,
-            StoreError::Conflict { .. } | StoreError::Claimed { .. } => ErrorName::OrderConflict,
+            StoreError::Conflict { .. }
+            | StoreError::Claimed { .. }
+            | StoreError::Changed { .. } => ErrorName::OrderConflict,
             StoreError::Unavailable { .. } => ErrorName::StoreUnavailable,
             StoreError::IllegalTransition { .. } | StoreError::Corrupt { .. } => {
                 ErrorName::Internal

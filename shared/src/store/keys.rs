@@ -5,7 +5,7 @@
 //! | the order | `ORDER#<id>` | `ORDER` |
 //! | one per workflow step (the activity ledger) | `ORDER#<id>` | `STEP#<step>` |
 //! | one per API `Idempotency-Key` (expires after a day) | `IDEMPOTENCY#<key>` | `IDEMPOTENCY` |
-//! | one per courier event (expires after 30 days) | `COURIER_EVENT#<event id>` | `EVENT` |
+//! | one per courier event (expires after 30 days) | `COURIER_EVENT#<order id>#<event id>` (an id reused for another order is that order's) | `EVENT` |
 //! | one per operator action on the order (the ops console's audit trail) | `ORDER#<id>` | `AUDIT#<time>#<n>` |
 //! | one per tracking number and order (written with ArrangeShipment's success) | `TRACKING#<number>` | `ORDER#<id>` |
 //! | one per terminal serial and order (written with ProvisionTerminals' or DeactivateFaultyTerminals' success) | `SERIAL#<serial>` | `ORDER#<id>` |
@@ -32,8 +32,10 @@ pub const BY_STATUS_INDEX: &str = "by-status";
 /// retries an event and than the workflow waits for a delivery.
 pub const COURIER_EVENT_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
 
-pub(super) fn courier_event_pk(event_id: &str) -> String {
-    format!("COURIER_EVENT#{event_id}")
+/// The item that remembers courier event `event_id` for order `id`: per order, so an id
+/// a courier reuses for another order's parcel is that order's event, never a duplicate.
+pub(super) fn courier_event_pk(id: &OrderId, event_id: &str) -> String {
+    format!("COURIER_EVENT#{id}#{event_id}")
 }
 
 /// The partition of the lookup items of one partner reference.

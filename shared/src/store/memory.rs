@@ -13,14 +13,14 @@
 use super::idempotency::IdempotencyRecord;
 use super::keys::{merchant_index_values, order_pk, status_index_values, step_sk};
 use super::{
-    cancel_refused, delivery_refused, findable, token_refused, AuditEntry, AuditRecord,
-    Cancellation, Delivery, DeliveryRecorded, DeliveryRefusal, IndexPosition, Ledger, OrderRecord,
-    Parked, Placement, Reference, References, StepRecord, StepStart, StepStatus, StoreError,
-    TokenStored, Transition,
+    cancel_refused, delivery_refused, findable, late_delivery_reason, token_refused, AuditEntry,
+    AuditRecord, Cancellation, Delivery, DeliveryRecorded, DeliveryRefusal, IndexPosition, Ledger,
+    OrderRecord, Parked, Placement, Reference, References, StepRecord, StepStart, StepStatus,
+    StoreError, TaskToken, TokenStored, Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
-use crate::steps::{ARRANGE_SHIPMENT, AWAIT_DELIVERY};
+use crate::steps::{ARRANGE_SHIPMENT, AWAIT_DELIVERY, CANCEL_SHIPMENT};
 use crate::ActivityError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -75,8 +75,9 @@ struct Tables {
     /// By order, then by step name: the order DynamoDB keeps them in (`STEP#<name>`).
     steps: BTreeMap<OrderId, BTreeMap<String, StepRecord>>,
     keys: HashMap<String, IdempotencyRecord>,
-    /// Courier event id -> the order it was recorded for.
-    courier_events: HashMap<String, OrderId>,
+    /// The courier events recorded, by order and event id (per order, as the table keys
+    /// them).
+    courier_events: BTreeSet<(OrderId, String)>,
     /// A partner reference -> the orders whose steps recorded it.
     lookups: BTreeMap<(Reference, String), BTreeSet<OrderId>>,
     /// By order: its operator actions, oldest first.
@@ -123,6 +124,16 @@ impl MemoryStore {
         to: OrderStatus,
     ) {
         self.tables().armed = Some((status, Armed::Move { from, to }));
+    }
+
+    /// Records `arn` as the order's execution unconditionally, as data written before
+    /// executions were claimed has it (tests of recovery only).
+    #[cfg(test)]
+    pub(crate) fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
+        self.tables().update_order(id, |order| {
+            order.execution_arn = Some(arn.to_owned());
+            order.version += 1;
+        })
     }
 
     /// The tables, also after a thread panicked while holding them (a test's assertion):
@@ -210,16 +221,46 @@ impl Tables {
         Ok(order)
     }
 
-    /// What a cancel does, as DynamoDB's one conditional write does it: moves a
-    /// cancellable order to CANCELLING; says why any other order stays as it is.
+    /// What a cancel does, as DynamoDB's conditional writes do it: an order on which
+    /// nothing has begun ([`Tables::nothing_begun`]) ends CANCELLED at once, with its
+    /// `Order Cancelled` event; any other cancellable order moves to CANCELLING; says why
+    /// any other order stays as it is.
     fn cancel(&mut self, id: &OrderId) -> Result<Cancellation, StoreError> {
-        let order = self.order(id)?;
+        let order = self.order(id)?.clone();
         if !order.status.is_cancellable() {
-            return Ok(cancel_refused(order.clone()));
+            return Ok(cancel_refused(order));
+        }
+        if self.nothing_begun(&order) {
+            let event = crate::events::OrderEvent::after_change(
+                &order,
+                OrderStatus::Cancelled,
+                None,
+                &References::new(),
+            );
+            let ended = self.moved(
+                id,
+                Transition::new(OrderStatus::Accepted, OrderStatus::Cancelled),
+            )?;
+            if let Some(event) = event {
+                self.write_outbox(&event.stamped(&ended.updated_at));
+            }
+            self.orders.insert(id.clone(), ended.clone());
+            return Ok(Cancellation::Started(ended));
         }
         let cancelled = self.moved(id, Transition::new(order.status, OrderStatus::Cancelling))?;
         self.orders.insert(id.clone(), cancelled.clone());
         Ok(Cancellation::Started(cancelled))
+    }
+
+    /// Whether nothing has begun on the order: ACCEPTED, no execution recorded (an
+    /// execution is recorded before it starts), no step begun.
+    fn nothing_begun(&self, order: &OrderRecord) -> bool {
+        order.status == OrderStatus::Accepted
+            && order.execution_arn.is_none()
+            && self
+                .steps
+                .get(&order.order_id)
+                .is_none_or(BTreeMap::is_empty)
     }
 
     /// Runs the write armed for a move to `to`, if any.
@@ -535,15 +576,31 @@ impl Ledger for MemoryStore {
         Ok(())
     }
 
-    async fn store_task_token(&self, id: &OrderId, token: &str) -> Result<TokenStored, StoreError> {
+    async fn store_task_token(
+        &self,
+        id: &OrderId,
+        token: &TaskToken<'_>,
+    ) -> Result<TokenStored, StoreError> {
         let mut tables = self.tables();
         let order = tables.order(id)?.clone();
         if order.status != OrderStatus::Shipped {
             return token_refused(order);
         }
+        let fence = token.fence(id);
+        let newer = match (fence, order.task_fence) {
+            (_, None) => true,
+            (Some(fence), Some(stored)) => stored <= fence,
+            (None, Some(_)) => false,
+        };
+        if !newer {
+            return Ok(TokenStored::Superseded);
+        }
         let now = tables.now();
         tables.update_order(id, |order| {
-            order.task_token = Some(token.to_owned());
+            order.task_token = Some(token.token.to_owned());
+            if fence.is_some() {
+                order.task_fence = fence;
+            }
             order.updated_at = now;
         })?;
         Ok(TokenStored::Waiting)
@@ -556,7 +613,16 @@ impl Ledger for MemoryStore {
         event: &crate::events::OrderEvent,
     ) -> Result<DeliveryRecorded, StoreError> {
         let mut tables = self.tables();
-        let transition = Transition::new(OrderStatus::Shipped, OrderStatus::Delivered);
+        let status = tables.order(id)?.status;
+        // A rollback that has not cancelled the shipment yet is stopped by the delivery.
+        let cancelled_shipment = tables
+            .step(id, CANCEL_SHIPMENT.name)
+            .is_some_and(|step| step.status == StepStatus::Succeeded);
+        let from = match status {
+            OrderStatus::Compensating if !cancelled_shipment => OrderStatus::Compensating,
+            _ => OrderStatus::Shipped,
+        };
+        let transition = Transition::new(from, OrderStatus::Delivered);
         let moved = match tables.moved(id, transition) {
             Ok(moved) => Some(moved),
             Err(StoreError::Conflict { .. }) => None,
@@ -568,12 +634,36 @@ impl Ledger for MemoryStore {
         let refusal = DeliveryRefusal {
             order_not_shipped: moved.is_none(),
             wrong_shipment: booked != Some(&delivery.shipment_id),
-            seen_before: tables.courier_events.contains_key(&delivery.event_id),
+            seen_before: (tables.courier_events).contains(&(id.clone(), delivery.event_id.clone())),
         };
         let Some(mut moved) = moved.filter(|_| !(refusal.wrong_shipment || refusal.seen_before))
         else {
             let order = tables.order(id)?.clone();
-            return delivery_refused(order, delivery, refusal);
+            let late = cancelled_shipment
+                && !(refusal.wrong_shipment || refusal.seen_before)
+                && order.delivery.is_none()
+                && matches!(
+                    order.status,
+                    OrderStatus::Compensating | OrderStatus::Failed
+                );
+            if !late {
+                return delivery_refused(order, delivery, refusal);
+            }
+            // Delivered after the courier confirmed the shipment's cancellation: a fact
+            // for a person, recorded with the park.
+            let reason = late_delivery_reason(&order, delivery);
+            let needs_operator = crate::events::OrderEvent::needs_operator(&order, &reason);
+            let at = tables.now();
+            let parked = tables.update_order(id, |order| {
+                order.delivery = Some(delivery.clone());
+                order.parked = Some(Parked { at, reason });
+                order.clone()
+            })?;
+            tables
+                .courier_events
+                .insert((id.clone(), delivery.event_id.clone()));
+            tables.write_outbox(&needs_operator);
+            return Ok(DeliveryRecorded::AfterRollback(parked));
         };
         moved.delivery = Some(delivery.clone());
         let now = tables.now();
@@ -599,27 +689,26 @@ impl Ledger for MemoryStore {
         tables.put_step(step);
         tables
             .courier_events
-            .insert(delivery.event_id.clone(), id.clone());
+            .insert((id.clone(), delivery.event_id.clone()));
         tables.orders.insert(id.clone(), moved.clone());
         tables.write_outbox(event);
         Ok(DeliveryRecorded::Now(moved))
     }
 
-    async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
-        self.tables().update_order(id, |order| {
-            order.resumes += 1;
-            order.parked = None;
-            order.resumes
-        })
-    }
-
     async fn park(
         &self,
-        id: &OrderId,
+        read: &OrderRecord,
         reason: &str,
         event: &crate::events::OrderEvent,
     ) -> Result<(), StoreError> {
+        let id = &read.order_id;
         let mut tables = self.tables();
+        if tables.order(id)?.version != read.version {
+            return Err(StoreError::Changed {
+                order_id: id.clone(),
+                read_version: read.version,
+            });
+        }
         let parked = Parked {
             at: tables.now(),
             reason: reason.to_owned(),
@@ -645,6 +734,13 @@ impl Ledger for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut tables = self.tables();
         let order = tables.order(id)?.clone();
+        if order.status.is_final() {
+            return Err(StoreError::Conflict {
+                order_id: id.clone(),
+                expected: claim.read_status,
+                actual: order.status,
+            });
+        }
         if order.resumes != claim.read_resumes || order.execution_arn.as_deref() != claim.read_arn {
             return Err(StoreError::Claimed {
                 order_id: id.clone(),
@@ -655,13 +751,6 @@ impl Ledger for MemoryStore {
             order.execution_arn = Some(claim.arn.to_owned());
             order.resumes = claim.resumes;
             order.parked = None;
-            order.version += 1;
-        })
-    }
-
-    async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
-        self.tables().update_order(id, |order| {
-            order.execution_arn = Some(arn.to_owned());
             order.version += 1;
         })
     }

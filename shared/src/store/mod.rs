@@ -38,8 +38,8 @@ pub use keys::{BY_MERCHANT_INDEX, BY_STATUS_INDEX, COURIER_EVENT_TTL_SECONDS};
 pub use lookups::{findable, Reference};
 pub use memory::{Clock, MemoryStore};
 pub use records::{
-    Cancellation, Claim, Delivery, DeliveryRecorded, Failure, IndexPosition, OrderRecord, Parked,
-    Placement, StepRecord, StepStart, StepStatus, TokenStored, Transition,
+    Attempt, Cancellation, Claim, Delivery, DeliveryRecorded, Failure, IndexPosition, OrderRecord,
+    Parked, Placement, StepRecord, StepStart, StepStatus, TaskToken, TokenStored, Transition,
 };
 
 use crate::order::{Order, OrderId};
@@ -194,12 +194,14 @@ pub trait Ledger: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores the task token of the execution waiting for the order's delivery, if the
-    /// order is still SHIPPED. When the delivery was recorded first, says so, so that the
-    /// caller resumes the execution itself: exactly one of the two sides holds both.
+    /// order is still SHIPPED and no later attempt stored its own ([`TaskToken::fence`]:
+    /// a late copy of an older attempt is [`TokenStored::Superseded`]). When the delivery
+    /// was recorded first, says so, so that the caller resumes the execution itself:
+    /// exactly one of the two sides holds both.
     fn store_task_token(
         &self,
         id: &OrderId,
-        token: &str,
+        token: &TaskToken<'_>,
     ) -> impl Future<Output = Result<TokenStored, StoreError>> + Send;
 
     /// Records the courier's delivery event, all at once: the order moves SHIPPED ->
@@ -215,15 +217,13 @@ pub trait Ledger: Send + Sync {
         event: &crate::events::OrderEvent,
     ) -> impl Future<Output = Result<DeliveryRecorded, StoreError>> + Send;
 
-    /// Counts one more resume of the order and clears its parked mark; returns the new
-    /// count, which names the resumed execution (`<id>-r<n>`). Not a status change.
-    fn next_resume(&self, id: &OrderId) -> impl Future<Output = Result<u32, StoreError>> + Send;
-
     /// Marks the order as put in front of an operator, writing `event` (`Order Needs
-    /// Operator`) to the outbox with it. Not a status change.
+    /// Operator`) to the outbox with it, only if the order is still at the version `read`
+    /// was read at: an order resumed, moved or cancelled since is not parked
+    /// ([`StoreError::Changed`]). Not a status change.
     fn park(
         &self,
-        id: &OrderId,
+        read: &OrderRecord,
         reason: &str,
         event: &crate::events::OrderEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -246,14 +246,6 @@ pub trait Ledger: Send + Sync {
         &self,
         id: &OrderId,
         claim: &Claim<'_>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Records the Step Functions execution that runs the order (bumps `version`). Not a
-    /// status change.
-    fn set_execution_arn(
-        &self,
-        id: &OrderId,
-        arn: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The orders a partner reference (a tracking number, a terminal serial) was recorded
@@ -306,6 +298,14 @@ pub(crate) fn token_refused(order: OrderRecord) -> Result<TokenStored, StoreErro
             actual,
         }),
     }
+}
+
+/// Why an order delivered after its shipment was cancelled is parked: both facts.
+pub(crate) fn late_delivery_reason(order: &OrderRecord, delivery: &Delivery) -> String {
+    format!(
+        "the courier delivered shipment {} (event {}, at {}) after it had confirmed the shipment's cancellation; the order is {}: decide with the merchant whether to complete it or collect the terminals",
+        delivery.shipment_id, delivery.event_id, delivery.delivered_at, order.status
+    )
 }
 
 /// Which conditions of [`Ledger::record_delivery`] failed.

@@ -58,6 +58,11 @@ pub struct OrderRecord {
     pub failure: Option<Failure>,
     /// The token of the execution waiting in AwaitDelivery; the courier webhook resumes it.
     pub task_token: Option<String>,
+    /// Which AwaitDelivery attempt `task_token` is ([`TaskToken::fence`]): an older
+    /// attempt's token (a late copy) never replaces it. `None` for a token stored by an
+    /// execution of a definition that did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_fence: Option<u64>,
     /// The courier's delivery event, once it arrived.
     pub delivery: Option<Delivery>,
     /// How many times the order was resumed (new executions `<id>-r<n>`).
@@ -87,6 +92,7 @@ impl OrderRecord {
             updated_at: created_at,
             failure: None,
             task_token: None,
+            task_fence: None,
             delivery: None,
             resumes: 0,
             parked: None,
@@ -129,6 +135,44 @@ pub struct Delivery {
     pub delivered_at: String,
 }
 
+/// The task token of one AwaitDelivery attempt, with what orders it among the order's
+/// others: the execution that made it (`<id>`, then `<id>-r<n>` per resume) and the
+/// state's retry count in that execution (`$$.Execution.Name`, `$$.State.RetryCount`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskToken<'a> {
+    pub token: &'a str,
+    /// `None` from an execution of a definition that did not pass them.
+    pub attempt: Option<Attempt<'a>>,
+}
+
+/// Where an AwaitDelivery attempt stands among the order's: its execution and retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt<'a> {
+    pub execution: &'a str,
+    pub retry: u32,
+}
+
+/// Retries of one state an execution can make, and more: a fence of a later execution
+/// is above every fence of an earlier one.
+const RETRIES_PER_EXECUTION: u64 = 1_000;
+
+impl TaskToken<'_> {
+    /// The attempt's place, higher for later ones: the execution's resume number (0 for
+    /// `<id>`, n for `<id>-r<n>`) times 1,000 plus the retry count. `None` when the
+    /// attempt is not known, or its execution is not one of order `id`'s.
+    pub fn fence(&self, id: &crate::order::OrderId) -> Option<u64> {
+        let attempt = self.attempt?;
+        let resume = match attempt.execution.strip_prefix(id.as_str())? {
+            "" => 0,
+            rest => rest.strip_prefix("-r")?.parse::<u64>().ok()?,
+        };
+        Some(
+            resume * RETRIES_PER_EXECUTION
+                + u64::from(attempt.retry).min(RETRIES_PER_EXECUTION - 1),
+        )
+    }
+}
+
 /// What [`Ledger::store_task_token`](super::Ledger::store_task_token) found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenStored {
@@ -136,6 +180,9 @@ pub enum TokenStored {
     Waiting,
     /// The delivery arrived first: the caller resumes the execution itself.
     AlreadyDelivered(Box<OrderRecord>),
+    /// A later attempt (a retry, or a newer execution) stored its token first: this one
+    /// is a late copy, and its task no longer waits. Nothing changed.
+    Superseded,
 }
 
 /// What [`Ledger::record_delivery`](super::Ledger::record_delivery) did.
@@ -150,12 +197,18 @@ pub enum DeliveryRecorded {
     /// The event's shipment is not the one ArrangeShipment booked for the order (or the
     /// one delivered before). Nothing changed.
     WrongShipment,
+    /// Delivered after the courier had confirmed the shipment's cancellation (the order
+    /// rolling back, or rolled back, FAILED): the delivery is recorded on the order and the
+    /// order parked for a person, with both facts (`Order Needs Operator`).
+    AfterRollback(OrderRecord),
 }
 
 /// What [`Ledger::cancel`](super::Ledger::cancel) did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cancellation {
-    /// The order moved to CANCELLING now.
+    /// The cancel took: the order moved to CANCELLING now (its execution rolls it back),
+    /// or, nothing having begun on it (no execution recorded, no step begun), ended
+    /// CANCELLED at once in the same conditional write.
     Started(OrderRecord),
     /// The order was already CANCELLING or CANCELLED.
     AlreadyCancelling(OrderRecord),
@@ -253,6 +306,9 @@ impl<'a> Transition<'a> {
 /// retry, an operator's resume, the console, the reconciler) exactly one wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claim<'a> {
+    /// The status the starter read the order in (an order that has ended since is not
+    /// claimed: [`StoreError::Conflict`](super::StoreError::Conflict) from it).
+    pub read_status: OrderStatus,
     /// The resume count the starter read.
     pub read_resumes: u32,
     /// The execution the starter read on the order (`None`: none recorded).

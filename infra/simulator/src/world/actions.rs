@@ -113,13 +113,14 @@ pub(super) struct Acting {
 
 impl<'d> World<'d> {
     /// Starts a recovery action now: polled at once, then at each of its control points.
+    /// Returns its id.
     pub(super) fn spawn(
         &mut self,
         label: &'static str,
         order: Option<usize>,
         retry: Option<(u64, Event)>,
         deed: Deed,
-    ) {
+    ) -> u64 {
         self.next_action += 1;
         let id = self.next_action;
         self.actions.insert(
@@ -132,6 +133,7 @@ impl<'d> World<'d> {
             },
         );
         self.after(0, Event::Act(id));
+        id
     }
 
     /// Polls action `id` to its next control point or its end.
@@ -147,9 +149,13 @@ impl<'d> World<'d> {
         self.carry_out()?;
         self.collect_parked()?;
         match polled {
-            Poll::Ready(done) => self.done(done),
+            Poll::Ready(done) => {
+                self.reconcilers.remove(&id);
+                self.done(done)
+            }
             Poll::Pending => {
                 if self.shared.chance(self.options.faults.recovery_dies) {
+                    self.reconcilers.remove(&id);
                     self.shared
                         .count("a recovery action died at a control point");
                     if let Some(order) = acting.order {

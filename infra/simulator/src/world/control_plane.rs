@@ -131,17 +131,24 @@ impl Executions for SimStepFunctions {
         }
         let arn = execution_arn(name);
         let mut executions = lock(&self.executions);
-        // Step Functions refuses a second execution of a name; the caller takes it as
-        // started.
-        if !executions.contains_key(&arn) {
-            executions.insert(arn.clone(), ExecutionState::Running);
-            lock(&self.asked).push(Asked::Start {
-                id: id.clone(),
-                arn: arn.clone(),
-                input: self.input(id),
-            });
+        // Step Functions starts a name once: the same start again is the running
+        // execution; a name whose execution ended is taken.
+        match executions.get(&arn) {
+            None => {
+                executions.insert(arn.clone(), ExecutionState::Running);
+                lock(&self.asked).push(Asked::Start {
+                    id: id.clone(),
+                    arn: arn.clone(),
+                    input: self.input(id),
+                });
+                Ok(arn)
+            }
+            Some(ExecutionState::Ended(status)) => Err(RecoveryError::NameTaken {
+                execution_arn: arn.clone(),
+                status: status.clone(),
+            }),
+            Some(_) => Ok(arn),
         }
-        Ok(arn)
     }
 
     async fn stop(&self, arn: &str, _cause: &str) -> Result<(), RecoveryError> {

@@ -3,7 +3,7 @@
 //! (`order_core::delivery::deliver`), and Step Functions' `SendTaskSuccess` in process.
 
 use super::actions::Done::Delivered;
-use super::{Event, SimError, World};
+use super::{Event, SimError, World, DELIVERY_TIMEOUT_MS};
 use crate::partners::shipment_id;
 use crate::world::{lock, Shared, Trace};
 use order_core::delivery::{self, CourierEvent, DeliveryError, Resumed, TaskResumer};
@@ -88,13 +88,24 @@ impl<'d> World<'d> {
                 );
                 continue;
             }
-            let delay = if self.shared.chance(faults.delivery_early) {
+            let early = self.shared.chance(faults.delivery_early);
+            let delay = if early {
                 self.shared
                     .count("delivery event sent right after the booking");
                 self.shared.below(200)
+            } else if self.shared.chance(faults.delivery_late) {
+                self.shared
+                    .count("parcel delivered around the delivery timeout");
+                self.seen[order].delivery_late = true;
+                let early = DELIVERY_TIMEOUT_MS - LATE_SPREAD_MS;
+                early + self.shared.below(2 * LATE_SPREAD_MS)
             } else {
                 1_000 + self.shared.below(3_600_000)
             };
+            if !early {
+                let at = self.now() + delay;
+                lock(&self.shared.parcels).insert(id.clone(), at);
+            }
             self.after(delay, Event::Webhook { order, tries: 0 });
             if self.shared.chance(faults.delivery_duplicated) {
                 self.shared.count("delivery event sent twice");
@@ -126,6 +137,17 @@ impl<'d> World<'d> {
     /// (`order_core::delivery::deliver`) runs as an interleaved action.
     pub(super) fn webhook(&mut self, order: usize, tries: u32) -> Result<(), SimError> {
         let id = self.id(order)?;
+        if lock(&self.shared.recalled).contains(&id) {
+            if tries == 0 {
+                self.shared
+                    .count("a recalled parcel is never delivered (the courier's cancel acted)");
+                self.note_order(
+                    order,
+                    "courier: the parcel was called back, never delivered".into(),
+                );
+            }
+            return Ok(());
+        }
         let event = CourierEvent {
             event_id: format!("evt-{id}"),
             kind: delivery::DELIVERED.to_owned(),
@@ -173,6 +195,7 @@ impl<'d> World<'d> {
                 if self.seen[order].delivered.is_none() {
                     self.seen[order].delivered = Some(self.now());
                 }
+                self.shared.delivery_accepted(&d.order.order_id);
                 self.note_order(
                     order,
                     format!(
@@ -206,6 +229,10 @@ impl<'d> World<'d> {
         Ok(())
     }
 }
+
+/// How far from the delivery timeout a late parcel is delivered, either way (simulated
+/// milliseconds).
+const LATE_SPREAD_MS: u64 = 600_000;
 
 /// How often the courier sends a refused delivery event again.
 const COURIER_RETRIES: u32 = 6;

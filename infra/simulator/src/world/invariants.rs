@@ -26,7 +26,9 @@ pub const NOT_THE_OWNER: &str = "an execution ran that the order does not record
 /// How a violation of "no CANCELLED order holds a partner's effect" begins.
 pub const CANCELLED_HOLDING: &str = "CANCELLED while a partner still held its effect:";
 /// How a violation of "a delivered parcel's order is never rolled back or refunded"
-/// begins (delivered: the courier's webhook accepted its delivery).
+/// begins (delivered: the courier handed the parcel over, whether or not its event has
+/// reached the webhook yet): no partner undoes an effect of it after, it never moves to
+/// FAILED or CANCELLED, and it ends COMPLETED (or parked for an operator).
 pub const DELIVERED_UNDONE: &str = "its parcel was delivered, yet";
 /// How a violation of "the courier's delivery resumes the order" begins: once the
 /// webhook accepted the delivery, no wait in AwaitDelivery times out.
@@ -95,11 +97,12 @@ impl<'d> World<'d> {
         Ok(())
     }
 
-    /// A status written: CANCELLING is a cancel that took effect (whoever wrote it);
+    /// A status written: CANCELLING, or CANCELLED at once, is a cancel that took effect
+    /// (whoever wrote it);
     /// CANCELLED with a partner's effect not undone, or a delivered order rolled back,
     /// breaks an invariant.
     fn check_move(&mut self, order: usize, to: OrderStatus) {
-        if to == OrderStatus::Cancelling {
+        if matches!(to, OrderStatus::Cancelling | OrderStatus::Cancelled) {
             self.seen[order].cancelled = true;
         }
         if to == OrderStatus::Cancelled {
@@ -111,21 +114,19 @@ impl<'d> World<'d> {
                 );
             }
         }
-        let rolled_back = matches!(
-            to,
-            OrderStatus::Compensating | OrderStatus::Failed | OrderStatus::Cancelled
-        );
-        if let (Some(at), true) = (self.seen[order].delivered, rolled_back) {
-            let what = format!(
-                "it moved to {to} (the webhook accepted the delivery at {:.3}s)",
-                at as f64 / 1000.0
-            );
-            self.broke(order, DELIVERED_UNDONE, what);
+        let rolled_back = matches!(to, OrderStatus::Failed | OrderStatus::Cancelled);
+        if rolled_back && self.parcel_delivered(order) {
+            self.broke(order, DELIVERED_UNDONE, format!("it moved to {to}"));
         }
     }
 
+    /// Whether the courier has handed the order's parcel over by now.
+    fn parcel_delivered(&self, order: usize) -> bool {
+        (self.ids[order].as_ref()).is_some_and(|id| self.shared.delivered(id))
+    }
+
     /// A partner took `operation` for the order: no effect for a CANCELLED order, no
-    /// undo for a delivered one.
+    /// undo for one whose parcel was delivered.
     fn check_effect(&mut self, order: usize, operation: &'static str) -> Result<(), SimError> {
         let forward = UNDO.iter().any(|(done, _)| *done == operation);
         let undo = UNDO.iter().any(|(_, undo)| *undo == operation);
@@ -133,11 +134,8 @@ impl<'d> World<'d> {
             let what = format!("{operation} taken after the order was cancelled");
             self.broke(order, CANCELLED_HOLDING, what);
         }
-        if let (Some(at), true) = (self.seen[order].delivered, undo) {
-            let what = format!(
-                "{operation} was taken (the webhook accepted the delivery at {:.3}s)",
-                at as f64 / 1000.0
-            );
+        if undo && self.parcel_delivered(order) {
+            let what = format!("{operation} was taken after it");
             self.broke(order, DELIVERED_UNDONE, what);
         }
         Ok(())
@@ -160,18 +158,6 @@ impl<'d> World<'d> {
                 }
                 _ => None,
             })
-    }
-
-    /// A compensation Task starts for the order: a delivered order's rollback breaks an
-    /// invariant.
-    pub(super) fn check_rollback(&mut self, order: usize, state: &str) {
-        if let Some(at) = self.seen[order].delivered {
-            let what = format!(
-                "its rollback started ({state}, the webhook accepted the delivery at {:.3}s)",
-                at as f64 / 1000.0
-            );
-            self.broke(order, DELIVERED_UNDONE, what);
-        }
     }
 
     /// A wait for the courier timed out: once the webhook accepted the delivery, it must
@@ -296,6 +282,9 @@ impl<'d> World<'d> {
                     }
                 }
             }
+            if self.parcel_delivered(order) && status != OrderStatus::Completed && !parked {
+                broken.push(format!("{DELIVERED_UNDONE} it ended {status}"));
+            }
             // Parked, an operator was told; otherwise nobody would be.
             if status == OrderStatus::Delivered && !parked {
                 broken.push(
@@ -339,6 +328,7 @@ impl<'d> World<'d> {
                 .collect();
             broken.extend(agreed_order_violations(
                 &self.seen[order],
+                lock(&self.shared.recalled).contains(&id),
                 self.shared.met_refusal(&id),
                 status,
                 &dead_letters,
@@ -369,22 +359,29 @@ impl<'d> World<'d> {
 /// - no execution of it sent it to the workflow dead-letter queue;
 /// - the reconciler never parked it for an operator.
 ///
+/// A parcel the courier delivered late (around the delivery timeout) may meet the rollback
+/// for a parcel that never came: its compensation may start (and, refused by a partner,
+/// dead-letter it), and must stop short of undoing anything (the order still completes);
+/// one the rollback called back first was not delivered, as a lost one.
+///
 /// One exception: an order whose execution was stopped from outside the saga (a person,
 /// a deployment: [`Faults::execution_dies`](crate::Faults)) and that the reconciler parked
 /// after resuming it its most times is left to the operator who stopped it, so it may
 /// be parked and short of COMPLETED; it still may not be rolled back or dead-lettered.
 ///
+/// `recalled`: whether the courier called its parcel back before delivering it;
 /// `refused`: whether a partner refused one of its forward calls; `dead_letters`: what its
 /// executions sent to the workflow dead-letter queue; `parkings`: the reconciler's dead
 /// letters for it.
 fn agreed_order_violations(
     seen: &Seen,
+    recalled: bool,
     refused: bool,
     status: OrderStatus,
     dead_letters: &[&Value],
     parkings: &[&DeadLetterBody],
 ) -> Vec<String> {
-    if seen.cancelled || refused || seen.delivery_lost {
+    if seen.cancelled || refused || seen.delivery_lost || (seen.delivery_late && recalled) {
         return Vec::new();
     }
     let parked_by_whoever_stopped_it = seen.stopped_outside && !parkings.is_empty();
@@ -392,12 +389,14 @@ fn agreed_order_violations(
     if status != OrderStatus::Completed && !parked_by_whoever_stopped_it {
         broken.push(format!("{AGREED_ORDER} it ended {status}, not COMPLETED"));
     }
-    if let Some(state) = &seen.compensation {
+    if let (Some(state), false) = (&seen.compensation, seen.delivery_late) {
         broken.push(format!(
             "{AGREED_ORDER} it was rolled back ({state} started)"
         ));
     }
-    for letter in dead_letters {
+    // A late parcel's rollback may start, and a compensation may be refused for good on
+    // its way (the seed's refusals of compensations): that goes to an operator.
+    for letter in dead_letters.iter().filter(|_| !seen.delivery_late) {
         broken.push(format!(
             "{AGREED_ORDER} it was dead-lettered at {} ({})",
             letter["failed_step"].as_str().unwrap_or("?"),

@@ -44,7 +44,10 @@ pub use invariants::{
     AGREED_ORDER, CANCELLED_HOLDING, DELIVERED_UNDONE, DELIVERY_RESUMED_NOTHING, NOT_THE_OWNER,
     TWO_RUNNING,
 };
-pub use operators::{reconcile_options, MAX_RESUMES, RECONCILE_GRACE_SECONDS, RECONCILE_LIMIT};
+pub use operators::{
+    reconcile_options, MAX_RESUMES, RECONCILER_CONCURRENCY, RECONCILE_GRACE_SECONDS,
+    RECONCILE_LIMIT,
+};
 use order_core::catalogue::Catalogue;
 use order_core::dead_letters::DeadLetterBody;
 use order_core::steps::Partner;
@@ -76,6 +79,10 @@ pub enum SimError {
     #[error("the simulated world failed: {0}")]
     World(String),
 }
+
+/// How long AwaitDelivery waits for the courier (the executions' `config`), in simulated
+/// milliseconds.
+const DELIVERY_TIMEOUT_MS: u64 = 7_200_000;
 
 /// Salt of the generator our own services' fault windows are drawn from.
 const INFRASTRUCTURE_STREAM: u64 = 0x1f5a_7c3e_9d20_b461;
@@ -210,8 +217,11 @@ struct Seen {
     cancelled: bool,
     /// An execution of it was stopped by something outside the saga.
     stopped_outside: bool,
-    /// The courier's delivery event for it never comes.
+    /// The courier's delivery event for it never comes (the parcel was lost).
     delivery_lost: bool,
+    /// The courier delivers its parcel around the delivery timeout: the rollback for a
+    /// parcel that never came may begin before it does.
+    delivery_late: bool,
     /// The first compensation Task started for it, if any.
     compensation: Option<String>,
     /// The merchant gave up placing it: every try met a 503 before it was stored.
@@ -253,6 +263,8 @@ pub struct World<'d> {
     /// Recovery actions in flight, by id.
     actions: HashMap<u64, actions::Acting>,
     next_action: u64,
+    /// The reconciler's Lambda invocations running, by action id.
+    reconcilers: BTreeSet<u64>,
     /// Step Functions' control plane, for the recovery code.
     step_functions: Arc<SimStepFunctions>,
     /// The dead-letter queue the reconciler parks orders in.
@@ -324,6 +336,8 @@ impl<'d> World<'d> {
             acting: AtomicBool::new(false),
             owners: Mutex::new(Vec::new()),
             moves: Mutex::new(Vec::new()),
+            parcels: Mutex::new(HashMap::new()),
+            recalled: Mutex::new(HashSet::new()),
         });
         let catalogue =
             Catalogue::builtin().map_err(|e| SimError::World(format!("catalogue: {e}")))?;
@@ -359,9 +373,10 @@ impl<'d> World<'d> {
             runs: vec![Vec::new(); orders],
             actions: HashMap::new(),
             next_action: 0,
+            reconcilers: BTreeSet::new(),
             step_functions: Arc::new(SimStepFunctions::new(
                 shared.clone(),
-                json!({"outage_wait_seconds": 60, "delivery_timeout_seconds": 7200, "outage_waits_allowed": 144}),
+                json!({"outage_wait_seconds": 60, "delivery_timeout_seconds": DELIVERY_TIMEOUT_MS / 1000, "outage_waits_allowed": 144}),
             )),
             shared,
             parking: Arc::new(SimDeadLetterQueue::default()),
@@ -394,7 +409,8 @@ impl<'d> World<'d> {
                 },
             );
             // Lambda invokes the scheduled reconciler asynchronously, at least once: now
-            // and then a second invocation runs beside the first.
+            // and then a second invocation comes (held back while the first runs, by the
+            // function's reserved concurrency).
             if self.shared.chance(self.options.faults.reconcile_twice) {
                 let twin = at + self.shared.below(1_000);
                 self.at(

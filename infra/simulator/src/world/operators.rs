@@ -21,6 +21,17 @@ pub const RECONCILE_GRACE_SECONDS: u64 = 900;
 pub const RECONCILE_LIMIT: usize = 200;
 /// Resumes before the reconciler parks an order (`MaxResumes`).
 pub const MAX_RESUMES: u32 = 3;
+/// Invocations of the reconciler's function that run at once, at most (its
+/// `ReservedConcurrentExecutions`): Lambda throttles another and invokes it again later.
+pub const RECONCILER_CONCURRENCY: usize = 1;
+
+/// How long Lambda waits before it invokes a throttled asynchronous invocation again, at
+/// most (simulated milliseconds).
+const THROTTLED_RETRY_MS: u64 = 60_000;
+
+/// How long Lambda waits before it invokes a failed asynchronous invocation again
+/// (simulated milliseconds).
+const LAMBDA_RETRY_MS: u64 = 60_000;
 
 /// How far apart the resumers of one race start (simulated milliseconds): each then
 /// takes a few calls of up to 200 ms, so they overlap.
@@ -137,6 +148,17 @@ impl<'d> World<'d> {
                     .count("a resumer refused: the order's execution is running");
                 self.note_order(order, format!("{name} refused: {execution_arn} is running"));
             }
+            Err(RecoveryError::NameTaken {
+                execution_arn,
+                status,
+            }) => {
+                self.shared
+                    .count("a resume found its execution's name taken by an ended one");
+                self.note_order(
+                    order,
+                    format!("{name}: {execution_arn} exists already, ended {status}"),
+                );
+            }
             Err(RecoveryError::ResumedElsewhere { execution_arn, .. }) => {
                 self.shared
                     .count("a resumer lost the race: someone else resumed the order");
@@ -158,10 +180,10 @@ impl<'d> World<'d> {
     }
 
     /// Several resumers race on order `order` (issue 30): two to five of an operator's
-    /// `resume` and `resume --latest`, `dlq replay`, the console's button, two
-    /// invocations of the scheduled reconciler at once, and `orderctl reconcile
-    /// --grace-seconds 0`, each starting within a few seconds of the others, whatever the
-    /// order is doing.
+    /// `resume` and `resume --latest`, `dlq replay`, the console's button, the scheduled
+    /// reconciler invoked twice (the second throttled while the first runs, as its
+    /// reserved concurrency says), and `orderctl reconcile --grace-seconds 0`, each
+    /// starting within a few seconds of the others, whatever the order is doing.
     pub(super) fn race(&mut self, order: usize) -> Result<(), SimError> {
         if self.ids[order].is_none() {
             return Ok(());
@@ -227,19 +249,31 @@ impl<'d> World<'d> {
     /// unchanged for the grace period whose execution is not running is resumed, or parked
     /// in the dead-letter queue once resumed [`MAX_RESUMES`] times.
     pub(super) fn reconcile(&mut self, by: Reconciler) -> Result<(), SimError> {
+        let lambda = by != Reconciler::Operator;
+        if lambda && self.reconcilers.len() >= RECONCILER_CONCURRENCY {
+            self.shared.count(
+                "reconciler invocation throttled (reserved concurrency), invoked again later",
+            );
+            let delay = 1_000 + self.shared.below(THROTTLED_RETRY_MS);
+            self.after(delay, Event::Reconcile { by });
+            return Ok(());
+        }
         let now = self.shared.time();
         let (ledger, workflow) = (self.env.ledger.clone(), self.step_functions.clone());
         let parking = self.parking.clone();
         self.shared.count(match by {
             Reconciler::Scheduled { last: true } => "reconciler ran after the run",
             Reconciler::Scheduled { last: false } => "reconciler ran while orders ran",
-            Reconciler::Duplicate => "reconciler ran twice at once (a duplicate invocation)",
+            Reconciler::Duplicate => "reconciler ran a duplicate invocation",
             Reconciler::Operator => "an operator ran orderctl reconcile --grace-seconds 0",
         });
-        self.spawn(
+        // A Lambda invocation that dies is invoked again by Lambda (an asynchronous
+        // invocation's retry, a minute later); an operator's run is not.
+        let retry = lambda.then_some((LAMBDA_RETRY_MS, Event::Reconcile { by }));
+        let action = self.spawn(
             by.name(),
             None,
-            None,
+            retry,
             Box::pin(async move {
                 let escalation = recovery::Escalation {
                     dead_letters: &*parking,
@@ -250,6 +284,9 @@ impl<'d> World<'d> {
                 Done::Reconciled { by, result }
             }),
         );
+        if lambda {
+            self.reconcilers.insert(action);
+        }
         Ok(())
     }
 
@@ -323,6 +360,14 @@ impl<'d> World<'d> {
                 Action::AlreadyParked => (
                     "reconciler: left alone, parked already",
                     "parked already".to_owned(),
+                ),
+                Action::Changed => (
+                    "reconciler: left alone, it changed since the index was read",
+                    "changed since read".to_owned(),
+                ),
+                Action::Failed { error } => (
+                    "reconciler: could not reconcile an order; the run went on",
+                    format!("failed: {error}"),
                 ),
             };
             self.shared.count(what);

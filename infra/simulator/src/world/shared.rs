@@ -150,6 +150,14 @@ pub struct Shared {
     pub(super) owners: Mutex<Vec<OrderId>>,
     /// Status changes written since the world last looked: (order, new status).
     pub(super) moves: Mutex<Vec<(OrderId, OrderStatus)>>,
+    /// When the courier delivers each shipped order's parcel (simulated milliseconds):
+    /// its first delivery event is sent then, or accepted (an event sent right after the
+    /// booking, which stands for a hand-over the ledger learns of early, delivers when
+    /// accepted). None for a parcel lost in transit.
+    pub(super) parcels: Mutex<HashMap<OrderId, u64>>,
+    /// The parcels the courier called back before delivering them (its cancel acted):
+    /// they are never delivered.
+    pub(super) recalled: Mutex<HashSet<OrderId>>,
 }
 
 /// Simulated milliseconds as a date: the run starts at 2026-11-29T00:00:00Z.
@@ -272,6 +280,30 @@ impl Shared {
             self.count(service.tally());
         }
         failed
+    }
+
+    /// The courier called the order's parcel back (before delivering it): its delivery
+    /// event never comes.
+    pub fn recall(&self, order: &OrderId) {
+        if !self.delivered(order) {
+            lock(&self.recalled).insert(order.clone());
+        }
+    }
+
+    /// The courier's delivery event for the order was accepted: its parcel was delivered
+    /// by now, whenever the world had planned it.
+    pub fn delivery_accepted(&self, order: &OrderId) {
+        let now = self.now();
+        let mut parcels = lock(&self.parcels);
+        let at = parcels.entry(order.clone()).or_insert(now);
+        *at = (*at).min(now);
+    }
+
+    /// Whether the courier delivered the order's parcel by now.
+    pub fn delivered(&self, order: &OrderId) -> bool {
+        let now = self.now();
+        !lock(&self.recalled).contains(order)
+            && lock(&self.parcels).get(order).is_some_and(|at| *at <= now)
     }
 
     /// Whether a partner refused one of the order's forward calls for good.

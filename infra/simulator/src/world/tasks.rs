@@ -108,9 +108,6 @@ impl<'d> World<'d> {
         if compensation && self.seen[order].compensation.is_none() {
             self.seen[order].compensation = Some(name.to_owned());
         }
-        if compensation {
-            self.check_rollback(order, name);
-        }
         let window = self.shared.fails(Service::LambdaThrottling);
         if window || self.shared.chance(self.options.faults.throttled) {
             self.shared.count("invocation throttled by Lambda");

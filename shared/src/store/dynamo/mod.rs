@@ -17,8 +17,8 @@ pub use progress::order_with_steps;
 use super::keys::{order_pk, step_sk};
 use super::{
     AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger,
-    OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError, TokenStored,
-    Transition,
+    OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError, TaskToken,
+    TokenStored, Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
@@ -390,7 +390,7 @@ impl Ledger for OrderStore {
     fn store_task_token(
         &self,
         id: &OrderId,
-        token: &str,
+        token: &TaskToken<'_>,
     ) -> impl Future<Output = Result<TokenStored, StoreError>> + Send {
         OrderStore::store_task_token(self, id, token)
     }
@@ -404,17 +404,13 @@ impl Ledger for OrderStore {
         OrderStore::record_delivery(self, id, delivery, event)
     }
 
-    fn next_resume(&self, id: &OrderId) -> impl Future<Output = Result<u32, StoreError>> + Send {
-        OrderStore::next_resume(self, id)
-    }
-
     fn park(
         &self,
-        id: &OrderId,
+        read: &OrderRecord,
         reason: &str,
         event: &crate::events::OrderEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        OrderStore::park(self, id, reason, event)
+        OrderStore::park(self, read, reason, event)
     }
 
     fn outbox(
@@ -430,14 +426,6 @@ impl Ledger for OrderStore {
         claim: &super::Claim<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         OrderStore::claim_execution(self, id, claim)
-    }
-
-    fn set_execution_arn(
-        &self,
-        id: &OrderId,
-        arn: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        OrderStore::set_execution_arn(self, id, arn)
     }
 
     fn find_by_reference(

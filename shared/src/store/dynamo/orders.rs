@@ -1,7 +1,7 @@
 //! The order item: reading it, its status changes (each conditional on the status it was
 //! read in), the delivery hand-over, cancel, and the marks that are not status changes.
 
-use super::progress::{step_set, SUCCEEDED_STEPS};
+use super::progress::{started_attribute, step_set, SUCCEEDED_STEPS};
 use super::{
     build_error, cancellation_codes, is_conditional_failure, item_found, order_key, outbox_put,
     put_new, read, s, step_key, unavailable, OrderStore,
@@ -10,9 +10,9 @@ use crate::order::OrderId;
 use crate::status::OrderStatus;
 use crate::store::keys::{courier_event_pk, order_pk, status_index_values, step_sk};
 use crate::store::{
-    cancel_refused, delivery_refused, now, token_refused, Cancellation, Claim, Delivery,
-    DeliveryRecorded, DeliveryRefusal, Failure, OrderRecord, Parked, StoreError, TokenStored,
-    Transition, COURIER_EVENT_TTL_SECONDS,
+    cancel_refused, delivery_refused, late_delivery_reason, now, token_refused, Cancellation,
+    Claim, Delivery, DeliveryRecorded, DeliveryRefusal, Failure, OrderRecord, Parked, StoreError,
+    TaskToken, TokenStored, Transition, COURIER_EVENT_TTL_SECONDS,
 };
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -32,26 +32,6 @@ impl OrderStore {
             .set_key(Some(order_key(id)))
     }
 
-    /// Sends `update`, an UpdateItem of the order's item (from [`Self::update_order_item`]),
-    /// only if the order exists: a missing order is [`StoreError::NotFound`], any other
-    /// failure `Store.Unavailable` naming `operation`.
-    async fn update_existing_order(
-        &self,
-        id: &OrderId,
-        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
-        operation: &'static str,
-    ) -> Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, StoreError> {
-        match update
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await
-        {
-            Ok(output) => Ok(output),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound(id.clone())),
-            Err(e) => Err(unavailable(operation, e)),
-        }
-    }
-
     /// The order item, read consistently; `None` when there is no such order.
     pub async fn get_order(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
         let item = self.get_item(order_key(id), "GetItem(order)").await?;
@@ -65,33 +45,16 @@ impl OrderStore {
             .ok_or_else(|| StoreError::NotFound(id.clone()))
     }
 
-    /// Counts one more resume of the order and clears its parked mark; returns the new
-    /// count, which names the resumed execution (`<id>-r<n>`).
-    pub async fn next_resume(&self, id: &OrderId) -> Result<u32, StoreError> {
-        let update = self
-            .update_order_item(id)
-            .update_expression("ADD resumes :one REMOVE parked")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(ReturnValue::UpdatedNew);
-        let output = self
-            .update_existing_order(id, update, "UpdateItem(resume count)")
-            .await?;
-        Ok(output
-            .attributes
-            .and_then(|a| a.get("resumes").and_then(|v| v.as_n().ok()).cloned())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1))
-    }
-
     /// Marks the order as put in front of an operator (not a status change), and writes
     /// `event` (`Order Needs Operator`) to the outbox in the same transaction.
     pub async fn park(
         &self,
-        id: &OrderId,
+        read_order: &OrderRecord,
         reason: &str,
         event: &crate::events::OrderEvent,
     ) -> Result<(), StoreError> {
         const OP: &str = "TransactWriteItems(park)";
+        let id = &read_order.order_id;
         let parked = Parked {
             at: now(),
             reason: reason.to_owned(),
@@ -104,8 +67,9 @@ impl OrderStore {
             .table_name(&self.table)
             .set_key(Some(order_key(id)))
             .update_expression("SET parked = :parked")
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression("version = :read")
             .expression_attribute_values(":parked", value)
+            .expression_attribute_values(":read", AttributeValue::N(read_order.version.to_string()))
             .build()
             .map_err(|e| build_error(OP, e))?;
         let result = self
@@ -121,7 +85,13 @@ impl OrderStore {
                 .first()
                 .and_then(Option::as_deref)
             {
-                Some("ConditionalCheckFailed") => Err(StoreError::NotFound(id.clone())),
+                Some("ConditionalCheckFailed") => match self.get_order(id).await? {
+                    None => Err(StoreError::NotFound(id.clone())),
+                    Some(_) => Err(StoreError::Changed {
+                        order_id: id.clone(),
+                        read_version: read_order.version,
+                    }),
+                },
                 _ => Err(unavailable(OP, error)),
             },
         }
@@ -159,9 +129,24 @@ impl OrderStore {
                 "execution_arn = :read_arn".to_owned()
             }
         };
+        // Never an order that has ended: nothing may drive it again.
+        let finals: Vec<String> = (OrderStatus::ALL.iter())
+            .filter(|status| status.is_final())
+            .enumerate()
+            .map(|(i, status)| {
+                let name = format!(":final{i}");
+                update = update
+                    .clone()
+                    .expression_attribute_values(name.clone(), s(status.as_str()));
+                name
+            })
+            .collect();
         let result = update
+            .expression_attribute_names("#status", "status")
             .condition_expression(format!(
-                "attribute_exists(pk) AND {resumes_as_read} AND {arn_as_read}"
+                "attribute_exists(pk) AND {resumes_as_read} AND {arn_as_read} \
+                 AND NOT (#status IN ({}))",
+                finals.join(", ")
             ))
             .send()
             .await;
@@ -176,23 +161,16 @@ impl OrderStore {
         };
         match found {
             None => Err(StoreError::NotFound(id.clone())),
+            Some(order) if order.status.is_final() => Err(StoreError::Conflict {
+                order_id: id.clone(),
+                expected: claim.read_status,
+                actual: order.status,
+            }),
             Some(order) => Err(StoreError::Claimed {
                 order_id: id.clone(),
                 execution_arn: order.execution_arn,
             }),
         }
-    }
-
-    /// Records the Step Functions execution that runs the order. Not a status change.
-    pub async fn set_execution_arn(&self, id: &OrderId, arn: &str) -> Result<(), StoreError> {
-        let update = self
-            .update_order_item(id)
-            .update_expression("SET execution_arn = :arn, version = version + :one")
-            .expression_attribute_values(":arn", s(arn))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()));
-        self.update_existing_order(id, update, "UpdateItem(execution arn)")
-            .await
-            .map(drop)
     }
 
     /// Makes the status `change`, only if the order is still in its `from` status, with the
@@ -359,21 +337,36 @@ impl OrderStore {
     pub async fn store_task_token(
         &self,
         id: &OrderId,
-        token: &str,
+        token: &TaskToken<'_>,
     ) -> Result<TokenStored, StoreError> {
-        let result = self
+        let mut update = self
             .update_order_item(id)
-            .update_expression("SET task_token = :token, updated_at = :now")
-            .condition_expression("#status = :shipped")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":token", s(token.token))
             .expression_attribute_values(":now", s(now()))
-            .expression_attribute_values(":shipped", s(OrderStatus::Shipped.as_str()))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":shipped", s(OrderStatus::Shipped.as_str()));
+        // A token of a known attempt replaces only an older attempt's (or an unfenced
+        // one); a token of an unknown attempt only an unfenced one.
+        update = match token.fence(id) {
+            Some(fence) => update
+                .update_expression("SET task_token = :token, task_fence = :fence, updated_at = :now")
+                .condition_expression(
+                    "#status = :shipped AND (attribute_not_exists(task_fence) OR task_fence <= :fence)",
+                )
+                .expression_attribute_values(":fence", AttributeValue::N(fence.to_string())),
+            None => update
+                .update_expression("SET task_token = :token, updated_at = :now")
+                .condition_expression("#status = :shipped AND attribute_not_exists(task_fence)"),
+        };
+        match update.send().await {
             Ok(_) => Ok(TokenStored::Waiting),
-            Err(e) if is_conditional_failure(&e) => token_refused(self.require_order(id).await?),
+            Err(e) if is_conditional_failure(&e) => {
+                let order = self.require_order(id).await?;
+                match order.status {
+                    OrderStatus::Shipped => Ok(TokenStored::Superseded),
+                    _ => token_refused(order),
+                }
+            }
             Err(e) => Err(unavailable("UpdateItem(task token)", e)),
         }
     }
@@ -390,19 +383,30 @@ impl OrderStore {
         event: &crate::events::OrderEvent,
     ) -> Result<DeliveryRecorded, StoreError> {
         const OP: &str = "TransactWriteItems(record delivery)";
-        let value =
+        let value: AttributeValue =
             serde_dynamo::to_attribute_value(delivery).map_err(|e| StoreError::Corrupt {
                 key: order_pk(id),
                 message: e.to_string(),
             })?;
-        let order_update = self.transition_update(
+        // SHIPPED, or rolling back without having cancelled the shipment yet (delivered
+        // after the delivery timeout): the delivery stops that rollback.
+        let mut order_update = self.transition_update(
             id,
-            &[OrderStatus::Shipped],
+            &[OrderStatus::Shipped, OrderStatus::Compensating],
             OrderStatus::Delivered,
             None,
-            &[("delivery", value)],
+            &[("delivery", value.clone())],
             Some(crate::steps::AWAIT_DELIVERY.name),
         )?;
+        if let Some(condition) = order_update.condition_expression.as_mut() {
+            condition.push_str(" AND NOT contains(#succeeded, :cancel_shipment)");
+        }
+        if let Some(values) = order_update.expression_attribute_values.as_mut() {
+            values.insert(
+                ":cancel_shipment".into(),
+                s(crate::steps::CANCEL_SHIPMENT.name),
+            );
+        }
         let references = BTreeMap::from([
             ("event_id".to_owned(), delivery.event_id.clone()),
             ("shipment_id".to_owned(), delivery.shipment_id.clone()),
@@ -441,21 +445,7 @@ impl OrderStore {
             .expression_attribute_values(":shipment", s(delivery.shipment_id.clone()))
             .build()
             .map_err(|e| build_error(OP, e))?;
-        let expires_at = chrono::Utc::now().timestamp() + COURIER_EVENT_TTL_SECONDS;
-        let event_put = put_new(
-            &self.table,
-            HashMap::from([
-                ("pk".to_owned(), s(courier_event_pk(&delivery.event_id))),
-                ("sk".to_owned(), s("EVENT")),
-                ("order_id".to_owned(), s(id.as_str())),
-                ("received_at".to_owned(), s(now)),
-                (
-                    "expires_at".to_owned(),
-                    AttributeValue::N(expires_at.to_string()),
-                ),
-            ]),
-            OP,
-        )?;
+        let event_put = self.courier_event_put(id, delivery, OP)?;
         let result = self
             .client
             .transact_write_items()
@@ -488,7 +478,124 @@ impl OrderStore {
         if !(refusal.order_not_shipped || refusal.wrong_shipment || refusal.seen_before) {
             return Err(unavailable(OP, error));
         }
-        delivery_refused(self.require_order(id).await?, delivery, refusal)
+        let order = self.require_order(id).await?;
+        let rolled_back = matches!(
+            order.status,
+            OrderStatus::Compensating | OrderStatus::Failed
+        );
+        if refusal.order_not_shipped
+            && !(refusal.wrong_shipment || refusal.seen_before)
+            && rolled_back
+            && order.delivery.is_none()
+        {
+            let cancelled = self
+                .get_step(id, crate::steps::CANCEL_SHIPMENT.name)
+                .await?
+                .is_some_and(|step| step.status == crate::store::StepStatus::Succeeded);
+            if cancelled {
+                if let Some(parked) = self.record_late_delivery(&order, delivery, value).await? {
+                    return Ok(DeliveryRecorded::AfterRollback(parked));
+                }
+                // Changed meanwhile: say what it is now.
+                let order = self.require_order(id).await?;
+                return delivery_refused(order, delivery, refusal);
+            }
+        }
+        delivery_refused(order, delivery, refusal)
+    }
+
+    /// Records a delivery that came after the courier confirmed the shipment's
+    /// cancellation, and parks the order for a person with both facts, in one
+    /// transaction: conditional on the shipment cancelled and no delivery recorded, the
+    /// event's shipment the one booked, and the event not seen before. `None` when a
+    /// condition no longer holds.
+    async fn record_late_delivery(
+        &self,
+        order: &OrderRecord,
+        delivery: &Delivery,
+        value: AttributeValue,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        const OP: &str = "TransactWriteItems(record late delivery)";
+        let id = &order.order_id;
+        let reason = late_delivery_reason(order, delivery);
+        let parked = Parked {
+            at: now(),
+            reason: reason.clone(),
+        };
+        let parked =
+            serde_dynamo::to_attribute_value(&parked).map_err(|e| StoreError::Corrupt {
+                key: order_pk(id),
+                message: e.to_string(),
+            })?;
+        let order_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression("SET delivery = :delivery, parked = :parked")
+            .condition_expression(
+                "attribute_not_exists(delivery) AND contains(#succeeded, :cancel_shipment)",
+            )
+            .expression_attribute_names("#succeeded", SUCCEEDED_STEPS)
+            .expression_attribute_values(":delivery", value)
+            .expression_attribute_values(":parked", parked)
+            .expression_attribute_values(":cancel_shipment", s(crate::steps::CANCEL_SHIPMENT.name))
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let shipment_check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, crate::steps::ARRANGE_SHIPMENT.name)))
+            .condition_expression("#references.shipment_id = :shipment")
+            .expression_attribute_names("#references", "references")
+            .expression_attribute_values(":shipment", s(delivery.shipment_id.clone()))
+            .build()
+            .map_err(|e| build_error(OP, e))?;
+        let needs_operator = crate::events::OrderEvent::needs_operator(order, &reason);
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(order_update).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(shipment_check)
+                    .build(),
+            )
+            .transact_items(self.courier_event_put(id, delivery, OP)?)
+            .transact_items(outbox_put(&self.table, &needs_operator, None, OP)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some(self.require_order(id).await?)),
+            Err(error) => match cancellation_codes(&error)
+                .iter()
+                .any(|code| code.as_deref() == Some("ConditionalCheckFailed"))
+            {
+                true => Ok(None),
+                false => Err(unavailable(OP, error)),
+            },
+        }
+    }
+
+    /// The item that remembers the courier event for the order (a new one only).
+    fn courier_event_put(
+        &self,
+        id: &OrderId,
+        delivery: &Delivery,
+        operation: &'static str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let expires_at = chrono::Utc::now().timestamp() + COURIER_EVENT_TTL_SECONDS;
+        put_new(
+            &self.table,
+            HashMap::from([
+                ("pk".to_owned(), s(courier_event_pk(id, &delivery.event_id))),
+                ("sk".to_owned(), s("EVENT")),
+                ("order_id".to_owned(), s(id.as_str())),
+                ("received_at".to_owned(), s(now())),
+                (
+                    "expires_at".to_owned(),
+                    AttributeValue::N(expires_at.to_string()),
+                ),
+            ]),
+            operation,
+        )
     }
 
     /// Moves the order to CANCELLING if it has not shipped yet, in one UpdateItem
@@ -497,6 +604,14 @@ impl OrderStore {
     /// found it, which says why: already cancelling, too late, or (no item) no such order.
     pub async fn cancel(&self, id: &OrderId) -> Result<Cancellation, StoreError> {
         const OP: &str = "UpdateItem(cancel)";
+        // Nothing begun as read: try to end it at once, on condition that nothing has
+        // begun still; anything that began since sends it the long way.
+        let order = self.require_order(id).await?;
+        if order.status == OrderStatus::Accepted && order.execution_arn.is_none() {
+            if let Some(ended) = self.cancel_unstarted(&order).await? {
+                return Ok(Cancellation::Started(ended));
+            }
+        }
         let from: Vec<OrderStatus> = OrderStatus::cancellable().collect();
         let update = self.transition_update(id, &from, OrderStatus::Cancelling, None, &[], None)?;
         let result = self
@@ -521,5 +636,65 @@ impl OrderStore {
             None => self.require_order(id).await?,
         };
         Ok(cancel_refused(order))
+    }
+
+    /// Ends an order on which nothing has begun CANCELLED at once, with its `Order
+    /// Cancelled` event, in one transaction conditional on that: still ACCEPTED, no
+    /// execution recorded (an execution is recorded before it starts,
+    /// [`OrderStore::claim_execution`]), no step begun (every step's begin is counted on
+    /// the order item). `None` when something began: the cancel must go through the
+    /// execution.
+    async fn cancel_unstarted(
+        &self,
+        order: &OrderRecord,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        const OP: &str = "TransactWriteItems(cancel before anything began)";
+        let id = &order.order_id;
+        let mut update = self.transition_update(
+            id,
+            &[OrderStatus::Accepted],
+            OrderStatus::Cancelled,
+            None,
+            &[],
+            None,
+        )?;
+        let mut condition = update.condition_expression.take().unwrap_or_default();
+        let mut names = update.expression_attribute_names.take().unwrap_or_default();
+        condition.push_str(" AND attribute_not_exists(execution_arn)");
+        for (i, step) in crate::steps::ALL.iter().enumerate() {
+            condition.push_str(&format!(" AND attribute_not_exists(#begun{i})"));
+            names.insert(format!("#begun{i}"), started_attribute(step.name));
+        }
+        update.condition_expression = Some(condition);
+        update.expression_attribute_names = Some(names);
+        let recorded_at = (update.expression_attribute_values())
+            .and_then(|values| values.get(":now"))
+            .and_then(|value| value.as_s().ok())
+            .cloned()
+            .unwrap_or_else(now);
+        let mut transaction = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build());
+        let event = crate::events::OrderEvent::after_change(
+            order,
+            OrderStatus::Cancelled,
+            None,
+            &crate::store::References::new(),
+        );
+        if let Some(event) = &event {
+            transaction =
+                transaction.transact_items(outbox_put(&self.table, event, Some(&recorded_at), OP)?);
+        }
+        match transaction.send().await {
+            Ok(_) => Ok(Some(self.require_order(id).await?)),
+            Err(error) => match cancellation_codes(&error)
+                .first()
+                .and_then(Option::as_deref)
+            {
+                Some("ConditionalCheckFailed") => Ok(None),
+                _ => Err(unavailable(OP, error)),
+            },
+        }
     }
 }

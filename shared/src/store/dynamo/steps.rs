@@ -104,7 +104,11 @@ impl OrderStore {
             .ok_or_else(|| StoreError::NotFound(id.clone()))
     }
 
-    async fn get_step(&self, id: &OrderId, step: &str) -> Result<Option<StepRecord>, StoreError> {
+    pub(super) async fn get_step(
+        &self,
+        id: &OrderId,
+        step: &str,
+    ) -> Result<Option<StepRecord>, StoreError> {
         let item = self.get_item(step_key(id, step), "GetItem(step)").await?;
         item.map(|item| read(item, &step_sk(step))).transpose()
     }
