@@ -72,9 +72,10 @@ pub struct Faults {
     /// The courier's delivery event never comes.
     pub delivery_lost: f64,
     /// The courier delivers the parcel around the delivery timeout (ten minutes either
-    /// side): its delivery races the rollback for a parcel that never came. A cancel of
-    /// the shipment before the delivery calls the parcel back (it is never delivered); one
-    /// after is refused `already_delivered`.
+    /// side) and sends its event up to twenty minutes later: its delivery races the
+    /// rollback for a parcel that never came. A cancel of the shipment before the hand-over
+    /// calls the parcel back (it is never delivered); one after is refused
+    /// `already_delivered`.
     pub delivery_late: f64,
     /// The delivery event is sent twice.
     pub delivery_duplicated: f64,

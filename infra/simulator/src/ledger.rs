@@ -124,6 +124,29 @@ impl Audited {
         })
     }
 
+    /// Notes an AwaitDelivery token that arrives after a newer attempt's was stored (the
+    /// simulator's tokens are `tok-<execution>-<attempt>`, numbered in the order the
+    /// attempts began): the race a fenced token must refuse.
+    async fn late_token(&self, id: &OrderId, token: &str) {
+        let number = |token: &str| token.rsplit('-').next()?.parse::<u64>().ok();
+        let Ok(Some(order)) = self.inner.get_order(id).await else {
+            return;
+        };
+        let stored = order.task_token.as_deref();
+        if let (Some(stored), Some(newer), Some(this)) =
+            (stored, stored.and_then(number), number(token))
+        {
+            if newer > this {
+                self.shared.note(
+                    id,
+                    Trace::Note(format!(
+                        "  ledger: task token {token} arrives after the newer {stored} was stored"
+                    )),
+                );
+            }
+        }
+    }
+
     /// The order as it stands, for the world's own checks: never fails for a fault.
     pub async fn look(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
         self.inner.get_order(id).await
@@ -293,6 +316,7 @@ impl Ledger for Audited {
         self.shared.recovery_point().await;
         self.maybe_pause().await;
         self.throttled(Some(id), "store_task_token")?;
+        self.late_token(id, token.token).await;
         let stored = self.inner.store_task_token(id, token).await;
         match &stored {
             Ok(TokenStored::Waiting) => self.shared.note(

@@ -88,23 +88,26 @@ impl<'d> World<'d> {
                 );
                 continue;
             }
+            // When the parcel is handed over, and when the courier's event about it is
+            // sent: at once, except for a late parcel's, which the courier may hold up.
             let early = self.shared.chance(faults.delivery_early);
-            let delay = if early {
+            let (handed_over, delay) = if early {
                 self.shared
                     .count("delivery event sent right after the booking");
-                self.shared.below(200)
+                (None, self.shared.below(200))
             } else if self.shared.chance(faults.delivery_late) {
                 self.shared
                     .count("parcel delivered around the delivery timeout");
                 self.seen[order].delivery_late = true;
-                let early = DELIVERY_TIMEOUT_MS - LATE_SPREAD_MS;
-                early + self.shared.below(2 * LATE_SPREAD_MS)
+                let at =
+                    DELIVERY_TIMEOUT_MS - LATE_SPREAD_MS + self.shared.below(2 * LATE_SPREAD_MS);
+                (Some(at), at + self.shared.below(LATE_EVENT_LAG_MS))
             } else {
-                1_000 + self.shared.below(3_600_000)
+                let at = 1_000 + self.shared.below(3_600_000);
+                (Some(at), at)
             };
-            if !early {
-                let at = self.now() + delay;
-                lock(&self.shared.parcels).insert(id.clone(), at);
+            if let Some(at) = handed_over {
+                lock(&self.shared.parcels).insert(id.clone(), self.now() + at);
             }
             self.after(delay, Event::Webhook { order, tries: 0 });
             if self.shared.chance(faults.delivery_duplicated) {
@@ -233,6 +236,10 @@ impl<'d> World<'d> {
 /// How far from the delivery timeout a late parcel is delivered, either way (simulated
 /// milliseconds).
 const LATE_SPREAD_MS: u64 = 600_000;
+
+/// How long the courier may hold up the delivery event of a late parcel after handing it
+/// over, at most (simulated milliseconds).
+const LATE_EVENT_LAG_MS: u64 = 1_200_000;
 
 /// How often the courier sends a refused delivery event again.
 const COURIER_RETRIES: u32 = 6;

@@ -28,7 +28,8 @@ pub const CANCELLED_HOLDING: &str = "CANCELLED while a partner still held its ef
 /// How a violation of "a delivered parcel's order is never rolled back or refunded"
 /// begins (delivered: the courier handed the parcel over, whether or not its event has
 /// reached the webhook yet): no partner undoes an effect of it after, it never moves to
-/// FAILED or CANCELLED, and it ends COMPLETED (or parked for an operator).
+/// FAILED or CANCELLED, and it ends COMPLETED (or parked after its executions were stopped
+/// outside the saga).
 pub const DELIVERED_UNDONE: &str = "its parcel was delivered, yet";
 /// How a violation of "the courier's delivery resumes the order" begins: once the
 /// webhook accepted the delivery, no wait in AwaitDelivery times out.
@@ -282,7 +283,13 @@ impl<'d> World<'d> {
                     }
                 }
             }
-            if self.parcel_delivered(order) && status != OrderStatus::Completed && !parked {
+            // Parked after its executions were stopped outside the saga, it is left to
+            // whoever stopped them (see `agreed_order_violations`).
+            let left_to_an_operator = parked && self.seen[order].stopped_outside;
+            if self.parcel_delivered(order)
+                && status != OrderStatus::Completed
+                && !left_to_an_operator
+            {
                 broken.push(format!("{DELIVERED_UNDONE} it ended {status}"));
             }
             // Parked, an operator was told; otherwise nobody would be.
