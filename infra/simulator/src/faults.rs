@@ -50,9 +50,10 @@ pub struct Faults {
     /// A scheduled reconciler run is invoked twice, the two running at once (Lambda's
     /// asynchronous invocation is at least once).
     pub reconcile_twice: f64,
-    /// At one of its control points, a recovery action dies (the operator's process is
+    /// A recovery action dies at one of its control points (the operator's process is
     /// killed, the API's or the reconciler's Lambda times out): what it wrote stands, the
-    /// rest never happens; the merchant or the courier sends its request again.
+    /// rest never happens; the merchant, the courier or Lambda sends its request again.
+    /// The chance per action.
     pub recovery_dies: f64,
     /// An execution is stopped by something outside the saga (ABORTED) within two
     /// minutes of its start: only the reconciler gets the order going again.
@@ -197,13 +198,13 @@ impl Faults {
     /// These faults, and resumers racing (issue 30): on one order in ten, two to five
     /// resumers at random points of each other, while it runs and after an execution of
     /// it was stopped (three times as many executions stopped outside the saga); half the
-    /// scheduled reconciler runs invoked twice; a recovery action dying at one of its
-    /// control points one time in a hundred.
+    /// scheduled reconciler runs invoked twice; one recovery action in fifty dying at one
+    /// of its control points.
     pub fn with_racing_resumers(self) -> Faults {
         Faults {
             racing_resumers: 0.1,
             reconcile_twice: 0.5,
-            recovery_dies: 0.01,
+            recovery_dies: 0.02,
             execution_dies: 3.0 * self.execution_dies,
             ..self
         }

@@ -22,6 +22,10 @@ use std::task::{Context, Poll, Waker};
 /// (simulated milliseconds): a call to DynamoDB or Step Functions and its answer.
 const CALL_MS: u64 = 200;
 
+/// An action that dies does so at one of its first this many control points (a resume
+/// has about five; a reconciler run two per order it looks at).
+const MOST_POINTS_BEFORE_DYING: u64 = 6;
+
 /// Who resumes an order. All of them run `order_core::recovery`'s resume; they differ in
 /// which one and in what the trace calls them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +113,10 @@ pub(super) struct Acting {
     /// What follows when it dies at a control point: the caller's try again, after a
     /// delay (none: nobody tries again, the reconciler will find what it left).
     retry: Option<(u64, Event)>,
+    /// The control point it dies at, if it dies (counted from 1).
+    dies_at: Option<u32>,
+    /// The control points it passed so far.
+    points: u32,
 }
 
 impl<'d> World<'d> {
@@ -123,6 +131,8 @@ impl<'d> World<'d> {
     ) -> u64 {
         self.next_action += 1;
         let id = self.next_action;
+        let dies = self.shared.chance(self.options.faults.recovery_dies);
+        let dies_at = dies.then(|| 1 + self.shared.below(MOST_POINTS_BEFORE_DYING) as u32);
         self.actions.insert(
             id,
             Acting {
@@ -130,6 +140,8 @@ impl<'d> World<'d> {
                 label,
                 order,
                 retry,
+                dies_at,
+                points: 0,
             },
         );
         self.after(0, Event::Act(id));
@@ -154,7 +166,8 @@ impl<'d> World<'d> {
                 self.done(done)
             }
             Poll::Pending => {
-                if self.shared.chance(self.options.faults.recovery_dies) {
+                acting.points += 1;
+                if acting.dies_at == Some(acting.points) {
                     self.reconcilers.remove(&id);
                     self.shared
                         .count("a recovery action died at a control point");
