@@ -734,7 +734,7 @@ impl Ledger for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut tables = self.tables();
         let order = tables.order(id)?.clone();
-        if order.status.is_final() {
+        if order.status.is_final() && !claim.undoes(order.status) {
             return Err(StoreError::Conflict {
                 order_id: id.clone(),
                 expected: claim.read_status,

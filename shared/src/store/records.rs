@@ -320,6 +320,15 @@ pub struct Claim<'a> {
     pub arn: &'a str,
 }
 
+impl Claim<'_> {
+    /// Whether the claim may take an order that ended `status`: only a CANCELLED order,
+    /// read CANCELLED by the one starter that undoes what such an order still holds
+    /// (`recovery::undo_cancelled`).
+    pub fn undoes(&self, status: OrderStatus) -> bool {
+        status == OrderStatus::Cancelled && self.read_status == OrderStatus::Cancelled
+    }
+}
+
 /// What [`Ledger::place_order`](super::Ledger::place_order) did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Placement {

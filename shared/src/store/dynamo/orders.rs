@@ -129,9 +129,10 @@ impl OrderStore {
                 "execution_arn = :read_arn".to_owned()
             }
         };
-        // Never an order that has ended: nothing may drive it again.
+        // Never an order that has ended: nothing may drive it again. (But a CANCELLED
+        // order read as such, by `recovery::undo_cancelled`, to undo the effects it holds.)
         let finals: Vec<String> = (OrderStatus::ALL.iter())
-            .filter(|status| status.is_final())
+            .filter(|status| status.is_final() && !claim.undoes(**status))
             .enumerate()
             .map(|(i, status)| {
                 let name = format!(":final{i}");
@@ -161,11 +162,13 @@ impl OrderStore {
         };
         match found {
             None => Err(StoreError::NotFound(id.clone())),
-            Some(order) if order.status.is_final() => Err(StoreError::Conflict {
-                order_id: id.clone(),
-                expected: claim.read_status,
-                actual: order.status,
-            }),
+            Some(order) if order.status.is_final() && !claim.undoes(order.status) => {
+                Err(StoreError::Conflict {
+                    order_id: id.clone(),
+                    expected: claim.read_status,
+                    actual: order.status,
+                })
+            }
             Some(order) => Err(StoreError::Claimed {
                 order_id: id.clone(),
                 execution_arn: order.execution_arn,
