@@ -936,7 +936,15 @@ async fn reconcile_order(
     if order.version != listed.version || order.status.is_final() {
         return Ok(Action::Changed);
     }
-    if order.parked.is_some() {
+    if let Some(parked) = &order.parked {
+        if parked.letter_pending {
+            // Parked by a run that died before its dead letter went out (or by a late
+            // delivery, which sends none itself): send it now.
+            send_dead_letter(store, escalation, order, &parked.reason, now).await?;
+            return Ok(Action::Parked {
+                reason: parked.reason.clone(),
+            });
+        }
         return Ok(Action::AlreadyParked);
     }
     let state = match &order.execution_arn {
@@ -1011,10 +1019,32 @@ async fn park(
     reason: String,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Action, RecoveryError> {
-    // The dead letter goes before the park: a run that fails in between parks the order
-    // again next time. The event is built from the order as read before the park, so a
-    // second park writes the same outbox item.
+    // The park goes first, conditional on the order as read and not parked: of racing
+    // runs (the schedule's, `orderctl reconcile`) one parks, and only it sends the dead
+    // letter. A run that dies in between leaves the letter pending for the next run.
     let event = crate::events::OrderEvent::needs_operator(order, &reason);
+    match store.park(order, &reason, &event).await {
+        Ok(()) => {}
+        Err(StoreError::Changed { .. }) => {
+            tracing::info!(order_id = %order.order_id, %reason, "the order changed (resumed, moved or parked by another) before it was parked; it is left alone");
+            return Ok(Action::Changed);
+        }
+        Err(error) => return Err(error.into()),
+    }
+    send_dead_letter(store, escalation, order, &reason, now).await?;
+    tracing::warn!(order_id = %order.order_id, %reason, "order parked in the dead-letter queue");
+    Ok(Action::Parked { reason })
+}
+
+/// Sends the parked order's dead letter to the operators' queue, then clears its pending
+/// mark.
+async fn send_dead_letter(
+    store: &impl Ledger,
+    escalation: Escalation<'_, impl DeadLetterSender>,
+    order: &crate::store::OrderRecord,
+    reason: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), RecoveryError> {
     escalation
         .dead_letters
         .send(&DeadLetterBody {
@@ -1027,18 +1057,8 @@ async fn park(
             source: "reconciler".to_owned(),
         })
         .await?;
-    match store.park(order, &reason, &event).await {
-        Ok(()) => {}
-        // Resumed (or moved on) between the read and the park: the dead letter just sent
-        // is for an order that is being driven again; replaying it finds it running.
-        Err(StoreError::Changed { .. }) => {
-            tracing::warn!(order_id = %order.order_id, %reason, "the order changed before it was parked; it is not parked");
-            return Ok(Action::Changed);
-        }
-        Err(error) => return Err(error.into()),
-    }
-    tracing::warn!(order_id = %order.order_id, %reason, "order parked in the dead-letter queue");
-    Ok(Action::Parked { reason })
+    store.dead_letter_sent(&order.order_id).await?;
+    Ok(())
 }
 
 #[cfg(test)]

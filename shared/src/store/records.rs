@@ -100,11 +100,17 @@ impl OrderRecord {
     }
 }
 
-/// Why and when the reconciler put an order in front of an operator.
+/// Why and when the order was put in front of an operator (by the reconciler, or by a
+/// delivery that came after its shipment was cancelled).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Parked {
     pub at: String,
     pub reason: String,
+    /// The operators' dead letter is still to be sent: the park is written first (one
+    /// parker wins), the letter after it; a run that died in between leaves this for the
+    /// next run to send. Absent (sent) on data written before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub letter_pending: bool,
 }
 
 /// A place in the by-status index: the status and the sort key (`<updated_at>#<id>`) of

@@ -58,6 +58,7 @@ impl OrderStore {
         let parked = Parked {
             at: now(),
             reason: reason.to_owned(),
+            letter_pending: true,
         };
         let value = serde_dynamo::to_attribute_value(&parked).map_err(|e| StoreError::Corrupt {
             key: order_pk(id),
@@ -67,7 +68,7 @@ impl OrderStore {
             .table_name(&self.table)
             .set_key(Some(order_key(id)))
             .update_expression("SET parked = :parked")
-            .condition_expression("version = :read")
+            .condition_expression("version = :read AND attribute_not_exists(parked)")
             .expression_attribute_values(":parked", value)
             .expression_attribute_values(":read", AttributeValue::N(read_order.version.to_string()))
             .build()
@@ -94,6 +95,21 @@ impl OrderStore {
                 },
                 _ => Err(unavailable(OP, error)),
             },
+        }
+    }
+
+    /// Clears the parked order's pending dead letter ([`Ledger::dead_letter_sent`]).
+    pub async fn dead_letter_sent(&self, id: &OrderId) -> Result<(), StoreError> {
+        let result = self
+            .update_order_item(id)
+            .update_expression("REMOVE parked.letter_pending")
+            .condition_expression("attribute_exists(parked)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_conditional_failure(&error) => Ok(()),
+            Err(error) => Err(unavailable("UpdateItem(dead letter sent)", error)),
         }
     }
 
@@ -524,6 +540,7 @@ impl OrderStore {
         let parked = Parked {
             at: now(),
             reason: reason.clone(),
+            letter_pending: true,
         };
         let parked =
             serde_dynamo::to_attribute_value(&parked).map_err(|e| StoreError::Corrupt {
