@@ -783,3 +783,46 @@ async fn twenty_resumers_racing_on_one_stopped_order_start_one_execution_that_co
     let cli_won = cli.iter().filter(|(code, _)| *code == Some(0)).count();
     assert!(won + cli_won <= 1, "{trail:?} {cli:?}");
 }
+
+#[tokio::test]
+async fn cancelling_a_charged_order_through_the_console_asks_its_workflow_to_roll_it_back_with_a_refund(
+) {
+    let _running = shared();
+    let stack = Stack::connect().await;
+    let console = Console::on_the_stack();
+    let (id, _) = stack
+        .place_under(&[fault("terminals", "provision", "unavailable")])
+        .await;
+    stack.wait_for_status(&id, &["PAYMENT_TAKEN"]).await;
+    let confirmation = format!("/orders/{id}/cancel");
+    let (status, page) = console.get(&confirmation).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("undoes what was done"),
+        "says the workflow rolls it back: {page}"
+    );
+    let token = console.token(&confirmation).await;
+    let done = http()
+        .post(format!("{}{confirmation}", console.url))
+        .header("origin", &console.url)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await;
+    let (status, page) = reply(done).await;
+    assert_eq!(status, 303, "{page}");
+    let view = stack.wait_for_status(&id, &["CANCELLED", "FAILED"]).await;
+    assert_eq!(view["status"], "CANCELLED", "{view}");
+    let ledger = stack.partners().ledger(&id).await;
+    ledger.assert_statuses(&[("reservations", &["released"]), ("charges", &["refunded"])]);
+    let order = order_in_ledger(&stack.store(), &id).await;
+    let trail = stack
+        .store()
+        .audit_trail(&order.order_id)
+        .await
+        .unwrap_or_default();
+    let recorded: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|r| (r.action.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(recorded, [("cancel", "started: the order is CANCELLING")]);
+}
