@@ -707,6 +707,12 @@ async fn twenty_resumers_racing_on_one_stopped_order_start_one_execution_that_co
     let (id, arn) = stack.place(&valid_order(&merchant)).await;
     stack.wait_for_status(&id, &["PAYMENT_TAKEN"]).await;
     stack.stop_execution(&arn).await;
+    // Stopped as Step Functions reports it (the console offers a resume only then).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stack.execution_status(&arn).await == "RUNNING" {
+        assert!(std::time::Instant::now() < deadline, "{arn} still runs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Still long enough for the reconciler's grace period.
     stack.backdate(&id, 60).await;
     let confirmation = format!("/orders/{id}/resume");
