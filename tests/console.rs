@@ -469,7 +469,11 @@ async fn cancelling_an_order_through_its_confirmation_page_shows_the_cancellatio
     browser.close().await;
 
     let after = order_in_ledger(&stack.store(), id.as_str()).await;
-    assert_eq!((after.status, after.version), (OrderStatus::Cancelled, 3));
+    assert_eq!(
+        (after.status, after.version),
+        (OrderStatus::Cancelled, 2),
+        "ended in the one write that found nothing begun"
+    );
     let trail = stack.store().audit_trail(&id).await.unwrap_or_default();
     let recorded: Vec<(&str, &str)> = trail
         .iter()
@@ -558,10 +562,14 @@ async fn a_dead_letter_is_listed_and_replayed_through_its_confirmation_which_res
         .await;
     let (status, page) = reply(done).await;
     assert_eq!(status, 303, "{page}");
+    // The execution the API would have started, recorded and started: it runs the order
+    // to its end.
     let resumed = order_in_ledger(&stack.store(), id.as_str()).await;
-    assert!(resumed
-        .execution_arn
-        .is_some_and(|arn| arn.ends_with(id.as_str())));
+    let arn = stack.execution_arn(id.as_str());
+    assert_eq!(resumed.execution_arn.as_deref(), Some(arn.as_str()));
+    let view = stack.wait_for_status(id.as_str(), &ENDED).await;
+    assert_eq!(view["status"], "COMPLETED", "{view}");
+    assert_eq!(stack.execution_status(&arn).await, "SUCCEEDED");
     let still_there = queue.look(10_000).await.unwrap_or_default();
     assert!(!still_there
         .iter()
@@ -681,4 +689,146 @@ async fn an_unreachable_aws_endpoint_is_named_on_the_error_page() {
         page.contains(&format!("cannot reach the AWS endpoint {endpoint}")),
         "{page}"
     );
+}
+
+#[tokio::test]
+async fn twenty_resumers_racing_on_one_stopped_order_start_one_execution_that_completes_it_with_one_charge(
+) {
+    // Its execution stopped while it waits, charged, for provisioning to come back: eight
+    // `orderctl orders resume`, six console resumes and six reconciler passes, all at once.
+    let _running = shared();
+    let stack = Stack::connect().await;
+    let console = Console::on_the_stack();
+    let merchant = stack
+        .partners()
+        .merchant_with(json!([{"partner": "terminals", "operation": "provision",
+                               "fault": "unavailable", "for_ms": 8000}]))
+        .await;
+    let (id, arn) = stack.place(&valid_order(&merchant)).await;
+    stack.wait_for_status(&id, &["PAYMENT_TAKEN"]).await;
+    stack.stop_execution(&arn).await;
+    // Stopped as Step Functions reports it (the console offers a resume only then).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stack.execution_status(&arn).await == "RUNNING" {
+        assert!(std::time::Instant::now() < deadline, "{arn} still runs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still long enough for the reconciler's grace period.
+    stack.backdate(&id, 60).await;
+    let confirmation = format!("/orders/{id}/resume");
+    let token = console.token(&confirmation).await;
+
+    let orderctl = workspace_binary("orderctl");
+    let cli = (0..8).map(|_| {
+        let mut command = tokio::process::Command::new(&orderctl);
+        command.args(["orders", "resume", &id]);
+        async move {
+            let output = command.output().await;
+            let output = output.unwrap_or_else(|error| panic!("orderctl: {error}"));
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).into_owned()
+                    + &String::from_utf8_lossy(&output.stderr),
+            )
+        }
+    });
+    let url = format!("{}{confirmation}", console.url);
+    let posts = (0..6).map(|_| {
+        let request = http()
+            .post(&url)
+            .header("origin", &console.url)
+            .form(&[("csrf", token.as_str())]);
+        async move { reply(request.send().await).await }
+    });
+    let passes = (0..6).map(|_| stack.reconcile(3));
+    let (cli, posts, _) = tokio::join!(
+        futures_util::future::join_all(cli),
+        futures_util::future::join_all(posts),
+        futures_util::future::join_all(passes)
+    );
+
+    // Each CLI resume either resumed it (exit 0) or was refused: someone else had (4).
+    for (code, said) in &cli {
+        assert!(matches!(code, Some(0) | Some(4)), "{code:?}: {said}");
+    }
+    for (status, page) in &posts {
+        assert_eq!(*status, 303, "{page}");
+    }
+    let executions = stack.executions_of(&id).await;
+    let resumed: Vec<&(String, String)> =
+        executions.iter().filter(|(name, _)| name != &id).collect();
+    assert_eq!(
+        resumed
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect::<Vec<_>>(),
+        [format!("{id}-r1")],
+        "exactly one execution resumed it: {executions:?}"
+    );
+    let order = order_in_ledger(&stack.store(), &id).await;
+    assert_eq!(
+        order.execution_arn.as_deref(),
+        Some(stack.execution_arn(&format!("{id}-r1")).as_str()),
+        "the recorded execution is the one that runs"
+    );
+    let view = stack.wait_for_status(&id, &ENDED).await;
+    assert_eq!(view["status"], "COMPLETED", "{view}");
+    let ledger = stack.partners().ledger(&id).await;
+    assert_eq!(ledger.statuses("charges"), ["captured"], "{ledger:?}");
+    // The console's resumes each left an audit record: one resumed, the others refused.
+    let trail = stack
+        .store()
+        .audit_trail(&order.order_id)
+        .await
+        .unwrap_or_default();
+    assert_eq!(trail.len(), 6, "{trail:?}");
+    let won = trail
+        .iter()
+        .filter(|r| r.outcome.starts_with("resumed as"))
+        .count();
+    let cli_won = cli.iter().filter(|(code, _)| *code == Some(0)).count();
+    assert!(won + cli_won <= 1, "{trail:?} {cli:?}");
+}
+
+#[tokio::test]
+async fn cancelling_a_charged_order_through_the_console_asks_its_workflow_to_roll_it_back_with_a_refund(
+) {
+    let _running = shared();
+    let stack = Stack::connect().await;
+    let console = Console::on_the_stack();
+    let (id, _) = stack
+        .place_under(&[fault("terminals", "provision", "unavailable")])
+        .await;
+    stack.wait_for_status(&id, &["PAYMENT_TAKEN"]).await;
+    let confirmation = format!("/orders/{id}/cancel");
+    let (status, page) = console.get(&confirmation).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("undoes what was done"),
+        "says the workflow rolls it back: {page}"
+    );
+    let token = console.token(&confirmation).await;
+    let done = http()
+        .post(format!("{}{confirmation}", console.url))
+        .header("origin", &console.url)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await;
+    let (status, page) = reply(done).await;
+    assert_eq!(status, 303, "{page}");
+    let view = stack.wait_for_status(&id, &["CANCELLED", "FAILED"]).await;
+    assert_eq!(view["status"], "CANCELLED", "{view}");
+    let ledger = stack.partners().ledger(&id).await;
+    ledger.assert_statuses(&[("reservations", &["released"]), ("charges", &["refunded"])]);
+    let order = order_in_ledger(&stack.store(), &id).await;
+    let trail = stack
+        .store()
+        .audit_trail(&order.order_id)
+        .await
+        .unwrap_or_default();
+    let recorded: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|r| (r.action.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(recorded, [("cancel", "started: the order is CANCELLING")]);
 }

@@ -218,6 +218,23 @@ async fn cancel_is_refused_once_an_order_completed_and_cancels_an_order_whose_wo
 }
 
 #[tokio::test]
+async fn cancelling_a_charged_order_through_orderctl_rolls_it_back_with_a_refund() {
+    let _running = shared();
+    let stack = Stack::connect().await;
+    let (id, _) = stack
+        .place_under(&[system_tests::fault("terminals", "provision", "unavailable")])
+        .await;
+    stack.wait_for_status(&id, &["PAYMENT_TAKEN"]).await;
+    let cancelled = orderctl(&["orders", "cancel", &id, "--json"]).await;
+    assert_eq!(cancelled.code, 0, "{cancelled}");
+    assert_eq!(cancelled.json["status"], "CANCELLING", "{cancelled}");
+    let view = stack.wait_for_status(&id, &["CANCELLED", "FAILED"]).await;
+    assert_eq!(view["status"], "CANCELLED", "{view}");
+    let ledger = stack.partners().ledger(&id).await;
+    ledger.assert_statuses(&[("reservations", &["released"]), ("charges", &["refunded"])]);
+}
+
+#[tokio::test]
 async fn showing_an_order_that_does_not_exist_exits_3_and_says_so() {
     let _running = shared();
     let unknown = order_core::OrderId::generate();

@@ -4,6 +4,10 @@
 //! never a 500, and a retry with the same key finishes the request; the bus being down
 //! never touches a step (events leave through the outbox) and only delays the events.
 //!
+//! A failed write of the order's owner (its execution, recorded before it starts) leaves
+//! nothing running behind the order: a cancel after the retry's TakePayment rolls it back
+//! with a refund.
+//!
 //! The router's faults hold for the whole stack, so the tests of this file take turns
 //! (`TURN`); each rule also expires by itself, so a failed test leaves nothing behind.
 //! The moto stack only: on MiniStack the functions call MiniStack directly.
@@ -201,4 +205,67 @@ async fn tap_events_of(
         }
     }
     arrived
+}
+
+#[tokio::test]
+async fn a_cancel_after_take_payment_of_an_order_whose_execution_write_failed_rolls_it_back_with_a_refund(
+) {
+    if skip_on(Backend::MiniStack, NOT_ROUTED) {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let stack = Stack::connect().await;
+    // Provisioning is down for a while: the order will wait there, charged.
+    let merchant = stack
+        .partners()
+        .merchant_with(json!([{"partner": "terminals", "operation": "provision",
+                               "fault": "unavailable", "for_ms": 20000}]))
+        .await;
+    let key = unique_key();
+    let body = valid_order(&merchant).to_string();
+    // The write that records the order's execution (the claim, before StartExecution)
+    // fails, through every retry of the SDK.
+    stack
+        .inject_aws_faults(json!([{"service": "dynamodb", "operation": "UpdateItem",
+            "body_contains": "SET execution_arn = :arn", "error": "internal", "seconds": 30}]))
+        .await;
+    let refused = stack.post_order(Some(&key), &body).await;
+    stack.clear_aws_faults().await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert!(retry_after(&refused).is_some(), "{:?}", refused.headers);
+    // Stored, with no execution recorded, and none started.
+    let store = stack.store();
+    let stored = store
+        .orders_of_merchant(&merchant, None, 10)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let [order] = stored.as_slice() else {
+        panic!("expected the one order stored: {stored:?}")
+    };
+    let id = order.order_id.to_string();
+    assert_eq!(order.execution_arn, None);
+    assert_eq!(
+        stack.executions_of(&id).await,
+        Vec::<(String, String)>::new()
+    );
+
+    // The merchant's retry starts it; it takes the payment and waits for provisioning.
+    let placed = stack.post_order(Some(&key), &body).await;
+    assert_eq!(placed.status, 202, "{}", placed.text);
+    assert_eq!(placed.body["order_id"], id.as_str());
+    stack.wait_for_status(&id, &["PAYMENT_TAKEN"]).await;
+    let cancelled = stack.post(&format!("/orders/{id}/cancel")).await;
+    assert_eq!(cancelled.status, 202, "{}", cancelled.text);
+    assert_eq!(cancelled.body["status"], "CANCELLING", "{}", cancelled.text);
+    let view = stack
+        .wait_for_status(&id, &["CANCELLED", "FAILED", "COMPLETED"])
+        .await;
+    assert_eq!(view["status"], "CANCELLED", "{view}");
+    let ledger = stack.partners().ledger(&id).await;
+    ledger.assert_statuses(&[("reservations", &["released"]), ("charges", &["refunded"])]);
+    assert_eq!(
+        stack.executions_of(&id).await,
+        [(id.clone(), "SUCCEEDED".to_owned())],
+        "one execution drove it"
+    );
 }

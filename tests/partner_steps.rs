@@ -291,7 +291,8 @@ async fn a_compensation_leaves_a_cancelling_order_cancelling_and_refuses_a_compl
     let refused = release_stock::handle(&store, &warehouse, rollback(&delivered)).await;
     assert_eq!(
         refused.err().map(|e| e.name),
-        Some(ErrorName::OrderConflict)
+        Some(ErrorName::OrderDelivered),
+        "a delivered order's rollback stops"
     );
     assert_eq!(
         warehouse.releases.load(Ordering::SeqCst),
@@ -311,7 +312,7 @@ async fn a_compensation_leaves_a_cancelling_order_cancelling_and_refuses_a_compl
             (
                 "ReleaseStock".to_owned(),
                 order_core::store::StepStatus::Failed,
-                Some("Order.Conflict".to_owned())
+                Some("Order.Delivered".to_owned())
             )
         ],
         "the refused compensation is recorded as failed, not done"

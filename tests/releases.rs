@@ -54,6 +54,21 @@ async fn route_alias(stack: &Stack, alias: &str, version: &str) {
         .expect("UpdateStateMachineAlias");
 }
 
+/// The newest published version of the state machine `machine`, if any.
+async fn latest_version(stack: &Stack, machine: &str) -> Option<String> {
+    stack
+        .sfn()
+        .list_state_machine_versions()
+        .state_machine_arn(machine)
+        .max_results(1)
+        .send()
+        .await
+        .expect("ListStateMachineVersions")
+        .state_machine_versions()
+        .first()
+        .map(|version| version.state_machine_version_arn().to_owned())
+}
+
 async fn version_of(stack: &Stack, execution: &str) -> Option<String> {
     stack
         .describe_execution(execution)
@@ -87,13 +102,16 @@ async fn an_order_started_before_a_release_finishes_on_its_own_version_while_new
         .expect("DescribeStateMachine")
         .definition;
 
+    // The version the release publishes, for the clean-up to delete whatever happens.
+    let published: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
     let scenario = {
         let stack = Stack::connect().await;
-        let (alias, machine, before, deployed) = (
+        let (alias, machine, before, deployed, published) = (
             alias.clone(),
             machine.clone(),
             before.clone(),
             deployed.clone(),
+            published.clone(),
         );
         tokio::spawn(async move {
             let (first, first_arn) = stack.order_waiting_for_its_courier().await;
@@ -112,6 +130,9 @@ async fn an_order_started_before_a_release_finishes_on_its_own_version_while_new
                 .state_machine_version_arn
                 .expect("a new version");
             assert_ne!(released, before);
+            if let Ok(mut slot) = published.lock() {
+                *slot = Some(released.clone());
+            }
             route_alias(&stack, &alias, &released).await;
 
             let (second, second_arn) = stack.order_waiting_for_its_courier().await;
@@ -152,6 +173,23 @@ async fn an_order_started_before_a_release_finishes_on_its_own_version_while_new
         .send()
         .await
         .expect("restore the deployed definition");
+    // And delete the version the release published, so that a later `resume --latest` on
+    // this stack starts on the deployed definition, not on the marker's.
+    let released = published.lock().ok().and_then(|slot| slot.clone());
+    if let Some(released) = released {
+        stack
+            .sfn()
+            .delete_state_machine_version()
+            .state_machine_version_arn(&released)
+            .send()
+            .await
+            .expect("delete the published marker version");
+        assert_ne!(
+            latest_version(&stack, &machine).await,
+            Some(released),
+            "the marker version is gone"
+        );
+    }
     if let Err(failure) = outcome {
         std::panic::resume_unwind(failure.into_panic());
     }

@@ -21,7 +21,8 @@ definition, on an alias ARN a version chosen by the alias's routing weights; the
 execution belongs to the state machine (one name space, one execution ARN) and
 DescribeExecution and ListExecutions report its stateMachineVersionArn and
 stateMachineAliasArn; ListExecutions on a version or alias ARN lists its executions;
-ListStateMachineVersions lists versions newest first.
+ListStateMachineVersions lists versions newest first; DeleteStateMachineVersion deletes one
+(refused, ConflictException, while an alias routes to it).
 
 The table's stream (read by the local stack's stream poller, `local-stack poll-streams`,
 as Lambda's event source mapping reads it) holds exactly the writes that happened, one
@@ -477,7 +478,28 @@ def _list_state_machine_versions(self):
     )
 
 
+def _delete_state_machine_version(self):
+    version_arn = self._get_param("stateMachineVersionArn")
+    machine_arn, qualifier = _qualified(version_arn)
+    if qualifier is None or not qualifier.isdigit():
+        raise JsonRESTError("ValidationException", f"{version_arn} is not a version ARN")
+    machine = self.stepfunction_backend.describe_state_machine(machine_arn)
+    # As AWS: a version an alias routes to cannot be deleted.
+    for alias in getattr(machine, "aliases", {}).values():
+        if any(
+            route["stateMachineVersionArn"] == version_arn
+            for route in alias.routing_configuration
+        ):
+            raise JsonRESTError(
+                "ConflictException",
+                f"version {version_arn} is referenced by alias {alias.arn}",
+            )
+    getattr(machine, "versions", {}).pop(int(qualifier), None)
+    return ActionResult({})
+
+
 StepFunctionResponse.list_state_machine_versions = _list_state_machine_versions
+StepFunctionResponse.delete_state_machine_version = _delete_state_machine_version
 StepFunctionResponse.describe_execution = _describe_execution
 StepFunctionResponse.list_executions = _list_executions
 StepFunctionsParserBackend.start_execution = _start_execution

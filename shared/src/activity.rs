@@ -412,7 +412,12 @@ async fn enter_compensation<L: Ledger>(
                 None => ledger.require_order(id).await?,
             };
             Ok(match order.status {
-                OrderStatus::Compensating | OrderStatus::Cancelling => Ok(order),
+                // CANCELLED: an order a cancel ended before this rule (nothing begun)
+                // while an unrecorded execution had taken effects; `orderctl orders undo`
+                // runs its rollback (`recovery::undo_cancelled`). It stays CANCELLED.
+                OrderStatus::Compensating | OrderStatus::Cancelling | OrderStatus::Cancelled => {
+                    Ok(order)
+                }
                 status if status.has_effects_to_undo() => {
                     let moved = ledger
                         .transition(

@@ -548,6 +548,95 @@ async fn resume_on(
     })
 }
 
+/// The partner effects an order still holds: its forward steps with an effect that began
+/// (a step that failed may have acted) whose compensation has not succeeded, by step
+/// name. None for an order rolled back as it should be, or on which nothing began.
+pub fn effects_held(steps: &[crate::store::StepRecord]) -> Vec<&'static str> {
+    let succeeded = |name: &str| {
+        steps
+            .iter()
+            .any(|s| s.step == name && s.status == crate::store::StepStatus::Succeeded)
+    };
+    crate::steps::ALL
+        .iter()
+        .filter(|step| step.role == crate::steps::StepRole::Forward)
+        .filter_map(|step| Some((step.name, step.compensation?)))
+        .filter(|(name, _)| steps.iter().any(|s| s.step == *name))
+        .filter(|(_, undo)| !succeeded(undo))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Finishes the rollback of a CANCELLED order that still holds partner effects: data
+/// written before a cancel could only end an order at once when nothing had begun (a
+/// cancel then took the "never started" shortcut while an unrecorded execution had
+/// reserved stock, taken the payment...). Starts `<id>-r<n>` (recorded first, like every
+/// resume): its finished steps replay from the ledger, the first unfinished one meets the
+/// CANCELLED order (`Order.Cancelled`), and the compensations undo what it holds; the
+/// order stays CANCELLED. `orderctl orders holding-effects` finds such orders;
+/// `orderctl orders undo` comes here.
+pub async fn undo_cancelled(
+    store: &impl Ledger,
+    workflow: &impl Executions,
+    id: &OrderId,
+) -> Result<Resumption, RecoveryError> {
+    let (order, steps) = store
+        .get_order_with_steps(id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+    if order.status != OrderStatus::Cancelled {
+        return Err(RecoveryError::NotSupported(format!(
+            "order {id} is {}: only a CANCELLED order that still holds effects is undone this way (an unfinished order: orderctl orders resume)",
+            order.status
+        )));
+    }
+    let held = effects_held(&steps);
+    if held.is_empty() {
+        return Err(RecoveryError::NotSupported(format!(
+            "order {id} is CANCELLED and holds no partner effect: nothing to undo"
+        )));
+    }
+    if let Some(arn) = &order.execution_arn {
+        if workflow.state(arn).await? == ExecutionState::Running {
+            return Err(RecoveryError::StillRunning {
+                order_id: id.clone(),
+                execution_arn: arn.clone(),
+            });
+        }
+    }
+    let n = order.resumes + 1;
+    let name = format!("{id}-r{n}");
+    let arn = workflow.execution_arn(&name);
+    let claim = Claim {
+        read_status: OrderStatus::Cancelled,
+        read_resumes: order.resumes,
+        read_arn: order.execution_arn.as_deref(),
+        resumes: n,
+        arn: &arn,
+    };
+    match store.claim_execution(id, &claim).await {
+        Ok(()) => {}
+        Err(StoreError::Claimed { execution_arn, .. }) => {
+            return Err(RecoveryError::ResumedElsewhere {
+                order_id: id.clone(),
+                execution_arn,
+            })
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let release = workflow.state_machine_arn().to_owned();
+    let started = workflow.start_on(&release, id, &name).await?;
+    tracing::warn!(order_id = %id, execution = %name, held = ?held, "undoing what a CANCELLED order still holds");
+    Ok(Resumption {
+        order_id: id.clone(),
+        status: order.status,
+        execution_name: name,
+        execution_arn: started,
+        release,
+        stopped: None,
+    })
+}
+
 /// Starts the execution `arn` recorded on the order (claimed) that never started.
 async fn start_claimed(
     workflow: &impl Executions,
@@ -847,7 +936,15 @@ async fn reconcile_order(
     if order.version != listed.version || order.status.is_final() {
         return Ok(Action::Changed);
     }
-    if order.parked.is_some() {
+    if let Some(parked) = &order.parked {
+        if parked.letter_pending {
+            // Parked by a run that died before its dead letter went out (or by a late
+            // delivery, which sends none itself): send it now.
+            send_dead_letter(store, escalation, order, &parked.reason, now).await?;
+            return Ok(Action::Parked {
+                reason: parked.reason.clone(),
+            });
+        }
         return Ok(Action::AlreadyParked);
     }
     let state = match &order.execution_arn {
@@ -922,10 +1019,32 @@ async fn park(
     reason: String,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Action, RecoveryError> {
-    // The dead letter goes before the park: a run that fails in between parks the order
-    // again next time. The event is built from the order as read before the park, so a
-    // second park writes the same outbox item.
+    // The park goes first, conditional on the order as read and not parked: of racing
+    // runs (the schedule's, `orderctl reconcile`) one parks, and only it sends the dead
+    // letter. A run that dies in between leaves the letter pending for the next run.
     let event = crate::events::OrderEvent::needs_operator(order, &reason);
+    match store.park(order, &reason, &event).await {
+        Ok(()) => {}
+        Err(StoreError::Changed { .. }) => {
+            tracing::info!(order_id = %order.order_id, %reason, "the order changed (resumed, moved or parked by another) before it was parked; it is left alone");
+            return Ok(Action::Changed);
+        }
+        Err(error) => return Err(error.into()),
+    }
+    send_dead_letter(store, escalation, order, &reason, now).await?;
+    tracing::warn!(order_id = %order.order_id, %reason, "order parked in the dead-letter queue");
+    Ok(Action::Parked { reason })
+}
+
+/// Sends the parked order's dead letter to the operators' queue, then clears its pending
+/// mark.
+async fn send_dead_letter(
+    store: &impl Ledger,
+    escalation: Escalation<'_, impl DeadLetterSender>,
+    order: &crate::store::OrderRecord,
+    reason: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), RecoveryError> {
     escalation
         .dead_letters
         .send(&DeadLetterBody {
@@ -938,18 +1057,8 @@ async fn park(
             source: "reconciler".to_owned(),
         })
         .await?;
-    match store.park(order, &reason, &event).await {
-        Ok(()) => {}
-        // Resumed (or moved on) between the read and the park: the dead letter just sent
-        // is for an order that is being driven again; replaying it finds it running.
-        Err(StoreError::Changed { .. }) => {
-            tracing::warn!(order_id = %order.order_id, %reason, "the order changed before it was parked; it is not parked");
-            return Ok(Action::Changed);
-        }
-        Err(error) => return Err(error.into()),
-    }
-    tracing::warn!(order_id = %order.order_id, %reason, "order parked in the dead-letter queue");
-    Ok(Action::Parked { reason })
+    store.dead_letter_sent(&order.order_id).await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1165,6 +1274,58 @@ mod tests {
         );
         let after = store.require_order(&id).await.expect("the order");
         assert_eq!((after.resumes, after.execution_arn), (3, Some(arn)));
+    }
+
+    #[tokio::test]
+    async fn only_a_cancelled_order_that_holds_effects_is_undone_and_its_execution_is_claimed_first(
+    ) {
+        use crate::store::Transition;
+        let (_, store, order) = store_with_its_clock_stopped();
+        let workflow = FakeExecutions::default();
+        let id = place(&store, &order, "key").await;
+        // Nothing held: an ACCEPTED order cancelled at once.
+        let cancelled = cancel(&store, &id).await;
+        assert!(cancelled.is_ok(), "{cancelled:?}");
+        let nothing = undo_cancelled(&store, &workflow, &id).await;
+        assert!(
+            matches!(&nothing, Err(RecoveryError::NotSupported(m)) if m.contains("holds no partner effect")),
+            "{nothing:?}"
+        );
+        // Reserved, then ended CANCELLED without the release.
+        let held = place(&store, &order, "held").await;
+        for (from, to) in [
+            (OrderStatus::Accepted, OrderStatus::Validated),
+            (OrderStatus::Validated, OrderStatus::StockReserved),
+            (OrderStatus::StockReserved, OrderStatus::Cancelling),
+            (OrderStatus::Cancelling, OrderStatus::Cancelled),
+        ] {
+            store
+                .transition(&held, Transition::new(from, to))
+                .await
+                .expect("moved");
+        }
+        let begun = store.begin_step(&held, "ReserveStock").await;
+        assert!(begun.is_ok(), "{begun:?}");
+        let undone = undo_cancelled(&store, &workflow, &held)
+            .await
+            .expect("undone");
+        assert_eq!(undone.execution_name, format!("{held}-r1"));
+        assert_eq!(
+            workflow.state(&undone.execution_arn).await.ok(),
+            Some(ExecutionState::Running)
+        );
+        let recorded = store.require_order(&held).await.expect("the order");
+        assert_eq!(
+            (recorded.status, recorded.execution_arn.as_deref()),
+            (OrderStatus::Cancelled, Some(undone.execution_arn.as_str()))
+        );
+        // An unfinished order is resumed, not undone.
+        let open = place(&store, &order, "open").await;
+        let refused = undo_cancelled(&store, &workflow, &open).await;
+        assert!(
+            matches!(&refused, Err(RecoveryError::NotSupported(m)) if m.contains("orders resume")),
+            "{refused:?}"
+        );
     }
 
     #[tokio::test]

@@ -714,6 +714,57 @@ async fn a_delivery_after_the_shipment_was_cancelled_is_recorded_parks_the_order
 }
 
 #[tokio::test]
+async fn a_cancelled_order_that_still_holds_effects_is_found_and_its_rollback_finished() {
+    // Written before a cancel decided "nothing begun" in its own write: the cancel ended
+    // the order at once while an unrecorded execution had reserved stock and charged.
+    let kind = OrderKind::NewMerchant;
+    let saga = Saga::placed_through(
+        kind,
+        [
+            steps::VALIDATE_ORDER,
+            steps::RESERVE_STOCK,
+            steps::TAKE_PAYMENT,
+        ],
+    )
+    .await;
+    for (from, to) in [
+        (OrderStatus::PaymentTaken, OrderStatus::Cancelling),
+        (OrderStatus::Cancelling, OrderStatus::Cancelled),
+    ] {
+        let moved = saga
+            .ledger
+            .transition(&saga.id, order_core::store::Transition::new(from, to))
+            .await;
+        assert!(moved.is_ok(), "{moved:?}");
+    }
+    let (_, steps_before) = saga.read().await;
+    assert_eq!(
+        order_core::recovery::effects_held(&steps_before),
+        ["ReserveStock", "TakePayment"],
+        "found"
+    );
+    // `orderctl orders undo` starts an execution: the finished steps replay, the next
+    // meets the CANCELLED order, and the rollback runs.
+    let stopped = saga.fails(steps::PROVISION_TERMINALS, None).await;
+    assert_eq!(stopped.name, ErrorName::OrderCancelled);
+    let failure = failure_of(steps::PROVISION_TERMINALS, &stopped);
+    for step in compensations_after(kind, steps::PROVISION_TERMINALS) {
+        let output = saga.succeeds_twice(step, Some(&failure)).await;
+        assert_eq!(output.status, OrderStatus::Cancelled, "{}", step.name);
+    }
+    let ended = saga.succeeds(steps::RECORD_FAILURE, Some(&failure)).await;
+    assert_eq!(ended.status, OrderStatus::Cancelled);
+    let (_, steps_after) = saga.read().await;
+    assert_eq!(
+        order_core::recovery::effects_held(&steps_after),
+        Vec::<&str>::new(),
+        "finished"
+    );
+    assert_eq!(saga.partners.effects_of("refund"), 1);
+    assert_eq!(saga.partners.effects_of("release"), 1);
+}
+
+#[tokio::test]
 async fn a_step_refused_by_its_partner_fails_with_its_own_name_moves_nothing_and_is_rolled_back() {
     let refusals = [
         (steps::RESERVE_STOCK, ErrorName::StockUnavailable),

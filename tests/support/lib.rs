@@ -5,6 +5,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use order_core::catalogue::Catalogue;
 use order_core::store::OrderStore;
+use order_core::OrderId;
 use partner_simulator::client::Admin;
 use partner_simulator::faults::RuleSpec;
 use serde_json::Value;
@@ -342,15 +343,29 @@ impl Stack {
     /// id and its execution ARN once the order has SHIPPED and AwaitDelivery has begun.
     /// Waits until the SHIPPED order `id` waits for its courier (AwaitDelivery began).
     pub async fn order_waiting_for(&self, id: &str) -> Value {
-        self.wait_for(id, "waiting for its courier", |view| {
-            view["status"] == "SHIPPED"
-                && view["steps"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|s| s["step"] == "AwaitDelivery")
-        })
-        .await
+        let view = self
+            .wait_for(id, "waiting for its courier", |view| {
+                view["status"] == "SHIPPED"
+                    && view["steps"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|s| s["step"] == "AwaitDelivery")
+            })
+            .await;
+        // AwaitDelivery began; waiting means its task token is stored on the order.
+        let order = OrderId::parse(id).unwrap_or_else(|| panic!("{id} is no order id"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let stored = self.store().require_order(&order).await;
+            match stored {
+                Ok(record) if record.task_token.is_some() => return view,
+                Ok(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                other => panic!("order {id} stored no task token within 60 s: {other:?}"),
+            }
+        }
     }
 
     pub async fn order_waiting_for_its_courier(&self) -> (String, String) {
@@ -496,6 +511,66 @@ impl Stack {
     }
 
     /// The names of every execution of the order workflow named `name`.
+    /// Every execution of the order `id` (`<id>`, `<id>-r<n>`): (name, status), oldest
+    /// first as Step Functions lists them.
+    pub async fn executions_of(&self, id: &str) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .sfn()
+            .list_executions()
+            .state_machine_arn(order_core::recovery::unqualified_state_machine_arn(
+                &self.state_machine_arn,
+            ))
+            .into_paginator()
+            .items()
+            .send();
+        let resumed = format!("{id}-r");
+        while let Some(item) = pages.next().await {
+            match item {
+                Ok(execution) if execution.name == id || execution.name.starts_with(&resumed) => {
+                    found.push((execution.name, execution.status.as_str().to_owned()))
+                }
+                Ok(_) => {}
+                Err(error) => panic!("ListExecutions: {error:?}"),
+            }
+        }
+        found.reverse();
+        found
+    }
+
+    /// Dates the order `id`'s last change `seconds` back, in its item and the by-status
+    /// index, as if it had stood still that long (for the reconciler's grace period,
+    /// without a test sleeping through it).
+    pub async fn backdate(&self, id: &str, seconds: i64) {
+        let order = OrderId::parse(id).unwrap_or_else(|| panic!("{id} is no order id"));
+        let record = self
+            .store()
+            .require_order(&order)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        let then = (chrono::DateTime::parse_from_rfc3339(&record.updated_at)
+            .unwrap_or_else(|error| panic!("{}: {error}", record.updated_at))
+            - chrono::Duration::seconds(seconds))
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let written = self
+            .dynamodb()
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("ORDER#{id}")))
+            .key("sk", AttributeValue::S("ORDER".into()))
+            .update_expression("SET updated_at = :then, gsi2sk = :key")
+            .condition_expression("version = :version")
+            .expression_attribute_values(":then", AttributeValue::S(then.clone()))
+            .expression_attribute_values(":key", AttributeValue::S(format!("{then}#{id}")))
+            .expression_attribute_values(":version", AttributeValue::N(record.version.to_string()))
+            .send()
+            .await;
+        if let Err(error) = written {
+            panic!("backdating {id}: {error:?}");
+        }
+    }
+
     pub async fn executions_named(&self, name: &str) -> usize {
         let mut count = 0;
         let mut pages = self

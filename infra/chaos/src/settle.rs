@@ -284,7 +284,7 @@ pub async fn replay_dead_letters(
                 replay.ended += 1;
                 true
             }
-            Err(RecoveryError::StillRunning { .. }) => {
+            Err(RecoveryError::StillRunning { .. } | RecoveryError::ResumedElsewhere { .. }) => {
                 replay.running += 1;
                 true
             }

@@ -20,6 +20,9 @@
 //!   0 to 1, to a millionth. Chosen by count, not by chance: the n-th matching request is
 //!   faulted when `floor(n * share)` grows, so 0.3 faults the 4th, 7th and 10th of ten.
 //! - `seconds`: how long the rule lasts from now (fractions allowed, at most a day).
+//! - `body_contains` (optional): only requests whose body holds this text (1 to 256
+//!   characters), e.g. an order id, or the update expression of one kind of write: a
+//!   test faults its own order's requests on a stack other tests share.
 //!
 //! A PUT replaces every rule; `DELETE /__faults` removes them; `GET /__faults` shows them
 //! with how many requests each matched and faulted and the seconds it has left (an expired
@@ -113,6 +116,8 @@ pub struct Rule {
     service: Service,
     /// `None`: every operation of the service.
     operation: Option<String>,
+    /// `None`: whatever the request's body holds.
+    body_contains: Option<String>,
     kind: Kind,
     /// As given, for showing back.
     share: f64,
@@ -121,8 +126,13 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn matches(&self, service: Service, operation: &str) -> bool {
-        self.service == service && self.operation.as_deref().is_none_or(|op| op == operation)
+    fn matches(&self, service: Service, operation: &str, body: &[u8]) -> bool {
+        self.service == service
+            && self.operation.as_deref().is_none_or(|op| op == operation)
+            && self.body_contains.as_deref().is_none_or(|text| {
+                body.windows(text.len().max(1))
+                    .any(|window| window == text.as_bytes())
+            })
     }
 
     /// Whether the `n`-th matching request (from 1) is faulted: when `floor(n * share)`
@@ -178,11 +188,16 @@ impl Faults {
 
     /// The error to answer a request for `service`'s `operation` with at `now`, if the
     /// first active rule that matches it says so. That rule counts the request either way.
-    pub fn decide(&mut self, service: Service, operation: &str, now: Instant) -> Option<Injection> {
-        let (index, active) =
-            self.rules.iter_mut().enumerate().find(|(_, active)| {
-                now < active.until && active.rule.matches(service, operation)
-            })?;
+    pub fn decide(
+        &mut self,
+        service: Service,
+        operation: &str,
+        body: &[u8],
+        now: Instant,
+    ) -> Option<Injection> {
+        let (index, active) = self.rules.iter_mut().enumerate().find(|(_, active)| {
+            now < active.until && active.rule.matches(service, operation, body)
+        })?;
         active.matched += 1;
         if !active.rule.faults(active.matched) {
             return None;
@@ -203,6 +218,7 @@ impl Faults {
             RuleView {
                 service: active.rule.service,
                 operation: active.rule.operation.clone(),
+                body_contains: active.rule.body_contains.clone(),
                 error: active.rule.kind,
                 share: active.rule.share,
                 seconds: active.rule.lasts.as_secs_f64(),
@@ -230,6 +246,8 @@ pub struct RuleView {
     pub service: Service,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
     pub error: Kind,
     pub share: f64,
     pub seconds: f64,
@@ -278,7 +296,14 @@ pub fn parse(body: &[u8]) -> Result<Vec<Rule>, Vec<String>> {
     }
 }
 
-const RULE_FIELDS: [&str; 5] = ["service", "operation", "error", "share", "seconds"];
+const RULE_FIELDS: [&str; 6] = [
+    "service",
+    "operation",
+    "body_contains",
+    "error",
+    "share",
+    "seconds",
+];
 
 fn parse_rule(value: &Value, at: &str) -> Result<Rule, Vec<String>> {
     let Some(rule) = value.as_object() else {
@@ -306,6 +331,18 @@ fn parse_rule(value: &Value, at: &str) -> Result<Rule, Vec<String>> {
     let operation = operation
         .map_err(|message| problem("operation", message))
         .ok();
+    let body_contains = match rule.get("body_contains") {
+        None => Ok(None),
+        Some(Value::String(text)) if (1..=256).contains(&text.chars().count()) => {
+            Ok(Some(text.clone()))
+        }
+        Some(other) => Err(format!(
+            "expected a text of 1 to 256 characters, got {other}"
+        )),
+    };
+    let body_contains = body_contains
+        .map_err(|message| problem("body_contains", message))
+        .ok();
     let kind = match rule.get("error") {
         None => Err("missing".to_owned()),
         Some(value) => one_of(value, &Kind::ALL, |k| k.name()),
@@ -330,13 +367,19 @@ fn parse_rule(value: &Value, at: &str) -> Result<Rule, Vec<String>> {
     };
     let seconds = seconds.map_err(|message| problem("seconds", message)).ok();
 
-    match (service, operation, kind, share, seconds) {
-        (Some(service), Some(operation), Some(kind), Some(share), Some(seconds))
-            if problems.is_empty() =>
-        {
+    match (service, operation, body_contains, kind, share, seconds) {
+        (
+            Some(service),
+            Some(operation),
+            Some(body_contains),
+            Some(kind),
+            Some(share),
+            Some(seconds),
+        ) if problems.is_empty() => {
             Ok(Rule {
                 service,
                 operation,
+                body_contains,
                 kind,
                 share,
                 // Within 0..=1 by the check above, so the product fits.
@@ -423,6 +466,38 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_with_body_contains_faults_only_the_requests_whose_body_holds_its_text() {
+        let parsed = rules(
+            json!({"rules": [{"service": "dynamodb", "operation": "UpdateItem",
+            "body_contains": "ord-42", "error": "internal", "seconds": 10}]}),
+        );
+        let Ok(parsed) = parsed else {
+            panic!("{parsed:?}")
+        };
+        let now = Instant::now();
+        let mut faults = Faults::default();
+        faults.replace(parsed, now);
+        let mine = br#"{"Key":{"pk":{"S":"ORDER#ord-42"}}}"#;
+        let theirs = br#"{"Key":{"pk":{"S":"ORDER#ord-7"}}}"#;
+        assert!(faults
+            .decide(Service::Dynamodb, "UpdateItem", mine, now)
+            .is_some());
+        assert_eq!(
+            faults.decide(Service::Dynamodb, "UpdateItem", theirs, now),
+            None
+        );
+        assert_eq!(faults.view(now).rules[0].matched, 1, "only its own counted");
+        let empty = rules(
+            json!({"rules": [{"service": "dynamodb", "body_contains": "",
+            "error": "internal", "seconds": 1}]}),
+        );
+        assert!(
+            matches!(&empty, Err(problems) if problems.iter().any(|p| p.starts_with("rules[0].body_contains:"))),
+            "{empty:?}"
+        );
+    }
+
+    #[test]
     fn a_share_of_three_tenths_faults_the_fourth_seventh_and_tenth_of_ten() {
         let rule =
             one(json!({"service": "dynamodb", "error": "throttling", "share": 0.3, "seconds": 60}));
@@ -459,15 +534,21 @@ mod tests {
         let start = Instant::now();
         let mut faults = Faults::default();
         faults.replace(parsed, start);
-        let query = faults.decide(Service::Dynamodb, "Query", start);
+        let query = faults.decide(Service::Dynamodb, "Query", b"", start);
         assert_eq!(query.map(|i| (i.rule, i.kind)), Some((0, Kind::Throttling)));
         // Not a Query: the second rule's first match, which a share of 0.5 lets through.
-        assert_eq!(faults.decide(Service::Dynamodb, "PutItem", start), None);
+        assert_eq!(
+            faults.decide(Service::Dynamodb, "PutItem", b"", start),
+            None
+        );
         // Another service: no rule.
-        assert_eq!(faults.decide(Service::Events, "PutEvents", start), None);
+        assert_eq!(
+            faults.decide(Service::Events, "PutEvents", b"", start),
+            None
+        );
         // After a second the first rule has expired: the Query is the second rule's.
         let later = start + Duration::from_secs(1);
-        let query = faults.decide(Service::Dynamodb, "Query", later);
+        let query = faults.decide(Service::Dynamodb, "Query", b"", later);
         assert_eq!(
             query.map(|i| (i.rule, i.kind, i.matched)),
             Some((1, Kind::Unavailable, 2))
@@ -481,7 +562,12 @@ mod tests {
         assert_eq!(counts, [(false, 1, 1), (true, 2, 1)]);
         // Nothing lasts beyond its window.
         assert_eq!(
-            faults.decide(Service::Dynamodb, "Query", start + Duration::from_secs(10)),
+            faults.decide(
+                Service::Dynamodb,
+                "Query",
+                b"",
+                start + Duration::from_secs(10)
+            ),
             None
         );
         faults.clear();

@@ -288,7 +288,9 @@ fn inject_fault(router: &Router, headers: &HeaderMap, body: &[u8]) -> Option<Res
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let target = header("x-amz-target")?;
     let (service, operation) = faults::Service::of_target(target)?;
-    let injection = router.faults().decide(service, operation, Instant::now())?;
+    let injection = router
+        .faults()
+        .decide(service, operation, body, Instant::now())?;
     let authorization = header("authorization");
     let metered = meter::Operation::of(authorization, Some(target), body);
     router.meter().faulted(&metered);

@@ -165,9 +165,30 @@ pub enum OrdersCommand {
     },
     /// Cancel an order that has not shipped (exit 4 once it has).
     ///
-    /// The workflow undoes what was done and ends the order CANCELLED; an order whose
-    /// workflow never started is CANCELLED at once.
+    /// The workflow undoes what was done and ends the order CANCELLED; an order on which
+    /// nothing has begun (no execution recorded, no step begun) is CANCELLED at once.
     Cancel {
+        /// The order id (ord-...).
+        id: String,
+    },
+    /// Find CANCELLED orders that still hold partner effects (exit 1 when any is found).
+    ///
+    /// Before a cancel decided "nothing has begun" in its own conditional write, it could
+    /// end an order at once while an execution whose ARN was never recorded had reserved
+    /// stock or taken the payment. Walks the CANCELLED orders (by-status index, oldest
+    /// first) and reads each one's steps: lists those with an effect begun and not
+    /// undone. Finish each with `orders undo`.
+    HoldingEffects {
+        /// Look at most at this many CANCELLED orders.
+        #[arg(long, default_value_t = 10_000)]
+        limit: u32,
+    },
+    /// Finish the rollback of a CANCELLED order that still holds partner effects.
+    ///
+    /// Starts `<id>-r<n>` (recorded on the order first): its finished steps replay, the
+    /// next meets the CANCELLED order, and the compensations undo what it holds; the
+    /// order stays CANCELLED. Refused for any other order (exit 4).
+    Undo {
         /// The order id (ord-...).
         id: String,
     },

@@ -287,6 +287,11 @@ async fn replay_one(
             Err(RecoveryError::StillRunning { execution_arn, .. }) => {
                 Outcome::StillRunning { execution_arn }
             }
+            // Another resumer (the reconciler, an operator) won the race: it drives the
+            // order, as if its execution were already running.
+            Err(RecoveryError::ResumedElsewhere { execution_arn, .. }) => Outcome::StillRunning {
+                execution_arn: execution_arn.unwrap_or_default(),
+            },
             Err(RecoveryError::Store(StoreError::NotFound(id))) => {
                 failed(format!("order {id} does not exist"), Exit::NotFound)
             }

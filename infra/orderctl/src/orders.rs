@@ -24,6 +24,8 @@ pub async fn run(context: &Context, command: OrdersCommand) -> Result<Exit, CliE
         OrdersCommand::Resume { id, latest } => resume(context, &id, latest).await,
         OrdersCommand::Redrive { id } => redrive(context, &id).await,
         OrdersCommand::Cancel { id } => cancel(context, &id).await,
+        OrdersCommand::HoldingEffects { limit } => holding_effects(context, limit).await,
+        OrdersCommand::Undo { id } => undo(context, &id).await,
     }
 }
 
@@ -487,6 +489,100 @@ async fn resume(context: &Context, raw_id: &str, latest: bool) -> Result<Exit, C
             resumed.execution_name,
             resumed.execution_arn,
             resumed.release
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// A CANCELLED order that still holds partner effects.
+#[derive(Debug, Serialize)]
+struct Holding {
+    order_id: OrderId,
+    updated_at: String,
+    /// The forward steps whose effect was not undone.
+    held: Vec<&'static str>,
+}
+
+async fn holding_effects(context: &Context, limit: u32) -> Result<Exit, CliError> {
+    const PAGE: usize = 100;
+    let store = context.store()?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let status = order_core::OrderStatus::Cancelled;
+    let (mut examined, mut found, mut after) = (0, Vec::new(), None::<String>);
+    while examined < limit {
+        let page = PAGE.min(limit - examined);
+        let orders = match &after {
+            None => store.orders_in_status(status, None, page).await?,
+            Some(key) => {
+                store
+                    .orders_in_status_after(status, key, None, page)
+                    .await?
+            }
+        };
+        for order in &orders {
+            let Some((_, steps)) = store.get_order_with_steps(&order.order_id).await? else {
+                continue;
+            };
+            let held = recovery::effects_held(&steps);
+            if !held.is_empty() {
+                found.push(Holding {
+                    order_id: order.order_id.clone(),
+                    updated_at: order.updated_at.clone(),
+                    held,
+                });
+            }
+        }
+        examined += orders.len();
+        if !context.json {
+            eprintln!(
+                "looked at {examined} CANCELLED orders, {} holding effects",
+                found.len()
+            );
+        }
+        match orders.last() {
+            Some(last) if orders.len() == page => {
+                after = Some(order_core::store::IndexPosition::of(last).key)
+            }
+            _ => break,
+        }
+    }
+    if context.json {
+        print_json(&json!({"examined": examined, "orders": found}));
+    } else if found.is_empty() {
+        println!("no CANCELLED order holds a partner effect ({examined} looked at)");
+    } else {
+        let mut table = Table::new(&["ORDER", "CANCELLED", "HOLDS (not undone)"]);
+        for holding in &found {
+            table.row(vec![
+                holding.order_id.to_string(),
+                output::time(&holding.updated_at),
+                holding.held.join(", "),
+            ]);
+        }
+        println!("{}", table.render());
+        println!(
+            "{} of {examined} CANCELLED orders hold effects; finish each with: orderctl orders undo <order>",
+            found.len()
+        );
+    }
+    Ok(if found.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}
+
+async fn undo(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
+    let id = order_id(raw_id)?;
+    let store = context.store()?;
+    let workflow = context.workflow()?;
+    let undone = recovery::undo_cancelled(&store, &workflow, &id).await?;
+    if context.json {
+        print_json(&undone);
+    } else {
+        println!(
+            "order {} (CANCELLED): its rollback runs as {}\n  execution {}",
+            undone.order_id, undone.execution_name, undone.execution_arn
         );
     }
     Ok(Exit::Ok)

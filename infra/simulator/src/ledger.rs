@@ -372,6 +372,11 @@ impl Ledger for Audited {
         parked
     }
 
+    async fn dead_letter_sent(&self, id: &OrderId) -> Result<(), StoreError> {
+        self.throttled(Some(id), "dead_letter_sent")?;
+        self.inner.dead_letter_sent(id).await
+    }
+
     async fn outbox(&self, id: &OrderId) -> Result<Vec<OrderEvent>, StoreError> {
         self.shared.recovery_point().await;
         self.throttled(Some(id), "outbox")?;

@@ -1013,10 +1013,30 @@ pub async fn a_park_holds_only_on_the_order_as_read_and_a_claim_clears_it(ledger
     );
     let parked = read(ledger, &id).await;
     assert_eq!(
-        parked.parked.as_ref().map(|p| p.reason.as_str()),
-        Some("resumed too often")
+        parked
+            .parked
+            .as_ref()
+            .map(|p| (p.reason.as_str(), p.letter_pending)),
+        Some(("resumed too often", true))
     );
     assert_eq!(parked.version, as_read.version, "not a status change");
+    // A second run that read it before the first parked it: parked once.
+    assert_eq!(
+        ledger.park(&as_read, "again", &needs_operator).await,
+        Err(StoreError::Changed {
+            order_id: id.clone(),
+            read_version: as_read.version,
+        })
+    );
+    assert_eq!(ledger.dead_letter_sent(&id).await, Ok(()));
+    let parked = read(ledger, &id).await;
+    assert_eq!(
+        parked
+            .parked
+            .as_ref()
+            .map(|p| (p.reason.as_str(), p.letter_pending)),
+        Some(("resumed too often", false))
+    );
     // An operator resumes it: the claim clears the mark and bumps the version.
     let arn = format!("arn:execution:{id}-r1");
     let claim = super::Claim {

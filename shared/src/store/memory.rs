@@ -656,7 +656,11 @@ impl Ledger for MemoryStore {
             let at = tables.now();
             let parked = tables.update_order(id, |order| {
                 order.delivery = Some(delivery.clone());
-                order.parked = Some(Parked { at, reason });
+                order.parked = Some(Parked {
+                    at,
+                    reason,
+                    letter_pending: true,
+                });
                 order.clone()
             })?;
             tables
@@ -703,7 +707,8 @@ impl Ledger for MemoryStore {
     ) -> Result<(), StoreError> {
         let id = &read.order_id;
         let mut tables = self.tables();
-        if tables.order(id)?.version != read.version {
+        let now = tables.order(id)?;
+        if now.version != read.version || now.parked.is_some() {
             return Err(StoreError::Changed {
                 order_id: id.clone(),
                 read_version: read.version,
@@ -712,9 +717,22 @@ impl Ledger for MemoryStore {
         let parked = Parked {
             at: tables.now(),
             reason: reason.to_owned(),
+            letter_pending: true,
         };
         tables.update_order(id, |order| order.parked = Some(parked))?;
         tables.write_outbox(event);
+        Ok(())
+    }
+
+    async fn dead_letter_sent(&self, id: &OrderId) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        if tables.orders.contains_key(id) {
+            tables.update_order(id, |order| {
+                if let Some(parked) = order.parked.as_mut() {
+                    parked.letter_pending = false;
+                }
+            })?;
+        }
         Ok(())
     }
 
@@ -734,7 +752,7 @@ impl Ledger for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut tables = self.tables();
         let order = tables.order(id)?.clone();
-        if order.status.is_final() {
+        if order.status.is_final() && !claim.undoes(order.status) {
             return Err(StoreError::Conflict {
                 order_id: id.clone(),
                 expected: claim.read_status,

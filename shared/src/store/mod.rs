@@ -217,16 +217,22 @@ pub trait Ledger: Send + Sync {
         event: &crate::events::OrderEvent,
     ) -> impl Future<Output = Result<DeliveryRecorded, StoreError>> + Send;
 
-    /// Marks the order as put in front of an operator, writing `event` (`Order Needs
-    /// Operator`) to the outbox with it, only if the order is still at the version `read`
-    /// was read at: an order resumed, moved or cancelled since is not parked
-    /// ([`StoreError::Changed`]). Not a status change.
+    /// Marks the order as put in front of an operator, its dead letter pending, writing
+    /// `event` (`Order Needs Operator`) to the outbox with it, only if the order is still
+    /// at the version `read` was read at and not parked: an order resumed, moved,
+    /// cancelled or parked by another since is not parked ([`StoreError::Changed`]). Of
+    /// racing parkers exactly one parks. Not a status change.
     fn park(
         &self,
         read: &OrderRecord,
         reason: &str,
         event: &crate::events::OrderEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that the parked order's dead letter was sent (clears
+    /// [`Parked::letter_pending`]). Nothing for an order that is not parked.
+    fn dead_letter_sent(&self, id: &OrderId)
+        -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The lifecycle events the order's changes wrote to the outbox (one per change
     /// integrators are told of: placement, a [`Transition`] that announces, a delivery, a

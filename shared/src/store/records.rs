@@ -100,11 +100,17 @@ impl OrderRecord {
     }
 }
 
-/// Why and when the reconciler put an order in front of an operator.
+/// Why and when the order was put in front of an operator (by the reconciler, or by a
+/// delivery that came after its shipment was cancelled).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Parked {
     pub at: String,
     pub reason: String,
+    /// The operators' dead letter is still to be sent: the park is written first (one
+    /// parker wins), the letter after it; a run that died in between leaves this for the
+    /// next run to send. Absent (sent) on data written before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub letter_pending: bool,
 }
 
 /// A place in the by-status index: the status and the sort key (`<updated_at>#<id>`) of
@@ -318,6 +324,15 @@ pub struct Claim<'a> {
     pub resumes: u32,
     /// The ARN of the execution about to start (derived from its name).
     pub arn: &'a str,
+}
+
+impl Claim<'_> {
+    /// Whether the claim may take an order that ended `status`: only a CANCELLED order,
+    /// read CANCELLED by the one starter that undoes what such an order still holds
+    /// (`recovery::undo_cancelled`).
+    pub fn undoes(&self, status: OrderStatus) -> bool {
+        status == OrderStatus::Cancelled && self.read_status == OrderStatus::Cancelled
+    }
 }
 
 /// What [`Ledger::place_order`](super::Ledger::place_order) did.

@@ -136,8 +136,8 @@ pub async fn confirm_cancel(
             "Nothing: a cancel changes nothing now.".to_owned(),
             Some(format!("The order is {} already.", order.status)),
         ),
-        status if status.is_cancellable() && order.execution_arn.is_none() => (
-            "The order is CANCELLED at once: its workflow never started, so there is nothing to undo.".to_owned(),
+        OrderStatus::Accepted if order.execution_arn.is_none() => (
+            "The order is CANCELLED at once if nothing has begun on it (no execution is recorded for it, so none runs); if its workflow begins first, the workflow rolls it back.".to_owned(),
             None,
         ),
         status if status.is_cancellable() => (
@@ -228,6 +228,10 @@ pub async fn resume(
         Err(RecoveryError::StillRunning { execution_arn, .. }) => {
             format!("refused: its execution {execution_arn} is still running")
         }
+        Err(RecoveryError::ResumedElsewhere { execution_arn, .. }) => format!(
+            "refused: someone else resumed it meanwhile, as {}",
+            execution_arn.as_deref().unwrap_or("-")
+        ),
         Err(RecoveryError::Store(error @ StoreError::NotFound(_))) => return Err(error.into()),
         Err(error) => format!("failed: {}", ConsoleError::from(error).message()),
     };

@@ -413,6 +413,13 @@ impl Ledger for OrderStore {
         OrderStore::park(self, read, reason, event)
     }
 
+    fn dead_letter_sent(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        OrderStore::dead_letter_sent(self, id)
+    }
+
     fn outbox(
         &self,
         id: &OrderId,

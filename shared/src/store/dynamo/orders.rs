@@ -58,6 +58,7 @@ impl OrderStore {
         let parked = Parked {
             at: now(),
             reason: reason.to_owned(),
+            letter_pending: true,
         };
         let value = serde_dynamo::to_attribute_value(&parked).map_err(|e| StoreError::Corrupt {
             key: order_pk(id),
@@ -67,7 +68,7 @@ impl OrderStore {
             .table_name(&self.table)
             .set_key(Some(order_key(id)))
             .update_expression("SET parked = :parked")
-            .condition_expression("version = :read")
+            .condition_expression("version = :read AND attribute_not_exists(parked)")
             .expression_attribute_values(":parked", value)
             .expression_attribute_values(":read", AttributeValue::N(read_order.version.to_string()))
             .build()
@@ -94,6 +95,21 @@ impl OrderStore {
                 },
                 _ => Err(unavailable(OP, error)),
             },
+        }
+    }
+
+    /// Clears the parked order's pending dead letter ([`Ledger::dead_letter_sent`]).
+    pub async fn dead_letter_sent(&self, id: &OrderId) -> Result<(), StoreError> {
+        let result = self
+            .update_order_item(id)
+            .update_expression("REMOVE parked.letter_pending")
+            .condition_expression("attribute_exists(parked)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_conditional_failure(&error) => Ok(()),
+            Err(error) => Err(unavailable("UpdateItem(dead letter sent)", error)),
         }
     }
 
@@ -129,9 +145,10 @@ impl OrderStore {
                 "execution_arn = :read_arn".to_owned()
             }
         };
-        // Never an order that has ended: nothing may drive it again.
+        // Never an order that has ended: nothing may drive it again. (But a CANCELLED
+        // order read as such, by `recovery::undo_cancelled`, to undo the effects it holds.)
         let finals: Vec<String> = (OrderStatus::ALL.iter())
-            .filter(|status| status.is_final())
+            .filter(|status| status.is_final() && !claim.undoes(**status))
             .enumerate()
             .map(|(i, status)| {
                 let name = format!(":final{i}");
@@ -161,11 +178,13 @@ impl OrderStore {
         };
         match found {
             None => Err(StoreError::NotFound(id.clone())),
-            Some(order) if order.status.is_final() => Err(StoreError::Conflict {
-                order_id: id.clone(),
-                expected: claim.read_status,
-                actual: order.status,
-            }),
+            Some(order) if order.status.is_final() && !claim.undoes(order.status) => {
+                Err(StoreError::Conflict {
+                    order_id: id.clone(),
+                    expected: claim.read_status,
+                    actual: order.status,
+                })
+            }
             Some(order) => Err(StoreError::Claimed {
                 order_id: id.clone(),
                 execution_arn: order.execution_arn,
@@ -521,6 +540,7 @@ impl OrderStore {
         let parked = Parked {
             at: now(),
             reason: reason.clone(),
+            letter_pending: true,
         };
         let parked =
             serde_dynamo::to_attribute_value(&parked).map_err(|e| StoreError::Corrupt {
