@@ -67,7 +67,7 @@ contract-venv: .venv-openapi/.installed ## Install schemathesis and openapi-spec
 # by infra/workspace-hack). The template tests read the SAM-translated template (the lint
 # tools in .venv-lint: make lint-tools); the stream poller's unit tests start a moto of
 # their own (.venv: make venv).
-CHECK_TESTS := --lib --bins --test saga --test simulation --test workflow_definition \
+CHECK_TESTS := --lib --bins --test saga --test simulation --test racing --test workflow_definition \
 	--test release_template --test security_template --test dependencies
 check: venv ## The inner loop, no stack (about a minute on a warm tree): fmt, clippy, every crate's unit tests, the saga tests on the in-memory twin, the simulator's 10,000 orders, the definition and template tests
 	$(CARGO) fmt --all -- --check
@@ -214,13 +214,14 @@ bench: venv build package ## Cold start of every deployable bootstrap against a 
 		target/debug/bench --runs $(BENCH_RUNS) --orders $(BENCH_ORDERS)
 
 # The deterministic simulator (infra/simulator): SEEDS seeds from SEED on, ORDERS orders
-# each, run at once in one simulated world per seed; optimised build. make test runs
-# 10,000 orders over 100 seeds in its debug build (infra/simulator/tests).
+# each, run at once in one simulated world per seed, our infrastructure failing in
+# windows and resumers racing; optimised build. make test runs 10,000 orders over 100
+# seeds in its debug build (infra/simulator/tests).
 SEED ?= 1
 SEEDS ?= 100
 ORDERS ?= 1000
-simulate: ## The saga on a simulated clock with seeded faults and interleavings (SEEDS seeds of ORDERS orders each, default 100 x 1000): orders per second, and for a broken invariant the replay command and the trace of the order that broke
-	$(CARGO) run --release --locked -p simulator --bin simulate -- --seed $(SEED) --seeds $(SEEDS) --orders $(ORDERS) --infrastructure-faults
+simulate: ## The saga on a simulated clock with seeded faults, interleavings and racing resumers (SEEDS seeds of ORDERS orders each, default 100 x 1000): orders per second, and for a broken invariant the replay command and the trace of the order that broke
+	$(CARGO) run --release --locked -p simulator --bin simulate -- --seed $(SEED) --seeds $(SEEDS) --orders $(ORDERS) --infrastructure-faults --racing-resumers
 
 clean: down ## Stop the stack and remove build output and installed tools
 	rm -rf target $(VENV) .venv-lint .venv-checkov .venv-ministack .venv-openapi infra/node_modules .local .aws-sam

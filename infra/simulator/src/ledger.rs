@@ -4,7 +4,10 @@
 //! as a violation. The seed can also make the store unavailable for an activity's begin
 //! or success write (`Store.Unavailable`), before anything is written; and in its
 //! throttling windows ([`Faults::store_throttling`](crate::Faults)) it fails a share of
-//! every kind of request the same way. The world's own looks ([`Audited::look`]) never
+//! every kind of request the same way. Every call a recovery action makes (a resume, the
+//! reconciler, a cancel, the API's start, the webhook) is a control point
+//! ([`Shared::recovery_point`]), and every claim of an order's execution is handed to the
+//! invariants checked as they happen. The world's own looks ([`Audited::look`]) never
 //! fail.
 
 use crate::bus::SimBus;

@@ -22,22 +22,34 @@
 //! throttling every kind of request, Lambda throttling every invocation, Step Functions
 //! throttling `StartExecution`.
 //!
-//! The operators' and the reconciler's code runs too (`order_core::recovery`, over
-//! Step Functions' control plane and the dead-letter queue in process, see
-//! [`world::control_plane`]): an operator's `resume --latest` racing a running execution,
-//! the reconciler at random points and once more after everything else ended, past its
-//! grace period, as its schedule would.
+//! The recovery code runs too (`order_core::recovery`, over Step Functions' control
+//! plane and the dead-letter queue in process, see [`world::control_plane`]), as actions
+//! the world polls like invocations: a cancel, the API's start, the courier's webhook,
+//! the resumers (an operator's `resume` and `resume --latest`, `dlq replay`, the
+//! console's button) and the reconciler (scheduled, a duplicate invocation held back by
+//! its reserved concurrency, an operator's `orderctl reconcile --grace-seconds 0`). Each
+//! of their ledger and Step Functions calls is a control point, so other events run
+//! between what they read, what they claim and what they start; our infrastructure's
+//! windows fail those calls too, and an action may die between two of them. With
+//! [`Faults::with_racing_resumers`] several resumers race on one order, while it runs and
+//! after its execution was stopped.
 //!
-//! Invariants checked for every order: its execution ended (Succeed with a final order,
-//! or `Workflow.DeadLettered` with a dead-letter message: "needs an operator"), or the
-//! reconciler parked it with a dead-letter message (also "needs an operator"); no order
-//! ever had two executions running at once; no
-//! partner effect twice; a FAILED, CANCELLED or REJECTED order has every effect undone,
-//! after it was taken; a COMPLETED order has every effect of its kind once and nothing
-//! undone; no order left DELIVERED; a repeated API key gives the same order; every
-//! status change written is one `OrderStatus::check_transition` allows; no order whose
-//! partners all agreed is ever rolled back, dead-lettered or parked (what our
-//! infrastructure or a partner's transient trouble does to an order must be waited out).
+//! Invariants checked as they happen (after every event): at most one execution of an
+//! order runs; the one that runs is the one the order records as its owner (between a
+//! claim and its start, none runs); no CANCELLED order holds a partner's effect; a
+//! parcel the courier delivered is never undone (no undo after it, never FAILED or
+//! CANCELLED); once the webhook accepted a delivery, no wait for the courier times out.
+//!
+//! Invariants checked for every order after the run: its execution ended (Succeed with a
+//! final order, or `Workflow.DeadLettered` with a dead-letter message: "needs an
+//! operator"), or the reconciler parked it with a dead-letter message (also "needs an
+//! operator"); no partner effect twice; a FAILED, CANCELLED or REJECTED order has every
+//! effect undone, after it was taken; a COMPLETED order has every effect of its kind once
+//! and nothing undone; a delivered parcel's order COMPLETED; no order left DELIVERED; a
+//! repeated API key gives the same order; every status change written is one
+//! `OrderStatus::check_transition` allows; no order whose partners all agreed is ever
+//! rolled back, dead-lettered or parked (what our infrastructure or a partner's
+//! transient trouble does to an order must be waited out).
 
 pub mod bus;
 pub mod definition;
