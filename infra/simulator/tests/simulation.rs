@@ -269,24 +269,37 @@ fn our_infrastructure_fails_in_windows_of_every_kind_and_most_seeds_meet_several
 #[test]
 fn the_same_seed_replays_the_same_run_decision_for_decision() {
     let definition = definition();
-    let first = simulator::run(&definition, Options::new(42, 50)).expect("the run");
-    let second = simulator::run(&definition, Options::new(42, 50)).expect("the run");
-    assert_eq!(first.outcomes, second.outcomes);
-    assert_eq!(first.invocations, second.invocations);
-    assert_eq!(first.simulated_ms, second.simulated_ms);
-    for order in 0..50 {
-        assert_eq!(
-            without_ids(first.trace(order)),
-            without_ids(second.trace(order)),
-            "order #{order}"
+    // The default faults, and every kind of fault with resumers racing (the recovery
+    // actions' interleaving, the reconciler's walk over the orders' random ids).
+    let racing = Faults::default()
+        .with_infrastructure_faults()
+        .with_racing_resumers()
+        .with_late_callback_copies();
+    for faults in [Faults::default(), racing] {
+        let options = |seed| Options {
+            faults: faults.clone(),
+            ..Options::new(seed, 50)
+        };
+        let first = simulator::run(&definition, options(42)).expect("the run");
+        let second = simulator::run(&definition, options(42)).expect("the run");
+        assert_eq!(first.outcomes, second.outcomes);
+        assert_eq!(first.invocations, second.invocations);
+        assert_eq!(first.simulated_ms, second.simulated_ms);
+        assert_eq!(first.tally, second.tally);
+        for order in 0..50 {
+            assert_eq!(
+                without_ids(first.trace(order)),
+                without_ids(second.trace(order)),
+                "order #{order}"
+            );
+        }
+        let other = simulator::run(&definition, options(43)).expect("the run");
+        assert_ne!(
+            (first.invocations, first.simulated_ms),
+            (other.invocations, other.simulated_ms),
+            "another seed must make other decisions"
         );
     }
-    let other = simulator::run(&definition, Options::new(43, 50)).expect("the run");
-    assert_ne!(
-        (first.invocations, first.simulated_ms),
-        (other.invocations, other.simulated_ms),
-        "another seed must make other decisions"
-    );
 }
 
 #[test]
