@@ -268,6 +268,21 @@ fn text(value: &Value, path: &str, max: usize, problems: &mut Collector) -> Opti
         problems.push(path, "must not contain control characters");
         return None;
     }
+    // Bidi overrides, zero-width characters and the like change how a text reads (or
+    // what a label prints) without being seen.
+    if let Some(format) = trimmed.chars().find(|c| {
+        use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+        c.general_category() == GeneralCategory::Format
+    }) {
+        problems.push(
+            path,
+            format!(
+                "must not contain invisible format characters (found U+{:04X})",
+                u32::from(format)
+            ),
+        );
+        return None;
+    }
     Some(trimmed.to_owned())
 }
 
@@ -619,6 +634,27 @@ mod tests {
                 "delivery_address.country: we do not deliver to \"US\"; markets: AT, BE, DE, ES, FR, GB, IE, IT, NL, PT",
             ]
         );
+    }
+
+    #[test]
+    fn a_name_or_address_with_an_invisible_format_character_is_refused_naming_it() {
+        // A right-to-left override in the name, a zero-width space in the street: both
+        // would reach the courier's label reading otherwise than they look.
+        let mut request = valid_request();
+        request["delivery_address"]["name"] = json!("Caf\u{202E}e Blau");
+        request["delivery_address"]["line1"] = json!("Tor\u{200B}straße 1");
+        assert_eq!(
+            problems_of(request),
+            [
+                "delivery_address.name: must not contain invisible format characters (found U+202E)",
+                "delivery_address.line1: must not contain invisible format characters (found U+200B)",
+            ]
+        );
+        // Letters of any script stay welcome.
+        let mut request = valid_request();
+        request["delivery_address"]["name"] = json!("Ελληνικό Καφέ – שלום");
+        let parsed = Order::parse(&request, &catalogue()).map(|o| o.delivery_address.name);
+        assert_eq!(parsed.ok().as_deref(), Some("Ελληνικό Καφέ – שלום"));
     }
 
     #[test]

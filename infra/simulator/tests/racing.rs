@@ -1,5 +1,5 @@
 //! Issue 30, one owner at a time: the invariants the simulator checks at every instant of
-//! a run, each on the seed that found it breaking (RED.md says how, and on which
+//! a run, each on the seed that found it breaking (infra/simulator/RED.md says how, and on which
 //! commit). The world's draws move when the code under test changes (one more ledger
 //! call is one more control point), so each test runs twenty seeds from the one that
 //! found the bug: the invariant must hold on each, and an order of one at least must
