@@ -481,6 +481,7 @@ fn waiting(id: &OrderId, token: &str) -> await_delivery::AwaitDeliveryInput {
         task_token: token.to_owned(),
         execution: Some(id.to_string()),
         attempt: Some(0),
+        outage_waits: Some(0),
     }
 }
 

@@ -9,7 +9,8 @@ use order_core::store::{Attempt, Ledger, TaskToken};
 use serde::Deserialize;
 
 /// What the state machine hands over: the order, the token of the waiting task, and
-/// which attempt made it (`$$.Execution.Name`, `$$.State.RetryCount`; absent from an
+/// which attempt made it (`$$.Execution.Name`, `$.outage.waits`, `$$.State.RetryCount`;
+/// absent from an
 /// execution of an older definition), so that a late copy of an older attempt never
 /// replaces a newer attempt's token.
 #[derive(Debug, Clone, Deserialize)]
@@ -20,6 +21,9 @@ pub struct AwaitDeliveryInput {
     pub execution: Option<String>,
     #[serde(default)]
     pub attempt: Option<u32>,
+    /// The execution's outage waits when AwaitDelivery was entered (`$.outage.waits`).
+    #[serde(default)]
+    pub outage_waits: Option<u32>,
 }
 
 impl AwaitDeliveryInput {
@@ -28,7 +32,11 @@ impl AwaitDeliveryInput {
         TaskToken {
             token: &self.task_token,
             attempt: match (&self.execution, self.attempt) {
-                (Some(execution), Some(retry)) => Some(Attempt { execution, retry }),
+                (Some(execution), Some(retry)) => Some(Attempt {
+                    execution,
+                    outage_waits: self.outage_waits.unwrap_or(0),
+                    retry,
+                }),
                 _ => None,
             },
         }

@@ -177,3 +177,27 @@ fn a_parcel_delivered_as_its_rollback_began_is_never_rolled_back_on_the_seed_tha
         &[DELIVERED_UNDONE, AGREED_ORDER],
     );
 }
+
+#[test]
+fn a_late_await_delivery_copy_from_before_an_outage_wait_never_strands_the_delivery_on_the_seeds_that_found_it(
+) {
+    // Seeds 6, 79 and 89 of 1,000 orders found it: AwaitDelivery's
+    // attempts were throttled until its retries ran out and it waited in the outage loop;
+    // a late copy of its fourth retry stored its token (retry 4) and the entry after the
+    // wait (retry 0 again) was refused as older, so the courier's delivery resumed nothing.
+    // The fence now orders entries of the state by the execution's outage waits first.
+    let faults = Faults::default()
+        .with_late_callback_copies()
+        .with_infrastructure_faults()
+        .with_racing_resumers();
+    let invariants = [DELIVERY_RESUMED_NOTHING, DELIVERED_UNDONE, AGREED_ORDER];
+    let definition = Definition::of_repository().expect("the repository's definition loads");
+    for seed in [6, 89] {
+        let options = Options {
+            faults: faults.clone(),
+            ..Options::new(seed, 1000)
+        };
+        let report = simulator::run(&definition, options.clone()).expect("the run");
+        assert_holds(&options, &report, &invariants);
+    }
+}

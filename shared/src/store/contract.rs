@@ -711,11 +711,26 @@ fn unfenced(token: &str) -> super::TaskToken<'_> {
     }
 }
 
-/// The token `token` of AwaitDelivery's attempt `retry` in the execution `execution`.
+/// The token `token` of AwaitDelivery's attempt `retry` in the execution `execution`,
+/// first entry.
 fn fenced<'a>(token: &'a str, execution: &'a str, retry: u32) -> super::TaskToken<'a> {
+    after_waits(token, execution, 0, retry)
+}
+
+/// The token of attempt `retry` of the entry of AwaitDelivery after `waits` outage waits.
+fn after_waits<'a>(
+    token: &'a str,
+    execution: &'a str,
+    waits: u32,
+    retry: u32,
+) -> super::TaskToken<'a> {
     super::TaskToken {
         token,
-        attempt: Some(super::Attempt { execution, retry }),
+        attempt: Some(super::Attempt {
+            execution,
+            outage_waits: waits,
+            retry,
+        }),
     }
 }
 
@@ -748,6 +763,21 @@ pub async fn a_late_copy_of_an_older_attempt_never_replaces_a_newer_attempts_tok
             .store_task_token(&id, &fenced("t-0-1", &first, 1))
             .await,
         Ok(TokenStored::Waiting)
+    );
+    // Entered again after an outage wait, the retry count starts again: its first
+    // attempt is newer than every retry of the entry before (found by the simulator,
+    // seed 6 of 1,000 orders with late copies and our infrastructure's faults).
+    assert_eq!(
+        ledger
+            .store_task_token(&id, &after_waits("t-0-w1-0", &first, 1, 0))
+            .await,
+        Ok(TokenStored::Waiting)
+    );
+    assert_eq!(
+        ledger
+            .store_task_token(&id, &fenced("t-0-4", &first, 4))
+            .await,
+        Ok(TokenStored::Superseded)
     );
     // A resumed execution's first attempt is newer than any retry of the first's.
     assert_eq!(

@@ -151,31 +151,38 @@ pub struct TaskToken<'a> {
     pub attempt: Option<Attempt<'a>>,
 }
 
-/// Where an AwaitDelivery attempt stands among the order's: its execution and retry.
+/// Where an AwaitDelivery attempt stands among the order's: its execution, how many
+/// outage waits that execution had made when the state was entered (`$.outage.waits`:
+/// the state is entered again after each wait, and its retry count starts again), and
+/// its retry count in that entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt<'a> {
     pub execution: &'a str,
+    pub outage_waits: u32,
     pub retry: u32,
 }
 
-/// Retries of one state an execution can make, and more: a fence of a later execution
-/// is above every fence of an earlier one.
-const RETRIES_PER_EXECUTION: u64 = 1_000;
+/// More than the retries of one entry of a state: a later entry's fences are above an
+/// earlier one's.
+const RETRIES_PER_ENTRY: u64 = 1_000;
+/// More than the entries of AwaitDelivery one execution can make (one plus its outage
+/// waits): a later execution's fences are above an earlier one's.
+const ENTRIES_PER_EXECUTION: u64 = 1_000_000;
 
 impl TaskToken<'_> {
-    /// The attempt's place, higher for later ones: the execution's resume number (0 for
-    /// `<id>`, n for `<id>-r<n>`) times 1,000 plus the retry count. `None` when the
-    /// attempt is not known, or its execution is not one of order `id`'s.
+    /// The attempt's place, higher for later ones: by execution (0 for `<id>`, n for
+    /// `<id>-r<n>`), then by entry of the state (the outage waits before it), then by
+    /// retry. `None` when the attempt is not known, or its execution is not one of order
+    /// `id`'s.
     pub fn fence(&self, id: &crate::order::OrderId) -> Option<u64> {
         let attempt = self.attempt?;
         let resume = match attempt.execution.strip_prefix(id.as_str())? {
             "" => 0,
             rest => rest.strip_prefix("-r")?.parse::<u64>().ok()?,
         };
-        Some(
-            resume * RETRIES_PER_EXECUTION
-                + u64::from(attempt.retry).min(RETRIES_PER_EXECUTION - 1),
-        )
+        let entry = u64::from(attempt.outage_waits).min(ENTRIES_PER_EXECUTION - 1);
+        let retry = u64::from(attempt.retry).min(RETRIES_PER_ENTRY - 1);
+        Some((resume * ENTRIES_PER_EXECUTION + entry) * RETRIES_PER_ENTRY + retry)
     }
 }
 
