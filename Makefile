@@ -215,13 +215,13 @@ bench: venv build package ## Cold start of every deployable bootstrap against a 
 
 # The deterministic simulator (infra/simulator): SEEDS seeds from SEED on, ORDERS orders
 # each, run at once in one simulated world per seed, our infrastructure failing in
-# windows and resumers racing; optimised build. make test runs 10,000 orders over 100
+# windows, resumers racing and AwaitDelivery's copies arriving late; optimised build. make test runs 10,000 orders over 100
 # seeds in its debug build (infra/simulator/tests).
 SEED ?= 1
 SEEDS ?= 100
 ORDERS ?= 1000
 simulate: ## The saga on a simulated clock with seeded faults, interleavings and racing resumers (SEEDS seeds of ORDERS orders each, default 100 x 1000): orders per second, and for a broken invariant the replay command and the trace of the order that broke
-	$(CARGO) run --release --locked -p simulator --bin simulate -- --seed $(SEED) --seeds $(SEEDS) --orders $(ORDERS) --infrastructure-faults --racing-resumers
+	$(CARGO) run --release --locked -p simulator --bin simulate -- --seed $(SEED) --seeds $(SEEDS) --orders $(ORDERS) --infrastructure-faults --racing-resumers --late-callback-copies
 
 clean: down ## Stop the stack and remove build output and installed tools
 	rm -rf target $(VENV) .venv-lint .venv-checkov .venv-ministack .venv-openapi infra/node_modules .local .aws-sam

@@ -353,6 +353,33 @@ pub enum PartnerConfigError {
     },
 }
 
+/// A partner's base URL must be `https://`; plain `http://` only to this machine (the
+/// local stack's partner simulator on 127.0.0.1), so that no token or order crosses a
+/// network in the clear.
+fn check_base_url(partner: Partner, base_url: &str) -> Result<(), ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: partner.url_variable(),
+        reason,
+    };
+    let url = reqwest::Url::parse(base_url)
+        .map_err(|error| invalid(format!("{base_url:?} is not a URL ({error})")))?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(invalid(format!(
+            "{base_url:?} is plain http to another machine: partners are reached over https (http only on 127.0.0.1)"
+        ))),
+        other => Err(invalid(format!("{base_url:?} is not an http(s) URL ({other})"))),
+    }
+}
+
 impl HttpPartner {
     /// The adapter for `partner` at `base_url`.
     pub fn new(
@@ -361,9 +388,13 @@ impl HttpPartner {
         token: Option<String>,
         timeout: Duration,
     ) -> Result<HttpPartner, PartnerConfigError> {
+        check_base_url(partner, base_url)?;
+        // A partner that answers with a redirect is answered as it is: a 3xx is a
+        // failure, never followed (to a host the request, with its token, was not for).
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|source| PartnerConfigError::Client { partner, source })?;
         Ok(HttpPartner {
@@ -379,13 +410,7 @@ impl HttpPartner {
     /// cold start) and `PARTNER_TIMEOUT_MS` (default 2000).
     pub async fn from_env(partner: Partner) -> Result<HttpPartner, PartnerConfigError> {
         let base_url = config::required(partner.url_variable())?;
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(ConfigError::Invalid {
-                name: partner.url_variable(),
-                reason: format!("{base_url:?} is not an http(s) URL"),
-            }
-            .into());
-        }
+        check_base_url(partner, &base_url)?;
         let secret_id =
             crate::secrets::id_from_env(partner.token_secret_variable()).map_err(|source| {
                 PartnerConfigError::Token {
@@ -707,6 +732,64 @@ impl Notifications for HttpNotifications {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partner_is_reached_over_https_and_plain_http_only_on_this_machine() {
+        let checked = |url: &str| check_base_url(Partner::Payments, url).map_err(|e| e.to_string());
+        assert_eq!(checked("https://payments.example.com/v1"), Ok(()));
+        for local in [
+            "http://127.0.0.1:4600",
+            "http://localhost:4600",
+            "http://[::1]:4600",
+        ] {
+            assert_eq!(checked(local), Ok(()), "{local}");
+        }
+        let remote = checked("http://payments.example.com");
+        assert!(
+            remote
+                .as_ref()
+                .is_err_and(|e| e.contains("plain http to another machine")),
+            "{remote:?}"
+        );
+        for bad in ["ftp://payments.example.com", "payments.example.com"] {
+            assert!(checked(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_partner_that_answers_with_a_redirect_is_not_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let target = elsewhere.local_addr().expect("its address");
+        let partner = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let base = format!("http://{}", partner.local_addr().expect("its address"));
+        tokio::spawn(async move {
+            if let Ok((mut socket, _)) = partner.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let answer = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{target}/charges\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        let adapter = HttpPartner::new(Partner::Payments, &base, None, Duration::from_secs(2))
+            .expect("the adapter");
+        let call = CallContext::new(&OrderId::generate(), "m-1", "TakePayment");
+        let answered: Result<Value, PartnerError> = adapter
+            .post("charge", "charges", &call, serde_json::json!({}))
+            .await;
+        assert!(
+            matches!(&answered, Err(e) if e.failure == PartnerFailure::Unavailable),
+            "{answered:?}"
+        );
+        let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
+        assert!(followed.is_err(), "the redirect was followed");
+    }
 
     #[test]
     fn server_errors_are_unavailable_429_is_throttled_and_401_refused_credentials() {
