@@ -29,6 +29,9 @@ pub const SIGNATURE_HEADER: &str = "x-courier-signature";
 pub const DELIVERED: &str = "shipment.delivered";
 /// How far a signature's timestamp may be from now, either way, in seconds.
 pub const TOLERANCE: i64 = 5 * 60;
+/// The most `v1` signatures one header may carry (each costs an HMAC over the body): a
+/// rotation needs two, the current and the next secret's.
+pub const MAX_SIGNATURES: usize = 3;
 
 /// A courier webhook event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +106,8 @@ pub enum SignatureError {
     Missing,
     #[error("the {SIGNATURE_HEADER} header is not t=<unix seconds>,v1=<hex HMAC-SHA256>")]
     Malformed,
+    #[error("the {SIGNATURE_HEADER} header carries more than {MAX_SIGNATURES} v1 signatures")]
+    TooManySignatures,
     #[error("the {SIGNATURE_HEADER} timestamp is {age_seconds} s away from now; at most {TOLERANCE} s are accepted: sign each delivery attempt anew")]
     Stale { age_seconds: i64 },
     #[error("the {SIGNATURE_HEADER} header does not sign this body")]
@@ -117,7 +122,8 @@ pub struct Signature {
 }
 
 impl Signature {
-    /// Parses `t=<unix seconds>,v1=<hex>[,v1=<hex>...]`; other keys are ignored, as
+    /// Parses `t=<unix seconds>,v1=<hex>[,v1=<hex>...]` (at most [`MAX_SIGNATURES`]
+    /// `v1`, checked before any is decoded or computed); other keys are ignored, as
     /// providers add schemes over time.
     pub fn parse(header: Option<&str>) -> Result<Signature, SignatureError> {
         let header = header.map(str::trim).unwrap_or_default();
@@ -140,6 +146,9 @@ impl Signature {
                     );
                 }
                 "t" => return Err(SignatureError::Malformed),
+                "v1" if signatures.len() == MAX_SIGNATURES => {
+                    return Err(SignatureError::TooManySignatures)
+                }
                 "v1" => signatures.push(hex::decode(value).map_err(|_| SignatureError::Malformed)?),
                 _ => {}
             }
@@ -515,5 +524,16 @@ mod tests {
                 "{header:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_header_with_more_signatures_than_a_rotation_needs_is_refused_before_any_is_checked() {
+        let three = format!("t=1,v1={0},v1={0},v1={0}", "00".repeat(32));
+        assert!(Signature::parse(Some(&three)).is_ok());
+        let many = format!("t=1{}", ",v1=00".repeat(1000));
+        assert_eq!(
+            Signature::parse(Some(&many)),
+            Err(SignatureError::TooManySignatures)
+        );
     }
 }
