@@ -254,5 +254,19 @@ async fn after_a_rotation_events_signed_with_the_new_or_the_previous_secret_veri
         warm.any(|s| first.signs(s, body)).await,
         "previous, after the re-read"
     );
+    // The previous value verifies only for a while after the rotation: past it, an
+    // instance that reads the secret (every few minutes, whatever it sees) refuses it.
+    let past_the_grace = load()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .with_max_age(Duration::ZERO)
+        .with_previous_grace(Duration::ZERO)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(past_the_grace.any(|s| second.signs(s, body)).await, "current");
+    assert!(
+        !past_the_grace.any(|s| first.signs(s, body)).await,
+        "the previous value, past its grace"
+    );
     secret.delete().await;
 }
