@@ -403,6 +403,32 @@ fn each_throttled_function_has_the_concurrency_for_every_request_its_stage_lets_
 }
 
 #[test]
+fn the_workflow_logs_no_execution_data_unless_an_investigation_turns_it_on() {
+    let document = translated_document();
+    let machines: Vec<&Value> = document["Resources"]
+        .as_object()
+        .into_iter()
+        .flat_map(|resources| resources.values())
+        .filter(|r| r["Type"] == "AWS::StepFunctions::StateMachine")
+        .collect();
+    assert_eq!(machines.len(), 1);
+    let logging = &machines[0]["Properties"]["LoggingConfiguration"];
+    assert_eq!(
+        logging["IncludeExecutionData"],
+        serde_json::json!({"Fn::If": ["LogsExecutionData", true, false]}),
+        "{logging}"
+    );
+    assert_eq!(
+        document["Conditions"]["LogsExecutionData"],
+        serde_json::json!({"Fn::Equals": [{"Ref": "WorkflowLogExecutionData"}, "true"]})
+    );
+    assert_eq!(
+        document["Parameters"]["WorkflowLogExecutionData"]["Default"], "false",
+        "off by default"
+    );
+}
+
+#[test]
 fn the_reconciler_runs_one_invocation_at_a_time() {
     let resources = translated_template();
     let functions = functions(&resources);
