@@ -37,6 +37,11 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
             ("dynamodb:UpdateItem", "OrdersTable"),
             ("dynamodb:Query", "OrdersTable"),
             ("states:StartExecution", "OrderWorkflowAliaslive"),
+            // A start that finds the name taken: does that execution run?
+            (
+                "states:DescribeExecution",
+                "arn:AWS::Partition:states:AWS::Region:AWS::AccountId:execution:OrderWorkflow:*",
+            ),
         ],
     ),
     (

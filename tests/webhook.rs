@@ -263,7 +263,10 @@ async fn after_a_rotation_events_signed_with_the_new_or_the_previous_secret_veri
         .with_previous_grace(Duration::ZERO)
         .await
         .unwrap_or_else(|error| panic!("{error}"));
-    assert!(past_the_grace.any(|s| second.signs(s, body)).await, "current");
+    assert!(
+        past_the_grace.any(|s| second.signs(s, body)).await,
+        "current"
+    );
     assert!(
         !past_the_grace.any(|s| first.signs(s, body)).await,
         "the previous value, past its grace"

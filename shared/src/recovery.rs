@@ -937,9 +937,15 @@ async fn reconcile_order(
         return Ok(Action::Changed);
     }
     if let Some(parked) = &order.parked {
-        if parked.letter_pending {
-            // Parked by a run that died before its dead letter went out (or by a late
-            // delivery, which sends none itself): send it now.
+        // Parked longer than the grace period with its letter still pending: by a run
+        // that died before its dead letter went out (or by a late delivery, which sends
+        // none itself): send it now. A younger pending letter is the parker's, about to
+        // go out: another run sending it too would send two.
+        let pending_long = parked.letter_pending
+            && chrono::DateTime::parse_from_rfc3339(&parked.at).map_or(true, |at| {
+                now - at.with_timezone(&chrono::Utc) > options.grace
+            });
+        if pending_long {
             send_dead_letter(store, escalation, order, &parked.reason, now).await?;
             return Ok(Action::Parked {
                 reason: parked.reason.clone(),
@@ -1536,6 +1542,58 @@ mod tests {
             matches!(&by_id[&ids[1].0], Action::Resumed { .. }),
             "{by_id:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_left_pending_is_sent_by_a_later_run_and_not_by_one_racing_its_parker() {
+        // A run parked the order (its letter pending) and died, or is about to send it.
+        let (placed, store, order) = store_with_its_clock_stopped();
+        let id = place(&store, &order, "key").await;
+        let read = store.require_order(&id).await.expect("the order");
+        let event = crate::events::OrderEvent::needs_operator(&read, "gave up");
+        assert_eq!(store.park(&read, "gave up", &event).await, Ok(()));
+        let (workflow, letters) = (FakeExecutions::default(), FakeDeadLetters::default());
+        let options = ReconcileOptions {
+            grace: chrono::Duration::seconds(900),
+            limit: 10,
+            max_resumes: 3,
+        };
+        let sent = |letters: &FakeDeadLetters| letters.0.lock().map(|l| l.len()).unwrap_or(0);
+        // A run racing the parker (within the grace period) leaves the letter to it.
+        let racing = reconcile_order(
+            &store,
+            &workflow,
+            escalation(&letters),
+            &read,
+            options,
+            placed,
+        )
+        .await;
+        assert!(matches!(racing, Ok(Action::AlreadyParked)), "{racing:?}");
+        assert_eq!(sent(&letters), 0);
+        // A run past the grace period sends it, once.
+        let later = placed + chrono::Duration::hours(1);
+        let late = reconcile_order(
+            &store,
+            &workflow,
+            escalation(&letters),
+            &read,
+            options,
+            later,
+        )
+        .await;
+        assert!(matches!(late, Ok(Action::Parked { .. })), "{late:?}");
+        let again = reconcile_order(
+            &store,
+            &workflow,
+            escalation(&letters),
+            &read,
+            options,
+            later,
+        )
+        .await;
+        assert!(matches!(again, Ok(Action::AlreadyParked)), "{again:?}");
+        assert_eq!(sent(&letters), 1);
     }
 
     #[tokio::test]

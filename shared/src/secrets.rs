@@ -166,7 +166,10 @@ impl RotatingSecret {
 
     /// The same, the previous value accepted for `grace` after a rotation (tests shorten
     /// it); the values are read again now.
-    pub async fn with_previous_grace(mut self, grace: Duration) -> Result<RotatingSecret, SecretError> {
+    pub async fn with_previous_grace(
+        mut self,
+        grace: Duration,
+    ) -> Result<RotatingSecret, SecretError> {
         self.previous_grace = grace;
         let values = Self::read_all(&self.client, &self.secret_id, grace).await?;
         self.state = Mutex::new(Values {
