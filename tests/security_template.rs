@@ -434,6 +434,20 @@ fn the_workflow_logs_no_execution_data_unless_an_investigation_turns_it_on() {
 }
 
 #[test]
+fn refused_webhook_signatures_are_counted_and_alarm_the_operators() {
+    let resources = translated_template();
+    let filter = &resources["WebhookRefusedSignaturesMetricFilter"]["Properties"];
+    assert_eq!(
+        filter["LogGroupName"]["Ref"], "CourierWebhookFunctionLogGroup",
+        "{filter}"
+    );
+    assert_eq!(filter["FilterPattern"], "{ $.fields.status = 401 }");
+    let alarm = &resources["WebhookRefusedSignaturesAlarm"]["Properties"];
+    assert_eq!(alarm["MetricName"], "WebhookRefusedSignatures", "{alarm}");
+    assert_eq!(alarm["AlarmActions"][0]["Ref"], "OperatorAlertsTopic", "{alarm}");
+}
+
+#[test]
 fn the_reconciler_runs_one_invocation_at_a_time() {
     let resources = translated_template();
     let functions = functions(&resources);
