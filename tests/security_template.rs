@@ -444,7 +444,10 @@ fn refused_webhook_signatures_are_counted_and_alarm_the_operators() {
     assert_eq!(filter["FilterPattern"], "{ $.fields.status = 401 }");
     let alarm = &resources["WebhookRefusedSignaturesAlarm"]["Properties"];
     assert_eq!(alarm["MetricName"], "WebhookRefusedSignatures", "{alarm}");
-    assert_eq!(alarm["AlarmActions"][0]["Ref"], "OperatorAlertsTopic", "{alarm}");
+    assert_eq!(
+        alarm["AlarmActions"][0]["Ref"], "OperatorAlertsTopic",
+        "{alarm}"
+    );
 }
 
 #[test]
