@@ -503,36 +503,11 @@ async fn resume_on(
     // name) and the resume count, on condition that the order still has the count and
     // execution read above. Of racing resumers (an operator, the console, `dlq replay`,
     // two reconciler runs) exactly one gets here; the others learn who won.
-    let n = order.resumes + 1;
     let name = match order.execution_arn {
         None => id.to_string(),
-        Some(_) => format!("{id}-r{n}"),
+        Some(_) => format!("{id}-r{}", order.resumes + 1),
     };
-    let arn = workflow.execution_arn(&name);
-    let claim = Claim {
-        read_status: order.status,
-        read_resumes: order.resumes,
-        read_arn: order.execution_arn.as_deref(),
-        resumes: n,
-        arn: &arn,
-    };
-    match store.claim_execution(id, &claim).await {
-        Ok(()) => {}
-        Err(StoreError::Claimed { execution_arn, .. }) => {
-            return Err(RecoveryError::ResumedElsewhere {
-                order_id: id.clone(),
-                execution_arn,
-            })
-        }
-        // It ended since it was read (its execution finished it, or a cancel).
-        Err(StoreError::Conflict { actual, .. }) if actual.is_final() => {
-            return Err(RecoveryError::Ended {
-                order_id: id.clone(),
-                status: actual,
-            })
-        }
-        Err(error) => return Err(error.into()),
-    }
+    claim_next(store, workflow, &order, order.status, &name).await?;
     let release = latest.unwrap_or_else(|| workflow.state_machine_arn().to_owned());
     // A start that fails leaves the claimed execution missing: the next resume (the
     // reconciler's) finds it so and starts the one after it.
@@ -604,26 +579,8 @@ pub async fn undo_cancelled(
             });
         }
     }
-    let n = order.resumes + 1;
-    let name = format!("{id}-r{n}");
-    let arn = workflow.execution_arn(&name);
-    let claim = Claim {
-        read_status: OrderStatus::Cancelled,
-        read_resumes: order.resumes,
-        read_arn: order.execution_arn.as_deref(),
-        resumes: n,
-        arn: &arn,
-    };
-    match store.claim_execution(id, &claim).await {
-        Ok(()) => {}
-        Err(StoreError::Claimed { execution_arn, .. }) => {
-            return Err(RecoveryError::ResumedElsewhere {
-                order_id: id.clone(),
-                execution_arn,
-            })
-        }
-        Err(error) => return Err(error.into()),
-    }
+    let name = format!("{id}-r{}", order.resumes + 1);
+    claim_next(store, workflow, &order, OrderStatus::Cancelled, &name).await?;
     let release = workflow.state_machine_arn().to_owned();
     let started = workflow.start_on(&release, id, &name).await?;
     tracing::warn!(order_id = %id, execution = %name, held = ?held, "undoing what a CANCELLED order still holds");
@@ -635,6 +592,44 @@ pub async fn undo_cancelled(
         release,
         stopped: None,
     })
+}
+
+/// Records the execution named `name` as the order's owner, with one more resume, on
+/// condition that the order is still as `order` was read (its count and execution, and
+/// not ended, unless it was read `read_status` CANCELLED to be undone). Of racing
+/// starters exactly one gets past this; the others learn who won
+/// ([`RecoveryError::ResumedElsewhere`]) or that the order ended ([`RecoveryError::Ended`]).
+async fn claim_next(
+    store: &impl Ledger,
+    workflow: &impl Executions,
+    order: &crate::store::OrderRecord,
+    read_status: OrderStatus,
+    name: &str,
+) -> Result<(), RecoveryError> {
+    let id = &order.order_id;
+    let arn = workflow.execution_arn(name);
+    let claim = Claim {
+        read_status,
+        read_resumes: order.resumes,
+        read_arn: order.execution_arn.as_deref(),
+        resumes: order.resumes + 1,
+        arn: &arn,
+    };
+    match store.claim_execution(id, &claim).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::Claimed { execution_arn, .. }) => Err(RecoveryError::ResumedElsewhere {
+            order_id: id.clone(),
+            execution_arn,
+        }),
+        // It ended since it was read (its execution finished it, or a cancel).
+        Err(StoreError::Conflict { actual, .. }) if actual.is_final() => {
+            Err(RecoveryError::Ended {
+                order_id: id.clone(),
+                status: actual,
+            })
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Starts the execution `arn` recorded on the order (claimed) that never started.

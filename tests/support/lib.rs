@@ -514,6 +514,19 @@ impl Stack {
     /// Every execution of the order `id` (`<id>`, `<id>-r<n>`): (name, status), oldest
     /// first as Step Functions lists them.
     pub async fn executions_of(&self, id: &str) -> Vec<(String, String)> {
+        let resumed = format!("{id}-r");
+        let mut found: Vec<(String, String)> = self
+            .executions()
+            .await
+            .into_iter()
+            .filter(|(name, _)| name == id || name.starts_with(&resumed))
+            .collect();
+        found.reverse();
+        found
+    }
+
+    /// Every execution of the state machine: (name, status), newest first.
+    async fn executions(&self) -> Vec<(String, String)> {
         let mut found = Vec::new();
         let mut pages = self
             .sfn()
@@ -524,17 +537,12 @@ impl Stack {
             .into_paginator()
             .items()
             .send();
-        let resumed = format!("{id}-r");
         while let Some(item) = pages.next().await {
             match item {
-                Ok(execution) if execution.name == id || execution.name.starts_with(&resumed) => {
-                    found.push((execution.name, execution.status.as_str().to_owned()))
-                }
-                Ok(_) => {}
+                Ok(execution) => found.push((execution.name, execution.status.as_str().to_owned())),
                 Err(error) => panic!("ListExecutions: {error:?}"),
             }
         }
-        found.reverse();
         found
     }
 
@@ -572,24 +580,8 @@ impl Stack {
     }
 
     pub async fn executions_named(&self, name: &str) -> usize {
-        let mut count = 0;
-        let mut pages = self
-            .sfn()
-            .list_executions()
-            .state_machine_arn(order_core::recovery::unqualified_state_machine_arn(
-                &self.state_machine_arn,
-            ))
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            match item {
-                Ok(execution) if execution.name == name => count += 1,
-                Ok(_) => {}
-                Err(error) => panic!("ListExecutions: {error:?}"),
-            }
-        }
-        count
+        let executions = self.executions().await;
+        executions.iter().filter(|(found, _)| found == name).count()
     }
 
     /// The items whose `key` attribute is `value`, in the table (`index` None) or in one

@@ -456,14 +456,7 @@ impl OrderStore {
             .expression_attribute_values(":references", references)
             .build()
             .map_err(|e| build_error(OP, e))?;
-        let shipment_check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(step_key(id, crate::steps::ARRANGE_SHIPMENT.name)))
-            .condition_expression("#references.shipment_id = :shipment")
-            .expression_attribute_names("#references", "references")
-            .expression_attribute_values(":shipment", s(delivery.shipment_id.clone()))
-            .build()
-            .map_err(|e| build_error(OP, e))?;
+        let shipment_check = self.shipment_check(id, delivery, OP)?;
         let event_put = self.courier_event_put(id, delivery, OP)?;
         let result = self
             .client
@@ -560,14 +553,7 @@ impl OrderStore {
             .expression_attribute_values(":cancel_shipment", s(crate::steps::CANCEL_SHIPMENT.name))
             .build()
             .map_err(|e| build_error(OP, e))?;
-        let shipment_check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(step_key(id, crate::steps::ARRANGE_SHIPMENT.name)))
-            .condition_expression("#references.shipment_id = :shipment")
-            .expression_attribute_names("#references", "references")
-            .expression_attribute_values(":shipment", s(delivery.shipment_id.clone()))
-            .build()
-            .map_err(|e| build_error(OP, e))?;
+        let shipment_check = self.shipment_check(id, delivery, OP)?;
         let needs_operator = crate::events::OrderEvent::needs_operator(order, &reason);
         let result = self
             .client
@@ -592,6 +578,23 @@ impl OrderStore {
                 false => Err(unavailable(OP, error)),
             },
         }
+    }
+
+    /// The condition that ArrangeShipment booked the delivery's shipment for the order.
+    fn shipment_check(
+        &self,
+        id: &OrderId,
+        delivery: &Delivery,
+        operation: &'static str,
+    ) -> Result<ConditionCheck, StoreError> {
+        ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(step_key(id, crate::steps::ARRANGE_SHIPMENT.name)))
+            .condition_expression("#references.shipment_id = :shipment")
+            .expression_attribute_names("#references", "references")
+            .expression_attribute_values(":shipment", s(delivery.shipment_id.clone()))
+            .build()
+            .map_err(|e| build_error(operation, e))
     }
 
     /// The item that remembers the courier event for the order (a new one only).
