@@ -1066,6 +1066,16 @@ async fn send_dead_letter(
 mod tests {
     use super::*;
 
+    /// The reconciler's options of these tests: the template's 15-minute grace period,
+    /// `limit` orders a run, `max_resumes` resumes before a park.
+    fn options(limit: usize, max_resumes: u32) -> ReconcileOptions {
+        ReconcileOptions {
+            grace: chrono::Duration::seconds(900),
+            limit,
+            max_resumes,
+        }
+    }
+
     fn escalation(letters: &FakeDeadLetters) -> Escalation<'_, FakeDeadLetters> {
         Escalation {
             dead_letters: letters,
@@ -1255,11 +1265,7 @@ mod tests {
         };
         assert_eq!(store.claim_execution(&id, &claim).await, Ok(()));
         let letters = FakeDeadLetters::default();
-        let options = ReconcileOptions {
-            grace: chrono::Duration::seconds(900),
-            limit: 10,
-            max_resumes: 3,
-        };
+        let options = options(10, 3);
         let later = placed + chrono::Duration::hours(1);
         let run = reconcile_at(&store, &workflow, escalation(&letters), options, later).await;
         let actions: Vec<Action> = run.expect("a run").into_iter().map(|r| r.action).collect();
@@ -1334,11 +1340,7 @@ mod tests {
         let (placed, store, order) = store_with_its_clock_stopped();
         let id = place(&store, &order, "key").await;
         let (workflow, letters) = (FakeExecutions::default(), FakeDeadLetters::default());
-        let options = ReconcileOptions {
-            grace: chrono::Duration::seconds(900),
-            limit: 10,
-            max_resumes: 1,
-        };
+        let options = options(10, 1);
         let at = |seconds| placed + chrono::Duration::seconds(seconds);
         let run_at = |seconds| {
             let escalation = escalation(&letters);
@@ -1421,11 +1423,7 @@ mod tests {
         workflow.stop(arn, "died").await.expect("stopped");
         let letters = FakeDeadLetters::default();
         let run = |limit| {
-            let options = ReconcileOptions {
-                grace: chrono::Duration::seconds(900),
-                limit,
-                max_resumes: 3,
-            };
+            let options = options(limit, 3);
             let later = placed + chrono::Duration::hours(24);
             reconcile_at(&store, &workflow, escalation(&letters), options, later)
         };
@@ -1515,11 +1513,7 @@ mod tests {
             arn: ids[0].1.clone(),
         };
         let letters = FakeDeadLetters::default();
-        let options = ReconcileOptions {
-            grace: chrono::Duration::seconds(900),
-            limit: 10,
-            max_resumes: 3,
-        };
+        let options = options(10, 3);
         let later = placed + chrono::Duration::hours(1);
         let run = reconcile_at(&store, &workflow, escalation(&letters), options, later).await;
         let actions: Vec<(OrderId, Action)> = run
@@ -1548,11 +1542,7 @@ mod tests {
         let event = crate::events::OrderEvent::needs_operator(&read, "gave up");
         assert_eq!(store.park(&read, "gave up", &event).await, Ok(()));
         let (workflow, letters) = (FakeExecutions::default(), FakeDeadLetters::default());
-        let options = ReconcileOptions {
-            grace: chrono::Duration::seconds(900),
-            limit: 10,
-            max_resumes: 3,
-        };
+        let options = options(10, 3);
         let sent = |letters: &FakeDeadLetters| letters.0.lock().map(|l| l.len()).unwrap_or(0);
         // A run racing the parker (within the grace period) leaves the letter to it.
         let racing = reconcile_order(
@@ -1602,11 +1592,7 @@ mod tests {
         let resumed = resume(&store, &workflow, &id).await;
         assert!(resumed.is_ok(), "{resumed:?}");
         let letters = FakeDeadLetters::default();
-        let options = ReconcileOptions {
-            grace: chrono::Duration::seconds(900),
-            limit: 10,
-            max_resumes: 0,
-        };
+        let options = options(10, 0);
         let later = placed + chrono::Duration::hours(1);
         let action = reconcile_order(
             &store,

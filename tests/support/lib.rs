@@ -305,16 +305,25 @@ impl Stack {
         }
     }
 
+    /// An UpdateItem of the order `id`'s item, written straight to the table (test data
+    /// only the ledger's history could otherwise leave).
+    fn order_item_update(
+        &self,
+        id: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.dynamodb()
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("ORDER#{id}")))
+            .key("sk", AttributeValue::S("ORDER".into()))
+    }
+
     /// Counts `resumes` resumes on the order `id` and records no execution, as an order
     /// whose executions all ended without moving it carries them (the count is written
     /// straight to its item: only a started execution's end can leave it so).
     pub async fn counted_as_resumed(&self, id: &order_core::OrderId, resumes: u32) {
         let written = self
-            .dynamodb()
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("ORDER#{id}")))
-            .key("sk", AttributeValue::S("ORDER".into()))
+            .order_item_update(id.as_str())
             .update_expression("SET resumes = :n")
             .expression_attribute_values(":n", AttributeValue::N(resumes.to_string()))
             .send()
@@ -562,11 +571,7 @@ impl Stack {
         .with_timezone(&chrono::Utc)
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let written = self
-            .dynamodb()
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("ORDER#{id}")))
-            .key("sk", AttributeValue::S("ORDER".into()))
+            .order_item_update(id)
             .update_expression("SET updated_at = :then, gsi2sk = :key")
             .condition_expression("version = :version")
             .expression_attribute_values(":then", AttributeValue::S(then.clone()))
