@@ -186,7 +186,7 @@ RUN_MOTO_TESTS = bash -o pipefail -c '$(LOCAL) exec --dir $(TEST_STACK) --free-p
 	$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log'
 
 # What of the integration tests runs on MiniStack (make test runs it after the moto run).
-MINISTACK_TESTS ?= --test end_to_end --test api --test webhook --test recovery --test orderctl \
+MINISTACK_TESTS ?= --test end_to_end --test api --test callers --test webhook --test recovery --test orderctl \
 	--test iam_enforcement --test contract --test events --test chaos
 RUN_MINISTACK_TESTS = bash -o pipefail -c '$(LOCAL) exec --emulator ministack --dir $(MINISTACK_TEST_STACK) --free-ports -- \
 	$(CARGO) test -p system-tests --locked --no-fail-fast $(MINISTACK_TESTS) 2>&1 \

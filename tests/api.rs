@@ -12,7 +12,7 @@ async fn assert_refused(stack: &Stack, merchant: &str, body: &str, problems: &[&
     assert_eq!(reply.status, 400, "{}", reply.text);
     assert_eq!(reply.body["code"], "invalid_request", "{}", reply.text);
     assert_eq!(reply.problems(), problems);
-    assert_eq!(stack.items_under(&format!("IDEMPOTENCY#{key}")).await, 0);
+    assert_eq!(stack.items_under(&stack.idempotency_pk(&key)).await, 0);
     assert_eq!(stack.orders_of_merchant(merchant).await, 0);
     reply
 }
@@ -280,10 +280,14 @@ async fn unknown_routes_and_wrong_methods_get_json_errors() {
     assert_eq!(body["code"], "method_not_allowed");
 }
 
-fn post_request(key: &str, body: &str) -> lambda_http::Request {
+/// The header the in-process API reads its caller from (as on the local stack).
+const CALLER_HEADER: &str = "x-local-caller";
+
+fn post_request(stack: &Stack, key: &str, body: &str) -> lambda_http::Request {
     let request = lambda_http::http::Request::builder()
         .method("POST")
         .uri("/orders")
+        .header(CALLER_HEADER, stack.caller().as_str())
         .header("content-type", "application/json")
         .header("idempotency-key", key)
         .body(lambda_http::Body::from(body.to_owned()));
@@ -300,6 +304,7 @@ fn api(stack: &Stack, sfn: aws_sdk_sfn::Client) -> orders_api::Api {
                 .unwrap_or_else(|error| panic!("{error}")),
         },
         catalogue: system_tests::catalogue(),
+        local_caller_header: Some(lambda_http::http::HeaderName::from_static(CALLER_HEADER)),
     }
 }
 
@@ -316,7 +321,7 @@ async fn an_order_whose_workflow_could_not_start_is_kept_and_started_by_the_retr
         .retry_config(aws_sdk_sfn::config::retry::RetryConfig::disabled())
         .build();
     let broken = api(&stack, aws_sdk_sfn::Client::from_conf(unreachable));
-    let response = orders_api::handle(&broken, post_request(&key, &body)).await;
+    let response = orders_api::handle(&broken, post_request(&stack, &key, &body)).await;
     assert_eq!(response.status().as_u16(), 503);
     let error: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
     assert_eq!(error["code"], "workflow_unavailable");
@@ -359,7 +364,7 @@ async fn an_order_whose_workflow_could_not_start_is_kept_and_started_by_the_retr
 
     // The client retries with the same key: the same order, its execution started.
     let working = api(&stack, stack.sfn());
-    let response = orders_api::handle(&working, post_request(&key, &body)).await;
+    let response = orders_api::handle(&working, post_request(&stack, &key, &body)).await;
     assert_eq!(response.status().as_u16(), 202);
     let placed: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
     let id = placed["order_id"].as_str().unwrap_or_default().to_owned();

@@ -290,7 +290,7 @@ async fn nothing_written(stack: &Stack, ctx: &Ctx, merchants: &[String]) -> Vec<
         .scan_where(
             "begins_with(pk, :key) OR begins_with(pk, :order) OR begins_with(gsi1pk, :merchant)",
             &[
-                (":key", &format!("IDEMPOTENCY#{}", ctx.key_prefix)),
+                (":key", &stack.idempotency_pk(&ctx.key_prefix)),
                 (":order", &format!("ORDER#ord-{}", ctx.run)),
                 (":merchant", &format!("MERCHANT#m-fuzz-{}", ctx.run)),
             ],
@@ -313,7 +313,7 @@ async fn nothing_written(stack: &Stack, ctx: &Ctx, merchants: &[String]) -> Vec<
 /// deleted again.
 async fn the_write_check_sees_a_planted_item(stack: &Stack, ctx: &Ctx) {
     let merchant = format!("m-fuzz-{}-canary", ctx.run);
-    let pk = format!("IDEMPOTENCY#{}canary", ctx.key_prefix);
+    let pk = stack.idempotency_pk(&format!("{}canary", ctx.key_prefix));
     let s = |text: &str| AttributeValue::S(text.to_owned());
     let put = stack
         .dynamodb()

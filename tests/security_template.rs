@@ -558,3 +558,103 @@ fn every_function_logs_to_a_group_of_its_own_kept_for_the_retention_parameter_an
         "the API stage writes access logs: {stage}"
     );
 }
+
+/// The Deny every function's role carries: `(policy's logical id, the actions, the
+/// LeadingKeys patterns)`, when the role has one.
+fn operator_only_deny(
+    resources: &Resources,
+    role: &Value,
+) -> Option<(String, BTreeSet<String>, BTreeSet<String>)> {
+    for arn in as_list(&role["Properties"]["ManagedPolicyArns"]) {
+        let Some(name) = arn["Ref"].as_str() else {
+            continue;
+        };
+        let policy = &resources[name];
+        if policy["Type"] != "AWS::IAM::ManagedPolicy" {
+            continue;
+        }
+        for statement in as_list(&policy["Properties"]["PolicyDocument"]["Statement"]) {
+            if statement["Effect"] != "Deny"
+                || resource_name(&statement["Resource"]) != "OrdersTable"
+            {
+                continue;
+            }
+            let actions = as_list(&statement["Action"])
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+            let keys =
+                as_list(&statement["Condition"]["ForAnyValue:StringLike"]["dynamodb:LeadingKeys"])
+                    .iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect();
+            return Some((name.to_owned(), actions, keys));
+        }
+    }
+    None
+}
+
+#[test]
+fn no_function_role_may_write_the_callers_scopes_or_the_audit_trail() {
+    let resources = translated_template();
+    let functions = functions(&resources);
+    assert!(
+        functions.len() > 10,
+        "the template's functions: {}",
+        functions.len()
+    );
+    let writes: BTreeSet<String> = [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+    ]
+    .map(str::to_owned)
+    .into();
+    // The partitions as the code writes them (order_core::store::keys).
+    let partitions: BTreeSet<String> = order_core::store::OPERATOR_ONLY_PARTITIONS
+        .map(str::to_owned)
+        .into();
+    let mut wrong = Vec::new();
+    for (function, resource) in &functions {
+        let role_id = resource["Properties"]["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{function} has no role of the template"));
+        match operator_only_deny(&resources, &resources[role_id]) {
+            None => wrong.push(format!("{function}: its role denies nothing")),
+            Some((policy, actions, keys)) => {
+                if !writes.is_subset(&actions) {
+                    wrong.push(format!(
+                        "{function}: {policy} denies {actions:?}, not every write {writes:?}"
+                    ));
+                }
+                if keys != partitions {
+                    wrong.push(format!(
+                        "{function}: {policy} denies {keys:?}, the code writes {partitions:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_deny_check_sees_a_role_without_the_deny_and_one_that_misses_a_partition() {
+    let resources: Resources = serde_json::from_value(serde_json::json!({
+        "Deny": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {"PolicyDocument": {"Statement": [
+            {"Effect": "Deny", "Action": ["dynamodb:PutItem"],
+             "Resource": {"Fn::GetAtt": ["OrdersTable", "Arn"]},
+             "Condition": {"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": ["CALLERS"]}}}
+        ]}}}
+    }))
+    .unwrap_or_default();
+    let bare = serde_json::json!({"Properties": {"ManagedPolicyArns": []}});
+    assert_eq!(operator_only_deny(&resources, &bare), None);
+    let partial = serde_json::json!({"Properties": {"ManagedPolicyArns": [{"Ref": "Deny"}]}});
+    let found = operator_only_deny(&resources, &partial);
+    assert_eq!(
+        found.map(|(_, actions, keys)| (actions.len(), keys.into_iter().collect::<Vec<_>>())),
+        Some((1, vec!["CALLERS".to_owned()]))
+    );
+}

@@ -28,12 +28,18 @@ async fn a_new_order_and_its_idempotency_key_are_written_together() {
     let merchant = unique_merchant();
     let key = unique_key();
     let order = order_for(&merchant);
-    let Ok(Placement::Created(record)) = stack.store().place_order(&key, &order, "h").await else {
+    let Ok(Placement::Created(record)) = stack
+        .store()
+        .place_order(&order_core::store::contract::caller(), &key, &order, "h")
+        .await
+    else {
         panic!("the order was not created");
     };
     assert_eq!(record.status, OrderStatus::Accepted);
     assert_eq!(record.version, 1);
-    assert_eq!(stack.items_under(&format!("IDEMPOTENCY#{key}")).await, 1);
+    let caller = order_core::store::contract::caller();
+    let pk = order_core::store::idempotency_pk(&caller, &key);
+    assert_eq!(stack.items_under(&pk).await, 1);
     let stored = stack.store().get_order(&record.order_id).await;
     assert_eq!(stored, Ok(Some(record)));
 }
@@ -76,7 +82,11 @@ async fn writes_made_while_another_transaction_is_cancelled_are_kept() {
     let stack = Stack::connect().await;
     let key = unique_key();
     let order = order_for(&unique_merchant());
-    let first = match stack.store().place_order(&key, &order, "h").await {
+    let first = match stack
+        .store()
+        .place_order(&order_core::store::contract::caller(), &key, &order, "h")
+        .await
+    {
         Ok(Placement::Created(record)) => record.order_id,
         other => panic!("expected a new order, got {other:?}"),
     };
@@ -86,7 +96,7 @@ async fn writes_made_while_another_transaction_is_cancelled_are_kept() {
         tasks.push(tokio::spawn(async move {
             for _ in 0..40 {
                 // Cancelled every time: the key exists, and its order is found instead.
-                let replayed = store.place_order(&key, &order, "h").await;
+                let replayed = store.place_order(&order_core::store::contract::caller(), &key, &order, "h").await;
                 assert!(
                     matches!(&replayed, Ok(Placement::Replayed(record)) if record.order_id == first),
                     "{replayed:?}"
@@ -101,7 +111,14 @@ async fn writes_made_while_another_transaction_is_cancelled_are_kept() {
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for _ in 0..40 {
-                let placed = stack_store.place_order(&unique_key(), &order, "h").await;
+                let placed = stack_store
+                    .place_order(
+                        &order_core::store::contract::caller(),
+                        &unique_key(),
+                        &order,
+                        "h",
+                    )
+                    .await;
                 let Ok(Placement::Created(record)) = placed else {
                     panic!("a new key did not create an order: {placed:?}");
                 };

@@ -6,6 +6,7 @@
 //! handler function; all I/O goes through this crate.
 
 pub mod activity;
+pub mod callers;
 pub mod catalogue;
 pub mod config;
 pub mod dead_letters;

@@ -1211,7 +1211,10 @@ mod tests {
 
     /// Places `order` in `store` under `key` (also its request hash); its id.
     async fn place(store: &crate::store::MemoryStore, order: &crate::Order, key: &str) -> OrderId {
-        match store.place_order(key, order, key).await {
+        match store
+            .place_order(&crate::store::contract::caller(), key, order, key)
+            .await
+        {
             Ok(crate::store::Placement::Created(record)) => record.order_id,
             other => panic!("placed: {other:?}"),
         }

@@ -234,7 +234,15 @@ fn order_of_kind(kind: OrderKind) -> Order {
 
 async fn place(ledger: &impl Ledger, kind: OrderKind) -> OrderId {
     let key = format!("key-{}", uuid::Uuid::new_v4());
-    match ledger.place_order(&key, &order_of_kind(kind), "hash").await {
+    match ledger
+        .place_order(
+            &order_core::store::contract::caller(),
+            &key,
+            &order_of_kind(kind),
+            "hash",
+        )
+        .await
+    {
         Ok(Placement::Created(record)) => record.order_id,
         other => panic!("expected a new order, got {other:?}"),
     }

@@ -43,6 +43,19 @@ impl Stack {
         }
     }
 
+    /// The stack's own API caller (`ORDERS_API_CALLER_ARN`): every request the tests
+    /// sign with the stack's key is this principal's, and the stack granted it every
+    /// merchant.
+    pub fn caller(&self) -> order_core::callers::Principal {
+        let arn = env("ORDERS_API_CALLER_ARN");
+        order_core::callers::Principal::parse(&arn).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// The table item of the stack's caller's `Idempotency-Key` `key`.
+    pub fn idempotency_pk(&self, key: &str) -> String {
+        order_core::store::idempotency_pk(&self.caller(), key)
+    }
+
     pub fn store(&self) -> OrderStore {
         OrderStore::from_config(&self.aws, &self.table)
     }
@@ -299,7 +312,16 @@ impl Stack {
     pub async fn order_without_execution(&self) -> order_core::OrderId {
         let order = order_core::Order::parse(&valid_order(&unique_merchant()), &catalogue())
             .unwrap_or_else(|problems| panic!("{problems}"));
-        match self.store().place_order(&unique_key(), &order, "h").await {
+        match self
+            .store()
+            .place_order(
+                &order_core::store::contract::caller(),
+                &unique_key(),
+                &order,
+                "h",
+            )
+            .await
+        {
             Ok(order_core::store::Placement::Created(record)) => record.order_id,
             other => panic!("expected a new order, got {other:?}"),
         }
@@ -890,6 +912,65 @@ pub async fn send_signed(
         panic!("{error}");
     }
     http().execute(request).await
+}
+
+/// One of the stack's other API callers (`ORDERS_API_<NAME>_…` in stack.env, see
+/// `local_stack::callers`): its principal, and requests signed with its own key.
+pub struct Caller {
+    pub principal: order_core::callers::Principal,
+    signer: local_stack::signing::Signer,
+    orders_api: String,
+}
+
+impl Caller {
+    /// The caller `name` (`PORTAL`, `APP`) of the running stack.
+    pub fn named(name: &str) -> Caller {
+        let var = |part: &str| env(&format!("ORDERS_API_{name}_{part}"));
+        let principal = order_core::callers::Principal::parse(&var("ARN"))
+            .unwrap_or_else(|error| panic!("{error}"));
+        let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
+        Caller {
+            principal,
+            signer: local_stack::signing::Signer::new(
+                &var("ACCESS_KEY_ID"),
+                &var("SECRET_ACCESS_KEY"),
+                &region,
+            ),
+            orders_api: env("ORDERS_API_URL"),
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let mut request = request
+            .build()
+            .unwrap_or_else(|error| panic!("building a request: {error}"));
+        if let Err(error) = self.signer.sign(&mut request) {
+            panic!("{error}");
+        }
+        Reply::from(http().execute(request).await).await
+    }
+
+    /// `POST /orders` with `key`, signed as this caller.
+    pub async fn post_order(&self, key: &str, body: &str) -> Reply {
+        let request = http()
+            .post(format!("{}/orders", self.orders_api))
+            .header("content-type", "application/json")
+            .header("Idempotency-Key", key)
+            .body(body.to_owned());
+        self.send(request).await
+    }
+
+    /// `GET /orders/{id}`, signed as this caller.
+    pub async fn get_order(&self, id: &str) -> Reply {
+        self.send(http().get(format!("{}/orders/{id}", self.orders_api)))
+            .await
+    }
+
+    /// `POST /orders/{id}/cancel`, signed as this caller.
+    pub async fn cancel(&self, id: &str) -> Reply {
+        self.send(http().post(format!("{}/orders/{id}/cancel", self.orders_api)))
+            .await
+    }
 }
 
 /// The emulator the stack under test runs on (`LOCAL_STACK_EMULATOR` in its environment).

@@ -313,6 +313,7 @@ fn offline_api() -> orders_api::Api {
         },
         catalogue: order_core::catalogue::Catalogue::builtin()
             .unwrap_or_else(|error| panic!("catalogue: {error}")),
+        local_caller_header: None,
     }
 }
 

@@ -10,9 +10,11 @@
 //! courier's delivery webhook (a function of its own, `functions/courier-webhook`) shares.
 //! Nothing is written and no execution starts for an invalid request.
 
+mod caller;
 mod error;
 mod orders;
 
+pub use caller::{Caller, LOCAL_CALLER_HEADER};
 pub use error::{
     error_response, json_response, method_not_allowed, respond, route_not_found, ApiError,
 };
@@ -37,6 +39,26 @@ pub struct Api {
     /// The order workflow (state machine and execution settings).
     pub workflow: Workflow,
     pub catalogue: Catalogue,
+    /// The header the local stack's router passes the caller's principal in, when this
+    /// runs on the local stack (`LOCAL_CALLER_HEADER`); never set on AWS, where API
+    /// Gateway's IAM authorization reports the caller in the event.
+    pub local_caller_header: Option<axum::http::HeaderName>,
+}
+
+impl Api {
+    /// The local caller header the environment names (`LOCAL_CALLER_HEADER`), if any.
+    pub fn local_caller_header_from_env(
+    ) -> Result<Option<axum::http::HeaderName>, order_core::config::ConfigError> {
+        match std::env::var(LOCAL_CALLER_HEADER) {
+            Ok(name) if !name.is_empty() => axum::http::HeaderName::try_from(name.as_str())
+                .map(Some)
+                .map_err(|_| order_core::config::ConfigError::Invalid {
+                    name: LOCAL_CALLER_HEADER,
+                    reason: format!("{name:?} is not a header name"),
+                }),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// The routes. A method a route does not take is `405 method_not_allowed` naming the one

@@ -9,6 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         store: activity::start().await?,
         workflow: Workflow::from_env(&config::aws().await)?,
         catalogue: Catalogue::builtin()?,
+        local_caller_header: Api::local_caller_header_from_env()?,
     };
     let router = &orders_api::router(std::sync::Arc::new(api));
     lambda_http::run(service_fn(move |request: Request| async move {

@@ -1,12 +1,14 @@
 //! The `/orders` routes: place an order, show it, cancel it.
 
-use crate::{Api, ApiError};
+use crate::caller::{authorise, check_order, check_placement};
+use crate::{Api, ApiError, Caller};
 use axum::body::Bytes;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use order_core::callers::Permission;
 use order_core::store::{Cancellation, OrderRecord, Placement, StepRecord};
 use order_core::view::{Audience, OrderView};
 use order_core::{Order, OrderId};
@@ -61,13 +63,16 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /orders` with an `Idempotency-Key`: validates, stores the order ACCEPTED and
-/// starts its execution (named after the order id) → `202`.
+/// `POST /orders` with an `Idempotency-Key`: the caller must be permitted to place orders
+/// for the order's merchant (403 otherwise); validates, stores the order ACCEPTED under the
+/// caller's key and starts its execution (named after the order id) → `202`.
 pub(crate) async fn place(
     State(api): State<Arc<Api>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let (principal, scope) = authorise(&api.store, &caller, Permission::Place).await?;
     check_content_type(&headers)?;
     let key = idempotency_key(&headers)?;
     let order = Order::parse_json(&body, &api.catalogue).map_err(|problems| ApiError {
@@ -78,19 +83,25 @@ pub(crate) async fn place(
             "the order has problems; each is listed with its field path",
         )
     })?;
+    check_placement(&scope, &order.merchant_id)?;
     // The hash of the parsed order: the same order sent with other formatting is a replay.
     let hash = order_core::store::request_hash(&order.to_json());
-    let (record, replayed) = match api.store.place_order(&key, &order, &hash).await? {
+    let placed = api
+        .store
+        .place_order(&principal, &key, &order, &hash)
+        .await?;
+    let (record, replayed) = match placed {
         Placement::Created(record) => (record, false),
         Placement::Replayed(record) => (record, true),
         Placement::KeyReused { order_id } => {
+            tracing::info!(earlier_order = %order_id, "idempotency key reused with another body");
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
                 format!(
-                    "Idempotency-Key {key:?} already placed order {order_id} with a different body; use a new key for a new order"
+                    "Idempotency-Key {key:?} was used before with a different body; use a new key for a new order"
                 ),
-            ))
+            ));
         }
     };
     tracing::Span::current().record("order_id", record.order_id.as_str());
@@ -164,28 +175,54 @@ fn order_id(params: Result<RawPathParams, RawPathParamsRejection>) -> Result<Ord
     Ok(id)
 }
 
-/// `GET /orders/{id}` → the order, its steps with attempts and outcome, and why it failed.
+/// `GET /orders/{id}` → the order, its steps with attempts and outcome, and why it failed;
+/// `404` for an order of a merchant outside the caller's scope, as for no order at all.
 pub(crate) async fn show(
     State(api): State<Arc<Api>>,
+    caller: Caller,
     params: Result<RawPathParams, RawPathParamsRejection>,
 ) -> Result<Response, ApiError> {
     let id = order_id(params)?;
-    let (order, steps) = api
-        .store
-        .get_order_with_steps(&id)
-        .await?
-        .ok_or_else(|| ApiError::order_not_found(id.as_str()))?;
+    // The scope and the order are read at once: the check costs no extra wait.
+    let (allowed, found) = tokio::join!(
+        authorise(&api.store, &caller, Permission::Read),
+        api.store.get_order_with_steps(&id)
+    );
+    let (_, scope) = allowed?;
+    let (order, steps) = found?.ok_or_else(|| ApiError::order_not_found(id.as_str()))?;
+    check_order(
+        &scope,
+        Permission::Read,
+        &order.order.merchant_id,
+        id.as_str(),
+    )?;
     Ok(Json(order_view(&order, &steps)).into_response())
 }
 
 /// `POST /orders/{id}/cancel` → `202` while the order has not shipped (the running
 /// workflow notices and runs the compensations, see `order_core::recovery::cancel`),
-/// `409` once it has.
+/// `409` once it has; `404` for an order of a merchant outside the caller's scope.
+/// The scope is checked on the order as read before the cancel: an order's merchant never
+/// changes, so only a scope removed in between could differ, and that change is
+/// linearised at the read.
 pub(crate) async fn cancel(
     State(api): State<Arc<Api>>,
+    caller: Caller,
     params: Result<RawPathParams, RawPathParamsRejection>,
 ) -> Result<Response, ApiError> {
     let id = order_id(params)?;
+    let (allowed, found) = tokio::join!(
+        authorise(&api.store, &caller, Permission::Cancel),
+        api.store.get_order(&id)
+    );
+    let (_, scope) = allowed?;
+    let order = found?.ok_or_else(|| ApiError::order_not_found(id.as_str()))?;
+    check_order(
+        &scope,
+        Permission::Cancel,
+        &order.order.merchant_id,
+        id.as_str(),
+    )?;
     let record = match order_core::recovery::cancel(&api.store, &id).await? {
         Cancellation::Started(record) | Cancellation::AlreadyCancelling(record) => record,
         Cancellation::TooLate(record) => {

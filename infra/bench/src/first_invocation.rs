@@ -277,9 +277,15 @@ fn functions_environment() -> Result<BTreeMap<String, String>, BenchError> {
         .collect())
 }
 
+/// Who the bench's orders are placed by.
+fn bench_caller() -> Result<order_core::callers::Principal, BenchError> {
+    order_core::callers::Principal::parse("arn:aws:iam::123456789012:role/bench")
+        .map_err(|error| BenchError::Stack(error.to_string()))
+}
+
 /// A fresh ACCEPTED order with no execution, stored straight in the table.
 async fn fresh_order(store: &OrderStore, order: &Order, key: &str) -> Result<String, BenchError> {
-    match store.place_order(key, order, key).await {
+    match store.place_order(&bench_caller()?, key, order, key).await {
         Ok(Placement::Created(record)) => Ok(record.order_id.to_string()),
         Ok(other) => Err(BenchError::Stack(format!(
             "the bench's order with key {key} was not new: {other:?}"

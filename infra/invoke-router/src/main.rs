@@ -222,8 +222,48 @@ async fn route(State(router): State<Router>, request: Request) -> Response {
             return fault;
         }
     }
-    let request = (parts.method, path_and_query, &parts.headers, body);
+    let mut headers = parts.headers;
+    if let Upstream::FunctionUrl(_) = upstream {
+        set_caller(&mut headers);
+    }
+    let request = (parts.method, path_and_query, &headers, body);
     forward(&router, upstream, request).await
+}
+
+/// The header a function URL's request carries its caller's IAM principal in: the local
+/// stack's stand-in for API Gateway's IAM authorization, which reports the caller in the
+/// event (`requestContext.identity.userArn`). The orders API reads it only when its
+/// `LOCAL_CALLER_HEADER` names it (the local stack sets that; template.yaml never does).
+pub const CALLER_HEADER: &str = "x-local-caller";
+
+/// The account the local stack's principals belong to (moto's).
+const LOCAL_ACCOUNT: &str = "123456789012";
+
+/// Replaces whatever caller header the request came with by the caller its SigV4
+/// signature names: the access key id `K` of `Credential=K/...` is the IAM user
+/// `arn:aws:iam::123456789012:user/K` (moto checks no signature, so the key id is all
+/// there is to go by; the stack's own key is `test`). An unsigned request has no caller.
+fn set_caller(headers: &mut HeaderMap) {
+    headers.remove(CALLER_HEADER);
+    let key_id = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(signing_key_id);
+    let principal = key_id.map(|key| format!("arn:aws:iam::{LOCAL_ACCOUNT}:user/{key}"));
+    if let Some(value) = principal.and_then(|p| HeaderValue::from_str(&p).ok()) {
+        headers.insert(CALLER_HEADER, value);
+    }
+}
+
+/// The access key id a SigV4 `Authorization` header names.
+fn signing_key_id(authorization: &str) -> Option<&str> {
+    let rest = authorization.strip_prefix("AWS4-HMAC-SHA256")?;
+    let credential = rest
+        .split(',')
+        .find_map(|part| part.trim().strip_prefix("Credential="))?;
+    let key = credential.split('/').next()?;
+    let valid = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric());
+    valid.then_some(key)
 }
 
 /// A function URL's body as API Gateway hands it to a proxy integration: a JSON or
@@ -637,6 +677,10 @@ mod tests {
         let webhook = "/lambda-url/courier-webhook/webhooks/courier";
         assert_eq!(url_function(webhook), Some("courier-webhook"));
         assert_eq!(url_function("/lambda-url/orders-api"), Some("orders-api"));
+        assert_eq!(
+            url_function("/lambda-url/orders-api/orders"),
+            Some("orders-api")
+        );
         assert_eq!(url_function("/lambda-url/"), None);
         assert_eq!(url_function("/2015-03-31/functions/x/invocations"), None);
     }
@@ -860,5 +904,36 @@ mod tests {
         ));
         assert!(!is_function_error(b"Internal Server Error"));
         assert!(!is_function_error(br#"{"message":"boom"}"#));
+    }
+
+    #[test]
+    fn a_function_urls_caller_is_the_signing_key_and_never_what_the_request_claims() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=portal/20261207/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=00",
+            ),
+        );
+        headers.insert(
+            CALLER_HEADER,
+            HeaderValue::from_static("arn:aws:iam::123456789012:role/admin"),
+        );
+        set_caller(&mut headers);
+        assert_eq!(
+            headers.get(CALLER_HEADER).and_then(|v| v.to_str().ok()),
+            Some("arn:aws:iam::123456789012:user/portal")
+        );
+        let mut unsigned = HeaderMap::new();
+        unsigned.insert(
+            CALLER_HEADER,
+            HeaderValue::from_static("arn:aws:iam::123456789012:role/admin"),
+        );
+        set_caller(&mut unsigned);
+        assert_eq!(
+            unsigned.get(CALLER_HEADER),
+            None,
+            "an unsigned request has no caller"
+        );
     }
 }

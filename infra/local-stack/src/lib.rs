@@ -5,6 +5,7 @@
 //! (`ministack`). On moto, the stream poller (`stream_poller`) stands in for Lambda's
 //! DynamoDB event source mappings.
 
+pub mod callers;
 pub mod demo;
 pub mod deploy;
 pub mod ministack;

@@ -120,18 +120,18 @@ fn emulator_credentials<'a>(endpoint: &'a str, region: &'a str) -> [(&'static st
     ]
 }
 
-/// The access key of the IAM user that calls the orders API
-/// (`infra/ministack/api_caller.py`): allowed only `execute-api:Invoke` on the API's
-/// stage. MiniStack verifies the signatures of an IAM user (not those of its root
-/// credentials), so requests signed as this user prove the signing and the route's IAM
-/// authorization.
-async fn api_caller(
+/// The IAM users that call the orders API (`infra/ministack/api_caller.py`,
+/// [`crate::callers`]): the stack's own, allowed every route, and two more for the tests
+/// of callers' scopes. MiniStack verifies the signatures of an IAM user (not those of its
+/// root credentials), so requests signed as these users prove the signing and each
+/// route's IAM authorization.
+async fn api_callers(
     python: &Path,
     root: &Path,
     endpoint: &str,
     region: &str,
     api_url: &str,
-) -> Result<(String, String), StackError> {
+) -> Result<std::collections::BTreeMap<&'static str, crate::callers::ApiCaller>, StackError> {
     let (api_id, stage) = api_id_and_stage(api_url).ok_or_else(|| {
         StackError::Other(format!(
             "the output OrdersApiUrl {api_url:?} is not an execute-api URL"
@@ -155,14 +155,27 @@ async fn api_caller(
     if !output.status.success() {
         return Err(failed());
     }
-    let key: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|_| failed())?;
-    match (
-        key["access_key_id"].as_str(),
-        key["secret_access_key"].as_str(),
-    ) {
-        (Some(id), Some(secret)) => Ok((id.to_owned(), secret.to_owned())),
-        _ => Err(failed()),
+    let keys: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|_| failed())?;
+    let mut callers = std::collections::BTreeMap::new();
+    for name in ["", "PORTAL", "APP"] {
+        let key = &keys[name];
+        match (
+            key["access_key_id"].as_str(),
+            key["secret_access_key"].as_str(),
+            key["arn"].as_str(),
+        ) {
+            (Some(id), Some(secret), Some(arn)) => {
+                let caller = crate::callers::ApiCaller {
+                    access_key_id: id.to_owned(),
+                    secret_access_key: secret.to_owned(),
+                    arn: arn.to_owned(),
+                };
+                callers.insert(name, caller);
+            }
+            _ => return Err(failed()),
+        }
     }
+    Ok(callers)
 }
 
 /// Starts MiniStack, deploys the packaged template into it and starts the partner
@@ -303,8 +316,7 @@ pub(crate) async fn start(
             "the output OrdersApiUrl {api_url:?} is not an execute-api URL"
         ))
     })?;
-    let (caller_key, caller_secret) =
-        api_caller(&python, &options.root, &endpoint, region, &api_url).await?;
+    let callers = api_callers(&python, &options.root, &endpoint, region, &api_url).await?;
     crate::stack::start_partner_simulator(
         options,
         &simulator,
@@ -326,8 +338,6 @@ pub(crate) async fn start(
         ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
         ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
         ("ORDERS_API_URL".to_owned(), stage.clone()),
-        ("ORDERS_API_ACCESS_KEY_ID".to_owned(), caller_key),
-        ("ORDERS_API_SECRET_ACCESS_KEY".to_owned(), caller_secret),
         ("COURIER_WEBHOOK_URL".to_owned(), stage.clone()),
         (
             "PARTNER_SIMULATOR_URL".to_owned(),
@@ -341,6 +351,11 @@ pub(crate) async fn start(
         ("STACK_NAME".to_owned(), STACK_NAME.to_owned()),
         ("DEPLOY_SECONDS".to_owned(), format!("{deploy_seconds:.1}")),
     ]);
+    env.extend(crate::callers::env(&callers));
+    let table = env
+        .get("TABLE_NAME")
+        .ok_or_else(|| StackError::Other("the stack has no TABLE_NAME".into()))?;
+    crate::callers::grant_own(clients.dynamodb.clone(), table, &callers).await?;
     let env_file = options.dir.join("stack.env");
     write_env(&env_file, &env)?;
     Ok(Running {

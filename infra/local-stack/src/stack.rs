@@ -517,6 +517,10 @@ async fn start(
         ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
         ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
     ]);
+    // No IAM at the function URL: the orders API reads its caller from the router's
+    // header (crate::callers).
+    let (variable, header) = crate::callers::LOCAL_CALLER_HEADER;
+    function_env.insert(variable.to_owned(), header.to_owned());
     let functions_env_file = options.dir.join("functions.env");
     write_env(&functions_env_file, &function_env)?;
 
@@ -533,6 +537,12 @@ async fn start(
         dynamodb_endpoint.clone(),
     );
     stack_env.insert("PARTNER_SIMULATOR_URL".into(), partners_endpoint.clone());
+    let callers = crate::callers::moto_callers();
+    stack_env.extend(crate::callers::env(&callers));
+    let table = function_env.get("TABLE_NAME").ok_or_else(|| {
+        StackError::Other("template.yaml gives the functions no TABLE_NAME".into())
+    })?;
+    crate::callers::grant_own(clients.dynamodb.clone(), table, &callers).await?;
     let functions: Vec<String> = resources
         .functions
         .iter()

@@ -96,6 +96,14 @@ pub enum Command {
     /// The releases (state machine versions): where the alias routes new orders, and how
     /// many executions still run on each, so you know which versions may be deleted.
     Releases,
+    /// The orders API's callers: which merchants each may act for and what it may do.
+    ///
+    /// A caller is its IAM principal (a role's or a user's ARN). One without a scope may
+    /// do nothing; every change is recorded with your STS identity.
+    Callers {
+        #[command(subcommand)]
+        command: CallersCommand,
+    },
     /// Run the reconciler once, now (what the scheduled Lambda does).
     ///
     /// Resumes unfinished orders that have no running execution, or parks them in the
@@ -110,6 +118,49 @@ pub enum Command {
     /// on the order: who (--operator, or your AWS identity from STS GetCallerIdentity),
     /// when, what and its outcome.
     Console(ConsoleArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallersCommand {
+    /// Every caller with a scope.
+    List,
+    /// Sets (replaces) a caller's scope: its merchants and permissions.
+    ///
+    /// e.g. `callers set arn:aws:iam::123456789012:role/sales-portal --merchant m-1
+    /// --merchant m-2 --permissions read,place`.
+    Set(SetScopeArgs),
+    /// Removes a caller's scope: it may then do nothing.
+    Remove {
+        /// The caller's IAM principal ARN.
+        principal: String,
+        /// A name recorded beside your STS identity.
+        #[arg(long, env = "ORDERCTL_OPERATOR")]
+        operator: Option<String>,
+    },
+    /// The changes to the callers' scopes, newest first.
+    History {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+/// `callers set`.
+#[derive(Debug, Clone, Args)]
+pub struct SetScopeArgs {
+    /// The caller's IAM principal ARN (a role session's ARN is taken as its role).
+    pub principal: String,
+    /// Every merchant, present and future: an explicit grant for a trusted caller.
+    #[arg(long)]
+    pub all_merchants: bool,
+    /// A merchant id the caller may act for (repeat for several).
+    #[arg(long = "merchant", value_name = "ID")]
+    pub merchants: Vec<String>,
+    /// What it may do: read, place, cancel (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub permissions: Vec<order_core::callers::Permission>,
+    /// A name recorded beside your STS identity.
+    #[arg(long, env = "ORDERCTL_OPERATOR")]
+    pub operator: Option<String>,
 }
 
 /// `console`.

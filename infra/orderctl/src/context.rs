@@ -49,6 +49,22 @@ impl Context {
         Ok(OrderStore::from_config(&self.aws, table))
     }
 
+    /// Who is acting, as AWS knows it: the ARN STS GetCallerIdentity answers for these
+    /// credentials. Recorded with every change an operator makes.
+    pub async fn identity(&self) -> Result<String, CliError> {
+        let sts = aws_sdk_sts::Client::new(&self.aws);
+        let answer = sts.get_caller_identity().send().await.map_err(|e| {
+            CliError::classify(format!(
+                "STS GetCallerIdentity failed (needed to record who acts): {}",
+                aws_sdk_sts::error::DisplayErrorContext(e)
+            ))
+        })?;
+        answer
+            .arn()
+            .map(str::to_owned)
+            .ok_or_else(|| CliError::Failed("STS GetCallerIdentity answered without an ARN".into()))
+    }
+
     /// The Step Functions client, for reading executions.
     pub fn sfn(&self) -> aws_sdk_sfn::Client {
         aws_sdk_sfn::Client::new(&self.aws)

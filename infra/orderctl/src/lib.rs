@@ -37,6 +37,7 @@
 //! an order's records and executions become one timeline, [`output`] tables and JSON,
 //! [`error`] what can go wrong and its exit code.
 
+pub mod callers;
 pub mod cli;
 pub mod console;
 pub mod context;
@@ -62,6 +63,7 @@ pub async fn run(cli: Cli) -> Result<error::Exit, CliError> {
         Command::Dlq { command } => dlq::run(&context, command).await,
         Command::Reconcile(args) => reconcile::run(&context, args).await,
         Command::Releases => releases::run(&context).await,
+        Command::Callers { command } => callers::run(&context, command).await,
         Command::Console(args) => console::run(context, args).await,
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct Env {
     pub(crate) partners: Arc<SimPartners>,
     pub(crate) resumer: Arc<SimResumer>,
     pub(crate) catalogue: Arc<Catalogue>,
+    /// The API caller the merchants' orders are placed by.
+    pub(crate) caller: order_core::callers::Principal,
     /// The order-events bus the steps, the API and the reconciler publish to
     /// (`order_core::events`).
     pub(crate) events: Arc<SimBus>,

@@ -164,6 +164,7 @@ impl Audited {
 impl Ledger for Audited {
     async fn place_order(
         &self,
+        caller: &order_core::callers::Principal,
         idempotency_key: &str,
         order: &Order,
         request_hash: &str,
@@ -172,7 +173,7 @@ impl Ledger for Audited {
         self.throttled(None, "place_order")?;
         let placed = self
             .inner
-            .place_order(idempotency_key, order, request_hash)
+            .place_order(caller, idempotency_key, order, request_hash)
             .await;
         if let Ok(Placement::Created(record) | Placement::Replayed(record)) = &placed {
             self.observe(&record.order_id).await;

@@ -7,11 +7,13 @@
 //! emulator. Each check places orders of its own (a fresh merchant), so the checks share a
 //! table safely. Compiled for tests and with the `contract` feature only.
 
+use super::{Actor, Callers};
 use super::{
     AuditEntry, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger, OrderRecord,
     Placement, Reference, References, StepRecord, StepStart, StepStatus, StoreError, TokenStored,
     Transition,
 };
+use crate::callers::{Merchants, Permission, Principal, Scope};
 use crate::catalogue::Catalogue;
 use crate::order::{example_request, Order, OrderId};
 use crate::status::OrderStatus;
@@ -67,6 +69,8 @@ macro_rules! ledger_contract {
             an_order_that_has_ended_is_never_claimed_again,
             a_cancel_before_anything_began_ends_the_order_at_once_with_its_event,
             a_cancel_after_a_step_began_or_an_execution_was_recorded_goes_through_cancelling,
+            one_key_sent_by_two_callers_places_two_orders_each_recording_its_caller,
+            a_callers_scope_is_set_replaced_and_removed_and_each_change_is_audited_with_who_made_it,
         );
     };
     (@checks $ledger:expr; $($check:ident),+ $(,)?) => {
@@ -88,6 +92,17 @@ pub fn new_order() -> Order {
         .unwrap_or_else(|problems| panic!("the example order is invalid: {problems}"))
 }
 
+/// The API caller the suite's orders are placed by.
+pub fn caller() -> Principal {
+    principal("contract-caller")
+}
+
+/// The role `name` of the suite's account.
+fn principal(name: &str) -> Principal {
+    Principal::parse(&format!("arn:aws:iam::123456789012:role/{name}"))
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
 fn new_key() -> String {
     format!("key-{}", uuid::Uuid::new_v4())
 }
@@ -96,7 +111,10 @@ fn new_key() -> String {
 /// starts the execution) and returns it as written. Also the integration tests' way to
 /// put an order in the table without the API.
 pub async fn store_order(ledger: &impl Ledger, order: &Order) -> OrderRecord {
-    match ledger.place_order(&new_key(), order, "hash").await {
+    match ledger
+        .place_order(&caller(), &new_key(), order, "hash")
+        .await
+    {
         Ok(Placement::Created(record)) => record,
         other => panic!("expected a new order, got {other:?}"),
     }
@@ -213,10 +231,11 @@ pub async fn a_new_order_is_accepted_at_version_one_and_read_back_as_written(led
 
 pub async fn the_same_key_and_request_find_the_first_order(ledger: &impl Ledger) {
     let (key, order) = (new_key(), new_order());
-    let Ok(Placement::Created(first)) = ledger.place_order(&key, &order, "same").await else {
+    let Ok(Placement::Created(first)) = ledger.place_order(&caller(), &key, &order, "same").await
+    else {
         panic!("the order was not created");
     };
-    let again = ledger.place_order(&key, &order, "same").await;
+    let again = ledger.place_order(&caller(), &key, &order, "same").await;
     assert_eq!(again, Ok(Placement::Replayed(first)));
     assert_eq!(orders_of(ledger, &order.merchant_id).await, 1);
 }
@@ -231,11 +250,12 @@ async fn orders_of(ledger: &impl Ledger, merchant_id: &str) -> usize {
 
 pub async fn the_same_key_with_another_request_is_reported_as_reused(ledger: &impl Ledger) {
     let (key, order) = (new_key(), new_order());
-    let Ok(Placement::Created(first)) = ledger.place_order(&key, &order, "a").await else {
+    let Ok(Placement::Created(first)) = ledger.place_order(&caller(), &key, &order, "a").await
+    else {
         panic!("the order was not created");
     };
     let other = new_order();
-    let again = ledger.place_order(&key, &other, "b").await;
+    let again = ledger.place_order(&caller(), &key, &other, "b").await;
     assert_eq!(
         again,
         Ok(Placement::KeyReused {
@@ -247,7 +267,9 @@ pub async fn the_same_key_with_another_request_is_reported_as_reused(ledger: &im
 
 pub async fn concurrent_requests_with_one_key_create_exactly_one_order(ledger: &impl Ledger) {
     let (key, order) = (new_key(), new_order());
-    let outcomes = join_all((0..8).map(|_| ledger.place_order(&key, &order, "same"))).await;
+    let caller = caller();
+    let outcomes =
+        join_all((0..8).map(|_| ledger.place_order(&caller, &key, &order, "same"))).await;
     let mut ids = std::collections::BTreeSet::new();
     let mut created = 0;
     for outcome in outcomes {
@@ -1104,7 +1126,7 @@ pub async fn a_merchants_orders_and_orders_by_status_are_listed_oldest_first(led
     let order = new_order();
     let mut placed = Vec::new();
     for _ in 0..3 {
-        match ledger.place_order(&new_key(), &order, "h").await {
+        match ledger.place_order(&caller(), &new_key(), &order, "h").await {
             Ok(Placement::Created(record)) => placed.push(record),
             other => panic!("expected a new order, got {other:?}"),
         }
@@ -1566,5 +1588,113 @@ pub async fn an_order_that_has_ended_is_never_claimed_again(ledger: &impl Ledger
         read(ledger, &id).await.execution_arn,
         None,
         "nothing recorded"
+    );
+}
+
+pub async fn one_key_sent_by_two_callers_places_two_orders_each_recording_its_caller(
+    ledger: &impl Ledger,
+) {
+    let (key, order) = (new_key(), new_order());
+    let (portal, app) = (principal(&unique("portal")), principal(&unique("app")));
+    let Ok(Placement::Created(first)) = ledger.place_order(&portal, &key, &order, "same").await
+    else {
+        panic!("the portal's order was not created");
+    };
+    let Ok(Placement::Created(second)) = ledger.place_order(&app, &key, &order, "same").await
+    else {
+        panic!("the app's order was not created: one caller's key found another's order");
+    };
+    assert_ne!(first.order_id, second.order_id);
+    assert_eq!(
+        read(ledger, &first.order_id).await.placed_by,
+        Some(portal.clone())
+    );
+    assert_eq!(read(ledger, &second.order_id).await.placed_by, Some(app));
+    // Each caller's retry finds its own order.
+    let again = ledger.place_order(&portal, &key, &order, "same").await;
+    assert_eq!(again, Ok(Placement::Replayed(first)));
+    assert_eq!(orders_of(ledger, &order.merchant_id).await, 2);
+}
+
+pub async fn a_callers_scope_is_set_replaced_and_removed_and_each_change_is_audited_with_who_made_it(
+    ledger: &(impl Ledger + Callers),
+) {
+    let caller = principal(&unique("sales-portal"));
+    let operator = Actor {
+        identity: "arn:aws:sts::123456789012:assumed-role/ops/alice",
+        label: Some("alice"),
+    };
+    let read_only = Scope {
+        merchants: Merchants::Only(["m-1".to_owned(), "m-2".to_owned()].into()),
+        permissions: [Permission::Read].into(),
+    };
+    assert_eq!(ledger.caller_scope(&caller).await, Ok(None));
+    let set = ledger
+        .set_caller_scope(&caller, &read_only, &operator)
+        .await
+        .unwrap_or_else(|error| panic!("setting {caller}'s scope: {error}"));
+    assert_eq!(
+        (set.scope.as_ref(), set.before.as_ref()),
+        (Some(&read_only), None)
+    );
+    assert_eq!(
+        ledger.caller_scope(&caller).await,
+        Ok(Some(read_only.clone()))
+    );
+
+    let everything = Scope::everything();
+    let replaced = ledger
+        .set_caller_scope(
+            &caller,
+            &everything,
+            &Actor {
+                identity: "arn:aws:iam::123456789012:user/bob",
+                label: None,
+            },
+        )
+        .await
+        .unwrap_or_else(|error| panic!("replacing {caller}'s scope: {error}"));
+    assert_eq!(replaced.before, Some(read_only.clone()));
+    let listed = ledger
+        .callers()
+        .await
+        .unwrap_or_else(|error| panic!("listing the callers: {error}"));
+    let mine: Vec<_> = listed.iter().filter(|c| c.principal == caller).collect();
+    assert_eq!(mine.len(), 1, "{listed:?}");
+    assert_eq!(mine[0].scope, everything);
+    assert_eq!(mine[0].updated_by, "arn:aws:iam::123456789012:user/bob");
+
+    let removed = ledger
+        .remove_caller_scope(&caller, &operator)
+        .await
+        .unwrap_or_else(|error| panic!("removing {caller}'s scope: {error}"));
+    assert_eq!(
+        removed.map(|c| (c.scope, c.before)),
+        Some((None, Some(everything.clone())))
+    );
+    assert_eq!(ledger.caller_scope(&caller).await, Ok(None));
+    // Removing what is not there writes nothing.
+    assert_eq!(
+        ledger.remove_caller_scope(&caller, &operator).await,
+        Ok(None)
+    );
+
+    let changes = ledger
+        .caller_changes(1000)
+        .await
+        .unwrap_or_else(|error| panic!("reading the caller changes: {error}"));
+    let mine: Vec<(Option<Scope>, &str, Option<&str>)> = changes
+        .iter()
+        .filter(|c| c.principal == caller)
+        .map(|c| (c.scope.clone(), c.who.as_str(), c.label.as_deref()))
+        .collect();
+    assert_eq!(
+        mine,
+        vec![
+            (None, operator.identity, Some("alice")),
+            (Some(everything), "arn:aws:iam::123456789012:user/bob", None),
+            (Some(read_only), operator.identity, Some("alice")),
+        ],
+        "newest first, exactly one record per change"
     );
 }

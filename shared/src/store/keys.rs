@@ -4,9 +4,11 @@
 //! |---|---|---|
 //! | the order | `ORDER#<id>` | `ORDER` |
 //! | one per workflow step (the activity ledger) | `ORDER#<id>` | `STEP#<step>` |
-//! | one per API `Idempotency-Key` (expires after a day) | `IDEMPOTENCY#<key>` | `IDEMPOTENCY` |
+//! | one per caller and API `Idempotency-Key` (expires after a day) | `IDEMPOTENCY#<caller hash>#<key>` | `IDEMPOTENCY` |
+//! | one per caller of the API: the merchants it may act for and what it may do (`orderctl callers`) | `CALLERS` | `CALLER#<principal ARN>` |
+//! | one per change to a caller's scope | `AUDIT#CALLERS` | `AUDIT#<time>#<n>` |
 //! | one per courier event (expires after 30 days) | `COURIER_EVENT#<order id>#<event id>` (an id reused for another order is that order's) | `EVENT` |
-//! | one per operator action on the order (the ops console's audit trail) | `ORDER#<id>` | `AUDIT#<time>#<n>` |
+//! | one per operator action on the order (the audit trail; before, in the order's own partition) | `AUDIT#ORDER#<id>` | `AUDIT#<time>#<n>` |
 //! | one per tracking number and order (written with ArrangeShipment's success) | `TRACKING#<number>` | `ORDER#<id>` |
 //! | one per terminal serial and order (written with ProvisionTerminals' or DeactivateFaultyTerminals' success) | `SERIAL#<serial>` | `ORDER#<id>` |
 //! | one per lifecycle event the order's changes wrote (the outbox; the table's stream delivers it to the bus; expires after 30 days) | `ORDER#<id>` | `OUTBOX#<event id>` |
@@ -20,6 +22,7 @@
 //! change), so operators find stuck and failed orders without a scan.
 
 use super::Reference;
+use crate::callers::Principal;
 use crate::order::OrderId;
 use crate::status::OrderStatus;
 
@@ -56,6 +59,17 @@ pub(super) fn outbox_sk(event_id: &str) -> String {
     format!("{OUTBOX_PREFIX}{event_id}")
 }
 
+/// The partitions only operators write (the callers' scopes, the audit trail), as IAM's
+/// `dynamodb:LeadingKeys` patterns: template.yaml denies every function's role any write
+/// to them (`FunctionsNeverWriteAuditOrCallers`).
+pub const OPERATOR_ONLY_PARTITIONS: [&str; 2] = [CALLERS_PK, "AUDIT#*"];
+
+/// The partition of an order's audit records: outside the order's own, so that the
+/// functions, which write the order's partition, can be denied it.
+pub(super) fn order_audit_pk(id: &OrderId) -> String {
+    format!("AUDIT#{}", order_pk(id))
+}
+
 /// The prefix of every audit record's sort key.
 pub(super) const AUDIT_PREFIX: &str = "AUDIT#";
 
@@ -80,9 +94,28 @@ pub(super) fn step_sk(step: &str) -> String {
     format!("STEP#{step}")
 }
 
-pub(super) fn idempotency_pk(key: &str) -> String {
-    format!("IDEMPOTENCY#{key}")
+/// The item of `key` sent by `caller`: keys are the caller's own, so one caller's key
+/// never finds another's order. The principal is hashed (SHA-256, first 128 bits) to keep
+/// the key short whatever the ARN's length.
+pub fn idempotency_pk(caller: &Principal, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(caller.as_str().as_bytes());
+    format!("IDEMPOTENCY#{}#{key}", hex::encode(&hash[..16]))
 }
+
+/// The partition of the callers' scopes.
+pub const CALLERS_PK: &str = "CALLERS";
+
+/// The prefix of a caller's sort key in [`CALLERS_PK`].
+pub(super) const CALLER_PREFIX: &str = "CALLER#";
+
+/// A caller's sort key.
+pub(super) fn caller_sk(principal: &Principal) -> String {
+    format!("{CALLER_PREFIX}{principal}")
+}
+
+/// The partition of the audit records of changes to the callers' scopes.
+pub(super) const CALLER_AUDIT_PK: &str = "AUDIT#CALLERS";
 
 /// The by-merchant index's values for an order: partition and sort key.
 pub(super) fn merchant_index_values(

@@ -3,8 +3,9 @@
 //!
 //! Each operation takes one lock for its whole read-check-write, so what DynamoDB does in
 //! one conditional write or transaction happens here at once too, and a condition that
-//! fails changes nothing. Idempotency keys and courier events do not expire (DynamoDB's
-//! TTL deletes late and never within a test either).
+//! fails changes nothing. Courier events do not expire (DynamoDB's TTL deletes late and never
+//! within a test either); an idempotency key expires when it is read after its
+//! `expires_at`, as the table's condition makes it.
 //!
 //! The times it stamps (`updated_at`, which the reconciler's grace period reads, a step's
 //! times, a parked mark) come from the real clock, or from the [`Clock`] it is given
@@ -44,13 +45,17 @@ impl<F: Fn() -> DateTime<Utc> + Send + Sync> Clock for F {
 struct Stamps(Option<Box<dyn Clock>>);
 
 impl Stamps {
-    /// The time as the ledger writes it: RFC 3339, milliseconds, UTC.
-    fn now(&self) -> String {
-        let now = match &self.0 {
+    /// The time now, from the clock given or the real one.
+    fn instant(&self) -> DateTime<Utc> {
+        match &self.0 {
             Some(clock) => clock.now(),
             None => Utc::now(),
-        };
-        now.to_rfc3339_opts(SecondsFormat::Millis, true)
+        }
+    }
+
+    /// The time as the ledger writes it: RFC 3339, milliseconds, UTC.
+    fn now(&self) -> String {
+        self.instant().to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 }
 
@@ -74,7 +79,11 @@ struct Tables {
     orders: BTreeMap<OrderId, OrderRecord>,
     /// By order, then by step name: the order DynamoDB keeps them in (`STEP#<name>`).
     steps: BTreeMap<OrderId, BTreeMap<String, StepRecord>>,
-    keys: HashMap<String, IdempotencyRecord>,
+    /// By caller and key: each caller's keys are its own.
+    keys: HashMap<(crate::callers::Principal, String), IdempotencyRecord>,
+    /// The callers' scopes, by principal, and the changes to them, oldest first.
+    callers: BTreeMap<crate::callers::Principal, super::CallerRecord>,
+    caller_changes: Vec<super::CallerChange>,
     /// The courier events recorded, by order and event id (per order, as the table keys
     /// them).
     courier_events: BTreeSet<(OrderId, String)>,
@@ -325,12 +334,16 @@ fn merchant_sort_key(order: &OrderRecord) -> String {
 impl Ledger for MemoryStore {
     async fn place_order(
         &self,
+        caller: &crate::callers::Principal,
         idempotency_key: &str,
         order: &Order,
         request_hash: &str,
     ) -> Result<Placement, StoreError> {
         let mut tables = self.tables();
-        if let Some(existing) = tables.keys.get(idempotency_key) {
+        let placed_at = tables.clock.instant().timestamp();
+        let key = (caller.clone(), idempotency_key.to_owned());
+        // A key past its expiry is taken over, as the table's condition does.
+        if let Some(existing) = tables.keys.get(&key).filter(|k| k.expires_at > placed_at) {
             if existing.request_hash != request_hash {
                 return Ok(Placement::KeyReused {
                     order_id: existing.order_id.clone(),
@@ -339,12 +352,12 @@ impl Ledger for MemoryStore {
             let id = existing.order_id.clone();
             return tables.order(&id).cloned().map(Placement::Replayed);
         }
-        let record = OrderRecord::accepted_at(order, request_hash, tables.now());
+        let mut record = OrderRecord::accepted_at(order, request_hash, tables.now());
+        record.placed_by = Some(caller.clone());
         let (order_id, created_at) = (record.order_id.clone(), record.created_at.clone());
-        let expires_at =
-            chrono::Utc::now().timestamp() + super::idempotency::IDEMPOTENCY_TTL_SECONDS;
+        let expires_at = placed_at + super::idempotency::IDEMPOTENCY_TTL_SECONDS;
         tables.keys.insert(
-            idempotency_key.to_owned(),
+            key,
             IdempotencyRecord {
                 order_id: order_id.clone(),
                 request_hash: request_hash.to_owned(),
@@ -810,6 +823,86 @@ impl Ledger for MemoryStore {
 
     async fn audit_trail(&self, id: &OrderId) -> Result<Vec<AuditRecord>, StoreError> {
         Ok(self.tables().audits.get(id).cloned().unwrap_or_default())
+    }
+}
+
+impl super::Callers for MemoryStore {
+    async fn caller_scope(
+        &self,
+        principal: &crate::callers::Principal,
+    ) -> Result<Option<crate::callers::Scope>, StoreError> {
+        Ok(self
+            .tables()
+            .callers
+            .get(principal)
+            .map(|record| record.scope.clone()))
+    }
+
+    async fn set_caller_scope(
+        &self,
+        principal: &crate::callers::Principal,
+        scope: &crate::callers::Scope,
+        by: &super::Actor<'_>,
+    ) -> Result<super::CallerChange, StoreError> {
+        let mut tables = self.tables();
+        let at = tables.now();
+        let before = tables.callers.get(principal).map(|b| b.scope.clone());
+        let change = super::CallerChange {
+            principal: principal.clone(),
+            at: at.clone(),
+            who: by.identity.to_owned(),
+            label: by.label.map(str::to_owned),
+            scope: Some(scope.clone()),
+            before,
+        };
+        tables.callers.insert(
+            principal.clone(),
+            super::CallerRecord {
+                principal: principal.clone(),
+                scope: scope.clone(),
+                updated_at: at,
+                updated_by: by.identity.to_owned(),
+                updated_by_label: by.label.map(str::to_owned),
+            },
+        );
+        tables.caller_changes.push(change.clone());
+        Ok(change)
+    }
+
+    async fn remove_caller_scope(
+        &self,
+        principal: &crate::callers::Principal,
+        by: &super::Actor<'_>,
+    ) -> Result<Option<super::CallerChange>, StoreError> {
+        let mut tables = self.tables();
+        let Some(before) = tables.callers.remove(principal) else {
+            return Ok(None);
+        };
+        let change = super::CallerChange {
+            principal: principal.clone(),
+            at: tables.now(),
+            who: by.identity.to_owned(),
+            label: by.label.map(str::to_owned),
+            scope: None,
+            before: Some(before.scope),
+        };
+        tables.caller_changes.push(change.clone());
+        Ok(Some(change))
+    }
+
+    async fn callers(&self) -> Result<Vec<super::CallerRecord>, StoreError> {
+        Ok(self.tables().callers.values().cloned().collect())
+    }
+
+    async fn caller_changes(&self, limit: usize) -> Result<Vec<super::CallerChange>, StoreError> {
+        let tables = self.tables();
+        Ok(tables
+            .caller_changes
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
 

@@ -17,6 +17,7 @@
 //! both implementations (`order_core::store::contract`).
 
 mod audit;
+pub mod callers;
 mod conflict;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
@@ -24,17 +25,18 @@ pub mod dynamo;
 mod errors;
 mod idempotency;
 mod keys;
-pub use keys::{OUTBOX_PREFIX, OUTBOX_TTL_SECONDS};
+pub use keys::{OPERATOR_ONLY_PARTITIONS, OUTBOX_PREFIX, OUTBOX_TTL_SECONDS};
 mod lookups;
 pub mod memory;
 mod records;
 
 pub use audit::{AuditEntry, AuditRecord};
+pub use callers::{Actor, CallerChange, CallerRecord, Callers};
 pub use conflict::{retry_on_conflict, CONFLICT_ATTEMPTS};
 pub use dynamo::OrderStore;
 pub use errors::StoreError;
 pub use idempotency::{request_hash, IDEMPOTENCY_TTL_SECONDS};
-pub use keys::{BY_MERCHANT_INDEX, BY_STATUS_INDEX, COURIER_EVENT_TTL_SECONDS};
+pub use keys::{idempotency_pk, BY_MERCHANT_INDEX, BY_STATUS_INDEX, COURIER_EVENT_TTL_SECONDS};
 pub use lookups::{findable, Reference};
 pub use memory::{Clock, MemoryStore};
 pub use records::{
@@ -60,10 +62,15 @@ pub(crate) fn now() -> String {
 /// The operations on the order ledger. Every implementation keeps the rules in the module
 /// documentation; the contract suite holds them to it.
 pub trait Ledger: Send + Sync {
-    /// Stores a new ACCEPTED order under an `Idempotency-Key`, or finds the order that key
-    /// already placed. Order and key are written together or not at all.
+    /// Stores a new ACCEPTED order placed by `caller` under its `Idempotency-Key`, or
+    /// finds the order that caller's key already placed. Order and key are written
+    /// together or not at all. Keys are each caller's own (another caller's key of the
+    /// same text is another key), and a key older than [`IDEMPOTENCY_TTL_SECONDS`] is
+    /// expired when it is read, whether or not DynamoDB's TTL has deleted it yet: it
+    /// places a new order.
     fn place_order(
         &self,
+        caller: &crate::callers::Principal,
         idempotency_key: &str,
         order: &Order,
         request_hash: &str,

@@ -71,6 +71,10 @@ pub struct OrderRecord {
     /// Set when the reconciler gave up on the order and put it in the dead-letter queue;
     /// cleared when it is resumed.
     pub parked: Option<Parked>,
+    /// The API caller that placed it (its IAM principal); absent on orders placed before
+    /// callers were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed_by: Option<crate::callers::Principal>,
 }
 
 impl OrderRecord {
@@ -96,6 +100,7 @@ impl OrderRecord {
             delivery: None,
             resumes: 0,
             parked: None,
+            placed_by: None,
         }
     }
 }
@@ -349,7 +354,8 @@ pub enum Placement {
     Created(OrderRecord),
     /// The key was used before with the same request: this is that order.
     Replayed(OrderRecord),
-    /// The key was used before with a different request.
+    /// The caller used the key before with a different request (the order it placed
+    /// then is kept for the logs, never shown to a caller).
     KeyReused { order_id: OrderId },
 }
 

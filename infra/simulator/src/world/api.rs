@@ -52,7 +52,11 @@ impl<'d> World<'d> {
             .ok_or_else(|| SimError::World(format!("order #{order} has no request")))?;
         let key = format!("sim-{}-{order}", self.options.seed);
         let hash = format!("hash-{order}");
-        let placed = finish(self.env.ledger.place_order(&key, &parsed, &hash))?;
+        let placed = finish(
+            self.env
+                .ledger
+                .place_order(&self.env.caller, &key, &parsed, &hash),
+        )?;
         let first = self.ids[order].is_none();
         let record = match (placed, first) {
             (Ok(Placement::Created(record)), true) | (Ok(Placement::Replayed(record)), false) => {
@@ -110,7 +114,11 @@ impl<'d> World<'d> {
             format!("placed: {} order {id}", parsed.kind.as_str()),
         );
         if self.shared.chance(self.options.faults.duplicate_post) {
-            let again = finish(self.env.ledger.place_order(key, parsed, hash))?;
+            let again = finish(
+                self.env
+                    .ledger
+                    .place_order(&self.env.caller, key, parsed, hash),
+            )?;
             let answer = match &again {
                 Ok(Placement::Replayed(r)) if r.order_id == id => "the same order",
                 Err(StoreError::Unavailable { .. }) => "503 store_unavailable",

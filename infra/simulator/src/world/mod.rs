@@ -351,6 +351,10 @@ impl<'d> World<'d> {
                 resumed: Mutex::new(Vec::new()),
             }),
             catalogue: Arc::new(catalogue),
+            caller: order_core::callers::Principal::parse(
+                "arn:aws:iam::123456789012:role/simulated-portal",
+            )
+            .map_err(|e| SimError::World(e.to_string()))?,
             events: bus,
         };
         let orders = options.orders;

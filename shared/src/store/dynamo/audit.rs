@@ -1,12 +1,13 @@
-//! The audit records of an order (`ORDER#<id>` / `AUDIT#<time>#<n>`): written beside the
-//! order item, only if the order exists, never over another record; read by a Query of
-//! the order's partition limited to them (other readers of the partition skip them).
+//! The audit records of an order (`AUDIT#ORDER#<id>` / `AUDIT#<time>#<n>`): written only
+//! if the order exists, never over another record, in a partition no function's role may
+//! write. Records written before they moved there (in the order's own partition, same
+//! sort keys) are read too.
 
 use super::{
     build_error, cancellation_codes, order_key, put_new, read, s, unavailable, write, OrderStore,
 };
 use crate::order::OrderId;
-use crate::store::keys::{audit_sk, order_pk, AUDIT_PREFIX};
+use crate::store::keys::{audit_sk, order_audit_pk, order_pk, AUDIT_PREFIX};
 use crate::store::{now, AuditEntry, AuditRecord, StoreError};
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 
@@ -22,7 +23,7 @@ impl OrderStore {
         let record = AuditRecord::new(id, entry, now());
         let n = uuid::Uuid::new_v4().simple().to_string();
         let mut item = write(&record, &order_pk(id))?;
-        item.insert("pk".into(), s(order_pk(id)));
+        item.insert("pk".into(), s(order_audit_pk(id)));
         item.insert("sk".into(), s(audit_sk(&record.at, &n[..8])));
         let exists = ConditionCheck::builder()
             .table_name(&self.table)
@@ -50,14 +51,29 @@ impl OrderStore {
         }
     }
 
-    /// The order's audit records, oldest first, in one consistent Query.
+    /// The order's audit records, oldest first: its audit partition's and those written
+    /// before in the order's own, in two consistent Queries.
     pub async fn audit_trail(&self, id: &OrderId) -> Result<Vec<AuditRecord>, StoreError> {
-        let items = self
-            .partition("Query(audit records)", order_pk(id), AUDIT_PREFIX, true)
-            .await?;
-        items
+        let (current, legacy) = tokio::join!(
+            self.partition(
+                "Query(audit records)",
+                order_audit_pk(id),
+                AUDIT_PREFIX,
+                true
+            ),
+            self.partition(
+                "Query(earlier audit records)",
+                order_pk(id),
+                AUDIT_PREFIX,
+                true
+            ),
+        );
+        let mut records = legacy?
             .into_iter()
+            .chain(current?)
             .map(|item| read(item, AUDIT_PREFIX))
-            .collect()
+            .collect::<Result<Vec<AuditRecord>, _>>()?;
+        records.sort_by(|a, b| a.at.cmp(&b.at));
+        Ok(records)
     }
 }

@@ -5,6 +5,7 @@
 //! bumps `version`. A lost race is a [`StoreError::Conflict`], never a panic.
 
 mod audit;
+mod callers;
 mod idempotency;
 mod lookups;
 mod orders;
@@ -282,11 +283,12 @@ where
 impl Ledger for OrderStore {
     fn place_order(
         &self,
+        caller: &crate::callers::Principal,
         idempotency_key: &str,
         order: &Order,
         request_hash: &str,
     ) -> impl Future<Output = Result<Placement, StoreError>> + Send {
-        OrderStore::place_order(self, idempotency_key, order, request_hash)
+        OrderStore::place_order(self, caller, idempotency_key, order, request_hash)
     }
 
     fn get_order(
@@ -561,7 +563,12 @@ mod tests {
         let (url, seen) = dynamodb_that_throttles(2).await;
         let store = store_at(&url).await;
         let placed = store
-            .place_order("key-1", &crate::store::contract::new_order(), "hash")
+            .place_order(
+                &crate::store::contract::caller(),
+                "key-1",
+                &crate::store::contract::new_order(),
+                "hash",
+            )
             .await;
         assert!(placed.is_ok(), "{placed:?}");
         assert_eq!(
@@ -576,7 +583,12 @@ mod tests {
         let (url, seen) = dynamodb_that_throttles(usize::MAX).await;
         let store = store_at(&url).await;
         let placed = store
-            .place_order("key-1", &crate::store::contract::new_order(), "hash")
+            .place_order(
+                &crate::store::contract::caller(),
+                "key-1",
+                &crate::store::contract::new_order(),
+                "hash",
+            )
             .await;
         assert!(
             matches!(placed, Err(StoreError::Unavailable { .. })),
