@@ -51,6 +51,16 @@ fn refused(reply: &Reply, status: u16, code: &str, what: &str) {
     );
 }
 
+/// A cancel the caller was allowed to make: the order was cancelled (202), or had
+/// shipped already (409): the workflow runs on while the test does.
+fn reached(reply: &Reply, what: &str) {
+    let allowed = matches!(
+        (reply.status, reply.body["code"].as_str()),
+        (202, _) | (409, Some("order_not_cancellable"))
+    );
+    assert!(allowed, "{what}: {}", reply.text);
+}
+
 async fn status_of(stack: &Stack, id: &str) -> OrderStatus {
     let id = order_core::OrderId::parse(id).unwrap_or_else(|| panic!("{id} is no order id"));
     match stack.store().get_order(&id).await {
@@ -196,13 +206,9 @@ async fn two_callers_each_see_place_and_cancel_only_their_own_merchants_orders()
     match Backend::current() {
         // IAM still refuses the app the cancel route, whatever its scope says.
         Backend::MiniStack => assert_eq!(app.cancel(&theirs).await.status, 403),
-        Backend::Moto => assert_eq!(app.cancel(&theirs).await.status, 202),
+        Backend::Moto => reached(&app.cancel(&theirs).await, "the app cancelling its own"),
     }
-    assert_eq!(
-        portal.cancel(&mine).await.status,
-        202,
-        "the portal cancels its own"
-    );
+    reached(&portal.cancel(&mine).await, "the portal cancelling its own");
 
     // A caller whose scope is removed may do nothing, not even read its own orders.
     let removed = store.remove_caller_scope(&app.principal, &OPERATOR).await;
