@@ -217,6 +217,80 @@ async fn cancel_is_refused_once_an_order_completed_and_cancels_an_order_whose_wo
     assert_eq!(view["status"], "CANCELLED", "{view}");
 }
 
+/// The order's audit trail, read consistently.
+async fn audit_trail(
+    stack: &Stack,
+    id: &order_core::OrderId,
+) -> Vec<order_core::store::AuditRecord> {
+    match stack.store().audit_trail(id).await {
+        Ok(trail) => trail,
+        Err(error) => panic!("reading the audit trail of {id}: {error}"),
+    }
+}
+
+#[tokio::test]
+async fn each_cli_action_leaves_one_audit_record_naming_the_sts_identity_with_the_operator_beside_it(
+) {
+    let _running = shared();
+    let stack = Stack::connect().await;
+    let resumed = stack.order_without_execution().await;
+    let run = orderctl(&["--operator", "alice", "orders", "resume", resumed.as_str()]).await;
+    assert_eq!(run.code, 0, "{run}");
+    let cancelled = stack.order_without_execution().await;
+    let run = orderctl(&["orders", "cancel", cancelled.as_str(), "--operator", "bob"]).await;
+    assert_eq!(run.code, 0, "{run}");
+    // A refused action is recorded too, with why.
+    let run = orderctl(&["orders", "resume", cancelled.as_str()]).await;
+    assert_ne!(run.code, 0, "{run}");
+
+    let resume = audit_trail(&stack, &resumed).await;
+    let cancel = audit_trail(&stack, &cancelled).await;
+    let identity = resume.first().map(|r| r.who.clone()).unwrap_or_default();
+    assert!(
+        identity.starts_with("arn:aws:") && !identity.contains("alice"),
+        "who acted is the STS identity, never the label: {resume:?}"
+    );
+    let summary = |trail: &[order_core::store::AuditRecord]| {
+        trail
+            .iter()
+            .map(|r| {
+                (
+                    r.who.clone(),
+                    r.label.clone(),
+                    r.action.clone(),
+                    r.outcome.clone().unwrap_or_default(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let resumed_as = format!("resumed as {resumed} (ACCEPTED)");
+    assert_eq!(
+        summary(&resume),
+        [(
+            identity.clone(),
+            Some("alice".to_owned()),
+            "resume".to_owned(),
+            resumed_as
+        )]
+    );
+    let cancel = summary(&cancel);
+    assert_eq!(cancel.len(), 2, "{cancel:?}");
+    assert_eq!(
+        cancel[0],
+        (
+            identity.clone(),
+            Some("bob".to_owned()),
+            "cancel".to_owned(),
+            "started: the order is CANCELLED".to_owned()
+        )
+    );
+    assert_eq!(
+        (&cancel[1].0, &cancel[1].1, cancel[1].2.as_str()),
+        (&identity, &None, "resume")
+    );
+    assert!(cancel[1].3.starts_with("refused: "), "{cancel:?}");
+}
+
 #[tokio::test]
 async fn cancelling_a_charged_order_through_orderctl_rolls_it_back_with_a_refund() {
     let _running = shared();
@@ -337,6 +411,18 @@ async fn a_dead_letter_is_listed_shown_and_replayed_which_resumes_its_order_and_
     assert!(
         order.is_some_and(|o| o.execution_arn.is_some()),
         "the order was not resumed"
+    );
+    let trail = audit_trail(&stack, &id).await;
+    assert_eq!(
+        trail
+            .iter()
+            .map(|r| (r.action.clone(), r.outcome.clone()))
+            .collect::<Vec<_>>(),
+        [(
+            format!("replay dead letter {message_id}"),
+            Some(format!("resumed as {id} (ACCEPTED)"))
+        )],
+        "exactly one record of the replay"
     );
     stack.wait_for_status(id.as_str(), &["COMPLETED"]).await;
 

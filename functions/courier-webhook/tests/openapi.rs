@@ -25,6 +25,7 @@ const SOURCES: &[&str] = &[
     "functions/orders-api/src/lib.rs",
     "functions/orders-api/src/error.rs",
     "functions/orders-api/src/orders.rs",
+    "functions/orders-api/src/caller.rs",
     "functions/courier-webhook/src/lib.rs",
 ];
 /// Codes answered for paths and methods the document does not list (behind API Gateway,
@@ -145,6 +146,7 @@ fn status_number(name: &str) -> u16 {
     match name {
         "BAD_REQUEST" => 400,
         "UNAUTHORIZED" => 401,
+        "FORBIDDEN" => 403,
         "NOT_FOUND" => 404,
         "METHOD_NOT_ALLOWED" => 405,
         "CONFLICT" => 409,

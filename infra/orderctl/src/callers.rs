@@ -10,7 +10,7 @@ use crate::context::Context;
 use crate::error::{CliError, Exit};
 use crate::output::{or_dash, print_json, time, Table};
 use order_core::callers::{Merchants, Principal, Scope};
-use order_core::store::{Actor, CallerChange};
+use order_core::store::CallerChange;
 
 pub async fn run(context: &Context, command: CallersCommand) -> Result<Exit, CliError> {
     let store = context.store()?;
@@ -42,26 +42,20 @@ pub async fn run(context: &Context, command: CallersCommand) -> Result<Exit, Cli
         CallersCommand::Set(args) => {
             let principal = principal(&args.principal)?;
             let scope = scope(&args)?;
-            let identity = context.identity().await?;
-            let actor = Actor {
-                identity: &identity,
-                label: args.operator.as_deref(),
-            };
-            let change = store.set_caller_scope(&principal, &scope, &actor).await?;
+            let acting = context.acting().await?;
+            let change = store
+                .set_caller_scope(&principal, &scope, &acting.actor())
+                .await?;
             show_change(context, &change);
             Ok(Exit::Ok)
         }
-        CallersCommand::Remove {
-            principal: arn,
-            operator,
-        } => {
+        CallersCommand::Remove { principal: arn } => {
             let principal = principal(&arn)?;
-            let identity = context.identity().await?;
-            let actor = Actor {
-                identity: &identity,
-                label: operator.as_deref(),
-            };
-            match store.remove_caller_scope(&principal, &actor).await? {
+            let acting = context.acting().await?;
+            match store
+                .remove_caller_scope(&principal, &acting.actor())
+                .await?
+            {
                 Some(change) => {
                     show_change(context, &change);
                     Ok(Exit::Ok)
@@ -171,7 +165,6 @@ mod tests {
             all_merchants: all,
             merchants: merchants.iter().map(|m| (*m).to_owned()).collect(),
             permissions: permissions.to_vec(),
-            operator: None,
         }
     }
 

@@ -76,6 +76,11 @@ pub struct Settings {
         value_name = "URL"
     )]
     pub dlq_url: Option<String>,
+    /// A name recorded beside your AWS identity (from STS) in the audit record of every
+    /// action you take (cancel, resume, undo, redrive, replay, callers changes); it
+    /// never replaces the identity.
+    #[arg(long, global = true, env = "ORDERCTL_OPERATOR", value_name = "NAME")]
+    pub operator: Option<String>,
     /// The order-events bus (reconcile publishes the orders it parks).
     #[arg(long = "events-bus", global = true, env = "ORDER_EVENTS_BUS_NAME", value_name = "NAME")]
     pub events_bus: Option<String>,
@@ -115,8 +120,8 @@ pub enum Command {
     /// Prints its URL on stdout, then serves until stopped (Ctrl-C, SIGTERM). Only
     /// 127.0.0.1 is bound; requests naming another host are refused, and every action
     /// needs the page's confirmation form (a per-process token). Each action is recorded
-    /// on the order: who (--operator, or your AWS identity from STS GetCallerIdentity),
-    /// when, what and its outcome.
+    /// on the order before it is taken: who (your AWS identity from STS
+    /// GetCallerIdentity, with --operator beside it), when, what, and then its outcome.
     Console(ConsoleArgs),
 }
 
@@ -133,9 +138,6 @@ pub enum CallersCommand {
     Remove {
         /// The caller's IAM principal ARN.
         principal: String,
-        /// A name recorded beside your STS identity.
-        #[arg(long, env = "ORDERCTL_OPERATOR")]
-        operator: Option<String>,
     },
     /// The changes to the callers' scopes, newest first.
     History {
@@ -158,9 +160,6 @@ pub struct SetScopeArgs {
     /// What it may do: read, place, cancel (comma-separated).
     #[arg(long, value_delimiter = ',', required = true)]
     pub permissions: Vec<order_core::callers::Permission>,
-    /// A name recorded beside your STS identity.
-    #[arg(long, env = "ORDERCTL_OPERATOR")]
-    pub operator: Option<String>,
 }
 
 /// `console`.
@@ -169,9 +168,6 @@ pub struct ConsoleArgs {
     /// The port on 127.0.0.1 (0: any free port).
     #[arg(long, env = "ORDERCTL_CONSOLE_PORT", default_value_t = 8765)]
     pub port: u16,
-    /// The name recorded as who acted, instead of the caller's AWS identity.
-    #[arg(long, env = "ORDERCTL_OPERATOR")]
-    pub operator: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

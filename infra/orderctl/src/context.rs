@@ -25,6 +25,35 @@ pub struct Context {
     pub settings: Settings,
     /// Print JSON instead of tables.
     pub json: bool,
+    /// Who acts, asked of STS once.
+    identity: tokio::sync::OnceCell<String>,
+}
+
+/// Who takes an action, as its audit record names them: the STS identity, and the
+/// `--operator` label beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acting {
+    pub identity: String,
+    pub label: Option<String>,
+}
+
+impl Acting {
+    /// The audit entry of `action` taken by them.
+    pub fn entry<'a>(&'a self, action: &'a str) -> order_core::store::AuditEntry<'a> {
+        order_core::store::AuditEntry {
+            who: &self.identity,
+            label: self.label.as_deref(),
+            action,
+        }
+    }
+
+    /// The same, as a caller-scope change's actor.
+    pub fn actor(&self) -> order_core::store::Actor<'_> {
+        order_core::store::Actor {
+            identity: &self.identity,
+            label: self.label.as_deref(),
+        }
+    }
 }
 
 impl Context {
@@ -40,6 +69,7 @@ impl Context {
             aws,
             settings: settings.clone(),
             json,
+            identity: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -50,19 +80,29 @@ impl Context {
     }
 
     /// Who is acting, as AWS knows it: the ARN STS GetCallerIdentity answers for these
-    /// credentials. Recorded with every change an operator makes.
-    pub async fn identity(&self) -> Result<String, CliError> {
-        let sts = aws_sdk_sts::Client::new(&self.aws);
-        let answer = sts.get_caller_identity().send().await.map_err(|e| {
-            CliError::classify(format!(
-                "STS GetCallerIdentity failed (needed to record who acts): {}",
-                aws_sdk_sts::error::DisplayErrorContext(e)
-            ))
-        })?;
-        answer
-            .arn()
-            .map(str::to_owned)
-            .ok_or_else(|| CliError::Failed("STS GetCallerIdentity answered without an ARN".into()))
+    /// credentials (asked once), with the `--operator` label beside it. Recorded with
+    /// every action and change an operator makes; an action whose actor cannot be known
+    /// is not taken.
+    pub async fn acting(&self) -> Result<Acting, CliError> {
+        let identity = self
+            .identity
+            .get_or_try_init(|| async {
+                let sts = aws_sdk_sts::Client::new(&self.aws);
+                let answer = sts.get_caller_identity().send().await.map_err(|e| {
+                    CliError::classify(format!(
+                        "STS GetCallerIdentity failed (needed to record who acts; nothing was done): {}",
+                        aws_sdk_sts::error::DisplayErrorContext(e)
+                    ))
+                })?;
+                answer.arn().map(str::to_owned).ok_or_else(|| {
+                    CliError::Failed("STS GetCallerIdentity answered without an ARN".into())
+                })
+            })
+            .await?;
+        Ok(Acting {
+            identity: identity.clone(),
+            label: self.settings.operator.clone(),
+        })
     }
 
     /// The Step Functions client, for reading executions.

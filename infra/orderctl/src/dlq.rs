@@ -261,6 +261,7 @@ impl Replayed {
 /// Resumes the order of `letter`; deletes the message only when the order now runs (or
 /// had ended already).
 async fn replay_one(
+    context: &Context,
     store: &OrderStore,
     workflow: &Workflow,
     queue: &DeadLetterQueue,
@@ -275,30 +276,33 @@ async fn replay_one(
             ),
             Exit::Failed,
         ),
-        Ok(id) => match recovery::resume(store, workflow, &id).await {
+        Ok(id) => match audited_resume(context, store, workflow, &id, &letter.message_id).await {
             Ok(resumed) => Outcome::Resumed {
                 status: resumed.status.to_string(),
                 execution_name: resumed.execution_name,
                 execution_arn: resumed.execution_arn,
             },
-            Err(RecoveryError::Ended { status, .. }) => Outcome::AlreadyEnded {
+            Err(Replay::Resume(RecoveryError::Ended { status, .. })) => Outcome::AlreadyEnded {
                 status: status.to_string(),
             },
-            Err(RecoveryError::StillRunning { execution_arn, .. }) => {
+            Err(Replay::Resume(RecoveryError::StillRunning { execution_arn, .. })) => {
                 Outcome::StillRunning { execution_arn }
             }
             // Another resumer (the reconciler, an operator) won the race: it drives the
             // order, as if its execution were already running.
-            Err(RecoveryError::ResumedElsewhere { execution_arn, .. }) => Outcome::StillRunning {
-                execution_arn: execution_arn.unwrap_or_default(),
-            },
-            Err(RecoveryError::Store(StoreError::NotFound(id))) => {
+            Err(Replay::Resume(RecoveryError::ResumedElsewhere { execution_arn, .. })) => {
+                Outcome::StillRunning {
+                    execution_arn: execution_arn.unwrap_or_default(),
+                }
+            }
+            Err(Replay::Resume(RecoveryError::Store(StoreError::NotFound(id)))) => {
                 failed(format!("order {id} does not exist"), Exit::NotFound)
             }
-            Err(error) => {
+            Err(Replay::Resume(error)) => {
                 let error = CliError::from(error);
                 failed(error.describe(&endpoint()), error.exit())
             }
+            Err(Replay::Unrecorded(error)) => failed(error.describe(&endpoint()), error.exit()),
         },
     };
     let mut replayed = Replayed {
@@ -327,6 +331,34 @@ async fn replay_one(
         }
     }
     replayed
+}
+
+/// Why a replay's resume did not happen.
+enum Replay {
+    Resume(RecoveryError),
+    /// Its audit record could not be written: nothing was done.
+    Unrecorded(CliError),
+}
+
+/// The resume a replay makes, with its audit record (`replay dead letter <id>`).
+async fn audited_resume(
+    context: &Context,
+    store: &OrderStore,
+    workflow: &Workflow,
+    id: &order_core::OrderId,
+    message_id: &str,
+) -> Result<recovery::Resumption, Replay> {
+    let name = format!("replay dead letter {message_id}");
+    let action = recovery::resume(store, workflow, id);
+    let describe = |result: &Result<recovery::Resumption, RecoveryError>| {
+        crate::audit::outcome(result, |r| {
+            format!("resumed as {} ({})", r.execution_name, r.status)
+        })
+    };
+    match crate::audit::act(context, store, id, &name, action, describe).await {
+        Ok(result) => result.map_err(Replay::Resume),
+        Err(error) => Err(Replay::Unrecorded(error)),
+    }
 }
 
 /// Holds the message `message_id` for a replay ([`replay_hold`]), handing every other
@@ -359,7 +391,7 @@ pub async fn replay_message(context: &Context, message_id: &str) -> Result<Repla
     let workflow = context.workflow()?;
     let mut replayed = None;
     for letter in hold_one(&queue, message_id).await? {
-        let result = replay_one(&store, &workflow, &queue, &letter).await;
+        let result = replay_one(context, &store, &workflow, &queue, &letter).await;
         if !result.deleted {
             release(&queue, &[&letter]).await;
         }
@@ -382,7 +414,7 @@ async fn replay(context: &Context, args: ReplayArgs) -> Result<Exit, CliError> {
     let total = letters.len();
     let mut results = Vec::new();
     for (index, letter) in letters.iter().enumerate() {
-        let replayed = replay_one(&store, &workflow, &queue, letter).await;
+        let replayed = replay_one(context, &store, &workflow, &queue, letter).await;
         if !replayed.deleted {
             release(&queue, &[letter]).await;
         }

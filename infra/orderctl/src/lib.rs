@@ -37,6 +37,7 @@
 //! an order's records and executions become one timeline, [`output`] tables and JSON,
 //! [`error`] what can go wrong and its exit code.
 
+pub mod audit;
 pub mod callers;
 pub mod cli;
 pub mod console;

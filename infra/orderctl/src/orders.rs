@@ -4,6 +4,7 @@
 //! `order_core::recovery`), the same code the API and the reconciler run, so the CLI
 //! cannot move an order in a way the workflow would not.
 
+use crate::audit::{act, outcome};
 use crate::cli::{ListArgs, OrdersCommand};
 use crate::context::Context;
 use crate::error::{CliError, Exit};
@@ -471,11 +472,31 @@ async fn resume(context: &Context, raw_id: &str, latest: bool) -> Result<Exit, C
     let id = order_id(raw_id)?;
     let store = context.store()?;
     let workflow = context.workflow()?;
-    let resumed = if latest {
-        recovery::resume_on_latest(&store, &workflow, &id).await?
+    let (name, resumed) = if latest {
+        let action = recovery::resume_on_latest(&store, &workflow, &id);
+        (
+            "resume --latest",
+            act(
+                context,
+                &store,
+                &id,
+                "resume --latest",
+                action,
+                resumed_outcome,
+            )
+            .await?,
+        )
     } else {
-        recovery::resume(&store, &workflow, &id).await?
+        let action = recovery::resume(&store, &workflow, &id);
+        (
+            "resume",
+            act(context, &store, &id, "resume", action, resumed_outcome).await?,
+        )
     };
+    let resumed = resumed.map_err(|error| {
+        tracing::debug!(action = name, %error, "refused");
+        CliError::from(error)
+    })?;
     if context.json {
         print_json(&resumed);
     } else {
@@ -492,6 +513,13 @@ async fn resume(context: &Context, raw_id: &str, latest: bool) -> Result<Exit, C
         );
     }
     Ok(Exit::Ok)
+}
+
+/// A resume's outcome, for its audit record.
+fn resumed_outcome(result: &Result<recovery::Resumption, recovery::RecoveryError>) -> String {
+    outcome(result, |r| {
+        format!("resumed as {} ({})", r.execution_name, r.status)
+    })
 }
 
 /// A CANCELLED order that still holds partner effects.
@@ -576,7 +604,11 @@ async fn undo(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
     let id = order_id(raw_id)?;
     let store = context.store()?;
     let workflow = context.workflow()?;
-    let undone = recovery::undo_cancelled(&store, &workflow, &id).await?;
+    let action = recovery::undo_cancelled(&store, &workflow, &id);
+    let undone = act(context, &store, &id, "undo", action, |result| {
+        outcome(result, |u| format!("rollback runs as {}", u.execution_name))
+    })
+    .await??;
     if context.json {
         print_json(&undone);
     } else {
@@ -598,7 +630,16 @@ async fn redrive(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
             "order {id} has no execution to redrive; use `orderctl orders resume {id}`"
         )));
     };
-    workflow.redrive(&arn).await.map_err(CliError::from)?;
+    act(
+        context,
+        &store,
+        &id,
+        "redrive",
+        workflow.redrive(&arn),
+        |result| outcome(result, |_| format!("redriven: {arn}")),
+    )
+    .await?
+    .map_err(CliError::from)?;
     if context.json {
         print_json(&json!({"order_id": id, "execution_arn": arn, "redriven": true}));
     } else {
@@ -614,7 +655,20 @@ async fn redrive(context: &Context, raw_id: &str) -> Result<Exit, CliError> {
 /// and the console cancel through it.
 pub async fn cancel_order(context: &Context, id: &OrderId) -> Result<Cancellation, CliError> {
     let store = context.store()?;
-    Ok(recovery::cancel(&store, id).await?)
+    let action = recovery::cancel(&store, id);
+    Ok(act(context, &store, id, "cancel", action, |result| {
+        outcome(result, |cancellation| match cancellation {
+            Cancellation::Started(r) => format!("started: the order is {}", r.status),
+            Cancellation::AlreadyCancelling(r) => {
+                format!("nothing to do: the order is {} already", r.status)
+            }
+            Cancellation::TooLate(r) => format!(
+                "refused: the order is {} and can no longer be cancelled",
+                r.status
+            ),
+        })
+    })
+    .await??)
 }
 
 async fn cancel(context: &Context, raw_id: &str) -> Result<Exit, CliError> {

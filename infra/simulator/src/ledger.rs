@@ -15,9 +15,9 @@ use crate::partners::ControlPoint;
 use crate::world::{Service, Shared, Trace};
 use order_core::events::OrderEvent;
 use order_core::store::{
-    AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger,
-    MemoryStore, OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError,
-    TaskToken, TokenStored, Transition,
+    Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger, MemoryStore, OrderRecord,
+    Placement, Reference, References, StepRecord, StepStart, StoreError, TaskToken, TokenStored,
+    Transition,
 };
 use order_core::{ActivityError, Order, OrderId, OrderStatus};
 use std::collections::HashMap;
@@ -423,21 +423,5 @@ impl Ledger for Audited {
         self.shared.recovery_point().await;
         self.throttled(None, "count_in_status")?;
         self.inner.count_in_status(status).await
-    }
-
-    async fn record_audit(
-        &self,
-        id: &OrderId,
-        entry: &AuditEntry<'_>,
-    ) -> Result<AuditRecord, StoreError> {
-        self.shared.recovery_point().await;
-        self.throttled(Some(id), "record_audit")?;
-        self.inner.record_audit(id, entry).await
-    }
-
-    async fn audit_trail(&self, id: &OrderId) -> Result<Vec<AuditRecord>, StoreError> {
-        self.shared.recovery_point().await;
-        self.throttled(Some(id), "audit_trail")?;
-        self.inner.audit_trail(id).await
     }
 }

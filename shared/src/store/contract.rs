@@ -7,7 +7,7 @@
 //! emulator. Each check places orders of its own (a fresh merchant), so the checks share a
 //! table safely. Compiled for tests and with the `contract` feature only.
 
-use super::{Actor, Callers};
+use super::{audited, Actor, AuditTrail, Callers};
 use super::{
     AuditEntry, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger, OrderRecord,
     Placement, Reference, References, StepRecord, StepStart, StepStatus, StoreError, TokenStored,
@@ -71,6 +71,7 @@ macro_rules! ledger_contract {
             a_cancel_after_a_step_began_or_an_execution_was_recorded_goes_through_cancelling,
             one_key_sent_by_two_callers_places_two_orders_each_recording_its_caller,
             a_callers_scope_is_set_replaced_and_removed_and_each_change_is_audited_with_who_made_it,
+            an_action_is_recorded_before_it_is_taken_and_an_unwritable_record_stops_it,
         );
     };
     (@checks $ledger:expr; $($check:ident),+ $(,)?) => {
@@ -1341,59 +1342,145 @@ pub async fn orders_are_counted_in_their_status(ledger: &impl Ledger) {
 }
 
 pub async fn audit_records_are_kept_on_their_order_oldest_first_and_change_nothing_else(
-    ledger: &impl Ledger,
+    ledger: &(impl Ledger + AuditTrail),
 ) {
     let id = place(ledger).await.order_id;
     let before = ledger.get_order_with_steps(&id).await;
     let entries = [
-        AuditEntry {
-            who: "arn:aws:iam::123456789012:user/ops",
-            action: "cancel",
-            outcome: "refused: already CANCELLED",
-        },
-        AuditEntry {
-            who: "ops@example.com",
-            action: "resume",
-            outcome: "resumed as ord-x-r1",
-        },
+        (
+            AuditEntry {
+                who: "arn:aws:iam::123456789012:user/ops",
+                label: None,
+                action: "cancel",
+            },
+            "refused: already CANCELLED",
+        ),
+        (
+            AuditEntry {
+                who: "arn:aws:sts::123456789012:assumed-role/ops/alice",
+                label: Some("alice"),
+                action: "resume",
+            },
+            "resumed as ord-x-r1",
+        ),
     ];
     let mut written = Vec::new();
-    for entry in &entries {
-        let record = ledger
-            .record_audit(&id, entry)
+    for (entry, outcome) in &entries {
+        let begun = ledger
+            .begin_audit(&id, entry)
             .await
             .unwrap_or_else(|error| panic!("recording {entry:?}: {error}"));
         assert_eq!(
             (
-                record.who.as_str(),
-                record.action.as_str(),
-                record.outcome.as_str()
+                begun.who.as_str(),
+                begun.label.as_deref(),
+                begun.action.as_str(),
+                begun.outcome.as_deref()
             ),
-            (entry.who, entry.action, entry.outcome)
+            (entry.who, entry.label, entry.action, None),
+            "a begun record has no outcome yet"
         );
-        written.push(record);
-        // Times are kept to the millisecond: keep them apart.
-        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        ledger
+            .finish_audit(&begun, outcome)
+            .await
+            .unwrap_or_else(|error| panic!("finishing {entry:?}: {error}"));
+        // A second outcome never replaces the first.
+        ledger
+            .finish_audit(&begun, "something else")
+            .await
+            .unwrap_or_else(|error| panic!("finishing {entry:?} again: {error}"));
+        written.push((
+            begun.key.clone(),
+            entry.who,
+            entry.action,
+            Some((*outcome).to_owned()),
+        ));
     }
-    let trail = ledger.audit_trail(&id).await;
-    assert_eq!(trail, Ok(written));
+    let trail = ledger
+        .audit_trail(&id)
+        .await
+        .unwrap_or_else(|error| panic!("reading the trail: {error}"));
+    let read: Vec<_> = trail
+        .iter()
+        .map(|r| {
+            (
+                r.key.clone(),
+                r.who.as_str(),
+                r.action.as_str(),
+                r.outcome.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(read, written, "oldest first, each finished once");
+    assert!(trail.iter().all(|r| r.finished_at.is_some()));
     assert_eq!(ledger.get_order_with_steps(&id).await, before);
     let other = place(ledger).await.order_id;
     assert_eq!(ledger.audit_trail(&other).await, Ok(Vec::new()));
 }
 
-pub async fn an_audit_record_for_a_missing_order_is_refused(ledger: &impl Ledger) {
+pub async fn an_audit_record_for_a_missing_order_is_refused(ledger: &(impl Ledger + AuditTrail)) {
     let missing = OrderId::generate();
     let entry = AuditEntry {
         who: "ops",
+        label: None,
         action: "cancel",
-        outcome: "x",
     };
     assert_eq!(
-        ledger.record_audit(&missing, &entry).await,
+        ledger.begin_audit(&missing, &entry).await.map(|_| ()),
         Err(StoreError::NotFound(missing.clone()))
     );
     assert_eq!(ledger.audit_trail(&missing).await, Ok(Vec::new()));
+}
+
+pub async fn an_action_is_recorded_before_it_is_taken_and_an_unwritable_record_stops_it(
+    ledger: &(impl Ledger + AuditTrail),
+) {
+    let id = place(ledger).await.order_id;
+    let entry = AuditEntry {
+        who: "arn:aws:iam::123456789012:user/ops",
+        label: None,
+        action: "cancel",
+    };
+    // While the action runs, its record is already there, without an outcome: a process
+    // that stopped here would leave exactly this.
+    let seen_during = audited(
+        ledger,
+        &id,
+        &entry,
+        async {
+            let trail = ledger.audit_trail(&id).await;
+            Ok::<_, StoreError>(
+                trail.map(|t| t.iter().map(|r| r.outcome.clone()).collect::<Vec<_>>()),
+            )
+        },
+        |_| "done".to_owned(),
+    )
+    .await;
+    assert_eq!(seen_during, Ok(Ok(Ok(vec![None]))));
+    let trail = ledger.audit_trail(&id).await.unwrap_or_default();
+    assert_eq!(
+        trail
+            .iter()
+            .map(|r| r.outcome.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("done")]
+    );
+    // No order, no record: the action is never taken.
+    let missing = OrderId::generate();
+    let mut taken = false;
+    let refused = audited(
+        ledger,
+        &missing,
+        &entry,
+        async {
+            taken = true;
+            Ok::<(), StoreError>(())
+        },
+        |_| String::new(),
+    )
+    .await;
+    assert_eq!(refused, Err(StoreError::NotFound(missing)));
+    assert!(!taken, "the action ran without its record");
 }
 
 pub async fn a_step_writes_its_event_in_its_success_transaction_once_and_a_refused_change_writes_none(

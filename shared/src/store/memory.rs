@@ -804,21 +804,36 @@ impl Ledger for MemoryStore {
             .filter(|o| o.status == status)
             .count())
     }
+}
 
-    async fn record_audit(
+impl super::AuditTrail for MemoryStore {
+    async fn begin_audit(
         &self,
         id: &OrderId,
         entry: &AuditEntry<'_>,
     ) -> Result<AuditRecord, StoreError> {
         let mut tables = self.tables();
         tables.order(id)?;
-        let record = AuditRecord::new(id, entry, tables.now());
-        tables
-            .audits
-            .entry(id.clone())
-            .or_default()
-            .push(record.clone());
+        let at = tables.now();
+        let trail = tables.audits.entry(id.clone()).or_default();
+        let key = super::keys::audit_sk(&at, &format!("{:08}", trail.len()));
+        let record = AuditRecord::begun(id, entry, at, key);
+        trail.push(record.clone());
         Ok(record)
+    }
+
+    async fn finish_audit(&self, begun: &AuditRecord, outcome: &str) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        let at = tables.now();
+        let found = tables
+            .audits
+            .get_mut(&begun.order_id)
+            .and_then(|trail| trail.iter_mut().find(|r| r.key == begun.key));
+        if let Some(record) = found.filter(|r| r.outcome.is_none()) {
+            record.outcome = Some(outcome.to_owned());
+            record.finished_at = Some(at);
+        }
+        Ok(())
     }
 
     async fn audit_trail(&self, id: &OrderId) -> Result<Vec<AuditRecord>, StoreError> {

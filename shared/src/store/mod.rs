@@ -30,7 +30,7 @@ mod lookups;
 pub mod memory;
 mod records;
 
-pub use audit::{AuditEntry, AuditRecord};
+pub use audit::{audited, AuditEntry, AuditRecord, AuditTrail};
 pub use callers::{Actor, CallerChange, CallerRecord, Callers};
 pub use conflict::{retry_on_conflict, CONFLICT_ATTEMPTS};
 pub use dynamo::OrderStore;
@@ -274,21 +274,6 @@ pub trait Ledger: Send + Sync {
         &self,
         status: OrderStatus,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
-
-    /// Records an operator action on the order, stamped now. The order itself is not
-    /// changed. [`StoreError::NotFound`] when there is no such order.
-    fn record_audit(
-        &self,
-        id: &OrderId,
-        entry: &AuditEntry<'_>,
-    ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send;
-
-    /// The order's audit records, oldest first (none for an order without any, or no
-    /// such order).
-    fn audit_trail(
-        &self,
-        id: &OrderId,
-    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
 }
 
 /// What a refused [`Ledger::cancel`] means, from the order as the refused write found it.

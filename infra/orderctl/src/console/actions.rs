@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::Markup;
 use order_core::recovery::{self, ExecutionState, RecoveryError};
-use order_core::store::{AuditEntry, Cancellation, OrderRecord, StoreError};
+use order_core::store::{OrderRecord, StoreError};
 use order_core::{OrderId, OrderStatus};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -100,28 +100,10 @@ fn posted_for(console: &Console, form: &Confirmed, raw_id: &str) -> Result<Order
     Ok(order_id(raw_id)?)
 }
 
-/// Records the action on the order and sends the browser to the order page, which
-/// shows it. An action whose record cannot be written is reported as such.
-async fn recorded(
-    console: &Console,
-    id: &OrderId,
-    who: &str,
-    action: &str,
-    outcome: &str,
-) -> Result<Response, ConsoleError> {
-    tracing::info!(order_id = %id, who, action, outcome, "operator action");
-    let entry = AuditEntry {
-        who,
-        action,
-        outcome,
-    };
-    if let Err(error) = console.store.record_audit(id, &entry).await {
-        return Err(ConsoleError::Cli(CliError::Failed(format!(
-            "{action} of order {id}: {outcome}; but its audit record could not be written: {}",
-            ConsoleError::from(error).message()
-        ))));
-    }
-    Ok(Redirect::to(&format!("/orders/{id}?acted=1")).into_response())
+/// Sends the browser to the order page, which shows the action's audit record (written
+/// before the action by `crate::audit::act`, finished with its outcome after it).
+fn acted(id: &OrderId) -> Response {
+    Redirect::to(&format!("/orders/{id}?acted=1")).into_response()
 }
 
 /// `GET /orders/{id}/cancel`.
@@ -159,20 +141,13 @@ pub async fn cancel(
     Form(form): Form<Confirmed>,
 ) -> Result<Response, ConsoleError> {
     let id = posted_for(&console, &form, &raw_id)?;
-    let who = console.who().await?;
-    let outcome = match crate::orders::cancel_order(&console.context, &id).await {
-        Ok(Cancellation::Started(record)) => format!("started: the order is {}", record.status),
-        Ok(Cancellation::AlreadyCancelling(record)) => {
-            format!("nothing to do: the order was {} already", record.status)
-        }
-        Ok(Cancellation::TooLate(record)) => format!(
-            "refused: the order is {} and can no longer be cancelled",
-            record.status
-        ),
-        Err(error @ CliError::NotFound(_)) => return Err(error.into()),
-        Err(error) => format!("failed: {}", ConsoleError::from(error).message()),
-    };
-    recorded(&console, &id, &who, CANCEL.name, &outcome).await
+    // Recorded on the order by cancel_order itself, as the CLI's cancel is; a refusal is
+    // the record's outcome, shown on the order page.
+    match crate::orders::cancel_order(&console.context, &id).await {
+        Ok(_) => Ok(acted(&id)),
+        Err(error @ (CliError::NotFound(_) | CliError::Failed(_))) => Err(error.into()),
+        Err(_) => Ok(acted(&id)),
+    }
 }
 
 /// `GET /orders/{id}/resume`.
@@ -216,8 +191,25 @@ pub async fn resume(
 ) -> Result<Response, ConsoleError> {
     let id = posted_for(&console, &form, &raw_id)?;
     let workflow = console.context.workflow()?;
-    let who = console.who().await?;
-    let outcome = match recovery::resume(&console.store, &workflow, &id).await {
+    let action = recovery::resume(&console.store, &workflow, &id);
+    let result = crate::audit::act(
+        &console.context,
+        &console.store,
+        &id,
+        RESUME.name,
+        action,
+        resume_outcome,
+    )
+    .await?;
+    match result {
+        Err(RecoveryError::Store(error @ StoreError::NotFound(_))) => Err(error.into()),
+        _ => Ok(acted(&id)),
+    }
+}
+
+/// A resume's outcome, for its audit record.
+fn resume_outcome(result: &Result<recovery::Resumption, RecoveryError>) -> String {
+    match result {
         Ok(resumed) => format!(
             "resumed as {} on {}",
             resumed.execution_name, resumed.release
@@ -232,10 +224,8 @@ pub async fn resume(
             "refused: someone else resumed it meanwhile, as {}",
             execution_arn.as_deref().unwrap_or("-")
         ),
-        Err(RecoveryError::Store(error @ StoreError::NotFound(_))) => return Err(error.into()),
-        Err(error) => format!("failed: {}", ConsoleError::from(error).message()),
-    };
-    recorded(&console, &id, &who, RESUME.name, &outcome).await
+        Err(error) => format!("failed: {error}"),
+    }
 }
 
 /// `GET /dead-letters/{message_id}/replay`.
@@ -309,16 +299,15 @@ pub async fn replay(
     Form(form): Form<Confirmed>,
 ) -> Result<Response, ConsoleError> {
     console.guard.check_token(&form.csrf)?;
-    let who = console.who().await?;
+    // The resume is recorded on the message's order by the replay itself.
     let replayed = dlq::replay_message(&console.context, &message_id).await?;
     let fate = if replayed.deleted { "deleted" } else { "kept" };
-    let outcome = format!("{}; message {fate}", replayed.summary());
     let Some(id) = OrderId::parse(&replayed.order_id) else {
         return Err(ConsoleError::Cli(CliError::NotFound(format!(
-            "message {message_id}: {outcome}; it names no order ({:?}), so no audit record was written",
+            "message {message_id}: {}; message {fate}; it names no order ({:?}), so there was nothing to do",
+            replayed.summary(),
             replayed.order_id
         ))));
     };
-    let action = format!("replay dead letter {message_id}");
-    recorded(&console, &id, &who, &action, &outcome).await
+    Ok(acted(&id))
 }

@@ -40,7 +40,6 @@ use order_core::store::OrderStore;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use tokio::sync::OnceCell;
 
 /// The style sheet, served from the binary.
 const STYLE: &str = include_str!("console.css");
@@ -50,50 +49,18 @@ pub struct Console {
     pub context: Context,
     pub store: OrderStore,
     pub guard: Guard,
-    /// `--operator`: recorded as who acted, instead of the AWS identity.
-    pub operator: Option<String>,
-    /// The caller's AWS identity, asked of STS at the first action.
-    identity: OnceCell<String>,
 }
 
 impl Console {
-    pub fn new(
-        context: Context,
-        guard: Guard,
-        operator: Option<String>,
-    ) -> Result<Console, CliError> {
+    /// Who acts is the context's (`Context::acting`: the STS identity, `--operator`
+    /// beside it), recorded by every action.
+    pub fn new(context: Context, guard: Guard) -> Result<Console, CliError> {
         let store = context.store()?;
         Ok(Console {
             context,
             store,
             guard,
-            operator: operator.filter(|name| !name.trim().is_empty()),
-            identity: OnceCell::new(),
         })
-    }
-
-    /// Who acts, for the audit record: `--operator`, or the ARN STS GetCallerIdentity
-    /// gives the credentials in use (asked once).
-    pub async fn who(&self) -> Result<String, ConsoleError> {
-        if let Some(operator) = &self.operator {
-            return Ok(operator.clone());
-        }
-        let identity = self
-            .identity
-            .get_or_try_init(|| async {
-                let sts = aws_sdk_sts::Client::new(&self.context.aws);
-                let answer = sts.get_caller_identity().send().await.map_err(|e| {
-                    CliError::classify(format!(
-                        "STS GetCallerIdentity failed (needed to record who acts; or start the console with --operator NAME): {}",
-                        aws_sdk_sts::error::DisplayErrorContext(e)
-                    ))
-                })?;
-                answer.arn().map(str::to_owned).ok_or_else(|| {
-                    CliError::Failed("STS GetCallerIdentity answered without an ARN".into())
-                })
-            })
-            .await?;
-        Ok(identity.clone())
     }
 }
 
@@ -184,7 +151,7 @@ pub async fn run(context: Context, args: ConsoleArgs) -> Result<Exit, CliError> 
         .local_addr()
         .map_err(|e| CliError::Failed(format!("the console's address: {e}")))?
         .port();
-    let console = Arc::new(Console::new(context, Guard::new(port), args.operator)?);
+    let console = Arc::new(Console::new(context, Guard::new(port))?);
     let url = format!("http://127.0.0.1:{port}/");
     let mut stdout = std::io::stdout().lock();
     // A reader waiting for the URL (a test, a script) gets it at once.

@@ -249,7 +249,7 @@ pub fn order(page: &OrderPage<'_>) -> Markup {
             h1 { "Order " span.mono { (id) } " " (status_badge(order.status)) }
             @if page.acted {
                 @if let Some(done) = page.audits.last() {
-                    p.notice.acted { "Done: " strong { (done.action) } " — " (done.outcome) " (by " (done.who) ", " (time(&done.at)) ")" }
+                    p.notice.acted { "Done: " strong { (done.action) } " — " (done.outcome_text()) " (by " (done.actor()) ", " (time(&done.at)) ")" }
                 }
             }
             @if let Some(failure) = &order.failure {
@@ -359,7 +359,7 @@ pub fn order(page: &OrderPage<'_>) -> Markup {
                     thead { tr { th { "When (UTC)" } th { "Who" } th { "Action" } th { "Outcome" } } }
                     tbody {
                         @for audit in page.audits.iter().rev() {
-                            tr { td { (time(&audit.at)) } td.mono { (audit.who) } td { (audit.action) } td { (audit.outcome) } }
+                            tr { td { (time(&audit.at)) } td.mono { (audit.actor()) } td { (audit.action) } td { (audit.outcome_text()) } }
                         }
                     }
                 }

@@ -17,9 +17,8 @@ pub use progress::order_with_steps;
 
 use super::keys::{order_pk, step_sk};
 use super::{
-    AuditEntry, AuditRecord, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger,
-    OrderRecord, Placement, Reference, References, StepRecord, StepStart, StoreError, TaskToken,
-    TokenStored, Transition,
+    Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger, OrderRecord, Placement,
+    Reference, References, StepRecord, StepStart, StoreError, TaskToken, TokenStored, Transition,
 };
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;
@@ -450,21 +449,6 @@ impl Ledger for OrderStore {
         status: OrderStatus,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         OrderStore::count_in_status(self, status)
-    }
-
-    fn record_audit(
-        &self,
-        id: &OrderId,
-        entry: &AuditEntry<'_>,
-    ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send {
-        OrderStore::record_audit(self, id, entry)
-    }
-
-    fn audit_trail(
-        &self,
-        id: &OrderId,
-    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send {
-        OrderStore::audit_trail(self, id)
     }
 }
 
