@@ -58,6 +58,8 @@ def arn(service: str, resource: str) -> str:
 # Resource type -> {"Ref" or attribute: placeholder}, `{id}` standing for the logical id:
 # the references the template's policies make, and a few they are likely to make next.
 PLACEHOLDERS = {
+    "AWS::IAM::ManagedPolicy": {"Ref": f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{{id}}"},
+    "AWS::ApiGateway::RestApi": {"Ref": "{id}"},
     "AWS::DynamoDB::Table": {
         "Arn": arn("dynamodb", "table/{id}"),
         "StreamArn": arn("dynamodb", "table/{id}/stream/2026-01-01T00.00.00.000"),
@@ -178,6 +180,9 @@ def main(path: str) -> int:
         properties = resource.get("Properties", {})
         trust_policies += "AssumeRolePolicyDocument" in properties
         for arn in properties.get("ManagedPolicyArns", []):
+            # The template's own managed policies are checked where they are defined.
+            if isinstance(arn, dict) and "Ref" in arn:
+                continue
             aws_managed.add(resolver.scalar(arn).rsplit("/", 1)[-1])
         documents = list(policies(properties))
         if not documents:
