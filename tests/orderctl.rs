@@ -292,6 +292,74 @@ async fn each_cli_action_leaves_one_audit_record_naming_the_sts_identity_with_th
 }
 
 #[tokio::test]
+async fn an_order_ended_longer_ago_than_the_retention_period_loses_its_personal_data_and_nothing_else(
+) {
+    let _running = shared();
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let (old, recent) = (
+        stack.order_without_execution().await,
+        stack.order_without_execution().await,
+    );
+    for id in [&old, &recent] {
+        let run = orderctl(&["orders", "cancel", id.as_str()]).await;
+        assert_eq!(run.code, 0, "{run}");
+    }
+    stack.backdate(old.as_str(), 400 * 24 * 3600).await;
+    // This test's backdated order ended before any place an earlier pass stopped at.
+    let cleared = store
+        .set_reconcile_cursor("anonymiser/CANCELLED", None)
+        .await;
+    assert!(cleared.is_ok(), "{cleared:?}");
+    let before = store
+        .require_order(&old)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let run = orderctl(&["orders", "anonymise", "--older-than-days", "365", "--json"]).await;
+    assert_eq!(run.code, 0, "{run}");
+    let anonymised: Vec<&str> = run.json["anonymised"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(anonymised.contains(&old.as_str()), "{run}");
+    assert!(!anonymised.contains(&recent.as_str()), "{run}");
+
+    let after = store
+        .require_order(&old)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = &after.order.delivery_address;
+    assert_eq!(
+        (address.name.as_str(), address.line1.as_str()),
+        ("[removed]", "[removed]")
+    );
+    assert_eq!(
+        (
+            after.status,
+            &after.updated_at,
+            &address.city,
+            &after.order.merchant_id
+        ),
+        (
+            before.status,
+            &before.updated_at,
+            &before.order.delivery_address.city,
+            &before.order.merchant_id
+        )
+    );
+    let view = stack.get(&format!("/orders/{old}")).await.body;
+    assert_eq!(view["delivery_address"]["name"], "[removed]", "{view}");
+    let kept = store
+        .require_order(&recent)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(kept.order.delivery_address.name, "[removed]");
+}
+
+#[tokio::test]
 async fn cancelling_a_charged_order_through_orderctl_rolls_it_back_with_a_refund() {
     let _running = shared();
     let stack = Stack::connect().await;

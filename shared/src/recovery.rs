@@ -781,6 +781,69 @@ pub fn unfinished_statuses() -> impl Iterator<Item = OrderStatus> {
     OrderStatus::ALL.iter().copied().filter(|s| !s.is_final())
 }
 
+/// What one anonymising pass did ([`anonymise_ended`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Anonymising {
+    /// The orders whose personal data it removed.
+    pub anonymised: Vec<OrderId>,
+    /// Ended orders it looked at (anonymised before, or changed meanwhile, included).
+    pub looked_at: usize,
+    /// Whether it stopped at its limit in some status: the next pass goes on from there.
+    pub more: bool,
+}
+
+/// The name under which the anonymising pass keeps its place in the by-status index of
+/// a final status (`Ledger::reconcile_cursor`).
+fn anonymiser_cursor(status: OrderStatus) -> String {
+    format!("anonymiser/{status}")
+}
+
+/// Removes the personal data of orders that ended before `before` (an RFC 3339 time:
+/// now minus the retention period), at most `limit` per final status, going on from
+/// where the last pass stopped: an order ends once, at its last change, so the by-status
+/// index lists ended orders in the order they ended, and each pass starts after the last
+/// one it looked at. An order changed meanwhile is left for a later pass's reader (it is
+/// not anonymised on a stale read).
+pub async fn anonymise_ended(
+    store: &(impl Ledger + crate::store::Retention),
+    before: &str,
+    limit: usize,
+) -> Result<Anonymising, StoreError> {
+    let mut pass = Anonymising::default();
+    for status in OrderStatus::ALL.iter().copied().filter(|s| s.is_final()) {
+        let cursor = anonymiser_cursor(status);
+        let orders = match store.reconcile_cursor(&cursor).await? {
+            Some(at) if at.status == status => {
+                store
+                    .orders_in_status_after(status, &at.key, Some(before), limit)
+                    .await?
+            }
+            _ => store.orders_in_status(status, Some(before), limit).await?,
+        };
+        pass.looked_at += orders.len();
+        pass.more |= orders.len() >= limit;
+        for order in &orders {
+            if order.anonymised_at.is_some() {
+                continue;
+            }
+            match store.anonymise(order).await {
+                Ok(()) => {
+                    tracing::info!(order_id = %order.order_id, "personal data removed after the retention period");
+                    pass.anonymised.push(order.order_id.clone());
+                }
+                Err(StoreError::Changed { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if let Some(last) = orders.last() {
+            store
+                .set_reconcile_cursor(&cursor, Some(&IndexPosition::of(last)))
+                .await?;
+        }
+    }
+    Ok(pass)
+}
+
 /// One reconciler run: see the module documentation. Returns what it did per order.
 pub async fn reconcile(
     store: &impl Ledger,
@@ -1714,5 +1777,77 @@ mod tests {
         assert_eq!(unfinished.len(), OrderStatus::ALL.len() - 4);
         assert!(!unfinished.contains(&OrderStatus::Completed));
         assert!(unfinished.contains(&OrderStatus::Compensating));
+    }
+
+    #[tokio::test]
+    async fn an_anonymising_pass_removes_the_personal_data_of_orders_ended_before_the_cutoff_and_goes_on_where_it_stopped(
+    ) {
+        use crate::store::MemoryStore;
+        let store = MemoryStore::new();
+        let catalogue = crate::catalogue::Catalogue::builtin().expect("the catalogue");
+        let order = crate::Order::parse(&crate::order::example_request("m-1"), &catalogue)
+            .expect("the example order");
+        let mut ended = Vec::new();
+        for n in 0..3 {
+            let id = place(&store, &order, &format!("key-{n}")).await;
+            assert!(matches!(
+                store.cancel(&id).await,
+                Ok(Cancellation::Started(_))
+            ));
+            ended.push(id);
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let running = place(&store, &order, "key-running").await;
+        let cutoff = (chrono::Utc::now() + chrono::Duration::seconds(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+
+        let first = anonymise_ended(&store, &cutoff, 2)
+            .await
+            .expect("the first pass");
+        assert_eq!(
+            (first.anonymised.as_slice(), first.more),
+            (&ended[..2], true)
+        );
+        let second = anonymise_ended(&store, &cutoff, 2)
+            .await
+            .expect("the second pass");
+        assert_eq!(
+            (second.anonymised.as_slice(), second.more),
+            (&ended[2..], false)
+        );
+        let third = anonymise_ended(&store, &cutoff, 2)
+            .await
+            .expect("the third pass");
+        assert_eq!(
+            (third.anonymised.len(), third.looked_at),
+            (0, 0),
+            "nothing left to look at"
+        );
+
+        for id in &ended {
+            let order = store.require_order(id).await.expect("the order");
+            assert_eq!(
+                order.order.delivery_address.name,
+                crate::store::retention::REMOVED
+            );
+        }
+        let untouched = store
+            .require_order(&running)
+            .await
+            .expect("the running order");
+        assert_ne!(
+            untouched.order.delivery_address.name,
+            crate::store::retention::REMOVED
+        );
+        // Orders that ended after the cutoff wait for a later pass.
+        let early = chrono::Utc::now() - chrono::Duration::days(1);
+        let early = early.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let later = place(&store, &order, "key-later").await;
+        assert!(matches!(
+            store.cancel(&later).await,
+            Ok(Cancellation::Started(_))
+        ));
+        let none = anonymise_ended(&store, &early, 10).await.expect("a pass");
+        assert!(none.anonymised.is_empty(), "{none:?}");
     }
 }

@@ -8,7 +8,7 @@ use order_core::dead_letters::DeadLetterQueue;
 use order_core::recovery::{
     self, Action, Escalation, ReconcileOptions, Reconciled, RecoveryError, Workflow,
 };
-use order_core::store::Ledger;
+use order_core::store::{Ledger, Retention};
 use serde::Serialize;
 
 /// What one run did, counted (and each order, for the logs and `orderctl`).
@@ -25,6 +25,9 @@ pub struct Summary {
     /// them again.
     pub failed: usize,
     pub orders: Vec<Reconciled>,
+    /// Ended orders whose personal data this run removed (past the retention period).
+    #[serde(default)]
+    pub anonymised: usize,
 }
 
 impl Summary {
@@ -47,6 +50,34 @@ impl Summary {
         summary.orders = orders;
         summary
     }
+}
+
+/// One scheduled run: [`handle`], then the retention pass
+/// (`order_core::recovery::anonymise_ended`) over orders that ended more than
+/// `retention_days` ago, at most `options.limit` per final status.
+pub async fn run(
+    store: &(impl Ledger + Retention),
+    workflow: &Workflow,
+    escalation: Escalation<'_, DeadLetterQueue>,
+    options: ReconcileOptions,
+    retention_days: u64,
+) -> Result<Summary, RecoveryError> {
+    let mut summary = handle(store, workflow, escalation, options).await?;
+    let days = i64::try_from(retention_days).unwrap_or(i64::MAX);
+    let cutoff = chrono::Utc::now()
+        .checked_sub_signed(chrono::Duration::days(days))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let pass = recovery::anonymise_ended(store, &cutoff, options.limit).await?;
+    tracing::info!(
+        anonymised = pass.anonymised.len(),
+        looked_at = pass.looked_at,
+        more = pass.more,
+        retention_days,
+        "retention pass finished"
+    );
+    summary.anonymised = pass.anonymised.len();
+    Ok(summary)
 }
 
 /// One reconciler run.

@@ -18,9 +18,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     let escalation = Escalation { dead_letters };
     let options = ReconcileOptions::from_env()?;
+    let retention_days = config::positive("ORDER_RETENTION_DAYS")?;
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
-            reconciler::handle(store, workflow, escalation, options).await
+            reconciler::run(store, workflow, escalation, options, retention_days).await
         },
     ))
     .await

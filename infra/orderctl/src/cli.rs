@@ -230,6 +230,18 @@ pub enum OrdersCommand {
         #[arg(long, default_value_t = 10_000)]
         limit: u32,
     },
+    /// Remove the personal data of orders that ended more than --older-than-days ago.
+    ///
+    /// The recipient's name and street lines become `[removed]`; the status, steps,
+    /// partner references, city, postal code and country stay. What the scheduled
+    /// reconciler does after each run (ORDER_RETENTION_DAYS), now. Goes on from where the
+    /// last pass stopped, at most --limit orders per final status.
+    Anonymise {
+        #[arg(long, env = "ORDER_RETENTION_DAYS", default_value_t = order_core::store::retention::DEFAULT_RETENTION_DAYS)]
+        older_than_days: u64,
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+    },
     /// Finish the rollback of a CANCELLED order that still holds partner effects.
     ///
     /// Starts `<id>-r<n>` (recorded on the order first): its finished steps replay, the

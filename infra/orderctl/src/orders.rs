@@ -27,6 +27,10 @@ pub async fn run(context: &Context, command: OrdersCommand) -> Result<Exit, CliE
         OrdersCommand::Cancel { id } => cancel(context, &id).await,
         OrdersCommand::HoldingEffects { limit } => holding_effects(context, limit).await,
         OrdersCommand::Undo { id } => undo(context, &id).await,
+        OrdersCommand::Anonymise {
+            older_than_days,
+            limit,
+        } => anonymise(context, older_than_days, limit).await,
     }
 }
 
@@ -598,6 +602,38 @@ async fn holding_effects(context: &Context, limit: u32) -> Result<Exit, CliError
     } else {
         Exit::Failed
     })
+}
+
+async fn anonymise(context: &Context, days: u64, limit: usize) -> Result<Exit, CliError> {
+    if limit == 0 {
+        return Err(CliError::Usage("--limit must be at least 1".into()));
+    }
+    let store = context.store()?;
+    let days_back = chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX));
+    let cutoff = chrono::Utc::now()
+        .checked_sub_signed(days_back)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let pass = recovery::anonymise_ended(&store, &cutoff, limit).await?;
+    if context.json {
+        print_json(&pass);
+    } else {
+        for id in &pass.anonymised {
+            println!("{id}: personal data removed");
+        }
+        let more = if pass.more {
+            "; more remain: run it again"
+        } else {
+            ""
+        };
+        println!(
+            "{} order(s) anonymised of {} ended before {} looked at{more}",
+            pass.anonymised.len(),
+            pass.looked_at,
+            output::time(&cutoff)
+        );
+    }
+    Ok(Exit::Ok)
 }
 
 async fn undo(context: &Context, raw_id: &str) -> Result<Exit, CliError> {

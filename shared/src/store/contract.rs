@@ -7,7 +7,7 @@
 //! emulator. Each check places orders of its own (a fresh merchant), so the checks share a
 //! table safely. Compiled for tests and with the `contract` feature only.
 
-use super::{audited, Actor, AuditTrail, Callers};
+use super::{audited, Actor, AuditTrail, Callers, Retention};
 use super::{
     AuditEntry, Cancellation, Delivery, DeliveryRecorded, IndexPosition, Ledger, OrderRecord,
     Placement, Reference, References, StepRecord, StepStart, StepStatus, StoreError, TokenStored,
@@ -72,6 +72,7 @@ macro_rules! ledger_contract {
             one_key_sent_by_two_callers_places_two_orders_each_recording_its_caller,
             a_callers_scope_is_set_replaced_and_removed_and_each_change_is_audited_with_who_made_it,
             an_action_is_recorded_before_it_is_taken_and_an_unwritable_record_stops_it,
+            an_ended_order_is_anonymised_once_and_keeps_everything_but_its_personal_data,
         );
     };
     (@checks $ledger:expr; $($check:ident),+ $(,)?) => {
@@ -1784,4 +1785,71 @@ pub async fn a_callers_scope_is_set_replaced_and_removed_and_each_change_is_audi
         ],
         "newest first, exactly one record per change"
     );
+}
+
+pub async fn an_ended_order_is_anonymised_once_and_keeps_everything_but_its_personal_data(
+    ledger: &(impl Ledger + Retention),
+) {
+    let running = place(ledger).await;
+    assert_eq!(
+        ledger.anonymise(&running).await,
+        Err(StoreError::Changed {
+            order_id: running.order_id.clone(),
+            read_version: running.version
+        }),
+        "an order that has not ended keeps its address"
+    );
+    let id = place(ledger).await.order_id;
+    let cancelled = ledger.cancel(&id).await;
+    assert!(
+        matches!(cancelled, Ok(Cancellation::Started(_))),
+        "{cancelled:?}"
+    );
+    let ended = read(ledger, &id).await;
+    assert_eq!(ended.status, OrderStatus::Cancelled);
+    let steps_before = steps_summary(ledger, &id).await;
+    ledger
+        .anonymise(&ended)
+        .await
+        .unwrap_or_else(|error| panic!("anonymising {id}: {error}"));
+    let after = read(ledger, &id).await;
+    let address = &after.order.delivery_address;
+    assert_eq!(
+        (
+            address.name.as_str(),
+            address.line1.as_str(),
+            address.line2.as_deref()
+        ),
+        (super::retention::REMOVED, super::retention::REMOVED, None)
+    );
+    let kept = &ended.order.delivery_address;
+    assert_eq!(
+        (&address.city, &address.postal_code, &address.country),
+        (&kept.city, &kept.postal_code, &kept.country)
+    );
+    assert_eq!(
+        (
+            after.status,
+            after.version,
+            &after.updated_at,
+            &after.order.lines
+        ),
+        (
+            ended.status,
+            ended.version + 1,
+            &ended.updated_at,
+            &ended.order.lines
+        ),
+        "everything else as it was, the order's place in the index too"
+    );
+    assert!(after.anonymised_at.is_some());
+    assert_eq!(steps_summary(ledger, &id).await, steps_before);
+    // Once: again, or on the stale read, nothing is written.
+    for stale in [&ended, &after] {
+        assert!(matches!(
+            ledger.anonymise(stale).await,
+            Err(StoreError::Changed { .. })
+        ));
+    }
+    assert_eq!(read(ledger, &id).await, after);
 }

@@ -806,6 +806,27 @@ impl Ledger for MemoryStore {
     }
 }
 
+impl super::Retention for MemoryStore {
+    async fn anonymise(&self, read: &OrderRecord) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        let at = tables.now();
+        let id = &read.order_id;
+        let current = tables.order(id)?;
+        let unchanged = current.version == read.version
+            && current.status.is_final()
+            && current.anonymised_at.is_none();
+        if !unchanged {
+            return Err(StoreError::Changed {
+                order_id: id.clone(),
+                read_version: read.version,
+            });
+        }
+        let anonymised = super::retention::anonymised(current, &at);
+        tables.orders.insert(id.clone(), anonymised);
+        Ok(())
+    }
+}
+
 impl super::AuditTrail for MemoryStore {
     async fn begin_audit(
         &self,

@@ -25,6 +25,7 @@ pub mod dynamo;
 mod errors;
 mod idempotency;
 mod keys;
+pub mod retention;
 pub use keys::{OPERATOR_ONLY_PARTITIONS, OUTBOX_PREFIX, OUTBOX_TTL_SECONDS};
 mod lookups;
 pub mod memory;
@@ -43,6 +44,7 @@ pub use records::{
     Attempt, Cancellation, Claim, Delivery, DeliveryRecorded, Failure, IndexPosition, OrderRecord,
     Parked, Placement, StepRecord, StepStart, StepStatus, TaskToken, TokenStored, Transition,
 };
+pub use retention::Retention;
 
 use crate::order::{Order, OrderId};
 use crate::status::OrderStatus;

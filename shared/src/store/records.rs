@@ -75,6 +75,9 @@ pub struct OrderRecord {
     /// callers were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placed_by: Option<crate::callers::Principal>,
+    /// When the personal parts of its address were removed (`store::retention`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymised_at: Option<String>,
 }
 
 impl OrderRecord {
@@ -101,6 +104,7 @@ impl OrderRecord {
             resumes: 0,
             parked: None,
             placed_by: None,
+            anonymised_at: None,
         }
     }
 }

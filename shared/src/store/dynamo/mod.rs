@@ -11,6 +11,7 @@ mod lookups;
 mod orders;
 mod progress;
 mod queries;
+mod retention;
 mod steps;
 
 pub use progress::order_with_steps;
