@@ -47,18 +47,36 @@ async fn no_function_logs_a_delivery_address_a_name_or_a_secret() {
     let declined = stack.wait_for_status(&declined, &ENDED).await;
     assert_eq!(declined["status"], "FAILED", "{declined}");
 
-    // Nor any secret: the partners' tokens and the webhook secret, as deployed.
+    // Nor any secret: every partner's token and the webhook secret, as deployed: each
+    // variable that names a secret (the partners' `*_API_TOKEN_SECRET`, the webhook's).
     let client = aws_sdk_secretsmanager::Client::new(&stack.aws);
+    let mut variables: Vec<String> = std::env::vars()
+        .map(|(name, _)| name)
+        .filter(|name| name.ends_with("_API_TOKEN_SECRET") || name == "COURIER_WEBHOOK_SECRET_ID")
+        .collect();
+    variables.sort();
+    assert_eq!(
+        variables,
+        [
+            "COURIER_API_TOKEN_SECRET",
+            "COURIER_WEBHOOK_SECRET_ID",
+            "NOTIFICATIONS_API_TOKEN_SECRET",
+            "PAYMENTS_API_TOKEN_SECRET",
+            "TERMINALS_API_TOKEN_SECRET",
+            "WAREHOUSE_API_TOKEN_SECRET",
+        ],
+        "the stack's secrets: five partners' tokens and the webhook's"
+    );
     let mut secrets = Vec::new();
-    for variable in [
-        "COURIER_WEBHOOK_SECRET_ID",
-        "PAYMENTS_API_TOKEN_SECRET",
-        "COURIER_API_TOKEN_SECRET",
-    ] {
+    for variable in &variables {
         let id = std::env::var(variable).unwrap_or_else(|_| panic!("{variable} is not set"));
         let value = order_core::secrets::read(&client, &id)
             .await
             .unwrap_or_else(|error| panic!("{error}"));
+        assert!(
+            value.len() >= 8,
+            "{variable}: a secret this short proves nothing"
+        );
         secrets.push(value);
     }
     // Every other test's orders go to the example address.
