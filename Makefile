@@ -15,6 +15,13 @@ CHAOS_STACK ?= target/chaos-stack
 # make chaos: PROFILE=default (1,000 orders) or storm (200); CHAOS_ORDERS=N overrides the count.
 PROFILE ?= default
 CHAOS_ORDERS ?=
+# The Rust toolchain rust-toolchain.toml pins, there before any cargo runs
+# (infra/toolchain.sh: installed by rustup, or the machine's stable of that version linked
+# under its name where rustup cannot download).
+TOOLCHAIN := $(shell bash infra/toolchain.sh)
+ifneq ($(TOOLCHAIN),ok)
+$(error the Rust toolchain that rust-toolchain.toml pins is not there; `bash infra/toolchain.sh` says why)
+endif
 CARGO      ?= cargo
 LOCAL      := target/debug/local-stack
 # The emulator of `make up` / `make demo`: moto (development: cargo lambda watch, reloads)
