@@ -17,8 +17,8 @@
 //! and of what no GET may change send their requests by hand.
 //!
 //! Looking at the dead-letter queue holds its messages for a moment and counts a receive
-//! of each, so the tests that look at it take [`exclusive`] for writing; the others take
-//! it for reading.
+//! of each, so the tests that look at it take [`exclusive`] for writing, as does the one
+//! that compares counts; the others take it for reading.
 
 // The lock only orders this file's tests; each runs on its own thread's runtime, so a
 // guard held across an await blocks no other task.
@@ -546,8 +546,21 @@ async fn an_order_found_by_its_tracking_number_opens_on_its_timeline_and_its_ser
         );
     }
     // An order id goes straight to the order.
-    let (status, _) = console.get(&format!("/find?q={id}")).await;
-    assert_eq!(status, 303);
+    let response = console
+        .signed_in()
+        .get(format!("{}/find?q={id}", console.url))
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("the console did not answer: {error}"));
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(
+        (response.status().as_u16(), location.as_deref()),
+        (303, Some(format!("/orders/{id}").as_str()))
+    );
 }
 
 #[tokio::test]
@@ -717,10 +730,11 @@ async fn a_dead_letter_is_listed_and_replayed_through_its_confirmation_which_res
     let view = stack.wait_for_status(id.as_str(), &ENDED).await;
     assert_eq!(view["status"], "COMPLETED", "{view}");
     assert_eq!(stack.execution_status(&arn).await, "SUCCEEDED");
-    let still_there = queue.look(10_000).await.unwrap_or_default();
-    assert!(!still_there
-        .iter()
-        .any(|l| l.message_id == letter.message_id));
+    assert_eq!(
+        letters_about(&queue, &id).await,
+        [],
+        "the message is deleted"
+    );
     let trail = stack.store().audit_trail(&id).await.unwrap_or_default();
     assert_eq!(trail.len(), 1, "{trail:?}");
     assert_eq!(
@@ -787,19 +801,91 @@ async fn a_signed_in_action_without_the_consoles_token_or_from_another_origin_or
     assert_eq!(stack.store().audit_trail(&id).await, Ok(Vec::new()));
 }
 
+/// The count each status's box on the start page shows; a page without them (an error
+/// page) fails the test.
+fn counts_on_the_start_page(page: &str) -> Vec<(OrderStatus, usize)> {
+    OrderStatus::ALL
+        .iter()
+        .map(|status| {
+            let link = format!("href=\"/orders?status={status}\"");
+            let number = "class=\"n\">";
+            let count = page
+                .find(&link)
+                .and_then(|at| page[at..].find(number).map(|n| at + n + number.len()))
+                .and_then(|start| page[start..].split('<').next())
+                .and_then(|digits| digits.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no count for {status} on the start page:\n{page}"));
+            (*status, count)
+        })
+        .collect()
+}
+
+/// The start page's counts, which must be a 200.
+async fn start_page_counts(console: &Console) -> Vec<(OrderStatus, usize)> {
+    let (status, page) = console.get("/").await;
+    assert_eq!(status, 200, "{page}");
+    counts_on_the_start_page(&page)
+}
+
+/// Every status's count in the table, as the by-status index counts it.
+async fn table_counts(store: &OrderStore) -> Vec<(OrderStatus, usize)> {
+    let mut counts = Vec::new();
+    for status in OrderStatus::ALL {
+        let count = store
+            .count_in_status(*status)
+            .await
+            .unwrap_or_else(|error| panic!("counting {status}: {error}"));
+        counts.push((*status, count));
+    }
+    counts
+}
+
 #[tokio::test]
 async fn lists_count_orders_by_status_and_show_unfinished_ones_by_how_long_they_have_not_moved() {
-    let (_running, _stack, id, console) = an_accepted_order_and_the_console().await;
-    let (status, home) = console.get("/").await;
-    assert_eq!(status, 200, "{home}");
-    assert!(home.contains("href=\"/orders?status=ACCEPTED\""), "{home}");
-    let (_, accepted) = console.get("/orders?status=accepted").await;
+    // Alone, so that no other test's order changes a count while this one reads them.
+    let _alone = exclusive();
+    let stack = Stack::connect().await;
+    let store = stack.store();
+    let console = Console::on_the_stack().await;
+    // The page shows what the table holds: compared when the table held still around it.
+    let mut compared = false;
+    for _ in 0..5 {
+        let before = table_counts(&store).await;
+        let shown = start_page_counts(&console).await;
+        if table_counts(&store).await == before {
+            assert_eq!(shown, before, "the start page's counts");
+            compared = true;
+            break;
+        }
+    }
+    assert!(compared, "the table's counts changed during every read");
+    // One more ACCEPTED order is one more on the page, and nothing else moves.
+    let before = start_page_counts(&console).await;
+    let id = stack.order_without_execution().await;
+    let after = start_page_counts(&console).await;
+    let expected: Vec<(OrderStatus, usize)> = before
+        .iter()
+        .map(|(status, count)| match status {
+            OrderStatus::Accepted => (*status, count + 1),
+            _ => (*status, *count),
+        })
+        .collect();
+    assert_eq!(after, expected, "after one more ACCEPTED order");
+
+    let (status, accepted) = console.get("/orders?status=accepted").await;
+    assert_eq!(status, 200, "{accepted}");
     assert!(accepted.contains(id.as_str()), "{accepted}");
     // Every unfinished order has not moved for at least 0 minutes; ours not for a month.
-    let (_, all) = console.get("/stuck?minutes=0").await;
+    let (status, all) = console.get("/stuck?minutes=0").await;
+    assert_eq!(status, 200, "{all}");
     assert!(all.contains(id.as_str()), "{all}");
-    let (_, month) = console.get("/stuck?minutes=43200").await;
-    assert!(!month.contains(id.as_str()), "{month}");
+    let (status, month) = console.get("/stuck?minutes=43200").await;
+    assert_eq!(status, 200, "{month}");
+    assert!(
+        month.contains("has not changed for more than 43200 minutes")
+            && !month.contains(id.as_str()),
+        "{month}"
+    );
     let (status, page) = console.get("/stuck?minutes=soon").await;
     assert_eq!(status, 400, "{page}");
 }
@@ -1096,7 +1182,7 @@ async fn the_printed_url_sets_an_http_only_same_site_strict_cookie_and_leads_to_
             console.port(),
             console.secret
         ),
-        "plain http on the loopback address: no Secure"
+        "the cookie: HttpOnly, SameSite=Strict, Path=/; no Secure (plain http on the loopback address)"
     );
     // The cookie alone opens the page the redirect leads to.
     let (status, page) = console.get("/orders?status=ACCEPTED&x=1").await;
