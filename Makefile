@@ -102,13 +102,13 @@ verify: ## Check the running stack's resources against template.yaml
 demo: up ## Place six orders (every kind, a decline, an outage, a cancel) and show their timelines
 	$(LOCAL) demo --dir $(STACK_DIR)
 	@echo "The stack keeps running: try GET $$(grep ^ORDERS_API_URL= $(STACK_DIR)/stack.env | cut -d= -f2)/orders/<id>; stop it with make down."
-	@echo "The ops console: $$(grep ^CONSOLE_URL= $(STACK_DIR)/stack.env | cut -d= -f2) (open it in a browser on this machine)"
+	@echo "The ops console: $$(grep ^CONSOLE_URL= $(STACK_DIR)/stack.env | cut -d= -f2-) (open this URL in a browser on this machine: it carries the console's secret)"
 
 reconcile: ## Run the reconciler once against the `make up` stack (GRACE seconds, default 900)
 	@[ -x target/debug/orderctl ] || $(CARGO) build --locked --quiet --bin orderctl
 	target/debug/orderctl --env-file $(STACK_DIR)/stack.env reconcile --grace-seconds $(or $(GRACE),900)
 
-console: ## Run another ops console in the foreground against the `make up` stack, on a free port (make up starts one on CONSOLE_PORT)
+console: ## Run another ops console in the foreground against the `make up` stack, on a free port (make up starts one on CONSOLE_PORT): open the URL it prints, which carries its per-launch secret
 	@[ -x target/debug/orderctl ] || $(CARGO) build --locked --quiet --bin orderctl
 	target/debug/orderctl --env-file $(STACK_DIR)/stack.env console --port 0
 

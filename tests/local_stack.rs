@@ -432,10 +432,11 @@ async fn down_stops_exactly_what_up_started_and_frees_its_ports() {
         "CONSOLE_URL",
     ] {
         let url = env.get(variable).cloned().unwrap_or_default();
+        // http://127.0.0.1:<port>[/path][?query] (the console's carries its secret).
         let port: u16 = url
-            .trim_end_matches('/')
-            .rsplit(':')
-            .next()
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split(['/', '?']).next())
+            .and_then(|authority| authority.rsplit(':').next())
             .and_then(|p| p.parse().ok())
             .unwrap_or_default();
         assert!(port > 0, "{variable}={url}");

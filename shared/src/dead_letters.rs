@@ -13,6 +13,17 @@ use std::time::Duration;
 /// them back fails, they reappear by themselves after this.
 pub const LOOK_HOLD: Duration = Duration::from_secs(20);
 
+/// How many messages the queue holds, as SQS counts them (approximately, as SQS does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    /// Waiting to be received.
+    pub visible: u64,
+    /// Received and neither handed back nor deleted yet: being looked at or replayed.
+    pub in_flight: u64,
+    /// Sent with a delay that has not passed.
+    pub delayed: u64,
+}
+
 /// What a dead letter says about an order.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +133,37 @@ impl DeadLetterQueue {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// How many messages the queue holds (GetQueueAttributes). Unlike a receive, this
+    /// changes nothing: no message is hidden and no receive is counted.
+    pub async fn counts(&self) -> Result<QueueCounts, DeadLetterError> {
+        use aws_sdk_sqs::types::QueueAttributeName as Name;
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(Name::ApproximateNumberOfMessages)
+            .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(Name::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| failed("GetQueueAttributes", e))?;
+        let attributes = output.attributes.unwrap_or_default();
+        let count = |name: Name| {
+            attributes
+                .get(&name)
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| DeadLetterError {
+                    operation: "GetQueueAttributes",
+                    message: format!("the answer holds no number for {}", name.as_str()),
+                })
+        };
+        Ok(QueueCounts {
+            visible: count(Name::ApproximateNumberOfMessages)?,
+            in_flight: count(Name::ApproximateNumberOfMessagesNotVisible)?,
+            delayed: count(Name::ApproximateNumberOfMessagesDelayed)?,
+        })
     }
 
     /// Puts an order in front of an operator.

@@ -197,9 +197,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 println!("running {} (pid {})", process.name, process.pid);
             }
             if let Ok(env) = stack::read_env(&dir.join("stack.env")) {
-                for (name, value) in env {
+                for (name, value) in &env {
                     println!("  {name}={value}");
                 }
+                print_console(&|name| env.get(name).cloned().unwrap_or_default());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -434,12 +435,13 @@ fn stopped_while_starting(options: &UpOptions, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// The ops console's line, when `up` started one.
+/// The ops console's line, when `up` started one. Its URL carries the console's launch
+/// secret: opening it in a browser on this machine signs that browser in.
 fn print_console(value: &dyn Fn(&str) -> String) {
     let url = value("CONSOLE_URL");
     if !url.is_empty() {
         println!(
-            "  ops console      {url}  (orderctl console; open it in a browser on this machine)"
+            "  ops console      {url}\n                   (orderctl console; open this URL in a browser on this machine: it carries\n                   the console's secret, which it sets as a cookie; the console refuses any\n                   request without it)"
         );
     }
 }

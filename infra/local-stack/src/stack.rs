@@ -264,8 +264,10 @@ fn choose_ports(fixed: Option<Ports>) -> Result<Ports, StackError> {
 
 /// Starts the ops console on the running stack (`orderctl --env-file <dir>/stack.env
 /// console`), waits until it prints the URL it serves, and adds that to `stack.env` as
-/// `CONSOLE_URL`. Without a fixed port the console binds a free one itself (`--port 0`):
-/// no port is picked and released first for another stack starting alongside to take.
+/// `CONSOLE_URL`. The URL carries the console's launch secret (`?token=…`), so its log
+/// and `stack.env` are readable by this user only. Without a fixed port the console
+/// binds a free one itself (`--port 0`): no port is picked and released first for
+/// another stack starting alongside to take.
 async fn start_console(
     dir: &Path,
     console: &ConsoleOptions,
@@ -281,8 +283,10 @@ async fn start_console(
         });
     }
     let log = log_dir(dir)?.join("console.log");
-    // The URL is read from the log: an earlier console's must not be found there.
+    // The URL is read from the log: an earlier console's must not be found there. It
+    // carries the secret: the log is this user's alone before the console writes to it.
     let _ = std::fs::remove_file(&log);
+    write_private(&log, b"")?;
     let process = process::spawn(
         "console",
         &orderctl,
@@ -859,9 +863,29 @@ pub(crate) async fn order_events_tap(
     Ok(deploy::tap_order_events(clients, bus).await?)
 }
 
+/// Writes `KEY=VALUE` lines readable by this user only: `stack.env` holds the ops
+/// console's URL, whose secret lets whoever reads it use the console.
 pub(crate) fn write_env(path: &Path, env: &BTreeMap<String, String>) -> Result<(), StackError> {
     let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    std::fs::write(path, text).map_err(|e| StackError::Other(format!("{}: {e}", path.display())))
+    write_private(path, text.as_bytes())
+}
+
+/// Writes `path` (created or emptied) with mode 0600, also when it existed before with
+/// another mode, before a byte is written.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StackError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed = |e: std::io::Error| StackError::Other(format!("{}: {e}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(failed)?;
+    file.write_all(bytes).map_err(failed)
 }
 
 /// Reads a `KEY=VALUE` file written by `up`.
@@ -931,6 +955,32 @@ mod tests {
         write_env(&path, &env)?;
         assert_eq!(read_env(&path)?, env);
         let _ = std::fs::remove_file(&path);
+        Ok(())
+    }
+
+    #[test]
+    fn the_env_file_holding_the_consoles_secret_is_readable_by_its_user_only(
+    ) -> Result<(), StackError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("stack-env-mode-{}.env", std::process::id()));
+        let mode = |path: &Path| {
+            std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .map_err(|e| StackError::Other(e.to_string()))
+        };
+        // An earlier file, readable by everyone, as `std::fs::write` left it.
+        std::fs::write(&path, "OLD=1\n").map_err(|e| StackError::Other(e.to_string()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| StackError::Other(e.to_string()))?;
+        let env = BTreeMap::from([(
+            "CONSOLE_URL".to_owned(),
+            "http://127.0.0.1:8765/?token=0123abcd".to_owned(),
+        )]);
+        let written = write_env(&path, &env)
+            .and_then(|()| mode(&path))
+            .and_then(|mode| read_env(&path).map(|read| (mode, read)));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(written?, (0o600, env));
         Ok(())
     }
 }

@@ -117,11 +117,13 @@ pub enum Command {
     /// The ops console: a web page on 127.0.0.1 to find orders, read their timelines and
     /// resume, cancel or replay them, acting with your own AWS credentials.
     ///
-    /// Prints its URL on stdout, then serves until stopped (Ctrl-C, SIGTERM). Only
-    /// 127.0.0.1 is bound; requests naming another host are refused, and every action
-    /// needs the page's confirmation form (a per-process token). Each action is recorded
-    /// on the order before it is taken: who (your AWS identity from STS
-    /// GetCallerIdentity, with --operator beside it), when, what, and then its outcome.
+    /// Prints its URL on stdout, with a secret made at each start (`?token=...`), then
+    /// serves until stopped (Ctrl-C, SIGTERM): open that URL, which sets the secret as a
+    /// cookie; every request without it is refused. Only 127.0.0.1 is bound; requests
+    /// naming another host or sent by another site are refused, no GET changes anything,
+    /// and every action needs the page's confirmation form (a per-process token). Each
+    /// action is recorded on the order before it is taken: who (your AWS identity from
+    /// STS GetCallerIdentity, with --operator beside it), when, what, then its outcome.
     Console(ConsoleArgs),
 }
 

@@ -1,6 +1,9 @@
 //! The console's actions: resume an order, cancel it, replay a dead letter. Each has a
-//! confirmation page (GET: what will happen, or why it would be refused) whose form
-//! POSTs the action with the console's token. The action runs the same code as the CLI
+//! confirmation page (what will happen, or why it would be refused) whose form POSTs the
+//! action with the console's token. An order's confirmation is a GET (it only reads the
+//! order); a dead letter's is a POST, since showing the message means receiving it (SQS
+//! has no peek), and no GET may change the queue: its GET page only offers that look.
+//! The action runs the same code as the CLI
 //! (`order_core::recovery::cancel` and `resume`, `crate::dlq::replay_message`), so every
 //! status change stays conditional on the status it was read in; then it is recorded on
 //! the order (who, when, what, outcome) and the browser is sent to the order page, which
@@ -228,11 +231,23 @@ fn resume_outcome(result: &Result<recovery::Resumption, RecoveryError>) -> Strin
     }
 }
 
-/// `GET /dead-letters/{message_id}/replay`.
+/// `GET /dead-letters/{message_id}` (and `/replay`, where its confirmation was once): a
+/// page that reads nothing and offers the look that shows the message.
+pub async fn about_replay(
+    State(console): State<Arc<Console>>,
+    Path(message_id): Path<String>,
+) -> Markup {
+    pages::dead_letter_unseen(&message_id, console.guard.token())
+}
+
+/// `POST /dead-letters/{message_id}`: the message, found by walking the queue as `orderctl
+/// dlq show` does (it counts one more receive), and what replaying it would do.
 pub async fn confirm_replay(
     State(console): State<Arc<Console>>,
     Path(message_id): Path<String>,
+    Form(form): Form<Confirmed>,
 ) -> Result<Markup, ConsoleError> {
+    console.guard.check_token(&form.csrf)?;
     let letter = dlq::find(&console.context, &message_id).await?;
     let body = &letter.body;
     let order = match OrderId::parse(&body.order_id) {

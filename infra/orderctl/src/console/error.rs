@@ -1,7 +1,7 @@
 //! What a page can fail with, and the error page each failure gives: the CLI's errors
 //! (order not found 404, refused 409, AWS endpoint unreachable 502 naming the endpoint,
 //! a missing setting 500 naming its flag and variable), and the console's own refusals
-//! (a foreign host or form 403, a bad query 400).
+//! (no launch secret 401, a foreign host, site or form 403, a bad query 400).
 
 use super::pages;
 use crate::context::endpoint;
@@ -17,6 +17,10 @@ use order_core::store::StoreError;
 pub enum ConsoleError {
     #[error(transparent)]
     Cli(#[from] CliError),
+    /// Without the launch secret (neither the printed URL nor its cookie): the page
+    /// says to open the URL the console printed.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// Not from this console: another host name, another site, no token.
     #[error("{0}")]
     Forbidden(String),
@@ -57,6 +61,9 @@ impl ConsoleError {
                 "The console is not configured for this",
             ),
             ConsoleError::Cli(CliError::Failed(_)) => (StatusCode::BAD_GATEWAY, "AWS refused"),
+            ConsoleError::Unauthenticated(_) => {
+                (StatusCode::UNAUTHORIZED, "Open the URL the console printed")
+            }
             ConsoleError::Forbidden(_) => (StatusCode::FORBIDDEN, "Refused"),
             ConsoleError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
         }
@@ -76,7 +83,14 @@ impl IntoResponse for ConsoleError {
         let (status, title) = self.status();
         let message = self.message();
         tracing::warn!(status = status.as_u16(), error = %message, "page failed");
-        (status, pages::error(title, &message)).into_response()
+        match self {
+            // Nothing else of the console is served without the secret, so that page
+            // stands alone.
+            ConsoleError::Unauthenticated(_) => {
+                (status, pages::standalone(title, &message)).into_response()
+            }
+            _ => (status, pages::error(title, &message)).into_response(),
+        }
     }
 }
 

@@ -1,14 +1,17 @@
 //! Finding orders: the start page's counts by status, the search box (order id, merchant
 //! id, tracking number, terminal serial), the orders in one status, the stuck ones, and
 //! the dead-letter queue. Every read is a GetItem or a Query (the by-status and
-//! by-merchant indexes, the lookup items); nothing scans the table.
+//! by-merchant indexes, the lookup items); nothing scans the table. The dead-letter queue
+//! is counted on GET and looked at only on a POST (a look receives its messages).
 
 use super::error::ConsoleError;
 use super::pages::{self, Found};
 use super::Console;
 use crate::dlq::FIND_LIMIT;
+use crate::orders::order_id;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
 use chrono::{SecondsFormat, Utc};
 use maud::{html, Markup};
 use order_core::recovery;
@@ -168,10 +171,52 @@ pub async fn stuck(
     Ok(pages::listing("Stuck orders", intro, &orders))
 }
 
-/// `/dead-letters`: what the workflow dead-letter queue holds, looked at as `orderctl
-/// dlq list` looks (every message handed back at once; none deleted).
+/// `GET /dead-letters`: how many messages the workflow dead-letter queue holds
+/// (GetQueueAttributes, which changes nothing), and the form that looks at them.
 pub async fn dead_letters(State(console): State<Arc<Console>>) -> Result<Markup, ConsoleError> {
     let queue = console.context.dead_letters()?;
-    let letters = queue.look(FIND_LIMIT.min(LIST_LIMIT)).await?;
-    Ok(pages::dead_letters(&letters, LIST_LIMIT))
+    let counts = queue.counts().await?;
+    Ok(pages::dead_letters(&counts, console.guard.token()))
+}
+
+/// The form that looks at the dead-letter queue.
+#[derive(Debug, Deserialize)]
+pub struct Look {
+    /// The console's token; a missing one is refused like a wrong one.
+    #[serde(default)]
+    csrf: String,
+    /// Only the messages about this order (from its page); all of them when absent.
+    #[serde(default)]
+    order: Option<String>,
+}
+
+/// `POST /dead-letters`: the messages themselves, looked at as `orderctl dlq list` looks
+/// (every message received, held a moment and handed back at once; none deleted). A POST,
+/// because SQS has no peek: each look counts one more receive of every message and hides
+/// them while it walks the queue. With `order`, only the messages about that order.
+pub async fn look_at_dead_letters(
+    State(console): State<Arc<Console>>,
+    Form(look): Form<Look>,
+) -> Result<Markup, ConsoleError> {
+    console.guard.check_token(&look.csrf)?;
+    let about = match look.order.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => Some(order_id(raw)?),
+    };
+    let queue = console.context.dead_letters()?;
+    let letters = match &about {
+        None => queue.look(FIND_LIMIT.min(LIST_LIMIT)).await?,
+        Some(id) => queue
+            .look(FIND_LIMIT)
+            .await?
+            .into_iter()
+            .filter(|letter| letter.body.order_id == id.as_str())
+            .collect(),
+    };
+    Ok(pages::dead_letters_looked_at(
+        &letters,
+        LIST_LIMIT,
+        about.as_ref(),
+        console.guard.token(),
+    ))
 }

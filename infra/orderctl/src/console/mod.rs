@@ -6,15 +6,22 @@
 //! the machine, and nothing is fetched from elsewhere (the one style sheet is in the
 //! binary; there is no script).
 //!
+//! It serves only the browser that opened the URL it prints once at start, which
+//! carries a per-launch secret (`http://127.0.0.1:<port>/?token=…`); see [`guard`]. No
+//! GET changes anything: what does (an action, and a look at the dead-letter queue,
+//! which receives its messages) is a POST carrying the console's form token.
+//!
 //! | path | what |
 //! |---|---|
 //! | `/` | orders counted by status |
 //! | `/find?q=` | an order id, merchant id, tracking number or terminal serial ([`find`]) |
 //! | `/orders?status=` | the orders in one status |
 //! | `/stuck?minutes=` | unfinished orders whose status has not changed for that long |
-//! | `/dead-letters` | the workflow dead-letter queue, looked at (nothing taken out) |
-//! | `/orders/{id}` | one order: item, steps, executions, dead letters, audit, timeline ([`order`]) |
-//! | `/orders/{id}/cancel`, `/orders/{id}/resume`, `/dead-letters/{message}/replay` | GET: the confirmation; POST: the action, recorded on the order ([`actions`]) |
+//! | `/dead-letters` | GET: the workflow dead-letter queue's counts; POST: its messages, looked at (nothing taken out; `order=` only one order's) |
+//! | `/orders/{id}` | one order: item, steps, executions, the dead-letter queue's counts, audit, timeline ([`order`]) |
+//! | `/orders/{id}/cancel`, `/orders/{id}/resume` | GET: the confirmation; POST: the action, recorded on the order ([`actions`]) |
+//! | `/dead-letters/{message}` | GET: a page offering to look at it; POST: the message and its replay's confirmation |
+//! | `/dead-letters/{message}/replay` | GET: as `/dead-letters/{message}`; POST: the replay, recorded on the order |
 //!
 //! What keeps it safe is in [`guard`]; its pages are in [`pages`], its errors in
 //! [`error`].
@@ -71,7 +78,10 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/find", get(find::search))
         .route("/orders", get(find::in_status))
         .route("/stuck", get(find::stuck))
-        .route("/dead-letters", get(find::dead_letters))
+        .route(
+            "/dead-letters",
+            get(find::dead_letters).post(find::look_at_dead_letters),
+        )
         .route("/orders/{id}", get(order::page))
         .route(
             "/orders/{id}/cancel",
@@ -82,8 +92,12 @@ pub fn router(console: Arc<Console>) -> Router {
             get(actions::confirm_resume).post(actions::resume),
         )
         .route(
+            "/dead-letters/{message_id}",
+            get(actions::about_replay).post(actions::confirm_replay),
+        )
+        .route(
             "/dead-letters/{message_id}/replay",
-            get(actions::confirm_replay).post(actions::replay),
+            get(actions::about_replay).post(actions::replay),
         )
         .route("/console.css", get(style))
         .fallback(no_such_page)
@@ -105,7 +119,7 @@ async fn no_such_page(uri: axum::http::Uri) -> ConsoleError {
     )))
 }
 
-/// JSON log lines on stderr (stdout carries the URL only).
+/// JSON log lines on stderr (stdout carries the URL with the secret, once).
 fn logs_to_stderr() {
     let directive = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&directive)
@@ -136,7 +150,9 @@ async fn stopped() {
 }
 
 /// Runs the console until the process is stopped: binds 127.0.0.1:`args.port` (0: a free
-/// port), prints its URL on stdout, serves.
+/// port), prints its URL with the launch secret on stdout (its first and only line, so
+/// that readers such as `local-stack up` find the first line starting
+/// `http://127.0.0.1:`), serves. The logs name the URL without the secret.
 pub async fn run(context: Context, args: ConsoleArgs) -> Result<Exit, CliError> {
     logs_to_stderr();
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
@@ -152,11 +168,14 @@ pub async fn run(context: Context, args: ConsoleArgs) -> Result<Exit, CliError> 
         .map_err(|e| CliError::Failed(format!("the console's address: {e}")))?
         .port();
     let console = Arc::new(Console::new(context, Guard::new(port))?);
-    let url = format!("http://127.0.0.1:{port}/");
     let mut stdout = std::io::stdout().lock();
-    // A reader waiting for the URL (a test, a script) gets it at once.
-    let _ = writeln!(stdout, "{url}").and_then(|()| stdout.flush());
+    // A reader waiting for the URL (a test, a script) gets it at once. Without it no one
+    // could use the console, so a failed write stops it.
+    writeln!(stdout, "{}", console.guard.launch_url())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| CliError::Failed(format!("cannot print the console's URL on stdout: {e}")))?;
     drop(stdout);
+    let url = console.guard.url();
     tracing::info!(url = %url, aws_endpoint = %endpoint(), table = %console.store.table(), "ops console listening");
     axum::serve(listener, router(console))
         .with_graceful_shutdown(stopped())

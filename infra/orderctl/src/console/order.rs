@@ -1,13 +1,13 @@
 //! `/orders/{id}`: one order in one view: the order item, its steps (attempts, times,
 //! partner references, errors; compensations marked), its executions with their release
-//! and a link to each in the AWS console, the dead letters about it, the operators'
-//! actions on it, and the merged timeline (`crate::orders::gather`, the same as `orderctl
-//! orders show`).
+//! and a link to each in the AWS console, the dead-letter queue's counts with the form
+//! that looks for the order's messages (a look receives them, so only a POST does it),
+//! the operators' actions on it, and the merged timeline (`crate::orders::gather`, the
+//! same as `orderctl orders show`). Nothing on the page changes anything.
 
 use super::error::ConsoleError;
 use super::pages::{self, OrderPage};
 use super::Console;
-use crate::dlq::FIND_LIMIT;
 use crate::error::CliError;
 use crate::orders::{gather, order_id};
 use axum::extract::{Path, Query, State};
@@ -30,13 +30,8 @@ pub async fn page(
     let id = order_id(&raw_id)?;
     let order = gather(&console.context, &id).await?;
     let audits = console.store.audit_trail(&id).await?;
-    let letters = match console.context.dead_letters() {
-        Ok(queue) => Ok(queue
-            .look(FIND_LIMIT)
-            .await?
-            .into_iter()
-            .filter(|letter| letter.body.order_id == id.as_str())
-            .collect()),
+    let dead_letters = match console.context.dead_letters() {
+        Ok(queue) => Ok(queue.counts().await?),
         Err(CliError::Usage(why)) => Err(why),
         Err(other) => return Err(other.into()),
     };
@@ -46,7 +41,8 @@ pub async fn page(
         executions: &order.executions,
         rows: &order.rows,
         audits: &audits,
-        letters,
+        dead_letters,
+        token: console.guard.token(),
         acted: shown.acted.is_some(),
     }))
 }

@@ -5,7 +5,7 @@ use crate::orders::{duration_between, note_with, source_label, Execution};
 use crate::output::{clip, duration, time};
 use crate::timeline::Row;
 use maud::{html, Markup, DOCTYPE};
-use order_core::dead_letters::DeadLetter;
+use order_core::dead_letters::{DeadLetter, QueueCounts};
 use order_core::steps::{self, StepRole};
 use order_core::store::{AuditRecord, OrderRecord, StepRecord};
 use order_core::{OrderId, OrderStatus};
@@ -35,6 +35,24 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                     }
                 }
                 main { (body) }
+            }
+        }
+    }
+}
+
+/// A page that needs nothing else of the console (no style sheet, no links): what a
+/// request without the launch secret gets, since nothing else is served to it.
+pub fn standalone(title: &str, message: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) " · orders console" }
+            }
+            body {
+                h1 { (title) }
+                p.error-message { (message) }
             }
         }
     }
@@ -167,24 +185,78 @@ pub fn listing(title: &str, intro: Markup, orders: &[OrderRecord]) -> Markup {
     )
 }
 
-/// The dead-letter queue, as looked at (nothing taken out of it).
-pub fn dead_letters(letters: &[DeadLetter], limit: usize) -> Markup {
+/// A form of one button that POSTs to `action` with the console's token (and `fields`):
+/// how the pages ask for what changes something, a look at the queue included.
+fn post_button(action: &str, token: &str, fields: &[(&str, &str)], label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            input type="hidden" name="csrf" value=(token);
+            @for (name, value) in fields { input type="hidden" name=(name) value=(value); }
+            button type="submit" { (label) }
+        }
+    }
+}
+
+/// What a look at the queue does, said beside every button that does it.
+const A_LOOK: &str = "SQS has no peek: looking receives every message, holds it for a moment and hands it back, so each look counts one more receive of each message. The console looks only when asked.";
+
+/// How many messages the queue holds, in a sentence.
+fn queue_counts(counts: &QueueCounts) -> Markup {
+    html! {
+        span.queue-counts {
+            span.visible { (counts.visible) } " message(s) waiting, "
+            span.in-flight { (counts.in_flight) } " being looked at or replayed, "
+            span.delayed { (counts.delayed) } " delayed"
+        }
+    }
+}
+
+/// `GET /dead-letters`: the queue's counts (nothing received) and the form that looks.
+pub fn dead_letters(counts: &QueueCounts, token: &str) -> Markup {
     layout(
         "Dead letters",
         html! {
             h1 { "Dead-letter queue" }
-            p.muted { "Looked at without taking anything out: each look counts one more receive of every message. "
-                      "Replaying a message resumes its order and deletes the message once the order runs again." }
-            @if letters.is_empty() { p { "The dead-letter queue is empty." } }
-            @else {
-                (letter_table(letters))
-                @if letters.len() >= limit { p.muted { "The first " (limit) " messages; there may be more." } }
-            }
+            p { "The queue holds " (queue_counts(counts)) " (SQS's approximate counts)." }
+            div.actions { (post_button("/dead-letters", token, &[], "Look at the messages")) }
+            p.muted { (A_LOOK) " Replaying a message resumes its order and deletes the message once the order runs again." }
         },
     )
 }
 
-fn letter_table(letters: &[DeadLetter]) -> Markup {
+/// `POST /dead-letters`: the messages as looked at (nothing taken out of the queue); with
+/// `about`, only that order's.
+pub fn dead_letters_looked_at(
+    letters: &[DeadLetter],
+    limit: usize,
+    about: Option<&OrderId>,
+    token: &str,
+) -> Markup {
+    let title = match about {
+        Some(id) => format!("Dead letters about order {id}"),
+        None => "Dead-letter queue".to_owned(),
+    };
+    layout(
+        &title,
+        html! {
+            h1 { (title) }
+            p.muted { "Looked at just now, without taking anything out (one more receive of each message). "
+                      "Replaying a message resumes its order and deletes the message once the order runs again." }
+            @if letters.is_empty() {
+                @match about {
+                    Some(id) => { p.nothing { "No message in the dead-letter queue is about order " (id) "." } }
+                    None => { p.nothing { "The dead-letter queue is empty." } }
+                }
+            } @else {
+                (letter_table(letters, token))
+                @if about.is_none() && letters.len() >= limit { p.muted { "The first " (limit) " messages; there may be more." } }
+            }
+            @if let Some(id) = about { p { a href={ "/orders/" (id) } { "Back to order " (id) } } }
+        },
+    )
+}
+
+fn letter_table(letters: &[DeadLetter], token: &str) -> Markup {
     html! {
         table.letters {
             thead { tr { th { "Message" } th { "Order" } th { "Source" } th { "Failed step" }
@@ -201,12 +273,31 @@ fn letter_table(letters: &[DeadLetter]) -> Markup {
                         td { (clip(body.cause.as_deref().unwrap_or("-"), 160)) }
                         td { (body.at.as_deref().map(time).unwrap_or_default()) }
                         td.num { (letter.receive_count) }
-                        td { a.button href={ "/dead-letters/" (urlencode(&letter.message_id)) "/replay" } { "Replay…" } }
+                        td { (post_button(&format!("/dead-letters/{}", urlencode(&letter.message_id)), token, &[], "Replay…")) }
                     }
                 }
             }
         }
     }
+}
+
+/// `GET /dead-letters/<message>`: what the console can show of a message without
+/// receiving it (its id), and the form that looks at it.
+pub fn dead_letter_unseen(message_id: &str, token: &str) -> Markup {
+    layout(
+        "Dead letter",
+        html! {
+            div.confirm {
+                h1 { "Dead letter " span.mono { (message_id) } }
+                p { "To show what the message says and what replaying it would do, the console receives it from the queue." }
+                p.muted { (A_LOOK) }
+                div.actions {
+                    (post_button(&format!("/dead-letters/{}", urlencode(message_id)), token, &[], "Show the message"))
+                    a.button href="/dead-letters" { "Back" }
+                }
+            }
+        },
+    )
 }
 
 /// Everything the order page shows.
@@ -216,8 +307,10 @@ pub struct OrderPage<'a> {
     pub executions: &'a [Execution],
     pub rows: &'a [Row],
     pub audits: &'a [AuditRecord],
-    /// The dead letters about the order; `Err`: why they could not be looked at.
-    pub letters: Result<Vec<DeadLetter>, String>,
+    /// The dead-letter queue's counts; `Err`: why the console has no queue to count.
+    pub dead_letters: Result<QueueCounts, String>,
+    /// The console's form token, for the form that looks for the order's dead letters.
+    pub token: &'a str,
     /// Show the latest audit record as what was just done.
     pub acted: bool,
 }
@@ -347,10 +440,13 @@ pub fn order(page: &OrderPage<'_>) -> Markup {
             }
 
             h2 { "Dead letters" }
-            @match &page.letters {
+            @match &page.dead_letters {
                 Err(why) => { p.muted { (why) } }
-                Ok(letters) if letters.is_empty() => { p.muted { "None in the dead-letter queue." } }
-                Ok(letters) => { (letter_table(letters)) }
+                Ok(counts) => {
+                    p { "The dead-letter queue holds " (queue_counts(counts)) "." }
+                    div.actions { (post_button("/dead-letters", page.token, &[("order", id.as_str())], "Look for this order's dead letters")) }
+                    p.muted { (A_LOOK) }
+                }
             }
 
             h2 id="audit" { "Operator actions" }
@@ -450,6 +546,35 @@ mod tests {
         assert_eq!(
             aws_console_link(arn),
             "https://eu-central-1.console.aws.amazon.com/states/home?region=eu-central-1#/v2/executions/details/arn:aws:states:eu-central-1:123456789012:execution:OrderWorkflow:ord-1"
+        );
+    }
+
+    #[test]
+    fn the_page_without_the_secret_needs_nothing_else_of_the_console() {
+        let page = standalone("Open the URL the console printed", "open <it>").into_string();
+        assert!(page.contains("open &lt;it&gt;"), "{page}");
+        for loads in ["href=", "src=", "<link", "<script", "<form"] {
+            assert!(!page.contains(loads), "{loads} in {page}");
+        }
+    }
+
+    #[test]
+    fn every_dead_letter_button_posts_with_the_consoles_token() {
+        let counts = QueueCounts {
+            visible: 3,
+            in_flight: 1,
+            delayed: 0,
+        };
+        let page = dead_letters(&counts, "t0k3n").into_string();
+        assert!(
+            page.contains(r#"<form class="inline" method="post" action="/dead-letters"><input type="hidden" name="csrf" value="t0k3n">"#),
+            "{page}"
+        );
+        assert!(page.contains(r#"<span class="visible">3</span>"#), "{page}");
+        let unseen = dead_letter_unseen("m/1", "t0k3n").into_string();
+        assert!(
+            unseen.contains(r#"method="post" action="/dead-letters/m%2F1"><input type="hidden" name="csrf" value="t0k3n">"#),
+            "{unseen}"
         );
     }
 
