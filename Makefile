@@ -131,10 +131,11 @@ screenshots: venv build browser ## Regenerate the ops console's screenshots in i
 	CONSOLE_SCREENSHOTS=$(CURDIR)/infra/orderctl/screenshots $(LOCAL) exec --dir target/screenshot-stack --free-ports --no-reload -- \
 		$(CARGO) test --locked -p system-tests --test console
 
-lint: contract-venv ## Formatting, clippy, and the offline template / ASL / OpenAPI checks
+lint: contract-venv ## Formatting, clippy, cargo-deny (licences, bans, sources; offline), and the offline template / ASL / OpenAPI checks
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	bash infra/check-unified-features.sh
+	bash infra/deny.sh
 	bash infra/lint.sh
 	.venv-openapi/bin/openapi-spec-validator openapi.yaml
 
@@ -189,8 +190,9 @@ test: ## Everything: lints, the deployable build, unit tests, and the integratio
 		END { printf "tests: %d passed, %d failed, %d skipped\n", passed - skipped, failed, skipped }'; \
 	exit $$status
 
-lint-tools: ## Install the offline checks' pinned tools (.venv-lint, .venv-checkov, asl-validator)
+lint-tools: ## Install the offline checks' pinned tools (.venv-lint, .venv-checkov, asl-validator, cargo-deny)
 	@bash infra/lint.sh --install-only
+	@bash infra/deny.sh --install-only
 
 # Every test on a moto stack of its own (make test runs it first).
 RUN_MOTO_TESTS = bash -o pipefail -c '$(LOCAL) exec --dir $(TEST_STACK) --free-ports --no-reload -- \
