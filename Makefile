@@ -50,10 +50,13 @@ export CONSOLE_PORT     ?= 8765
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: infra/requirements-stack.txt infra/constraints-stack.txt
+# Each venv is installed from its lock (every package pinned with its sha256; regenerated
+# by infra/lock-python.py), hash-checked, and again only when the lock changes.
+$(VENV)/.installed: infra/requirements-stack.lock infra/requirements-stack.txt infra/constraints-stack.txt
+	@$(PYTHON) infra/lock-python.py --check >/dev/null
 	@echo "==> installing the local stack's pinned tools into $(VENV)"
 	@$(PYTHON) -m venv $(VENV)
-	@$(VENV)/bin/python -m pip install --quiet --require-virtualenv -r infra/requirements-stack.txt
+	@$(VENV)/bin/python -m pip install --quiet --require-virtualenv --require-hashes --no-deps -r infra/requirements-stack.lock
 	@touch $@
 
 venv: $(VENV)/.installed ## Install moto and cargo-lambda (pinned) into .venv
@@ -61,10 +64,11 @@ venv: $(VENV)/.installed ## Install moto and cargo-lambda (pinned) into .venv
 ministack-venv: ## Install MiniStack (pinned) into .venv-ministack
 	@bash infra/ministack/install.sh
 
-.venv-openapi/.installed: infra/requirements-openapi.txt infra/constraints-openapi.txt
+.venv-openapi/.installed: infra/requirements-openapi.lock infra/requirements-openapi.txt infra/constraints-openapi.txt
+	@$(PYTHON) infra/lock-python.py --check >/dev/null
 	@echo "==> installing openapi.yaml's pinned tools (schemathesis, openapi-spec-validator) into .venv-openapi"
 	@$(PYTHON) -m venv .venv-openapi
-	@cd infra && ../.venv-openapi/bin/python -m pip install --quiet --require-virtualenv -r requirements-openapi.txt
+	@.venv-openapi/bin/python -m pip install --quiet --require-virtualenv --require-hashes --no-deps -r infra/requirements-openapi.lock
 	@touch $@
 
 contract-venv: .venv-openapi/.installed ## Install schemathesis and openapi-spec-validator (pinned) into .venv-openapi
@@ -127,10 +131,11 @@ screenshots: venv build browser ## Regenerate the ops console's screenshots in i
 	CONSOLE_SCREENSHOTS=$(CURDIR)/infra/orderctl/screenshots $(LOCAL) exec --dir target/screenshot-stack --free-ports --no-reload -- \
 		$(CARGO) test --locked -p system-tests --test console
 
-lint: contract-venv ## Formatting, clippy, and the offline template / ASL / OpenAPI checks
+lint: contract-venv ## Formatting, clippy, cargo-deny (licences, bans, sources; offline), and the offline template / ASL / OpenAPI checks
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	bash infra/check-unified-features.sh
+	bash infra/deny.sh
 	bash infra/lint.sh
 	.venv-openapi/bin/openapi-spec-validator openapi.yaml
 
@@ -185,8 +190,9 @@ test: ## Everything: lints, the deployable build, unit tests, and the integratio
 		END { printf "tests: %d passed, %d failed, %d skipped\n", passed - skipped, failed, skipped }'; \
 	exit $$status
 
-lint-tools: ## Install the offline checks' pinned tools (.venv-lint, .venv-checkov, asl-validator)
+lint-tools: ## Install the offline checks' pinned tools (.venv-lint, .venv-checkov, asl-validator, cargo-deny)
 	@bash infra/lint.sh --install-only
+	@bash infra/deny.sh --install-only
 
 # Every test on a moto stack of its own (make test runs it first).
 RUN_MOTO_TESTS = bash -o pipefail -c '$(LOCAL) exec --dir $(TEST_STACK) --free-ports --no-reload -- \

@@ -14,10 +14,12 @@
 # [{issue, comment}]` (README, "Infrastructure checks").
 #
 # Installs its pinned tools on first use, and again only when a pin changes:
-#   .venv-lint/        cfn-lint, aws-sam-cli, parliament  infra/requirements-lint.txt (+ constr.)
-#   .venv-checkov/     checkov                            infra/requirements-checkov.txt (+ constr.)
+#   .venv-lint/        cfn-lint, aws-sam-cli, parliament  infra/requirements-lint.lock
+#   .venv-checkov/     checkov                            infra/requirements-checkov.lock
 #   infra/node_modules asl-validator                      infra/package.json + package-lock.json
-# Needs python3 (3.11) and npm for that; the checks themselves need no network and no
+# (each lock: every package pinned with its sha256, installed with --require-hashes
+# --no-deps; regenerated from requirements-*.txt and constraints-*.txt by
+# infra/lock-python.py). Needs python3 (3.11) and npm for that; the checks themselves need no network and no
 # AWS credentials (they run with telemetry and update checks off and the AWS config
 # files hidden).
 set -euo pipefail
@@ -30,24 +32,26 @@ python=${PYTHON:-python3}
 fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 # --- Tools -------------------------------------------------------------------------------
-# Each install directory holds a stamp with the hash of the files it was installed from.
+# Each install directory holds a stamp with the hash of the lock it was installed from.
+# A lock that no longer pins what its constraints pin is an error (not a silent old install).
+"$python" infra/lock-python.py --check >/dev/null
 install_venv() {
-  local dir=$1 requirements=$2 constraints=$3 want
+  local dir=$1 lock=$2 want
   if ! "$dir/bin/python" -c '' 2>/dev/null; then
     echo "==> creating $dir with $("$python" --version)"
     rm -rf "$dir"
     "$python" -m venv "$dir"
   fi
-  want=$(fingerprint "$requirements" "$constraints")
+  want=$(fingerprint "$lock")
   if [ "$(cat "$dir/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-    echo "==> installing $requirements into $dir"
+    echo "==> installing $lock into $dir"
     rm -f "$dir/.requirements.sha256"
-    "$dir/bin/python" -m pip install --quiet --require-virtualenv -r "$requirements"
+    "$dir/bin/python" -m pip install --quiet --require-virtualenv --require-hashes --no-deps -r "$lock"
     echo "$want" >"$dir/.requirements.sha256"
   fi
 }
-install_venv "$venv" infra/requirements-lint.txt infra/constraints-lint.txt
-install_venv "$checkov_venv" infra/requirements-checkov.txt infra/constraints-checkov.txt
+install_venv "$venv" infra/requirements-lint.lock
+install_venv "$checkov_venv" infra/requirements-checkov.lock
 
 want=$(fingerprint infra/package.json infra/package-lock.json)
 if [ "$(cat infra/node_modules/.package-lock.sha256 2>/dev/null)" != "$want" ]; then
