@@ -49,7 +49,14 @@ async fn a_function_whose_policy_lacks_an_action_its_code_calls_meets_access_den
         || async {
             let entered = deployed.states_entered(&arn).await;
             let waiting = outage.iter().all(|name| entered.iter().any(|s| s == name));
-            let ended = deployed.execution_status(&arn).await != "RUNNING";
+            let described = deployed
+                .sfn()
+                .describe_execution()
+                .execution_arn(&arn)
+                .send()
+                .await;
+            let ended = described
+                .is_ok_and(|d| d.status() != &aws_sdk_sfn::types::ExecutionStatus::Running);
             if waiting || ended {
                 Ok(entered)
             } else {
