@@ -125,6 +125,9 @@ pub struct Stack {
     dynamodb: aws_sdk_dynamodb::Client,
     sfn: aws_sdk_sfn::Client,
     function_log: PathBuf,
+    /// Signs the bench's API requests as the stack's own caller (the API authorises
+    /// each caller by its scope; `local_stack::callers`).
+    signer: local_stack::signing::Signer,
 }
 
 fn variable(name: &'static str) -> Result<String, BenchError> {
@@ -134,6 +137,14 @@ fn variable(name: &'static str) -> Result<String, BenchError> {
 }
 
 impl Stack {
+    /// `request`, signed as the stack's own API caller.
+    fn signed(&self, mut request: reqwest::Request) -> Result<reqwest::Request, BenchError> {
+        self.signer
+            .sign(&mut request)
+            .map_err(|error| BenchError::Stack(format!("signing the bench's request: {error}")))?;
+        Ok(request)
+    }
+
     pub async fn from_env() -> Result<Stack, BenchError> {
         // The emulators themselves, not the router: the bench's own reads are not counted.
         let emulator = variable("AWS_EMULATOR_URL")?;
@@ -168,6 +179,7 @@ impl Stack {
             function_log: PathBuf::from(variable("LOCAL_STACK_DIR")?)
                 .join("logs")
                 .join("cargo-lambda-watch.log"),
+            signer: local_stack::signing::Signer::from_env(),
         })
     }
 
@@ -275,9 +287,16 @@ impl Stack {
             let request = self
                 .http
                 .post(&url)
-                .header("Idempotency-Key", format!("bench-{run}"));
+                .header("Idempotency-Key", format!("bench-{run}"))
+                .json(&order)
+                .build()
+                .map_err(|source| BenchError::Http {
+                    what: format!("POST {url}"),
+                    source,
+                })?;
+            let request = self.signed(request)?;
             let sent = async {
-                let answer = request.json(&order).send().await?;
+                let answer = self.http.execute(request).await?;
                 let status = answer.status();
                 Ok::<_, reqwest::Error>((status, answer.json::<Value>().await?))
             };
