@@ -63,11 +63,7 @@ pub async fn run(
     retention_days: u64,
 ) -> Result<Summary, RecoveryError> {
     let mut summary = handle(store, workflow, escalation, options).await?;
-    let days = i64::try_from(retention_days).unwrap_or(i64::MAX);
-    let cutoff = chrono::Utc::now()
-        .checked_sub_signed(chrono::Duration::days(days))
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let cutoff = order_core::store::retention::cutoff(retention_days);
     let pass = recovery::anonymise_ended(store, &cutoff, options.limit).await?;
     tracing::info!(
         anonymised = pass.anonymised.len(),

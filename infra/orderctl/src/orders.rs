@@ -609,11 +609,7 @@ async fn anonymise(context: &Context, days: u64, limit: usize) -> Result<Exit, C
         return Err(CliError::Usage("--limit must be at least 1".into()));
     }
     let store = context.store()?;
-    let days_back = chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX));
-    let cutoff = chrono::Utc::now()
-        .checked_sub_signed(days_back)
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let cutoff = order_core::store::retention::cutoff(days);
     let pass = recovery::anonymise_ended(&store, &cutoff, limit).await?;
     if context.json {
         print_json(&pass);
