@@ -280,8 +280,8 @@ async fn unknown_routes_and_wrong_methods_get_json_errors() {
     assert_eq!(body["code"], "method_not_allowed");
 }
 
-/// The header the in-process API reads its caller from (as on the local stack).
-const CALLER_HEADER: &str = "x-local-caller";
+/// The header the in-process API reads its caller from, as on the local stack.
+const CALLER_HEADER: &str = local_stack::callers::LOCAL_CALLER_HEADER.1;
 
 fn post_request(stack: &Stack, key: &str, body: &str) -> lambda_http::Request {
     let request = lambda_http::http::Request::builder()

@@ -26,9 +26,7 @@ impl OrderStore {
             .await?;
         item.map(|item| read(item, "caller scope")).transpose()
     }
-}
 
-impl OrderStore {
     /// Writes `record` (or removes the caller's item, when `None`) and `change`, in one
     /// transaction; the caller's item must still be as `before` was read (absent, or at
     /// its `updated_at`), so two operators changing one caller at once do not lose one
