@@ -171,8 +171,10 @@ build-%Function: $(LAMBDA_DIR)/.built
 # make test, phase by phase: each phase prints its time as it ends, and the run ends with
 # a table of them (infra/phase.sh, target/phases.tsv), so a slow phase shows in CI's log.
 # The installs (pip, npm, apt-get: network and unpacking) run beside the workspace build
-# (the compiler), not before it.
+# (the compiler), not before it; the two stacks' tests run at once (their lines in the log
+# prefixed `moto |` and `ministack |`): the suites mostly wait on workflows and timers.
 PHASE := bash infra/phase.sh run
+TEST_LOGS := target/test-output.log target/test-output-own-stacks.log target/test-output-ministack.log
 test: ARCH := $(HOST_ARCH)
 test: ## Everything: lints, the deployable build, unit tests, and the integration tests (the ops console's in a headless Chromium) on a moto stack and (end-to-end, API, contract, events, IAM, chaos) a MiniStack stack
 	@bash infra/phase.sh reset
@@ -181,11 +183,14 @@ test: ## Everything: lints, the deployable build, unit tests, and the integratio
 	@$(PHASE) "lint: fmt, clippy, template, definition, OpenAPI" $(MAKE) --no-print-directory lint
 	@$(PHASE) "package: release bootstraps ($(ARCH)) and sam build" $(MAKE) --no-print-directory package
 	@status=0; \
-	$(PHASE) "moto stack: every test" $(RUN_MOTO_TESTS) || status=$$?; \
-	$(PHASE) "MiniStack stack: deploy, its suites, chaos run" $(RUN_MINISTACK_TESTS) || status=$$?; \
-	grep -h '^skipped on ' target/test-output.log target/test-output-ministack.log | sort -u || true; \
+	( $(PHASE) "moto stack: every test (two lanes)" $(RUN_MOTO_TESTS) 2>&1 | sed -u 's/^/moto      | /' ) & moto=$$!; \
+	trap 'kill $$moto 2>/dev/null' EXIT; \
+	$(PHASE) "MiniStack stack: deploy, its suites, chaos run" $(RUN_MINISTACK_TESTS) 2>&1 | sed -u 's/^/ministack | /' || status=$$?; \
+	wait $$moto || status=$$?; \
+	trap - EXIT; \
+	grep -h '^skipped on ' $(TEST_LOGS) | sort -u || true; \
 	bash infra/phase.sh table; \
-	cat target/test-output.log target/test-output-ministack.log | awk \
+	cat $(TEST_LOGS) | awk \
 		'/^test result:/ { passed += $$4; failed += $$6 } /^skipped on / { skipped += 1 } \
 		END { printf "tests: %d passed, %d failed, %d skipped\n", passed - skipped, failed, skipped }'; \
 	exit $$status
@@ -195,8 +200,10 @@ lint-tools: ## Install the offline checks' pinned tools (.venv-lint, .venv-check
 	@bash infra/deny.sh --install-only
 
 # Every test on a moto stack of its own (make test runs it first).
-RUN_MOTO_TESTS = bash -o pipefail -c '$(LOCAL) exec --dir $(TEST_STACK) --free-ports --no-reload -- \
-	$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log'
+# Two lanes at once (infra/test-lanes.sh): the suites with stacks of their own beside
+# everything else on the shared one; their logs are target/test-output{,-own-stacks}.log.
+RUN_MOTO_TESTS = $(LOCAL) exec --dir $(TEST_STACK) --free-ports --no-reload -- \
+	env CARGO=$(CARGO) bash infra/test-lanes.sh
 
 # What of the integration tests runs on MiniStack (make test runs it after the moto run).
 MINISTACK_TESTS ?= --test end_to_end --test api --test callers --test webhook --test recovery --test orderctl \

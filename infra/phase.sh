@@ -5,7 +5,10 @@
 #                                             records the line in target/phases.tsv; exits
 #                                             with COMMAND's status
 #   bash infra/phase.sh table                 prints every recorded phase, its time and
-#                                             outcome, and the total
+#                                             outcome, and the wall-clock time from the
+#                                             first start to the last end (phases may
+#                                             overlap: make test runs its two stacks at
+#                                             once)
 #   bash infra/phase.sh reset                 forgets the recorded phases
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,7 +25,7 @@ case "${1:-}" in
     status=$?
     seconds=$(( $(date +%s) - started ))
     mkdir -p "$(dirname "$record")"
-    printf '%s\t%s\t%s\n' "$name" "$seconds" "$status" >>"$record"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$seconds" "$status" "$started" "$(date +%s)" >>"$record"
     if [ "$status" -eq 0 ]; then
       echo "==> phase done: $name: ${seconds} s"
     else
@@ -34,8 +37,11 @@ case "${1:-}" in
     [ -f "$record" ] || { echo "no phases recorded ($record)"; exit 0; }
     awk -F'\t' '
       BEGIN { printf "%-62s %8s  %s\n", "phase", "seconds", "outcome" }
-      { printf "%-62s %8d  %s\n", $1, $2, ($3 == 0 ? "ok" : "FAILED (exit " $3 ")"); total += $2 }
-      END { printf "%-62s %8d  (%d min %02d s)\n", "all phases", total, total / 60, total % 60 }
+      { printf "%-62s %8d  %s\n", $1, $2, ($3 == 0 ? "ok" : "FAILED (exit " $3 ")")
+        if (first == "" || $4 < first) first = $4
+        if ($5 > last) last = $5 }
+      END { total = last - first
+            printf "%-62s %8d  (%d min %02d s)\n", "wall clock, first start to last end", total, total / 60, total % 60 }
     ' "$record"
     ;;
   reset)
