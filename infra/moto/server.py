@@ -27,7 +27,9 @@ ListStateMachineVersions lists versions newest first; DeleteStateMachineVersion 
 The table's stream (read by the local stack's stream poller, `local-stack poll-streams`,
 as Lambda's event source mapping reads it) holds exactly the writes that happened, one
 record per item a request changed, and its shard iterators expire as AWS's do (see
-"DynamoDB Streams" below). Everything else is moto as pinned in requirements-stack.txt.
+"DynamoDB Streams" below). A state machine definition is parsed once, not once per
+execution (see "One parse per definition" below). Everything else is moto as pinned in
+requirements-stack.txt.
 
 Run as moto_server is run: `python infra/moto/server.py -H 127.0.0.1 -p 4598`.
 """
@@ -50,6 +52,7 @@ from moto.core.responses import ActionResult
 from moto.dynamodb.models.utilities import dynamo_json_dump
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
 from moto.server import main
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -503,6 +506,39 @@ StepFunctionResponse.delete_state_machine_version = _delete_state_machine_versio
 StepFunctionResponse.describe_execution = _describe_execution
 StepFunctionResponse.list_executions = _list_executions
 StepFunctionsParserBackend.start_execution = _start_execution
+
+
+# One parse per definition.
+#
+# moto parses a state machine's definition (an ANTLR parser, in Python) again for every
+# execution it starts: 0.12-0.22 s of CPU for ours, under the one interpreter lock every
+# request and execution of the emulator shares, so fifty orders placed at once spent
+# seconds parsing the same text. The evaluation components a parse builds hold nothing of
+# an execution (each execution evaluates them in an environment of its own, and every
+# attribute of a component is set when it is built), so executions of one definition share
+# one parse, as AWS compiles a definition once. A definition is the cache's key, byte for
+# byte; the most recent _PARSED_KEPT are kept.
+
+_PARSED_KEPT = 64
+_parsed = {}
+_parsed_lock = threading.Lock()
+_moto_parse = AmazonStateLanguageParser.parse
+
+
+def _parse_once(definition):
+    with _parsed_lock:
+        parsed = _parsed.get(definition)
+    if parsed is None:
+        # A syntax error raises here, as before, and nothing is kept.
+        parsed = _moto_parse(definition)
+        with _parsed_lock:
+            _parsed[definition] = parsed
+            while len(_parsed) > _PARSED_KEPT:
+                del _parsed[next(iter(_parsed))]
+    return parsed
+
+
+AmazonStateLanguageParser.parse = staticmethod(_parse_once)
 
 if __name__ == "__main__":
     sys.exit(main())
