@@ -104,7 +104,7 @@ async fn a_template_that_differs_from_the_running_stack_is_reported() {
     let template = std::fs::read_to_string(root().join("template.yaml")).unwrap_or_default();
     let drifted = template
         .replace("MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 345600")
-        .replace("        - IndexName: by-status", "        - IndexName: by-kind\n          KeySchema:\n            - AttributeName: gsi1pk\n              KeyType: HASH\n          Projection:\n            ProjectionType: KEYS_ONLY\n        - IndexName: by-status");
+        .replace("        - IndexName: by-status-keys", "        - IndexName: by-kind\n          KeySchema:\n            - AttributeName: gsi1pk\n              KeyType: HASH\n          Projection:\n            ProjectionType: KEYS_ONLY\n        - IndexName: by-status-keys");
     std::fs::write(dir.join("template.yaml"), drifted).unwrap_or_default();
     let asl = std::fs::read_to_string(root().join("infra/statemachine/order-workflow.asl.yaml"))
         .unwrap_or_default();

@@ -21,7 +21,7 @@ use system_tests::{of_type, translated_document, translated_template};
 type Resources = Map<String, Value>;
 
 /// What each function's code calls: `(IAM action, resource)`, the resource as the
-/// template names it (`OrdersTable` for its ARN; `OrdersTable/index/by-status`; `*` where
+/// template names it (`OrdersTable` for its ARN; `OrdersTable/index/by-status-keys`; `*` where
 /// the action takes no resource). Keep it next to the code it describes: when a function
 /// starts or stops calling something, change this list and the template's grant.
 const CALLS: &[(&str, &[(&str, &str)])] = &[
@@ -113,8 +113,9 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
     (
         "ReconcilerFunction",
         &[
-            ("dynamodb:Query", "OrdersTable/index/by-status"),
+            ("dynamodb:Query", "OrdersTable/index/by-status-keys"),
             ("dynamodb:GetItem", "OrdersTable"),
+            ("dynamodb:BatchGetItem", "OrdersTable"),
             ("dynamodb:UpdateItem", "OrdersTable"),
             ("states:StartExecution", "OrderWorkflowAliaslive"),
             (

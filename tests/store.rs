@@ -45,7 +45,8 @@ async fn a_new_order_and_its_idempotency_key_are_written_together() {
 }
 
 #[tokio::test]
-async fn a_status_change_bumps_the_version_and_moves_the_order_in_the_status_index() {
+async fn a_status_change_bumps_the_version_and_moves_the_order_to_its_shard_of_the_status_index_which_holds_keys_only(
+) {
     let stack = Stack::connect().await;
     let (id, _) = placed(&stack).await;
     let store = stack.store();
@@ -58,20 +59,75 @@ async fn a_status_change_bumps_the_version_and_moves_the_order_in_the_status_ind
     let moved = moved.unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(moved.status, OrderStatus::Validated);
     assert_eq!(moved.version, 2);
+    let shard = order_core::store::status_shard(&id);
     let listed = stack
         .items_where(
             Some(order_core::store::BY_STATUS_INDEX),
             "gsi2pk",
-            "STATUS#VALIDATED",
+            &format!("STATUS#VALIDATED#{shard}"),
         )
         .await;
-    let found = listed.iter().any(|item| {
-        item.get("order_id")
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str)
-            == Some(id.as_str())
-    });
-    assert!(found, "order {id} is not listed under STATUS#VALIDATED");
+    let pk = format!("ORDER#{id}");
+    let entry = listed
+        .iter()
+        .find(|item| item.get("pk").and_then(|v| v.as_s().ok()) == Some(&pk))
+        .unwrap_or_else(|| panic!("order {id} is not listed under STATUS#VALIDATED#{shard}"));
+    // Keys only: the table's and the index's, no name, address or anything else.
+    let mut attributes: Vec<&str> = entry.keys().map(String::as_str).collect();
+    attributes.sort_unstable();
+    assert_eq!(attributes, ["gsi2pk", "gsi2sk", "pk", "sk"], "{entry:?}");
+    let still_accepted = stack
+        .items_where(
+            Some(order_core::store::BY_STATUS_INDEX),
+            "gsi2pk",
+            &format!("STATUS#ACCEPTED#{shard}"),
+        )
+        .await;
+    assert!(
+        !still_accepted
+            .iter()
+            .any(|item| item.get("pk").and_then(|v| v.as_s().ok()) == Some(&pk)),
+        "order {id} is still listed as ACCEPTED"
+    );
+}
+
+#[tokio::test]
+async fn an_order_indexed_before_the_shards_is_still_listed_and_counted_by_its_status() {
+    let stack = Stack::connect().await;
+    let (id, _) = placed(&stack).await;
+    let store = stack.store();
+    let counted_before = store
+        .count_in_status(OrderStatus::Accepted)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    // As an order placed before the shards holds it: `STATUS#<status>`, no shard.
+    stack
+        .set_order_attribute(&id, "gsi2pk", "STATUS#ACCEPTED")
+        .await;
+    let listed = store
+        .orders_in_status(OrderStatus::Accepted, None, usize::MAX)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        listed.iter().any(|order| order.order_id == id),
+        "order {id} in the unsharded partition is not listed"
+    );
+    let counted = store
+        .count_in_status(OrderStatus::Accepted)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    // Other tests place orders meanwhile: the count never drops this one.
+    assert!(counted >= counted_before, "{counted} < {counted_before}");
+    let unsharded = stack
+        .items_where(
+            Some(order_core::store::BY_STATUS_INDEX),
+            "gsi2pk",
+            "STATUS#ACCEPTED",
+        )
+        .await;
+    assert!(unsharded
+        .iter()
+        .any(|item| item.get("pk").and_then(|v| v.as_s().ok()) == Some(&format!("ORDER#{id}"))));
 }
 
 #[tokio::test]

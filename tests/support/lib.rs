@@ -634,6 +634,21 @@ impl Stack {
         }
     }
 
+    /// Sets one attribute of order `id`'s item to `value`, as an older release or another
+    /// writer left it.
+    pub async fn set_order_attribute(&self, id: &OrderId, name: &str, value: &str) {
+        let written = self
+            .order_item_update(id.as_str())
+            .update_expression("SET #name = :value")
+            .expression_attribute_names("#name", name)
+            .expression_attribute_values(":value", AttributeValue::S(value.into()))
+            .send()
+            .await;
+        if let Err(error) = written {
+            panic!("setting {name} of {id}: {error:?}");
+        }
+    }
+
     /// How many items the table holds under `pk`.
     pub async fn items_under(&self, pk: &str) -> usize {
         self.items_where(None, "pk", pk).await.len()

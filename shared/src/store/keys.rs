@@ -18,8 +18,16 @@
 //! Query of its partition finds the orders of a tracking number or serial (a serial can
 //! belong to the order that provisioned it and to the one that replaced it).
 //! Orders are indexed by merchant (`by-merchant`: `gsi1pk = MERCHANT#<id>`, sorted by
-//! creation) and by status (`by-status`: `gsi2pk = STATUS#<status>`, sorted by last
-//! change), so operators find stuck and failed orders without a scan.
+//! creation) and by status (`by-status-keys`: `gsi2pk = STATUS#<status>#<shard>`, sorted
+//! by last change), so operators find stuck and failed orders without a scan.
+//!
+//! The by-status index is written in [`STATUS_SHARDS`] partitions per status (the shard
+//! of an order is fixed by its id), so no status is one hot index partition: every write
+//! of an order's status lands in one of them, and readers query them all and merge. It
+//! projects keys only: no name, address or partner reference is copied into it; readers
+//! read the orders they list ([`status_partitions`]). Items written before the shards
+//! (`STATUS#<status>`, no shard) are still read: that partition is queried as one more
+//! shard, so nothing needs rewriting.
 
 use super::Reference;
 use crate::callers::Principal;
@@ -28,8 +36,14 @@ use crate::status::OrderStatus;
 
 /// Index of orders by merchant.
 pub const BY_MERCHANT_INDEX: &str = "by-merchant";
-/// Index of orders by status.
-pub const BY_STATUS_INDEX: &str = "by-status";
+/// Index of orders by status: keys only (template.yaml), in [`STATUS_SHARDS`] partitions
+/// per status.
+pub const BY_STATUS_INDEX: &str = "by-status-keys";
+
+/// How many by-status index partitions each status is spread over. Each takes about a
+/// thousand writes a second (a DynamoDB partition's limit); readers query every one, so
+/// more shards cost every listing one more Query each.
+pub const STATUS_SHARDS: u32 = 8;
 
 /// How long a courier event id is remembered for de-duplication: longer than the courier
 /// retries an event and than the workflow waits for a delivery.
@@ -129,11 +143,67 @@ pub(super) fn merchant_index_values(
     )
 }
 
-/// The by-status index's values for an order: partition and sort key.
+/// The by-status index's values for an order: partition (its status and its shard) and
+/// sort key.
 pub(super) fn status_index_values(
     status: OrderStatus,
     updated_at: &str,
     id: &OrderId,
 ) -> (String, String) {
-    (format!("STATUS#{status}"), format!("{updated_at}#{id}"))
+    (
+        format!("STATUS#{status}#{}", status_shard(id)),
+        format!("{updated_at}#{id}"),
+    )
+}
+
+/// The shard of an order in the by-status index: fixed by its id (the first bytes of the
+/// id's SHA-256, so the same on every machine and release), whatever its status.
+pub fn status_shard(id: &OrderId) -> u32 {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(id.as_str().as_bytes());
+    u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]) % STATUS_SHARDS
+}
+
+/// Every by-status partition of `status` a reader queries: its shards, then the
+/// partition of items written before the shards (`STATUS#<status>`).
+pub fn status_partitions(status: OrderStatus) -> Vec<String> {
+    (0..STATUS_SHARDS)
+        .map(|shard| format!("STATUS#{status}#{shard}"))
+        .chain(std::iter::once(format!("STATUS#{status}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_spread_over_every_shard_of_their_status_and_keep_their_shard_when_it_changes() {
+        let mut per_shard = [0u32; STATUS_SHARDS as usize];
+        for _ in 0..4000 {
+            let id = OrderId::generate();
+            let shard = status_shard(&id);
+            per_shard[shard as usize] += 1;
+            let (accepted, _) = status_index_values(OrderStatus::Accepted, "t", &id);
+            let (shipped, _) = status_index_values(OrderStatus::Shipped, "t", &id);
+            assert_eq!(accepted, format!("STATUS#ACCEPTED#{shard}"));
+            assert_eq!(shipped, format!("STATUS#SHIPPED#{shard}"));
+        }
+        // 500 each on average: none under half of it, none over twice.
+        assert!(
+            per_shard.iter().all(|&n| (250..=1000).contains(&n)),
+            "{per_shard:?}"
+        );
+    }
+
+    #[test]
+    fn a_reader_queries_every_shard_of_a_status_and_the_partition_written_before_the_shards() {
+        let partitions = status_partitions(OrderStatus::Cancelled);
+        assert_eq!(partitions.len(), STATUS_SHARDS as usize + 1);
+        assert_eq!(partitions[0], "STATUS#CANCELLED#0");
+        assert_eq!(
+            partitions.last().map(String::as_str),
+            Some("STATUS#CANCELLED")
+        );
+    }
 }

@@ -37,7 +37,10 @@ pub use conflict::{retry_on_conflict, CONFLICT_ATTEMPTS};
 pub use dynamo::OrderStore;
 pub use errors::StoreError;
 pub use idempotency::{request_hash, IDEMPOTENCY_TTL_SECONDS};
-pub use keys::{idempotency_pk, BY_MERCHANT_INDEX, BY_STATUS_INDEX, COURIER_EVENT_TTL_SECONDS};
+pub use keys::{
+    idempotency_pk, status_partitions, status_shard, BY_MERCHANT_INDEX, BY_STATUS_INDEX,
+    COURIER_EVENT_TTL_SECONDS, STATUS_SHARDS,
+};
 pub use lookups::{findable, Reference};
 pub use memory::{Clock, MemoryStore};
 pub use records::{

@@ -5,6 +5,7 @@
 //! bumps `version`. A lost race is a [`StoreError::Conflict`], never a panic.
 
 mod audit;
+mod by_status;
 mod callers;
 mod idempotency;
 mod lookups;

@@ -1,15 +1,14 @@
 //! Reads of more than one item: an order with its steps, orders by status, a merchant's
 //! orders. Queries, never scans.
 
+use super::by_status::Stretch;
 use super::progress::order_with_steps;
 use super::{key as dynamo_key, read, s, unavailable, Item, OrderStore};
 use crate::order::OrderId;
 use crate::status::OrderStatus;
-use crate::store::keys::{
-    order_pk, reconcile_cursor_pk, BY_MERCHANT_INDEX, BY_STATUS_INDEX, RECONCILE_CURSOR_SK,
-};
+use crate::store::keys::{order_pk, reconcile_cursor_pk, BY_MERCHANT_INDEX, RECONCILE_CURSOR_SK};
 use crate::store::{IndexPosition, OrderRecord, StepRecord, StoreError};
-use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 impl OrderStore {
     /// Every item of the partition `pk` whose sort key begins with `sk_prefix` (all of
@@ -91,22 +90,23 @@ impl OrderStore {
     }
 
     /// Orders in `status` whose last change is older than `before` (an RFC 3339 time),
-    /// oldest first, at most `limit`: a Query on the by-status index, never a scan.
+    /// oldest first, at most `limit`: Queries on the by-status index (every shard of the
+    /// status), never a scan, then the orders read (`by_status`).
     pub async fn orders_in_status(
         &self,
         status: OrderStatus,
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let bound = before.map(|before| ("gsi2sk < :bound", vec![(":bound", before)]));
-        let key = (BY_STATUS_INDEX, "gsi2pk", s(format!("STATUS#{status}")));
-        self.query_index(key, bound, limit, "Query(by status)")
-            .await
+        let stretch = Stretch {
+            before,
+            ..Stretch::default()
+        };
+        self.orders_in_stretch(status, stretch, limit).await
     }
 
-    /// [`OrderStore::orders_in_status`] after the order whose index sort key is `after`:
-    /// `gsi2sk > :after`, or with `before` `gsi2sk BETWEEN :after AND :before` (a key
-    /// condition has one comparison; the order at `after` itself is left out here).
+    /// [`OrderStore::orders_in_status`] after the order whose index sort key is `after`
+    /// (left out), up to and including `before` when given.
     pub async fn orders_in_status_after(
         &self,
         status: OrderStatus,
@@ -114,27 +114,12 @@ impl OrderStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let key = (BY_STATUS_INDEX, "gsi2pk", s(format!("STATUS#{status}")));
-        let bounds = match before {
-            // An empty range: DynamoDB refuses a BETWEEN whose bounds are the wrong way.
-            Some(before) if before <= after => return Ok(Vec::new()),
-            Some(before) => (
-                "gsi2sk BETWEEN :after AND :before",
-                vec![(":after", after), (":before", before)],
-            ),
-            None => ("gsi2sk > :after", vec![(":after", after)]),
+        let stretch = Stretch {
+            after: Some(after),
+            before,
+            before_inclusive: true,
         };
-        let mut orders = self
-            .query_index(
-                key,
-                Some(bounds),
-                limit.saturating_add(1),
-                "Query(by status)",
-            )
-            .await?;
-        orders.retain(|order| IndexPosition::of(order).key.as_str() != after);
-        orders.truncate(limit);
-        Ok(orders)
+        self.orders_in_stretch(status, stretch, limit).await
     }
 
     /// Where the last run of the reconciler `name` stopped (its cursor item), if it
@@ -194,25 +179,10 @@ impl OrderStore {
             .map_err(|e| unavailable("UpdateItem(reconciler cursor)", e))
     }
 
-    /// How many orders are in `status`: a Query of the by-status index that counts
-    /// (`Select: COUNT`), page by page, without reading the orders.
+    /// How many orders are in `status`: Queries of every shard of the by-status index that
+    /// count (`Select: COUNT`), without reading the orders.
     pub async fn count_in_status(&self, status: OrderStatus) -> Result<usize, StoreError> {
-        let mut count = 0;
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_STATUS_INDEX)
-            .key_condition_expression("gsi2pk = :key")
-            .expression_attribute_values(":key", s(format!("STATUS#{status}")))
-            .select(Select::Count)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| unavailable("Query(count by status)", e))?;
-            count += usize::try_from(page.count()).unwrap_or_default();
-        }
-        Ok(count)
+        self.count_status_partitions(status).await
     }
 
     /// A merchant's orders created at or after `since` (an RFC 3339 time), oldest first,
