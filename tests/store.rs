@@ -92,6 +92,31 @@ async fn a_status_change_bumps_the_version_and_moves_the_order_to_its_shard_of_t
 }
 
 #[tokio::test]
+async fn a_merchants_orders_are_listed_whole_from_an_index_that_holds_keys_only() {
+    let stack = Stack::connect().await;
+    let merchant = unique_merchant();
+    let order = order_for(&merchant);
+    let record = order_core::store::contract::store_order(&stack.store(), &order).await;
+    let entries = stack
+        .items_where(
+            Some(order_core::store::BY_MERCHANT_INDEX),
+            "gsi1pk",
+            &format!("MERCHANT#{merchant}"),
+        )
+        .await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mut attributes: Vec<&str> = entries[0].keys().map(String::as_str).collect();
+    attributes.sort_unstable();
+    assert_eq!(attributes, ["gsi1pk", "gsi1sk", "pk", "sk"], "{entries:?}");
+    let listed = stack
+        .store()
+        .orders_of_merchant(&merchant, None, 10)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(listed, [record]);
+}
+
+#[tokio::test]
 async fn an_order_indexed_before_the_shards_is_still_listed_and_counted_by_its_status() {
     let stack = Stack::connect().await;
     let (id, _) = placed(&stack).await;

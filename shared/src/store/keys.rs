@@ -17,14 +17,14 @@
 //! A lookup item holds `order_id`, the `step` that recorded it and `recorded_at`; a
 //! Query of its partition finds the orders of a tracking number or serial (a serial can
 //! belong to the order that provisioned it and to the one that replaced it).
-//! Orders are indexed by merchant (`by-merchant`: `gsi1pk = MERCHANT#<id>`, sorted by
+//! Orders are indexed by merchant (`by-merchant-keys`: `gsi1pk = MERCHANT#<id>`, sorted by
 //! creation) and by status (`by-status-keys`: `gsi2pk = STATUS#<status>#<shard>`, sorted
 //! by last change), so operators find stuck and failed orders without a scan.
 //!
 //! The by-status index is written in [`STATUS_SHARDS`] partitions per status (the shard
 //! of an order is fixed by its id), so no status is one hot index partition: every write
-//! of an order's status lands in one of them, and readers query them all and merge. It
-//! projects keys only: no name, address or partner reference is copied into it; readers
+//! of an order's status lands in one of them, and readers query them all and merge. Both
+//! indexes project keys only: no name, address or partner reference is copied into it; readers
 //! read the orders they list ([`status_partitions`]). Items written before the shards
 //! (`STATUS#<status>`, no shard) are still read: that partition is queried as one more
 //! shard, so nothing needs rewriting.
@@ -34,8 +34,8 @@ use crate::callers::Principal;
 use crate::order::OrderId;
 use crate::status::OrderStatus;
 
-/// Index of orders by merchant.
-pub const BY_MERCHANT_INDEX: &str = "by-merchant";
+/// Index of orders by merchant: keys only (template.yaml).
+pub const BY_MERCHANT_INDEX: &str = "by-merchant-keys";
 /// Index of orders by status: keys only (template.yaml), in [`STATUS_SHARDS`] partitions
 /// per status.
 pub const BY_STATUS_INDEX: &str = "by-status-keys";

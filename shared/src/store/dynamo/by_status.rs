@@ -183,14 +183,40 @@ impl OrderStore {
     /// The orders `entries` point at that are still where the index showed them (same
     /// partition and sort key), in the entries' order.
     async fn orders_still_at(&self, entries: &[Entry]) -> Result<Vec<OrderRecord>, StoreError> {
+        let keys: Vec<(String, String)> = entries
+            .iter()
+            .map(|entry| (entry.pk.clone(), entry.sk.clone()))
+            .collect();
+        let mut items = self.items_of(&keys, "BatchGetItem(by status)").await?;
+        let mut orders = Vec::new();
+        for entry in entries {
+            let Some(item) = items.remove(&entry.pk) else {
+                continue;
+            };
+            if still_at(&item, entry) {
+                orders.push(read(item, &entry.pk)?);
+            }
+        }
+        Ok(orders)
+    }
+
+    /// The items at `keys` (`pk`, `sk`; one item per `pk`), read consistently with
+    /// BatchGetItem, 100 keys a call; the keys DynamoDB leaves unprocessed (throttling)
+    /// are asked for again, with a growing pause, before the read fails as unavailable.
+    /// Keys of no item are absent from the answer.
+    pub(super) async fn items_of(
+        &self,
+        keys: &[(String, String)],
+        operation: &'static str,
+    ) -> Result<HashMap<String, Item>, StoreError> {
         let mut items: HashMap<String, Item> = HashMap::new();
-        for chunk in entries.chunks(BATCH_GET_KEYS) {
+        for chunk in keys.chunks(BATCH_GET_KEYS) {
             let keys = chunk
                 .iter()
-                .map(|entry| {
+                .map(|(pk, sk)| {
                     HashMap::from([
-                        ("pk".to_owned(), s(entry.pk.clone())),
-                        ("sk".to_owned(), s(entry.sk.clone())),
+                        ("pk".to_owned(), s(pk.clone())),
+                        ("sk".to_owned(), s(sk.clone())),
                     ])
                 })
                 .collect();
@@ -198,7 +224,7 @@ impl OrderStore {
                 .set_keys(Some(keys))
                 .consistent_read(true)
                 .build()
-                .map_err(|e| super::build_error("BatchGetItem(by status)", e))?;
+                .map_err(|e| super::build_error(operation, e))?;
             let mut attempt = 0;
             loop {
                 let answer = self
@@ -207,7 +233,7 @@ impl OrderStore {
                     .request_items(&self.table, wanted)
                     .send()
                     .await
-                    .map_err(|e| unavailable("BatchGetItem(by status)", e))?;
+                    .map_err(|e| unavailable(operation, e))?;
                 for item in answer
                     .responses
                     .unwrap_or_default()
@@ -227,7 +253,7 @@ impl OrderStore {
                     None => break,
                     Some(_) if attempt >= UNPROCESSED_RETRIES => {
                         return Err(StoreError::Unavailable {
-                            operation: "BatchGetItem(by status)",
+                            operation,
                             message: format!(
                                 "keys still unprocessed after {UNPROCESSED_RETRIES} retries (throttled)"
                             ),
@@ -244,16 +270,7 @@ impl OrderStore {
                 }
             }
         }
-        let mut orders = Vec::new();
-        for entry in entries {
-            let Some(item) = items.remove(&entry.pk) else {
-                continue;
-            };
-            if still_at(&item, entry) {
-                orders.push(read(item, &entry.pk)?);
-            }
-        }
-        Ok(orders)
+        Ok(items)
     }
 
     /// How many orders are in `status`: every partition of the status counted at once

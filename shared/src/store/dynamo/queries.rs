@@ -8,7 +8,6 @@ use crate::order::OrderId;
 use crate::status::OrderStatus;
 use crate::store::keys::{order_pk, reconcile_cursor_pk, BY_MERCHANT_INDEX, RECONCILE_CURSOR_SK};
 use crate::store::{IndexPosition, OrderRecord, StepRecord, StoreError};
-use aws_sdk_dynamodb::types::AttributeValue;
 
 impl OrderStore {
     /// Every item of the partition `pk` whose sort key begins with `sk_prefix` (all of
@@ -186,70 +185,46 @@ impl OrderStore {
     }
 
     /// A merchant's orders created at or after `since` (an RFC 3339 time), oldest first,
-    /// at most `limit`: a Query on the by-merchant index.
+    /// at most `limit`: a Query on the by-merchant index (keys only), then the orders
+    /// read with BatchGetItem (an order is never moved in this index: its merchant and
+    /// creation time do not change).
     pub async fn orders_of_merchant(
         &self,
         merchant_id: &str,
         since: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let bound = since.map(|since| ("gsi1sk >= :bound", vec![(":bound", since)]));
-        let key = (
-            BY_MERCHANT_INDEX,
-            "gsi1pk",
-            s(format!("MERCHANT#{merchant_id}")),
-        );
-        self.query_index(key, bound, limit, "Query(by merchant)")
-            .await
-    }
-
-    /// A Query of `index` for the items whose partition key `key` is `value` and, with a
-    /// `bound`, whose sort key meets its condition (on the values it binds); at most
-    /// `limit`.
-    async fn query_index(
-        &self,
-        (index, key, value): (&str, &str, AttributeValue),
-        bound: Option<(&str, Vec<(&str, &str)>)>,
-        limit: usize,
-        what: &'static str,
-    ) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut condition = format!("{key} = :key");
         let mut request = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(index)
-            .expression_attribute_values(":key", value);
-        if let Some((sort_condition, values)) = bound {
-            condition.push_str(" AND ");
-            condition.push_str(sort_condition);
-            for (name, value) in values {
-                request = request.expression_attribute_values(name, s(value));
-            }
-        }
-        self.collect(request.key_condition_expression(condition), limit, what)
-            .await
-    }
-
-    async fn collect(
-        &self,
-        request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-        limit: usize,
-        operation: &'static str,
-    ) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut orders = Vec::new();
+            .index_name(BY_MERCHANT_INDEX)
+            .projection_expression("pk, sk")
+            .expression_attribute_values(":merchant", s(format!("MERCHANT#{merchant_id}")));
+        request = match since {
+            Some(since) => request
+                .key_condition_expression("gsi1pk = :merchant AND gsi1sk >= :since")
+                .expression_attribute_values(":since", s(since)),
+            None => request.key_condition_expression("gsi1pk = :merchant"),
+        };
+        let mut keys = Vec::new();
         let mut pages = request.into_paginator().items().send();
-        while orders.len() < limit {
+        while keys.len() < limit {
             let Some(item) = pages.next().await else {
                 break;
             };
-            let item = item.map_err(|e| unavailable(operation, e))?;
-            let key = item
-                .get("pk")
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
-            orders.push(read(item, &key)?);
+            let item = item.map_err(|e| unavailable("Query(by merchant)", e))?;
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            if let (Some(pk), Some(sk)) = (text("pk"), text("sk")) {
+                keys.push((pk, sk));
+            }
+        }
+        let mut items = self.items_of(&keys, "BatchGetItem(by merchant)").await?;
+        let mut orders = Vec::new();
+        for (pk, _) in &keys {
+            if let Some(item) = items.remove(pk) {
+                orders.push(read(item, pk)?);
+            }
         }
         Ok(orders)
     }
