@@ -379,6 +379,11 @@ mod tests {
             &item("STATUS#ACCEPTED#3", "2026-12-08T00:00:02.000Z#o1"),
             &listed
         ));
+        // Another partition under the same sort key (a change within the same millisecond).
+        assert!(!still_at(
+            &item("STATUS#VALIDATED#3", "2026-12-08T00:00:00.000Z#o1"),
+            &listed
+        ));
         assert!(!still_at(&HashMap::new(), &listed));
     }
 }
