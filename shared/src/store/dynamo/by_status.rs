@@ -6,6 +6,7 @@
 //! A round that keeps fewer than asked (some moved) reads on after its last entry, so a
 //! short answer always means the stretch ended.
 
+use super::progress::text;
 use super::{read, s, unavailable, Item, OrderStore};
 use crate::status::OrderStatus;
 use crate::store::keys::{status_partitions, BY_STATUS_INDEX};
@@ -58,10 +59,6 @@ fn merge(per_partition: Vec<Vec<Entry>>, want: usize) -> (Vec<Entry>, bool) {
 fn still_at(item: &Item, entry: &Entry) -> bool {
     text(item, "gsi2pk").as_deref() == Some(entry.partition.as_str())
         && text(item, "gsi2sk").as_deref() == Some(entry.sort_key.as_str())
-}
-
-fn text(item: &Item, name: &str) -> Option<String> {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
 impl OrderStore {

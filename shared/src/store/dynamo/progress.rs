@@ -52,7 +52,7 @@ struct Progress {
     begun_at: String,
 }
 
-fn text(item: &Item, attribute: &str) -> Option<String> {
+pub(super) fn text(item: &Item, attribute: &str) -> Option<String> {
     item.get(attribute)
         .and_then(|v| v.as_s().ok())
         .map(String::to_owned)

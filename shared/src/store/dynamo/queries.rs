@@ -2,7 +2,7 @@
 //! orders. Queries, never scans.
 
 use super::by_status::Stretch;
-use super::progress::order_with_steps;
+use super::progress::{order_with_steps, text};
 use super::{key as dynamo_key, read, s, unavailable, Item, OrderStore};
 use crate::order::OrderId;
 use crate::status::OrderStatus;
@@ -214,8 +214,7 @@ impl OrderStore {
                 break;
             };
             let item = item.map_err(|e| unavailable("Query(by merchant)", e))?;
-            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-            if let (Some(pk), Some(sk)) = (text("pk"), text("sk")) {
+            if let (Some(pk), Some(sk)) = (text(&item, "pk"), text(&item, "sk")) {
                 keys.push((pk, sk));
             }
         }
