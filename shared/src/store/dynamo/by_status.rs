@@ -18,10 +18,10 @@ use std::collections::HashMap;
 /// Where a listing's entries lie in one status's index: sort keys above `after` (never
 /// `after` itself) and below `before`, or up to it with `before_inclusive`.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Stretch<'a> {
-    pub after: Option<&'a str>,
-    pub before: Option<&'a str>,
-    pub before_inclusive: bool,
+struct Stretch<'a> {
+    after: Option<&'a str>,
+    before: Option<&'a str>,
+    before_inclusive: bool,
 }
 
 /// One entry of the index: its partition (status and shard), its sort key, and the key
@@ -62,8 +62,41 @@ fn still_at(item: &Item, entry: &Entry) -> bool {
 }
 
 impl OrderStore {
+    /// Orders in `status` whose last change is older than `before` (an RFC 3339 time),
+    /// oldest first, at most `limit`: Queries on the by-status index (every shard of the
+    /// status), never a scan, then the orders read.
+    pub async fn orders_in_status(
+        &self,
+        status: OrderStatus,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let stretch = Stretch {
+            before,
+            ..Stretch::default()
+        };
+        self.orders_in_stretch(status, stretch, limit).await
+    }
+
+    /// [`OrderStore::orders_in_status`] after the order whose index sort key is `after`
+    /// (left out), up to and including `before` when given.
+    pub async fn orders_in_status_after(
+        &self,
+        status: OrderStatus,
+        after: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let stretch = Stretch {
+            after: Some(after),
+            before,
+            before_inclusive: true,
+        };
+        self.orders_in_stretch(status, stretch, limit).await
+    }
+
     /// The orders of `status` in `stretch`, oldest change first, at most `limit`.
-    pub(super) async fn orders_in_stretch(
+    async fn orders_in_stretch(
         &self,
         status: OrderStatus,
         stretch: Stretch<'_>,
@@ -272,10 +305,7 @@ impl OrderStore {
 
     /// How many orders are in `status`: every partition of the status counted at once
     /// (`Select: COUNT`, page by page), without reading the orders.
-    pub(super) async fn count_status_partitions(
-        &self,
-        status: OrderStatus,
-    ) -> Result<usize, StoreError> {
+    pub async fn count_in_status(&self, status: OrderStatus) -> Result<usize, StoreError> {
         let counts = try_join_all(
             status_partitions(status)
                 .into_iter()

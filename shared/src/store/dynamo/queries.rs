@@ -1,7 +1,6 @@
-//! Reads of more than one item: an order with its steps, orders by status, a merchant's
-//! orders. Queries, never scans.
+//! Reads of more than one item: an order with its steps, a merchant's orders (orders by
+//! status: `by_status`). Queries, never scans.
 
-use super::by_status::Stretch;
 use super::progress::{order_with_steps, text};
 use super::{key as dynamo_key, read, s, unavailable, Item, OrderStore};
 use crate::order::OrderId;
@@ -88,39 +87,6 @@ impl OrderStore {
             .collect()
     }
 
-    /// Orders in `status` whose last change is older than `before` (an RFC 3339 time),
-    /// oldest first, at most `limit`: Queries on the by-status index (every shard of the
-    /// status), never a scan, then the orders read (`by_status`).
-    pub async fn orders_in_status(
-        &self,
-        status: OrderStatus,
-        before: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<OrderRecord>, StoreError> {
-        let stretch = Stretch {
-            before,
-            ..Stretch::default()
-        };
-        self.orders_in_stretch(status, stretch, limit).await
-    }
-
-    /// [`OrderStore::orders_in_status`] after the order whose index sort key is `after`
-    /// (left out), up to and including `before` when given.
-    pub async fn orders_in_status_after(
-        &self,
-        status: OrderStatus,
-        after: &str,
-        before: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<OrderRecord>, StoreError> {
-        let stretch = Stretch {
-            after: Some(after),
-            before,
-            before_inclusive: true,
-        };
-        self.orders_in_stretch(status, stretch, limit).await
-    }
-
     /// Where the last run of the reconciler `name` stopped (its cursor item), if it
     /// stopped early.
     pub async fn reconcile_cursor(&self, name: &str) -> Result<Option<IndexPosition>, StoreError> {
@@ -176,12 +142,6 @@ impl OrderStore {
             .await
             .map(drop)
             .map_err(|e| unavailable("UpdateItem(reconciler cursor)", e))
-    }
-
-    /// How many orders are in `status`: Queries of every shard of the by-status index that
-    /// count (`Select: COUNT`), without reading the orders.
-    pub async fn count_in_status(&self, status: OrderStatus) -> Result<usize, StoreError> {
-        self.count_status_partitions(status).await
     }
 
     /// A merchant's orders created at or after `since` (an RFC 3339 time), oldest first,
